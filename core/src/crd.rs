@@ -1,0 +1,1 @@
+//! CRD types (placeholder until filled).

@@ -1,0 +1,2 @@
+//! forge-manager: the command line. Thin: parsing, config loading, wiring.
+fn main() {}
