@@ -1,2 +1,50 @@
 //! forge-manager: the command line. Thin: parsing, config loading, wiring.
-fn main() {}
+#![forbid(unsafe_code)]
+
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Keeps exactly one cardano-node forging per pool, across pods and regions.
+#[derive(Debug, Parser)]
+#[command(name = "forge-manager", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the CustomResourceDefinitions (CardanoForgeCluster, CardanoLeader) as YAML.
+    Crds,
+    /// Load and validate the layered configuration; print the effective settings as YAML.
+    Config(settings::ConfigArgs),
+    /// Test-world tools: real API server launcher, fault proxy, node simulator, timeline judge.
+    #[command(subcommand)]
+    Sim(forge_sim::cli::SimCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Crds) => print_crds(),
+        Some(Command::Config(args)) => settings::run_config(&args),
+        Some(Command::Sim(cmd)) => forge_sim::cli::run(cmd),
+        None => Err(anyhow::anyhow!(
+            "the sidecar (`forge-manager run`) does not exist yet; try `forge-manager config` or `forge-manager crds`"
+        )),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_crds() -> anyhow::Result<ExitCode> {
+    anyhow::bail!("not implemented yet")
+}

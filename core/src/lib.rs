@@ -5,4 +5,5 @@
 //! hyper or Kubernetes client here (CI checks `cargo tree -p forge-core -e normal`).
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod crd;
