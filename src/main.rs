@@ -1,6 +1,7 @@
 //! forge-manager: the command line. Thin: parsing, config loading, wiring.
 #![forbid(unsafe_code)]
 
+mod crds;
 mod settings;
 
 use std::process::ExitCode;
@@ -18,7 +19,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print the CustomResourceDefinitions (CardanoForgeCluster, CardanoLeader) as YAML.
-    Crds,
+    Crds {
+        /// Write one file per CRD into this directory (`<name>.yaml`) instead of printing.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Load and validate the layered configuration; print the effective settings as YAML.
     Config(settings::ConfigArgs),
     /// Test-world tools: real API server launcher, fault proxy, node simulator, timeline judge.
@@ -29,7 +34,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Crds) => print_crds(),
+        Some(Command::Crds { out }) => crds::run(out.as_deref()),
         Some(Command::Config(args)) => settings::run_config(&args),
         Some(Command::Sim(cmd)) => forge_sim::cli::run(cmd),
         None => Err(anyhow::anyhow!(
@@ -43,8 +48,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn print_crds() -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
 }

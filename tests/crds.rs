@@ -1,0 +1,50 @@
+//! The checked-in CRDs in `deploy/crds/` are exactly what `forge-manager crds` prints.
+use std::{path::Path, process::Command};
+
+fn forge_manager() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_forge-manager"))
+}
+
+const FILES: [&str; 2] = [
+    "cardanoforgeclusters.cardano.io.yaml",
+    "cardanoleaders.cardano.io.yaml",
+];
+
+#[test]
+fn checked_in_crds_equal_the_generated_ones() {
+    let out = forge_manager()
+        .arg("crds")
+        .output()
+        .expect("run forge-manager crds");
+    assert!(
+        out.status.success(),
+        "crds failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).expect("utf-8");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/crds");
+    let checked_in: Vec<String> = FILES
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("read deploy/crds/{f}: {e}")))
+        .collect();
+    assert_eq!(
+        printed,
+        checked_in.join("---\n"),
+        "deploy/crds/ drifted from the Rust types; regenerate with `cargo run -q -- crds --out deploy/crds`"
+    );
+}
+
+#[test]
+fn crds_out_writes_one_file_per_crd() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = forge_manager()
+        .args(["crds", "--out"])
+        .arg(dir.path())
+        .status()
+        .expect("run");
+    assert!(status.success());
+    for f in FILES {
+        let text = std::fs::read_to_string(dir.path().join(f)).expect("file written");
+        assert!(text.contains("kind: CustomResourceDefinition"), "{f} is a CRD");
+    }
+}
