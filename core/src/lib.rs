@@ -7,4 +7,5 @@
 
 pub mod config;
 pub mod crd;
+pub mod credentials;
 pub mod naming;
