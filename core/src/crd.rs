@@ -13,6 +13,10 @@
 //! timestamps, so an object written by another tool never makes a whole watch fail to
 //! deserialize; the decision engine parses them and fails closed with a reason. No I/O here.
 
+// kube's `printcolumn(...)` repeats `type_ = ...` per column, which clippy mistakes for a
+// duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -1,0 +1,412 @@
+//! The node's credential files on disk: reads the source set (a read-only Secret mount) and
+//! installs it into, or removes it from, the target paths the node reads on SIGHUP.
+//!
+//! Every install is atomic per file (temp file in the target directory, written with mode 0600,
+//! fsync, rename over the target, fsync the directory), so a node that starts or reloads at any
+//! moment sees either the old file or the new one, never a torn one ("Nothing lost, no one in",
+//! DESIGN.md section 2). Removal is idempotent. Contents are held in [`SecretBytes`], whose
+//! `Debug` is redacted; errors name files, never contents. Validation of the contents is
+//! forge-core's job, not this module's.
+
+use std::{
+    fmt,
+    fs::{self, File, OpenOptions},
+    io::{self, Read, Write},
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+/// Larger than any Cardano credential text envelope (a KES key envelope is about 1.3 KiB), small
+/// enough that a wrong mount (a directory of logs, a device) is refused instead of read.
+pub const MAX_CREDENTIAL_FILE_BYTES: u64 = 64 * 1024;
+
+/// Bytes of key material. `Debug` prints only the length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretBytes(Vec<u8>);
+
+impl SecretBytes {
+    /// Wraps key material.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The material itself, for validation and writing only.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretBytes(<redacted, {} bytes>)", self.0.len())
+    }
+}
+
+/// The three files a block producer needs, by role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialRole {
+    /// The KES signing key (`kes.skey`).
+    Kes,
+    /// The VRF signing key (`vrf.skey`).
+    Vrf,
+    /// The operational certificate (`node.cert`).
+    OpCert,
+}
+
+impl CredentialRole {
+    /// All roles, in install order.
+    pub const ALL: [CredentialRole; 3] = [CredentialRole::Kes, CredentialRole::Vrf, CredentialRole::OpCert];
+
+    /// Short stable name, used as the `file` label of `cardano_credential_operations_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialRole::Kes => "kes",
+            CredentialRole::Vrf => "vrf",
+            CredentialRole::OpCert => "opcert",
+        }
+    }
+}
+
+/// Where the three files live (either the sources or the targets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialPaths {
+    /// KES signing key path.
+    pub kes: PathBuf,
+    /// VRF signing key path.
+    pub vrf: PathBuf,
+    /// Operational certificate path.
+    pub opcert: PathBuf,
+}
+
+impl CredentialPaths {
+    /// The path of one role.
+    pub fn get(&self, role: CredentialRole) -> &Path {
+        match role {
+            CredentialRole::Kes => &self.kes,
+            CredentialRole::Vrf => &self.vrf,
+            CredentialRole::OpCert => &self.opcert,
+        }
+    }
+}
+
+/// The contents of the three files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialSet {
+    /// KES signing key envelope.
+    pub kes: SecretBytes,
+    /// VRF signing key envelope.
+    pub vrf: SecretBytes,
+    /// Operational certificate envelope.
+    pub opcert: SecretBytes,
+}
+
+impl CredentialSet {
+    /// The contents of one role.
+    pub fn get(&self, role: CredentialRole) -> &SecretBytes {
+        match role {
+            CredentialRole::Kes => &self.kes,
+            CredentialRole::Vrf => &self.vrf,
+            CredentialRole::OpCert => &self.opcert,
+        }
+    }
+}
+
+/// A failed file operation, naming the file and never its contents.
+#[derive(Debug, thiserror::Error)]
+pub enum FsCredentialError {
+    /// A source file could not be read.
+    #[error("cannot read credential file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A source file is larger than any credential envelope.
+    #[error(
+        "credential file {path} is {size} bytes, more than the {MAX_CREDENTIAL_FILE_BYTES} a credential can be"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+    },
+    /// A target file could not be written or renamed into place.
+    #[error("cannot install credential file {path}: {source}")]
+    Write {
+        /// The target.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A target file could not be removed.
+    #[error("cannot remove credential file {path}: {source}")]
+    Remove {
+        /// The target.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl FsCredentialError {
+    /// Bounded label for metrics and status reasons.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FsCredentialError::Read { .. } => "read",
+            FsCredentialError::TooLarge { .. } => "too_large",
+            FsCredentialError::Write { .. } => "write",
+            FsCredentialError::Remove { .. } => "remove",
+        }
+    }
+}
+
+/// Reads the three source files (each at most [`MAX_CREDENTIAL_FILE_BYTES`]).
+pub fn read_set(sources: &CredentialPaths) -> Result<CredentialSet, FsCredentialError> {
+    Ok(CredentialSet {
+        kes: read_one(&sources.kes)?,
+        vrf: read_one(&sources.vrf)?,
+        opcert: read_one(&sources.opcert)?,
+    })
+}
+
+fn read_one(path: &Path) -> Result<SecretBytes, FsCredentialError> {
+    let read_err = |source| FsCredentialError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(read_err)?;
+    let size = file.metadata().map_err(read_err)?.len();
+    if size > MAX_CREDENTIAL_FILE_BYTES {
+        return Err(FsCredentialError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+        });
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(MAX_CREDENTIAL_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_CREDENTIAL_FILE_BYTES {
+        return Err(FsCredentialError::TooLarge {
+            path: path.to_path_buf(),
+            size: bytes.len() as u64,
+        });
+    }
+    Ok(SecretBytes(bytes))
+}
+
+/// Installs all three files atomically (each), mode 0600. Stops at the first failure; the
+/// caller then removes the set, so a partial set never stays behind.
+pub fn install_set(targets: &CredentialPaths, set: &CredentialSet) -> Result<(), FsCredentialError> {
+    for role in CredentialRole::ALL {
+        write_atomically(targets.get(role), set.get(role).expose())?;
+    }
+    Ok(())
+}
+
+/// Whether all three target files exist with exactly the contents of `set` and mode 0600.
+pub fn is_installed(targets: &CredentialPaths, set: &CredentialSet) -> bool {
+    CredentialRole::ALL.into_iter().all(|role| {
+        let path = targets.get(role);
+        let mode_ok = fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o777 == 0o600)
+            .unwrap_or(false);
+        mode_ok && read_one(path).map(|b| b == *set.get(role)).unwrap_or(false)
+    })
+}
+
+/// Which target files exist now.
+pub fn present(targets: &CredentialPaths) -> Vec<CredentialRole> {
+    CredentialRole::ALL
+        .into_iter()
+        .filter(|r| targets.get(*r).exists())
+        .collect()
+}
+
+/// Removes all three target files (missing ones are fine) and syncs their directories.
+/// Returns the roles that were actually removed. Tries every file even if one fails.
+pub fn remove_set(targets: &CredentialPaths) -> Result<Vec<CredentialRole>, FsCredentialError> {
+    let mut removed = Vec::new();
+    let mut first_error = None;
+    for role in CredentialRole::ALL {
+        let path = targets.get(role);
+        match fs::remove_file(path) {
+            Ok(()) => {
+                removed.push(role);
+                if let Some(dir) = path.parent() {
+                    // Best effort: the unlink is already visible to the node; the fsync makes it durable.
+                    let _ = sync_dir(dir);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                first_error.get_or_insert(FsCredentialError::Remove {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(removed),
+    }
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `bytes` to `path` atomically with mode 0600: a fresh temp file in the same directory
+/// (created exclusively, so nobody else's file is reused), fsync, rename, fsync the directory.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FsCredentialError> {
+    let write_err = |source| FsCredentialError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| {
+        write_err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "path has no file name",
+        ))
+    })?;
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(write_err)?;
+    }
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{n}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        // The umask can only clear bits; set 0600 explicitly in case the file system ignores mode.
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(write_err)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(dir: &Path, prefix: &str) -> CredentialPaths {
+        CredentialPaths {
+            kes: dir.join(format!("{prefix}kes.skey")),
+            vrf: dir.join(format!("{prefix}vrf.skey")),
+            opcert: dir.join(format!("{prefix}node.cert")),
+        }
+    }
+
+    fn set(tag: &str) -> CredentialSet {
+        CredentialSet {
+            kes: SecretBytes::new(format!("kes-{tag}").into_bytes()),
+            vrf: SecretBytes::new(format!("vrf-{tag}").into_bytes()),
+            opcert: SecretBytes::new(format!("opcert-{tag}").into_bytes()),
+        }
+    }
+
+    #[test]
+    fn installed_files_have_the_contents_and_mode_0600() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let targets = paths(&dir.path().join("secrets"), "");
+        install_set(&targets, &set("a")).expect("install");
+        assert!(is_installed(&targets, &set("a")));
+        for role in CredentialRole::ALL {
+            let mode = fs::metadata(targets.get(role))
+                .expect("meta")
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600, "{role:?}");
+        }
+        let leftovers: Vec<_> = fs::read_dir(dir.path().join("secrets"))
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "temp files left behind: {leftovers:?}");
+    }
+
+    #[test]
+    fn a_rotated_set_replaces_the_old_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let targets = paths(dir.path(), "");
+        install_set(&targets, &set("old")).expect("install");
+        install_set(&targets, &set("new")).expect("rotate");
+        assert!(is_installed(&targets, &set("new")));
+        assert!(!is_installed(&targets, &set("old")));
+    }
+
+    #[test]
+    fn a_loose_mode_on_an_existing_target_is_not_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let targets = paths(dir.path(), "");
+        fs::write(&targets.vrf, b"old").expect("write");
+        fs::set_permissions(&targets.vrf, fs::Permissions::from_mode(0o644)).expect("chmod");
+        install_set(&targets, &set("a")).expect("install");
+        assert!(is_installed(&targets, &set("a")));
+    }
+
+    #[test]
+    fn remove_is_idempotent_and_reports_what_it_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let targets = paths(dir.path(), "");
+        install_set(&targets, &set("a")).expect("install");
+        fs::remove_file(&targets.vrf).expect("pre-remove one");
+        let removed = remove_set(&targets).expect("remove");
+        assert_eq!(removed, vec![CredentialRole::Kes, CredentialRole::OpCert]);
+        assert!(present(&targets).is_empty());
+        assert_eq!(remove_set(&targets).expect("again"), Vec::<CredentialRole>::new());
+    }
+
+    #[test]
+    fn reading_sources_names_the_missing_file_and_oversized_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sources = paths(dir.path(), "src-");
+        fs::write(&sources.kes, b"k").expect("write");
+        let err = read_set(&sources).expect_err("vrf missing");
+        assert!(err.to_string().contains("src-vrf.skey"), "{err}");
+        fs::write(&sources.vrf, vec![b'x'; (MAX_CREDENTIAL_FILE_BYTES + 1) as usize]).expect("write");
+        fs::write(&sources.opcert, b"o").expect("write");
+        let err = read_set(&sources).expect_err("too large");
+        assert_eq!(err.kind(), "too_large");
+    }
+
+    #[test]
+    fn secret_bytes_never_show_in_debug_output() {
+        let s = set("TOPSECRET");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("TOPSECRET"), "{shown}");
+        assert!(shown.contains("redacted"));
+    }
+}

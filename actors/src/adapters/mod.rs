@@ -1,0 +1,4 @@
+//! Adapters: the I/O behind the actors' ports (files, processes and signals, Kubernetes, HTTP).
+
+pub mod fs_credentials;
+pub mod process;
