@@ -1,4 +1,6 @@
 //! Adapters: the I/O behind the actors' ports (files, processes and signals, Kubernetes, HTTP).
 
 pub mod fs_credentials;
+pub mod kube;
+pub mod kube_lease;
 pub mod process;
