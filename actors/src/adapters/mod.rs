@@ -3,4 +3,5 @@
 pub mod fs_credentials;
 pub mod kube;
 pub mod kube_lease;
+pub mod kube_object;
 pub mod process;
