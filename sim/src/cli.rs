@@ -1,17 +1,196 @@
-//! `forge-manager sim ...` subcommands (filled in by the test-world work).
+//! `forge-manager sim ...` (and the `forge-sim` test binary): the test world from a shell
+//! (DESIGN.md section 13). Each subcommand runs until done or until SIGTERM/SIGINT, then cleans up
+//! every process and file it made.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
 use clap::Subcommand;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::apiserver::{ApiServer, ApiServerOptions};
+use crate::node::{NodeOptions, NodeSim};
+use crate::proxy::{FaultProxy, serve_control};
+use crate::timeline;
 
 /// The simulator subcommands.
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
-    /// Merge node timelines and print overlap and gaps.
+    /// Start etcd and a real kube-apiserver on loopback; print `kubeconfig: PATH` (admin) first,
+    /// then `kubeconfig.NAME: PATH` per identity and `server: URL`; stop both on SIGTERM/SIGINT.
+    Apiserver {
+        /// A user to create (token and kubeconfig), e.g. a pod name; repeatable.
+        #[arg(long = "identity", value_name = "NAME")]
+        identities: Vec<String>,
+        /// Keep files (kubeconfigs, logs, etcd data) in this directory instead of a temporary one.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// kube-apiserver's etcd compaction interval in seconds (its default is 300).
+        #[arg(long, value_name = "SECONDS")]
+        etcd_compaction_interval: Option<u64>,
+    },
+    /// A TCP fault proxy in front of UPSTREAM; prints `listen: ADDR`; modes are switched through
+    /// the control socket with one-line commands: pass | latency UP_MS DOWN_MS | blackhole |
+    /// reset | refuse | stats (answered `ok` or with the stats JSON).
+    Proxy {
+        /// The address to forward to, e.g. 127.0.0.1:6443.
+        #[arg(long)]
+        upstream: SocketAddr,
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Path of the Unix control socket.
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
+    /// The cardano-node simulator (SIGHUP reloads credentials, SIGTERM/SIGINT exits).
+    Node {
+        /// Node name, used in the timeline and log lines.
+        #[arg(long)]
+        name: String,
+        /// The node socket to listen on.
+        #[arg(long)]
+        socket: PathBuf,
+        /// KES signing key file.
+        #[arg(long)]
+        kes: PathBuf,
+        /// VRF signing key file.
+        #[arg(long)]
+        vrf: PathBuf,
+        /// Operational certificate file.
+        #[arg(long)]
+        opcert: PathBuf,
+        /// Timeline file to append events to.
+        #[arg(long)]
+        timeline: PathBuf,
+        /// Start without forging, as cardano-node's flag of that name.
+        #[arg(long)]
+        start_as_non_producing_node: bool,
+        /// Simulated ledger replay time in ms, during which SIGHUP is not effective.
+        #[arg(long, default_value_t = 0)]
+        replay_ms: u64,
+        /// Serve `cardano_node_metrics_forging_enabled` on 127.0.0.1:PORT (0: a free port).
+        #[arg(long)]
+        metrics_port: Option<u16>,
+    },
+    /// Merge node timelines and print `{"overlap_ms":..,"max_gap_ms":..,"transitions":..,"forgers":[..]}`.
     Timeline {
         /// Timeline files (JSON lines).
-        files: Vec<std::path::PathBuf>,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
 /// Runs one simulator subcommand to completion.
-pub fn run(_cmd: SimCommand) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("not implemented yet")
+pub fn run(cmd: SimCommand) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(run_async(cmd))
+}
+
+/// Resolves at the first SIGTERM or SIGINT.
+async fn terminated() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
+async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        SimCommand::Timeline { files } => {
+            let events = timeline::read_files(&files)?;
+            println!("{}", serde_json::to_string(&timeline::judge(&events))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        SimCommand::Apiserver {
+            identities,
+            dir,
+            etcd_compaction_interval,
+        } => {
+            let stop = terminated().await?;
+            let opts = ApiServerOptions {
+                identities,
+                dir,
+                etcd_compaction_interval: etcd_compaction_interval.map(Duration::from_secs),
+                ..ApiServerOptions::default()
+            };
+            let mut server = ApiServer::start(opts).await?;
+            println!("kubeconfig: {}", server.admin_kubeconfig().display());
+            for (id, path) in server.kubeconfigs() {
+                if id != crate::apiserver::ADMIN {
+                    println!("kubeconfig.{id}: {}", path.display());
+                }
+            }
+            println!("server: {}", server.url());
+            eprintln!(
+                "kube-apiserver ready after {:?}; SIGTERM or Ctrl-C stops it",
+                server.startup_time()
+            );
+            stop.await;
+            server.stop();
+            Ok(ExitCode::SUCCESS)
+        }
+        SimCommand::Proxy {
+            upstream,
+            listen,
+            control,
+        } => {
+            let stop = terminated().await?;
+            let proxy = FaultProxy::start(upstream, listen).await?;
+            println!("listen: {}", proxy.local_addr());
+            match control {
+                Some(path) => serve_control(&path, proxy.handle(), stop).await?,
+                None => stop.await,
+            }
+            proxy.stop().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        SimCommand::Node {
+            name,
+            socket,
+            kes,
+            vrf,
+            opcert,
+            timeline,
+            start_as_non_producing_node,
+            replay_ms,
+            metrics_port,
+        } => {
+            let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+            let stop = terminated().await?;
+            let node = NodeSim::start(NodeOptions {
+                name,
+                socket,
+                kes,
+                vrf,
+                opcert,
+                timeline,
+                start_as_non_producing: start_as_non_producing_node,
+                replay: Duration::from_millis(replay_ms),
+                metrics_port,
+                echo_stdout: true,
+            })
+            .await?;
+            let h = node.handle();
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    _ = hup.recv() => h.sighup(),
+                    () = &mut stop => break,
+                }
+            }
+            node.stop().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

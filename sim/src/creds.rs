@@ -140,7 +140,7 @@ pub fn check_envelope(path: &Path, type_prefix: &str) -> Result<(), CredentialEr
         return Err(invalid(format!("type {:?} is not a {type_prefix}", env.kind)));
     }
     let hex = env.cbor_hex.as_bytes();
-    if hex.is_empty() || hex.len() % 2 != 0 || !hex.iter().all(u8::is_ascii_hexdigit) {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || !hex.iter().all(u8::is_ascii_hexdigit) {
         return Err(invalid(
             "cborHex is not a non-empty even-length hex string".into(),
         ));

@@ -5,5 +5,7 @@
 pub mod apiserver;
 pub mod cli;
 pub mod creds;
+pub mod node;
 pub mod process;
+pub mod proxy;
 pub mod timeline;
