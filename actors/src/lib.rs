@@ -4,3 +4,5 @@
 #![forbid(unsafe_code)]
 
 pub mod adapters;
+pub mod http;
+pub mod metrics;

@@ -1,0 +1,248 @@
+//! The Prometheus metrics of forge-manager, registered into one registry passed in (no
+//! globals, so tests stay isolated).
+//!
+//! The reference's names and labels are kept so its dashboards and alerts keep working, with
+//! their meanings fixed (DESIGN.md section 10): `cardano_forging_enabled` is 1 only when this
+//! pod's node was reloaded with credentials present; `cardano_cluster_forge_*` are exported by
+//! the local leader only, so `sum(...)` counts clusters, not replicas. Our own metrics are
+//! `forge_manager_<thing>_<unit>`.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+/// Constant labels that identify this pod's pool (the reference's `pod`, `network`, `pool_id`,
+/// `application` labels).
+#[derive(Debug, Clone, Default)]
+pub struct PodLabels {
+    /// Pod name.
+    pub pod: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Cardano network name.
+    pub network: String,
+    /// Pool id (the reference used the first 10 characters, or `unknown`).
+    pub pool_id: String,
+    /// Pool ticker or `unknown`.
+    pub pool_ticker: String,
+    /// Application type, e.g. `block-producer`.
+    pub application: String,
+}
+
+/// Every metric handle, cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    /// `cardano_forging_enabled{pod,network,pool_id,application}`: this pod's node was reloaded
+    /// with credentials present (or, with the guard, reports forging).
+    pub forging_enabled: IntGauge,
+    /// `cardano_leader_status{...}`: this pod holds the local lease.
+    pub leader_status: IntGauge,
+    /// `cardano_leadership_changes_total`: acquisitions and losses of the local lease.
+    pub leadership_changes: IntCounter,
+    /// `cardano_sighup_signals_total{reason}`.
+    pub sighup_signals: IntCounterVec,
+    /// `cardano_credential_operations_total{operation,file}` (operation: copy, remove).
+    pub credential_operations: IntCounterVec,
+    /// `forge_manager_credential_validation_failures_total{file,kind}`.
+    pub credential_validation_failures: IntCounterVec,
+    /// `forge_manager_decisions_total{forge,reason}`: decision transitions.
+    pub decisions: IntCounterVec,
+    /// `forge_manager_decision_latency_seconds`: fact received to commands sent.
+    pub decision_latency: Histogram,
+    /// `forge_manager_lease_renew_latency_seconds`: duration of successful renewals.
+    pub lease_renew_latency: Histogram,
+    /// `forge_manager_kube_api_errors_total{op,kind}`.
+    pub kube_api_errors: IntCounterVec,
+    /// `forge_manager_actor_restarts_total{actor}`.
+    pub actor_restarts: IntCounterVec,
+    /// `forge_manager_mailbox_depth{actor}` (sampled when messages are sent).
+    pub mailbox_depth: IntGaugeVec,
+    /// `forge_manager_fencing_covered`: 1 with the node guard (S3 holds), 0 with SIGHUP by PID.
+    pub fencing_covered: IntGauge,
+    /// `forge_manager_api_call_duration_seconds{op}`.
+    pub api_call_duration: HistogramVec,
+}
+
+/// Buckets from 10 microseconds to 2.5 s: decisions are microseconds, API calls milliseconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+impl Metrics {
+    /// Creates and registers every metric in `registry`, plus `cardano_forge_manager_info`.
+    pub fn register(registry: &Registry, labels: &PodLabels, version: &str) -> prometheus::Result<Self> {
+        let pod_labels = [
+            ("pod", labels.pod.as_str()),
+            ("network", labels.network.as_str()),
+            ("pool_id", labels.pool_id.as_str()),
+            ("application", labels.application.as_str()),
+        ];
+        let pod_gauge = |name: &str, help: &str| -> prometheus::Result<IntGauge> {
+            let mut opts = Opts::new(name, help);
+            for (k, v) in pod_labels {
+                opts = opts.const_label(k, v);
+            }
+            let g = IntGauge::with_opts(opts)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| -> prometheus::Result<IntCounterVec> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let histogram = |name: &str, help: &str| -> prometheus::Result<Histogram> {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()))?;
+            registry.register(Box::new(h.clone()))?;
+            Ok(h)
+        };
+
+        let info = IntGauge::with_opts(
+            Opts::new(
+                "cardano_forge_manager_info",
+                "Build and deployment information (always 1).",
+            )
+            .const_label("pod_name", &labels.pod)
+            .const_label("namespace", &labels.namespace)
+            .const_label("version", version)
+            .const_label("network", &labels.network)
+            .const_label("pool_id", &labels.pool_id)
+            .const_label("pool_ticker", &labels.pool_ticker)
+            .const_label("application_type", &labels.application),
+        )?;
+        info.set(1);
+        registry.register(Box::new(info))?;
+
+        let leadership_changes = IntCounter::new(
+            "cardano_leadership_changes_total",
+            "Times this pod acquired or lost the local lease.",
+        )?;
+        registry.register(Box::new(leadership_changes.clone()))?;
+        let mailbox_depth = IntGaugeVec::new(
+            Opts::new(
+                "forge_manager_mailbox_depth",
+                "Messages waiting in an actor's mailbox.",
+            ),
+            &["actor"],
+        )?;
+        registry.register(Box::new(mailbox_depth.clone()))?;
+        let fencing_covered = IntGauge::new(
+            "forge_manager_fencing_covered",
+            "1 when a node guard fences the node if this sidecar dies (S3), 0 with SIGHUP by PID only.",
+        )?;
+        registry.register(Box::new(fencing_covered.clone()))?;
+        let api_call_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "forge_manager_api_call_duration_seconds",
+                "Kubernetes API call durations.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["op"],
+        )?;
+        registry.register(Box::new(api_call_duration.clone()))?;
+
+        Ok(Self {
+            forging_enabled: pod_gauge(
+                "cardano_forging_enabled",
+                "1 when this pod's node was reloaded with credentials present (it forges).",
+            )?,
+            leader_status: pod_gauge("cardano_leader_status", "1 when this pod holds the local lease.")?,
+            leadership_changes,
+            sighup_signals: counter_vec(
+                "cardano_sighup_signals_total",
+                "SIGHUPs sent to cardano-node, by reason.",
+                &["reason"],
+            )?,
+            credential_operations: counter_vec(
+                "cardano_credential_operations_total",
+                "Credential file operations, by operation (copy, remove) and file (kes, vrf, opcert).",
+                &["operation", "file"],
+            )?,
+            credential_validation_failures: counter_vec(
+                "forge_manager_credential_validation_failures_total",
+                "Source credential files refused, by file and kind of problem.",
+                &["file", "kind"],
+            )?,
+            decisions: counter_vec(
+                "forge_manager_decisions_total",
+                "Decision transitions, by outcome and reason.",
+                &["forge", "reason"],
+            )?,
+            decision_latency: histogram(
+                "forge_manager_decision_latency_seconds",
+                "Time from a fact reaching the Decider to its commands being sent.",
+            )?,
+            lease_renew_latency: histogram(
+                "forge_manager_lease_renew_latency_seconds",
+                "Duration of successful lease renewals.",
+            )?,
+            kube_api_errors: counter_vec(
+                "forge_manager_kube_api_errors_total",
+                "Failed Kubernetes API calls, by operation and kind.",
+                &["op", "kind"],
+            )?,
+            actor_restarts: counter_vec(
+                "forge_manager_actor_restarts_total",
+                "Actor restarts by the supervisor, by actor.",
+                &["actor"],
+            )?,
+            mailbox_depth,
+            fencing_covered,
+            api_call_duration,
+        })
+    }
+}
+
+/// The registry as Prometheus text exposition format.
+pub fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Encoding gathered families into a String cannot fail for the text format.
+    let _ = prometheus::TextEncoder::new().encode_utf8(&registry.gather(), &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels() -> PodLabels {
+        PodLabels {
+            pod: "bp-0".into(),
+            namespace: "cardano".into(),
+            network: "mainnet".into(),
+            pool_id: "pool1abcde".into(),
+            pool_ticker: "TICK".into(),
+            application: "block-producer".into(),
+        }
+    }
+
+    #[test]
+    fn reference_metric_names_and_labels_are_exported() {
+        let registry = Registry::new();
+        let m = Metrics::register(&registry, &labels(), "0.1.0").expect("register");
+        m.forging_enabled.set(1);
+        m.sighup_signals.with_label_values(&["enable_forging"]).inc();
+        m.credential_operations.with_label_values(&["copy", "kes"]).inc();
+        let text = encode(&registry);
+        assert!(
+            text.contains(
+                r#"cardano_forging_enabled{application="block-producer",network="mainnet",pod="bp-0",pool_id="pool1abcde"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"cardano_sighup_signals_total{reason="enable_forging"} 1"#));
+        assert!(text.contains(r#"cardano_credential_operations_total{file="kes",operation="copy"} 1"#));
+        assert!(text.contains("cardano_forge_manager_info{"));
+        assert!(text.contains("cardano_leader_status{"));
+    }
+
+    #[test]
+    fn two_registries_do_not_share_metrics() {
+        let (a, b) = (Registry::new(), Registry::new());
+        let ma = Metrics::register(&a, &labels(), "0").expect("a");
+        let _mb = Metrics::register(&b, &labels(), "0").expect("b");
+        ma.leadership_changes.inc();
+        assert!(encode(&a).contains("cardano_leadership_changes_total 1"));
+        assert!(encode(&b).contains("cardano_leadership_changes_total 0"));
+    }
+}
