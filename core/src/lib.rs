@@ -8,4 +8,6 @@
 pub mod config;
 pub mod crd;
 pub mod credentials;
+pub mod decision;
+pub mod lease;
 pub mod naming;

@@ -1,0 +1,327 @@
+//! [`decide`]: from what the Decider knows and the time, whether to forge and why
+//! (DESIGN.md sections 5 and 7). Total and deterministic; fail-safe is the fall-through: every
+//! missing input yields standby with its own [`Reason`]. No I/O.
+//!
+//! # The cross-cluster rule (section 7)
+//!
+//! Among *eligible* clusters (ours, and every peer that is reachable, whose status says it is
+//! not `Disabled` and whose status reason says it still contends) the winner has the lowest
+//! `(rank, effective priority, name)`, where `Enabled` ranks before `Priority-based`. A
+//! `Priority-based` cluster that is not the winner yields. The winner does not simply start:
+//! it first publishes its claim (`status.forgingEnabled: true`, [`Decision::claim`]) and starts
+//! only when that write is confirmed and *every* peer, read after the confirmation and
+//! recently, shows positive evidence that it does not forge: its status says
+//! `forgingEnabled: false` and was written after its latest spec (`observedGeneration ==
+//! metadata.generation`), or its local Lease is vacant or has gone unrenewed for its duration on
+//! our clock. Silence (an unreachable or never-read peer) is never evidence. This holds in both
+//! directions: a better cluster coming back waits for the worse one that took over to confirm
+//! it stopped (failback without overlap).
+//!
+//! Writing the claim before reading the peers is what makes the evidence sound (S1): of two
+//! clusters that both write their claim and then read the other's, at least one reads `true`.
+//! A cluster already forging ([`State::forging`]) keeps forging while it remains the winner
+//! without re-proving its peers: none of them can have started while its claim stood, so a peer
+//! region going silent does not stop the forging one.
+//!
+//! `Enabled` (or an override forcing it) forges regardless of priorities, but still waits for
+//! each *reachable* peer to confirm it does not forge; unreachable peers are skipped, because
+//! that is what an operator's override during a region outage is for (and then two forgers are
+//! the operator's responsibility, as the CRD documents).
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::crd::{DEFAULT_PRIORITY, ForgeState};
+use crate::lease::Mono;
+
+use super::priority::{DEFAULT_FAILURE_THRESHOLD, Effective, OverrideStatus, effective, health_penalty};
+use super::reason::Reason;
+use super::state::{ClusterPolicy, Credentials, LocalLease, PeerView, State};
+
+/// What the Decider should make true now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The node forges (credentials installed, node signalled).
+    pub forge: bool,
+    /// Our status publishes `forgingEnabled: true`: set from the moment we mean to forge until
+    /// we have stopped, so peers never start while we might forge. Implies `holds_lease`.
+    pub claim: bool,
+    /// The LeaseElector contends for (acquires and renews) the local lease: the node is up
+    /// (and synced where configured) and the credentials are valid. Also while the cluster is
+    /// `Disabled`: only the lease holder writes the cluster status, and peers need that status
+    /// (`forgingEnabled: false` at the current generation) as evidence before they take over;
+    /// holding the lease without forging also keeps the CardanoLeader status meaningful.
+    pub contend: bool,
+    /// We hold the local lease and its renew deadline has not passed. Only then may we write
+    /// the cluster status (a stale writer must never publish `forgingEnabled: false` over a
+    /// new leader's claim).
+    pub holds_lease: bool,
+    /// The state in force (status `effectiveState`).
+    pub effective_state: ForgeState,
+    /// The priority in force (status `effectivePriority`), lower wins.
+    pub effective_priority: i32,
+    /// Why.
+    pub reason: Reason,
+    /// When this decision could change with no new event (renew deadline, override expiry):
+    /// the Decider sets a timer and feeds [`Event::Tick`](super::Event::Tick).
+    pub next_wake: Option<Mono>,
+}
+
+impl Decision {
+    /// The decision in force before the first one: standby, nothing held, `Starting`.
+    pub fn initial() -> Decision {
+        Decision {
+            forge: false,
+            claim: false,
+            contend: false,
+            holds_lease: false,
+            effective_state: ForgeState::Disabled,
+            effective_priority: DEFAULT_PRIORITY,
+            reason: Reason::Starting,
+            next_wake: None,
+        }
+    }
+
+    fn standby(mut self, reason: Reason) -> Decision {
+        self.forge = false;
+        self.claim = false;
+        self.reason = reason;
+        self
+    }
+
+    fn forging(mut self, reason: Reason) -> Decision {
+        self.forge = true;
+        self.claim = true;
+        self.reason = reason;
+        self
+    }
+
+    fn waiting(mut self, reason: Reason) -> Decision {
+        self.forge = false;
+        self.claim = true;
+        self.reason = reason;
+        self
+    }
+}
+
+/// Decides, at monotonic `now` and wall time `wall` (used only for override `expiresAt`).
+/// Forges only when every precondition is proven (S1): node up (and synced where configured),
+/// credentials valid, local lease held with `now < deadline` (S1, S2), and the cluster rule
+/// (module docs) satisfied.
+pub fn decide(s: &State, now: Mono, wall: Timestamp) -> Decision {
+    let holds_lease = s.lease.is_current(now);
+    let node_ready = s.node.up && (!s.config.require_sync || s.node.synced == Some(true));
+    let contend = node_ready && s.credentials == Credentials::Valid;
+    let failures = s.health.consecutive_failures;
+
+    let policy: Result<Effective, Reason> = match &s.cluster {
+        ClusterPolicy::Unmanaged => Ok(Effective {
+            state: ForgeState::Enabled,
+            priority: DEFAULT_PRIORITY.saturating_add(health_penalty(failures, DEFAULT_FAILURE_THRESHOLD)),
+            override_status: OverrideStatus::Off,
+        }),
+        ClusterPolicy::Pending => Err(Reason::ClusterSpecUnavailable {
+            why: "not read yet".into(),
+        }),
+        ClusterPolicy::Unavailable { why } => Err(Reason::ClusterSpecUnavailable { why: why.clone() }),
+        ClusterPolicy::Spec { spec, .. } => Ok(effective(spec, failures, wall)),
+    };
+    let (effective_state, effective_priority) = match &policy {
+        Ok(e) => (e.state, e.priority),
+        Err(_) => (ForgeState::Disabled, DEFAULT_PRIORITY),
+    };
+
+    let mut next_wake = if holds_lease { s.lease.deadline() } else { None };
+    if let Ok(Effective {
+        override_status: OverrideStatus::Active {
+            expires_at: Some(t), ..
+        },
+        ..
+    }) = &policy
+    {
+        let left = Duration::try_from(t.duration_since(wall)).unwrap_or(Duration::ZERO);
+        next_wake = earliest(next_wake, Some(now + left));
+    }
+
+    let d = Decision {
+        forge: false,
+        claim: false,
+        contend,
+        holds_lease,
+        effective_state,
+        effective_priority,
+        reason: Reason::Starting,
+        next_wake,
+    };
+
+    // Local preconditions, most fundamental first.
+    if !s.node.up {
+        return d.standby(Reason::NodeDown);
+    }
+    if !node_ready {
+        return d.standby(Reason::NodeNotSynced);
+    }
+    match &s.credentials {
+        Credentials::Valid => {}
+        Credentials::Unknown => return d.standby(Reason::CredentialsUnknown),
+        Credentials::Invalid { why } => return d.standby(Reason::CredentialsInvalid { why: why.clone() }),
+    }
+    match s.lease {
+        LocalLease::NotHeld { .. } => return d.standby(Reason::NoLease),
+        // S1/S2: past the renew deadline someone else may get the lease soon.
+        LocalLease::Held { .. } if !holds_lease => return d.standby(Reason::RenewDeadlinePassed),
+        LocalLease::Held { .. } => {}
+    }
+
+    // The cluster condition.
+    let eff = match policy {
+        Err(reason) => return d.standby(reason),
+        Ok(eff) => eff,
+    };
+    if matches!(s.cluster, ClusterPolicy::Unmanaged) {
+        return d.forging(Reason::SingleClusterLeader);
+    }
+    if let OverrideStatus::Invalid { why } = eff.override_status {
+        return d.standby(Reason::OverrideInvalid { why });
+    }
+    let forced = eff.state_forced();
+    match eff.state {
+        ForgeState::Disabled if forced => d.standby(Reason::OverrideDisabled),
+        ForgeState::Disabled => d.standby(Reason::ClusterDisabled),
+        ForgeState::Enabled => {
+            let reason = if forced {
+                Reason::OverrideEnabled
+            } else {
+                Reason::ClusterEnabled
+            };
+            start_or_wait(s, now, d, reason, true)
+        }
+        ForgeState::PriorityBased => {
+            if let Some(peer) = better_peer(s, effective_priority) {
+                return d.standby(Reason::YieldingToPeer {
+                    peer: peer.to_string(),
+                });
+            }
+            start_or_wait(s, now, d, Reason::GlobalWinner, false)
+        }
+    }
+}
+
+/// Rank of a state in the winner contest: `Enabled` clusters forge regardless of priority, so
+/// they come first.
+fn rank(state: ForgeState) -> u8 {
+    match state {
+        ForgeState::Enabled => 0,
+        ForgeState::PriorityBased => 1,
+        ForgeState::Disabled => 2,
+    }
+}
+
+/// The best eligible peer that beats us (`PriorityBased` at `priority`), if any.
+fn better_peer(s: &State, priority: i32) -> Option<&str> {
+    let me = (
+        rank(ForgeState::PriorityBased),
+        priority,
+        s.config.cluster.as_str(),
+    );
+    s.peers
+        .iter()
+        .filter_map(|(name, v)| {
+            let st = v.status.as_ref().filter(|st| v.reachable && st.contender)?;
+            let state = st.effective_state.filter(|es| *es != ForgeState::Disabled)?;
+            // A status without a priority is treated as the best one: yielding is the safe side.
+            Some((
+                rank(state),
+                st.effective_priority.unwrap_or(i32::MIN),
+                name.as_str(),
+            ))
+        })
+        .filter(|key| *key < me)
+        .min()
+        .map(|(_, _, name)| name)
+}
+
+/// What we know about whether a peer forges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Evidence {
+    /// Proven not forging, read after our claim and recently.
+    NotForging,
+    /// Reads exist but prove nothing yet (stale generation, stale heartbeat, before our claim).
+    Unconfirmed,
+    /// Its last status says (or may say) it forges.
+    ReportsForging,
+    /// Unreachable, or never read.
+    Silent,
+}
+
+/// The evidence about one peer, given our confirmed claim time.
+fn evidence(s: &State, v: &PeerView, claim_at: Option<Mono>, now: Mono) -> Evidence {
+    let fresh = |read_at: Mono| {
+        claim_at.is_some_and(|c| read_at >= c) && now - read_at <= s.config.heartbeat_fresh_for
+    };
+    if let Some(l) = &v.lease {
+        let o = &l.observation;
+        // By S2 (and S3 with the node guard) no pod of a cluster whose Lease is vacant or
+        // unrenewed for its whole duration forges.
+        let lapsed = o.record.is_vacant() || l.read_at >= o.observed_at + o.duration(&s.config.lease);
+        if lapsed && fresh(l.read_at) {
+            return Evidence::NotForging;
+        }
+    }
+    if !v.reachable {
+        return Evidence::Silent;
+    }
+    let Some(st) = &v.status else {
+        return Evidence::Silent;
+    };
+    if st.forging_enabled != Some(false) {
+        return Evidence::ReportsForging;
+    }
+    if st.is_current() && fresh(st.read_at) {
+        Evidence::NotForging
+    } else {
+        Evidence::Unconfirmed
+    }
+}
+
+/// The winner's (or an `Enabled` cluster's) last step: keep forging if we already do, else
+/// start only on positive evidence about every peer (only reachable ones when `enabled`).
+fn start_or_wait(s: &State, now: Mono, d: Decision, forging_reason: Reason, enabled: bool) -> Decision {
+    if s.forging {
+        return d.forging(forging_reason);
+    }
+    let claim_at = s.own.claim_at;
+    let mut worst: Option<(Evidence, &str)> = None;
+    let mut considered = 0usize;
+    for (name, v) in &s.peers {
+        if enabled && !v.reachable {
+            continue;
+        }
+        considered += 1;
+        let e = evidence(s, v, claim_at, now);
+        if e != Evidence::NotForging && worst.is_none_or(|(w, _)| e > w) {
+            worst = Some((e, name));
+        }
+    }
+    match worst {
+        None if considered > 0 && claim_at.is_none() => d.waiting(Reason::AwaitingClaim),
+        None => d.forging(forging_reason),
+        Some((Evidence::Silent, peer)) => d.waiting(Reason::PeerUnreachable {
+            peer: peer.to_string(),
+        }),
+        Some((Evidence::ReportsForging, peer)) => d.waiting(Reason::AwaitingPeerStop {
+            peer: peer.to_string(),
+        }),
+        Some(_) if claim_at.is_none() => d.waiting(Reason::AwaitingClaim),
+        Some((_, peer)) => d.waiting(Reason::AwaitingPeerConfirmation {
+            peer: peer.to_string(),
+        }),
+    }
+}
+
+fn earliest(a: Option<Mono>, b: Option<Mono>) -> Option<Mono> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}

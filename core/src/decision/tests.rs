@@ -1,0 +1,638 @@
+//! Unit tests of the decision engine: one scenario per rule.
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::*;
+use crate::crd::{CardanoForgeClusterSpec, CardanoForgeClusterStatus, ForgeState, NetworkSpec, OverrideSpec};
+use crate::lease::LeaseRecord;
+
+const ME: &str = "us-east-1";
+
+fn secs(s: u64) -> Mono {
+    Mono::from_duration(Duration::from_secs(s))
+}
+
+fn wall() -> Timestamp {
+    "2025-06-01T12:00:00Z".parse().expect("valid time")
+}
+
+fn spec(priority: i32, state: ForgeState) -> CardanoForgeClusterSpec {
+    CardanoForgeClusterSpec {
+        forge_state: state,
+        priority,
+        region: "us-east-1".into(),
+        network: NetworkSpec {
+            name: "preview".into(),
+            magic: 2,
+            era: "conway".into(),
+        },
+        pool: None,
+        application: None,
+        health_check: None,
+        override_: None,
+    }
+}
+
+fn status(state: ForgeState, priority: i32, forging: bool, observed: i64) -> CardanoForgeClusterStatus {
+    CardanoForgeClusterStatus {
+        effective_state: Some(state),
+        effective_priority: Some(priority),
+        forging_enabled: Some(forging),
+        observed_generation: Some(observed),
+        reason: Some(
+            if forging {
+                "global_winner"
+            } else {
+                "yielding_to_peer"
+            }
+            .into(),
+        ),
+        ..Default::default()
+    }
+}
+
+fn feed(state: State, events: impl IntoIterator<Item = Event>) -> State {
+    events.into_iter().fold(state, apply)
+}
+
+/// A local leader with a healthy node, valid credentials and the lease until 100 s.
+fn ready(config: DeciderConfig) -> State {
+    feed(
+        State::new(config),
+        [
+            Event::NodeUp,
+            Event::CredentialsValid,
+            Event::LeaseAcquired { deadline: secs(100) },
+        ],
+    )
+}
+
+fn multi(peers: &[&str], own: CardanoForgeClusterSpec) -> State {
+    feed(
+        ready(DeciderConfig::multi_cluster(ME, peers.iter().copied())),
+        [Event::ClusterSpecChanged {
+            spec: Box::new(own),
+            generation: Some(1),
+        }],
+    )
+}
+
+fn observed(cluster: &str, st: CardanoForgeClusterStatus, generation: i64, read_at: Mono) -> Event {
+    Event::PeerObserved {
+        cluster: cluster.into(),
+        status: Some(Box::new(st)),
+        generation: Some(generation),
+        read_at,
+    }
+}
+
+fn claimed(state: State, at: Mono) -> State {
+    apply(
+        state,
+        Event::StatusWritten {
+            forging_enabled: true,
+            at,
+        },
+    )
+}
+
+#[test]
+fn a_fresh_state_is_standby_and_does_not_contend() {
+    let d = decide(&State::new(DeciderConfig::single_cluster(ME)), secs(0), wall());
+    assert!(!d.forge && !d.contend && !d.claim);
+    assert_eq!(d.reason, Reason::NodeDown);
+}
+
+#[test]
+fn a_single_cluster_leader_forges_until_its_renew_deadline() {
+    let s = ready(DeciderConfig::single_cluster(ME));
+    let d = decide(&s, secs(99), wall());
+    assert!(d.forge && d.contend && d.holds_lease);
+    assert_eq!(d.reason, Reason::SingleClusterLeader);
+    assert_eq!(d.next_wake, Some(secs(100)));
+    let late = decide(&s, secs(100), wall());
+    assert!(!late.forge);
+    assert_eq!(late.reason, Reason::RenewDeadlinePassed);
+}
+
+#[test]
+fn standby_never_forges_without_the_lease() {
+    let s = apply(
+        ready(DeciderConfig::single_cluster(ME)),
+        Event::LeaseLost {
+            holder: Some("other".into()),
+        },
+    );
+    let d = decide(&s, secs(1), wall());
+    assert!(!d.forge && d.contend);
+    assert_eq!(d.reason, Reason::NoLease);
+}
+
+#[test]
+fn a_late_renewal_after_losing_the_lease_does_not_revive_it() {
+    let s = feed(
+        ready(DeciderConfig::single_cluster(ME)),
+        [
+            Event::LeaseLost { holder: None },
+            Event::LeaseRenewed { deadline: secs(500) },
+        ],
+    );
+    assert_eq!(decide(&s, secs(1), wall()).reason, Reason::NoLease);
+}
+
+#[test]
+fn each_missing_local_input_has_its_own_reason() {
+    let base = ready(DeciderConfig::single_cluster(ME));
+    let cases = [
+        (apply(base.clone(), Event::NodeDown), "node_down", false),
+        (
+            apply(base.clone(), Event::CredentialsInvalid { why: "kes".into() }),
+            "credentials_invalid",
+            false,
+        ),
+        (
+            apply(
+                State {
+                    credentials: Credentials::Unknown,
+                    ..base.clone()
+                },
+                Event::Tick,
+            ),
+            "credentials_unknown",
+            false,
+        ),
+    ];
+    for (s, code, contend) in cases {
+        let d = decide(&s, secs(1), wall());
+        assert!(!d.forge);
+        assert_eq!(d.reason.as_str(), code);
+        assert_eq!(d.contend, contend, "{code}");
+    }
+    let mut sync = DeciderConfig::single_cluster(ME);
+    sync.require_sync = true;
+    let s = ready(sync);
+    assert_eq!(decide(&s, secs(1), wall()).reason, Reason::NodeNotSynced);
+    assert!(decide(&apply(s, Event::NodeSync { synced: true }), secs(1), wall()).forge);
+}
+
+#[test]
+fn cluster_management_without_a_readable_spec_fails_closed() {
+    let s = ready(DeciderConfig::multi_cluster(ME, Vec::<String>::new()));
+    assert_eq!(
+        decide(&s, secs(1), wall()).reason.as_str(),
+        "cluster_spec_unavailable"
+    );
+    let s = apply(s, Event::ClusterSpecUnavailable { why: "422".into() });
+    let d = decide(&s, secs(1), wall());
+    assert!(!d.forge && d.contend);
+    assert_eq!(d.reason, Reason::ClusterSpecUnavailable { why: "422".into() });
+}
+
+#[test]
+fn a_disabled_cluster_keeps_the_lease_but_does_not_forge() {
+    let s = multi(&[], spec(1, ForgeState::Disabled));
+    let d = decide(&s, secs(1), wall());
+    assert!(!d.forge && d.contend && d.holds_lease && !d.claim);
+    assert_eq!(d.reason, Reason::ClusterDisabled);
+}
+
+#[test]
+fn an_enabled_or_sole_priority_cluster_forges_with_the_lease() {
+    let d = decide(&multi(&[], spec(1, ForgeState::Enabled)), secs(1), wall());
+    assert_eq!((d.forge, d.reason), (true, Reason::ClusterEnabled));
+    let d = decide(&multi(&[], spec(1, ForgeState::PriorityBased)), secs(1), wall());
+    assert_eq!((d.forge, d.reason), (true, Reason::GlobalWinner));
+}
+
+#[test]
+fn an_override_forcing_disabled_wins_over_the_spec() {
+    let mut own = spec(1, ForgeState::Enabled);
+    own.override_ = Some(OverrideSpec {
+        enabled: true,
+        force_state: Some(ForgeState::Disabled),
+        ..Default::default()
+    });
+    let d = decide(&multi(&[], own), secs(1), wall());
+    assert_eq!(
+        (d.forge, d.reason, d.effective_state),
+        (false, Reason::OverrideDisabled, ForgeState::Disabled)
+    );
+}
+
+#[test]
+fn an_override_with_a_typo_in_expires_at_fails_closed() {
+    let mut own = spec(1, ForgeState::Enabled);
+    own.override_ = Some(OverrideSpec {
+        enabled: true,
+        expires_at: Some("2025-13-01".into()),
+        force_state: Some(ForgeState::Disabled),
+        ..Default::default()
+    });
+    let d = decide(&multi(&[], own), secs(1), wall());
+    assert!(!d.forge);
+    assert_eq!(d.reason.as_str(), "override_invalid");
+    assert_eq!(d.effective_state, ForgeState::Disabled);
+}
+
+#[test]
+fn an_override_expiry_sets_the_next_wake_and_then_stops_applying() {
+    let mut own = spec(1, ForgeState::PriorityBased);
+    own.override_ = Some(OverrideSpec {
+        enabled: true,
+        expires_at: Some("2025-06-01T12:00:30Z".into()),
+        force_state: Some(ForgeState::Disabled),
+        ..Default::default()
+    });
+    let s = multi(&[], own);
+    let d = decide(&s, secs(10), wall());
+    assert_eq!(d.reason, Reason::OverrideDisabled);
+    assert_eq!(d.next_wake, Some(secs(40)));
+    let later = "2025-06-01T12:00:30Z".parse().expect("valid time");
+    let d = decide(&s, secs(40), later);
+    assert_eq!((d.forge, d.reason), (true, Reason::GlobalWinner));
+}
+
+#[test]
+fn health_failures_raise_the_effective_priority_and_a_success_clears_it() {
+    let s = multi(&[], spec(5, ForgeState::PriorityBased));
+    let fail = |s: State| apply(s, Event::HealthResult { ok: false });
+    let s1 = fail(s);
+    assert_eq!(decide(&s1, secs(1), wall()).effective_priority, 15);
+    let s3 = fail(fail(s1));
+    assert_eq!(decide(&s3, secs(1), wall()).effective_priority, 105);
+    let ok = apply(s3, Event::HealthResult { ok: true });
+    assert_eq!(decide(&ok, secs(1), wall()).effective_priority, 5);
+}
+
+#[test]
+fn a_winner_claims_first_and_starts_only_on_evidence_read_after_its_claim() {
+    let s = multi(&["eu-west-1"], spec(1, ForgeState::PriorityBased));
+    let s = apply(
+        s,
+        observed(
+            "eu-west-1",
+            status(ForgeState::PriorityBased, 2, false, 4),
+            4,
+            secs(1),
+        ),
+    );
+    let d = decide(&s, secs(2), wall());
+    assert_eq!(
+        (d.forge, d.claim, d.reason.clone()),
+        (false, true, Reason::AwaitingClaim)
+    );
+    let s = claimed(s, secs(3));
+    let d = decide(&s, secs(3), wall());
+    assert_eq!(
+        d.reason,
+        Reason::AwaitingPeerConfirmation {
+            peer: "eu-west-1".into()
+        },
+        "read before the claim"
+    );
+    let s = apply(
+        s,
+        observed(
+            "eu-west-1",
+            status(ForgeState::PriorityBased, 2, false, 4),
+            4,
+            secs(4),
+        ),
+    );
+    let d = decide(&s, secs(5), wall());
+    assert_eq!((d.forge, d.reason), (true, Reason::GlobalWinner));
+}
+
+#[test]
+fn an_unreachable_or_never_seen_higher_priority_peer_blocks_takeover() {
+    let s = claimed(multi(&["eu-west-1"], spec(2, ForgeState::PriorityBased)), secs(1));
+    let d = decide(&s, secs(2), wall());
+    assert_eq!((d.forge, d.reason.as_str()), (false, "peer_unreachable"));
+    let s = feed(
+        s,
+        [
+            observed(
+                "eu-west-1",
+                status(ForgeState::PriorityBased, 1, true, 4),
+                4,
+                secs(2),
+            ),
+            Event::PeerUnreachable {
+                cluster: "eu-west-1".into(),
+            },
+        ],
+    );
+    let d = decide(&s, secs(3), wall());
+    assert_eq!(
+        (d.forge, d.reason),
+        (
+            false,
+            Reason::PeerUnreachable {
+                peer: "eu-west-1".into()
+            }
+        )
+    );
+}
+
+#[test]
+fn a_visible_better_peer_makes_us_yield_and_withdraw_the_claim() {
+    let s = claimed(multi(&["eu-west-1"], spec(2, ForgeState::PriorityBased)), secs(1));
+    let s = apply(
+        s,
+        observed(
+            "eu-west-1",
+            status(ForgeState::PriorityBased, 1, false, 3),
+            3,
+            secs(2),
+        ),
+    );
+    let d = decide(&s, secs(2), wall());
+    assert_eq!((d.forge, d.claim), (false, false));
+    assert_eq!(
+        d.reason,
+        Reason::YieldingToPeer {
+            peer: "eu-west-1".into()
+        }
+    );
+}
+
+#[test]
+fn equal_priorities_are_broken_by_cluster_name() {
+    let s = claimed(
+        multi(&["ap-south-1", "zz-last"], spec(1, ForgeState::PriorityBased)),
+        secs(1),
+    );
+    let s = feed(
+        s,
+        [
+            observed(
+                "ap-south-1",
+                status(ForgeState::PriorityBased, 1, false, 1),
+                1,
+                secs(2),
+            ),
+            observed(
+                "zz-last",
+                status(ForgeState::PriorityBased, 1, false, 1),
+                1,
+                secs(2),
+            ),
+        ],
+    );
+    assert_eq!(
+        decide(&s, secs(2), wall()).reason,
+        Reason::YieldingToPeer {
+            peer: "ap-south-1".into()
+        }
+    );
+}
+
+#[test]
+fn a_peer_patched_disabled_is_not_evidence_until_its_status_confirms_the_generation() {
+    // B (us, priority 2) and A (priority 1, forging). A is patched Disabled: generation 6.
+    let s = claimed(multi(&["a"], spec(2, ForgeState::PriorityBased)), secs(1));
+    let s = apply(
+        s,
+        observed("a", status(ForgeState::PriorityBased, 1, true, 5), 6, secs(2)),
+    );
+    assert_eq!(decide(&s, secs(2), wall()).reason.as_str(), "yielding_to_peer");
+    // A's status says Disabled but still for generation 5 (impossible combination kept for rigour).
+    let s = apply(
+        s,
+        observed("a", status(ForgeState::Disabled, 1, false, 5), 6, secs(3)),
+    );
+    assert_eq!(
+        decide(&s, secs(3), wall()).reason.as_str(),
+        "awaiting_peer_confirmation"
+    );
+    let s = apply(
+        s,
+        observed("a", status(ForgeState::Disabled, 1, true, 6), 6, secs(4)),
+    );
+    assert_eq!(decide(&s, secs(4), wall()).reason.as_str(), "awaiting_peer_stop");
+    let s = apply(
+        s,
+        observed("a", status(ForgeState::Disabled, 1, false, 6), 6, secs(5)),
+    );
+    assert!(decide(&s, secs(5), wall()).forge);
+}
+
+#[test]
+fn a_better_cluster_coming_back_waits_for_the_worse_one_to_stop() {
+    let s = claimed(multi(&["b"], spec(1, ForgeState::PriorityBased)), secs(1));
+    let s = apply(
+        s,
+        observed("b", status(ForgeState::PriorityBased, 2, true, 1), 1, secs(2)),
+    );
+    let d = decide(&s, secs(2), wall());
+    assert_eq!(
+        (d.forge, d.claim, d.reason.as_str()),
+        (false, true, "awaiting_peer_stop")
+    );
+}
+
+#[test]
+fn stale_heartbeats_are_not_evidence() {
+    let s = claimed(multi(&["b"], spec(1, ForgeState::PriorityBased)), secs(1));
+    let s = apply(
+        s,
+        observed("b", status(ForgeState::PriorityBased, 2, false, 1), 1, secs(2)),
+    );
+    assert!(decide(&s, secs(12), wall()).forge);
+    assert_eq!(
+        decide(&s, secs(13), wall()).reason.as_str(),
+        "awaiting_peer_confirmation"
+    );
+}
+
+#[test]
+fn a_peer_lease_unrenewed_for_its_duration_is_evidence() {
+    let s = claimed(multi(&["a"], spec(2, ForgeState::PriorityBased)), secs(1));
+    let s = apply(
+        s,
+        observed("a", status(ForgeState::PriorityBased, 1, true, 1), 1, secs(1)),
+    );
+    let s = apply(s, Event::PeerUnreachable { cluster: "a".into() });
+    let rec = LeaseRecord {
+        holder_identity: Some("a-0".into()),
+        lease_duration_seconds: Some(15),
+        ..Default::default()
+    };
+    let read = |s: State, t: u64| {
+        apply(
+            s,
+            Event::PeerLeaseObserved {
+                cluster: "a".into(),
+                record: rec.clone(),
+                sent_at: secs(t),
+                received_at: secs(t),
+            },
+        )
+    };
+    let s = read(s, 2);
+    assert_eq!(decide(&s, secs(10), wall()).reason.as_str(), "peer_unreachable");
+    let s = read(s, 16);
+    assert_eq!(
+        decide(&s, secs(16), wall()).reason.as_str(),
+        "peer_unreachable",
+        "14 s < 15 s"
+    );
+    let s = read(s, 17);
+    assert_eq!(decide(&s, secs(17), wall()).reason, Reason::GlobalWinner);
+}
+
+#[test]
+fn a_forging_winner_keeps_forging_when_a_worse_peer_goes_silent() {
+    let s = claimed(multi(&["b"], spec(1, ForgeState::PriorityBased)), secs(1));
+    let s = apply(
+        s,
+        observed("b", status(ForgeState::PriorityBased, 2, false, 1), 1, secs(2)),
+    );
+    assert!(decide(&s, secs(2), wall()).forge);
+    let s = feed(
+        s,
+        [
+            Event::Committed { forge: true },
+            Event::PeerUnreachable { cluster: "b".into() },
+        ],
+    );
+    assert!(decide(&s, secs(50), wall()).forge);
+}
+
+#[test]
+fn an_enabled_cluster_skips_unreachable_peers_but_waits_for_visible_forgers() {
+    let s = multi(&["a", "b"], spec(5, ForgeState::Enabled));
+    assert_eq!(
+        decide(&s, secs(1), wall()).reason,
+        Reason::ClusterEnabled,
+        "nobody visible"
+    );
+    let s = apply(
+        s,
+        observed("a", status(ForgeState::PriorityBased, 1, true, 1), 1, secs(1)),
+    );
+    assert_eq!(decide(&s, secs(1), wall()).reason.as_str(), "awaiting_peer_stop");
+    let s = claimed(s, secs(2));
+    assert_eq!(decide(&s, secs(2), wall()).reason.as_str(), "awaiting_peer_stop");
+    let s = apply(
+        s,
+        observed("a", status(ForgeState::PriorityBased, 1, false, 1), 1, secs(3)),
+    );
+    assert_eq!(decide(&s, secs(3), wall()).reason, Reason::ClusterEnabled);
+}
+
+#[test]
+fn a_priority_cluster_yields_to_an_enabled_peer_whatever_its_priority() {
+    let s = multi(&["a"], spec(1, ForgeState::PriorityBased));
+    let s = apply(
+        s,
+        observed("a", status(ForgeState::Enabled, 500, false, 1), 1, secs(1)),
+    );
+    assert_eq!(decide(&s, secs(1), wall()).reason.as_str(), "yielding_to_peer");
+}
+
+#[test]
+fn a_peer_that_cannot_forge_does_not_win_the_contest() {
+    let s = claimed(multi(&["a"], spec(2, ForgeState::PriorityBased)), secs(1));
+    let mut st = status(ForgeState::PriorityBased, 1, false, 1);
+    st.reason = Some("node_down".into());
+    let s = apply(s, observed("a", st, 1, secs(2)));
+    assert!(decide(&s, secs(2), wall()).forge);
+}
+
+#[test]
+fn stopping_removes_and_reloads_before_withdrawing_and_releasing() {
+    let s = ready(DeciderConfig::single_cluster(ME));
+    let forging = decide(&s, secs(1), wall());
+    let down = decide(&apply(s, Event::NodeDown), secs(1), wall());
+    assert_eq!(
+        plan(&forging, &down),
+        vec![
+            Command::Remove,
+            Command::Reload {
+                reason: ReloadReason::StopForging
+            },
+            Command::WriteStatus(StatusReport::of(&down)),
+            Command::Contend(false),
+            Command::Release,
+        ]
+    );
+}
+
+#[test]
+fn starting_publishes_the_claim_then_installs_then_reloads() {
+    let s = ready(DeciderConfig::single_cluster(ME));
+    let idle = decide(
+        &apply(s.clone(), Event::LeaseLost { holder: None }),
+        secs(1),
+        wall(),
+    );
+    let forging = decide(&s, secs(1), wall());
+    assert_eq!(
+        plan(&idle, &forging),
+        vec![
+            Command::WriteStatus(StatusReport::of(&forging)),
+            Command::Install,
+            Command::Reload {
+                reason: ReloadReason::StartForging
+            },
+        ]
+    );
+    assert_eq!(plan(&forging, &forging), vec![]);
+}
+
+#[test]
+fn a_leader_past_its_deadline_does_not_write_status() {
+    let s = ready(DeciderConfig::single_cluster(ME));
+    let forging = decide(&s, secs(1), wall());
+    let late = decide(&s, secs(100), wall());
+    assert_eq!(
+        plan(&forging, &late),
+        vec![
+            Command::Remove,
+            Command::Reload {
+                reason: ReloadReason::StopForging
+            }
+        ]
+    );
+}
+
+#[test]
+fn shutdown_and_startup_plans_stop_forging_first() {
+    let s = ready(DeciderConfig::single_cluster(ME));
+    let forging = decide(&s, secs(1), wall());
+    let cmds = shutdown_plan(&forging);
+    assert_eq!(
+        cmds[..2],
+        [
+            Command::Remove,
+            Command::Reload {
+                reason: ReloadReason::Shutdown
+            }
+        ]
+    );
+    assert!(
+        matches!(&cmds[2], Command::WriteStatus(r) if !r.forging_enabled && r.reason == Reason::ShuttingDown)
+    );
+    assert_eq!(cmds[3..], [Command::Contend(false), Command::Release]);
+    assert_eq!(
+        startup_plan(),
+        vec![
+            Command::Remove,
+            Command::Reload {
+                reason: ReloadReason::Startup
+            }
+        ]
+    );
+}
+
+#[test]
+fn the_first_plan_contends_once_the_node_and_credentials_are_ready() {
+    let s = feed(
+        State::new(DeciderConfig::single_cluster(ME)),
+        [Event::NodeUp, Event::CredentialsValid],
+    );
+    let d = decide(&s, secs(0), wall());
+    assert_eq!(plan(&Decision::initial(), &d), vec![Command::Contend(true)]);
+}
