@@ -30,6 +30,9 @@ pub enum SimCommand {
         /// kube-apiserver's etcd compaction interval in seconds (its default is 300).
         #[arg(long, value_name = "SECONDS")]
         etcd_compaction_interval: Option<u64>,
+        /// One more kube-apiserver flag, e.g. `--apiserver-arg=--watch-cache=false`; repeatable.
+        #[arg(long = "apiserver-arg", value_name = "FLAG", allow_hyphen_values = true)]
+        apiserver_args: Vec<String>,
     },
     /// A TCP fault proxy in front of UPSTREAM; prints `listen: ADDR`; modes are switched through
     /// the control socket with one-line commands: pass | latency UP_MS DOWN_MS | blackhole |
@@ -116,12 +119,14 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
             identities,
             dir,
             etcd_compaction_interval,
+            apiserver_args,
         } => {
             let stop = terminated().await?;
             let opts = ApiServerOptions {
                 identities,
                 dir,
                 etcd_compaction_interval: etcd_compaction_interval.map(Duration::from_secs),
+                extra_args: apiserver_args,
                 ..ApiServerOptions::default()
             };
             let mut server = ApiServer::start(opts).await?;
