@@ -96,6 +96,15 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<ExitCode> {
     rt.block_on(run_async(cmd))
 }
 
+/// Prints one line on stdout and flushes it; a reader that went away (EPIPE) is not our failure:
+/// the launcher must still run until told to stop, and then clean up.
+fn out(line: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
 /// Resolves at the first SIGTERM or SIGINT.
 async fn terminated() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
@@ -130,13 +139,13 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
                 ..ApiServerOptions::default()
             };
             let mut server = ApiServer::start(opts).await?;
-            println!("kubeconfig: {}", server.admin_kubeconfig().display());
+            out(&format!("kubeconfig: {}", server.admin_kubeconfig().display()));
             for (id, path) in server.kubeconfigs() {
                 if id != crate::apiserver::ADMIN {
-                    println!("kubeconfig.{id}: {}", path.display());
+                    out(&format!("kubeconfig.{id}: {}", path.display()));
                 }
             }
-            println!("server: {}", server.url());
+            out(&format!("server: {}", server.url()));
             eprintln!(
                 "kube-apiserver ready after {:?}; SIGTERM or Ctrl-C stops it",
                 server.startup_time()
@@ -152,7 +161,7 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
         } => {
             let stop = terminated().await?;
             let proxy = FaultProxy::start(upstream, listen).await?;
-            println!("listen: {}", proxy.local_addr());
+            out(&format!("listen: {}", proxy.local_addr()));
             match control {
                 Some(path) => serve_control(&path, proxy.handle(), stop).await?,
                 None => stop.await,

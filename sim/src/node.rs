@@ -234,7 +234,11 @@ impl Node {
             self.opts.name
         );
         if self.opts.echo_stdout {
-            println!("{line}");
+            use std::io::Write;
+            // A closed stdout (the reader went away) must not kill the node.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
         }
         if let Ok(mut l) = self.log.lock() {
             l.push(line);
