@@ -6,7 +6,10 @@ use forge_actors::adapters::{
     kube::{KubeApiError, client},
     kube_lease::KubeLeases,
 };
-use forge_sim::apiserver::{ApiServer, ApiServerOptions, apiserver_binary};
+use forge_sim::{
+    apiserver::{ApiServer, ApiServerOptions, apiserver_binary},
+    proxy::FaultProxy,
+};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::LeaseSpec;
 
@@ -93,4 +96,33 @@ async fn lease_writes_are_version_checked_and_watched() {
         current.spec.and_then(|s| s.holder_identity).as_deref(),
         Some("pod-0")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blackholed_api_server_fails_each_call_within_its_deadline() {
+    let Some(server) = start("a_blackholed_api_server_fails_each_call_within_its_deadline").await else {
+        return;
+    };
+    let proxy = FaultProxy::start_local(server.addr()).await.expect("proxy");
+    let kubeconfig = server
+        .kubeconfig_via("pod-0", proxy.handle().local_addr())
+        .expect("kubeconfig");
+    let leases = KubeLeases::new(
+        client(Some(&kubeconfig), TIMEOUT).await.expect("client"),
+        "default",
+        "l",
+        TIMEOUT,
+    );
+    assert!(leases.get().await.expect("through the proxy").is_none());
+
+    proxy.handle().blackhole();
+    let started = std::time::Instant::now();
+    let err = leases.get().await.expect_err("hangs, then times out");
+    let took = started.elapsed();
+    assert!(matches!(err, KubeApiError::Timeout { .. }), "{err}");
+    assert!(err.is_retryable());
+    assert!(took < TIMEOUT * 3, "gave up after {took:?}, deadline {TIMEOUT:?}");
+
+    proxy.handle().pass();
+    assert!(leases.get().await.expect("healed").is_none());
 }
