@@ -106,7 +106,7 @@ pub struct ApiServerOptions {
     /// kubeconfig.
     pub identities: Vec<String>,
     /// Keep everything in this directory (created if needed, not removed at stop) instead of a
-    /// fresh temporary directory.
+    /// fresh temporary directory. The etcd data in it is wiped at each start.
     pub dir: Option<PathBuf>,
     /// `--etcd-compaction-interval` (kube-apiserver's default is 5 min).
     pub etcd_compaction_interval: Option<Duration>,
@@ -429,6 +429,11 @@ impl ApiServer {
 
         // etcd
         let etcd_data = root.join("etcd");
+        // A reused --dir holds the data of an earlier member with other ports: start afresh.
+        if etcd_data.exists() {
+            std::fs::remove_dir_all(&etcd_data)
+                .map_err(io(format!("removing old {}", etcd_data.display())))?;
+        }
         let etcd_log = root.join("etcd.log");
         let client_url = format!("http://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");

@@ -105,6 +105,12 @@ fn out(line: &str) {
     let _ = stdout.flush();
 }
 
+/// Our error messages already include their cause; `main` prints the whole chain (`{:#}`),
+/// so hand it one flat message instead of the message and then its cause again.
+fn flat(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
 /// Resolves at the first SIGTERM or SIGINT.
 async fn terminated() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
@@ -120,7 +126,7 @@ async fn terminated() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         SimCommand::Timeline { files } => {
-            let events = timeline::read_files(&files)?;
+            let events = timeline::read_files(&files).map_err(flat)?;
             println!("{}", serde_json::to_string(&timeline::judge(&events))?);
             Ok(ExitCode::SUCCESS)
         }
@@ -138,7 +144,7 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
                 extra_args: apiserver_args,
                 ..ApiServerOptions::default()
             };
-            let mut server = ApiServer::start(opts).await?;
+            let mut server = ApiServer::start(opts).await.map_err(flat)?;
             out(&format!("kubeconfig: {}", server.admin_kubeconfig().display()));
             for (id, path) in server.kubeconfigs() {
                 if id != crate::apiserver::ADMIN {
@@ -160,10 +166,10 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
             control,
         } => {
             let stop = terminated().await?;
-            let proxy = FaultProxy::start(upstream, listen).await?;
+            let proxy = FaultProxy::start(upstream, listen).await.map_err(flat)?;
             out(&format!("listen: {}", proxy.local_addr()));
             match control {
-                Some(path) => serve_control(&path, proxy.handle(), stop).await?,
+                Some(path) => serve_control(&path, proxy.handle(), stop).await.map_err(flat)?,
                 None => stop.await,
             }
             proxy.stop().await;
@@ -194,7 +200,8 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
                 metrics_port,
                 echo_stdout: true,
             })
-            .await?;
+            .await
+            .map_err(flat)?;
             let h = node.handle();
             tokio::pin!(stop);
             loop {
@@ -203,7 +210,7 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
                     () = &mut stop => break,
                 }
             }
-            node.stop().await?;
+            node.stop().await.map_err(flat)?;
             Ok(ExitCode::SUCCESS)
         }
     }

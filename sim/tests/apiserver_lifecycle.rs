@@ -80,10 +80,10 @@ fn children_of(pid: u32) -> Vec<u32> {
 fn the_apiserver_binary_prints_kubeconfigs_and_stops_everything_on_sigterm() {
     use std::io::{BufRead, BufReader};
     if std::env::var(common::SKIP_ENV).as_deref() == Ok("1") {
-        eprintln!(
-            "\n!!! SKIPPED the apiserver binary test: {}=1 !!!\n",
+        common::loud(&format!(
+            "SKIPPED the apiserver binary test: {}=1",
             common::SKIP_ENV
-        );
+        ));
         return;
     }
     forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{e}"));
@@ -146,7 +146,7 @@ fn a_missing_apiserver_binary_is_an_error_that_says_how_to_build_it() {
 fn etcd_and_the_apiserver_die_with_a_launcher_killed_by_sigkill() {
     use std::io::{BufRead, BufReader};
     if std::env::var(common::SKIP_ENV).as_deref() == Ok("1") {
-        eprintln!("\n!!! SKIPPED the SIGKILL test: {}=1 !!!\n", common::SKIP_ENV);
+        common::loud(&format!("SKIPPED the SIGKILL test: {}=1", common::SKIP_ENV));
         return;
     }
     forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{e}"));
