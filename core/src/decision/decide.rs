@@ -24,7 +24,8 @@
 //! region going silent does not stop the forging one.
 //!
 //! `Enabled` (or an override forcing it) forges regardless of priorities, but still waits for
-//! each *reachable* peer to confirm it does not forge; unreachable peers are skipped, because
+//! each peer not reported unreachable to confirm it does not forge (a peer not yet tried at
+//! start-up counts: it may be forging); peers reported unreachable are skipped, because
 //! that is what an operator's override during a region outage is for (and then two forgers are
 //! the operator's responsibility, as the CRD documents).
 use std::time::Duration;
@@ -36,7 +37,7 @@ use crate::lease::Mono;
 
 use super::priority::{DEFAULT_FAILURE_THRESHOLD, Effective, OverrideStatus, effective, health_penalty};
 use super::reason::Reason;
-use super::state::{ClusterPolicy, Credentials, LocalLease, PeerView, State};
+use super::state::{ClusterPolicy, Credentials, LocalLease, PeerView, Reach, State};
 
 /// What the Decider should make true now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +63,10 @@ pub struct Decision {
     pub effective_priority: i32,
     /// Why.
     pub reason: Reason,
+    /// `metadata.generation` of the spec this decision was computed from (status
+    /// `observedGeneration`): a new generation must be confirmed in status even when nothing
+    /// else changed, since peers wait for exactly that confirmation.
+    pub observed_generation: Option<i64>,
     /// When this decision could change with no new event (renew deadline, override expiry):
     /// the Decider sets a timer and feeds [`Event::Tick`](super::Event::Tick).
     pub next_wake: Option<Mono>,
@@ -78,6 +83,7 @@ impl Decision {
             effective_state: ForgeState::Disabled,
             effective_priority: DEFAULT_PRIORITY,
             reason: Reason::Starting,
+            observed_generation: None,
             next_wake: None,
         }
     }
@@ -151,6 +157,10 @@ pub fn decide(s: &State, now: Mono, wall: Timestamp) -> Decision {
         effective_state,
         effective_priority,
         reason: Reason::Starting,
+        observed_generation: match &s.cluster {
+            ClusterPolicy::Spec { generation, .. } => *generation,
+            _ => None,
+        },
         next_wake,
     };
 
@@ -227,7 +237,10 @@ fn better_peer(s: &State, priority: i32) -> Option<&str> {
     s.peers
         .iter()
         .filter_map(|(name, v)| {
-            let st = v.status.as_ref().filter(|st| v.reachable && st.contender)?;
+            let st = v
+                .status
+                .as_ref()
+                .filter(|st| v.reach == Reach::Reachable && st.contender)?;
             let state = st.effective_state.filter(|es| *es != ForgeState::Disabled)?;
             // A status without a priority is treated as the best one: yielding is the safe side.
             Some((
@@ -268,7 +281,7 @@ fn evidence(s: &State, v: &PeerView, claim_at: Option<Mono>, now: Mono) -> Evide
             return Evidence::NotForging;
         }
     }
-    if !v.reachable {
+    if v.reach != Reach::Reachable {
         return Evidence::Silent;
     }
     let Some(st) = &v.status else {
@@ -294,7 +307,7 @@ fn start_or_wait(s: &State, now: Mono, d: Decision, forging_reason: Reason, enab
     let mut worst: Option<(Evidence, &str)> = None;
     let mut considered = 0usize;
     for (name, v) in &s.peers {
-        if enabled && !v.reachable {
+        if enabled && v.reach == Reach::Unreachable {
             continue;
         }
         considered += 1;

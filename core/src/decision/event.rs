@@ -3,7 +3,7 @@
 use crate::crd::{CardanoForgeClusterSpec, CardanoForgeClusterStatus};
 use crate::lease::{LeaseObservation, LeaseRecord, Mono};
 
-use super::state::{ClusterPolicy, Credentials, LocalLease, PeerLease, PeerStatus, PeerView, State};
+use super::state::{ClusterPolicy, Credentials, LocalLease, PeerLease, PeerStatus, PeerView, Reach, State};
 
 /// A fact reported to the Decider (past tense or state nouns, STYLE.md 4.2).
 #[derive(Debug, Clone, PartialEq)]
@@ -163,13 +163,13 @@ pub fn apply(mut state: State, event: Event) -> State {
             read_at,
         } => {
             if let Some(view) = peer_mut(&mut state, cluster) {
-                view.reachable = true;
+                view.reach = Reach::Reachable;
                 view.status = Some(PeerStatus::from_crd(status.as_deref(), generation, read_at));
             }
         }
         Event::PeerUnreachable { cluster } => {
             if let Some(view) = peer_mut(&mut state, cluster) {
-                view.reachable = false;
+                view.reach = Reach::Unreachable;
             }
         }
         Event::PeerLeaseObserved {

@@ -26,7 +26,7 @@ pub use priority::{
 pub use reason::{ALL_CODES, Reason, is_contender_code};
 pub use state::{
     ClusterPolicy, Credentials, DEFAULT_HEARTBEAT_FRESH_FOR, DeciderConfig, Health, LocalLease, NodeState,
-    OwnStatus, PeerLease, PeerStatus, PeerView, State,
+    OwnStatus, PeerLease, PeerStatus, PeerView, Reach, State,
 };
 
 pub use crate::lease::Mono;

@@ -48,6 +48,8 @@ pub struct StatusReport {
     pub effective_priority: i32,
     /// `reason` (its [`Reason::as_str`]) and `message`.
     pub reason: Reason,
+    /// `observedGeneration`.
+    pub observed_generation: Option<i64>,
 }
 
 impl StatusReport {
@@ -58,6 +60,7 @@ impl StatusReport {
             effective_state: d.effective_state,
             effective_priority: d.effective_priority,
             reason: d.reason.clone(),
+            observed_generation: d.observed_generation,
         }
     }
 }
@@ -90,7 +93,8 @@ pub fn plan(prev: &Decision, next: &Decision) -> Vec<Command> {
     let status_changed = prev.claim != next.claim
         || prev.effective_state != next.effective_state
         || prev.effective_priority != next.effective_priority
-        || prev.reason != next.reason;
+        || prev.reason != next.reason
+        || prev.observed_generation != next.observed_generation;
     // Only the current lease holder writes status (see `Decision::holds_lease`).
     let mut write_status = status_changed && next.holds_lease;
 

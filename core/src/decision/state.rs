@@ -204,11 +204,23 @@ pub struct PeerLease {
     pub read_at: Mono,
 }
 
+/// Whether a peer's API server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reach {
+    /// No read attempt reported yet (just started): it may be forging.
+    #[default]
+    Unknown,
+    /// The last read succeeded.
+    Reachable,
+    /// The PeerWatcher reported it unreachable (its last status is kept).
+    Unreachable,
+}
+
 /// Everything we know about one peer cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PeerView {
-    /// False until a read succeeds, and after the PeerWatcher reports it unreachable.
-    pub reachable: bool,
+    /// Whether its API server answers.
+    pub reach: Reach,
     /// Its last status read (kept while unreachable: its last word still counts).
     pub status: Option<PeerStatus>,
     /// Its local Lease, when read.

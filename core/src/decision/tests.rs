@@ -504,9 +504,21 @@ fn a_forging_winner_keeps_forging_when_a_worse_peer_goes_silent() {
 fn an_enabled_cluster_skips_unreachable_peers_but_waits_for_visible_forgers() {
     let s = multi(&["a", "b"], spec(5, ForgeState::Enabled));
     assert_eq!(
+        decide(&s, secs(1), wall()).reason.as_str(),
+        "peer_unreachable",
+        "peers not yet tried may be forging"
+    );
+    let s = feed(
+        s,
+        [
+            Event::PeerUnreachable { cluster: "a".into() },
+            Event::PeerUnreachable { cluster: "b".into() },
+        ],
+    );
+    assert_eq!(
         decide(&s, secs(1), wall()).reason,
         Reason::ClusterEnabled,
-        "nobody visible"
+        "an override during a region outage skips silent peers"
     );
     let s = apply(
         s,

@@ -1,0 +1,918 @@
+//! Model-based property tests of the decision engine (STYLE.md 4.8): generated event sequences
+//! with advancing monotonic time, checked after every step; the global-winner rule over
+//! consistent views; and an asynchronous simulation of several clusters (delayed spec delivery,
+//! status writes in flight, peer reads in any order) checking S1 across regions at every step.
+use std::time::Duration;
+
+use forge_core::crd::{
+    CardanoForgeClusterSpec, CardanoForgeClusterStatus, ForgeState, HealthCheckSpec, NetworkSpec,
+    OverrideSpec,
+};
+use forge_core::decision::{
+    ClusterPolicy, Command, Credentials, DeciderConfig, Decision, Event, Mono, OverrideStatus, Reason,
+    ReloadReason, State, apply, decide, effective, evaluate_override, health_penalty, plan, shutdown_plan,
+};
+use forge_core::lease::LeaseRecord;
+use jiff::{SignedDuration, Timestamp};
+use proptest::prelude::*;
+
+const ME: &str = "c0";
+const PEERS: [&str; 3] = ["c1", "c2", "c3"];
+
+/// Cases per property: `PROPTEST_CASES` when set (for long soak runs), else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn base_wall() -> Timestamp {
+    "2025-06-01T12:00:00Z".parse().expect("valid time")
+}
+
+/// Wall time that advances with the monotonic clock (any fixed offset would do).
+fn wall_at(now: Mono) -> Timestamp {
+    base_wall() + SignedDuration::try_from(now.as_duration()).expect("small duration")
+}
+
+fn spec(priority: i32, state: ForgeState) -> CardanoForgeClusterSpec {
+    CardanoForgeClusterSpec {
+        forge_state: state,
+        priority,
+        region: "r".into(),
+        network: NetworkSpec {
+            name: "preview".into(),
+            magic: 2,
+            era: "conway".into(),
+        },
+        pool: None,
+        application: None,
+        health_check: None,
+        override_: None,
+    }
+}
+
+fn state_strategy() -> impl Strategy<Value = ForgeState> {
+    prop_oneof![
+        Just(ForgeState::Enabled),
+        Just(ForgeState::Disabled),
+        Just(ForgeState::PriorityBased)
+    ]
+}
+
+/// An override: none, off, active with or without expiry (relative seconds), or with a typo.
+fn override_strategy() -> impl Strategy<Value = Option<OverrideSpec>> {
+    let expiry = prop_oneof![
+        Just(None),
+        (-60i64..120).prop_map(|s| Some((base_wall() + SignedDuration::from_secs(s)).to_string())),
+        Just(Some("next tuesday".to_string())),
+    ];
+    prop_oneof![
+        Just(None),
+        (
+            any::<bool>(),
+            expiry,
+            proptest::option::of(state_strategy()),
+            proptest::option::of(1i32..20)
+        )
+            .prop_map(|(enabled, expires_at, force_state, force_priority)| {
+                Some(OverrideSpec {
+                    enabled,
+                    reason: None,
+                    expires_at,
+                    force_state,
+                    force_priority,
+                })
+            }),
+    ]
+}
+
+fn spec_strategy() -> impl Strategy<Value = CardanoForgeClusterSpec> {
+    (
+        1i32..20,
+        state_strategy(),
+        override_strategy(),
+        proptest::option::of(1i32..5),
+    )
+        .prop_map(|(p, st, o, threshold)| {
+            let mut s = spec(p, st);
+            s.override_ = o;
+            s.health_check = threshold.map(|t| HealthCheckSpec {
+                enabled: true,
+                endpoint: None,
+                interval: "1s".into(),
+                timeout: "1s".into(),
+                failure_threshold: t,
+                headers: Default::default(),
+            });
+            s
+        })
+}
+
+fn peer_status_strategy() -> impl Strategy<Value = Option<CardanoForgeClusterStatus>> {
+    proptest::option::of(
+        (
+            proptest::option::of(state_strategy()),
+            proptest::option::of(1i32..120),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(0i64..4),
+            proptest::option::of(prop_oneof![
+                Just("global_winner".to_string()),
+                Just("yielding_to_peer".to_string()),
+                Just("node_down".to_string()),
+            ]),
+        )
+            .prop_map(
+                |(effective_state, effective_priority, forging_enabled, observed_generation, reason)| {
+                    CardanoForgeClusterStatus {
+                        effective_state,
+                        effective_priority,
+                        forging_enabled,
+                        observed_generation,
+                        reason,
+                        ..Default::default()
+                    }
+                },
+            ),
+    )
+}
+
+/// An event with times relative to "now" (made absolute when applied).
+#[derive(Debug, Clone)]
+enum Gen {
+    LeaseAcquired(u64),
+    LeaseRenewed(u64),
+    LeaseLost,
+    SpecChanged(Box<CardanoForgeClusterSpec>, i64),
+    SpecUnavailable,
+    StatusWritten(bool),
+    Health(bool),
+    NodeUp,
+    NodeDown,
+    NodeSync(bool),
+    CredentialsValid,
+    CredentialsInvalid,
+    PeerObserved(usize, Option<Box<CardanoForgeClusterStatus>>, Option<i64>, u64),
+    PeerUnreachable(usize),
+    PeerLease(usize, bool, u8),
+    Tick,
+}
+
+fn gen_strategy() -> impl Strategy<Value = Gen> {
+    prop_oneof![
+        (1u64..20_000).prop_map(Gen::LeaseAcquired),
+        (1u64..20_000).prop_map(Gen::LeaseRenewed),
+        Just(Gen::LeaseLost),
+        (spec_strategy(), 0i64..4).prop_map(|(s, g)| Gen::SpecChanged(Box::new(s), g)),
+        Just(Gen::SpecUnavailable),
+        any::<bool>().prop_map(Gen::StatusWritten),
+        any::<bool>().prop_map(Gen::Health),
+        Just(Gen::NodeUp),
+        Just(Gen::NodeDown),
+        any::<bool>().prop_map(Gen::NodeSync),
+        Just(Gen::CredentialsValid),
+        Just(Gen::CredentialsInvalid),
+        (
+            0usize..3,
+            peer_status_strategy(),
+            proptest::option::of(0i64..4),
+            0u64..3_000
+        )
+            .prop_map(|(p, s, g, ago)| Gen::PeerObserved(p, s.map(Box::new), g, ago)),
+        (0usize..3).prop_map(Gen::PeerUnreachable),
+        (0usize..3, any::<bool>(), 0u8..3).prop_map(|(p, vacant, n)| Gen::PeerLease(p, vacant, n)),
+        Just(Gen::Tick),
+    ]
+}
+
+fn to_event(g: Gen, now: Mono) -> Event {
+    let ms = Duration::from_millis;
+    match g {
+        Gen::LeaseAcquired(d) => Event::LeaseAcquired {
+            deadline: now + ms(d),
+        },
+        Gen::LeaseRenewed(d) => Event::LeaseRenewed {
+            deadline: now + ms(d),
+        },
+        Gen::LeaseLost => Event::LeaseLost {
+            holder: Some("other".into()),
+        },
+        Gen::SpecChanged(spec, g) => Event::ClusterSpecChanged {
+            spec,
+            generation: Some(g),
+        },
+        Gen::SpecUnavailable => Event::ClusterSpecUnavailable { why: "gone".into() },
+        Gen::StatusWritten(f) => Event::StatusWritten {
+            forging_enabled: f,
+            at: now,
+        },
+        Gen::Health(ok) => Event::HealthResult { ok },
+        Gen::NodeUp => Event::NodeUp,
+        Gen::NodeDown => Event::NodeDown,
+        Gen::NodeSync(s) => Event::NodeSync { synced: s },
+        Gen::CredentialsValid => Event::CredentialsValid,
+        Gen::CredentialsInvalid => Event::CredentialsInvalid { why: "bad".into() },
+        Gen::PeerObserved(p, status, generation, ago) => Event::PeerObserved {
+            cluster: PEERS[p].into(),
+            status,
+            generation,
+            read_at: Mono::from_duration(now.as_duration().saturating_sub(ms(ago))),
+        },
+        Gen::PeerUnreachable(p) => Event::PeerUnreachable {
+            cluster: PEERS[p].into(),
+        },
+        Gen::PeerLease(p, vacant, n) => Event::PeerLeaseObserved {
+            cluster: PEERS[p].into(),
+            record: LeaseRecord {
+                holder_identity: (!vacant).then(|| format!("{}-{n}", PEERS[p])),
+                lease_duration_seconds: Some(15),
+                ..Default::default()
+            },
+            sent_at: now,
+            received_at: now,
+        },
+        Gen::Tick => Event::Tick,
+    }
+}
+
+fn config_strategy() -> impl Strategy<Value = DeciderConfig> {
+    (any::<bool>(), any::<bool>(), 0usize..=3).prop_map(|(managed, require_sync, n)| {
+        let mut c = if managed {
+            DeciderConfig::multi_cluster(ME, PEERS[..n].iter().copied())
+        } else {
+            DeciderConfig::single_cluster(ME)
+        };
+        c.require_sync = require_sync;
+        c
+    })
+}
+
+/// Index of the first command matching `f`.
+fn pos(cmds: &[Command], f: impl Fn(&Command) -> bool) -> Option<usize> {
+    cmds.iter().position(f)
+}
+
+/// The ordering rules every plan obeys (S2).
+fn check_plan(prev: &Decision, next: &Decision, cmds: &[Command]) -> Result<(), TestCaseError> {
+    let remove = pos(cmds, |c| *c == Command::Remove);
+    let stop_reload = pos(cmds, |c| {
+        matches!(
+            c,
+            Command::Reload {
+                reason: ReloadReason::StopForging
+            }
+        )
+    });
+    let install = pos(cmds, |c| *c == Command::Install);
+    let start_reload = pos(cmds, |c| {
+        matches!(
+            c,
+            Command::Reload {
+                reason: ReloadReason::StartForging
+            }
+        )
+    });
+    let release = pos(cmds, |c| *c == Command::Release);
+    let uncontend = pos(cmds, |c| *c == Command::Contend(false));
+    let withdraw = pos(
+        cmds,
+        |c| matches!(c, Command::WriteStatus(r) if !r.forging_enabled),
+    );
+    if prev.forge && !next.forge {
+        prop_assert_eq!(remove, Some(0), "stopping starts with Remove: {:?}", cmds);
+        prop_assert_eq!(stop_reload, Some(1), "then Reload: {:?}", cmds);
+        for later in [release, uncontend, withdraw].into_iter().flatten() {
+            prop_assert!(
+                later > 1,
+                "Release/Contend(false)/withdrawal after Remove+Reload: {:?}",
+                cmds
+            );
+        }
+    } else {
+        prop_assert!(remove.is_none() && stop_reload.is_none(), "{:?}", cmds);
+    }
+    if !prev.forge && next.forge {
+        let (i, r) = (
+            install.expect("Install when starting"),
+            start_reload.expect("Reload when starting"),
+        );
+        prop_assert!(i < r, "Install before Reload: {:?}", cmds);
+        if !prev.claim && next.holds_lease {
+            let w = pos(
+                cmds,
+                |c| matches!(c, Command::WriteStatus(r) if r.forging_enabled),
+            );
+            prop_assert!(
+                w.is_some_and(|w| w < i),
+                "a new claim is published before Install: {:?}",
+                cmds
+            );
+        }
+    } else {
+        prop_assert!(install.is_none() && start_reload.is_none(), "{:?}", cmds);
+    }
+    if pos(cmds, |c| matches!(c, Command::WriteStatus(_))).is_some() {
+        prop_assert!(
+            next.holds_lease,
+            "only the current lease holder writes status: {:?}",
+            cmds
+        );
+    }
+    if let (Some(r), Some(u)) = (release, uncontend) {
+        prop_assert!(u < r);
+    }
+    Ok(())
+}
+
+/// Everything that must hold of one decision in one state.
+fn check_decision(s: &State, d: &Decision, now: Mono) -> Result<(), TestCaseError> {
+    if d.forge {
+        // S1: nothing forges without a current lease.
+        prop_assert!(
+            s.lease.is_current(now),
+            "forging without a current lease: {:?}",
+            s.lease
+        );
+        prop_assert!(d.holds_lease && d.claim && d.contend);
+        prop_assert!(s.node.up && s.credentials == Credentials::Valid);
+        prop_assert!(!s.config.require_sync || s.node.synced == Some(true));
+        prop_assert!(d.reason.is_forging());
+        match &s.cluster {
+            ClusterPolicy::Unmanaged => prop_assert_eq!(&d.reason, &Reason::SingleClusterLeader),
+            ClusterPolicy::Spec { .. } => prop_assert!(d.effective_state != ForgeState::Disabled),
+            other => prop_assert!(false, "forging with cluster policy {:?}", other),
+        }
+    } else {
+        prop_assert!(
+            !d.reason.is_forging(),
+            "standby with a forging reason {:?}",
+            d.reason
+        );
+    }
+    if d.claim {
+        prop_assert!(d.holds_lease);
+    }
+    if let Some(w) = d.next_wake {
+        prop_assert!(w > now, "next_wake {:?} not after now {:?}", w, now);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(512)))]
+
+    /// Runs the Decider loop over generated events and checks every step.
+    #[test]
+    fn every_step_of_a_generated_history_keeps_the_invariants(
+        config in config_strategy(),
+        steps in proptest::collection::vec((0u64..4_000, gen_strategy()), 1..60),
+    ) {
+        let mut s = State::new(config);
+        let mut now = Mono::from_millis(1_000);
+        let mut prev = Decision::initial();
+        for (advance, g) in steps {
+            now = now + Duration::from_millis(advance);
+            s = apply(s, to_event(g, now));
+            let d = decide(&s, now, wall_at(now));
+            prop_assert_eq!(&d, &decide(&s, now, wall_at(now)), "deterministic");
+            prop_assert_eq!(&d, &decide(&s.clone(), now, wall_at(now)), "deterministic on a clone");
+            check_decision(&s, &d, now)?;
+            let cmds = plan(&prev, &d);
+            check_plan(&prev, &d, &cmds)?;
+            s = apply(s, Event::Committed { forge: d.forge });
+            // Nothing changes before next_wake without an event.
+            if let Some(w) = d.next_wake {
+                let mid = now + (w - now) / 2;
+                prop_assert_eq!(decide(&s, mid, wall_at(mid)).forge, d.forge);
+            }
+            let shut = shutdown_plan(&d);
+            prop_assert_eq!(&shut[..2], &[Command::Remove, Command::Reload { reason: ReloadReason::Shutdown }]);
+            prop_assert_eq!(shut.last(), Some(&Command::Release));
+            prev = d;
+        }
+    }
+
+    /// A missing input always means standby, whatever else is true.
+    #[test]
+    fn a_missing_input_always_means_standby(
+        config in config_strategy(),
+        steps in proptest::collection::vec((0u64..4_000, gen_strategy()), 0..40),
+        missing in 0usize..5,
+    ) {
+        let mut s = State::new(config);
+        let mut now = Mono::from_millis(1_000);
+        for (advance, g) in steps {
+            now = now + Duration::from_millis(advance);
+            s = apply(s, to_event(g, now));
+        }
+        let managed = s.config.cluster_management;
+        s = apply(s, match missing {
+            0 => Event::NodeDown,
+            1 => Event::CredentialsInvalid { why: "x".into() },
+            2 => Event::LeaseLost { holder: None },
+            3 if managed => Event::ClusterSpecUnavailable { why: "x".into() },
+            _ => Event::LeaseAcquired { deadline: now },
+        });
+        let d = decide(&s, now, wall_at(now));
+        prop_assert!(!d.forge, "forging with input {} missing: {:?}", missing, d.reason);
+    }
+
+    /// The penalty follows the count of consecutive failures, and a success clears it.
+    #[test]
+    fn the_penalty_formula_holds_and_recovery_clears_it(
+        base in 1i32..999,
+        threshold in 1i32..10,
+        results in proptest::collection::vec(any::<bool>(), 0..30),
+    ) {
+        let mut sp = spec(base, ForgeState::PriorityBased);
+        sp.health_check = Some(HealthCheckSpec {
+            enabled: true, endpoint: None, interval: "1s".into(), timeout: "1s".into(),
+            failure_threshold: threshold, headers: Default::default(),
+        });
+        let mut s = apply(
+            State::new(DeciderConfig::multi_cluster(ME, Vec::<String>::new())),
+            Event::ClusterSpecChanged { spec: Box::new(sp), generation: Some(1) },
+        );
+        let mut run = 0i32;
+        for ok in results {
+            s = apply(s, Event::HealthResult { ok });
+            run = if ok { 0 } else { run + 1 };
+            let want = base + if run == 0 { 0 } else if run >= threshold { 100 } else { 10 };
+            prop_assert_eq!(decide(&s, Mono::ZERO, base_wall()).effective_priority, want);
+            if ok {
+                prop_assert_eq!(decide(&s, Mono::ZERO, base_wall()).effective_priority, base);
+            }
+        }
+        prop_assert_eq!(health_penalty(0, threshold.unsigned_abs()), 0);
+    }
+
+    /// Active strictly before `expiresAt`, inactive at and after; without expiry active until
+    /// disabled.
+    #[test]
+    fn an_override_applies_exactly_until_it_expires(
+        expiry in proptest::option::of(-3_600i64..3_600),
+        at in -7_200i64..7_200,
+        force in 1i32..50,
+        enabled in any::<bool>(),
+    ) {
+        let o = OverrideSpec {
+            enabled,
+            expires_at: expiry.map(|e| (base_wall() + SignedDuration::from_secs(e)).to_string()),
+            force_priority: Some(force),
+            ..Default::default()
+        };
+        let wall = base_wall() + SignedDuration::from_secs(at);
+        let status = evaluate_override(Some(&o), wall);
+        let active = enabled && expiry.is_none_or(|e| at < e);
+        prop_assert_eq!(matches!(status, OverrideStatus::Active { .. }), active);
+        let mut sp = spec(500, ForgeState::PriorityBased);
+        sp.override_ = Some(o);
+        prop_assert_eq!(effective(&sp, 5, wall).priority, if active { force } else { 600 });
+    }
+
+    /// Given one consistent view (every cluster sees the others' true effective policies, all
+    /// confirmed not forging and read after its claim), at most one cluster forges, and exactly
+    /// one if any is eligible.
+    #[test]
+    fn consistent_views_yield_at_most_one_winner(
+        clusters in proptest::collection::vec((1i32..6, prop_oneof![
+            3 => Just(ForgeState::PriorityBased), 1 => Just(ForgeState::Disabled)]), 1..7),
+        enabled in proptest::option::of(0usize..7),
+        unhealthy in proptest::collection::vec(any::<bool>(), 7),
+    ) {
+        let n = clusters.len();
+        let names: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        let mut policies = clusters.clone();
+        if let Some(e) = enabled.filter(|e| *e < n) {
+            policies[e].1 = ForgeState::Enabled;
+        }
+        let eff: Vec<(ForgeState, i32)> =
+            (0..n).map(|i| (policies[i].1, policies[i].0 + if unhealthy[i] { 100 } else { 0 })).collect();
+        let now = Mono::from_millis(10_000);
+        let mut forgers = Vec::new();
+        for i in 0..n {
+            let peers: Vec<&String> = names.iter().filter(|p| **p != names[i]).collect();
+            let mut s = State::new(DeciderConfig::multi_cluster(names[i].clone(), peers));
+            s = [
+                Event::NodeUp,
+                Event::CredentialsValid,
+                Event::LeaseAcquired { deadline: now + Duration::from_secs(10) },
+                Event::ClusterSpecChanged { spec: Box::new(spec(policies[i].0, policies[i].1)), generation: Some(1) },
+                Event::StatusWritten { forging_enabled: true, at: Mono::from_millis(9_000) },
+            ].into_iter().fold(s, apply);
+            for _ in 0..3 {
+                if unhealthy[i] { s = apply(s, Event::HealthResult { ok: false }); }
+            }
+            for j in (0..n).filter(|j| *j != i) {
+                s = apply(s, Event::PeerObserved {
+                    cluster: names[j].clone(),
+                    status: Some(Box::new(CardanoForgeClusterStatus {
+                        effective_state: Some(eff[j].0),
+                        effective_priority: Some(eff[j].1),
+                        forging_enabled: Some(false),
+                        observed_generation: Some(1),
+                        reason: Some("yielding_to_peer".into()),
+                        ..Default::default()
+                    })),
+                    generation: Some(1),
+                    read_at: Mono::from_millis(9_500),
+                });
+            }
+            let d = decide(&s, now, base_wall());
+            prop_assert_eq!((d.effective_state, d.effective_priority), eff[i]);
+            if d.forge { forgers.push(i); }
+        }
+        prop_assert!(forgers.len() <= 1, "several winners {:?} among {:?}", forgers, eff);
+        let eligible = eff.iter().any(|(st, _)| *st != ForgeState::Disabled);
+        prop_assert_eq!(forgers.len(), usize::from(eligible), "winners {:?} among {:?}", forgers, eff);
+        if let Some(&w) = forgers.first() {
+            let key = |i: usize| (if eff[i].0 == ForgeState::Enabled { 0 } else { 1 }, eff[i].1, names[i].clone());
+            for j in (0..n).filter(|j| eff[*j].0 != ForgeState::Disabled) {
+                prop_assert!(key(w) <= key(j));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Asynchronous multi-cluster simulation: S1 across regions under any interleaving.
+
+/// One step of the world.
+#[derive(Debug, Clone)]
+enum Action {
+    /// `kubectl patch` of cluster i's spec (generation + 1).
+    Patch(usize, ForgeState, i32),
+    /// Cluster i's ClusterWatcher delivers its current spec.
+    DeliverSpec(usize),
+    /// Cluster i reads cluster j's CardanoForgeCluster.
+    ReadStatus(usize, usize),
+    /// Cluster i reads cluster j's Lease.
+    ReadLease(usize, usize),
+    /// Cluster i's PeerWatcher reports j unreachable.
+    Unreachable(usize, usize),
+    /// Cluster i's pending status write lands.
+    LandWrite(usize),
+    /// Cluster i's node goes down or comes back.
+    Node(usize, bool),
+    /// Cluster i's health probe.
+    Health(usize, bool),
+    /// Time passes.
+    Advance(u64),
+}
+
+fn action_strategy(n: usize, with_unreachable: bool) -> impl Strategy<Value = Action> {
+    let states = if with_unreachable {
+        prop_oneof![Just(ForgeState::Disabled), Just(ForgeState::PriorityBased)].boxed()
+    } else {
+        state_strategy().boxed()
+    };
+    prop_oneof![
+        2 => (0..n, states, 1i32..4).prop_map(|(i, s, p)| Action::Patch(i, s, p)),
+        3 => (0..n).prop_map(Action::DeliverSpec),
+        8 => (0..n, 0..n).prop_map(|(i, j)| Action::ReadStatus(i, j)),
+        2 => (0..n, 0..n).prop_map(|(i, j)| Action::ReadLease(i, j)),
+        (if with_unreachable { 2 } else { 0 }) => (0..n, 0..n).prop_map(|(i, j)| Action::Unreachable(i, j)),
+        5 => (0..n).prop_map(Action::LandWrite),
+        1 => (0..n, any::<bool>()).prop_map(|(i, up)| Action::Node(i, up)),
+        1 => (0..n, any::<bool>()).prop_map(|(i, ok)| Action::Health(i, ok)),
+        2 => (0u64..6_000).prop_map(Action::Advance),
+    ]
+}
+
+/// One region: its manager's state and the world around it.
+struct Region {
+    name: String,
+    state: State,
+    prev: Decision,
+    /// What its node does (Install/Remove are carried out at once).
+    forging: bool,
+    spec: CardanoForgeClusterSpec,
+    generation: i64,
+    /// The spec generation the manager last received.
+    seen_generation: i64,
+    /// The status stored in its API server.
+    status: Option<CardanoForgeClusterStatus>,
+    /// A status write in flight (the latest one wins).
+    pending: Option<CardanoForgeClusterStatus>,
+    /// Its Lease: holder present, and a renew counter (changes on every renewal).
+    lease_held: bool,
+    renewals: u64,
+}
+
+struct World {
+    regions: Vec<Region>,
+    now: Mono,
+}
+
+impl World {
+    fn new(initial: &[(ForgeState, i32)]) -> World {
+        let names: Vec<String> = (0..initial.len()).map(|i| format!("c{i}")).collect();
+        let regions = initial
+            .iter()
+            .enumerate()
+            .map(|(i, (st, p))| {
+                let peers: Vec<&String> = names.iter().filter(|n| **n != names[i]).collect();
+                let state = [Event::NodeUp, Event::CredentialsValid].into_iter().fold(
+                    State::new(DeciderConfig::multi_cluster(names[i].clone(), peers)),
+                    apply,
+                );
+                Region {
+                    name: names[i].clone(),
+                    state,
+                    prev: Decision::initial(),
+                    forging: false,
+                    spec: spec(*p, *st),
+                    generation: 1,
+                    seen_generation: 0,
+                    status: None,
+                    pending: None,
+                    lease_held: false,
+                    renewals: 0,
+                }
+            })
+            .collect();
+        World {
+            regions,
+            now: Mono::from_millis(1_000),
+        }
+    }
+
+    fn feed(&mut self, i: usize, e: Event) {
+        let r = &mut self.regions[i];
+        r.state = apply(
+            std::mem::replace(&mut r.state, State::new(DeciderConfig::single_cluster("x"))),
+            e,
+        );
+    }
+
+    /// The Decider of region i: decide, carry out the plan in order, commit.
+    fn step(&mut self, i: usize) {
+        let now = self.now;
+        for _ in 0..4 {
+            let r = &mut self.regions[i];
+            let d = decide(&r.state, now, wall_at(now));
+            let cmds = plan(&r.prev, &d);
+            let mut again = false;
+            for c in &cmds {
+                match c {
+                    Command::Install => r.forging = true,
+                    Command::Remove => r.forging = false,
+                    Command::WriteStatus(rep) => {
+                        r.pending = Some(CardanoForgeClusterStatus {
+                            effective_state: Some(rep.effective_state),
+                            effective_priority: Some(rep.effective_priority),
+                            forging_enabled: Some(rep.forging_enabled),
+                            observed_generation: rep.observed_generation,
+                            reason: Some(rep.reason.as_str().into()),
+                            ..Default::default()
+                        })
+                    }
+                    Command::Contend(true) if !r.lease_held => {
+                        r.lease_held = true;
+                        r.renewals += 1;
+                        r.state = apply(
+                            std::mem::replace(&mut r.state, State::new(DeciderConfig::single_cluster("x"))),
+                            Event::LeaseAcquired {
+                                deadline: now + Duration::from_secs(1_000_000),
+                            },
+                        );
+                        again = true;
+                    }
+                    Command::Release => {
+                        r.lease_held = false;
+                        r.renewals += 1;
+                        r.state = apply(
+                            std::mem::replace(&mut r.state, State::new(DeciderConfig::single_cluster("x"))),
+                            Event::LeaseLost { holder: None },
+                        );
+                        again = true;
+                    }
+                    _ => {}
+                }
+            }
+            r.state = apply(
+                std::mem::replace(&mut r.state, State::new(DeciderConfig::single_cluster("x"))),
+                Event::Committed { forge: d.forge },
+            );
+            r.prev = d;
+            if !again {
+                break;
+            }
+        }
+    }
+
+    fn act(&mut self, a: &Action) {
+        // Every action takes a millisecond: a read after a write is strictly later.
+        self.now = self.now + Duration::from_millis(1);
+        match *a {
+            Action::Patch(i, st, p) => {
+                let r = &mut self.regions[i];
+                r.spec.forge_state = st;
+                r.spec.priority = p;
+                r.generation += 1;
+            }
+            Action::DeliverSpec(i) => {
+                let (spec, generation) = (self.regions[i].spec.clone(), self.regions[i].generation);
+                self.regions[i].seen_generation = generation;
+                self.feed(
+                    i,
+                    Event::ClusterSpecChanged {
+                        spec: Box::new(spec),
+                        generation: Some(generation),
+                    },
+                );
+                self.step(i);
+            }
+            Action::ReadStatus(i, j) if i != j => {
+                let (status, generation) = (self.regions[j].status.clone(), self.regions[j].generation);
+                let cluster = self.regions[j].name.clone();
+                let read_at = self.now;
+                self.feed(
+                    i,
+                    Event::PeerObserved {
+                        cluster,
+                        status: status.map(Box::new),
+                        generation: Some(generation),
+                        read_at,
+                    },
+                );
+                self.step(i);
+            }
+            Action::ReadLease(i, j) if i != j => {
+                let rj = &self.regions[j];
+                let record = LeaseRecord {
+                    holder_identity: rj.lease_held.then(|| format!("{}-0", rj.name)),
+                    lease_duration_seconds: Some(15),
+                    lease_transitions: Some(i32::try_from(rj.renewals).unwrap_or(i32::MAX)),
+                    ..Default::default()
+                };
+                let (cluster, now) = (rj.name.clone(), self.now);
+                self.feed(
+                    i,
+                    Event::PeerLeaseObserved {
+                        cluster,
+                        record,
+                        sent_at: now,
+                        received_at: now,
+                    },
+                );
+                self.step(i);
+            }
+            Action::Unreachable(i, j) if i != j => {
+                let cluster = self.regions[j].name.clone();
+                self.feed(i, Event::PeerUnreachable { cluster });
+                self.step(i);
+            }
+            Action::LandWrite(i) => {
+                if let Some(st) = self.regions[i].pending.take() {
+                    let forging_enabled = st.forging_enabled == Some(true);
+                    self.regions[i].status = Some(st);
+                    let at = self.now;
+                    self.feed(i, Event::StatusWritten { forging_enabled, at });
+                    self.step(i);
+                }
+            }
+            Action::Node(i, up) => {
+                self.feed(i, if up { Event::NodeUp } else { Event::NodeDown });
+                self.step(i);
+            }
+            Action::Health(i, ok) => {
+                self.feed(i, Event::HealthResult { ok });
+                self.step(i);
+            }
+            Action::Advance(ms) => {
+                self.now = self.now + Duration::from_millis(ms);
+                // Held leases are renewed meanwhile (their record changes).
+                for r in &mut self.regions {
+                    if r.lease_held {
+                        r.renewals += 1;
+                    }
+                }
+                for i in 0..self.regions.len() {
+                    self.step(i);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn forgers(&self) -> Vec<&str> {
+        self.regions
+            .iter()
+            .filter(|r| r.forging)
+            .map(|r| r.name.as_str())
+            .collect()
+    }
+
+    /// Deliver everything, repeatedly, with every region reading every other.
+    fn settle(&mut self) {
+        let n = self.regions.len();
+        for _ in 0..8 {
+            for i in 0..n {
+                self.act(&Action::DeliverSpec(i));
+                self.act(&Action::LandWrite(i));
+                self.act(&Action::Node(i, true));
+            }
+            for i in 0..n {
+                for j in 0..n {
+                    self.act(&Action::ReadStatus(i, j));
+                }
+            }
+        }
+    }
+}
+
+fn initial_strategy(with_unreachable: bool) -> impl Strategy<Value = Vec<(ForgeState, i32)>> {
+    let states = if with_unreachable {
+        prop_oneof![Just(ForgeState::Disabled), Just(ForgeState::PriorityBased)].boxed()
+    } else {
+        state_strategy().boxed()
+    };
+    proptest::collection::vec((states, 1i32..4), 2..=3)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(400)))]
+
+    /// Any interleaving of patches, spec deliveries, status writes landing late, peer reads,
+    /// node failures and health changes: never two regions forging at once (S1), including
+    /// through handovers (A forging, A patched Disabled: B waits for A's confirmation).
+    #[test]
+    fn no_two_regions_ever_forge_at_once(
+        (initial, actions) in initial_strategy(false).prop_flat_map(|init| {
+            let n = init.len();
+            (Just(init), proptest::collection::vec(action_strategy(n, false), 0..120))
+        }),
+    ) {
+        let mut w = World::new(&initial);
+        for a in &actions {
+            w.act(a);
+            prop_assert!(w.forgers().len() <= 1, "overlap {:?} after {:?}", w.forgers(), a);
+        }
+        w.settle();
+        prop_assert!(w.forgers().len() <= 1, "overlap {:?} after settling", w.forgers());
+        let enabled = w.regions.iter().filter(|r| r.spec.forge_state == ForgeState::Enabled).count();
+        let eligible = w.regions.iter().any(|r| r.spec.forge_state != ForgeState::Disabled);
+        if enabled <= 1 && eligible {
+            let reasons: Vec<_> = w.regions.iter().map(|r| r.prev.reason.as_str()).collect();
+            prop_assert_eq!(w.forgers().len(), 1, "nobody forges after settling: {:?}", reasons);
+        }
+    }
+
+    /// The same with peers going silent (Priority-based and Disabled only: `Enabled` skips
+    /// unreachable peers by design, that is the operator override for a region outage).
+    #[test]
+    fn silence_never_lets_a_second_region_forge(
+        (initial, actions) in initial_strategy(true).prop_flat_map(|init| {
+            let n = init.len();
+            (Just(init), proptest::collection::vec(action_strategy(n, true), 0..120))
+        }),
+    ) {
+        let mut w = World::new(&initial);
+        for a in &actions {
+            w.act(a);
+            prop_assert!(w.forgers().len() <= 1, "overlap {:?} after {:?}", w.forgers(), a);
+        }
+    }
+}
+
+/// The scripted handover of the issue: A forging; A patched Disabled; B must not forge until
+/// A's status confirms `forgingEnabled: false` at A's new generation.
+#[test]
+fn handover_waits_for_the_disabled_region_to_confirm_it_stopped() {
+    let mut w = World::new(&[(ForgeState::PriorityBased, 1), (ForgeState::PriorityBased, 2)]);
+    w.settle();
+    assert_eq!(w.forgers(), vec!["c0"]);
+    w.act(&Action::Patch(0, ForgeState::Disabled, 1));
+    // B reads A: new generation, old status (forging): B yields / waits.
+    w.act(&Action::ReadStatus(1, 0));
+    assert_eq!(w.forgers(), vec!["c0"]);
+    // A receives its spec and stops at once; its status write is still in flight.
+    w.act(&Action::DeliverSpec(0));
+    assert!(w.forgers().is_empty());
+    w.act(&Action::ReadStatus(1, 0));
+    assert!(w.forgers().is_empty(), "B must wait for A's confirmation");
+    assert_eq!(w.regions[1].prev.reason.as_str(), "yielding_to_peer");
+    // A's confirmation lands; B reads it, claims, and needs one more read after its claim.
+    w.act(&Action::LandWrite(0));
+    w.act(&Action::ReadStatus(1, 0));
+    assert!(w.forgers().is_empty());
+    assert_eq!(w.regions[1].prev.reason, Reason::AwaitingClaim);
+    w.act(&Action::LandWrite(1));
+    assert!(w.forgers().is_empty(), "the read predates B's claim");
+    w.act(&Action::ReadStatus(1, 0));
+    assert_eq!(w.forgers(), vec!["c1"]);
+    // Failback: A re-enabled; A must wait until B confirms it stopped.
+    w.act(&Action::Patch(0, ForgeState::PriorityBased, 1));
+    w.act(&Action::DeliverSpec(0));
+    w.act(&Action::LandWrite(0));
+    w.act(&Action::ReadStatus(0, 1));
+    assert_eq!(w.forgers(), vec!["c1"]);
+    assert_eq!(w.regions[0].prev.reason.as_str(), "awaiting_peer_stop");
+    w.act(&Action::ReadStatus(1, 0));
+    assert!(w.forgers().is_empty(), "B yields to A");
+    w.act(&Action::LandWrite(1));
+    w.act(&Action::ReadStatus(0, 1));
+    assert_eq!(w.forgers(), vec!["c0"]);
+}
