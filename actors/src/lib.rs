@@ -4,5 +4,9 @@
 #![forbid(unsafe_code)]
 
 pub mod adapters;
+pub mod clock;
 pub mod http;
+pub mod messages;
 pub mod metrics;
+pub mod ports;
+pub mod supervisor;

@@ -10,7 +10,8 @@
 
 use std::time::Duration;
 
-use futures::Stream;
+use forge_core::lease::LeaseRecord;
+use futures::{FutureExt, Stream, StreamExt, future::BoxFuture, stream::BoxStream};
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
@@ -21,6 +22,7 @@ use super::{
     kube::{KubeApiError, with_timeout},
     kube_object::NamedObject,
 };
+use crate::ports::{LeaseApi, LeaseSnapshot};
 
 /// One named Lease in one namespace.
 #[derive(Clone)]
@@ -82,5 +84,63 @@ impl KubeLeases {
             },
             spec: Some(spec),
         }
+    }
+}
+
+fn snapshot(lease: &Lease) -> crate::ports::LeaseSnapshot {
+    crate::ports::LeaseSnapshot {
+        record: lease
+            .spec
+            .as_ref()
+            .map(LeaseRecord::from_spec)
+            .unwrap_or_default(),
+        resource_version: lease.metadata.resource_version.clone(),
+    }
+}
+
+/// [`KubeLeases`] behind the [`LeaseApi`] port. The watch's idle bound is the lease duration's
+/// order of magnitude: a silent connection is replaced before it could hide a release for long.
+pub struct KubeLeasePort {
+    leases: KubeLeases,
+    watch_idle: Duration,
+}
+
+impl KubeLeasePort {
+    /// The port over `leases`, re-opening an idle watch after `watch_idle`.
+    pub fn new(leases: KubeLeases, watch_idle: Duration) -> Self {
+        Self { leases, watch_idle }
+    }
+}
+
+impl LeaseApi for KubeLeasePort {
+    fn get(&self) -> BoxFuture<'static, Result<Option<LeaseSnapshot>, KubeApiError>> {
+        let leases = self.leases.clone();
+        async move { Ok(leases.get().await?.as_ref().map(snapshot)) }.boxed()
+    }
+
+    fn create(&self, record: LeaseRecord) -> BoxFuture<'static, Result<LeaseSnapshot, KubeApiError>> {
+        let leases = self.leases.clone();
+        async move { Ok(snapshot(&leases.create(record.to_spec()).await?)) }.boxed()
+    }
+
+    fn replace(
+        &self,
+        resource_version: String,
+        record: LeaseRecord,
+    ) -> BoxFuture<'static, Result<LeaseSnapshot, KubeApiError>> {
+        let leases = self.leases.clone();
+        async move {
+            Ok(snapshot(
+                &leases.replace(&resource_version, record.to_spec()).await?,
+            ))
+        }
+        .boxed()
+    }
+
+    fn watch(&self) -> BoxStream<'static, Result<Option<LeaseSnapshot>, KubeApiError>> {
+        self.leases
+            .watch(self.watch_idle)
+            .map(|item| item.map(|lease| lease.as_ref().map(snapshot)))
+            .boxed()
     }
 }
