@@ -30,6 +30,9 @@ pub use state::{
 };
 
 pub use crate::lease::Mono;
+/// The wall-clock type [`decide`] takes (override `expiresAt` is wall time); re-exported so
+/// callers need no direct `jiff` dependency.
+pub use jiff::Timestamp as WallTime;
 
 #[cfg(test)]
 mod tests;
