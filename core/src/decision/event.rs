@@ -36,7 +36,8 @@ pub enum Event {
         /// What is wrong.
         why: String,
     },
-    /// ClusterWatcher → Decider: a status write of ours was confirmed.
+    /// ClusterWatcher → Decider: a status write of ours was confirmed. Ignored while we do not
+    /// hold the lease.
     StatusWritten {
         /// The `forgingEnabled` it carried.
         forging_enabled: bool,
@@ -108,6 +109,11 @@ pub enum Event {
 pub fn apply(mut state: State, event: Event) -> State {
     match event {
         Event::LeaseAcquired { deadline } => {
+            if matches!(state.lease, LocalLease::NotHeld { .. }) {
+                // A new tenure claims afresh: in between, another pod may have written our
+                // cluster's status.
+                state.own.claim_at = None;
+            }
             state.lease = LocalLease::Held { deadline };
         }
         Event::LeaseRenewed { deadline } => {
@@ -130,6 +136,8 @@ pub fn apply(mut state: State, event: Event) -> State {
                 state.cluster = ClusterPolicy::Unavailable { why };
             }
         }
+        // A confirmation arriving after we lost the lease says nothing about the status now.
+        Event::StatusWritten { .. } if matches!(state.lease, LocalLease::NotHeld { .. }) => {}
         Event::StatusWritten { forging_enabled, at } => {
             if forging_enabled {
                 if state.own.claim_at.is_none() {

@@ -648,3 +648,24 @@ fn the_first_plan_contends_once_the_node_and_credentials_are_ready() {
     let d = decide(&s, secs(0), wall());
     assert_eq!(plan(&Decision::initial(), &d), vec![Command::Contend(true)]);
 }
+
+#[test]
+fn a_claim_confirmed_in_an_earlier_tenure_does_not_count_in_the_next() {
+    let s = claimed(multi(&["b"], spec(1, ForgeState::PriorityBased)), secs(1));
+    let s = feed(
+        s,
+        [
+            Event::LeaseLost {
+                holder: Some("us-east-1-pod-1".into()),
+            },
+            Event::StatusWritten {
+                forging_enabled: true,
+                at: secs(2),
+            },
+            Event::LeaseAcquired { deadline: secs(100) },
+            observed("b", status(ForgeState::PriorityBased, 2, false, 1), 1, secs(3)),
+        ],
+    );
+    assert_eq!(s.own.claim_at, None);
+    assert_eq!(decide(&s, secs(3), wall()).reason, Reason::AwaitingClaim);
+}
