@@ -21,9 +21,21 @@ pub enum ReloadReason {
     Startup,
     /// SIGTERM: stop forging before releasing the lease.
     Shutdown,
+    /// A rotated credential set was installed while forging.
+    Rotation,
+    /// Re-sent during the node's start-up, when an earlier SIGHUP may have been lost in its
+    /// ledger replay (the files already match the decision; the signal only re-applies them).
+    Reassert,
 }
 
 impl ReloadReason {
+    /// True when the reload must reach a running node to take effect (it turns forging on).
+    /// A reload that stops forging, or re-asserts, has nothing to do when no node runs: a node
+    /// that does not run does not forge.
+    pub fn needs_node(self) -> bool {
+        matches!(self, ReloadReason::StartForging | ReloadReason::Rotation)
+    }
+
     /// Stable snake_case label.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -31,6 +43,8 @@ impl ReloadReason {
             ReloadReason::StopForging => "stop_forging",
             ReloadReason::Startup => "startup",
             ReloadReason::Shutdown => "shutdown",
+            ReloadReason::Rotation => "rotation",
+            ReloadReason::Reassert => "reassert",
         }
     }
 }
@@ -78,7 +92,7 @@ pub enum Command {
     Remove,
     /// Decider → NodeSignaller: make the node re-read its credentials (SIGHUP).
     Reload {
-        /// Why.
+            /// Why.
         reason: ReloadReason,
     },
     /// Decider → ClusterWatcher: write our cluster status (only ever as the lease holder).
