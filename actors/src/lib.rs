@@ -5,6 +5,8 @@
 
 pub mod adapters;
 pub mod clock;
+pub mod cluster_watcher;
+pub mod decider;
 pub mod http;
 pub mod messages;
 pub mod metrics;

@@ -1,0 +1,267 @@
+//! The Decider: the only actor that holds the effective state (DESIGN.md section 4). It folds
+//! facts into forge-core's [`State`], runs the pure [`decide`] and carries out the [`plan`] in
+//! order, each command completing before the next is sent (break before make, S2). It never
+//! makes a decision itself; it only sequences, logs, counts and publishes.
+//!
+//! Failure rule: a plan stops at the first failed command. In the stopping direction the
+//! decision in force stays "forging" (we may still forge), so `Release` is never sent while
+//! removal failed, and the plan is retried soon. In the starting direction the credentials
+//! are removed again (a standby never keeps them) and the decision stays "standby".
+
+mod actor;
+mod handlers;
+
+use std::{sync::Arc, time::Duration};
+
+use actix::{Recipient, SpawnHandle};
+use forge_core::{
+    decision::{Command, Decision, Event, State, decide},
+    lease::Mono,
+};
+use tokio::sync::watch;
+
+use crate::{
+    clock::Clock,
+    http::Snapshot,
+    messages::{CommandFailed, Contend, Install, Release, Reload, Remove, WriteStatus},
+    metrics::Metrics,
+};
+
+/// Where the Decider's commands go.
+#[derive(Clone)]
+pub struct DeciderOutputs {
+    /// LeaseElector: contend or not.
+    pub contend: Recipient<Contend>,
+    /// LeaseElector: release the lease.
+    pub release: Recipient<Release>,
+    /// CredentialKeeper: install credentials.
+    pub install: Recipient<Install>,
+    /// CredentialKeeper: remove credentials.
+    pub remove: Recipient<Remove>,
+    /// NodeSignaller: reload the node.
+    pub reload: Recipient<Reload>,
+    /// ClusterWatcher: write our status.
+    pub write_status: Recipient<WriteStatus>,
+}
+
+/// Settings of the Decider.
+#[derive(Debug, Clone)]
+pub struct DeciderSettings {
+    /// This pod (for `/status` and logs).
+    pub pod: String,
+    /// How often the Decider re-evaluates with no new fact (and refreshes its heartbeat).
+    pub heartbeat: Duration,
+    /// How soon a failed plan is retried.
+    pub retry_after: Duration,
+    /// A status write must succeed before forging starts (the claim protocol of cluster
+    /// management). In single-cluster mode a failed CardanoLeader write never blocks forging
+    /// (the reference coupled them, G-12).
+    pub status_write_required: bool,
+    /// The node starts non-producing and needs the credential files present to boot: provide
+    /// them while the node is down, remove them once it is up and we do not forge.
+    pub boot_credentials: bool,
+    /// A SIGHUP during the node's start-up (ledger replay) is lost: for this long after a node
+    /// process appears, the reload matching the decision in force is re-sent every
+    /// `reassert_every` (`SOCKET_WAIT_TIMEOUT`: how long a node start may take). A SIGHUP only
+    /// makes the node match the files, which always reflect the decision, so re-sending is safe.
+    pub reassert_window: Duration,
+    /// Period of those re-sends.
+    pub reassert_every: Duration,
+}
+
+/// The Decider actor.
+pub struct Decider {
+    settings: DeciderSettings,
+    state: State,
+    /// The decision in force (its plan completed).
+    current: Decision,
+    clock: Clock,
+    out: DeciderOutputs,
+    snapshot: watch::Sender<Arc<Snapshot>>,
+    metrics: Option<Metrics>,
+    /// A plan is being carried out; new facts are folded in and decided afterwards.
+    busy: bool,
+    /// A fact arrived while busy.
+    redecide_pending: bool,
+    /// The start-up plan (standby state) is done.
+    started_up: bool,
+    /// Shutdown requested.
+    shutting_down: bool,
+    /// Boot credentials are installed for a node that is down (see `boot_credentials`). While
+    /// they are, no reload is ever sent: a SIGHUP would make a standby forge.
+    boot_installed: bool,
+    /// When the current node process came up (for re-asserting reloads during its start-up).
+    node_up_since: Option<tokio::time::Instant>,
+    /// When the last re-assert was sent.
+    last_reassert: Option<tokio::time::Instant>,
+    /// The timer for the decision's `next_wake`.
+    wake: Option<SpawnHandle>,
+    /// The oldest fact not yet decided on (decision latency).
+    oldest_fact: Option<tokio::time::Instant>,
+}
+
+impl Decider {
+    /// A Decider starting from `state`.
+    pub fn new(
+        settings: DeciderSettings,
+        state: State,
+        clock: Clock,
+        out: DeciderOutputs,
+        snapshot: watch::Sender<Arc<Snapshot>>,
+        metrics: Option<Metrics>,
+    ) -> Self {
+        Self {
+            settings,
+            state,
+            current: Decision::initial(),
+            clock,
+            out,
+            snapshot,
+            metrics,
+            busy: false,
+            redecide_pending: false,
+            started_up: false,
+            shutting_down: false,
+            boot_installed: false,
+            node_up_since: None,
+            last_reassert: None,
+            wake: None,
+            oldest_fact: None,
+        }
+    }
+
+    /// Folds an event into the state.
+    fn fold(&mut self, event: Event) {
+        // `apply` takes the state by value; the placeholder is never observed.
+        let placeholder = State::new(self.state.config.clone());
+        let state = std::mem::replace(&mut self.state, placeholder);
+        self.state = forge_core::decision::apply(state, event);
+    }
+
+    /// The next decision, now.
+    fn next_decision(&self) -> Decision {
+        decide(&self.state, self.clock.now(), self.clock.wall())
+    }
+
+    /// The `/status` document and readiness, published for the HTTP endpoints.
+    fn publish(&self) {
+        let d = &self.current;
+        let now = self.clock.now();
+        let deadline_ms = self
+            .state
+            .lease
+            .deadline()
+            .map(|dl| dl.saturating_since(now).as_millis() as u64);
+        let status = serde_json::json!({
+            "pod": self.settings.pod,
+            "forging": d.forge,
+            "claim": d.claim,
+            "reason": d.reason.as_str(),
+            "message": d.reason.message(),
+            "effectiveState": d.effective_state.as_str(),
+            "effectivePriority": d.effective_priority,
+            "holdsLease": d.holds_lease,
+            "contending": d.contend,
+            "leaseDeadlineInMs": deadline_ms,
+            "node": { "up": self.state.node.up, "synced": self.state.node.synced },
+            "credentials": credentials_json(&self.state.credentials),
+            "cluster": self.state.config.cluster,
+            "clusterManagement": self.state.config.cluster_management,
+            "healthConsecutiveFailures": self.state.health.consecutive_failures,
+            "peers": self.state.peers.iter().map(|(name, v)| serde_json::json!({
+                "cluster": name,
+                "reach": format!("{:?}", v.reach),
+                "forgingEnabled": v.status.as_ref().and_then(|s| s.forging_enabled),
+                "effectivePriority": v.status.as_ref().and_then(|s| s.effective_priority),
+            })).collect::<Vec<_>>(),
+            "busy": self.busy,
+        });
+        let startup_message = if self.started_up {
+            "standby state established; the node may start"
+        } else {
+            "establishing the standby state"
+        };
+        self.snapshot.send_replace(Arc::new(Snapshot {
+            ready: self.started_up && !self.shutting_down,
+            startup_complete: self.started_up,
+            startup_message: startup_message.to_string(),
+            heartbeat: Some(std::time::Instant::now()),
+            status,
+        }));
+    }
+}
+
+fn credentials_json(c: &forge_core::decision::Credentials) -> serde_json::Value {
+    use forge_core::decision::Credentials;
+    match c {
+        Credentials::Unknown => serde_json::json!({"state": "unknown"}),
+        Credentials::Valid => serde_json::json!({"state": "valid"}),
+        Credentials::Invalid { why } => serde_json::json!({"state": "invalid", "why": why}),
+    }
+}
+
+/// The `CommandFailed::kind` of a reload with no node process to signal.
+pub const NO_NODE: &str = "no_node";
+
+/// What carrying out a plan came to.
+#[derive(Debug, Default)]
+struct Outcome {
+    /// The first failed command and why (the rest was not sent).
+    failed: Option<(Command, CommandFailed)>,
+    /// Status writes confirmed: the `forgingEnabled` they carried and when.
+    status_written: Vec<(bool, Mono)>,
+}
+
+/// Whether a failure of `cmd` stops the plan. A reload that only stops forging cannot fail
+/// for lack of a node: a node that does not run does not forge.
+fn aborts(cmd: &Command, failure: &CommandFailed, status_write_required: bool) -> bool {
+    match cmd {
+        Command::Reload { reason } => reason.needs_node() || failure.kind != NO_NODE,
+        Command::Install | Command::Remove => true,
+        Command::WriteStatus(_) => status_write_required,
+        Command::Contend(_) | Command::Release => false,
+    }
+}
+
+/// Sends `cmds` in order, each answered before the next goes out.
+async fn execute(
+    cmds: Vec<Command>,
+    out: DeciderOutputs,
+    clock: Clock,
+    status_write_required: bool,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    for cmd in cmds {
+        let result: Result<(), CommandFailed> = match &cmd {
+            Command::Contend(on) => out
+                .contend
+                .send(Contend(*on))
+                .await
+                .map_err(|e| CommandFailed::new("mailbox", e)),
+            Command::Release => flatten(out.release.send(Release).await),
+            Command::Install => flatten(out.install.send(Install).await),
+            Command::Remove => flatten(out.remove.send(Remove).await),
+            Command::Reload { reason } => flatten(out.reload.send(Reload { reason: *reason }).await),
+            Command::WriteStatus(report) => {
+                let r = flatten(out.write_status.send(WriteStatus(report.clone())).await);
+                if r.is_ok() {
+                    outcome.status_written.push((report.forging_enabled, clock.now()));
+                }
+                r
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(command = ?cmd, kind = e.kind, error = %e.detail, "command failed");
+            if aborts(&cmd, &e, status_write_required) {
+                outcome.failed = Some((cmd, e));
+                return outcome;
+            }
+        }
+    }
+    outcome
+}
+
+fn flatten(r: Result<Result<(), CommandFailed>, actix::MailboxError>) -> Result<(), CommandFailed> {
+    r.map_err(|e| CommandFailed::new("mailbox", e))
+        .and_then(|inner| inner)
+}
