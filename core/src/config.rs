@@ -135,6 +135,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     ev("LOG_FORMAT", "text", "text or json."),
     ev("NODE_STARTS_NON_PRODUCING", "false", "Node runs --start-as-non-producing-node: install credentials at start."),
     ev("NAMING_SCHEME", "hashed", "hashed (unique per pool) or reference (the reference's names)."),
+    ev("SHUTDOWN_TIMEOUT", "10", "SIGTERM: stop forging, release the lease and exit within this (seconds)."),
 ];
 
 const fn ev(name: &'static str, default: &'static str, meaning: &'static str) -> EnvVar {
@@ -223,6 +224,7 @@ pub struct RawSettings {
     pub log_format: Option<String>,
     pub node_starts_non_producing: Option<String>,
     pub naming_scheme: Option<String>,
+    pub shutdown_timeout: Option<String>,
     /// The host name, passed in by the loader (not a setting): the legacy default of the
     /// CardanoForgeCluster name when neither `CLUSTER_IDENTIFIER` nor `POOL_ID` is given.
     #[serde(skip)]
@@ -276,6 +278,10 @@ pub struct ValidConfig {
     /// `API_TIMEOUT`: per-request Kubernetes API timeout, below the renew deadline.
     #[serde(serialize_with = "ser_duration")]
     pub api_timeout: Duration,
+    /// `SHUTDOWN_TIMEOUT`: on SIGTERM, stop forging, release the lease and exit within this
+    /// (keep it below the pod's `terminationGracePeriodSeconds`).
+    #[serde(serialize_with = "ser_duration")]
+    pub shutdown_timeout: Duration,
     /// `SLEEP_INTERVAL` when it was given: reported, and used only as described in the module docs.
     #[serde(serialize_with = "ser_opt_duration")]
     pub legacy_sleep_interval: Option<Duration>,
@@ -556,6 +562,7 @@ pub fn validate(raw: &RawSettings) -> Result<ValidConfig, ConfigErrors> {
         (None, _) => default_retry,
     };
     let api_timeout = seconds(&mut e, "API_TIMEOUT", &raw.api_timeout, 2.0);
+    let shutdown_timeout = seconds(&mut e, "SHUTDOWN_TIMEOUT", &raw.shutdown_timeout, 10.0);
     let lease = LeaseTiming {
         duration,
         renew_deadline,
@@ -810,6 +817,7 @@ pub fn validate(raw: &RawSettings) -> Result<ValidConfig, ConfigErrors> {
         pod_name,
         lease,
         api_timeout,
+        shutdown_timeout,
         legacy_sleep_interval: sleep_interval,
         names,
         crd,
