@@ -6,9 +6,12 @@
 pub mod adapters;
 pub mod clock;
 pub mod cluster_watcher;
+pub mod credential_keeper;
 pub mod decider;
 pub mod http;
 pub mod messages;
 pub mod metrics;
+pub mod node_signaller;
+pub mod node_watcher;
 pub mod ports;
 pub mod supervisor;

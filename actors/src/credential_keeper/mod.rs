@@ -1,0 +1,376 @@
+//! CredentialKeeper: the source credential files (a read-only Secret mount) and the target files
+//! the node reads on SIGHUP (DESIGN.md section 4). It decides nothing.
+//!
+//! - Start: the standby state first. Target files left by a crashed predecessor are removed
+//!   ("never left behind on a standby"), then the sources are validated and reported.
+//! - `Install`: the sources are read and validated again; an invalid set is refused and never
+//!   written. A valid one is installed atomically with mode 0600 and verified; a failed or
+//!   unverifiable install is removed again, so a partial set never stays.
+//! - `Remove`: the target files are removed (idempotent).
+//! - Rotation: the source *directories* are watched (Kubernetes swaps a `..data` symlink, so
+//!   file watches would miss it); after a burst settles the sources are validated again. A new
+//!   valid set is reported as `CredentialsValid` + `SourcesRotated` (the Decider re-installs only
+//!   while forging); an invalid one as `CredentialsInvalid`, leaving the installed set alone.
+//!
+//! Contents never leave [`SecretBytes`]: reasons name files and problems only (forge-core's
+//! validation guarantees that), and nothing here logs or formats contents. File operations are
+//! small local I/O done inside the handlers.
+//!
+//! [`SecretBytes`]: crate::adapters::fs_credentials::SecretBytes
+
+mod actor;
+mod handlers;
+
+use std::{collections::VecDeque, path::PathBuf, time::Duration};
+
+use actix::{Recipient, SpawnHandle, dev::SendError};
+use forge_core::{
+    config::CredentialFiles,
+    credentials::{CredentialKind, validate_envelope},
+    decision::Event,
+};
+use prometheus::IntCounterVec;
+use tokio::time::Instant;
+
+use crate::{
+    adapters::fs_credentials::{self, CredentialPaths, CredentialRole, CredentialSet, FsCredentialError},
+    messages::{CommandFailed, CommandResult, Fact, SourcesRotated},
+    metrics::Metrics,
+    supervisor::Restarts,
+};
+
+/// Commands come one at a time from the Decider; watch events enter through a stream.
+pub const MAILBOX_CAPACITY: usize = 16;
+/// Quiet time after the last change before re-validating: a Secret update is a burst of
+/// creates and renames within milliseconds.
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(200);
+/// Longest a continuous burst may postpone re-validation.
+const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
+/// How soon a fact the Decider's full mailbox refused is offered again.
+const RETRY_SEND: Duration = Duration::from_millis(100);
+
+impl From<&CredentialFiles> for CredentialPaths {
+    fn from(files: &CredentialFiles) -> Self {
+        CredentialPaths {
+            kes: files.kes_key.clone(),
+            vrf: files.vrf_key.clone(),
+            opcert: files.op_cert.clone(),
+        }
+    }
+}
+
+/// What was last reported about the sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    Valid,
+    Invalid(String),
+}
+
+/// Why the source set is unusable: a message naming files and problems, and a `(file, kind)`
+/// per problem for `forge_manager_credential_validation_failures_total`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InvalidSources {
+    pub(crate) why: String,
+    pub(crate) problems: Vec<(&'static str, &'static str)>,
+}
+
+/// Owns the source and target credential files; see the module documentation.
+pub struct CredentialKeeper {
+    pub(crate) sources: CredentialPaths,
+    pub(crate) targets: CredentialPaths,
+    decider: Recipient<Fact>,
+    rotations: Recipient<SourcesRotated>,
+    /// `cardano_credential_operations_total{operation,file}`.
+    operations: IntCounterVec,
+    /// `forge_manager_credential_validation_failures_total{file,kind}`.
+    validation_failures: IntCounterVec,
+    pub(crate) restarts: Restarts,
+    pub(crate) debounce: Duration,
+    /// Delay before watching again after a restart (the backoff).
+    pub(crate) resume_after: Duration,
+    /// The directory watcher; dropping it ends the event stream.
+    pub(crate) watcher: Option<notify::RecommendedWatcher>,
+    /// The pending re-validation and when the burst that scheduled it began.
+    pub(crate) debounce_timer: Option<SpawnHandle>,
+    pub(crate) burst_since: Option<Instant>,
+    /// What was last reported (kept across restarts: facts report changes).
+    verdict: Option<Verdict>,
+    /// The last valid source set (to tell a rotation from an unrelated event).
+    last_valid: Option<CredentialSet>,
+    /// Whether the Decider's `Install` put the set in place (and no `Remove` since).
+    pub(crate) installed: bool,
+    /// Facts and rotations the Decider's mailbox has not accepted yet, oldest first.
+    outbox: VecDeque<Outgoing>,
+    pub(crate) retry_timer: Option<SpawnHandle>,
+}
+
+enum Outgoing {
+    Fact(Fact),
+    Rotated,
+}
+
+impl CredentialKeeper {
+    /// A keeper of `sources` (read) and `targets` (written), reporting to the Decider.
+    pub fn new(
+        sources: CredentialPaths,
+        targets: CredentialPaths,
+        decider: Recipient<Fact>,
+        rotations: Recipient<SourcesRotated>,
+        metrics: &Metrics,
+    ) -> Self {
+        Self {
+            sources,
+            targets,
+            decider,
+            rotations,
+            operations: metrics.credential_operations.clone(),
+            validation_failures: metrics.credential_validation_failures.clone(),
+            restarts: Restarts::new("credential_keeper", Some(metrics.actor_restarts.clone())),
+            debounce: DEFAULT_DEBOUNCE,
+            resume_after: Duration::ZERO,
+            watcher: None,
+            debounce_timer: None,
+            burst_since: None,
+            verdict: None,
+            last_valid: None,
+            installed: false,
+            outbox: VecDeque::new(),
+            retry_timer: None,
+        }
+    }
+
+    /// Sets the quiet time after a change before re-validating (tests use a short one).
+    pub fn with_debounce(mut self, debounce: Duration) -> Self {
+        self.debounce = debounce;
+        self
+    }
+
+    /// The directories to watch: those of the three source paths, each once.
+    pub(crate) fn source_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = CredentialRole::ALL
+            .iter()
+            .filter_map(|r| self.sources.get(*r).parent())
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    d.to_path_buf()
+                }
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+
+    /// How long to wait before re-validating after a change seen now.
+    pub(crate) fn debounce_delay(&mut self, now: Instant) -> Duration {
+        let since = *self.burst_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= MAX_DEBOUNCE {
+            Duration::ZERO
+        } else {
+            self.debounce
+        }
+    }
+
+    /// Removes the target files, counting each removal. Used at start (standby state).
+    pub(crate) fn remove_targets(&mut self) -> Result<(), FsCredentialError> {
+        let removed = fs_credentials::remove_set(&self.targets)?;
+        self.count_operation("remove", &removed);
+        self.installed = false;
+        if !removed.is_empty() {
+            let files: Vec<&str> = removed.iter().map(|r| r.as_str()).collect();
+            tracing::info!(actor = "credential_keeper", files = ?files, "target credential files removed");
+        }
+        Ok(())
+    }
+
+    fn count_operation(&self, operation: &str, roles: &[CredentialRole]) {
+        for role in roles {
+            self.operations
+                .with_label_values(&[operation, role.as_str()])
+                .inc();
+        }
+    }
+
+    /// Reads and validates the sources, counting each problem.
+    pub(crate) fn read_valid_sources(&self) -> Result<CredentialSet, InvalidSources> {
+        let result = read_and_validate(&self.sources);
+        if let Err(invalid) = &result {
+            for (file, kind) in &invalid.problems {
+                self.validation_failures.with_label_values(&[file, kind]).inc();
+            }
+        }
+        result
+    }
+
+    /// Validates the sources (after start or a change) and reports what changed: a new valid set
+    /// is `CredentialsValid` (+ `SourcesRotated` if it replaces an earlier valid one), an invalid
+    /// one `CredentialsInvalid`. The installed targets are never touched here.
+    pub(crate) fn revalidate(&mut self) {
+        match self.read_valid_sources() {
+            Ok(set) => {
+                let rotated = self.last_valid.as_ref().is_some_and(|old| *old != set);
+                if rotated {
+                    tracing::info!(actor = "credential_keeper", "source credentials rotated (valid)");
+                }
+                self.accept_valid(set);
+                if rotated {
+                    self.outbox.push_back(Outgoing::Rotated);
+                }
+            }
+            Err(invalid) => self.report_invalid(invalid.why),
+        }
+    }
+
+    fn accept_valid(&mut self, set: CredentialSet) {
+        self.last_valid = Some(set);
+        if self.verdict != Some(Verdict::Valid) {
+            tracing::info!(actor = "credential_keeper", "source credentials are valid");
+            self.verdict = Some(Verdict::Valid);
+            self.outbox
+                .push_back(Outgoing::Fact(Fact::now(Event::CredentialsValid)));
+        }
+    }
+
+    fn report_invalid(&mut self, why: String) {
+        let verdict = Verdict::Invalid(why.clone());
+        if self.verdict.as_ref() == Some(&verdict) {
+            return;
+        }
+        tracing::warn!(actor = "credential_keeper", why = %why, "source credentials are invalid");
+        self.verdict = Some(verdict);
+        self.outbox
+            .push_back(Outgoing::Fact(Fact::now(Event::CredentialsInvalid { why })));
+    }
+
+    /// `Install`: validate again, install atomically, verify; refuse an invalid set.
+    pub(crate) fn install(&mut self) -> CommandResult {
+        let set = match self.read_valid_sources() {
+            Ok(set) => set,
+            Err(invalid) => {
+                // Report it even if already reported: the Decider acts on the refusal.
+                self.verdict = None;
+                self.report_invalid(invalid.why.clone());
+                return Err(CommandFailed::new("invalid_credentials", invalid.why));
+            }
+        };
+        self.accept_valid(set.clone());
+        if let Err(e) = fs_credentials::install_set(&self.targets, &set) {
+            tracing::error!(actor = "credential_keeper", kind = e.kind(), error = %e, "credential install failed");
+            self.remove_after_failed_install();
+            return Err(CommandFailed::new(e.kind(), e));
+        }
+        if !fs_credentials::is_installed(&self.targets, &set) {
+            tracing::error!(actor = "credential_keeper", "installed credentials do not verify");
+            self.remove_after_failed_install();
+            return Err(CommandFailed::new(
+                "verify_failed",
+                "the installed credential files do not match the sources or are not mode 0600",
+            ));
+        }
+        self.count_operation("copy", &CredentialRole::ALL);
+        self.installed = true;
+        tracing::info!(actor = "credential_keeper", "credentials installed");
+        Ok(())
+    }
+
+    fn remove_after_failed_install(&mut self) {
+        if let Err(e) = self.remove_targets() {
+            tracing::error!(actor = "credential_keeper", error = %e, "cannot remove a failed install");
+        }
+    }
+
+    /// `Remove`: remove the target files.
+    pub(crate) fn remove(&mut self) -> CommandResult {
+        match self.remove_targets() {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.installed = !fs_credentials::present(&self.targets).is_empty();
+                tracing::error!(actor = "credential_keeper", kind = e.kind(), error = %e, "credential removal failed");
+                Err(CommandFailed::new(e.kind(), e))
+            }
+        }
+    }
+
+    /// Offers the queued facts to the Decider in order. Returns false if its mailbox was full
+    /// (the rest stay queued; the caller retries soon). A closed Decider drops them.
+    pub(crate) fn flush(&mut self) -> bool {
+        while let Some(next) = self.outbox.pop_front() {
+            let refused = match next {
+                Outgoing::Fact(fact) => match self.decider.try_send(fact) {
+                    Ok(()) => None,
+                    Err(SendError::Full(fact)) => Some(Outgoing::Fact(fact)),
+                    Err(SendError::Closed(_)) => {
+                        tracing::error!(actor = "credential_keeper", "Decider is gone");
+                        None
+                    }
+                },
+                Outgoing::Rotated => match self.rotations.try_send(SourcesRotated) {
+                    Ok(()) => None,
+                    Err(SendError::Full(_)) => Some(Outgoing::Rotated),
+                    Err(SendError::Closed(_)) => None,
+                },
+            };
+            if let Some(again) = refused {
+                tracing::warn!(actor = "credential_keeper", "Decider mailbox full: retrying");
+                self.outbox.push_front(again);
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Drop for CredentialKeeper {
+    /// A panic is a bug: leave no credentials behind (fail-safe, STYLE.md 4.4).
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = fs_credentials::remove_set(&self.targets);
+        }
+    }
+}
+
+/// Reads the three source files and validates each as its kind of text envelope.
+fn read_and_validate(sources: &CredentialPaths) -> Result<CredentialSet, InvalidSources> {
+    let set = fs_credentials::read_set(sources).map_err(|e| {
+        let file = match &e {
+            FsCredentialError::Read { path, .. } | FsCredentialError::TooLarge { path, .. } => {
+                role_of(sources, path)
+            }
+            _ => "unknown",
+        };
+        InvalidSources {
+            why: e.to_string(),
+            problems: vec![(file, e.kind())],
+        }
+    })?;
+    let mut why = Vec::new();
+    let mut problems = Vec::new();
+    for (role, kind) in [
+        (CredentialRole::Kes, CredentialKind::KesSigningKey),
+        (CredentialRole::Vrf, CredentialKind::VrfSigningKey),
+        (CredentialRole::OpCert, CredentialKind::OperationalCertificate),
+    ] {
+        let label = sources.get(role).display().to_string();
+        if let Err(e) = validate_envelope(set.get(role).expose(), kind, &label) {
+            why.push(e.to_string());
+            problems.push((role.as_str(), e.kind()));
+        }
+    }
+    if problems.is_empty() {
+        Ok(set)
+    } else {
+        Err(InvalidSources {
+            why: why.join("; "),
+            problems,
+        })
+    }
+}
+
+fn role_of(paths: &CredentialPaths, path: &std::path::Path) -> &'static str {
+    CredentialRole::ALL
+        .into_iter()
+        .find(|r| paths.get(*r) == path)
+        .map_or("unknown", CredentialRole::as_str)
+}

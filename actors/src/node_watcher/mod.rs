@@ -1,0 +1,350 @@
+//! NodeWatcher: whether the local cardano-node is ready, and which process it is (DESIGN.md
+//! section 4). It reports facts and decides nothing.
+//!
+//! Ready means: the node socket exists, accepts a connection (under a short timeout), and the
+//! node process is identified, by the listener of that socket or else by its exact name, never
+//! by a guess ([`ProcFs::discover_node`]). A node that accepts but cannot be identified is
+//! reported *down*, with a warning: the manager could not stop it forging (no SIGHUP target), so
+//! it must not contend. Only changes are reported: `Fact(NodeUp)`/`Fact(NodeDown)` to the
+//! Decider and `NodeProcess` to the NodeSignaller. A restart (socket gone or refusing, the
+//! process identity (PID + start time) changed, or the socket re-bound) is reported as
+//! `NodeDown` then `NodeUp`, so the Decider re-establishes forging for the new process.
+//!
+//! It polls (connect checks cannot be watched): one probe at a time, and while the node is up
+//! the probe reads only `/proc/net/unix` and one `/proc/<pid>/stat` unless something changed.
+
+mod actor;
+
+use std::{collections::VecDeque, path::PathBuf, time::Duration};
+
+use actix::{Recipient, dev::SendError};
+use forge_core::{config::NodeSettings, decision::Event};
+use tokio::time::Instant;
+
+use crate::{
+    adapters::process::{ProcFs, ProcessIdentity},
+    messages::{Fact, NodeProcess},
+    metrics::Metrics,
+    supervisor::Restarts,
+};
+
+/// How often the node is probed by default: a node restart is noticed well within a second.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How long a connect to the node socket may take: a local Unix socket answers at once, so
+/// anything slower means the node is not serving.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// The flags with which cardano-node starts without forging although credentials are present.
+pub const NON_PRODUCING_FLAGS: [&str; 2] = ["--start-as-non-producing-node", "--non-producing-node"];
+/// Facts not yet accepted by the Decider's mailbox; beyond this the oldest are dropped (only the
+/// latest state matters, and the Decider is then far behind anyway).
+const OUTBOX_LIMIT: usize = 16;
+
+/// What the NodeWatcher watches and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeWatcherSettings {
+    /// The node socket.
+    pub socket: PathBuf,
+    /// The node's executable name (exact match; fallback when the socket listener is not visible).
+    pub process_name: String,
+    /// Time between probes.
+    pub poll_interval: Duration,
+    /// Budget of one connect to the socket.
+    pub connect_timeout: Duration,
+    /// The manager installs credentials before the node starts (`NODE_STARTS_NON_PRODUCING`):
+    /// warn if the node was not started with a non-producing flag, since it would then forge.
+    pub expect_non_producing_start: bool,
+}
+
+impl NodeWatcherSettings {
+    /// Settings for `socket` and `process_name` with the default timings.
+    pub fn new(socket: impl Into<PathBuf>, process_name: impl Into<String>) -> Self {
+        Self {
+            socket: socket.into(),
+            process_name: process_name.into(),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            expect_non_producing_start: false,
+        }
+    }
+
+    /// Settings from the validated node configuration, with the default timings.
+    pub fn from_config(node: &NodeSettings) -> Self {
+        Self {
+            expect_non_producing_start: node.starts_non_producing,
+            ..Self::new(&node.socket, &node.process_name)
+        }
+    }
+}
+
+/// One probe's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Observation {
+    /// Accepting, and the process is identified.
+    Ready(Found),
+    /// No socket file.
+    NoSocket,
+    /// The socket file exists but does not accept a connection.
+    NotAccepting(String),
+    /// The socket accepts but no node process is visible (or several, and none listens on it).
+    ProcessInvisible(String),
+}
+
+impl Observation {
+    fn kind(&self) -> &'static str {
+        match self {
+            Observation::Ready(_) => "ready",
+            Observation::NoSocket => "no_socket",
+            Observation::NotAccepting(_) => "not_accepting",
+            Observation::ProcessInvisible(_) => "process_invisible",
+        }
+    }
+}
+
+/// An identified node process and the listening socket inodes seen with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub(crate) identity: ProcessIdentity,
+    /// Inodes of the listening sockets bound to the node socket path (empty if not visible).
+    pub(crate) inodes: Vec<u64>,
+    /// Whether the command line carries a non-producing flag; read once per new process, and
+    /// only when the setting asks for it (`None` otherwise or if unreadable).
+    pub(crate) non_producing_flag: Option<bool>,
+}
+
+impl Found {
+    /// The same running node: same process, and the socket not re-bound (when visible).
+    fn same_node(&self, other: &Found) -> bool {
+        self.identity == other.identity
+            && (self.inodes.is_empty() || other.inodes.is_empty() || self.inodes == other.inodes)
+    }
+}
+
+/// Probes the node socket and process; see the module documentation.
+pub struct NodeWatcher {
+    pub(crate) settings: NodeWatcherSettings,
+    pub(crate) procfs: ProcFs,
+    pub(crate) decider: Recipient<Fact>,
+    pub(crate) signaller: Recipient<NodeProcess>,
+    pub(crate) restarts: Restarts,
+    /// Delay before probing again after a restart (the backoff).
+    pub(crate) resume_after: Duration,
+    /// A probe is running (one at a time).
+    pub(crate) probing: bool,
+    /// The node as last reported (`None`: down). Kept across restarts: reports are on changes.
+    current: Option<Found>,
+    /// Whether anything was reported yet (the first observation is always reported).
+    initialised: bool,
+    /// The kind of the last observation, so each reason for "down" is logged once.
+    last_kind: Option<&'static str>,
+    /// Facts the Decider's mailbox has not accepted yet, oldest first, with when they were seen.
+    outbox: VecDeque<(Event, Instant)>,
+    /// The node process the NodeSignaller has not accepted yet (a snapshot: only the latest).
+    signaller_pending: Option<NodeProcess>,
+}
+
+impl NodeWatcher {
+    /// A watcher that reports to `decider` and `signaller`.
+    pub fn new(
+        settings: NodeWatcherSettings,
+        procfs: ProcFs,
+        decider: Recipient<Fact>,
+        signaller: Recipient<NodeProcess>,
+        metrics: &Metrics,
+    ) -> Self {
+        Self {
+            settings,
+            procfs,
+            decider,
+            signaller,
+            restarts: Restarts::new("node_watcher", Some(metrics.actor_restarts.clone())),
+            resume_after: Duration::ZERO,
+            probing: false,
+            current: None,
+            initialised: false,
+            last_kind: None,
+            outbox: VecDeque::new(),
+            signaller_pending: None,
+        }
+    }
+
+    /// The node as last seen, for the next probe's shortcut.
+    pub(crate) fn known(&self) -> Option<Found> {
+        self.current.clone()
+    }
+
+    /// Folds one probe's result in: logs what changed and queues the facts to report.
+    pub(crate) fn observe(&mut self, obs: Observation) {
+        self.log_change(&obs);
+        let next = match obs {
+            Observation::Ready(found) => Some(found),
+            _ => None,
+        };
+        let restarted = match (&self.current, &next) {
+            (Some(a), Some(b)) => !a.same_node(b),
+            (a, b) => a.is_some() != b.is_some(),
+        };
+        if self.initialised && !restarted {
+            // Keep the freshest inodes (a listener may become visible later).
+            self.current = next;
+            return;
+        }
+        let now = Instant::now();
+        if self.current.is_some() || (!self.initialised && next.is_none()) {
+            self.queue(Event::NodeDown, now);
+        }
+        if let Some(found) = &next {
+            self.check_start_flags(found);
+            tracing::info!(
+                actor = "node_watcher",
+                pid = found.identity.pid,
+                socket = %self.settings.socket.display(),
+                "node is up"
+            );
+            self.queue(Event::NodeUp, now);
+        }
+        self.signaller_pending = Some(NodeProcess(next.as_ref().map(|f| f.identity)));
+        self.current = next;
+        self.initialised = true;
+    }
+
+    fn log_change(&mut self, obs: &Observation) {
+        let kind = obs.kind();
+        if self.last_kind == Some(kind) {
+            return;
+        }
+        self.last_kind = Some(kind);
+        let socket = self.settings.socket.display();
+        match obs {
+            Observation::Ready(_) => {}
+            Observation::NoSocket => {
+                tracing::info!(actor = "node_watcher", socket = %socket, "node is down: no socket")
+            }
+            Observation::NotAccepting(why) => tracing::info!(
+                actor = "node_watcher",
+                socket = %socket,
+                why = %why,
+                "node is down: the socket does not accept connections"
+            ),
+            Observation::ProcessInvisible(why) => tracing::warn!(
+                actor = "node_watcher",
+                socket = %socket,
+                why = %why,
+                "the node socket accepts connections but no node process is visible: this manager \
+                 could not stop a forger (no SIGHUP target without a shared process namespace or \
+                 the node guard), so the node is reported down and this pod does not contend"
+            ),
+        }
+    }
+
+    fn check_start_flags(&self, found: &Found) {
+        if self.settings.expect_non_producing_start && found.non_producing_flag == Some(false) {
+            tracing::warn!(
+                actor = "node_watcher",
+                pid = found.identity.pid,
+                expected = ?NON_PRODUCING_FLAGS,
+                "credentials are installed for a non-producing start, but the node's command line \
+                 has neither non-producing flag: it would forge from its start"
+            );
+        }
+    }
+
+    fn queue(&mut self, event: Event, at: Instant) {
+        if self.outbox.len() >= OUTBOX_LIMIT {
+            tracing::warn!(
+                actor = "node_watcher",
+                "the Decider is not accepting facts: dropping the oldest"
+            );
+            self.outbox.pop_front();
+        }
+        self.outbox.push_back((event, at));
+    }
+
+    /// Delivers what is queued, the node process first (so a reload that follows `NodeUp` finds
+    /// it). What a full mailbox refuses stays queued for the next probe (no `do_send`, STYLE 4.4).
+    pub(crate) fn flush(&mut self) {
+        if let Some(msg) = self.signaller_pending.take() {
+            match self.signaller.try_send(msg) {
+                Ok(()) => {}
+                Err(SendError::Full(msg)) => {
+                    tracing::warn!(actor = "node_watcher", "NodeSignaller mailbox full: retrying");
+                    self.signaller_pending = Some(msg);
+                }
+                Err(SendError::Closed(_)) => {
+                    tracing::error!(actor = "node_watcher", "NodeSignaller is gone")
+                }
+            }
+        }
+        while let Some((event, observed)) = self.outbox.pop_front() {
+            match self.decider.try_send(Fact { event, observed }) {
+                Ok(()) => {}
+                Err(SendError::Full(fact)) => {
+                    tracing::warn!(actor = "node_watcher", "Decider mailbox full: retrying");
+                    self.outbox.push_front((fact.event, fact.observed));
+                    break;
+                }
+                Err(SendError::Closed(_)) => {
+                    tracing::error!(actor = "node_watcher", "Decider is gone");
+                    self.outbox.clear();
+                }
+            }
+        }
+    }
+}
+
+/// One probe: socket, connect, then the process (blocking `/proc` reads off the actor's thread).
+/// `known` is the node as last seen: if its process is alive and the socket still the same, the
+/// full `/proc` scan is skipped.
+pub(crate) async fn probe(
+    settings: NodeWatcherSettings,
+    procfs: ProcFs,
+    known: Option<Found>,
+) -> Result<Observation, tokio::task::JoinError> {
+    match tokio::fs::symlink_metadata(&settings.socket).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Observation::NoSocket),
+        Err(e) => return Ok(Observation::NotAccepting(format!("cannot stat the socket: {e}"))),
+    }
+    match tokio::time::timeout(
+        settings.connect_timeout,
+        tokio::net::UnixStream::connect(&settings.socket),
+    )
+    .await
+    {
+        Ok(Ok(stream)) => drop(stream),
+        Ok(Err(e)) => return Ok(Observation::NotAccepting(e.to_string())),
+        Err(_) => {
+            return Ok(Observation::NotAccepting(format!(
+                "connect timed out after {} ms",
+                settings.connect_timeout.as_millis()
+            )));
+        }
+    }
+    tokio::task::spawn_blocking(move || identify(&settings, &procfs, known)).await
+}
+
+fn identify(settings: &NodeWatcherSettings, procfs: &ProcFs, known: Option<Found>) -> Observation {
+    let inodes = procfs
+        .listening_socket_inodes(&settings.socket)
+        .unwrap_or_default();
+    if let Some(k) = known
+        && k.inodes == inodes
+        && procfs.identity(k.identity.pid).ok() == Some(k.identity)
+    {
+        return Observation::Ready(k);
+    }
+    match procfs.discover_node(&settings.socket, &settings.process_name) {
+        Ok(identity) => {
+            let non_producing_flag = settings
+                .expect_non_producing_start
+                .then(|| procfs.cmdline(identity.pid).ok())
+                .flatten()
+                .map(|args| args.iter().any(|a| NON_PRODUCING_FLAGS.contains(&a.as_str())));
+            Observation::Ready(Found {
+                identity,
+                inodes,
+                non_producing_flag,
+            })
+        }
+        Err(e) => Observation::ProcessInvisible(e.to_string()),
+    }
+}

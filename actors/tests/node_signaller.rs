@@ -1,0 +1,177 @@
+//! NodeSignaller against real child processes: a copy of `sleep` under a unique name dies of
+//! the SIGHUP it receives, so delivery (and non-delivery) is observable.
+
+use std::{
+    os::unix::process::ExitStatusExt,
+    path::Path,
+    process::{Child, Command},
+    time::Duration,
+};
+
+use actix::{Addr, Supervisor};
+use forge_actors::{
+    adapters::process::{ProcFs, ProcessIdentity},
+    messages::{NodeProcess, Reload},
+    metrics::{Metrics, PodLabels},
+    node_signaller::{NO_NODE, NodeSignaller},
+};
+use forge_core::decision::ReloadReason;
+use prometheus::Registry;
+
+/// SIGHUP's number on Linux.
+const SIGHUP: i32 = 1;
+
+/// A child running a copy of `sleep` named `name`, killed on drop.
+struct NamedChild(Child);
+
+impl NamedChild {
+    fn spawn(dir: &Path, name: &str) -> Self {
+        let exe = dir.join(name);
+        std::fs::copy("/bin/sleep", &exe).expect("copy sleep");
+        NamedChild(Command::new(&exe).arg("30").spawn().expect("spawn"))
+    }
+
+    fn identity(&self) -> ProcessIdentity {
+        ProcFs::default().identity(self.0.id() as i32).expect("identity")
+    }
+
+    /// Waits (bounded) for the child to end; its terminating signal, if it ended.
+    async fn ended_by(&mut self, within: Duration) -> Option<Option<i32>> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                return Some(status.signal());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for NamedChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start() -> (Addr<NodeSignaller>, Metrics) {
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let m = metrics.clone();
+    let addr = Supervisor::start(move |_| NodeSignaller::new(ProcFs::default(), &m));
+    (addr, metrics)
+}
+
+fn sighups(metrics: &Metrics, reason: ReloadReason) -> u64 {
+    metrics.sighup_signals.with_label_values(&[reason.as_str()]).get()
+}
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[actix::test]
+async fn a_reload_sends_sighup_to_the_node_and_counts_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = NamedChild::spawn(dir.path(), "fm-sig-node-a");
+    let (signaller, metrics) = start();
+    signaller
+        .send(NodeProcess(Some(child.identity())))
+        .await
+        .expect("mailbox");
+    signaller
+        .send(Reload {
+            reason: ReloadReason::StartForging,
+        })
+        .await
+        .expect("mailbox")
+        .expect("delivered");
+    assert_eq!(child.ended_by(WAIT).await, Some(Some(SIGHUP)));
+    assert_eq!(sighups(&metrics, ReloadReason::StartForging), 1);
+    assert_eq!(sighups(&metrics, ReloadReason::StopForging), 0);
+}
+
+#[actix::test]
+async fn a_reload_without_a_node_fails_and_is_delivered_once_when_the_node_appears() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (signaller, metrics) = start();
+    let err = signaller
+        .send(Reload {
+            reason: ReloadReason::Startup,
+        })
+        .await
+        .expect("mailbox")
+        .expect_err("no node yet");
+    assert_eq!(err.kind, NO_NODE);
+    assert_eq!(sighups(&metrics, ReloadReason::Startup), 0);
+
+    let mut child = NamedChild::spawn(dir.path(), "fm-sig-node-b");
+    let id = child.identity();
+    signaller.send(NodeProcess(Some(id))).await.expect("mailbox");
+    assert_eq!(child.ended_by(WAIT).await, Some(Some(SIGHUP)));
+    assert_eq!(sighups(&metrics, ReloadReason::Startup), 1);
+
+    // The same process reported again is not signalled again (it was delivered once).
+    signaller.send(NodeProcess(Some(id))).await.expect("mailbox");
+    assert_eq!(sighups(&metrics, ReloadReason::Startup), 1);
+}
+
+#[actix::test]
+async fn a_new_node_process_gets_the_last_reload_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (signaller, metrics) = start();
+    let mut first = NamedChild::spawn(dir.path(), "fm-sig-node-c1");
+    signaller
+        .send(NodeProcess(Some(first.identity())))
+        .await
+        .expect("mailbox");
+    signaller
+        .send(Reload {
+            reason: ReloadReason::StartForging,
+        })
+        .await
+        .expect("mailbox")
+        .expect("delivered");
+    // The node dies during its start-up: the SIGHUP it got is lost with it.
+    assert_eq!(first.ended_by(WAIT).await, Some(Some(SIGHUP)));
+    signaller.send(NodeProcess(None)).await.expect("mailbox");
+    let mut second = NamedChild::spawn(dir.path(), "fm-sig-node-c2");
+    signaller
+        .send(NodeProcess(Some(second.identity())))
+        .await
+        .expect("mailbox");
+    assert_eq!(second.ended_by(WAIT).await, Some(Some(SIGHUP)));
+    assert_eq!(sighups(&metrics, ReloadReason::StartForging), 2);
+}
+
+#[actix::test]
+async fn a_stale_identity_is_never_signalled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = NamedChild::spawn(dir.path(), "fm-sig-node-d");
+    let mut stale = child.identity();
+    // The same PID with another start time: the PID now names a different process.
+    stale.start_time += 1;
+    let (signaller, metrics) = start();
+    signaller.send(NodeProcess(Some(stale))).await.expect("mailbox");
+    let err = signaller
+        .send(Reload {
+            reason: ReloadReason::StopForging,
+        })
+        .await
+        .expect("mailbox")
+        .expect_err("refused");
+    assert_eq!(err.kind, "node_gone");
+    assert_eq!(sighups(&metrics, ReloadReason::StopForging), 0);
+    assert_eq!(
+        child.ended_by(Duration::from_millis(200)).await,
+        None,
+        "the process must be untouched"
+    );
+    // The reload stays pending for the real node process.
+    signaller
+        .send(NodeProcess(Some(child.identity())))
+        .await
+        .expect("mailbox");
+    assert_eq!(child.ended_by(WAIT).await, Some(Some(SIGHUP)));
+    assert_eq!(sighups(&metrics, ReloadReason::StopForging), 1);
+}
