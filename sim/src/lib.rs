@@ -9,3 +9,4 @@ pub mod node;
 pub mod process;
 pub mod proxy;
 pub mod timeline;
+pub mod world;

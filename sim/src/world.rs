@@ -1,0 +1,468 @@
+//! A whole single-cluster world on one machine: a real kube-apiserver, and per simulated pod a
+//! fault proxy, a `forge-manager run` process and a cardano-node simulator process, each pod
+//! with its own credential directories, socket and timeline. Used by the scenario tests and by
+//! `forge-manager sim demo`; the merged timelines judge who forged when.
+//!
+//! Processes are started tied to the caller (they die with it) and stopped by [`World::stop`]
+//! or `Drop`. Everything listens on 127.0.0.1 with free ports.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Stdio},
+    time::{Duration, Instant},
+};
+
+use forge_core::crd::definitions;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{Api, api::PostParams};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::{
+    apiserver::{ApiServer, ApiServerOptions, free_ports},
+    creds::write_test_credentials,
+    process::{spawn_tied, terminate, tied_command},
+    proxy::FaultProxy,
+    timeline::{TimelineEvent, Verdict, judge, read_files},
+};
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct WorldOptions {
+    /// The `forge-manager` executable (it is also the node simulator: `sim node`).
+    pub exe: PathBuf,
+    /// Number of pods.
+    pub replicas: usize,
+    /// `LEASE_DURATION` (whole seconds).
+    pub lease_duration_s: u64,
+    /// `RENEW_DEADLINE`.
+    pub renew_deadline: Duration,
+    /// `RETRY_PERIOD`.
+    pub retry_period: Duration,
+    /// `API_TIMEOUT`.
+    pub api_timeout: Duration,
+    /// The node simulator's ledger replay.
+    pub replay: Duration,
+    /// More environment for every manager.
+    pub extra_env: Vec<(String, String)>,
+    /// Where manager and node output goes (inherit for a demo, files for tests).
+    pub show_output: bool,
+}
+
+impl WorldOptions {
+    /// Short timings (3 s / 2 s / 0.5 s) suitable for tests.
+    pub fn fast(exe: PathBuf, replicas: usize) -> Self {
+        Self {
+            exe,
+            replicas,
+            lease_duration_s: 3,
+            renew_deadline: Duration::from_secs(2),
+            retry_period: Duration::from_millis(500),
+            api_timeout: Duration::from_millis(500),
+            replay: Duration::from_millis(300),
+            extra_env: Vec::new(),
+            show_output: false,
+        }
+    }
+}
+
+/// One simulated pod.
+pub struct Pod {
+    /// Its name (POD_NAME, the Lease identity).
+    pub name: String,
+    /// Its own fault proxy in front of the API server.
+    pub proxy: FaultProxy,
+    /// The manager process (None after it was killed).
+    pub manager: Option<Child>,
+    /// The node simulator process (None after it was killed).
+    pub node: Option<Child>,
+    /// The manager's HTTP address.
+    pub http: SocketAddr,
+    /// Working directory (secrets, targets, socket, logs).
+    pub dir: PathBuf,
+    /// The node's timeline.
+    pub timeline: PathBuf,
+}
+
+impl Pod {
+    /// The node socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("node.socket")
+    }
+    /// The source credential directory (the Secret mount).
+    pub fn secrets(&self) -> PathBuf {
+        self.dir.join("secrets")
+    }
+    /// The target credential directory (what the node reads).
+    pub fn target(&self) -> PathBuf {
+        self.dir.join("target")
+    }
+}
+
+/// Errors building or driving the world.
+#[derive(Debug, thiserror::Error)]
+pub enum WorldError {
+    /// Starting the API server failed.
+    #[error("API server: {0}")]
+    ApiServer(#[from] crate::apiserver::ApiServerError),
+    /// Anything else, described.
+    #[error("{0}")]
+    Other(String),
+}
+
+fn other(e: impl std::fmt::Display) -> WorldError {
+    WorldError::Other(e.to_string())
+}
+
+/// The running world.
+pub struct World {
+    /// The real API server.
+    pub apiserver: ApiServer,
+    /// The pods, in order `pod-0`, `pod-1`, ...
+    pub pods: Vec<Pod>,
+    options: WorldOptions,
+    _dir: tempfile::TempDir,
+    started: Instant,
+}
+
+impl World {
+    /// Starts the API server, installs the CRDs, then each pod's proxy, manager and node.
+    pub async fn start(options: WorldOptions) -> Result<World, WorldError> {
+        let names: Vec<String> = (0..options.replicas).map(|i| format!("pod-{i}")).collect();
+        let apiserver = ApiServer::start(ApiServerOptions::with_identities(names.clone())).await?;
+        install_crds(&apiserver).await?;
+        let dir = tempfile::Builder::new()
+            .prefix("forge-world-")
+            .tempdir()
+            .map_err(other)?;
+        let ports = free_ports(names.len())?;
+        let mut world = World {
+            apiserver,
+            pods: Vec::new(),
+            options,
+            _dir: dir,
+            started: Instant::now(),
+        };
+        for (name, port) in names.into_iter().zip(ports) {
+            let pod = world.start_pod(&name, port).await?;
+            world.pods.push(pod);
+        }
+        for i in 0..world.pods.len() {
+            world.start_node(i).await?;
+        }
+        Ok(world)
+    }
+
+    async fn start_pod(&self, name: &str, port: u16) -> Result<Pod, WorldError> {
+        let dir = self._dir.path().join(name);
+        for sub in ["secrets", "target"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(other)?;
+        }
+        write_test_credentials(&dir.join("secrets"), 1, 0).map_err(other)?;
+        let proxy = FaultProxy::start_local(self.apiserver.addr())
+            .await
+            .map_err(other)?;
+        let kubeconfig = self.apiserver.kubeconfig_via(name, proxy.local_addr())?;
+        let mut pod = Pod {
+            name: name.to_string(),
+            proxy,
+            manager: None,
+            node: None,
+            http: SocketAddr::from(([127, 0, 0, 1], port)),
+            timeline: dir.join("timeline.jsonl"),
+            dir,
+        };
+        pod.manager = Some(self.spawn_manager(&pod, &kubeconfig)?);
+        // The native sidecar's startupProbe: the node starts once the manager has provided
+        // the boot credentials.
+        wait_for(Duration::from_secs(20), || async {
+            http_get(pod.http, "/startup-status")
+                .await
+                .map(|(code, _)| code == 200)
+                .unwrap_or(false)
+        })
+        .await
+        .map_err(|_| {
+            other(format!(
+                "{name}: manager not started up within 20 s (see {})",
+                pod.dir.display()
+            ))
+        })?;
+        Ok(pod)
+    }
+
+    fn spawn_manager(&self, pod: &Pod, kubeconfig: &Path) -> Result<Child, WorldError> {
+        let o = &self.options;
+        let s = pod.secrets();
+        let t = pod.target();
+        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        let mut cmd = tied_command(&o.exe);
+        cmd.arg("run").env_clear().envs([
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
+            ("KUBECONFIG", kubeconfig.display().to_string()),
+            ("NAMESPACE", "default".into()),
+            ("POD_NAME", pod.name.clone()),
+            ("LEASE_DURATION", o.lease_duration_s.to_string()),
+            ("RENEW_DEADLINE", ms(o.renew_deadline)),
+            ("RETRY_PERIOD", ms(o.retry_period)),
+            ("API_TIMEOUT", ms(o.api_timeout)),
+            ("SHUTDOWN_TIMEOUT", "5".into()),
+            ("METRICS_PORT", pod.http.port().to_string()),
+            ("NODE_SOCKET", pod.socket().display().to_string()),
+            ("NODE_STARTS_NON_PRODUCING", "true".into()),
+            ("SOCKET_WAIT_TIMEOUT", "60".into()),
+            ("SOURCE_KES_KEY", s.join("kes.skey").display().to_string()),
+            ("SOURCE_VRF_KEY", s.join("vrf.skey").display().to_string()),
+            ("SOURCE_OP_CERT", s.join("node.cert").display().to_string()),
+            ("TARGET_KES_KEY", t.join("kes.skey").display().to_string()),
+            ("TARGET_VRF_KEY", t.join("vrf.skey").display().to_string()),
+            ("TARGET_OP_CERT", t.join("node.cert").display().to_string()),
+            ("LOG_LEVEL", "INFO".into()),
+            ("RUST_BACKTRACE", "1".into()),
+        ]);
+        cmd.envs(o.extra_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.output(&mut cmd, &pod.dir.join("manager.log"))?;
+        spawn_tied(cmd).map_err(|e| other(format!("spawning {}: {e}", o.exe.display())))
+    }
+
+    fn output(&self, cmd: &mut std::process::Command, log: &Path) -> Result<(), WorldError> {
+        if !self.options.show_output {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .map_err(other)?;
+            cmd.stdout(file.try_clone().map_err(other)?).stderr(file);
+        }
+        cmd.stdin(Stdio::null());
+        Ok(())
+    }
+
+    /// Starts (or restarts) pod `i`'s node simulator, non-producing, and waits for its socket.
+    pub async fn start_node(&mut self, i: usize) -> Result<(), WorldError> {
+        let pod = &self.pods[i];
+        let t = pod.target();
+        let mut cmd = tied_command(&self.options.exe);
+        cmd.args([
+            "sim",
+            "node",
+            "--name",
+            &pod.name,
+            "--start-as-non-producing-node",
+        ])
+        .arg("--socket")
+        .arg(pod.socket())
+        .arg("--kes")
+        .arg(t.join("kes.skey"))
+        .arg("--vrf")
+        .arg(t.join("vrf.skey"))
+        .arg("--opcert")
+        .arg(t.join("node.cert"))
+        .arg("--timeline")
+        .arg(&pod.timeline)
+        .arg("--replay-ms")
+        .arg(self.options.replay.as_millis().to_string());
+        self.output(&mut cmd, &pod.dir.join("node.log"))?;
+        let child = spawn_tied(cmd).map_err(other)?;
+        let socket = pod.socket();
+        self.pods[i].node = Some(child);
+        wait_for(Duration::from_secs(10), || {
+            let socket = socket.clone();
+            async move { tokio::net::UnixStream::connect(&socket).await.is_ok() }
+        })
+        .await
+        .map(|_| ())
+        .map_err(|_| other(format!("pod-{i}: node socket not accepting within 10 s")))
+    }
+
+    /// Sends `signal` to pod `i`'s manager (SIGTERM for a graceful stop, SIGKILL for a crash).
+    pub fn signal_manager(&mut self, i: usize, signal: nix::sys::signal::Signal) {
+        if let Some(child) = &self.pods[i].manager {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal);
+        }
+    }
+
+    /// Waits (bounded) for pod `i`'s manager to exit; returns its exit code.
+    pub async fn wait_manager_exit(&mut self, i: usize, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(child) = self.pods[i].manager.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.pods[i].manager = None;
+                return status.code().or(Some(-1));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    /// Kills pod `i`'s node simulator (SIGKILL: no clean exit).
+    pub fn kill_node(&mut self, i: usize) {
+        if let Some(mut child) = self.pods[i].node.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Pod `i`'s `/status` document.
+    pub async fn status(&self, i: usize) -> Option<serde_json::Value> {
+        let (code, body) = http_get(self.pods[i].http, "/status").await.ok()?;
+        (code == 200).then(|| serde_json::from_str(&body).ok()).flatten()
+    }
+
+    /// Pod `i`'s `/metrics` text.
+    pub async fn metrics(&self, i: usize) -> Option<String> {
+        http_get(self.pods[i].http, "/metrics").await.ok().map(|(_, b)| b)
+    }
+
+    /// All timeline events so far, merged.
+    pub fn events(&self) -> Vec<TimelineEvent> {
+        let files: Vec<&PathBuf> = self
+            .pods
+            .iter()
+            .map(|p| &p.timeline)
+            .filter(|p| p.exists())
+            .collect();
+        read_files(&files).unwrap_or_default()
+    }
+
+    /// The judge's verdict on all timelines so far.
+    pub fn verdict(&self) -> Verdict {
+        judge(&self.events())
+    }
+
+    /// Which nodes forge now, per their timelines (the last forging event of each).
+    pub fn forging_now(&self) -> Vec<String> {
+        let mut last: BTreeMap<String, bool> = BTreeMap::new();
+        for e in self.events() {
+            use crate::timeline::EventKind::*;
+            match e.event {
+                ForgingOn => {
+                    last.insert(e.node.clone(), true);
+                }
+                ForgingOff | Exit | Start => {
+                    last.insert(e.node.clone(), false);
+                }
+                _ => {}
+            }
+        }
+        last.into_iter().filter(|(_, on)| *on).map(|(n, _)| n).collect()
+    }
+
+    /// Waits (bounded) until exactly one node forges and, if `not` is given, it is not that one.
+    /// Returns the forger and the time waited.
+    pub async fn wait_for_single_forger(
+        &self,
+        within: Duration,
+        not: Option<&str>,
+    ) -> Option<(String, Duration)> {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            let now = self.forging_now();
+            if now.len() == 1 && Some(now[0].as_str()) != not {
+                return Some((now[0].clone(), started.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    }
+
+    /// Index of a pod by name.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.pods.iter().position(|p| p.name == name)
+    }
+
+    /// How long the world has run.
+    pub fn age(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// A pod's manager log (for failure messages).
+    pub fn manager_log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.pods[i].dir.join("manager.log")).unwrap_or_default()
+    }
+
+    /// Stops every manager (SIGTERM, then SIGKILL after a grace), node and the API server.
+    pub fn stop(&mut self) {
+        for pod in &mut self.pods {
+            if let Some(mut m) = pod.manager.take() {
+                terminate(&mut m, Duration::from_secs(6));
+            }
+            if let Some(mut n) = pod.node.take() {
+                terminate(&mut n, Duration::from_secs(2));
+            }
+        }
+        self.apiserver.stop();
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn install_crds(apiserver: &ApiServer) -> Result<(), WorldError> {
+    let admin = apiserver.client("admin").await?;
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    for crd in definitions() {
+        crds.create(&PostParams::default(), &crd).await.map_err(other)?;
+    }
+    let leaders: Api<forge_core::crd::CardanoLeader> = Api::namespaced(admin, "default");
+    wait_for(Duration::from_secs(10), || async {
+        leaders.list(&Default::default()).await.is_ok()
+    })
+    .await
+    .map(|_| ())
+    .map_err(|_| other("CRDs not served within 10 s"))
+}
+
+/// Polls `check` every 20 ms until it holds or `within` passes.
+pub async fn wait_for<F, Fut>(within: Duration, mut check: F) -> Result<Duration, Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() >= within {
+            return Err(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A minimal HTTP/1.0 GET on loopback: `(status code, body)`.
+pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let fut = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+            .await?;
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).await?;
+        let code = raw
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = raw
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Ok((code, body))
+    };
+    tokio::time::timeout(Duration::from_secs(2), fut)
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "http get timed out",
+            ))
+        })
+}
