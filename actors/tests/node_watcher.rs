@@ -1,0 +1,329 @@
+//! NodeWatcher against a node simulator running in this process (found by its socket through
+//! the real `/proc`), and against a fake procfs (`ProcFs::at`) for what a real process cannot
+//! show cheaply: an identity change under the same socket, a process that is not visible, and
+//! the node's command line.
+
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use actix::{Actor, Addr, Context, Handler, Message, Recipient, Supervisor};
+use forge_actors::{
+    adapters::process::ProcFs,
+    messages::{Fact, NodeProcess},
+    metrics::{Metrics, PodLabels},
+    node_watcher::{NodeWatcher, NodeWatcherSettings},
+};
+use forge_core::decision::Event;
+use forge_sim::node::{NodeOptions, NodeSim};
+use prometheus::Registry;
+
+// === test helpers ===
+
+/// Records every message of type `M` sent to it.
+struct Recorder<M>(Arc<Mutex<Vec<M>>>);
+
+impl<M: Unpin + 'static> Actor for Recorder<M> {
+    type Context = Context<Self>;
+}
+
+impl<M> Handler<M> for Recorder<M>
+where
+    M: Message<Result = ()> + Send + Unpin + 'static,
+{
+    type Result = ();
+
+    fn handle(&mut self, msg: M, _ctx: &mut Context<Self>) {
+        self.0.lock().expect("lock").push(msg);
+    }
+}
+
+fn recorder<M>() -> (Recipient<M>, Arc<Mutex<Vec<M>>>)
+where
+    M: Message<Result = ()> + Send + Unpin + 'static,
+{
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    (Recorder(seen.clone()).start().recipient(), seen)
+}
+
+/// Collects the log events emitted on this thread (the actix System's) while installed.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<String>>>);
+
+impl Logs {
+    fn lines(&self) -> Vec<String> {
+        self.0.lock().expect("lock").clone()
+    }
+}
+
+struct Fields<'a>(&'a mut String);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let _ = write!(self.0, "{}={:?} ", field.name(), value);
+    }
+}
+
+impl tracing::Subscriber for Logs {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut line = format!("{} ", event.metadata().level());
+        event.record(&mut Fields(&mut line));
+        self.0.lock().expect("lock").push(line);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Polls `cond` until it holds, for at most a few seconds (real time: real sockets and files).
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+struct Watched {
+    _watcher: Addr<NodeWatcher>,
+    facts: Arc<Mutex<Vec<Fact>>>,
+    processes: Arc<Mutex<Vec<NodeProcess>>>,
+}
+
+impl Watched {
+    fn start(settings: NodeWatcherSettings, procfs: ProcFs) -> Self {
+        let (decider, facts) = recorder::<Fact>();
+        let (signaller, processes) = recorder::<NodeProcess>();
+        let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+        let watcher =
+            Supervisor::start(move |_| NodeWatcher::new(settings, procfs, decider, signaller, &metrics));
+        Self {
+            _watcher: watcher,
+            facts,
+            processes,
+        }
+    }
+
+    fn events(&self) -> Vec<Event> {
+        self.facts
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|f| f.event.clone())
+            .collect()
+    }
+
+    fn processes(&self) -> Vec<NodeProcess> {
+        self.processes.lock().expect("lock").clone()
+    }
+}
+
+fn settings(socket: &Path) -> NodeWatcherSettings {
+    NodeWatcherSettings {
+        poll_interval: Duration::from_millis(20),
+        ..NodeWatcherSettings::new(socket, "fm-no-such-node-name")
+    }
+}
+
+async fn start_sim(dir: &Path, socket: &Path) -> NodeSim {
+    let creds = forge_sim::creds::write_test_credentials(dir, 1, 0).expect("credentials");
+    NodeSim::start(NodeOptions {
+        name: "node-a".into(),
+        socket: socket.to_path_buf(),
+        kes: creds.kes,
+        vrf: creds.vrf,
+        opcert: creds.opcert,
+        timeline: dir.join("timeline.jsonl"),
+        start_as_non_producing: true,
+        replay: Duration::ZERO,
+        metrics_port: None,
+        echo_stdout: false,
+    })
+    .await
+    .expect("node starts")
+}
+
+/// A fake procfs at `root` in which process `pid` (started at `start_time`) listens on `socket`
+/// (socket inode `inode`) with command line `args`.
+fn fake_process(root: &Path, socket: &Path, inode: u64, pid: i32, start_time: u64, args: &[&str]) {
+    std::fs::create_dir_all(root.join("net")).expect("mkdir net");
+    std::fs::write(
+        root.join("net/unix"),
+        format!(
+            "Num       RefCount Protocol Flags    Type St Inode Path\n\
+             0000000000000000: 00000002 00000000 00010000 0001 01 {inode} {}\n",
+            socket.display()
+        ),
+    )
+    .expect("net/unix");
+    let proc_dir = root.join(pid.to_string());
+    std::fs::create_dir_all(proc_dir.join("fd")).expect("mkdir fd");
+    let fd = proc_dir.join("fd/3");
+    let _ = std::fs::remove_file(&fd);
+    std::os::unix::fs::symlink(format!("socket:[{inode}]"), &fd).expect("fd link");
+    std::fs::write(
+        proc_dir.join("stat"),
+        format!("{pid} (cardano-node) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start_time} 0 0\n"),
+    )
+    .expect("stat");
+    std::fs::write(proc_dir.join("comm"), "cardano-node\n").expect("comm");
+    let mut cmdline = Vec::new();
+    for a in args {
+        cmdline.extend_from_slice(a.as_bytes());
+        cmdline.push(0);
+    }
+    std::fs::write(proc_dir.join("cmdline"), cmdline).expect("cmdline");
+}
+
+/// A listener in this process that accepts (and drops) every connection.
+fn accepting_listener(socket: &Path) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::UnixListener::bind(socket).expect("bind");
+    tokio::spawn(async move { while listener.accept().await.is_ok() {} })
+}
+
+fn socket_in(dir: &Path) -> PathBuf {
+    dir.join("node.socket")
+}
+
+// === tests ===
+
+#[actix::test]
+async fn a_running_node_is_reported_up_with_its_process_and_down_when_it_stops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(dir.path());
+    let w = Watched::start(settings(&socket), ProcFs::default());
+    eventually("the absent node reported down", || {
+        w.events() == [Event::NodeDown]
+    })
+    .await;
+
+    let sim = start_sim(dir.path(), &socket).await;
+    eventually("node up", || w.events().len() == 2).await;
+    assert_eq!(w.events(), [Event::NodeDown, Event::NodeUp]);
+    let own_pid = std::process::id() as i32;
+    match w.processes().last() {
+        Some(NodeProcess(Some(id))) => assert_eq!(id.pid, own_pid, "the socket's listener"),
+        other => panic!("expected the node process, got {other:?}"),
+    }
+
+    sim.stop().await.expect("node stops");
+    eventually("node down", || w.events().len() == 3).await;
+    assert_eq!(w.events(), [Event::NodeDown, Event::NodeUp, Event::NodeDown]);
+    assert_eq!(w.processes().last(), Some(&NodeProcess(None)));
+    // Changes only: nothing more while the node stays down.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(w.events().len(), 3);
+}
+
+#[actix::test]
+async fn a_restarted_node_is_reported_down_then_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(dir.path());
+    let sim = start_sim(dir.path(), &socket).await;
+    let w = Watched::start(
+        NodeWatcherSettings {
+            poll_interval: Duration::from_millis(100),
+            ..settings(&socket)
+        },
+        ProcFs::default(),
+    );
+    eventually("node up", || w.events() == [Event::NodeUp]).await;
+    // A new listener on the same socket, within one poll interval (a socket re-bound).
+    sim.stop().await.expect("node stops");
+    let _again = start_sim(dir.path(), &socket).await;
+    eventually("down then up", || w.events().len() == 3).await;
+    assert_eq!(w.events(), [Event::NodeUp, Event::NodeDown, Event::NodeUp]);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(w.events().len(), 3, "a steady node is not reported again");
+}
+
+#[actix::test]
+async fn a_new_process_identity_is_a_restart_and_its_command_line_is_checked() {
+    let logs = Logs::default();
+    let _guard = tracing::subscriber::set_default(logs.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(dir.path());
+    let proc_root = dir.path().join("proc");
+    let _listener = accepting_listener(&socket);
+    // The node was started without a non-producing flag although credentials are installed
+    // before its start.
+    fake_process(&proc_root, &socket, 4242, 777, 100, &["cardano-node", "run"]);
+    let w = Watched::start(
+        NodeWatcherSettings {
+            expect_non_producing_start: true,
+            ..settings(&socket)
+        },
+        ProcFs::at(&proc_root),
+    );
+    eventually("node up", || w.events() == [Event::NodeUp]).await;
+    let first = w.processes();
+    assert!(matches!(first.as_slice(), [NodeProcess(Some(id))] if id.pid == 777 && id.start_time == 100));
+    let warned = |logs: &Logs| {
+        logs.lines()
+            .iter()
+            .filter(|l| l.starts_with("WARN") && l.contains("neither non-producing flag"))
+            .count()
+    };
+    assert_eq!(warned(&logs), 1, "{:?}", logs.lines());
+
+    // The PID is reused by a new node process (another start time), started correctly.
+    fake_process(
+        &proc_root,
+        &socket,
+        4242,
+        777,
+        200,
+        &["cardano-node", "run", "--start-as-non-producing-node"],
+    );
+    eventually("down then up", || w.events().len() == 3).await;
+    assert_eq!(w.events(), [Event::NodeUp, Event::NodeDown, Event::NodeUp]);
+    assert!(matches!(w.processes().last(), Some(NodeProcess(Some(id))) if id.start_time == 200));
+    assert_eq!(
+        warned(&logs),
+        1,
+        "the new process has the flag: {:?}",
+        logs.lines()
+    );
+}
+
+#[actix::test]
+async fn an_accepting_socket_without_a_visible_process_is_down_with_a_warning() {
+    let logs = Logs::default();
+    let _guard = tracing::subscriber::set_default(logs.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(dir.path());
+    let empty_proc = dir.path().join("proc");
+    std::fs::create_dir_all(&empty_proc).expect("mkdir");
+    let _listener = accepting_listener(&socket);
+    let w = Watched::start(settings(&socket), ProcFs::at(&empty_proc));
+    eventually("reported down", || w.events() == [Event::NodeDown]).await;
+    assert_eq!(w.processes(), [NodeProcess(None)]);
+    eventually("the warning", || {
+        logs.lines()
+            .iter()
+            .any(|l| l.starts_with("WARN") && l.contains("could not stop a forger"))
+    })
+    .await;
+    // Said once, not at every probe.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let warnings = logs
+        .lines()
+        .iter()
+        .filter(|l| l.contains("could not stop a forger"))
+        .count();
+    assert_eq!(warnings, 1);
+    assert_eq!(w.events(), [Event::NodeDown]);
+}
