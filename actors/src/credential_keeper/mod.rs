@@ -214,6 +214,10 @@ impl CredentialKeeper {
                 if rotated {
                     tracing::info!(actor = "credential_keeper", "source credentials rotated (valid)");
                 }
+                if rotated {
+                    // Reported again with the rotation, whatever was reported before.
+                    self.verdict = None;
+                }
                 self.accept_valid(set);
                 if rotated {
                     self.outbox.push_back(Outgoing::Rotated);

@@ -1,0 +1,435 @@
+//! CredentialKeeper on temporary directories laid out like a Kubernetes Secret volume: the
+//! source files are symlinks into `..data/`, and an update swaps `..data` atomically (rename of
+//! a new symlink), as the kubelet's atomic writer does.
+
+use std::{
+    fmt::Write as _,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use actix::{Actor, Addr, Context, Handler, Message, Recipient, Supervisor};
+use forge_actors::{
+    adapters::fs_credentials::{CredentialPaths, CredentialRole},
+    credential_keeper::CredentialKeeper,
+    messages::{Fact, Install, Remove, SourcesRotated},
+    metrics::{Metrics, PodLabels},
+};
+use forge_core::decision::Event;
+use prometheus::Registry;
+
+// === test helpers ===
+
+/// Records every message of type `M` sent to it.
+struct Recorder<M>(Arc<Mutex<Vec<M>>>);
+
+impl<M: Unpin + 'static> Actor for Recorder<M> {
+    type Context = Context<Self>;
+}
+
+impl<M> Handler<M> for Recorder<M>
+where
+    M: Message<Result = ()> + Send + Unpin + 'static,
+{
+    type Result = ();
+
+    fn handle(&mut self, msg: M, _ctx: &mut Context<Self>) {
+        self.0.lock().expect("lock").push(msg);
+    }
+}
+
+fn recorder<M>() -> (Recipient<M>, Arc<Mutex<Vec<M>>>)
+where
+    M: Message<Result = ()> + Send + Unpin + 'static,
+{
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    (Recorder(seen.clone()).start().recipient(), seen)
+}
+
+/// Collects the log events emitted on this thread (the actix System's) while installed.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<String>>>);
+
+impl Logs {
+    fn all(&self) -> String {
+        self.0.lock().expect("lock").join("\n")
+    }
+}
+
+struct Fields<'a>(&'a mut String);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let _ = write!(self.0, "{}={:?} ", field.name(), value);
+    }
+}
+
+impl tracing::Subscriber for Logs {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut line = format!("{} ", event.metadata().level());
+        event.record(&mut Fields(&mut line));
+        self.0.lock().expect("lock").push(line);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Polls `cond` until it holds, for at most a few seconds (real time: real files and inotify).
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const FILES: [&str; 3] = ["kes.skey", "vrf.skey", "node.cert"];
+
+/// A directory laid out like a mounted Kubernetes Secret.
+struct SecretVolume {
+    root: PathBuf,
+    version: u32,
+}
+
+impl SecretVolume {
+    fn new(root: PathBuf) -> Self {
+        std::fs::create_dir_all(&root).expect("mkdir volume");
+        Self { root, version: 0 }
+    }
+
+    fn paths(&self) -> CredentialPaths {
+        CredentialPaths {
+            kes: self.root.join(FILES[0]),
+            vrf: self.root.join(FILES[1]),
+            opcert: self.root.join(FILES[2]),
+        }
+    }
+
+    /// Publishes a new version written by `write` into its own directory, then swaps `..data`
+    /// to it atomically (the user-visible files are symlinks through `..data`).
+    fn publish(&mut self, write: impl FnOnce(&Path)) {
+        self.version += 1;
+        let name = format!("..2026_01_01_00_00_0{}", self.version);
+        let dir = self.root.join(&name);
+        std::fs::create_dir(&dir).expect("mkdir version");
+        write(&dir);
+        let tmp = self.root.join("..data_tmp");
+        std::os::unix::fs::symlink(&name, &tmp).expect("symlink ..data_tmp");
+        std::fs::rename(&tmp, self.root.join("..data")).expect("swap ..data");
+        for f in FILES {
+            let link = self.root.join(f);
+            if std::fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink(format!("..data/{f}"), &link).expect("file symlink");
+            }
+        }
+    }
+}
+
+fn valid_set(counter: u64) -> impl FnOnce(&Path) {
+    move |dir: &Path| {
+        forge_sim::creds::write_test_credentials(dir, counter, 0).expect("credentials");
+    }
+}
+
+/// A set whose KES key's `cborHex` is cut short (not CBOR); returns the hex it still carries.
+fn corrupt_set(counter: u64, kept_hex: Arc<Mutex<String>>) -> impl FnOnce(&Path) {
+    move |dir: &Path| {
+        let paths = forge_sim::creds::write_test_credentials(dir, counter, 0).expect("credentials");
+        let text = std::fs::read_to_string(&paths.kes).expect("read kes");
+        let mut envelope: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let hex = envelope["cborHex"].as_str().expect("cborHex").to_owned();
+        let cut = hex[..hex.len() - 40].to_owned();
+        envelope["cborHex"] = serde_json::Value::String(cut.clone());
+        std::fs::write(&paths.kes, envelope.to_string()).expect("write kes");
+        *kept_hex.lock().expect("lock") = cut;
+    }
+}
+
+struct Kept {
+    keeper: Addr<CredentialKeeper>,
+    facts: Arc<Mutex<Vec<Fact>>>,
+    rotations: Arc<Mutex<Vec<SourcesRotated>>>,
+    metrics: Metrics,
+    targets: CredentialPaths,
+}
+
+impl Kept {
+    fn start(sources: CredentialPaths, targets: CredentialPaths) -> Self {
+        let (decider, facts) = recorder::<Fact>();
+        let (rotated, rotations) = recorder::<SourcesRotated>();
+        let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+        let m = metrics.clone();
+        let t = targets.clone();
+        let keeper = Supervisor::start(move |_| {
+            CredentialKeeper::new(sources, t, decider, rotated, &m).with_debounce(Duration::from_millis(50))
+        });
+        Self {
+            keeper,
+            facts,
+            rotations,
+            metrics,
+            targets,
+        }
+    }
+
+    fn events(&self) -> Vec<Event> {
+        self.facts
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|f| f.event.clone())
+            .collect()
+    }
+
+    fn rotations(&self) -> usize {
+        self.rotations.lock().expect("lock").len()
+    }
+
+    fn operations(&self, operation: &str, role: CredentialRole) -> u64 {
+        self.metrics
+            .credential_operations
+            .with_label_values(&[operation, role.as_str()])
+            .get()
+    }
+
+    fn target_bytes(&self) -> Vec<Option<Vec<u8>>> {
+        CredentialRole::ALL
+            .iter()
+            .map(|r| std::fs::read(self.targets.get(*r)).ok())
+            .collect()
+    }
+}
+
+fn targets_in(dir: &Path) -> CredentialPaths {
+    CredentialPaths {
+        kes: dir.join("kes.skey"),
+        vrf: dir.join("vrf.skey"),
+        opcert: dir.join("node.cert"),
+    }
+}
+
+fn source_bytes(sources: &CredentialPaths) -> Vec<Option<Vec<u8>>> {
+    CredentialRole::ALL
+        .iter()
+        .map(|r| std::fs::read(sources.get(*r)).ok())
+        .collect()
+}
+
+fn is_invalid(e: &Event) -> bool {
+    matches!(e, Event::CredentialsInvalid { .. })
+}
+
+// === tests ===
+
+#[actix::test]
+async fn start_removes_leftover_targets_then_reports_valid_sources() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut volume = SecretVolume::new(dir.path().join("secret"));
+    volume.publish(valid_set(1));
+    let targets = targets_in(&dir.path().join("node"));
+    std::fs::create_dir_all(dir.path().join("node")).expect("mkdir");
+    // A crashed predecessor left a forging set behind.
+    for r in CredentialRole::ALL {
+        std::fs::write(targets.get(r), b"left behind").expect("leftover");
+    }
+    let k = Kept::start(volume.paths(), targets.clone());
+    eventually("valid reported", || k.events() == [Event::CredentialsValid]).await;
+    assert_eq!(
+        k.target_bytes(),
+        vec![None, None, None],
+        "standby: no target files"
+    );
+    for r in CredentialRole::ALL {
+        assert_eq!(k.operations("remove", r), 1, "{r:?}");
+        assert_eq!(k.operations("copy", r), 0, "{r:?}");
+    }
+}
+
+#[actix::test]
+async fn install_writes_0600_copies_of_the_sources_and_remove_removes_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut volume = SecretVolume::new(dir.path().join("secret"));
+    volume.publish(valid_set(1));
+    let k = Kept::start(volume.paths(), targets_in(&dir.path().join("node")));
+    eventually("valid reported", || k.events() == [Event::CredentialsValid]).await;
+
+    k.keeper.send(Install).await.expect("mailbox").expect("installed");
+    assert_eq!(k.target_bytes(), source_bytes(&volume.paths()));
+    for r in CredentialRole::ALL {
+        let mode = std::fs::metadata(k.targets.get(r))
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{r:?}");
+        assert_eq!(k.operations("copy", r), 1, "{r:?}");
+    }
+
+    k.keeper.send(Remove).await.expect("mailbox").expect("removed");
+    assert_eq!(k.target_bytes(), vec![None, None, None]);
+    for r in CredentialRole::ALL {
+        assert_eq!(k.operations("remove", r), 1, "{r:?}");
+    }
+    // Idempotent: nothing left to remove, nothing counted.
+    k.keeper.send(Remove).await.expect("mailbox").expect("removed");
+    assert_eq!(k.operations("remove", CredentialRole::Kes), 1);
+}
+
+#[actix::test]
+async fn install_refuses_a_corrupt_set_never_writes_it_and_never_shows_its_content() {
+    let logs = Logs::default();
+    let _guard = tracing::subscriber::set_default(logs.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut volume = SecretVolume::new(dir.path().join("secret"));
+    let hex = Arc::new(Mutex::new(String::new()));
+    volume.publish(corrupt_set(1, hex.clone()));
+    let k = Kept::start(volume.paths(), targets_in(&dir.path().join("node")));
+    eventually("invalid reported", || k.events().iter().any(is_invalid)).await;
+
+    let err = k
+        .keeper
+        .send(Install)
+        .await
+        .expect("mailbox")
+        .expect_err("refused");
+    assert_eq!(err.kind, "invalid_credentials");
+    assert!(err.detail.contains("kes.skey"), "names the file: {}", err.detail);
+    assert_eq!(k.target_bytes(), vec![None, None, None], "nothing written");
+    assert_eq!(k.operations("copy", CredentialRole::Kes), 0);
+    eventually("the refusal reported", || {
+        k.events().iter().filter(|e| is_invalid(e)).count() == 2
+    })
+    .await;
+    assert!(
+        k.metrics
+            .credential_validation_failures
+            .with_label_values(&["kes", "not_cbor"])
+            .get()
+            >= 2
+    );
+
+    // No content anywhere: not in the error, the facts or the logs.
+    let hex = hex.lock().expect("lock").clone();
+    let content = &hex[6..46];
+    let whys: Vec<String> = k
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::CredentialsInvalid { why } => Some(why),
+            _ => None,
+        })
+        .collect();
+    for text in [err.to_string(), format!("{err:?}"), whys.join("\n"), logs.all()] {
+        assert!(!text.contains(content), "content leaked: {text}");
+        assert!(!text.contains("cborHex\":"), "content leaked: {text}");
+    }
+    assert!(
+        logs.all().contains("kes.skey"),
+        "the log names the file: {}",
+        logs.all()
+    );
+}
+
+#[actix::test]
+async fn a_rotated_secret_volume_is_reported_valid_and_rotated_without_touching_the_targets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut volume = SecretVolume::new(dir.path().join("secret"));
+    volume.publish(valid_set(1));
+    let k = Kept::start(volume.paths(), targets_in(&dir.path().join("node")));
+    eventually("valid reported", || k.events() == [Event::CredentialsValid]).await;
+    k.keeper.send(Install).await.expect("mailbox").expect("installed");
+    let installed = k.target_bytes();
+
+    volume.publish(valid_set(2));
+    eventually("rotation reported", || k.rotations() == 1).await;
+    assert_eq!(k.events(), [Event::CredentialsValid, Event::CredentialsValid]);
+    assert_eq!(
+        k.target_bytes(),
+        installed,
+        "the Decider re-installs, not the keeper"
+    );
+
+    // The Decider's re-install picks up the new set.
+    k.keeper.send(Install).await.expect("mailbox").expect("installed");
+    assert_eq!(k.target_bytes(), source_bytes(&volume.paths()));
+    assert_ne!(k.target_bytes(), installed);
+    // The same content published again is not a rotation.
+    volume.publish(valid_set(2));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(k.rotations(), 1);
+}
+
+#[actix::test]
+async fn a_corrupt_rotation_is_reported_invalid_and_the_installed_set_stays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut volume = SecretVolume::new(dir.path().join("secret"));
+    volume.publish(valid_set(1));
+    let k = Kept::start(volume.paths(), targets_in(&dir.path().join("node")));
+    eventually("valid reported", || k.events() == [Event::CredentialsValid]).await;
+    k.keeper.send(Install).await.expect("mailbox").expect("installed");
+    let installed = k.target_bytes();
+
+    volume.publish(corrupt_set(2, Arc::default()));
+    eventually("invalid reported", || k.events().iter().any(is_invalid)).await;
+    assert_eq!(k.rotations(), 0);
+    assert_eq!(k.target_bytes(), installed, "the installed set is not touched");
+    let err = k
+        .keeper
+        .send(Install)
+        .await
+        .expect("mailbox")
+        .expect_err("refused");
+    assert_eq!(err.kind, "invalid_credentials");
+    assert_eq!(
+        k.target_bytes(),
+        installed,
+        "a refused install leaves the installed set"
+    );
+
+    // A valid set after that is valid again, and a rotation (it differs from the installed one).
+    volume.publish(valid_set(3));
+    eventually("rotation reported", || k.rotations() == 1).await;
+    assert_eq!(k.events().last(), Some(&Event::CredentialsValid));
+}
+
+#[actix::test]
+async fn a_missing_source_directory_is_retried_with_backoff_until_it_appears() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut volume = SecretVolume {
+        root: dir.path().join("not-yet-mounted"),
+        version: 0,
+    };
+    let k = Kept::start(volume.paths(), targets_in(&dir.path().join("node")));
+    eventually("invalid reported", || k.events().iter().any(is_invalid)).await;
+    eventually("restarted by its supervisor", || {
+        k.metrics
+            .actor_restarts
+            .with_label_values(&["credential_keeper"])
+            .get()
+            >= 1
+    })
+    .await;
+    std::fs::create_dir_all(&volume.root).expect("mount");
+    volume.publish(valid_set(1));
+    eventually("valid once mounted", || {
+        k.events().last() == Some(&Event::CredentialsValid)
+    })
+    .await;
+    // Reports are changes only: one invalid, however many restarts it took.
+    assert_eq!(k.events().iter().filter(|e| is_invalid(e)).count(), 1);
+    // And it still serves commands.
+    k.keeper.send(Install).await.expect("mailbox").expect("installed");
+}
