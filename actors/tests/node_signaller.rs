@@ -92,7 +92,7 @@ async fn a_reload_sends_sighup_to_the_node_and_counts_it() {
 }
 
 #[actix::test]
-async fn a_reload_without_a_node_fails_and_is_delivered_once_when_the_node_appears() {
+async fn a_reload_without_a_node_fails_and_is_never_sent_later_on_its_own() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (signaller, metrics) = start();
     let err = signaller
@@ -103,21 +103,24 @@ async fn a_reload_without_a_node_fails_and_is_delivered_once_when_the_node_appea
         .expect("mailbox")
         .expect_err("no node yet");
     assert_eq!(err.kind, NO_NODE);
-    assert_eq!(sighups(&metrics, ReloadReason::Startup), 0);
 
+    // A node that boots non-producing has credentials present: a SIGHUP the Decider did not
+    // ask for now would make it forge. The signaller must leave it alone.
     let mut child = NamedChild::spawn(dir.path(), "fm-sig-node-b");
-    let id = child.identity();
-    signaller.send(NodeProcess(Some(id))).await.expect("mailbox");
-    assert_eq!(child.ended_by(WAIT).await, Some(Some(SIGHUP)));
-    assert_eq!(sighups(&metrics, ReloadReason::Startup), 1);
-
-    // The same process reported again is not signalled again (it was delivered once).
-    signaller.send(NodeProcess(Some(id))).await.expect("mailbox");
-    assert_eq!(sighups(&metrics, ReloadReason::Startup), 1);
+    signaller
+        .send(NodeProcess(Some(child.identity())))
+        .await
+        .expect("mailbox");
+    assert_eq!(
+        child.ended_by(Duration::from_millis(300)).await,
+        None,
+        "signalled on its own"
+    );
+    assert_eq!(sighups(&metrics, ReloadReason::Startup), 0);
 }
 
 #[actix::test]
-async fn a_new_node_process_gets_the_last_reload_again() {
+async fn a_new_node_process_is_signalled_only_when_the_decider_asks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (signaller, metrics) = start();
     let mut first = NamedChild::spawn(dir.path(), "fm-sig-node-c1");
@@ -132,7 +135,6 @@ async fn a_new_node_process_gets_the_last_reload_again() {
         .await
         .expect("mailbox")
         .expect("delivered");
-    // The node dies during its start-up: the SIGHUP it got is lost with it.
     assert_eq!(first.ended_by(WAIT).await, Some(Some(SIGHUP)));
     signaller.send(NodeProcess(None)).await.expect("mailbox");
     let mut second = NamedChild::spawn(dir.path(), "fm-sig-node-c2");
@@ -140,8 +142,21 @@ async fn a_new_node_process_gets_the_last_reload_again() {
         .send(NodeProcess(Some(second.identity())))
         .await
         .expect("mailbox");
+    assert_eq!(
+        second.ended_by(Duration::from_millis(300)).await,
+        None,
+        "signalled on its own"
+    );
+    signaller
+        .send(Reload {
+            reason: ReloadReason::Reassert,
+        })
+        .await
+        .expect("mailbox")
+        .expect("delivered");
     assert_eq!(second.ended_by(WAIT).await, Some(Some(SIGHUP)));
-    assert_eq!(sighups(&metrics, ReloadReason::StartForging), 2);
+    assert_eq!(sighups(&metrics, ReloadReason::StartForging), 1);
+    assert_eq!(sighups(&metrics, ReloadReason::Reassert), 1);
 }
 
 #[actix::test]
@@ -167,11 +182,18 @@ async fn a_stale_identity_is_never_signalled() {
         None,
         "the process must be untouched"
     );
-    // The reload stays pending for the real node process.
+    // Once the real identity is reported, the Decider's next reload reaches it.
     signaller
         .send(NodeProcess(Some(child.identity())))
         .await
         .expect("mailbox");
+    signaller
+        .send(Reload {
+            reason: ReloadReason::StopForging,
+        })
+        .await
+        .expect("mailbox")
+        .expect("delivered");
     assert_eq!(child.ended_by(WAIT).await, Some(Some(SIGHUP)));
     assert_eq!(sighups(&metrics, ReloadReason::StopForging), 1);
 }

@@ -200,8 +200,9 @@ fn credentials_json(c: &forge_core::decision::Credentials) -> serde_json::Value 
     }
 }
 
-/// The `CommandFailed::kind` of a reload with no node process to signal.
-pub const NO_NODE: &str = "no_node";
+/// The `CommandFailed::kind`s of a reload that found no node process to signal (none known, or
+/// it died): nothing forges there, so a reload that stops forging has nothing left to do.
+pub const NODE_ABSENT: [&str; 2] = [crate::node_signaller::NO_NODE, "node_gone"];
 
 /// What carrying out a plan came to.
 #[derive(Debug, Default)]
@@ -216,7 +217,7 @@ struct Outcome {
 /// for lack of a node: a node that does not run does not forge.
 fn aborts(cmd: &Command, failure: &CommandFailed, status_write_required: bool) -> bool {
     match cmd {
-        Command::Reload { reason } => reason.needs_node() || failure.kind != NO_NODE,
+        Command::Reload { reason } => reason.needs_node() || !NODE_ABSENT.contains(&failure.kind),
         Command::Install | Command::Remove => true,
         Command::WriteStatus(_) => status_write_required,
         Command::Contend(_) | Command::Release => false,

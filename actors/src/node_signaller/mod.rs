@@ -1,13 +1,14 @@
 //! NodeSignaller: reloads the node (SIGHUP) in the reference layout, by PID in a shared process
 //! namespace (DESIGN.md section 4; the node guard's socket replaces this later, section 12).
 //!
-//! It owns only the current node identity (from the NodeWatcher's [`NodeProcess`]) and the last
-//! reload the Decider asked for. Every signal goes through [`ProcFs::signal`] (a pidfd opened
-//! before the start time is checked again), so a reused PID is never signalled (S1). It decides
-//! nothing: a reload that cannot be delivered is reported as a [`CommandFailed`] and kept as
-//! pending, then delivered once when a node process appears, because a SIGHUP sent while the
-//! node starts (or to a process that then died) is lost, and only a reload makes the node's
-//! forging follow its credential files.
+//! It owns only the current node identity (from the NodeWatcher's [`NodeProcess`]). Every signal
+//! goes through [`ProcFs::signal`] (a pidfd opened before the start time is checked again), so a
+//! reused PID is never signalled (S1). It decides nothing and never signals on its own: a reload
+//! that cannot be delivered is reported as a [`CommandFailed`] and forgotten. Re-sending is the
+//! Decider's call (it re-asserts during a node's start-up, when a SIGHUP may be lost in the
+//! ledger replay), because only the Decider knows whether the files on disk match its decision:
+//! a node that boots non-producing has credentials present at start, and a SIGHUP sent then on
+//! the signaller's own initiative would make a standby forge.
 //!
 //! [`NodeProcess`]: crate::messages::NodeProcess
 
@@ -39,10 +40,6 @@ pub struct NodeSignaller {
     restarts: Restarts,
     /// The node process now running, as last reported by the NodeWatcher.
     node: Option<ProcessIdentity>,
-    /// The last reload the Decider asked for (re-sent to a new node process).
-    requested: Option<ReloadReason>,
-    /// The process the last requested reload reached, if any.
-    delivered_to: Option<ProcessIdentity>,
 }
 
 impl NodeSignaller {
@@ -53,60 +50,39 @@ impl NodeSignaller {
             sighups: metrics.sighup_signals.clone(),
             restarts: Restarts::new("node_signaller", Some(metrics.actor_restarts.clone())),
             node: None,
-            requested: None,
-            delivered_to: None,
         }
     }
 
-    /// A reload request from the Decider: remembered as the latest, then sent if a node is known.
+    /// A reload request from the Decider: sent if a node is known, else refused.
     fn reload(&mut self, reason: ReloadReason) -> CommandResult {
-        self.requested = Some(reason);
-        self.delivered_to = None;
         let Some(node) = self.node else {
-            tracing::warn!(
+            tracing::debug!(
                 actor = "node_signaller",
                 reason = reason.as_str(),
-                "no node process known: the reload is pending until the node appears"
+                "no node process known"
             );
             return Err(CommandFailed::new(
                 NO_NODE,
-                format!(
-                    "no node process known; the {} reload is sent when the node appears",
-                    reason.as_str()
-                ),
+                format!("no node process known for the {} reload", reason.as_str()),
             ));
         };
-        self.sighup(node, reason, false)
+        self.sighup(node, reason)
     }
 
-    /// The NodeWatcher's view of the node process. A process that the last requested reload has
-    /// not reached (a new one, or one started after the reload went to a process that died)
-    /// gets that reload once.
+    /// The NodeWatcher's view of the node process.
     fn node_process(&mut self, node: Option<ProcessIdentity>) {
-        if node == self.node {
-            return;
-        }
         self.node = node;
-        let (Some(node), Some(reason)) = (node, self.requested) else {
-            return;
-        };
-        if self.delivered_to != Some(node) {
-            // The Decider already has its answer for this reload; a failure is logged here.
-            let _ = self.sighup(node, reason, true);
-        }
     }
 
-    fn sighup(&mut self, node: ProcessIdentity, reason: ReloadReason, resent: bool) -> CommandResult {
+    fn sighup(&mut self, node: ProcessIdentity, reason: ReloadReason) -> CommandResult {
         match self.procfs.signal(node, Signal::HUP) {
             Ok(()) => {
                 self.sighups.with_label_values(&[reason.as_str()]).inc();
-                self.delivered_to = Some(node);
                 self.restarts.healthy();
                 tracing::info!(
                     actor = "node_signaller",
                     reason = reason.as_str(),
                     pid = node.pid,
-                    resent,
                     "SIGHUP sent to the node"
                 );
                 Ok(())
@@ -122,7 +98,7 @@ impl NodeSignaller {
                     pid = node.pid,
                     kind = e.kind(),
                     error = %e,
-                    "SIGHUP not delivered: the reload is pending until a node process appears"
+                    "SIGHUP not delivered"
                 );
                 let kind = match e {
                     SignalError::Gone { .. } => "node_gone",
