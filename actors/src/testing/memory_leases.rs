@@ -289,6 +289,8 @@ struct Faults {
 
 /// One client of a [`MemoryLeases`] store, implementing [`LeaseApi`], with its own scripted
 /// faults. Clones share the faults, so a test keeps one to script what the elector's copy does.
+/// Outages and conflict storms apply to `get`, `create` and `replace` only; open watches keep
+/// delivering until broken or ended on purpose ([`Self::break_watches`], [`Self::end_watches`]).
 #[derive(Clone)]
 pub struct MemoryLeaseClient {
     leases: MemoryLeases,
