@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod crds;
+mod run;
 mod settings;
 
 use std::process::ExitCode;
@@ -18,6 +19,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the sidecar (the default when no subcommand is given).
+    Run(settings::ConfigArgs),
     /// Print the CustomResourceDefinitions (CardanoForgeCluster, CardanoLeader) as YAML.
     Crds {
         /// Write one file per CRD into this directory (`<name>.yaml`) instead of printing.
@@ -37,9 +40,8 @@ fn main() -> ExitCode {
         Some(Command::Crds { out }) => crds::run(out.as_deref()),
         Some(Command::Config(args)) => settings::run_config(&args),
         Some(Command::Sim(cmd)) => forge_sim::cli::run(cmd),
-        None => Err(anyhow::anyhow!(
-            "the sidecar (`forge-manager run`) does not exist yet; try `forge-manager config` or `forge-manager crds`"
-        )),
+        Some(Command::Run(args)) => run::run(&args),
+        None => run::run(&settings::ConfigArgs::default()),
     };
     match result {
         Ok(code) => code,

@@ -437,6 +437,18 @@ pub enum ApplicationType {
     Custom,
 }
 
+impl ApplicationType {
+    /// The name as written in `APPLICATION_TYPE` and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplicationType::BlockProducer => "block-producer",
+            ApplicationType::RelayOnly => "relay-only",
+            ApplicationType::Monitoring => "monitoring",
+            ApplicationType::Custom => "custom",
+        }
+    }
+}
+
 /// `CLUSTER_ENVIRONMENT` (the CardanoForgeCluster schema's enum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

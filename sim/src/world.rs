@@ -24,7 +24,7 @@ use crate::{
     creds::write_test_credentials,
     process::{spawn_tied, terminate, tied_command},
     proxy::FaultProxy,
-    timeline::{TimelineEvent, Verdict, judge, read_files},
+    timeline::{TimelineEvent, TimelineWriter, Verdict, judge, read_files},
 };
 
 /// What to build.
@@ -122,7 +122,9 @@ pub struct World {
     /// The pods, in order `pod-0`, `pod-1`, ...
     pub pods: Vec<Pod>,
     options: WorldOptions,
-    _dir: tempfile::TempDir,
+    /// Removed on drop unless `FORGE_KEEP_WORLD=1` (then its path is printed, for debugging).
+    dir: Option<tempfile::TempDir>,
+    dir_path: PathBuf,
     started: Instant,
 }
 
@@ -136,12 +138,20 @@ impl World {
             .prefix("forge-world-")
             .tempdir()
             .map_err(other)?;
+        let dir_path = dir.path().to_path_buf();
+        let dir = if std::env::var("FORGE_KEEP_WORLD").as_deref() == Ok("1") {
+            eprintln!("forge-sim world kept at {}", dir.keep().display());
+            None
+        } else {
+            Some(dir)
+        };
         let ports = free_ports(names.len())?;
         let mut world = World {
             apiserver,
             pods: Vec::new(),
             options,
-            _dir: dir,
+            dir,
+            dir_path,
             started: Instant::now(),
         };
         for (name, port) in names.into_iter().zip(ports) {
@@ -155,7 +165,7 @@ impl World {
     }
 
     async fn start_pod(&self, name: &str, port: u16) -> Result<Pod, WorldError> {
-        let dir = self._dir.path().join(name);
+        let dir = self.dir_path.join(name);
         for sub in ["secrets", "target"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(other)?;
         }
@@ -298,11 +308,17 @@ impl World {
         None
     }
 
-    /// Kills pod `i`'s node simulator (SIGKILL: no clean exit).
+    /// Kills pod `i`'s node simulator (SIGKILL: no clean exit). A killed node writes nothing,
+    /// so its death is appended to its timeline here, once it is reaped: it forges no more.
     pub fn kill_node(&mut self, i: usize) {
         if let Some(mut child) = self.pods[i].node.take() {
             let _ = child.kill();
             let _ = child.wait();
+            let pod = &self.pods[i];
+            let event = TimelineEvent::now(&pod.name, crate::timeline::EventKind::Exit, "killed (SIGKILL)");
+            if let Err(e) = TimelineWriter::open(&pod.timeline).and_then(|mut w| w.append(&event)) {
+                eprintln!("{}: cannot record the kill in the timeline: {e}", pod.name);
+            }
         }
     }
 
@@ -395,6 +411,7 @@ impl World {
             }
         }
         self.apiserver.stop();
+        drop(self.dir.take());
     }
 }
 

@@ -92,7 +92,7 @@ pub enum Command {
     Remove,
     /// Decider → NodeSignaller: make the node re-read its credentials (SIGHUP).
     Reload {
-            /// Why.
+        /// Why.
         reason: ReloadReason,
     },
     /// Decider → ClusterWatcher: write our cluster status (only ever as the lease holder).

@@ -1,0 +1,291 @@
+//! `forge-manager run`: the sidecar. Loads and validates the configuration, installs the
+//! fail-safe panic hook, wires the actors (DESIGN.md section 4) and the HTTP endpoints, and
+//! turns SIGTERM/SIGINT into a graceful shutdown under a deadline; a second signal, or the
+//! deadline passing, runs the synchronous fail-safe and exits at once.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicU8, Ordering},
+    },
+    time::Duration,
+};
+
+use actix::{AsyncContext, Context, Supervisor};
+use anyhow::Context as _;
+use forge_actors::{
+    adapters::{
+        fs_credentials::{self, CredentialPaths},
+        kube::client,
+        kube_lease::{KubeLeasePort, KubeLeases},
+        kube_object::NamedObject,
+        process::ProcFs,
+    },
+    clock::Clock,
+    cluster_watcher::ClusterWatcher,
+    credential_keeper::CredentialKeeper,
+    decider::{Decider, DeciderOutputs, DeciderSettings},
+    http::{self, Endpoints, Snapshot},
+    lease_elector::LeaseElector,
+    messages::Shutdown,
+    metrics::{Metrics, PodLabels},
+    node_signaller::NodeSignaller,
+    node_watcher::{NodeWatcher, NodeWatcherSettings},
+};
+use forge_core::{
+    config::{LogFormat, LogLevel, ValidConfig},
+    decision::{DEFAULT_HEARTBEAT_FRESH_FOR, DeciderConfig, State},
+};
+use prometheus::Registry;
+use rustix::process::Signal;
+use tokio::sync::watch;
+
+use crate::settings::{self, ConfigArgs};
+
+/// Exit code after the fail-safe ran (a forced or failed shutdown, a panic).
+const EXIT_FAIL_SAFE: u8 = 70;
+
+/// Runs the sidecar until it is stopped.
+pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
+    let cfg = match settings::load(args) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    init_tracing(&cfg);
+    let fail_safe = FailSafe::of(&cfg);
+    install_panic_hook(fail_safe.clone());
+    tracing::info!(
+        pod = %cfg.pod_name, namespace = %cfg.namespace, lease = %cfg.names.lease,
+        leader = %cfg.names.leader, version = env!("CARGO_PKG_VERSION"), "forge-manager starting"
+    );
+    if cfg.cluster.management_enabled {
+        tracing::error!(
+            "ENABLE_CLUSTER_MANAGEMENT=true: cluster-wide management is not available in this version; \
+             failing closed (this pod will not forge)"
+        );
+    }
+
+    let exit = Arc::new(AtomicU8::new(0));
+    let system = actix::System::new();
+    system.block_on(start(cfg, fail_safe, exit.clone()))?;
+    system.run().context("actor system")?;
+    Ok(ExitCode::from(exit.load(Ordering::SeqCst)))
+}
+
+/// Builds every actor and the endpoints inside the running system.
+async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> anyhow::Result<()> {
+    let registry = Registry::new();
+    let labels = PodLabels {
+        pod: cfg.pod_name.clone(),
+        namespace: cfg.namespace.clone(),
+        network: cfg.network.name.clone(),
+        pool_id: cfg
+            .pool
+            .as_ref()
+            .map(|p| p.id.chars().take(10).collect())
+            .unwrap_or_else(|| "unknown".into()),
+        pool_ticker: cfg
+            .pool
+            .as_ref()
+            .and_then(|p| p.ticker.clone())
+            .unwrap_or_else(|| "unknown".into()),
+        application: cfg.application_type.as_str().to_string(),
+    };
+    let metrics = Metrics::register(&registry, &labels, env!("CARGO_PKG_VERSION")).context("metrics")?;
+    metrics.fencing_covered.set(0);
+    tracing::warn!(
+        "no node guard: fencing by SIGHUP to the node's PID only; S3 (no orphaned forger) is not covered"
+    );
+
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let liveness = (cfg.lease.retry_period * 5).max(Duration::from_secs(10));
+    let endpoints = Endpoints::new(registry.clone(), snapshot_rx, liveness);
+    let addr = SocketAddr::from(([0, 0, 0, 0], cfg.metrics_port));
+    let (listener, bound) = http::bind(addr)
+        .await
+        .with_context(|| format!("binding METRICS_PORT {addr}"))?;
+    tracing::info!(%bound, "serving /metrics /health /readyz /startup-status /status");
+    actix::spawn(http::serve(listener, endpoints, std::future::pending()));
+
+    let kube = client(None, cfg.api_timeout).await.context("Kubernetes client")?;
+    let clock = Clock::new();
+    let procfs = ProcFs::default();
+
+    // The Decider's address exists before the Decider, so the others can report to it.
+    let decider_ctx = Context::<Decider>::new();
+    let decider = decider_ctx.address();
+
+    let leases = KubeLeases::new(kube.clone(), &cfg.namespace, &cfg.names.lease, cfg.api_timeout);
+    let lease_port = Arc::new(KubeLeasePort::new(leases, cfg.lease.duration * 4));
+    let (pod, timing, m) = (cfg.pod_name.clone(), cfg.lease, metrics.clone());
+    let fact = decider.clone().recipient();
+    let elector =
+        Supervisor::start(move |_| LeaseElector::new(lease_port, pod, timing, clock, fact, Some(m)));
+
+    let signaller = Supervisor::start({
+        let (procfs, m) = (procfs.clone(), metrics.clone());
+        move |_| NodeSignaller::new(procfs, &m)
+    });
+    let watcher_settings = NodeWatcherSettings::from_config(&cfg.node);
+    let _node_watcher = Supervisor::start({
+        let (procfs, m, fact, sig) = (
+            procfs.clone(),
+            metrics.clone(),
+            decider.clone().recipient(),
+            signaller.clone().recipient(),
+        );
+        move |_| NodeWatcher::new(watcher_settings, procfs, fact, sig, &m)
+    });
+    let keeper = Supervisor::start({
+        let sources = CredentialPaths::from(&cfg.credentials.source);
+        let targets = CredentialPaths::from(&cfg.credentials.target);
+        let (m, fact, rotated) = (
+            metrics.clone(),
+            decider.clone().recipient(),
+            decider.clone().recipient(),
+        );
+        move |_| CredentialKeeper::new(sources, targets, fact, rotated, &m)
+    });
+    let leader_object = NamedObject::new(kube, &cfg.namespace, &cfg.names.leader, cfg.api_timeout);
+    let status_writer = Supervisor::start({
+        let (pod, m) = (cfg.pod_name.clone(), metrics.clone());
+        move |_| ClusterWatcher::new(leader_object, pod, Some(m))
+    });
+
+    let config = DeciderConfig {
+        cluster: cfg.names.cluster.clone(),
+        cluster_management: cfg.cluster.management_enabled,
+        peers: cfg.peers.iter().map(|p| p.name.clone()).collect(),
+        require_sync: false,
+        heartbeat_fresh_for: DEFAULT_HEARTBEAT_FRESH_FOR,
+        lease: cfg.lease,
+    };
+    let settings = DeciderSettings {
+        pod: cfg.pod_name.clone(),
+        heartbeat: cfg.lease.retry_period.min(Duration::from_secs(1)),
+        retry_after: cfg.lease.retry_period,
+        status_write_required: cfg.cluster.management_enabled,
+        boot_credentials: cfg.node.starts_non_producing,
+        reassert_window: cfg.node.socket_wait_timeout,
+        reassert_every: (cfg.lease.retry_period * 2).max(Duration::from_secs(1)),
+    };
+    let out = DeciderOutputs {
+        contend: elector.clone().recipient(),
+        release: elector.recipient(),
+        install: keeper.clone().recipient(),
+        remove: keeper.recipient(),
+        reload: signaller.recipient(),
+        write_status: status_writer.recipient(),
+    };
+    decider_ctx.run(Decider::new(
+        settings,
+        State::new(config),
+        clock,
+        out,
+        snapshot_tx,
+        Some(metrics),
+    ));
+
+    actix::spawn(handle_signals(decider, cfg.shutdown_timeout, fail_safe, exit));
+    Ok(())
+}
+
+/// First SIGTERM/SIGINT: graceful shutdown under `deadline`. A second signal, or the deadline
+/// passing: the synchronous fail-safe, then exit at once.
+async fn handle_signals(
+    decider: actix::Addr<Decider>,
+    deadline: Duration,
+    fail_safe: FailSafe,
+    exit: Arc<AtomicU8>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::info!(
+        deadline_ms = deadline.as_millis() as u64,
+        "signal received: graceful shutdown"
+    );
+    decider.do_send(Shutdown);
+    tokio::select! {
+        _ = term.recv() => tracing::warn!("second signal: fail-safe now"),
+        _ = int.recv() => tracing::warn!("second signal: fail-safe now"),
+        _ = tokio::time::sleep(deadline) => tracing::error!("shutdown deadline passed: fail-safe now"),
+    }
+    fail_safe.run();
+    exit.store(EXIT_FAIL_SAFE, Ordering::SeqCst);
+    std::process::exit(i32::from(EXIT_FAIL_SAFE));
+}
+
+/// The synchronous fail-safe: remove the target credential files and SIGHUP the node, with
+/// nothing but the standard library and the kernel (it runs from a panic hook).
+#[derive(Clone)]
+struct FailSafe {
+    targets: CredentialPaths,
+    socket: PathBuf,
+    process_name: String,
+}
+
+impl FailSafe {
+    fn of(cfg: &ValidConfig) -> Self {
+        let t = &cfg.credentials.target;
+        Self {
+            targets: CredentialPaths {
+                kes: t.kes_key.clone(),
+                vrf: t.vrf_key.clone(),
+                opcert: t.op_cert.clone(),
+            },
+            socket: cfg.node.socket.clone(),
+            process_name: cfg.node.process_name.clone(),
+        }
+    }
+
+    fn run(&self) {
+        let removed = fs_credentials::remove_set(&self.targets);
+        let procfs = ProcFs::default();
+        let signalled = procfs
+            .discover_node(Path::new(&self.socket), &self.process_name)
+            .map_err(|e| e.to_string())
+            .and_then(|node| procfs.signal(node, Signal::HUP).map_err(|e| e.to_string()));
+        eprintln!("forge-manager fail-safe: credentials removed: {removed:?}; node reloaded: {signalled:?}");
+    }
+}
+
+fn install_panic_hook(fail_safe: FailSafe) {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        fail_safe.run();
+        std::process::exit(i32::from(EXIT_FAIL_SAFE));
+    }));
+}
+
+fn init_tracing(cfg: &ValidConfig) {
+    let level = match cfg.log.level {
+        LogLevel::Trace => "trace",
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+    };
+    // Our crates at the configured level; dependencies one step quieter.
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "warn,forge_manager={level},forge_actors={level},forge_core={level}"
+    ));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cfg.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,315 @@
+//! Single-cluster scenarios with real processes: three `forge-manager run` sidecars and three
+//! node simulators against the real kube-apiserver, each manager behind its own fault proxy,
+//! with short lease timings (3 s / 2 s / 0.5 s). The merged node timelines are the judge: the
+//! overlap of forgers (S1) must be 0 ms in every scenario. Bounds are generous; each scenario
+//! prints what it measured.
+//!
+//! The scenarios run one at a time (each starts its own API server and six processes; running
+//! them together on two cores would distort the timings they measure).
+
+use std::{
+    path::PathBuf,
+    sync::LazyLock,
+    time::{Duration, Instant},
+};
+
+use forge_sim::world::{World, WorldOptions, wait_for};
+use nix::sys::signal::Signal;
+
+static ONE_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
+
+const LEASE: Duration = Duration::from_secs(3);
+const RETRY: Duration = Duration::from_millis(500);
+
+fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_forge-manager"))
+}
+
+/// Starts a 3-replica world, or returns None (loudly) when the real API server tests are off.
+async fn world(test: &str) -> Option<World> {
+    if std::env::var("FORGE_SKIP_APISERVER_TESTS").as_deref() == Ok("1") {
+        eprintln!("\n!!! SKIPPED {test}: FORGE_SKIP_APISERVER_TESTS=1 !!!\n");
+        return None;
+    }
+    forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
+    let world = World::start(WorldOptions::fast(exe(), 3))
+        .await
+        .unwrap_or_else(|e| panic!("{test}: {e}"));
+    Some(world)
+}
+
+/// Waits for the first forger after a cold start and checks it is alone.
+async fn first_forger(w: &World) -> (usize, Duration) {
+    let (name, took) = w
+        .wait_for_single_forger(LEASE + Duration::from_secs(10), None)
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "no single forger after a cold start: {:?}\n{}",
+                w.forging_now(),
+                w.manager_log(0)
+            )
+        });
+    (w.index_of(&name).expect("known pod"), took)
+}
+
+fn assert_no_overlap(w: &World, scenario: &str) {
+    let v = w.verdict();
+    eprintln!("{scenario}: verdict {v:?}");
+    assert_eq!(v.overlap_ms, 0.0, "{scenario}: two nodes forged at once: {v:?}");
+}
+
+/// The time between `since` (unix ns) and the first `forging_on` of a node other than `old`.
+fn handover_ms(w: &World, old: &str, since_ns: u64) -> Option<f64> {
+    w.events()
+        .iter()
+        .filter(|e| {
+            e.node != old && e.event == forge_sim::timeline::EventKind::ForgingOn && e.t_unix_ns >= since_ns
+        })
+        .map(|e| (e.t_unix_ns - since_ns) as f64 / 1e6)
+        .next()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_start_elects_exactly_one_forger() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(mut w) = world("a_cold_start_elects_exactly_one_forger").await else {
+        return;
+    };
+    let (leader, took) = first_forger(&w).await;
+    eprintln!(
+        "(a) first forger {} after {took:?} (nodes up at {:?})",
+        w.pods[leader].name,
+        w.age()
+    );
+    assert!(
+        took <= LEASE + Duration::from_secs(1) + Duration::from_secs(3),
+        "first forger took {took:?}"
+    );
+    // It stays the only one over several renewals.
+    tokio::time::sleep(LEASE).await;
+    assert_eq!(w.forging_now(), vec![w.pods[leader].name.clone()]);
+    assert_no_overlap(&w, "(a)");
+    w.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b_sigterm_of_the_leader_hands_over_within_a_second() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(mut w) = world("b_sigterm_of_the_leader_hands_over_within_a_second").await else {
+        return;
+    };
+    let (leader, _) = first_forger(&w).await;
+    let old = w.pods[leader].name.clone();
+    let since = forge_sim::timeline::unix_now_ns();
+    let t0 = Instant::now();
+    w.signal_manager(leader, Signal::SIGTERM);
+    let (next, _) = w
+        .wait_for_single_forger(Duration::from_secs(5), Some(&old))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "no handover after SIGTERM: {:?}\n{}",
+                w.forging_now(),
+                w.manager_log(leader)
+            )
+        });
+    let waited = t0.elapsed();
+    let handover = handover_ms(&w, &old, since).expect("a forging_on after the signal");
+    eprintln!("(b) SIGTERM {old} -> {next} forging after {handover:.1} ms (observed in {waited:?})");
+    assert!(handover < 1000.0, "graceful handover took {handover} ms");
+    let code = w.wait_manager_exit(leader, Duration::from_secs(6)).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "the manager exits cleanly after a graceful shutdown"
+    );
+    assert_no_overlap(&w, "(b)");
+    w.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c_a_crashed_leader_pod_is_replaced_after_its_lease_expires() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(mut w) = world("c_a_crashed_leader_pod_is_replaced_after_its_lease_expires").await else {
+        return;
+    };
+    let (leader, _) = first_forger(&w).await;
+    let old = w.pods[leader].name.clone();
+    let since = forge_sim::timeline::unix_now_ns();
+    // Pod crash: manager and node die together, nothing is cleaned up.
+    w.signal_manager(leader, Signal::SIGKILL);
+    w.kill_node(leader);
+    let bound = LEASE + RETRY + Duration::from_secs(1);
+    let got = w
+        .wait_for_single_forger(bound + Duration::from_secs(5), Some(&old))
+        .await;
+    let (next, _) = got.unwrap_or_else(|| panic!("no takeover after a pod crash: {:?}", w.forging_now()));
+    let took = handover_ms(&w, &old, since).expect("forging_on after the crash");
+    eprintln!("(c) crash of {old} -> {next} forging after {took:.0} ms (bound {bound:?})");
+    assert!(
+        took <= (bound + Duration::from_secs(2)).as_millis() as f64,
+        "takeover took {took} ms"
+    );
+    assert_no_overlap(&w, "(c)");
+    w.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d_a_partitioned_leader_stops_before_its_lease_can_pass() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(mut w) = world("d_a_partitioned_leader_stops_before_its_lease_can_pass").await else {
+        return;
+    };
+    let (leader, _) = first_forger(&w).await;
+    let old = w.pods[leader].name.clone();
+    let since = forge_sim::timeline::unix_now_ns();
+    w.pods[leader].proxy.handle().blackhole();
+    let (next, _) = w
+        .wait_for_single_forger(LEASE + Duration::from_secs(8), Some(&old))
+        .await
+        .unwrap_or_else(|| panic!("no takeover from a partitioned leader: {:?}", w.forging_now()));
+    let took = handover_ms(&w, &old, since).expect("forging_on after the partition");
+    eprintln!("(d) partition of {old} -> {next} forging after {took:.0} ms");
+    assert_no_overlap(&w, "(d)");
+    // Heal: the old leader must not take the lease back (no flapping).
+    w.pods[leader].proxy.handle().pass();
+    tokio::time::sleep(LEASE * 2).await;
+    assert_eq!(
+        w.forging_now(),
+        vec![next.clone()],
+        "forging moved after the heal"
+    );
+    assert_no_overlap(&w, "(d) after heal");
+    w.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e_a_restarted_leader_node_never_overlaps() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(mut w) = world("e_a_restarted_leader_node_never_overlaps").await else {
+        return;
+    };
+    let (leader, _) = first_forger(&w).await;
+    let old = w.pods[leader].name.clone();
+    w.kill_node(leader);
+    // The manager notices, provides boot credentials, and the node comes back non-producing.
+    let boot = wait_for(Duration::from_secs(10), || async {
+        w.pods[leader].target().join("kes.skey").exists()
+    })
+    .await;
+    assert!(
+        boot.is_ok(),
+        "boot credentials were not provided for the restarting node"
+    );
+    w.start_node(leader).await.expect("node restarts");
+    let (now, _) = w
+        .wait_for_single_forger(LEASE + Duration::from_secs(10), None)
+        .await
+        .unwrap_or_else(|| panic!("nobody forges after the node restart: {:?}", w.forging_now()));
+    eprintln!("(e) after restarting {old}'s node, {now} forges");
+    tokio::time::sleep(LEASE).await;
+    assert_eq!(w.forging_now().len(), 1);
+    assert_no_overlap(&w, "(e)");
+    w.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f_corrupt_source_credentials_are_refused_and_reported() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(mut w) = world("f_corrupt_source_credentials_are_refused_and_reported").await else {
+        return;
+    };
+    let (leader, _) = first_forger(&w).await;
+    let old = w.pods[leader].name.clone();
+    let kes = w.pods[leader].secrets().join("kes.skey");
+    let corrupt = r#"{"type":"KesSigningKey_ed25519_kes_2^6","description":"","cborHex":"5902zz-not-hex"}"#;
+    let tmp = kes.with_extension("tmp");
+    std::fs::write(&tmp, corrupt).expect("write corrupt key");
+    std::fs::rename(&tmp, &kes).expect("swap in the corrupt key");
+    let (next, _) = w
+        .wait_for_single_forger(LEASE + Duration::from_secs(10), Some(&old))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "the pod with corrupt credentials kept forging: {:?}",
+                w.forging_now()
+            )
+        });
+    eprintln!("(f) corrupt credentials on {old}: {next} forges instead");
+    let status = w.status(leader).await.expect("/status");
+    assert_eq!(status["credentials"]["state"], "invalid", "{status}");
+    assert!(
+        !status.to_string().contains("5902zz"),
+        "key material leaked into /status"
+    );
+    let metrics = w.metrics(leader).await.expect("/metrics");
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("forge_manager_credential_validation_failures_total") && !l.ends_with(" 0")
+        ),
+        "validation failure not counted:\n{metrics}"
+    );
+    assert!(
+        !w.manager_log(leader).contains("5902zz"),
+        "key material leaked into the log"
+    );
+    let reload_errors = w
+        .events()
+        .iter()
+        .filter(|e| e.event == forge_sim::timeline::EventKind::ReloadError)
+        .count();
+    assert_eq!(reload_errors, 0, "a node loaded the bad files");
+    assert_no_overlap(&w, "(f)");
+    w.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g_kubectl_and_metrics_show_exactly_one_leader() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(mut w) = world("g_kubectl_and_metrics_show_exactly_one_leader").await else {
+        return;
+    };
+    let (leader, _) = first_forger(&w).await;
+    let name = w.pods[leader].name.clone();
+    let cache = tempfile::tempdir().expect("kubectl cache");
+    let kubectl = || {
+        let out = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(w.apiserver.admin_kubeconfig())
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .args(["get", "cl", "-o", "wide"])
+            .output()
+            .expect("kubectl runs");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let shown = wait_for(Duration::from_secs(10), || {
+        let table = kubectl();
+        let name = name.clone();
+        async move { table.lines().any(|l| l.contains(&name) && l.contains("true")) }
+    })
+    .await;
+    let table = kubectl();
+    eprintln!("(g) kubectl get cl -o wide:\n{table}");
+    assert!(
+        shown.is_ok(),
+        "kubectl get cl does not show {name} forging:\n{table}"
+    );
+    let mut ones = 0;
+    for i in 0..w.pods.len() {
+        let metrics = w.metrics(i).await.expect("/metrics");
+        let forging = metrics
+            .lines()
+            .find(|l| l.starts_with("cardano_forging_enabled"))
+            .expect("gauge")
+            .to_string();
+        if forging.ends_with(" 1") {
+            ones += 1;
+            assert_eq!(i, leader, "{forging}");
+        }
+    }
+    assert_eq!(ones, 1, "exactly one pod reports cardano_forging_enabled 1");
+    assert_no_overlap(&w, "(g)");
+    w.stop();
+}
