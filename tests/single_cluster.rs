@@ -313,3 +313,54 @@ async fn g_kubectl_and_metrics_show_exactly_one_leader() {
     assert_no_overlap(&w, "(g)");
     w.stop();
 }
+
+/// Sum of `apiserver_request_total` samples for leases with the given verb.
+fn lease_requests(metrics: &str, verb: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter(|l| l.contains(r#"resource="leases""#) && l.contains(&format!(r#"verb="{verb}""#)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h_steady_state_api_load_and_memory_are_bounded() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(mut w) = world("h_steady_state_api_load_and_memory_are_bounded").await else {
+        return;
+    };
+    let (leader, _) = first_forger(&w).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = w.apiserver_metrics().await.expect("apiserver metrics");
+    let window = Duration::from_secs(20);
+    tokio::time::sleep(window).await;
+    let after = w.apiserver_metrics().await.expect("apiserver metrics");
+    let per_min = |verb: &str| {
+        (lease_requests(&after, verb) - lease_requests(&before, verb)) * 60.0 / window.as_secs_f64()
+    };
+    let (updates, gets) = (per_min("PUT"), per_min("GET"));
+    let standbys = (w.pods.len() - 1) as f64;
+    eprintln!(
+        "(h) retry period {RETRY:?}: leader lease writes {updates:.0}/min; standby lease reads {:.0}/min each; \
+         watches: {:.1} new/min in total",
+        gets / standbys,
+        per_min("WATCH")
+    );
+    // The leader renews once per retry period; a standby polls about once per retry period.
+    let per_period = 60.0 / RETRY.as_secs_f64();
+    assert!(updates <= per_period * 1.2, "leader writes {updates}/min");
+    assert!(
+        gets / standbys <= per_period * 1.2,
+        "standby reads {}/min each",
+        gets / standbys
+    );
+    assert_eq!(w.forging_now(), vec![w.pods[leader].name.clone()]);
+    for i in 0..w.pods.len() {
+        let rss = w.manager_rss_kib(i).expect("manager running");
+        eprintln!("(h) {} RSS {} KiB", w.pods[i].name, rss);
+        assert!(rss < 100 * 1024, "manager RSS {rss} KiB");
+    }
+    assert_no_overlap(&w, "(h)");
+    w.stop();
+}

@@ -333,6 +333,21 @@ impl World {
         http_get(self.pods[i].http, "/metrics").await.ok().map(|(_, b)| b)
     }
 
+    /// The API server's own `/metrics` text (as admin).
+    pub async fn apiserver_metrics(&self) -> Result<String, WorldError> {
+        let client = self.apiserver.client("admin").await?;
+        let request = http::Request::get("/metrics").body(Vec::new()).map_err(other)?;
+        client.request_text(request).await.map_err(other)
+    }
+
+    /// Resident memory of pod `i`'s manager, in KiB.
+    pub fn manager_rss_kib(&self, i: usize) -> Option<u64> {
+        self.pods[i]
+            .manager
+            .as_ref()
+            .and_then(|m| crate::process::rss_kib(m.id()))
+    }
+
     /// All timeline events so far, merged.
     pub fn events(&self) -> Vec<TimelineEvent> {
         let files: Vec<&PathBuf> = self
