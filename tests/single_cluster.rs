@@ -27,8 +27,7 @@ fn exe() -> PathBuf {
 
 /// Starts a 3-replica world, or returns None (loudly) when the real API server tests are off.
 async fn world(test: &str) -> Option<World> {
-    if std::env::var("FORGE_SKIP_APISERVER_TESTS").as_deref() == Ok("1") {
-        eprintln!("\n!!! SKIPPED {test}: FORGE_SKIP_APISERVER_TESTS=1 !!!\n");
+    if forge_sim::apiserver::skipped(test) {
         return None;
     }
     forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));

@@ -8,7 +8,7 @@ use forge_core::crd::{
     CardanoForgeCluster, CardanoForgeClusterSpec, CardanoLeader, CardanoLeaderSpec, ForgeState, NetworkSpec,
     definitions,
 };
-use forge_sim::apiserver::{ApiServer, ApiServerOptions, apiserver_binary};
+use forge_sim::apiserver::{ApiServer, ApiServerOptions, start_for_test};
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
@@ -18,17 +18,9 @@ use kube::{
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Starts a real API server, or returns None (loudly) when `FORGE_SKIP_APISERVER_TESTS=1`.
 async fn start(test: &str) -> Option<ApiServer> {
-    if std::env::var("FORGE_SKIP_APISERVER_TESTS").as_deref() == Ok("1") {
-        eprintln!("\n!!! SKIPPED {test}: FORGE_SKIP_APISERVER_TESTS=1 !!!\n");
-        return None;
-    }
-    apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
-    Some(
-        ApiServer::start(ApiServerOptions::with_identities(["pod-0", "pod-1"]))
-            .await
-            .unwrap_or_else(|e| panic!("{test}: {e}")),
-    )
+    start_for_test(test, ApiServerOptions::with_identities(["pod-0", "pod-1"])).await
 }
 
 /// Installs our CRDs and waits (bounded) until the API serves them.

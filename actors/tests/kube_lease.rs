@@ -7,7 +7,7 @@ use forge_actors::adapters::{
     kube_lease::KubeLeases,
 };
 use forge_sim::{
-    apiserver::{ApiServer, ApiServerOptions, apiserver_binary},
+    apiserver::{ApiServer, ApiServerOptions, start_for_test},
     proxy::FaultProxy,
 };
 use futures::StreamExt;
@@ -17,16 +17,7 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Starts a real API server, or returns None (loudly) when `FORGE_SKIP_APISERVER_TESTS=1`.
 async fn start(test: &str) -> Option<ApiServer> {
-    if std::env::var("FORGE_SKIP_APISERVER_TESTS").as_deref() == Ok("1") {
-        eprintln!("\n!!! SKIPPED {test}: FORGE_SKIP_APISERVER_TESTS=1 !!!\n");
-        return None;
-    }
-    apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
-    Some(
-        ApiServer::start(ApiServerOptions::with_identities(["pod-0", "pod-1"]))
-            .await
-            .unwrap_or_else(|e| panic!("{test}: {e}")),
-    )
+    start_for_test(test, ApiServerOptions::with_identities(["pod-0", "pod-1"])).await
 }
 
 /// A lease record renewed now. The renew time must change on every write: the API server

@@ -15,7 +15,7 @@ use forge_actors::{
     testing::Probe,
 };
 use forge_core::{config::LeaseTiming, decision::Event};
-use forge_sim::apiserver::{ApiServer, ApiServerOptions, apiserver_binary};
+use forge_sim::apiserver::{ApiServer, ApiServerOptions, start_for_test};
 use tokio::time::Instant;
 
 /// Per-call deadline, well inside the renew deadline.
@@ -32,16 +32,7 @@ fn timing() -> LeaseTiming {
 
 /// Starts a real API server, or returns None (loudly) when `FORGE_SKIP_APISERVER_TESTS=1`.
 async fn start(test: &str) -> Option<ApiServer> {
-    if std::env::var("FORGE_SKIP_APISERVER_TESTS").as_deref() == Ok("1") {
-        eprintln!("\n!!! SKIPPED {test}: FORGE_SKIP_APISERVER_TESTS=1 !!!\n");
-        return None;
-    }
-    apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
-    Some(
-        ApiServer::start(ApiServerOptions::with_identities(["pod-0", "pod-1"]))
-            .await
-            .unwrap_or_else(|e| panic!("{test}: {e}")),
-    )
+    start_for_test(test, ApiServerOptions::with_identities(["pod-0", "pod-1"])).await
 }
 
 async fn leases(server: &ApiServer, identity: &str) -> KubeLeases {

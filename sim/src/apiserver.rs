@@ -674,6 +674,46 @@ pub async fn client_from_kubeconfig(
     kube::Client::try_from(config).map_err(|e| ApiServerError::Client(e.to_string()))
 }
 
+/// The environment variable that lets a quick local loop skip the tests that need the real
+/// kube-apiserver. Never set in CI: there a missing binary is a failure.
+pub const SKIP_ENV: &str = "FORGE_SKIP_APISERVER_TESTS";
+
+/// True (and says so loudly on stderr) when `FORGE_SKIP_APISERVER_TESTS=1` asks `test` to skip.
+pub fn skipped(test: &str) -> bool {
+    let skip = std::env::var(SKIP_ENV).as_deref() == Ok("1");
+    if skip {
+        // Written to the real stderr, past the test harness's capture of `eprintln!`.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!! SKIPPED {test}: {SKIP_ENV}=1, the real kube-apiserver tests do not run !!!\n"
+        );
+    }
+    skip
+}
+
+/// For tests: a started API server, or `None` (loudly) when [`skipped`]. A missing binary or a
+/// failed start panics with a message that says how to build it.
+pub async fn start_for_test(test: &str, opts: ApiServerOptions) -> Option<ApiServer> {
+    if skipped(test) {
+        return None;
+    }
+    if let Err(e) = apiserver_binary() {
+        panic!("{test}: {e}");
+    }
+    match ApiServer::start(opts).await {
+        Ok(s) => {
+            eprintln!(
+                "{test}: kube-apiserver ready at {} after {:?}",
+                s.url(),
+                s.startup_time()
+            );
+            Some(s)
+        }
+        Err(e) => panic!("{test}: starting the API server failed: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,11 +79,7 @@ fn children_of(pid: u32) -> Vec<u32> {
 #[test]
 fn the_apiserver_binary_prints_kubeconfigs_and_stops_everything_on_sigterm() {
     use std::io::{BufRead, BufReader};
-    if std::env::var(common::SKIP_ENV).as_deref() == Ok("1") {
-        common::loud(&format!(
-            "SKIPPED the apiserver binary test: {}=1",
-            common::SKIP_ENV
-        ));
+    if forge_sim::apiserver::skipped("the apiserver binary test") {
         return;
     }
     forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{e}"));
@@ -145,8 +141,7 @@ fn a_missing_apiserver_binary_is_an_error_that_says_how_to_build_it() {
 #[test]
 fn etcd_and_the_apiserver_die_with_a_launcher_killed_by_sigkill() {
     use std::io::{BufRead, BufReader};
-    if std::env::var(common::SKIP_ENV).as_deref() == Ok("1") {
-        common::loud(&format!("SKIPPED the SIGKILL test: {}=1", common::SKIP_ENV));
+    if forge_sim::apiserver::skipped("the SIGKILL test") {
         return;
     }
     forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{e}"));
