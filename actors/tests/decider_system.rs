@@ -1,0 +1,539 @@
+//! System tests of the Decider (STYLE.md 4.8, tier 2): per pod the real Decider and the real
+//! LeaseElector (supervised) over one shared in-memory Lease store, with stand-ins for the
+//! CredentialKeeper, NodeSignaller and ClusterWatcher and a fake node each (see `support`).
+//! Facts enter as the real actors send them. On virtual time, S1 (never two forgers) and S2 (a
+//! pod stops forging before another installs or gets the Lease) are checked at the instant of
+//! every change, and again after every step.
+mod support;
+
+use std::time::Duration;
+
+use forge_actors::testing::Outage;
+use forge_core::decision::ReloadReason;
+use futures::future::join_all;
+use support::{Did, Entry, Fleet, Pod, PodOptions, on_virtual_time, timing};
+use tokio::time::Instant;
+
+const A: &str = "pod-a";
+const B: &str = "pod-b";
+const C: &str = "pod-c";
+
+/// Three ready pods (node up, credentials valid), their facts sent concurrently, so their
+/// electors race for the Lease.
+async fn three_ready_pods(fleet: &Fleet) -> Vec<Pod> {
+    let pods: Vec<Pod> = [A, B, C]
+        .into_iter()
+        .map(|n| fleet.start_pod(n, PodOptions::default()))
+        .collect();
+    join_all(pods.iter().map(Pod::ready)).await;
+    pods
+}
+
+/// Runs until one pod forges (checked), and returns it.
+async fn leader<'a>(fleet: &Fleet, pods: &'a [Pod]) -> &'a Pod {
+    fleet.run_checked(5_000, 10).await;
+    let forgers = fleet.forgers();
+    assert_eq!(forgers.len(), 1, "one forger: {forgers:?}");
+    let leader = pods.iter().find(|p| p.name == forgers[0]).expect("a pod");
+    assert_eq!(
+        fleet.store.holder().as_deref(),
+        Some(leader.name),
+        "the forger holds the Lease"
+    );
+    assert!(leader.decides_to_forge());
+    leader
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+/// When `pod`'s elector last wrote the Lease (the in-memory store answers at once, so this is
+/// also when that write was sent).
+fn last_write_by(fleet: &Fleet, pod: &str) -> Instant {
+    fleet
+        .store
+        .history()
+        .iter()
+        .rev()
+        .find(|w| w.writer == pod)
+        .expect("a write")
+        .at
+}
+
+fn forging_started_by_another(fleet: &Fleet, mark: usize, not: &str) -> Entry {
+    fleet.log()[mark..]
+        .iter()
+        .find(|e| e.did == Did::Forging(true) && e.pod != not)
+        .cloned()
+        .unwrap_or_else(|| {
+            fleet.dump();
+            panic!("another pod forges")
+        })
+}
+
+fn first(fleet: &Fleet, mark: usize, pod: &str, did: Did) -> Entry {
+    fleet
+        .first_since(mark, Some(pod), |d| *d == did)
+        .unwrap_or_else(|| {
+            fleet.dump();
+            panic!("{pod}: no {did:?}")
+        })
+}
+
+/// The first holder change to a pod other than `not` from `mark` on.
+fn taken_over(fleet: &Fleet, mark: usize, not: &str) -> Entry {
+    fleet
+        .first_since(mark, None, |d| matches!(d, Did::Holder(Some(h)) if h != not))
+        .unwrap_or_else(|| {
+            fleet.dump();
+            panic!("nobody took over from {not}")
+        })
+}
+
+#[test]
+fn a_cold_start_of_three_pods_makes_exactly_one_forge_within_lease_duration_plus_retry() {
+    on_virtual_time(|| async {
+        let fleet = Fleet::new();
+        let started = Instant::now();
+        let _pods = three_ready_pods(&fleet).await;
+        let t = timing();
+        fleet.run_checked(ms(t.duration + t.retry_period), 10).await;
+        let forgers = fleet.forgers();
+        assert_eq!(forgers.len(), 1, "exactly one forger: {forgers:?}");
+        let began = first(&fleet, 0, &forgers[0], Did::Forging(true));
+        assert!(began.at - started <= t.duration + t.retry_period);
+        assert_eq!(fleet.store.holder(), Some(forgers[0].clone()));
+
+        // And it stays that way: one forger, the same one, nobody else ever installs.
+        fleet.run_checked(20_000, 50).await;
+        assert_eq!(fleet.forgers(), forgers);
+        let log = fleet.log();
+        assert_eq!(log.iter().filter(|e| e.did == Did::Forging(true)).count(), 1);
+        assert!(log.iter().all(|e| e.did != Did::Install || e.pod == forgers[0]));
+        assert!(log.iter().all(|e| e.did != Did::Forging(false)));
+    });
+}
+
+/// API timeouts (or a hang) on the leader's client past the renew deadline.
+fn leader_outage_stops_forging_by_its_renew_deadline(outage: Outage) {
+    on_virtual_time(|| async move {
+        let fleet = Fleet::new();
+        let pods = three_ready_pods(&fleet).await;
+        let l = leader(&fleet, &pods).await;
+        let t = timing();
+
+        let mark = fleet.mark();
+        l.client.set_outage(outage);
+        let last_renew = last_write_by(&fleet, l.name);
+        fleet.run_checked(8_000, 10).await;
+
+        // The leader stops forging (Remove, then Reload) by last renewal sent + renew deadline.
+        let stop = first(&fleet, mark, l.name, Did::Forging(false));
+        assert!(
+            stop.at <= last_renew + t.renew_deadline,
+            "stopped {:?} after the last renewal; renew deadline {:?}",
+            stop.at - last_renew,
+            t.renew_deadline
+        );
+        let node_cmds: Vec<Did> = fleet
+            .commands_since(l.name, mark)
+            .into_iter()
+            .filter(Did::touches_node)
+            .collect();
+        assert_eq!(
+            node_cmds[..2],
+            [Did::Remove, Did::Reload(ReloadReason::StopForging)]
+        );
+        // Nobody got the Lease before observation + lease duration, and the leader had
+        // stopped by then; another pod forges right after.
+        let taken = taken_over(&fleet, mark, l.name);
+        assert!(taken.seq > stop.seq);
+        assert!(taken.at >= last_renew + t.duration, "taken over too early");
+        let other = forging_started_by_another(&fleet, mark, l.name);
+        assert!(other.at <= last_renew + t.duration + t.retry_period);
+        assert_eq!(fleet.forgers(), vec![other.pod.clone()]);
+
+        // Healed, the old leader stays a standby.
+        l.client.set_outage(Outage::None);
+        fleet.run_checked(10_000, 50).await;
+        assert_eq!(fleet.forgers(), vec![other.pod.clone()]);
+        assert!(!l.decides_to_forge());
+    });
+}
+
+#[test]
+fn api_timeouts_on_the_leader_stop_its_node_by_its_renew_deadline_before_another_pod_takes_over() {
+    leader_outage_stops_forging_by_its_renew_deadline(Outage::TimeoutAfter(Duration::from_secs(5)));
+}
+
+#[test]
+fn a_hung_api_on_the_leader_stops_its_node_by_its_renew_deadline_before_another_pod_takes_over() {
+    leader_outage_stops_forging_by_its_renew_deadline(Outage::Hang);
+}
+
+#[test]
+fn a_short_409_storm_on_the_leader_is_ridden_out_without_a_handover() {
+    on_virtual_time(|| async {
+        let fleet = Fleet::new();
+        let pods = three_ready_pods(&fleet).await;
+        let l = leader(&fleet, &pods).await;
+        let mark = fleet.mark();
+        l.client.conflict_next_writes(3);
+        fleet.run_checked(10_000, 10).await;
+        assert_eq!(fleet.forgers(), vec![l.name.to_string()]);
+        assert!(
+            fleet
+                .first_since(mark, None, |d| matches!(d, Did::Forging(_)))
+                .is_none()
+        );
+        assert_eq!(fleet.store.holder().as_deref(), Some(l.name));
+    });
+}
+
+#[test]
+fn a_long_409_storm_on_the_leader_hands_over_without_two_forgers() {
+    on_virtual_time(|| async {
+        let fleet = Fleet::new();
+        let pods = three_ready_pods(&fleet).await;
+        let l = leader(&fleet, &pods).await;
+        let t = timing();
+        let mark = fleet.mark();
+        let last_renew = last_write_by(&fleet, l.name);
+        l.client.conflict_next_writes(1_000);
+        fleet.run_checked(10_000, 10).await;
+
+        let stop = first(&fleet, mark, l.name, Did::Forging(false));
+        assert!(stop.at <= last_renew + t.renew_deadline);
+        let taken = taken_over(&fleet, mark, l.name);
+        assert!(taken.seq > stop.seq && taken.at >= last_renew + t.duration);
+        let other = forging_started_by_another(&fleet, mark, l.name);
+        assert_eq!(fleet.forgers(), vec![other.pod]);
+    });
+}
+
+/// The leader's node restarts, coming back `gap_ms` after it died; with `None`, it is back
+/// before the NodeWatcher reports anything (then both facts arrive at once, and the node runs
+/// again with its files still present).
+fn node_restart_on_the_leader(gap_ms: Option<u64>) {
+    on_virtual_time(|| async move {
+        let fleet = Fleet::new();
+        let pods = three_ready_pods(&fleet).await;
+        let l = leader(&fleet, &pods).await;
+        let mark = fleet.mark();
+        let died = Instant::now();
+        match gap_ms {
+            Some(gap) => {
+                l.node_down().await;
+                fleet.sleep_ms(gap).await;
+                fleet.assert_safe();
+                l.node_up().await;
+            }
+            None => l.node_restarted_before_reported().await,
+        }
+        fleet.run_checked(6_000, 10).await;
+
+        // At once: Remove then Reload (the reload finds no node when it is still down), and only
+        // then the release; another pod takes over from the release, not at lease expiry.
+        let cmds = fleet.commands_since(l.name, mark);
+        assert_eq!(
+            cmds[..2],
+            [Did::Remove, Did::Reload(ReloadReason::StopForging)],
+            "{cmds:?}"
+        );
+        let removed = first(&fleet, mark, l.name, Did::Remove);
+        assert_eq!(removed.at, died, "removed at once");
+        let released = first(&fleet, mark, l.name, Did::Release);
+        assert!(released.seq > removed.seq);
+        let taken = taken_over(&fleet, mark, l.name);
+        assert!(taken.seq > released.seq);
+        assert!(
+            taken.at - died < Duration::from_millis(10),
+            "handover took {:?}",
+            taken.at - died
+        );
+        let other = forging_started_by_another(&fleet, mark, l.name);
+        assert!(other.at - died < Duration::from_millis(10));
+        // The restarted node does not forge again, and its files are gone.
+        assert_eq!(fleet.forgers(), vec![other.pod]);
+        assert!(!fleet.node(l.name).files);
+    });
+}
+
+#[test]
+fn a_node_restart_on_the_leader_stops_it_at_once_and_hands_over_without_overlap() {
+    node_restart_on_the_leader(Some(1_000));
+}
+
+#[test]
+fn a_node_restart_faster_than_its_report_still_stops_the_leader_and_hands_over_without_overlap() {
+    node_restart_on_the_leader(None);
+}
+
+#[test]
+fn a_rotation_while_forging_installs_and_reloads_the_forging_pod_only() {
+    on_virtual_time(|| async {
+        let fleet = Fleet::new();
+        let pods = three_ready_pods(&fleet).await;
+        let l = leader(&fleet, &pods).await;
+        let mark = fleet.mark();
+        join_all(pods.iter().map(Pod::rotated)).await;
+        fleet.run_checked(3_000, 10).await;
+
+        let node_cmds = |p: &str| -> Vec<Did> {
+            fleet
+                .commands_since(p, mark)
+                .into_iter()
+                .filter(Did::touches_node)
+                .collect()
+        };
+        assert_eq!(
+            node_cmds(l.name),
+            [Did::Install, Did::Reload(ReloadReason::Rotation)]
+        );
+        for p in pods.iter().filter(|p| p.name != l.name) {
+            assert_eq!(fleet.commands_since(p.name, mark), [], "{} ignores it", p.name);
+        }
+        assert_eq!(fleet.forgers(), vec![l.name.to_string()]);
+        assert!(fleet.node(l.name).files);
+    });
+}
+
+#[test]
+fn a_corrupt_rotation_on_the_leader_stops_it_and_releases_so_another_pod_forges() {
+    on_virtual_time(|| async {
+        let fleet = Fleet::new();
+        let pods = three_ready_pods(&fleet).await;
+        let l = leader(&fleet, &pods).await;
+        let mark = fleet.mark();
+        l.credentials_invalid("kes.skey: not a valid text envelope").await;
+        fleet.run_checked(5_000, 10).await;
+
+        assert_eq!(
+            fleet.commands_since(l.name, mark),
+            [
+                Did::Remove,
+                Did::Reload(ReloadReason::StopForging),
+                Did::WriteStatus(false),
+                Did::Contend(false),
+                Did::Release,
+            ]
+        );
+        let stop = first(&fleet, mark, l.name, Did::Forging(false));
+        let released = first(&fleet, mark, l.name, Did::Holder(None));
+        assert!(released.seq > stop.seq);
+        let other = forging_started_by_another(&fleet, mark, l.name);
+        assert!(other.seq > released.seq);
+        assert!(
+            other.at - stop.at < Duration::from_millis(10),
+            "handover at release"
+        );
+        assert_eq!(fleet.forgers(), vec![other.pod.clone()]);
+
+        // Valid again: it contends, but stays a standby.
+        let mark = fleet.mark();
+        l.credentials_valid().await;
+        fleet.run_checked(5_000, 50).await;
+        assert_eq!(fleet.commands_since(l.name, mark), [Did::Contend(true)]);
+        assert_eq!(fleet.forgers(), vec![other.pod]);
+    });
+}
+
+#[test]
+fn a_crashed_leader_elector_is_restarted_and_keeps_its_tenure_without_two_forgers() {
+    on_virtual_time(|| async {
+        let fleet = Fleet::new();
+        let pods = three_ready_pods(&fleet).await;
+        let l = leader(&fleet, &pods).await;
+        let mark = fleet.mark();
+
+        // Its watch fails: the elector stops, its Supervisor restarts it after a backoff, it
+        // keeps its tenure and renews at once. Nobody notices.
+        l.client.break_watches();
+        fleet.run_checked(3_000, 10).await;
+        assert_eq!(l.elector_restarts(), 1);
+        assert!(l.elector.connected());
+        assert_eq!(fleet.forgers(), vec![l.name.to_string()]);
+        assert!(last_write_by(&fleet, l.name) > Instant::now() - timing().retry_period * 2);
+        // Every elector's watch fails at once, twice.
+        for _ in 0..2 {
+            fleet.store.break_watches();
+            fleet.run_checked(3_000, 10).await;
+        }
+        assert!(
+            pods.iter()
+                .all(|p| p.elector_restarts() >= 2 && p.elector.connected())
+        );
+        assert_eq!(fleet.forgers(), vec![l.name.to_string()]);
+        assert!(
+            fleet
+                .first_since(mark, None, |d| matches!(d, Did::Forging(_)))
+                .is_none()
+        );
+
+        // It crashes while the API hangs: the restarted elector cannot renew, so the tenure it
+        // kept ends at its deadline; the node stops first, then another pod takes over.
+        let t = timing();
+        let last_renew = last_write_by(&fleet, l.name);
+        l.client.set_outage(Outage::Hang);
+        l.client.break_watches();
+        fleet.run_checked(8_000, 10).await;
+        let stop = first(&fleet, mark, l.name, Did::Forging(false));
+        assert!(stop.at <= last_renew + t.renew_deadline);
+        let taken = taken_over(&fleet, mark, l.name);
+        assert!(taken.seq > stop.seq);
+        let other = forging_started_by_another(&fleet, mark, l.name);
+        l.client.set_outage(Outage::None);
+        fleet.run_checked(5_000, 50).await;
+        assert_eq!(fleet.forgers(), vec![other.pod]);
+        assert!(l.elector.connected());
+    });
+}
+
+#[test]
+fn a_graceful_shutdown_of_the_leader_removes_reloads_then_releases_and_another_forges_within_milliseconds() {
+    on_virtual_time(|| async {
+        let fleet = Fleet::new();
+        let pods = three_ready_pods(&fleet).await;
+        let l = leader(&fleet, &pods).await;
+        let mark = fleet.mark();
+        let asked = Instant::now();
+        l.shutdown().await;
+        fleet.run_checked(20, 1).await;
+
+        assert_eq!(
+            fleet.commands_since(l.name, mark),
+            [
+                Did::Remove,
+                Did::Reload(ReloadReason::Shutdown),
+                Did::WriteStatus(false),
+                Did::Contend(false),
+                Did::Release,
+            ]
+        );
+        let stop = first(&fleet, mark, l.name, Did::Forging(false));
+        let released = first(&fleet, mark, l.name, Did::Holder(None));
+        assert!(released.seq > stop.seq);
+        let other = forging_started_by_another(&fleet, mark, l.name);
+        assert!(other.seq > released.seq);
+        assert!(
+            other.at - asked <= Duration::from_millis(10),
+            "took {:?}",
+            other.at - asked
+        );
+        assert_eq!(fleet.forgers(), vec![other.pod]);
+    });
+}
+
+#[test]
+fn boot_credentials_are_installed_without_a_reload_while_the_node_is_down_and_removed_first_when_it_comes_up()
+{
+    on_virtual_time(|| async {
+        let fleet = Fleet::new();
+        // b forges; a starts non-producing and needs its files to boot.
+        let b = fleet.start_pod(B, PodOptions::default());
+        b.ready().await;
+        fleet.run_checked(1_000, 10).await;
+        assert_eq!(fleet.forgers(), vec![B.to_string()]);
+
+        let a = fleet.start_pod(
+            A,
+            PodOptions {
+                boot_credentials: true,
+            },
+        );
+        a.credentials_valid().await;
+        fleet.run_checked(5_000, 10).await;
+        // The start-up plan (its reload finds no node), then Install only: no reload while down.
+        let entries = fleet.entries_since(A, 0);
+        let cmds: Vec<(Did, bool)> = entries
+            .iter()
+            .filter(|e| e.did.is_command())
+            .map(|e| (e.did.clone(), e.ok))
+            .collect();
+        assert_eq!(
+            cmds,
+            [
+                (Did::Remove, true),
+                (Did::Reload(ReloadReason::Startup), false),
+                (Did::Install, true),
+            ]
+        );
+        assert!(fleet.node(A).files && !fleet.node(A).up);
+
+        // The node comes up (non-producing): Remove, then Reload, before anything else.
+        let mark = fleet.mark();
+        a.node_up().await;
+        fleet.run_checked(5_000, 10).await;
+        let cmds = fleet.commands_since(A, mark);
+        assert_eq!(
+            cmds[..3],
+            [
+                Did::Remove,
+                Did::Reload(ReloadReason::Startup),
+                Did::Contend(true)
+            ],
+            "{cmds:?}"
+        );
+        assert!(!fleet.node(A).files);
+        assert_eq!(fleet.forgers(), vec![B.to_string()]);
+
+        // b's node dies: a takes over and forges; then a's node dies: it stops, and its boot
+        // credentials come back (still without a reload) for the node's next start.
+        let mark = fleet.mark();
+        b.node_down().await;
+        fleet.run_checked(5_000, 10).await;
+        assert_eq!(fleet.forgers(), vec![A.to_string()]);
+        let mark2 = fleet.mark();
+        a.node_down().await;
+        fleet.run_checked(5_000, 10).await;
+        assert!(fleet.forgers().is_empty());
+        let node_cmds: Vec<Did> = fleet
+            .commands_since(A, mark2)
+            .into_iter()
+            .filter(Did::touches_node)
+            .collect();
+        assert_eq!(
+            node_cmds,
+            [Did::Remove, Did::Reload(ReloadReason::StopForging), Did::Install]
+        );
+        assert!(fleet.node(A).files);
+        assert!(fleet.first_since(mark, Some(B), |d| *d == Did::Install).is_none());
+    });
+}
+
+#[test]
+fn a_failed_removal_keeps_the_lease_and_is_retried_before_anything_is_released() {
+    on_virtual_time(|| async {
+        let fleet = Fleet::new();
+        let pods = three_ready_pods(&fleet).await;
+        let l = leader(&fleet, &pods).await;
+        let mark = fleet.mark();
+        fleet.fail_next(l.name, &Did::Remove, 2);
+        l.credentials_invalid("vrf.skey: unreadable").await;
+        fleet.run_checked(5_000, 10).await;
+
+        let entries: Vec<(Did, bool)> = fleet
+            .entries_since(l.name, mark)
+            .into_iter()
+            .filter(|e| e.did.is_command())
+            .map(|e| (e.did, e.ok))
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                (Did::Remove, false),
+                (Did::Remove, false),
+                (Did::Remove, true),
+                (Did::Reload(ReloadReason::StopForging), true),
+                (Did::WriteStatus(false), true),
+                (Did::Contend(false), true),
+                (Did::Release, true),
+            ]
+        );
+        let stop = first(&fleet, mark, l.name, Did::Forging(false));
+        let taken = taken_over(&fleet, mark, l.name);
+        assert!(taken.seq > stop.seq);
+        forging_started_by_another(&fleet, mark, l.name);
+    });
+}
