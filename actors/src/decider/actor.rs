@@ -4,7 +4,7 @@
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
 use forge_core::decision::{Command, Decision, Event, ReloadReason, plan, shutdown_plan, startup_plan};
 
-use super::{Decider, Outcome, execute};
+use super::{Decider, Outcome, Step, execute};
 
 /// Mailbox size: facts must never be dropped for lack of room (the senders await).
 const MAILBOX: usize = 1024;
@@ -17,7 +17,7 @@ impl Actor for Decider {
         tracing::info!(pod = %self.settings.pod, "establishing the standby state before anything else");
         self.publish();
         // A crashed predecessor may have left credentials behind and the node forging.
-        self.run(startup_plan(), None, ctx);
+        self.run(startup_plan(), Step::Startup, ctx);
         ctx.run_interval(self.settings.heartbeat, |act, ctx| {
             act.fold(Event::Tick);
             act.reassert(ctx);
@@ -38,15 +38,20 @@ impl Decider {
         if self.shutting_down {
             return;
         }
-        if self.boot_credentials_due(ctx) {
+        let next = self.next_decision();
+        // After a failure, wait for the retry timer, except to stop forging: that never waits.
+        let stopping = self.current.forge && !next.forge;
+        if !stopping && self.hold_until.is_some_and(|t| tokio::time::Instant::now() < t) {
             return;
         }
-        let next = self.next_decision();
+        if !stopping && self.boot_credentials_due(ctx) {
+            return;
+        }
         let cmds = plan(&self.current, &next);
         if cmds.is_empty() {
             self.adopt(next, ctx);
         } else {
-            self.run(cmds, Some(next), ctx);
+            self.run(cmds, Step::Decision(Box::new(next)), ctx);
         }
     }
 
@@ -61,6 +66,7 @@ impl Decider {
         if up && self.boot_installed {
             tracing::info!("node is up: removing its boot credentials (it started non-producing)");
             self.boot_installed = false;
+            self.boot_ready = false;
             self.run(
                 vec![
                     Command::Remove,
@@ -68,7 +74,7 @@ impl Decider {
                         reason: ReloadReason::Startup,
                     },
                 ],
-                None,
+                Step::BootRemove,
                 ctx,
             );
             return true;
@@ -76,7 +82,7 @@ impl Decider {
         if !up && !self.boot_installed {
             tracing::info!("node is down: providing credentials so it can boot (non-producing)");
             self.boot_installed = true;
-            self.run(vec![Command::Install], None, ctx);
+            self.run(vec![Command::Install], Step::BootInstall, ctx);
             return true;
         }
         false
@@ -102,14 +108,14 @@ impl Decider {
                 vec![Command::Reload {
                     reason: ReloadReason::Reassert,
                 }],
-                None,
+                Step::Reassert,
                 ctx,
             );
         }
     }
 
-    /// Carries out `cmds` in order; then adopts `next` (if any) or handles the failure.
-    pub(super) fn run(&mut self, cmds: Vec<Command>, next: Option<Decision>, ctx: &mut Context<Self>) {
+    /// Carries out `cmds` in order; then completes `step` or handles the failure.
+    pub(super) fn run(&mut self, cmds: Vec<Command>, step: Step, ctx: &mut Context<Self>) {
         self.busy = true;
         if let (Some(m), Some(at)) = (&self.metrics, self.oldest_fact.take()) {
             m.decision_latency.observe(at.elapsed().as_secs_f64());
@@ -118,40 +124,51 @@ impl Decider {
         let fut = execute(cmds, self.out.clone(), self.clock, required);
         ctx.spawn(
             fut.into_actor(self)
-                .map(move |outcome, act, ctx| act.finish(outcome, next, ctx)),
+                .map(move |outcome, act, ctx| act.finish(outcome, step, ctx)),
         );
     }
 
-    fn finish(&mut self, outcome: Outcome, next: Option<Decision>, ctx: &mut Context<Self>) {
+    fn finish(&mut self, outcome: Outcome, step: Step, ctx: &mut Context<Self>) {
         self.busy = false;
         for (forging_enabled, at) in outcome.status_written {
             self.fold(Event::StatusWritten { forging_enabled, at });
         }
-        match (outcome.failed, next) {
-            (None, Some(next)) => self.adopt(next, ctx),
-            (None, None) => {
-                if !self.started_up {
-                    self.started_up = true;
-                    tracing::info!("standby state established");
-                    self.publish();
-                }
+        match (outcome.failed, step) {
+            (None, Step::Decision(next)) => self.adopt(*next, ctx),
+            (None, Step::Startup) => {
+                self.started_up = true;
+                tracing::info!("standby state established");
+                self.publish();
             }
-            (Some((cmd, e)), next) => {
-                let starting = next.as_ref().is_some_and(|n| n.forge && !self.current.forge);
+            (None, Step::BootInstall) => {
+                self.boot_ready = true;
+                tracing::info!("boot credentials in place: the node may start (non-producing)");
+                self.publish();
+            }
+            (None, Step::BootRemove | Step::Reassert | Step::Rotation) => {}
+            (Some((cmd, e)), step) => {
+                let starting = matches!(&step, Step::Decision(next) if next.forge && !self.current.forge);
                 tracing::error!(
-                    command = ?cmd, kind = e.kind, error = %e.detail, starting,
+                    command = ?cmd, kind = e.kind, error = %e.detail, starting, step = step.name(),
                     "plan stopped at a failed command; keeping the decision in force and retrying"
                 );
-                if starting || matches!(cmd, Command::Install) && next.is_none() {
+                if starting || matches!(step, Step::BootInstall) {
                     // A standby never keeps credentials: undo a partial install.
                     self.boot_installed = false;
-                    self.run(vec![Command::Remove], None, ctx);
+                    self.boot_ready = false;
+                    self.run(vec![Command::Remove], Step::BootRemove, ctx);
+                }
+                if matches!(step, Step::Startup) {
+                    // Not yet in the standby state: try the whole start-up plan again.
+                    ctx.run_later(self.settings.retry_after, |act, ctx| {
+                        act.run(startup_plan(), Step::Startup, ctx)
+                    });
                     return;
                 }
-                ctx.run_later(self.settings.retry_after, |act, ctx| {
-                    act.fold(Event::Tick);
-                    act.redecide(ctx);
-                });
+                self.retry_after_failure(ctx);
+                if self.busy {
+                    return; // the undo runs; `finish` continues from there
+                }
             }
         }
         if self.shutting_down {
@@ -159,6 +176,17 @@ impl Decider {
         } else if std::mem::take(&mut self.redecide_pending) {
             self.redecide(ctx);
         }
+    }
+
+    /// After a failed plan: start the next plan only after `retry_after` (no hot loop), except a
+    /// plan that stops forging, which never waits (S1).
+    fn retry_after_failure(&mut self, ctx: &mut Context<Self>) {
+        self.hold_until = Some(tokio::time::Instant::now() + self.settings.retry_after);
+        ctx.run_later(self.settings.retry_after, |act, ctx| {
+            act.hold_until = None;
+            act.fold(Event::Tick);
+            act.redecide(ctx);
+        });
     }
 
     /// Makes `next` the decision in force: logs a transition once with its reason, counts it,

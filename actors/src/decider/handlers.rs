@@ -46,7 +46,7 @@ impl Handler<SourcesRotated> for Decider {
                     reason: ReloadReason::Rotation,
                 },
             ],
-            None,
+            super::Step::Rotation,
             ctx,
         );
     }

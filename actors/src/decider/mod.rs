@@ -90,6 +90,10 @@ pub struct Decider {
     /// Boot credentials are installed for a node that is down (see `boot_credentials`). While
     /// they are, no reload is ever sent: a SIGHUP would make a standby forge.
     boot_installed: bool,
+    /// Boot credentials are installed and verified: the node may start (`/startup-status`).
+    boot_ready: bool,
+    /// After a failed plan, no new plan before this instant (its retry timer decides again).
+    hold_until: Option<tokio::time::Instant>,
     /// When the current node process came up (for re-asserting reloads during its start-up).
     node_up_since: Option<tokio::time::Instant>,
     /// When the last re-assert was sent.
@@ -123,6 +127,8 @@ impl Decider {
             started_up: false,
             shutting_down: false,
             boot_installed: false,
+            boot_ready: false,
+            hold_until: None,
             node_up_since: None,
             last_reassert: None,
             wake: None,
@@ -176,14 +182,18 @@ impl Decider {
             })).collect::<Vec<_>>(),
             "busy": self.busy,
         });
-        let startup_message = if self.started_up {
-            "standby state established; the node may start"
-        } else {
-            "establishing the standby state"
+        // The node may start once the standby state is established and, when it boots with
+        // credentials (non-producing), once they are in place.
+        let node_may_start =
+            self.started_up && (!self.settings.boot_credentials || self.boot_ready || self.state.node.up);
+        let startup_message = match (self.started_up, node_may_start) {
+            (false, _) => "establishing the standby state",
+            (true, false) => "providing the credentials the node needs to boot",
+            (true, true) => "standby state established; the node may start",
         };
         self.snapshot.send_replace(Arc::new(Snapshot {
             ready: self.started_up && !self.shutting_down,
-            startup_complete: self.started_up,
+            startup_complete: node_may_start,
             startup_message: startup_message.to_string(),
             heartbeat: Some(std::time::Instant::now()),
             status,
@@ -203,6 +213,36 @@ fn credentials_json(c: &forge_core::decision::Credentials) -> serde_json::Value 
 /// The `CommandFailed::kind`s of a reload that found no node process to signal (none known, or
 /// it died): nothing forges there, so a reload that stops forging has nothing left to do.
 pub const NODE_ABSENT: [&str; 2] = [crate::node_signaller::NO_NODE, "node_gone"];
+
+/// What a plan in flight is for, so its completion is handled right.
+#[derive(Debug)]
+enum Step {
+    /// The start-up plan: establish the standby state.
+    Startup,
+    /// A decision's plan; adopted when it completes.
+    Decision(Box<Decision>),
+    /// Boot credentials for a node that is down.
+    BootInstall,
+    /// Removing boot credentials once the node is up (or undoing a failed install).
+    BootRemove,
+    /// A re-asserted reload during the node's start-up.
+    Reassert,
+    /// A rotated credential set installed while forging.
+    Rotation,
+}
+
+impl Step {
+    fn name(&self) -> &'static str {
+        match self {
+            Step::Startup => "startup",
+            Step::Decision(_) => "decision",
+            Step::BootInstall => "boot_install",
+            Step::BootRemove => "boot_remove",
+            Step::Reassert => "reassert",
+            Step::Rotation => "rotation",
+        }
+    }
+}
 
 /// What carrying out a plan came to.
 #[derive(Debug, Default)]
