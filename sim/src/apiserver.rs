@@ -7,7 +7,7 @@
 //! `openssl` CLI (EC P-256, fast); kubeconfigs trust that CA, so a fault proxy on 127.0.0.1 in
 //! front of the server passes verification too. Authentication: a static token file with an
 //! `admin` user (group `system:masters`) and one user per requested identity. Authorisation:
-//! `AlwaysAllow`.
+//! `AlwaysAllow` unless [`ApiServerOptions::authorization_mode`] says otherwise.
 //!
 //! The children die with the test process (see [`crate::process`]); [`ApiServer::stop`] and
 //! `Drop` stop them (SIGTERM, SIGKILL after a grace period), reap them and remove the directory.
@@ -114,6 +114,10 @@ pub struct ApiServerOptions {
     pub ready_timeout: Duration,
     /// More kube-apiserver flags, appended as given.
     pub extra_args: Vec<String>,
+    /// `--authorization-mode` (default `AlwaysAllow`; `RBAC` to check Roles: `admin` is in
+    /// `system:masters` and the other identities get nothing unless bound). A repeated flag
+    /// would add a mode, not replace it, hence this option.
+    pub authorization_mode: String,
 }
 
 impl Default for ApiServerOptions {
@@ -124,6 +128,7 @@ impl Default for ApiServerOptions {
             etcd_compaction_interval: None,
             ready_timeout: Duration::from_secs(60),
             extra_args: Vec::new(),
+            authorization_mode: "AlwaysAllow".into(),
         }
     }
 }
@@ -489,7 +494,7 @@ impl ApiServer {
             .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
             .arg(format!("--service-account-key-file={}", p("sa.pub")))
             .arg(format!("--service-account-signing-key-file={}", p("sa.key")))
-            .arg("--authorization-mode=AlwaysAllow")
+            .arg(format!("--authorization-mode={}", opts.authorization_mode))
             .arg(format!("--token-auth-file={}", p("tokens.csv")))
             .arg("--service-cluster-ip-range=10.0.0.0/24")
             .arg("--enable-priority-and-fairness=false")
