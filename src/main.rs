@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod crds;
+mod guard;
 mod run;
 mod settings;
 
@@ -29,6 +30,10 @@ enum Command {
     },
     /// Load and validate the layered configuration; print the effective settings as YAML.
     Config(settings::ConfigArgs),
+    /// The node guard: run the node as its child and fence it when the forging permit lapses.
+    Guard(guard::GuardArgs),
+    /// Send protocol lines to a running node guard and print its answers.
+    GuardCtl(guard::GuardCtlArgs),
     /// Test-world tools: real API server launcher, fault proxy, node simulator, timeline judge.
     #[command(subcommand)]
     Sim(forge_sim::cli::SimCommand),
@@ -39,6 +44,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Crds { out }) => crds::run(out.as_deref()),
         Some(Command::Config(args)) => settings::run_config(&args),
+        Some(Command::Guard(args)) => guard::run(args),
+        Some(Command::GuardCtl(args)) => guard::ctl(args),
         Some(Command::Sim(cmd)) => forge_sim::cli::run(cmd),
         Some(Command::Run(args)) => run::run(&args),
         None => run::run(&settings::ConfigArgs::default()),

@@ -1,0 +1,113 @@
+//! `forge-manager guard` (the node guard, DESIGN.md section 12) and `forge-manager guard-ctl`
+//! (a line client for its socket: operators and tests). The guard itself lives in forge-guard.
+
+use std::{
+    ffi::OsString,
+    io::{BufRead, BufReader, Write},
+    os::unix::net::UnixStream,
+    path::PathBuf,
+    process::ExitCode,
+    time::Duration,
+};
+
+use anyhow::Context as _;
+
+/// Where the sidecar looks for the guard by default (`GUARD_SOCKET`).
+const DEFAULT_SOCKET: &str = "/ipc/forge-guard.sock";
+
+/// `forge-manager guard [--socket PATH] [--targets KES,VRF,OPCERT] -- CMD ARGS...`
+#[derive(Debug, clap::Args)]
+pub struct GuardArgs {
+    /// The Unix socket the sidecar grants the permit over (shared `/ipc` volume).
+    #[arg(long, env = "GUARD_SOCKET", default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// The target credential files the node reads, removed when the permit lapses
+    /// (default: `TARGET_KES_KEY`, `TARGET_VRF_KEY`, `TARGET_OP_CERT`).
+    #[arg(long, value_delimiter = ',')]
+    targets: Vec<PathBuf>,
+    /// The node's command line (cardano-node run ...).
+    #[arg(last = true, required = true)]
+    command: Vec<OsString>,
+}
+
+/// Runs the guard. Called first thing in `main`: no other thread may exist yet.
+pub fn run(args: GuardArgs) -> anyhow::Result<ExitCode> {
+    let targets = if args.targets.is_empty() {
+        ["TARGET_KES_KEY", "TARGET_VRF_KEY", "TARGET_OP_CERT"]
+            .iter()
+            .filter_map(|k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from))
+            .collect()
+    } else {
+        args.targets
+    };
+    let opts = forge_guard::GuardOptions {
+        socket: args.socket,
+        targets,
+        command: args.command,
+    };
+    match forge_guard::run(opts) {
+        Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),
+        Err(forge_guard::GuardError::Usage(msg)) => {
+            eprintln!("forge-guard: {msg}");
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(e).context("forge-guard"),
+    }
+}
+
+/// `forge-manager guard-ctl [--socket PATH] [--follow] LINE...`
+#[derive(Debug, clap::Args)]
+pub struct GuardCtlArgs {
+    /// The guard's socket.
+    #[arg(long, env = "GUARD_SOCKET", default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// After the last answer, keep printing pushed lines (after a `subscribe`).
+    #[arg(long)]
+    follow: bool,
+    /// Raw protocol lines to send, e.g. '{"v":1,"op":"state"}'; one answer is printed per line.
+    lines: Vec<String>,
+}
+
+/// Sends each line, prints each answer; exits 1 if any answer is an error (or none came).
+pub fn ctl(args: GuardCtlArgs) -> anyhow::Result<ExitCode> {
+    let conn = UnixStream::connect(&args.socket)
+        .with_context(|| format!("connecting to {}", args.socket.display()))?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut writer = conn.try_clone()?;
+    let mut reader = BufReader::new(conn);
+    let mut all_ok = true;
+    let mut out = std::io::stdout().lock();
+    for line in &args.lines {
+        // A refused peer is answered and disconnected at once: the write may fail, the
+        // refusal is still there to read.
+        let _ = writer.write_all(format!("{line}\n").as_bytes());
+        let mut answer = String::new();
+        if reader.read_line(&mut answer).unwrap_or(0) == 0 {
+            writeln!(out, "(connection closed)")?;
+            return Ok(ExitCode::FAILURE);
+        }
+        all_ok &= forge_guard::protocol::Answer::parse(&answer).is_ok_and(|a| a.ok);
+        write!(out, "{answer}")?;
+        out.flush()?;
+    }
+    if args.lines.is_empty() {
+        // Nothing to send: print what the guard says unprompted (e.g. a refusal).
+        let mut answer = String::new();
+        if reader.read_line(&mut answer)? > 0 {
+            all_ok &= forge_guard::protocol::Answer::parse(&answer).is_ok_and(|a| a.ok);
+            write!(out, "{answer}")?;
+        }
+    }
+    if args.follow {
+        reader.get_ref().set_read_timeout(None)?;
+        for line in reader.lines() {
+            writeln!(out, "{}", line?)?;
+            out.flush()?;
+        }
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
