@@ -19,6 +19,7 @@ use anyhow::Context as _;
 use forge_actors::{
     adapters::{
         fs_credentials::{self, CredentialPaths},
+        guard::GuardClient,
         kube::client,
         kube_lease::{KubeLeasePort, KubeLeases},
         kube_object::NamedObject,
@@ -32,7 +33,7 @@ use forge_actors::{
     lease_elector::LeaseElector,
     messages::Shutdown,
     metrics::{Metrics, PodLabels},
-    node_signaller::NodeSignaller,
+    node_signaller::{LeaseTap, NodeSignaller},
     node_watcher::{NodeWatcher, NodeWatcherSettings},
 };
 use forge_core::{
@@ -47,6 +48,10 @@ use crate::settings::{self, ConfigArgs};
 
 /// Exit code after the fail-safe ran (a forced or failed shutdown, a panic).
 const EXIT_FAIL_SAFE: u8 = 70;
+
+/// Every request to the node guard is answered within this (it answers at once; a guard that
+/// does not is treated as absent for that request).
+const GUARD_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Runs the sidecar until it is stopped.
 pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
@@ -98,9 +103,12 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         application: cfg.application_type.as_str().to_string(),
     };
     let metrics = Metrics::register(&registry, &labels, env!("CARGO_PKG_VERSION")).context("metrics")?;
+    // 1 once the NodeSignaller's subscription to the node guard is up.
     metrics.fencing_covered.set(0);
     tracing::warn!(
-        "no node guard: fencing by SIGHUP to the node's PID only; S3 (no orphaned forger) is not covered"
+        guard_socket = %cfg.node.guard_socket.display(),
+        "no node guard connected (yet): until one is, fencing is by SIGHUP to the node's PID only and \
+         S3 (no orphaned forger) is not covered"
     );
 
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
@@ -123,15 +131,22 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
 
     let leases = KubeLeases::new(kube.clone(), &cfg.namespace, &cfg.names.lease, cfg.api_timeout);
     let lease_port = Arc::new(KubeLeasePort::new(leases, cfg.lease.duration * 4));
-    let (pod, timing, m) = (cfg.pod_name.clone(), cfg.lease, metrics.clone());
-    let fact = decider.clone().recipient();
-    let elector =
-        Supervisor::start(move |_| LeaseElector::new(lease_port, pod, timing, clock, fact, Some(m)));
-
+    // Reloads go through the node guard whenever its socket exists (SIGHUP by PID otherwise);
+    // the signaller holds the guard's forging permit within the lease's renew deadline.
+    let guard = GuardClient::new(&cfg.node.guard_socket, GUARD_TIMEOUT);
     let signaller = Supervisor::start({
         let (procfs, m) = (procfs.clone(), metrics.clone());
-        move |_| NodeSignaller::new(procfs, &m)
+        move |_| NodeSignaller::new(procfs, &m).with_guard(guard, clock)
     });
+    // The lease facts reach the signaller before the Decider (the permit's bound).
+    let tap = actix::Actor::start(LeaseTap::new(
+        signaller.clone().recipient(),
+        decider.clone().recipient(),
+    ));
+    let (pod, timing, m) = (cfg.pod_name.clone(), cfg.lease, metrics.clone());
+    let fact = tap.recipient();
+    let elector =
+        Supervisor::start(move |_| LeaseElector::new(lease_port, pod, timing, clock, fact, Some(m)));
     let watcher_settings = NodeWatcherSettings::from_config(&cfg.node);
     let _node_watcher = Supervisor::start({
         let (procfs, m, fact, sig) = (
@@ -183,13 +198,21 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         reload: signaller.recipient(),
         write_status: status_writer.recipient(),
     };
+    // `cardano_forging_enabled` belongs to the NodeSignaller: it knows what the node was told
+    // and, with the guard, what the node does. The Decider's intent goes to a detached gauge.
+    let mut decider_metrics = metrics;
+    decider_metrics.forging_enabled = prometheus::IntGauge::new(
+        "forge_manager_forging_decided",
+        "The Decider's intent (not exported; cardano_forging_enabled is the node's state).",
+    )
+    .context("metrics")?;
     decider_ctx.run(Decider::new(
         settings,
         State::new(config),
         clock,
         out,
         snapshot_tx,
-        Some(metrics),
+        Some(decider_metrics),
     ));
 
     actix::spawn(handle_signals(decider, cfg.shutdown_timeout, fail_safe, exit));
@@ -233,6 +256,7 @@ struct FailSafe {
     targets: CredentialPaths,
     socket: PathBuf,
     process_name: String,
+    guard_socket: PathBuf,
 }
 
 impl FailSafe {
@@ -246,6 +270,7 @@ impl FailSafe {
             },
             socket: cfg.node.socket.clone(),
             process_name: cfg.node.process_name.clone(),
+            guard_socket: cfg.node.guard_socket.clone(),
         }
     }
 
@@ -256,7 +281,34 @@ impl FailSafe {
             .discover_node(Path::new(&self.socket), &self.process_name)
             .map_err(|e| e.to_string())
             .and_then(|node| procfs.signal(node, Signal::HUP).map_err(|e| e.to_string()));
-        eprintln!("forge-manager fail-safe: credentials removed: {removed:?}; node reloaded: {signalled:?}");
+        let revoked = self.guard_socket.exists().then(|| self.revoke());
+        eprintln!(
+            "forge-manager fail-safe: credentials removed: {removed:?}; node reloaded: {signalled:?}; \
+             guard permit revoked: {revoked:?}"
+        );
+    }
+}
+
+impl FailSafe {
+    /// Revokes the node guard's permit (it removes the files and reloads the node itself).
+    fn revoke(&self) -> Result<(), String> {
+        use std::io::{BufRead, Write};
+        let conn = std::os::unix::net::UnixStream::connect(&self.guard_socket).map_err(|e| e.to_string())?;
+        conn.set_read_timeout(Some(GUARD_TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        conn.set_write_timeout(Some(GUARD_TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        (&conn)
+            .write_all(forge_guard::protocol::Request::Revoke.to_line().as_bytes())
+            .map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        std::io::BufReader::new(&conn)
+            .read_line(&mut answer)
+            .map_err(|e| e.to_string())?;
+        match forge_guard::protocol::Answer::parse(&answer) {
+            Ok(a) if a.ok => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
     }
 }
 

@@ -48,6 +48,9 @@ pub struct WorldOptions {
     pub extra_env: Vec<(String, String)>,
     /// Where manager and node output goes (inherit for a demo, files for tests).
     pub show_output: bool,
+    /// Run each node under the node guard (`forge-manager guard -- forge-manager sim node ...`,
+    /// DESIGN.md section 12); the manager then finds the guard at [`Pod::guard_socket`].
+    pub guard: bool,
 }
 
 impl WorldOptions {
@@ -63,6 +66,7 @@ impl WorldOptions {
             replay: Duration::from_millis(300),
             extra_env: Vec::new(),
             show_output: false,
+            guard: false,
         }
     }
 }
@@ -97,6 +101,14 @@ impl Pod {
     /// The target credential directory (what the node reads).
     pub fn target(&self) -> PathBuf {
         self.dir.join("target")
+    }
+    /// The node guard's socket (`GUARD_SOCKET`; it exists only with [`WorldOptions::guard`]).
+    pub fn guard_socket(&self) -> PathBuf {
+        self.dir.join("guard.sock")
+    }
+    /// The node's output (and, with the guard, the guard's log lines).
+    pub fn node_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
     }
 }
 
@@ -220,6 +232,7 @@ impl World {
             ("SHUTDOWN_TIMEOUT", "5".into()),
             ("METRICS_PORT", pod.http.port().to_string()),
             ("NODE_SOCKET", pod.socket().display().to_string()),
+            ("GUARD_SOCKET", pod.guard_socket().display().to_string()),
             ("NODE_STARTS_NON_PRODUCING", "true".into()),
             ("SOCKET_WAIT_TIMEOUT", "60".into()),
             ("SOURCE_KES_KEY", s.join("kes.skey").display().to_string()),
@@ -254,6 +267,20 @@ impl World {
         let pod = &self.pods[i];
         let t = pod.target();
         let mut cmd = tied_command(&self.options.exe);
+        if self.options.guard {
+            cmd.arg("guard")
+                .arg("--socket")
+                .arg(pod.guard_socket())
+                .arg("--targets")
+                .arg(format!(
+                    "{},{},{}",
+                    t.join("kes.skey").display(),
+                    t.join("vrf.skey").display(),
+                    t.join("node.cert").display()
+                ))
+                .arg("--")
+                .arg(&self.options.exe);
+        }
         cmd.args([
             "sim",
             "node",
@@ -276,10 +303,17 @@ impl World {
         self.output(&mut cmd, &pod.dir.join("node.log"))?;
         let child = spawn_tied(cmd).map_err(other)?;
         let socket = pod.socket();
+        let guard = self.options.guard.then(|| pod.guard_socket());
         self.pods[i].node = Some(child);
         wait_for(Duration::from_secs(10), || {
-            let socket = socket.clone();
-            async move { tokio::net::UnixStream::connect(&socket).await.is_ok() }
+            let (socket, guard) = (socket.clone(), guard.clone());
+            async move {
+                tokio::net::UnixStream::connect(&socket).await.is_ok()
+                    && match guard {
+                        Some(g) => tokio::net::UnixStream::connect(&g).await.is_ok(),
+                        None => true,
+                    }
+            }
         })
         .await
         .map(|_| ())
@@ -308,7 +342,8 @@ impl World {
         None
     }
 
-    /// Kills pod `i`'s node simulator (SIGKILL: no clean exit). A killed node writes nothing,
+    /// Kills pod `i`'s node simulator (SIGKILL: no clean exit; with the guard, the guard is
+    /// killed and takes its node along). A killed node writes nothing,
     /// so its death is appended to its timeline here, once it is reaped: it forges no more.
     pub fn kill_node(&mut self, i: usize) {
         if let Some(mut child) = self.pods[i].node.take() {

@@ -1,6 +1,7 @@
 //! Adapters: the I/O behind the actors' ports (files, processes and signals, Kubernetes, HTTP).
 
 pub mod fs_credentials;
+pub mod guard;
 pub mod kube;
 pub mod kube_lease;
 pub mod kube_object;

@@ -1,21 +1,30 @@
-//! The NodeSignaller's lifecycle. It holds no connection: a restart keeps the node identity and
-//! the pending reload (actix reuses the struct), and only counts the restart.
+//! The NodeSignaller's lifecycle. A restart keeps the node identity, the lease deadline and the
+//! permit state (actix reuses the struct) but not the guard subscription (its stream belonged
+//! to the old context): it is re-established.
 
-use actix::{Actor, Context, Supervised};
+use actix::{Actor, AsyncContext, Context, Supervised};
 
-use super::{MAILBOX_CAPACITY, NodeSignaller};
+use super::{GUARD_RECONNECT, MAILBOX_CAPACITY, NodeSignaller};
 
 impl Actor for NodeSignaller {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        if self.guard.is_some() {
+            self.connect_guard(ctx);
+            ctx.run_interval(GUARD_RECONNECT, |act, ctx| act.connect_guard(ctx));
+        }
     }
 }
 
 impl Supervised for NodeSignaller {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        // Nothing to wait for before signalling again: signals are local and cheap.
         let _ = self.restarts.record();
+        if let Some(g) = self.guard.as_mut() {
+            g.connected = false;
+            g.connecting = false;
+        }
+        self.fencing.set(0);
     }
 }

@@ -1,26 +1,50 @@
-//! NodeSignaller: reloads the node (SIGHUP) in the reference layout, by PID in a shared process
-//! namespace (DESIGN.md section 4; the node guard's socket replaces this later, section 12).
+//! NodeSignaller: reloads the node (DESIGN.md sections 4 and 12), through the node guard's
+//! socket when a guard runs in the pod (preferred), else by SIGHUP to the node's PID in a shared
+//! process namespace (the reference layout).
 //!
-//! It owns only the current node identity (from the NodeWatcher's [`NodeProcess`]). Every signal
-//! goes through [`ProcFs::signal`] (a pidfd opened before the start time is checked again), so a
-//! reused PID is never signalled (S1). It decides nothing and never signals on its own: a reload
-//! that cannot be delivered is reported as a [`CommandFailed`] and forgotten. Re-sending is the
-//! Decider's call (it re-asserts during a node's start-up, when a SIGHUP may be lost in the
-//! ledger replay), because only the Decider knows whether the files on disk match its decision:
-//! a node that boots non-producing has credentials present at start, and a SIGHUP sent then on
-//! the signaller's own initiative would make a standby forge.
+//! It owns the current node identity (from the NodeWatcher's [`NodeProcess`]) and, in guard
+//! mode, the forging permit and the guard connection. Every PID signal goes through
+//! [`ProcFs::signal`] (a pidfd opened before the start time is checked again), so a reused PID
+//! is never signalled (S1). It decides nothing: a reload that cannot be delivered is reported as
+//! a [`CommandFailed`]. Re-sending is the Decider's call (it re-asserts during a node's
+//! start-up), with one exception in guard mode: a reload the guard reports as lost in the
+//! ledger replay is re-sent when the node reports that consensus runs. That is safe there and
+//! only there: with the guard every reload follows the Decider's own files, and a standby never
+//! holds a permit.
+//!
+//! **The permit (S3).** The LeaseElector's facts reach this actor before the Decider (a
+//! [`LeaseTap`] in front of the Decider), so the renew deadline of the lease is known before
+//! any command that acts on it. A `StartForging` reload first grants the guard a permit for
+//! the time left until that deadline (never beyond it) and is refused without one; every
+//! renewal while forging renews the permit; a stopping reload (`StopForging`, `Shutdown`,
+//! `Startup`) and a lost lease revoke it. If this process dies, hangs or is paused, the permit
+//! lapses at the renew deadline, before the lease can expire, and the guard fences the node.
+//!
+//! **Metrics.** `forge_manager_fencing_covered` is 1 while the guard's subscription is up.
+//! `cardano_forging_enabled` is what the guard reports the node does; without a guard, what
+//! the node was last told (a successful starting or stopping reload).
 //!
 //! [`NodeProcess`]: crate::messages::NodeProcess
 
 mod actor;
 mod handlers;
+mod tap;
+
+pub use tap::LeaseTap;
+
+use std::time::Duration;
 
 use forge_core::decision::ReloadReason;
-use prometheus::IntCounterVec;
+use prometheus::{IntCounterVec, IntGauge};
 use rustix::process::Signal;
+use tokio::time::Instant;
 
 use crate::{
-    adapters::process::{ProcFs, ProcessIdentity, SignalError},
+    adapters::{
+        guard::GuardClient,
+        process::{ProcFs, ProcessIdentity, SignalError},
+    },
+    clock::Clock,
     messages::{CommandFailed, CommandResult},
     metrics::Metrics,
     supervisor::Restarts,
@@ -32,6 +56,35 @@ pub const MAILBOX_CAPACITY: usize = 16;
 /// `CommandFailed::kind` when no node process is known (the reload is kept as pending).
 pub const NO_NODE: &str = "no_node";
 
+/// `CommandFailed::kind` of a starting reload refused for lack of a current lease deadline to
+/// bound the guard's permit with.
+pub const NO_PERMIT: &str = "no_permit";
+
+/// How often the guard's subscription is (re)tried while it is down.
+pub const GUARD_RECONNECT: Duration = Duration::from_millis(250);
+
+/// How often a reload the guard reported lost is re-sent until the node answers one (the
+/// node's "consensus started" report re-sends at once; this is the fallback).
+pub const GUARD_RESEND_EVERY: Duration = Duration::from_secs(1);
+
+/// The guard side of the signaller (guard mode).
+struct GuardLink {
+    client: GuardClient,
+    clock: Clock,
+    /// The subscription is up (S3 covered).
+    connected: bool,
+    /// A subscription attempt is in flight.
+    connecting: bool,
+    /// The lease's renew deadline, from the last `LeaseAcquired`/`LeaseRenewed`.
+    deadline: Option<Instant>,
+    /// A permit was granted and not revoked (we forge, or are starting to).
+    permitted: bool,
+    /// The guard reported a reload lost in the replay, and no reconfiguration since.
+    reload_lost: bool,
+    /// When the lost reload was last re-sent.
+    last_resend: Option<Instant>,
+}
+
 /// Sends SIGHUP to the identified node process; see the module documentation.
 pub struct NodeSignaller {
     procfs: ProcFs,
@@ -40,6 +93,12 @@ pub struct NodeSignaller {
     restarts: Restarts,
     /// The node process now running, as last reported by the NodeWatcher.
     node: Option<ProcessIdentity>,
+    /// `cardano_forging_enabled`.
+    forging: IntGauge,
+    /// `forge_manager_fencing_covered`.
+    fencing: IntGauge,
+    /// Guard mode.
+    guard: Option<GuardLink>,
 }
 
 impl NodeSignaller {
@@ -50,10 +109,70 @@ impl NodeSignaller {
             sighups: metrics.sighup_signals.clone(),
             restarts: Restarts::new("node_signaller", Some(metrics.actor_restarts.clone())),
             node: None,
+            forging: metrics.forging_enabled.clone(),
+            fencing: metrics.fencing_covered.clone(),
+            guard: None,
         }
     }
 
-    /// A reload request from the Decider: sent if a node is known, else refused.
+    /// Guard mode: reloads go through the guard at `client`'s socket whenever it exists
+    /// (SIGHUP by PID otherwise), and the permit is held (module docs). `clock` must be the
+    /// LeaseElector's, so its deadlines mean the same instants here.
+    pub fn with_guard(mut self, client: GuardClient, clock: Clock) -> Self {
+        self.guard = Some(GuardLink {
+            client,
+            clock,
+            connected: false,
+            connecting: false,
+            deadline: None,
+            permitted: false,
+            reload_lost: false,
+            last_resend: None,
+        });
+        self
+    }
+
+    /// The guard client, when a guard socket exists now.
+    fn live_guard(&self) -> Option<GuardClient> {
+        self.guard
+            .as_ref()
+            .filter(|g| g.client.present())
+            .map(|g| g.client.clone())
+    }
+
+    /// The permit to grant now: the time left until the lease's renew deadline, if any.
+    fn permit_ttl(&self) -> Option<Duration> {
+        let deadline = self.guard.as_ref()?.deadline?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Whole milliseconds, rounded down: never beyond the deadline.
+        let left = Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
+        (!left.is_zero()).then_some(left)
+    }
+
+    /// Records a reload that reached the node: without a guard's report, the metric follows
+    /// what the node was told.
+    fn reloaded(&mut self, reason: ReloadReason, via: &str) {
+        self.sighups.with_label_values(&[reason.as_str()]).inc();
+        self.restarts.healthy();
+        let connected = self.guard.as_ref().is_some_and(|g| g.connected);
+        if !connected {
+            match reason {
+                ReloadReason::StartForging => self.forging.set(1),
+                ReloadReason::StopForging | ReloadReason::Shutdown | ReloadReason::Startup => {
+                    self.forging.set(0)
+                }
+                ReloadReason::Rotation | ReloadReason::Reassert => {}
+            }
+        }
+        tracing::info!(
+            actor = "node_signaller",
+            reason = reason.as_str(),
+            via,
+            "node reloaded"
+        );
+    }
+
+    /// A reload request from the Decider, by PID: sent if a node is known, else refused.
     fn reload(&mut self, reason: ReloadReason) -> CommandResult {
         let Some(node) = self.node else {
             tracing::debug!(
@@ -77,14 +196,12 @@ impl NodeSignaller {
     fn sighup(&mut self, node: ProcessIdentity, reason: ReloadReason) -> CommandResult {
         match self.procfs.signal(node, Signal::HUP) {
             Ok(()) => {
-                self.sighups.with_label_values(&[reason.as_str()]).inc();
-                self.restarts.healthy();
-                tracing::info!(
+                tracing::debug!(
                     actor = "node_signaller",
-                    reason = reason.as_str(),
                     pid = node.pid,
                     "SIGHUP sent to the node"
                 );
+                self.reloaded(reason, "pid");
                 Ok(())
             }
             Err(e) => {
