@@ -441,3 +441,81 @@ fn lapse_to_forging_off_latency_and_guard_rss() {
     );
     assert!(median < 100.0, "lapse to forging_off took {median} ms");
 }
+
+/// Records the node processes the NodeWatcher reports.
+struct Processes(std::sync::Arc<std::sync::Mutex<Vec<Option<i32>>>>);
+
+impl actix::Actor for Processes {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<forge_actors::messages::NodeProcess> for Processes {
+    type Result = ();
+    fn handle(&mut self, msg: forge_actors::messages::NodeProcess, _: &mut Self::Context) {
+        self.0.lock().expect("lock").push(msg.0.map(|p| p.pid));
+    }
+}
+
+/// Runs a NodeWatcher that sees no process at all here (an empty procfs: the node runs in
+/// another container without a shared process namespace) and returns what it reported.
+async fn watch_without_process_namespace(
+    rig: &Rig,
+    guard_socket: Option<PathBuf>,
+) -> (Vec<forge_core::decision::Event>, Vec<Option<i32>>) {
+    use actix::Actor;
+    use forge_actors::{
+        adapters::process::ProcFs,
+        metrics::{Metrics, PodLabels},
+        node_watcher::{NodeWatcher, NodeWatcherSettings},
+        testing::Probe,
+    };
+    let empty_proc = tempfile::tempdir().expect("empty procfs");
+    std::fs::create_dir_all(empty_proc.path().join("net")).expect("net");
+    std::fs::write(
+        empty_proc.path().join("net/unix"),
+        "Num RefCount Protocol Flags Type St Inode Path\n",
+    )
+    .expect("net/unix");
+    let settings = NodeWatcherSettings {
+        guard_socket,
+        ..NodeWatcherSettings::new(rig.path("node.socket"), "cardano-node")
+    };
+    let metrics =
+        Metrics::register(&prometheus::Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let probe = Probe::start();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let processes = Processes(seen.clone()).start();
+    let _watcher = NodeWatcher::new(
+        settings,
+        ProcFs::at(empty_proc.path()),
+        probe.recipient(),
+        processes.recipient(),
+        &metrics,
+    )
+    .start();
+    let t0 = Instant::now();
+    while probe.events().is_empty() && t0.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reported = seen.lock().expect("lock").clone();
+    (probe.events(), reported)
+}
+
+#[actix::test]
+async fn a_node_in_another_process_namespace_is_found_through_its_guard() {
+    use forge_core::decision::Event;
+    let rig = Rig::start(true, 0);
+    let (events, processes) = watch_without_process_namespace(&rig, Some(rig.socket())).await;
+    assert_eq!(events, vec![Event::NodeUp], "found through the guard");
+    let pid = i32::try_from(rig.node_pid()).expect("pid");
+    assert_eq!(
+        processes.last().copied().flatten(),
+        Some(pid),
+        "the guard's child is the node"
+    );
+
+    // Without a guard, the same invisible node is reported down: nothing could stop it forging.
+    let (events, _) = watch_without_process_namespace(&rig, None).await;
+    assert_eq!(events, vec![Event::NodeDown]);
+}

@@ -53,6 +53,9 @@ pub struct NodeWatcherSettings {
     /// The manager installs credentials before the node starts (`NODE_STARTS_NON_PRODUCING`):
     /// warn if the node was not started with a non-producing flag, since it would then forge.
     pub expect_non_producing_start: bool,
+    /// The node guard's socket: when the node process is not visible here (no shared process
+    /// namespace) but its guard answers, the node is taken as identified through the guard.
+    pub guard_socket: Option<PathBuf>,
 }
 
 impl NodeWatcherSettings {
@@ -64,6 +67,7 @@ impl NodeWatcherSettings {
             poll_interval: DEFAULT_POLL_INTERVAL,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             expect_non_producing_start: false,
+            guard_socket: None,
         }
     }
 
@@ -71,6 +75,7 @@ impl NodeWatcherSettings {
     pub fn from_config(node: &NodeSettings) -> Self {
         Self {
             expect_non_producing_start: node.starts_non_producing,
+            guard_socket: Some(node.guard_socket.clone()),
             ..Self::new(&node.socket, &node.process_name)
         }
     }
@@ -319,7 +324,34 @@ pub(crate) async fn probe(
             )));
         }
     }
-    tokio::task::spawn_blocking(move || identify(&settings, &procfs, known)).await
+    let guard = settings.guard_socket.clone();
+    let connect_timeout = settings.connect_timeout;
+    let seen = tokio::task::spawn_blocking(move || identify(&settings, &procfs, known)).await?;
+    match (seen, guard) {
+        (Observation::ProcessInvisible(why), Some(guard)) if guard.exists() => {
+            Ok(through_guard(&guard, connect_timeout)
+                .await
+                .unwrap_or(Observation::ProcessInvisible(why)))
+        }
+        (seen, _) => Ok(seen),
+    }
+}
+
+/// The node as its guard reports it, when its process is not visible here (no shared process
+/// namespace): the guard is its parent, fences it and reloads it, so this pod can stop a forger.
+/// The PID is the guard's view (another PID namespace): its start time is unknown (0), so
+/// `ProcFs::signal` can never hit a process of ours by that number.
+async fn through_guard(socket: &std::path::Path, timeout: Duration) -> Option<Observation> {
+    let client = crate::adapters::guard::GuardClient::new(socket, timeout);
+    let state = client.request(forge_guard::protocol::Request::State).await.ok()?;
+    Some(Observation::Ready(Found {
+        identity: ProcessIdentity {
+            pid: i32::try_from(state.child_pid).ok()?,
+            start_time: 0,
+        },
+        inodes: Vec::new(),
+        non_producing_flag: None,
+    }))
 }
 
 fn identify(settings: &NodeWatcherSettings, procfs: &ProcFs, known: Option<Found>) -> Observation {
