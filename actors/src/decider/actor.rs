@@ -92,7 +92,9 @@ impl Decider {
     /// window (module docs of `DeciderSettings::reassert_window`).
     fn reassert(&mut self, ctx: &mut Context<Self>) {
         let Some(since) = self.node_up_since else { return };
-        if self.busy || self.boot_installed || !self.started_up || self.shutting_down {
+        // Only a forging decision can be lost in a replay: a standby's files are absent, and a
+        // node that booted non-producing does not forge whatever SIGHUP it missed.
+        if !self.current.forge || self.busy || self.boot_installed || !self.started_up || self.shutting_down {
             return;
         }
         if since.elapsed() > self.settings.reassert_window {

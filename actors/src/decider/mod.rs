@@ -61,9 +61,10 @@ pub struct DeciderSettings {
     /// them while the node is down, remove them once it is up and we do not forge.
     pub boot_credentials: bool,
     /// A SIGHUP during the node's start-up (ledger replay) is lost: for this long after a node
-    /// process appears, the reload matching the decision in force is re-sent every
+    /// process appears, while the decision in force forges, its reload is re-sent every
     /// `reassert_every` (`SOCKET_WAIT_TIMEOUT`: how long a node start may take). A SIGHUP only
     /// makes the node match the files, which always reflect the decision, so re-sending is safe.
+    /// With a connected node guard the signaller skips these: the guard sees what the node does.
     pub reassert_window: Duration,
     /// Period of those re-sends.
     pub reassert_every: Duration,

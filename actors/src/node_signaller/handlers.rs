@@ -16,6 +16,11 @@ impl Handler<Reload> for NodeSignaller {
 
     fn handle(&mut self, msg: Reload, _ctx: &mut Context<Self>) -> Self::Result {
         let reason = msg.reason;
+        if reason == ReloadReason::Reassert && self.guard.as_ref().is_some_and(|g| g.connected) {
+            // The guard sees the node's reconfiguration lines and re-sends a reload the replay
+            // lost; a blind re-assert would only add SIGHUPs.
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+        }
         let Some(client) = self.live_guard() else {
             return AtomicResponse::new(Box::pin(fut::ready(self.reload(reason))));
         };
