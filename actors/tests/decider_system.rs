@@ -19,12 +19,16 @@ const B: &str = "pod-b";
 const C: &str = "pod-c";
 
 /// Three ready pods (node up, credentials valid), their facts sent concurrently, so their
-/// electors race for the Lease.
+/// electors race for the Lease. The facts come 250 ms after the start, so that lease
+/// renewals (every retry period from the acquisition) and their deadlines fall between the
+/// Deciders' heartbeats: a Decider that only noticed a passed deadline at its next heartbeat
+/// would be caught late.
 async fn three_ready_pods(fleet: &Fleet) -> Vec<Pod> {
     let pods: Vec<Pod> = [A, B, C]
         .into_iter()
         .map(|n| fleet.start_pod(n, PodOptions::default()))
         .collect();
+    fleet.sleep_ms(250).await;
     join_all(pods.iter().map(Pod::ready)).await;
     pods
 }
