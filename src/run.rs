@@ -31,7 +31,8 @@ use forge_actors::{
     decider::{Decider, DeciderOutputs, DeciderSettings},
     http::{self, Endpoints, Snapshot},
     lease_elector::LeaseElector,
-    messages::Shutdown,
+    mailbox::Counted,
+    messages::{Fact, Shutdown},
     metrics::{Metrics, PodLabels},
     node_signaller::{LeaseTap, NodeSignaller},
     node_watcher::{NodeWatcher, NodeWatcherSettings},
@@ -128,6 +129,12 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     // The Decider's address exists before the Decider, so the others can report to it.
     let decider_ctx = Context::<Decider>::new();
     let decider = decider_ctx.address();
+    // Facts reach the Decider through a counting inbox: `forge_manager_mailbox_depth{actor}`.
+    let facts: actix::Recipient<Fact> = actix::Actor::start(Counted::new(
+        decider.clone().recipient(),
+        metrics.mailbox_depth.with_label_values(&["decider"]),
+    ))
+    .recipient();
 
     let leases = KubeLeases::new(kube.clone(), &cfg.namespace, &cfg.names.lease, cfg.api_timeout);
     let lease_port = Arc::new(KubeLeasePort::new(leases, cfg.lease.duration * 4));
@@ -139,10 +146,7 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         move |_| NodeSignaller::new(procfs, &m).with_guard(guard, clock)
     });
     // The lease facts reach the signaller before the Decider (the permit's bound).
-    let tap = actix::Actor::start(LeaseTap::new(
-        signaller.clone().recipient(),
-        decider.clone().recipient(),
-    ));
+    let tap = actix::Actor::start(LeaseTap::new(signaller.clone().recipient(), facts.clone()));
     let (pod, timing, m) = (cfg.pod_name.clone(), cfg.lease, metrics.clone());
     let fact = tap.recipient();
     let elector =
@@ -152,7 +156,7 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         let (procfs, m, fact, sig) = (
             procfs.clone(),
             metrics.clone(),
-            decider.clone().recipient(),
+            facts.clone(),
             signaller.clone().recipient(),
         );
         move |_| NodeWatcher::new(watcher_settings, procfs, fact, sig, &m)
@@ -160,11 +164,7 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     let keeper = Supervisor::start({
         let sources = CredentialPaths::from(&cfg.credentials.source);
         let targets = CredentialPaths::from(&cfg.credentials.target);
-        let (m, fact, rotated) = (
-            metrics.clone(),
-            decider.clone().recipient(),
-            decider.clone().recipient(),
-        );
+        let (m, fact, rotated) = (metrics.clone(), facts.clone(), decider.clone().recipient());
         move |_| CredentialKeeper::new(sources, targets, fact, rotated, &m)
     });
     let leader_object = NamedObject::new(kube, &cfg.namespace, &cfg.names.leader, cfg.api_timeout);

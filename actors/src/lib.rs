@@ -10,6 +10,7 @@ pub mod credential_keeper;
 pub mod decider;
 pub mod http;
 pub mod lease_elector;
+pub mod mailbox;
 pub mod messages;
 pub mod metrics;
 pub mod node_signaller;

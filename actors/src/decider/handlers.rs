@@ -6,7 +6,10 @@ use actix::{AsyncContext, Context, Handler};
 use forge_core::decision::{Command, Event, ReloadReason};
 
 use super::Decider;
-use crate::messages::{Fact, Shutdown, SourcesRotated};
+use crate::{
+    mailbox::Queued,
+    messages::{Fact, Shutdown, SourcesRotated},
+};
 
 impl Handler<Fact> for Decider {
     type Result = ();
@@ -24,6 +27,14 @@ impl Handler<Fact> for Decider {
         self.oldest_fact.get_or_insert(fact.observed);
         self.fold(fact.event);
         self.redecide(ctx);
+    }
+}
+
+impl Handler<Queued<Fact>> for Decider {
+    type Result = ();
+
+    fn handle(&mut self, queued: Queued<Fact>, ctx: &mut Context<Self>) {
+        <Self as Handler<Fact>>::handle(self, queued.into_inner(), ctx);
     }
 }
 
