@@ -26,7 +26,7 @@ use forge_actors::{
         process::ProcFs,
     },
     clock::Clock,
-    cluster_watcher::ClusterWatcher,
+    cluster_watcher::{ClusterObject, ClusterWatcher},
     credential_keeper::CredentialKeeper,
     decider::{Decider, DeciderOutputs, DeciderSettings},
     http::{self, Endpoints, Snapshot},
@@ -39,6 +39,7 @@ use forge_actors::{
 };
 use forge_core::{
     config::{LogFormat, LogLevel, ValidConfig},
+    crd::{ApplicationSpec, CardanoForgeClusterSpec, ForgeState, HealthCheckSpec, NetworkSpec, PoolSpec},
     decision::{DEFAULT_HEARTBEAT_FRESH_FOR, DeciderConfig, State},
 };
 use prometheus::Registry;
@@ -53,6 +54,47 @@ const EXIT_FAIL_SAFE: u8 = 70;
 /// Every request to the node guard is answered within this (it answers at once; a guard that
 /// does not is treated as absent for that request).
 const GUARD_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Bound on how long the API server may hold one of our watches open.
+const WATCH_IDLE: Duration = Duration::from_secs(290);
+
+/// The CardanoForgeCluster spec created from configuration when ours is absent.
+fn default_cluster_spec(cfg: &ValidConfig) -> CardanoForgeClusterSpec {
+    CardanoForgeClusterSpec {
+        forge_state: ForgeState::PriorityBased,
+        priority: i32::from(cfg.cluster.priority),
+        region: cfg.cluster.region.clone(),
+        network: NetworkSpec {
+            name: cfg.network.name.clone(),
+            magic: i64::from(cfg.network.magic),
+            era: "conway".into(),
+        },
+        pool: cfg.pool.as_ref().map(|p| PoolSpec {
+            id: Some(p.id.clone()),
+            id_hex: p.id_hex.clone(),
+            name: p.name.clone(),
+            ticker: p.ticker.clone(),
+            description: None,
+        }),
+        application: Some(ApplicationSpec {
+            type_: cfg.application_type.as_str().to_string(),
+            version: None,
+            environment: serde_json::to_value(cfg.cluster.environment)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| "production".into()),
+        }),
+        health_check: cfg.health.endpoint.as_ref().map(|endpoint| HealthCheckSpec {
+            enabled: true,
+            endpoint: Some(endpoint.clone()),
+            interval: format!("{}s", cfg.health.interval.as_secs().max(1)),
+            timeout: format!("{}s", cfg.health.timeout.as_secs().max(1)),
+            failure_threshold: i32::try_from(cfg.health.failure_threshold).unwrap_or(3),
+            headers: Default::default(),
+        }),
+        override_: None,
+    }
+}
 
 /// Runs the sidecar until it is stopped.
 pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
@@ -71,9 +113,9 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
         leader = %cfg.names.leader, version = env!("CARGO_PKG_VERSION"), "forge-manager starting"
     );
     if cfg.cluster.management_enabled {
-        tracing::error!(
-            "ENABLE_CLUSTER_MANAGEMENT=true: cluster-wide management is not available in this version; \
-             failing closed (this pod will not forge)"
+        tracing::info!(
+            cluster = %cfg.names.cluster, peers = cfg.peers.len(),
+            "cluster management on: forging follows the CardanoForgeCluster and the peer regions"
         );
     }
 
@@ -167,10 +209,24 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         let (m, fact, rotated) = (metrics.clone(), facts.clone(), decider.clone().recipient());
         move |_| CredentialKeeper::new(sources, targets, fact, rotated, &m)
     });
-    let leader_object = NamedObject::new(kube, &cfg.namespace, &cfg.names.leader, cfg.api_timeout);
+    let leader_object = NamedObject::new(kube.clone(), &cfg.namespace, &cfg.names.leader, cfg.api_timeout);
+    let cluster_object = cfg.cluster.management_enabled.then(|| ClusterObject {
+        object: NamedObject::new(kube, &cfg.namespace, &cfg.names.cluster, cfg.api_timeout),
+        default_spec: default_cluster_spec(&cfg),
+        fact: facts.clone(),
+        idle: WATCH_IDLE,
+        retry_after: cfg.lease.retry_period,
+        network: (cfg.network.name.clone(), i64::from(cfg.network.magic)),
+    });
     let status_writer = Supervisor::start({
         let (pod, m) = (cfg.pod_name.clone(), metrics.clone());
-        move |_| ClusterWatcher::new(leader_object, pod, Some(m))
+        move |_| {
+            let watcher = ClusterWatcher::new(leader_object, pod, Some(m));
+            match cluster_object {
+                Some(c) => watcher.with_cluster(c),
+                None => watcher,
+            }
+        }
     });
 
     let config = DeciderConfig {

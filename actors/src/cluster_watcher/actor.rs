@@ -1,13 +1,26 @@
-//! Lifecycle: at start, clear a stale entry naming this pod (we hold no lease yet).
+//! Lifecycle: at start, clear a stale entry naming this pod (we hold no lease yet); with
+//! cluster management, follow our CardanoForgeCluster for as long as the actor runs.
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Supervised, WrapFuture};
 
-use super::ClusterWatcher;
+use super::{ClusterWatcher, follow::Follow};
 
 impl Actor for ClusterWatcher {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(c) = &self.cluster {
+            let follow = Follow {
+                object: c.object.clone(),
+                default_spec: c.default_spec.clone(),
+                fact: c.fact.clone(),
+                idle: c.idle,
+                retry_after: c.retry_after,
+                network: c.network.clone(),
+                seen: self.seen.clone(),
+            };
+            ctx.spawn(follow.run().into_actor(self));
+        }
         let leader = self.leader.clone();
         let pod = self.pod.clone();
         let fut = async move {

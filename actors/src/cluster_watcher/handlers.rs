@@ -1,10 +1,15 @@
-//! `WriteStatus`: write the CardanoLeader status when it changed, creating the object if absent.
+//! `WriteStatus`: with cluster management, merge-patch our CardanoForgeCluster status unless the
+//! server already shows the same content (a failure fails the command); then write the
+//! CardanoLeader status when it changed, creating the object if absent (with cluster management
+//! a failure there is logged and counted, not returned: the claim is the CFC).
 
 use actix::{ActorFutureExt, Handler, ResponseActFuture, WrapFuture};
 use forge_core::crd::{CardanoLeader, CardanoLeaderSpec};
 use kube::api::ObjectMeta;
 
-use super::{ClusterWatcher, leader_status, same_content};
+use super::{
+    ClusterWatcher, cluster_status, follow::set_seen, leader_status, same_cluster_content, same_content,
+};
 use crate::{
     adapters::kube::KubeApiError,
     messages::{CommandFailed, CommandResult, WriteStatus},
@@ -14,14 +19,41 @@ impl Handler<WriteStatus> for ClusterWatcher {
     type Result = ResponseActFuture<Self, CommandResult>;
 
     fn handle(&mut self, WriteStatus(report): WriteStatus, _: &mut Self::Context) -> Self::Result {
-        let status = leader_status(&self.pod, &report, self.last.as_ref(), jiff::Timestamp::now());
-        if self.last.as_ref().is_some_and(|l| same_content(l, &status)) {
+        let now = jiff::Timestamp::now();
+        let status = leader_status(&self.pod, &report, self.last.as_ref(), now);
+        let leader_unchanged = self.last.as_ref().is_some_and(|l| same_content(l, &status));
+        let cfc = self.cluster.as_ref().and_then(|c| {
+            let seen = self.seen.lock().ok().and_then(|s| s.clone());
+            let next = cluster_status(&self.pod, &report, seen.as_ref(), now);
+            let unchanged = seen.as_ref().is_some_and(|s| same_cluster_content(s, &next));
+            (!unchanged).then(|| (c.object.clone(), serde_json::to_value(&next).unwrap_or_default()))
+        });
+        let managed = self.cluster.is_some();
+        if leader_unchanged && cfc.is_none() {
             return Box::pin(actix::fut::ready(Ok(())));
         }
+        let seen = self.seen.clone();
+        let metrics = self.metrics.clone();
         let leader = self.leader.clone();
         let body = serde_json::to_value(&status).unwrap_or_default();
         let fut = async move {
-            match leader.patch_status(&body).await {
+            if let Some((object, cfc_body)) = cfc {
+                match object.patch_status(&cfc_body).await {
+                    Ok(written) => set_seen(&seen, written.status),
+                    Err(e) => {
+                        if let Some(m) = &metrics {
+                            m.kube_api_errors
+                                .with_label_values(&["cardanoforgecluster_status", e.kind()])
+                                .inc();
+                        }
+                        return Err(CommandFailed::new(e.kind(), e));
+                    }
+                }
+            }
+            if leader_unchanged {
+                return Ok(None);
+            }
+            let written = match leader.patch_status(&body).await {
                 Err(KubeApiError::NotFound(_)) => {
                     let object = CardanoLeader {
                         metadata: ObjectMeta {
@@ -31,26 +63,39 @@ impl Handler<WriteStatus> for ClusterWatcher {
                         spec: CardanoLeaderSpec::default(),
                         status: None,
                     };
-                    leader.create_if_absent(&object).await?;
-                    leader.patch_status(&body).await
+                    match leader.create_if_absent(&object).await {
+                        Ok(_) => leader.patch_status(&body).await,
+                        Err(e) => Err(e),
+                    }
                 }
                 other => other,
+            };
+            match written {
+                Ok(_) => Ok(Some(status)),
+                Err(e) => {
+                    if let Some(m) = &metrics {
+                        m.kube_api_errors
+                            .with_label_values(&["cardanoleader_status", e.kind()])
+                            .inc();
+                    }
+                    if managed {
+                        tracing::warn!(error = %e, "CardanoLeader status not written (the CardanoForgeCluster status was)");
+                        Ok(None)
+                    } else {
+                        Err(CommandFailed::new(e.kind(), e))
+                    }
+                }
             }
         };
         Box::pin(fut.into_actor(self).map(move |result, act, _| match result {
-            Ok(_) => {
+            Ok(written) => {
                 act.restarts.healthy();
-                act.last = Some(status);
+                if let Some(status) = written {
+                    act.last = Some(status);
+                }
                 Ok(())
             }
-            Err(e) => {
-                if let Some(m) = &act.metrics {
-                    m.kube_api_errors
-                        .with_label_values(&["cardanoleader_status", e.kind()])
-                        .inc();
-                }
-                Err(CommandFailed::new(e.kind(), e))
-            }
+            Err(e) => Err(e),
         }))
     }
 }

@@ -4,18 +4,36 @@
 //! (the reference rewrote it on every loop, G-25). The object is created if absent. A pod that
 //! is not the leader never overwrites it, except to clear a stale entry naming itself at start.
 //!
-//! Multi-cluster coordination (watching the CardanoForgeCluster, its status) is added on top of
-//! this by the cluster-management work.
+//! Multi-cluster part ([`ClusterWatcher::with_cluster`], `ENABLE_CLUSTER_MANAGEMENT=true`):
+//! it follows this cluster's CardanoForgeCluster (a consistent GET, then a watch), creating it
+//! from configuration when absent (409-safe: replicas start together), and reports
+//! `ClusterSpecChanged` for every valid spec read, or `ClusterSpecUnavailable` (fail closed)
+//! when it is unreadable, invalid or deleted (a deleted object is then re-created from
+//! configuration, so the decision falls back to it). On `WriteStatus` it merge-patches the CFC
+//! status first (our claim, which peers read) and then the CardanoLeader status; a failed CFC
+//! write fails the command (the Decider then aborts a start), a failed CardanoLeader write does
+//! not. A CFC write is skipped only when the status last seen on the server (watch events and
+//! our own write responses) already has the same content.
 
 mod actor;
+mod follow;
 mod handlers;
 
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use actix::Recipient;
 use forge_core::{
-    crd::{CardanoLeader, CardanoLeaderStatus, Condition},
+    crd::{
+        CardanoForgeCluster, CardanoForgeClusterSpec, CardanoForgeClusterStatus, CardanoLeader,
+        CardanoLeaderStatus, Condition,
+    },
     decision::StatusReport,
 };
 
-use crate::{adapters::kube_object::NamedObject, metrics::Metrics, supervisor::Restarts};
+use crate::{adapters::kube_object::NamedObject, messages::Fact, metrics::Metrics, supervisor::Restarts};
 
 /// The actor.
 pub struct ClusterWatcher {
@@ -25,6 +43,26 @@ pub struct ClusterWatcher {
     last: Option<CardanoLeaderStatus>,
     metrics: Option<Metrics>,
     restarts: Restarts,
+    /// Cluster management: our CardanoForgeCluster.
+    cluster: Option<ClusterObject>,
+    /// The CFC status last seen on the server (watch events, our write responses).
+    seen: Arc<Mutex<Option<CardanoForgeClusterStatus>>>,
+}
+
+/// What the ClusterWatcher needs for this cluster's CardanoForgeCluster.
+pub struct ClusterObject {
+    /// The object (`cfg.names.cluster` in our namespace).
+    pub object: NamedObject<CardanoForgeCluster>,
+    /// The spec it is created with when absent (from configuration).
+    pub default_spec: CardanoForgeClusterSpec,
+    /// Where `ClusterSpecChanged`/`ClusterSpecUnavailable` go (the Decider).
+    pub fact: Recipient<Fact>,
+    /// Bound on how long the server may hold one watch open.
+    pub idle: Duration,
+    /// Pause after a failed read or watch before trying again.
+    pub retry_after: Duration,
+    /// The network this node runs on (`name`, `magic`): a CFC for another network is invalid.
+    pub network: (String, i64),
 }
 
 impl ClusterWatcher {
@@ -40,8 +78,147 @@ impl ClusterWatcher {
             last: None,
             metrics,
             restarts,
+            cluster: None,
+            seen: Arc::default(),
         }
     }
+
+    /// Adds cluster management: follow and write `cluster` too.
+    pub fn with_cluster(mut self, cluster: ClusterObject) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+}
+
+/// Why a CardanoForgeCluster spec cannot be used, if it cannot (fail closed). The schema
+/// already refuses most of this; an object written before a CRD upgrade, or with the schema
+/// bypassed, is caught here. Override expiry is judged by the decision engine.
+pub fn invalid_spec(spec: &CardanoForgeClusterSpec, network: (&str, i64)) -> Option<String> {
+    if !(1..=999).contains(&spec.priority) {
+        return Some(format!("spec.priority {} is outside 1..999", spec.priority));
+    }
+    if spec.region.is_empty() {
+        return Some("spec.region is empty".into());
+    }
+    if spec.network.name != network.0 || spec.network.magic != network.1 {
+        return Some(format!(
+            "spec.network {}/{} is not this node's network {}/{}",
+            spec.network.name, spec.network.magic, network.0, network.1
+        ));
+    }
+    if let Some(o) = &spec.override_
+        && let Some(p) = o.force_priority
+        && o.enabled
+        && !(1..=999).contains(&p)
+    {
+        return Some(format!("spec.override.forcePriority {p} is outside 1..999"));
+    }
+    if let Some(h) = &spec.health_check {
+        if !(1..=10).contains(&h.failure_threshold) {
+            return Some(format!(
+                "spec.healthCheck.failureThreshold {} is outside 1..10",
+                h.failure_threshold
+            ));
+        }
+        for (field, value) in [("interval", &h.interval), ("timeout", &h.timeout)] {
+            if parse_period(value).is_none() {
+                return Some(format!(
+                    "spec.healthCheck.{field} {value:?} is not like 30s, 1m, 1h"
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// `30s`, `1m`, `1h` (the CRD's pattern), not zero.
+pub fn parse_period(s: &str) -> Option<Duration> {
+    let unit = match s.chars().last()? {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        _ => return None,
+    };
+    let n: u64 = s[..s.len() - 1].parse().ok()?;
+    if n == 0 {
+        return None;
+    }
+    n.checked_mul(unit).map(Duration::from_secs)
+}
+
+/// The CardanoForgeCluster status our pod publishes for `report`, given the last one seen (for
+/// the transition time, which moves only when `forgingEnabled` or `effectiveState` changes).
+pub fn cluster_status(
+    pod: &str,
+    report: &StatusReport,
+    last: Option<&CardanoForgeClusterStatus>,
+    now: jiff::Timestamp,
+) -> CardanoForgeClusterStatus {
+    let forging = Some(report.forging_enabled);
+    let state = Some(report.effective_state);
+    let transitioned = last.is_none_or(|l| l.forging_enabled != forging || l.effective_state != state);
+    let last_transition = if transitioned {
+        Some(now.to_string())
+    } else {
+        last.and_then(|l| l.last_transition.clone())
+    };
+    let condition = |type_: &str, on: bool, reason: &str| {
+        let status = if on { "True" } else { "False" }.to_string();
+        // A condition's time moves only when its status does.
+        let since = last
+            .and_then(|l| l.conditions.iter().find(|c| c.type_ == type_))
+            .filter(|c| c.status == status)
+            .and_then(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| now.to_string());
+        Condition {
+            type_: type_.to_string(),
+            status,
+            last_transition_time: Some(since),
+            reason: Some(reason.to_string()),
+            message: None,
+            observed_generation: report.observed_generation,
+        }
+    };
+    CardanoForgeClusterStatus {
+        effective_state: state,
+        effective_priority: Some(report.effective_priority),
+        active_leader: Some(pod.to_string()),
+        forging_enabled: forging,
+        reason: Some(report.reason.as_str().to_string()),
+        message: Some(report.reason.message()),
+        last_transition,
+        observed_generation: report.observed_generation,
+        health_status: last.and_then(|l| l.health_status.clone()),
+        conditions: vec![
+            condition("LeaderElected", true, "LeaseHeld"),
+            condition("Ready", report.forging_enabled, report.reason.as_str()),
+        ],
+    }
+}
+
+/// Equal for the purpose of skipping a CFC status write: everything but times.
+pub fn same_cluster_content(a: &CardanoForgeClusterStatus, b: &CardanoForgeClusterStatus) -> bool {
+    let conditions = |s: &CardanoForgeClusterStatus| {
+        s.conditions
+            .iter()
+            .map(|c| {
+                (
+                    c.type_.clone(),
+                    c.status.clone(),
+                    c.reason.clone(),
+                    c.observed_generation,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    a.effective_state == b.effective_state
+        && a.effective_priority == b.effective_priority
+        && a.active_leader == b.active_leader
+        && a.forging_enabled == b.forging_enabled
+        && a.reason == b.reason
+        && a.message == b.message
+        && a.observed_generation == b.observed_generation
+        && conditions(a) == conditions(b)
 }
 
 /// The status our pod publishes for `report`, given the last one (for the transition time).

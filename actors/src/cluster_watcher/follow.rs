@@ -1,0 +1,124 @@
+//! Following our CardanoForgeCluster: a consistent GET (creating it from configuration when
+//! absent), then a watch; every object read is reported to the Decider, and so is every
+//! failure (fail closed). Runs inside the actor's context, so a restart stops it.
+
+use std::{
+    pin::pin,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use actix::Recipient;
+use forge_core::{
+    crd::{CardanoForgeCluster, CardanoForgeClusterSpec, CardanoForgeClusterStatus},
+    decision::Event,
+};
+use futures::StreamExt;
+use kube::api::ObjectMeta;
+
+use super::invalid_spec;
+use crate::{adapters::kube_object::NamedObject, messages::Fact};
+
+/// Everything the loop needs (cloned out of the actor).
+pub(super) struct Follow {
+    pub object: NamedObject<CardanoForgeCluster>,
+    pub default_spec: CardanoForgeClusterSpec,
+    pub fact: Recipient<Fact>,
+    pub idle: Duration,
+    pub retry_after: Duration,
+    pub network: (String, i64),
+    /// Statuses seen on the server, back to the actor (for write skipping).
+    pub seen: Arc<Mutex<Option<CardanoForgeClusterStatus>>>,
+}
+
+impl Follow {
+    fn unavailable(&self, why: String) {
+        tracing::warn!(cluster = %self.object.name(), %why, "CardanoForgeCluster unavailable: not forging");
+        self.fact
+            .do_send(Fact::now(Event::ClusterSpecUnavailable { why }));
+    }
+
+    fn report(&self, object: CardanoForgeCluster) {
+        set_seen(&self.seen, object.status.clone());
+        let generation = object.metadata.generation;
+        match invalid_spec(&object.spec, (&self.network.0, self.network.1)) {
+            Some(why) => self.unavailable(format!("{} is invalid: {why}", self.object.name())),
+            None => self.fact.do_send(Fact::now(Event::ClusterSpecChanged {
+                spec: Box::new(object.spec),
+                generation,
+            })),
+        }
+    }
+
+    /// Reads (creating if absent) and reports; false when it failed.
+    async fn read(&self) -> bool {
+        let read = match self.object.get().await {
+            Ok(Some(object)) => Ok(object),
+            Ok(None) => {
+                let object = CardanoForgeCluster {
+                    metadata: ObjectMeta {
+                        name: Some(self.object.name().to_string()),
+                        ..ObjectMeta::default()
+                    },
+                    spec: self.default_spec.clone(),
+                    status: None,
+                };
+                let created = self.object.create_if_absent(&object).await;
+                if created.is_ok() {
+                    tracing::info!(cluster = %self.object.name(), "created the CardanoForgeCluster from configuration");
+                }
+                created
+            }
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok(object) => {
+                self.report(object);
+                true
+            }
+            Err(e) => {
+                self.unavailable(format!("{} cannot be read: {e}", self.object.name()));
+                false
+            }
+        }
+    }
+
+    /// Runs until the actor stops.
+    pub async fn run(self) {
+        loop {
+            if self.read().await {
+                let mut events = pin!(self.object.watch(self.idle));
+                while let Some(event) = events.next().await {
+                    match event {
+                        Ok(Some(object)) => self.report(object),
+                        Ok(None) => {
+                            set_seen(&self.seen, None);
+                            self.unavailable(format!(
+                                "{} was deleted; it is re-created from configuration",
+                                self.object.name()
+                            ));
+                            break;
+                        }
+                        // Not yet a reason to stop: a fresh read decides (and reports a
+                        // failure as unavailable).
+                        Err(e) => {
+                            tracing::debug!(cluster = %self.object.name(), error = %e, "CardanoForgeCluster watch failed; re-reading");
+                            break;
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(self.retry_after).await;
+        }
+    }
+}
+
+/// Records the status last seen on the server.
+pub(super) fn set_seen(
+    seen: &Mutex<Option<CardanoForgeClusterStatus>>,
+    status: Option<CardanoForgeClusterStatus>,
+) {
+    if let Ok(mut s) = seen.lock() {
+        *s = status;
+    }
+}

@@ -1,0 +1,235 @@
+//! Contract of the ClusterWatcher with cluster management on, against the real kube-apiserver:
+//! replicas starting together create our CardanoForgeCluster once (409-safe) and both report
+//! its spec; spec changes are reported with their generation; an invalid spec and a deletion
+//! are reported as unavailable (fail closed), and a deleted object is re-created from
+//! configuration; the status is merge-patched, and an unchanged one is not written again.
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use forge_actors::{
+    adapters::{kube::client, kube_object::NamedObject},
+    cluster_watcher::{ClusterObject, ClusterWatcher},
+    messages::WriteStatus,
+    testing::Probe,
+};
+use forge_core::{
+    crd::{
+        CardanoForgeCluster, CardanoForgeClusterSpec, CardanoLeader, ForgeState, NetworkSpec, definitions,
+    },
+    decision::{Event, Reason, StatusReport},
+};
+use forge_sim::apiserver::{ApiServer, ApiServerOptions, start_for_test};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{
+    Api, Client,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+const NAME: &str = "pool-us-east-1";
+
+async fn install_crds(admin: Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    for crd in definitions() {
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .expect("CRD accepted");
+    }
+    let cfcs: Api<CardanoForgeCluster> = Api::namespaced(admin.clone(), "default");
+    let leaders: Api<CardanoLeader> = Api::namespaced(admin, "default");
+    for _ in 0..100 {
+        if cfcs.list(&Default::default()).await.is_ok() && leaders.list(&Default::default()).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("CRDs not served after 10 s");
+}
+
+fn spec() -> CardanoForgeClusterSpec {
+    CardanoForgeClusterSpec {
+        forge_state: ForgeState::PriorityBased,
+        priority: 1,
+        region: "us-east-1".into(),
+        network: NetworkSpec {
+            name: "preview".into(),
+            magic: 2,
+            era: "conway".into(),
+        },
+        pool: None,
+        application: None,
+        health_check: None,
+        override_: None,
+    }
+}
+
+async fn watcher(server: &ApiServer, pod: &str) -> (Probe, Addr<ClusterWatcher>) {
+    let c = client(Some(server.admin_kubeconfig()), TIMEOUT)
+        .await
+        .expect("client");
+    let probe = Probe::start();
+    let cluster = ClusterObject {
+        object: NamedObject::new(c.clone(), "default", NAME, TIMEOUT),
+        default_spec: spec(),
+        fact: probe.recipient(),
+        idle: Duration::from_secs(30),
+        retry_after: Duration::from_millis(200),
+        network: ("preview".into(), 2),
+    };
+    let leader = NamedObject::new(c, "default", "pool-leader", TIMEOUT);
+    let addr = ClusterWatcher::new(leader, pod, None)
+        .with_cluster(cluster)
+        .start();
+    (probe, addr)
+}
+
+async fn until(probe: &Probe, what: &str, f: impl Fn(&Event) -> bool) -> Event {
+    for _ in 0..200 {
+        if let Some(e) = probe.events().into_iter().rev().find(|e| f(e)) {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} not reported within 10 s: {:?}", probe.events());
+}
+
+fn report(forging: bool, generation: Option<i64>) -> StatusReport {
+    StatusReport {
+        forging_enabled: forging,
+        effective_state: ForgeState::PriorityBased,
+        effective_priority: 1,
+        reason: if forging {
+            Reason::SingleClusterLeader
+        } else {
+            Reason::NodeDown
+        },
+        observed_generation: generation,
+    }
+}
+
+#[actix::test]
+async fn the_cluster_watcher_follows_creates_and_writes_our_cardano_forge_cluster() {
+    let Some(server) = start_for_test(
+        "the_cluster_watcher_follows_creates_and_writes_our_cardano_forge_cluster",
+        ApiServerOptions::with_identities(["pod-0"]),
+    )
+    .await
+    else {
+        return;
+    };
+    let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
+        .await
+        .expect("admin");
+    install_crds(admin.clone()).await;
+    let cfcs: Api<CardanoForgeCluster> = Api::namespaced(admin, "default");
+
+    // Two replicas start together: one creates, the other reads theirs (409), both report.
+    let (p0, w0) = watcher(&server, "pod-0").await;
+    let (p1, _w1) = watcher(&server, "pod-1").await;
+    for p in [&p0, &p1] {
+        let e = until(p, "the created spec", |e| {
+            matches!(e, Event::ClusterSpecChanged { .. })
+        })
+        .await;
+        assert!(
+            matches!(&e, Event::ClusterSpecChanged { spec: s, generation: Some(1) } if **s == spec()),
+            "{e:?}"
+        );
+    }
+
+    // The status: written, then not written again while unchanged.
+    w0.send(WriteStatus(report(true, Some(1))))
+        .await
+        .expect("mailbox")
+        .expect("status written");
+    let written = cfcs.get(NAME).await.expect("get");
+    let status = written.status.clone().expect("status");
+    assert_eq!(status.forging_enabled, Some(true));
+    assert_eq!(status.active_leader.as_deref(), Some("pod-0"));
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(status.reason.as_deref(), Some("single_cluster_leader"));
+    assert!(status.last_transition.is_some());
+    w0.send(WriteStatus(report(true, Some(1))))
+        .await
+        .expect("mailbox")
+        .expect("unchanged");
+    let again = cfcs.get(NAME).await.expect("get");
+    assert_eq!(
+        again.metadata.resource_version, written.metadata.resource_version,
+        "an unchanged status is not written"
+    );
+    // A transition moves lastTransition.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    w0.send(WriteStatus(report(false, Some(1))))
+        .await
+        .expect("mailbox")
+        .expect("written");
+    let stopped = cfcs.get(NAME).await.expect("get").status.expect("status");
+    assert_eq!(stopped.forging_enabled, Some(false));
+    assert_ne!(stopped.last_transition, status.last_transition);
+
+    // A spec change arrives with its generation.
+    let params = PatchParams::default();
+    cfcs.patch(
+        NAME,
+        &params,
+        &Patch::Merge(serde_json::json!({"spec": {"forgeState": "Disabled"}})),
+    )
+    .await
+    .expect("patch");
+    let e = until(
+        &p0,
+        "the Disabled spec",
+        |e| matches!(e, Event::ClusterSpecChanged { spec, .. } if spec.forge_state == ForgeState::Disabled),
+    )
+    .await;
+    assert!(
+        matches!(
+            e,
+            Event::ClusterSpecChanged {
+                generation: Some(2),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+
+    // Another network's spec is not ours: fail closed.
+    cfcs.patch(
+        NAME,
+        &params,
+        &Patch::Merge(serde_json::json!({"spec": {"network": {"magic": 1}}})),
+    )
+    .await
+    .expect("patch");
+    let e = until(&p0, "unavailable (network)", |e| {
+        matches!(e, Event::ClusterSpecUnavailable { .. })
+    })
+    .await;
+    assert!(
+        matches!(&e, Event::ClusterSpecUnavailable { why } if why.contains("network")),
+        "{e:?}"
+    );
+
+    // Deleted: unavailable, then re-created from configuration.
+    let before = p0.events().len();
+    cfcs.delete(NAME, &DeleteParams::default()).await.expect("delete");
+    let e = until(
+        &p0,
+        "unavailable (deleted)",
+        |e| matches!(e, Event::ClusterSpecUnavailable { why } if why.contains("deleted")),
+    )
+    .await;
+    drop(e);
+    for _ in 0..200 {
+        let after = p0.events().split_off(before);
+        if after
+            .iter()
+            .any(|e| matches!(e, Event::ClusterSpecChanged { spec: s, .. } if **s == spec()))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not re-created from configuration: {:?}", p0.events());
+}
