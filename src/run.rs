@@ -36,6 +36,7 @@ use forge_actors::{
     metrics::{Metrics, PodLabels},
     node_signaller::{LeaseTap, NodeSignaller},
     node_watcher::{NodeWatcher, NodeWatcherSettings},
+    peer_watcher::{PeerMetrics, PeerSettings, PeerWatcher},
 };
 use forge_core::{
     config::{LogFormat, LogLevel, ValidConfig},
@@ -228,6 +229,24 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
             }
         }
     });
+
+    // Peer regions (cluster management only): a consistent read of each one's CFC and Lease
+    // every retry period, through its own kubeconfig.
+    if cfg.cluster.management_enabled && !cfg.peers.is_empty() {
+        let peer_metrics = PeerMetrics::register(&registry).context("peer metrics")?;
+        for peer in &cfg.peers {
+            let settings = PeerSettings {
+                name: peer.name.clone(),
+                kubeconfig: peer.kubeconfig.clone(),
+                namespace: cfg.namespace.clone(),
+                lease: cfg.names.lease.clone(),
+                every: cfg.lease.retry_period,
+                timeout: cfg.api_timeout,
+            };
+            let (fact, m) = (facts.clone(), peer_metrics.clone());
+            Supervisor::start(move |_| PeerWatcher::new(settings, clock, fact, Some(m)));
+        }
+    }
 
     let config = DeciderConfig {
         cluster: cfg.names.cluster.clone(),

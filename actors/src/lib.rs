@@ -15,6 +15,7 @@ pub mod messages;
 pub mod metrics;
 pub mod node_signaller;
 pub mod node_watcher;
+pub mod peer_watcher;
 pub mod ports;
 pub mod supervisor;
 pub mod testing;

@@ -51,6 +51,9 @@ pub struct WorldOptions {
     /// Run each node under the node guard (`forge-manager guard -- forge-manager sim node ...`,
     /// DESIGN.md section 12); the manager then finds the guard at [`Pod::guard_socket`].
     pub guard: bool,
+    /// Pod names are `{pod_prefix}-{i}` (distinct prefixes keep merged timelines of several
+    /// worlds, one per region, apart).
+    pub pod_prefix: String,
 }
 
 impl WorldOptions {
@@ -67,6 +70,7 @@ impl WorldOptions {
             extra_env: Vec::new(),
             show_output: false,
             guard: false,
+            pod_prefix: "pod".into(),
         }
     }
 }
@@ -143,7 +147,26 @@ pub struct World {
 impl World {
     /// Starts the API server, installs the CRDs, then each pod's proxy, manager and node.
     pub async fn start(options: WorldOptions) -> Result<World, WorldError> {
-        let names: Vec<String> = (0..options.replicas).map(|i| format!("pod-{i}")).collect();
+        let mut world = World::prepare(options).await?;
+        world.populate().await?;
+        Ok(world)
+    }
+
+    /// The options (change them between [`World::prepare`] and [`World::populate`], e.g. to
+    /// point `PEER_CLUSTERS` at other worlds' API servers).
+    pub fn options_mut(&mut self) -> &mut WorldOptions {
+        &mut self.options
+    }
+
+    fn pod_names(options: &WorldOptions) -> Vec<String> {
+        (0..options.replicas)
+            .map(|i| format!("{}-{i}", options.pod_prefix))
+            .collect()
+    }
+
+    /// Starts the API server and installs the CRDs, with no pods yet (see [`World::populate`]).
+    pub async fn prepare(options: WorldOptions) -> Result<World, WorldError> {
+        let names = World::pod_names(&options);
         let apiserver = ApiServer::start(ApiServerOptions::with_identities(names.clone())).await?;
         install_crds(&apiserver).await?;
         let dir = tempfile::Builder::new()
@@ -157,23 +180,28 @@ impl World {
         } else {
             Some(dir)
         };
-        let ports = free_ports(names.len())?;
-        let mut world = World {
+        Ok(World {
             apiserver,
             pods: Vec::new(),
             options,
             dir,
             dir_path,
             started: Instant::now(),
-        };
+        })
+    }
+
+    /// Starts each pod's proxy, manager and node.
+    pub async fn populate(&mut self) -> Result<(), WorldError> {
+        let names = World::pod_names(&self.options);
+        let ports = free_ports(names.len())?;
         for (name, port) in names.into_iter().zip(ports) {
-            let pod = world.start_pod(&name, port).await?;
-            world.pods.push(pod);
+            let pod = self.start_pod(&name, port).await?;
+            self.pods.push(pod);
         }
-        for i in 0..world.pods.len() {
-            world.start_node(i).await?;
+        for i in 0..self.pods.len() {
+            self.start_node(i).await?;
         }
-        Ok(world)
+        Ok(())
     }
 
     async fn start_pod(&self, name: &str, port: u16) -> Result<Pod, WorldError> {
@@ -317,7 +345,12 @@ impl World {
         })
         .await
         .map(|_| ())
-        .map_err(|_| other(format!("pod-{i}: node socket not accepting within 10 s")))
+        .map_err(|_| {
+            other(format!(
+                "{}: node socket not accepting within 10 s",
+                self.pods[i].name
+            ))
+        })
     }
 
     /// Sends `signal` to pod `i`'s manager (SIGTERM for a graceful stop, SIGKILL for a crash).

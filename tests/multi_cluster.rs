@@ -1,0 +1,227 @@
+//! Multi-region scenarios with real processes (issue 6): one real kube-apiserver per region,
+//! two `forge-manager run` sidecars and node simulators per region, cluster management on,
+//! `PEER_CLUSTERS` pointing at the other regions' API servers. The merged node timelines of
+//! all regions are the judge: the overlap of forgers must be 0 ms.
+//!
+//! The scenarios run one at a time (each starts several API servers and many processes).
+
+use std::{
+    path::PathBuf,
+    sync::LazyLock,
+    time::{Duration, Instant},
+};
+
+use forge_core::crd::CardanoForgeCluster;
+use forge_sim::{
+    timeline::{EventKind, TimelineEvent, Verdict, judge},
+    world::{World, WorldOptions},
+};
+use kube::{
+    Api,
+    api::{Patch, PatchParams},
+};
+
+static ONE_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
+
+const REPLICAS: usize = 2;
+
+fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_forge-manager"))
+}
+
+/// The regions of a test: `(region, priority)`; each region's CFC is `pool-{region}`.
+struct Regions {
+    names: Vec<String>,
+    worlds: Vec<World>,
+}
+
+impl Regions {
+    /// Starts one API server per region, then every region's pods, each region's managers
+    /// reading the others' CFCs and Leases through the others' admin kubeconfigs.
+    async fn start(test: &str, regions: &[(&str, u16)]) -> Option<Regions> {
+        if forge_sim::apiserver::skipped(test) {
+            return None;
+        }
+        forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
+        let mut worlds = Vec::new();
+        for (region, _) in regions {
+            let mut options = WorldOptions::fast(exe(), REPLICAS);
+            options.pod_prefix = (*region).to_string();
+            worlds.push(
+                World::prepare(options)
+                    .await
+                    .unwrap_or_else(|e| panic!("{test}: {e}")),
+            );
+        }
+        let kubeconfigs: Vec<PathBuf> = worlds
+            .iter()
+            .map(|w| w.apiserver.admin_kubeconfig().to_path_buf())
+            .collect();
+        for (i, (region, priority)) in regions.iter().enumerate() {
+            let peers: Vec<String> = regions
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(j, (r, _))| format!("pool-{r}={}", kubeconfigs[j].display()))
+                .collect();
+            worlds[i].options_mut().extra_env = vec![
+                ("ENABLE_CLUSTER_MANAGEMENT".into(), "true".into()),
+                ("CLUSTER_IDENTIFIER".into(), format!("pool-{region}")),
+                ("CLUSTER_REGION".into(), (*region).to_string()),
+                ("CLUSTER_PRIORITY".into(), priority.to_string()),
+                ("PEER_CLUSTERS".into(), peers.join(",")),
+            ];
+        }
+        for w in &mut worlds {
+            w.populate().await.unwrap_or_else(|e| panic!("{test}: {e}"));
+        }
+        Some(Regions {
+            names: regions.iter().map(|(r, _)| (*r).to_string()).collect(),
+            worlds,
+        })
+    }
+
+    fn events(&self) -> Vec<TimelineEvent> {
+        self.worlds.iter().flat_map(|w| w.events()).collect()
+    }
+
+    fn verdict(&self) -> Verdict {
+        judge(&self.events())
+    }
+
+    fn forging_now(&self) -> Vec<String> {
+        self.worlds.iter().flat_map(|w| w.forging_now()).collect()
+    }
+
+    /// Waits until exactly one node forges, in `region`; returns it and the time waited.
+    async fn wait_for_forger_in(&self, region: &str, within: Duration) -> Option<(String, Duration)> {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            let now = self.forging_now();
+            if now.len() == 1 && now[0].starts_with(&format!("{region}-")) {
+                return Some((now[0].clone(), started.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    }
+
+    async fn cfcs(&self, region: &str) -> Api<CardanoForgeCluster> {
+        let i = self.names.iter().position(|n| n == region).expect("region");
+        let c = forge_sim::apiserver::client_from_kubeconfig(
+            self.worlds[i].apiserver.admin_kubeconfig(),
+            Some(Duration::from_secs(5)),
+        )
+        .await
+        .expect("admin client");
+        Api::namespaced(c, "default")
+    }
+
+    async fn patch_spec(&self, region: &str, spec: serde_json::Value) {
+        self.cfcs(region)
+            .await
+            .patch(
+                &format!("pool-{region}"),
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({ "spec": spec })),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("patching pool-{region}: {e}"));
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for w in &self.worlds {
+            for (i, p) in w.pods.iter().enumerate() {
+                let log = w.manager_log(i);
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                out.push_str(&format!("--- {} ---\n", p.name));
+                for l in tail.into_iter().rev() {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+
+    fn assert_no_overlap(&self, scenario: &str) {
+        let v = self.verdict();
+        eprintln!("{scenario}: merged verdict {v:?}");
+        assert_eq!(v.overlap_ms, 0.0, "{scenario}: two nodes forged at once: {v:?}");
+    }
+
+    /// The first `forging_on` in `region` at or after `since_ns`, in ms after it.
+    fn took_over_ms(&self, region: &str, since_ns: u64) -> Option<f64> {
+        let mut events = self.events();
+        events.sort_by_key(|e| e.t_unix_ns);
+        events
+            .iter()
+            .find(|e| {
+                e.event == EventKind::ForgingOn
+                    && e.node.starts_with(&format!("{region}-"))
+                    && e.t_unix_ns >= since_ns
+            })
+            .map(|e| (e.t_unix_ns - since_ns) as f64 / 1e6)
+    }
+
+    fn stop(&mut self) {
+        for w in &mut self.worlds {
+            w.stop();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_priority_one_region_forges_and_planned_maintenance_hands_over_and_back() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let test = "only_the_priority_one_region_forges_and_planned_maintenance_hands_over_and_back";
+    let Some(mut r) = Regions::start(test, &[("east", 1), ("west", 2)]).await else {
+        return;
+    };
+
+    // Normal operation: only the priority-1 region forges.
+    let (forger, took) = r
+        .wait_for_forger_in("east", Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("east does not forge alone: {:?}\n{}", r.forging_now(), r.logs()));
+    eprintln!("(1) {forger} forges after {took:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(r.forging_now(), vec![forger.clone()], "{}", r.logs());
+    let status = r
+        .cfcs("east")
+        .await
+        .get("pool-east")
+        .await
+        .expect("east CFC")
+        .status
+        .expect("east status");
+    assert_eq!(status.forging_enabled, Some(true), "{status:?}");
+    assert_eq!(status.active_leader.as_deref(), Some(forger.as_str()));
+    r.assert_no_overlap("(1)");
+
+    // Planned maintenance: east Disabled -> west takes over.
+    let since = forge_sim::timeline::unix_now_ns();
+    r.patch_spec("east", serde_json::json!({"forgeState": "Disabled"}))
+        .await;
+    let (west, _) = r
+        .wait_for_forger_in("west", Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("west did not take over: {:?}\n{}", r.forging_now(), r.logs()));
+    let over = r.took_over_ms("west", since).expect("a forging_on in west");
+    eprintln!("(2) east Disabled: {west} forges after {over:.0} ms");
+    r.assert_no_overlap("(2)");
+
+    // Back to Priority-based: failback to east.
+    let since = forge_sim::timeline::unix_now_ns();
+    r.patch_spec("east", serde_json::json!({"forgeState": "Priority-based"}))
+        .await;
+    let (east, _) = r
+        .wait_for_forger_in("east", Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("no failback to east: {:?}\n{}", r.forging_now(), r.logs()));
+    let back = r.took_over_ms("east", since).expect("a forging_on in east");
+    eprintln!("(3) east Priority-based: {east} forges after {back:.0} ms");
+    r.assert_no_overlap("(3)");
+    r.stop();
+}
