@@ -1,0 +1,58 @@
+{{- define "fm.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "fm.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "fm.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "fm.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "fm.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: block-producer
+{{- end -}}
+
+{{- define "fm.labels" -}}
+{{ include "fm.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: forge-manager
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "fm.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "fm.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "fm.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* The first 10 characters of the pool id, as the sidecar's metric label and derived names use. */}}
+{{- define "fm.poolShort" -}}
+{{- .Values.forgeManager.pool.id | trunc 10 -}}
+{{- end -}}
+
+{{- define "fm.securityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+{{- end -}}
+
+{{- define "fm.leaderName" -}}
+{{- default (printf "%s-leader" (include "fm.fullname" .)) .Values.forgeManager.leaderName -}}
+{{- end -}}
+
+{{/* The region's CardanoForgeCluster; the sidecar gets it as CLUSTER_IDENTIFIER. */}}
+{{- define "fm.clusterName" -}}
+{{- printf "%s-%s" (include "fm.fullname" .) .Values.clusterManagement.region | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
