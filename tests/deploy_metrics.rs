@@ -39,10 +39,6 @@ const PENDING: &[(&str, &str)] = &[
         "health probing (issue 6), the seed's name, labelled by cluster",
     ),
     (
-        "forge_manager_mailbox_depth",
-        "registered in actors/src/metrics.rs, but no actor sets it yet, so it has no sample",
-    ),
-    (
         "forge_manager_peer_seen",
         "peer watching (issue 6): 1 while a peer region's API server is readable, labelled by peer",
     ),
