@@ -34,7 +34,8 @@ def copies_in_sync():
 
 
 def start_apiserver():
-    exe = os.environ.get("FORGE_MANAGER_BIN", str(ROOT / "target/debug/forge-manager"))
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    exe = os.environ.get("FORGE_MANAGER_BIN", str(target / "debug" / "forge-manager"))
     proc = subprocess.Popen([exe, "sim", "apiserver"], stdout=subprocess.PIPE, text=True)
     kubeconfig = None
     for line in proc.stdout:
