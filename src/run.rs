@@ -29,6 +29,7 @@ use forge_actors::{
     cluster_watcher::{ClusterObject, ClusterWatcher},
     credential_keeper::CredentialKeeper,
     decider::{Decider, DeciderOutputs, DeciderSettings},
+    health_prober::{HealthMetrics, HealthProber, Probing},
     http::{self, Endpoints, Snapshot},
     lease_elector::LeaseElector,
     mailbox::Counted,
@@ -211,6 +212,31 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         move |_| CredentialKeeper::new(sources, targets, fact, rotated, &m)
     });
     let leader_object = NamedObject::new(kube.clone(), &cfg.namespace, &cfg.names.leader, cfg.api_timeout);
+    // Health probing (cluster management only): the CFC's healthCheck, the environment's as
+    // fallback; the leader's result goes into the CFC status.
+    let health_status = Arc::new(std::sync::Mutex::new(None));
+    let (health_spec, health_spec_rx) = tokio::sync::watch::channel(None);
+    if cfg.cluster.management_enabled {
+        let fallback = cfg.health.endpoint.as_ref().map(|endpoint| Probing {
+            endpoint: endpoint.clone(),
+            interval: cfg.health.interval,
+            timeout: cfg.health.timeout,
+            failure_threshold: cfg.health.failure_threshold,
+            headers: Default::default(),
+        });
+        let health_metrics = HealthMetrics::register(&registry).context("health metrics")?;
+        let (cluster, fact, status) = (cfg.names.cluster.clone(), facts.clone(), health_status.clone());
+        Supervisor::start(move |_| {
+            HealthProber::new(
+                cluster,
+                fallback,
+                health_spec_rx,
+                fact,
+                Some(health_metrics),
+                status,
+            )
+        });
+    }
     let cluster_object = cfg.cluster.management_enabled.then(|| ClusterObject {
         object: NamedObject::new(kube, &cfg.namespace, &cfg.names.cluster, cfg.api_timeout),
         default_spec: default_cluster_spec(&cfg),
@@ -218,11 +244,12 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         idle: WATCH_IDLE,
         retry_after: cfg.lease.retry_period,
         network: (cfg.network.name.clone(), i64::from(cfg.network.magic)),
+        health_spec: Some(health_spec),
     });
     let status_writer = Supervisor::start({
         let (pod, m) = (cfg.pod_name.clone(), metrics.clone());
         move |_| {
-            let watcher = ClusterWatcher::new(leader_object, pod, Some(m));
+            let watcher = ClusterWatcher::new(leader_object, pod, Some(m)).with_health(health_status);
             match cluster_object {
                 Some(c) => watcher.with_cluster(c),
                 None => watcher,

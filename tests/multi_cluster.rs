@@ -39,6 +39,15 @@ impl Regions {
     /// Starts one API server per region, then every region's pods, each region's managers
     /// reading the others' CFCs and Leases through the others' admin kubeconfigs.
     async fn start(test: &str, regions: &[(&str, u16)]) -> Option<Regions> {
+        Regions::start_with(test, regions, |_| Vec::new()).await
+    }
+
+    /// [`Regions::start`] with more environment per region.
+    async fn start_with(
+        test: &str,
+        regions: &[(&str, u16)],
+        extra: impl Fn(&str) -> Vec<(String, String)>,
+    ) -> Option<Regions> {
         if forge_sim::apiserver::skipped(test) {
             return None;
         }
@@ -71,6 +80,7 @@ impl Regions {
                 ("CLUSTER_PRIORITY".into(), priority.to_string()),
                 ("PEER_CLUSTERS".into(), peers.join(",")),
             ];
+            worlds[i].options_mut().extra_env.extend(extra(region));
         }
         for w in &mut worlds {
             w.populate().await.unwrap_or_else(|e| panic!("{test}: {e}"));
@@ -223,5 +233,115 @@ async fn only_the_priority_one_region_forges_and_planned_maintenance_hands_over_
     let back = r.took_over_ms("east", since).expect("a forging_on in east");
     eprintln!("(3) east Priority-based: {east} forges after {back:.0} ms");
     r.assert_no_overlap("(3)");
+    r.stop();
+}
+
+/// A health endpoint the test controls: answers 200 while `healthy`, else 503.
+struct HealthEndpoint {
+    url: String,
+    healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HealthEndpoint {
+    async fn start() -> HealthEndpoint {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/health", listener.local_addr().expect("addr"));
+        let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let h = healthy.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                let ok = h.load(std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = s.read(&mut buf).await;
+                    let line = if ok { "200 OK" } else { "503 Service Unavailable" };
+                    let _ = s
+                        .write_all(
+                            format!("HTTP/1.1 {line}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                                .as_bytes(),
+                        )
+                        .await;
+                });
+            }
+        });
+        HealthEndpoint { url, healthy }
+    }
+
+    fn set(&self, healthy: bool) {
+        self.healthy.store(healthy, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_health_endpoint_demotes_the_primary_and_recovery_fails_back() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let test = "a_failing_health_endpoint_demotes_the_primary_and_recovery_fails_back";
+    let endpoint = HealthEndpoint::start().await;
+    let url = endpoint.url.clone();
+    let Some(mut r) = Regions::start_with(test, &[("east", 1), ("west", 2)], |region| {
+        if region == "east" {
+            vec![
+                ("HEALTH_CHECK_ENDPOINT".into(), url.clone()),
+                ("HEALTH_CHECK_INTERVAL".into(), "1".into()),
+                ("HEALTH_CHECK_TIMEOUT".into(), "1".into()),
+                ("HEALTH_CHECK_FAILURE_THRESHOLD".into(), "2".into()),
+            ]
+        } else {
+            Vec::new()
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    let (forger, took) = r
+        .wait_for_forger_in("east", Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("east does not forge alone: {:?}\n{}", r.forging_now(), r.logs()));
+    eprintln!("(h1) {forger} forges after {took:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(r.forging_now(), vec![forger.clone()], "{}", r.logs());
+
+    // 503: after the threshold (2 failures, 1 s apart) east is demoted (+100) and west forges.
+    let since = forge_sim::timeline::unix_now_ns();
+    endpoint.set(false);
+    let (west, _) = r
+        .wait_for_forger_in("west", Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("west did not take over: {:?}\n{}", r.forging_now(), r.logs()));
+    let over = r.took_over_ms("west", since).expect("a forging_on in west");
+    eprintln!("(h2) east unhealthy: {west} forges after {over:.0} ms");
+    // One failure already costs +10 (1 + 10 > 2); the threshold brings the full +100, and
+    // the leader's status shows it.
+    let cfcs = r.cfcs("east").await;
+    let mut status = None;
+    for _ in 0..100 {
+        let s = cfcs.get("pool-east").await.expect("east CFC").status;
+        if s.as_ref().and_then(|s| s.effective_priority) == Some(101) {
+            status = s;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = status.unwrap_or_else(|| panic!("east not demoted to 101 within 10 s\n{}", r.logs()));
+    let health = status.health_status.clone().expect("healthStatus");
+    assert_eq!(health.healthy, Some(false), "{status:?}");
+    assert_eq!(status.forging_enabled, Some(false), "{status:?}");
+    r.assert_no_overlap("(h2)");
+
+    // Recovery: failback to east.
+    let since = forge_sim::timeline::unix_now_ns();
+    endpoint.set(true);
+    let (east, _) = r
+        .wait_for_forger_in("east", Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("no failback to east: {:?}\n{}", r.forging_now(), r.logs()));
+    let back = r.took_over_ms("east", since).expect("a forging_on in east");
+    eprintln!("(h3) east healthy again: {east} forges after {back:.0} ms");
+    r.assert_no_overlap("(h3)");
     r.stop();
 }

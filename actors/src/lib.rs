@@ -8,6 +8,7 @@ pub mod clock;
 pub mod cluster_watcher;
 pub mod credential_keeper;
 pub mod decider;
+pub mod health_prober;
 pub mod http;
 pub mod lease_elector;
 pub mod mailbox;

@@ -75,6 +75,7 @@ async fn watcher(server: &ApiServer, pod: &str) -> (Probe, Addr<ClusterWatcher>)
         idle: Duration::from_secs(30),
         retry_after: Duration::from_millis(200),
         network: ("preview".into(), 2),
+        health_spec: None,
     };
     let leader = NamedObject::new(c, "default", "pool-leader", TIMEOUT);
     let addr = ClusterWatcher::new(leader, pod, None)

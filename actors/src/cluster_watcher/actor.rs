@@ -17,6 +17,7 @@ impl Actor for ClusterWatcher {
                 idle: c.idle,
                 retry_after: c.retry_after,
                 network: c.network.clone(),
+                health_spec: c.health_spec.clone(),
                 seen: self.seen.clone(),
             };
             ctx.spawn(follow.run().into_actor(self));

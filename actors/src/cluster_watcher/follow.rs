@@ -27,6 +27,7 @@ pub(super) struct Follow {
     pub idle: Duration,
     pub retry_after: Duration,
     pub network: (String, i64),
+    pub health_spec: Option<tokio::sync::watch::Sender<Option<forge_core::crd::HealthCheckSpec>>>,
     /// Statuses seen on the server, back to the actor (for write skipping).
     pub seen: Arc<Mutex<Option<CardanoForgeClusterStatus>>>,
 }
@@ -43,10 +44,20 @@ impl Follow {
         let generation = object.metadata.generation;
         match invalid_spec(&object.spec, (&self.network.0, self.network.1)) {
             Some(why) => self.unavailable(format!("{} is invalid: {why}", self.object.name())),
-            None => self.fact.do_send(Fact::now(Event::ClusterSpecChanged {
-                spec: Box::new(object.spec),
-                generation,
-            })),
+            None => {
+                if let Some(tx) = &self.health_spec {
+                    let next = object.spec.health_check.clone();
+                    tx.send_if_modified(|h| {
+                        let changed = *h != next;
+                        *h = next;
+                        changed
+                    });
+                }
+                self.fact.do_send(Fact::now(Event::ClusterSpecChanged {
+                    spec: Box::new(object.spec),
+                    generation,
+                }));
+            }
         }
     }
 

@@ -24,7 +24,8 @@ impl Handler<WriteStatus> for ClusterWatcher {
         let leader_unchanged = self.last.as_ref().is_some_and(|l| same_content(l, &status));
         let cfc = self.cluster.as_ref().and_then(|c| {
             let seen = self.seen.lock().ok().and_then(|s| s.clone());
-            let next = cluster_status(&self.pod, &report, seen.as_ref(), now);
+            let health = self.health.lock().ok().and_then(|h| h.clone());
+            let next = cluster_status(&self.pod, &report, health.as_ref(), seen.as_ref(), now);
             let unchanged = seen.as_ref().is_some_and(|s| same_cluster_content(s, &next));
             (!unchanged).then(|| (c.object.clone(), serde_json::to_value(&next).unwrap_or_default()))
         });

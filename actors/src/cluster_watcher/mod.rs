@@ -28,10 +28,11 @@ use actix::Recipient;
 use forge_core::{
     crd::{
         CardanoForgeCluster, CardanoForgeClusterSpec, CardanoForgeClusterStatus, CardanoLeader,
-        CardanoLeaderStatus, Condition,
+        CardanoLeaderStatus, Condition, HealthCheckSpec, HealthStatus,
     },
     decision::StatusReport,
 };
+use tokio::sync::watch;
 
 use crate::{adapters::kube_object::NamedObject, messages::Fact, metrics::Metrics, supervisor::Restarts};
 
@@ -47,6 +48,8 @@ pub struct ClusterWatcher {
     cluster: Option<ClusterObject>,
     /// The CFC status last seen on the server (watch events, our write responses).
     seen: Arc<Mutex<Option<CardanoForgeClusterStatus>>>,
+    /// This pod's HealthProber's latest result, for `status.healthStatus`.
+    health: Arc<Mutex<Option<HealthStatus>>>,
 }
 
 /// What the ClusterWatcher needs for this cluster's CardanoForgeCluster.
@@ -63,6 +66,8 @@ pub struct ClusterObject {
     pub retry_after: Duration,
     /// The network this node runs on (`name`, `magic`): a CFC for another network is invalid.
     pub network: (String, i64),
+    /// Where the valid spec's `healthCheck` goes (the HealthProber), if anywhere.
+    pub health_spec: Option<watch::Sender<Option<HealthCheckSpec>>>,
 }
 
 impl ClusterWatcher {
@@ -80,7 +85,14 @@ impl ClusterWatcher {
             restarts,
             cluster: None,
             seen: Arc::default(),
+            health: Arc::default(),
         }
+    }
+
+    /// Publishes `health` (kept up to date by the HealthProber) as `status.healthStatus`.
+    pub fn with_health(mut self, health: Arc<Mutex<Option<HealthStatus>>>) -> Self {
+        self.health = health;
+        self
     }
 
     /// Adds cluster management: follow and write `cluster` too.
@@ -146,11 +158,13 @@ pub fn parse_period(s: &str) -> Option<Duration> {
     n.checked_mul(unit).map(Duration::from_secs)
 }
 
-/// The CardanoForgeCluster status our pod publishes for `report`, given the last one seen (for
-/// the transition time, which moves only when `forgingEnabled` or `effectiveState` changes).
+/// The CardanoForgeCluster status our pod publishes for `report` and its `health` probing, given
+/// the last one seen (for the transition time, which moves only when `forgingEnabled` or
+/// `effectiveState` changes).
 pub fn cluster_status(
     pod: &str,
     report: &StatusReport,
+    health: Option<&HealthStatus>,
     last: Option<&CardanoForgeClusterStatus>,
     now: jiff::Timestamp,
 ) -> CardanoForgeClusterStatus {
@@ -188,11 +202,23 @@ pub fn cluster_status(
         message: Some(report.reason.message()),
         last_transition,
         observed_generation: report.observed_generation,
-        health_status: last.and_then(|l| l.health_status.clone()),
-        conditions: vec![
-            condition("LeaderElected", true, "LeaseHeld"),
-            condition("Ready", report.forging_enabled, report.reason.as_str()),
-        ],
+        health_status: health.cloned(),
+        conditions: {
+            let mut c = vec![
+                condition("LeaderElected", true, "LeaseHeld"),
+                condition("Ready", report.forging_enabled, report.reason.as_str()),
+            ];
+            if let Some(h) = health {
+                let healthy = h.healthy.unwrap_or(false);
+                let reason = if healthy {
+                    "ProbeSucceeding"
+                } else {
+                    "ProbeFailing"
+                };
+                c.push(condition("HealthCheckPassing", healthy, reason));
+            }
+            c
+        },
     }
 }
 
@@ -218,6 +244,7 @@ pub fn same_cluster_content(a: &CardanoForgeClusterStatus, b: &CardanoForgeClust
         && a.reason == b.reason
         && a.message == b.message
         && a.observed_generation == b.observed_generation
+        && a.health_status.as_ref().map(|h| h.healthy) == b.health_status.as_ref().map(|h| h.healthy)
         && conditions(a) == conditions(b)
 }
 

@@ -1,0 +1,267 @@
+//! HealthProber (DESIGN.md section 5): probes this cluster's health endpoint and reports each
+//! outcome to the Decider (`HealthResult`; `HealthReset` when probing is turned off), which
+//! turns consecutive failures into the priority penalty (+10 after one, +100 at the threshold).
+//!
+//! What is probed: the CardanoForgeCluster's `spec.healthCheck` as the ClusterWatcher last read
+//! it (`enabled`, `endpoint`, `interval`, `timeout`, `failureThreshold`, `headers`); while the
+//! CFC has no `healthCheck`, the environment's `HEALTH_CHECK_*` settings. A probe is an HTTP/1.1
+//! GET that is healthy iff it answers 200 within the timeout. Only `http://` endpoints are
+//! supported so far (an `https://` endpoint fails every probe with a clear message: TLS probing
+//! is pending).
+//!
+//! Every replica probes (the Decider of each pod needs the count), but only the local leader's
+//! view reaches the CFC status (`healthStatus`, written by its ClusterWatcher from the shared
+//! [`HealthStatus`] this actor keeps up to date), so the status does not flap between replicas.
+//! Metrics, labelled by `cluster`: `cardano_cluster_health_check_success`,
+//! `..._consecutive_failures`, `..._duration_seconds`, `..._last_success_timestamp`.
+
+mod http_get;
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use actix::{Actor, AsyncContext, Context, Recipient, WrapFuture};
+use forge_core::{
+    crd::{HealthCheckSpec, HealthStatus},
+    decision::Event,
+};
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntGaugeVec, Opts, Registry};
+use tokio::sync::watch;
+
+pub use http_get::probe;
+
+use crate::{cluster_watcher::parse_period, messages::Fact};
+
+/// What to probe, and how often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probing {
+    /// The URL.
+    pub endpoint: String,
+    /// Period between probes.
+    pub interval: Duration,
+    /// Deadline of one probe.
+    pub timeout: Duration,
+    /// Consecutive failures before `healthy: false`.
+    pub failure_threshold: u32,
+    /// Extra request headers.
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Probing {
+    /// The probing a CFC `healthCheck` asks for (`None`: off).
+    pub fn of_spec(h: &HealthCheckSpec) -> Option<Probing> {
+        if !h.enabled {
+            return None;
+        }
+        Some(Probing {
+            endpoint: h.endpoint.clone()?,
+            interval: parse_period(&h.interval).unwrap_or(Duration::from_secs(30)),
+            timeout: parse_period(&h.timeout).unwrap_or(Duration::from_secs(10)),
+            failure_threshold: u32::try_from(h.failure_threshold).unwrap_or(3).max(1),
+            headers: h.headers.clone(),
+        })
+    }
+}
+
+/// The CFC's `healthCheck` wins when present; otherwise the environment's settings.
+pub fn effective(spec: Option<&HealthCheckSpec>, fallback: Option<&Probing>) -> Option<Probing> {
+    match spec {
+        Some(h) => Probing::of_spec(h),
+        None => fallback.cloned(),
+    }
+}
+
+/// The health gauges, labelled by `cluster`.
+#[derive(Clone)]
+pub struct HealthMetrics {
+    success: IntGaugeVec,
+    consecutive_failures: IntGaugeVec,
+    duration: HistogramVec,
+    last_success: GaugeVec,
+}
+
+impl HealthMetrics {
+    /// Registers them in `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let success = IntGaugeVec::new(
+            Opts::new(
+                "cardano_cluster_health_check_success",
+                "1 when the last health probe of this cluster succeeded.",
+            ),
+            &["cluster"],
+        )?;
+        let consecutive_failures = IntGaugeVec::new(
+            Opts::new(
+                "cardano_cluster_health_check_consecutive_failures",
+                "Failed health probes in a row.",
+            ),
+            &["cluster"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "cardano_cluster_health_check_duration_seconds",
+                "Duration of health probes.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["cluster"],
+        )?;
+        let last_success = GaugeVec::new(
+            Opts::new(
+                "cardano_cluster_health_check_last_success_timestamp",
+                "Unix time of the last successful health probe.",
+            ),
+            &["cluster"],
+        )?;
+        registry.register(Box::new(success.clone()))?;
+        registry.register(Box::new(consecutive_failures.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(last_success.clone()))?;
+        Ok(Self {
+            success,
+            consecutive_failures,
+            duration,
+            last_success,
+        })
+    }
+}
+
+/// The actor.
+pub struct HealthProber {
+    cluster: String,
+    fallback: Option<Probing>,
+    spec: watch::Receiver<Option<HealthCheckSpec>>,
+    fact: Recipient<Fact>,
+    metrics: Option<HealthMetrics>,
+    status: Arc<Mutex<Option<HealthStatus>>>,
+}
+
+impl HealthProber {
+    /// A prober for `cluster`; `spec` carries the CFC's `healthCheck` (from the
+    /// ClusterWatcher), `fallback` the environment's settings; `status` is shared with the
+    /// ClusterWatcher for the CFC `healthStatus`.
+    pub fn new(
+        cluster: impl Into<String>,
+        fallback: Option<Probing>,
+        spec: watch::Receiver<Option<HealthCheckSpec>>,
+        fact: Recipient<Fact>,
+        metrics: Option<HealthMetrics>,
+        status: Arc<Mutex<Option<HealthStatus>>>,
+    ) -> Self {
+        Self {
+            cluster: cluster.into(),
+            fallback,
+            spec,
+            fact,
+            metrics,
+            status,
+        }
+    }
+}
+
+impl Actor for HealthProber {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let run = Run {
+            cluster: self.cluster.clone(),
+            fallback: self.fallback.clone(),
+            spec: self.spec.clone(),
+            fact: self.fact.clone(),
+            metrics: self.metrics.clone(),
+            status: self.status.clone(),
+        };
+        ctx.spawn(run.run().into_actor(self));
+    }
+}
+
+struct Run {
+    cluster: String,
+    fallback: Option<Probing>,
+    spec: watch::Receiver<Option<HealthCheckSpec>>,
+    fact: Recipient<Fact>,
+    metrics: Option<HealthMetrics>,
+    status: Arc<Mutex<Option<HealthStatus>>>,
+}
+
+impl Run {
+    async fn run(mut self) {
+        let mut failures: u32 = 0;
+        let mut probing = false;
+        loop {
+            let current = effective(self.spec.borrow_and_update().as_ref(), self.fallback.as_ref());
+            let Some(p) = current else {
+                if probing || failures > 0 {
+                    tracing::info!(cluster = %self.cluster, "health probing off");
+                    self.fact.do_send(Fact::now(Event::HealthReset));
+                    self.set_status(None);
+                }
+                probing = false;
+                failures = 0;
+                if self.spec.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                continue;
+            };
+            probing = true;
+            let started = Instant::now();
+            let outcome = probe(&p.endpoint, &p.headers, p.timeout).await;
+            let took = started.elapsed();
+            let ok = outcome.is_ok();
+            let before = failures;
+            failures = if ok { 0 } else { failures.saturating_add(1) };
+            if ok != (before == 0) || (failures == p.failure_threshold) {
+                match &outcome {
+                    Ok(()) => tracing::info!(cluster = %self.cluster, "health probe succeeds again"),
+                    Err(why) => {
+                        tracing::warn!(cluster = %self.cluster, failures, %why, "health probe failed")
+                    }
+                }
+            }
+            self.fact.do_send(Fact::now(Event::HealthResult { ok }));
+            if let Some(m) = &self.metrics {
+                let l = [self.cluster.as_str()];
+                m.success.with_label_values(&l).set(i64::from(ok));
+                m.consecutive_failures
+                    .with_label_values(&l)
+                    .set(i64::from(failures));
+                m.duration.with_label_values(&l).observe(took.as_secs_f64());
+                if ok {
+                    let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+                    m.last_success.with_label_values(&l).set(now);
+                }
+            }
+            self.set_status(Some(HealthStatus {
+                healthy: Some(failures < p.failure_threshold),
+                last_probe_time: Some(jiff::Timestamp::now().to_string()),
+                consecutive_failures: Some(i32::try_from(failures).unwrap_or(i32::MAX)),
+                message: Some(match &outcome {
+                    Ok(()) => "HTTP 200".to_string(),
+                    Err(why) => why.clone(),
+                }),
+                response_time: Some(format!("{:.3}s", took.as_secs_f64())),
+            }));
+            tokio::select! {
+                _ = tokio::time::sleep(p.interval.saturating_sub(took)) => {}
+                changed = self.spec.changed() => {
+                    if changed.is_err() {
+                        // No more spec updates: keep probing on the period.
+                        tokio::time::sleep(p.interval.saturating_sub(took)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_status(&self, status: Option<HealthStatus>) {
+        if let Ok(mut s) = self.status.lock() {
+            *s = status;
+        }
+    }
+}
+
+impl actix::Supervised for HealthProber {}
