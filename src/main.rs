@@ -34,6 +34,12 @@ enum Command {
     Guard(guard::GuardArgs),
     /// Send protocol lines to a running node guard and print its answers.
     GuardCtl(guard::GuardCtlArgs),
+    /// Copy this binary into DIR (an init container puts the guard into a shared volume; the
+    /// image has no shell or `cp`).
+    Install {
+        /// The directory to copy `forge-manager` into (created if needed).
+        dir: std::path::PathBuf,
+    },
     /// Test-world tools: real API server launcher, fault proxy, node simulator, timeline judge.
     #[command(subcommand)]
     Sim(forge_sim::cli::SimCommand),
@@ -46,6 +52,7 @@ fn main() -> ExitCode {
         Some(Command::Config(args)) => settings::run_config(&args),
         Some(Command::Guard(args)) => guard::run(args),
         Some(Command::GuardCtl(args)) => guard::ctl(args),
+        Some(Command::Install { dir }) => install(&dir),
         Some(Command::Sim(cmd)) => forge_sim::cli::run(cmd),
         Some(Command::Run(args)) => run::run(&args),
         None => run::run(&settings::ConfigArgs::default()),
@@ -57,4 +64,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `forge-manager install DIR`: copies the running executable to `DIR/forge-manager`, mode 0555,
+/// atomically (a temporary file in DIR, then a rename), so a node container never starts a
+/// half-written guard.
+fn install(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use std::os::unix::fs::PermissionsExt;
+
+    use anyhow::Context as _;
+    let me = std::env::current_exe().context("locating this executable")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let target = dir.join("forge-manager");
+    let tmp = dir.join(".forge-manager.tmp");
+    std::fs::copy(&me, &tmp).with_context(|| format!("copying {} to {}", me.display(), tmp.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555))
+        .with_context(|| format!("setting the mode of {}", tmp.display()))?;
+    std::fs::rename(&tmp, &target).with_context(|| format!("renaming into {}", target.display()))?;
+    eprintln!("installed {}", target.display());
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,5 @@
-//! The checked-in CRDs in `deploy/crds/` are exactly what `forge-manager crds` prints.
+//! Small subcommands of the binary: the checked-in CRDs in `deploy/crds/` are exactly what
+//! `forge-manager crds` prints, and `forge-manager install` copies the binary for the guard.
 use std::{path::Path, process::Command};
 
 fn forge_manager() -> Command {
@@ -47,4 +48,29 @@ fn crds_out_writes_one_file_per_crd() {
         let text = std::fs::read_to_string(dir.path().join(f)).expect("file written");
         assert!(text.contains("kind: CustomResourceDefinition"), "{f} is a CRD");
     }
+}
+
+#[test]
+fn install_copies_the_binary_into_a_directory_as_an_executable() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let target_dir = dir.path().join("guard");
+    let status = forge_manager()
+        .arg("install")
+        .arg(&target_dir)
+        .status()
+        .expect("run");
+    assert!(status.success());
+    let installed = target_dir.join("forge-manager");
+    let mode = std::fs::metadata(&installed)
+        .expect("installed")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o555);
+    let out = Command::new(&installed)
+        .arg("--version")
+        .output()
+        .expect("the copy runs");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("forge-manager"));
 }
