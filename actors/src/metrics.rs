@@ -63,6 +63,16 @@ pub struct Metrics {
     pub api_call_duration: HistogramVec,
 }
 
+/// The supervised actors, as they label `forge_manager_actor_restarts_total{actor}`.
+pub const ACTORS: [&str; 6] = [
+    "lease_elector",
+    "node_watcher",
+    "node_signaller",
+    "credential_keeper",
+    "cluster_watcher",
+    "peer_watcher",
+];
+
 /// Buckets from 10 microseconds to 2.5 s: decisions are microseconds, API calls milliseconds.
 const LATENCY_BUCKETS: &[f64] = &[
     0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -141,7 +151,7 @@ impl Metrics {
         )?;
         registry.register(Box::new(api_call_duration.clone()))?;
 
-        Ok(Self {
+        let metrics = Self {
             forging_enabled: pod_gauge(
                 "cardano_forging_enabled",
                 "1 when this pod's node was reloaded with credentials present (it forges).",
@@ -189,7 +199,13 @@ impl Metrics {
             mailbox_depth,
             fencing_covered,
             api_call_duration,
-        })
+        };
+        // Labelled counters exist only once a label set is used; start the known ones at 0 so
+        // `increase()` sees their first event (alert rules rely on that).
+        for actor in ACTORS {
+            metrics.actor_restarts.with_label_values(&[actor]);
+        }
+        Ok(metrics)
     }
 }
 
