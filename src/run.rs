@@ -26,6 +26,7 @@ use forge_actors::{
         process::ProcFs,
     },
     clock::Clock,
+    cluster_metrics::ClusterMetrics,
     cluster_watcher::{ClusterObject, ClusterWatcher},
     credential_keeper::CredentialKeeper,
     decider::{Decider, DeciderOutputs, DeciderSettings},
@@ -157,6 +158,11 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     );
 
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
+    if cfg.cluster.management_enabled {
+        let m = ClusterMetrics::register(&registry, &cfg.names.cluster, &cfg.cluster.region)
+            .context("cluster metrics")?;
+        actix::spawn(m.follow(snapshot_rx.clone()));
+    }
     let liveness = (cfg.lease.retry_period * 5).max(Duration::from_secs(10));
     let endpoints = Endpoints::new(registry.clone(), snapshot_rx, liveness);
     let addr = SocketAddr::from(([0, 0, 0, 0], cfg.metrics_port));

@@ -208,6 +208,32 @@ async fn only_the_priority_one_region_forges_and_planned_maintenance_hands_over_
         .expect("east status");
     assert_eq!(status.forging_enabled, Some(true), "{status:?}");
     assert_eq!(status.active_leader.as_deref(), Some(forger.as_str()));
+    // The cluster gauges come from each region's lease holder only: one exporter per region,
+    // and only east's says forging; every pod sees its peer.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut exporters = Vec::new();
+    for w in &r.worlds {
+        for (i, p) in w.pods.iter().enumerate() {
+            let text = w.metrics(i).await.unwrap_or_default();
+            for line in text
+                .lines()
+                .filter(|l| l.starts_with("cardano_cluster_forge_enabled{"))
+            {
+                exporters.push((p.name.clone(), line.to_string()));
+            }
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with("cardano_cluster_peer_reachable{") && l.ends_with(" 1")),
+                "{}: no reachable peer in\n{text}",
+                p.name
+            );
+        }
+    }
+    eprintln!("(1) cluster gauge exporters: {exporters:?}");
+    assert_eq!(exporters.len(), 2, "one exporter per region: {exporters:?}");
+    let on: Vec<_> = exporters.iter().filter(|(_, l)| l.ends_with(" 1")).collect();
+    assert_eq!(on.len(), 1, "{exporters:?}");
+    assert_eq!(on[0].0, forger);
     r.assert_no_overlap("(1)");
 
     // Planned maintenance: east Disabled -> west takes over.

@@ -5,6 +5,7 @@
 
 pub mod adapters;
 pub mod clock;
+pub mod cluster_metrics;
 pub mod cluster_watcher;
 pub mod credential_keeper;
 pub mod decider;
