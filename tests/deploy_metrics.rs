@@ -59,7 +59,12 @@ fn metric_names(expr: &str, out: &mut BTreeSet<String>) {
         if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
             word.push(c);
         } else {
-            if (word.starts_with("cardano_") || word.starts_with("forge_manager_")) && !word.ends_with('_') {
+            // `cardano_node_*` are cardano-node's own metrics (the node's scrape, not a sidecar's;
+            // tests/prometheus_scenario.rs scrapes the node simulator's).
+            if (word.starts_with("cardano_") || word.starts_with("forge_manager_"))
+                && !word.starts_with("cardano_node_")
+                && !word.ends_with('_')
+            {
                 out.insert(std::mem::take(&mut word));
             }
             word.clear();

@@ -54,6 +54,9 @@ pub struct WorldOptions {
     /// Pod names are `{pod_prefix}-{i}` (distinct prefixes keep merged timelines of several
     /// worlds, one per region, apart).
     pub pod_prefix: String,
+    /// Give each node simulator a metrics port (`--metrics-port`, a free port, serving
+    /// `cardano_node_metrics_forging_enabled`), at [`Pod::node_metrics`].
+    pub node_metrics: bool,
 }
 
 impl WorldOptions {
@@ -71,6 +74,7 @@ impl WorldOptions {
             show_output: false,
             guard: false,
             pod_prefix: "pod".into(),
+            node_metrics: false,
         }
     }
 }
@@ -91,6 +95,9 @@ pub struct Pod {
     pub dir: PathBuf,
     /// The node's timeline.
     pub timeline: PathBuf,
+    /// The node simulator's metrics address (with [`WorldOptions::node_metrics`]; the same
+    /// port across node restarts).
+    pub node_metrics: Option<SocketAddr>,
 }
 
 impl Pod {
@@ -222,6 +229,10 @@ impl World {
             http: SocketAddr::from(([127, 0, 0, 1], port)),
             timeline: dir.join("timeline.jsonl"),
             dir,
+            node_metrics: match self.options.node_metrics {
+                true => Some(SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]))),
+                false => None,
+            },
         };
         pod.manager = Some(self.spawn_manager(&pod, &kubeconfig)?);
         // The native sidecar's startupProbe: the node starts once the manager has provided
@@ -328,6 +339,9 @@ impl World {
         .arg(&pod.timeline)
         .arg("--replay-ms")
         .arg(self.options.replay.as_millis().to_string());
+        if let Some(m) = pod.node_metrics {
+            cmd.arg("--metrics-port").arg(m.port().to_string());
+        }
         self.output(&mut cmd, &pod.dir.join("node.log"))?;
         let child = spawn_tied(cmd).map_err(other)?;
         let socket = pod.socket();
