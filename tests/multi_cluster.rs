@@ -6,6 +6,7 @@
 //! The scenarios run one at a time (each starts several API servers and many processes).
 
 use std::{
+    collections::BTreeMap,
     path::PathBuf,
     sync::LazyLock,
     time::{Duration, Instant},
@@ -13,6 +14,7 @@ use std::{
 
 use forge_core::crd::CardanoForgeCluster;
 use forge_sim::{
+    proxy::FaultProxy,
     timeline::{EventKind, TimelineEvent, Verdict, judge},
     world::{World, WorldOptions},
 };
@@ -33,6 +35,8 @@ fn exe() -> PathBuf {
 struct Regions {
     names: Vec<String>,
     worlds: Vec<World>,
+    /// `(observer, peer)` -> the fault proxy the observer's managers read the peer through.
+    links: BTreeMap<(String, String), FaultProxy>,
 }
 
 impl Regions {
@@ -62,17 +66,20 @@ impl Regions {
                     .unwrap_or_else(|e| panic!("{test}: {e}")),
             );
         }
-        let kubeconfigs: Vec<PathBuf> = worlds
-            .iter()
-            .map(|w| w.apiserver.admin_kubeconfig().to_path_buf())
-            .collect();
+        let mut links = BTreeMap::new();
         for (i, (region, priority)) in regions.iter().enumerate() {
-            let peers: Vec<String> = regions
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(j, (r, _))| format!("pool-{r}={}", kubeconfigs[j].display()))
-                .collect();
+            let mut peers = Vec::new();
+            for (j, (peer, _)) in regions.iter().enumerate().filter(|(j, _)| *j != i) {
+                let proxy = FaultProxy::start_local(worlds[j].apiserver.addr())
+                    .await
+                    .unwrap_or_else(|e| panic!("{test}: proxy: {e}"));
+                let kubeconfig = worlds[j]
+                    .apiserver
+                    .kubeconfig_via(&format!("{peer}-0"), proxy.local_addr())
+                    .unwrap_or_else(|e| panic!("{test}: kubeconfig: {e}"));
+                peers.push(format!("pool-{peer}={}", kubeconfig.display()));
+                links.insert(((*region).to_string(), (*peer).to_string()), proxy);
+            }
             worlds[i].options_mut().extra_env = vec![
                 ("ENABLE_CLUSTER_MANAGEMENT".into(), "true".into()),
                 ("CLUSTER_IDENTIFIER".into(), format!("pool-{region}")),
@@ -88,6 +95,7 @@ impl Regions {
         Some(Regions {
             names: regions.iter().map(|(r, _)| (*r).to_string()).collect(),
             worlds,
+            links,
         })
     }
 
@@ -173,6 +181,23 @@ impl Regions {
                     && e.t_unix_ns >= since_ns
             })
             .map(|e| (e.t_unix_ns - since_ns) as f64 / 1e6)
+    }
+
+    fn world(&mut self, region: &str) -> &mut World {
+        let i = self.names.iter().position(|n| n == region).expect("region");
+        &mut self.worlds[i]
+    }
+
+    /// A metric line of every pod of `region` that starts with `prefix`.
+    async fn metric_lines(&self, region: &str, prefix: &str) -> Vec<String> {
+        let i = self.names.iter().position(|n| n == region).expect("region");
+        let w = &self.worlds[i];
+        let mut out = Vec::new();
+        for p in 0..w.pods.len() {
+            let text = w.metrics(p).await.unwrap_or_default();
+            out.extend(text.lines().filter(|l| l.starts_with(prefix)).map(str::to_string));
+        }
+        out
     }
 
     fn stop(&mut self) {
@@ -369,5 +394,71 @@ async fn a_failing_health_endpoint_demotes_the_primary_and_recovery_fails_back()
     let back = r.took_over_ms("east", since).expect("a forging_on in east");
     eprintln!("(h3) east healthy again: {east} forges after {back:.0} ms");
     r.assert_no_overlap("(h3)");
+    r.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_of_a_peer_is_no_evidence_but_its_expired_lease_is() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let test = "silence_of_a_peer_is_no_evidence_but_its_expired_lease_is";
+    let Some(mut r) = Regions::start(test, &[("east", 1), ("west", 2)]).await else {
+        return;
+    };
+    let (forger, took) = r
+        .wait_for_forger_in("east", Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("east does not forge alone: {:?}\n{}", r.forging_now(), r.logs()));
+    eprintln!("(u1) {forger} forges after {took:?}");
+
+    // West cannot reach east's API server while east is alive and forging: west must not take
+    // over (that would be two forgers), and it says so in its metrics.
+    r.links[&("west".to_string(), "east".to_string())]
+        .handle()
+        .blackhole();
+    let until = Instant::now() + Duration::from_secs(12);
+    while Instant::now() < until {
+        assert_eq!(
+            r.forging_now(),
+            vec![forger.clone()],
+            "west took over on silence\n{}",
+            r.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reach = r.metric_lines("west", "cardano_cluster_peer_reachable{").await;
+    eprintln!("(u2) west's view of east while blackholed: {reach:?}");
+    assert!(
+        !reach.is_empty() && reach.iter().all(|l| l.ends_with(" 0")),
+        "{reach:?}"
+    );
+    let west_status = r.world("west").status(0).await;
+    eprintln!("(u2) west-0 /status: {west_status:?}");
+    r.assert_no_overlap("(u2)");
+
+    // Reachable again; then every east pod dies while east's API server stays up: west takes
+    // over once east's Lease has gone unrenewed for its duration.
+    r.links[&("west".to_string(), "east".to_string())].handle().pass();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let since = forge_sim::timeline::unix_now_ns();
+    {
+        let east = r.world("east");
+        for i in 0..east.pods.len() {
+            east.kill_node(i);
+            east.signal_manager(i, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    let (west, _) = r
+        .wait_for_forger_in("west", Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "west did not take over from a dead east: {:?}\n{}",
+                r.forging_now(),
+                r.logs()
+            )
+        });
+    let over = r.took_over_ms("west", since).expect("a forging_on in west");
+    eprintln!("(u3) east's pods all killed: {west} forges after {over:.0} ms (lease 3 s)");
+    r.assert_no_overlap("(u3)");
     r.stop();
 }

@@ -207,7 +207,7 @@ pub fn decide(s: &State, now: Mono, wall: Timestamp) -> Decision {
             start_or_wait(s, now, d, reason, true)
         }
         ForgeState::PriorityBased => {
-            if let Some(peer) = better_peer(s, effective_priority) {
+            if let Some(peer) = better_peer(s, effective_priority, now) {
                 return d.standby(Reason::YieldingToPeer {
                     peer: peer.to_string(),
                 });
@@ -227,8 +227,22 @@ fn rank(state: ForgeState) -> u8 {
     }
 }
 
-/// The best eligible peer that beats us (`PriorityBased` at `priority`), if any.
-fn better_peer(s: &State, priority: i32) -> Option<&str> {
+/// True when the peer's Lease, read recently, has gone unrenewed for its whole duration: by S2
+/// (and S3 with the node guard) none of its pods forges, and none can start without renewing it
+/// first, so its last status (say, priority 1) no longer makes it a contender. A vacant Lease
+/// counts only once it stayed vacant that long (a release within the region is followed by a
+/// new holder in milliseconds).
+fn lease_lapsed(s: &State, v: &PeerView, now: Mono) -> bool {
+    v.lease.as_ref().is_some_and(|l| {
+        let o = &l.observation;
+        l.read_at >= o.observed_at + o.duration(&s.config.lease)
+            && now.saturating_since(l.read_at) <= s.config.heartbeat_fresh_for
+    })
+}
+
+/// The best eligible peer that beats us (`PriorityBased` at `priority`), if any. A peer whose
+/// Lease has lapsed ([`lease_lapsed`]) is not eligible.
+fn better_peer(s: &State, priority: i32, now: Mono) -> Option<&str> {
     let me = (
         rank(ForgeState::PriorityBased),
         priority,
@@ -240,7 +254,7 @@ fn better_peer(s: &State, priority: i32) -> Option<&str> {
             let st = v
                 .status
                 .as_ref()
-                .filter(|st| v.reach == Reach::Reachable && st.contender)?;
+                .filter(|st| v.reach == Reach::Reachable && st.contender && !lease_lapsed(s, v, now))?;
             let state = st.effective_state.filter(|es| *es != ForgeState::Disabled)?;
             // A status without a priority is treated as the best one: yielding is the safe side.
             Some((

@@ -483,6 +483,60 @@ fn a_peer_lease_unrenewed_for_its_duration_is_evidence() {
 }
 
 #[test]
+fn a_reachable_better_peer_whose_lease_lapsed_no_longer_wins() {
+    // All of the better region's pods died: its API server answers, its last status still
+    // says priority 1 and forging, but its Lease goes unrenewed.
+    let s = claimed(multi(&["a"], spec(2, ForgeState::PriorityBased)), secs(1));
+    let rec = LeaseRecord {
+        holder_identity: Some("a-0".into()),
+        lease_duration_seconds: Some(15),
+        ..Default::default()
+    };
+    let read = |s: State, t: u64| {
+        let s = apply(
+            s,
+            observed("a", status(ForgeState::PriorityBased, 1, true, 1), 1, secs(t)),
+        );
+        apply(
+            s,
+            Event::PeerLeaseObserved {
+                cluster: "a".into(),
+                record: rec.clone(),
+                sent_at: secs(t),
+                received_at: secs(t),
+            },
+        )
+    };
+    let s = read(s, 2);
+    assert_eq!(decide(&s, secs(2), wall()).reason.as_str(), "yielding_to_peer");
+    let s = read(s, 16);
+    assert_eq!(
+        decide(&s, secs(16), wall()).reason.as_str(),
+        "yielding_to_peer",
+        "14 s < 15 s"
+    );
+    let s = read(s, 17);
+    assert_eq!(decide(&s, secs(17), wall()).reason, Reason::GlobalWinner);
+    // A lapse read long ago is not current: yield again (silence is not evidence).
+    assert_eq!(decide(&s, secs(60), wall()).reason.as_str(), "yielding_to_peer");
+    // It renews again (a pod came back): it is a contender again.
+    let renewed = LeaseRecord {
+        lease_transitions: Some(1),
+        ..rec.clone()
+    };
+    let s = apply(
+        s,
+        Event::PeerLeaseObserved {
+            cluster: "a".into(),
+            record: renewed,
+            sent_at: secs(18),
+            received_at: secs(18),
+        },
+    );
+    assert_eq!(decide(&s, secs(18), wall()).reason.as_str(), "yielding_to_peer");
+}
+
+#[test]
 fn a_forging_winner_keeps_forging_when_a_worse_peer_goes_silent() {
     let s = claimed(multi(&["b"], spec(1, ForgeState::PriorityBased)), secs(1));
     let s = apply(
