@@ -805,7 +805,9 @@ impl World {
             .collect()
     }
 
-    /// Deliver everything, repeatedly, with every region reading every other.
+    /// Deliver everything, repeatedly, with every region reading every other (its status and
+    /// its Lease, as the PeerWatcher does every period: a Lease read long ago as lapsed must
+    /// not outlive the region's return).
     fn settle(&mut self) {
         let n = self.regions.len();
         for _ in 0..8 {
@@ -816,6 +818,7 @@ impl World {
             }
             for i in 0..n {
                 for j in 0..n {
+                    self.act(&Action::ReadLease(i, j));
                     self.act(&Action::ReadStatus(i, j));
                 }
             }
