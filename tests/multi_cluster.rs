@@ -462,3 +462,86 @@ async fn silence_of_a_peer_is_no_evidence_but_its_expired_lease_is() {
     r.assert_no_overlap("(u3)");
     r.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_regions_bad_input_and_an_expiring_override() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let test = "three_regions_bad_input_and_an_expiring_override";
+    let Some(mut r) = Regions::start(test, &[("east", 1), ("west", 2), ("north", 3)]).await else {
+        return;
+    };
+    let (forger, took) = r
+        .wait_for_forger_in("east", Duration::from_secs(40))
+        .await
+        .unwrap_or_else(|| panic!("east does not forge alone: {:?}\n{}", r.forging_now(), r.logs()));
+    eprintln!("(o1) priorities 1/2/3: {forger} forges after {took:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(r.forging_now(), vec![forger.clone()], "{}", r.logs());
+
+    // Bad input: what the schema forbids is rejected by the API server.
+    let cfcs = r.cfcs("east").await;
+    for bad in [
+        serde_json::json!({"forgeState": "Bogus"}),
+        serde_json::json!({"priority": 0}),
+        serde_json::json!({"priority": "x"}),
+        serde_json::json!({"override": {"enabled": true, "expiresAt": "yesterday"}}),
+    ] {
+        let result = cfcs
+            .patch(
+                "pool-east",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({ "spec": bad })),
+            )
+            .await;
+        eprintln!(
+            "(o2) patch {bad}: {}",
+            match &result {
+                Ok(_) => "accepted".to_string(),
+                Err(e) => format!(
+                    "rejected: {}",
+                    e.to_string().chars().take(160).collect::<String>()
+                ),
+            }
+        );
+        assert!(result.is_err(), "the API server accepted {bad}");
+    }
+    assert_eq!(r.forging_now(), vec![forger.clone()], "{}", r.logs());
+
+    // An override on east (Disabled until a few seconds from now): the next best region, west,
+    // takes over; at expiry east fails back by itself.
+    let expires = forge_core::decision::WallTime::now()
+        .checked_add(Duration::from_secs(8))
+        .expect("time");
+    let since = forge_sim::timeline::unix_now_ns();
+    r.patch_spec(
+        "east",
+        serde_json::json!({"override": {
+            "enabled": true, "forceState": "Disabled", "reason": "planned maintenance",
+            "expiresAt": expires.to_string(),
+        }}),
+    )
+    .await;
+    let (west, _) = r
+        .wait_for_forger_in("west", Duration::from_secs(8))
+        .await
+        .unwrap_or_else(|| panic!("west did not take over: {:?}\n{}", r.forging_now(), r.logs()));
+    let over = r.took_over_ms("west", since).expect("a forging_on in west");
+    eprintln!("(o3) east overridden Disabled: {west} forges after {over:.0} ms");
+    let status = cfcs.get("pool-east").await.expect("east").status.expect("status");
+    eprintln!(
+        "(o3) east status: reason {:?}, message {:?}",
+        status.reason, status.message
+    );
+    let expires_ns = u64::try_from(expires.as_nanosecond()).expect("positive");
+    let (east, _) = r
+        .wait_for_forger_in("east", Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("no failback at expiry: {:?}\n{}", r.forging_now(), r.logs()));
+    let back = r
+        .took_over_ms("east", expires_ns)
+        .expect("a forging_on in east after expiry");
+    eprintln!("(o4) override expired: {east} forges {back:.0} ms after expiresAt");
+    assert!(back < 10_000.0, "the expiry took effect late: {back} ms");
+    r.assert_no_overlap("(o4)");
+    r.stop();
+}
