@@ -545,3 +545,65 @@ async fn three_regions_bad_input_and_an_expiring_override() {
     r.assert_no_overlap("(o4)");
     r.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_region_outage_needs_the_operators_override() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let test = "a_whole_region_outage_needs_the_operators_override";
+    let Some(mut r) = Regions::start(test, &[("east", 1), ("west", 2)]).await else {
+        return;
+    };
+    let (forger, took) = r
+        .wait_for_forger_in("east", Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("east does not forge alone: {:?}\n{}", r.forging_now(), r.logs()));
+    eprintln!("(r1) {forger} forges after {took:?}");
+
+    // The whole east region goes: its nodes, its managers and its API server.
+    {
+        let east = r.world("east");
+        for i in 0..east.pods.len() {
+            east.kill_node(i);
+            east.signal_manager(i, nix::sys::signal::Signal::SIGKILL);
+        }
+        east.apiserver.stop();
+    }
+    // West cannot tell an outage from a partition: it does not take over on silence.
+    let until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < until {
+        assert!(
+            r.forging_now().is_empty(),
+            "west took over on silence\n{}",
+            r.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let west_status = r.world("west").status(0).await.unwrap_or_default();
+    eprintln!("(r2) west-0 during the outage: {}", west_status["message"]);
+
+    // The documented override: force west Enabled (the operator vouches that east is down).
+    let t0 = Instant::now();
+    r.patch_spec(
+        "west",
+        serde_json::json!({"override": {
+            "enabled": true, "forceState": "Enabled", "reason": "east region down",
+        }}),
+    )
+    .await;
+    let (west, _) = r
+        .wait_for_forger_in("west", Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "the override did not make west forge: {:?}\n{}",
+                r.forging_now(),
+                r.logs()
+            )
+        });
+    eprintln!(
+        "(r3) override Enabled on west: {west} forges after {:?}",
+        t0.elapsed()
+    );
+    r.assert_no_overlap("(r3)");
+    r.stop();
+}
