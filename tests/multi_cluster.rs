@@ -200,6 +200,20 @@ impl Regions {
         out
     }
 
+    /// `apiserver_request_total` summed over every region's API server.
+    async fn api_requests(&self) -> f64 {
+        let mut total = 0.0;
+        for w in &self.worlds {
+            let text = w.apiserver_metrics().await.unwrap_or_default();
+            total += text
+                .lines()
+                .filter(|l| l.starts_with("apiserver_request_total{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>();
+        }
+        total
+    }
+
     fn stop(&mut self) {
         for w in &mut self.worlds {
             w.stop();
@@ -260,6 +274,14 @@ async fn only_the_priority_one_region_forges_and_planned_maintenance_hands_over_
     assert_eq!(on.len(), 1, "{exporters:?}");
     assert_eq!(on[0].0, forger);
     r.assert_no_overlap("(1)");
+
+    // Steady state: API requests per pod and minute (all API servers, with the test's fast
+    // timings: retry period 0.5 s, so about 4x the default 2 s).
+    let (before, t0) = (r.api_requests().await, Instant::now());
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let per_pod_minute =
+        (r.api_requests().await - before) / (2.0 * REPLICAS as f64) * 60.0 / t0.elapsed().as_secs_f64();
+    eprintln!("(1) steady state: {per_pod_minute:.0} API requests per pod per minute (retry period 0.5 s)");
 
     // Planned maintenance: east Disabled -> west takes over.
     let since = forge_sim::timeline::unix_now_ns();
