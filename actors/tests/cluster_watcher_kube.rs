@@ -159,6 +159,22 @@ async fn the_cluster_watcher_follows_creates_and_writes_our_cardano_forge_cluste
         again.metadata.resource_version, written.metadata.resource_version,
         "an unchanged status is not written"
     );
+    // A write conditioned on an old resourceVersion is refused (what keeps a delayed write
+    // from landing over a newer one).
+    let c = client(Some(server.admin_kubeconfig()), TIMEOUT)
+        .await
+        .expect("client");
+    let raw: NamedObject<CardanoForgeCluster> = NamedObject::new(c, "default", NAME, TIMEOUT);
+    let stale = raw
+        .patch_status_at(&serde_json::json!({"reason": "stale"}), Some("1"))
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(forge_actors::adapters::kube::KubeApiError::Conflict(_))
+        ),
+        "{stale:?}"
+    );
     // A transition moves lastTransition.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     w0.send(WriteStatus(report(false, Some(1))))

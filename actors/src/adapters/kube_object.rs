@@ -111,6 +111,29 @@ where
         .await
     }
 
+    /// Like [`NamedObject::patch_status`], but only if the object's `resourceVersion` is still
+    /// `resource_version` (409 Conflict otherwise; no precondition when `None`).
+    pub async fn patch_status_at(
+        &self,
+        status: &serde_json::Value,
+        resource_version: Option<&str>,
+    ) -> Result<K, KubeApiError> {
+        let mut body = serde_json::json!({ "status": status });
+        if let Some(rv) = resource_version {
+            body["metadata"] = serde_json::json!({ "resourceVersion": rv });
+        }
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..PatchParams::default()
+        };
+        with_timeout(
+            "patch status",
+            self.timeout,
+            self.api.patch_status(&self.name, &params, &Patch::Merge(body)),
+        )
+        .await
+    }
+
     /// Every change of the object as it happens: `Some(object)` when it is created or
     /// modified, `None` when it is deleted. Yields an error and goes on retrying when the
     /// watch fails; `idle` bounds how long the server may hold a watch open, so a silently

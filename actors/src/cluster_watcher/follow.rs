@@ -10,7 +10,7 @@ use std::{
 
 use actix::Recipient;
 use forge_core::{
-    crd::{CardanoForgeCluster, CardanoForgeClusterSpec, CardanoForgeClusterStatus},
+    crd::{CardanoForgeCluster, CardanoForgeClusterSpec},
     decision::Event,
 };
 use futures::StreamExt;
@@ -29,7 +29,7 @@ pub(super) struct Follow {
     pub network: (String, i64),
     pub health_spec: Option<tokio::sync::watch::Sender<Option<forge_core::crd::HealthCheckSpec>>>,
     /// Statuses seen on the server, back to the actor (for write skipping).
-    pub seen: Arc<Mutex<Option<CardanoForgeClusterStatus>>>,
+    pub seen: Arc<Mutex<Option<CardanoForgeCluster>>>,
 }
 
 impl Follow {
@@ -40,7 +40,7 @@ impl Follow {
     }
 
     fn report(&self, object: CardanoForgeCluster) {
-        set_seen(&self.seen, object.status.clone());
+        set_seen(&self.seen, Some(object.clone()));
         let generation = object.metadata.generation;
         match invalid_spec(&object.spec, (&self.network.0, self.network.1)) {
             Some(why) => self.unavailable(format!("{} is invalid: {why}", self.object.name())),
@@ -124,12 +124,9 @@ impl Follow {
     }
 }
 
-/// Records the status last seen on the server.
-pub(super) fn set_seen(
-    seen: &Mutex<Option<CardanoForgeClusterStatus>>,
-    status: Option<CardanoForgeClusterStatus>,
-) {
+/// Records the object (status and `resourceVersion`) last seen on the server.
+pub(super) fn set_seen(seen: &Mutex<Option<CardanoForgeCluster>>, object: Option<CardanoForgeCluster>) {
     if let Ok(mut s) = seen.lock() {
-        *s = status;
+        *s = object;
     }
 }

@@ -24,23 +24,54 @@ impl Handler<WriteStatus> for ClusterWatcher {
         let leader_unchanged = self.last.as_ref().is_some_and(|l| same_content(l, &status));
         let cfc = self.cluster.as_ref().and_then(|c| {
             let seen = self.seen.lock().ok().and_then(|s| s.clone());
+            let rv = seen.as_ref().and_then(|o| o.metadata.resource_version.clone());
+            let seen = seen.and_then(|o| o.status);
             let health = self.health.lock().ok().and_then(|h| h.clone());
             let next = cluster_status(&self.pod, &report, health.as_ref(), seen.as_ref(), now);
             let unchanged = seen.as_ref().is_some_and(|s| same_cluster_content(s, &next));
-            (!unchanged).then(|| (c.object.clone(), serde_json::to_value(&next).unwrap_or_default()))
+            (!unchanged).then(|| {
+                (
+                    c.object.clone(),
+                    serde_json::to_value(&next).unwrap_or_default(),
+                    rv,
+                )
+            })
         });
         let managed = self.cluster.is_some();
         if leader_unchanged && cfc.is_none() {
             return Box::pin(actix::fut::ready(Ok(())));
         }
         let seen = self.seen.clone();
+        let pod = self.pod.clone();
         let metrics = self.metrics.clone();
         let leader = self.leader.clone();
         let body = serde_json::to_value(&status).unwrap_or_default();
         let fut = async move {
-            if let Some((object, cfc_body)) = cfc {
-                match object.patch_status(&cfc_body).await {
-                    Ok(written) => set_seen(&seen, written.status),
+            if let Some((object, cfc_body, rv)) = cfc {
+                let written = match object.patch_status_at(&cfc_body, rv.as_deref()).await {
+                    Err(KubeApiError::Conflict(why)) => match object.get().await {
+                        Ok(Some(current)) => {
+                            let other = current
+                                .status
+                                .as_ref()
+                                .and_then(|s| s.active_leader.clone())
+                                .filter(|l| !l.is_empty() && *l != pod);
+                            let fresh = current.metadata.resource_version.clone();
+                            set_seen(&seen, Some(current));
+                            match other {
+                                Some(other) => Err(KubeApiError::Conflict(format!(
+                                    "the status was written by {other} since we last read it ({why})"
+                                ))),
+                                None => object.patch_status_at(&cfc_body, fresh.as_deref()).await,
+                            }
+                        }
+                        Ok(None) => Err(KubeApiError::NotFound(object.name().to_string())),
+                        Err(e) => Err(e),
+                    },
+                    other => other,
+                };
+                match written {
+                    Ok(written) => set_seen(&seen, Some(written)),
                     Err(e) => {
                         if let Some(m) = &metrics {
                             m.kube_api_errors

@@ -13,7 +13,11 @@
 //! status first (our claim, which peers read) and then the CardanoLeader status; a failed CFC
 //! write fails the command (the Decider then aborts a start), a failed CardanoLeader write does
 //! not. A CFC write is skipped only when the status last seen on the server (watch events and
-//! our own write responses) already has the same content.
+//! our own write responses) already has the same content, and it carries the `resourceVersion`
+//! last seen as a precondition, so a delayed write never lands over a status written since: on
+//! 409 the object is re-read, and the write is retried once unless the status now names
+//! another pod as the active leader (then the command fails, and the Decider's retry starts
+//! from what is on the server).
 
 mod actor;
 mod follow;
@@ -46,8 +50,9 @@ pub struct ClusterWatcher {
     restarts: Restarts,
     /// Cluster management: our CardanoForgeCluster.
     cluster: Option<ClusterObject>,
-    /// The CFC status last seen on the server (watch events, our write responses).
-    seen: Arc<Mutex<Option<CardanoForgeClusterStatus>>>,
+    /// The CFC last seen on the server (watch events, our write responses): its status for
+    /// write skipping, its `resourceVersion` as the precondition of our writes.
+    seen: Arc<Mutex<Option<CardanoForgeCluster>>>,
     /// This pod's HealthProber's latest result, for `status.healthStatus`.
     health: Arc<Mutex<Option<HealthStatus>>>,
 }
