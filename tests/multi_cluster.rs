@@ -554,6 +554,13 @@ async fn three_regions_bad_input_and_an_expiring_override() {
         "(o3) east status: reason {:?}, message {:?}",
         status.reason, status.message
     );
+    assert!(
+        status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("planned maintenance")),
+        "the override's reason is shown: {status:?}"
+    );
     let expires_ns = u64::try_from(expires.as_nanosecond()).expect("positive");
     let (east, _) = r
         .wait_for_forger_in("east", Duration::from_secs(20))

@@ -25,9 +25,18 @@ impl Handler<WriteStatus> for ClusterWatcher {
         let cfc = self.cluster.as_ref().and_then(|c| {
             let seen = self.seen.lock().ok().and_then(|s| s.clone());
             let rv = seen.as_ref().and_then(|o| o.metadata.resource_version.clone());
+            let override_reason = seen
+                .as_ref()
+                .and_then(|o| o.spec.override_.as_ref())
+                .filter(|o| o.enabled)
+                .and_then(|o| o.reason.clone());
             let seen = seen.and_then(|o| o.status);
             let health = self.health.lock().ok().and_then(|h| h.clone());
-            let next = cluster_status(&self.pod, &report, health.as_ref(), seen.as_ref(), now);
+            let mut next = cluster_status(&self.pod, &report, health.as_ref(), seen.as_ref(), now);
+            // An override's `reason` is shown with the decision it caused.
+            if let (Some(why), true) = (override_reason, report.reason.as_str().starts_with("override_")) {
+                next.message = next.message.map(|m| format!("{m} (override reason: {why})"));
+            }
             let unchanged = seen.as_ref().is_some_and(|s| same_cluster_content(s, &next));
             (!unchanged).then(|| {
                 (
