@@ -1,0 +1,190 @@
+//! Contract of the PeerWatcher against real kube-apiservers: a peer's CFC and Lease are read
+//! with consistent GETs and reported with the time the read was *sent*; a peer whose CFC does
+//! not exist yet is reported with no status; a peer whose API server is gone is reported
+//! unreachable (and its gauges say so), and reachable again when it answers.
+use std::time::Duration;
+
+use actix::Actor;
+use forge_actors::{
+    adapters::kube::client,
+    clock::Clock,
+    peer_watcher::{PeerMetrics, PeerSettings, PeerWatcher},
+    testing::Probe,
+};
+use forge_core::{
+    crd::{
+        CardanoForgeCluster, CardanoForgeClusterSpec, CardanoForgeClusterStatus, NetworkSpec, definitions,
+    },
+    decision::Event,
+};
+use forge_sim::apiserver::{ApiServerOptions, start_for_test};
+use k8s_openapi::{
+    api::coordination::v1::{Lease, LeaseSpec},
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api,
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
+};
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn until(probe: &Probe, what: &str, f: impl Fn(&Event) -> bool) -> Event {
+    for _ in 0..200 {
+        if let Some(e) = probe.events().into_iter().rev().find(|e| f(e)) {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} not reported within 10 s: {:?}", probe.events());
+}
+
+#[actix::test]
+async fn the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable() {
+    let Some(mut server) = start_for_test(
+        "the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable",
+        ApiServerOptions::with_identities(["east-0"]),
+    )
+    .await
+    else {
+        return;
+    };
+    let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
+        .await
+        .expect("admin");
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    for crd in definitions() {
+        crds.create(&PostParams::default(), &crd).await.expect("CRD");
+    }
+    let cfcs: Api<CardanoForgeCluster> = Api::namespaced(admin.clone(), "default");
+    for _ in 0..100 {
+        if cfcs.list(&Default::default()).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let registry = prometheus::Registry::new();
+    let metrics = PeerMetrics::register(&registry).expect("metrics");
+    let probe = Probe::start();
+    let clock = Clock::new();
+    let settings = PeerSettings {
+        name: "pool-east".into(),
+        kubeconfig: server.admin_kubeconfig().to_path_buf(),
+        namespace: "default".into(),
+        lease: "cardano-node-leader".into(),
+        every: Duration::from_millis(200),
+        timeout: Duration::from_millis(500),
+    };
+    let _watcher = PeerWatcher::new(settings, clock, probe.recipient(), Some(metrics)).start();
+
+    // No CFC yet: observed, without a status (counts as "may be forging").
+    let e = until(&probe, "an observation without status", |e| {
+        matches!(e, Event::PeerObserved { status: None, .. })
+    })
+    .await;
+    assert!(matches!(&e, Event::PeerObserved { cluster, generation: None, .. } if cluster == "pool-east"));
+
+    // The CFC and its status, and the Lease.
+    let mut cfc = CardanoForgeCluster::new(
+        "pool-east",
+        CardanoForgeClusterSpec {
+            forge_state: Default::default(),
+            priority: 1,
+            region: "east".into(),
+            network: NetworkSpec {
+                name: "preview".into(),
+                magic: 2,
+                era: "conway".into(),
+            },
+            pool: None,
+            application: None,
+            health_check: None,
+            override_: None,
+        },
+    );
+    cfc.metadata.namespace = Some("default".into());
+    cfcs.create(&PostParams::default(), &cfc)
+        .await
+        .expect("create CFC");
+    let status = CardanoForgeClusterStatus {
+        forging_enabled: Some(true),
+        effective_priority: Some(1),
+        ..Default::default()
+    };
+    cfcs.patch_status(
+        "pool-east",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({ "status": status })),
+    )
+    .await
+    .expect("status");
+    let leases: Api<Lease> = Api::namespaced(admin, "default");
+    leases
+        .create(
+            &PostParams::default(),
+            &Lease {
+                metadata: ObjectMeta {
+                    name: Some("cardano-node-leader".into()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some("east-0".into()),
+                    lease_duration_seconds: Some(15),
+                    ..LeaseSpec::default()
+                }),
+            },
+        )
+        .await
+        .expect("lease");
+    let e = until(
+        &probe,
+        "the status",
+        |e| matches!(e, Event::PeerObserved { status: Some(s), .. } if s.forging_enabled == Some(true)),
+    )
+    .await;
+    let Event::PeerObserved {
+        generation, read_at, ..
+    } = e
+    else {
+        unreachable!()
+    };
+    assert_eq!(generation, Some(1));
+    assert!(read_at <= clock.now(), "read_at is when the read was sent");
+    let e = until(&probe, "the lease", |e| {
+        matches!(e, Event::PeerLeaseObserved { .. })
+    })
+    .await;
+    let Event::PeerLeaseObserved {
+        record,
+        sent_at,
+        received_at,
+        ..
+    } = e
+    else {
+        unreachable!()
+    };
+    assert_eq!(record.holder_identity.as_deref(), Some("east-0"));
+    assert!(sent_at <= received_at);
+    let text = forge_actors::metrics::encode(&registry);
+    assert!(
+        text.contains("cardano_cluster_peer_reachable{peer=\"pool-east\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cardano_cluster_peer_forging{peer=\"pool-east\"} 1"),
+        "{text}"
+    );
+
+    // The peer's API server goes away: unreachable, never "not forging".
+    server.stop();
+    until(&probe, "unreachable", |e| {
+        matches!(e, Event::PeerUnreachable { .. })
+    })
+    .await;
+    let text = forge_actors::metrics::encode(&registry);
+    assert!(
+        text.contains("cardano_cluster_peer_reachable{peer=\"pool-east\"} 0"),
+        "{text}"
+    );
+}
