@@ -636,3 +636,43 @@ async fn a_whole_region_outage_needs_the_operators_override() {
     r.assert_no_overlap("(r3)");
     r.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handover_inside_the_primary_region_stays_there() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let test = "a_handover_inside_the_primary_region_stays_there";
+    let Some(mut r) = Regions::start(test, &[("east", 1), ("west", 2)]).await else {
+        return;
+    };
+    let (forger, took) = r
+        .wait_for_forger_in("east", Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("east does not forge alone: {:?}\n{}", r.forging_now(), r.logs()));
+    eprintln!("(i1) {forger} forges after {took:?}");
+    let i = r.world("east").index_of(&forger).expect("pod");
+    let since = forge_sim::timeline::unix_now_ns();
+    // SIGTERM: the leader stops, withdraws east's claim, releases the lease; its replica takes
+    // the lease, claims again and forges. West never starts.
+    r.world("east")
+        .signal_manager(i, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let next = loop {
+        let now = r.forging_now();
+        assert!(
+            now.iter().all(|n| n.starts_with("east-")),
+            "west forged during east's internal handover: {now:?}\n{}",
+            r.logs()
+        );
+        if now.len() == 1 && now[0] != forger {
+            break now[0].clone();
+        }
+        assert!(Instant::now() < deadline, "no handover inside east\n{}", r.logs());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let took = r.took_over_ms("east", since).expect("a forging_on in east");
+    eprintln!("(i2) SIGTERM {forger} -> {next} forges after {took:.0} ms");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(r.forging_now(), vec![next], "{}", r.logs());
+    r.assert_no_overlap("(i2)");
+    r.stop();
+}

@@ -110,10 +110,13 @@ pub const ALL_CODES: &[&str] = &[
 /// Codes of reasons under which a cluster cannot forge whatever its peers do: a peer whose
 /// status carries one of them is not a candidate in the global-winner contest (so a region with
 /// a dead node or bad keys does not block failover). Every other code, an unknown code or none
-/// counts as a contender (yielding to it is the safe side).
+/// counts as a contender (yielding to it is the safe side). `shutting_down` is not among them:
+/// it is one pod leaving, and its replica takes the region's lease within moments, so another
+/// region must not start a handover in between (a rolling restart of the primary would flap to
+/// the secondary and back); a whole region shut down is taken over once its Lease has stayed
+/// vacant for its duration.
 const NOT_CONTENDING: &[&str] = &[
     "starting",
-    "shutting_down",
     "node_down",
     "node_not_synced",
     "credentials_unknown",
@@ -268,6 +271,7 @@ mod tests {
     #[test]
     fn only_standby_causes_that_block_forging_locally_are_not_contending() {
         for r in all() {
+            // `ShuttingDown` is one pod leaving, not the region: it still contends.
             let local_block = matches!(
                 r,
                 Reason::YieldingToPeer { .. }
@@ -275,6 +279,7 @@ mod tests {
                     | Reason::PeerUnreachable { .. }
                     | Reason::AwaitingPeerStop { .. }
                     | Reason::AwaitingPeerConfirmation { .. }
+                    | Reason::ShuttingDown
             ) || r.is_forging();
             assert_eq!(is_contender_code(Some(r.as_str())), local_block, "{r}");
         }

@@ -537,6 +537,36 @@ fn a_reachable_better_peer_whose_lease_lapsed_no_longer_wins() {
 }
 
 #[test]
+fn a_better_peer_whose_leader_is_shutting_down_still_contends_until_its_lease_lapses() {
+    let s = claimed(multi(&["a"], spec(2, ForgeState::PriorityBased)), secs(1));
+    let mut st = status(ForgeState::PriorityBased, 1, false, 1);
+    st.reason = Some("shutting_down".into());
+    let vacant = LeaseRecord {
+        holder_identity: Some(String::new()),
+        lease_duration_seconds: Some(15),
+        ..Default::default()
+    };
+    let read = |s: State, t: u64| {
+        let s = apply(s, observed("a", st.clone(), 1, secs(t)));
+        apply(
+            s,
+            Event::PeerLeaseObserved {
+                cluster: "a".into(),
+                record: vacant.clone(),
+                sent_at: secs(t),
+                received_at: secs(t),
+            },
+        )
+    };
+    // Its leader left (released the lease): its replica takes over in a moment, so we yield.
+    let s = read(s, 2);
+    assert_eq!(decide(&s, secs(2), wall()).reason.as_str(), "yielding_to_peer");
+    // Nobody took its lease for the whole duration: the region is gone, we take over.
+    let s = read(s, 17);
+    assert_eq!(decide(&s, secs(17), wall()).reason, Reason::GlobalWinner);
+}
+
+#[test]
 fn a_forging_winner_keeps_forging_when_a_worse_peer_goes_silent() {
     let s = claimed(multi(&["b"], spec(1, ForgeState::PriorityBased)), secs(1));
     let s = apply(
