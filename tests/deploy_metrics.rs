@@ -20,27 +20,29 @@ use std::{
 
 use forge_sim::world::{World, WorldOptions, http_get, wait_for};
 
-/// Used by the rules or the dashboard, not exported yet: (name, why).
+/// Used by the rules or the dashboard, not exported by the single-cluster sidecars scraped here:
+/// (name, why). They exist only with `ENABLE_CLUSTER_MANAGEMENT=true`; `tests/multi_cluster.rs`
+/// scrapes them from multi-region sidecars.
 const PENDING: &[(&str, &str)] = &[
     (
         "cardano_cluster_forge_enabled",
-        "cluster-wide management (issue 6): exported by a region's leader",
+        "cluster management only: exported by a region's lease holder",
     ),
     (
         "cardano_cluster_forge_priority",
-        "cluster-wide management (issue 6): exported by a region's leader",
+        "cluster management only: exported by a region's lease holder",
     ),
     (
         "cardano_cluster_health_check_success",
-        "health probing (issue 6), the seed's name, labelled by cluster",
+        "cluster management with a health endpoint only, labelled by cluster",
     ),
     (
         "cardano_cluster_health_check_consecutive_failures",
-        "health probing (issue 6), the seed's name, labelled by cluster",
+        "cluster management with a health endpoint only, labelled by cluster",
     ),
     (
-        "forge_manager_peer_seen",
-        "peer watching (issue 6): 1 while a peer region's API server is readable, labelled by peer",
+        "cardano_cluster_peer_reachable",
+        "cluster management with peers only: 1 while a peer region's API server answers, by peer",
     ),
 ];
 
