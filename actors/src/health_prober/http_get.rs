@@ -1,11 +1,20 @@
 //! A minimal HTTP/1.1 GET over tokio for health probes: one request per connection
-//! (`Connection: close`), status line only. `http://` only (TLS is pending).
+//! (`Connection: close`), status line only. `http://`, and `https://` with rustls (ring) and
+//! the system's root certificates, as the Kubernetes client does it.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
+};
+use tokio_rustls::{
+    TlsConnector,
+    rustls::{ClientConfig, RootCertStore, crypto::ring, pki_types::ServerName},
 };
 
 /// GETs `url` within `timeout`: `Ok` iff the answer's status is 200, else why not.
@@ -18,14 +27,26 @@ pub async fn probe(url: &str, headers: &BTreeMap<String, String>, timeout: Durat
     }
 }
 
-/// `(host:port, host header, path)` of an `http://` URL.
-fn split(url: &str) -> Result<(String, String, String), String> {
-    let rest = match url.strip_prefix("http://") {
-        Some(rest) => rest,
-        None if url.starts_with("https://") => {
-            return Err("https health endpoints are not supported yet (use http)".into());
-        }
-        None => return Err(format!("not an http URL: {url:?}")),
+/// A parsed probe URL.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    tls: bool,
+    /// `host:port` to connect to.
+    addr: String,
+    /// The `Host` header (the authority as written).
+    host: String,
+    /// The host name alone (for TLS server name).
+    name: String,
+    path: String,
+}
+
+fn split(url: &str) -> Result<Target, String> {
+    let (tls, rest) = if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else {
+        return Err(format!("not an http(s) URL: {url:?}"));
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -34,25 +55,47 @@ fn split(url: &str) -> Result<(String, String, String), String> {
     if authority.is_empty() || authority.contains('@') || path.contains(['\r', '\n', ' ']) {
         return Err(format!("unsupported URL: {url:?}"));
     }
-    let addr = if authority
+    let with_port = authority
         .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        && !authority.ends_with(']')
-    {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
+        .filter(|(_, p)| p.parse::<u16>().is_ok() && !authority.ends_with(']'));
+    let (addr, name) = match with_port {
+        Some((name, _)) => (authority.to_string(), name),
+        None => (format!("{authority}:{}", if tls { 443 } else { 80 }), authority),
     };
-    Ok((addr, authority.to_string(), path.to_string()))
+    Ok(Target {
+        tls,
+        addr,
+        host: authority.to_string(),
+        name: name.trim_start_matches('[').trim_end_matches(']').to_string(),
+        path: path.to_string(),
+    })
+}
+
+/// The TLS client configuration, built once: ring, the system's roots.
+fn tls_config() -> Result<Arc<ClientConfig>, String> {
+    static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = RootCertStore::empty();
+            let native = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(native.certs);
+            if added == 0 {
+                tracing::warn!(errors = ?native.errors, "no system root certificates: https health probes will fail");
+            }
+            ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+                .map_err(|e| format!("TLS configuration: {e}"))
+        })
+        .clone()
 }
 
 async fn get_status(url: &str, headers: &BTreeMap<String, String>) -> Result<u16, String> {
-    let (addr, host, path) = split(url)?;
-    let mut stream = TcpStream::connect(&addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    let mut request =
-        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: forge-manager\r\nConnection: close\r\n");
+    let t = split(url)?;
+    let mut request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: forge-manager\r\nConnection: close\r\n",
+        t.path, t.host
+    );
     for (k, v) in headers {
         if k.contains(['\r', '\n', ':']) || v.contains(['\r', '\n']) {
             return Err(format!("invalid header {k:?}"));
@@ -60,6 +103,23 @@ async fn get_status(url: &str, headers: &BTreeMap<String, String>) -> Result<u16
         request.push_str(&format!("{k}: {v}\r\n"));
     }
     request.push_str("\r\n");
+    let stream = TcpStream::connect(&t.addr)
+        .await
+        .map_err(|e| format!("connect {}: {e}", t.addr))?;
+    if t.tls {
+        let name =
+            ServerName::try_from(t.name.clone()).map_err(|e| format!("TLS server name {:?}: {e}", t.name))?;
+        let tls = TlsConnector::from(tls_config()?)
+            .connect(name, stream)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        exchange(tls, &request).await
+    } else {
+        exchange(stream, &request).await
+    }
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, request: &str) -> Result<u16, String> {
     stream
         .write_all(request.as_bytes())
         .await
@@ -88,20 +148,46 @@ mod tests {
 
     #[test]
     fn urls_split_into_address_host_and_path() {
+        let t = split("http://127.0.0.1:8080/healthz?x=1").expect("ok");
         assert_eq!(
-            split("http://127.0.0.1:8080/healthz?x=1").expect("ok"),
-            (
-                "127.0.0.1:8080".into(),
-                "127.0.0.1:8080".into(),
-                "/healthz?x=1".into()
-            )
+            (t.tls, t.addr.as_str(), t.host.as_str(), t.path.as_str()),
+            (false, "127.0.0.1:8080", "127.0.0.1:8080", "/healthz?x=1")
+        );
+        let t = split("http://node.local").expect("ok");
+        assert_eq!(
+            (t.addr.as_str(), t.name.as_str(), t.path.as_str()),
+            ("node.local:80", "node.local", "/")
+        );
+        let t = split("https://health.example:8443/ok").expect("ok");
+        assert_eq!(
+            (t.tls, t.addr.as_str(), t.name.as_str()),
+            (true, "health.example:8443", "health.example")
         );
         assert_eq!(
-            split("http://node.local").expect("ok"),
-            ("node.local:80".into(), "node.local".into(), "/".into())
+            split("https://health.example/").expect("ok").addr,
+            "health.example:443"
         );
-        assert!(split("https://x/").expect_err("https").contains("not supported"));
         assert!(split("ftp://x/").is_err());
+    }
+
+    #[tokio::test]
+    async fn an_https_endpoint_with_an_untrusted_certificate_fails_the_probe() {
+        // A TLS server whose certificate no system root signed: the handshake is refused.
+        use tokio::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            // Not even TLS: whatever answers must not count as healthy.
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+        });
+        let r = probe(
+            &format!("https://localhost:{}/", addr.port()),
+            &BTreeMap::new(),
+            Duration::from_secs(2),
+        )
+        .await;
+        assert!(r.as_ref().is_err_and(|e| e.starts_with("TLS")), "{r:?}");
     }
 
     #[tokio::test]

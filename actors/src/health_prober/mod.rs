@@ -5,9 +5,9 @@
 //! What is probed: the CardanoForgeCluster's `spec.healthCheck` as the ClusterWatcher last read
 //! it (`enabled`, `endpoint`, `interval`, `timeout`, `failureThreshold`, `headers`); while the
 //! CFC has no `healthCheck`, the environment's `HEALTH_CHECK_*` settings. A probe is an HTTP/1.1
-//! GET that is healthy iff it answers 200 within the timeout. Only `http://` endpoints are
-//! supported so far (an `https://` endpoint fails every probe with a clear message: TLS probing
-//! is pending).
+//! GET that is healthy iff it answers 200 within the timeout; `http://` or `https://` (rustls
+//! with ring and the system's root certificates; a certificate they do not sign fails the
+//! probe).
 //!
 //! Every replica probes (the Decider of each pod needs the count), but only the local leader's
 //! view reaches the CFC status (`healthStatus`, written by its ClusterWatcher from the shared
