@@ -442,20 +442,6 @@ fn lapse_to_forging_off_latency_and_guard_rss() {
     assert!(median < 100.0, "lapse to forging_off took {median} ms");
 }
 
-/// Records the node processes the NodeWatcher reports.
-struct Processes(std::sync::Arc<std::sync::Mutex<Vec<Option<i32>>>>);
-
-impl actix::Actor for Processes {
-    type Context = actix::Context<Self>;
-}
-
-impl actix::Handler<forge_actors::messages::NodeProcess> for Processes {
-    type Result = ();
-    fn handle(&mut self, msg: forge_actors::messages::NodeProcess, _: &mut Self::Context) {
-        self.0.lock().expect("lock").push(msg.0.map(|p| p.pid));
-    }
-}
-
 /// Runs a NodeWatcher that sees no process at all here (an empty procfs: the node runs in
 /// another container without a shared process namespace) and returns what it reported.
 async fn watch_without_process_namespace(
@@ -465,9 +451,10 @@ async fn watch_without_process_namespace(
     use actix::Actor;
     use forge_actors::{
         adapters::process::ProcFs,
+        messages::NodeProcess,
         metrics::{Metrics, PodLabels},
         node_watcher::{NodeWatcher, NodeWatcherSettings},
-        testing::Probe,
+        testing::{Probe, recorder},
     };
     let empty_proc = tempfile::tempdir().expect("empty procfs");
     std::fs::create_dir_all(empty_proc.path().join("net")).expect("net");
@@ -483,13 +470,12 @@ async fn watch_without_process_namespace(
     let metrics =
         Metrics::register(&prometheus::Registry::new(), &PodLabels::default(), "test").expect("metrics");
     let probe = Probe::start();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let processes = Processes(seen.clone()).start();
+    let (processes, seen) = recorder::<NodeProcess>();
     let _watcher = NodeWatcher::new(
         settings,
         ProcFs::at(empty_proc.path()),
         probe.recipient(),
-        processes.recipient(),
+        processes,
         &metrics,
     )
     .start();
@@ -498,7 +484,12 @@ async fn watch_without_process_namespace(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let reported = seen.lock().expect("lock").clone();
+    let reported = seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|p| p.0.map(|id| id.pid))
+        .collect();
     (probe.events(), reported)
 }
 

@@ -3,98 +3,24 @@
 //! a new symlink), as the kubelet's atomic writer does.
 
 use std::{
-    fmt::Write as _,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use actix::{Actor, Addr, Context, Handler, Message, Recipient, Supervisor};
+use actix::{Addr, Supervisor};
 use forge_actors::{
     adapters::fs_credentials::{CredentialPaths, CredentialRole},
     credential_keeper::CredentialKeeper,
     messages::{Fact, Install, Remove, SourcesRotated},
     metrics::{Metrics, PodLabels},
+    testing::{Logs, eventually, recorder},
 };
 use forge_core::decision::Event;
 use prometheus::Registry;
 
-// === test helpers ===
-
-/// Records every message of type `M` sent to it.
-struct Recorder<M>(Arc<Mutex<Vec<M>>>);
-
-impl<M: Unpin + 'static> Actor for Recorder<M> {
-    type Context = Context<Self>;
-}
-
-impl<M> Handler<M> for Recorder<M>
-where
-    M: Message<Result = ()> + Send + Unpin + 'static,
-{
-    type Result = ();
-
-    fn handle(&mut self, msg: M, _ctx: &mut Context<Self>) {
-        self.0.lock().expect("lock").push(msg);
-    }
-}
-
-fn recorder<M>() -> (Recipient<M>, Arc<Mutex<Vec<M>>>)
-where
-    M: Message<Result = ()> + Send + Unpin + 'static,
-{
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    (Recorder(seen.clone()).start().recipient(), seen)
-}
-
-/// Collects the log events emitted on this thread (the actix System's) while installed.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<String>>>);
-
-impl Logs {
-    fn all(&self) -> String {
-        self.0.lock().expect("lock").join("\n")
-    }
-}
-
-struct Fields<'a>(&'a mut String);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, "{}={:?} ", field.name(), value);
-    }
-}
-
-impl tracing::Subscriber for Logs {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut line = format!("{} ", event.metadata().level());
-        event.record(&mut Fields(&mut line));
-        self.0.lock().expect("lock").push(line);
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-/// Polls `cond` until it holds, for at most a few seconds (real time: real files and inotify).
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+// === test helpers: `forge_actors::testing::{recorder, Logs, eventually}` ===
 
 const FILES: [&str; 3] = ["kes.skey", "vrf.skey", "node.cert"];
 

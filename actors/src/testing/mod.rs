@@ -4,6 +4,8 @@
 
 mod memory_leases;
 mod probe;
+mod record;
 
 pub use memory_leases::{LeaseWrite, MemoryLeaseClient, MemoryLeases, Outage, WriteOp};
 pub use probe::{Probe, Recorded};
+pub use record::{Logs, Recorder, eventually, recorder};
