@@ -307,20 +307,14 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         write_status: status_writer.recipient(),
     };
     // `cardano_forging_enabled` belongs to the NodeSignaller: it knows what the node was told
-    // and, with the guard, what the node does. The Decider's intent goes to a detached gauge.
-    let mut decider_metrics = metrics;
-    decider_metrics.forging_enabled = prometheus::IntGauge::new(
-        "forge_manager_forging_decided",
-        "The Decider's intent (not exported; cardano_forging_enabled is the node's state).",
-    )
-    .context("metrics")?;
+    // and, with the guard, what the node does.
     decider_ctx.run(Decider::new(
         settings,
         State::new(config),
         clock,
         out,
         snapshot_tx,
-        Some(decider_metrics),
+        Some(metrics),
     ));
 
     actix::spawn(handle_signals(decider, cfg.shutdown_timeout, fail_safe, exit));

@@ -208,7 +208,8 @@ impl Decider {
                     .with_label_values(&[if next.forge { "true" } else { "false" }, next.reason.as_str()])
                     .inc();
             }
-            m.forging_enabled.set(i64::from(next.forge));
+            // `cardano_forging_enabled` is the NodeSignaller's: what the node was told (or, with
+            // the guard, what it does), not this intent.
             m.leader_status.set(i64::from(next.holds_lease));
         }
         self.fold(Event::Committed { forge: next.forge });
@@ -256,7 +257,6 @@ impl Decider {
         ctx.spawn(fut.into_actor(self).map(|_, act, _| {
             act.busy = false;
             if let Some(m) = &act.metrics {
-                m.forging_enabled.set(0);
                 m.leader_status.set(0);
             }
             tracing::info!("shutdown complete");
