@@ -136,6 +136,8 @@ pub const ENV_VARS: &[EnvVar] = &[
     ev("NODE_STARTS_NON_PRODUCING", "false", "Node runs --start-as-non-producing-node: install credentials at start."),
     ev("NAMING_SCHEME", "hashed", "hashed (unique per pool) or reference (the reference's names)."),
     ev("SHUTDOWN_TIMEOUT", "10", "SIGTERM: stop forging, release the lease and exit within this (seconds)."),
+    ev("STOP_GRACE", "2", "Without the node guard: after a stopping SIGHUP, wait this long (or for the node's exit) before the stop counts as done."),
+    ev("STOP_CONFIRM_TIMEOUT", "5", "With the node guard: a stopping reload must be confirmed by the node within this, else the stop fails and nothing is handed over."),
 ];
 
 const fn ev(name: &'static str, default: &'static str, meaning: &'static str) -> EnvVar {
@@ -225,6 +227,8 @@ pub struct RawSettings {
     pub node_starts_non_producing: Option<String>,
     pub naming_scheme: Option<String>,
     pub shutdown_timeout: Option<String>,
+    pub stop_grace: Option<String>,
+    pub stop_confirm_timeout: Option<String>,
     /// The host name, passed in by the loader (not a setting): the legacy default of the
     /// CardanoForgeCluster name when neither `CLUSTER_IDENTIFIER` nor `POOL_ID` is given.
     #[serde(skip)]
@@ -373,6 +377,17 @@ pub struct NodeSettings {
     pub starts_non_producing: bool,
     /// `GUARD_SOCKET`.
     pub guard_socket: PathBuf,
+    /// `STOP_GRACE`: without the node guard nothing the sidecar can see confirms that the node
+    /// stopped forging after a SIGHUP (cardano-node re-reads its files and only then stops its
+    /// forging thread), so a stop counts as done only this long after the SIGHUP, or when the
+    /// node process is gone. Until then the claim and the lease are kept.
+    #[serde(serialize_with = "ser_duration")]
+    pub stop_grace: Duration,
+    /// `STOP_CONFIRM_TIMEOUT`: with the node guard, a stopping reload counts as done only when
+    /// the guard reports the node's "Disabling block forging" (or not effective, or its exit)
+    /// after it; not within this, the stop fails and nothing is handed over.
+    #[serde(serialize_with = "ser_duration")]
+    pub stop_confirm_timeout: Duration,
 }
 
 /// The three credential files.
@@ -617,6 +632,8 @@ pub fn validate(raw: &RawSettings) -> Result<ValidConfig, ConfigErrors> {
             false,
         ),
         guard_socket: abs_path(&mut e, "GUARD_SOCKET", &raw.guard_socket, "/ipc/forge-guard.sock"),
+        stop_grace: seconds(&mut e, "STOP_GRACE", &raw.stop_grace, 2.0),
+        stop_confirm_timeout: seconds(&mut e, "STOP_CONFIRM_TIMEOUT", &raw.stop_confirm_timeout, 5.0),
     };
 
     // Credentials: absolute, and no target may be a source or another target.
@@ -793,7 +810,7 @@ pub fn validate(raw: &RawSettings) -> Result<ValidConfig, ConfigErrors> {
         failure_threshold,
     };
 
-    let peers = peer_clusters(&mut e, raw.peer_clusters.as_ref());
+    let peers = peer_clusters(&mut e, raw.peer_clusters.as_ref(), &names.cluster);
     let metrics_port = integer(&mut e, "METRICS_PORT", &raw.metrics_port, 8000, 1, 65_535) as u16;
     let log = LogSettings {
         level: one_of(
@@ -851,7 +868,13 @@ pub fn validate(raw: &RawSettings) -> Result<ValidConfig, ConfigErrors> {
     })
 }
 
-/// The lease timing rules (module docs), one error per key: `RENEW_DEADLINE < LEASE_DURATION`;
+/// The least margin between `RENEW_DEADLINE` and `LEASE_DURATION`: a leader stops at its renew
+/// deadline, and its node must have stopped before any other pod can see the lease expire. Without
+/// the node guard the margin must also exceed the node's slowest reload (docs/configuration.md).
+pub const MIN_DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+
+/// The lease timing rules (module docs), one error per key: `RENEW_DEADLINE < LEASE_DURATION`
+/// by at least [`MIN_DEADLINE_MARGIN`];
 /// `RETRY_PERIOD x 1.2 < RENEW_DEADLINE`; `API_TIMEOUT < RENEW_DEADLINE`; and two full renew
 /// attempts fit: `RETRY_PERIOD x 1.2 + 2 x API_TIMEOUT <= RENEW_DEADLINE`. Also usable by tests
 /// and the simulator to check hand-made timings.
@@ -875,6 +898,17 @@ pub fn check_timing(t: &LeaseTiming, api_timeout: Duration) -> Vec<ConfigError> 
             "RENEW_DEADLINE",
             format!(
                 "must be less than LEASE_DURATION ({}), got {}: a leader must give up before its lease can pass on",
+                fmt_dur(t.duration),
+                fmt_dur(t.renew_deadline)
+            ),
+        );
+    }
+    else if t.duration - t.renew_deadline < MIN_DEADLINE_MARGIN {
+        e.push(
+            "RENEW_DEADLINE",
+            format!(
+                "must be at least {} below LEASE_DURATION ({}), got {}: a leader stops at its renew deadline and its node needs that margin to stop before the lease can pass on",
+                fmt_dur(MIN_DEADLINE_MARGIN),
                 fmt_dur(t.duration),
                 fmt_dur(t.renew_deadline)
             ),
@@ -1202,7 +1236,7 @@ fn effective_names(
     }
 }
 
-fn peer_clusters(e: &mut Errors, raw: Option<&StringList>) -> Vec<PeerCluster> {
+fn peer_clusters(e: &mut Errors, raw: Option<&StringList>, own: &str) -> Vec<PeerCluster> {
     let Some(list) = raw else { return Vec::new() };
     let mut peers: Vec<PeerCluster> = Vec::new();
     for item in list.items() {
@@ -1228,6 +1262,15 @@ fn peer_clusters(e: &mut Errors, raw: Option<&StringList>) -> Vec<PeerCluster> {
             e.push(
                 "PEER_CLUSTERS",
                 format!("peer names must be unique, got {name:?} twice"),
+            );
+        } else if name == own {
+            // Facts about a peer named like us would be dropped, and we would forge as if it
+            // did not exist: two regions forging (S1).
+            e.push(
+                "PEER_CLUSTERS",
+                format!(
+                    "names our own CardanoForgeCluster {name:?}: each region needs its own name (CLUSTER_IDENTIFIER) and lists only the others"
+                ),
             );
         }
         peers.push(PeerCluster {
@@ -1378,6 +1421,10 @@ mod tests {
             (&[("LEASE_DURATION", "2.5")], "LEASE_DURATION", "\"2.5\""),
             (&[("LEASE_DURATION", "5")], "RENEW_DEADLINE", "LEASE_DURATION"),
             (&[("RENEW_DEADLINE", "15")], "RENEW_DEADLINE", "15s"),
+            (&[("RENEW_DEADLINE", "14.9")], "RENEW_DEADLINE", "at least 1s below"),
+            (&[("STOP_GRACE", "soon")], "STOP_GRACE", "\"soon\""),
+            (&[("STOP_CONFIRM_TIMEOUT", "-1")], "STOP_CONFIRM_TIMEOUT", "\"-1\""),
+            (&[("CLUSTER_IDENTIFIER", "pool-a"), ("PEER_CLUSTERS", "pool-a=/k/a")], "PEER_CLUSTERS", "our own"),
             (&[("RENEW_DEADLINE", "zero")], "RENEW_DEADLINE", "\"zero\""),
             (&[("RENEW_DEADLINE", "0")], "RENEW_DEADLINE", "\"0\""),
             (&[("RETRY_PERIOD", "9")], "RETRY_PERIOD", "9s"),

@@ -221,6 +221,7 @@ fn to_event(g: Gen, now: Mono) -> Event {
         },
         Gen::PeerUnreachable(p) => Event::PeerUnreachable {
             cluster: PEERS[p].into(),
+            at: now,
         },
         Gen::PeerLease(p, vacant, n) => Event::PeerLeaseObserved {
             cluster: PEERS[p].into(),
@@ -761,7 +762,8 @@ impl World {
             }
             Action::Unreachable(i, j) if i != j => {
                 let cluster = self.regions[j].name.clone();
-                self.feed(i, Event::PeerUnreachable { cluster });
+                let at = self.now;
+                self.feed(i, Event::PeerUnreachable { cluster, at });
                 self.step(i);
             }
             Action::LandWrite(i) => {

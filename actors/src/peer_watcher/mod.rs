@@ -176,7 +176,7 @@ impl PeerWatcher {
         let cluster = self.settings.name.clone();
         let (objects, sent, received, object, lease) = match result {
             Ok(r) => r,
-            Err(e) => return self.unreachable(&e),
+            Err(e) => return self.unreachable(&e, self.clock.now()),
         };
         self.objects = Some(objects);
         match object {
@@ -206,7 +206,7 @@ impl PeerWatcher {
                     read_at: sent,
                 }));
             }
-            Err(e) => return self.unreachable(&e),
+            Err(e) => return self.unreachable(&e, sent),
         }
         if let Ok(Some(lease)) = lease {
             let record = lease
@@ -223,7 +223,8 @@ impl PeerWatcher {
         }
     }
 
-    fn unreachable(&mut self, e: &KubeApiError) {
+    /// A failed read (sent at `at`).
+    fn unreachable(&mut self, e: &KubeApiError, at: Mono) {
         let cluster = self.settings.name.clone();
         if self.reachable != Some(false) {
             tracing::warn!(peer = %cluster, error = %e, "peer region unreachable: no takeover from it on silence");
@@ -236,7 +237,7 @@ impl PeerWatcher {
             // Rebuild the client next time (a kubeconfig may have been rotated).
             self.objects = None;
         }
-        self.fact.do_send(Fact::now(Event::PeerUnreachable { cluster }));
+        self.fact.do_send(Fact::now(Event::PeerUnreachable { cluster, at }));
     }
 
     fn refresh_age(&self) {

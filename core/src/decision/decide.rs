@@ -24,10 +24,11 @@
 //! region going silent does not stop the forging one.
 //!
 //! `Enabled` (or an override forcing it) forges regardless of priorities, but still waits for
-//! each peer not reported unreachable to confirm it does not forge (a peer not yet tried at
-//! start-up counts: it may be forging); peers reported unreachable are skipped, because
-//! that is what an operator's override during a region outage is for (and then two forgers are
-//! the operator's responsibility, as the CRD documents).
+//! each peer to confirm it does not forge (a peer not yet tried at start-up counts: it may be
+//! forging). A peer that has stayed unreachable, with no successful read, for longer than its
+//! Lease duration is skipped, because that is what an operator's override during a region
+//! outage is for (and then two forgers are the operator's responsibility, as the CRD
+//! documents); one failed read is never enough.
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -235,9 +236,29 @@ fn rank(state: ForgeState) -> u8 {
 fn lease_lapsed(s: &State, v: &PeerView, now: Mono) -> bool {
     v.lease.as_ref().is_some_and(|l| {
         let o = &l.observation;
-        l.read_at >= o.observed_at + o.duration(&s.config.lease)
+        l.read_at >= o.observed_at + peer_lease_duration(s, v)
             && now.saturating_since(l.read_at) <= s.config.heartbeat_fresh_for
     })
+}
+
+/// How long a peer's Lease must stay unrenewed (or a peer stay silent) before it counts as gone:
+/// the larger of its record's duration and ours. A released Lease carries 1 s (client-go's
+/// choice), and a region whose one replica restarts must not look like a region outage.
+fn peer_lease_duration(s: &State, v: &PeerView) -> Duration {
+    let configured = s.config.lease.duration;
+    v.lease
+        .as_ref()
+        .map_or(configured, |l| l.observation.duration(&s.config.lease).max(configured))
+}
+
+/// When an unreachable peer may be skipped by an `Enabled` cluster: once it has been
+/// unreachable, with no successful read since, for longer than its Lease duration. One failed
+/// read proves nothing (a blip, an asymmetric partition), and the peer may be forging.
+fn skippable_from(s: &State, v: &PeerView) -> Option<Mono> {
+    if v.reach != Reach::Unreachable {
+        return None;
+    }
+    v.unreachable_since.map(|t| t + peer_lease_duration(s, v))
 }
 
 /// The best eligible peer that beats us (`PriorityBased` at `priority`), if any. A peer whose
@@ -290,7 +311,7 @@ fn evidence(s: &State, v: &PeerView, claim_at: Option<Mono>, now: Mono) -> Evide
         let o = &l.observation;
         // By S2 (and S3 with the node guard) no pod of a cluster whose Lease is vacant or
         // unrenewed for its whole duration forges.
-        let lapsed = o.record.is_vacant() || l.read_at >= o.observed_at + o.duration(&s.config.lease);
+        let lapsed = o.record.is_vacant() || l.read_at >= o.observed_at + peer_lease_duration(s, v);
         if lapsed && fresh(l.read_at) {
             return Evidence::NotForging;
         }
@@ -320,9 +341,13 @@ fn start_or_wait(s: &State, now: Mono, d: Decision, forging_reason: Reason, enab
     let claim_at = s.own.claim_at;
     let mut worst: Option<(Evidence, &str)> = None;
     let mut considered = 0usize;
+    let mut d = d;
     for (name, v) in &s.peers {
-        if enabled && v.reach == Reach::Unreachable {
-            continue;
+        if enabled && let Some(at) = skippable_from(s, v) {
+            if now > at {
+                continue;
+            }
+            d.next_wake = earliest(d.next_wake, Some(at + Duration::from_millis(1)));
         }
         considered += 1;
         let e = evidence(s, v, claim_at, now);

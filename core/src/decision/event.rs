@@ -84,6 +84,8 @@ pub enum Event {
     PeerUnreachable {
         /// The peer cluster.
         cluster: String,
+        /// When the failed read was sent: the first of a run starts the peer's silence.
+        at: Mono,
     },
     /// PeerWatcher → Decider: a peer's local Lease was read.
     PeerLeaseObserved {
@@ -172,12 +174,14 @@ pub fn apply(mut state: State, event: Event) -> State {
         } => {
             if let Some(view) = peer_mut(&mut state, cluster) {
                 view.reach = Reach::Reachable;
+                view.unreachable_since = None;
                 view.status = Some(PeerStatus::from_crd(status.as_deref(), generation, read_at));
             }
         }
-        Event::PeerUnreachable { cluster } => {
+        Event::PeerUnreachable { cluster, at } => {
             if let Some(view) = peer_mut(&mut state, cluster) {
                 view.reach = Reach::Unreachable;
+                view.unreachable_since.get_or_insert(at);
             }
         }
         Event::PeerLeaseObserved {

@@ -225,6 +225,8 @@ pub struct PeerView {
     pub status: Option<PeerStatus>,
     /// Its local Lease, when read.
     pub lease: Option<PeerLease>,
+    /// Since when it has been unreachable without a successful read in between.
+    pub unreachable_since: Option<Mono>,
 }
 
 /// Everything the Decider knows. Built by [`State::new`], changed by [`apply`](super::apply).

@@ -320,6 +320,7 @@ fn an_unreachable_or_never_seen_higher_priority_peer_blocks_takeover() {
             ),
             Event::PeerUnreachable {
                 cluster: "eu-west-1".into(),
+                at: secs(2),
             },
         ],
     );
@@ -453,7 +454,11 @@ fn a_peer_lease_unrenewed_for_its_duration_is_evidence() {
         s,
         observed("a", status(ForgeState::PriorityBased, 1, true, 1), 1, secs(1)),
     );
-    let s = apply(s, Event::PeerUnreachable { cluster: "a".into() });
+    let s = apply(s, Event::PeerUnreachable {
+            cluster: "a".into(),
+            at: secs(1),
+        },
+    );
     let rec = LeaseRecord {
         holder_identity: Some("a-0".into()),
         lease_duration_seconds: Some(15),
@@ -567,6 +572,43 @@ fn a_better_peer_whose_leader_is_shutting_down_still_contends_until_its_lease_la
 }
 
 #[test]
+fn a_released_peer_lease_counts_as_vacant_for_our_lease_duration_not_its_own_one_second() {
+    // client-go (and we) write leaseDurationSeconds: 1 on release. A primary whose only replica
+    // restarts must not be taken over after 1 s (L1-d): the configured 15 s applies.
+    let s = claimed(multi(&["a"], spec(2, ForgeState::PriorityBased)), secs(1));
+    let mut st = status(ForgeState::PriorityBased, 1, false, 1);
+    st.reason = Some("shutting_down".into());
+    let released = LeaseRecord {
+        holder_identity: Some(String::new()),
+        lease_duration_seconds: Some(1),
+        ..Default::default()
+    };
+    let read = |s: State, t: u64| {
+        let s = apply(s, observed("a", st.clone(), 1, secs(t)));
+        apply(
+            s,
+            Event::PeerLeaseObserved {
+                cluster: "a".into(),
+                record: released.clone(),
+                sent_at: secs(t),
+                received_at: secs(t),
+            },
+        )
+    };
+    let s = read(s, 2);
+    let s = read(s, 4);
+    assert_eq!(
+        decide(&s, secs(4), wall()).reason.as_str(),
+        "yielding_to_peer",
+        "2 s after a release with a 1 s record the region is still restarting its leader"
+    );
+    let s = read(s, 16);
+    assert_eq!(decide(&s, secs(16), wall()).reason.as_str(), "yielding_to_peer");
+    let s = read(s, 18);
+    assert_eq!(decide(&s, secs(18), wall()).reason, Reason::GlobalWinner);
+}
+
+#[test]
 fn a_forging_winner_keeps_forging_when_a_worse_peer_goes_silent() {
     let s = claimed(multi(&["b"], spec(1, ForgeState::PriorityBased)), secs(1));
     let s = apply(
@@ -578,7 +620,10 @@ fn a_forging_winner_keeps_forging_when_a_worse_peer_goes_silent() {
         s,
         [
             Event::Committed { forge: true },
-            Event::PeerUnreachable { cluster: "b".into() },
+            Event::PeerUnreachable {
+                cluster: "b".into(),
+                at: secs(3),
+            },
         ],
     );
     assert!(decide(&s, secs(50), wall()).forge);
@@ -595,27 +640,45 @@ fn an_enabled_cluster_skips_unreachable_peers_but_waits_for_visible_forgers() {
     let s = feed(
         s,
         [
-            Event::PeerUnreachable { cluster: "a".into() },
-            Event::PeerUnreachable { cluster: "b".into() },
+            Event::PeerUnreachable {
+                cluster: "a".into(),
+                at: secs(1),
+            },
+            Event::PeerUnreachable {
+                cluster: "b".into(),
+                at: secs(1),
+            },
         ],
     );
+    let early = decide(&s, secs(2), wall());
     assert_eq!(
-        decide(&s, secs(1), wall()).reason,
+        early.reason.as_str(),
+        "peer_unreachable",
+        "one failed read is no reason to skip a peer that may be forging"
+    );
+    assert!(
+        early.next_wake.is_some_and(|w| w > secs(16) && w <= secs(17)),
+        "decides again once the silence outlasts the lease duration: {:?}",
+        early.next_wake
+    );
+    assert_eq!(
+        decide(&s, secs(17), wall()).reason,
         Reason::ClusterEnabled,
-        "an override during a region outage skips silent peers"
+        "an override during a region outage skips peers silent for longer than a lease duration"
     );
+    // "a" answers again (b stays silent): a visible forger is waited for.
     let s = apply(
         s,
-        observed("a", status(ForgeState::PriorityBased, 1, true, 1), 1, secs(1)),
+        observed("a", status(ForgeState::PriorityBased, 1, true, 1), 1, secs(18)),
     );
-    assert_eq!(decide(&s, secs(1), wall()).reason.as_str(), "awaiting_peer_stop");
-    let s = claimed(s, secs(2));
-    assert_eq!(decide(&s, secs(2), wall()).reason.as_str(), "awaiting_peer_stop");
+    assert_eq!(decide(&s, secs(18), wall()).reason.as_str(), "awaiting_peer_stop");
+    let s = claimed(s, secs(19));
+    assert_eq!(decide(&s, secs(19), wall()).reason.as_str(), "awaiting_peer_stop");
     let s = apply(
         s,
-        observed("a", status(ForgeState::PriorityBased, 1, false, 1), 1, secs(3)),
+        observed("a", status(ForgeState::PriorityBased, 1, false, 1), 1, secs(20)),
     );
-    assert_eq!(decide(&s, secs(3), wall()).reason, Reason::ClusterEnabled);
+    assert_eq!(decide(&s, secs(20), wall()).reason, Reason::ClusterEnabled);
 }
 
 #[test]
