@@ -36,7 +36,7 @@ use forge_actors::{
     mailbox::Counted,
     messages::{Fact, Shutdown},
     metrics::{Metrics, PodLabels},
-    node_signaller::{LeaseTap, NodeSignaller},
+    node_signaller::{LeaseTap, NodeSignaller, StopConfirmation},
     node_watcher::{NodeWatcher, NodeWatcherSettings},
     peer_watcher::{PeerMetrics, PeerSettings, PeerWatcher},
 };
@@ -193,7 +193,15 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     let guard = GuardClient::new(&cfg.node.guard_socket, GUARD_TIMEOUT);
     let signaller = Supervisor::start({
         let (procfs, m) = (procfs.clone(), metrics.clone());
-        move |_| NodeSignaller::new(procfs, &m).with_guard(guard, clock)
+        let stop = StopConfirmation {
+            grace: cfg.node.stop_grace,
+            timeout: cfg.node.stop_confirm_timeout,
+        };
+        move |_| {
+            NodeSignaller::new(procfs, &m)
+                .with_guard(guard, clock)
+                .with_stop_confirmation(stop)
+        }
     });
     // The lease facts reach the signaller before the Decider (the permit's bound).
     let tap = actix::Actor::start(LeaseTap::new(signaller.clone().recipient(), facts.clone()));

@@ -507,7 +507,7 @@ fn boot_credentials_are_installed_without_a_reload_while_the_node_is_down_and_re
 }
 
 #[test]
-fn a_failed_removal_keeps_the_lease_and_is_retried_before_anything_is_released() {
+fn a_failed_removal_still_reloads_keeps_the_lease_and_is_retried_before_anything_is_released() {
     on_virtual_time(|| async {
         let fleet = Fleet::new();
         let pods = three_ready_pods(&fleet).await;
@@ -526,8 +526,11 @@ fn a_failed_removal_keeps_the_lease_and_is_retried_before_anything_is_released()
         assert_eq!(
             entries,
             [
+                // The node is told anyway (some files may be gone), and nothing is handed over.
                 (Did::Remove, false),
+                (Did::Reload(ReloadReason::StopForging), true),
                 (Did::Remove, false),
+                (Did::Reload(ReloadReason::StopForging), true),
                 (Did::Remove, true),
                 (Did::Reload(ReloadReason::StopForging), true),
                 (Did::WriteStatus(false), true),

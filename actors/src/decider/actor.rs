@@ -243,23 +243,22 @@ impl Decider {
         );
         let cmds = shutdown_plan(&self.current);
         self.busy = true;
-        let out = self.out.clone();
-        let clock = self.clock;
-        // Every step is attempted even if one fails: nothing is left to protect by stopping.
-        let fut = async move {
-            for cmd in cmds {
-                let outcome = execute(vec![cmd], out.clone(), clock, false).await;
-                if let Some((cmd, e)) = outcome.failed {
-                    tracing::error!(command = ?cmd, kind = e.kind, error = %e.detail, "shutdown step failed");
-                }
-            }
-        };
-        ctx.spawn(fut.into_actor(self).map(|_, act, _| {
+        // In order, stopping at a failed stop (S2): the claim is withdrawn and the lease released
+        // only once the node is confirmed not forging. A failed status write does not stop it.
+        let fut = execute(cmds, self.out.clone(), self.clock, false);
+        ctx.spawn(fut.into_actor(self).map(|outcome, act, _| {
             act.busy = false;
+            match outcome.failed {
+                None => tracing::info!("shutdown complete"),
+                Some((cmd, e)) => tracing::error!(
+                    command = ?cmd, kind = e.kind, error = %e.detail,
+                    "shutdown: the node's stop was not confirmed, so the claim and the lease are kept: \
+                     the lease expires on its own and the node guard's permit lapses at the renew deadline"
+                ),
+            }
             if let Some(m) = &act.metrics {
                 m.leader_status.set(0);
             }
-            tracing::info!("shutdown complete");
             actix::System::current().stop();
         }));
     }

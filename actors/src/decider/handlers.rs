@@ -45,6 +45,13 @@ impl Handler<SourcesRotated> for Decider {
         if !self.current.forge || self.shutting_down {
             return; // a standby installs the current set when it starts forging
         }
+        if !self.next_decision().forge {
+            // The lease deadline may have passed while this waited (a paused sidecar): the
+            // stop plan comes next, and nothing may be installed before it.
+            tracing::info!("credentials rotated, but forging is about to stop: not installing them");
+            self.redecide(ctx);
+            return;
+        }
         if self.busy {
             ctx.notify_later(SourcesRotated, Duration::from_millis(100));
             return;

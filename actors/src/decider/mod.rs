@@ -273,7 +273,8 @@ async fn execute(
     status_write_required: bool,
 ) -> Outcome {
     let mut outcome = Outcome::default();
-    for cmd in cmds {
+    let mut cmds = cmds.into_iter();
+    while let Some(cmd) = cmds.next() {
         let result: Result<(), CommandFailed> = match &cmd {
             Command::Contend(on) => out
                 .contend
@@ -295,6 +296,19 @@ async fn execute(
         if let Err(e) = result {
             tracing::warn!(command = ?cmd, kind = e.kind, error = %e.detail, "command failed");
             if aborts(&cmd, &e, status_write_required) {
+                if cmd == Command::Remove
+                    && let Some(Command::Reload { reason }) =
+                        cmds.find(|c| matches!(c, Command::Reload { reason } if !reason.needs_node()))
+                {
+                    // Some files may be gone: cardano-node stops forging when any is missing, so
+                    // the node is told anyway. The plan still stops here: nothing is handed over.
+                    let told = flatten(out.reload.send(Reload { reason }).await);
+                    tracing::warn!(
+                        reason = reason.as_str(),
+                        reloaded = told.is_ok(),
+                        "credentials not all removed: reloaded the node anyway; keeping the lease and the claim"
+                    );
+                }
                 outcome.failed = Some((cmd, e));
                 return outcome;
             }

@@ -24,6 +24,10 @@ impl Supervised for NodeSignaller {
         if let Some(g) = self.guard.as_mut() {
             g.connected = false;
             g.connecting = false;
+            if let Some(reader) = g.reader.take() {
+                reader.abort();
+            }
+            g.pushed.send_modify(|p| p.connected = false);
         }
         self.fencing.set(0);
     }

@@ -1,15 +1,28 @@
 //! One handler per message the NodeSignaller receives, and the guard subscription's stream.
 
-use actix::{ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, StreamHandler, WrapFuture, fut};
+use std::time::Duration;
+
+use actix::{ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, WrapFuture, fut};
 use forge_core::decision::{Event, ReloadReason};
 use forge_guard::protocol::{Observation, Request};
-use tokio::time::Instant;
+use tokio::{sync::watch, time::Instant};
 
-use super::{GUARD_RESEND_EVERY, NO_PERMIT, NodeSignaller};
+use super::{GUARD_RESEND_EVERY, GuardPush, NO_PERMIT, NodeSignaller, Pushed, STOP_SETTLE, STOP_UNCONFIRMED};
 use crate::{
-    adapters::guard::{GuardClient, GuardError, GuardReport},
+    adapters::{
+        guard::{GuardClient, GuardError, GuardReport},
+        process::{ProcFs, ProcessIdentity},
+    },
     messages::{CommandFailed, CommandResult, Fact, NodeProcess, Reload},
 };
+
+/// A reload in flight, as the actor future that answers it.
+type ReloadFuture = std::pin::Pin<Box<dyn actix::ActorFuture<NodeSignaller, Output = CommandResult>>>;
+
+/// Whether a reload stops forging and must therefore be confirmed (module docs).
+fn stops(reason: ReloadReason) -> bool {
+    matches!(reason, ReloadReason::StopForging | ReloadReason::Shutdown)
+}
 
 impl Handler<Reload> for NodeSignaller {
     type Result = AtomicResponse<Self, CommandResult>;
@@ -22,23 +35,132 @@ impl Handler<Reload> for NodeSignaller {
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         }
         let Some(client) = self.live_guard() else {
-            return AtomicResponse::new(Box::pin(fut::ready(self.reload(reason))));
+            return AtomicResponse::new(self.pid_reload(reason));
         };
         let ttl = self.permit_ttl();
-        let call = async move { reload_via_guard(&client, reason, ttl).await };
+        // What the guard reported before this reload: a confirmation must come after it.
+        let confirm = stops(reason).then(|| {
+            let g = self.guard.as_ref().expect("live_guard implies guard mode");
+            let before = g.pushed.borrow().clone();
+            Confirm {
+                pushed: g.pushed.subscribe(),
+                // Nothing to wait for when the node was never told to forge and the guard does
+                // not see it forging (a standby's shutdown).
+                needed: self.told_to_forge || before.state.forging == Some(true) || !before.connected,
+                before,
+                timeout: self.stop.timeout,
+                grace: self.stop.grace,
+            }
+        });
+        let call = async move { reload_via_guard(&client, reason, ttl, confirm).await };
         AtomicResponse::new(Box::pin(
             call.into_actor(self)
-                .map(move |result, act, _| act.guard_reloaded(reason, result)),
+                .then(move |result, act, _| act.guard_reloaded(reason, result)),
         ))
     }
 }
 
+/// A stopping reload's confirmation through the guard (module docs).
+struct Confirm {
+    pushed: watch::Receiver<Pushed>,
+    before: Pushed,
+    needed: bool,
+    timeout: Duration,
+    grace: Duration,
+}
+
+impl Confirm {
+    /// Waits until the node is seen not forging after the reload (then [`STOP_SETTLE`]), or
+    /// fails with [`STOP_UNCONFIRMED`].
+    async fn wait(mut self) -> Result<(), CommandFailed> {
+        if !self.needed {
+            return Ok(());
+        }
+        if !self.before.connected {
+            // The guard answered the reload but we see none of its reports: as by PID.
+            tracing::info!(
+                actor = "node_signaller",
+                grace_ms = self.grace.as_millis() as u64,
+                "no guard subscription to confirm the stop: taking it as done after STOP_GRACE"
+            );
+            tokio::time::sleep(self.grace).await;
+            return Ok(());
+        }
+        let after = self.before.observations;
+        let started = Instant::now();
+        let seen = tokio::time::timeout(
+            self.timeout,
+            self.pushed.wait_for(|p| {
+                p.observations > after
+                    && (p.state.forging != Some(true) || p.state.last == Some(Observation::NotEffective))
+            }),
+        )
+        .await;
+        match seen {
+            Ok(Ok(_)) => {
+                tokio::time::sleep(STOP_SETTLE).await;
+                tracing::info!(
+                    actor = "node_signaller",
+                    after_ms = started.elapsed().as_millis() as u64,
+                    "stop confirmed: the node reported it no longer forges"
+                );
+                Ok(())
+            }
+            _ => Err(CommandFailed::new(
+                STOP_UNCONFIRMED,
+                format!(
+                    "the node did not report that it stopped forging within {} ms of the reload (STOP_CONFIRM_TIMEOUT): keeping the lease and the claim",
+                    self.timeout.as_millis()
+                ),
+            )),
+        }
+    }
+}
+
+/// Waits until the stop of `node` by PID counts as done: its process is gone, or `grace` passed.
+async fn wait_stopped_by_pid(procfs: ProcFs, node: ProcessIdentity, grace: Duration) {
+    let started = Instant::now();
+    let verifiable = node.start_time != 0;
+    while started.elapsed() < grace {
+        if verifiable && procfs.identity(node.pid).ok() != Some(node) {
+            tracing::info!(
+                actor = "node_signaller",
+                pid = node.pid,
+                after_ms = started.elapsed().as_millis() as u64,
+                "stop confirmed: the node process is gone"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20).min(grace)).await;
+    }
+    tracing::info!(
+        actor = "node_signaller",
+        pid = node.pid,
+        grace_ms = grace.as_millis() as u64,
+        "stop taken as done after STOP_GRACE (nothing the sidecar sees confirms it without the node guard)"
+    );
+}
+
+/// Whether the guard's process is gone: its socket is absent or refuses connections (a live
+/// guard, even a stalled one, has it bound and listening). The guard is the node's parent and
+/// kills it when it dies, so then the node is gone too. A timeout is not this.
+fn guard_gone(client: &GuardClient) -> bool {
+    match std::os::unix::net::UnixStream::connect(client.socket()) {
+        Ok(_) => false,
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+        ),
+    }
+}
+
 /// The guard's part of a reload: a permit before a starting reload, a revoke after a stopping
-/// one.
+/// one, then its confirmation.
 async fn reload_via_guard(
     client: &GuardClient,
     reason: ReloadReason,
     ttl: Option<std::time::Duration>,
+    confirm: Option<Confirm>,
 ) -> Result<(), CommandFailed> {
     let failed = |e: GuardError| CommandFailed::new(e.kind(), e);
     match reason {
@@ -59,6 +181,9 @@ async fn reload_via_guard(
                 tracing::warn!(actor = "node_signaller", kind = e.kind(), error = %e, "permit not revoked");
             }
             reloaded.map_err(failed)?;
+            if let Some(confirm) = confirm {
+                confirm.wait().await?;
+            }
         }
         ReloadReason::Rotation | ReloadReason::Reassert => {
             client.request(Request::Reload).await.map_err(failed)?;
@@ -68,7 +193,42 @@ async fn reload_via_guard(
 }
 
 impl NodeSignaller {
-    fn guard_reloaded(&mut self, reason: ReloadReason, result: CommandResult) -> CommandResult {
+    /// A reload by PID; a stopping one is answered once confirmed (module docs).
+    fn pid_reload(&mut self, reason: ReloadReason) -> ReloadFuture {
+        let node = self.node;
+        let sent = self.reload(reason);
+        let wait = match (&sent, node) {
+            (Ok(()), Some(node)) if stops(reason) => Some((self.procfs.clone(), node, self.stop.grace)),
+            _ => None,
+        };
+        Box::pin(
+            async move {
+                sent?;
+                if let Some((procfs, node, grace)) = wait {
+                    wait_stopped_by_pid(procfs, node, grace).await;
+                }
+                Ok(())
+            }
+            .into_actor(self)
+            .map(move |r: CommandResult, act, _| {
+                if r.is_ok() {
+                    act.told(reason);
+                }
+                r
+            }),
+        )
+    }
+
+    /// Tracks whether the node was told to forge since its last confirmed stop.
+    fn told(&mut self, reason: ReloadReason) {
+        match reason {
+            ReloadReason::StartForging | ReloadReason::Rotation => self.told_to_forge = true,
+            ReloadReason::StopForging | ReloadReason::Shutdown => self.told_to_forge = false,
+            ReloadReason::Startup | ReloadReason::Reassert => {}
+        }
+    }
+
+    fn guard_reloaded(&mut self, reason: ReloadReason, result: CommandResult) -> ReloadFuture {
         match result {
             Ok(()) => {
                 if let Some(g) = self.guard.as_mut() {
@@ -80,19 +240,32 @@ impl NodeSignaller {
                         ReloadReason::Rotation | ReloadReason::Reassert => {}
                     }
                 }
+                self.told(reason);
                 self.reloaded(reason, "guard");
-                Ok(())
+                Box::pin(fut::ready(Ok(())))
             }
-            Err(e) if e.kind == NO_PERMIT => Err(e),
+            Err(e) if e.kind == NO_PERMIT || e.kind == STOP_UNCONFIRMED => Box::pin(fut::ready(Err(e))),
             Err(e) => {
                 if matches!(reason, ReloadReason::StartForging) {
-                    return Err(e); // never start forging without the guard's permit
+                    return Box::pin(fut::ready(Err(e))); // never start forging without the guard's permit
+                }
+                let gone = self.guard.as_ref().is_some_and(|g| guard_gone(&g.client));
+                let verified_pid = self.node.is_some_and(|n| n.start_time != 0);
+                if stops(reason) && !gone && !verified_pid {
+                    // F3: a guard that does not answer is not a node that is gone; the node may
+                    // still forge and we cannot reach it: the stop fails, the lease and the claim
+                    // stay, and the renew deadline (and the guard's permit) fence.
+                    tracing::error!(
+                        actor = "node_signaller", reason = reason.as_str(), kind = e.kind, error = %e.detail,
+                        "the node guard did not carry out the stopping reload and the node is not visible by PID: the stop is not confirmed"
+                    );
+                    return Box::pin(fut::ready(Err(e)));
                 }
                 tracing::warn!(
-                    actor = "node_signaller", reason = reason.as_str(), kind = e.kind, error = %e.detail,
+                    actor = "node_signaller", reason = reason.as_str(), kind = e.kind, error = %e.detail, guard_gone = gone,
                     "reload through the guard failed: SIGHUP by PID instead"
                 );
-                self.reload(reason)
+                self.pid_reload(reason)
             }
         }
     }
@@ -147,7 +320,28 @@ impl NodeSignaller {
                                 socket = %g.client.socket().display(),
                                 "node guard connected: reloads and the forging permit go through it; S3 (no orphaned forger) is covered"
                             );
-                            ctx.add_stream(stream);
+                            // Read by a task of its own, so a reload waiting for the node's
+                            // confirmation (while this actor waits) sees every report.
+                            let addr = ctx.address();
+                            let pushed = g.pushed.clone();
+                            pushed.send_modify(|p| p.connected = true);
+                            if let Some(old) = g.reader.take() {
+                                old.abort();
+                            }
+                            g.reader = Some(actix::spawn(async move {
+                                let mut stream = std::pin::pin!(stream);
+                                while let Some(report) = futures::StreamExt::next(&mut stream).await {
+                                    pushed.send_modify(|p| {
+                                        if report.event.as_deref() == Some("observed") {
+                                            p.observations += 1;
+                                        }
+                                        p.state = report.state.clone();
+                                    });
+                                    addr.do_send(GuardPush::Report(report));
+                                }
+                                pushed.send_modify(|p| p.connected = false);
+                                addr.do_send(GuardPush::Ended);
+                            }));
                         }
                         Err(e) => tracing::debug!(actor = "node_signaller", error = %e, "node guard not reachable yet"),
                     }
@@ -178,8 +372,19 @@ impl NodeSignaller {
     }
 }
 
-impl StreamHandler<GuardReport> for NodeSignaller {
-    fn handle(&mut self, report: GuardReport, ctx: &mut Context<Self>) {
+impl Handler<GuardPush> for NodeSignaller {
+    type Result = ();
+
+    fn handle(&mut self, push: GuardPush, ctx: &mut Context<Self>) {
+        match push {
+            GuardPush::Report(report) => self.guard_report(report, ctx),
+            GuardPush::Ended => self.guard_ended(),
+        }
+    }
+}
+
+impl NodeSignaller {
+    fn guard_report(&mut self, report: GuardReport, ctx: &mut Context<Self>) {
         let s = &report.state;
         self.forging.set(i64::from(s.forging == Some(true)));
         tracing::debug!(actor = "node_signaller", event = ?report.event, state = ?s, "node guard report");
@@ -205,9 +410,7 @@ impl StreamHandler<GuardReport> for NodeSignaller {
         }
     }
 
-    fn started(&mut self, _ctx: &mut Context<Self>) {}
-
-    fn finished(&mut self, _ctx: &mut Context<Self>) {
+    fn guard_ended(&mut self) {
         // The guard went away (the node container restarts): back to SIGHUP by PID until it
         // returns. The actor keeps running.
         if let Some(g) = self.guard.as_mut() {

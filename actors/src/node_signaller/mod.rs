@@ -20,6 +20,18 @@
 //! `Startup`) and a lost lease revoke it. If this process dies, hangs or is paused, the permit
 //! lapses at the renew deadline, before the lease can expire, and the guard fences the node.
 //!
+//! **A stop is confirmed before it counts (S2).** cardano-node re-reads its configuration and
+//! credential files on SIGHUP and only then stops its forging thread: tens of milliseconds on
+//! an idle node, seconds on a loaded one. So a stopping reload (`StopForging`, `Shutdown`) is
+//! answered only once the node is seen not forging after it: through the guard, the node's
+//! "Disabling block forging" (or "not effective") line observed after the reload was sent, plus
+//! [`STOP_SETTLE`] for its forging thread; by PID, when the process is gone, else after
+//! `STOP_GRACE` (nothing the sidecar can see confirms it). Not confirmed within
+//! `STOP_CONFIRM_TIMEOUT`, the reload fails with [`STOP_UNCONFIRMED`], and the Decider keeps the
+//! claim and the lease: the renew deadline and the guard's permit do the fencing. "The guard
+//! did not answer" is never taken for "the node is gone": only a guard whose socket is gone or
+//! refuses (its process, the node's parent, has exited) is.
+//!
 //! **Metrics.** `forge_manager_fencing_covered` is 1 while the guard's subscription is up.
 //! `cardano_forging_enabled` is what the guard reports the node does; without a guard, what
 //! the node was last told (a successful starting or stopping reload).
@@ -41,7 +53,7 @@ use tokio::time::Instant;
 
 use crate::{
     adapters::{
-        guard::GuardClient,
+        guard::{GuardClient, GuardReport},
         process::{ProcFs, ProcessIdentity, SignalError},
     },
     clock::Clock,
@@ -59,6 +71,44 @@ pub const NO_NODE: &str = "no_node";
 /// `CommandFailed::kind` of a starting reload refused for lack of a current lease deadline to
 /// bound the guard's permit with.
 pub const NO_PERMIT: &str = "no_permit";
+
+/// `CommandFailed::kind` of a stopping reload whose effect was not confirmed in time.
+pub const STOP_UNCONFIRMED: &str = "stop_unconfirmed";
+
+/// After the guard reports the node's "Disabling block forging", the node's forging thread is
+/// cancelled asynchronously (the line comes just before the effect): this much more is waited.
+pub const STOP_SETTLE: Duration = Duration::from_millis(100);
+
+/// How a stopping reload is confirmed (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopConfirmation {
+    /// By PID: how long after the SIGHUP the stop counts as done (`STOP_GRACE`).
+    pub grace: Duration,
+    /// Through the guard: how long to wait for the node's confirmation (`STOP_CONFIRM_TIMEOUT`).
+    pub timeout: Duration,
+}
+
+impl Default for StopConfirmation {
+    /// The configuration's defaults.
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the guard's subscription last delivered, shared with reloads waiting for a confirmation
+/// (they run while the actor waits, so they cannot rely on its stream handler).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Pushed {
+    /// Reports of the node's reconfiguration lines so far (`observed` events).
+    pub(crate) observations: u64,
+    /// The guard's state after the last report.
+    pub(crate) state: forge_guard::protocol::GuardState,
+    /// The subscription is up.
+    pub(crate) connected: bool,
+}
 
 /// How often the guard's subscription is (re)tried while it is down.
 pub const GUARD_RECONNECT: Duration = Duration::from_millis(250);
@@ -83,6 +133,10 @@ struct GuardLink {
     reload_lost: bool,
     /// When the lost reload was last re-sent.
     last_resend: Option<Instant>,
+    /// The subscription's reports, for reloads that wait for the node's confirmation.
+    pushed: tokio::sync::watch::Sender<Pushed>,
+    /// The task reading the subscription (aborted when the actor restarts).
+    reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Sends SIGHUP to the identified node process; see the module documentation.
@@ -99,6 +153,21 @@ pub struct NodeSignaller {
     fencing: IntGauge,
     /// Guard mode.
     guard: Option<GuardLink>,
+    /// How stops are confirmed.
+    stop: StopConfirmation,
+    /// A starting (or rotation) reload was sent since the last confirmed stop: a stop must then
+    /// wait for the node's confirmation even if the guard has not seen it forge yet.
+    told_to_forge: bool,
+}
+
+/// The guard subscription's reader → the actor.
+#[derive(Debug, actix::Message)]
+#[rtype(result = "()")]
+pub(crate) enum GuardPush {
+    /// A report.
+    Report(GuardReport),
+    /// The subscription ended.
+    Ended,
 }
 
 impl NodeSignaller {
@@ -112,7 +181,15 @@ impl NodeSignaller {
             forging: metrics.forging_enabled.clone(),
             fencing: metrics.fencing_covered.clone(),
             guard: None,
+            stop: StopConfirmation::default(),
+            told_to_forge: false,
         }
+    }
+
+    /// How stopping reloads are confirmed (module docs).
+    pub fn with_stop_confirmation(mut self, stop: StopConfirmation) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// Guard mode: reloads go through the guard at `client`'s socket whenever it exists
@@ -128,6 +205,8 @@ impl NodeSignaller {
             permitted: false,
             reload_lost: false,
             last_resend: None,
+            pushed: tokio::sync::watch::Sender::new(Pushed::default()),
+            reader: None,
         });
         self
     }

@@ -237,7 +237,8 @@ impl PeerWatcher {
             // Rebuild the client next time (a kubeconfig may have been rotated).
             self.objects = None;
         }
-        self.fact.do_send(Fact::now(Event::PeerUnreachable { cluster, at }));
+        self.fact
+            .do_send(Fact::now(Event::PeerUnreachable { cluster, at }));
     }
 
     fn refresh_age(&self) {

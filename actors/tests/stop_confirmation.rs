@@ -1,0 +1,203 @@
+//! A stopping reload is answered only once the node is seen not forging (S2), against a
+//! scripted node guard on a real Unix socket: the answer comes after the guard's "Disabling
+//! block forging" report, never before; a node that never confirms fails the reload
+//! (`stop_unconfirmed`); a guard that does not answer is not a node that is gone (F3).
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use actix::{Addr, Supervisor};
+use forge_actors::{
+    adapters::{guard::GuardClient, process::ProcFs},
+    clock::Clock,
+    decider::NODE_ABSENT,
+    messages::{CommandResult, Reload},
+    metrics::{Metrics, PodLabels},
+    node_signaller::{NodeSignaller, STOP_UNCONFIRMED, StopConfirmation},
+};
+use forge_core::decision::ReloadReason;
+use forge_guard::protocol::{Answer, GuardState, Observation};
+use prometheus::Registry;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    net::{UnixListener, UnixStream},
+    sync::broadcast,
+};
+
+/// How the scripted guard behaves.
+#[derive(Clone, Copy)]
+enum Script {
+    /// Answers every request; after a `reload`, pushes `Disabled` this much later.
+    ConfirmAfter(Duration),
+    /// Answers every request, never reports a reconfiguration.
+    NeverConfirms,
+}
+
+/// A guard on `socket` whose node forges until a reload is confirmed per `script`. `pushed` is
+/// set just before the confirming report is written.
+fn scripted_guard(socket: &Path, script: Script, pushed: Arc<AtomicBool>) {
+    let listener = UnixListener::bind(socket).expect("bind guard socket");
+    let (tx, _) = broadcast::channel::<String>(16);
+    let forging = GuardState {
+        forging: Some(true),
+        last: Some(Observation::Enabled),
+        child_pid: 4242,
+        ..GuardState::default()
+    };
+    actix::spawn(async move {
+        loop {
+            let Ok((conn, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            let pushed = pushed.clone();
+            let forging = forging.clone();
+            actix::spawn(async move { serve(conn, script, tx, pushed, forging).await });
+        }
+    });
+}
+
+async fn serve(
+    conn: UnixStream,
+    script: Script,
+    tx: broadcast::Sender<String>,
+    pushed: Arc<AtomicBool>,
+    forging: GuardState,
+) {
+    let (read, mut write) = conn.into_split();
+    let mut line = String::new();
+    if BufReader::new(read).read_line(&mut line).await.is_err() {
+        return;
+    }
+    let op = serde_json::from_str::<serde_json::Value>(&line).expect("request")["op"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let _ = write
+        .write_all(Answer::ok(forging.clone()).to_line().as_bytes())
+        .await;
+    match op.as_str() {
+        "subscribe" => {
+            let mut rx = tx.subscribe();
+            while let Ok(push) = rx.recv().await {
+                if write.write_all(push.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        }
+        "reload" => {
+            if let Script::ConfirmAfter(after) = script {
+                tokio::time::sleep(after).await;
+                let stopped = GuardState {
+                    forging: Some(false),
+                    last: Some(Observation::Disabled),
+                    ..forging
+                };
+                pushed.store(true, Ordering::SeqCst);
+                let _ = tx.send(Answer::event("observed", stopped).to_line());
+            }
+        }
+        _ => {}
+    }
+}
+
+fn signaller(socket: &Path, stop: StopConfirmation) -> (Addr<NodeSignaller>, Metrics) {
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let client = GuardClient::new(socket, Duration::from_millis(500));
+    let m = metrics.clone();
+    let addr = Supervisor::start(move |_| {
+        NodeSignaller::new(ProcFs::default(), &m)
+            .with_guard(client, Clock::new())
+            .with_stop_confirmation(stop)
+    });
+    (addr, metrics)
+}
+
+fn socket_in(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("guard.sock")
+}
+
+/// Waits (bounded) until the signaller's subscription to the guard is up
+/// (`forge_manager_fencing_covered` 1).
+async fn subscribed(metrics: &Metrics) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while metrics.fencing_covered.get() != 1 {
+        assert!(tokio::time::Instant::now() < deadline, "no guard subscription");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn stop(addr: &Addr<NodeSignaller>) -> CommandResult {
+    addr.send(Reload {
+        reason: ReloadReason::StopForging,
+    })
+    .await
+    .expect("mailbox")
+}
+
+#[actix::test]
+async fn a_stop_through_the_guard_is_answered_only_after_the_node_reports_it_stopped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(&dir);
+    let pushed = Arc::new(AtomicBool::new(false));
+    scripted_guard(
+        &socket,
+        Script::ConfirmAfter(Duration::from_millis(700)),
+        pushed.clone(),
+    );
+    let (addr, metrics) = signaller(
+        &socket,
+        StopConfirmation {
+            grace: Duration::from_secs(2),
+            timeout: Duration::from_secs(10),
+        },
+    );
+    subscribed(&metrics).await;
+    let result = stop(&addr).await;
+    assert_eq!(result, Ok(()));
+    assert!(
+        pushed.load(Ordering::SeqCst),
+        "the stop was answered before the node reported it stopped forging"
+    );
+}
+
+#[actix::test]
+async fn a_stop_the_node_never_confirms_fails_and_is_not_taken_for_a_missing_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(&dir);
+    scripted_guard(&socket, Script::NeverConfirms, Arc::new(AtomicBool::new(false)));
+    let (addr, metrics) = signaller(
+        &socket,
+        StopConfirmation {
+            grace: Duration::from_millis(100),
+            timeout: Duration::from_millis(800),
+        },
+    );
+    subscribed(&metrics).await;
+    let failed = stop(&addr).await.expect_err("an unconfirmed stop must fail");
+    assert_eq!(failed.kind, STOP_UNCONFIRMED);
+    assert!(!NODE_ABSENT.contains(&failed.kind));
+}
+
+#[actix::test]
+async fn a_guard_that_does_not_answer_is_not_a_node_that_is_gone() {
+    // A guard that is alive but stalled (SIGSTOP, CPU throttling): its socket is bound and
+    // listening, nothing is accepted or answered.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(&dir);
+    let _stalled = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let (addr, _metrics) = signaller(&socket, StopConfirmation::default());
+    let failed = stop(&addr)
+        .await
+        .expect_err("a stop through a stalled guard must fail");
+    assert!(
+        !NODE_ABSENT.contains(&failed.kind),
+        "{failed:?} would let the plan hand over while the node may forge"
+    );
+}
