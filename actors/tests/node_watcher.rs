@@ -148,7 +148,12 @@ async fn a_running_node_is_reported_up_with_its_process_and_down_when_it_stops()
     sim.stop().await.expect("node stops");
     eventually("node down", || w.events().len() == 3).await;
     assert_eq!(w.events(), [Event::NodeDown, Event::NodeUp, Event::NodeDown]);
-    assert_eq!(w.processes().last(), Some(&NodeProcess(None)));
+    // The simulated node ran in this test's process, which lives on: a node whose socket is
+    // gone may still forge while its process lives, so it stays the stop's target.
+    match w.processes().last() {
+        Some(NodeProcess(Some(id))) => assert_eq!(id.pid, own_pid),
+        other => panic!("a live process must stay addressable, got {other:?}"),
+    }
     // Changes only: nothing more while the node stays down.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(w.events().len(), 3);
@@ -252,4 +257,36 @@ async fn an_accepting_socket_without_a_visible_process_is_down_with_a_warning() 
         .count();
     assert_eq!(warnings, 1);
     assert_eq!(w.events(), [Event::NodeDown]);
+}
+
+#[actix::test]
+async fn a_stalled_guard_is_no_news_about_the_node() {
+    // F3: the node socket accepts, the process is not visible here (no shared process
+    // namespace), and the guard is alive but does not answer (SIGSTOP): nothing may be
+    // concluded, least of all "the node is down".
+    let logs = Logs::default();
+    let _guard = tracing::subscriber::set_default(logs.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(dir.path());
+    let empty_proc = dir.path().join("proc");
+    std::fs::create_dir_all(&empty_proc).expect("mkdir");
+    let _listener = accepting_listener(&socket);
+    let guard_socket = dir.path().join("guard.sock");
+    let _stalled_guard = std::os::unix::net::UnixListener::bind(&guard_socket).expect("bind");
+    let w = Watched::start(
+        NodeWatcherSettings {
+            guard_socket: Some(guard_socket),
+            connect_timeout: Duration::from_millis(100),
+            ..settings(&socket)
+        },
+        ProcFs::at(&empty_proc),
+    );
+    eventually("the unknown state said", || {
+        logs.lines()
+            .iter()
+            .any(|l| l.starts_with("WARN") && l.contains("node state unknown"))
+    })
+    .await;
+    assert!(w.events().is_empty(), "{:?}", w.events());
+    assert!(w.processes().is_empty(), "{:?}", w.processes());
 }

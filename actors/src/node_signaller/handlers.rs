@@ -141,17 +141,11 @@ async fn wait_stopped_by_pid(procfs: ProcFs, node: ProcessIdentity, grace: Durat
     );
 }
 
-/// Whether the guard's process is gone: its socket is absent or refuses connections (a live
-/// guard, even a stalled one, has it bound and listening). The guard is the node's parent and
-/// kills it when it dies, so then the node is gone too. A timeout is not this.
+/// Whether the guard's process is gone: it removes its socket file only when it exits with
+/// its child, the node. A refused connection (a SIGKILLed guard leaves its socket behind, and
+/// its node outlives it where `setpriv` is missing) or a timeout (a stalled guard) is not this.
 fn guard_gone(client: &GuardClient) -> bool {
-    match std::os::unix::net::UnixStream::connect(client.socket()) {
-        Ok(_) => false,
-        Err(e) => matches!(
-            e.kind(),
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-        ),
-    }
+    !client.present()
 }
 
 /// The guard's part of a reload: a permit before a starting reload, a revoke after a stopping

@@ -29,8 +29,8 @@
 //! `STOP_GRACE` (nothing the sidecar can see confirms it). Not confirmed within
 //! `STOP_CONFIRM_TIMEOUT`, the reload fails with [`STOP_UNCONFIRMED`], and the Decider keeps the
 //! claim and the lease: the renew deadline and the guard's permit do the fencing. "The guard
-//! did not answer" is never taken for "the node is gone": only a guard whose socket is gone or
-//! refuses (its process, the node's parent, has exited) is.
+//! did not answer" is never taken for "the node is gone": only a guard whose socket file is
+//! gone (it removes it when it exits with its child, the node) is.
 //!
 //! **Metrics.** `forge_manager_fencing_covered` is 1 while the guard's subscription is up.
 //! `cardano_forging_enabled` is what the guard reports the node does; without a guard, what

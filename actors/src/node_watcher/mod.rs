@@ -10,6 +10,11 @@
 //! process identity (PID + start time) changed, or the socket re-bound) is reported as
 //! `NodeDown` then `NodeUp`, so the Decider re-establishes forging for the new process.
 //!
+//! A node is gone only when its process is: a socket that stops serving while the known process
+//! lives is `NodeDown` for the Decider, but the NodeSignaller keeps the process as its target, so
+//! the stop that follows reaches it and is confirmed. A node guard that does not answer in time
+//! changes nothing (it may be stalled while its node forges).
+//!
 //! It polls (connect checks cannot be watched): one probe at a time, and while the node is up
 //! the probe reads only `/proc/net/unix` and one `/proc/<pid>/stat` unless something changed.
 
@@ -92,6 +97,18 @@ pub(crate) enum Observation {
     NotAccepting(String),
     /// The socket accepts but no node process is visible (or several, and none listens on it).
     ProcessInvisible(String),
+    /// The socket is gone or refuses, but the node process we knew is still alive: the node is
+    /// not serving (down for the Decider), yet it may still forge, so the NodeSignaller keeps its
+    /// identity and a stop still reaches it (and waits for it), instead of "no node".
+    NotServing {
+        /// Why the socket does not serve.
+        why: String,
+        /// The live process.
+        alive: ProcessIdentity,
+    },
+    /// Nothing can be said now (the node guard did not answer in time): nothing changes. A
+    /// guard that does not answer is not a node that is gone.
+    Unknown(String),
 }
 
 impl Observation {
@@ -101,6 +118,8 @@ impl Observation {
             Observation::NoSocket => "no_socket",
             Observation::NotAccepting(_) => "not_accepting",
             Observation::ProcessInvisible(_) => "process_invisible",
+            Observation::NotServing { .. } => "not_serving",
+            Observation::Unknown(_) => "unknown",
         }
     }
 }
@@ -180,9 +199,11 @@ impl NodeWatcher {
     /// Folds one probe's result in: logs what changed and queues the facts to report.
     pub(crate) fn observe(&mut self, obs: Observation) {
         self.log_change(&obs);
-        let next = match obs {
-            Observation::Ready(found) => Some(found),
-            _ => None,
+        let (next, alive) = match obs {
+            Observation::Ready(found) => (Some(found), None),
+            Observation::Unknown(_) => return,
+            Observation::NotServing { alive, .. } => (None, Some(alive)),
+            _ => (None, None),
         };
         let restarted = match (&self.current, &next) {
             (Some(a), Some(b)) => !a.same_node(b),
@@ -207,7 +228,7 @@ impl NodeWatcher {
             );
             self.queue(Event::NodeUp, now);
         }
-        self.signaller_pending = Some(NodeProcess(next.as_ref().map(|f| f.identity)));
+        self.signaller_pending = Some(NodeProcess(next.as_ref().map(|f| f.identity).or(alive)));
         self.current = next;
         self.initialised = true;
     }
@@ -229,6 +250,18 @@ impl NodeWatcher {
                 socket = %socket,
                 why = %why,
                 "node is down: the socket does not accept connections"
+            ),
+            Observation::NotServing { why, alive } => tracing::warn!(
+                actor = "node_watcher",
+                socket = %socket,
+                pid = alive.pid,
+                why = %why,
+                "node is down: its socket does not serve, but its process is alive and may still forge: a stop still goes to it"
+            ),
+            Observation::Unknown(why) => tracing::warn!(
+                actor = "node_watcher",
+                why = %why,
+                "node state unknown: keeping the last one (a guard that does not answer is not a node that is gone)"
             ),
             Observation::ProcessInvisible(why) => tracing::warn!(
                 actor = "node_watcher",
@@ -304,34 +337,47 @@ pub(crate) async fn probe(
     procfs: ProcFs,
     known: Option<Found>,
 ) -> Result<Observation, tokio::task::JoinError> {
-    match tokio::fs::symlink_metadata(&settings.socket).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Observation::NoSocket),
-        Err(e) => return Ok(Observation::NotAccepting(format!("cannot stat the socket: {e}"))),
-    }
-    match tokio::time::timeout(
-        settings.connect_timeout,
-        tokio::net::UnixStream::connect(&settings.socket),
-    )
-    .await
-    {
-        Ok(Ok(stream)) => drop(stream),
-        Ok(Err(e)) => return Ok(Observation::NotAccepting(e.to_string())),
-        Err(_) => {
-            return Ok(Observation::NotAccepting(format!(
+    let socket_down = match tokio::fs::symlink_metadata(&settings.socket).await {
+        Ok(_) => match tokio::time::timeout(
+            settings.connect_timeout,
+            tokio::net::UnixStream::connect(&settings.socket),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => {
+                drop(stream);
+                None
+            }
+            Ok(Err(e)) => Some(Observation::NotAccepting(e.to_string())),
+            Err(_) => Some(Observation::NotAccepting(format!(
                 "connect timed out after {} ms",
                 settings.connect_timeout.as_millis()
-            )));
-        }
+            ))),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Observation::NoSocket),
+        Err(e) => Some(Observation::NotAccepting(format!("cannot stat the socket: {e}"))),
+    };
+    if let Some(down) = socket_down {
+        // A node whose socket does not serve may still forge while its process lives (stalled,
+        // or shutting down with its socket closed first): keep it addressable.
+        let alive = known
+            .map(|k| k.identity)
+            .filter(|id| id.start_time != 0 && procfs.identity(id.pid).ok() == Some(*id));
+        return Ok(match (down, alive) {
+            (Observation::NoSocket, Some(alive)) => Observation::NotServing {
+                why: "no socket".into(),
+                alive,
+            },
+            (Observation::NotAccepting(why), Some(alive)) => Observation::NotServing { why, alive },
+            (down, _) => down,
+        });
     }
     let guard = settings.guard_socket.clone();
     let connect_timeout = settings.connect_timeout;
     let seen = tokio::task::spawn_blocking(move || identify(&settings, &procfs, known)).await?;
     match (seen, guard) {
         (Observation::ProcessInvisible(why), Some(guard)) if guard.exists() => {
-            Ok(through_guard(&guard, connect_timeout)
-                .await
-                .unwrap_or(Observation::ProcessInvisible(why)))
+            Ok(through_guard(&guard, connect_timeout, why).await)
         }
         (seen, _) => Ok(seen),
     }
@@ -341,17 +387,25 @@ pub(crate) async fn probe(
 /// namespace): the guard is its parent, fences it and reloads it, so this pod can stop a forger.
 /// The PID is the guard's view (another PID namespace): its start time is unknown (0), so
 /// `ProcFs::signal` can never hit a process of ours by that number.
-async fn through_guard(socket: &std::path::Path, timeout: Duration) -> Option<Observation> {
+async fn through_guard(socket: &std::path::Path, timeout: Duration, invisible: String) -> Observation {
+    use crate::adapters::guard::GuardError;
     let client = crate::adapters::guard::GuardClient::new(socket, timeout);
-    let state = client.request(forge_guard::protocol::Request::State).await.ok()?;
-    Some(Observation::Ready(Found {
-        identity: ProcessIdentity {
-            pid: i32::try_from(state.child_pid).ok()?,
-            start_time: 0,
-        },
-        inodes: Vec::new(),
-        non_producing_flag: None,
-    }))
+    let state = match client.request(forge_guard::protocol::Request::State).await {
+        Ok(state) => state,
+        // Stalled (SIGSTOP, CPU throttling): the node behind it may be forging.
+        Err(GuardError::Timeout { .. }) => {
+            return Observation::Unknown("the node guard did not answer its state request in time".into());
+        }
+        Err(_) => return Observation::ProcessInvisible(invisible),
+    };
+    match i32::try_from(state.child_pid) {
+        Ok(pid) => Observation::Ready(Found {
+            identity: ProcessIdentity { pid, start_time: 0 },
+            inodes: Vec::new(),
+            non_producing_flag: None,
+        }),
+        Err(_) => Observation::ProcessInvisible(invisible),
+    }
 }
 
 fn identify(settings: &NodeWatcherSettings, procfs: &ProcFs, known: Option<Found>) -> Observation {
