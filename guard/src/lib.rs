@@ -13,4 +13,15 @@ pub mod protocol;
 pub mod scan;
 mod supervise;
 
-pub use supervise::{GuardError, GuardOptions, run};
+pub use supervise::{GuardError, GuardOptions, check_start_flags, run};
+
+/// Now on CLOCK_MONOTONIC, in nanoseconds: the clock of a permit's `deadline_mono_ns`. Both the
+/// guard and the sidecar read the kernel's clock directly (not `Instant` arithmetic), so an
+/// absolute deadline means the same instant in both processes (same kernel, same time
+/// namespace).
+pub fn monotonic_now_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let secs = u64::try_from(t.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}

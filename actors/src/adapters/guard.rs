@@ -15,7 +15,11 @@ use tokio::{
     net::UnixStream,
 };
 
-/// Why a guard request failed.
+/// [`GuardError::kind`] of an answered refusal: the guard is alive and said no.
+pub const GUARD_REFUSED: &str = "guard_refused";
+
+/// Why a guard request failed. `Unreachable` and `Timeout` say nothing about the node (the
+/// guard may be stalled with its node running); only `Refused` is an answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GuardError {
     /// No guard listens (its socket is absent or refuses).
@@ -52,7 +56,7 @@ impl GuardError {
         match self {
             GuardError::Unreachable { .. } => "guard_unreachable",
             GuardError::Timeout { .. } => "guard_timeout",
-            GuardError::Refused { .. } => "guard_refused",
+            GuardError::Refused { .. } => GUARD_REFUSED,
         }
     }
 }

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use super::{GUARD_RESEND_EVERY, NO_PERMIT, NodeSignaller};
 use crate::{
-    adapters::guard::{GuardClient, GuardError, GuardReport},
+    adapters::guard::{GUARD_REFUSED, GuardClient, GuardError, GuardReport},
     messages::{CommandFailed, CommandResult, Fact, NodeProcess, Reload},
 };
 
@@ -24,8 +24,8 @@ impl Handler<Reload> for NodeSignaller {
         let Some(client) = self.live_guard() else {
             return AtomicResponse::new(Box::pin(fut::ready(self.reload(reason))));
         };
-        let ttl = self.permit_ttl();
-        let call = async move { reload_via_guard(&client, reason, ttl).await };
+        let deadline = self.permit_deadline();
+        let call = async move { reload_via_guard(&client, reason, deadline).await };
         AtomicResponse::new(Box::pin(
             call.into_actor(self)
                 .map(move |result, act, _| act.guard_reloaded(reason, result)),
@@ -38,18 +38,21 @@ impl Handler<Reload> for NodeSignaller {
 async fn reload_via_guard(
     client: &GuardClient,
     reason: ReloadReason,
-    ttl: Option<std::time::Duration>,
+    deadline_mono_ns: Option<u64>,
 ) -> Result<(), CommandFailed> {
     let failed = |e: GuardError| CommandFailed::new(e.kind(), e);
     match reason {
         ReloadReason::StartForging => {
-            let Some(ttl) = ttl else {
+            let Some(deadline_mono_ns) = deadline_mono_ns else {
                 return Err(CommandFailed::new(
                     NO_PERMIT,
                     "no current lease deadline to bound the guard's permit: not starting",
                 ));
             };
-            client.request(Request::Permit { ttl }).await.map_err(failed)?;
+            client
+                .request(Request::Permit { deadline_mono_ns })
+                .await
+                .map_err(failed)?;
             client.request(Request::Reload).await.map_err(failed)?;
         }
         ReloadReason::StopForging | ReloadReason::Shutdown | ReloadReason::Startup => {
@@ -83,7 +86,9 @@ impl NodeSignaller {
                 self.reloaded(reason, "guard");
                 Ok(())
             }
-            Err(e) if e.kind == NO_PERMIT => Err(e),
+            // The guard answered and refused (e.g. no permit while credentials are present):
+            // a SIGHUP by PID would do what it refused.
+            Err(e) if e.kind == NO_PERMIT || e.kind == GUARD_REFUSED => Err(e),
             Err(e) => {
                 if matches!(reason, ReloadReason::StartForging) {
                     return Err(e); // never start forging without the guard's permit
@@ -101,8 +106,8 @@ impl NodeSignaller {
     /// none is left), in line with the other guard requests.
     fn renew_permit(&mut self, ctx: &mut Context<Self>) {
         let Some(client) = self.live_guard() else { return };
-        let req = match self.permit_ttl() {
-            Some(ttl) => Request::Permit { ttl },
+        let req = match self.permit_deadline() {
+            Some(deadline_mono_ns) => Request::Permit { deadline_mono_ns },
             None => Request::Revoke,
         };
         ctx.wait(
