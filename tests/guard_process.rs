@@ -833,3 +833,56 @@ async fn a_node_in_another_process_namespace_is_found_through_its_guard() {
     let (events, _) = watch_without_process_namespace(&rig, None).await;
     assert_eq!(events, vec![Event::NodeDown]);
 }
+
+/// The sidecar's side: the permit it grants for a starting reload ends at the lease's renew
+/// deadline (an absolute instant on CLOCK_MONOTONIC, computed from that deadline), and a reload
+/// the guard refuses is not sent by PID instead.
+#[actix::test]
+async fn the_sidecar_grants_a_permit_that_ends_at_the_lease_deadline() {
+    use actix::Actor;
+    use forge_actors::{
+        adapters::{guard::GuardClient, process::ProcFs},
+        clock::Clock,
+        messages::{Fact, Reload},
+        metrics::{Metrics, PodLabels},
+        node_signaller::NodeSignaller,
+    };
+    use forge_core::decision::{Event, ReloadReason};
+    let rig = Rig::start();
+    let metrics =
+        Metrics::register(&prometheus::Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let clock = Clock::new();
+    let signaller = NodeSignaller::new(ProcFs::default(), &metrics)
+        .with_guard(GuardClient::new(rig.socket(), Duration::from_secs(2)), clock)
+        .start();
+    // A standby's reload with the files present: the guard refuses, nothing else signals.
+    let r = signaller
+        .send(Reload {
+            reason: ReloadReason::Rotation,
+        })
+        .await
+        .expect("send");
+    assert_eq!(r.as_ref().map_err(|e| e.kind), Err("guard_refused"), "{r:?}");
+    let deadline = clock.mono_of(tokio::time::Instant::now() + Duration::from_millis(2000));
+    signaller
+        .send(Fact::now(Event::LeaseAcquired { deadline }))
+        .await
+        .expect("send");
+    let r = signaller
+        .send(Reload {
+            reason: ReloadReason::StartForging,
+        })
+        .await
+        .expect("send");
+    assert!(r.is_ok(), "{r:?}");
+    let left = rig.state().permit_ms.expect("a permit");
+    assert!((1000..=2000).contains(&left), "permit_ms {left}: not the lease's deadline");
+    let t0 = Instant::now();
+    while rig.forging() || rig.count(EventKind::ForgingOn) == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(5), "no forging_on/off\n{}", rig.log());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Not renewed: the permit lapses at the lease's deadline, the guard fences.
+    assert!(rig.log().contains("permit lapsed"), "{}", rig.log());
+    assert_eq!(rig.count(EventKind::Sighup), 2, "{:?}", rig.events());
+}

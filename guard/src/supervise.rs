@@ -68,8 +68,11 @@ const CREDENTIAL_FLAGS: &[&str] = &[
     "--bulk-credentials-file",
 ];
 
-/// cardano-node's flag to start without forging whatever credentials it has.
-const NON_PRODUCING_FLAG: &str = "--start-as-non-producing-node";
+/// cardano-node's flag to start without forging whatever credentials it has (and the older
+/// spelling the sidecar also recognises).
+const NON_PRODUCING_FLAGS: [&str; 2] = ["--start-as-non-producing-node", "--non-producing-node"];
+/// The spelling named in messages.
+const NON_PRODUCING_FLAG: &str = NON_PRODUCING_FLAGS[0];
 
 /// How to run the guard.
 #[derive(Debug, Clone)]
@@ -219,7 +222,10 @@ pub fn run(opts: GuardOptions) -> Result<i32, GuardError> {
     });
     drop(tx);
 
-    let non_producing = opts.command.iter().any(|a| a == NON_PRODUCING_FLAG);
+    let non_producing = opts
+        .command
+        .iter()
+        .any(|a| NON_PRODUCING_FLAGS.iter().any(|f| a == *f));
     let mut guard = Guard {
         targets: opts.targets,
         pid,
@@ -265,7 +271,7 @@ pub fn run(opts: GuardOptions) -> Result<i32, GuardError> {
 /// guard runs is seen: a wrapper script's own flags are not.
 pub fn check_start_flags(command: &[OsString]) -> Result<(), String> {
     let args: Vec<String> = command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-    if args.iter().any(|a| a == NON_PRODUCING_FLAG) {
+    if args.iter().any(|a| NON_PRODUCING_FLAGS.contains(&a.as_str())) {
         return Ok(());
     }
     let credential = args.iter().find_map(|a| {
