@@ -5,6 +5,11 @@
 //! before the lease can pass to another pod (S3). It also reloads the node on request (no shared
 //! process namespace needed) and reports what the node actually does, from its log lines.
 //!
+//! It enforces "no permit, no forging" on its own: it never SIGHUPs the node before the node
+//! can take it, nor without a permit while credential files exist; it re-fences a node that
+//! reports forging without a permit; it refuses to start a node that would forge from its start;
+//! and a fence that cannot remove the files terminates the node (`supervise` module docs).
+//!
 //! Small on purpose: threads and blocking I/O, no async runtime, no Kubernetes client. It never
 //! grants itself a permit: it starts without one and only ever holds what it was told.
 #![forbid(unsafe_code)]

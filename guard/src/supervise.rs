@@ -173,7 +173,10 @@ pub fn run(opts: GuardOptions) -> Result<i32, GuardError> {
     // Forked before the signals are blocked: a child inherits its parent thread's signal mask
     // (through exec too), and the node must receive SIGHUP and SIGTERM. A signal arriving
     // between the two lines ends the guard, and PR_SET_PDEATHSIG the child: safe.
-    let mut child = spawn(&opts.command)?;
+    let mut child = spawn(&opts.command).inspect_err(|_| {
+        // No node: no socket either (an absent socket tells the sidecar no node runs).
+        let _ = std::fs::remove_file(&opts.socket);
+    })?;
     forwarded.thread_block().map_err(GuardError::Signals)?;
     let pid = child.id();
     // Opened while the child is certainly not reaped (only the waiter below reaps it), so this
