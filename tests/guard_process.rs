@@ -114,10 +114,14 @@ impl Rig {
             immutable: Vec::new(),
         };
         let node_too = o.gate.is_none();
-        rig.wait(Duration::from_secs(10), "the guard's socket (and the node's)", || {
-            UnixStream::connect(rig.socket()).is_ok()
-                && (!node_too || UnixStream::connect(rig.path("node.socket")).is_ok())
-        });
+        rig.wait(
+            Duration::from_secs(10),
+            "the guard's socket (and the node's)",
+            || {
+                UnixStream::connect(rig.socket()).is_ok()
+                    && (!node_too || UnixStream::connect(rig.path("node.socket")).is_ok())
+            },
+        );
         if node_too {
             // The node printed its first line: the guard may SIGHUP it.
             rig.wait(Duration::from_secs(5), "the guard sees the node ready", || {
@@ -264,7 +268,8 @@ impl Rig {
             true
         } else {
             files.len() == self.targets().len()
-                && std::fs::set_permissions(self.path("target"), std::fs::Permissions::from_mode(0o555)).is_ok()
+                && std::fs::set_permissions(self.path("target"), std::fs::Permissions::from_mode(0o555))
+                    .is_ok()
         }
     }
 }
@@ -405,14 +410,21 @@ fn a_permit_ends_at_its_absolute_deadline_however_late_it_arrives() {
     assert!(!a.ok, "{a:?}");
     assert_eq!(a.kind.as_deref(), Some("expired"));
     assert_eq!(rig.state().permit_ms, None);
-    assert!(rig.log().contains("permit refused: its deadline passed"), "{}", rig.log());
+    assert!(
+        rig.log().contains("permit refused: its deadline passed"),
+        "{}",
+        rig.log()
+    );
 
     let delayed = permit(2000);
     std::thread::sleep(Duration::from_millis(800));
     let a = rig.ask(delayed);
     assert!(a.ok, "{a:?}");
     let left = a.state.expect("state").permit_ms.expect("a permit");
-    assert!(left <= 1200, "the permit ends {left} ms after arrival, not by its deadline");
+    assert!(
+        left <= 1200,
+        "the permit ends {left} ms after arrival, not by its deadline"
+    );
 }
 
 #[test]
@@ -537,7 +549,11 @@ fn a_reload_before_the_node_is_ready_is_deferred_until_it_is() {
     });
     let s = rig.state();
     assert!(!s.ready, "{s:?}");
-    assert_eq!(s.forging, Some(false), "started non-producing: known not to forge");
+    assert_eq!(
+        s.forging,
+        Some(false),
+        "started non-producing: known not to forge"
+    );
     let node = s.child_pid;
     assert!(rig.ask(permit(30_000)).ok);
     let a = rig.ask(Request::Reload);
@@ -547,16 +563,26 @@ fn a_reload_before_the_node_is_ready_is_deferred_until_it_is() {
     // A forwarded SIGHUP (kubectl, a runtime) is held back the same way.
     let _ = kill(Pid::from_raw(rig.guard_pid() as i32), Signal::SIGHUP);
     std::thread::sleep(Duration::from_millis(200));
-    assert!(is_alive(node), "the SIGHUP reached the node before it could take it\n{}", rig.log());
+    assert!(
+        is_alive(node),
+        "the SIGHUP reached the node before it could take it\n{}",
+        rig.log()
+    );
     assert!(rig.log().contains("deferred"), "{}", rig.log());
     std::fs::write(rig.path("go"), b"").expect("gate");
-    rig.wait(Duration::from_secs(5), "the deferred reload makes the node forge", || {
-        rig.forging()
-    });
+    rig.wait(
+        Duration::from_secs(5),
+        "the deferred reload makes the node forge",
+        || rig.forging(),
+    );
     let s = rig.state();
     assert!(s.ready && !s.hup_pending, "{s:?}");
     assert_eq!(s.child_pid, node, "the same process");
-    assert_eq!(rig.count(EventKind::Sighup), 1, "one SIGHUP for the deferred reload(s)");
+    assert_eq!(
+        rig.count(EventKind::Sighup),
+        1,
+        "one SIGHUP for the deferred reload(s)"
+    );
 }
 
 /// A stop before the node is ready: the fence removes the files at once and its SIGHUP waits;
@@ -617,7 +643,8 @@ fn forging_without_a_permit_is_refenced() {
     rig.wait(Duration::from_secs(3), "re-fenced", || !rig.forging());
     assert!(rig.targets().iter().all(|t| !t.exists()));
     assert!(
-        rig.log().contains("permit refenced: the node reports forging without a permit"),
+        rig.log()
+            .contains("permit refenced: the node reports forging without a permit"),
         "{}",
         rig.log()
     );
@@ -673,7 +700,12 @@ fn a_node_that_would_forge_from_its_start_is_not_started() {
     );
     assert!(!marker.exists(), "the node was started");
     let out = run(&["--allow-producing-start"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(marker.exists(), "allowed explicitly: started");
 }
 
@@ -689,7 +721,9 @@ fn a_fence_that_cannot_remove_the_credentials_terminates_the_node() {
     let node = rig.node_pid();
     let targets = rig.targets();
     if !rig.make_unremovable(&targets) {
-        eprintln!("SKIPPED a_fence_that_cannot_remove_the_credentials_terminates_the_node: cannot make files unremovable here");
+        eprintln!(
+            "SKIPPED a_fence_that_cannot_remove_the_credentials_terminates_the_node: cannot make files unremovable here"
+        );
         return;
     }
     assert!(rig.ask(permit(200)).ok);
@@ -705,7 +739,9 @@ fn a_fence_that_cannot_remove_the_credentials_terminates_the_node() {
 #[test]
 fn a_fence_that_removes_some_credentials_still_reloads_the_node() {
     if !rustix::process::getuid().is_root() {
-        eprintln!("SKIPPED a_fence_that_removes_some_credentials_still_reloads_the_node: needs root (chattr)");
+        eprintln!(
+            "SKIPPED a_fence_that_removes_some_credentials_still_reloads_the_node: needs root (chattr)"
+        );
         return;
     }
     let mut rig = Rig::start();
@@ -719,7 +755,10 @@ fn a_fence_that_removes_some_credentials_still_reloads_the_node() {
     rig.wait(Duration::from_secs(3), "forging_off", || !rig.forging());
     assert!(kes.exists() && is_alive(rig.node_pid()));
     let log = rig.log();
-    assert!(log.contains("removal failed") && log.contains("node reloaded: true"), "{log}");
+    assert!(
+        log.contains("removal failed") && log.contains("node reloaded: true"),
+        "{log}"
+    );
 }
 
 /// The fail-safe (and any caller) may remove the files itself and then revoke: the guard
@@ -728,7 +767,9 @@ fn a_fence_that_removes_some_credentials_still_reloads_the_node() {
 fn a_revoke_without_a_permit_still_fences() {
     let rig = Rig::start();
     assert!(rig.ask(Request::Revoke).ok);
-    rig.wait(Duration::from_secs(3), "a SIGHUP", || rig.count(EventKind::Sighup) == 1);
+    rig.wait(Duration::from_secs(3), "a SIGHUP", || {
+        rig.count(EventKind::Sighup) == 1
+    });
     assert!(rig.targets().iter().all(|t| !t.exists()));
     assert!(rig.log().contains("no permit was held"), "{}", rig.log());
 }
@@ -876,10 +917,17 @@ async fn the_sidecar_grants_a_permit_that_ends_at_the_lease_deadline() {
         .expect("send");
     assert!(r.is_ok(), "{r:?}");
     let left = rig.state().permit_ms.expect("a permit");
-    assert!((1000..=2000).contains(&left), "permit_ms {left}: not the lease's deadline");
+    assert!(
+        (1000..=2000).contains(&left),
+        "permit_ms {left}: not the lease's deadline"
+    );
     let t0 = Instant::now();
     while rig.forging() || rig.count(EventKind::ForgingOn) == 0 {
-        assert!(t0.elapsed() < Duration::from_secs(5), "no forging_on/off\n{}", rig.log());
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "no forging_on/off\n{}",
+            rig.log()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // Not renewed: the permit lapses at the lease's deadline, the guard fences.

@@ -37,7 +37,9 @@ use rustix::{fd::OwnedFd, process::PidfdFlags};
 
 use crate::{
     monotonic_now_ns,
-    protocol::{Answer, GuardState, MAX_LINE, MAX_TTL_MS, Observation, ProtocolError, Request, parse_request},
+    protocol::{
+        Answer, GuardState, MAX_LINE, MAX_TTL_MS, Observation, ProtocolError, Request, parse_request,
+    },
     scan::scan,
 };
 
@@ -557,7 +559,9 @@ impl Guard {
             match event {
                 Event::ChildExited(status) => return status,
                 Event::Signal(Signal::SIGHUP) => {
-                    log(format_args!("SIGHUP received: forwarding it to the node (same rules as a reload request)"));
+                    log(format_args!(
+                        "SIGHUP received: forwarding it to the node (same rules as a reload request)"
+                    ));
                     self.reload("a forwarded SIGHUP");
                 }
                 Event::Signal(sig) => {
@@ -621,7 +625,9 @@ impl Guard {
                 }
                 let ahead = ms_of_ns(deadline_mono_ns - now);
                 if ahead > MAX_TTL_MS {
-                    log(format_args!("permit refused: its deadline is {ahead} ms ahead (at most {MAX_TTL_MS})"));
+                    log(format_args!(
+                        "permit refused: its deadline is {ahead} ms ahead (at most {MAX_TTL_MS})"
+                    ));
                     return Answer::error(
                         "field",
                         format!(
@@ -863,13 +869,27 @@ mod tests {
 
     #[test]
     fn a_node_with_credentials_must_start_non_producing() {
-        let e = check_start_flags(&args(&["cardano-node", "run", "--shelley-kes-key", "k"])).expect_err("producing");
-        assert!(e.contains("--shelley-kes-key") && e.contains("--start-as-non-producing-node"), "{e}");
-        let e = check_start_flags(&args(&["cardano-node", "run", "--shelley-operational-certificate=c"]))
-            .expect_err("producing, --flag=value");
+        let e = check_start_flags(&args(&["cardano-node", "run", "--shelley-kes-key", "k"]))
+            .expect_err("producing");
+        assert!(
+            e.contains("--shelley-kes-key") && e.contains("--start-as-non-producing-node"),
+            "{e}"
+        );
+        let e = check_start_flags(&args(&[
+            "cardano-node",
+            "run",
+            "--shelley-operational-certificate=c",
+        ]))
+        .expect_err("producing, --flag=value");
         assert!(e.contains("--shelley-operational-certificate"), "{e}");
         for ok in [
-            &["cardano-node", "run", "--shelley-kes-key", "k", "--start-as-non-producing-node"][..],
+            &[
+                "cardano-node",
+                "run",
+                "--shelley-kes-key",
+                "k",
+                "--start-as-non-producing-node",
+            ][..],
             &["cardano-node", "run", "--config", "c.json"],
             &["sh", "-c", "exec cardano-node run --shelley-kes-key k"],
         ] {
