@@ -31,6 +31,10 @@ pub struct GuardArgs {
     /// permit: refused by default (exit code 2).
     #[arg(long, env = "GUARD_ALLOW_PRODUCING_START")]
     allow_producing_start: bool,
+    /// The node's socket: the node is ready for SIGHUP once it listens there, or after its
+    /// first output line (default: the node command's `--socket-path`).
+    #[arg(long)]
+    node_socket: Option<PathBuf>,
     /// When a fence cannot remove any credential file, the node is terminated: SIGTERM, then
     /// SIGKILL after this many milliseconds.
     #[arg(long, env = "GUARD_KILL_AFTER_MS", default_value_t = 3000)]
@@ -59,6 +63,7 @@ pub fn run(args: GuardArgs) -> anyhow::Result<ExitCode> {
         targets,
         command: args.command,
         allow_producing_start: args.allow_producing_start,
+        node_socket: args.node_socket,
         kill_after: Duration::from_millis(args.kill_after_ms),
         unpermitted_grace: Duration::from_millis(args.unpermitted_grace_ms),
     };

@@ -585,6 +585,79 @@ fn a_reload_before_the_node_is_ready_is_deferred_until_it_is() {
     );
 }
 
+/// A node that prints nothing (it logs to files only) is ready once its socket listens.
+#[test]
+fn a_silent_node_is_ready_once_its_socket_listens() {
+    if Command::new("python3").arg("-c").arg("").status().is_err() {
+        eprintln!("SKIPPED a_silent_node_is_ready_once_its_socket_listens: needs python3 as a silent node");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(d.join("kes.skey"), b"x").expect("target");
+    // No handler and no socket until the gate opens; then a SIGHUP handler, then the socket.
+    let node = r#"
+import os, signal, socket, sys, time
+d = sys.argv[1]
+while not os.path.exists(os.path.join(d, "go")):
+    time.sleep(0.01)
+signal.signal(signal.SIGHUP, lambda *a: open(os.path.join(d, "hup"), "a").write("x"))
+s = socket.socket(socket.AF_UNIX)
+s.bind(os.path.join(d, "node.socket"))
+s.listen(8)
+while True:
+    time.sleep(1)
+"#;
+    let mut cmd = tied_command(&exe());
+    cmd.arg("guard")
+        .arg("--socket")
+        .arg(d.join("guard.sock"))
+        .arg("--targets")
+        .arg(d.join("kes.skey"))
+        .arg("--node-socket")
+        .arg(d.join("node.socket"))
+        .args(["--", "python3", "-c", node])
+        .arg(d)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut guard = spawn_tied(cmd).expect("guard");
+    let t0 = Instant::now();
+    while UnixStream::connect(d.join("guard.sock")).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no guard socket");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let ask = |req: Request| {
+        let conn = UnixStream::connect(d.join("guard.sock")).expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("timeout");
+        (&conn).write_all(req.to_line().as_bytes()).expect("write");
+        let mut line = String::new();
+        BufReader::new(&conn).read_line(&mut line).expect("read");
+        Answer::parse(&line).expect("answer")
+    };
+    assert!(ask(permit(30_000)).ok);
+    let a = ask(Request::Reload);
+    assert!(a.state.is_some_and(|s| s.hup_pending && !s.ready), "deferred");
+    std::fs::write(d.join("go"), b"").expect("gate");
+    let t0 = Instant::now();
+    while !d.join("hup").exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the deferred SIGHUP never came: {:?}",
+            ask(Request::State)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        ask(Request::State)
+            .state
+            .is_some_and(|s| s.ready && !s.hup_pending)
+    );
+    assert!(guard.try_wait().expect("wait").is_none(), "the node survived");
+    terminate(&mut guard, Duration::from_secs(3));
+}
+
 /// A stop before the node is ready: the fence removes the files at once and its SIGHUP waits;
 /// the node (which needs its files to boot) never forges.
 #[test]

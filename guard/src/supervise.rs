@@ -9,7 +9,8 @@
 //!
 //! The rules the loop enforces ("no permit, no forging"):
 //! - A SIGHUP (a `reload` request or a forwarded signal) reaches the node only once it showed a
-//!   sign of life (its first output line): before its handler is installed a SIGHUP kills it.
+//!   sign of life (its first output line, or its socket listening): before its handler is
+//!   installed a SIGHUP kills it.
 //!   One asked for earlier is deferred and sent then (re-checked against the next rule).
 //! - Without a permit, a SIGHUP is refused while any target credential file exists.
 //! - A permit is an absolute CLOCK_MONOTONIC deadline; one already past on arrival is refused.
@@ -91,6 +92,9 @@ pub struct GuardOptions {
     /// A fence that could remove no credential file terminates the node: SIGTERM, then SIGKILL
     /// after this.
     pub kill_after: Duration,
+    /// The node's socket: the node counts as ready for SIGHUP once it listens there (as well
+    /// as after its first output line). Default: the command's `--socket-path`.
+    pub node_socket: Option<PathBuf>,
     /// Credential files present without a permit while consensus runs are removed (and the node
     /// reloaded) after this: longer than a starting plan takes from writing the files to asking
     /// for the permit (the CLI's default is 10 s).
@@ -132,6 +136,8 @@ enum Event {
     ChildExited(std::io::Result<ExitStatus>),
     /// A line of the node's output: the first one, or a recognised one.
     Output(Option<Observation>),
+    /// The node's socket accepted a connection.
+    Listening,
     Request(Request, Sender<Answer>),
     Subscribe(UnixStream, Sender<Answer>),
 }
@@ -221,6 +227,12 @@ pub fn run(opts: GuardOptions) -> Result<i32, GuardError> {
             }
         }
     });
+    if let Some(socket) = opts.node_socket.clone().or_else(|| socket_path_of(&opts.command)) {
+        spawn_thread("node-socket", {
+            let tx = tx.clone();
+            move || watch_node_socket(&socket, &tx)
+        });
+    }
     spawn_thread("acceptor", {
         let tx = tx.clone();
         move || accept(listener, tx)
@@ -292,6 +304,31 @@ pub fn check_start_flags(command: &[OsString]) -> Result<(), String> {
              command, or start the guard with --allow-producing-start \
              (GUARD_ALLOW_PRODUCING_START=true) if that is really wanted"
         )),
+    }
+}
+
+/// cardano-node's `--socket-path` in `command`, if given there.
+fn socket_path_of(command: &[OsString]) -> Option<PathBuf> {
+    let args: Vec<&OsString> = command.iter().collect();
+    args.iter().enumerate().find_map(|(i, a)| {
+        let a = a.to_string_lossy();
+        if a == "--socket-path" {
+            args.get(i + 1).map(PathBuf::from)
+        } else {
+            a.strip_prefix("--socket-path=").map(PathBuf::from)
+        }
+    })
+}
+
+/// Reports once when the node's socket accepts a connection (a sign of life for a node that
+/// prints nothing on its stdout/stderr, e.g. one that logs to files only).
+fn watch_node_socket(socket: &std::path::Path, tx: &Sender<Event>) {
+    loop {
+        if UnixStream::connect(socket).is_ok() {
+            let _ = tx.send(Event::Listening);
+            return;
+        }
+        std::thread::sleep(FILE_POLL);
     }
 }
 
@@ -568,6 +605,11 @@ impl Guard {
                     log(format_args!("{sig} received: forwarding it to the node"));
                     if let Some(sig) = rustix::process::Signal::from_named_raw(sig as i32) {
                         self.signal(sig);
+                    }
+                }
+                Event::Listening => {
+                    if !self.ready {
+                        self.become_ready("its socket listens");
                     }
                 }
                 Event::Output(obs) => {
@@ -865,6 +907,24 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<OsString> {
         a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_node_socket_is_found_in_the_command() {
+        assert_eq!(
+            socket_path_of(&args(&[
+                "cardano-node",
+                "run",
+                "--socket-path",
+                "/ipc/node.socket"
+            ])),
+            Some(PathBuf::from("/ipc/node.socket"))
+        );
+        assert_eq!(
+            socket_path_of(&args(&["cardano-node", "run", "--socket-path=/s"])),
+            Some(PathBuf::from("/s"))
+        );
+        assert_eq!(socket_path_of(&args(&["cardano-node", "run"])), None);
     }
 
     #[test]
