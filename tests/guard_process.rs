@@ -562,7 +562,13 @@ fn a_reload_before_the_node_is_ready_is_deferred_until_it_is() {
     assert!(s.hup_pending && !s.ready, "{s:?}");
     // A forwarded SIGHUP (kubectl, a runtime) is held back the same way.
     let _ = kill(Pid::from_raw(rig.guard_pid() as i32), Signal::SIGHUP);
-    std::thread::sleep(Duration::from_millis(200));
+    rig.wait(Duration::from_secs(3), "the guard takes the SIGHUP", || {
+        rig.log().contains("SIGHUP received")
+    });
+    assert!(
+        rig.state().hup_pending,
+        "handled in order: the SIGHUP is behind this state"
+    );
     assert!(
         is_alive(node),
         "the SIGHUP reached the node before it could take it\n{}",
