@@ -751,18 +751,23 @@ impl Guard {
     fn become_ready(&mut self, sign: &str) {
         self.ready = true;
         log(format_args!("the node is ready for SIGHUP ({sign})"));
-        if std::mem::take(&mut self.pending_fence) {
-            self.pending_reload = false;
-            let sent = self.signal(rustix::process::Signal::HUP);
-            log(format_args!("deferred fence SIGHUP sent: {sent}"));
-        } else if std::mem::take(&mut self.pending_reload) {
-            let outcome = match self.reload("the deferred reload") {
+        // A deferred fence's SIGHUP is held to the reload rule as well: files written since
+        // the fence (boot credentials) must not be read without a permit. A node that forges
+        // anyway (it was allowed a producing start) is re-fenced on its "Enabling" line.
+        let fence = std::mem::take(&mut self.pending_fence);
+        if std::mem::take(&mut self.pending_reload) || fence {
+            let what = if fence {
+                "the deferred fence SIGHUP"
+            } else {
+                "the deferred reload"
+            };
+            let outcome = match self.reload(what) {
                 Hup::Sent => "sent",
                 Hup::Deferred => "deferred",
                 Hup::Refused(_) => "dropped (the node started without forging and stays so)",
                 Hup::Failed => "not delivered",
             };
-            log(format_args!("deferred reload {outcome}"));
+            log(format_args!("{what} {outcome}"));
         }
         self.push("ready");
     }
