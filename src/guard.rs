@@ -15,7 +15,8 @@ use anyhow::Context as _;
 /// Where the sidecar looks for the guard by default (`GUARD_SOCKET`).
 const DEFAULT_SOCKET: &str = "/ipc/forge-guard.sock";
 
-/// `forge-manager guard [--socket PATH] [--targets KES,VRF,OPCERT] -- CMD ARGS...`
+/// `forge-manager guard [--socket PATH] [--targets KES,VRF,OPCERT] [--allow-producing-start]
+/// [--kill-after-ms N] [--unpermitted-grace-ms N] -- CMD ARGS...`
 #[derive(Debug, clap::Args)]
 pub struct GuardArgs {
     /// The Unix socket the sidecar grants the permit over (shared `/ipc` volume).
@@ -25,6 +26,23 @@ pub struct GuardArgs {
     /// (default: `TARGET_KES_KEY`, `TARGET_VRF_KEY`, `TARGET_OP_CERT`).
     #[arg(long, value_delimiter = ',')]
     targets: Vec<PathBuf>,
+    /// Start the node even if its command sets credential flags (`--shelley-kes-key` etc.)
+    /// without `--start-as-non-producing-node`. Such a node forges from its start, without a
+    /// permit: refused by default (exit code 2).
+    #[arg(long, env = "GUARD_ALLOW_PRODUCING_START")]
+    allow_producing_start: bool,
+    /// The node's socket: the node is ready for SIGHUP once it listens there, or after its
+    /// first output line (default: the node command's `--socket-path`).
+    #[arg(long)]
+    node_socket: Option<PathBuf>,
+    /// When a fence cannot remove any credential file, the node is terminated: SIGTERM, then
+    /// SIGKILL after this many milliseconds.
+    #[arg(long, env = "GUARD_KILL_AFTER_MS", default_value_t = 3000)]
+    kill_after_ms: u64,
+    /// Credential files left present without a permit while the node's consensus runs are
+    /// removed (and the node reloaded) after this many milliseconds.
+    #[arg(long, env = "GUARD_UNPERMITTED_GRACE_MS", default_value_t = 10_000)]
+    unpermitted_grace_ms: u64,
     /// The node's command line (cardano-node run ...).
     #[arg(last = true, required = true)]
     command: Vec<OsString>,
@@ -44,10 +62,14 @@ pub fn run(args: GuardArgs) -> anyhow::Result<ExitCode> {
         socket: args.socket,
         targets,
         command: args.command,
+        allow_producing_start: args.allow_producing_start,
+        node_socket: args.node_socket,
+        kill_after: Duration::from_millis(args.kill_after_ms),
+        unpermitted_grace: Duration::from_millis(args.unpermitted_grace_ms),
     };
     match forge_guard::run(opts) {
         Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),
-        Err(forge_guard::GuardError::Usage(msg)) => {
+        Err(forge_guard::GuardError::Usage(msg) | forge_guard::GuardError::ProducingStart(msg)) => {
             eprintln!("forge-guard: {msg}");
             Ok(ExitCode::from(2))
         }
@@ -64,7 +86,7 @@ pub struct GuardCtlArgs {
     /// After the last answer, keep printing pushed lines (after a `subscribe`).
     #[arg(long)]
     follow: bool,
-    /// Raw protocol lines to send, e.g. '{"v":1,"op":"state"}'; one answer is printed per line.
+    /// Raw protocol lines to send, e.g. '{"v":2,"op":"state"}'; one answer is printed per line.
     lines: Vec<String>,
 }
 

@@ -902,8 +902,7 @@ pub fn check_timing(t: &LeaseTiming, api_timeout: Duration) -> Vec<ConfigError> 
                 fmt_dur(t.renew_deadline)
             ),
         );
-    }
-    else if t.duration - t.renew_deadline < MIN_DEADLINE_MARGIN {
+    } else if t.duration - t.renew_deadline < MIN_DEADLINE_MARGIN {
         e.push(
             "RENEW_DEADLINE",
             format!(

@@ -5,6 +5,11 @@
 //! before the lease can pass to another pod (S3). It also reloads the node on request (no shared
 //! process namespace needed) and reports what the node actually does, from its log lines.
 //!
+//! It enforces "no permit, no forging" on its own: it never SIGHUPs the node before the node
+//! can take it, nor without a permit while credential files exist; it re-fences a node that
+//! reports forging without a permit; it refuses to start a node that would forge from its start;
+//! and a fence that cannot remove the files terminates the node (`supervise` module docs).
+//!
 //! Small on purpose: threads and blocking I/O, no async runtime, no Kubernetes client. It never
 //! grants itself a permit: it starts without one and only ever holds what it was told.
 #![forbid(unsafe_code)]
@@ -13,4 +18,15 @@ pub mod protocol;
 pub mod scan;
 mod supervise;
 
-pub use supervise::{GuardError, GuardOptions, run};
+pub use supervise::{GuardError, GuardOptions, check_start_flags, run};
+
+/// Now on CLOCK_MONOTONIC, in nanoseconds: the clock of a permit's `deadline_mono_ns`. Both the
+/// guard and the sidecar read the kernel's clock directly (not `Instant` arithmetic), so an
+/// absolute deadline means the same instant in both processes (same kernel, same time
+/// namespace).
+pub fn monotonic_now_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let secs = u64::try_from(t.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}

@@ -1,39 +1,53 @@
 //! The guard's line protocol over its Unix socket: one JSON object per line, each way,
-//! versioned (`"v":1`). Pure: parsing and encoding only, no I/O.
+//! versioned. Pure: parsing and encoding only, no I/O.
 //!
-//! Requests: `{"v":1,"op":"permit","ttl_ms":N}`, `{"v":1,"op":"revoke"}`, `{"v":1,"op":"reload"}`,
-//! `{"v":1,"op":"state"}`, `{"v":1,"op":"subscribe"}`. Every request gets one [`Answer`] line;
-//! a subscribed connection then also receives a pushed [`Answer`] (with `event`) whenever the
-//! node's observed state or the permit changes. Anything else (unknown version or op, unknown
-//! fields, a line over [`MAX_LINE`] bytes, not JSON) gets an error answer and changes nothing.
-
-use std::time::Duration;
+//! Requests (version 2): `{"v":2,"op":"permit","deadline_mono_ns":N}`, `{"v":2,"op":"revoke"}`,
+//! `{"v":2,"op":"reload"}`, `{"v":2,"op":"state"}`, `{"v":2,"op":"subscribe"}`. Every request
+//! gets one [`Answer`] line; a subscribed connection then also receives a pushed [`Answer`]
+//! (with `event`) whenever the node's observed state or the permit changes. Anything else
+//! (unknown version or op, unknown fields, a line over [`MAX_LINE`] bytes, not JSON) gets an
+//! error answer and changes nothing.
+//!
+//! **Versions.** Version 2 replaced the permit's relative `ttl_ms` by an absolute deadline on
+//! CLOCK_MONOTONIC (`deadline_mono_ns`, see [`crate::monotonic_now`]): the sender computes it
+//! from the lease's deadline, so a stall between computing and delivering the request can no
+//! longer stretch the permit beyond the lease. Version 1 lines are still accepted for every op
+//! whose meaning did not change (`revoke`, `reload`, `state`, `subscribe`); a version 1
+//! `permit` is refused (kind `version`). Answers carry `"v":2`; their new state fields default
+//! when absent, and clients ignore fields they do not know.
 
 use serde::{Deserialize, Serialize};
 
-/// The protocol version this guard speaks.
-pub const VERSION: u32 = 1;
+/// The protocol version this guard speaks (and writes in every line).
+pub const VERSION: u32 = 2;
+
+/// The oldest request version still accepted (module docs: which ops).
+pub const OLDEST_VERSION: u32 = 1;
 
 /// The longest request line accepted, newline excluded. Requests are tens of bytes; a peer
 /// sending more is broken or hostile, and is answered with an error and disconnected.
 pub const MAX_LINE: usize = 4096;
 
-/// The longest permit accepted. The sidecar grants at most its renew deadline (seconds); ten
-/// minutes bounds a bad caller without limiting any sane configuration.
+/// The furthest a permit's deadline may lie ahead on arrival. The sidecar grants at most its
+/// renew deadline (seconds); ten minutes bounds a bad caller (or a sender whose monotonic clock
+/// is not ours, e.g. another time namespace) without limiting any sane configuration.
 pub const MAX_TTL_MS: u64 = 600_000;
 
 /// A request to the guard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
-    /// Grant or renew the forging permit for `ttl` from its arrival (on the guard's own
-    /// monotonic clock).
+    /// Grant or renew the forging permit until `deadline_mono_ns` on CLOCK_MONOTONIC (the
+    /// kernel's, shared by every process on the machine). A deadline already past on arrival is
+    /// refused.
     Permit {
-        /// Time to live.
-        ttl: Duration,
+        /// The permit's end, in nanoseconds of CLOCK_MONOTONIC.
+        deadline_mono_ns: u64,
     },
-    /// Withdraw the permit now: the guard removes the credentials and reloads the node.
+    /// Withdraw the permit (if any) and fence: the guard removes the credentials and reloads
+    /// the node, whether or not it held a permit.
     Revoke,
-    /// SIGHUP the node.
+    /// SIGHUP the node: deferred until the node can take it, refused without a permit while a
+    /// target credential file exists.
     Reload,
     /// Answer with the current state.
     State,
@@ -45,9 +59,8 @@ impl Request {
     /// The request as one protocol line (newline included).
     pub fn to_line(self) -> String {
         let v = match self {
-            Request::Permit { ttl } => {
-                let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-                serde_json::json!({"v": VERSION, "op": "permit", "ttl_ms": ms})
+            Request::Permit { deadline_mono_ns } => {
+                serde_json::json!({"v": VERSION, "op": "permit", "deadline_mono_ns": deadline_mono_ns})
             }
             Request::Revoke => serde_json::json!({"v": VERSION, "op": "revoke"}),
             Request::Reload => serde_json::json!({"v": VERSION, "op": "reload"}),
@@ -75,8 +88,8 @@ pub enum ProtocolError {
     /// Not a JSON object.
     #[error("not a JSON object: {0}")]
     Garbage(String),
-    /// `v` missing or not ours.
-    #[error("unsupported protocol version {0} (this guard speaks v1)")]
+    /// `v` missing or not ours, or an op this version no longer accepts in that version.
+    #[error("unsupported protocol version {0} (this guard speaks v2)")]
     Version(String),
     /// `op` missing or unknown.
     #[error("unknown op {0}")]
@@ -112,18 +125,26 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
     let serde_json::Value::Object(map) = value else {
         return Err(ProtocolError::Garbage("expected an object".into()));
     };
-    match map.get("v") {
-        Some(v) if v.as_u64() == Some(u64::from(VERSION)) => {}
-        Some(v) => return Err(ProtocolError::Version(v.to_string())),
+    let version = match map.get("v") {
+        Some(v) => match v.as_u64() {
+            Some(n) if (u64::from(OLDEST_VERSION)..=u64::from(VERSION)).contains(&n) => n,
+            _ => return Err(ProtocolError::Version(v.to_string())),
+        },
         None => return Err(ProtocolError::Version("(missing)".into())),
-    }
+    };
     let op = match map.get("op") {
         Some(serde_json::Value::String(op)) => op.as_str(),
         Some(other) => return Err(ProtocolError::Op(other.to_string())),
         None => return Err(ProtocolError::Op("(missing)".into())),
     };
+    if op == "permit" && version < 2 {
+        return Err(ProtocolError::Version(format!(
+            "{version} for op permit: a relative ttl_ms can outlive the lease after a stall; \
+             send v2 with deadline_mono_ns (CLOCK_MONOTONIC)"
+        )));
+    }
     let allowed: &[&str] = if op == "permit" {
-        &["v", "op", "ttl_ms"]
+        &["v", "op", "deadline_mono_ns"]
     } else {
         &["v", "op"]
     };
@@ -134,20 +155,17 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
     }
     Ok(match op {
         "permit" => {
-            let ms = map
-                .get("ttl_ms")
+            let ns = map
+                .get("deadline_mono_ns")
                 .and_then(serde_json::Value::as_u64)
+                .filter(|ns| *ns > 0)
                 .ok_or_else(|| {
-                    ProtocolError::Field("ttl_ms: must be an integer number of milliseconds".into())
+                    ProtocolError::Field(
+                        "deadline_mono_ns: must be a positive integer (nanoseconds of CLOCK_MONOTONIC)"
+                            .into(),
+                    )
                 })?;
-            if ms == 0 || ms > MAX_TTL_MS {
-                return Err(ProtocolError::Field(format!(
-                    "ttl_ms: must be 1..={MAX_TTL_MS}, got {ms}"
-                )));
-            }
-            Request::Permit {
-                ttl: Duration::from_millis(ms),
-            }
+            Request::Permit { deadline_mono_ns: ns }
         }
         "revoke" => Request::Revoke,
         "reload" => Request::Reload,
@@ -187,6 +205,13 @@ pub struct GuardState {
     pub reload_lost: bool,
     /// The node's PID.
     pub child_pid: u32,
+    /// The node has shown a sign of life (an output line), so it can take a SIGHUP: before
+    /// that, a SIGHUP would kill it (the default action) and is deferred instead.
+    #[serde(default)]
+    pub ready: bool,
+    /// A SIGHUP is deferred until the node is ready.
+    #[serde(default)]
+    pub hup_pending: bool,
 }
 
 /// One line from the guard: the answer to a request, or a push (`event` set).
@@ -202,7 +227,9 @@ pub struct Answer {
     /// On error: what was wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Pushes only: what happened (`observed`, `lapsed`, `revoked`, `permit`).
+    /// Pushes only: what happened (`observed`, `lapsed`, `revoked`, `permit`, `refenced`: the
+    /// node forged, or credentials stayed, without a permit; `escalated`: a fence could remove
+    /// no credential file, so the node was terminated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
     /// The state after the request (or the event).
@@ -246,7 +273,7 @@ impl Answer {
     /// The answer as one line (newline included).
     pub fn to_line(&self) -> String {
         // Serialising this struct cannot fail (no maps with non-string keys, no floats).
-        let mut s = serde_json::to_string(self).unwrap_or_else(|_| r#"{"v":1,"ok":false}"#.into());
+        let mut s = serde_json::to_string(self).unwrap_or_else(|_| r#"{"v":2,"ok":false}"#.into());
         s.push('\n');
         s
     }
@@ -265,7 +292,7 @@ mod tests {
     fn every_request_round_trips_through_its_line() {
         for r in [
             Request::Permit {
-                ttl: Duration::from_millis(1500),
+                deadline_mono_ns: 1_500_000_000,
             },
             Request::Revoke,
             Request::Reload,
@@ -284,15 +311,17 @@ mod tests {
             (b"hello", "garbage"),
             (b"[1,2]", "garbage"),
             (br#"{"op":"state"}"#, "version"),
-            (br#"{"v":2,"op":"state"}"#, "version"),
+            (br#"{"v":3,"op":"state"}"#, "version"),
+            (br#"{"v":0,"op":"state"}"#, "version"),
             (br#"{"v":"1","op":"state"}"#, "version"),
             (br#"{"v":1}"#, "op"),
-            (br#"{"v":1,"op":"grant"}"#, "op"),
-            (br#"{"v":1,"op":"permit"}"#, "field"),
-            (br#"{"v":1,"op":"permit","ttl_ms":0}"#, "field"),
-            (br#"{"v":1,"op":"permit","ttl_ms":-5}"#, "field"),
-            (br#"{"v":1,"op":"permit","ttl_ms":600001}"#, "field"),
-            (br#"{"v":1,"op":"state","ttl_ms":5}"#, "field"),
+            (br#"{"v":2,"op":"grant"}"#, "op"),
+            (br#"{"v":1,"op":"permit","ttl_ms":1000}"#, "version"),
+            (br#"{"v":2,"op":"permit"}"#, "field"),
+            (br#"{"v":2,"op":"permit","ttl_ms":1000}"#, "field"),
+            (br#"{"v":2,"op":"permit","deadline_mono_ns":0}"#, "field"),
+            (br#"{"v":2,"op":"permit","deadline_mono_ns":-5}"#, "field"),
+            (br#"{"v":2,"op":"state","deadline_mono_ns":5}"#, "field"),
         ];
         for (line, kind) in cases {
             let e = parse_request(line).expect_err(&String::from_utf8_lossy(line));
@@ -303,6 +332,28 @@ mod tests {
     }
 
     #[test]
+    fn version_1_lines_are_still_accepted_for_the_ops_that_did_not_change() {
+        for (line, want) in [
+            (&br#"{"v":1,"op":"state"}"#[..], Request::State),
+            (br#"{"v":1,"op":"subscribe"}"#, Request::Subscribe),
+            (br#"{"v":1,"op":"reload"}"#, Request::Reload),
+            (br#"{"v":1,"op":"revoke"}"#, Request::Revoke),
+        ] {
+            assert_eq!(parse_request(line), Ok(want));
+        }
+        let e = parse_request(br#"{"v":1,"op":"permit","ttl_ms":1000}"#).expect_err("v1 permit");
+        assert!(e.to_string().contains("deadline_mono_ns"), "{e}");
+    }
+
+    #[test]
+    fn a_version_1_state_answer_still_parses() {
+        let a = Answer::parse(r#"{"v":1,"ok":true,"state":{"permit_ms":null,"forging":null,"last":null,"reload_lost":false,"child_pid":7}}"#)
+            .expect("parses");
+        let s = a.state.expect("state");
+        assert!(!s.ready && !s.hup_pending && s.child_pid == 7);
+    }
+
+    #[test]
     fn answers_round_trip_and_omit_empty_fields() {
         let a = Answer::ok(GuardState {
             permit_ms: Some(10),
@@ -310,6 +361,8 @@ mod tests {
             last: Some(Observation::Enabled),
             reload_lost: false,
             child_pid: 7,
+            ready: true,
+            hup_pending: false,
         });
         let line = a.to_line();
         assert!(!line.contains("error"));

@@ -6,6 +6,18 @@
 //! line scanned), an acceptor and one thread per connection. The loop sleeps until the next
 //! event or the permit's deadline, whichever comes first. No thread ever blocks the loop: pushes
 //! to subscribers are written with a short timeout and a slow subscriber is dropped.
+//!
+//! The rules the loop enforces ("no permit, no forging"):
+//! - A SIGHUP (a `reload` request or a forwarded signal) reaches the node only once it showed a
+//!   sign of life (its first output line, or its socket listening): before its handler is
+//!   installed a SIGHUP kills it.
+//!   One asked for earlier is deferred and sent then (re-checked against the next rule).
+//! - Without a permit, a SIGHUP is refused while any target credential file exists.
+//! - A permit is an absolute CLOCK_MONOTONIC deadline; one already past on arrival is refused.
+//! - A fence (lapse, `revoke`, or a re-fence) always removes the files and SIGHUPs the node, with
+//!   or without a permit. If no file could be removed it escalates: SIGTERM, then SIGKILL.
+//! - The node reporting "Enabling block forging" without a permit is re-fenced at once; credential
+//!   files left present without a permit while consensus runs are removed after a grace.
 
 use std::{
     ffi::OsString,
@@ -25,7 +37,10 @@ use nix::sys::signal::{SigSet, Signal};
 use rustix::{fd::OwnedFd, process::PidfdFlags};
 
 use crate::{
-    protocol::{Answer, GuardState, MAX_LINE, Observation, ProtocolError, Request, parse_request},
+    monotonic_now_ns,
+    protocol::{
+        Answer, GuardState, MAX_LINE, MAX_TTL_MS, Observation, ProtocolError, Request, parse_request,
+    },
     scan::scan,
 };
 
@@ -43,6 +58,25 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 /// the guard's threads).
 const MAX_CONNECTIONS: usize = 32;
 
+/// How often the files are looked at while no permit is held and consensus runs.
+const FILE_POLL: Duration = Duration::from_millis(250);
+
+/// cardano-node's flags that give it forging credentials at start.
+const CREDENTIAL_FLAGS: &[&str] = &[
+    "--shelley-kes-key",
+    "--shelley-vrf-key",
+    "--shelley-operational-certificate",
+    "--byron-signing-key",
+    "--byron-delegation-certificate",
+    "--bulk-credentials-file",
+];
+
+/// cardano-node's flag to start without forging whatever credentials it has (and the older
+/// spelling the sidecar also recognises).
+const NON_PRODUCING_FLAGS: [&str; 2] = ["--start-as-non-producing-node", "--non-producing-node"];
+/// The spelling named in messages.
+const NON_PRODUCING_FLAG: &str = NON_PRODUCING_FLAGS[0];
+
 /// How to run the guard.
 #[derive(Debug, Clone)]
 pub struct GuardOptions {
@@ -52,6 +86,19 @@ pub struct GuardOptions {
     pub targets: Vec<PathBuf>,
     /// The node's command line.
     pub command: Vec<OsString>,
+    /// Start the node even if it has credential flags without `--start-as-non-producing-node`
+    /// (it then forges from its start, without a permit).
+    pub allow_producing_start: bool,
+    /// A fence that could remove no credential file terminates the node: SIGTERM, then SIGKILL
+    /// after this.
+    pub kill_after: Duration,
+    /// The node's socket: the node counts as ready for SIGHUP once it listens there (as well
+    /// as after its first output line). Default: the command's `--socket-path`.
+    pub node_socket: Option<PathBuf>,
+    /// Credential files present without a permit while consensus runs are removed (and the node
+    /// reloaded) after this: longer than a starting plan takes from writing the files to asking
+    /// for the permit (the CLI's default is 10 s).
+    pub unpermitted_grace: Duration,
 }
 
 /// Why the guard could not run.
@@ -60,6 +107,9 @@ pub enum GuardError {
     /// Bad options.
     #[error("{0}")]
     Usage(String),
+    /// The node's command would forge from its start (see [`check_start_flags`]).
+    #[error("{0}")]
+    ProducingStart(String),
     /// The child could not be started.
     #[error("starting {command}: {source}")]
     Spawn {
@@ -84,7 +134,10 @@ pub enum GuardError {
 enum Event {
     Signal(Signal),
     ChildExited(std::io::Result<ExitStatus>),
-    Observed(Observation),
+    /// A line of the node's output: the first one, or a recognised one.
+    Output(Option<Observation>),
+    /// The node's socket accepted a connection.
+    Listening,
     Request(Request, Sender<Answer>),
     Subscribe(UnixStream, Sender<Answer>),
 }
@@ -117,6 +170,9 @@ pub fn run(opts: GuardOptions) -> Result<i32, GuardError> {
                 .into(),
         ));
     }
+    if !opts.allow_producing_start {
+        check_start_flags(&opts.command).map_err(GuardError::ProducingStart)?;
+    }
     let mut forwarded = SigSet::empty();
     for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT] {
         forwarded.add(s);
@@ -125,7 +181,10 @@ pub fn run(opts: GuardOptions) -> Result<i32, GuardError> {
     // Forked before the signals are blocked: a child inherits its parent thread's signal mask
     // (through exec too), and the node must receive SIGHUP and SIGTERM. A signal arriving
     // between the two lines ends the guard, and PR_SET_PDEATHSIG the child: safe.
-    let mut child = spawn(&opts.command)?;
+    let mut child = spawn(&opts.command).inspect_err(|_| {
+        // No node: no socket either (an absent socket tells the sidecar no node runs).
+        let _ = std::fs::remove_file(&opts.socket);
+    })?;
     forwarded.thread_block().map_err(GuardError::Signals)?;
     let pid = child.id();
     // Opened while the child is certainly not reaped (only the waiter below reaps it), so this
@@ -168,20 +227,39 @@ pub fn run(opts: GuardOptions) -> Result<i32, GuardError> {
             }
         }
     });
+    if let Some(socket) = opts.node_socket.clone().or_else(|| socket_path_of(&opts.command)) {
+        spawn_thread("node-socket", {
+            let tx = tx.clone();
+            move || watch_node_socket(&socket, &tx)
+        });
+    }
     spawn_thread("acceptor", {
         let tx = tx.clone();
         move || accept(listener, tx)
     });
     drop(tx);
 
+    let non_producing = opts
+        .command
+        .iter()
+        .any(|a| NON_PRODUCING_FLAGS.iter().any(|f| a == *f));
     let mut guard = Guard {
         targets: opts.targets,
         pid,
         pidfd,
         permit: None,
-        forging: None,
+        // A node started non-producing does not forge until a reload after consensus starts.
+        forging: non_producing.then_some(false),
         last: None,
         reload_lost: false,
+        ready: false,
+        pending_reload: false,
+        pending_fence: false,
+        consensus: false,
+        unpermitted_since: None,
+        unpermitted_grace: opts.unpermitted_grace,
+        kill_at: None,
+        kill_after: opts.kill_after,
         subscribers: Vec::new(),
     };
     let status = guard.serve(&rx);
@@ -202,6 +280,56 @@ pub fn run(opts: GuardOptions) -> Result<i32, GuardError> {
     };
     log(format_args!("child exited; exiting with {code}"));
     Ok(code)
+}
+
+/// Refuses a node command that gives cardano-node forging credentials (`--shelley-kes-key`
+/// etc.) without `--start-as-non-producing-node`: such a node forges from the end of its replay,
+/// with no permit and before the sidecar can tell it anything (S1). Only the command line the
+/// guard runs is seen: a wrapper script's own flags are not.
+pub fn check_start_flags(command: &[OsString]) -> Result<(), String> {
+    let args: Vec<String> = command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    if args.iter().any(|a| NON_PRODUCING_FLAGS.contains(&a.as_str())) {
+        return Ok(());
+    }
+    let credential = args.iter().find_map(|a| {
+        CREDENTIAL_FLAGS
+            .iter()
+            .find(|f| a == *f || a.strip_prefix(*f).is_some_and(|rest| rest.starts_with('=')))
+    });
+    match credential {
+        None => Ok(()),
+        Some(flag) => Err(format!(
+            "refusing to start the node: its command sets {flag} but not {NON_PRODUCING_FLAG}, so it \
+             would forge from its start without a permit; add {NON_PRODUCING_FLAG} to the node's \
+             command, or start the guard with --allow-producing-start \
+             (GUARD_ALLOW_PRODUCING_START=true) if that is really wanted"
+        )),
+    }
+}
+
+/// cardano-node's `--socket-path` in `command`, if given there.
+fn socket_path_of(command: &[OsString]) -> Option<PathBuf> {
+    let args: Vec<&OsString> = command.iter().collect();
+    args.iter().enumerate().find_map(|(i, a)| {
+        let a = a.to_string_lossy();
+        if a == "--socket-path" {
+            args.get(i + 1).map(PathBuf::from)
+        } else {
+            a.strip_prefix("--socket-path=").map(PathBuf::from)
+        }
+    })
+}
+
+/// Reports once when the node's socket accepts a connection (a sign of life for a node that
+/// prints nothing on its stdout/stderr, e.g. one that logs to files only).
+fn watch_node_socket(socket: &std::path::Path, tx: &Sender<Event>) {
+    loop {
+        if UnixStream::connect(socket).is_ok() {
+            let _ = tx.send(Event::Listening);
+            return;
+        }
+        std::thread::sleep(FILE_POLL);
+    }
 }
 
 fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) {
@@ -265,6 +393,7 @@ fn pass_through<W: Write + 'static>(
     std::thread::spawn(move || {
         let mut reader = BufReader::with_capacity(64 * 1024, from);
         let mut line = Vec::with_capacity(1024);
+        let mut first = true;
         loop {
             line.clear();
             match reader.read_until(b'\n', &mut line) {
@@ -274,8 +403,9 @@ fn pass_through<W: Write + 'static>(
             let mut out = to();
             let _ = out.write_all(&line);
             let _ = out.flush();
-            if let Some(obs) = scan(&String::from_utf8_lossy(&line)) {
-                let _ = tx.send(Event::Observed(obs));
+            let obs = scan(&String::from_utf8_lossy(&line));
+            if obs.is_some() || std::mem::take(&mut first) {
+                let _ = tx.send(Event::Output(obs));
             }
         }
     })
@@ -380,36 +510,84 @@ fn connection(conn: UnixStream, tx: &Sender<Event>) {
     }
 }
 
+/// What became of a SIGHUP the guard was asked for.
+enum Hup {
+    /// Delivered.
+    Sent,
+    /// The node cannot take one yet: sent once it can.
+    Deferred,
+    /// Refused: no permit while this credential file exists.
+    Refused(PathBuf),
+    /// The kernel refused (the node is gone).
+    Failed,
+}
+
 struct Guard {
     targets: Vec<PathBuf>,
     pid: u32,
     pidfd: Option<OwnedFd>,
-    /// The permit's deadline on CLOCK_MONOTONIC (`Instant`).
-    permit: Option<Instant>,
+    /// The permit's deadline, nanoseconds of CLOCK_MONOTONIC.
+    permit: Option<u64>,
     forging: Option<bool>,
     last: Option<Observation>,
     reload_lost: bool,
+    /// The node showed a sign of life: a SIGHUP no longer kills it.
+    ready: bool,
+    /// A reload was asked for before the node was ready.
+    pending_reload: bool,
+    /// A fence's SIGHUP waits for the node to be ready.
+    pending_fence: bool,
+    /// Consensus runs (a chain extension or a reconfiguration line was seen): a SIGHUP now
+    /// takes effect.
+    consensus: bool,
+    /// Since when credential files have been present without a permit while consensus runs.
+    unpermitted_since: Option<u64>,
+    /// How long credential files may stay present without a permit before the guard removes
+    /// them.
+    unpermitted_grace: Duration,
+    /// An escalation is under way: SIGKILL at this instant (CLOCK_MONOTONIC ns).
+    kill_at: Option<u64>,
+    /// SIGTERM to SIGKILL, when a fence could remove nothing.
+    kill_after: Duration,
     subscribers: Vec<UnixStream>,
+}
+
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn ms_of_ns(n: u64) -> u64 {
+    n / 1_000_000
 }
 
 impl Guard {
     fn serve(&mut self, rx: &Receiver<Event>) -> std::io::Result<ExitStatus> {
         loop {
-            let event = match self.permit {
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        self.fence("lapsed", "the permit lapsed (no renewal from the sidecar)");
-                        continue;
+            let now = monotonic_now_ns();
+            if self.permit.is_some_and(|d| now >= d) {
+                self.fence("lapsed", "the permit lapsed (no renewal from the sidecar)");
+                continue;
+            }
+            if self.kill_at.is_some_and(|k| now >= k) {
+                self.kill_at = None;
+                log(format_args!(
+                    "escalation: the node has not exited {} ms after SIGTERM: SIGKILL",
+                    self.kill_after.as_millis()
+                ));
+                self.signal(rustix::process::Signal::KILL);
+                continue;
+            }
+            self.check_unpermitted(now);
+            let poll = self.polling().then(|| now.saturating_add(ns(FILE_POLL)));
+            let wake = [self.permit, self.kill_at, poll].into_iter().flatten().min();
+            let event = match wake {
+                Some(at) => match rx.recv_timeout(Duration::from_nanos(at.saturating_sub(now))) {
+                    Ok(e) => e,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        return Err(std::io::Error::other("all event sources ended"));
                     }
-                    match rx.recv_timeout(deadline - now) {
-                        Ok(e) => e,
-                        Err(RecvTimeoutError::Timeout) => continue,
-                        Err(RecvTimeoutError::Disconnected) => {
-                            return Err(std::io::Error::other("all event sources ended"));
-                        }
-                    }
-                }
+                },
                 None => match rx.recv() {
                     Ok(e) => e,
                     Err(_) => return Err(std::io::Error::other("all event sources ended")),
@@ -417,13 +595,35 @@ impl Guard {
             };
             match event {
                 Event::ChildExited(status) => return status,
+                Event::Signal(Signal::SIGHUP) => {
+                    log(format_args!(
+                        "SIGHUP received: forwarding it to the node (same rules as a reload request)"
+                    ));
+                    self.reload("a forwarded SIGHUP");
+                }
                 Event::Signal(sig) => {
                     log(format_args!("{sig} received: forwarding it to the node"));
                     if let Some(sig) = rustix::process::Signal::from_named_raw(sig as i32) {
                         self.signal(sig);
                     }
                 }
-                Event::Observed(obs) => self.observed(obs),
+                Event::Listening => {
+                    if !self.ready {
+                        self.become_ready("its socket listens");
+                    }
+                }
+                Event::Output(obs) => {
+                    if !self.ready {
+                        self.become_ready(if obs == Some(Observation::NotEffective) {
+                            "it reported a reload as not effective"
+                        } else {
+                            "its first output line"
+                        });
+                    }
+                    if let Some(obs) = obs {
+                        self.observed(obs);
+                    }
+                }
                 Event::Request(req, reply) => {
                     let answer = self.request(req);
                     let _ = reply.send(answer);
@@ -438,67 +638,222 @@ impl Guard {
     }
 
     fn state(&self) -> GuardState {
+        let now = monotonic_now_ns();
         GuardState {
-            permit_ms: self.permit.map(|d| {
-                u64::try_from(d.saturating_duration_since(Instant::now()).as_millis()).unwrap_or(u64::MAX)
-            }),
+            permit_ms: self.permit.map(|d| ms_of_ns(d.saturating_sub(now))),
             forging: self.forging,
             last: self.last,
             reload_lost: self.reload_lost,
             child_pid: self.pid,
+            ready: self.ready,
+            hup_pending: self.pending_reload || self.pending_fence,
         }
     }
 
     fn request(&mut self, req: Request) -> Answer {
         match req {
-            Request::Permit { ttl } => {
+            Request::Permit { deadline_mono_ns } => {
+                let now = monotonic_now_ns();
+                if deadline_mono_ns <= now {
+                    let late = ms_of_ns(now - deadline_mono_ns);
+                    log(format_args!(
+                        "permit refused: its deadline passed {late} ms before it arrived (a stalled sender); \
+                         the node stays without one"
+                    ));
+                    return Answer::error(
+                        "expired",
+                        format!("the permit's deadline passed {late} ms before it arrived: not granted"),
+                    );
+                }
+                let ahead = ms_of_ns(deadline_mono_ns - now);
+                if ahead > MAX_TTL_MS {
+                    log(format_args!(
+                        "permit refused: its deadline is {ahead} ms ahead (at most {MAX_TTL_MS})"
+                    ));
+                    return Answer::error(
+                        "field",
+                        format!(
+                            "deadline_mono_ns is {ahead} ms ahead of this guard's CLOCK_MONOTONIC; at most \
+                             {MAX_TTL_MS} ms (is the sender on another clock?)"
+                        ),
+                    );
+                }
                 let had = self.permit.is_some();
-                // Exactly what we were told, from now on our own clock: never more.
-                self.permit = Some(Instant::now() + ttl);
+                // Exactly what we were told, on the kernel's clock: never more.
+                self.permit = Some(deadline_mono_ns);
                 if !had {
-                    log(format_args!("permit granted for {} ms", ttl.as_millis()));
+                    log(format_args!("permit granted for {ahead} ms"));
                     self.push("permit");
                 }
                 Answer::ok(self.state())
             }
             Request::Revoke => {
-                if self.permit.is_some() {
-                    self.fence("revoked", "the sidecar revoked the permit");
-                }
+                let why = if self.permit.is_some() {
+                    "the sidecar revoked the permit"
+                } else {
+                    "the sidecar asked for a fence (no permit was held)"
+                };
+                self.fence("revoked", why);
                 Answer::ok(self.state())
             }
-            Request::Reload => {
-                if self.signal(rustix::process::Signal::HUP) {
-                    Answer::ok(self.state())
-                } else {
-                    Answer::error("signal_failed", "SIGHUP could not be delivered to the node")
-                }
-            }
+            Request::Reload => match self.reload("a reload request") {
+                Hup::Sent | Hup::Deferred => Answer::ok(self.state()),
+                Hup::Refused(t) => Answer::error(
+                    "no_permit",
+                    format!(
+                        "refusing to SIGHUP the node: no permit is held and {} exists (the node would start \
+                         forging); grant a permit first, or remove the credential files",
+                        t.display()
+                    ),
+                ),
+                Hup::Failed => Answer::error("signal_failed", "SIGHUP could not be delivered to the node"),
+            },
             Request::State | Request::Subscribe => Answer::ok(self.state()),
         }
     }
 
-    /// The fence: no permit, no credentials, and the node told so (S3).
+    /// The first target file that exists, if any.
+    fn present_target(&self) -> Option<PathBuf> {
+        self.targets.iter().find(|t| t.exists()).cloned()
+    }
+
+    /// A SIGHUP someone asked for (a reload request or a forwarded signal), under the rules:
+    /// deferred until the node is ready; refused without a permit while a credential file
+    /// exists (every legitimate reload has a permit, or follows the files' removal).
+    fn reload(&mut self, what: &str) -> Hup {
+        if !self.ready {
+            if !self.pending_reload {
+                log(format_args!(
+                    "{what} before the node showed a sign of life: deferred (a SIGHUP now would kill it; \
+                     it starts without forging)"
+                ));
+            }
+            self.pending_reload = true;
+            return Hup::Deferred;
+        }
+        if self.permit.is_none()
+            && let Some(t) = self.present_target()
+        {
+            log(format_args!(
+                "{what} refused: no permit and {} exists (a SIGHUP would make the node forge)",
+                t.display()
+            ));
+            return Hup::Refused(t);
+        }
+        if self.signal(rustix::process::Signal::HUP) {
+            Hup::Sent
+        } else {
+            Hup::Failed
+        }
+    }
+
+    /// The node showed a sign of life: deliver what was deferred.
+    fn become_ready(&mut self, sign: &str) {
+        self.ready = true;
+        log(format_args!("the node is ready for SIGHUP ({sign})"));
+        // A deferred fence's SIGHUP is held to the reload rule as well: files written since
+        // the fence (boot credentials) must not be read without a permit. A node that forges
+        // anyway (it was allowed a producing start) is re-fenced on its "Enabling" line.
+        let fence = std::mem::take(&mut self.pending_fence);
+        if std::mem::take(&mut self.pending_reload) || fence {
+            let what = if fence {
+                "the deferred fence SIGHUP"
+            } else {
+                "the deferred reload"
+            };
+            let outcome = match self.reload(what) {
+                Hup::Sent => "sent",
+                Hup::Deferred => "deferred",
+                Hup::Refused(_) => "dropped (the node started without forging and stays so)",
+                Hup::Failed => "not delivered",
+            };
+            log(format_args!("{what} {outcome}"));
+        }
+        self.push("ready");
+    }
+
+    /// The fence: no permit, no credentials, and the node told so (S3). Always carried out,
+    /// with or without a permit. If no credential file could be removed, a SIGHUP would only
+    /// make the node re-read them: the guard escalates instead (SIGTERM, then SIGKILL), unless
+    /// the node is known not to forge.
     fn fence(&mut self, event: &str, why: &str) {
         self.permit = None;
+        self.unpermitted_since = None;
         let mut failures = Vec::new();
+        let mut present = 0;
         for t in &self.targets {
             match std::fs::remove_file(t) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => failures.push(format!("{}: {e}", t.display())),
+                Err(e) => {
+                    failures.push(format!("{}: {e}", t.display()));
+                    if t.exists() {
+                        present += 1;
+                    }
+                }
             }
         }
-        let signalled = self.signal(rustix::process::Signal::HUP);
-        log(format_args!(
-            "permit {event}: {why}; credentials removed{}; node reloaded: {signalled}",
-            if failures.is_empty() {
-                String::new()
+        let failed = if failures.is_empty() {
+            String::new()
+        } else {
+            format!(" (removal failed: {})", failures.join("; "))
+        };
+        if present < self.targets.len() {
+            // At least one file is gone: on a SIGHUP the node disables forging.
+            let reloaded = if self.ready {
+                self.signal(rustix::process::Signal::HUP).to_string()
             } else {
-                format!(" (failed: {})", failures.join("; "))
+                self.pending_fence = true;
+                "deferred until the node is ready".to_string()
+            };
+            log(format_args!(
+                "permit {event}: {why}; credentials removed{failed}; node reloaded: {reloaded}"
+            ));
+        } else if self.forging == Some(false) {
+            log(format_args!(
+                "permit {event}: {why}; NO credential file could be removed{failed}; the node reports not \
+                 forging and is not reloaded (it would read them); it is not terminated"
+            ));
+        } else {
+            log(format_args!(
+                "permit {event}: {why}; NO credential file could be removed{failed}; the node may forge: \
+                 escalating: SIGTERM now, SIGKILL in {} ms",
+                self.kill_after.as_millis()
+            ));
+            self.signal(rustix::process::Signal::TERM);
+            if self.kill_at.is_none() {
+                self.kill_at = Some(monotonic_now_ns().saturating_add(ns(self.kill_after)));
             }
-        ));
+            self.push("escalated");
+        }
         self.push(event);
+    }
+
+    /// Whether the loop must wake up to look at the files.
+    fn polling(&self) -> bool {
+        self.permit.is_none() && self.consensus && self.kill_at.is_none()
+    }
+
+    /// Credential files present without a permit while consensus runs, for longer than the
+    /// grace (a starting plan writes them just before it asks for the permit): removed.
+    fn check_unpermitted(&mut self, now: u64) {
+        if !self.polling() {
+            self.unpermitted_since = None;
+            return;
+        }
+        let Some(t) = self.present_target() else {
+            self.unpermitted_since = None;
+            return;
+        };
+        let since = *self.unpermitted_since.get_or_insert(now);
+        if now.saturating_sub(since) >= ns(self.unpermitted_grace) {
+            let why = format!(
+                "{} present without a permit for {} ms while consensus runs",
+                t.display(),
+                self.unpermitted_grace.as_millis()
+            );
+            self.fence("refenced", &why);
+        }
     }
 
     fn signal(&self, sig: rustix::process::Signal) -> bool {
@@ -521,19 +876,24 @@ impl Guard {
             Observation::Enabled => {
                 self.forging = Some(true);
                 self.reload_lost = false;
+                self.consensus = true;
             }
             Observation::Disabled => {
                 self.forging = Some(false);
                 self.reload_lost = false;
+                self.consensus = true;
             }
             Observation::ReloadError => self.reload_lost = false,
             Observation::NotEffective => self.reload_lost = true,
-            Observation::ChainExtended => {}
+            Observation::ChainExtended => self.consensus = true,
         }
         if obs == Observation::ChainExtended && !self.reload_lost {
             return; // frequent on a real node, and says nothing new
         }
         self.push("observed");
+        if obs == Observation::Enabled && self.permit.is_none() {
+            self.fence("refenced", "the node reports forging without a permit");
+        }
     }
 
     fn push(&mut self, event: &str) {
@@ -543,5 +903,62 @@ impl Guard {
         let line = Answer::event(event, self.state()).to_line();
         self.subscribers
             .retain_mut(|s| s.write_all(line.as_bytes()).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_node_socket_is_found_in_the_command() {
+        assert_eq!(
+            socket_path_of(&args(&[
+                "cardano-node",
+                "run",
+                "--socket-path",
+                "/ipc/node.socket"
+            ])),
+            Some(PathBuf::from("/ipc/node.socket"))
+        );
+        assert_eq!(
+            socket_path_of(&args(&["cardano-node", "run", "--socket-path=/s"])),
+            Some(PathBuf::from("/s"))
+        );
+        assert_eq!(socket_path_of(&args(&["cardano-node", "run"])), None);
+    }
+
+    #[test]
+    fn a_node_with_credentials_must_start_non_producing() {
+        let e = check_start_flags(&args(&["cardano-node", "run", "--shelley-kes-key", "k"]))
+            .expect_err("producing");
+        assert!(
+            e.contains("--shelley-kes-key") && e.contains("--start-as-non-producing-node"),
+            "{e}"
+        );
+        let e = check_start_flags(&args(&[
+            "cardano-node",
+            "run",
+            "--shelley-operational-certificate=c",
+        ]))
+        .expect_err("producing, --flag=value");
+        assert!(e.contains("--shelley-operational-certificate"), "{e}");
+        for ok in [
+            &[
+                "cardano-node",
+                "run",
+                "--shelley-kes-key",
+                "k",
+                "--start-as-non-producing-node",
+            ][..],
+            &["cardano-node", "run", "--config", "c.json"],
+            &["sh", "-c", "exec cardano-node run --shelley-kes-key k"],
+        ] {
+            assert_eq!(check_start_flags(&args(ok)), Ok(()), "{ok:?}");
+        }
     }
 }

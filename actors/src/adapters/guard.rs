@@ -15,9 +15,25 @@ use tokio::{
     net::UnixStream,
 };
 
-/// Why a guard request failed.
+/// [`GuardError::kind`] of an answered refusal: the guard is alive and said no.
+pub const GUARD_REFUSED: &str = "guard_refused";
+
+/// [`GuardError::kind`] when the guard's socket file is absent.
+pub const GUARD_GONE: &str = "guard_gone";
+
+/// Why a guard request failed. Only `Refused` is an answer (the guard is alive and said no).
+/// `Unreachable` and `Timeout` say nothing about the node: the guard may be stalled, or its
+/// backlog full, with its node running and forging. `Gone` (the socket file is absent) is the
+/// one sign that the node has exited: a guard removes its socket only after its child exited
+/// (or when it never started one); a guard that was killed leaves the file behind.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GuardError {
+    /// The socket file does not exist: no guard runs (its node exited, or none was started).
+    #[error("node guard socket {path} does not exist")]
+    Gone {
+        /// The socket.
+        path: String,
+    },
     /// No guard listens (its socket is absent or refuses).
     #[error("node guard at {path}: {detail}")]
     Unreachable {
@@ -50,9 +66,10 @@ impl GuardError {
     /// A bounded label (metrics, `CommandFailed::kind`).
     pub fn kind(&self) -> &'static str {
         match self {
+            GuardError::Gone { .. } => GUARD_GONE,
             GuardError::Unreachable { .. } => "guard_unreachable",
             GuardError::Timeout { .. } => "guard_timeout",
-            GuardError::Refused { .. } => "guard_refused",
+            GuardError::Refused { .. } => GUARD_REFUSED,
         }
     }
 }
@@ -99,13 +116,24 @@ impl GuardClient {
         }
     }
 
+    /// A failed connect: `Gone` only when the socket file is absent.
+    fn not_connected(&self, e: std::io::Error) -> GuardError {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            GuardError::Gone {
+                path: self.socket.display().to_string(),
+            }
+        } else {
+            self.unreachable(e)
+        }
+    }
+
     /// Sends one request and returns the guard's state after it.
     pub async fn request(&self, req: Request) -> Result<GuardState, GuardError> {
         let op = req.op();
         let fut = async {
             let mut conn = UnixStream::connect(&self.socket)
                 .await
-                .map_err(|e| self.unreachable(e))?;
+                .map_err(|e| self.not_connected(e))?;
             conn.write_all(req.to_line().as_bytes())
                 .await
                 .map_err(|e| self.unreachable(e))?;
@@ -138,7 +166,7 @@ impl GuardClient {
         let fut = async {
             let mut conn = UnixStream::connect(&self.socket)
                 .await
-                .map_err(|e| self.unreachable(e))?;
+                .map_err(|e| self.not_connected(e))?;
             conn.write_all(Request::Subscribe.to_line().as_bytes())
                 .await
                 .map_err(|e| self.unreachable(e))?;
@@ -173,4 +201,38 @@ fn tokio_lines(reader: BufReader<UnixStream>) -> impl Stream<Item = String> {
             Ok(_) => Some((line, r)),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The three ways a request can fail without an answer are told apart: only an absent
+    /// socket file says the guard (and so its node) has gone.
+    #[tokio::test]
+    async fn gone_unreachable_and_timeout_are_told_apart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let timeout = Duration::from_millis(200);
+        let absent = GuardClient::new(dir.path().join("absent.sock"), timeout);
+        let e = absent.request(Request::State).await.expect_err("no socket");
+        assert_eq!(e.kind(), GUARD_GONE, "{e}");
+
+        // A socket file nobody listens on (a killed guard leaves it behind).
+        let stale = dir.path().join("stale.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind"));
+        let e = GuardClient::new(&stale, timeout)
+            .request(Request::State)
+            .await
+            .expect_err("refused");
+        assert_eq!(e.kind(), "guard_unreachable", "{e}");
+
+        // A guard that accepts (the kernel's backlog) but never answers: stalled.
+        let silent = dir.path().join("silent.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&silent).expect("bind");
+        let e = GuardClient::new(&silent, timeout)
+            .request(Request::State)
+            .await
+            .expect_err("silent");
+        assert_eq!(e.kind(), "guard_timeout", "{e}");
+    }
 }

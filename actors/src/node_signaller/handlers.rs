@@ -10,7 +10,7 @@ use tokio::{sync::watch, time::Instant};
 use super::{GUARD_RESEND_EVERY, GuardPush, NO_PERMIT, NodeSignaller, Pushed, STOP_SETTLE, STOP_UNCONFIRMED};
 use crate::{
     adapters::{
-        guard::{GuardClient, GuardError, GuardReport},
+        guard::{GUARD_REFUSED, GuardClient, GuardError, GuardReport},
         process::{ProcFs, ProcessIdentity},
     },
     messages::{CommandFailed, CommandResult, Fact, NodeProcess, Reload},
@@ -37,7 +37,7 @@ impl Handler<Reload> for NodeSignaller {
         let Some(client) = self.live_guard() else {
             return AtomicResponse::new(self.pid_reload(reason));
         };
-        let ttl = self.permit_ttl();
+        let deadline = self.permit_deadline();
         // What the guard reported before this reload: a confirmation must come after it.
         let confirm = stops(reason).then(|| {
             let g = self.guard.as_ref().expect("live_guard implies guard mode");
@@ -52,7 +52,7 @@ impl Handler<Reload> for NodeSignaller {
                 grace: self.stop.grace,
             }
         });
-        let call = async move { reload_via_guard(&client, reason, ttl, confirm).await };
+        let call = async move { reload_via_guard(&client, reason, deadline, confirm).await };
         AtomicResponse::new(Box::pin(
             call.into_actor(self)
                 .then(move |result, act, _| act.guard_reloaded(reason, result)),
@@ -153,19 +153,22 @@ fn guard_gone(client: &GuardClient) -> bool {
 async fn reload_via_guard(
     client: &GuardClient,
     reason: ReloadReason,
-    ttl: Option<std::time::Duration>,
+    deadline_mono_ns: Option<u64>,
     confirm: Option<Confirm>,
 ) -> Result<(), CommandFailed> {
     let failed = |e: GuardError| CommandFailed::new(e.kind(), e);
     match reason {
         ReloadReason::StartForging => {
-            let Some(ttl) = ttl else {
+            let Some(deadline_mono_ns) = deadline_mono_ns else {
                 return Err(CommandFailed::new(
                     NO_PERMIT,
                     "no current lease deadline to bound the guard's permit: not starting",
                 ));
             };
-            client.request(Request::Permit { ttl }).await.map_err(failed)?;
+            client
+                .request(Request::Permit { deadline_mono_ns })
+                .await
+                .map_err(failed)?;
             client.request(Request::Reload).await.map_err(failed)?;
         }
         ReloadReason::StopForging | ReloadReason::Shutdown | ReloadReason::Startup => {
@@ -238,7 +241,11 @@ impl NodeSignaller {
                 self.reloaded(reason, "guard");
                 Box::pin(fut::ready(Ok(())))
             }
-            Err(e) if e.kind == NO_PERMIT || e.kind == STOP_UNCONFIRMED => Box::pin(fut::ready(Err(e))),
+            // The guard answered and refused (e.g. no permit while credentials are present): a
+            // SIGHUP by PID would do what it refused. An unconfirmed stop is no missing node.
+            Err(e) if e.kind == NO_PERMIT || e.kind == GUARD_REFUSED || e.kind == STOP_UNCONFIRMED => {
+                Box::pin(fut::ready(Err(e)))
+            }
             Err(e) => {
                 if matches!(reason, ReloadReason::StartForging) {
                     return Box::pin(fut::ready(Err(e))); // never start forging without the guard's permit
@@ -268,8 +275,8 @@ impl NodeSignaller {
     /// none is left), in line with the other guard requests.
     fn renew_permit(&mut self, ctx: &mut Context<Self>) {
         let Some(client) = self.live_guard() else { return };
-        let req = match self.permit_ttl() {
-            Some(ttl) => Request::Permit { ttl },
+        let req = match self.permit_deadline() {
+            Some(deadline_mono_ns) => Request::Permit { deadline_mono_ns },
             None => Request::Revoke,
         };
         ctx.wait(

@@ -219,13 +219,18 @@ impl NodeSignaller {
             .map(|g| g.client.clone())
     }
 
-    /// The permit to grant now: the time left until the lease's renew deadline, if any.
-    fn permit_ttl(&self) -> Option<Duration> {
+    /// The permit to grant: the lease's renew deadline as an absolute CLOCK_MONOTONIC instant
+    /// (nanoseconds), if a deadline is known and still ahead. Fixed here, from the deadline, so
+    /// however late the request reaches the guard it never outlives the lease (a late one is
+    /// refused there).
+    fn permit_deadline(&self) -> Option<u64> {
         let deadline = self.guard.as_ref()?.deadline?;
         let left = deadline.saturating_duration_since(Instant::now());
-        // Whole milliseconds, rounded down: never beyond the deadline.
-        let left = Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
-        (!left.is_zero()).then_some(left)
+        if left.is_zero() {
+            return None;
+        }
+        let left = u64::try_from(left.as_nanos()).unwrap_or(u64::MAX);
+        Some(forge_guard::monotonic_now_ns().saturating_add(left))
     }
 
     /// Records a reload that reached the node: without a guard's report, the metric follows

@@ -246,9 +246,9 @@ fn lease_lapsed(s: &State, v: &PeerView, now: Mono) -> bool {
 /// choice), and a region whose one replica restarts must not look like a region outage.
 fn peer_lease_duration(s: &State, v: &PeerView) -> Duration {
     let configured = s.config.lease.duration;
-    v.lease
-        .as_ref()
-        .map_or(configured, |l| l.observation.duration(&s.config.lease).max(configured))
+    v.lease.as_ref().map_or(configured, |l| {
+        l.observation.duration(&s.config.lease).max(configured)
+    })
 }
 
 /// When an unreachable peer may be skipped by an `Enabled` cluster: once it has been

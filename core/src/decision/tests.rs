@@ -454,7 +454,9 @@ fn a_peer_lease_unrenewed_for_its_duration_is_evidence() {
         s,
         observed("a", status(ForgeState::PriorityBased, 1, true, 1), 1, secs(1)),
     );
-    let s = apply(s, Event::PeerUnreachable {
+    let s = apply(
+        s,
+        Event::PeerUnreachable {
             cluster: "a".into(),
             at: secs(1),
         },
