@@ -95,9 +95,12 @@ impl Confirm {
                     && (p.state.forging != Some(true) || p.state.last == Some(Observation::NotEffective))
             }),
         )
-        .await;
+        .await
+        // Never hold the watch's read guard across an await: the reader's next report would
+        // block the thread on it.
+        .map(|r| r.map(|_| ()));
         match seen {
-            Ok(Ok(_)) => {
+            Ok(Ok(())) => {
                 tokio::time::sleep(STOP_SETTLE).await;
                 tracing::info!(
                     actor = "node_signaller",
