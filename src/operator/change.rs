@@ -206,38 +206,49 @@ pub fn maintenance(
     }
 }
 
-/// `pause`: every region (or the named ones) forced `Disabled` until `expires`.
+/// `pause`: every region (or the named ones) forced `Disabled` until `expires`. A
+/// `forcePriority` in force (a failover's) is kept, so that `resume` returns to it.
 pub fn pause(
     rows: &[Row],
     current: Current<'_>,
     only: &[String],
     reason: &str,
     expires: Timestamp,
+    now: Timestamp,
 ) -> Result<Vec<Change>, String> {
     reachable(rows)?;
     let chosen = choose(rows, only)?;
     Ok(chosen
         .into_iter()
         .map(|r| {
+            let before = current(r);
             let mut o = override_with(reason, expires);
             o.force_state = Some(ForgeState::Disabled);
-            change(r, current(r), Some(o))
+            if let OverrideStatus::Active { force_priority, .. } = evaluate_override(before.as_ref(), now) {
+                o.force_priority = force_priority;
+            }
+            change(r, before, Some(o))
         })
         .collect())
 }
 
-/// `resume`: removes the overrides that force `Disabled` (active or not) from every region (or
-/// the named ones).
+/// `resume`: removes `forceState: Disabled` from every region's override (or the named
+/// ones'): the whole override, or only that field when it also carries a `forcePriority`
+/// (kept until the override's expiry).
 pub fn resume(rows: &[Row], current: Current<'_>, only: &[String]) -> Result<Vec<Change>, String> {
     let chosen = choose(rows, only)?;
     Ok(chosen
         .into_iter()
         .filter_map(|r| {
-            let before = current(r);
-            let disables = before
-                .as_ref()
-                .is_some_and(|o| o.force_state == Some(ForgeState::Disabled));
-            disables.then(|| change(r, before, None))
+            let before = current(r)?;
+            if before.force_state != Some(ForgeState::Disabled) {
+                return None;
+            }
+            let after = before.force_priority.is_some().then(|| OverrideSpec {
+                force_state: None,
+                ..before.clone()
+            });
+            Some(change(r, Some(before), after))
         })
         .collect())
 }
@@ -480,30 +491,39 @@ mod tests {
     }
 
     #[test]
-    fn pause_disables_every_region_and_resume_removes_only_those_overrides() {
+    fn pause_disables_every_region_keeps_a_failover_priority_and_resume_restores_it() {
         let rows = vec![
             row("east", 10, ForgeState::PriorityBased),
             row("west", 20, ForgeState::PriorityBased),
         ];
-        let plan = pause(&rows, &none, &[], "key rotation", at("2026-01-01T13:00:00Z")).expect("plan");
+        let failed_over = |r: &Row| -> Option<OverrideSpec> {
+            (r.region.as_deref() == Some("west")).then(|| OverrideSpec {
+                enabled: true,
+                force_priority: Some(1),
+                reason: Some("failover".into()),
+                expires_at: Some("2026-01-01T12:30:00Z".into()),
+                ..Default::default()
+            })
+        };
+        let expires = at("2026-01-01T13:00:00Z");
+        let plan = pause(&rows, &failed_over, &[], "key rotation", expires, at(NOW)).expect("plan");
         assert_eq!(plan.len(), 2);
         assert!(
             plan.iter()
                 .all(|c| c.after.as_ref().and_then(|o| o.force_state) == Some(ForgeState::Disabled))
         );
-        let current = |r: &Row| -> Option<OverrideSpec> {
-            (r.region.as_deref() == Some("east")).then(|| OverrideSpec {
-                enabled: true,
-                force_state: Some(ForgeState::Disabled),
-                ..Default::default()
-            })
+        assert_eq!(plan[1].after.as_ref().and_then(|o| o.force_priority), Some(1));
+        let paused = |r: &Row| {
+            plan.iter()
+                .find(|c| Some(&c.cluster) == r.cluster.as_ref())
+                .and_then(|c| c.after.clone())
         };
-        let plan = resume(&rows, &current, &[]).expect("plan");
-        assert_eq!(plan.len(), 1);
-        assert_eq!(
-            (plan[0].cluster.as_str(), plan[0].after.clone()),
-            ("pool-east", None)
-        );
+        let back = resume(&rows, &paused, &[]).expect("plan");
+        assert_eq!(back.len(), 2);
+        assert_eq!((back[0].cluster.as_str(), back[0].after.clone()), ("pool-east", None));
+        let west = back[1].after.clone().expect("west keeps its priority");
+        assert_eq!((west.force_state, west.force_priority), (None, Some(1)));
+        assert!(resume(&rows, &none, &[]).expect("plan").is_empty());
     }
 
     #[test]

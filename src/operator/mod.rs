@@ -468,7 +468,7 @@ async fn pause(a: PauseArgs) -> anyhow::Result<ExitCode> {
     let expires = a.expiry.at(now, SignedDuration::from_hours(1))?;
     let current = |r: &view::Row| read.override_of(&r.context, r.cluster.as_deref());
     let plan =
-        change::pause(&view.rows, &current, &a.region, &reason, expires).map_err(anyhow::Error::msg)?;
+        change::pause(&view.rows, &current, &a.region, &reason, expires, now).map_err(anyhow::Error::msg)?;
     print_view(&view, None, now)?;
     if !apply(&regions, &plan, &a.write, &read).await? || a.write.no_wait {
         return Ok(ExitCode::SUCCESS);
