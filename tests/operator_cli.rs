@@ -55,7 +55,11 @@ impl Regions {
         for (region, _) in REGIONS {
             let mut options = WorldOptions::fast(exe(), 1);
             options.pod_prefix = (*region).to_string();
-            worlds.push(World::prepare(options).await.unwrap_or_else(|e| panic!("{test}: {e}")));
+            worlds.push(
+                World::prepare(options)
+                    .await
+                    .unwrap_or_else(|e| panic!("{test}: {e}")),
+            );
         }
         let mut links = BTreeMap::new();
         for (i, (region, priority)) in REGIONS.iter().enumerate() {
@@ -107,8 +111,12 @@ impl Regions {
         let mut contexts = Vec::new();
         for (i, (region, _)) in REGIONS.iter().enumerate() {
             let s = &self.worlds[i].apiserver;
+            // A copy of the CA: a stopped server removes its directory, and the test wants
+            // "connection refused" from it then, as an operator would see.
+            let ca = self.dir.path().join(format!("{region}-ca.crt"));
+            std::fs::copy(s.ca_file(), &ca).expect("copy CA");
             clusters.push(serde_json::json!({"name": region, "cluster": {
-                "server": s.url(), "certificate-authority": s.ca_file()}}));
+                "server": s.url(), "certificate-authority": ca}}));
             users.push(serde_json::json!({"name": format!("admin-{region}"), "user": {
                 "token": s.token("admin").expect("admin token")}}));
             contexts.push(serde_json::json!({"name": region, "context": {
@@ -191,7 +199,9 @@ impl Regions {
         while started.elapsed() < within {
             let text = w.metrics(0).await.unwrap_or_default();
             if text.lines().any(|l| {
-                l.starts_with("cardano_cluster_peer_reachable{") && l.contains(&format!("pool-{peer}")) && l.ends_with(" 0")
+                l.starts_with("cardano_cluster_peer_reachable{")
+                    && l.contains(&format!("pool-{peer}"))
+                    && l.ends_with(" 0")
             }) {
                 return true;
             }
@@ -264,7 +274,10 @@ impl Regions {
             .output()
             .expect("forge-manager runs");
         let r = ran(out);
-        capture(&format!("forge-manager {} --context east,west,south", args.join(" ")), &r);
+        capture(
+            &format!("forge-manager {} --context east,west,south", shell_words(args)),
+            &r,
+        );
         r
     }
 
@@ -280,7 +293,7 @@ impl Regions {
             .output()
             .expect("kubectl runs (installed by .ci/run)");
         let r = ran(out);
-        capture(&format!("kubectl forge {}", args.join(" ")), &r);
+        capture(&format!("kubectl forge {}", shell_words(args)), &r);
         r
     }
 
@@ -296,6 +309,20 @@ impl Regions {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// Arguments as a shell would need them (quoted when they hold a space).
+fn shell_words(args: &[&str]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.contains(' ') {
+                format!("{a:?}")
+            } else {
+                (*a).to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn first_line(s: &str) -> &str {
@@ -333,19 +360,37 @@ async fn operator_commands_follow_a_pool_across_three_real_api_servers() {
     let k = r.kubectl_forge(&["status", "--context", "east,west,south"]);
     assert_status(&k, 0, "ONE FORGER: east (east-0)", "kubectl forge status", logs);
     let k = r.kubectl_forge(&["status", "--all-contexts", "-o", "json"]);
-    let json: serde_json::Value = serde_json::from_str(&k.stdout).unwrap_or_else(|e| panic!("{e}: {}", k.stdout));
+    let json: serde_json::Value =
+        serde_json::from_str(&k.stdout).unwrap_or_else(|e| panic!("{e}: {}", k.stdout));
     assert_eq!(json["verdict"]["verdict"], "one_forger");
     assert_eq!(json["rows"].as_array().map(Vec::len), Some(3));
     let w = r.forge(&["status", "-o", "wide"]);
-    assert!(w.stdout.contains("CONTEXT") && w.stdout.contains("LEADER-CR"), "{}", w.stdout);
+    assert!(
+        w.stdout.contains("CONTEXT") && w.stdout.contains("LEADER-CR"),
+        "{}",
+        w.stdout
+    );
 
     // A write without --yes on a non-terminal refuses and writes nothing; --dry-run writes nothing.
     let refused = r.forge(&["failover", "--to", "west", "--for", "10m", "--reason", "test"]);
     assert_ne!(refused.code, 0);
     assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
-    let dry = r.forge(&["failover", "--to", "west", "--for", "10m", "--reason", "test", "--dry-run"]);
+    let dry = r.forge(&[
+        "failover",
+        "--to",
+        "west",
+        "--for",
+        "10m",
+        "--reason",
+        "test",
+        "--dry-run",
+    ]);
     assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
-    assert!(dry.stdout.contains("forcePriority 1") && dry.stdout.contains("dry run"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("forcePriority 1") && dry.stdout.contains("dry run"),
+        "{}",
+        dry.stdout
+    );
     let untouched = r.cfcs("west").await.get("pool-west").await.expect("get");
     assert_eq!(untouched.spec.override_, None, "a dry run wrote");
 
@@ -366,31 +411,103 @@ async fn operator_commands_follow_a_pool_across_three_real_api_servers() {
         .stdout
         .lines()
         .find(|l| l.starts_with("failover to west: done in"))
-        .unwrap_or_else(|| panic!("no handover time (exit {}):\n{}{}\n{}", f.code, f.stdout, f.stderr, r.logs()));
+        .unwrap_or_else(|| {
+            panic!(
+                "no handover time (exit {}):\n{}{}\n{}",
+                f.code,
+                f.stdout,
+                f.stderr,
+                r.logs()
+            )
+        });
     eprintln!("{test}: {done}");
     assert_eq!(f.code, 0);
     assert!(r.wait_forging(&["west-0"], Duration::from_secs(10)).await);
-    assert_eq!(r.verdict().overlap_ms, 0.0, "failover overlapped: {:?}", r.verdict());
+    assert_eq!(
+        r.verdict().overlap_ms,
+        0.0,
+        "failover overlapped: {:?}",
+        r.verdict()
+    );
     let written = r.cfcs("west").await.get("pool-west").await.expect("get");
     let o = written.spec.override_.expect("override written");
     assert_eq!((o.enabled, o.force_priority), (true, Some(1)));
     assert!(o.expires_at.is_some_and(|e| e.parse::<jiff::Timestamp>().is_ok()));
     let s = r.forge(&["status"]);
     assert_status(&s, 0, "ONE FORGER: west (west-0)", "after failover", || r.logs());
-    assert!(s.stdout.contains("prio 1 9m"), "override with its time left:\n{}", s.stdout);
+    assert!(
+        s.stdout.contains("prio 1 9m"),
+        "override with its time left:\n{}",
+        s.stdout
+    );
+
+    // Maintenance of west: east takes over; off: west again (its failover priority kept).
+    let m = r.forge(&[
+        "maintenance",
+        "west",
+        "on",
+        "--for",
+        "10m",
+        "--reason",
+        "node upgrade",
+        "--yes",
+        "--timeout",
+        "60s",
+    ]);
+    assert_eq!(m.code, 0, "{}{}\n{}", m.stdout, m.stderr, r.logs());
+    assert!(
+        r.wait_forging(&["east-0"], Duration::from_secs(10)).await,
+        "{}",
+        r.logs()
+    );
+    let s = r.status_until(0, Duration::from_secs(30)).await;
+    assert_status(&s, 0, "ONE FORGER: east (east-0)", "west in maintenance", || {
+        r.logs()
+    });
+    let m = r.forge(&["maintenance", "west", "off", "--yes", "--timeout", "60s"]);
+    assert_eq!(m.code, 0, "{}{}\n{}", m.stdout, m.stderr, r.logs());
+    assert!(
+        r.wait_forging(&["west-0"], Duration::from_secs(30)).await,
+        "{}",
+        r.logs()
+    );
+    assert_eq!(
+        r.verdict().overlap_ms,
+        0.0,
+        "maintenance overlapped: {:?}",
+        r.verdict()
+    );
 
     // Pause: no forger, exit 3, then resume: west again.
-    let p = r.forge(&["pause", "--for", "10m", "--reason", "KES rotation", "--yes", "--timeout", "60s"]);
+    let p = r.forge(&[
+        "pause",
+        "--for",
+        "10m",
+        "--reason",
+        "KES rotation",
+        "--yes",
+        "--timeout",
+        "60s",
+    ]);
     assert_eq!(p.code, 0, "{}{}\n{}", p.stdout, p.stderr, r.logs());
     assert!(r.wait_forging(&[], Duration::from_secs(10)).await);
     let s = r.status_until(3, Duration::from_secs(30)).await;
     assert_status(&s, 3, "NO FORGER since", "paused", || r.logs());
     let res = r.forge(&["resume", "--yes", "--timeout", "60s"]);
     assert_eq!(res.code, 0, "{}{}\n{}", res.stdout, res.stderr, r.logs());
-    assert!(r.wait_forging(&["west-0"], Duration::from_secs(30)).await, "{}", r.logs());
+    assert!(
+        r.wait_forging(&["west-0"], Duration::from_secs(30)).await,
+        "{}",
+        r.logs()
+    );
     let s = r.status_until(0, Duration::from_secs(30)).await;
     assert_status(&s, 0, "ONE FORGER: west (west-0)", "resumed", || r.logs());
-    assert_eq!(r.verdict().overlap_ms, 0.0, "pause/resume overlapped: {:?}", r.verdict());
+    assert_eq!(
+        r.verdict().overlap_ms,
+        0.0,
+        "pause/resume overlapped: {:?}",
+        r.verdict()
+    );
 
     // Two forgers, forced: east cut off from west (both ways) and overridden Enabled, which
     // forges regardless of unreachable peers (the operator's responsibility).
@@ -412,7 +529,8 @@ async fn operator_commands_follow_a_pool_across_three_real_api_servers() {
     )
     .await;
     assert!(
-        r.wait_forging(&["east-0", "west-0"], Duration::from_secs(30)).await,
+        r.wait_forging(&["east-0", "west-0"], Duration::from_secs(30))
+            .await,
         "the forced two-forger state did not happen\n{}",
         r.logs()
     );
@@ -433,7 +551,14 @@ async fn operator_commands_follow_a_pool_across_three_real_api_servers() {
         r.links[&(a.to_string(), b.to_string())].handle().pass();
     }
     let s = r.status_until(5, Duration::from_secs(30)).await;
-    assert_status(&s, 5, "UNKNOWN: cannot read south", "south unreadable", || r.logs());
+    assert_status(&s, 5, "UNKNOWN: cannot read south", "south unreadable", || {
+        r.logs()
+    });
+    assert!(
+        s.stdout.contains("south") && s.stdout.contains("unreachable"),
+        "{}",
+        s.stdout
+    );
     r.stop();
 }
 
@@ -454,14 +579,22 @@ fn a_bad_context_or_duration_is_named() {
         .expect("runs");
     let r = ran(out);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("--context nope") && r.stderr.contains("one"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--context nope") && r.stderr.contains("one"),
+        "{}",
+        r.stderr
+    );
     let out = Command::new(exe())
         .args(["failover", "--to", "x", "--for", "soon", "--reason", "r"])
         .output()
         .expect("runs");
     let r = ran(out);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("--for") && r.stderr.contains("soon"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--for") && r.stderr.contains("soon"),
+        "{}",
+        r.stderr
+    );
     // Nothing listens on port 1: the one context is unreadable, exit 5.
     let out = Command::new(exe())
         .args(["status", "--request-timeout", "2s", "--kubeconfig"])

@@ -184,7 +184,8 @@ pub fn failover(
     Ok(out)
 }
 
-/// `maintenance REGION on|off`.
+/// `maintenance REGION on|off`: `on` is [`pause`] of that region alone (`forceState:
+/// Disabled`, a failover's `forcePriority` kept), `off` is [`resume`] of it.
 pub fn maintenance(
     rows: &[Row],
     current: Current<'_>,
@@ -192,17 +193,13 @@ pub fn maintenance(
     on: bool,
     reason: &str,
     expires: Timestamp,
+    now: Timestamp,
 ) -> Result<Vec<Change>, String> {
-    let r = find(rows, region)?;
-    let before = current(r);
+    let only = [region.to_string()];
     if on {
-        let mut o = override_with(reason, expires);
-        o.force_state = Some(ForgeState::Disabled);
-        Ok(vec![change(r, before, Some(o))])
-    } else if before.is_some() {
-        Ok(vec![change(r, before, None)])
+        pause(rows, current, &only, reason, expires, now)
     } else {
-        Ok(Vec::new())
+        resume(rows, current, &only)
     }
 }
 
@@ -520,7 +517,10 @@ mod tests {
         };
         let back = resume(&rows, &paused, &[]).expect("plan");
         assert_eq!(back.len(), 2);
-        assert_eq!((back[0].cluster.as_str(), back[0].after.clone()), ("pool-east", None));
+        assert_eq!(
+            (back[0].cluster.as_str(), back[0].after.clone()),
+            ("pool-east", None)
+        );
         let west = back[1].after.clone().expect("west keeps its priority");
         assert_eq!((west.force_state, west.force_priority), (None, Some(1)));
         assert!(resume(&rows, &none, &[]).expect("plan").is_empty());
@@ -529,16 +529,18 @@ mod tests {
     #[test]
     fn maintenance_on_disables_one_region_and_off_removes_its_override() {
         let rows = vec![row("east", 10, ForgeState::PriorityBased)];
-        let on = maintenance(&rows, &none, "east", true, "m", at("2026-01-01T13:00:00Z")).expect("on");
+        let expires = at("2026-01-01T13:00:00Z");
+        let on = maintenance(&rows, &none, "east", true, "m", expires, at(NOW)).expect("on");
+        assert_eq!(on.len(), 1);
         assert_eq!(
             on[0].after.as_ref().and_then(|o| o.force_state),
             Some(ForgeState::Disabled)
         );
-        assert!(
-            maintenance(&rows, &none, "east", false, "m", at(NOW))
-                .expect("off")
-                .is_empty()
-        );
+        let after_on = |_: &Row| on[0].after.clone();
+        let off = maintenance(&rows, &after_on, "east", false, "m", expires, at(NOW)).expect("off");
+        assert_eq!((off.len(), off[0].after.clone()), (1, None));
+        let nothing = maintenance(&rows, &none, "east", false, "m", expires, at(NOW)).expect("off");
+        assert!(nothing.is_empty());
     }
 
     #[test]

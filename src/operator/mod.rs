@@ -112,9 +112,13 @@ impl Expiry {
     fn at(&self, now: Timestamp, default: SignedDuration) -> anyhow::Result<Timestamp> {
         match (self.until, self.for_) {
             (Some(t), _) => Ok(t),
-            (None, d) => now
-                .checked_add(d.unwrap_or(default))
-                .context("--for: the expiry is out of range"),
+            (None, d) => {
+                let t = now
+                    .checked_add(d.unwrap_or(default))
+                    .context("--for: the expiry is out of range")?;
+                // Whole seconds: easier to read in every status and table.
+                Timestamp::from_second(t.as_second()).context("--for: the expiry is out of range")
+            }
         }
     }
 }
@@ -140,7 +144,7 @@ pub struct MaintenanceArgs {
     target: Target,
     /// The region (or CardanoForgeCluster name, or context).
     region: String,
-    /// `on`: stop forging there (override `forceState: Disabled`); `off`: remove its override.
+    /// `on`: stop forging there (override `forceState: Disabled`); `off`: remove that.
     #[arg(value_parser = ["on", "off"])]
     switch: String,
     #[command(flatten)]
@@ -444,7 +448,7 @@ async fn maintenance(a: MaintenanceArgs) -> anyhow::Result<ExitCode> {
     let reason = reason_of(&a.write, "maintenance");
     let expires = a.expiry.at(now, SignedDuration::from_hours(2))?;
     let current = |r: &view::Row| read.override_of(&r.context, r.cluster.as_deref());
-    let plan = change::maintenance(&view.rows, &current, &a.region, on, &reason, expires)
+    let plan = change::maintenance(&view.rows, &current, &a.region, on, &reason, expires, now)
         .map_err(anyhow::Error::msg)?;
     let name = view::row_name(change::find(&view.rows, &a.region).map_err(anyhow::Error::msg)?);
     print_view(&view, None, now)?;
@@ -454,8 +458,11 @@ async fn maintenance(a: MaintenanceArgs) -> anyhow::Result<ExitCode> {
     let what = format!("maintenance {} {}", name, a.switch);
     follow(&regions, a.write.timeout, &what, |v| {
         let here = v.rows.iter().find(|r| view::row_name(r) == name);
-        let settled = matches!(v.verdict, Verdict::OneForger { .. } | Verdict::NoForger { .. });
-        settled && (!on || here.is_some_and(|r| r.forging == Forging::No))
+        match v.verdict {
+            Verdict::OneForger { .. } => !on || here.is_some_and(|r| r.forging == Forging::No),
+            Verdict::NoForger { .. } => on && v.rows.len() == 1,
+            _ => false,
+        }
     })
     .await
 }

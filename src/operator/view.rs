@@ -661,7 +661,8 @@ pub fn render_table(view: &View, now: Timestamp, style: Style) -> String {
             None => dash(r.reason.clone()),
         };
         let mut line = vec![
-            dash(r.region.clone()),
+            // A context that could not be read is named by its context.
+            r.region.clone().unwrap_or_else(|| r.context.clone()),
             dash(r.cluster.clone().or_else(|| r.leader.clone())),
             prio,
             state,
