@@ -127,8 +127,24 @@ where
     match api.list(&ListParams::default()).await {
         Ok(l) => Ok(l.items),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(chain(&e)),
     }
+}
+
+/// An error with its causes (`client error (Connect): tcp connect error: Connection refused`):
+/// kube's own message alone hides why.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 async fn fetch(region: &Region) -> Result<Fetched, String> {

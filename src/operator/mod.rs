@@ -458,13 +458,19 @@ async fn maintenance(a: MaintenanceArgs) -> anyhow::Result<ExitCode> {
     let what = format!("maintenance {} {}", name, a.switch);
     follow(&regions, a.write.timeout, &what, |v| {
         let here = v.rows.iter().find(|r| view::row_name(r) == name);
-        match v.verdict {
-            Verdict::OneForger { .. } => !on || here.is_some_and(|r| r.forging == Forging::No),
-            Verdict::NoForger { .. } => on && v.rows.len() == 1,
-            _ => false,
+        if on {
+            here.is_some_and(|r| r.forging == Forging::No)
+                && (matches!(v.verdict, Verdict::OneForger { .. }) && settled(v) || v.rows.len() == 1)
+        } else {
+            here.is_some_and(|r| r.reason.as_deref() != Some("override_disabled")) && settled(v)
         }
     })
     .await
+}
+
+/// One forger and nobody else claiming.
+fn settled(v: &View) -> bool {
+    matches!(v.verdict, Verdict::OneForger { .. }) && v.rows.iter().all(|r| r.forging != Forging::Claiming)
 }
 
 async fn pause(a: PauseArgs) -> anyhow::Result<ExitCode> {
@@ -506,7 +512,10 @@ async fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     follow(&regions, a.write.timeout, "resume", |v| {
-        matches!(v.verdict, Verdict::OneForger { .. })
+        settled(v)
+            && v.rows
+                .iter()
+                .all(|r| r.reason.as_deref() != Some("override_disabled"))
     })
     .await
 }
