@@ -212,7 +212,11 @@ impl Verdict {
                 None => format!("ONE FORGER: {region}"),
             },
             Verdict::NoForger { since } => match since.as_deref().and_then(|s| s.parse::<Timestamp>().ok()) {
-                Some(t) => format!("NO FORGER since {t} ({} ago)", human_secs(age_secs(t, now))),
+                Some(t) => format!(
+                    "NO FORGER since {} ({} ago)",
+                    t.round(jiff::Unit::Second).unwrap_or(t),
+                    human_secs(age_secs(t, now))
+                ),
                 None => "NO FORGER (since unknown)".to_string(),
             },
             Verdict::TwoForgers { regions } => {
