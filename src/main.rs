@@ -40,6 +40,10 @@ enum Command {
     Install {
         /// The directory to copy `forge-manager` into (created if needed).
         dir: std::path::PathBuf,
+        /// Also link `DIR/kubectl-forge` to it, so that `kubectl forge ...` runs the operator
+        /// commands when DIR is on PATH.
+        #[arg(long)]
+        kubectl_plugin: bool,
     },
     /// Operator commands (also as `kubectl forge`, see docs/operator-cli.md).
     #[command(flatten)]
@@ -59,7 +63,12 @@ fn main() -> ExitCode {
         Some(Command::Config(args)) => settings::run_config(&args),
         Some(Command::Guard(args)) => guard::run(args),
         Some(Command::GuardCtl(args)) => guard::ctl(args),
-        Some(Command::Install { dir }) => install(&dir),
+        Some(Command::Install { dir, kubectl_plugin }) => install(&dir).and_then(|code| {
+            if kubectl_plugin {
+                operator::link_plugin(&dir)?;
+            }
+            Ok(code)
+        }),
         Some(Command::Operator(cmd)) => operator::run(cmd),
         Some(Command::Sim(cmd)) => forge_sim::cli::run(cmd),
         Some(Command::Run(args)) => run::run(&args),

@@ -130,11 +130,26 @@ impl Regions {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     }
 
-    /// `bin/kubectl-forge -> forge-manager`, the documented install step.
+    /// `forge-manager install bin --kubectl-plugin`, the documented install step:
+    /// `bin/forge-manager` and `bin/kubectl-forge -> forge-manager`.
     fn link_plugin(&self) {
         let bin = self.dir.path().join("bin");
-        std::fs::create_dir_all(&bin).expect("bin");
-        std::os::unix::fs::symlink(exe(), bin.join("kubectl-forge")).expect("symlink");
+        let out = Command::new(exe())
+            .arg("install")
+            .arg(&bin)
+            .arg("--kubectl-plugin")
+            .output()
+            .expect("install runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let link = std::fs::read_link(bin.join("kubectl-forge")).expect("a symlink");
+        assert_eq!(link, PathBuf::from("forge-manager"));
+        let listed = Command::new("kubectl")
+            .args(["plugin", "list"])
+            .env("PATH", self.path_with_plugin())
+            .output()
+            .expect("kubectl runs");
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert!(listed.contains("kubectl-forge"), "kubectl plugin list: {listed}");
     }
 
     fn path_with_plugin(&self) -> String {

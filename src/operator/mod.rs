@@ -216,6 +216,23 @@ pub fn invoked_as_plugin() -> bool {
         .is_some_and(|n| n == PLUGIN_NAME)
 }
 
+/// `forge-manager install DIR --kubectl-plugin`: links `DIR/kubectl-forge` to
+/// `DIR/forge-manager` (relative, so the pair can move together), replacing an older link.
+pub fn link_plugin(dir: &std::path::Path) -> anyhow::Result<()> {
+    let link = dir.join(PLUGIN_NAME);
+    match std::fs::symlink_metadata(&link) {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::remove_file(&link).with_context(|| format!("replacing {}", link.display()))?
+        }
+        Ok(_) => bail!("{} exists and is not a symlink: not replacing it", link.display()),
+        Err(_) => {}
+    }
+    std::os::unix::fs::symlink("forge-manager", &link)
+        .with_context(|| format!("linking {}", link.display()))?;
+    eprintln!("linked {} -> forge-manager (kubectl forge ...)", link.display());
+    Ok(())
+}
+
 /// The plugin's main.
 pub fn plugin_main() -> anyhow::Result<ExitCode> {
     run(PluginCli::parse().command)
@@ -428,8 +445,12 @@ async fn failover(a: FailoverArgs) -> anyhow::Result<ExitCode> {
     let current = |r: &view::Row| read.override_of(&r.context, r.cluster.as_deref());
     let plan =
         change::failover(&view.rows, &current, &a.to, &reason, expires, now).map_err(anyhow::Error::msg)?;
-    let target = view::row_name(change::find(&view.rows, &a.to).map_err(anyhow::Error::msg)?);
+    let to = change::find(&view.rows, &a.to).map_err(anyhow::Error::msg)?;
+    let target = view::row_name(to);
     print_view(&view, None, now)?;
+    if to.healthy == Some(false) {
+        println!("warning: {target}'s health check is failing; forcePriority replaces the health penalty");
+    }
     if !apply(&regions, &plan, &a.write, &read).await? || a.write.no_wait {
         return Ok(ExitCode::SUCCESS);
     }
