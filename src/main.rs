@@ -3,6 +3,7 @@
 
 mod crds;
 mod guard;
+mod operator;
 mod run;
 mod settings;
 
@@ -39,24 +40,44 @@ enum Command {
     Install {
         /// The directory to copy `forge-manager` into (created if needed).
         dir: std::path::PathBuf,
+        /// Also link `DIR/kubectl-forge` to it, so that `kubectl forge ...` runs the operator
+        /// commands when DIR is on PATH.
+        #[arg(long)]
+        kubectl_plugin: bool,
     },
+    /// Operator commands (also as `kubectl forge`, see docs/operator-cli.md).
+    #[command(flatten)]
+    Operator(operator::OperatorCommand),
     /// Test-world tools: real API server launcher, fault proxy, node simulator, timeline judge.
     #[command(subcommand)]
     Sim(forge_sim::cli::SimCommand),
 }
 
 fn main() -> ExitCode {
+    if operator::invoked_as_plugin() {
+        return report(operator::plugin_main());
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Crds { out }) => crds::run(out.as_deref()),
         Some(Command::Config(args)) => settings::run_config(&args),
         Some(Command::Guard(args)) => guard::run(args),
         Some(Command::GuardCtl(args)) => guard::ctl(args),
-        Some(Command::Install { dir }) => install(&dir),
+        Some(Command::Install { dir, kubectl_plugin }) => install(&dir).and_then(|code| {
+            if kubectl_plugin {
+                operator::link_plugin(&dir)?;
+            }
+            Ok(code)
+        }),
+        Some(Command::Operator(cmd)) => operator::run(cmd),
         Some(Command::Sim(cmd)) => forge_sim::cli::run(cmd),
         Some(Command::Run(args)) => run::run(&args),
         None => run::run(&settings::ConfigArgs::default()),
     };
+    report(result)
+}
+
+fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -1,0 +1,203 @@
+//! The operator commands' API access: kube contexts resolved as kubectl does (`--kubeconfig`,
+//! else `$KUBECONFIG`, else `~/.kube/config`; `--context`, `--all-contexts`, else the current
+//! context; `-n`, else the context's namespace, else `default`), one client per context, the
+//! reads the view needs and the override patch. Every request has a timeout; a context that
+//! fails is reported as unreadable, not fatal.
+use std::time::Duration;
+
+use anyhow::Context as _;
+use forge_core::crd::{CardanoForgeCluster, CardanoLeader};
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{
+    Api, Client,
+    api::{ListParams, Patch, PatchParams},
+    config::{KubeConfigOptions, Kubeconfig},
+};
+
+use super::{
+    Target,
+    view::{self, ContextInput, Fetched, View},
+};
+
+/// One region: a kube context, its namespace and a client (or why there is none).
+pub struct Region {
+    /// The context name.
+    pub context: String,
+    /// The namespace used.
+    pub namespace: String,
+    client: Result<Client, String>,
+    timeout: Duration,
+}
+
+/// What one round of reads returned (the plans need the objects, not only the view).
+pub struct Read {
+    inputs: Vec<ContextInput>,
+}
+
+impl Read {
+    /// The CardanoForgeCluster `name` read in `context`.
+    pub fn cluster(&self, context: &str, name: &str) -> Option<&CardanoForgeCluster> {
+        self.inputs
+            .iter()
+            .filter(|i| i.context == context)
+            .filter_map(|i| i.fetched.as_ref().ok())
+            .flat_map(|f| f.clusters.iter())
+            .find(|c| c.metadata.name.as_deref() == Some(name))
+    }
+
+    /// Its `metadata.resourceVersion` as read.
+    pub fn resource_version(&self, context: &str, name: &str) -> Option<String> {
+        self.cluster(context, name)
+            .and_then(|c| c.metadata.resource_version.clone())
+    }
+}
+
+fn load(target: &Target) -> anyhow::Result<Kubeconfig> {
+    match &target.kubeconfig {
+        Some(p) => Kubeconfig::read_from(p).with_context(|| format!("--kubeconfig {}", p.display())),
+        None => Kubeconfig::read().context("reading the kubeconfig ($KUBECONFIG or ~/.kube/config)"),
+    }
+}
+
+/// Resolves the contexts and builds a client for each.
+pub async fn connect(target: &Target) -> anyhow::Result<Vec<Region>> {
+    let kc = load(target)?;
+    let names: Vec<String> = if target.all_contexts {
+        kc.contexts.iter().map(|c| c.name.clone()).collect()
+    } else if !target.context.is_empty() {
+        target.context.clone()
+    } else {
+        vec![
+            kc.current_context
+                .clone()
+                .filter(|c| !c.is_empty())
+                .context("no current context in the kubeconfig: pass --context or --all-contexts")?,
+        ]
+    };
+    if names.is_empty() {
+        anyhow::bail!("the kubeconfig has no contexts");
+    }
+    let mut regions = Vec::new();
+    for name in names {
+        let known = kc.contexts.iter().find(|c| c.name == name);
+        let Some(known) = known else {
+            anyhow::bail!(
+                "--context {name}: not in the kubeconfig (contexts: {})",
+                kc.contexts
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        };
+        let namespace = target
+            .namespace
+            .clone()
+            .or_else(|| known.context.as_ref().and_then(|c| c.namespace.clone()))
+            .unwrap_or_else(|| "default".to_string());
+        let options = KubeConfigOptions {
+            context: Some(name.clone()),
+            ..Default::default()
+        };
+        let client = match kube::Config::from_custom_kubeconfig(kc.clone(), &options).await {
+            Ok(mut config) => {
+                config.connect_timeout = Some(target.request_timeout);
+                config.read_timeout = Some(target.request_timeout);
+                config.write_timeout = Some(target.request_timeout);
+                Client::try_from(config).map_err(|e| format!("client: {e}"))
+            }
+            Err(e) => Err(format!("kubeconfig: {e}")),
+        };
+        regions.push(Region {
+            context: name,
+            namespace,
+            client,
+            timeout: target.request_timeout,
+        });
+    }
+    Ok(regions)
+}
+
+/// A list that treats "not found" (the CRD is not installed there) as empty.
+async fn list_or_empty<K>(api: Api<K>) -> Result<Vec<K>, String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.list(&ListParams::default()).await {
+        Ok(l) => Ok(l.items),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+        Err(e) => Err(chain(&e)),
+    }
+}
+
+/// An error with its causes (`client error (Connect): tcp connect error: Connection refused`):
+/// kube's own message alone hides why.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+async fn fetch(region: &Region) -> Result<Fetched, String> {
+    let client = region.client.as_ref().map_err(Clone::clone)?;
+    let ns = region.namespace.as_str();
+    let all = async {
+        let (clusters, leaders, leases) = tokio::join!(
+            list_or_empty(Api::<CardanoForgeCluster>::namespaced(client.clone(), ns)),
+            list_or_empty(Api::<CardanoLeader>::namespaced(client.clone(), ns)),
+            list_or_empty(Api::<Lease>::namespaced(client.clone(), ns)),
+        );
+        Ok(Fetched {
+            clusters: clusters?,
+            leaders: leaders?,
+            leases: leases?,
+        })
+    };
+    // The client's own timeouts bound each phase; this bounds the whole round.
+    tokio::time::timeout(region.timeout * 2, all)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {:?}", region.timeout * 2)))
+}
+
+/// Reads every region (concurrently) and builds the view.
+pub async fn read_view(regions: &[Region]) -> (View, Read) {
+    let fetched = futures::future::join_all(regions.iter().map(fetch)).await;
+    let inputs: Vec<ContextInput> = regions
+        .iter()
+        .zip(fetched)
+        .map(|(r, f)| ContextInput {
+            context: r.context.clone(),
+            namespace: r.namespace.clone(),
+            fetched: f,
+        })
+        .collect();
+    let view = view::build(&inputs, Timestamp::now());
+    (view, Read { inputs })
+}
+
+/// Writes one merge patch to a CardanoForgeCluster's spec.
+pub async fn patch_override(region: &Region, cluster: &str, patch: &serde_json::Value) -> anyhow::Result<()> {
+    let client = region
+        .client
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("context {}: {e}", region.context))?;
+    let api: Api<CardanoForgeCluster> = Api::namespaced(client.clone(), &region.namespace);
+    api.patch(cluster, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(|e| match e {
+            kube::Error::Api(s) if s.code == 409 => anyhow::anyhow!(
+                "it changed since it was read (409 Conflict): run the command again to see the new state"
+            ),
+            e => anyhow::Error::new(e),
+        })?;
+    Ok(())
+}
