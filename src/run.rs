@@ -192,7 +192,7 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     // the signaller holds the guard's forging permit within the lease's renew deadline.
     let guard = GuardClient::new(&cfg.node.guard_socket, GUARD_TIMEOUT);
     let signaller = Supervisor::start({
-        let (procfs, m) = (procfs.clone(), metrics.clone());
+        let (procfs, m, decider_facts) = (procfs.clone(), metrics.clone(), facts.clone());
         let stop = StopConfirmation {
             grace: cfg.node.stop_grace,
             timeout: cfg.node.stop_confirm_timeout,
@@ -201,6 +201,7 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
             NodeSignaller::new(procfs, &m)
                 .with_guard(guard, clock)
                 .with_stop_confirmation(stop)
+                .with_decider(decider_facts)
         }
     });
     // The lease facts reach the signaller before the Decider (the permit's bound).

@@ -8,9 +8,10 @@
 //! is never signalled (S1). It decides nothing: a reload that cannot be delivered is reported as
 //! a [`CommandFailed`]. Re-sending is the Decider's call (it re-asserts during a node's
 //! start-up), with one exception in guard mode: a reload the guard reports as lost in the
-//! ledger replay is re-sent when the node reports that consensus runs. That is safe there and
-//! only there: with the guard every reload follows the Decider's own files, and a standby never
-//! holds a permit.
+//! ledger replay is re-sent when the node reports that consensus runs, and only while a permit
+//! is held (a lost *start*): a standby's lost reload only stopped forging on a node that started
+//! non-producing, so there is nothing to re-send, and a re-sent reload must never make a
+//! standby read boot credentials.
 //!
 //! **The permit (S3).** The LeaseElector's facts reach this actor before the Decider (a
 //! [`LeaseTap`] in front of the Decider), so the renew deadline of the lease is known before
@@ -158,6 +159,8 @@ pub struct NodeSignaller {
     /// A starting (or rotation) reload was sent since the last confirmed stop: a stop must then
     /// wait for the node's confirmation even if the guard has not seen it forge yet.
     told_to_forge: bool,
+    /// The Decider, told when the guard fenced the node (`NodeFenced`).
+    decider: Option<actix::Recipient<crate::messages::Fact>>,
 }
 
 /// The guard subscription's reader → the actor.
@@ -183,7 +186,14 @@ impl NodeSignaller {
             guard: None,
             stop: StopConfirmation::default(),
             told_to_forge: false,
+            decider: None,
         }
+    }
+
+    /// Where to report that the guard fenced the node (the Decider then starts it again, L1).
+    pub fn with_decider(mut self, decider: actix::Recipient<crate::messages::Fact>) -> Self {
+        self.decider = Some(decider);
+        self
     }
 
     /// How stopping reloads are confirmed (module docs).

@@ -417,6 +417,15 @@ impl Fleet {
         Self::set_forging(inner, pod, forging);
     }
 
+    /// The guard's fence on `pod`'s node: credentials removed, forging off.
+    pub fn fence(&self, pod: &str) {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        inner.nodes.get_mut(pod).expect("known pod").files = false;
+        Self::push(inner, pod, Did::Remove, true);
+        Self::set_forging(inner, pod, false);
+    }
+
     /// Makes `pod`'s source credentials valid or not (the stand-in refuses to install an
     /// invalid set).
     pub fn set_sources_valid(&self, pod: &str, valid: bool) {
@@ -602,6 +611,13 @@ impl Pod {
             .send(SourcesRotated)
             .await
             .expect("the Decider takes rotations");
+    }
+
+    /// The node guard fences the node (its permit lapsed): files removed, forging off, and the
+    /// NodeSignaller reports it.
+    pub async fn fenced(&self) {
+        self.fleet.fence(self.name);
+        self.fact(Event::NodeFenced).await;
     }
 
     /// SIGTERM.

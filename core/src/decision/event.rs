@@ -103,6 +103,10 @@ pub enum Event {
         /// Whether it forges.
         forge: bool,
     },
+    /// NodeSignaller → Decider: the node guard fenced the node (its permit lapsed, or it saw
+    /// forging without a permit): whatever the decision in force says, the node does not forge
+    /// now, and a forging decision must install and reload again (L1).
+    NodeFenced,
     /// Nothing happened, time passed (a timer set from `next_wake`).
     Tick,
 }
@@ -204,6 +208,8 @@ pub fn apply(mut state: State, event: Event) -> State {
             }
         }
         Event::Committed { forge } => state.forging = forge,
+        // Not forging now: a restart re-proves its peers like any start.
+        Event::NodeFenced => state.forging = false,
         Event::Tick => {}
     }
     state
