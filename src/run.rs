@@ -274,6 +274,7 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
 
     // Peer regions (cluster management only): a consistent read of each one's CFC and Lease
     // every retry period, through its own kubeconfig.
+    let mut poll_peers = Vec::new();
     if cfg.cluster.management_enabled && !cfg.peers.is_empty() {
         let peer_metrics = PeerMetrics::register(&registry).context("peer metrics")?;
         for peer in &cfg.peers {
@@ -286,7 +287,8 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
                 timeout: cfg.api_timeout,
             };
             let (fact, m) = (facts.clone(), peer_metrics.clone());
-            Supervisor::start(move |_| PeerWatcher::new(settings, clock, fact, Some(m)));
+            let watcher = Supervisor::start(move |_| PeerWatcher::new(settings, clock, fact, Some(m)));
+            poll_peers.push(watcher.recipient());
         }
     }
 
@@ -314,6 +316,7 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         remove: keeper.recipient(),
         reload: signaller.recipient(),
         write_status: status_writer.recipient(),
+        poll_peers,
     };
     // `cardano_forging_enabled` belongs to the NodeSignaller: it knows what the node was told
     // and, with the guard, what the node does.

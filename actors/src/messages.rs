@@ -116,3 +116,10 @@ pub struct NodeProcess(pub Option<ProcessIdentity>);
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "CommandResult")]
 pub struct WriteStatus(pub StatusReport);
+
+/// Decider → PeerWatcher: read the peer now (our claim was just confirmed: a peer's status
+/// counts as evidence only when read after it, so waiting for the next poll costs up to a
+/// retry period of handover time, L1).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct PollNow;

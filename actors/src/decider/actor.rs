@@ -132,8 +132,18 @@ impl Decider {
 
     fn finish(&mut self, outcome: Outcome, step: Step, ctx: &mut Context<Self>) {
         self.busy = false;
+        let claimed = outcome
+            .status_written
+            .iter()
+            .any(|(forging_enabled, _)| *forging_enabled);
         for (forging_enabled, at) in outcome.status_written {
             self.fold(Event::StatusWritten { forging_enabled, at });
+        }
+        if claimed {
+            // L1-c: evidence about the peers counts only when read after our claim.
+            for peer in &self.out.poll_peers {
+                peer.do_send(crate::messages::PollNow);
+            }
         }
         match (outcome.failed, step) {
             (None, Step::Decision(next)) => self.adopt(*next, ctx),

@@ -42,6 +42,8 @@ pub struct DeciderOutputs {
     pub reload: Recipient<Reload>,
     /// ClusterWatcher: write our status.
     pub write_status: Recipient<WriteStatus>,
+    /// PeerWatchers: read now, once our claim is confirmed.
+    pub poll_peers: Vec<Recipient<crate::messages::PollNow>>,
 }
 
 /// Settings of the Decider.

@@ -260,6 +260,7 @@ impl Fleet {
             remove: stand_in.clone().recipient(),
             reload: stand_in.clone().recipient(),
             write_status: stand_in.recipient(),
+            poll_peers: Vec::new(),
         };
         let config = DeciderConfig {
             lease: timing(),
