@@ -123,7 +123,17 @@ impl Decider {
             m.decision_latency.observe(at.elapsed().as_secs_f64());
         }
         let required = self.settings.status_write_required;
-        let fut = execute(cmds, self.out.clone(), self.clock, required);
+        let forging_step = match &step {
+            Step::Decision(next) => next.forge,
+            Step::Rotation => true,
+            _ => false,
+        };
+        let start_by = if forging_step {
+            self.state.lease.deadline()
+        } else {
+            None
+        };
+        let fut = execute(cmds, self.out.clone(), self.clock, required, start_by);
         ctx.spawn(
             fut.into_actor(self)
                 .map(move |outcome, act, ctx| act.finish(outcome, step, ctx)),
@@ -255,7 +265,7 @@ impl Decider {
         self.busy = true;
         // In order, stopping at a failed stop (S2): the claim is withdrawn and the lease released
         // only once the node is confirmed not forging. A failed status write does not stop it.
-        let fut = execute(cmds, self.out.clone(), self.clock, false);
+        let fut = execute(cmds, self.out.clone(), self.clock, false, None);
         ctx.spawn(fut.into_actor(self).map(|outcome, act, _| {
             act.busy = false;
             match outcome.failed {

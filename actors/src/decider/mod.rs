@@ -15,7 +15,7 @@ use std::{sync::Arc, time::Duration};
 
 use actix::{Recipient, SpawnHandle};
 use forge_core::{
-    decision::{Command, Decision, Event, State, decide},
+    decision::{Command, Decision, Event, ReloadReason, State, decide},
     lease::Mono,
 };
 use tokio::sync::watch;
@@ -217,6 +217,9 @@ fn credentials_json(c: &forge_core::decision::Credentials) -> serde_json::Value 
 /// it died): nothing forges there, so a reload that stops forging has nothing left to do.
 pub const NODE_ABSENT: [&str; 2] = [crate::node_signaller::NO_NODE, "node_gone"];
 
+/// `CommandFailed::kind` of a starting command not sent because the renew deadline passed.
+pub const DEADLINE_PASSED: &str = "deadline_passed";
+
 /// What a plan in flight is for, so its completion is handled right.
 #[derive(Debug)]
 enum Step {
@@ -268,15 +271,36 @@ fn aborts(cmd: &Command, failure: &CommandFailed, status_write_required: bool) -
 }
 
 /// Sends `cmds` in order, each answered before the next goes out.
+///
+/// `start_by`: a plan that makes the node forge carries the lease's renew deadline; `Install` and
+/// a starting `Reload` are not sent past it (F10: without the guard nothing else would stop a
+/// start that began just before the deadline from signalling the node after it).
 async fn execute(
     cmds: Vec<Command>,
     out: DeciderOutputs,
     clock: Clock,
     status_write_required: bool,
+    start_by: Option<Mono>,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let mut cmds = cmds.into_iter();
     while let Some(cmd) = cmds.next() {
+        let starts = matches!(
+            &cmd,
+            Command::Install
+                | Command::Reload {
+                    reason: ReloadReason::StartForging | ReloadReason::Rotation
+                }
+        );
+        if starts && start_by.is_some_and(|deadline| clock.now() >= deadline) {
+            let e = CommandFailed::new(
+                DEADLINE_PASSED,
+                "the lease's renew deadline passed while the plan ran: not starting",
+            );
+            tracing::warn!(command = ?cmd, kind = e.kind, "command not sent");
+            outcome.failed = Some((cmd, e));
+            return outcome;
+        }
         let result: Result<(), CommandFailed> = match &cmd {
             Command::Contend(on) => out
                 .contend
