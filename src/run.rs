@@ -197,11 +197,17 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
             grace: cfg.node.stop_grace,
             timeout: cfg.node.stop_confirm_timeout,
         };
+        let boot_credentials = cfg.node.starts_non_producing;
         move |_| {
-            NodeSignaller::new(procfs, &m)
+            let signaller = NodeSignaller::new(procfs, &m)
                 .with_guard(guard, clock)
                 .with_stop_confirmation(stop)
-                .with_decider(decider_facts)
+                .with_decider(decider_facts);
+            if boot_credentials {
+                signaller
+            } else {
+                signaller.without_boot_credentials()
+            }
         }
     });
     // The lease facts reach the signaller before the Decider (the permit's bound).

@@ -161,6 +161,13 @@ pub struct NodeSignaller {
     told_to_forge: bool,
     /// The Decider, told when the guard fenced the node (`NodeFenced`).
     decider: Option<actix::Recipient<crate::messages::Fact>>,
+    /// The start-up reload found no node, and credentials are never present while the node is
+    /// down (no boot credentials): the first node process that appears gets it then (F7: the
+    /// orphan a crashed sidecar left forging stops when the sidecar comes back).
+    startup_pending: bool,
+    /// Boot credentials are installed while the node is down (`NODE_STARTS_NON_PRODUCING`): a
+    /// SIGHUP not asked for by the Decider could make a standby forge, so none is ever sent.
+    boot_credentials: bool,
 }
 
 /// The guard subscription's reader → the actor.
@@ -187,7 +194,16 @@ impl NodeSignaller {
             stop: StopConfirmation::default(),
             told_to_forge: false,
             decider: None,
+            startup_pending: false,
+            boot_credentials: true,
         }
+    }
+
+    /// Credentials are never present while the node is down (`NODE_STARTS_NON_PRODUCING` off):
+    /// a start-up reload that found no node is sent to the first node process that appears.
+    pub fn without_boot_credentials(mut self) -> Self {
+        self.boot_credentials = false;
+        self
     }
 
     /// Where to report that the guard fenced the node (the Decider then starts it again, L1).
@@ -269,6 +285,9 @@ impl NodeSignaller {
     /// A reload request from the Decider, by PID: sent if a node is known, else refused.
     fn reload(&mut self, reason: ReloadReason) -> CommandResult {
         let Some(node) = self.node else {
+            if reason == ReloadReason::Startup && !self.boot_credentials {
+                self.startup_pending = true;
+            }
             tracing::debug!(
                 actor = "node_signaller",
                 reason = reason.as_str(),
@@ -285,6 +304,18 @@ impl NodeSignaller {
     /// The NodeWatcher's view of the node process.
     fn node_process(&mut self, node: Option<ProcessIdentity>) {
         self.node = node;
+        if let Some(node) = node
+            && std::mem::take(&mut self.startup_pending)
+        {
+            // Safe: without boot credentials the files are absent while no node runs, so this
+            // SIGHUP can only stop a node forging from memory.
+            tracing::info!(
+                actor = "node_signaller",
+                pid = node.pid,
+                "the start-up reload found no node earlier: sending it to the node process that appeared"
+            );
+            let _ = self.sighup(node, ReloadReason::Startup);
+        }
     }
 
     fn sighup(&mut self, node: ProcessIdentity, reason: ReloadReason) -> CommandResult {
