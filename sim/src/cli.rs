@@ -89,11 +89,20 @@ pub enum SimCommand {
         #[arg(long)]
         verbose: bool,
     },
-    /// Merge node timelines and print `{"overlap_ms":..,"max_gap_ms":..,"transitions":..,"forgers":[..]}`.
+    /// Merge node timelines and print the verdict as JSON
+    /// (`{"overlap_ms":..,"max_forgers":..,"max_gap_ms":..,"transitions":..,"forgers":[..],..}`);
+    /// fails when no node ever started in them (an empty or lost timeline proves nothing).
     Timeline {
         /// Timeline files (JSON lines).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Judge from this instant (nanoseconds since the Unix epoch; default: the first event,
+        /// with gaps counted from the first `forging_on`).
+        #[arg(long, value_name = "UNIX_NS")]
+        from_ns: Option<u64>,
+        /// Judge until this instant (default: the last event).
+        #[arg(long, value_name = "UNIX_NS")]
+        until_ns: Option<u64>,
     },
 }
 
@@ -136,9 +145,18 @@ async fn terminated() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 
 async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        SimCommand::Timeline { files } => {
+        SimCommand::Timeline {
+            files,
+            from_ns,
+            until_ns,
+        } => {
             let events = timeline::read_files(&files).map_err(flat)?;
-            println!("{}", serde_json::to_string(&timeline::judge(&events))?);
+            let window = timeline::Window {
+                from_unix_ns: from_ns,
+                until_unix_ns: until_ns,
+            };
+            let verdict = timeline::judge_window(&events, window).map_err(flat)?;
+            println!("{}", serde_json::to_string(&verdict)?);
             Ok(ExitCode::SUCCESS)
         }
         SimCommand::Apiserver {

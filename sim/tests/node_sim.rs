@@ -392,7 +392,8 @@ fn the_timeline_subcommand_prints_the_verdict_as_json() {
     let p = dir.path().join("t.jsonl");
     std::fs::write(
         &p,
-        "{\"t_unix_ns\":0,\"node\":\"a\",\"event\":\"forging_on\",\"detail\":\"\"}\n\
+        "{\"t_unix_ns\":0,\"node\":\"a\",\"event\":\"start\",\"detail\":\"\"}\n\
+         {\"t_unix_ns\":0,\"node\":\"a\",\"event\":\"forging_on\",\"detail\":\"\"}\n\
          {\"t_unix_ns\":2000000,\"node\":\"b\",\"event\":\"forging_on\",\"detail\":\"\"}\n\
          {\"t_unix_ns\":5000000,\"node\":\"a\",\"event\":\"exit\",\"detail\":\"\"}\n",
     )
@@ -400,8 +401,32 @@ fn the_timeline_subcommand_prints_the_verdict_as_json() {
     let out = Command::new(bin()).arg("timeline").arg(&p).output().expect("run");
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(
-        v,
-        serde_json::json!({"overlap_ms": 3.0, "max_gap_ms": 0.0, "transitions": 2, "forgers": ["a", "b"]})
-    );
+    assert_eq!(v["overlap_ms"], 3.0, "{v}");
+    assert_eq!(v["max_forgers"], 2, "{v}");
+    assert_eq!(v["max_gap_ms"], 0.0, "{v}");
+    assert_eq!(v["transitions"], 2, "{v}");
+    assert_eq!(v["forgers"], serde_json::json!(["a", "b"]), "{v}");
+    assert_eq!(v["forging_at_end"], serde_json::json!(["b"]), "{v}");
+    // A window: until 10 ms, b forges on alone.
+    let out = Command::new(bin())
+        .arg("timeline")
+        .arg(&p)
+        .args(["--from-ns", "1000000", "--until-ns", "10000000"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["forging_ms"], serde_json::json!({"a": 4.0, "b": 8.0}), "{v}");
+}
+
+#[test]
+fn the_timeline_subcommand_fails_on_a_timeline_where_no_node_started() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("t.jsonl");
+    std::fs::write(&p, "").expect("write");
+    let out = Command::new(bin()).arg("timeline").arg(&p).output().expect("run");
+    assert!(!out.status.success(), "an empty timeline must not pass");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no node ever started"), "{stderr}");
+    assert!(out.stdout.is_empty());
 }
