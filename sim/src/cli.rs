@@ -325,7 +325,11 @@ fn sighup_ignored() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            let hex = s.lines().find_map(|l| l.strip_prefix("SigIgn:"))?.trim().to_owned();
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("SigIgn:"))?
+                .trim()
+                .to_owned();
             u64::from_str_radix(&hex, 16).ok()
         })
         .is_some_and(|mask| mask & 1 != 0)

@@ -555,11 +555,10 @@ impl NodeSim {
             ));
         }
         // The process exists before it listens: `start` comes first.
-        node.timeline
-            .append(&TimelineEvent {
-                t_unix_ns: process.proc_start_ns,
-                ..TimelineEvent::now_for(&process, EventKind::Start, detail)
-            })?;
+        node.timeline.append(&TimelineEvent {
+            t_unix_ns: process.proc_start_ns,
+            ..TimelineEvent::now_for(&process, EventKind::Start, detail)
+        })?;
 
         let io = |what: String| move |source| NodeError::Io { what, source };
         let opts = &node.opts;

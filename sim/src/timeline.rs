@@ -357,9 +357,7 @@ struct ProcAcc {
 /// Judges the events in `window` (the events may come in any order; see the module docs).
 pub fn judge_window(events: &[TimelineEvent], window: Window) -> Result<Verdict, JudgeError> {
     if !events.iter().any(|e| e.event == EventKind::Start) {
-        return Err(JudgeError::NoNodeStarted {
-            events: events.len(),
-        });
+        return Err(JudgeError::NoNodeStarted { events: events.len() });
     }
     let mut sorted: Vec<&TimelineEvent> = events.iter().collect();
     sorted.sort_by_key(|e| order(e));
@@ -905,11 +903,7 @@ mod tests {
 
     #[test]
     fn an_overlap_still_open_at_the_last_event_counts_until_the_end_of_the_window() {
-        let events = [
-            ev(0, "a", Start),
-            ev(0, "a", ForgingOn),
-            ev(100, "b", ForgingOn),
-        ];
+        let events = [ev(0, "a", Start), ev(0, "a", ForgingOn), ev(100, "b", ForgingOn)];
         // Up to the last event the overlap has no length yet, but two forge at once.
         let v = judge_window(&events, Window::default()).expect("judged");
         assert_eq!(v.overlap_ms, 0.0);
@@ -1065,7 +1059,11 @@ mod tests {
     #[test]
     fn the_verdict_serialises_to_the_documented_json_keys() {
         let v = judge_window(
-            &[pev(0, "a", 3, Start), pev(0, "a", 3, ForgingOn), pev(5, "a", 3, ForgingOff)],
+            &[
+                pev(0, "a", 3, Start),
+                pev(0, "a", 3, ForgingOn),
+                pev(5, "a", 3, ForgingOff),
+            ],
             Window::default(),
         )
         .expect("judged");
