@@ -312,7 +312,7 @@ async fn the_judge_reports_a_deliberate_overlap_between_two_nodes() {
     b.stop().await.expect("stop b");
 
     let events = read_files(&[wa.timeline(), wb.timeline()]).expect("timelines");
-    let v = judge(&events);
+    let v = judge_window(&events, Window::default()).expect("judged");
     assert!(v.overlap_ms >= 50.0 && v.overlap_ms < 2000.0, "{v:?}");
     assert_eq!(v.forgers, vec!["a", "b"]);
     assert_eq!(v.transitions, 4);
