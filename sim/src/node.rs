@@ -35,7 +35,6 @@
 //! several nodes in one process without real signals; the CLI (`forge-manager sim node`) maps
 //! real signals onto the handle.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -718,7 +717,8 @@ async fn run_loop(
     let started = Instant::now();
     let mut phase = Phase::BeforeHandler;
     let handler_at = started + node.behaviour.handler_delay;
-    let mut queue: VecDeque<()> = VecDeque::new();
+    // SIGHUPs waiting for the reload under way to take effect.
+    let mut queued: usize = 0;
     let mut inflight: Option<Inflight> = None;
     let mut stalled_until: Option<Instant> = None;
     let mut stall_open = true;
@@ -744,7 +744,8 @@ async fn run_loop(
             continue;
         }
         // The next queued reload begins once the previous one took effect.
-        if phase == Phase::Running && inflight.is_none() && queue.pop_front().is_some() {
+        if phase == Phase::Running && inflight.is_none() && queued > 0 {
+            queued -= 1;
             let reading = read_credentials(&node.opts);
             let took = node.behaviour.reload.draw(&mut node.rng);
             if took.is_zero() {
@@ -818,14 +819,14 @@ async fn run_loop(
                 node.event(EventKind::NotEffective, "SIGHUP during ledger replay is lost")?;
             }
             (Input::Sighup, Phase::Running) => {
-                let ahead = queue.len() + usize::from(inflight.is_some());
+                let ahead = queued + usize::from(inflight.is_some());
                 let detail = if ahead == 0 {
                     String::new()
                 } else {
                     format!("queued behind {ahead} reload(s)")
                 };
                 node.event(EventKind::Sighup, &detail)?;
-                queue.push_back(());
+                queued += 1;
             }
             (Input::Sighup, Phase::Stopping(_)) => {
                 node.event(EventKind::Sighup, "during shutdown: ignored")?;
@@ -838,8 +839,8 @@ async fn run_loop(
                     return exit(node);
                 }
                 let (grace, early) = (b.stop_grace, b.close_socket_early);
-                let dropped = queue.len() + usize::from(inflight.is_some());
-                queue.clear();
+                let dropped = queued + usize::from(inflight.is_some());
+                queued = 0;
                 inflight = None;
                 node.event(
                     EventKind::Sigterm,

@@ -345,10 +345,7 @@ impl World {
 
     /// The behaviour pod `i`'s node is started with.
     pub fn node_behaviour(&self, i: usize) -> &NodeBehaviour {
-        self.options
-            .node_overrides
-            .get(&i)
-            .unwrap_or(&self.options.node)
+        self.options.node_overrides.get(&i).unwrap_or(&self.options.node)
     }
 
     /// Changes pod `i`'s node behaviour for its next start ([`World::start_node`]).
@@ -503,7 +500,10 @@ impl World {
                 _ => true,
             };
             if !gone {
-                eprintln!("{}: its node outlived the kill; its death is not recorded", pod.name);
+                eprintln!(
+                    "{}: its node outlived the kill; its death is not recorded",
+                    pod.name
+                );
                 return;
             }
             let event = match &node {
@@ -533,15 +533,21 @@ impl World {
             .node_process(i)
             .filter(|p| p.pid != 0)
             .ok_or_else(|| other(format!("{}: no node process in its timeline", self.pods[i].name)))?;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid as i32), signal)
-            .map_err(|e| other(format!("{}: signalling node PID {}: {e}", self.pods[i].name, p.pid)))
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid as i32), signal).map_err(|e| {
+            other(format!(
+                "{}: signalling node PID {}: {e}",
+                self.pods[i].name, p.pid
+            ))
+        })
     }
 
     /// Sends `signal` to pod `i`'s node guard (SIGSTOP/SIGCONT to stall it while its node runs
     /// on). Only in a world with [`WorldOptions::guard`].
     pub fn signal_guard(&self, i: usize, signal: nix::sys::signal::Signal) -> Result<(), WorldError> {
         if !self.options.guard {
-            return Err(other("signal_guard: this world runs no guards (WorldOptions::guard)"));
+            return Err(other(
+                "signal_guard: this world runs no guards (WorldOptions::guard)",
+            ));
         }
         let child = self.pods[i]
             .node
@@ -575,7 +581,11 @@ impl World {
             Ok(Ok(a)) if a == "ok" => Ok(()),
             Ok(Ok(a)) => Err(other(format!("{}: stall refused: {a}", self.pods[i].name))),
             Ok(Err(e)) => Err(other(format!("{}: {}: {e}", self.pods[i].name, path.display()))),
-            Err(_) => Err(other(format!("{}: no answer on {}", self.pods[i].name, path.display()))),
+            Err(_) => Err(other(format!(
+                "{}: no answer on {}",
+                self.pods[i].name,
+                path.display()
+            ))),
         }
     }
 
@@ -628,7 +638,10 @@ impl World {
         if let Some(child) = self.pods[i].manager.as_mut()
             && matches!(child.try_wait(), Ok(None))
         {
-            return Err(other(format!("{}: its manager is still running", self.pods[i].name)));
+            return Err(other(format!(
+                "{}: its manager is still running",
+                self.pods[i].name
+            )));
         }
         let pod = &self.pods[i];
         let kubeconfig = self.apiserver.kubeconfig_via(&pod.name, pod.proxy.local_addr())?;
@@ -640,7 +653,12 @@ impl World {
         })
         .await
         .map(|_| ())
-        .map_err(|_| other(format!("{}: manager not answering within 20 s", self.pods[i].name)))
+        .map_err(|_| {
+            other(format!(
+                "{}: manager not answering within 20 s",
+                self.pods[i].name
+            ))
+        })
     }
 
     /// Restarts only pod `i`'s manager: `signal` (SIGTERM for a graceful stop, SIGKILL for a
@@ -651,11 +669,12 @@ impl World {
         signal: nix::sys::signal::Signal,
     ) -> Result<(), WorldError> {
         self.signal_manager(i, signal);
-        if self.pods[i].manager.is_some() && self.wait_manager_exit(i, Duration::from_secs(10)).await.is_none() {
-            if let Some(mut m) = self.pods[i].manager.take() {
-                let _ = m.kill();
-                let _ = m.wait();
-            }
+        if self.pods[i].manager.is_some()
+            && self.wait_manager_exit(i, Duration::from_secs(10)).await.is_none()
+            && let Some(mut m) = self.pods[i].manager.take()
+        {
+            let _ = m.kill();
+            let _ = m.wait();
         }
         self.start_manager(i).await
     }
