@@ -172,6 +172,22 @@ fn other(e: impl std::fmt::Display) -> WorldError {
     WorldError::Other(e.to_string())
 }
 
+/// One observed state of a Lease (from the world's watch): from `acquire_unix_ns` (the
+/// writer's own `acquireTime`) on, `holder` holds it ("" when released).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRecord {
+    /// The Lease's name.
+    pub lease: String,
+    /// Its holder ("" when vacant).
+    pub holder: String,
+    /// Its `acquireTime`, nanoseconds since the Unix epoch.
+    pub acquire_unix_ns: u64,
+    /// When the world saw it.
+    pub observed_unix_ns: u64,
+}
+
+type LeaseLog = std::sync::Arc<std::sync::Mutex<Vec<LeaseRecord>>>;
+
 /// The running world.
 pub struct World {
     /// The real API server.
@@ -183,6 +199,8 @@ pub struct World {
     dir: Option<tempfile::TempDir>,
     dir_path: PathBuf,
     started: Instant,
+    leases: LeaseLog,
+    lease_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl World {
@@ -210,6 +228,8 @@ impl World {
         let names = World::pod_names(&options);
         let apiserver = ApiServer::start(ApiServerOptions::with_identities(names.clone())).await?;
         install_crds(&apiserver).await?;
+        let leases = LeaseLog::default();
+        let lease_watch = tokio::spawn(watch_leases(apiserver.client("admin").await?, leases.clone()));
         let dir = tempfile::Builder::new()
             .prefix("forge-world-")
             .tempdir()
@@ -234,6 +254,8 @@ impl World {
             dir,
             dir_path,
             started: Instant::now(),
+            leases,
+            lease_watch: Some(lease_watch),
         })
     }
 
@@ -755,6 +777,18 @@ impl World {
         judge_window(&events, window).map_err(|e: JudgeError| other(e))
     }
 
+    /// Every Lease state the world saw so far, in the order seen.
+    pub fn lease_history(&self) -> Vec<LeaseRecord> {
+        self.leases.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// The `forging_on` lines of nodes whose pod did not hold a Lease at that instant (per the
+    /// Leases' own `acquireTime`s as the world saw them): a node forging without a lease, even
+    /// when no overlap happened to follow. Empty when all is well.
+    pub fn forging_without_lease(&self) -> Vec<TimelineEvent> {
+        forging_without_lease(&self.events(), &self.lease_history())
+    }
+
     /// Which nodes forge now, per their timelines: one entry per forging process (a name can
     /// appear twice).
     pub fn forging_now(&self) -> Vec<String> {
@@ -796,6 +830,9 @@ impl World {
 
     /// Stops every manager (SIGTERM, then SIGKILL after a grace), node and the API server.
     pub fn stop(&mut self) {
+        if let Some(t) = self.lease_watch.take() {
+            t.abort();
+        }
         for i in 0..self.pods.len() {
             if self.pods[i].target_read_only
                 && let Err(e) = self.set_target_read_only(i, false)
@@ -820,6 +857,67 @@ impl Drop for World {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Records every Lease state in the namespace `default` until aborted.
+async fn watch_leases(client: kube::Client, log: LeaseLog) {
+    use futures::StreamExt;
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::runtime::WatchStreamExt;
+    use kube::runtime::watcher::{Config, Event, watcher};
+    let api: Api<Lease> = Api::namespaced(client, "default");
+    let mut stream = std::pin::pin!(watcher(api, Config::default()).default_backoff());
+    while let Some(event) = stream.next().await {
+        let lease = match event {
+            Ok(Event::Apply(l) | Event::InitApply(l)) => l,
+            _ => continue,
+        };
+        let spec = lease.spec.unwrap_or_default();
+        let Some(acquired) = spec.acquire_time else {
+            continue;
+        };
+        let record = LeaseRecord {
+            lease: lease.metadata.name.unwrap_or_default(),
+            holder: spec.holder_identity.unwrap_or_default(),
+            acquire_unix_ns: u64::try_from(acquired.0.as_nanosecond()).unwrap_or(0),
+            observed_unix_ns: unix_now_ns(),
+        };
+        if let Ok(mut l) = log.lock()
+            && l.last() != Some(&record)
+        {
+            l.push(record);
+        }
+    }
+}
+
+/// The `forging_on` events whose node was not the holder of any Lease at that instant: each
+/// Lease's holder holds it from its `acquireTime` until the next holder's (or a release's).
+pub fn forging_without_lease(events: &[TimelineEvent], leases: &[LeaseRecord]) -> Vec<TimelineEvent> {
+    let mut by_lease: BTreeMap<&str, Vec<(u64, &str)>> = BTreeMap::new();
+    for r in leases {
+        by_lease
+            .entry(r.lease.as_str())
+            .or_default()
+            .push((r.acquire_unix_ns, r.holder.as_str()));
+    }
+    for tenures in by_lease.values_mut() {
+        tenures.sort();
+        tenures.dedup();
+    }
+    let held_by = |node: &str, t: u64| {
+        by_lease.values().any(|tenures| {
+            tenures
+                .iter()
+                .rev()
+                .find(|(from, _)| *from <= t)
+                .is_some_and(|(_, h)| *h == node)
+        })
+    };
+    events
+        .iter()
+        .filter(|e| e.event == EventKind::ForgingOn && !held_by(&e.node, e.t_unix_ns))
+        .cloned()
+        .collect()
 }
 
 async fn install_crds(apiserver: &ApiServer) -> Result<(), WorldError> {
@@ -883,4 +981,62 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Str
                 "http get timed out",
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn on(t_ms: u64, node: &str) -> TimelineEvent {
+        TimelineEvent {
+            t_unix_ns: t_ms * MS,
+            ..TimelineEvent::now(node, EventKind::ForgingOn, "")
+        }
+    }
+
+    fn held(lease: &str, holder: &str, from_ms: u64) -> LeaseRecord {
+        LeaseRecord {
+            lease: lease.into(),
+            holder: holder.into(),
+            acquire_unix_ns: from_ms * MS,
+            observed_unix_ns: from_ms * MS + 5 * MS,
+        }
+    }
+
+    #[test]
+    fn forging_is_flagged_only_outside_the_nodes_own_tenure() {
+        let leases = [
+            held("l", "a", 100),
+            held("l", "a", 100), // a renewal seen again
+            held("l", "", 300),  // released
+            held("l", "b", 350),
+        ];
+        let events = [
+            on(50, "a"),  // before anyone held it
+            on(120, "a"), // a's tenure
+            on(320, "b"), // vacant
+            on(360, "b"), // b's tenure
+            on(400, "a"), // b's tenure, not a's
+        ];
+        let flagged: Vec<(u64, String)> = forging_without_lease(&events, &leases)
+            .into_iter()
+            .map(|e| (e.t_unix_ns / MS, e.node))
+            .collect();
+        assert_eq!(
+            flagged,
+            vec![(50, "a".to_owned()), (320, "b".to_owned()), (400, "a".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_holder_of_any_lease_may_forge() {
+        // Several worlds' (regions') Leases: each holder forges under its own.
+        let leases = [held("east", "east-0", 0), held("west", "west-1", 0)];
+        let events = [on(10, "east-0"), on(10, "west-1"), on(10, "west-0")];
+        let flagged = forging_without_lease(&events, &leases);
+        assert_eq!(flagged.len(), 1);
+        assert_eq!(flagged[0].node, "west-0");
+    }
 }
