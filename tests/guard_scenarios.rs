@@ -21,7 +21,7 @@ use nix::sys::signal::Signal;
 
 static ONE_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
 
-const LEASE: Duration = Duration::from_secs(3);
+const LEASE: Duration = Duration::from_secs(4);
 
 fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_forge-manager"))
@@ -32,7 +32,7 @@ async fn world(test: &str, guard: bool, replay: Option<Duration>) -> Option<Worl
         return None;
     }
     forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
-    let mut o = WorldOptions::fast(exe(), 3);
+    let mut o = WorldOptions::realistic(exe(), 3);
     o.guard = guard;
     if let Some(r) = replay {
         o.replay = r;

@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::{
     apiserver::{ApiServer, ApiServerOptions, free_ports},
     creds::write_test_credentials,
-    node::NodeBehaviour,
+    node::{Latency, NodeBehaviour},
     process::{is_alive, spawn_tied, terminate, tied_command},
     proxy::FaultProxy,
     timeline::{
@@ -73,6 +73,10 @@ pub struct WorldOptions {
     pub seed: u64,
 }
 
+/// The reload latency range of [`WorldOptions::realistic`] nodes, in milliseconds: tens of
+/// milliseconds on an idle cardano-node, seconds on a loaded one.
+pub const REALISTIC_RELOAD_MS: (u64, u64) = (20, 1500);
+
 impl WorldOptions {
     /// Short timings (3 s / 2 s / 0.5 s) suitable for tests.
     pub fn fast(exe: PathBuf, replicas: usize) -> Self {
@@ -95,6 +99,23 @@ impl WorldOptions {
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .unwrap_or_else(|| unix_now_ns() % 1_000_000_007),
+        }
+    }
+
+    /// [`WorldOptions::fast`] with nodes no kinder than cardano-node: every reload takes
+    /// 20..1500 ms (drawn per reload, applied in order), a SIGHUP in the node's first 150 ms
+    /// kills it, and the lease leaves the margin such a node needs without the guard (4 s
+    /// lease, 2 s renew deadline: a leader that stops at its deadline has stopped, even after
+    /// its slowest reload, before any other pod can see its lease expire).
+    pub fn realistic(exe: PathBuf, replicas: usize) -> Self {
+        Self {
+            lease_duration_s: 4,
+            node: NodeBehaviour {
+                reload: Latency::range_ms(REALISTIC_RELOAD_MS.0, REALISTIC_RELOAD_MS.1),
+                handler_delay: Duration::from_millis(150),
+                ..NodeBehaviour::default()
+            },
+            ..Self::fast(exe, replicas)
         }
     }
 
