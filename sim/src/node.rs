@@ -9,6 +9,8 @@
 //! - Until its SIGHUP handler is installed ([`NodeBehaviour::handler_delay`], 0 by default), a
 //!   SIGHUP kills the node, as the default action of an unhandled SIGHUP does: nothing more is
 //!   written, the socket file stays behind. Then a `handler_installed` line (only with a delay).
+//!   Until then the socket is bound under `<socket>.starting` and moved into place with the
+//!   handler, as cardano-node opens its local socket only long after installing its handler.
 //! - A simulated ledger replay (`replay`, starting once the handler is installed) comes next: a
 //!   SIGHUP during it is "not effective" and lost. After the replay a producing node begins
 //!   forging with the keys it read at start.
@@ -393,6 +395,10 @@ struct Node {
     accepting: watch::Sender<Accepting>,
     log: Arc<Mutex<Vec<String>>>,
     rng: SplitMix64,
+    /// Where the socket is bound until the SIGHUP handler is installed: cardano-node opens its
+    /// local socket long after its handler (after the ledger replay), so a sidecar that finds
+    /// the socket may SIGHUP the node. Moved to the real path when the handler is in place.
+    socket_staging: Option<PathBuf>,
 }
 
 impl Node {
@@ -525,6 +531,7 @@ impl NodeSim {
         let mut node = Node {
             timeline: TimelineWriter::open(&opts.timeline)?,
             rng: SplitMix64::new(behaviour.seed),
+            socket_staging: None,
             opts,
             behaviour,
             process: process.clone(),
@@ -565,8 +572,19 @@ impl NodeSim {
             std::fs::remove_file(&opts.socket)
                 .map_err(io(format!("removing stale {}", opts.socket.display())))?;
         }
-        let socket = bind_socket(&opts.socket, node.behaviour.socket_backlog)
-            .map_err(io(format!("binding {}", opts.socket.display())))?;
+        let staged = !node.behaviour.handler_delay.is_zero() || node.behaviour.external_handler;
+        let bind_at = if staged {
+            let mut name = opts.socket.clone().into_os_string();
+            name.push(".starting");
+            let staging = PathBuf::from(name);
+            let _ = std::fs::remove_file(&staging);
+            node.socket_staging = Some(staging.clone());
+            staging
+        } else {
+            opts.socket.clone()
+        };
+        let socket = bind_socket(&bind_at, node.behaviour.socket_backlog)
+            .map_err(io(format!("binding {}", bind_at.display())))?;
         let mut tasks = Vec::new();
         let metrics = match opts.metrics_port {
             Some(port) => {
@@ -869,6 +887,12 @@ async fn sleep_until_some(t: Option<Instant>) {
 fn handler_installed(node: &mut Node, record: bool) -> Result<Phase, NodeError> {
     if record {
         node.event(EventKind::HandlerInstalled, "SIGHUP handler installed")?;
+    }
+    if let Some(staging) = node.socket_staging.take() {
+        std::fs::rename(&staging, &node.opts.socket).map_err(|source| NodeError::Io {
+            what: format!("moving the socket to {}", node.opts.socket.display()),
+            source,
+        })?;
     }
     let replay = node.opts.replay;
     if replay.is_zero() {
