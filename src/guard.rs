@@ -13,7 +13,7 @@ use std::{
 use anyhow::Context as _;
 
 /// Where the sidecar looks for the guard by default (`GUARD_SOCKET`).
-const DEFAULT_SOCKET: &str = "/ipc/forge-guard.sock";
+const DEFAULT_SOCKET: &str = forge_core::config::keys::GUARD_SOCKET.default;
 
 /// `forge-manager guard [--socket PATH] [--targets KES,VRF,OPCERT] [--allow-producing-start]
 /// [--kill-after-ms N] [--unpermitted-grace-ms N] -- CMD ARGS...`

@@ -79,6 +79,71 @@ impl fmt::Display for CredentialKind {
     }
 }
 
+impl CredentialKind {
+    /// The three, in install order (KES key, VRF key, operational certificate).
+    pub const ALL: [CredentialKind; 3] = [
+        CredentialKind::KesSigningKey,
+        CredentialKind::VrfSigningKey,
+        CredentialKind::OperationalCertificate,
+    ];
+
+    /// Short stable name (`kes`, `vrf`, `opcert`): the `file` label of the credential metrics.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Self::KesSigningKey => "kes",
+            Self::VrfSigningKey => "vrf",
+            Self::OperationalCertificate => "opcert",
+        }
+    }
+}
+
+/// One thing per forging credential: paths (`CredentialSet<PathBuf>`, the configuration's
+/// sources and targets), contents (the credential keeper's validated copy), or anything else
+/// kept per file. Serialised with the settings' names (`kes_key`, `vrf_key`, `op_cert`, as in
+/// `SOURCE_KES_KEY`), which only paths are.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CredentialSet<T> {
+    /// The KES signing key's.
+    #[serde(rename = "kes_key")]
+    pub kes: T,
+    /// The VRF signing key's.
+    #[serde(rename = "vrf_key")]
+    pub vrf: T,
+    /// The operational certificate's.
+    #[serde(rename = "op_cert")]
+    pub opcert: T,
+}
+
+impl<T> CredentialSet<T> {
+    /// The one of `kind`.
+    pub fn get(&self, kind: CredentialKind) -> &T {
+        match kind {
+            CredentialKind::KesSigningKey => &self.kes,
+            CredentialKind::VrfSigningKey => &self.vrf,
+            CredentialKind::OperationalCertificate => &self.opcert,
+        }
+    }
+
+    /// All three, in [`CredentialKind::ALL`] order.
+    pub fn all(&self) -> [&T; 3] {
+        [&self.kes, &self.vrf, &self.opcert]
+    }
+
+    /// Each with its kind, in [`CredentialKind::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (CredentialKind, &T)> {
+        CredentialKind::ALL.into_iter().zip(self.all())
+    }
+
+    /// The same set with `f` applied to each.
+    pub fn map<U>(&self, mut f: impl FnMut(CredentialKind, &T) -> U) -> CredentialSet<U> {
+        CredentialSet {
+            kes: f(CredentialKind::KesSigningKey, &self.kes),
+            vrf: f(CredentialKind::VrfSigningKey, &self.vrf),
+            opcert: f(CredentialKind::OperationalCertificate, &self.opcert),
+        }
+    }
+}
+
 /// What the operational certificate says, needed to judge it (counter vs the chain's, KES
 /// period vs the current one). Public values, safe to log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

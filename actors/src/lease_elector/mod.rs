@@ -90,8 +90,9 @@ pub const ACTOR: &str = "lease_elector";
 /// further conflicts wait for the next period. Two: one genuine race plus one stale read.
 pub const MAX_IMMEDIATE_CONFLICTS: u32 = 2;
 
-/// client-go's `JitterFactor`: a standby's poll waits between 1 and 2.2 retry periods.
-pub const JITTER_FACTOR: f64 = 1.2;
+/// client-go's `JitterFactor` (the configuration's, one copy): a standby's poll waits between 1
+/// and 2.2 retry periods.
+pub use forge_core::config::JITTER_FACTOR;
 
 /// Mailbox bound: commands come from the Decider only, one at a time.
 const MAILBOX_CAPACITY: usize = 16;
