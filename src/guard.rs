@@ -1,4 +1,4 @@
-//! `forge-manager guard` (the node guard, DESIGN.md section 12) and `forge-manager guard-ctl`
+//! `forge-manager guard` (the node guard, docs/guard.md) and `forge-manager guard-ctl`
 //! (a line client for its socket: operators and tests). The guard itself lives in forge-guard.
 
 use std::{

@@ -1,7 +1,7 @@
-//! `forge-manager run`: the sidecar. Loads and validates the configuration, installs the
-//! fail-safe panic hook, wires the actors (DESIGN.md section 4) and the HTTP endpoints, and
-//! turns SIGTERM/SIGINT into a graceful shutdown under a deadline; a second signal, or the
-//! deadline passing, runs the synchronous fail-safe and exits at once.
+//! `forge-manager run`: the sidecar. Loads and validates the configuration, installs the fail-safe
+//! panic hook, wires the actors (docs/architecture.md, "Actors") and the HTTP endpoints, and turns
+//! SIGTERM/SIGINT into a graceful shutdown under a deadline; a second signal, or the deadline
+//! passing, runs the synchronous fail-safe and exits at once.
 
 use std::{
     net::SocketAddr,

@@ -4,7 +4,7 @@
 //! Takes bytes plus a file label (the path string, only used in messages). No I/O: reading the
 //! files is the credential adapter's job. Errors name the file and what is wrong with it and
 //! NEVER any content: no `cborHex`, no key bytes, not even a prefix ("Nothing lost, no one in",
-//! DESIGN.md section 2). The envelope's `type` is echoed only when it is one of the well-known
+//! docs/architecture.md). The envelope's `type` is echoed only when it is one of the well-known
 //! Cardano envelope types, so a file with key material in the wrong field is not echoed either.
 //!
 //! Formats (cardano-cli text envelopes, `{"type", "description", "cborHex"}`):

@@ -1,5 +1,5 @@
 //! CredentialKeeper: the source credential files (a read-only Secret mount) and the target files
-//! the node reads on SIGHUP (DESIGN.md section 4). It decides nothing.
+//! the node reads on SIGHUP (docs/architecture.md, "Actors"). It decides nothing.
 //!
 //! - Start: the standby state first. Target files left by a crashed predecessor are removed
 //!   ("never left behind on a standby"), then the sources are validated and reported.
@@ -318,7 +318,8 @@ impl CredentialKeeper {
 }
 
 impl Drop for CredentialKeeper {
-    /// A panic is a bug: leave no credentials behind (fail-safe, STYLE.md 4.4).
+    /// A panic is a bug: leave no credentials behind (the fail-safe of docs/architecture.md,
+    /// "Actors").
     fn drop(&mut self) {
         if std::thread::panicking() {
             let _ = fs_credentials::remove_set(&self.targets);

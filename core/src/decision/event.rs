@@ -5,7 +5,7 @@ use crate::lease::{LeaseObservation, LeaseRecord, Mono};
 
 use super::state::{ClusterPolicy, Credentials, LocalLease, PeerLease, PeerStatus, PeerView, Reach, State};
 
-/// A fact reported to the Decider (past tense or state nouns, STYLE.md 4.2).
+/// A fact reported to the Decider (past tense or state nouns: docs/architecture.md, "Conventions").
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// LeaseElector → Decider: we acquired the local lease; forging must stop by `deadline`.
