@@ -13,7 +13,11 @@
 //! 2. Read it in the section of `validate` that owns it (`sections.rs`, or `timing.rs` for lease
 //!    timing) with the getter that matches its format (`c.text(&keys::X)`, `c.secs(&keys::X)`,
 //!    ...), and add the typed field to `ValidConfig` (`model.rs`).
-//! 3. Regenerate the reference: `cargo run -q -- config --docs > docs/configuration.md`.
+//! 3. Regenerate the reference: `cargo run -q -- config --docs > docs/configuration.md`
+//!    (`tests/config_cli.rs` fails until then).
+//!
+//! The environment variable, the config-file key and the [`RawSettings`] field follow from the
+//! line; a command-line flag is optional (`ConfigFlags` in `src/settings.rs`).
 //!
 //! A key whose format does not match the getter that reads it is reported as a configuration
 //! error on every run, so the tests catch it at once.

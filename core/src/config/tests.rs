@@ -514,3 +514,18 @@ fn the_reference_markdown_lists_every_key_with_its_default() {
         }
     }
 }
+
+#[test]
+fn a_key_read_by_a_getter_that_does_not_fit_its_format_is_an_error_naming_it() {
+    let raw = with_pod(&[]);
+    let mut c = super::errors::Check::new(&raw);
+    let _ = c.int(&keys::NODE_SOCKET);
+    let _ = c.secs(&keys::NODE_SOCKET);
+    assert_eq!(c.errors.len(), 1, "{:?}", c.errors);
+    assert_eq!(c.errors[0].key, "NODE_SOCKET");
+    assert!(
+        c.errors[0].problem.contains("a bug in the key table"),
+        "{}",
+        c.errors[0]
+    );
+}

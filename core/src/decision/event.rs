@@ -36,8 +36,8 @@ pub enum Event {
         /// What is wrong.
         why: String,
     },
-    /// ClusterWatcher → Decider: a status write of ours was confirmed. Ignored while we do not
-    /// hold the lease.
+    /// Decider → itself: the ClusterWatcher answered our `WriteStatus` with success, so the
+    /// status write is confirmed. Ignored while we do not hold the lease.
     StatusWritten {
         /// The `forgingEnabled` it carried.
         forging_enabled: bool,
