@@ -1,7 +1,7 @@
-//! `forge-manager run`: the sidecar. Loads and validates the configuration, installs the
-//! fail-safe panic hook, wires the actors (DESIGN.md section 4) and the HTTP endpoints, and
-//! turns SIGTERM/SIGINT into a graceful shutdown under a deadline; a second signal, or the
-//! deadline passing, runs the synchronous fail-safe and exits at once.
+//! `forge-manager run`: the sidecar. Loads and validates the configuration, installs the fail-safe
+//! panic hook, wires the actors (docs/architecture.md, "Actors") and the HTTP endpoints, and turns
+//! SIGTERM/SIGINT into a graceful shutdown under a deadline; a second signal, or the deadline
+//! passing, runs the synchronous fail-safe and exits at once.
 
 use std::{
     net::SocketAddr,
@@ -227,8 +227,8 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         move |_| NodeWatcher::new(watcher_settings, procfs, fact, sig, &m)
     });
     let keeper = Supervisor::start({
-        let sources = CredentialPaths::from(&cfg.credentials.source);
-        let targets = CredentialPaths::from(&cfg.credentials.target);
+        let sources = cfg.credentials.source.clone();
+        let targets = cfg.credentials.target.clone();
         let (m, fact, rotated) = (metrics.clone(), facts.clone(), decider.clone().recipient());
         move |_| CredentialKeeper::new(sources, targets, fact, rotated, &m)
     });
@@ -381,13 +381,8 @@ struct FailSafe {
 
 impl FailSafe {
     fn of(cfg: &ValidConfig) -> Self {
-        let t = &cfg.credentials.target;
         Self {
-            targets: CredentialPaths {
-                kes: t.kes_key.clone(),
-                vrf: t.vrf_key.clone(),
-                opcert: t.op_cert.clone(),
-            },
+            targets: cfg.credentials.target.clone(),
             socket: cfg.node.socket.clone(),
             process_name: cfg.node.process_name.clone(),
             guard_socket: cfg.node.guard_socket.clone(),

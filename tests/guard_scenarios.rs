@@ -1,6 +1,6 @@
-//! The node guard in the scenario world (DESIGN.md sections 2 S3 and 12): three pods, each a
-//! `forge-manager run` sidecar plus `forge-manager guard -- forge-manager sim node ...`, on the
-//! real kube-apiserver, with short lease timings (3 s / 2 s / 0.5 s). The node timelines judge.
+//! The node guard in the scenario world (S3 and the node guard: docs/architecture.md): three pods,
+//! each a `forge-manager run` sidecar plus `forge-manager guard -- forge-manager sim node ...`, on
+//! the real kube-apiserver, with short lease timings (3 s / 2 s / 0.5 s). The node timelines judge.
 //!
 //! - A SIGKILLed manager: its guard fences its node before the lease passes (overlap 0); the
 //!   same without the guard leaves an orphaned forger (overlap > 0: why the guard exists).

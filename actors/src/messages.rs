@@ -1,6 +1,6 @@
-//! The whole message vocabulary of the actor system, grouped by receiver (STYLE.md 4.2, 4.4).
-//! Facts go *to* the Decider (past tense); commands come *from* it (imperative). Every message
-//! names its sender and receiver in its first doc line.
+//! The whole message vocabulary of the actor system, grouped by receiver (docs/architecture.md,
+//! "Actors" and "Conventions"). Facts go *to* the Decider (past tense); commands come *from* it
+//! (imperative). Every message names its sender and receiver in its first doc line.
 
 use actix::Message;
 use forge_core::decision::{Event, ReloadReason, StatusReport};

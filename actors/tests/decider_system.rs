@@ -1,9 +1,9 @@
-//! System tests of the Decider (STYLE.md 4.8, tier 2): per pod the real Decider and the real
-//! LeaseElector (supervised) over one shared in-memory Lease store, with stand-ins for the
-//! CredentialKeeper, NodeSignaller and ClusterWatcher and a fake node each (see `support`).
-//! Facts enter as the real actors send them. On virtual time, S1 (never two forgers) and S2 (a
-//! pod stops forging before another installs or gets the Lease) are checked at the instant of
-//! every change, and again after every step.
+//! System tests of the Decider (the actor tier of docs/architecture.md, "Test world"): per pod the
+//! real Decider and the real LeaseElector (supervised) over one shared in-memory Lease store, with
+//! stand-ins for the CredentialKeeper, NodeSignaller and ClusterWatcher and a fake node each (see
+//! `support`). Facts enter as the real actors send them. On virtual time, S1 (never two forgers)
+//! and S2 (a pod stops forging before another installs or gets the Lease) are checked at the
+//! instant of every change, and again after every step.
 mod support;
 
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! Launches a real kube-apiserver (1.20.2, built by `scripts/kube-apiserver.sh`) over its own etcd
-//! on loopback, for tests and for `forge-manager sim apiserver` (DESIGN.md section 11).
+//! on loopback, for tests and for `forge-manager sim apiserver` (docs/architecture.md, "Test
+//! world").
 //!
 //! Each [`ApiServer`] owns a temporary directory (etcd data, TLS material, token file, logs,
 //! kubeconfigs), free ports on 127.0.0.1, and two child processes. Several may run at once.

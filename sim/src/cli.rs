@@ -1,6 +1,6 @@
 //! `forge-manager sim ...` (and the `forge-sim` test binary): the test world from a shell
-//! (DESIGN.md section 13). Each subcommand runs until done or until SIGTERM/SIGINT, then cleans up
-//! every process and file it made.
+//! (docs/architecture.md, "Test world"). Each subcommand runs until done or until SIGTERM/SIGINT,
+//! then cleans up every process and file it made.
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

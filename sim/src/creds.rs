@@ -2,7 +2,7 @@
 //! cardano-cli text envelopes, and checks envelopes the way the node simulator needs.
 //!
 //! The key bytes are deterministic pseudo-random filler, not real keys: nothing here can sign.
-//! Files are written with mode 0600, as the sidecar must write them (DESIGN.md section 2).
+//! Files are written with mode 0600, as the sidecar must write them (docs/architecture.md).
 //! Never print the contents of these files.
 
 use std::fs::OpenOptions;
@@ -19,23 +19,8 @@ pub const VRF_TYPE: &str = "VrfSigningKey_PraosVRF";
 /// The envelope `type` of an operational certificate.
 pub const OPCERT_TYPE: &str = "NodeOperationalCertificate";
 
-/// Where [`write_test_credentials`] put the three files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredentialPaths {
-    /// The KES signing key (`kes.skey`).
-    pub kes: PathBuf,
-    /// The VRF signing key (`vrf.skey`).
-    pub vrf: PathBuf,
-    /// The operational certificate (`node.cert`).
-    pub opcert: PathBuf,
-}
-
-impl CredentialPaths {
-    /// The three paths, in the order KES, VRF, opcert.
-    pub fn all(&self) -> [&Path; 3] {
-        [&self.kes, &self.vrf, &self.opcert]
-    }
-}
+/// Where [`write_test_credentials`] put the three files (`kes.skey`, `vrf.skey`, `node.cert`).
+pub type CredentialPaths = forge_core::credentials::CredentialSet<PathBuf>;
 
 /// Errors writing or checking credential files. Messages never contain key material.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
 //! CredentialKeeper: the source credential files (a read-only Secret mount) and the target files
-//! the node reads on SIGHUP (DESIGN.md section 4). It decides nothing.
+//! the node reads on SIGHUP (docs/architecture.md, "Actors"). It decides nothing.
 //!
 //! - Start: the standby state first. Target files left by a crashed predecessor are removed
 //!   ("never left behind on a standby"), then the sources are validated and reported.
@@ -25,7 +25,6 @@ use std::{collections::VecDeque, path::PathBuf, time::Duration};
 
 use actix::{Recipient, SpawnHandle, dev::SendError};
 use forge_core::{
-    config::CredentialFiles,
     credentials::{CredentialKind, validate_envelope},
     decision::Event,
 };
@@ -33,7 +32,7 @@ use prometheus::IntCounterVec;
 use tokio::time::Instant;
 
 use crate::{
-    adapters::fs_credentials::{self, CredentialPaths, CredentialRole, CredentialSet, FsCredentialError},
+    adapters::fs_credentials::{self, CredentialContents, CredentialPaths, FsCredentialError},
     messages::{CommandFailed, CommandResult, Fact, SourcesRotated},
     metrics::Metrics,
     supervisor::Restarts,
@@ -48,16 +47,6 @@ pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(200);
 const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 /// How soon a fact the Decider's full mailbox refused is offered again.
 const RETRY_SEND: Duration = Duration::from_millis(100);
-
-impl From<&CredentialFiles> for CredentialPaths {
-    fn from(files: &CredentialFiles) -> Self {
-        CredentialPaths {
-            kes: files.kes_key.clone(),
-            vrf: files.vrf_key.clone(),
-            opcert: files.op_cert.clone(),
-        }
-    }
-}
 
 /// What was last reported about the sources.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +85,7 @@ pub struct CredentialKeeper {
     /// What was last reported (kept across restarts: facts report changes).
     verdict: Option<Verdict>,
     /// The last valid source set (to tell a rotation from an unrelated event).
-    last_valid: Option<CredentialSet>,
+    last_valid: Option<CredentialContents>,
     /// Whether the Decider's `Install` put the set in place (and no `Remove` since).
     pub(crate) installed: bool,
     /// Facts and rotations the Decider's mailbox has not accepted yet, oldest first.
@@ -147,9 +136,11 @@ impl CredentialKeeper {
 
     /// The directories to watch: those of the three source paths, each once.
     pub(crate) fn source_dirs(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = CredentialRole::ALL
-            .iter()
-            .filter_map(|r| self.sources.get(*r).parent())
+        let mut dirs: Vec<PathBuf> = self
+            .sources
+            .all()
+            .into_iter()
+            .filter_map(|p| p.parent())
             .map(|d| {
                 if d.as_os_str().is_empty() {
                     PathBuf::from(".")
@@ -179,22 +170,22 @@ impl CredentialKeeper {
         self.count_operation("remove", &removed);
         self.installed = false;
         if !removed.is_empty() {
-            let files: Vec<&str> = removed.iter().map(|r| r.as_str()).collect();
+            let files: Vec<&str> = removed.iter().map(|k| k.short_name()).collect();
             tracing::info!(actor = "credential_keeper", files = ?files, "target credential files removed");
         }
         Ok(())
     }
 
-    fn count_operation(&self, operation: &str, roles: &[CredentialRole]) {
-        for role in roles {
+    fn count_operation(&self, operation: &str, kinds: &[CredentialKind]) {
+        for kind in kinds {
             self.operations
-                .with_label_values(&[operation, role.as_str()])
+                .with_label_values(&[operation, kind.short_name()])
                 .inc();
         }
     }
 
     /// Reads and validates the sources, counting each problem.
-    pub(crate) fn read_valid_sources(&self) -> Result<CredentialSet, InvalidSources> {
+    pub(crate) fn read_valid_sources(&self) -> Result<CredentialContents, InvalidSources> {
         let result = read_and_validate(&self.sources);
         if let Err(invalid) = &result {
             for (file, kind) in &invalid.problems {
@@ -227,7 +218,7 @@ impl CredentialKeeper {
         }
     }
 
-    fn accept_valid(&mut self, set: CredentialSet) {
+    fn accept_valid(&mut self, set: CredentialContents) {
         self.last_valid = Some(set);
         if self.verdict != Some(Verdict::Valid) {
             tracing::info!(actor = "credential_keeper", "source credentials are valid");
@@ -273,7 +264,7 @@ impl CredentialKeeper {
                 "the installed credential files do not match the sources or are not mode 0600",
             ));
         }
-        self.count_operation("copy", &CredentialRole::ALL);
+        self.count_operation("copy", &CredentialKind::ALL);
         self.installed = true;
         tracing::info!(actor = "credential_keeper", "credentials installed");
         Ok(())
@@ -327,7 +318,8 @@ impl CredentialKeeper {
 }
 
 impl Drop for CredentialKeeper {
-    /// A panic is a bug: leave no credentials behind (fail-safe, STYLE.md 4.4).
+    /// A panic is a bug: leave no credentials behind (the fail-safe of docs/architecture.md,
+    /// "Actors").
     fn drop(&mut self) {
         if std::thread::panicking() {
             let _ = fs_credentials::remove_set(&self.targets);
@@ -336,7 +328,7 @@ impl Drop for CredentialKeeper {
 }
 
 /// Reads the three source files and validates each as its kind of text envelope.
-fn read_and_validate(sources: &CredentialPaths) -> Result<CredentialSet, InvalidSources> {
+fn read_and_validate(sources: &CredentialPaths) -> Result<CredentialContents, InvalidSources> {
     let set = fs_credentials::read_set(sources).map_err(|e| {
         let file = match &e {
             FsCredentialError::Read { path, .. } | FsCredentialError::TooLarge { path, .. } => {
@@ -351,15 +343,11 @@ fn read_and_validate(sources: &CredentialPaths) -> Result<CredentialSet, Invalid
     })?;
     let mut why = Vec::new();
     let mut problems = Vec::new();
-    for (role, kind) in [
-        (CredentialRole::Kes, CredentialKind::KesSigningKey),
-        (CredentialRole::Vrf, CredentialKind::VrfSigningKey),
-        (CredentialRole::OpCert, CredentialKind::OperationalCertificate),
-    ] {
-        let label = sources.get(role).display().to_string();
-        if let Err(e) = validate_envelope(set.get(role).expose(), kind, &label) {
+    for (kind, source) in sources.iter() {
+        let label = source.display().to_string();
+        if let Err(e) = validate_envelope(set.get(kind).expose(), kind, &label) {
             why.push(e.to_string());
-            problems.push((role.as_str(), e.kind()));
+            problems.push((kind.short_name(), e.kind()));
         }
     }
     if problems.is_empty() {
@@ -373,8 +361,8 @@ fn read_and_validate(sources: &CredentialPaths) -> Result<CredentialSet, Invalid
 }
 
 fn role_of(paths: &CredentialPaths, path: &std::path::Path) -> &'static str {
-    CredentialRole::ALL
-        .into_iter()
-        .find(|r| paths.get(*r) == path)
-        .map_or("unknown", CredentialRole::as_str)
+    paths
+        .iter()
+        .find(|(_, p)| *p == path)
+        .map_or("unknown", |(kind, _)| kind.short_name())
 }

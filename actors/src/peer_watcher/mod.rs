@@ -1,12 +1,12 @@
-//! PeerWatcher (DESIGN.md section 7): one per peer region. Every period it sends a consistent
-//! GET (no resourceVersion: served from etcd, never old news) of the peer's CardanoForgeCluster
-//! and of its local Lease through the peer's own kubeconfig, and reports to the Decider:
-//! `PeerObserved` with `read_at` = when the GET was *sent* (the heartbeat), `PeerLeaseObserved`
-//! (sent and received times), or `PeerUnreachable` when the CFC read fails or times out
-//! (silence is never evidence: the Decider keeps the peer's last word and blocks a takeover).
-//! A peer whose CFC does not exist is reported with no status, which counts as "may be
-//! forging". Read-only access on the peer side is enough. Watches are not used: a watch event
-//! may deliver old news, and the heartbeat must be the time of a read.
+//! PeerWatcher (docs/architecture.md, "Regions"): one per peer region. Every period it sends a
+//! consistent GET (no resourceVersion: served from etcd, never old news) of the peer's
+//! CardanoForgeCluster and of its local Lease through the peer's own kubeconfig, and reports to the
+//! Decider: `PeerObserved` with `read_at` = when the GET was *sent* (the heartbeat),
+//! `PeerLeaseObserved` (sent and received times), or `PeerUnreachable` when the CFC read fails or
+//! times out (silence is never evidence: the Decider keeps the peer's last word and blocks a
+//! takeover). A peer whose CFC does not exist is reported with no status, which counts as "may be
+//! forging". Read-only access on the peer side is enough. Watches are not used: a watch event may
+//! deliver old news, and the heartbeat must be the time of a read.
 //!
 //! It also exports the per-peer gauges `cardano_cluster_peer_{reachable, priority, forging,
 //! heartbeat_age_seconds}{peer}`.
