@@ -9,6 +9,17 @@
 #                                              takes cardano-node's flags and runs the node simulator;
 #                                              the same image has `forge-sim` (in-cluster probes)
 #   scripts/images.sh manager FORGE_MANAGER_BIN -> localhost/forge-manager:dev (user 10001)
+#   scripts/images.sh dockerfile            -> localhost/forge-manager:dockerfile, the repository's
+#                                              Dockerfile built by buildah (Debian's package) over
+#                                              base images made here under the names it expects:
+#                                              gcr.io/distroless/cc-debian12:nonroot from Debian
+#                                              packages (libc6, libgcc-s1, CA certificates), and
+#                                              docker.io/library/rust:1.89-bookworm from Debian
+#                                              packages (mmdebstrap minbase + gcc, libc6-dev) plus
+#                                              this machine's rustup toolchain (Debian's rustc is
+#                                              1.63, older than the workspace's rust-version).
+#                                              Slow the first time (a release build); cargo fetches
+#                                              crates through its configured registry.
 #
 # Each prints the archive's path as its last line. Archives are cached under
 # ~/.cache/forge-manager/images; the binary ones are rebuilt when the binary changes.
@@ -142,10 +153,68 @@ build_manager() {
   echo "$out"
 }
 
+# distroless/cc's content from Debian packages: glibc, libgcc, CA certificates, a nonroot user.
+cc_rootfs() {
+  local dir="$IMAGES/cc-rootfs"
+  if [ -f "$dir/.complete" ]; then echo "$dir"; return; fi
+  base_rootfs >/dev/null
+  rm -rf "$dir"
+  mkdir -p "$dir/etc/ssl/certs" "$dir/tmp" "$dir/home/nonroot"
+  for d in "$IMAGES"/debs/libc6_*.deb "$IMAGES"/debs/libgcc-s1_*.deb; do dpkg-deb -x "$d" "$dir"; done
+  cp /etc/ssl/certs/ca-certificates.crt "$dir/etc/ssl/certs/"
+  chmod 1777 "$dir/tmp"
+  printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$dir/etc/passwd"
+  printf 'root:x:0:\nnonroot:x:65532:\n' >"$dir/etc/group"
+  touch "$dir/.complete"
+  echo "$dir"
+}
+
+build_dockerfile() {
+  command -v buildah >/dev/null || die "dockerfile: buildah is not installed (apt-get install buildah mmdebstrap)"
+  command -v mmdebstrap >/dev/null || die "dockerfile: mmdebstrap is not installed (apt-get install buildah mmdebstrap)"
+  local out="$IMAGES/forge-manager-dockerfile.tar"
+  local distroless="gcr.io/distroless/cc-debian12:nonroot" rust="docker.io/library/rust:1.89-bookworm"
+  if ! buildah inspect --type image "$distroless" >/dev/null 2>&1; then
+    local cc c
+    cc="$(cc_rootfs)"
+    c="$(buildah from --pull=never scratch)"
+    buildah copy "$c" "$cc/" / >/dev/null
+    buildah config --user 65532:65532 --workingdir /home/nonroot \
+      --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+      --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt "$c"
+    buildah commit -q --rm "$c" "$distroless" >/dev/null
+    log "made $distroless from Debian packages"
+  fi
+  if ! buildah inspect --type image "$rust" >/dev/null 2>&1; then
+    local tarball="$IMAGES/rust-base-rootfs.tar" c tc
+    if [ ! -f "$tarball" ]; then
+      mmdebstrap --variant=minbase --include=gcc,libc6-dev,ca-certificates bookworm "$tarball.tmp.tar" >&2
+      mv "$tarball.tmp.tar" "$tarball"
+    fi
+    tc="$(rustc --print sysroot)"
+    c="$(buildah from --pull=never scratch)"
+    buildah add "$c" "$tarball" / >/dev/null
+    buildah copy "$c" "$tc/" /usr/local/rust/ >/dev/null
+    buildah run "$c" -- sh -c 'mkdir -p /usr/local/cargo/bin && for b in /usr/local/rust/bin/*; do ln -s "$b" /usr/local/cargo/bin/; done'
+    buildah config --env CARGO_HOME=/usr/local/cargo \
+      --env PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$c"
+    buildah commit -q --rm "$c" "$rust" >/dev/null
+    log "made $rust from Debian packages and $(rustc --version)"
+  fi
+  local start
+  start=$(date +%s)
+  buildah bud --pull=never --network=host --layers -t localhost/forge-manager:dockerfile -f Dockerfile . >&2
+  log "Dockerfile built in $(( $(date +%s) - start )) s"
+  rm -f "$out"
+  buildah push -q localhost/forge-manager:dockerfile "oci-archive:$out:localhost/forge-manager:dockerfile" >&2
+  echo "$out"
+}
+
 case "${1:-}" in
   pause) build_pause ;;
   base) base_rootfs ;;
   node) build_node "${2:?usage: images.sh node FORGE_SIM_BIN}" ;;
   manager) build_manager "${2:?usage: images.sh manager FORGE_MANAGER_BIN}" ;;
-  *) die "usage: images.sh pause | base | node FORGE_SIM_BIN | manager FORGE_MANAGER_BIN" ;;
+  dockerfile) build_dockerfile ;;
+  *) die "usage: images.sh pause | base | node FORGE_SIM_BIN | manager FORGE_MANAGER_BIN | dockerfile" ;;
 esac
