@@ -57,6 +57,9 @@ pub const BRIDGE: &str = "fmc-cni0";
 pub const POD_CIDR: &str = "10.88.0.0/24";
 /// The pause image every pod sandbox runs (built by `scripts/images.sh pause`).
 pub const PAUSE_IMAGE: &str = "localhost/pause:3.2";
+/// The cgroup under which containerd puts the kubelet's containers (the CRI namespace's name)
+/// when the kubelet gives no parent (`cgroupsPerQOS: false`).
+const CGROUP_PARENT: &str = "k8s.io";
 /// Machine-wide lock: one cluster at a time.
 const LOCK_FILE: &str = "/run/forge-sim-cluster.lock";
 /// Where the kubelet writes pod logs (fixed in 1.20).
@@ -316,6 +319,8 @@ pub struct Cluster {
     pod_logs_before: BTreeSet<String>,
     container_logs_before: BTreeSet<String>,
     container_ids: BTreeSet<String>,
+    /// containerd's parent cgroup (`k8s.io`) in each hierarchy where it did not exist at start.
+    new_cgroup_parents: Vec<PathBuf>,
     _lock: Option<nix::fcntl::Flock<File>>,
     network_up: bool,
 }
@@ -353,6 +358,11 @@ impl Cluster {
             pod_logs_before: dir_entries(POD_LOGS),
             container_logs_before: dir_entries(CONTAINER_LOGS),
             container_ids: BTreeSet::new(),
+            new_cgroup_parents: cgroup_roots()
+                .into_iter()
+                .map(|r| r.join(CGROUP_PARENT))
+                .filter(|p| !p.exists())
+                .collect(),
             _lock: Some(lock),
             network_up: false,
         };
@@ -674,6 +684,10 @@ impl Cluster {
         }
         for cg in cgroups_named(&self.container_ids) {
             let _ = std::fs::remove_dir(&cg);
+        }
+        for parent in self.new_cgroup_parents.drain(..) {
+            // Empty by now; a non-empty one (someone else's containers) stays.
+            let _ = std::fs::remove_dir(&parent);
         }
         for (dir, before) in [
             (POD_LOGS, &self.pod_logs_before),

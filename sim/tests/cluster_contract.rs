@@ -178,7 +178,9 @@ async fn a_real_single_node_cluster_runs_what_the_chart_needs() {
     assert_eq!(line["version"], "1.20", "{line}");
     assert_eq!(line["namespace"], NS, "{line}");
     assert!(
-        line["server"].as_str().is_some_and(|s| s.starts_with("https://10.0.0.1")),
+        line["server"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("https://10.0.0.1")),
         "the kubernetes Service's address: {line}"
     );
     assert!(line["pods"].as_u64().is_some_and(|n| n >= 2), "{line}");
