@@ -199,9 +199,15 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
             out(&format!("server: {}", cluster.url()));
             out(&format!("ready: {:.1}", cluster.startup_time().as_secs_f64()));
             out(&format!("rss_kib: {}", cluster.rss_kib().1));
+            let phases: Vec<String> = cluster
+                .phases()
+                .iter()
+                .map(|(p, t)| format!("{p} {:.1} s", t.as_secs_f64()))
+                .collect();
             eprintln!(
-                "cluster ready after {:?} (logs in {}); SIGTERM or Ctrl-C stops it",
+                "cluster ready after {:?} ({}; logs in {}); SIGTERM or Ctrl-C stops it",
                 cluster.startup_time(),
+                phases.join(", "),
                 cluster.dir().display()
             );
             stop.await;

@@ -316,6 +316,7 @@ pub struct Cluster {
     kubeconfig: PathBuf,
     containerd_sock: PathBuf,
     startup: Duration,
+    phases: Vec<(&'static str, Duration)>,
     pod_logs_before: BTreeSet<String>,
     container_logs_before: BTreeSet<String>,
     container_ids: BTreeSet<String>,
@@ -355,6 +356,7 @@ impl Cluster {
             containerd_sock: root.join("containerd/containerd.sock"),
             root: root.clone(),
             startup: Duration::ZERO,
+            phases: Vec::new(),
             pod_logs_before: dir_entries(POD_LOGS),
             container_logs_before: dir_entries(CONTAINER_LOGS),
             container_ids: BTreeSet::new(),
@@ -378,6 +380,7 @@ impl Cluster {
             ..ApiServerOptions::default()
         })
         .await?;
+        cluster.phases.push(("kube-apiserver ready", started.elapsed()));
         let api_dir = api.dir().map(Path::to_owned).unwrap_or_default();
         cluster.kubeconfig = api.admin_kubeconfig().to_owned();
         cluster.api = Some(api);
@@ -437,9 +440,11 @@ impl Cluster {
         cluster
             .wait_for_socket("containerd", Duration::from_secs(20))
             .await?;
+        cluster.phases.push(("containerd serving", started.elapsed()));
         for image in std::iter::once(&pause).chain(opts.images.iter()) {
             cluster.ctr(&["images", "import", &image.to_string_lossy()])?;
         }
+        cluster.phases.push(("images imported", started.elapsed()));
 
         // kubelet
         let kubelet = root.join("kubelet");
@@ -474,6 +479,8 @@ impl Cluster {
                 format!("--kubeconfig={kc}"),
                 format!("--hostname-override={NODE_NAME}"),
                 "--proxy-mode=iptables".into(),
+                // The node's address given, kube-proxy need not wait for the Node object.
+                format!("--bind-address={NODE_ADDR}"),
                 format!("--cluster-cidr={POD_CIDR}"),
                 "--conntrack-max-per-core=0".into(),
                 "--conntrack-tcp-timeout-established=0".into(),
@@ -589,6 +596,15 @@ impl Cluster {
                 .is_some_and(|sa| !sa.secrets.unwrap_or_default().is_empty());
             let proxy_synced = run_in_ns("iptables", &["-t", "nat", "-S", "KUBE-SERVICES"])
                 .is_ok_and(|rules| rules.contains("default/kubernetes"));
+            for (done, phase) in [
+                (node_ready, "node Ready"),
+                (sa_token, "default ServiceAccount token"),
+                (proxy_synced, "kube-proxy synced"),
+            ] {
+                if done && !self.phases.iter().any(|(p, _)| *p == phase) {
+                    self.phases.push((phase, started.elapsed()));
+                }
+            }
             waiting_for = match (node_ready, sa_token, proxy_synced) {
                 (true, true, true) => return Ok(()),
                 (false, _, _) => "node Ready",
@@ -626,6 +642,11 @@ impl Cluster {
     /// Time from `start` to ready.
     pub fn startup_time(&self) -> Duration {
         self.startup
+    }
+
+    /// When each start-up milestone was reached, from the start.
+    pub fn phases(&self) -> &[(&'static str, Duration)] {
+        &self.phases
     }
 
     /// The working directory (logs of every process).
