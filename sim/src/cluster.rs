@@ -120,6 +120,23 @@ pub enum ClusterError {
     NotReady(Duration, String),
 }
 
+impl ClusterError {
+    /// A bounded label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::BinaryMissing(_) => "binary_missing",
+            Self::PauseMissing(_) => "pause_missing",
+            Self::NotRoot(_) => "not_root",
+            Self::Busy => "busy",
+            Self::ApiServer(_) => "apiserver",
+            Self::Command { .. } => "command",
+            Self::Io { .. } => "io",
+            Self::Exited { .. } => "exited",
+            Self::NotReady(..) => "not_ready",
+        }
+    }
+}
+
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
     let what = what.into();
     move |source| ClusterError::Io { what, source }
@@ -980,5 +997,61 @@ pub fn skipped(test: &str) -> bool {
             true
         }
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containerd_keeps_to_its_own_files_and_never_lowers_oom_score_adj() {
+        let text = containerd_config(Path::new("/w/containerd"), Path::new("/w/cni"));
+        for line in [
+            r#"root = "/w/containerd/root""#,
+            r#"state = "/w/containerd/state""#,
+            r#"address = "/w/containerd/containerd.sock""#,
+            r#"path = "/w/containerd/opt""#,
+            "restrict_oom_score_adj = true",
+            "netns_mounts_under_state_dir = true",
+            r#"conf_dir = "/w/cni/net.d""#,
+            r#"sandbox_image = "localhost/pause:3.2""#,
+        ] {
+            assert!(
+                text.lines().any(|l| l.trim() == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_cni_network_is_a_bridge_on_the_pod_subnet_with_its_own_ipam_directory() {
+        let v: serde_json::Value = serde_json::from_str(&cni_config(Path::new("/w/cni"))).expect("JSON");
+        let bridge = &v["plugins"][0];
+        assert_eq!(bridge["type"], "bridge");
+        assert_eq!(bridge["bridge"], BRIDGE);
+        assert_eq!(bridge["ipam"]["ranges"][0][0]["subnet"], POD_CIDR);
+        assert_eq!(bridge["ipam"]["dataDir"], "/w/cni/ipam");
+    }
+
+    #[test]
+    fn the_kubelet_config_needs_no_qos_cgroups_eviction_or_image_gc() {
+        let v: serde_yaml::Value =
+            serde_yaml::from_str(&kubelet_config(Path::new("/w/kubelet"))).expect("YAML");
+        assert_eq!(v["cgroupsPerQOS"], serde_yaml::Value::Bool(false));
+        assert_eq!(v["cgroupDriver"], "cgroupfs");
+        assert_eq!(v["imageGCHighThresholdPercent"], 100);
+        assert_eq!(v["address"], NODE_ADDR.to_string().as_str());
+        assert_eq!(v["volumePluginDir"], "/w/kubelet/volume-plugins");
+    }
+
+    #[test]
+    fn mounts_under_a_directory_come_deepest_first_and_exclude_neighbours() {
+        // This process's own mounts: none under a fresh temporary directory.
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(mounts_under(dir.path()).is_empty());
+        // /proc is mounted; a path that is only a string prefix of it is not its parent.
+        assert!(mounts_under(Path::new("/pro")).is_empty());
+        assert!(mounts_under(Path::new("/proc")).first().is_some());
     }
 }
