@@ -482,7 +482,6 @@ impl Cluster {
                     "--container-runtime-endpoint=unix://{}",
                     cluster.containerd_sock.display()
                 ),
-                format!("--pod-infra-container-image={PAUSE_IMAGE}"),
                 format!("--node-ip={NODE_ADDR}"),
                 format!("--hostname-override={NODE_NAME}"),
                 "--v=0".into(),
@@ -831,8 +830,57 @@ fn clean_stale() {
     {
         let name = d.file_name().to_string_lossy().into_owned();
         if name.starts_with("forge-sim-cluster-") {
+            eprintln!(
+                "forge-sim cluster: cleaning up {} left by a cluster that was killed",
+                d.path().display()
+            );
+            // The containers: their ids are the task directories containerd kept; their
+            // processes are the members of the cgroups of those names.
+            let ids = dir_entries(
+                &d.path()
+                    .join("containerd/state/io.containerd.runtime.v2.task/k8s.io")
+                    .to_string_lossy(),
+            );
+            let cgroups = cgroups_named(&ids);
+            for cg in &cgroups {
+                for pid in std::fs::read_to_string(cg.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                {
+                    if let Ok(pid) = pid.trim().parse::<i32>() {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                }
+            }
             // containerd's shims outlive it; their command lines name this directory.
             kill_processes_mentioning(&d.path());
+            std::thread::sleep(Duration::from_millis(200));
+            for cg in &cgroups {
+                let _ = std::fs::remove_dir(cg);
+            }
+            for root in cgroup_roots() {
+                // Only if empty: another containerd's containers would keep it.
+                let _ = std::fs::remove_dir(root.join(CGROUP_PARENT));
+            }
+            // The pods' log directories are named NAMESPACE_NAME_UID; the UIDs are the
+            // kubelet's pod directories.
+            let uids = dir_entries(&d.path().join("kubelet/root/pods").to_string_lossy());
+            for e in dir_entries(POD_LOGS) {
+                if uids.iter().any(|u| e.ends_with(&format!("_{u}"))) {
+                    let _ = std::fs::remove_dir_all(Path::new(POD_LOGS).join(&e));
+                }
+            }
+            for e in dir_entries(CONTAINER_LOGS) {
+                let link = Path::new(CONTAINER_LOGS).join(&e);
+                if std::fs::read_link(&link)
+                    .is_ok_and(|t| uids.iter().any(|u| t.to_string_lossy().contains(u.as_str())))
+                {
+                    let _ = std::fs::remove_file(&link);
+                }
+            }
             for m in mounts_under(&d.path()) {
                 let _ = run("umount", &["-l", &m.to_string_lossy()]);
             }
