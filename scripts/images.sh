@@ -196,6 +196,9 @@ build_dockerfile() {
     buildah add "$c" "$tarball" / >/dev/null
     buildah copy "$c" "$tc/" /usr/local/rust/ >/dev/null
     buildah run "$c" -- sh -c 'mkdir -p /usr/local/cargo/bin && for b in /usr/local/rust/bin/*; do ln -s "$b" /usr/local/cargo/bin/; done'
+    # This machine's CA bundle (Debian's plus any its network needs), so that cargo in the
+    # build stage reaches the crates registry the way cargo on this machine does.
+    buildah copy "$c" /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt >/dev/null
     buildah config --env CARGO_HOME=/usr/local/cargo \
       --env PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$c"
     buildah commit -q --rm "$c" "$rust" >/dev/null
