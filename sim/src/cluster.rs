@@ -390,6 +390,8 @@ impl Cluster {
 
         let api = ApiServer::start(ApiServerOptions {
             address: IpAddr::V4(HOST_ADDR),
+            // Under the cluster's directory: removed with it, also after a crash.
+            dir: Some(root.join("apiserver")),
             extra_args: vec![
                 "--kubelet-preferred-address-types=InternalIP".into(),
                 "--allow-privileged=true".into(),
