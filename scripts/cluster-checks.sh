@@ -9,6 +9,8 @@
 #      image that runs `forge-manager --version` to completion;
 #   4. after each SIGTERM: no network namespace, veth, mount or process of the cluster is left.
 # The contract tests (sim/tests/cluster_contract.rs) run with the workspace's tests.
+# DOCKERFILE=1 also builds the repository's Dockerfile with buildah (scripts/images.sh
+# dockerfile: a release build, slow on 2 cores, so not in CI) and runs that image in a pod too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,10 @@ cargo build -q -p forge-manager --bin forge-manager
 SIM="$PWD/target/debug/forge-sim"
 NODE_IMG="$(bash scripts/images.sh node "$SIM" | tail -n 1)"
 MGR_IMG="$(bash scripts/images.sh manager "$PWD/target/debug/forge-manager" | tail -n 1)"
+IMAGES=(--image "$NODE_IMG" --image "$MGR_IMG")
+if [ "${DOCKERFILE:-0}" = 1 ]; then
+  IMAGES+=(--image "$(bash scripts/images.sh dockerfile | tail -n 1)")
+fi
 
 work="$(mktemp -d)"
 cluster_pid=""
@@ -41,7 +47,7 @@ kc() { kubectl --kubeconfig "$KUBECONFIG_FILE" --cache-dir "$work/kcache" "$@" 2
 readies=()
 for run in $(seq 1 "$RUNS"); do
   out="$work/out-$run"
-  "$SIM" cluster --image "$NODE_IMG" --image "$MGR_IMG" >"$out" 2>"$work/err-$run" &
+  "$SIM" cluster "${IMAGES[@]}" >"$out" 2>"$work/err-$run" &
   cluster_pid=$!
   for _ in $(seq 1 1200); do
     grep -q '^rss_kib:' "$out" 2>/dev/null && break
@@ -73,6 +79,17 @@ for run in $(seq 1 "$RUNS"); do
     done
     [ "$phase" = Succeeded ] || fail "pod manager (forge-manager --version) is $phase"
     log "forge-manager image in a pod: $(kc logs manager)"
+    if [ "${DOCKERFILE:-0}" = 1 ]; then
+      kc run dockerfile --image=localhost/forge-manager:dockerfile --image-pull-policy=Never \
+        --restart=Never -- --version >/dev/null
+      for _ in $(seq 1 120); do
+        phase="$(kc get pod dockerfile -o 'jsonpath={.status.phase}')"
+        [ "$phase" = Succeeded ] || [ "$phase" = Failed ] && break
+        sleep 0.5
+      done
+      [ "$phase" = Succeeded ] || fail "pod dockerfile (the Dockerfile's image) is $phase"
+      log "the Dockerfile's image in a pod: $(kc logs dockerfile)"
+    fi
   fi
 
   dir="$(dirname "$KUBECONFIG_FILE")"
