@@ -258,7 +258,10 @@ fn assert_one_forger_at_most(w: &World, scenario: &str) {
     let v = w.verdict();
     eprintln!("{scenario}: verdict {v:?}");
     assert_eq!(v.overlap_ms, 0.0, "{scenario}: two nodes forged at once: {v:?}");
-    assert!(v.max_forgers <= 1, "{scenario}: two forgers at one instant: {v:?}");
+    assert!(
+        v.max_forgers <= 1,
+        "{scenario}: two forgers at one instant: {v:?}"
+    );
     assert!(
         w.forging_without_lease().is_empty(),
         "{scenario}: a node forged while its pod held no lease: {:?}",
@@ -304,7 +307,8 @@ async fn a_shutdown_whose_stop_fails_hands_nothing_over() {
     };
     let leader = first_forger(&w).await;
     let old = w.pods[leader].name.clone();
-    w.set_target_read_only(leader, true).expect("read-only target dir");
+    w.set_target_read_only(leader, true)
+        .expect("read-only target dir");
     w.signal_manager(leader, Signal::SIGTERM);
     let (next, _) = w
         .wait_for_single_forger(LEASE + Duration::from_secs(15), Some(&old))

@@ -11,6 +11,7 @@ use clap::Subcommand;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::apiserver::{ApiServer, ApiServerOptions};
+use crate::cluster::{Cluster, ClusterOptions};
 use crate::node::{Latency, NodeBehaviour, NodeOptions, NodeSim};
 use crate::proxy::{FaultProxy, serve_control};
 use crate::timeline;
@@ -34,6 +35,21 @@ pub enum SimCommand {
         #[arg(long = "apiserver-arg", value_name = "FLAG", allow_hyphen_values = true)]
         apiserver_args: Vec<String>,
     },
+    /// A real single-node Kubernetes 1.20 (etcd, kube-apiserver, controller-manager, scheduler,
+    /// its own containerd, kubelet, kube-proxy, bridge CNI; needs root and
+    /// `scripts/kube-cluster.sh`); prints `kubeconfig: PATH` (admin), `server: URL`, then
+    /// `ready: SECONDS` and `rss_kib: N`; on SIGTERM/SIGINT stops everything and removes what it
+    /// made (processes, mounts, network namespace, iptables rules, cgroups).
+    Cluster {
+        /// An OCI image archive to import into the node's containerd (see scripts/images.sh);
+        /// repeatable. The pause image is always imported.
+        #[arg(long = "image", value_name = "FILE")]
+        images: Vec<PathBuf>,
+    },
+    /// Inside a pod: build a kube client from the in-cluster configuration (service-account
+    /// token, CA, KUBERNETES_SERVICE_HOST/PORT), read the server version and the pods of the
+    /// pod's namespace; print one JSON line; exit 1 on failure.
+    InclusterProbe,
     /// A TCP fault proxy in front of UPSTREAM; prints `listen: ADDR`; modes are switched through
     /// the control socket with one-line commands: pass | latency UP_MS DOWN_MS | blackhole |
     /// reset | refuse | stats (answered `ok` or with the stats JSON).
@@ -214,6 +230,34 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
             server.stop();
             Ok(ExitCode::SUCCESS)
         }
+        SimCommand::Cluster { images } => {
+            let stop = terminated().await?;
+            let mut cluster = Cluster::start(ClusterOptions {
+                images,
+                ..ClusterOptions::default()
+            })
+            .await
+            .map_err(flat)?;
+            out(&format!("kubeconfig: {}", cluster.kubeconfig().display()));
+            out(&format!("server: {}", cluster.url()));
+            out(&format!("ready: {:.1}", cluster.startup_time().as_secs_f64()));
+            out(&format!("rss_kib: {}", cluster.rss_kib().1));
+            let phases: Vec<String> = cluster
+                .phases()
+                .iter()
+                .map(|(p, t)| format!("{p} {:.1} s", t.as_secs_f64()))
+                .collect();
+            eprintln!(
+                "cluster ready after {:?} ({}; logs in {}); SIGTERM or Ctrl-C stops it",
+                cluster.startup_time(),
+                phases.join(", "),
+                cluster.dir().display()
+            );
+            stop.await;
+            cluster.stop();
+            Ok(ExitCode::SUCCESS)
+        }
+        SimCommand::InclusterProbe => incluster_probe().await,
         SimCommand::Proxy {
             upstream,
             listen,
@@ -333,6 +377,30 @@ fn sighup_ignored() -> bool {
             u64::from_str_radix(&hex, 16).ok()
         })
         .is_some_and(|mask| mask & 1 != 0)
+}
+
+/// `forge-sim incluster-probe`: what a sidecar in a pod does first, with kube-rs's in-cluster
+/// configuration.
+async fn incluster_probe() -> anyhow::Result<ExitCode> {
+    use k8s_openapi::api::core::v1::Pod;
+    let config = kube::Config::incluster().context("in-cluster configuration")?;
+    let server = config.cluster_url.to_string();
+    let namespace = config.default_namespace.clone();
+    let client = kube::Client::try_from(config).context("kube client")?;
+    let version = client.apiserver_version().await.context("GET /version")?;
+    let pods: kube::Api<Pod> = kube::Api::namespaced(client, &namespace);
+    let list = pods
+        .list(&kube::api::ListParams::default())
+        .await
+        .with_context(|| format!("listing pods in {namespace}"))?;
+    out(&serde_json::json!({
+        "server": server,
+        "namespace": namespace,
+        "version": format!("{}.{}", version.major, version.minor),
+        "pods": list.items.len(),
+    })
+    .to_string());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `forge-manager sim demo`: the main job a newcomer runs (README).

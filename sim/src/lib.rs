@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 pub mod apiserver;
 pub mod cli;
+pub mod cluster;
 pub mod creds;
 pub mod node;
 pub mod process;

@@ -1,5 +1,5 @@
 //! The cardano-node simulator: behaves like `cardano-node` 10.x for what forge-manager touches
-//! (DESIGN.md section 11; cardano-node's `Run.hs`/`Shelley.hs` and its startup tracer).
+//! (docs/architecture.md, "Test world"; cardano-node's `Run.hs`/`Shelley.hs` and its startup tracer).
 //!
 //! - Start: the three credential files must exist and be valid text envelopes, and the VRF key
 //!   must have no "other" permission bit, even with `--start-as-non-producing-node`; otherwise
@@ -29,7 +29,7 @@
 //!   handles no signal and accepts no connection (the listen backlog fills; with
 //!   [`NodeBehaviour::socket_backlog`] small, new connections are then refused), and forging stays
 //!   as it was, as a hung node's would. Signals received meanwhile are handled afterwards.
-//! - Every event goes to the timeline file (section 13) with the node's PID and start time, and
+//! - Every event goes to the timeline file (docs/architecture.md, "Test world") with the node's PID and start time, and
 //!   the node prints the log lines cardano-node prints (the node guard parses them). Key contents
 //!   are never printed.
 //!

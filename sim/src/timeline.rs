@@ -1,4 +1,4 @@
-//! Node timelines (DESIGN.md section 13) and the judge that computes overlap (S1) and gaps (L1).
+//! Node timelines (docs/architecture.md, "Test world") and the judge that computes overlap (S1) and gaps (L1).
 //!
 //! A timeline is a file of JSON lines, one [`TimelineEvent`] per line, appended and flushed by the
 //! node simulator at every event. Several node simulators may append to one file or to one file

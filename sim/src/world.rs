@@ -53,7 +53,7 @@ pub struct WorldOptions {
     /// Where manager and node output goes (inherit for a demo, files for tests).
     pub show_output: bool,
     /// Run each node under the node guard (`forge-manager guard -- forge-manager sim node ...`,
-    /// DESIGN.md section 12); the manager then finds the guard at [`Pod::guard_socket`].
+    /// docs/guard.md); the manager then finds the guard at [`Pod::guard_socket`].
     pub guard: bool,
     /// Pod names are `{pod_prefix}-{i}` (distinct prefixes keep merged timelines of several
     /// worlds, one per region, apart).

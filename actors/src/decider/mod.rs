@@ -1,4 +1,4 @@
-//! The Decider: the only actor that holds the effective state (DESIGN.md section 4). It folds
+//! The Decider: the only actor that holds the effective state (docs/architecture.md, "Actors"). It folds
 //! facts into forge-core's [`State`], runs the pure [`decide`] and carries out the [`plan`] in
 //! order, each command completing before the next is sent (break before make, S2). It never
 //! makes a decision itself; it only sequences, logs, counts and publishes.
@@ -57,7 +57,7 @@ pub struct DeciderSettings {
     pub retry_after: Duration,
     /// A status write must succeed before forging starts (the claim protocol of cluster
     /// management). In single-cluster mode a failed CardanoLeader write never blocks forging
-    /// (the reference coupled them, G-12).
+    /// (the reference coupled them, gap G-12 in docs/architecture.md).
     pub status_write_required: bool,
     /// The node starts non-producing and needs the credential files present to boot: provide
     /// them while the node is down, remove them once it is up and we do not forge.

@@ -1,4 +1,4 @@
-//! NodeSignaller: reloads the node (DESIGN.md sections 4 and 12), through the node guard's
+//! NodeSignaller: reloads the node (docs/architecture.md, "Actors"; docs/guard.md), through the node guard's
 //! socket when a guard runs in the pod (preferred), else by SIGHUP to the node's PID in a shared
 //! process namespace (the reference layout).
 //!
