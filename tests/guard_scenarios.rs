@@ -316,7 +316,9 @@ async fn a_shutdown_whose_stop_fails_hands_nothing_over() {
         .unwrap_or_else(|| panic!("no takeover: {:?}\n{}", w.forging_now(), w.manager_log(leader)));
     let log = w.manager_log(leader);
     assert!(
-        log.contains("stop was not confirmed") || log.contains("plan stopped"),
+        log.lines()
+            .any(|l| l.contains("command failed") && l.contains("Remove"))
+            && (log.contains("stop was not confirmed") || log.contains("fail-safe now")),
         "the failed stop must be said: {log}"
     );
     assert!(

@@ -9,8 +9,8 @@
 //! - Until its SIGHUP handler is installed ([`NodeBehaviour::handler_delay`], 0 by default), a
 //!   SIGHUP kills the node, as the default action of an unhandled SIGHUP does: nothing more is
 //!   written, the socket file stays behind. Then a `handler_installed` line (only with a delay).
-//!   Until then the socket is bound under `<socket>.starting` and moved into place with the
-//!   handler, as cardano-node opens its local socket only long after installing its handler.
+//!   The socket is bound only then, as cardano-node opens its local socket only long after
+//!   installing its handler.
 //! - A simulated ledger replay (`replay`, starting once the handler is installed) comes next: a
 //!   SIGHUP during it is "not effective" and lost. After the replay a producing node begins
 //!   forging with the keys it read at start.
@@ -395,10 +395,11 @@ struct Node {
     accepting: watch::Sender<Accepting>,
     log: Arc<Mutex<Vec<String>>>,
     rng: SplitMix64,
-    /// Where the socket is bound until the SIGHUP handler is installed: cardano-node opens its
+    /// The socket is bound only once the SIGHUP handler is installed: cardano-node opens its
     /// local socket long after its handler (after the ledger replay), so a sidecar that finds
-    /// the socket may SIGHUP the node. Moved to the real path when the handler is in place.
-    socket_staging: Option<PathBuf>,
+    /// the socket may SIGHUP the node. Until then, this is set; then the accept loop runs here.
+    socket_late: bool,
+    late_accept: Option<JoinHandle<()>>,
 }
 
 impl Node {
@@ -531,7 +532,8 @@ impl NodeSim {
         let mut node = Node {
             timeline: TimelineWriter::open(&opts.timeline)?,
             rng: SplitMix64::new(behaviour.seed),
-            socket_staging: None,
+            socket_late: false,
+            late_accept: None,
             opts,
             behaviour,
             process: process.clone(),
@@ -572,19 +574,15 @@ impl NodeSim {
             std::fs::remove_file(&opts.socket)
                 .map_err(io(format!("removing stale {}", opts.socket.display())))?;
         }
-        let staged = !node.behaviour.handler_delay.is_zero() || node.behaviour.external_handler;
-        let bind_at = if staged {
-            let mut name = opts.socket.clone().into_os_string();
-            name.push(".starting");
-            let staging = PathBuf::from(name);
-            let _ = std::fs::remove_file(&staging);
-            node.socket_staging = Some(staging.clone());
-            staging
+        node.socket_late = !node.behaviour.handler_delay.is_zero() || node.behaviour.external_handler;
+        let socket = if node.socket_late {
+            None
         } else {
-            opts.socket.clone()
+            Some(
+                bind_socket(&opts.socket, node.behaviour.socket_backlog)
+                    .map_err(io(format!("binding {}", opts.socket.display())))?,
+            )
         };
-        let socket = bind_socket(&bind_at, node.behaviour.socket_backlog)
-            .map_err(io(format!("binding {}", bind_at.display())))?;
         let mut tasks = Vec::new();
         let metrics = match opts.metrics_port {
             Some(port) => {
@@ -650,15 +648,17 @@ impl NodeSim {
 
 async fn run(
     mut node: Node,
-    socket: UnixListener,
+    socket: Option<UnixListener>,
     accepting: watch::Receiver<Accepting>,
     tasks: Vec<JoinHandle<()>>,
     mut rx: mpsc::UnboundedReceiver<Input>,
     mut stall_rx: mpsc::UnboundedReceiver<Duration>,
 ) -> Result<(), NodeError> {
-    let accept_task = tokio::spawn(accept_loop(socket, accepting));
+    let accept_task = socket.map(|socket| tokio::spawn(accept_loop(socket, accepting)));
     let result = run_loop(&mut node, &mut rx, &mut stall_rx).await;
-    accept_task.abort();
+    for t in accept_task.into_iter().chain(node.late_accept.take()) {
+        t.abort();
+    }
     for t in tasks {
         t.abort();
     }
@@ -888,11 +888,14 @@ fn handler_installed(node: &mut Node, record: bool) -> Result<Phase, NodeError> 
     if record {
         node.event(EventKind::HandlerInstalled, "SIGHUP handler installed")?;
     }
-    if let Some(staging) = node.socket_staging.take() {
-        std::fs::rename(&staging, &node.opts.socket).map_err(|source| NodeError::Io {
-            what: format!("moving the socket to {}", node.opts.socket.display()),
-            source,
+    if std::mem::take(&mut node.socket_late) {
+        let socket = bind_socket(&node.opts.socket, node.behaviour.socket_backlog).map_err(|source| {
+            NodeError::Io {
+                what: format!("binding {}", node.opts.socket.display()),
+                source,
+            }
         })?;
+        node.late_accept = Some(tokio::spawn(accept_loop(socket, node.accepting.subscribe())));
     }
     let replay = node.opts.replay;
     if replay.is_zero() {
