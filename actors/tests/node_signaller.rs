@@ -58,18 +58,18 @@ impl Drop for NamedChild {
 }
 
 fn start() -> (Addr<NodeSignaller>, Metrics) {
-    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
-    let m = metrics.clone();
-    let addr = Supervisor::start(move |_| NodeSignaller::new(ProcFs::default(), &m));
-    (addr, metrics)
+    start_with(|s| s)
 }
 
 /// A signaller for a node that never boots with credentials (`NODE_STARTS_NON_PRODUCING` off).
 fn start_without_boot_credentials() -> (Addr<NodeSignaller>, Metrics) {
+    start_with(NodeSignaller::without_boot_credentials)
+}
+
+fn start_with(build: fn(NodeSignaller) -> NodeSignaller) -> (Addr<NodeSignaller>, Metrics) {
     let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
     let m = metrics.clone();
-    let addr =
-        Supervisor::start(move |_| NodeSignaller::new(ProcFs::default(), &m).without_boot_credentials());
+    let addr = Supervisor::start(move |_| build(NodeSignaller::new(ProcFs::default(), &m)));
     (addr, metrics)
 }
 
