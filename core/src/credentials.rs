@@ -922,4 +922,102 @@ mod tests {
             "{debug}"
         );
     }
+
+    fn files<'a>(kes: &'a [u8], vrf: &'a [u8], cert: &'a [u8]) -> [CredentialFile<'a>; 3] {
+        [
+            CredentialFile {
+                label: "/secrets/kes.skey",
+                bytes: kes,
+            },
+            CredentialFile {
+                label: "/secrets/vrf.skey",
+                bytes: vrf,
+            },
+            CredentialFile {
+                label: "/secrets/node.cert",
+                bytes: cert,
+            },
+        ]
+    }
+
+    #[test]
+    fn a_certificate_for_another_kes_key_is_refused_naming_both_files() {
+        let kes = envelope("KesSigningKey_ed25519_kes_2^6", &kes_hex());
+        let vrf = envelope("VrfSigningKey_PraosVRF", &vrf_hex());
+        let other = test_keys::kes_key(8).1;
+        let cert = envelope(
+            "NodeOperationalCertificate",
+            &to_hex(&test_keys::op_cert(&other, 2, 1577, 3)),
+        );
+        let [k, v, c] = files(&kes, &vrf, &cert);
+        let check = check_set(k, v, c, None);
+        assert_eq!(check.op_cert.map(|o| o.counter), Some(2));
+        let [err] = check.errors.as_slice() else {
+            panic!("{:?}", check.errors)
+        };
+        assert_eq!(err.kind(), "kes_key_mismatch");
+        assert_eq!(err.credential(), CredentialKind::OperationalCertificate);
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("/secrets/node.cert: ") && msg.contains("/secrets/kes.skey"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn an_expired_or_future_certificate_is_refused_but_its_figures_are_reported() {
+        let schedule = KesSchedule::mainnet();
+        let now: Timestamp = "2026-11-30T00:00:00Z".parse().expect("ts");
+        let kes = envelope("KesSigningKey_ed25519_kes_2^6", &kes_hex());
+        let vrf = envelope("VrfSigningKey_PraosVRF", &vrf_hex());
+        let clock = Some(KesClock {
+            schedule: &schedule,
+            now,
+        });
+        // Current period 1577: a certificate from 1515 ended at 1577, one from 1516 has 1 left.
+        let rows = [
+            (1515, Some("kes_expired"), 0),
+            (1516, None, 1),
+            (1577, None, 62),
+            (1578, Some("kes_not_yet_valid"), 63),
+        ];
+        for (start, refused, remaining) in rows {
+            let cert = envelope("NodeOperationalCertificate", &op_cert_hex(4, start));
+            let [k, v, c] = files(&kes, &vrf, &cert);
+            let check = check_set(k, v, c, clock);
+            let status = check.kes.expect("status");
+            assert_eq!(status.current_period, 1577);
+            assert_eq!(status.remaining_periods, remaining, "start {start}");
+            assert_eq!(check.op_cert.map(|o| o.kes_period), Some(start));
+            let kinds: Vec<_> = check.errors.iter().map(CredentialError::kind).collect();
+            assert_eq!(kinds, refused.into_iter().collect::<Vec<_>>(), "start {start}");
+            if let Some(err) = check.errors.first() {
+                let msg = err.to_string();
+                assert!(msg.starts_with("/secrets/node.cert: ") && msg.contains("1577"), "{msg}");
+            }
+        }
+        let cert = envelope("NodeOperationalCertificate", &op_cert_hex(4, 1515));
+        let [k, v, c] = files(&kes, &vrf, &cert);
+        let msg = validate_set(k, v, c, clock).expect_err("expired").to_string();
+        assert!(
+            msg.contains("expired") && msg.contains("2026-11-29T09:44:51Z"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_vrf_key_whose_halves_differ_and_a_forged_signature_are_refused() {
+        let mut vrf = test_keys::vrf_key(9);
+        vrf[63] ^= 1;
+        let vrf = envelope("VrfSigningKey_PraosVRF", &to_hex(&cbor(&Value::Bytes(vrf))));
+        let err = validate_envelope(&vrf, CredentialKind::VrfSigningKey, "/s/vrf").expect_err("halves");
+        assert_eq!(err.kind(), "vrf_key_inconsistent");
+        let mut cert = test_keys::op_cert(&test_keys::kes_key(7).1, 1, 2, 3);
+        let at = cert.len() - 50;
+        cert[at] ^= 4;
+        let cert = envelope("NodeOperationalCertificate", &to_hex(&cert));
+        let err = validate_envelope(&cert, CredentialKind::OperationalCertificate, "/s/cert")
+            .expect_err("forged");
+        assert_eq!(err.kind(), "cold_signature_invalid");
+    }
 }

@@ -16,6 +16,8 @@ pub mod keys;
 pub mod opcert;
 #[cfg(test)]
 pub(crate) mod test_keys;
+#[cfg(test)]
+mod tests;
 
 pub use genesis::{ByronEra, GenesisError, KesSchedule, KesState, KesStatus};
 pub use keys::{KES_SKEY_BYTES, KeyError, VRF_SKEY_BYTES, kes_vkey_of_signing_key, vrf_vkey_of_signing_key};
