@@ -137,6 +137,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     ev("NAMING_SCHEME", "hashed", "hashed (unique per pool) or reference (the reference's names)."),
     ev("SHUTDOWN_TIMEOUT", "10", "SIGTERM: stop forging, release the lease and exit within this (seconds)."),
     ev("STOP_GRACE", "2", "Without the node guard: after a stopping SIGHUP, wait this long (or for the node's exit) before the stop counts as done."),
+    ev("SHELLEY_GENESIS", "", "Shelley genesis file (absolute path): KES period length and limit; built in for mainnet, preprod, preview."),
     ev("STOP_CONFIRM_TIMEOUT", "5", "With the node guard: a stopping reload must be confirmed by the node within this, else the stop fails and nothing is handed over."),
 ];
 
@@ -229,6 +230,7 @@ pub struct RawSettings {
     pub shutdown_timeout: Option<String>,
     pub stop_grace: Option<String>,
     pub stop_confirm_timeout: Option<String>,
+    pub shelley_genesis: Option<String>,
     /// The host name, passed in by the loader (not a setting): the legacy default of the
     /// CardanoForgeCluster name when neither `CLUSTER_IDENTIFIER` nor `POOL_ID` is given.
     #[serde(skip)]
@@ -423,6 +425,8 @@ pub struct NetworkSettings {
     pub name: String,
     /// `NETWORK_MAGIC`.
     pub magic: u32,
+    /// `SHELLEY_GENESIS`, when given.
+    pub shelley_genesis: Option<PathBuf>,
 }
 
 /// The pool, when `POOL_ID` is set.
@@ -698,9 +702,14 @@ pub fn validate(raw: &RawSettings) -> Result<ValidConfig, ConfigErrors> {
             }
         },
     };
+    let shelley_genesis = raw
+        .shelley_genesis
+        .as_ref()
+        .map(|_| abs_path(&mut e, "SHELLEY_GENESIS", &raw.shelley_genesis, ""));
     let network = NetworkSettings {
         name: network_name,
         magic,
+        shelley_genesis,
     };
 
     // Cluster management (needed before the pool: CFC-schema rules apply only when enabled).
@@ -1365,7 +1374,8 @@ mod tests {
             c.network,
             NetworkSettings {
                 name: "mainnet".into(),
-                magic: 764_824_073
+                magic: 764_824_073,
+                shelley_genesis: None,
             }
         );
         assert_eq!(c.metrics_port, 8000);

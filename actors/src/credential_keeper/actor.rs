@@ -10,7 +10,7 @@ use notify::{
     event::{AccessKind, AccessMode},
 };
 
-use super::{CredentialKeeper, MAILBOX_CAPACITY, RETRY_SEND};
+use super::{CredentialKeeper, KES_REFRESH, MAILBOX_CAPACITY, RETRY_SEND};
 
 /// Watch signals buffered between the watcher thread and the actor. When full, a signal is
 /// already pending, so dropping more loses nothing (each only triggers a re-validation).
@@ -40,6 +40,13 @@ impl CredentialKeeper {
         let watched = self.watch_sources(ctx);
         self.revalidate();
         self.deliver(ctx);
+        if self.kes_timer.is_none() {
+            self.kes_timer = Some(ctx.run_interval(KES_REFRESH, |act, ctx| {
+                if act.refresh_kes() {
+                    act.deliver(ctx);
+                }
+            }));
+        }
         match watched {
             Ok(()) => self.restarts.healthy(),
             Err(e) => {
@@ -118,6 +125,7 @@ impl Supervised for CredentialKeeper {
         self.watcher = None;
         self.debounce_timer = None;
         self.retry_timer = None;
+        self.kes_timer = None;
         self.burst_since = None;
         self.resume_after = self.restarts.record();
     }
