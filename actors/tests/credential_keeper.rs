@@ -94,13 +94,25 @@ struct Kept {
 
 impl Kept {
     fn start(sources: CredentialPaths, targets: CredentialPaths) -> Self {
+        Self::start_with(sources, targets, &Registry::new(), |k| k)
+    }
+
+    fn start_with(
+        sources: CredentialPaths,
+        targets: CredentialPaths,
+        registry: &Registry,
+        configure: impl Fn(CredentialKeeper) -> CredentialKeeper + 'static,
+    ) -> Self {
         let (decider, facts) = recorder::<Fact>();
         let (rotated, rotations) = recorder::<SourcesRotated>();
-        let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+        let metrics = Metrics::register(registry, &PodLabels::default(), "test").expect("metrics");
         let m = metrics.clone();
         let t = targets.clone();
         let keeper = Supervisor::start(move |_| {
-            CredentialKeeper::new(sources, t, decider, rotated, &m).with_debounce(Duration::from_millis(50))
+            configure(
+                CredentialKeeper::new(sources.clone(), t.clone(), decider.clone(), rotated.clone(), &m)
+                    .with_debounce(Duration::from_millis(50)),
+            )
         });
         Self {
             keeper,
@@ -358,4 +370,137 @@ async fn a_missing_source_directory_is_retried_with_backoff_until_it_appears() {
     assert_eq!(k.events().iter().filter(|e| is_invalid(e)).count(), 1);
     // And it still serves commands.
     k.keeper.send(Install).await.expect("mailbox").expect("installed");
+}
+
+/// Lines of the exposition that start with `prefix`.
+fn metric_lines(registry: &Registry, prefix: &str) -> Vec<String> {
+    forge_actors::metrics::encode(registry)
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[actix::test]
+async fn a_mainnet_certificate_is_measured_and_refused_once_its_kes_period_ends_without_any_file_change() {
+    use forge_core::cardano::KesSchedule;
+    use forge_sim::creds::{TestCredentials, write_credentials};
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut volume = SecretVolume::new(dir.path().join("secret"));
+    // Mainnet on 2026-11-30T00:00:00Z is in KES period 1577; a certificate from period 1560
+    // (counter 5) ends at period 1622, on 2027-04-01T21:44:51Z (Unix 1801777491).
+    volume.publish(|d: &Path| {
+        write_credentials(d, &TestCredentials::new(5, 1560)).expect("credentials");
+    });
+    let now = Arc::new(AtomicI64::new(1_796_083_200 - 86_400));
+    let wall = now.clone();
+    let registry = Registry::new();
+    let k = Kept::start_with(volume.paths(), targets_in(&dir.path().join("node")), &registry, move |keeper| {
+        let wall = wall.clone();
+        keeper
+            .with_kes_schedule(Some(KesSchedule::mainnet()))
+            .with_kes_refresh(Duration::from_millis(50))
+            .with_wall_clock(move || {
+                jiff::Timestamp::from_second(wall.load(Ordering::SeqCst)).expect("timestamp")
+            })
+    });
+    eventually("valid reported", || k.events() == [Event::CredentialsValid]).await;
+    now.store(1_796_083_200, Ordering::SeqCst); // 2026-11-30T00:00:00Z
+    eventually("gauges refreshed", || {
+        metric_lines(&registry, "cardano_kes_current_period").iter().any(|l| l.ends_with(" 1577"))
+    })
+    .await;
+    let lines = metric_lines(&registry, "cardano_");
+    let kes_lines: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("cardano_kes") || l.starts_with("cardano_opcert"))
+        .collect();
+    eprintln!("/metrics of a mainnet-shaped opcert (counter 5, KES period 1560) at 2026-11-30T00:00:00Z:");
+    for l in &kes_lines {
+        eprintln!("{l}");
+    }
+    let has = |name: &str, value: &str| {
+        kes_lines
+            .iter()
+            .any(|l| l.starts_with(name) && l.ends_with(&format!(" {value}")))
+    };
+    assert!(has("cardano_kes_current_period", "1577"), "{kes_lines:?}");
+    assert!(has("cardano_kes_remaining_periods", "45"), "{kes_lines:?}");
+    assert!(has("cardano_kes_expiry_timestamp_seconds", "1801777491"), "{kes_lines:?}");
+    assert!(has("cardano_opcert_counter", "5"), "{kes_lines:?}");
+    assert!(has("cardano_opcert_kes_period_start", "1560"), "{kes_lines:?}");
+
+    k.keeper.send(Install).await.expect("mailbox").expect("installed");
+    let installed = k.target_bytes();
+    // One second before the end it is still valid; at the end it is refused, files unchanged.
+    now.store(1_801_777_490, Ordering::SeqCst);
+    eventually("last period", || {
+        metric_lines(&registry, "cardano_kes_remaining_periods").iter().any(|l| l.ends_with(" 1"))
+    })
+    .await;
+    assert!(!k.events().iter().any(is_invalid));
+    now.store(1_801_777_491, Ordering::SeqCst);
+    eventually("expiry reported", || k.events().iter().any(is_invalid)).await;
+    let why = k
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::CredentialsInvalid { why } => Some(why),
+            _ => None,
+        })
+        .expect("why");
+    assert!(
+        why.contains("node.cert") && why.contains("expired") && why.contains("1622"),
+        "{why}"
+    );
+    assert_eq!(k.target_bytes(), installed, "the installed set is not touched");
+    assert_eq!(
+        k.metrics
+            .credential_validation_failures
+            .with_label_values(&["opcert", "kes_expired"])
+            .get(),
+        1
+    );
+    assert!(
+        metric_lines(&registry, "cardano_kes_remaining_periods")
+            .iter()
+            .any(|l| l.ends_with(" 0"))
+    );
+    let err = k.keeper.send(Install).await.expect("mailbox").expect_err("refused");
+    assert_eq!(err.kind, "invalid_credentials");
+    assert_eq!(k.target_bytes(), installed);
+}
+
+#[actix::test]
+async fn a_certificate_for_another_kes_key_is_refused_naming_both_files() {
+    use forge_sim::creds::{TestCredentials, mainnet_kes_period_now, write_credentials};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut volume = SecretVolume::new(dir.path().join("secret"));
+    volume.publish(|d: &Path| {
+        let mut creds = TestCredentials::new(1, mainnet_kes_period_now());
+        creds.certified_kes_seed ^= 0x11;
+        write_credentials(d, &creds).expect("credentials");
+    });
+    let k = Kept::start(volume.paths(), targets_in(&dir.path().join("node")));
+    eventually("invalid reported", || k.events().iter().any(is_invalid)).await;
+    let Some(Event::CredentialsInvalid { why }) = k.events().into_iter().find(is_invalid) else {
+        panic!("no refusal")
+    };
+    assert!(
+        why.contains("node.cert") && why.contains("kes.skey") && why.contains("different KES key"),
+        "{why}"
+    );
+    assert_eq!(
+        k.metrics
+            .credential_validation_failures
+            .with_label_values(&["opcert", "kes_key_mismatch"])
+            .get(),
+        1
+    );
+    let err = k.keeper.send(Install).await.expect("mailbox").expect_err("refused");
+    assert_eq!(err.kind, "invalid_credentials");
+    assert_eq!(k.target_bytes(), vec![None, None, None], "nothing installed");
 }

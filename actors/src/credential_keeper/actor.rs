@@ -10,7 +10,7 @@ use notify::{
     event::{AccessKind, AccessMode},
 };
 
-use super::{CredentialKeeper, KES_REFRESH, MAILBOX_CAPACITY, RETRY_SEND};
+use super::{CredentialKeeper, MAILBOX_CAPACITY, RETRY_SEND};
 
 /// Watch signals buffered between the watcher thread and the actor. When full, a signal is
 /// already pending, so dropping more loses nothing (each only triggers a re-validation).
@@ -41,7 +41,7 @@ impl CredentialKeeper {
         self.revalidate();
         self.deliver(ctx);
         if self.kes_timer.is_none() {
-            self.kes_timer = Some(ctx.run_interval(KES_REFRESH, |act, ctx| {
+            self.kes_timer = Some(ctx.run_interval(self.kes_refresh, |act, ctx| {
                 if act.refresh_kes() {
                     act.deliver(ctx);
                 }

@@ -162,6 +162,7 @@ pub struct CredentialKeeper {
     kes_report: Option<KesReportCell>,
     events: Option<KeeperEvents>,
     pub(crate) kes_timer: Option<SpawnHandle>,
+    pub(crate) kes_refresh: Duration,
 }
 
 enum Outgoing {
@@ -204,7 +205,14 @@ impl CredentialKeeper {
             kes_report: None,
             events: None,
             kes_timer: None,
+            kes_refresh: KES_REFRESH,
         }
+    }
+
+    /// Sets how often the KES figures are recomputed (tests use a short one).
+    pub fn with_kes_refresh(mut self, every: Duration) -> Self {
+        self.kes_refresh = every;
+        self
     }
 
     /// Checks the certificate's KES period against `schedule` (see [`kes_schedule`]).
