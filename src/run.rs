@@ -223,8 +223,15 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         let sources = CredentialPaths::from(&cfg.credentials.source);
         let targets = CredentialPaths::from(&cfg.credentials.target);
         let (m, fact, rotated) = (metrics.clone(), facts.clone(), decider.clone().recipient());
-        let (kes, events) = (kes_schedule(&cfg.network).map_err(anyhow::Error::msg)?, KeeperEvents::new(kube.clone(), &cfg.namespace, &cfg.pod_name));
-        move |_| CredentialKeeper::new(sources, targets, fact, rotated, &m).with_kes_schedule(kes.clone()).with_events(events.clone())
+        let (kes, events) = (
+            kes_schedule(&cfg.network).map_err(anyhow::Error::msg)?,
+            KeeperEvents::new(kube.clone(), &cfg.namespace, &cfg.pod_name),
+        );
+        move |_| {
+            CredentialKeeper::new(sources, targets, fact, rotated, &m)
+                .with_kes_schedule(kes.clone())
+                .with_events(events.clone())
+        }
     });
     let leader_object = NamedObject::new(kube.clone(), &cfg.namespace, &cfg.names.leader, cfg.api_timeout);
     // Health probing (cluster management only): the CFC's healthCheck, the environment's as

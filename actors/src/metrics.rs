@@ -121,7 +121,9 @@ impl KesMetrics {
 
     /// Sets the certificate's own figures.
     pub fn set_op_cert(&self, counter: u64, kes_period_start: u64) {
-        self.opcert_counter.with_label_values::<&str>(&[]).set(saturating_i64(counter));
+        self.opcert_counter
+            .with_label_values::<&str>(&[])
+            .set(saturating_i64(counter));
         self.opcert_kes_period_start
             .with_label_values::<&str>(&[])
             .set(saturating_i64(kes_period_start));

@@ -397,19 +397,26 @@ async fn a_mainnet_certificate_is_measured_and_refused_once_its_kes_period_ends_
     let now = Arc::new(AtomicI64::new(1_796_083_200 - 86_400));
     let wall = now.clone();
     let registry = Registry::new();
-    let k = Kept::start_with(volume.paths(), targets_in(&dir.path().join("node")), &registry, move |keeper| {
-        let wall = wall.clone();
-        keeper
-            .with_kes_schedule(Some(KesSchedule::mainnet()))
-            .with_kes_refresh(Duration::from_millis(50))
-            .with_wall_clock(move || {
-                jiff::Timestamp::from_second(wall.load(Ordering::SeqCst)).expect("timestamp")
-            })
-    });
+    let k = Kept::start_with(
+        volume.paths(),
+        targets_in(&dir.path().join("node")),
+        &registry,
+        move |keeper| {
+            let wall = wall.clone();
+            keeper
+                .with_kes_schedule(Some(KesSchedule::mainnet()))
+                .with_kes_refresh(Duration::from_millis(50))
+                .with_wall_clock(move || {
+                    jiff::Timestamp::from_second(wall.load(Ordering::SeqCst)).expect("timestamp")
+                })
+        },
+    );
     eventually("valid reported", || k.events() == [Event::CredentialsValid]).await;
     now.store(1_796_083_200, Ordering::SeqCst); // 2026-11-30T00:00:00Z
     eventually("gauges refreshed", || {
-        metric_lines(&registry, "cardano_kes_current_period").iter().any(|l| l.ends_with(" 1577"))
+        metric_lines(&registry, "cardano_kes_current_period")
+            .iter()
+            .any(|l| l.ends_with(" 1577"))
     })
     .await;
     let lines = metric_lines(&registry, "cardano_");
@@ -428,7 +435,10 @@ async fn a_mainnet_certificate_is_measured_and_refused_once_its_kes_period_ends_
     };
     assert!(has("cardano_kes_current_period", "1577"), "{kes_lines:?}");
     assert!(has("cardano_kes_remaining_periods", "45"), "{kes_lines:?}");
-    assert!(has("cardano_kes_expiry_timestamp_seconds", "1801777491"), "{kes_lines:?}");
+    assert!(
+        has("cardano_kes_expiry_timestamp_seconds", "1801777491"),
+        "{kes_lines:?}"
+    );
     assert!(has("cardano_opcert_counter", "5"), "{kes_lines:?}");
     assert!(has("cardano_opcert_kes_period_start", "1560"), "{kes_lines:?}");
 
@@ -437,7 +447,9 @@ async fn a_mainnet_certificate_is_measured_and_refused_once_its_kes_period_ends_
     // One second before the end it is still valid; at the end it is refused, files unchanged.
     now.store(1_801_777_490, Ordering::SeqCst);
     eventually("last period", || {
-        metric_lines(&registry, "cardano_kes_remaining_periods").iter().any(|l| l.ends_with(" 1"))
+        metric_lines(&registry, "cardano_kes_remaining_periods")
+            .iter()
+            .any(|l| l.ends_with(" 1"))
     })
     .await;
     assert!(!k.events().iter().any(is_invalid));
@@ -468,7 +480,12 @@ async fn a_mainnet_certificate_is_measured_and_refused_once_its_kes_period_ends_
             .iter()
             .any(|l| l.ends_with(" 0"))
     );
-    let err = k.keeper.send(Install).await.expect("mailbox").expect_err("refused");
+    let err = k
+        .keeper
+        .send(Install)
+        .await
+        .expect("mailbox")
+        .expect_err("refused");
     assert_eq!(err.kind, "invalid_credentials");
     assert_eq!(k.target_bytes(), installed);
 }
@@ -500,7 +517,12 @@ async fn a_certificate_for_another_kes_key_is_refused_naming_both_files() {
             .get(),
         1
     );
-    let err = k.keeper.send(Install).await.expect("mailbox").expect_err("refused");
+    let err = k
+        .keeper
+        .send(Install)
+        .await
+        .expect("mailbox")
+        .expect_err("refused");
     assert_eq!(err.kind, "invalid_credentials");
     assert_eq!(k.target_bytes(), vec![None, None, None], "nothing installed");
 }

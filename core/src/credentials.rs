@@ -176,7 +176,9 @@ pub enum CredentialError {
         got: String,
     },
     /// The VRF signing key's verification half is not the one its seed gives.
-    #[error("{file}: VRF signing key is inconsistent: its verification key half is not the one its seed gives")]
+    #[error(
+        "{file}: VRF signing key is inconsistent: its verification key half is not the one its seed gives"
+    )]
     VrfKeyInconsistent {
         /// File label.
         file: String,
@@ -470,7 +472,11 @@ pub fn check_set(
     if let Err(e) = decode(vrf.bytes, CredentialKind::VrfSigningKey, vrf.label) {
         errors.push(e);
     }
-    let cert = match decode(op_cert.bytes, CredentialKind::OperationalCertificate, op_cert.label) {
+    let cert = match decode(
+        op_cert.bytes,
+        CredentialKind::OperationalCertificate,
+        op_cert.label,
+    ) {
         Ok(Decoded::OpCert(cert)) => Some(cert),
         Ok(_) => None,
         Err(e) => {
@@ -993,7 +999,10 @@ mod tests {
             assert_eq!(kinds, refused.into_iter().collect::<Vec<_>>(), "start {start}");
             if let Some(err) = check.errors.first() {
                 let msg = err.to_string();
-                assert!(msg.starts_with("/secrets/node.cert: ") && msg.contains("1577"), "{msg}");
+                assert!(
+                    msg.starts_with("/secrets/node.cert: ") && msg.contains("1577"),
+                    "{msg}"
+                );
             }
         }
         let cert = envelope("NodeOperationalCertificate", &op_cert_hex(4, 1515));
@@ -1016,8 +1025,8 @@ mod tests {
         let at = cert.len() - 50;
         cert[at] ^= 4;
         let cert = envelope("NodeOperationalCertificate", &to_hex(&cert));
-        let err = validate_envelope(&cert, CredentialKind::OperationalCertificate, "/s/cert")
-            .expect_err("forged");
+        let err =
+            validate_envelope(&cert, CredentialKind::OperationalCertificate, "/s/cert").expect_err("forged");
         assert_eq!(err.kind(), "cold_signature_invalid");
     }
 }

@@ -324,10 +324,7 @@ impl CredentialKeeper {
         if let Some(cell) = &self.kes_report
             && let Ok(mut report) = cell.lock()
         {
-            *report = Some(KesReport {
-                op_cert,
-                kes: status,
-            });
+            *report = Some(KesReport { op_cert, kes: status });
         }
     }
 

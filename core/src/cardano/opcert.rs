@@ -106,12 +106,8 @@ fn expect_array(d: &mut Decoder<'_>, len: u64, what: &str) -> Result<(), OpCertE
 fn fixed_bytes<const N: usize>(d: &mut Decoder<'_>, what: &str) -> Result<[u8; N], OpCertError> {
     let at = d.position();
     match d.bytes() {
-        Ok(b) => <[u8; N]>::try_from(b).map_err(|_| {
-            OpCertError(format!(
-                "{what} at byte {at}: {} bytes, expected {N}",
-                b.len()
-            ))
-        }),
+        Ok(b) => <[u8; N]>::try_from(b)
+            .map_err(|_| OpCertError(format!("{what} at byte {at}: {} bytes, expected {N}", b.len()))),
         Err(_) => Err(OpCertError(format!(
             "{what} at byte {at}: {}, expected a byte string",
             type_at(d, at)
@@ -137,7 +133,9 @@ fn type_at(d: &mut Decoder<'_>, at: usize) -> String {
         Ok(Type::Array | Type::ArrayIndef) => "an array".to_owned(),
         Ok(Type::Map | Type::MapIndef) => "a map".to_owned(),
         Ok(Type::String | Type::StringIndef) => "a text string".to_owned(),
-        Ok(t) if format!("{t:?}").starts_with('I') => "a negative or oversized integer".to_owned(),
+        Ok(Type::I8 | Type::I16 | Type::I32 | Type::I64 | Type::Int) => {
+            "a negative or oversized integer".to_owned()
+        }
         Ok(Type::U8 | Type::U16 | Type::U32 | Type::U64) => "an unsigned integer".to_owned(),
         Ok(_) => "another CBOR item".to_owned(),
         Err(_) => "the end of the data".to_owned(),

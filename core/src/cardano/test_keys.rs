@@ -3,10 +3,7 @@
 
 use pallas_codec::minicbor::Encoder;
 use pallas_crypto::{
-    kes::{
-        summed_kes::Sum6Kes,
-        traits::KesSk,
-    },
+    kes::{summed_kes::Sum6Kes, traits::KesSk},
     key::ed25519::SecretKey,
 };
 
@@ -18,7 +15,10 @@ pub fn kes_key(seed: u8) -> (Vec<u8>, [u8; 32]) {
     let mut seed = [seed; 32];
     let (sk, pk) = Sum6Kes::keygen(&mut buffer, &mut seed);
     let bytes = sk.as_bytes()[..KES_SKEY_BYTES].to_vec();
-    (bytes, pk.as_bytes().try_into().expect("32-byte KES verification key"))
+    (
+        bytes,
+        pk.as_bytes().try_into().expect("32-byte KES verification key"),
+    )
 }
 
 /// A VRF signing key: seed and the Ed25519 public key of the seed.
@@ -36,7 +36,11 @@ pub fn op_cert(kes_vkey: &[u8; 32], counter: u64, kes_period: u64, cold_seed: u8
     let mut signable = kes_vkey.to_vec();
     signable.extend(counter.to_be_bytes());
     signable.extend(kes_period.to_be_bytes());
-    let sigma: [u8; 64] = cold.sign(&signable).as_ref().try_into().expect("64-byte signature");
+    let sigma: [u8; 64] = cold
+        .sign(&signable)
+        .as_ref()
+        .try_into()
+        .expect("64-byte signature");
     let mut out = Vec::new();
     let mut e = Encoder::new(&mut out);
     e.array(2)

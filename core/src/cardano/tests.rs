@@ -90,7 +90,10 @@ fn the_golden_kes_verification_key_is_the_hash_of_the_golden_signing_keys_last_6
     // The golden signing key is in an older, 704-byte layout; its outermost pair is where it is
     // in today's 608-byte keys.
     assert_eq!(skey.len(), 704);
-    assert_eq!(&Hasher::<256>::hash(&skey[skey.len() - 64..])[..], byte_string(&vkey));
+    assert_eq!(
+        &Hasher::<256>::hash(&skey[skey.len() - 64..])[..],
+        byte_string(&vkey)
+    );
     // cardano-node reads 608-byte keys only: the old layout is refused by size, naming it.
     let err = validate_envelope(
         GOLDEN_KES_LEGACY_SKEY.as_bytes(),
@@ -117,8 +120,12 @@ fn the_golden_vrf_signing_key_gives_the_golden_vrf_verification_key() {
         &vrf_vkey_of_signing_key(byte_string(&skey)).expect("consistent")[..],
         byte_string(&vkey)
     );
-    validate_envelope(GOLDEN_VRF_SKEY.as_bytes(), CredentialKind::VrfSigningKey, "golden")
-        .expect("valid VRF envelope");
+    validate_envelope(
+        GOLDEN_VRF_SKEY.as_bytes(),
+        CredentialKind::VrfSigningKey,
+        "golden",
+    )
+    .expect("valid VRF envelope");
     let mut damaged = byte_string(&skey).to_vec();
     damaged[40] ^= 1;
     assert_eq!(vrf_vkey_of_signing_key(&damaged), Err(KeyError::VrfHalvesDiffer));
@@ -175,7 +182,11 @@ fn the_built_in_mainnet_schedule_is_the_one_of_the_published_genesis_files() {
     assert_eq!(from_file, KesSchedule::mainnet());
     assert_eq!(from_file.system_start, ts("2017-09-23T21:44:51Z"));
     assert_eq!(
-        (from_file.slot_millis, from_file.slots_per_kes_period, from_file.max_kes_evolutions),
+        (
+            from_file.slot_millis,
+            from_file.slots_per_kes_period,
+            from_file.max_kes_evolutions
+        ),
         (1000, 129_600, 62)
     );
     // The Byron genesis: same start, 20 s slots, epochs of 10 k = 21 600 slots.
@@ -202,7 +213,11 @@ fn mainnet_slots_and_kes_periods_match_the_published_figures() {
     assert_eq!(m.slot_at(ts("2017-09-23T21:45:31Z")), 2);
     assert_eq!(m.slot_start(2), ts("2017-09-23T21:45:31Z"));
     // Since Shelley, slot = POSIX time - 1 591 566 291.
-    for t in ["2021-03-01T00:00:00Z", "2024-07-16T21:44:51Z", "2026-11-30T00:00:00Z"] {
+    for t in [
+        "2021-03-01T00:00:00Z",
+        "2024-07-16T21:44:51Z",
+        "2026-11-30T00:00:00Z",
+    ] {
         let t = ts(t);
         assert_eq!(m.slot_at(t) as i64, t.as_second() - 1_591_566_291, "{t}");
         assert_eq!(m.slot_start(m.slot_at(t)), t);
@@ -220,11 +235,17 @@ fn a_mainnet_certificate_is_valid_for_62_periods_of_36_hours() {
     let at = |t: &str| m.status(start, ts(t));
     let first = at("2024-07-16T21:44:51Z");
     assert_eq!(first.state, KesState::Valid);
-    assert_eq!((first.current_period, first.remaining_periods, first.end_period), (1000, 62, 1062));
+    assert_eq!(
+        (first.current_period, first.remaining_periods, first.end_period),
+        (1000, 62, 1062)
+    );
     // 62 x 129 600 s = 93 days later.
     assert_eq!(first.expires_at, ts("2024-10-17T21:44:51Z"));
     let last = at("2024-10-17T21:44:50Z");
-    assert_eq!((last.state, last.current_period, last.remaining_periods), (KesState::Valid, 1061, 1));
+    assert_eq!(
+        (last.state, last.current_period, last.remaining_periods),
+        (KesState::Valid, 1061, 1)
+    );
     let ended = at("2024-10-17T21:44:51Z");
     assert_eq!((ended.state, ended.remaining_periods), (KesState::Expired, 0));
     let before = at("2024-07-16T21:44:50Z");
@@ -252,7 +273,10 @@ fn a_custom_genesis_is_read_and_a_bad_one_names_the_file_and_the_field() {
     assert_eq!((s.slot_millis, s.slots_per_kes_period), (200, 600));
     // 600 slots of 0.2 s: a KES period is 2 minutes.
     assert_eq!(s.kes_period_at(ts("2024-01-01T00:10:00Z")), 5);
-    assert_eq!(s.status(1, ts("2024-01-01T00:10:00Z")).expires_at, ts("2024-01-01T00:22:00Z"));
+    assert_eq!(
+        s.status(1, ts("2024-01-01T00:10:00Z")).expires_at,
+        ts("2024-01-01T00:22:00Z")
+    );
     for (json, field) in [
         (&br#"{"slotLength":1,"slotsPerKESPeriod":1,"maxKESEvolutions":1}"#[..], "systemStart"),
         (br#"{"systemStart":"yesterday","slotLength":1,"slotsPerKESPeriod":1,"maxKESEvolutions":1}"#, "systemStart"),
@@ -267,4 +291,3 @@ fn a_custom_genesis_is_read_and_a_bad_one_names_the_file_and_the_field() {
         assert!(msg.starts_with("/cfg/shelley.json: ") && msg.contains(field), "{msg}");
     }
 }
-
