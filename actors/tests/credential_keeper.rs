@@ -526,3 +526,70 @@ async fn a_certificate_for_another_kes_key_is_refused_naming_both_files() {
     assert_eq!(err.kind, "invalid_credentials");
     assert_eq!(k.target_bytes(), vec![None, None, None], "nothing installed");
 }
+
+#[actix::test]
+async fn a_refusal_is_published_as_a_kubernetes_event_on_the_pod() {
+    use forge_actors::{adapters::kube::client, credential_keeper::KeeperEvents};
+    use forge_sim::{
+        apiserver::{ApiServerOptions, start_for_test},
+        creds::{TestCredentials, mainnet_kes_period_now, write_credentials},
+    };
+    use k8s_openapi::api::events::v1::Event as KubeEvent;
+
+    let Some(mut server) = start_for_test(
+        "a_refusal_is_published_as_a_kubernetes_event_on_the_pod",
+        ApiServerOptions::with_identities(["bp-0"]),
+    )
+    .await
+    else {
+        return;
+    };
+    let kube = client(server.kubeconfig("bp-0"), Duration::from_secs(2))
+        .await
+        .expect("client");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut volume = SecretVolume::new(dir.path().join("secret"));
+    volume.publish(|d: &Path| {
+        let mut creds = TestCredentials::new(1, mainnet_kes_period_now());
+        creds.certified_kes_seed ^= 0x22;
+        write_credentials(d, &creds).expect("credentials");
+    });
+    let events = KeeperEvents::new(kube.clone(), "default", "bp-0");
+    let k = Kept::start_with(
+        volume.paths(),
+        targets_in(&dir.path().join("node")),
+        &Registry::new(),
+        move |keeper| keeper.with_events(events.clone()),
+    );
+    eventually("invalid reported", || k.events().iter().any(is_invalid)).await;
+    let api: kube::Api<KubeEvent> = kube::Api::namespaced(kube, "default");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let event = loop {
+        let list = api.list(&Default::default()).await.expect("list events");
+        if let Some(e) = list
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("CredentialsRefused"))
+        {
+            break e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no CredentialsRefused event"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    let regarding = event.regarding.expect("regarding");
+    assert_eq!(
+        (regarding.kind.as_deref(), regarding.name.as_deref()),
+        (Some("Pod"), Some("bp-0"))
+    );
+    let note = event.note.expect("note");
+    assert!(
+        note.contains("node.cert") && note.contains("kes.skey") && note.contains("different KES key"),
+        "{note}"
+    );
+    assert!(!note.contains("cborHex"), "{note}");
+    server.stop();
+}
