@@ -390,13 +390,15 @@ async fn a_mainnet_certificate_is_measured_and_refused_once_its_kes_period_ends_
     let dir = tempfile::tempdir().expect("tempdir");
     let mut volume = SecretVolume::new(dir.path().join("secret"));
     // Mainnet on 2026-11-30T00:00:00Z is in KES period 1577; a certificate from period 1560
-    // (counter 5) ends at period 1622, on 2027-04-01T21:44:51Z (Unix 1801777491).
+    // (counter 5) ends at period 1622, on 2027-02-04T21:44:51Z (Unix 1801777491).
     volume.publish(|d: &Path| {
         write_credentials(d, &TestCredentials::new(5, 1560)).expect("credentials");
     });
     let now = Arc::new(AtomicI64::new(1_796_083_200 - 86_400));
     let wall = now.clone();
     let registry = Registry::new();
+    let report: forge_actors::credential_keeper::KesReportCell = Arc::default();
+    let cell = report.clone();
     let k = Kept::start_with(
         volume.paths(),
         targets_in(&dir.path().join("node")),
@@ -404,6 +406,7 @@ async fn a_mainnet_certificate_is_measured_and_refused_once_its_kes_period_ends_
         move |keeper| {
             let wall = wall.clone();
             keeper
+                .with_kes_report(cell.clone())
                 .with_kes_schedule(Some(KesSchedule::mainnet()))
                 .with_kes_refresh(Duration::from_millis(50))
                 .with_wall_clock(move || {
@@ -441,6 +444,14 @@ async fn a_mainnet_certificate_is_measured_and_refused_once_its_kes_period_ends_
     );
     assert!(has("cardano_opcert_counter", "5"), "{kes_lines:?}");
     assert!(has("cardano_opcert_kes_period_start", "1560"), "{kes_lines:?}");
+    // The same figures for /status.
+    let status = serde_json::to_value(report.lock().expect("lock").expect("report")).expect("json");
+    eprintln!("/status KES report: {status}");
+    assert_eq!(status["op_cert"]["counter"], 5);
+    assert_eq!(status["kes"]["current_period"], 1577);
+    assert_eq!(status["kes"]["remaining_periods"], 45);
+    assert_eq!(status["kes"]["expires_at"], "2027-02-04T21:44:51Z");
+    assert_eq!(status["kes"]["state"], "valid");
 
     k.keeper.send(Install).await.expect("mailbox").expect("installed");
     let installed = k.target_bytes();
@@ -488,6 +499,42 @@ async fn a_mainnet_certificate_is_measured_and_refused_once_its_kes_period_ends_
         .expect_err("refused");
     assert_eq!(err.kind, "invalid_credentials");
     assert_eq!(k.target_bytes(), installed);
+}
+
+#[test]
+fn the_kes_schedule_comes_from_shelley_genesis_or_the_known_network() {
+    use forge_actors::credential_keeper::kes_schedule;
+    use forge_core::{cardano::KesSchedule, config::NetworkSettings};
+    let net = |name: &str, genesis: Option<PathBuf>| NetworkSettings {
+        name: name.into(),
+        magic: 1,
+        shelley_genesis: genesis,
+    };
+    assert_eq!(
+        kes_schedule(&net("mainnet", None)),
+        Ok(Some(KesSchedule::mainnet()))
+    );
+    assert_eq!(kes_schedule(&net("sanchonet", None)), Ok(None));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("shelley.json");
+    std::fs::write(
+        &file,
+        r#"{"systemStart":"2024-01-01T00:00:00Z","slotLength":1,"slotsPerKESPeriod":3600,"maxKESEvolutions":60}"#,
+    )
+    .expect("write");
+    let s = kes_schedule(&net("devnet", Some(file.clone())))
+        .expect("valid")
+        .expect("schedule");
+    assert_eq!(
+        (s.slots_per_kes_period, s.max_kes_evolutions, s.byron.slots),
+        (3600, 60, 0)
+    );
+    let missing = dir.path().join("missing.json");
+    let err = kes_schedule(&net("devnet", Some(missing))).expect_err("missing");
+    assert!(
+        err.starts_with("SHELLEY_GENESIS: ") && err.contains("missing.json"),
+        "{err}"
+    );
 }
 
 #[actix::test]

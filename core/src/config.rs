@@ -1594,6 +1594,17 @@ mod tests {
     }
 
     #[test]
+    fn shelley_genesis_is_an_optional_absolute_path() {
+        let c = validate(&with_pod(&[("SHELLEY_GENESIS", "/cfg/shelley-genesis.json")])).expect("valid");
+        assert_eq!(
+            c.network.shelley_genesis,
+            Some(PathBuf::from("/cfg/shelley-genesis.json"))
+        );
+        let err = validate(&with_pod(&[("SHELLEY_GENESIS", "shelley.json")])).expect_err("relative");
+        assert!(err.to_string().contains("SHELLEY_GENESIS"), "{err}");
+    }
+
+    #[test]
     fn known_networks_default_their_magic_and_custom_networks_take_any() {
         let c = validate(&with_pod(&[("CARDANO_NETWORK", "preview")])).expect("valid");
         assert_eq!(c.network.magic, 2);
