@@ -394,7 +394,7 @@ async fn a_mainnet_certificate_is_measured_and_refused_once_its_kes_period_ends_
     volume.publish(|d: &Path| {
         write_credentials(d, &TestCredentials::new(5, 1560)).expect("credentials");
     });
-    let now = Arc::new(AtomicI64::new(1_796_083_200 - 86_400));
+    let now = Arc::new(AtomicI64::new(1_795_996_800 - 86_400));
     let wall = now.clone();
     let registry = Registry::new();
     let report: forge_actors::credential_keeper::KesReportCell = Arc::default();
@@ -415,7 +415,12 @@ async fn a_mainnet_certificate_is_measured_and_refused_once_its_kes_period_ends_
         },
     );
     eventually("valid reported", || k.events() == [Event::CredentialsValid]).await;
-    now.store(1_796_083_200, Ordering::SeqCst); // 2026-11-30T00:00:00Z
+    // A day earlier it was period 1576; the timer moves the gauges on with the clock.
+    assert_eq!(
+        metric_lines(&registry, "cardano_kes_current_period"),
+        [r#"cardano_kes_current_period{application="",network="",pod="",pool_id=""} 1576"#]
+    );
+    now.store(1_795_996_800, Ordering::SeqCst); // 2026-11-30T00:00:00Z
     eventually("gauges refreshed", || {
         metric_lines(&registry, "cardano_kes_current_period")
             .iter()
