@@ -15,10 +15,7 @@ use std::path::{Path, PathBuf};
 
 use forge_core::cardano::KesSchedule;
 use pallas_codec::minicbor::Encoder;
-use pallas_crypto::{
-    kes::{summed_kes::Sum6Kes, traits::KesSk},
-    key::ed25519::SecretKey,
-};
+use pallas_crypto::{hash::Hasher, key::ed25519::SecretKey};
 use serde::Deserialize;
 
 /// The envelope `type` of a KES signing key (Praos, sum-KES of depth 6).
@@ -151,17 +148,39 @@ pub fn write_credentials(dir: &Path, creds: &TestCredentials) -> Result<Credenti
     Ok(paths)
 }
 
-/// A Sum6KES signing key (cardano-node's 608 bytes: pallas' key without its trailing period)
-/// and its verification key.
+/// A Sum6KES signing key in cardano-node's 608-byte layout, at period 0, and its verification
+/// key, from a seed byte.
 fn kes_key(seed: u8) -> (Vec<u8>, [u8; 32]) {
-    const SIZE: usize = 608;
-    let mut buffer = [0u8; SIZE + 4];
-    let mut seed = [seed; 32];
-    let (sk, pk) = Sum6Kes::keygen(&mut buffer, &mut seed);
-    let skey = sk.as_bytes()[..SIZE].to_vec();
-    let mut vkey = [0u8; 32];
-    vkey.copy_from_slice(pk.as_bytes());
-    (skey, vkey)
+    sum_kes_keygen(6, [seed; 32])
+}
+
+/// Sum-composition KES key generation over Ed25519 (as cardano-base and pallas do it): depth 0
+/// is an Ed25519 seed; depth `d` splits its seed into `r0 = Blake2b-256(1 || seed)` and
+/// `r1 = Blake2b-256(2 || seed)`, and is `sk(d-1, r0) || r1 || vk0 || vk1` with verification key
+/// `Blake2b-256(vk0 || vk1)`. Written out here so the simulator needs no KES signing code (pallas'
+/// `kes` feature brings ed25519-dalek and serde_with into every build); a test checks it
+/// against pallas' `Sum6Kes`.
+fn sum_kes_keygen(depth: u32, seed: [u8; 32]) -> (Vec<u8>, [u8; 32]) {
+    if depth == 0 {
+        let vkey: [u8; 32] = SecretKey::from(seed).public_key().into();
+        return (seed.to_vec(), vkey);
+    }
+    let half = |tag: u8| {
+        let mut h = Hasher::<256>::new();
+        h.input(&[tag]);
+        h.input(&seed);
+        *h.finalize()
+    };
+    let (r0, r1) = (half(1), half(2));
+    let (mut skey, vk0) = sum_kes_keygen(depth - 1, r0);
+    let (_, vk1) = sum_kes_keygen(depth - 1, r1);
+    skey.extend(r1);
+    skey.extend(vk0);
+    skey.extend(vk1);
+    let mut h = Hasher::<256>::new();
+    h.input(&vk0);
+    h.input(&vk1);
+    (skey, *h.finalize())
 }
 
 /// `[[kes_vkey, counter, kes_period, sigma], cold_vkey]`, `sigma` the cold key's signature over
@@ -369,5 +388,19 @@ mod tests {
         let p = write_credentials(dir.path(), &mismatched).expect("write");
         let kinds: Vec<_> = check(&p).errors.iter().map(|e| e.kind()).collect();
         assert_eq!(kinds, ["kes_key_mismatch"]);
+    }
+
+    #[test]
+    fn the_kes_keygen_is_pallas_sum6kes() {
+        use pallas_crypto::kes::{summed_kes::Sum6Kes, traits::KesSk};
+        for seed in [0u8, 7, 0xc0, 0xff] {
+            let mut buffer = [0u8; 612];
+            let mut pallas_seed = [seed; 32];
+            let (sk, pk) = Sum6Kes::keygen(&mut buffer, &mut pallas_seed);
+            let (skey, vkey) = kes_key(seed);
+            assert_eq!(skey.len(), 608);
+            assert_eq!(&skey[..], &sk.as_bytes()[..608], "seed {seed}");
+            assert_eq!(&vkey[..], pk.as_bytes(), "seed {seed}");
+        }
     }
 }
