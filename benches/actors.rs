@@ -139,6 +139,7 @@ impl Pod {
             remove: sink.clone().recipient(),
             reload: sink.clone().recipient(),
             write_status: sink.recipient(),
+            poll_peers: Vec::new(),
         };
         // No timer fires during the run: heartbeat and re-assert out of the way.
         let settings = DeciderSettings {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds (once) and caches a real kube-apiserver from Debian bookworm's `kubernetes` source
-# package, for the test world (DESIGN.md section 11). Idempotent: a cached binary is reused.
+# package, for the test world (docs/architecture.md, "Test world"). Idempotent: a cached binary
+# is reused.
 # Prints the path of the binary on stdout as its last line. Needs root for apt-get.
 #
 # Never edits the system's apt configuration: deb-src entries are derived into a private

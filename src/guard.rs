@@ -1,4 +1,4 @@
-//! `forge-manager guard` (the node guard, DESIGN.md section 12) and `forge-manager guard-ctl`
+//! `forge-manager guard` (the node guard, docs/guard.md) and `forge-manager guard-ctl`
 //! (a line client for its socket: operators and tests). The guard itself lives in forge-guard.
 
 use std::{
@@ -13,7 +13,7 @@ use std::{
 use anyhow::Context as _;
 
 /// Where the sidecar looks for the guard by default (`GUARD_SOCKET`).
-const DEFAULT_SOCKET: &str = "/ipc/forge-guard.sock";
+const DEFAULT_SOCKET: &str = forge_core::config::keys::GUARD_SOCKET.default;
 
 /// `forge-manager guard [--socket PATH] [--targets KES,VRF,OPCERT] [--allow-producing-start]
 /// [--kill-after-ms N] [--unpermitted-grace-ms N] -- CMD ARGS...`

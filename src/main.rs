@@ -30,7 +30,7 @@ enum Command {
         out: Option<std::path::PathBuf>,
     },
     /// Load and validate the layered configuration; print the effective settings as YAML.
-    Config(settings::ConfigArgs),
+    Config(settings::ConfigCommand),
     /// The node guard: run the node as its child and fence it when the forging permit lapses.
     Guard(guard::GuardArgs),
     /// Send protocol lines to a running node guard and print its answers.
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Crds { out }) => crds::run(out.as_deref()),
-        Some(Command::Config(args)) => settings::run_config(&args),
+        Some(Command::Config(cmd)) => settings::run_config(&cmd),
         Some(Command::Guard(args)) => guard::run(args),
         Some(Command::GuardCtl(args)) => guard::ctl(args),
         Some(Command::Install { dir, kubectl_plugin }) => install(&dir).and_then(|code| {

@@ -1,7 +1,7 @@
-//! `forge-manager run`: the sidecar. Loads and validates the configuration, installs the
-//! fail-safe panic hook, wires the actors (DESIGN.md section 4) and the HTTP endpoints, and
-//! turns SIGTERM/SIGINT into a graceful shutdown under a deadline; a second signal, or the
-//! deadline passing, runs the synchronous fail-safe and exits at once.
+//! `forge-manager run`: the sidecar. Loads and validates the configuration, installs the fail-safe
+//! panic hook, wires the actors (docs/architecture.md, "Actors") and the HTTP endpoints, and turns
+//! SIGTERM/SIGINT into a graceful shutdown under a deadline; a second signal, or the deadline
+//! passing, runs the synchronous fail-safe and exits at once.
 
 use std::{
     net::SocketAddr,
@@ -192,15 +192,22 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     // the signaller holds the guard's forging permit within the lease's renew deadline.
     let guard = GuardClient::new(&cfg.node.guard_socket, GUARD_TIMEOUT);
     let signaller = Supervisor::start({
-        let (procfs, m) = (procfs.clone(), metrics.clone());
+        let (procfs, m, decider_facts) = (procfs.clone(), metrics.clone(), facts.clone());
         let stop = StopConfirmation {
             grace: cfg.node.stop_grace,
             timeout: cfg.node.stop_confirm_timeout,
         };
+        let boot_credentials = cfg.node.starts_non_producing;
         move |_| {
-            NodeSignaller::new(procfs, &m)
+            let signaller = NodeSignaller::new(procfs, &m)
                 .with_guard(guard, clock)
                 .with_stop_confirmation(stop)
+                .with_decider(decider_facts);
+            if boot_credentials {
+                signaller
+            } else {
+                signaller.without_boot_credentials()
+            }
         }
     });
     // The lease facts reach the signaller before the Decider (the permit's bound).
@@ -220,8 +227,8 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         move |_| NodeWatcher::new(watcher_settings, procfs, fact, sig, &m)
     });
     let keeper = Supervisor::start({
-        let sources = CredentialPaths::from(&cfg.credentials.source);
-        let targets = CredentialPaths::from(&cfg.credentials.target);
+        let sources = cfg.credentials.source.clone();
+        let targets = cfg.credentials.target.clone();
         let (m, fact, rotated) = (metrics.clone(), facts.clone(), decider.clone().recipient());
         let (kes, events) = (
             kes_schedule(&cfg.network).map_err(anyhow::Error::msg)?,
@@ -281,6 +288,7 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
 
     // Peer regions (cluster management only): a consistent read of each one's CFC and Lease
     // every retry period, through its own kubeconfig.
+    let mut poll_peers = Vec::new();
     if cfg.cluster.management_enabled && !cfg.peers.is_empty() {
         let peer_metrics = PeerMetrics::register(&registry).context("peer metrics")?;
         for peer in &cfg.peers {
@@ -293,7 +301,8 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
                 timeout: cfg.api_timeout,
             };
             let (fact, m) = (facts.clone(), peer_metrics.clone());
-            Supervisor::start(move |_| PeerWatcher::new(settings, clock, fact, Some(m)));
+            let watcher = Supervisor::start(move |_| PeerWatcher::new(settings, clock, fact, Some(m)));
+            poll_peers.push(watcher.recipient());
         }
     }
 
@@ -321,6 +330,7 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         remove: keeper.recipient(),
         reload: signaller.recipient(),
         write_status: status_writer.recipient(),
+        poll_peers,
     };
     // `cardano_forging_enabled` belongs to the NodeSignaller: it knows what the node was told
     // and, with the guard, what the node does.
@@ -379,13 +389,8 @@ struct FailSafe {
 
 impl FailSafe {
     fn of(cfg: &ValidConfig) -> Self {
-        let t = &cfg.credentials.target;
         Self {
-            targets: CredentialPaths {
-                kes: t.kes_key.clone(),
-                vrf: t.vrf_key.clone(),
-                opcert: t.op_cert.clone(),
-            },
+            targets: cfg.credentials.target.clone(),
             socket: cfg.node.socket.clone(),
             process_name: cfg.node.process_name.clone(),
             guard_socket: cfg.node.guard_socket.clone(),

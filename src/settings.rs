@@ -1,8 +1,8 @@
 //! Layered configuration loading with the `config` crate: built-in defaults < config file
 //! (`--config FILE`, YAML or TOML by extension) < environment < command-line flags, into a
-//! [`RawSettings`], then `forge_core::config::validate` (DESIGN.md section 9, STYLE 4.6).
+//! [`RawSettings`], then `forge_core::config::validate` (docs/configuration.md).
 //!
-//! - Defaults are NOT set here: they live in `forge_core::config::validate`, so a `Some` field in
+//! - Defaults are NOT set here: they live in forge-core's key table, so a `Some` field in
 //!   [`RawSettings`] means "explicitly given" (which the derived names depend on).
 //! - Environment: only the names in [`ENV_VARS`] are taken (the reference's exact names, plus
 //!   ours); everything else in the environment (PATH, HOME, KUBERNETES_*...) is ignored. The
@@ -36,6 +36,18 @@ pub struct ConfigArgs {
     /// The per-setting flags (boxed: they are many, and `ConfigArgs` sits in the CLI enum).
     #[command(flatten)]
     pub flags: Box<ConfigFlags>,
+}
+
+/// `forge-manager config`: the configuration flags, or `--docs`.
+#[derive(Debug, Args)]
+pub struct ConfigCommand {
+    /// Print the configuration reference (docs/configuration.md: every key, its default, format
+    /// and meaning) instead of loading the configuration.
+    #[arg(long)]
+    pub docs: bool,
+    /// The configuration to load and print.
+    #[command(flatten)]
+    pub args: ConfigArgs,
 }
 
 /// One flag per common setting; each overrides the environment variable of the same name.
@@ -293,9 +305,13 @@ fn file_source(path: &Path) -> Result<File<config::FileSourceString, FileFormat>
 
 /// `forge-manager config`: prints the effective settings as YAML and exits 0, or prints one line
 /// per problem to stderr and exits 2. Prints paths and names only, never key material (the
-/// configuration holds none).
-pub fn run_config(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
-    match load(args) {
+/// configuration holds none). With `--docs`, prints the configuration reference instead.
+pub fn run_config(cmd: &ConfigCommand) -> anyhow::Result<ExitCode> {
+    if cmd.docs {
+        print!("{}", forge_core::config::reference_markdown());
+        return Ok(ExitCode::SUCCESS);
+    }
+    match load(&cmd.args) {
         Ok(cfg) => {
             let yaml = serde_yaml::to_string(&cfg)?;
             print!("{yaml}");

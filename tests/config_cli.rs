@@ -163,11 +163,11 @@ fn a_toml_file_is_read_too() {
     let toml = write(
         dir.path(),
         "forge.toml",
-        "pod_name = \"forge-1\"\nretry_period = 1.5\ndisable_socket_check = true\n",
+        "pod_name = \"forge-1\"\nretry_period = 1.5\nnode_starts_non_producing = true\n",
     );
     let v = effective(&[], &["--config", &toml]);
     assert_eq!(text(&v, "lease.retry_period"), "1.5s");
-    assert_eq!(get(&v, "node.disable_socket_check").as_bool(), Some(true));
+    assert_eq!(get(&v, "node.starts_non_producing").as_bool(), Some(true));
 }
 
 #[test]
@@ -312,4 +312,32 @@ fn the_output_holds_paths_and_never_file_contents() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains(&kes) && !out.contains("deadbeef"), "{out}");
+}
+
+#[test]
+fn the_checked_in_configuration_reference_equals_the_generated_one() {
+    let o = Command::new(BIN)
+        .args(["config", "--docs"])
+        .env_clear()
+        .output()
+        .expect("the forge-manager binary runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = String::from_utf8(o.stdout).expect("utf-8");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md");
+    let checked_in = std::fs::read_to_string(&path).expect("docs/configuration.md");
+    assert_eq!(
+        printed, checked_in,
+        "docs/configuration.md drifted from the key table; regenerate with `cargo run -q -- config --docs > docs/configuration.md`"
+    );
+}
+
+#[test]
+fn a_crd_group_other_than_the_served_one_is_refused_naming_the_key() {
+    let lines = rejected(&[("POD_NAME", "forge-0"), ("CRD_GROUP", "example.com")], &[]);
+    assert_eq!(
+        lines,
+        vec![
+            "CRD_GROUP: only cardano.io is supported (the CardanoLeader CRD this binary serves), got \"example.com\""
+        ]
+    );
 }

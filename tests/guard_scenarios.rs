@@ -1,6 +1,6 @@
-//! The node guard in the scenario world (DESIGN.md sections 2 S3 and 12): three pods, each a
-//! `forge-manager run` sidecar plus `forge-manager guard -- forge-manager sim node ...`, on the
-//! real kube-apiserver, with short lease timings (3 s / 2 s / 0.5 s). The node timelines judge.
+//! The node guard in the scenario world (S3 and the node guard: docs/architecture.md): three pods,
+//! each a `forge-manager run` sidecar plus `forge-manager guard -- forge-manager sim node ...`, on
+//! the real kube-apiserver, with short lease timings (3 s / 2 s / 0.5 s). The node timelines judge.
 //!
 //! - A SIGKILLed manager: its guard fences its node before the lease passes (overlap 0); the
 //!   same without the guard leaves an orphaned forger (overlap > 0: why the guard exists).
@@ -21,7 +21,7 @@ use nix::sys::signal::Signal;
 
 static ONE_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
 
-const LEASE: Duration = Duration::from_secs(3);
+const LEASE: Duration = Duration::from_secs(4);
 
 fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_forge-manager"))
@@ -32,7 +32,7 @@ async fn world(test: &str, guard: bool, replay: Option<Duration>) -> Option<Worl
         return None;
     }
     forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
-    let mut o = WorldOptions::fast(exe(), 3);
+    let mut o = WorldOptions::realistic(exe(), 3);
     o.guard = guard;
     if let Some(r) = replay {
         o.replay = r;
@@ -250,5 +250,119 @@ async fn a_reload_lost_in_the_replay_is_resent_when_the_node_is_up() {
     .await
     .expect("cardano_forging_enabled follows the node");
     assert_eq!(w.verdict().overlap_ms, 0.0);
+    w.stop();
+}
+
+/// Judges the whole run: no two forgers at any instant, and none without its pod's lease.
+fn assert_one_forger_at_most(w: &World, scenario: &str) {
+    let v = w.verdict();
+    eprintln!("{scenario}: verdict {v:?}");
+    assert_eq!(v.overlap_ms, 0.0, "{scenario}: two nodes forged at once: {v:?}");
+    assert!(
+        v.max_forgers <= 1,
+        "{scenario}: two forgers at one instant: {v:?}"
+    );
+    assert!(
+        w.forging_without_lease().is_empty(),
+        "{scenario}: a node forged while its pod held no lease: {:?}",
+        w.forging_without_lease()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_guard_of_the_forger_is_not_taken_for_a_gone_node() {
+    // F3: the shipped guard layout (no shared process namespace), the forging pod's guard
+    // SIGSTOPped for 3 s while its node goes on forging: the sidecar must not take "the guard
+    // did not answer" for "the node is gone" and hand the lease over.
+    let _one = ONE_AT_A_TIME.lock().await;
+    let test = "a_stalled_guard_of_the_forger_is_not_taken_for_a_gone_node";
+    let Some(mut w) = world(test, true, None).await else {
+        return;
+    };
+    let leader = first_forger(&w).await;
+    let old = w.pods[leader].name.clone();
+    w.signal_guard(leader, Signal::SIGSTOP).expect("stop the guard");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    w.signal_guard(leader, Signal::SIGCONT).expect("resume the guard");
+    // Whatever happens next (the lease may pass once the guard fenced), one forger at most.
+    let (now, _) = w
+        .wait_for_single_forger(LEASE + Duration::from_secs(10), None)
+        .await
+        .unwrap_or_else(|| panic!("no single forger after the stall: {:?}", w.forging_now()));
+    eprintln!("{test}: {old}'s guard stalled 3 s; forging now: {now}");
+    tokio::time::sleep(LEASE).await;
+    assert_one_forger_at_most(&w, test);
+    w.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_whose_stop_fails_hands_nothing_over() {
+    // F2: the forging pod's credentials cannot be removed (read-only target directory) when
+    // its sidecar gets SIGTERM: it must keep the claim and the lease (exit, the lease expires,
+    // the guard's permit lapses and it escalates), never release them with the node forging.
+    let _one = ONE_AT_A_TIME.lock().await;
+    let test = "a_shutdown_whose_stop_fails_hands_nothing_over";
+    let Some(mut w) = world(test, true, None).await else {
+        return;
+    };
+    let leader = first_forger(&w).await;
+    let old = w.pods[leader].name.clone();
+    w.set_target_read_only(leader, true)
+        .expect("read-only target dir");
+    w.signal_manager(leader, Signal::SIGTERM);
+    let (next, _) = w
+        .wait_for_single_forger(LEASE + Duration::from_secs(15), Some(&old))
+        .await
+        .unwrap_or_else(|| panic!("no takeover: {:?}\n{}", w.forging_now(), w.manager_log(leader)));
+    let log = w.manager_log(leader);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("command failed") && l.contains("Remove"))
+            && (log.contains("stop was not confirmed") || log.contains("fail-safe now")),
+        "the failed stop must be said: {log}"
+    );
+    assert!(
+        !log.contains("shutdown complete"),
+        "a shutdown whose stop failed must not release: {log}"
+    );
+    eprintln!("{test}: {old} could not remove its credentials; {next} took over after its lease");
+    w.set_target_read_only(leader, false).expect("writable again");
+    assert_one_forger_at_most(&w, test);
+    w.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_closes_its_socket_first_on_sigterm_is_stopped_before_the_handover() {
+    // F1 (the aggravating path), no guard: the forging node gets SIGTERM, closes its socket at
+    // once and goes on forging for 1 s before it exits (as a real node's shutdown can). The
+    // socket is gone, the process is not: the sidecar must wait for the process to go (or its
+    // STOP_GRACE) before it releases the lease.
+    let _one = ONE_AT_A_TIME.lock().await;
+    let test = "a_node_that_closes_its_socket_first_on_sigterm_is_stopped_before_the_handover";
+    if forge_sim::apiserver::skipped(test) {
+        return;
+    }
+    forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
+    let mut o = WorldOptions::realistic(exe(), 3);
+    o.node.stop_grace = Duration::from_secs(1);
+    o.node.close_socket_early = true;
+    let mut w = World::start(o).await.unwrap_or_else(|e| panic!("{test}: {e}"));
+    let leader = first_forger(&w).await;
+    let old = w.pods[leader].name.clone();
+    let since = unix_now_ns();
+    w.signal_node(leader, Signal::SIGTERM).expect("SIGTERM the node");
+    let (next, _) = w
+        .wait_for_single_forger(LEASE + Duration::from_secs(10), Some(&old))
+        .await
+        .unwrap_or_else(|| panic!("no takeover: {:?}\n{}", w.forging_now(), w.manager_log(leader)));
+    let off = first(&w, &old, EventKind::ForgingOff, since).expect("the old node stopped");
+    let on = first(&w, &next, EventKind::ForgingOn, since).expect("the new node forges");
+    eprintln!(
+        "{test}: {old} forged {:.0} ms after its SIGTERM; {next} forging {:.0} ms after it",
+        (off - since) as f64 / 1e6,
+        (on - since) as f64 / 1e6
+    );
+    assert!(off < on, "the new forger started before the old node stopped");
+    assert_one_forger_at_most(&w, test);
     w.stop();
 }

@@ -58,7 +58,7 @@ impl Regions {
         forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
         let mut worlds = Vec::new();
         for (region, _) in regions {
-            let mut options = WorldOptions::fast(exe(), REPLICAS);
+            let mut options = WorldOptions::realistic(exe(), REPLICAS);
             options.pod_prefix = (*region).to_string();
             worlds.push(
                 World::prepare(options)

@@ -1,11 +1,11 @@
-//! The HTTP endpoints on `METRICS_PORT` (DESIGN.md section 10): `/metrics`, `/health`,
-//! `/readyz`, `/startup-status` (the reference's meaning, for the native-sidecar startupProbe)
-//! and `/status` (JSON: the decision and its reasons).
+//! The HTTP endpoints on `METRICS_PORT` (docs/architecture.md, "Observability"): `/metrics`,
+//! `/health`, `/readyz`, `/startup-status` (the reference's meaning, for the native-sidecar
+//! startupProbe) and `/status` (JSON: the decision and its reasons).
 //!
 //! Scrapes never go through an actor mailbox: the Decider publishes an `Arc<Snapshot>` on a
 //! watch channel and the handlers read the latest one. `/health` is real liveness: it fails
 //! when the Decider's heartbeat is older than the configured bound (the reference answered 200
-//! whatever happened, G-19).
+//! whatever happened: gap G-19 in docs/architecture.md).
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 

@@ -1,5 +1,5 @@
-//! forge-actors: the actors of forge-manager (DESIGN.md section 4), their messages, their
-//! supervision, and the adapters that do their I/O. Decisions are made in forge-core; this
+//! forge-actors: the actors of forge-manager (docs/architecture.md, "Actors"), their messages,
+//! their supervision, and the adapters that do their I/O. Decisions are made in forge-core; this
 //! crate only reports facts and carries out commands.
 #![forbid(unsafe_code)]
 

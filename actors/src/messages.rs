@@ -1,6 +1,6 @@
-//! The whole message vocabulary of the actor system, grouped by receiver (STYLE.md 4.2, 4.4).
-//! Facts go *to* the Decider (past tense); commands come *from* it (imperative). Every message
-//! names its sender and receiver in its first doc line.
+//! The whole message vocabulary of the actor system, grouped by receiver (docs/architecture.md,
+//! "Actors" and "Conventions"). Facts go *to* the Decider (past tense); commands come *from* it
+//! (imperative). Every message names its sender and receiver in its first doc line.
 
 use actix::Message;
 use forge_core::decision::{Event, ReloadReason, StatusReport};
@@ -116,3 +116,10 @@ pub struct NodeProcess(pub Option<ProcessIdentity>);
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "CommandResult")]
 pub struct WriteStatus(pub StatusReport);
+
+/// Decider → PeerWatcher: read the peer now (our claim was just confirmed: a peer's status
+/// counts as evidence only when read after it, so waiting for the next poll costs up to a
+/// retry period of handover time, L1).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct PollNow;

@@ -1,9 +1,9 @@
 //! The Prometheus metrics of forge-manager, registered into one registry passed in (no
 //! globals, so tests stay isolated).
 //!
-//! The reference's names and labels are kept so its dashboards and alerts keep working, with
-//! their meanings fixed (DESIGN.md section 10): `cardano_forging_enabled` is 1 only when this
-//! pod's node was reloaded with credentials present; `cardano_cluster_forge_*` are exported by
+//! The reference's names and labels are kept so its dashboards and alerts keep working, with their
+//! meanings fixed (docs/architecture.md, "Observability"): `cardano_forging_enabled` is 1 only when
+//! this pod's node was reloaded with credentials present; `cardano_cluster_forge_*` are exported by
 //! the local leader only, so `sum(...)` counts clusters, not replicas. Our own metrics are
 //! `forge_manager_<thing>_<unit>`.
 

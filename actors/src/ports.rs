@@ -1,6 +1,6 @@
-//! Ports: the traits between actors and adapters (STYLE.md 4.1). Actors depend on these, never
-//! on an adapter, so actor tests run on in-memory implementations without HTTP; `src/` wires
-//! the real adapters in.
+//! Ports: the traits between actors and adapters (docs/architecture.md, "Conventions"). Actors
+//! depend on these, never on an adapter, so actor tests run on in-memory implementations without
+//! HTTP; `src/` wires the real adapters in.
 
 use forge_core::lease::LeaseRecord;
 use futures::{future::BoxFuture, stream::BoxStream};

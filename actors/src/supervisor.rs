@@ -1,5 +1,5 @@
 //! Supervision policy: actix's `Supervisor` restarts an actor that *stops* (never one that
-//! panics, STYLE.md verified behaviour 1), calling `restarting()` on the same value. Each actor
+//! panics: docs/architecture.md, "Actors"), calling `restarting()` on the same value. Each actor
 //! keeps a [`Restarts`] and, in `restarting()`, counts the restart and waits the delay it gives
 //! before doing I/O again, so a failing API server is not hammered.
 

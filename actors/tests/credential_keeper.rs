@@ -11,7 +11,7 @@ use std::{
 
 use actix::{Addr, Supervisor};
 use forge_actors::{
-    adapters::fs_credentials::{CredentialPaths, CredentialRole},
+    adapters::fs_credentials::{CredentialKind, CredentialPaths},
     credential_keeper::CredentialKeeper,
     messages::{Fact, Install, Remove, SourcesRotated},
     metrics::{Metrics, PodLabels},
@@ -136,15 +136,15 @@ impl Kept {
         self.rotations.lock().expect("lock").len()
     }
 
-    fn operations(&self, operation: &str, role: CredentialRole) -> u64 {
+    fn operations(&self, operation: &str, role: CredentialKind) -> u64 {
         self.metrics
             .credential_operations
-            .with_label_values(&[operation, role.as_str()])
+            .with_label_values(&[operation, role.short_name()])
             .get()
     }
 
     fn target_bytes(&self) -> Vec<Option<Vec<u8>>> {
-        CredentialRole::ALL
+        CredentialKind::ALL
             .iter()
             .map(|r| std::fs::read(self.targets.get(*r)).ok())
             .collect()
@@ -160,7 +160,7 @@ fn targets_in(dir: &Path) -> CredentialPaths {
 }
 
 fn source_bytes(sources: &CredentialPaths) -> Vec<Option<Vec<u8>>> {
-    CredentialRole::ALL
+    CredentialKind::ALL
         .iter()
         .map(|r| std::fs::read(sources.get(*r)).ok())
         .collect()
@@ -180,7 +180,7 @@ async fn start_removes_leftover_targets_then_reports_valid_sources() {
     let targets = targets_in(&dir.path().join("node"));
     std::fs::create_dir_all(dir.path().join("node")).expect("mkdir");
     // A crashed predecessor left a forging set behind.
-    for r in CredentialRole::ALL {
+    for r in CredentialKind::ALL {
         std::fs::write(targets.get(r), b"left behind").expect("leftover");
     }
     let k = Kept::start(volume.paths(), targets.clone());
@@ -190,7 +190,7 @@ async fn start_removes_leftover_targets_then_reports_valid_sources() {
         vec![None, None, None],
         "standby: no target files"
     );
-    for r in CredentialRole::ALL {
+    for r in CredentialKind::ALL {
         assert_eq!(k.operations("remove", r), 1, "{r:?}");
         assert_eq!(k.operations("copy", r), 0, "{r:?}");
     }
@@ -206,7 +206,7 @@ async fn install_writes_0600_copies_of_the_sources_and_remove_removes_them() {
 
     k.keeper.send(Install).await.expect("mailbox").expect("installed");
     assert_eq!(k.target_bytes(), source_bytes(&volume.paths()));
-    for r in CredentialRole::ALL {
+    for r in CredentialKind::ALL {
         let mode = std::fs::metadata(k.targets.get(r))
             .expect("meta")
             .permissions()
@@ -218,12 +218,12 @@ async fn install_writes_0600_copies_of_the_sources_and_remove_removes_them() {
 
     k.keeper.send(Remove).await.expect("mailbox").expect("removed");
     assert_eq!(k.target_bytes(), vec![None, None, None]);
-    for r in CredentialRole::ALL {
+    for r in CredentialKind::ALL {
         assert_eq!(k.operations("remove", r), 1, "{r:?}");
     }
     // Idempotent: nothing left to remove, nothing counted.
     k.keeper.send(Remove).await.expect("mailbox").expect("removed");
-    assert_eq!(k.operations("remove", CredentialRole::Kes), 1);
+    assert_eq!(k.operations("remove", CredentialKind::KesSigningKey), 1);
 }
 
 #[actix::test]
@@ -246,7 +246,7 @@ async fn install_refuses_a_corrupt_set_never_writes_it_and_never_shows_its_conte
     assert_eq!(err.kind, "invalid_credentials");
     assert!(err.detail.contains("kes.skey"), "names the file: {}", err.detail);
     assert_eq!(k.target_bytes(), vec![None, None, None], "nothing written");
-    assert_eq!(k.operations("copy", CredentialRole::Kes), 0);
+    assert_eq!(k.operations("copy", CredentialKind::KesSigningKey), 0);
     eventually("the refusal reported", || {
         k.events().iter().filter(|e| is_invalid(e)).count() == 2
     })

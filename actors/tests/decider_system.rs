@@ -1,9 +1,9 @@
-//! System tests of the Decider (STYLE.md 4.8, tier 2): per pod the real Decider and the real
-//! LeaseElector (supervised) over one shared in-memory Lease store, with stand-ins for the
-//! CredentialKeeper, NodeSignaller and ClusterWatcher and a fake node each (see `support`).
-//! Facts enter as the real actors send them. On virtual time, S1 (never two forgers) and S2 (a
-//! pod stops forging before another installs or gets the Lease) are checked at the instant of
-//! every change, and again after every step.
+//! System tests of the Decider (the actor tier of docs/architecture.md, "Test world"): per pod the
+//! real Decider and the real LeaseElector (supervised) over one shared in-memory Lease store, with
+//! stand-ins for the CredentialKeeper, NodeSignaller and ClusterWatcher and a fake node each (see
+//! `support`). Facts enter as the real actors send them. On virtual time, S1 (never two forgers)
+//! and S2 (a pod stops forging before another installs or gets the Lease) are checked at the
+//! instant of every change, and again after every step.
 mod support;
 
 use std::time::Duration;
@@ -542,5 +542,31 @@ fn a_failed_removal_still_reloads_keeps_the_lease_and_is_retried_before_anything
         let taken = taken_over(&fleet, mark, l.name);
         assert!(taken.seq > stop.seq);
         forging_started_by_another(&fleet, mark, l.name);
+    });
+}
+
+#[test]
+fn a_leader_whose_node_the_guard_fenced_starts_it_again() {
+    // L1-a: the guard's permit lapsed (renewals lost on the way) while the lease renews fine:
+    // the node stopped forging; the Decider must not go on claiming to forge with nothing
+    // installed.
+    on_virtual_time(|| async {
+        let fleet = Fleet::new();
+        let pods = three_ready_pods(&fleet).await;
+        let l = leader(&fleet, &pods).await;
+        let mark = fleet.mark();
+        l.fenced().await;
+        fleet.run_checked(3_000, 10).await;
+        assert_eq!(fleet.forgers(), vec![l.name.to_string()]);
+        let node_cmds: Vec<Did> = fleet
+            .commands_since(l.name, mark)
+            .into_iter()
+            .filter(Did::touches_node)
+            .collect();
+        assert_eq!(
+            node_cmds,
+            [Did::Remove, Did::Install, Did::Reload(ReloadReason::StartForging)],
+            "after the fence (Remove), install and reload again"
+        );
     });
 }

@@ -1,5 +1,5 @@
-//! LeaseElector on virtual time (STYLE.md 4.8, tier 2): in-memory Leases with scripted faults,
-//! probes standing in for the Decider, and exact fact sequences.
+//! LeaseElector on virtual time (the actor tier of docs/architecture.md, "Test world"): in-memory
+//! Leases with scripted faults, probes standing in for the Decider, and exact fact sequences.
 //!
 //! Each test runs in an actix System whose tokio runtime starts with the clock paused, so the
 //! shared [`Clock`]'s origin sits on the timer wheel's millisecond grid and every instant below

@@ -64,6 +64,46 @@ fn start() -> (Addr<NodeSignaller>, Metrics) {
     (addr, metrics)
 }
 
+/// A signaller for a node that never boots with credentials (`NODE_STARTS_NON_PRODUCING` off).
+fn start_without_boot_credentials() -> (Addr<NodeSignaller>, Metrics) {
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let m = metrics.clone();
+    let addr =
+        Supervisor::start(move |_| NodeSignaller::new(ProcFs::default(), &m).without_boot_credentials());
+    (addr, metrics)
+}
+
+#[actix::test]
+async fn a_startup_reload_that_found_no_node_reaches_the_first_node_that_appears() {
+    // F7: a crashed sidecar's node forges from memory; the new sidecar starts before its
+    // NodeWatcher found the node. Without boot credentials the files are absent, so the
+    // start-up SIGHUP is owed to the first node process that appears.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (signaller, metrics) = start_without_boot_credentials();
+    let err = signaller
+        .send(Reload {
+            reason: ReloadReason::Startup,
+        })
+        .await
+        .expect("mailbox")
+        .expect_err("no node yet");
+    assert_eq!(err.kind, NO_NODE);
+    let mut orphan = NamedChild::spawn(dir.path(), "fm-sig-node-f7");
+    signaller
+        .send(NodeProcess(Some(orphan.identity())))
+        .await
+        .expect("mailbox");
+    assert_eq!(orphan.ended_by(WAIT).await, Some(Some(SIGHUP)));
+    assert_eq!(sighups(&metrics, ReloadReason::Startup), 1);
+    // Once only.
+    let mut next = NamedChild::spawn(dir.path(), "fm-sig-node-f7b");
+    signaller
+        .send(NodeProcess(Some(next.identity())))
+        .await
+        .expect("mailbox");
+    assert_eq!(next.ended_by(Duration::from_millis(300)).await, None);
+}
+
 fn sighups(metrics: &Metrics, reason: ReloadReason) -> u64 {
     metrics.sighup_signals.with_label_values(&[reason.as_str()]).get()
 }

@@ -76,7 +76,7 @@ async fn the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable() {
         every: Duration::from_millis(200),
         timeout: Duration::from_millis(500),
     };
-    let _watcher = PeerWatcher::new(settings, clock, probe.recipient(), Some(metrics)).start();
+    let _watcher = PeerWatcher::new(settings.clone(), clock, probe.recipient(), Some(metrics)).start();
 
     // No CFC yet: observed, without a status (counts as "may be forging").
     let e = until(&probe, "an observation without status", |e| {
@@ -175,6 +175,40 @@ async fn the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable() {
         text.contains("cardano_cluster_peer_forging{peer=\"pool-east\"} 1"),
         "{text}"
     );
+
+    // L1-c: a PollNow (our claim was just confirmed) reads at once, whatever the period.
+    let slow_probe = Probe::start();
+    let slow = PeerWatcher::new(
+        PeerSettings {
+            every: Duration::from_secs(3600),
+            ..settings
+        },
+        clock,
+        slow_probe.recipient(),
+        None,
+    )
+    .start();
+    let observed = |p: &Probe| {
+        p.events()
+            .iter()
+            .filter(|e| matches!(e, Event::PeerObserved { .. }))
+            .count()
+    };
+    until(&slow_probe, "the first read", |e| {
+        matches!(e, Event::PeerObserved { .. })
+    })
+    .await;
+    let before = observed(&slow_probe);
+    let asked = clock.now();
+    slow.do_send(forge_actors::messages::PollNow);
+    let e = until(
+        &slow_probe,
+        "a read sent after PollNow",
+        |e| matches!(e, Event::PeerObserved { read_at, .. } if *read_at >= asked),
+    )
+    .await;
+    assert!(matches!(e, Event::PeerObserved { .. }));
+    assert!(observed(&slow_probe) > before);
 
     // The peer's API server goes away: unreachable, never "not forging".
     server.stop();

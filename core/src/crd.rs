@@ -1,6 +1,6 @@
-//! The custom resources of group `cardano.io/v1` (DESIGN.md section 8): `CardanoForgeCluster`
-//! (per-region forging policy and its observed state) and `CardanoLeader` (per-StatefulSet
-//! leader status).
+//! The custom resources of group `cardano.io/v1` (docs/architecture.md, "Custom resources"):
+//! `CardanoForgeCluster` (per-region forging policy and its observed state) and `CardanoLeader`
+//! (per-StatefulSet leader status).
 //!
 //! Kept compatible with the reference Helm chart (`cardano-forge-crds`): same group, kinds,
 //! field names and short names, so its objects are accepted. Its mistakes are fixed: `pool`,

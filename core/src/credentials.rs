@@ -4,7 +4,7 @@
 //! Takes bytes plus a file label (the path string, only used in messages). No I/O: reading the
 //! files is the credential adapter's job. Errors name the file and what is wrong with it and
 //! NEVER any content: no `cborHex`, no key bytes, not even a prefix ("Nothing lost, no one in",
-//! DESIGN.md section 2). The envelope's `type` is echoed only when it is one of the well-known
+//! docs/architecture.md). The envelope's `type` is echoed only when it is one of the well-known
 //! Cardano envelope types, so a file with key material in the wrong field is not echoed either.
 //!
 //! Formats (cardano-cli text envelopes, `{"type", "description", "cborHex"}`):
@@ -81,6 +81,71 @@ impl fmt::Display for CredentialKind {
             Self::VrfSigningKey => "VRF signing key",
             Self::OperationalCertificate => "operational certificate",
         })
+    }
+}
+
+impl CredentialKind {
+    /// The three, in install order (KES key, VRF key, operational certificate).
+    pub const ALL: [CredentialKind; 3] = [
+        CredentialKind::KesSigningKey,
+        CredentialKind::VrfSigningKey,
+        CredentialKind::OperationalCertificate,
+    ];
+
+    /// Short stable name (`kes`, `vrf`, `opcert`): the `file` label of the credential metrics.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Self::KesSigningKey => "kes",
+            Self::VrfSigningKey => "vrf",
+            Self::OperationalCertificate => "opcert",
+        }
+    }
+}
+
+/// One thing per forging credential: paths (`CredentialSet<PathBuf>`, the configuration's
+/// sources and targets), contents (the credential keeper's validated copy), or anything else
+/// kept per file. Serialised with the settings' names (`kes_key`, `vrf_key`, `op_cert`, as in
+/// `SOURCE_KES_KEY`), which only paths are.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CredentialSet<T> {
+    /// The KES signing key's.
+    #[serde(rename = "kes_key")]
+    pub kes: T,
+    /// The VRF signing key's.
+    #[serde(rename = "vrf_key")]
+    pub vrf: T,
+    /// The operational certificate's.
+    #[serde(rename = "op_cert")]
+    pub opcert: T,
+}
+
+impl<T> CredentialSet<T> {
+    /// The one of `kind`.
+    pub fn get(&self, kind: CredentialKind) -> &T {
+        match kind {
+            CredentialKind::KesSigningKey => &self.kes,
+            CredentialKind::VrfSigningKey => &self.vrf,
+            CredentialKind::OperationalCertificate => &self.opcert,
+        }
+    }
+
+    /// All three, in [`CredentialKind::ALL`] order.
+    pub fn all(&self) -> [&T; 3] {
+        [&self.kes, &self.vrf, &self.opcert]
+    }
+
+    /// Each with its kind, in [`CredentialKind::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (CredentialKind, &T)> {
+        CredentialKind::ALL.into_iter().zip(self.all())
+    }
+
+    /// The same set with `f` applied to each.
+    pub fn map<U>(&self, mut f: impl FnMut(CredentialKind, &T) -> U) -> CredentialSet<U> {
+        CredentialSet {
+            kes: f(CredentialKind::KesSigningKey, &self.kes),
+            vrf: f(CredentialKind::VrfSigningKey, &self.vrf),
+            opcert: f(CredentialKind::OperationalCertificate, &self.opcert),
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! The lease timing model (DESIGN.md section 6), with client-go's semantics.
+//! The lease timing model (docs/architecture.md, "Lease timing"), with client-go's semantics.
 //!
 //! Owns: the monotonic instant type [`Mono`], the pure image of a `coordination.k8s.io/v1`
 //! Lease ([`LeaseRecord`]), how we judge someone else's lease ([`LeaseObservation`],

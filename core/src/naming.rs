@@ -1,5 +1,6 @@
-//! Kubernetes object names: DNS-1123 validators and the pool-derived names of the Lease,
-//! the CardanoLeader and the CardanoForgeCluster (anchor inventory 6f, gap G-23).
+//! Kubernetes object names: DNS-1123 validators and the pool-derived names of the Lease, the
+//! CardanoLeader and the CardanoForgeCluster (the reference's names, and its gap G-23 in
+//! docs/architecture.md).
 //!
 //! Pure string functions. No I/O.
 //!

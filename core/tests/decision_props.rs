@@ -1,7 +1,8 @@
-//! Model-based property tests of the decision engine (STYLE.md 4.8): generated event sequences
-//! with advancing monotonic time, checked after every step; the global-winner rule over
-//! consistent views; and an asynchronous simulation of several clusters (delayed spec delivery,
-//! status writes in flight, peer reads in any order) checking S1 across regions at every step.
+//! Model-based property tests of the decision engine (docs/architecture.md, "Decision engine"):
+//! generated event sequences with advancing monotonic time, checked after every step; the
+//! global-winner rule over consistent views; and an asynchronous simulation of several clusters
+//! (delayed spec delivery, status writes in flight, peer reads in any order) checking S1 across
+//! regions at every step.
 use std::time::Duration;
 
 use forge_core::crd::{

@@ -1,4 +1,4 @@
-//! forge-guard: the node guard (DESIGN.md section 12). It runs as the node container's
+//! forge-guard: the node guard (docs/guard.md). It runs as the node container's
 //! entrypoint and cardano-node's parent, and holds the forging permit the sidecar grants over a
 //! Unix socket. When the permit lapses (the sidecar died, hangs or is paused) or is revoked, it
 //! removes the target credential files and SIGHUPs the node itself, on its own monotonic clock,

@@ -1,5 +1,6 @@
 //! Launches a real kube-apiserver (1.20.2, built by `scripts/kube-apiserver.sh`) over its own etcd
-//! on loopback, for tests and for `forge-manager sim apiserver` (DESIGN.md section 11).
+//! on loopback, for tests and for `forge-manager sim apiserver` (docs/architecture.md, "Test
+//! world").
 //!
 //! Each [`ApiServer`] owns a temporary directory (etcd data, TLS material, token file, logs,
 //! kubeconfigs), free ports on 127.0.0.1, and two child processes. Several may run at once.
@@ -14,7 +15,7 @@
 //! Never used by the sidecar in production.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -118,6 +119,10 @@ pub struct ApiServerOptions {
     /// `system:masters` and the other identities get nothing unless bound). A repeated flag
     /// would add a mode, not replace it, hence this option.
     pub authorization_mode: String,
+    /// The address kube-apiserver binds, advertises and is named by in its certificate and the
+    /// kubeconfigs (default 127.0.0.1; the test cluster uses its host-side bridge address so
+    /// that pods reach it too).
+    pub address: IpAddr,
 }
 
 impl Default for ApiServerOptions {
@@ -129,6 +134,7 @@ impl Default for ApiServerOptions {
             ready_timeout: Duration::from_secs(60),
             extra_args: Vec::new(),
             authorization_mode: "AlwaysAllow".into(),
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
         }
     }
 }
@@ -252,9 +258,10 @@ fn openssl(step: &'static str, args: &[&str], cwd: &Path) -> Result<(), ApiServe
     }
 }
 
-/// Makes `ca.crt`, `serving.crt`/`serving.key` (SAN 127.0.0.1, localhost) and `sa.key`/`sa.pub`
-/// (kube-apiserver 1.20 reads no public key out of a PKCS#8 private key file) in `dir`.
-fn make_tls(dir: &Path) -> Result<(), ApiServerError> {
+/// Makes `ca.crt`, `serving.crt`/`serving.key` (SAN 127.0.0.1, `address`, the `kubernetes`
+/// Service's 10.0.0.1, localhost) and `sa.key`/`sa.pub` (kube-apiserver 1.20 reads no public key
+/// out of a PKCS#8 private key file) in `dir`.
+fn make_tls(dir: &Path, address: IpAddr) -> Result<(), ApiServerError> {
     let ec = [
         "genpkey",
         "-algorithm",
@@ -310,8 +317,11 @@ fn make_tls(dir: &Path) -> Result<(), ApiServerError> {
     )?;
     std::fs::write(
         dir.join("serving.ext"),
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n\
-         subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc\n",
+        format!(
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n\
+             subjectAltName=IP:127.0.0.1,IP:{address},IP:10.0.0.1,DNS:localhost,DNS:kubernetes,\
+             DNS:kubernetes.default.svc\n"
+        ),
     )
     .map_err(io("writing serving.ext"))?;
     openssl(
@@ -399,7 +409,7 @@ impl ApiServer {
         let root = dir.path().to_owned();
         let ports = free_ports(3)?;
         let (client_port, peer_port, secure_port) = (ports[0], ports[1], ports[2]);
-        let addr = SocketAddr::from(([127, 0, 0, 1], secure_port));
+        let addr = SocketAddr::new(opts.address, secure_port);
         let mut server = ApiServer {
             etcd: None,
             apiserver: None,
@@ -411,7 +421,7 @@ impl ApiServer {
             startup: Duration::ZERO,
         };
 
-        make_tls(&root)?;
+        make_tls(&root, opts.address)?;
         let mut csv = String::new();
         for id in std::iter::once(ADMIN.to_owned()).chain(opts.identities.iter().cloned()) {
             let token = random_token()?;
@@ -486,7 +496,8 @@ impl ApiServer {
         let mut cmd = tied_command(binary);
         let p = |name: &str| root.join(name).to_string_lossy().into_owned();
         cmd.arg(format!("--etcd-servers={client_url}"))
-            .args(["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"])
+            .arg(format!("--bind-address={}", opts.address))
+            .arg(format!("--advertise-address={}", opts.address))
             .arg(format!("--secure-port={secure_port}"))
             .arg(format!("--cert-dir={}", p("certs")))
             .arg(format!("--tls-cert-file={}", p("serving.crt")))
@@ -753,7 +764,7 @@ mod tests {
     #[test]
     fn tls_material_is_made_with_openssl() {
         let dir = tempfile::tempdir().expect("tempdir");
-        make_tls(dir.path()).expect("tls");
+        make_tls(dir.path(), IpAddr::V4(Ipv4Addr::LOCALHOST)).expect("tls");
         for f in ["ca.crt", "serving.crt", "serving.key", "sa.key"] {
             assert!(dir.path().join(f).is_file(), "{f}");
         }

@@ -1,6 +1,6 @@
 //! `forge-manager sim ...` (and the `forge-sim` test binary): the test world from a shell
-//! (DESIGN.md section 13). Each subcommand runs until done or until SIGTERM/SIGINT, then cleans up
-//! every process and file it made.
+//! (docs/architecture.md, "Test world"). Each subcommand runs until done or until SIGTERM/SIGINT,
+//! then cleans up every process and file it made.
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +11,8 @@ use clap::Subcommand;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::apiserver::{ApiServer, ApiServerOptions};
-use crate::node::{NodeOptions, NodeSim};
+use crate::cluster::{Cluster, ClusterOptions};
+use crate::node::{Latency, NodeBehaviour, NodeOptions, NodeSim};
 use crate::proxy::{FaultProxy, serve_control};
 use crate::timeline;
 
@@ -34,6 +35,21 @@ pub enum SimCommand {
         #[arg(long = "apiserver-arg", value_name = "FLAG", allow_hyphen_values = true)]
         apiserver_args: Vec<String>,
     },
+    /// A real single-node Kubernetes 1.20 (etcd, kube-apiserver, controller-manager, scheduler,
+    /// its own containerd, kubelet, kube-proxy, bridge CNI; needs root and
+    /// `scripts/kube-cluster.sh`); prints `kubeconfig: PATH` (admin), `server: URL`, then
+    /// `ready: SECONDS` and `rss_kib: N`; on SIGTERM/SIGINT stops everything and removes what it
+    /// made (processes, mounts, network namespace, iptables rules, cgroups).
+    Cluster {
+        /// An OCI image archive to import into the node's containerd (see scripts/images.sh);
+        /// repeatable. The pause image is always imported.
+        #[arg(long = "image", value_name = "FILE")]
+        images: Vec<PathBuf>,
+    },
+    /// Inside a pod: build a kube client from the in-cluster configuration (service-account
+    /// token, CA, KUBERNETES_SERVICE_HOST/PORT), read the server version and the pods of the
+    /// pod's namespace; print one JSON line; exit 1 on failure.
+    InclusterProbe,
     /// A TCP fault proxy in front of UPSTREAM; prints `listen: ADDR`; modes are switched through
     /// the control socket with one-line commands: pass | latency UP_MS DOWN_MS | blackhole |
     /// reset | refuse | stats (answered `ok` or with the stats JSON).
@@ -77,6 +93,31 @@ pub enum SimCommand {
         /// Serve `cardano_node_metrics_forging_enabled` on 127.0.0.1:PORT (0: a free port).
         #[arg(long)]
         metrics_port: Option<u16>,
+        /// SIGHUP-to-effect latency of each reload in ms: N, or A..B drawn per reload (reloads
+        /// run one at a time, in order; the reconfiguration line is logged just before the effect).
+        #[arg(long, value_name = "MS|A..B", default_value = "0")]
+        reload_ms: Latency,
+        /// Seed for the reload latency draws (default: from the clock; the `start` line shows it).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Install the SIGHUP handler only this many ms after start; a SIGHUP before kills the
+        /// process (the default action, exit by signal). The replay begins after it.
+        #[arg(long, value_name = "MS", default_value_t = 0)]
+        handler_delay_ms: u64,
+        /// After SIGTERM/SIGINT, go on forging this many ms before stopping and exiting.
+        #[arg(long, value_name = "MS", default_value_t = 0)]
+        stop_grace_ms: u64,
+        /// Close the node socket at SIGTERM, before the stop grace, instead of at the exit.
+        #[arg(long)]
+        close_socket_early: bool,
+        /// Listen backlog of the node socket (default 1024); with a small one a stalled node soon
+        /// refuses connections.
+        #[arg(long, value_name = "N")]
+        socket_backlog: Option<u32>,
+        /// A Unix control socket taking one-line commands: `stall MS` (hang: no signal handled, no
+        /// connection accepted, forging unchanged), answered `ok`.
+        #[arg(long, value_name = "PATH")]
+        control: Option<PathBuf>,
     },
     /// The 3-replica demo: a real API server, three `forge-manager run` sidecars and three node
     /// simulators; shows who forges, hands over gracefully (SIGTERM to the leader's sidecar),
@@ -89,11 +130,20 @@ pub enum SimCommand {
         #[arg(long)]
         verbose: bool,
     },
-    /// Merge node timelines and print `{"overlap_ms":..,"max_gap_ms":..,"transitions":..,"forgers":[..]}`.
+    /// Merge node timelines and print the verdict as JSON
+    /// (`{"overlap_ms":..,"max_forgers":..,"max_gap_ms":..,"transitions":..,"forgers":[..],..}`);
+    /// fails when no node ever started in them (an empty or lost timeline proves nothing).
     Timeline {
         /// Timeline files (JSON lines).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Judge from this instant (nanoseconds since the Unix epoch; default: the first event,
+        /// with gaps counted from the first `forging_on`).
+        #[arg(long, value_name = "UNIX_NS")]
+        from_ns: Option<u64>,
+        /// Judge until this instant (default: the last event).
+        #[arg(long, value_name = "UNIX_NS")]
+        until_ns: Option<u64>,
     },
 }
 
@@ -136,9 +186,18 @@ async fn terminated() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 
 async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        SimCommand::Timeline { files } => {
+        SimCommand::Timeline {
+            files,
+            from_ns,
+            until_ns,
+        } => {
             let events = timeline::read_files(&files).map_err(flat)?;
-            println!("{}", serde_json::to_string(&timeline::judge(&events))?);
+            let window = timeline::Window {
+                from_unix_ns: from_ns,
+                until_unix_ns: until_ns,
+            };
+            let verdict = timeline::judge_window(&events, window).map_err(flat)?;
+            println!("{}", serde_json::to_string(&verdict)?);
             Ok(ExitCode::SUCCESS)
         }
         SimCommand::Apiserver {
@@ -171,6 +230,34 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
             server.stop();
             Ok(ExitCode::SUCCESS)
         }
+        SimCommand::Cluster { images } => {
+            let stop = terminated().await?;
+            let mut cluster = Cluster::start(ClusterOptions {
+                images,
+                ..ClusterOptions::default()
+            })
+            .await
+            .map_err(flat)?;
+            out(&format!("kubeconfig: {}", cluster.kubeconfig().display()));
+            out(&format!("server: {}", cluster.url()));
+            out(&format!("ready: {:.1}", cluster.startup_time().as_secs_f64()));
+            out(&format!("rss_kib: {}", cluster.rss_kib().1));
+            let phases: Vec<String> = cluster
+                .phases()
+                .iter()
+                .map(|(p, t)| format!("{p} {:.1} s", t.as_secs_f64()))
+                .collect();
+            eprintln!(
+                "cluster ready after {:?} ({}; logs in {}); SIGTERM or Ctrl-C stops it",
+                cluster.startup_time(),
+                phases.join(", "),
+                cluster.dir().display()
+            );
+            stop.await;
+            cluster.stop();
+            Ok(ExitCode::SUCCESS)
+        }
+        SimCommand::InclusterProbe => incluster_probe().await,
         SimCommand::Proxy {
             upstream,
             listen,
@@ -197,35 +284,123 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
             start_as_non_producing_node,
             replay_ms,
             metrics_port,
+            reload_ms,
+            seed,
+            handler_delay_ms,
+            stop_grace_ms,
+            close_socket_early,
+            socket_backlog,
+            control,
         } => {
-            let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+            let handler_delay = Duration::from_millis(handler_delay_ms);
+            if !handler_delay.is_zero() && sighup_ignored() {
+                anyhow::bail!(
+                    "--handler-delay-ms: SIGHUP is ignored in this process (inherited from its parent), \
+                     so an early SIGHUP could not kill it; start it with SIGHUP at its default action"
+                );
+            }
+            let seed = seed.unwrap_or_else(|| timeline::unix_now_ns() ^ u64::from(std::process::id()));
+            // With no delay the handler is in place before the node exists, as it always was.
+            let mut hup = match handler_delay.is_zero() {
+                true => Some(signal(SignalKind::hangup()).context("SIGHUP handler")?),
+                false => None,
+            };
             let stop = terminated().await?;
-            let node = NodeSim::start(NodeOptions {
-                name,
-                socket,
-                kes,
-                vrf,
-                opcert,
-                timeline,
-                start_as_non_producing: start_as_non_producing_node,
-                replay: Duration::from_millis(replay_ms),
-                metrics_port,
-                echo_stdout: true,
-            })
+            let install_at = tokio::time::Instant::now() + handler_delay;
+            let node = NodeSim::start_with(
+                NodeOptions {
+                    name,
+                    socket,
+                    kes,
+                    vrf,
+                    opcert,
+                    timeline,
+                    start_as_non_producing: start_as_non_producing_node,
+                    replay: Duration::from_millis(replay_ms),
+                    metrics_port,
+                    echo_stdout: true,
+                },
+                NodeBehaviour {
+                    reload: reload_ms,
+                    seed,
+                    handler_delay,
+                    stop_grace: Duration::from_millis(stop_grace_ms),
+                    close_socket_early,
+                    socket_backlog,
+                    control,
+                    external_handler: true,
+                },
+            )
             .await
             .map_err(flat)?;
             let h = node.handle();
+            if hup.is_some() {
+                h.handler_installed();
+            }
             tokio::pin!(stop);
             loop {
+                let installed = hup.is_some();
+                let next_hup = async {
+                    match hup.as_mut() {
+                        Some(s) => s.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
-                    _ = hup.recv() => h.sighup(),
+                    () = tokio::time::sleep_until(install_at), if !installed => {}
+                    _ = next_hup => {
+                        h.sighup();
+                        continue;
+                    }
                     () = &mut stop => break,
                 }
+                // Until now the default action of SIGHUP applied: it killed the process.
+                hup = Some(signal(SignalKind::hangup()).context("SIGHUP handler")?);
+                h.handler_installed();
             }
             node.stop().await.map_err(flat)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Whether SIGHUP is ignored in this process (`SigIgn` of `/proc/self/status`, bit 0).
+fn sighup_ignored() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("SigIgn:"))?
+                .trim()
+                .to_owned();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|mask| mask & 1 != 0)
+}
+
+/// `forge-sim incluster-probe`: what a sidecar in a pod does first, with kube-rs's in-cluster
+/// configuration.
+async fn incluster_probe() -> anyhow::Result<ExitCode> {
+    use k8s_openapi::api::core::v1::Pod;
+    let config = kube::Config::incluster().context("in-cluster configuration")?;
+    let server = config.cluster_url.to_string();
+    let namespace = config.default_namespace.clone();
+    let client = kube::Client::try_from(config).context("kube client")?;
+    let version = client.apiserver_version().await.context("GET /version")?;
+    let pods: kube::Api<Pod> = kube::Api::namespaced(client, &namespace);
+    let list = pods
+        .list(&kube::api::ListParams::default())
+        .await
+        .with_context(|| format!("listing pods in {namespace}"))?;
+    out(&serde_json::json!({
+        "server": server,
+        "namespace": namespace,
+        "version": format!("{}.{}", version.major, version.minor),
+        "pods": list.items.len(),
+    })
+    .to_string());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `forge-manager sim demo`: the main job a newcomer runs (README).

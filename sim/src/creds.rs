@@ -5,7 +5,7 @@
 //! cardano-node's 608-byte layout, a VRF key whose halves agree, and a certificate for that
 //! KES key signed by a cold key, so they pass forge-manager's full validation (KES key match,
 //! cold signature, KES period current on mainnet). They are test keys of no pool.
-//! Files are written with mode 0600, as the sidecar must write them (DESIGN.md section 2).
+//! Files are written with mode 0600, as the sidecar must write them (docs/architecture.md).
 //! Never print the contents of these files.
 
 use std::fs::OpenOptions;
@@ -25,23 +25,8 @@ pub const VRF_TYPE: &str = "VrfSigningKey_PraosVRF";
 /// The envelope `type` of an operational certificate.
 pub const OPCERT_TYPE: &str = "NodeOperationalCertificate";
 
-/// Where [`write_test_credentials`] put the three files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredentialPaths {
-    /// The KES signing key (`kes.skey`).
-    pub kes: PathBuf,
-    /// The VRF signing key (`vrf.skey`).
-    pub vrf: PathBuf,
-    /// The operational certificate (`node.cert`).
-    pub opcert: PathBuf,
-}
-
-impl CredentialPaths {
-    /// The three paths, in the order KES, VRF, opcert.
-    pub fn all(&self) -> [&Path; 3] {
-        [&self.kes, &self.vrf, &self.opcert]
-    }
-}
+/// Where [`write_test_credentials`] put the three files (`kes.skey`, `vrf.skey`, `node.cert`).
+pub type CredentialPaths = forge_core::credentials::CredentialSet<PathBuf>;
 
 /// Errors writing or checking credential files. Messages never contain key material.
 #[derive(Debug, thiserror::Error)]
@@ -344,14 +329,10 @@ mod tests {
         );
     }
 
-    fn label(p: &Path) -> String {
-        p.display().to_string()
-    }
-
     fn check(p: &CredentialPaths) -> forge_core::credentials::SetCheck {
         use forge_core::credentials::{CredentialFile, KesClock, check_set};
         let bytes = p.all().map(|f| std::fs::read(f).expect("read"));
-        let labels = p.all().map(label);
+        let labels = p.all().map(|f| f.display().to_string());
         let schedule = KesSchedule::mainnet();
         check_set(
             CredentialFile {

@@ -1,17 +1,37 @@
 //! The cardano-node simulator: behaves like `cardano-node` 10.x for what forge-manager touches
-//! (DESIGN.md section 11; cardano-node's `Run.hs`/`Shelley.hs` and its startup tracer).
+//! (docs/architecture.md, "Test world"; cardano-node's `Run.hs`/`Shelley.hs` and its startup tracer).
 //!
 //! - Start: the three credential files must exist and be valid text envelopes, and the VRF key
 //!   must have no "other" permission bit, even with `--start-as-non-producing-node`; otherwise
-//!   the node refuses to start ([`NodeError`], exit code 1 in the CLI).
-//! - It listens on a Unix socket (a stale file is removed first) and holds connections open.
-//! - A simulated ledger replay (`replay`) comes first: a SIGHUP during it is "not effective" and
-//!   lost. After the replay a producing node begins forging with the keys it read at start.
-//! - SIGHUP after the replay re-reads the files: any missing -> forging off; all present and valid
-//!   -> forging on; present but invalid -> a reconfiguration error and the previous state kept.
-//! - SIGTERM/SIGINT: `forging_off` if it was forging, then `exit`; the socket file is removed.
-//! - Every event goes to the timeline file (section 13), and the node prints the log lines
-//!   cardano-node prints (the node guard parses them). Key contents are never printed.
+//!   the node refuses to start ([`NodeError`], exit code 1 in the CLI). The `start` line is
+//!   written first, then the node listens on a Unix socket (a stale file is removed first) and
+//!   holds connections open.
+//! - Until its SIGHUP handler is installed ([`NodeBehaviour::handler_delay`], 0 by default), a
+//!   SIGHUP kills the node, as the default action of an unhandled SIGHUP does: nothing more is
+//!   written, the socket file stays behind. Then a `handler_installed` line (only with a delay).
+//!   The socket is bound only then, as cardano-node opens its local socket only long after
+//!   installing its handler.
+//! - A simulated ledger replay (`replay`, starting once the handler is installed) comes next: a
+//!   SIGHUP during it is "not effective" and lost. After the replay a producing node begins
+//!   forging with the keys it read at start.
+//! - SIGHUP after the replay queues a reload; reloads run one at a time, in order. A reload reads
+//!   the files when it begins, takes [`NodeBehaviour::reload`] (a value or a range drawn per
+//!   reload from a seeded generator; 0 by default), then logs cardano-node's reconfiguration
+//!   line and, just after it, takes effect: any file missing -> forging off; all present and
+//!   valid -> forging on; present but invalid -> a reconfiguration error and the previous state
+//!   kept. The `forging_on` line is written just before the effect and `forging_off` just after
+//!   it, so the timeline never shows less forging than there was.
+//! - SIGTERM/SIGINT: with [`NodeBehaviour::stop_grace`] (0 by default) the node goes on forging
+//!   that long after a `sigterm` line (its socket already closed with
+//!   [`NodeBehaviour::close_socket_early`]), ignoring further SIGHUPs and dropping queued
+//!   reloads; then `forging_off` if it was forging, then `exit`; the socket file is removed.
+//! - A stall ([`NodeHandle::stall`], or `stall MS` on the control socket): for that long the node
+//!   handles no signal and accepts no connection (the listen backlog fills; with
+//!   [`NodeBehaviour::socket_backlog`] small, new connections are then refused), and forging stays
+//!   as it was, as a hung node's would. Signals received meanwhile are handled afterwards.
+//! - Every event goes to the timeline file (docs/architecture.md, "Test world") with the node's PID and start time, and
+//!   the node prints the log lines cardano-node prints (the node guard parses them). Key contents
+//!   are never printed.
 //!
 //! The core runs in-process ([`NodeSim::start`], driven through a [`NodeHandle`]) so tests can run
 //! several nodes in one process without real signals; the CLI (`forge-manager sim node`) maps
@@ -20,16 +40,18 @@
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::creds::{OPCERT_TYPE, check_envelope};
-use crate::timeline::{EventKind, TimelineError, TimelineEvent, TimelineWriter};
+use crate::timeline::{EventKind, ProcessId, TimelineError, TimelineEvent, TimelineWriter, unix_now_ns};
 
 /// Log line text (cardano-node's startup tracer) when forging becomes enabled.
 pub const LOG_ENABLED: &str = "Performing block forging reconfiguration: Enabling block forging. To disable it please \
@@ -69,6 +91,120 @@ pub struct NodeOptions {
     pub echo_stdout: bool,
 }
 
+/// How the node behaves where cardano-node is slow or rough (all off by default: the node then
+/// behaves as the simple simulator always did). See the module docs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeBehaviour {
+    /// SIGHUP-to-effect latency of a reload, drawn per reload.
+    pub reload: Latency,
+    /// Seed of the generator the latencies are drawn from (the same seed, the same draws).
+    pub seed: u64,
+    /// Time from start until the SIGHUP handler is installed; a SIGHUP before kills the node.
+    /// The replay begins after it.
+    pub handler_delay: Duration,
+    /// After SIGTERM/SIGINT, forging goes on this long before it stops and the node exits.
+    pub stop_grace: Duration,
+    /// Close the socket (and remove its file) at SIGTERM, before the grace, not at the exit.
+    pub close_socket_early: bool,
+    /// The listen backlog of the node socket (None: tokio's default, 1024). A small one makes a
+    /// stalled node refuse connections soon.
+    pub socket_backlog: Option<u32>,
+    /// A Unix control socket taking one-line commands: `stall MS` (answered `ok`).
+    pub control: Option<PathBuf>,
+    /// The embedding process installs the real SIGHUP handler itself after `handler_delay` and
+    /// then calls [`NodeHandle::handler_installed`] (the CLI does; in-process, leave it false).
+    pub external_handler: bool,
+}
+
+/// A latency: a fixed value or a range `[min, max]` drawn uniformly. Parsed from milliseconds,
+/// `"300"` or `"100..500"` (both ends included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Latency {
+    /// The shortest.
+    pub min: Duration,
+    /// The longest.
+    pub max: Duration,
+}
+
+impl Latency {
+    /// Always `d`.
+    pub fn fixed(d: Duration) -> Self {
+        Self { min: d, max: d }
+    }
+
+    /// Between `min_ms` and `max_ms` milliseconds.
+    pub fn range_ms(min_ms: u64, max_ms: u64) -> Self {
+        Self {
+            min: Duration::from_millis(min_ms),
+            max: Duration::from_millis(max_ms),
+        }
+    }
+
+    /// Whether it is always 0.
+    pub fn is_zero(&self) -> bool {
+        self.max.is_zero()
+    }
+
+    /// One draw from `rng`.
+    pub fn draw(&self, rng: &mut SplitMix64) -> Duration {
+        let (lo, hi) = (self.min.as_nanos() as u64, self.max.as_nanos() as u64);
+        if hi <= lo {
+            return self.min;
+        }
+        Duration::from_nanos(lo + rng.next_u64() % (hi - lo + 1))
+    }
+}
+
+impl std::fmt::Display for Latency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.min == self.max {
+            write!(f, "{}", self.min.as_millis())
+        } else {
+            write!(f, "{}..{}", self.min.as_millis(), self.max.as_millis())
+        }
+    }
+}
+
+impl FromStr for Latency {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ms = |t: &str| {
+            t.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{s:?} is not milliseconds: expected N or A..B, e.g. 300 or 100..500"))
+        };
+        let l = match s.split_once("..") {
+            Some((a, b)) => Latency::range_ms(ms(a)?, ms(b)?),
+            None => Latency::fixed(Duration::from_millis(ms(s)?)),
+        };
+        if l.min > l.max {
+            return Err(format!("{s:?}: the range ends before it starts"));
+        }
+        Ok(l)
+    }
+}
+
+/// SplitMix64: a small, seedable, reproducible generator (no cryptographic use).
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
 /// Why a node could not start or run.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -99,6 +235,9 @@ pub enum NodeError {
     /// The timeline could not be written.
     #[error(transparent)]
     Timeline(#[from] TimelineError),
+    /// A SIGHUP arrived before the handler was installed: the default action killed the node.
+    #[error("killed by SIGHUP: it arrived before the node installed its SIGHUP handler")]
+    KilledBySighup,
 }
 
 impl NodeError {
@@ -110,6 +249,7 @@ impl NodeError {
             Self::InvalidCredential(_) => "invalid_credential",
             Self::Io { .. } => "io",
             Self::Timeline(_) => "timeline",
+            Self::KilledBySighup => "killed_by_sighup",
         }
     }
 }
@@ -166,15 +306,26 @@ fn check_vrf_mode(vrf: &Path) -> Result<(), NodeError> {
 enum Input {
     Sighup,
     Terminate,
+    HandlerInstalled,
+}
+
+/// What the accept loop should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accepting {
+    Yes,
+    Paused,
+    Closed,
 }
 
 /// Drives a running [`NodeSim`] (cloneable): the in-process stand-in for signals.
 #[derive(Debug, Clone)]
 pub struct NodeHandle {
     tx: mpsc::UnboundedSender<Input>,
+    stall: mpsc::UnboundedSender<Duration>,
     forging: watch::Receiver<bool>,
     log: Arc<Mutex<Vec<String>>>,
     metrics: Option<SocketAddr>,
+    process: ProcessId,
 }
 
 impl NodeHandle {
@@ -186,6 +337,17 @@ impl NodeHandle {
     /// As `kill -TERM`.
     pub fn terminate(&self) {
         let _ = self.tx.send(Input::Terminate);
+    }
+
+    /// The embedding process has installed the real SIGHUP handler (with
+    /// [`NodeBehaviour::external_handler`]).
+    pub fn handler_installed(&self) {
+        let _ = self.tx.send(Input::HandlerInstalled);
+    }
+
+    /// Hangs the node for `d` (see the module docs); a stall during a stall extends it.
+    pub fn stall(&self, d: Duration) {
+        let _ = self.stall.send(d);
     }
 
     /// Whether the node forges now.
@@ -210,6 +372,11 @@ impl NodeHandle {
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics
     }
+
+    /// The identity written on each of its timeline lines.
+    pub fn process(&self) -> &ProcessId {
+        &self.process
+    }
 }
 
 /// A running simulated node.
@@ -221,9 +388,18 @@ pub struct NodeSim {
 
 struct Node {
     opts: NodeOptions,
+    behaviour: NodeBehaviour,
+    process: ProcessId,
     timeline: TimelineWriter,
     forging: watch::Sender<bool>,
+    accepting: watch::Sender<Accepting>,
     log: Arc<Mutex<Vec<String>>>,
+    rng: SplitMix64,
+    /// The socket is bound only once the SIGHUP handler is installed: cardano-node opens its
+    /// local socket long after its handler (after the ledger replay), so a sidecar that finds
+    /// the socket may SIGHUP the node. Until then, this is set; then the accept loop runs here.
+    socket_late: bool,
+    late_accept: Option<JoinHandle<()>>,
 }
 
 impl Node {
@@ -247,7 +423,7 @@ impl Node {
 
     fn event(&mut self, kind: EventKind, detail: &str) -> Result<(), NodeError> {
         self.timeline
-            .append(&TimelineEvent::now(&self.opts.name, kind, detail))?;
+            .append(&TimelineEvent::now_for(&self.process, kind, detail))?;
         Ok(())
     }
 
@@ -255,28 +431,33 @@ impl Node {
         if *self.forging.borrow() == on {
             return Ok(());
         }
-        // Timeline first: the instant we record is no later than the instant it takes effect.
-        self.event(
-            if on {
-                EventKind::ForgingOn
-            } else {
-                EventKind::ForgingOff
-            },
-            detail,
-        )?;
-        self.forging.send_replace(on);
+        // The recorded forging interval contains the real one: on is written before it takes
+        // effect, off after.
+        if on {
+            self.event(EventKind::ForgingOn, detail)?;
+            self.forging.send_replace(true);
+        } else {
+            self.forging.send_replace(false);
+            self.event(EventKind::ForgingOff, detail)?;
+        }
         Ok(())
     }
 
-    fn reload(&mut self) -> Result<(), NodeError> {
-        match read_credentials(&self.opts) {
+    /// The end of a reload that read `reading` and took `took`: the log line, then the effect.
+    fn complete_reload(&mut self, reading: Reading, took: Duration) -> Result<(), NodeError> {
+        let took = if took.is_zero() {
+            String::new()
+        } else {
+            format!(" (reload took {} ms)", took.as_millis())
+        };
+        match reading {
             Reading::Valid => {
                 self.say("Notice", LOG_ENABLED);
-                self.set_forging(true, "SIGHUP: credentials present and valid")
+                self.set_forging(true, &format!("SIGHUP: credentials present and valid{took}"))
             }
             Reading::Missing(p) => {
                 self.say("Notice", LOG_DISABLED);
-                self.set_forging(false, &format!("SIGHUP: {} missing", p.display()))
+                self.set_forging(false, &format!("SIGHUP: {} missing{took}", p.display()))
             }
             Reading::Invalid(why) => {
                 self.say(
@@ -288,16 +469,44 @@ impl Node {
                 } else {
                     "forging kept off"
                 };
-                self.event(EventKind::ReloadError, &format!("{why}; {kept}"))
+                self.event(EventKind::ReloadError, &format!("{why}; {kept}{took}"))
             }
         }
     }
+
+    /// Closes the socket now: no more connections, held ones dropped, the file removed.
+    fn close_socket(&mut self, detail: &str) -> Result<(), NodeError> {
+        if *self.accepting.borrow() == Accepting::Closed {
+            return Ok(());
+        }
+        self.accepting.send_replace(Accepting::Closed);
+        let _ = std::fs::remove_file(&self.opts.socket);
+        self.event(EventKind::SocketClosed, detail)
+    }
+}
+
+fn bind_socket(path: &Path, backlog: Option<u32>) -> std::io::Result<UnixListener> {
+    let Some(backlog) = backlog else {
+        return UnixListener::bind(path);
+    };
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketType, bind, listen, socket};
+    let fd = socket(AddressFamily::UNIX, SocketType::STREAM, None)?;
+    bind(&fd, &SocketAddrUnix::new(path)?)?;
+    listen(&fd, i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    let std = std::os::unix::net::UnixListener::from(fd);
+    std.set_nonblocking(true)?;
+    UnixListener::from_std(std)
 }
 
 impl NodeSim {
-    /// Checks the credentials, binds the socket (and metrics), writes `start`, and runs the node
-    /// in a task. Errors here are the node refusing to start.
+    /// Starts a node with the default behaviour (see [`NodeSim::start_with`]).
     pub async fn start(opts: NodeOptions) -> Result<NodeSim, NodeError> {
+        Self::start_with(opts, NodeBehaviour::default()).await
+    }
+
+    /// Checks the credentials, writes `start`, binds the socket (and metrics, and the control
+    /// socket), and runs the node in a task. Errors here are the node refusing to start.
+    pub async fn start_with(opts: NodeOptions, behaviour: NodeBehaviour) -> Result<NodeSim, NodeError> {
         for p in [&opts.kes, &opts.vrf, &opts.opcert] {
             if !p.exists() {
                 return Err(NodeError::MissingCredential(p.clone()));
@@ -312,31 +521,24 @@ impl NodeSim {
             check_envelope(p, ty).map_err(NodeError::InvalidCredential)?;
         }
 
-        let io = |what: String| move |source| NodeError::Io { what, source };
-        if opts.socket.exists() {
-            std::fs::remove_file(&opts.socket)
-                .map_err(io(format!("removing stale {}", opts.socket.display())))?;
-        }
-        let socket =
-            UnixListener::bind(&opts.socket).map_err(io(format!("binding {}", opts.socket.display())))?;
-        let (forging_tx, forging_rx) = watch::channel(false);
-        let mut metrics_task = None;
-        let metrics = match opts.metrics_port {
-            Some(port) => {
-                let l = TcpListener::bind(("127.0.0.1", port))
-                    .await
-                    .map_err(io(format!("binding metrics port {port}")))?;
-                let addr = l.local_addr().map_err(io("metrics local_addr".into()))?;
-                metrics_task = Some(tokio::spawn(serve_metrics(l, forging_rx.clone())));
-                Some(addr)
-            }
-            None => None,
+        let process = ProcessId {
+            node: opts.name.clone(),
+            pid: std::process::id(),
+            proc_start_ns: unix_now_ns(),
         };
+        let (forging_tx, forging_rx) = watch::channel(false);
+        let (accepting_tx, accepting_rx) = watch::channel(Accepting::Yes);
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut node = Node {
             timeline: TimelineWriter::open(&opts.timeline)?,
+            rng: SplitMix64::new(behaviour.seed),
+            socket_late: false,
+            late_accept: None,
             opts,
+            behaviour,
+            process: process.clone(),
             forging: forging_tx,
+            accepting: accepting_tx,
             log: log.clone(),
         };
         let mode = if node.opts.start_as_non_producing {
@@ -344,23 +546,78 @@ impl NodeSim {
         } else {
             "block-producing"
         };
-        node.event(
-            EventKind::Start,
-            &format!("{mode}, replay {} ms", node.opts.replay.as_millis()),
-        )?;
+        let b = &node.behaviour;
+        let mut detail = format!("{mode}, replay {} ms", node.opts.replay.as_millis());
+        if b != &NodeBehaviour::default() {
+            detail.push_str(&format!(
+                ", reload {} ms, seed {}, handler after {} ms, stop grace {} ms{}",
+                b.reload,
+                b.seed,
+                b.handler_delay.as_millis(),
+                b.stop_grace.as_millis(),
+                if b.close_socket_early {
+                    ", socket closed at SIGTERM"
+                } else {
+                    ""
+                }
+            ));
+        }
+        // The process exists before it listens: `start` comes first.
+        node.timeline.append(&TimelineEvent {
+            t_unix_ns: process.proc_start_ns,
+            ..TimelineEvent::now_for(&process, EventKind::Start, detail)
+        })?;
+
+        let io = |what: String| move |source| NodeError::Io { what, source };
+        let opts = &node.opts;
+        if opts.socket.exists() {
+            std::fs::remove_file(&opts.socket)
+                .map_err(io(format!("removing stale {}", opts.socket.display())))?;
+        }
+        node.socket_late = !node.behaviour.handler_delay.is_zero() || node.behaviour.external_handler;
+        let socket = if node.socket_late {
+            None
+        } else {
+            Some(
+                bind_socket(&opts.socket, node.behaviour.socket_backlog)
+                    .map_err(io(format!("binding {}", opts.socket.display())))?,
+            )
+        };
+        let mut tasks = Vec::new();
+        let metrics = match opts.metrics_port {
+            Some(port) => {
+                let l = TcpListener::bind(("127.0.0.1", port))
+                    .await
+                    .map_err(io(format!("binding metrics port {port}")))?;
+                let addr = l.local_addr().map_err(io("metrics local_addr".into()))?;
+                tasks.push(tokio::spawn(serve_metrics(l, forging_rx.clone())));
+                Some(addr)
+            }
+            None => None,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (stall_tx, stall_rx) = mpsc::unbounded_channel();
+        if let Some(path) = &node.behaviour.control {
+            if path.exists() {
+                std::fs::remove_file(path).map_err(io(format!("removing stale {}", path.display())))?;
+            }
+            let l = UnixListener::bind(path).map_err(io(format!("binding {}", path.display())))?;
+            tasks.push(tokio::spawn(serve_node_control(l, stall_tx.clone())));
+        }
         node.say("Notice", &format!("Starting cardano-node simulator ({mode})"));
         if let Some(a) = metrics {
             node.say("Info", &format!("metrics: {a}"));
         }
 
-        let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(node, socket, metrics_task, rx));
+        let task = tokio::spawn(run(node, socket, accepting_rx, tasks, rx, stall_rx));
         Ok(NodeSim {
             handle: NodeHandle {
                 tx,
+                stall: stall_tx,
                 forging: forging_rx,
                 log,
                 metrics,
+                process,
             },
             task,
         })
@@ -371,7 +628,8 @@ impl NodeSim {
         self.handle.clone()
     }
 
-    /// Waits for the node to exit (after [`NodeHandle::terminate`]).
+    /// Waits for the node to exit (after [`NodeHandle::terminate`]); a node killed by an early
+    /// SIGHUP ends with [`NodeError::KilledBySighup`].
     pub async fn wait(self) -> Result<(), NodeError> {
         self.task.await.unwrap_or_else(|e| {
             Err(NodeError::Io {
@@ -381,7 +639,7 @@ impl NodeSim {
         })
     }
 
-    /// Terminates the node and waits for its clean exit.
+    /// Terminates the node and waits for its exit.
     pub async fn stop(self) -> Result<(), NodeError> {
         self.handle.terminate();
         self.wait().await
@@ -390,68 +648,279 @@ impl NodeSim {
 
 async fn run(
     mut node: Node,
-    socket: UnixListener,
-    metrics_task: Option<JoinHandle<()>>,
+    socket: Option<UnixListener>,
+    accepting: watch::Receiver<Accepting>,
+    tasks: Vec<JoinHandle<()>>,
     mut rx: mpsc::UnboundedReceiver<Input>,
+    mut stall_rx: mpsc::UnboundedReceiver<Duration>,
 ) -> Result<(), NodeError> {
-    let accept_task = tokio::spawn(async move {
-        // Dropping the set (when this task is aborted) closes every held connection.
-        let mut held = tokio::task::JoinSet::new();
-        while let Ok((mut conn, _)) = socket.accept().await {
-            // Hold the connection until the client closes it (or the node exits).
-            held.spawn(async move {
-                let mut buf = [0u8; 1024];
-                while matches!(conn.read(&mut buf).await, Ok(n) if n > 0) {}
-            });
-            while held.try_join_next().is_some() {}
-        }
-    });
-    let result = run_loop(&mut node, &mut rx).await;
-    accept_task.abort();
-    if let Some(t) = metrics_task {
+    let accept_task = socket.map(|socket| tokio::spawn(accept_loop(socket, accepting)));
+    let result = run_loop(&mut node, &mut rx, &mut stall_rx).await;
+    for t in accept_task.into_iter().chain(node.late_accept.take()) {
         t.abort();
     }
-    let _ = std::fs::remove_file(&node.opts.socket);
+    for t in tasks {
+        t.abort();
+    }
+    if let Some(c) = &node.behaviour.control {
+        let _ = std::fs::remove_file(c);
+    }
+    // A process killed by a signal leaves its socket file behind; an exit removes it.
+    if !matches!(result, Err(NodeError::KilledBySighup)) {
+        let _ = std::fs::remove_file(&node.opts.socket);
+    }
     result
 }
 
-async fn run_loop(node: &mut Node, rx: &mut mpsc::UnboundedReceiver<Input>) -> Result<(), NodeError> {
-    let replay_end = tokio::time::Instant::now() + node.opts.replay;
-    let mut replaying = !node.opts.replay.is_zero();
-    if replaying {
-        node.say(
-            "Info",
-            &format!("Replaying ledger ({} ms simulated)", node.opts.replay.as_millis()),
-        );
-    }
-    if !replaying {
-        consensus_started(node)?;
-    }
+async fn accept_loop(socket: UnixListener, mut accepting: watch::Receiver<Accepting>) {
+    // Dropping the set (when this task ends or is aborted) closes every held connection.
+    let mut held = tokio::task::JoinSet::new();
     loop {
-        let input = tokio::select! {
-            _ = tokio::time::sleep_until(replay_end), if replaying => {
-                replaying = false;
-                consensus_started(node)?;
-                continue;
-            }
-            input = rx.recv() => input.unwrap_or(Input::Terminate),
-        };
-        match input {
-            Input::Sighup => {
-                node.event(EventKind::Sighup, if replaying { "during replay" } else { "" })?;
-                if replaying {
-                    node.say("Notice", LOG_NOT_EFFECTIVE);
-                    node.event(EventKind::NotEffective, "SIGHUP during ledger replay is lost")?;
-                } else {
-                    node.reload()?;
+        let state = *accepting.borrow_and_update();
+        match state {
+            Accepting::Closed => return,
+            Accepting::Paused => {
+                // Hung: connections wait in the backlog, unanswered.
+                if accepting.changed().await.is_err() {
+                    return;
                 }
             }
-            Input::Terminate => {
-                node.say("Notice", "Shutting down");
-                node.set_forging(false, "shutdown")?;
-                node.event(EventKind::Exit, "clean shutdown")?;
-                return Ok(());
+            Accepting::Yes => {
+                tokio::select! {
+                    accepted = socket.accept() => {
+                        let Ok((mut conn, _)) = accepted else { return };
+                        // Hold the connection until the client closes it (or the node exits).
+                        held.spawn(async move {
+                            let mut buf = [0u8; 1024];
+                            while matches!(conn.read(&mut buf).await, Ok(n) if n > 0) {}
+                        });
+                        while held.try_join_next().is_some() {}
+                    }
+                    changed = accepting.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                    }
+                }
             }
+        }
+    }
+}
+
+/// Where the node is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// SIGHUP still kills it.
+    BeforeHandler,
+    /// Replaying the ledger until then: SIGHUP is not effective.
+    Replaying(Instant),
+    /// Consensus runs: SIGHUP reloads.
+    Running,
+    /// SIGTERM received: forging on until then.
+    Stopping(Instant),
+}
+
+/// A reload under way: it read `reading` and takes effect at `effect_at`.
+struct Inflight {
+    reading: Reading,
+    took: Duration,
+    effect_at: Instant,
+}
+
+async fn run_loop(
+    node: &mut Node,
+    rx: &mut mpsc::UnboundedReceiver<Input>,
+    stall_rx: &mut mpsc::UnboundedReceiver<Duration>,
+) -> Result<(), NodeError> {
+    let started = Instant::now();
+    let mut phase = Phase::BeforeHandler;
+    let handler_at = started + node.behaviour.handler_delay;
+    // SIGHUPs waiting for the reload under way to take effect.
+    let mut queued: usize = 0;
+    let mut inflight: Option<Inflight> = None;
+    let mut stalled_until: Option<Instant> = None;
+    let mut stall_open = true;
+    if node.behaviour.handler_delay.is_zero() && !node.behaviour.external_handler {
+        phase = handler_installed(node, false)?;
+    }
+    loop {
+        // A hung node does nothing but wait for the end of its stall.
+        if let Some(until) = stalled_until {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {
+                    stalled_until = None;
+                    if *node.accepting.borrow() == Accepting::Paused {
+                        node.accepting.send_replace(Accepting::Yes);
+                    }
+                    node.event(EventKind::StallEnd, "responsive again")?;
+                }
+                d = stall_rx.recv(), if stall_open => match d {
+                    Some(d) => stalled_until = Some(until.max(Instant::now() + d)),
+                    None => stall_open = false,
+                },
+            }
+            continue;
+        }
+        // The next queued reload begins once the previous one took effect.
+        if phase == Phase::Running && inflight.is_none() && queued > 0 {
+            queued -= 1;
+            let reading = read_credentials(&node.opts);
+            let took = node.behaviour.reload.draw(&mut node.rng);
+            if took.is_zero() {
+                node.complete_reload(reading, took)?;
+            } else {
+                inflight = Some(Inflight {
+                    reading,
+                    took,
+                    effect_at: Instant::now() + took,
+                });
+            }
+            continue;
+        }
+        let timer = match phase {
+            Phase::BeforeHandler if !node.behaviour.external_handler => Some(handler_at),
+            Phase::BeforeHandler => None,
+            Phase::Replaying(end) => Some(end),
+            Phase::Running => inflight.as_ref().map(|r| r.effect_at),
+            Phase::Stopping(end) => Some(end),
+        };
+        let input = tokio::select! {
+            () = sleep_until_some(timer) => None,
+            input = rx.recv() => Some(input.unwrap_or(Input::Terminate)),
+            d = stall_rx.recv(), if stall_open => {
+                match d {
+                    Some(d) => {
+                        node.event(
+                            EventKind::Stall,
+                            &format!("hung for {} ms: no signal handled, no connection accepted, forging as it was", d.as_millis()),
+                        )?;
+                        if *node.accepting.borrow() == Accepting::Yes {
+                            node.accepting.send_replace(Accepting::Paused);
+                        }
+                        stalled_until = Some(Instant::now() + d);
+                    }
+                    None => stall_open = false,
+                }
+                continue;
+            }
+        };
+        let Some(input) = input else {
+            // A timer of the current phase fired.
+            match phase {
+                Phase::BeforeHandler => phase = handler_installed(node, true)?,
+                Phase::Replaying(_) => {
+                    phase = Phase::Running;
+                    consensus_started(node)?;
+                }
+                Phase::Running => {
+                    if let Some(r) = inflight.take() {
+                        node.complete_reload(r.reading, r.took)?;
+                    }
+                }
+                Phase::Stopping(_) => return exit(node),
+            }
+            continue;
+        };
+        match (input, phase) {
+            (Input::HandlerInstalled, Phase::BeforeHandler) => {
+                phase = handler_installed(node, !node.behaviour.handler_delay.is_zero())?;
+            }
+            (Input::HandlerInstalled, _) => {}
+            (Input::Sighup, Phase::BeforeHandler) => {
+                // The default action of SIGHUP: the process dies, writing nothing.
+                node.accepting.send_replace(Accepting::Closed);
+                return Err(NodeError::KilledBySighup);
+            }
+            (Input::Sighup, Phase::Replaying(_)) => {
+                node.event(EventKind::Sighup, "during replay")?;
+                node.say("Notice", LOG_NOT_EFFECTIVE);
+                node.event(EventKind::NotEffective, "SIGHUP during ledger replay is lost")?;
+            }
+            (Input::Sighup, Phase::Running) => {
+                let ahead = queued + usize::from(inflight.is_some());
+                let detail = if ahead == 0 {
+                    String::new()
+                } else {
+                    format!("queued behind {ahead} reload(s)")
+                };
+                node.event(EventKind::Sighup, &detail)?;
+                queued += 1;
+            }
+            (Input::Sighup, Phase::Stopping(_)) => {
+                node.event(EventKind::Sighup, "during shutdown: ignored")?;
+            }
+            (Input::Terminate, Phase::Stopping(_)) => {}
+            (Input::Terminate, _) => {
+                node.say("Notice", "Shutting down");
+                let b = &node.behaviour;
+                if b.stop_grace.is_zero() && !b.close_socket_early {
+                    return exit(node);
+                }
+                let (grace, early) = (b.stop_grace, b.close_socket_early);
+                let dropped = queued + usize::from(inflight.is_some());
+                queued = 0;
+                inflight = None;
+                node.event(
+                    EventKind::Sigterm,
+                    &format!(
+                        "shutdown: forging as it is for {} ms more; {dropped} reload(s) dropped",
+                        grace.as_millis()
+                    ),
+                )?;
+                if early {
+                    node.close_socket("closed at SIGTERM, before forging stops")?;
+                }
+                phase = Phase::Stopping(Instant::now() + grace);
+            }
+        }
+    }
+}
+
+async fn sleep_until_some(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The SIGHUP handler is in place: the replay begins.
+fn handler_installed(node: &mut Node, record: bool) -> Result<Phase, NodeError> {
+    if record {
+        node.event(EventKind::HandlerInstalled, "SIGHUP handler installed")?;
+    }
+    if std::mem::take(&mut node.socket_late) {
+        let socket = bind_socket(&node.opts.socket, node.behaviour.socket_backlog).map_err(|source| {
+            NodeError::Io {
+                what: format!("binding {}", node.opts.socket.display()),
+                source,
+            }
+        })?;
+        node.late_accept = Some(tokio::spawn(accept_loop(socket, node.accepting.subscribe())));
+    }
+    let replay = node.opts.replay;
+    if replay.is_zero() {
+        consensus_started(node)?;
+        return Ok(Phase::Running);
+    }
+    node.say(
+        "Info",
+        &format!("Replaying ledger ({} ms simulated)", replay.as_millis()),
+    );
+    Ok(Phase::Replaying(Instant::now() + replay))
+}
+
+/// The end of the shutdown: forging off, socket closed, `exit`.
+fn exit(node: &mut Node) -> Result<(), NodeError> {
+    node.set_forging(false, "shutdown")?;
+    node.close_socket_quietly();
+    node.event(EventKind::Exit, "clean shutdown")
+}
+
+impl Node {
+    /// Closes the socket at the exit (no timeline line: the `exit` says it).
+    fn close_socket_quietly(&mut self) {
+        if *self.accepting.borrow() != Accepting::Closed {
+            self.accepting.send_replace(Accepting::Closed);
         }
     }
 }
@@ -464,6 +933,36 @@ fn consensus_started(node: &mut Node) -> Result<(), NodeError> {
         node.set_forging(true, "started as a block producer")?;
     }
     Ok(())
+}
+
+/// The node's control socket: one-line commands, `stall MS` (answered `ok` or `error: ...`).
+async fn serve_node_control(listener: UnixListener, stall: mpsc::UnboundedSender<Duration>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let stall = stall.clone();
+        tokio::spawn(async move {
+            let (r, mut w) = stream.into_split();
+            let mut lines = BufReader::new(r).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                let reply = match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+                    ["stall", ms] => match ms.parse::<u64>() {
+                        Ok(ms) => {
+                            let _ = stall.send(Duration::from_millis(ms));
+                            "ok".to_owned()
+                        }
+                        Err(_) => format!("error: stall takes milliseconds, not {ms:?}"),
+                    },
+                    _ => format!("error: unknown command {line:?} (expected: stall MS)"),
+                };
+                if w.write_all(format!("{reply}\n").as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
 }
 
 async fn serve_metrics(listener: TcpListener, forging: watch::Receiver<bool>) {

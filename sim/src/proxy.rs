@@ -1,5 +1,6 @@
-//! A TCP fault proxy for one client in front of one upstream (an API server, fake or real):
-//! the only fault mechanism that works with the real kube-apiserver (DESIGN.md section 11).
+//! A TCP fault proxy for one client in front of one upstream (an API server, fake or real): the
+//! only fault mechanism that works with the real kube-apiserver (docs/architecture.md, "Test
+//! world").
 //!
 //! The mode is switched at run time through a cloneable [`ProxyHandle`], or from a shell through
 //! a Unix control socket ([`serve_control`], one-line commands). Modes:

@@ -22,9 +22,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::{
     apiserver::{ApiServer, ApiServerOptions, free_ports},
     creds::write_test_credentials,
-    process::{spawn_tied, terminate, tied_command},
+    node::{Latency, NodeBehaviour},
+    process::{is_alive, spawn_tied, terminate, tied_command},
     proxy::FaultProxy,
-    timeline::{TimelineEvent, TimelineWriter, Verdict, judge, read_files},
+    timeline::{
+        EventKind, JudgeError, ProcessId, TimelineError, TimelineEvent, TimelineWriter, Verdict, Window,
+        forging_at_end, judge_window, read_files_live, unix_now_ns,
+    },
 };
 
 /// What to build.
@@ -49,7 +53,7 @@ pub struct WorldOptions {
     /// Where manager and node output goes (inherit for a demo, files for tests).
     pub show_output: bool,
     /// Run each node under the node guard (`forge-manager guard -- forge-manager sim node ...`,
-    /// DESIGN.md section 12); the manager then finds the guard at [`Pod::guard_socket`].
+    /// docs/guard.md); the manager then finds the guard at [`Pod::guard_socket`].
     pub guard: bool,
     /// Pod names are `{pod_prefix}-{i}` (distinct prefixes keep merged timelines of several
     /// worlds, one per region, apart).
@@ -57,7 +61,21 @@ pub struct WorldOptions {
     /// Give each node simulator a metrics port (`--metrics-port`, a free port, serving
     /// `cardano_node_metrics_forging_enabled`), at [`Pod::node_metrics`].
     pub node_metrics: bool,
+    /// How every node behaves (reload latency, handler delay, stop grace, early socket close,
+    /// listen backlog; see [`NodeBehaviour`]); the default is the simple, instant node.
+    /// `control` and `external_handler` are set by the world itself.
+    pub node: NodeBehaviour,
+    /// Per pod index, a behaviour that replaces [`WorldOptions::node`] for that pod's node.
+    pub node_overrides: BTreeMap<usize, NodeBehaviour>,
+    /// Seed of the nodes' latency draws: pod `i`'s `n`-th node start gets `seed + 1000 i + n`
+    /// (unless its behaviour sets a non-zero seed). Default: `FORGE_SIM_SEED`, else the clock;
+    /// printed at start so a run can be replayed.
+    pub seed: u64,
 }
+
+/// The reload latency range of [`WorldOptions::realistic`] nodes, in milliseconds: tens of
+/// milliseconds on an idle cardano-node, seconds on a loaded one.
+pub const REALISTIC_RELOAD_MS: (u64, u64) = (20, 1500);
 
 impl WorldOptions {
     /// Short timings (3 s / 2 s / 0.5 s) suitable for tests.
@@ -75,7 +93,36 @@ impl WorldOptions {
             guard: false,
             pod_prefix: "pod".into(),
             node_metrics: false,
+            node: NodeBehaviour::default(),
+            node_overrides: BTreeMap::new(),
+            seed: std::env::var("FORGE_SIM_SEED")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| unix_now_ns() % 1_000_000_007),
         }
+    }
+
+    /// [`WorldOptions::fast`] with nodes no kinder than cardano-node: every reload takes
+    /// 20..1500 ms (drawn per reload, applied in order), a SIGHUP in the node's first 150 ms
+    /// kills it, and the lease leaves the margin such a node needs without the guard (4 s
+    /// lease, 2 s renew deadline: a leader that stops at its deadline has stopped, even after
+    /// its slowest reload, before any other pod can see its lease expire).
+    pub fn realistic(exe: PathBuf, replicas: usize) -> Self {
+        Self {
+            lease_duration_s: 4,
+            node: NodeBehaviour {
+                reload: Latency::range_ms(REALISTIC_RELOAD_MS.0, REALISTIC_RELOAD_MS.1),
+                handler_delay: Duration::from_millis(150),
+                ..NodeBehaviour::default()
+            },
+            ..Self::fast(exe, replicas)
+        }
+    }
+
+    /// Sets pod `i`'s node behaviour (before the world starts).
+    pub fn with_node(mut self, i: usize, behaviour: NodeBehaviour) -> Self {
+        self.node_overrides.insert(i, behaviour);
+        self
     }
 }
 
@@ -98,6 +145,10 @@ pub struct Pod {
     /// The node simulator's metrics address (with [`WorldOptions::node_metrics`]; the same
     /// port across node restarts).
     pub node_metrics: Option<SocketAddr>,
+    /// How many times its node was started.
+    pub node_starts: u64,
+    /// Whether [`World::set_target_read_only`] made its target directory read-only.
+    pub target_read_only: bool,
 }
 
 impl Pod {
@@ -116,6 +167,10 @@ impl Pod {
     /// The node guard's socket (`GUARD_SOCKET`; it exists only with [`WorldOptions::guard`]).
     pub fn guard_socket(&self) -> PathBuf {
         self.dir.join("guard.sock")
+    }
+    /// The node simulator's control socket (`stall MS`).
+    pub fn node_control(&self) -> PathBuf {
+        self.dir.join("node.control")
     }
     /// The node's output (and, with the guard, the guard's log lines).
     pub fn node_log(&self) -> String {
@@ -138,6 +193,22 @@ fn other(e: impl std::fmt::Display) -> WorldError {
     WorldError::Other(e.to_string())
 }
 
+/// One observed state of a Lease (from the world's watch): from `acquire_unix_ns` (the
+/// writer's own `acquireTime`) on, `holder` holds it ("" when released).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRecord {
+    /// The Lease's name.
+    pub lease: String,
+    /// Its holder ("" when vacant).
+    pub holder: String,
+    /// Its `acquireTime`, nanoseconds since the Unix epoch.
+    pub acquire_unix_ns: u64,
+    /// When the world saw it.
+    pub observed_unix_ns: u64,
+}
+
+type LeaseLog = std::sync::Arc<std::sync::Mutex<Vec<LeaseRecord>>>;
+
 /// The running world.
 pub struct World {
     /// The real API server.
@@ -149,6 +220,8 @@ pub struct World {
     dir: Option<tempfile::TempDir>,
     dir_path: PathBuf,
     started: Instant,
+    leases: LeaseLog,
+    lease_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl World {
@@ -176,11 +249,19 @@ impl World {
         let names = World::pod_names(&options);
         let apiserver = ApiServer::start(ApiServerOptions::with_identities(names.clone())).await?;
         install_crds(&apiserver).await?;
+        let leases = LeaseLog::default();
+        let lease_watch = tokio::spawn(watch_leases(apiserver.client("admin").await?, leases.clone()));
         let dir = tempfile::Builder::new()
             .prefix("forge-world-")
             .tempdir()
             .map_err(other)?;
         let dir_path = dir.path().to_path_buf();
+        if options.node != NodeBehaviour::default() || !options.node_overrides.is_empty() {
+            eprintln!(
+                "forge-sim world: node latency seed {} (FORGE_SIM_SEED={} replays the draws)",
+                options.seed, options.seed
+            );
+        }
         let dir = if std::env::var("FORGE_KEEP_WORLD").as_deref() == Ok("1") {
             eprintln!("forge-sim world kept at {}", dir.keep().display());
             None
@@ -194,6 +275,8 @@ impl World {
             dir,
             dir_path,
             started: Instant::now(),
+            leases,
+            lease_watch: Some(lease_watch),
         })
     }
 
@@ -233,6 +316,8 @@ impl World {
                 true => Some(SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]))),
                 false => None,
             },
+            node_starts: 0,
+            target_read_only: false,
         };
         pod.manager = Some(self.spawn_manager(&pod, &kubeconfig)?);
         // The native sidecar's startupProbe: the node starts once the manager has provided
@@ -301,8 +386,34 @@ impl World {
         Ok(())
     }
 
+    /// The behaviour pod `i`'s node is started with.
+    pub fn node_behaviour(&self, i: usize) -> &NodeBehaviour {
+        self.options.node_overrides.get(&i).unwrap_or(&self.options.node)
+    }
+
+    /// Changes pod `i`'s node behaviour for its next start ([`World::start_node`]).
+    pub fn set_node_behaviour(&mut self, i: usize, behaviour: NodeBehaviour) {
+        self.options.node_overrides.insert(i, behaviour);
+    }
+
     /// Starts (or restarts) pod `i`'s node simulator, non-producing, and waits for its socket.
+    /// Refuses while its previous node (or guard) still runs: two nodes of one pod would hide
+    /// each other.
     pub async fn start_node(&mut self, i: usize) -> Result<(), WorldError> {
+        if let Some(child) = self.pods[i].node.as_mut()
+            && matches!(child.try_wait(), Ok(None))
+        {
+            return Err(other(format!(
+                "{}: its node is still running (kill_node first)",
+                self.pods[i].name
+            )));
+        }
+        let b = self.node_behaviour(i).clone();
+        let seed = match b.seed {
+            0 => self.options.seed + 1000 * i as u64 + self.pods[i].node_starts,
+            s => s,
+        };
+        self.pods[i].node_starts += 1;
         let pod = &self.pods[i];
         let t = pod.target();
         let mut cmd = tied_command(&self.options.exe);
@@ -338,7 +449,28 @@ impl World {
         .arg("--timeline")
         .arg(&pod.timeline)
         .arg("--replay-ms")
-        .arg(self.options.replay.as_millis().to_string());
+        .arg(self.options.replay.as_millis().to_string())
+        .arg("--control")
+        .arg(pod.node_control())
+        .arg("--seed")
+        .arg(seed.to_string());
+        if !b.reload.is_zero() {
+            cmd.arg("--reload-ms").arg(b.reload.to_string());
+        }
+        if !b.handler_delay.is_zero() {
+            cmd.arg("--handler-delay-ms")
+                .arg(b.handler_delay.as_millis().to_string());
+        }
+        if !b.stop_grace.is_zero() {
+            cmd.arg("--stop-grace-ms")
+                .arg(b.stop_grace.as_millis().to_string());
+        }
+        if b.close_socket_early {
+            cmd.arg("--close-socket-early");
+        }
+        if let Some(n) = b.socket_backlog {
+            cmd.arg("--socket-backlog").arg(n.to_string());
+        }
         if let Some(m) = pod.node_metrics {
             cmd.arg("--metrics-port").arg(m.port().to_string());
         }
@@ -390,18 +522,204 @@ impl World {
     }
 
     /// Kills pod `i`'s node simulator (SIGKILL: no clean exit; with the guard, the guard is
-    /// killed and takes its node along). A killed node writes nothing,
-    /// so its death is appended to its timeline here, once it is reaped: it forges no more.
+    /// killed and takes its node along). A killed node writes nothing, so its death is appended
+    /// to its timeline here, with its process identity, once it is gone: it forges no more.
+    /// If the node outlives its killed guard (no PDEATHSIG), nothing is written and the judge
+    /// counts it as forging on.
     pub fn kill_node(&mut self, i: usize) {
+        let node = self.node_process(i);
         if let Some(mut child) = self.pods[i].node.take() {
             let _ = child.kill();
             let _ = child.wait();
             let pod = &self.pods[i];
-            let event = TimelineEvent::now(&pod.name, crate::timeline::EventKind::Exit, "killed (SIGKILL)");
+            let gone = match &node {
+                Some(p) if p.pid != 0 => {
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    while is_alive(p.pid) && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    !is_alive(p.pid)
+                }
+                _ => true,
+            };
+            if !gone {
+                eprintln!(
+                    "{}: its node outlived the kill; its death is not recorded",
+                    pod.name
+                );
+                return;
+            }
+            let event = match &node {
+                Some(p) => TimelineEvent::now_for(p, EventKind::Exit, "killed (SIGKILL)"),
+                None => TimelineEvent::now(&pod.name, EventKind::Exit, "killed (SIGKILL)"),
+            };
             if let Err(e) = TimelineWriter::open(&pod.timeline).and_then(|mut w| w.append(&event)) {
                 eprintln!("{}: cannot record the kill in the timeline: {e}", pod.name);
             }
         }
+    }
+
+    /// Pod `i`'s latest node process, from its timeline (the last `start` line).
+    pub fn node_process(&self, i: usize) -> Option<ProcessId> {
+        let events = read_files_live(&[&self.pods[i].timeline]).ok()?;
+        events
+            .iter()
+            .filter(|e| e.event == EventKind::Start && e.node == self.pods[i].name)
+            .max_by_key(|e| e.t_unix_ns)
+            .map(TimelineEvent::process)
+    }
+
+    /// Sends `signal` to pod `i`'s node process itself (found through its timeline, so it works
+    /// under the guard too).
+    pub fn signal_node(&self, i: usize, signal: nix::sys::signal::Signal) -> Result<(), WorldError> {
+        let p = self
+            .node_process(i)
+            .filter(|p| p.pid != 0)
+            .ok_or_else(|| other(format!("{}: no node process in its timeline", self.pods[i].name)))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid as i32), signal).map_err(|e| {
+            other(format!(
+                "{}: signalling node PID {}: {e}",
+                self.pods[i].name, p.pid
+            ))
+        })
+    }
+
+    /// Sends `signal` to pod `i`'s node guard (SIGSTOP/SIGCONT to stall it while its node runs
+    /// on). Only in a world with [`WorldOptions::guard`].
+    pub fn signal_guard(&self, i: usize, signal: nix::sys::signal::Signal) -> Result<(), WorldError> {
+        if !self.options.guard {
+            return Err(other(
+                "signal_guard: this world runs no guards (WorldOptions::guard)",
+            ));
+        }
+        let child = self.pods[i]
+            .node
+            .as_ref()
+            .ok_or_else(|| other(format!("{}: its guard is not running", self.pods[i].name)))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)
+            .map_err(|e| other(format!("{}: signalling its guard: {e}", self.pods[i].name)))
+    }
+
+    /// Hangs pod `i`'s node for `d` (its control socket: no signal handled, no connection
+    /// accepted, forging unchanged; see [`NodeBehaviour::socket_backlog`] to make connections
+    /// fail soon).
+    pub async fn stall_node(&self, i: usize, d: Duration) -> Result<(), WorldError> {
+        let path = self.pods[i].node_control();
+        let fut = async {
+            let mut s = tokio::net::UnixStream::connect(&path).await?;
+            s.write_all(format!("stall {}\n", d.as_millis()).as_bytes())
+                .await?;
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 64];
+            while !answer.contains(&b'\n') {
+                let n = s.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                answer.extend_from_slice(&buf[..n]);
+            }
+            Ok::<_, std::io::Error>(String::from_utf8_lossy(&answer).trim().to_owned())
+        };
+        match tokio::time::timeout(Duration::from_secs(2), fut).await {
+            Ok(Ok(a)) if a == "ok" => Ok(()),
+            Ok(Ok(a)) => Err(other(format!("{}: stall refused: {a}", self.pods[i].name))),
+            Ok(Err(e)) => Err(other(format!("{}: {}: {e}", self.pods[i].name, path.display()))),
+            Err(_) => Err(other(format!(
+                "{}: no answer on {}",
+                self.pods[i].name,
+                path.display()
+            ))),
+        }
+    }
+
+    /// Makes pod `i`'s target credential directory read-only (or writable again): no file can
+    /// be created, renamed or removed in it. Modes do not stop root, so as root the directory
+    /// is also made immutable (`chattr +i`). Checked: fails if the directory stays writable.
+    pub fn set_target_read_only(&mut self, i: usize, read_only: bool) -> Result<(), WorldError> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.pods[i].target();
+        let root = rustix::process::geteuid().is_root();
+        let chattr = |flag: &str| -> Result<(), WorldError> {
+            let out = std::process::Command::new("chattr")
+                .arg(flag)
+                .arg(&dir)
+                .output()
+                .map_err(|e| other(format!("chattr {flag} {}: {e}", dir.display())))?;
+            if !out.status.success() {
+                return Err(other(format!(
+                    "chattr {flag} {}: {} (the file system must support the immutable flag)",
+                    dir.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            Ok(())
+        };
+        if read_only {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).map_err(other)?;
+            self.pods[i].target_read_only = true;
+            if root {
+                chattr("+i")?;
+            }
+            let probe = dir.join(".forge-sim-write-probe");
+            if std::fs::write(&probe, b"").is_ok() {
+                let _ = std::fs::remove_file(&probe);
+                return Err(other(format!("{} is still writable", dir.display())));
+            }
+        } else {
+            if root {
+                chattr("-i")?;
+            }
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).map_err(other)?;
+            self.pods[i].target_read_only = false;
+        }
+        Ok(())
+    }
+
+    /// Starts pod `i`'s manager again (after it exited or was killed; see
+    /// [`World::restart_manager`]) and waits until it answers HTTP.
+    pub async fn start_manager(&mut self, i: usize) -> Result<(), WorldError> {
+        if let Some(child) = self.pods[i].manager.as_mut()
+            && matches!(child.try_wait(), Ok(None))
+        {
+            return Err(other(format!(
+                "{}: its manager is still running",
+                self.pods[i].name
+            )));
+        }
+        let pod = &self.pods[i];
+        let kubeconfig = self.apiserver.kubeconfig_via(&pod.name, pod.proxy.local_addr())?;
+        let child = self.spawn_manager(pod, &kubeconfig)?;
+        self.pods[i].manager = Some(child);
+        let http = self.pods[i].http;
+        wait_for(Duration::from_secs(20), || async {
+            http_get(http, "/status").await.is_ok()
+        })
+        .await
+        .map(|_| ())
+        .map_err(|_| {
+            other(format!(
+                "{}: manager not answering within 20 s",
+                self.pods[i].name
+            ))
+        })
+    }
+
+    /// Restarts only pod `i`'s manager: `signal` (SIGTERM for a graceful stop, SIGKILL for a
+    /// crash), waits up to 10 s for it to exit (then SIGKILL), and starts a new one.
+    pub async fn restart_manager(
+        &mut self,
+        i: usize,
+        signal: nix::sys::signal::Signal,
+    ) -> Result<(), WorldError> {
+        self.signal_manager(i, signal);
+        if self.pods[i].manager.is_some()
+            && self.wait_manager_exit(i, Duration::from_secs(10)).await.is_none()
+            && let Some(mut m) = self.pods[i].manager.take()
+        {
+            let _ = m.kill();
+            let _ = m.wait();
+        }
+        self.start_manager(i).await
     }
 
     /// Pod `i`'s `/status` document.
@@ -430,38 +748,72 @@ impl World {
             .and_then(|m| crate::process::rss_kib(m.id()))
     }
 
-    /// All timeline events so far, merged.
-    pub fn events(&self) -> Vec<TimelineEvent> {
+    /// All timeline events so far, merged, or why they cannot be read. A pod whose node was
+    /// started must have a timeline.
+    pub fn try_events(&self) -> Result<Vec<TimelineEvent>, TimelineError> {
         let files: Vec<&PathBuf> = self
             .pods
             .iter()
+            .filter(|p| p.node_starts > 0 || p.timeline.exists())
             .map(|p| &p.timeline)
-            .filter(|p| p.exists())
             .collect();
-        read_files(&files).unwrap_or_default()
+        read_files_live(&files)
     }
 
-    /// The judge's verdict on all timelines so far.
+    /// All timeline events so far, merged.
+    ///
+    /// # Panics
+    ///
+    /// When a timeline cannot be read: lost evidence must fail the test, not read as "nothing
+    /// happened".
+    pub fn events(&self) -> Vec<TimelineEvent> {
+        self.try_events()
+            .unwrap_or_else(|e| panic!("the node timelines cannot be read: {e}"))
+    }
+
+    /// The judge's verdict on all timelines, up to now (see [`crate::timeline`]).
+    ///
+    /// # Panics
+    ///
+    /// When the timelines cannot be read or no node ever started in them.
     pub fn verdict(&self) -> Verdict {
-        judge(&self.events())
+        self.try_verdict(Window::until_now())
+            .unwrap_or_else(|e| panic!("no verdict: {e}"))
     }
 
-    /// Which nodes forge now, per their timelines (the last forging event of each).
+    /// The verdict on `[from_unix_ns, now]`: e.g. `max_gap_ms` (L1) and `forging_ms` (who
+    /// forged) from a fault on.
+    ///
+    /// # Panics
+    ///
+    /// As [`World::verdict`].
+    pub fn verdict_since(&self, from_unix_ns: u64) -> Verdict {
+        self.try_verdict(Window::since(from_unix_ns))
+            .unwrap_or_else(|e| panic!("no verdict: {e}"))
+    }
+
+    /// The verdict on `window`, or why there is none.
+    pub fn try_verdict(&self, window: Window) -> Result<Verdict, WorldError> {
+        let events = self.try_events().map_err(other)?;
+        judge_window(&events, window).map_err(|e: JudgeError| other(e))
+    }
+
+    /// Every Lease state the world saw so far, in the order seen.
+    pub fn lease_history(&self) -> Vec<LeaseRecord> {
+        self.leases.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// The `forging_on` lines of nodes whose pod did not hold a Lease at that instant (per the
+    /// Leases' own `acquireTime`s as the world saw them): a node forging without a lease, even
+    /// when no overlap happened to follow. Empty when all is well.
+    pub fn forging_without_lease(&self) -> Vec<TimelineEvent> {
+        forging_without_lease(&self.events(), &self.lease_history())
+    }
+
+    /// Which nodes forge now, per their timelines: one entry per forging process (a name can
+    /// appear twice).
     pub fn forging_now(&self) -> Vec<String> {
-        let mut last: BTreeMap<String, bool> = BTreeMap::new();
-        for e in self.events() {
-            use crate::timeline::EventKind::*;
-            match e.event {
-                ForgingOn => {
-                    last.insert(e.node.clone(), true);
-                }
-                ForgingOff | Exit | Start => {
-                    last.insert(e.node.clone(), false);
-                }
-                _ => {}
-            }
-        }
-        last.into_iter().filter(|(_, on)| *on).map(|(n, _)| n).collect()
+        forging_at_end(&self.events())
     }
 
     /// Waits (bounded) until exactly one node forges and, if `not` is given, it is not that one.
@@ -499,6 +851,16 @@ impl World {
 
     /// Stops every manager (SIGTERM, then SIGKILL after a grace), node and the API server.
     pub fn stop(&mut self) {
+        if let Some(t) = self.lease_watch.take() {
+            t.abort();
+        }
+        for i in 0..self.pods.len() {
+            if self.pods[i].target_read_only
+                && let Err(e) = self.set_target_read_only(i, false)
+            {
+                eprintln!("{}: {e}", self.pods[i].name);
+            }
+        }
         for pod in &mut self.pods {
             if let Some(mut m) = pod.manager.take() {
                 terminate(&mut m, Duration::from_secs(6));
@@ -516,6 +878,67 @@ impl Drop for World {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Records every Lease state in the namespace `default` until aborted.
+async fn watch_leases(client: kube::Client, log: LeaseLog) {
+    use futures::StreamExt;
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::runtime::WatchStreamExt;
+    use kube::runtime::watcher::{Config, Event, watcher};
+    let api: Api<Lease> = Api::namespaced(client, "default");
+    let mut stream = std::pin::pin!(watcher(api, Config::default()).default_backoff());
+    while let Some(event) = stream.next().await {
+        let lease = match event {
+            Ok(Event::Apply(l) | Event::InitApply(l)) => l,
+            _ => continue,
+        };
+        let spec = lease.spec.unwrap_or_default();
+        let Some(acquired) = spec.acquire_time else {
+            continue;
+        };
+        let record = LeaseRecord {
+            lease: lease.metadata.name.unwrap_or_default(),
+            holder: spec.holder_identity.unwrap_or_default(),
+            acquire_unix_ns: u64::try_from(acquired.0.as_nanosecond()).unwrap_or(0),
+            observed_unix_ns: unix_now_ns(),
+        };
+        if let Ok(mut l) = log.lock()
+            && l.last() != Some(&record)
+        {
+            l.push(record);
+        }
+    }
+}
+
+/// The `forging_on` events whose node was not the holder of any Lease at that instant: each
+/// Lease's holder holds it from its `acquireTime` until the next holder's (or a release's).
+pub fn forging_without_lease(events: &[TimelineEvent], leases: &[LeaseRecord]) -> Vec<TimelineEvent> {
+    let mut by_lease: BTreeMap<&str, Vec<(u64, &str)>> = BTreeMap::new();
+    for r in leases {
+        by_lease
+            .entry(r.lease.as_str())
+            .or_default()
+            .push((r.acquire_unix_ns, r.holder.as_str()));
+    }
+    for tenures in by_lease.values_mut() {
+        tenures.sort();
+        tenures.dedup();
+    }
+    let held_by = |node: &str, t: u64| {
+        by_lease.values().any(|tenures| {
+            tenures
+                .iter()
+                .rev()
+                .find(|(from, _)| *from <= t)
+                .is_some_and(|(_, h)| *h == node)
+        })
+    };
+    events
+        .iter()
+        .filter(|e| e.event == EventKind::ForgingOn && !held_by(&e.node, e.t_unix_ns))
+        .cloned()
+        .collect()
 }
 
 async fn install_crds(apiserver: &ApiServer) -> Result<(), WorldError> {
@@ -579,4 +1002,62 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Str
                 "http get timed out",
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn on(t_ms: u64, node: &str) -> TimelineEvent {
+        TimelineEvent {
+            t_unix_ns: t_ms * MS,
+            ..TimelineEvent::now(node, EventKind::ForgingOn, "")
+        }
+    }
+
+    fn held(lease: &str, holder: &str, from_ms: u64) -> LeaseRecord {
+        LeaseRecord {
+            lease: lease.into(),
+            holder: holder.into(),
+            acquire_unix_ns: from_ms * MS,
+            observed_unix_ns: from_ms * MS + 5 * MS,
+        }
+    }
+
+    #[test]
+    fn forging_is_flagged_only_outside_the_nodes_own_tenure() {
+        let leases = [
+            held("l", "a", 100),
+            held("l", "a", 100), // a renewal seen again
+            held("l", "", 300),  // released
+            held("l", "b", 350),
+        ];
+        let events = [
+            on(50, "a"),  // before anyone held it
+            on(120, "a"), // a's tenure
+            on(320, "b"), // vacant
+            on(360, "b"), // b's tenure
+            on(400, "a"), // b's tenure, not a's
+        ];
+        let flagged: Vec<(u64, String)> = forging_without_lease(&events, &leases)
+            .into_iter()
+            .map(|e| (e.t_unix_ns / MS, e.node))
+            .collect();
+        assert_eq!(
+            flagged,
+            vec![(50, "a".to_owned()), (320, "b".to_owned()), (400, "a".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_holder_of_any_lease_may_forge() {
+        // Several worlds' (regions') Leases: each holder forges under its own.
+        let leases = [held("east", "east-0", 0), held("west", "west-1", 0)];
+        let events = [on(10, "east-0"), on(10, "west-1"), on(10, "west-0")];
+        let flagged = forging_without_lease(&events, &leases);
+        assert_eq!(flagged.len(), 1);
+        assert_eq!(flagged[0].node, "west-0");
+    }
 }

@@ -12,9 +12,9 @@
 //! - `Lease`: the holder and the age of its last renewal (the region's heartbeat).
 //!
 //! A region *forges* when a status says `forgingEnabled: true` under a forging reason (or an
-//! unknown one: the safe side for a verdict that must not hide a second forger); it *claims*
-//! when `forgingEnabled: true` comes with a reason that waits for a peer (a winner publishes
-//! its claim before it starts, DESIGN section 7, so one region forging and one claiming is a
+//! unknown one: the safe side for a verdict that must not hide a second forger); it *claims* when
+//! `forgingEnabled: true` comes with a reason that waits for a peer (a winner publishes its claim
+//! before it starts, docs/architecture.md "Regions", so one region forging and one claiming is a
 //! normal moment of a handover, not two forgers).
 use std::fmt::Write as _;
 

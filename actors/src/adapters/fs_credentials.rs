@@ -3,8 +3,8 @@
 //!
 //! Every install is atomic per file (temp file in the target directory, written with mode 0600,
 //! fsync, rename over the target, fsync the directory), so a node that starts or reloads at any
-//! moment sees either the old file or the new one, never a torn one ("Nothing lost, no one in",
-//! DESIGN.md section 2). Removal is idempotent. Contents are held in [`SecretBytes`], whose
+//! moment sees either the old file or the new one, never a torn one (the "nothing lost, no one in"
+//! rule of docs/architecture.md). Removal is idempotent. Contents are held in [`SecretBytes`], whose
 //! `Debug` is redacted; errors name files, never contents. Validation of the contents is
 //! forge-core's job, not this module's.
 
@@ -43,74 +43,13 @@ impl fmt::Debug for SecretBytes {
     }
 }
 
-/// The three files a block producer needs, by role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CredentialRole {
-    /// The KES signing key (`kes.skey`).
-    Kes,
-    /// The VRF signing key (`vrf.skey`).
-    Vrf,
-    /// The operational certificate (`node.cert`).
-    OpCert,
-}
-
-impl CredentialRole {
-    /// All roles, in install order.
-    pub const ALL: [CredentialRole; 3] = [CredentialRole::Kes, CredentialRole::Vrf, CredentialRole::OpCert];
-
-    /// Short stable name, used as the `file` label of `cardano_credential_operations_total`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CredentialRole::Kes => "kes",
-            CredentialRole::Vrf => "vrf",
-            CredentialRole::OpCert => "opcert",
-        }
-    }
-}
+pub use forge_core::credentials::{CredentialKind, CredentialSet};
 
 /// Where the three files live (either the sources or the targets).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredentialPaths {
-    /// KES signing key path.
-    pub kes: PathBuf,
-    /// VRF signing key path.
-    pub vrf: PathBuf,
-    /// Operational certificate path.
-    pub opcert: PathBuf,
-}
-
-impl CredentialPaths {
-    /// The path of one role.
-    pub fn get(&self, role: CredentialRole) -> &Path {
-        match role {
-            CredentialRole::Kes => &self.kes,
-            CredentialRole::Vrf => &self.vrf,
-            CredentialRole::OpCert => &self.opcert,
-        }
-    }
-}
+pub type CredentialPaths = CredentialSet<PathBuf>;
 
 /// The contents of the three files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredentialSet {
-    /// KES signing key envelope.
-    pub kes: SecretBytes,
-    /// VRF signing key envelope.
-    pub vrf: SecretBytes,
-    /// Operational certificate envelope.
-    pub opcert: SecretBytes,
-}
-
-impl CredentialSet {
-    /// The contents of one role.
-    pub fn get(&self, role: CredentialRole) -> &SecretBytes {
-        match role {
-            CredentialRole::Kes => &self.kes,
-            CredentialRole::Vrf => &self.vrf,
-            CredentialRole::OpCert => &self.opcert,
-        }
-    }
-}
+pub type CredentialContents = CredentialSet<SecretBytes>;
 
 /// A failed file operation, naming the file and never its contents.
 #[derive(Debug, thiserror::Error)]
@@ -167,7 +106,7 @@ impl FsCredentialError {
 }
 
 /// Reads the three source files (each at most [`MAX_CREDENTIAL_FILE_BYTES`]).
-pub fn read_set(sources: &CredentialPaths) -> Result<CredentialSet, FsCredentialError> {
+pub fn read_set(sources: &CredentialPaths) -> Result<CredentialContents, FsCredentialError> {
     Ok(CredentialSet {
         kes: read_one(&sources.kes)?,
         vrf: read_one(&sources.vrf)?,
@@ -203,16 +142,16 @@ fn read_one(path: &Path) -> Result<SecretBytes, FsCredentialError> {
 
 /// Installs all three files atomically (each), mode 0600. Stops at the first failure; the
 /// caller then removes the set, so a partial set never stays behind.
-pub fn install_set(targets: &CredentialPaths, set: &CredentialSet) -> Result<(), FsCredentialError> {
-    for role in CredentialRole::ALL {
+pub fn install_set(targets: &CredentialPaths, set: &CredentialContents) -> Result<(), FsCredentialError> {
+    for role in CredentialKind::ALL {
         write_atomically(targets.get(role), set.get(role).expose())?;
     }
     Ok(())
 }
 
 /// Whether all three target files exist with exactly the contents of `set` and mode 0600.
-pub fn is_installed(targets: &CredentialPaths, set: &CredentialSet) -> bool {
-    CredentialRole::ALL.into_iter().all(|role| {
+pub fn is_installed(targets: &CredentialPaths, set: &CredentialContents) -> bool {
+    CredentialKind::ALL.into_iter().all(|role| {
         let path = targets.get(role);
         let mode_ok = fs::metadata(path)
             .map(|m| m.permissions().mode() & 0o777 == 0o600)
@@ -222,8 +161,8 @@ pub fn is_installed(targets: &CredentialPaths, set: &CredentialSet) -> bool {
 }
 
 /// Which target files exist now.
-pub fn present(targets: &CredentialPaths) -> Vec<CredentialRole> {
-    CredentialRole::ALL
+pub fn present(targets: &CredentialPaths) -> Vec<CredentialKind> {
+    CredentialKind::ALL
         .into_iter()
         .filter(|r| targets.get(*r).exists())
         .collect()
@@ -231,10 +170,10 @@ pub fn present(targets: &CredentialPaths) -> Vec<CredentialRole> {
 
 /// Removes all three target files (missing ones are fine) and syncs their directories.
 /// Returns the roles that were actually removed. Tries every file even if one fails.
-pub fn remove_set(targets: &CredentialPaths) -> Result<Vec<CredentialRole>, FsCredentialError> {
+pub fn remove_set(targets: &CredentialPaths) -> Result<Vec<CredentialKind>, FsCredentialError> {
     let mut removed = Vec::new();
     let mut first_error = None;
-    for role in CredentialRole::ALL {
+    for role in CredentialKind::ALL {
         let path = targets.get(role);
         match fs::remove_file(path) {
             Ok(()) => {
@@ -327,7 +266,7 @@ mod tests {
         }
     }
 
-    fn set(tag: &str) -> CredentialSet {
+    fn set(tag: &str) -> CredentialContents {
         CredentialSet {
             kes: SecretBytes::new(format!("kes-{tag}").into_bytes()),
             vrf: SecretBytes::new(format!("vrf-{tag}").into_bytes()),
@@ -341,7 +280,7 @@ mod tests {
         let targets = paths(&dir.path().join("secrets"), "");
         install_set(&targets, &set("a")).expect("install");
         assert!(is_installed(&targets, &set("a")));
-        for role in CredentialRole::ALL {
+        for role in CredentialKind::ALL {
             let mode = fs::metadata(targets.get(role))
                 .expect("meta")
                 .permissions()
@@ -384,9 +323,15 @@ mod tests {
         install_set(&targets, &set("a")).expect("install");
         fs::remove_file(&targets.vrf).expect("pre-remove one");
         let removed = remove_set(&targets).expect("remove");
-        assert_eq!(removed, vec![CredentialRole::Kes, CredentialRole::OpCert]);
+        assert_eq!(
+            removed,
+            vec![
+                CredentialKind::KesSigningKey,
+                CredentialKind::OperationalCertificate
+            ]
+        );
         assert!(present(&targets).is_empty());
-        assert_eq!(remove_set(&targets).expect("again"), Vec::<CredentialRole>::new());
+        assert_eq!(remove_set(&targets).expect("again"), Vec::<CredentialKind>::new());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The node guard's socket, as the NodeSignaller uses it (DESIGN.md section 12): one short
+//! The node guard's socket, as the NodeSignaller uses it (docs/guard.md): one short
 //! connection per request (permit, revoke, reload), each under a timeout, and one long-lived
 //! subscription that delivers what the guard observes the node doing. The protocol types are
 //! forge-guard's own, so the two sides cannot drift apart.

@@ -1,8 +1,9 @@
 //! Kubernetes client construction and error classification shared by the Kubernetes adapters.
 //!
-//! kube-rs has no read timeout by default, so a request to a blackholed API server hangs
-//! forever; every call the adapters make goes through [`with_timeout`], well inside the renew
-//! deadline (G-14 of the reference: a hung call let the lease expire while keys stayed in place).
+//! kube-rs has no read timeout by default, so a request to a blackholed API server hangs forever;
+//! every call the adapters make goes through [`with_timeout`], well inside the renew deadline (gap
+//! G-14 of the reference in docs/architecture.md: a hung call let the lease expire while keys
+//! stayed in place).
 
 use std::{future::Future, path::Path, time::Duration};
 

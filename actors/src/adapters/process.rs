@@ -162,6 +162,13 @@ impl ProcFs {
             .map(|(_, rest)| rest)
             .ok_or_else(|| io::Error::new(ErrorKind::InvalidData, "malformed stat"))?;
         // After ')' come field 3 (state) onwards; starttime is field 22, i.e. index 19 here.
+        // A zombie (exited, not yet reaped) runs nothing: it is not a live process.
+        if matches!(after.split_whitespace().next(), Some("Z" | "X" | "x")) {
+            return Err(io::Error::new(
+                ErrorKind::NotFound,
+                "the process has exited (zombie)",
+            ));
+        }
         let start_time = after
             .split_whitespace()
             .nth(19)

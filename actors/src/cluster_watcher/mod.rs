@@ -1,8 +1,9 @@
-//! ClusterWatcher, single-cluster part: the `CardanoLeader` status writer. Only the lease
-//! holder writes (the Decider sends `WriteStatus` only then); a write happens only when the
-//! status changed; `lastTransitionTime` moves only when the leader or its forging state changes
-//! (the reference rewrote it on every loop, G-25). The object is created if absent. A pod that
-//! is not the leader never overwrites it, except to clear a stale entry naming itself at start.
+//! ClusterWatcher, single-cluster part: the `CardanoLeader` status writer. Only the lease holder
+//! writes (the Decider sends `WriteStatus` only then); a write happens only when the status
+//! changed; `lastTransitionTime` moves only when the leader or its forging state changes (the
+//! reference rewrote it on every loop: gap G-25 in docs/architecture.md). The object is created if
+//! absent. A pod that is not the leader never overwrites it, except to clear a stale entry naming
+//! itself at start.
 //!
 //! Multi-cluster part ([`ClusterWatcher::with_cluster`], `ENABLE_CLUSTER_MANAGEMENT=true`):
 //! it follows this cluster's CardanoForgeCluster (a consistent GET, then a watch), creating it

@@ -1,5 +1,5 @@
 //! CredentialKeeper: the source credential files (a read-only Secret mount) and the target files
-//! the node reads on SIGHUP (DESIGN.md section 4). It decides nothing.
+//! the node reads on SIGHUP (docs/architecture.md, "Actors"). It decides nothing.
 //!
 //! - Start: the standby state first. Target files left by a crashed predecessor are removed
 //!   ("never left behind on a standby"), then the sources are validated and reported.
@@ -43,7 +43,7 @@ use std::{
 use actix::{Recipient, SpawnHandle, dev::SendError};
 use forge_core::{
     cardano::{ByronEra, KesSchedule, KesState, KesStatus},
-    config::{CredentialFiles, NetworkSettings},
+    config::NetworkSettings,
     credentials::{CredentialFile, CredentialKind, KesClock, OpCertInfo, check_set},
     decision::Event,
 };
@@ -52,7 +52,7 @@ use prometheus::IntCounterVec;
 use tokio::time::Instant;
 
 use crate::{
-    adapters::fs_credentials::{self, CredentialPaths, CredentialRole, CredentialSet, FsCredentialError},
+    adapters::fs_credentials::{self, CredentialContents, CredentialPaths, FsCredentialError},
     messages::{CommandFailed, CommandResult, Fact, SourcesRotated},
     metrics::{KesMetrics, Metrics},
     supervisor::Restarts,
@@ -98,16 +98,6 @@ pub struct KesReport {
 /// Shared with the `/status` renderer: the last [`KesReport`] (none before a certificate decoded).
 pub type KesReportCell = Arc<Mutex<Option<KesReport>>>;
 
-impl From<&CredentialFiles> for CredentialPaths {
-    fn from(files: &CredentialFiles) -> Self {
-        CredentialPaths {
-            kes: files.kes_key.clone(),
-            vrf: files.vrf_key.clone(),
-            opcert: files.op_cert.clone(),
-        }
-    }
-}
-
 /// What was last reported about the sources.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Verdict {
@@ -145,7 +135,7 @@ pub struct CredentialKeeper {
     /// What was last reported (kept across restarts: facts report changes).
     verdict: Option<Verdict>,
     /// The last valid source set (to tell a rotation from an unrelated event).
-    last_valid: Option<CredentialSet>,
+    last_valid: Option<CredentialContents>,
     /// Whether the Decider's `Install` put the set in place (and no `Remove` since).
     pub(crate) installed: bool,
     /// Facts and rotations the Decider's mailbox has not accepted yet, oldest first.
@@ -247,9 +237,11 @@ impl CredentialKeeper {
 
     /// The directories to watch: those of the three source paths, each once.
     pub(crate) fn source_dirs(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = CredentialRole::ALL
-            .iter()
-            .filter_map(|r| self.sources.get(*r).parent())
+        let mut dirs: Vec<PathBuf> = self
+            .sources
+            .all()
+            .into_iter()
+            .filter_map(|p| p.parent())
             .map(|d| {
                 if d.as_os_str().is_empty() {
                     PathBuf::from(".")
@@ -279,23 +271,23 @@ impl CredentialKeeper {
         self.count_operation("remove", &removed);
         self.installed = false;
         if !removed.is_empty() {
-            let files: Vec<&str> = removed.iter().map(|r| r.as_str()).collect();
+            let files: Vec<&str> = removed.iter().map(|k| k.short_name()).collect();
             tracing::info!(actor = "credential_keeper", files = ?files, "target credential files removed");
         }
         Ok(())
     }
 
-    fn count_operation(&self, operation: &str, roles: &[CredentialRole]) {
-        for role in roles {
+    fn count_operation(&self, operation: &str, kinds: &[CredentialKind]) {
+        for kind in kinds {
             self.operations
-                .with_label_values(&[operation, role.as_str()])
+                .with_label_values(&[operation, kind.short_name()])
                 .inc();
         }
     }
 
     /// Reads and validates the sources, counting each problem and exporting the certificate's
     /// KES figures.
-    pub(crate) fn read_valid_sources(&mut self) -> Result<CredentialSet, InvalidSources> {
+    pub(crate) fn read_valid_sources(&mut self) -> Result<CredentialContents, InvalidSources> {
         let now = (self.wall)();
         let clock = self
             .kes_schedule
@@ -373,7 +365,7 @@ impl CredentialKeeper {
         }
     }
 
-    fn accept_valid(&mut self, set: CredentialSet) {
+    fn accept_valid(&mut self, set: CredentialContents) {
         self.last_valid = Some(set);
         if self.verdict != Some(Verdict::Valid) {
             tracing::info!(actor = "credential_keeper", "source credentials are valid");
@@ -422,7 +414,7 @@ impl CredentialKeeper {
                 "the installed credential files do not match the sources or are not mode 0600",
             ));
         }
-        self.count_operation("copy", &CredentialRole::ALL);
+        self.count_operation("copy", &CredentialKind::ALL);
         self.installed = true;
         tracing::info!(actor = "credential_keeper", "credentials installed");
         Ok(())
@@ -476,7 +468,8 @@ impl CredentialKeeper {
 }
 
 impl Drop for CredentialKeeper {
-    /// A panic is a bug: leave no credentials behind (fail-safe, STYLE.md 4.4).
+    /// A panic is a bug: leave no credentials behind (the fail-safe of docs/architecture.md,
+    /// "Actors").
     fn drop(&mut self) {
         if std::thread::panicking() {
             let _ = fs_credentials::remove_set(&self.targets);
@@ -490,7 +483,7 @@ fn read_and_validate(
     sources: &CredentialPaths,
     clock: Option<KesClock<'_>>,
 ) -> (
-    Result<CredentialSet, InvalidSources>,
+    Result<CredentialContents, InvalidSources>,
     Option<OpCertInfo>,
     Option<KesStatus>,
 ) {
@@ -510,12 +503,17 @@ fn read_and_validate(
             return (Err(invalid), None, None);
         }
     };
-    let labels = CredentialRole::ALL.map(|role| sources.get(role).display().to_string());
-    let file = |i: usize| CredentialFile {
-        label: labels[i].as_str(),
-        bytes: set.get(CredentialRole::ALL[i]).expose(),
+    let labels = sources.map(|_, path| path.display().to_string());
+    let file = |kind: CredentialKind| CredentialFile {
+        label: labels.get(kind).as_str(),
+        bytes: set.get(kind).expose(),
     };
-    let check = check_set(file(0), file(1), file(2), clock);
+    let check = check_set(
+        file(CredentialKind::KesSigningKey),
+        file(CredentialKind::VrfSigningKey),
+        file(CredentialKind::OperationalCertificate),
+        clock,
+    );
     let (op_cert, status) = (check.op_cert, check.kes);
     if check.errors.is_empty() {
         return (Ok(set), op_cert, status);
@@ -524,14 +522,7 @@ fn read_and_validate(
     let problems = check
         .errors
         .iter()
-        .map(|e| {
-            let role = match e.credential() {
-                CredentialKind::KesSigningKey => CredentialRole::Kes,
-                CredentialKind::VrfSigningKey => CredentialRole::Vrf,
-                CredentialKind::OperationalCertificate => CredentialRole::OpCert,
-            };
-            (role.as_str(), e.kind())
-        })
+        .map(|e| (e.credential().short_name(), e.kind()))
         .collect();
     let invalid = InvalidSources {
         why: why.join("; "),
@@ -541,8 +532,8 @@ fn read_and_validate(
 }
 
 fn role_of(paths: &CredentialPaths, path: &std::path::Path) -> &'static str {
-    CredentialRole::ALL
-        .into_iter()
-        .find(|r| paths.get(*r) == path)
-        .map_or("unknown", CredentialRole::as_str)
+    paths
+        .iter()
+        .find(|(_, p)| *p == path)
+        .map_or("unknown", |(kind, _)| kind.short_name())
 }

@@ -123,7 +123,17 @@ impl Decider {
             m.decision_latency.observe(at.elapsed().as_secs_f64());
         }
         let required = self.settings.status_write_required;
-        let fut = execute(cmds, self.out.clone(), self.clock, required);
+        let forging_step = match &step {
+            Step::Decision(next) => next.forge,
+            Step::Rotation => true,
+            _ => false,
+        };
+        let start_by = if forging_step {
+            self.state.lease.deadline()
+        } else {
+            None
+        };
+        let fut = execute(cmds, self.out.clone(), self.clock, required, start_by);
         ctx.spawn(
             fut.into_actor(self)
                 .map(move |outcome, act, ctx| act.finish(outcome, step, ctx)),
@@ -132,8 +142,18 @@ impl Decider {
 
     fn finish(&mut self, outcome: Outcome, step: Step, ctx: &mut Context<Self>) {
         self.busy = false;
+        let claimed = outcome
+            .status_written
+            .iter()
+            .any(|(forging_enabled, _)| *forging_enabled);
         for (forging_enabled, at) in outcome.status_written {
             self.fold(Event::StatusWritten { forging_enabled, at });
+        }
+        if claimed {
+            // L1-c: evidence about the peers counts only when read after our claim.
+            for peer in &self.out.poll_peers {
+                peer.do_send(crate::messages::PollNow);
+            }
         }
         match (outcome.failed, step) {
             (None, Step::Decision(next)) => self.adopt(*next, ctx),
@@ -245,7 +265,7 @@ impl Decider {
         self.busy = true;
         // In order, stopping at a failed stop (S2): the claim is withdrawn and the lease released
         // only once the node is confirmed not forging. A failed status write does not stop it.
-        let fut = execute(cmds, self.out.clone(), self.clock, false);
+        let fut = execute(cmds, self.out.clone(), self.clock, false, None);
         ctx.spawn(fut.into_actor(self).map(|outcome, act, _| {
             act.busy = false;
             match outcome.failed {

@@ -21,6 +21,14 @@ impl Handler<Fact> for Decider {
                 self.last_reassert = None;
             }
             Event::NodeDown => self.node_up_since = None,
+            Event::NodeFenced if self.current.forge => {
+                // L1-a: the decision in force says forging, the node does not: the next plan
+                // starts again (claim kept, credentials installed, a fresh permit, a reload).
+                tracing::warn!(
+                    "the node guard fenced the node while this pod means to forge: starting it again if still the leader"
+                );
+                self.current.forge = false;
+            }
             _ => {}
         }
         tracing::debug!(event = ?fact.event, "fact");

@@ -1,4 +1,4 @@
-//! The Decider: the only actor that holds the effective state (DESIGN.md section 4). It folds
+//! The Decider: the only actor that holds the effective state (docs/architecture.md, "Actors"). It folds
 //! facts into forge-core's [`State`], runs the pure [`decide`] and carries out the [`plan`] in
 //! order, each command completing before the next is sent (break before make, S2). It never
 //! makes a decision itself; it only sequences, logs, counts and publishes.
@@ -15,7 +15,7 @@ use std::{sync::Arc, time::Duration};
 
 use actix::{Recipient, SpawnHandle};
 use forge_core::{
-    decision::{Command, Decision, Event, State, decide},
+    decision::{Command, Decision, Event, ReloadReason, State, decide},
     lease::Mono,
 };
 use tokio::sync::watch;
@@ -42,6 +42,8 @@ pub struct DeciderOutputs {
     pub reload: Recipient<Reload>,
     /// ClusterWatcher: write our status.
     pub write_status: Recipient<WriteStatus>,
+    /// PeerWatchers: read now, once our claim is confirmed.
+    pub poll_peers: Vec<Recipient<crate::messages::PollNow>>,
 }
 
 /// Settings of the Decider.
@@ -55,7 +57,7 @@ pub struct DeciderSettings {
     pub retry_after: Duration,
     /// A status write must succeed before forging starts (the claim protocol of cluster
     /// management). In single-cluster mode a failed CardanoLeader write never blocks forging
-    /// (the reference coupled them, G-12).
+    /// (the reference coupled them, gap G-12 in docs/architecture.md).
     pub status_write_required: bool,
     /// The node starts non-producing and needs the credential files present to boot: provide
     /// them while the node is down, remove them once it is up and we do not forge.
@@ -215,6 +217,9 @@ fn credentials_json(c: &forge_core::decision::Credentials) -> serde_json::Value 
 /// it died): nothing forges there, so a reload that stops forging has nothing left to do.
 pub const NODE_ABSENT: [&str; 2] = [crate::node_signaller::NO_NODE, "node_gone"];
 
+/// `CommandFailed::kind` of a starting command not sent because the renew deadline passed.
+pub const DEADLINE_PASSED: &str = "deadline_passed";
+
 /// What a plan in flight is for, so its completion is handled right.
 #[derive(Debug)]
 enum Step {
@@ -266,15 +271,36 @@ fn aborts(cmd: &Command, failure: &CommandFailed, status_write_required: bool) -
 }
 
 /// Sends `cmds` in order, each answered before the next goes out.
+///
+/// `start_by`: a plan that makes the node forge carries the lease's renew deadline; `Install` and
+/// a starting `Reload` are not sent past it (F10: without the guard nothing else would stop a
+/// start that began just before the deadline from signalling the node after it).
 async fn execute(
     cmds: Vec<Command>,
     out: DeciderOutputs,
     clock: Clock,
     status_write_required: bool,
+    start_by: Option<Mono>,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let mut cmds = cmds.into_iter();
     while let Some(cmd) = cmds.next() {
+        let starts = matches!(
+            &cmd,
+            Command::Install
+                | Command::Reload {
+                    reason: ReloadReason::StartForging | ReloadReason::Rotation
+                }
+        );
+        if starts && start_by.is_some_and(|deadline| clock.now() >= deadline) {
+            let e = CommandFailed::new(
+                DEADLINE_PASSED,
+                "the lease's renew deadline passed while the plan ran: not starting",
+            );
+            tracing::warn!(command = ?cmd, kind = e.kind, "command not sent");
+            outcome.failed = Some((cmd, e));
+            return outcome;
+        }
         let result: Result<(), CommandFailed> = match &cmd {
             Command::Contend(on) => out
                 .contend

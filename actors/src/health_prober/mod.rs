@@ -1,6 +1,7 @@
-//! HealthProber (DESIGN.md section 5): probes this cluster's health endpoint and reports each
-//! outcome to the Decider (`HealthResult`; `HealthReset` when probing is turned off), which
-//! turns consecutive failures into the priority penalty (+10 after one, +100 at the threshold).
+//! HealthProber (docs/architecture.md, "Priority and health"): probes this cluster's health
+//! endpoint and reports each outcome to the Decider (`HealthResult`; `HealthReset` when probing is
+//! turned off), which turns consecutive failures into the priority penalty (+10 after one, +100 at
+//! the threshold).
 //!
 //! What is probed: the CardanoForgeCluster's `spec.healthCheck` as the ClusterWatcher last read
 //! it (`enabled`, `endpoint`, `interval`, `timeout`, `failureThreshold`, `headers`); while the

@@ -1,15 +1,16 @@
-//! LeaseElector (DESIGN.md sections 4 and 6): owns the local `coordination.k8s.io/v1` Lease,
-//! acquires, renews and releases it with client-go's semantics, and reports the facts
-//! `LeaseAcquired{deadline}`, `LeaseRenewed{deadline}`, `LeaseLost{holder}` to the Decider.
-//! It decides nothing about forging: the Decider stops forging at the deadline we report.
+//! LeaseElector (docs/architecture.md, "Actors" and "Lease timing"): owns the local
+//! `coordination.k8s.io/v1` Lease, acquires, renews and releases it with client-go's semantics, and
+//! reports the facts `LeaseAcquired{deadline}`, `LeaseRenewed{deadline}`, `LeaseLost{holder}` to
+//! the Decider. It decides nothing about forging: the Decider stops forging at the deadline we
+//! report.
 //!
 //! # How it elects (our own implementation; the Rust election crates either never report a
 //! loss while the API server is unreachable, or write without a version check)
 //!
-//! - It contends only after the Decider sends [`Contend`](crate::messages::Contend)`(true)`. While contending it renews
-//!   every retry period (a fixed cadence from when the last write was *sent*), and a standby
-//!   polls (GET) every retry period plus a jitter of up to 1.2 retry periods (client-go's
-//!   `JitterUntil` factor), so standbys do not retry in lockstep.
+//! - It contends only after the Decider sends [`Contend`](crate::messages::Contend)`(true)`. While
+//!   contending it renews every retry period (a fixed cadence from when the last write was *sent*),
+//!   and a standby polls (GET) every retry period plus a jitter of up to 1.2 retry periods
+//!   (client-go's `JitterUntil` factor), so standbys do not retry in lockstep.
 //! - Every write is version-checked: `replace` with the `resourceVersion` last read or watched,
 //!   `create` when the Lease is absent. At most one call (read or write) is in flight. A 409
 //!   means someone else wrote first: we re-read and decide again, writing at once at most
@@ -90,8 +91,9 @@ pub const ACTOR: &str = "lease_elector";
 /// further conflicts wait for the next period. Two: one genuine race plus one stale read.
 pub const MAX_IMMEDIATE_CONFLICTS: u32 = 2;
 
-/// client-go's `JitterFactor`: a standby's poll waits between 1 and 2.2 retry periods.
-pub const JITTER_FACTOR: f64 = 1.2;
+/// client-go's `JitterFactor` (the configuration's, one copy): a standby's poll waits between 1
+/// and 2.2 retry periods.
+pub use forge_core::config::JITTER_FACTOR;
 
 /// Mailbox bound: commands come from the Decider only, one at a time.
 const MAILBOX_CAPACITY: usize = 16;

@@ -357,6 +357,15 @@ impl NodeSignaller {
     fn resend_lost_reload(&mut self, ctx: &mut Context<Self>) {
         let Some(g) = self.guard.as_mut() else { return };
         g.last_resend = Some(Instant::now());
+        if !g.permitted {
+            // F4: only a lost start is re-sent (module docs).
+            g.reload_lost = false;
+            tracing::debug!(
+                actor = "node_signaller",
+                "a reload lost in the replay without a permit is not re-sent"
+            );
+            return;
+        }
         let client = g.client.clone();
         tracing::info!(
             actor = "node_signaller",
@@ -392,11 +401,19 @@ impl NodeSignaller {
         let s = &report.state;
         self.forging.set(i64::from(s.forging == Some(true)));
         tracing::debug!(actor = "node_signaller", event = ?report.event, state = ?s, "node guard report");
-        if matches!(report.event.as_deref(), Some("lapsed")) {
+        if matches!(report.event.as_deref(), Some("lapsed" | "refenced")) {
             tracing::error!(
                 actor = "node_signaller",
-                "the node guard's permit lapsed: it fenced the node (this sidecar did not renew in time)"
+                event = report.event.as_deref().unwrap_or_default(),
+                "the node guard fenced the node (its permit lapsed, or it saw forging without one)"
             );
+            if let Some(g) = self.guard.as_mut() {
+                g.permitted = false;
+            }
+            self.told_to_forge = false;
+            if let Some(d) = &self.decider {
+                d.do_send(Fact::now(Event::NodeFenced));
+            }
         }
         let Some(g) = self.guard.as_mut() else { return };
         let was_lost = g.reload_lost;

@@ -1,4 +1,4 @@
-//! NodeSignaller: reloads the node (DESIGN.md sections 4 and 12), through the node guard's
+//! NodeSignaller: reloads the node (docs/architecture.md, "Actors"; docs/guard.md), through the node guard's
 //! socket when a guard runs in the pod (preferred), else by SIGHUP to the node's PID in a shared
 //! process namespace (the reference layout).
 //!
@@ -8,9 +8,10 @@
 //! is never signalled (S1). It decides nothing: a reload that cannot be delivered is reported as
 //! a [`CommandFailed`]. Re-sending is the Decider's call (it re-asserts during a node's
 //! start-up), with one exception in guard mode: a reload the guard reports as lost in the
-//! ledger replay is re-sent when the node reports that consensus runs. That is safe there and
-//! only there: with the guard every reload follows the Decider's own files, and a standby never
-//! holds a permit.
+//! ledger replay is re-sent when the node reports that consensus runs, and only while a permit
+//! is held (a lost *start*): a standby's lost reload only stopped forging on a node that started
+//! non-producing, so there is nothing to re-send, and a re-sent reload must never make a
+//! standby read boot credentials.
 //!
 //! **The permit (S3).** The LeaseElector's facts reach this actor before the Decider (a
 //! [`LeaseTap`] in front of the Decider), so the renew deadline of the lease is known before
@@ -158,6 +159,15 @@ pub struct NodeSignaller {
     /// A starting (or rotation) reload was sent since the last confirmed stop: a stop must then
     /// wait for the node's confirmation even if the guard has not seen it forge yet.
     told_to_forge: bool,
+    /// The Decider, told when the guard fenced the node (`NodeFenced`).
+    decider: Option<actix::Recipient<crate::messages::Fact>>,
+    /// The start-up reload found no node, and credentials are never present while the node is
+    /// down (no boot credentials): the first node process that appears gets it then (F7: the
+    /// orphan a crashed sidecar left forging stops when the sidecar comes back).
+    startup_pending: bool,
+    /// Boot credentials are installed while the node is down (`NODE_STARTS_NON_PRODUCING`): a
+    /// SIGHUP not asked for by the Decider could make a standby forge, so none is ever sent.
+    boot_credentials: bool,
 }
 
 /// The guard subscription's reader → the actor.
@@ -183,7 +193,23 @@ impl NodeSignaller {
             guard: None,
             stop: StopConfirmation::default(),
             told_to_forge: false,
+            decider: None,
+            startup_pending: false,
+            boot_credentials: true,
         }
+    }
+
+    /// Credentials are never present while the node is down (`NODE_STARTS_NON_PRODUCING` off):
+    /// a start-up reload that found no node is sent to the first node process that appears.
+    pub fn without_boot_credentials(mut self) -> Self {
+        self.boot_credentials = false;
+        self
+    }
+
+    /// Where to report that the guard fenced the node (the Decider then starts it again, L1).
+    pub fn with_decider(mut self, decider: actix::Recipient<crate::messages::Fact>) -> Self {
+        self.decider = Some(decider);
+        self
     }
 
     /// How stopping reloads are confirmed (module docs).
@@ -259,6 +285,9 @@ impl NodeSignaller {
     /// A reload request from the Decider, by PID: sent if a node is known, else refused.
     fn reload(&mut self, reason: ReloadReason) -> CommandResult {
         let Some(node) = self.node else {
+            if reason == ReloadReason::Startup && !self.boot_credentials {
+                self.startup_pending = true;
+            }
             tracing::debug!(
                 actor = "node_signaller",
                 reason = reason.as_str(),
@@ -275,6 +304,18 @@ impl NodeSignaller {
     /// The NodeWatcher's view of the node process.
     fn node_process(&mut self, node: Option<ProcessIdentity>) {
         self.node = node;
+        if let Some(node) = node
+            && std::mem::take(&mut self.startup_pending)
+        {
+            // Safe: without boot credentials the files are absent while no node runs, so this
+            // SIGHUP can only stop a node forging from memory.
+            tracing::info!(
+                actor = "node_signaller",
+                pid = node.pid,
+                "the start-up reload found no node earlier: sending it to the node process that appeared"
+            );
+            let _ = self.sighup(node, ReloadReason::Startup);
+        }
     }
 
     fn sighup(&mut self, node: ProcessIdentity, reason: ReloadReason) -> CommandResult {

@@ -1,5 +1,5 @@
-//! NodeWatcher: whether the local cardano-node is ready, and which process it is (DESIGN.md
-//! section 4). It reports facts and decides nothing.
+//! NodeWatcher: whether the local cardano-node is ready, and which process it is
+//! (docs/architecture.md, "Actors"). It reports facts and decides nothing.
 //!
 //! Ready means: the node socket exists, accepts a connection (under a short timeout), and the
 //! node process is identified, by the listener of that socket or else by its exact name, never
@@ -298,7 +298,7 @@ impl NodeWatcher {
     }
 
     /// Delivers what is queued, the node process first (so a reload that follows `NodeUp` finds
-    /// it). What a full mailbox refuses stays queued for the next probe (no `do_send`, STYLE 4.4).
+    /// it). What a full mailbox refuses stays queued for the next probe (no `do_send`: docs/architecture.md, "Actors").
     pub(crate) fn flush(&mut self) {
         if let Some(msg) = self.signaller_pending.take() {
             match self.signaller.try_send(msg) {

@@ -1,12 +1,12 @@
-//! PeerWatcher (DESIGN.md section 7): one per peer region. Every period it sends a consistent
-//! GET (no resourceVersion: served from etcd, never old news) of the peer's CardanoForgeCluster
-//! and of its local Lease through the peer's own kubeconfig, and reports to the Decider:
-//! `PeerObserved` with `read_at` = when the GET was *sent* (the heartbeat), `PeerLeaseObserved`
-//! (sent and received times), or `PeerUnreachable` when the CFC read fails or times out
-//! (silence is never evidence: the Decider keeps the peer's last word and blocks a takeover).
-//! A peer whose CFC does not exist is reported with no status, which counts as "may be
-//! forging". Read-only access on the peer side is enough. Watches are not used: a watch event
-//! may deliver old news, and the heartbeat must be the time of a read.
+//! PeerWatcher (docs/architecture.md, "Regions"): one per peer region. Every period it sends a
+//! consistent GET (no resourceVersion: served from etcd, never old news) of the peer's
+//! CardanoForgeCluster and of its local Lease through the peer's own kubeconfig, and reports to the
+//! Decider: `PeerObserved` with `read_at` = when the GET was *sent* (the heartbeat),
+//! `PeerLeaseObserved` (sent and received times), or `PeerUnreachable` when the CFC read fails or
+//! times out (silence is never evidence: the Decider keeps the peer's last word and blocks a
+//! takeover). A peer whose CFC does not exist is reported with no status, which counts as "may be
+//! forging". Read-only access on the peer side is enough. Watches are not used: a watch event may
+//! deliver old news, and the heartbeat must be the time of a read.
 //!
 //! It also exports the per-peer gauges `cardano_cluster_peer_{reachable, priority, forging,
 //! heartbeat_age_seconds}{peer}`.
@@ -103,6 +103,8 @@ pub struct PeerWatcher {
     metrics: Option<PeerMetrics>,
     objects: Option<(NamedObject<CardanoForgeCluster>, NamedObject<Lease>)>,
     in_flight: bool,
+    /// A `PollNow` arrived while a read was in flight (sent before it): read again after it.
+    poll_again: bool,
     last_seen: Option<Mono>,
     /// Whether the last read succeeded (logs only on a change).
     reachable: Option<bool>,
@@ -123,6 +125,7 @@ impl PeerWatcher {
             metrics,
             objects: None,
             in_flight: false,
+            poll_again: false,
             last_seen: None,
             reachable: None,
         }
@@ -133,6 +136,7 @@ impl PeerWatcher {
         if self.in_flight {
             return;
         }
+        self.poll_again = false;
         self.in_flight = true;
         let s = self.settings.clone();
         let objects = self.objects.clone();
@@ -153,8 +157,11 @@ impl PeerWatcher {
             let received = clock.now();
             Ok::<_, KubeApiError>(((cfc, lease), sent, received, object, record))
         };
-        ctx.spawn(fut.into_actor(self).map(|result, act, _| {
+        ctx.spawn(fut.into_actor(self).map(|result, act, ctx| {
             act.in_flight = false;
+            if std::mem::take(&mut act.poll_again) {
+                ctx.notify(crate::messages::PollNow);
+            }
             act.report(result);
         }));
     }
@@ -264,5 +271,17 @@ impl Supervised for PeerWatcher {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.in_flight = false;
         self.objects = None;
+    }
+}
+
+impl actix::Handler<crate::messages::PollNow> for PeerWatcher {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::messages::PollNow, ctx: &mut Context<Self>) {
+        if self.in_flight {
+            self.poll_again = true;
+        } else {
+            self.poll(ctx);
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! [`Probe`]: a recipient of [`Fact`]s that records them with the (virtual) time they arrived,
-//! standing in for the Decider in actor tests (STYLE.md 4.4: wiring decides who receives).
+//! standing in for the Decider in actor tests (the wiring decides who receives:
+//! docs/architecture.md, "Conventions").
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

@@ -260,6 +260,7 @@ impl Fleet {
             remove: stand_in.clone().recipient(),
             reload: stand_in.clone().recipient(),
             write_status: stand_in.recipient(),
+            poll_peers: Vec::new(),
         };
         let config = DeciderConfig {
             lease: timing(),
@@ -415,6 +416,15 @@ impl Fleet {
         let forging = up && node.files && !node.starts_non_producing;
         Self::push(inner, pod, if up { Did::NodeUp } else { Did::NodeDown }, true);
         Self::set_forging(inner, pod, forging);
+    }
+
+    /// The guard's fence on `pod`'s node: credentials removed, forging off.
+    pub fn fence(&self, pod: &str) {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        inner.nodes.get_mut(pod).expect("known pod").files = false;
+        Self::push(inner, pod, Did::Remove, true);
+        Self::set_forging(inner, pod, false);
     }
 
     /// Makes `pod`'s source credentials valid or not (the stand-in refuses to install an
@@ -602,6 +612,13 @@ impl Pod {
             .send(SourcesRotated)
             .await
             .expect("the Decider takes rotations");
+    }
+
+    /// The node guard fences the node (its permit lapsed): files removed, forging off, and the
+    /// NodeSignaller reports it.
+    pub async fn fenced(&self) {
+        self.fleet.fence(self.name);
+        self.fact(Event::NodeFenced).await;
     }
 
     /// SIGTERM.

@@ -1,8 +1,8 @@
 //! [`decide`]: from what the Decider knows and the time, whether to forge and why
-//! (DESIGN.md sections 5 and 7). Total and deterministic; fail-safe is the fall-through: every
-//! missing input yields standby with its own [`Reason`]. No I/O.
+//! (docs/architecture.md, "Decision engine" and "Regions"). Total and deterministic; fail-safe is
+//! the fall-through: every missing input yields standby with its own [`Reason`]. No I/O.
 //!
-//! # The cross-cluster rule (section 7)
+//! # The cross-cluster rule (docs/architecture.md, "Regions")
 //!
 //! Among *eligible* clusters (ours, and every peer that is reachable, whose status says it is
 //! not `Disabled` and whose status reason says it still contends) the winner has the lowest

@@ -5,7 +5,7 @@ use crate::lease::{LeaseObservation, LeaseRecord, Mono};
 
 use super::state::{ClusterPolicy, Credentials, LocalLease, PeerLease, PeerStatus, PeerView, Reach, State};
 
-/// A fact reported to the Decider (past tense or state nouns, STYLE.md 4.2).
+/// A fact reported to the Decider (past tense or state nouns: docs/architecture.md, "Conventions").
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// LeaseElector → Decider: we acquired the local lease; forging must stop by `deadline`.
@@ -36,8 +36,8 @@ pub enum Event {
         /// What is wrong.
         why: String,
     },
-    /// ClusterWatcher → Decider: a status write of ours was confirmed. Ignored while we do not
-    /// hold the lease.
+    /// Decider → itself: the ClusterWatcher answered our `WriteStatus` with success, so the
+    /// status write is confirmed. Ignored while we do not hold the lease.
     StatusWritten {
         /// The `forgingEnabled` it carried.
         forging_enabled: bool,
@@ -103,6 +103,10 @@ pub enum Event {
         /// Whether it forges.
         forge: bool,
     },
+    /// NodeSignaller → Decider: the node guard fenced the node (its permit lapsed, or it saw
+    /// forging without a permit): whatever the decision in force says, the node does not forge
+    /// now, and a forging decision must install and reload again (L1).
+    NodeFenced,
     /// Nothing happened, time passed (a timer set from `next_wake`).
     Tick,
 }
@@ -204,6 +208,8 @@ pub fn apply(mut state: State, event: Event) -> State {
             }
         }
         Event::Committed { forge } => state.forging = forge,
+        // Not forging now: a restart re-proves its peers like any start.
+        Event::NodeFenced => state.forging = false,
         Event::Tick => {}
     }
     state

@@ -1,4 +1,5 @@
-//! The decision engine (DESIGN.md sections 4, 5 and 7): whether this node forges, and why.
+//! The decision engine (docs/architecture.md, "Decision engine"): whether this node forges, and
+//! why.
 //!
 //! Owns the pure core the Decider actor drives: [`State`] (everything known), [`Event`] and
 //! [`apply`] (facts in), [`decide`] (a [`Decision`] with its [`Reason`]), and [`plan`] (ordered

@@ -79,7 +79,7 @@ impl StatusReport {
     }
 }
 
-/// An order from the Decider (imperative, STYLE.md 4.2).
+/// An order from the Decider (imperative: docs/architecture.md, "Conventions").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Decider → LeaseElector: contend for the local lease (or stop contending).
@@ -123,7 +123,7 @@ pub fn plan(prev: &Decision, next: &Decision) -> Vec<Command> {
         });
     }
     if next.claim && !prev.claim && write_status {
-        // The claim is published before we forge (section 7).
+        // The claim is published before we forge (docs/architecture.md, "Regions").
         cmds.push(Command::WriteStatus(StatusReport::of(next)));
         write_status = false;
     }

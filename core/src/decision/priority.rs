@@ -1,6 +1,6 @@
-//! Effective state and priority of this cluster (DESIGN.md section 5): the override, the health
-//! penalty, and what they make of `spec.forgeState` and `spec.priority`. No I/O; wall time
-//! arrives as an argument (override `expiresAt` is wall time).
+//! Effective state and priority of this cluster (docs/architecture.md, "Priority and health"): the
+//! override, the health penalty, and what they make of `spec.forgeState` and `spec.priority`. No
+//! I/O; wall time arrives as an argument (override `expiresAt` is wall time).
 use jiff::Timestamp;
 
 use crate::crd::{CardanoForgeClusterSpec, ForgeState, OverrideSpec};

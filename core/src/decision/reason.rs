@@ -16,7 +16,7 @@ pub enum Reason {
     /// Forging: an active override forces `Enabled`.
     OverrideEnabled,
     /// Forging: `Priority-based` and this cluster is the global winner with proof that no peer
-    /// forges (section 7).
+    /// forges (docs/architecture.md, "Regions").
     GlobalWinner,
 
     /// Standby: the process just started and has established the standby state only.
@@ -60,7 +60,8 @@ pub enum Reason {
         peer: String,
     },
     /// Standby: we would forge, but our own `forgingEnabled: true` claim is not yet confirmed
-    /// written, so peers could not yet see it (section 7, break-before-make).
+    /// written, so peers could not yet see it (break before make: docs/architecture.md,
+    /// "Regions").
     AwaitingClaim,
     /// Standby: we would forge, but a peer's API server is unreachable or was never read, so
     /// it may be forging (silence is never evidence).

@@ -139,10 +139,10 @@ pub struct Health {
     pub consecutive_failures: u32,
 }
 
-/// Our own published `status.forgingEnabled` (the *claim*, section 7): peers must not start
-/// while it is true; we start only after it is confirmed written and every peer was read
-/// afterwards (a flag protocol: two clusters that each write their flag, then read the other's,
-/// cannot both read "false").
+/// Our own published `status.forgingEnabled` (the *claim*: docs/architecture.md, "Regions"): peers
+/// must not start while it is true; we start only after it is confirmed written and every peer was
+/// read afterwards (a flag protocol: two clusters that each write their flag, then read the
+/// other's, cannot both read "false").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OwnStatus {
     /// The `forgingEnabled` our last confirmed status write carried (`None`: none yet).
