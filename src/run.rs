@@ -28,7 +28,7 @@ use forge_actors::{
     clock::Clock,
     cluster_metrics::ClusterMetrics,
     cluster_watcher::{ClusterObject, ClusterWatcher},
-    credential_keeper::CredentialKeeper,
+    credential_keeper::{CredentialKeeper, KeeperEvents, kes_schedule},
     decider::{Decider, DeciderOutputs, DeciderSettings},
     health_prober::{HealthMetrics, HealthProber, Probing},
     http::{self, Endpoints, Snapshot},
@@ -230,7 +230,15 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         let sources = cfg.credentials.source.clone();
         let targets = cfg.credentials.target.clone();
         let (m, fact, rotated) = (metrics.clone(), facts.clone(), decider.clone().recipient());
-        move |_| CredentialKeeper::new(sources, targets, fact, rotated, &m)
+        let (kes, events) = (
+            kes_schedule(&cfg.network).map_err(anyhow::Error::msg)?,
+            KeeperEvents::new(kube.clone(), &cfg.namespace, &cfg.pod_name),
+        );
+        move |_| {
+            CredentialKeeper::new(sources, targets, fact, rotated, &m)
+                .with_kes_schedule(kes.clone())
+                .with_events(events.clone())
+        }
     });
     let leader_object = NamedObject::new(kube.clone(), &cfg.namespace, &cfg.names.leader, cfg.api_timeout);
     // Health probing (cluster management only): the CFC's healthCheck, the environment's as

@@ -61,6 +61,90 @@ pub struct Metrics {
     pub fencing_covered: IntGauge,
     /// `forge_manager_api_call_duration_seconds{op}`.
     pub api_call_duration: HistogramVec,
+    /// The source operational certificate's KES figures (see [`KesMetrics`]).
+    pub kes: KesMetrics,
+}
+
+/// The KES figures of the last source operational certificate that decoded, exported only once
+/// one has (so `cardano_kes_expiry_timestamp_seconds` is never a misleading 0). They stay at
+/// the last decoded certificate's values while a later one does not decode. Pod labels as
+/// `cardano_forging_enabled`.
+#[derive(Clone)]
+pub struct KesMetrics {
+    /// `cardano_kes_current_period`: the network's current KES period (wall clock, genesis).
+    pub current_period: IntGaugeVec,
+    /// `cardano_kes_remaining_periods`: periods the certificate is still valid in, the current
+    /// one included (0: expired).
+    pub remaining_periods: IntGaugeVec,
+    /// `cardano_kes_expiry_timestamp_seconds`: when the certificate stops being valid.
+    pub expiry_timestamp: IntGaugeVec,
+    /// `cardano_opcert_counter`: the certificate's issue counter.
+    pub opcert_counter: IntGaugeVec,
+    /// `cardano_opcert_kes_period_start`: the KES period the certificate starts at.
+    pub opcert_kes_period_start: IntGaugeVec,
+}
+
+impl KesMetrics {
+    fn register(registry: &Registry, pod_labels: &[(&str, &str)]) -> prometheus::Result<Self> {
+        let gauge = |name: &str, help: &str| -> prometheus::Result<IntGaugeVec> {
+            let mut opts = Opts::new(name, help);
+            for (k, v) in pod_labels {
+                opts = opts.const_label(*k, *v);
+            }
+            let g = IntGaugeVec::new(opts, &[])?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        Ok(Self {
+            current_period: gauge(
+                "cardano_kes_current_period",
+                "The network's current KES period (from the wall clock and the genesis parameters).",
+            )?,
+            remaining_periods: gauge(
+                "cardano_kes_remaining_periods",
+                "KES periods the source operational certificate is still valid in, the current one included (0: expired).",
+            )?,
+            expiry_timestamp: gauge(
+                "cardano_kes_expiry_timestamp_seconds",
+                "Unix time at which the source operational certificate stops being valid (start + maxKESEvolutions periods).",
+            )?,
+            opcert_counter: gauge(
+                "cardano_opcert_counter",
+                "Issue counter of the source operational certificate.",
+            )?,
+            opcert_kes_period_start: gauge(
+                "cardano_opcert_kes_period_start",
+                "KES period the source operational certificate starts at.",
+            )?,
+        })
+    }
+
+    /// Sets the certificate's own figures.
+    pub fn set_op_cert(&self, counter: u64, kes_period_start: u64) {
+        self.opcert_counter
+            .with_label_values::<&str>(&[])
+            .set(saturating_i64(counter));
+        self.opcert_kes_period_start
+            .with_label_values::<&str>(&[])
+            .set(saturating_i64(kes_period_start));
+    }
+
+    /// Sets the figures that depend on the time and the network.
+    pub fn set_status(&self, current_period: u64, remaining_periods: u64, expires_at: jiff::Timestamp) {
+        self.current_period
+            .with_label_values::<&str>(&[])
+            .set(saturating_i64(current_period));
+        self.remaining_periods
+            .with_label_values::<&str>(&[])
+            .set(saturating_i64(remaining_periods));
+        self.expiry_timestamp
+            .with_label_values::<&str>(&[])
+            .set(expires_at.as_second());
+    }
+}
+
+fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// The supervised actors, as they label `forge_manager_actor_restarts_total{actor}`.
@@ -199,6 +283,7 @@ impl Metrics {
             mailbox_depth,
             fencing_covered,
             api_call_duration,
+            kes: KesMetrics::register(registry, &pod_labels)?,
         };
         // Labelled counters exist only once a label set is used; start the known ones at 0 so
         // `increase()` sees their first event (alert rules rely on that).

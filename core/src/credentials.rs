@@ -13,17 +13,22 @@
 //! - VRF signing key `VrfSigningKey_PraosVRF`: a CBOR byte string of 64 bytes (`5840`).
 //! - Operational certificate `NodeOperationalCertificate`: the CBOR array
 //!   `[[kes_vkey: bytes 32, counter: uint, kes_period: uint, sigma: bytes 64], cold_vkey: bytes 32]`.
+//!
+//! Beyond the shapes, the contents are understood ([`crate::cardano`]): the VRF key's halves
+//! agree, the certificate carries the cold key's valid signature, the certificate's KES key is
+//! the one the KES signing key gives, and, given the network's [`KesSchedule`] and the time, the
+//! certificate's KES period has started and not ended.
 use std::fmt;
 
 use ciborium::Value;
+use jiff::Timestamp;
+
+use crate::cardano::{self, KesSchedule, KesState, KesStatus, OpCert};
 
 /// Files larger than this are rejected before parsing: a real envelope is under 2 KiB, and the
 /// bound keeps a wrong mount (a tarball, a log) from being parsed at all.
 pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
-/// Size of a serialised Sum6KES (Ed25519) signing key.
-pub const KES_SKEY_BYTES: usize = 608;
-/// Size of a serialised Praos VRF signing key (seed + verification key).
-pub const VRF_SKEY_BYTES: usize = 64;
+pub use crate::cardano::{KES_SKEY_BYTES, VRF_SKEY_BYTES};
 /// Size of an Ed25519 or KES verification key in an operational certificate.
 const VKEY_BYTES: usize = 32;
 /// Size of the cold key's Ed25519 signature in an operational certificate.
@@ -235,6 +240,62 @@ pub enum CredentialError {
         /// What was found (a CBOR major type and a size, never bytes).
         got: String,
     },
+    /// The VRF signing key's verification half is not the one its seed gives.
+    #[error(
+        "{file}: VRF signing key is inconsistent: its verification key half is not the one its seed gives"
+    )]
+    VrfKeyInconsistent {
+        /// File label.
+        file: String,
+    },
+    /// The certificate's cold signature does not verify.
+    #[error(
+        "{file}: operational certificate's cold key signature does not verify (the certificate was altered or not issued by its cold key)"
+    )]
+    ColdSignatureInvalid {
+        /// File label.
+        file: String,
+    },
+    /// The certificate is for another KES key than the KES signing key.
+    #[error(
+        "{file}: operational certificate is for a different KES key than {kes_file} (its KES verification key is not the one the signing key gives): issue a certificate for this KES key, or install the matching pair"
+    )]
+    KesKeyMismatch {
+        /// The certificate's label.
+        file: String,
+        /// The KES signing key's label.
+        kes_file: String,
+    },
+    /// The certificate's KES period has ended.
+    #[error(
+        "{file}: operational certificate has expired: it starts at KES period {start} and is valid for {max} periods, until period {end} (began {expired_at}); the current KES period is {current}: rotate the KES key and issue a new certificate"
+    )]
+    OpCertExpired {
+        /// File label.
+        file: String,
+        /// The certificate's start period.
+        start: u64,
+        /// `maxKESEvolutions`.
+        max: u64,
+        /// The first period it is not valid in.
+        end: u64,
+        /// When that period began.
+        expired_at: String,
+        /// The current period.
+        current: u64,
+    },
+    /// The certificate's KES period has not started yet.
+    #[error(
+        "{file}: operational certificate is not valid yet: it starts at KES period {start}, the current KES period is {current}"
+    )]
+    OpCertNotYetValid {
+        /// File label.
+        file: String,
+        /// The certificate's start period.
+        start: u64,
+        /// The current period.
+        current: u64,
+    },
 }
 
 impl CredentialError {
@@ -248,6 +309,29 @@ impl CredentialError {
             Self::NotHex { .. } => "not_hex",
             Self::NotCbor { .. } => "not_cbor",
             Self::WrongShape { .. } => "wrong_shape",
+            Self::VrfKeyInconsistent { .. } => "vrf_key_inconsistent",
+            Self::ColdSignatureInvalid { .. } => "cold_signature_invalid",
+            Self::KesKeyMismatch { .. } => "kes_key_mismatch",
+            Self::OpCertExpired { .. } => "kes_expired",
+            Self::OpCertNotYetValid { .. } => "kes_not_yet_valid",
+        }
+    }
+
+    /// The file the problem is reported against (a mismatch: the certificate).
+    pub fn credential(&self) -> CredentialKind {
+        match self {
+            Self::TooLarge { kind, .. }
+            | Self::NotJson { kind, .. }
+            | Self::MissingField { kind, .. }
+            | Self::WrongType { kind, .. }
+            | Self::NotHex { kind, .. }
+            | Self::NotCbor { kind, .. }
+            | Self::WrongShape { kind, .. } => *kind,
+            Self::VrfKeyInconsistent { .. } => CredentialKind::VrfSigningKey,
+            Self::ColdSignatureInvalid { .. }
+            | Self::KesKeyMismatch { .. }
+            | Self::OpCertExpired { .. }
+            | Self::OpCertNotYetValid { .. } => CredentialKind::OperationalCertificate,
         }
     }
 
@@ -293,15 +377,71 @@ impl fmt::Debug for CredentialFile<'_> {
 pub struct ValidCredentialSet {
     /// Counter and KES period of the operational certificate.
     pub op_cert: OpCertInfo,
+    /// The certificate's KES standing, when the network's schedule is known.
+    pub kes: Option<KesStatus>,
 }
 
-/// Validates one credential envelope of the given kind. Returns the operational certificate's
-/// facts for [`CredentialKind::OperationalCertificate`], `None` for the keys.
+/// The network's KES schedule and the time to judge the certificate at.
+#[derive(Debug, Clone, Copy)]
+pub struct KesClock<'a> {
+    /// The network's KES timing.
+    pub schedule: &'a KesSchedule,
+    /// Now (wall clock).
+    pub now: Timestamp,
+}
+
+/// Everything a check of the three files found: the certificate's facts and KES standing as
+/// far as it decoded (also when the set is refused, so an expired certificate still shows), and
+/// every problem, at most one per file plus the set-level ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetCheck {
+    /// Counter and start period, if the certificate decoded.
+    pub op_cert: Option<OpCertInfo>,
+    /// Its KES standing, if it decoded and the schedule is known.
+    pub kes: Option<KesStatus>,
+    /// The problems; empty when the set is valid.
+    pub errors: Vec<CredentialError>,
+}
+
+impl SetCheck {
+    /// The verdict.
+    pub fn into_result(self) -> Result<ValidCredentialSet, CredentialSetError> {
+        match self.op_cert {
+            Some(op_cert) if self.errors.is_empty() => Ok(ValidCredentialSet {
+                op_cert,
+                kes: self.kes,
+            }),
+            _ => Err(CredentialSetError(self.errors)),
+        }
+    }
+}
+
+/// What one envelope holds once understood.
+enum Decoded {
+    /// The KES verification key the signing key gives.
+    Kes([u8; 32]),
+    Vrf,
+    OpCert(OpCert),
+}
+
+/// Validates one credential envelope of the given kind, contents included except what needs
+/// another file or the time (see [`check_set`]). Returns the operational certificate's facts for
+/// [`CredentialKind::OperationalCertificate`], `None` for the keys.
 pub fn validate_envelope(
     bytes: &[u8],
     kind: CredentialKind,
     file: &str,
 ) -> Result<Option<OpCertInfo>, CredentialError> {
+    Ok(match decode(bytes, kind, file)? {
+        Decoded::OpCert(c) => Some(OpCertInfo {
+            counter: c.counter,
+            kes_period: c.kes_period,
+        }),
+        Decoded::Kes(_) | Decoded::Vrf => None,
+    })
+}
+
+fn decode(bytes: &[u8], kind: CredentialKind, file: &str) -> Result<Decoded, CredentialError> {
     let ctx = Ctx { file, kind };
     if bytes.len() > MAX_ENVELOPE_BYTES {
         return Err(CredentialError::TooLarge {
@@ -351,45 +491,113 @@ pub fn validate_envelope(
     })?;
     match kind {
         CredentialKind::KesSigningKey => {
-            ctx.bytes_of_len(&item, KES_SKEY_BYTES, "the KES signing key")?;
-            Ok(None)
+            let key = ctx.bytes_of_len(&item, KES_SKEY_BYTES, "the KES signing key")?;
+            let vkey = cardano::kes_vkey_of_signing_key(key)
+                .map_err(|e| ctx.wrong_shape("a Sum6KES signing key", e.to_string()))?;
+            Ok(Decoded::Kes(vkey))
         }
         CredentialKind::VrfSigningKey => {
-            ctx.bytes_of_len(&item, VRF_SKEY_BYTES, "the VRF signing key")?;
-            Ok(None)
+            let key = ctx.bytes_of_len(&item, VRF_SKEY_BYTES, "the VRF signing key")?;
+            cardano::vrf_vkey_of_signing_key(key).map_err(|_| CredentialError::VrfKeyInconsistent {
+                file: file.to_owned(),
+            })?;
+            Ok(Decoded::Vrf)
         }
-        CredentialKind::OperationalCertificate => ctx.op_cert(&item).map(Some),
+        CredentialKind::OperationalCertificate => {
+            ctx.op_cert(&item)?;
+            let cert = OpCert::from_cbor(&raw)
+                .map_err(|e| ctx.wrong_shape("an operational certificate", e.to_string()))?;
+            if !cert.cold_signature_verifies() {
+                return Err(CredentialError::ColdSignatureInvalid {
+                    file: file.to_owned(),
+                });
+            }
+            Ok(Decoded::OpCert(cert))
+        }
     }
 }
 
-/// Validates the three files together and reports every bad one (at most one error per file).
-pub fn validate_set(
+/// Checks the three files together: each as its kind ([`validate_envelope`]), then that the
+/// certificate is for the KES key, then (with `clock`) that its KES period is current.
+pub fn check_set(
     kes: CredentialFile<'_>,
     vrf: CredentialFile<'_>,
     op_cert: CredentialFile<'_>,
-) -> Result<ValidCredentialSet, CredentialSetError> {
+    clock: Option<KesClock<'_>>,
+) -> SetCheck {
     let mut errors = Vec::new();
-    if let Err(e) = validate_envelope(kes.bytes, CredentialKind::KesSigningKey, kes.label) {
-        errors.push(e);
-    }
-    if let Err(e) = validate_envelope(vrf.bytes, CredentialKind::VrfSigningKey, vrf.label) {
-        errors.push(e);
-    }
-    let info = match validate_envelope(
-        op_cert.bytes,
-        CredentialKind::OperationalCertificate,
-        op_cert.label,
-    ) {
-        Ok(info) => info,
+    let kes_vkey = match decode(kes.bytes, CredentialKind::KesSigningKey, kes.label) {
+        Ok(Decoded::Kes(vkey)) => Some(vkey),
+        Ok(_) => None,
         Err(e) => {
             errors.push(e);
             None
         }
     };
-    match info {
-        Some(op_cert) if errors.is_empty() => Ok(ValidCredentialSet { op_cert }),
-        _ => Err(CredentialSetError(errors)),
+    if let Err(e) = decode(vrf.bytes, CredentialKind::VrfSigningKey, vrf.label) {
+        errors.push(e);
     }
+    let cert = match decode(
+        op_cert.bytes,
+        CredentialKind::OperationalCertificate,
+        op_cert.label,
+    ) {
+        Ok(Decoded::OpCert(cert)) => Some(cert),
+        Ok(_) => None,
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let mut status = None;
+    if let Some(cert) = &cert {
+        if let Some(vkey) = kes_vkey
+            && vkey != cert.kes_vkey
+        {
+            errors.push(CredentialError::KesKeyMismatch {
+                file: op_cert.label.to_owned(),
+                kes_file: kes.label.to_owned(),
+            });
+        }
+        if let Some(clock) = clock {
+            let s = clock.schedule.status(cert.kes_period, clock.now);
+            match s.state {
+                KesState::Valid => {}
+                KesState::Expired => errors.push(CredentialError::OpCertExpired {
+                    file: op_cert.label.to_owned(),
+                    start: s.start_period,
+                    max: clock.schedule.max_kes_evolutions,
+                    end: s.end_period,
+                    expired_at: s.expires_at.to_string(),
+                    current: s.current_period,
+                }),
+                KesState::NotYetValid => errors.push(CredentialError::OpCertNotYetValid {
+                    file: op_cert.label.to_owned(),
+                    start: s.start_period,
+                    current: s.current_period,
+                }),
+            }
+            status = Some(s);
+        }
+    }
+    SetCheck {
+        op_cert: cert.map(|c| OpCertInfo {
+            counter: c.counter,
+            kes_period: c.kes_period,
+        }),
+        kes: status,
+        errors,
+    }
+}
+
+/// Validates the three files together ([`check_set`]) and reports every problem.
+pub fn validate_set(
+    kes: CredentialFile<'_>,
+    vrf: CredentialFile<'_>,
+    op_cert: CredentialFile<'_>,
+    clock: Option<KesClock<'_>>,
+) -> Result<ValidCredentialSet, CredentialSetError> {
+    check_set(kes, vrf, op_cert, clock).into_result()
 }
 
 /// Decodes lower- or upper-case hex. Problems mention positions, never characters.
@@ -471,9 +679,9 @@ impl Ctx<'_> {
         }
     }
 
-    fn bytes_of_len(&self, v: &Value, len: usize, what: &str) -> Result<(), CredentialError> {
+    fn bytes_of_len<'v>(&self, v: &'v Value, len: usize, what: &str) -> Result<&'v [u8], CredentialError> {
         match v {
-            Value::Bytes(b) if b.len() == len => Ok(()),
+            Value::Bytes(b) if b.len() == len => Ok(b),
             other => Err(self.wrong_shape(format!("{what} as a byte string of {len} bytes"), shape(other))),
         }
     }
@@ -490,7 +698,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn op_cert(&self, v: &Value) -> Result<OpCertInfo, CredentialError> {
+    fn op_cert(&self, v: &Value) -> Result<(), CredentialError> {
         const TOP: &str = "an array [certificate body, cold verification key]";
         const BODY: &str = "a body array [kes_vkey, counter, kes_period, sigma]";
         let Value::Array(top) = v else {
@@ -506,17 +714,18 @@ impl Ctx<'_> {
             return Err(self.wrong_shape(BODY, shape(body)));
         };
         self.bytes_of_len(kes_vkey, VKEY_BYTES, "the KES verification key")?;
-        let counter = self.uint(counter, "the issue counter")?;
-        let kes_period = self.uint(kes_period, "the KES period")?;
+        self.uint(counter, "the issue counter")?;
+        self.uint(kes_period, "the KES period")?;
         self.bytes_of_len(sigma, SIGMA_BYTES, "the cold key signature")?;
         self.bytes_of_len(cold_vkey, VKEY_BYTES, "the cold verification key")?;
-        Ok(OpCertInfo { counter, kes_period })
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cardano::test_keys;
 
     fn to_hex(bytes: &[u8]) -> String {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -540,27 +749,16 @@ mod tests {
     }
 
     fn kes_hex() -> String {
-        to_hex(&cbor(&Value::Bytes(secret(KES_SKEY_BYTES))))
+        to_hex(&cbor(&Value::Bytes(test_keys::kes_key(7).0)))
     }
 
     fn vrf_hex() -> String {
-        to_hex(&cbor(&Value::Bytes(secret(VRF_SKEY_BYTES))))
+        to_hex(&cbor(&Value::Bytes(test_keys::vrf_key(9))))
     }
 
-    fn op_cert_value(counter: u64, period: u64) -> Value {
-        Value::Array(vec![
-            Value::Array(vec![
-                Value::Bytes(secret(32)),
-                Value::Integer(counter.into()),
-                Value::Integer(period.into()),
-                Value::Bytes(secret(64)),
-            ]),
-            Value::Bytes(secret(32)),
-        ])
-    }
-
+    /// A certificate for the KES key of [`kes_hex`], signed by a cold key.
     fn op_cert_hex(counter: u64, period: u64) -> String {
-        to_hex(&cbor(&op_cert_value(counter, period)))
+        to_hex(&test_keys::op_cert(&test_keys::kes_key(7).1, counter, period, 3))
     }
 
     #[test]
@@ -587,6 +785,7 @@ mod tests {
                 label: "/secrets/node.cert",
                 bytes: &cert,
             },
+            None,
         )
         .expect("valid set");
         assert_eq!(
@@ -768,6 +967,7 @@ mod tests {
                 label: "/s/cert",
                 bytes: b"",
             },
+            None,
         )
         .expect_err("two bad files");
         assert_eq!(err.0.len(), 2);
@@ -792,5 +992,106 @@ mod tests {
             debug.contains("redacted") && !debug.contains("cborHex"),
             "{debug}"
         );
+    }
+
+    fn files<'a>(kes: &'a [u8], vrf: &'a [u8], cert: &'a [u8]) -> [CredentialFile<'a>; 3] {
+        [
+            CredentialFile {
+                label: "/secrets/kes.skey",
+                bytes: kes,
+            },
+            CredentialFile {
+                label: "/secrets/vrf.skey",
+                bytes: vrf,
+            },
+            CredentialFile {
+                label: "/secrets/node.cert",
+                bytes: cert,
+            },
+        ]
+    }
+
+    #[test]
+    fn a_certificate_for_another_kes_key_is_refused_naming_both_files() {
+        let kes = envelope("KesSigningKey_ed25519_kes_2^6", &kes_hex());
+        let vrf = envelope("VrfSigningKey_PraosVRF", &vrf_hex());
+        let other = test_keys::kes_key(8).1;
+        let cert = envelope(
+            "NodeOperationalCertificate",
+            &to_hex(&test_keys::op_cert(&other, 2, 1577, 3)),
+        );
+        let [k, v, c] = files(&kes, &vrf, &cert);
+        let check = check_set(k, v, c, None);
+        assert_eq!(check.op_cert.map(|o| o.counter), Some(2));
+        let [err] = check.errors.as_slice() else {
+            panic!("{:?}", check.errors)
+        };
+        assert_eq!(err.kind(), "kes_key_mismatch");
+        assert_eq!(err.credential(), CredentialKind::OperationalCertificate);
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("/secrets/node.cert: ") && msg.contains("/secrets/kes.skey"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn an_expired_or_future_certificate_is_refused_but_its_figures_are_reported() {
+        let schedule = KesSchedule::mainnet();
+        let now: Timestamp = "2026-11-30T00:00:00Z".parse().expect("ts");
+        let kes = envelope("KesSigningKey_ed25519_kes_2^6", &kes_hex());
+        let vrf = envelope("VrfSigningKey_PraosVRF", &vrf_hex());
+        let clock = Some(KesClock {
+            schedule: &schedule,
+            now,
+        });
+        // Current period 1577: a certificate from 1515 ended at 1577, one from 1516 has 1 left.
+        let rows = [
+            (1515, Some("kes_expired"), 0),
+            (1516, None, 1),
+            (1577, None, 62),
+            (1578, Some("kes_not_yet_valid"), 63),
+        ];
+        for (start, refused, remaining) in rows {
+            let cert = envelope("NodeOperationalCertificate", &op_cert_hex(4, start));
+            let [k, v, c] = files(&kes, &vrf, &cert);
+            let check = check_set(k, v, c, clock);
+            let status = check.kes.expect("status");
+            assert_eq!(status.current_period, 1577);
+            assert_eq!(status.remaining_periods, remaining, "start {start}");
+            assert_eq!(check.op_cert.map(|o| o.kes_period), Some(start));
+            let kinds: Vec<_> = check.errors.iter().map(CredentialError::kind).collect();
+            assert_eq!(kinds, refused.into_iter().collect::<Vec<_>>(), "start {start}");
+            if let Some(err) = check.errors.first() {
+                let msg = err.to_string();
+                assert!(
+                    msg.starts_with("/secrets/node.cert: ") && msg.contains("1577"),
+                    "{msg}"
+                );
+            }
+        }
+        let cert = envelope("NodeOperationalCertificate", &op_cert_hex(4, 1515));
+        let [k, v, c] = files(&kes, &vrf, &cert);
+        let msg = validate_set(k, v, c, clock).expect_err("expired").to_string();
+        assert!(
+            msg.contains("expired") && msg.contains("2026-11-29T09:44:51Z"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_vrf_key_whose_halves_differ_and_a_forged_signature_are_refused() {
+        let mut vrf = test_keys::vrf_key(9);
+        vrf[63] ^= 1;
+        let vrf = envelope("VrfSigningKey_PraosVRF", &to_hex(&cbor(&Value::Bytes(vrf))));
+        let err = validate_envelope(&vrf, CredentialKind::VrfSigningKey, "/s/vrf").expect_err("halves");
+        assert_eq!(err.kind(), "vrf_key_inconsistent");
+        let mut cert = test_keys::op_cert(&test_keys::kes_key(7).1, 1, 2, 3);
+        let at = cert.len() - 50;
+        cert[at] ^= 4;
+        let cert = envelope("NodeOperationalCertificate", &to_hex(&cert));
+        let err =
+            validate_envelope(&cert, CredentialKind::OperationalCertificate, "/s/cert").expect_err("forged");
+        assert_eq!(err.kind(), "cold_signature_invalid");
     }
 }

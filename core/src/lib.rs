@@ -5,6 +5,7 @@
 //! hyper or Kubernetes client here (CI checks `cargo tree -p forge-core -e normal`).
 #![forbid(unsafe_code)]
 
+pub mod cardano;
 pub mod config;
 pub mod crd;
 pub mod credentials;

@@ -1,7 +1,10 @@
-//! Test credentials: writes a plausible, fake KES key, VRF key and operational certificate as
-//! cardano-cli text envelopes, and checks envelopes the way the node simulator needs.
+//! Test credentials: writes a real KES key, VRF key and operational certificate as cardano-cli
+//! text envelopes, and checks envelopes the way the node simulator needs.
 //!
-//! The key bytes are deterministic pseudo-random filler, not real keys: nothing here can sign.
+//! The keys are real and deterministic (seeds derived from the counter): a Sum6KES key in
+//! cardano-node's 608-byte layout, a VRF key whose halves agree, and a certificate for that
+//! KES key signed by a cold key, so they pass forge-manager's full validation (KES key match,
+//! cold signature, KES period current on mainnet). They are test keys of no pool.
 //! Files are written with mode 0600, as the sidecar must write them (docs/architecture.md).
 //! Never print the contents of these files.
 
@@ -10,6 +13,9 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use forge_core::cardano::KesSchedule;
+use pallas_codec::minicbor::Encoder;
+use pallas_crypto::{hash::Hasher, key::ed25519::SecretKey};
 use serde::Deserialize;
 
 /// The envelope `type` of a KES signing key (Praos, sum-KES of depth 6).
@@ -53,40 +59,135 @@ impl CredentialError {
     }
 }
 
+/// What [`write_credentials`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestCredentials {
+    /// The certificate's issue counter.
+    pub counter: u64,
+    /// The certificate's start KES period (absolute).
+    pub kes_period: u64,
+    /// Seed byte of the KES key the signing key file holds.
+    pub kes_seed: u8,
+    /// Seed byte of the KES key the certificate is for (differs from `kes_seed`: a mismatch).
+    pub certified_kes_seed: u8,
+    /// Seed byte of the cold key that signs the certificate.
+    pub cold_seed: u8,
+}
+
+impl TestCredentials {
+    /// A matching set for `counter`, starting at `kes_period`.
+    pub fn new(counter: u64, kes_period: u64) -> Self {
+        let kes_seed = (counter as u8).wrapping_mul(31).wrapping_add(7);
+        Self {
+            counter,
+            kes_period,
+            kes_seed,
+            certified_kes_seed: kes_seed,
+            cold_seed: 0xc0,
+        }
+    }
+}
+
+/// Mainnet's KES period now (wall clock).
+pub fn mainnet_kes_period_now() -> u64 {
+    KesSchedule::mainnet().kes_period_at(jiff::Timestamp::now())
+}
+
 /// Writes a valid credential set into `dir` (`kes.skey`, `vrf.skey`, `node.cert`, mode 0600)
-/// for an operational certificate with the given issue `counter` and start `kes_period`.
+/// for an operational certificate with the given issue `counter` that started
+/// `kes_periods_ago` KES periods before mainnet's current one (0: valid for the next 62
+/// periods, 93 days; 62 or more: expired).
 pub fn write_test_credentials(
     dir: &Path,
     counter: u64,
-    kes_period: u64,
+    kes_periods_ago: u64,
 ) -> Result<CredentialPaths, CredentialError> {
-    let mut filler = Filler(0x9e37_79b9_7f4a_7c15 ^ counter.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ kes_period);
+    let period = mainnet_kes_period_now().saturating_sub(kes_periods_ago);
+    write_credentials(dir, &TestCredentials::new(counter, period))
+}
+
+/// Writes the set `creds` describes into `dir` (`kes.skey`, `vrf.skey`, `node.cert`, mode 0600).
+pub fn write_credentials(dir: &Path, creds: &TestCredentials) -> Result<CredentialPaths, CredentialError> {
     let paths = CredentialPaths {
         kes: dir.join("kes.skey"),
         vrf: dir.join("vrf.skey"),
         opcert: dir.join("node.cert"),
     };
 
+    let (kes_skey, _) = kes_key(creds.kes_seed);
     let mut kes = vec![0x59, 0x02, 0x60];
-    kes.extend(filler.bytes(608));
+    kes.extend(kes_skey);
     write_envelope(&paths.kes, KES_TYPE, "KES Signing Key", &kes)?;
 
+    let vrf_seed = [creds.kes_seed ^ 0x5a; 32];
+    let vrf_vkey: [u8; 32] = SecretKey::from(vrf_seed).public_key().into();
     let mut vrf = vec![0x58, 0x40];
-    vrf.extend(filler.bytes(64));
+    vrf.extend(vrf_seed);
+    vrf.extend(vrf_vkey);
     write_envelope(&paths.vrf, VRF_TYPE, "VRF Signing Key", &vrf)?;
 
-    // [[kes_vkey bytes32, counter, kes_period, sigma bytes64], cold_vkey bytes32]
-    let mut cert = vec![0x82, 0x84, 0x58, 0x20];
-    cert.extend(filler.bytes(32));
-    cbor_uint(&mut cert, counter);
-    cbor_uint(&mut cert, kes_period);
-    cert.extend([0x58, 0x40]);
-    cert.extend(filler.bytes(64));
-    cert.extend([0x58, 0x20]);
-    cert.extend(filler.bytes(32));
+    let (_, kes_vkey) = kes_key(creds.certified_kes_seed);
+    let cert = op_cert(&kes_vkey, creds.counter, creds.kes_period, creds.cold_seed);
     write_envelope(&paths.opcert, OPCERT_TYPE, "", &cert)?;
 
     Ok(paths)
+}
+
+/// A Sum6KES signing key in cardano-node's 608-byte layout, at period 0, and its verification
+/// key, from a seed byte.
+fn kes_key(seed: u8) -> (Vec<u8>, [u8; 32]) {
+    sum_kes_keygen(6, [seed; 32])
+}
+
+/// Sum-composition KES key generation over Ed25519 (as cardano-base and pallas do it): depth 0
+/// is an Ed25519 seed; depth `d` splits its seed into `r0 = Blake2b-256(1 || seed)` and
+/// `r1 = Blake2b-256(2 || seed)`, and is `sk(d-1, r0) || r1 || vk0 || vk1` with verification key
+/// `Blake2b-256(vk0 || vk1)`. Written out here so the simulator needs no KES signing code (pallas'
+/// `kes` feature brings ed25519-dalek and serde_with into every build); a test checks it
+/// against pallas' `Sum6Kes`.
+fn sum_kes_keygen(depth: u32, seed: [u8; 32]) -> (Vec<u8>, [u8; 32]) {
+    if depth == 0 {
+        let vkey: [u8; 32] = SecretKey::from(seed).public_key().into();
+        return (seed.to_vec(), vkey);
+    }
+    let half = |tag: u8| {
+        let mut h = Hasher::<256>::new();
+        h.input(&[tag]);
+        h.input(&seed);
+        *h.finalize()
+    };
+    let (r0, r1) = (half(1), half(2));
+    let (mut skey, vk0) = sum_kes_keygen(depth - 1, r0);
+    let (_, vk1) = sum_kes_keygen(depth - 1, r1);
+    skey.extend(r1);
+    skey.extend(vk0);
+    skey.extend(vk1);
+    let mut h = Hasher::<256>::new();
+    h.input(&vk0);
+    h.input(&vk1);
+    (skey, *h.finalize())
+}
+
+/// `[[kes_vkey, counter, kes_period, sigma], cold_vkey]`, `sigma` the cold key's signature over
+/// `kes_vkey || counter BE || kes_period BE`.
+fn op_cert(kes_vkey: &[u8; 32], counter: u64, kes_period: u64, cold_seed: u8) -> Vec<u8> {
+    let cold = SecretKey::from([cold_seed; 32]);
+    let cold_vkey: [u8; 32] = cold.public_key().into();
+    let mut signable = kes_vkey.to_vec();
+    signable.extend(counter.to_be_bytes());
+    signable.extend(kes_period.to_be_bytes());
+    let sigma = cold.sign(&signable);
+    let mut out = Vec::new();
+    // Encoding into a Vec cannot fail.
+    let _ = Encoder::new(&mut out)
+        .array(2)
+        .and_then(|e| e.array(4))
+        .and_then(|e| e.bytes(kes_vkey))
+        .and_then(|e| e.u64(counter))
+        .and_then(|e| e.u64(kes_period))
+        .and_then(|e| e.bytes(sigma.as_ref()))
+        .and_then(|e| e.bytes(&cold_vkey));
+    out
 }
 
 /// A cardano-cli text envelope.
@@ -155,42 +256,6 @@ fn write_envelope(path: &Path, kind: &str, description: &str, cbor: &[u8]) -> Re
     f.sync_all().map_err(io)
 }
 
-fn cbor_uint(out: &mut Vec<u8>, n: u64) {
-    match n {
-        0..=23 => out.push(n as u8),
-        24..=0xff => out.extend([0x18, n as u8]),
-        0x100..=0xffff => {
-            out.push(0x19);
-            out.extend((n as u16).to_be_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(0x1a);
-            out.extend((n as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(0x1b);
-            out.extend(n.to_be_bytes());
-        }
-    }
-}
-
-/// xorshift64*: deterministic filler bytes, no randomness needed for fake keys.
-struct Filler(u64);
-
-impl Filler {
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            out.extend(self.0.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-        }
-        out.truncate(n);
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,7 +285,7 @@ mod tests {
     #[test]
     fn the_cbor_has_the_documented_shapes_and_sizes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let p = write_test_credentials(dir.path(), 300, 5).expect("write");
+        let p = write_credentials(dir.path(), &TestCredentials::new(300, 5)).expect("write");
         let kes = cbor_of(&p.kes);
         assert_eq!(&kes[..3], &[0x59, 0x02, 0x60]);
         assert_eq!(kes.len(), 3 + 608);
@@ -262,5 +327,61 @@ mod tests {
             std::fs::metadata(&p.vrf).expect("meta").permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    fn check(p: &CredentialPaths) -> forge_core::credentials::SetCheck {
+        use forge_core::credentials::{CredentialFile, KesClock, check_set};
+        let bytes = p.all().map(|f| std::fs::read(f).expect("read"));
+        let labels = p.all().map(|f| f.display().to_string());
+        let schedule = KesSchedule::mainnet();
+        check_set(
+            CredentialFile {
+                label: &labels[0],
+                bytes: &bytes[0],
+            },
+            CredentialFile {
+                label: &labels[1],
+                bytes: &bytes[1],
+            },
+            CredentialFile {
+                label: &labels[2],
+                bytes: &bytes[2],
+            },
+            Some(KesClock {
+                schedule: &schedule,
+                now: jiff::Timestamp::now(),
+            }),
+        )
+    }
+
+    #[test]
+    fn written_credentials_pass_forge_managers_full_validation_now() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = write_test_credentials(dir.path(), 1, 0).expect("write");
+        let c = check(&p);
+        assert_eq!(c.errors, vec![]);
+        assert_eq!(c.kes.expect("status").remaining_periods, 62);
+        let p = write_test_credentials(dir.path(), 2, 62).expect("write");
+        let kinds: Vec<_> = check(&p).errors.iter().map(|e| e.kind()).collect();
+        assert_eq!(kinds, ["kes_expired"]);
+        let mut mismatched = TestCredentials::new(3, mainnet_kes_period_now());
+        mismatched.certified_kes_seed ^= 1;
+        let p = write_credentials(dir.path(), &mismatched).expect("write");
+        let kinds: Vec<_> = check(&p).errors.iter().map(|e| e.kind()).collect();
+        assert_eq!(kinds, ["kes_key_mismatch"]);
+    }
+
+    #[test]
+    fn the_kes_keygen_is_pallas_sum6kes() {
+        use pallas_crypto::kes::{summed_kes::Sum6Kes, traits::KesSk};
+        for seed in [0u8, 7, 0xc0, 0xff] {
+            let mut buffer = [0u8; 612];
+            let mut pallas_seed = [seed; 32];
+            let (sk, pk) = Sum6Kes::keygen(&mut buffer, &mut pallas_seed);
+            let (skey, vkey) = kes_key(seed);
+            assert_eq!(skey.len(), 608);
+            assert_eq!(&skey[..], &sk.as_bytes()[..608], "seed {seed}");
+            assert_eq!(&vkey[..], pk.as_bytes(), "seed {seed}");
+        }
     }
 }

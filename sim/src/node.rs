@@ -8,7 +8,7 @@
 //!   holds connections open.
 //! - Until its SIGHUP handler is installed ([`NodeBehaviour::handler_delay`], 0 by default), a
 //!   SIGHUP kills the node, as the default action of an unhandled SIGHUP does: nothing more is
-//!   written, the socket file stays behind. Then a `handler_installed` line (only with a delay).
+//!   written (there is no socket yet). Then a `handler_installed` line (only with a delay).
 //!   The socket is bound only then, as cardano-node opens its local socket only long after
 //!   installing its handler.
 //! - A simulated ledger replay (`replay`, starting once the handler is installed) comes next: a

@@ -40,6 +40,13 @@ impl CredentialKeeper {
         let watched = self.watch_sources(ctx);
         self.revalidate();
         self.deliver(ctx);
+        if self.kes_timer.is_none() {
+            self.kes_timer = Some(ctx.run_interval(self.kes_refresh, |act, ctx| {
+                if act.refresh_kes() {
+                    act.deliver(ctx);
+                }
+            }));
+        }
         match watched {
             Ok(()) => self.restarts.healthy(),
             Err(e) => {
@@ -118,6 +125,7 @@ impl Supervised for CredentialKeeper {
         self.watcher = None;
         self.debounce_timer = None;
         self.retry_timer = None;
+        self.kes_timer = None;
         self.burst_since = None;
         self.resume_after = self.restarts.record();
     }

@@ -12,6 +12,15 @@
 //!   valid set is reported as `CredentialsValid` + `SourcesRotated` (the Decider re-installs only
 //!   while forging); an invalid one as `CredentialsInvalid`, leaving the installed set alone.
 //!
+//! - Understanding: besides the envelopes, the set must hang together and be current (forge-core's
+//!   `check_set`): the certificate is for the KES key, carries a valid cold signature, and, with
+//!   the network's [`KesSchedule`], its KES period has started and not ended. A refused set is
+//!   reported like any invalid one (`CredentialsInvalid`, the failure metric, `/status`), plus a
+//!   Kubernetes Event when the keeper has [`KeeperEvents`]. The certificate's KES figures go to
+//!   the `cardano_kes_*` and `cardano_opcert_*` gauges; a timer refreshes them each
+//!   [`KES_REFRESH`] and re-validates when the certificate's standing changes (it expired, or
+//!   its start period arrived), so an expiry is reported without any file change.
+//!
 //! Contents never leave [`SecretBytes`]: reasons name files and problems only (forge-core's
 //! validation guarantees that), and nothing here logs or formats contents. File operations are
 //! small local I/O done inside the handlers.
@@ -19,22 +28,33 @@
 //! [`SecretBytes`]: crate::adapters::fs_credentials::SecretBytes
 
 mod actor;
+mod events;
 mod handlers;
 
-use std::{collections::VecDeque, path::PathBuf, time::Duration};
+pub use events::KeeperEvents;
+
+use std::{
+    collections::VecDeque,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use actix::{Recipient, SpawnHandle, dev::SendError};
 use forge_core::{
-    credentials::{CredentialKind, validate_envelope},
+    cardano::{ByronEra, KesSchedule, KesState, KesStatus},
+    config::NetworkSettings,
+    credentials::{CredentialFile, CredentialKind, KesClock, OpCertInfo, check_set},
     decision::Event,
 };
+use jiff::Timestamp;
 use prometheus::IntCounterVec;
 use tokio::time::Instant;
 
 use crate::{
     adapters::fs_credentials::{self, CredentialContents, CredentialPaths, FsCredentialError},
     messages::{CommandFailed, CommandResult, Fact, SourcesRotated},
-    metrics::Metrics,
+    metrics::{KesMetrics, Metrics},
     supervisor::Restarts,
 };
 
@@ -47,6 +67,36 @@ pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(200);
 const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 /// How soon a fact the Decider's full mailbox refused is offered again.
 const RETRY_SEND: Duration = Duration::from_millis(100);
+/// How often the KES figures are recomputed (a KES period is 36 hours on mainnet).
+pub const KES_REFRESH: Duration = Duration::from_secs(60);
+
+/// The KES schedule of the configured network: the `SHELLEY_GENESIS` file when given (with the
+/// known network's Byron era, or none), else the built-in one of mainnet, preprod or preview,
+/// else none (then the KES period is not checked and the `cardano_kes_*` period gauges stay
+/// absent; the certificate's own figures are still exported).
+pub fn kes_schedule(network: &NetworkSettings) -> Result<Option<KesSchedule>, String> {
+    let Some(file) = &network.shelley_genesis else {
+        return Ok(KesSchedule::builtin(&network.name));
+    };
+    let label = file.display().to_string();
+    let bytes = std::fs::read(file).map_err(|e| format!("SHELLEY_GENESIS: {label}: {e}"))?;
+    let byron = ByronEra::of_network(&network.name).unwrap_or(ByronEra::NONE);
+    KesSchedule::from_shelley_genesis(&bytes, &label, byron)
+        .map(Some)
+        .map_err(|e| format!("SHELLEY_GENESIS: {e}"))
+}
+
+/// What `/status` can show about the source certificate: its figures and KES standing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct KesReport {
+    /// Counter and start period.
+    pub op_cert: OpCertInfo,
+    /// Standing now, when the network's schedule is known.
+    pub kes: Option<KesStatus>,
+}
+
+/// Shared with the `/status` renderer: the last [`KesReport`] (none before a certificate decoded).
+pub type KesReportCell = Arc<Mutex<Option<KesReport>>>;
 
 /// What was last reported about the sources.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +141,18 @@ pub struct CredentialKeeper {
     /// Facts and rotations the Decider's mailbox has not accepted yet, oldest first.
     outbox: VecDeque<Outgoing>,
     pub(crate) retry_timer: Option<SpawnHandle>,
+    /// The network's KES timing (none: the KES period is not checked).
+    kes_schedule: Option<KesSchedule>,
+    /// The wall clock (tests set their own).
+    wall: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+    kes_metrics: KesMetrics,
+    /// The last source certificate that decoded, and its standing then.
+    last_op_cert: Option<OpCertInfo>,
+    last_kes_state: Option<KesState>,
+    kes_report: Option<KesReportCell>,
+    events: Option<KeeperEvents>,
+    pub(crate) kes_timer: Option<SpawnHandle>,
+    pub(crate) kes_refresh: Duration,
 }
 
 enum Outgoing {
@@ -125,7 +187,46 @@ impl CredentialKeeper {
             installed: false,
             outbox: VecDeque::new(),
             retry_timer: None,
+            kes_schedule: None,
+            wall: Arc::new(Timestamp::now),
+            kes_metrics: metrics.kes.clone(),
+            last_op_cert: None,
+            last_kes_state: None,
+            kes_report: None,
+            events: None,
+            kes_timer: None,
+            kes_refresh: KES_REFRESH,
         }
+    }
+
+    /// Sets how often the KES figures are recomputed (tests use a short one).
+    pub fn with_kes_refresh(mut self, every: Duration) -> Self {
+        self.kes_refresh = every;
+        self
+    }
+
+    /// Checks the certificate's KES period against `schedule` (see [`kes_schedule`]).
+    pub fn with_kes_schedule(mut self, schedule: Option<KesSchedule>) -> Self {
+        self.kes_schedule = schedule;
+        self
+    }
+
+    /// Publishes a Kubernetes Event for each refusal.
+    pub fn with_events(mut self, events: KeeperEvents) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Keeps `cell` up to date with the source certificate's [`KesReport`] (for `/status`).
+    pub fn with_kes_report(mut self, cell: KesReportCell) -> Self {
+        self.kes_report = Some(cell);
+        self
+    }
+
+    /// Uses `wall` as the wall clock for KES periods (tests).
+    pub fn with_wall_clock(mut self, wall: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
+        self.wall = Arc::new(wall);
+        self
     }
 
     /// Sets the quiet time after a change before re-validating (tests use a short one).
@@ -184,15 +285,61 @@ impl CredentialKeeper {
         }
     }
 
-    /// Reads and validates the sources, counting each problem.
-    pub(crate) fn read_valid_sources(&self) -> Result<CredentialContents, InvalidSources> {
-        let result = read_and_validate(&self.sources);
+    /// Reads and validates the sources, counting each problem and exporting the certificate's
+    /// KES figures.
+    pub(crate) fn read_valid_sources(&mut self) -> Result<CredentialContents, InvalidSources> {
+        let now = (self.wall)();
+        let clock = self
+            .kes_schedule
+            .as_ref()
+            .map(|schedule| KesClock { schedule, now });
+        let (result, op_cert, status) = read_and_validate(&self.sources, clock);
+        if let Some(op_cert) = op_cert {
+            self.last_op_cert = Some(op_cert);
+            self.last_kes_state = status.map(|s| s.state);
+            self.publish_kes(op_cert, status);
+        }
         if let Err(invalid) = &result {
             for (file, kind) in &invalid.problems {
                 self.validation_failures.with_label_values(&[file, kind]).inc();
             }
         }
         result
+    }
+
+    fn publish_kes(&self, op_cert: OpCertInfo, status: Option<KesStatus>) {
+        self.kes_metrics.set_op_cert(op_cert.counter, op_cert.kes_period);
+        if let Some(s) = status {
+            self.kes_metrics
+                .set_status(s.current_period, s.remaining_periods, s.expires_at);
+        }
+        if let Some(cell) = &self.kes_report
+            && let Ok(mut report) = cell.lock()
+        {
+            *report = Some(KesReport { op_cert, kes: status });
+        }
+    }
+
+    /// The timer: recomputes the KES figures of the last decoded certificate; re-validates when
+    /// its standing changed (expired, or its start period arrived). Returns whether it did.
+    pub(crate) fn refresh_kes(&mut self) -> bool {
+        let (Some(schedule), Some(op_cert)) = (&self.kes_schedule, self.last_op_cert) else {
+            return false;
+        };
+        let status = schedule.status(op_cert.kes_period, (self.wall)());
+        self.publish_kes(op_cert, Some(status));
+        if self.last_kes_state == Some(status.state) {
+            return false;
+        }
+        tracing::info!(
+            actor = "credential_keeper",
+            state = ?status.state,
+            current_period = status.current_period,
+            start_period = status.start_period,
+            "the operational certificate's KES standing changed: re-validating"
+        );
+        self.revalidate();
+        true
     }
 
     /// Validates the sources (after start or a change) and reports what changed: a new valid set
@@ -234,6 +381,9 @@ impl CredentialKeeper {
             return;
         }
         tracing::warn!(actor = "credential_keeper", why = %why, "source credentials are invalid");
+        if let Some(events) = &self.events {
+            events.credentials_refused(&why);
+        }
         self.verdict = Some(verdict);
         self.outbox
             .push_back(Outgoing::Fact(Fact::now(Event::CredentialsInvalid { why })));
@@ -327,37 +477,58 @@ impl Drop for CredentialKeeper {
     }
 }
 
-/// Reads the three source files and validates each as its kind of text envelope.
-fn read_and_validate(sources: &CredentialPaths) -> Result<CredentialContents, InvalidSources> {
-    let set = fs_credentials::read_set(sources).map_err(|e| {
-        let file = match &e {
-            FsCredentialError::Read { path, .. } | FsCredentialError::TooLarge { path, .. } => {
-                role_of(sources, path)
-            }
-            _ => "unknown",
-        };
-        InvalidSources {
-            why: e.to_string(),
-            problems: vec![(file, e.kind())],
+/// Reads the three source files and checks them as a set ([`check_set`]). Also returns the
+/// certificate's figures and standing as far as it decoded (an expired one included).
+fn read_and_validate(
+    sources: &CredentialPaths,
+    clock: Option<KesClock<'_>>,
+) -> (
+    Result<CredentialContents, InvalidSources>,
+    Option<OpCertInfo>,
+    Option<KesStatus>,
+) {
+    let set = match fs_credentials::read_set(sources) {
+        Ok(set) => set,
+        Err(e) => {
+            let file = match &e {
+                FsCredentialError::Read { path, .. } | FsCredentialError::TooLarge { path, .. } => {
+                    role_of(sources, path)
+                }
+                _ => "unknown",
+            };
+            let invalid = InvalidSources {
+                why: e.to_string(),
+                problems: vec![(file, e.kind())],
+            };
+            return (Err(invalid), None, None);
         }
-    })?;
-    let mut why = Vec::new();
-    let mut problems = Vec::new();
-    for (kind, source) in sources.iter() {
-        let label = source.display().to_string();
-        if let Err(e) = validate_envelope(set.get(kind).expose(), kind, &label) {
-            why.push(e.to_string());
-            problems.push((kind.short_name(), e.kind()));
-        }
+    };
+    let labels = sources.map(|_, path| path.display().to_string());
+    let file = |kind: CredentialKind| CredentialFile {
+        label: labels.get(kind).as_str(),
+        bytes: set.get(kind).expose(),
+    };
+    let check = check_set(
+        file(CredentialKind::KesSigningKey),
+        file(CredentialKind::VrfSigningKey),
+        file(CredentialKind::OperationalCertificate),
+        clock,
+    );
+    let (op_cert, status) = (check.op_cert, check.kes);
+    if check.errors.is_empty() {
+        return (Ok(set), op_cert, status);
     }
-    if problems.is_empty() {
-        Ok(set)
-    } else {
-        Err(InvalidSources {
-            why: why.join("; "),
-            problems,
-        })
-    }
+    let why: Vec<String> = check.errors.iter().map(ToString::to_string).collect();
+    let problems = check
+        .errors
+        .iter()
+        .map(|e| (e.credential().short_name(), e.kind()))
+        .collect();
+    let invalid = InvalidSources {
+        why: why.join("; "),
+        problems,
+    };
+    (Err(invalid), op_cert, status)
 }
 
 fn role_of(paths: &CredentialPaths, path: &std::path::Path) -> &'static str {

@@ -335,6 +335,8 @@ keys! {
         "Network name: metric label, derived names, CardanoForgeCluster spec.";
     NETWORK_MAGIC network_magic [NetworkAndPool, Custom("an unsigned 32-bit integer; for mainnet, preprod and preview their own magic"), "764824073"]
         "Network magic; defaults to the known network's magic.";
+    SHELLEY_GENESIS shelley_genesis [NetworkAndPool, Path, ""]
+        "Shelley genesis file (absolute path): KES period length and limit; built in for mainnet, preprod, preview.";
     POOL_ID pool_id [NetworkAndPool, Custom("text without whitespace"), ""]
         "Pool id (bech32). Enables per-pool derived names.";
     POOL_ID_HEX pool_id_hex [NetworkAndPool, Custom("56 hex digits"), ""]

@@ -151,6 +151,8 @@ pub struct NetworkSettings {
     pub name: String,
     /// `NETWORK_MAGIC`.
     pub magic: u32,
+    /// `SHELLEY_GENESIS`, when given.
+    pub shelley_genesis: Option<PathBuf>,
 }
 
 /// The pool, when `POOL_ID` is set.

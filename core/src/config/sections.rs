@@ -99,7 +99,8 @@ pub(crate) fn credentials(c: &mut Check) -> CredentialSettings {
     paths
 }
 
-/// `CARDANO_NETWORK` and `NETWORK_MAGIC` (a known network's own magic when not given).
+/// `CARDANO_NETWORK`, `NETWORK_MAGIC` (a known network's own magic when not given) and
+/// `SHELLEY_GENESIS` (when given).
 pub(crate) fn network(c: &mut Check) -> NetworkSettings {
     let name = c.text(&keys::CARDANO_NETWORK);
     let known_magic = KNOWN_MAGICS.iter().find(|(n, _)| *n == name).map(|(_, m)| *m);
@@ -125,7 +126,15 @@ pub(crate) fn network(c: &mut Check) -> NetworkSettings {
             }
         },
     };
-    NetworkSettings { name, magic }
+    let shelley_genesis = c
+        .given(&keys::SHELLEY_GENESIS)
+        .is_some()
+        .then(|| c.path(&keys::SHELLEY_GENESIS));
+    NetworkSettings {
+        name,
+        magic,
+        shelley_genesis,
+    }
 }
 
 /// Cluster management (read before the pool: CardanoForgeCluster schema rules apply only when

@@ -45,7 +45,8 @@ fn defaults_are_the_reference_defaults() {
         c.network,
         NetworkSettings {
             name: "mainnet".into(),
-            magic: 764_824_073
+            magic: 764_824_073,
+            shelley_genesis: None,
         }
     );
     assert_eq!(c.metrics_port, 8000);
@@ -261,6 +262,17 @@ fn sleep_interval_only_shortens_the_retry_period() {
     assert_eq!(explicit.lease.retry_period, Duration::from_secs(3));
     let slow = validate(&with_pod(&[("SLEEP_INTERVAL", "60")])).expect("valid");
     assert_eq!(slow.lease.retry_period, Duration::from_secs(2));
+}
+
+#[test]
+fn shelley_genesis_is_an_optional_absolute_path() {
+    let c = validate(&with_pod(&[("SHELLEY_GENESIS", "/cfg/shelley-genesis.json")])).expect("valid");
+    assert_eq!(
+        c.network.shelley_genesis,
+        Some(PathBuf::from("/cfg/shelley-genesis.json"))
+    );
+    let err = validate(&with_pod(&[("SHELLEY_GENESIS", "shelley.json")])).expect_err("relative");
+    assert!(err.to_string().contains("SHELLEY_GENESIS"), "{err}");
 }
 
 #[test]
