@@ -226,7 +226,10 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         );
         move |_| NodeWatcher::new(watcher_settings, procfs, fact, sig, &m)
     });
+    // The source certificate's KES figures, for `/status`.
+    let kes_report = forge_actors::credential_keeper::KesReportCell::default();
     let keeper = Supervisor::start({
+        let kes_report = kes_report.clone();
         let sources = cfg.credentials.source.clone();
         let targets = cfg.credentials.target.clone();
         let (m, fact, rotated) = (metrics.clone(), facts.clone(), decider.clone().recipient());
@@ -238,6 +241,7 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
             CredentialKeeper::new(sources, targets, fact, rotated, &m)
                 .with_kes_schedule(kes.clone())
                 .with_events(events.clone())
+                .with_kes_report(kes_report.clone())
         }
     });
     let leader_object = NamedObject::new(kube.clone(), &cfg.namespace, &cfg.names.leader, cfg.api_timeout);
@@ -334,14 +338,17 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     };
     // `cardano_forging_enabled` belongs to the NodeSignaller: it knows what the node was told
     // and, with the guard, what the node does.
-    decider_ctx.run(Decider::new(
-        settings,
-        State::new(config),
-        clock,
-        out,
-        snapshot_tx,
-        Some(metrics),
-    ));
+    decider_ctx.run(
+        Decider::new(
+            settings,
+            State::new(config),
+            clock,
+            out,
+            snapshot_tx,
+            Some(metrics),
+        )
+        .with_kes_report(kes_report),
+    );
 
     actix::spawn(handle_signals(decider, cfg.shutdown_timeout, fail_safe, exit));
     Ok(())

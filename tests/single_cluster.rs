@@ -296,6 +296,15 @@ async fn g_kubectl_and_metrics_show_exactly_one_leader() {
         return;
     };
     let (leader, _) = first_forger(&w).await;
+    // The source certificate's KES standing is in /status (the test keys are current on mainnet).
+    let status = w.status(leader).await.expect("/status");
+    assert_eq!(status["kes"]["kes"]["state"], "valid", "{status}");
+    assert!(
+        status["kes"]["kes"]["remaining_periods"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{status}"
+    );
     let name = w.pods[leader].name.clone();
     let cache = tempfile::tempdir().expect("kubectl cache");
     let kubectl = || {

@@ -105,6 +105,8 @@ pub struct Decider {
     wake: Option<SpawnHandle>,
     /// The oldest fact not yet decided on (decision latency).
     oldest_fact: Option<tokio::time::Instant>,
+    /// The source certificate's KES figures (the CredentialKeeper's), shown in `/status`.
+    kes_report: Option<crate::credential_keeper::KesReportCell>,
 }
 
 impl Decider {
@@ -136,7 +138,15 @@ impl Decider {
             last_reassert: None,
             wake: None,
             oldest_fact: None,
+            kes_report: None,
         }
+    }
+
+    /// Shows the CredentialKeeper's KES figures in `/status` (published with every decision and
+    /// heartbeat).
+    pub fn with_kes_report(mut self, cell: crate::credential_keeper::KesReportCell) -> Self {
+        self.kes_report = Some(cell);
+        self
     }
 
     /// Folds an event into the state.
@@ -184,6 +194,11 @@ impl Decider {
                 "effectivePriority": v.status.as_ref().and_then(|s| s.effective_priority),
             })).collect::<Vec<_>>(),
             "busy": self.busy,
+            "kes": self
+                .kes_report
+                .as_ref()
+                .and_then(|cell| cell.lock().ok().and_then(|r| *r))
+                .map(|r| serde_json::to_value(r).unwrap_or_default()),
         });
         // The node may start once the standby state is established and, when it boots with
         // credentials (non-producing), once they are in place.
