@@ -16,7 +16,7 @@ use forge_core::crd::CardanoForgeCluster;
 use forge_sim::{
     proxy::FaultProxy,
     timeline::{EventKind, TimelineEvent, Verdict, judge},
-    world::{World, WorldOptions},
+    world::{World, WorldOptions, start_regions},
 };
 use kube::{
     Api,
@@ -56,42 +56,9 @@ impl Regions {
             return None;
         }
         forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
-        let mut worlds = Vec::new();
-        for (region, _) in regions {
-            let mut options = WorldOptions::realistic(exe(), REPLICAS);
-            options.pod_prefix = (*region).to_string();
-            worlds.push(
-                World::prepare(options)
-                    .await
-                    .unwrap_or_else(|e| panic!("{test}: {e}")),
-            );
-        }
-        let mut links = BTreeMap::new();
-        for (i, (region, priority)) in regions.iter().enumerate() {
-            let mut peers = Vec::new();
-            for (j, (peer, _)) in regions.iter().enumerate().filter(|(j, _)| *j != i) {
-                let proxy = FaultProxy::start_local(worlds[j].apiserver.addr())
-                    .await
-                    .unwrap_or_else(|e| panic!("{test}: proxy: {e}"));
-                let kubeconfig = worlds[j]
-                    .apiserver
-                    .kubeconfig_via(&format!("{peer}-0"), proxy.local_addr())
-                    .unwrap_or_else(|e| panic!("{test}: kubeconfig: {e}"));
-                peers.push(format!("pool-{peer}={}", kubeconfig.display()));
-                links.insert(((*region).to_string(), (*peer).to_string()), proxy);
-            }
-            worlds[i].options_mut().extra_env = vec![
-                ("ENABLE_CLUSTER_MANAGEMENT".into(), "true".into()),
-                ("CLUSTER_IDENTIFIER".into(), format!("pool-{region}")),
-                ("CLUSTER_REGION".into(), (*region).to_string()),
-                ("CLUSTER_PRIORITY".into(), priority.to_string()),
-                ("PEER_CLUSTERS".into(), peers.join(",")),
-            ];
-            worlds[i].options_mut().extra_env.extend(extra(region));
-        }
-        for w in &mut worlds {
-            w.populate().await.unwrap_or_else(|e| panic!("{test}: {e}"));
-        }
+        let (worlds, links) = start_regions(regions, |_| WorldOptions::realistic(exe(), REPLICAS), extra)
+            .await
+            .unwrap_or_else(|e| panic!("{test}: {e}"));
         Some(Regions {
             names: regions.iter().map(|(r, _)| (*r).to_string()).collect(),
             worlds,

@@ -26,7 +26,7 @@ use forge_core::crd::CardanoForgeCluster;
 use forge_sim::{
     proxy::FaultProxy,
     timeline::{Verdict, judge},
-    world::{World, WorldOptions},
+    world::{World, WorldOptions, start_regions},
 };
 use kube::{
     Api,
@@ -51,41 +51,9 @@ impl Regions {
             return None;
         }
         forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
-        let mut worlds = Vec::new();
-        for (region, _) in REGIONS {
-            let mut options = WorldOptions::fast(exe(), 1);
-            options.pod_prefix = (*region).to_string();
-            worlds.push(
-                World::prepare(options)
-                    .await
-                    .unwrap_or_else(|e| panic!("{test}: {e}")),
-            );
-        }
-        let mut links = BTreeMap::new();
-        for (i, (region, priority)) in REGIONS.iter().enumerate() {
-            let mut peers = Vec::new();
-            for (j, (peer, _)) in REGIONS.iter().enumerate().filter(|(j, _)| *j != i) {
-                let proxy = FaultProxy::start_local(worlds[j].apiserver.addr())
-                    .await
-                    .unwrap_or_else(|e| panic!("{test}: proxy: {e}"));
-                let kubeconfig = worlds[j]
-                    .apiserver
-                    .kubeconfig_via(&format!("{peer}-0"), proxy.local_addr())
-                    .unwrap_or_else(|e| panic!("{test}: kubeconfig: {e}"));
-                peers.push(format!("pool-{peer}={}", kubeconfig.display()));
-                links.insert(((*region).to_string(), (*peer).to_string()), proxy);
-            }
-            worlds[i].options_mut().extra_env = vec![
-                ("ENABLE_CLUSTER_MANAGEMENT".into(), "true".into()),
-                ("CLUSTER_IDENTIFIER".into(), format!("pool-{region}")),
-                ("CLUSTER_REGION".into(), (*region).to_string()),
-                ("CLUSTER_PRIORITY".into(), priority.to_string()),
-                ("PEER_CLUSTERS".into(), peers.join(",")),
-            ];
-        }
-        for w in &mut worlds {
-            w.populate().await.unwrap_or_else(|e| panic!("{test}: {e}"));
-        }
+        let (worlds, links) = start_regions(REGIONS, |_| WorldOptions::fast(exe(), 1), |_| Vec::new())
+            .await
+            .unwrap_or_else(|e| panic!("{test}: {e}"));
         let dir = tempfile::Builder::new()
             .prefix("forge-opcli-")
             .tempdir()

@@ -1004,6 +1004,54 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Str
         })
 }
 
+/// Fault proxies between regions: `(from, to)` → the proxy `from`'s pods read `to` through.
+pub type RegionLinks = BTreeMap<(String, String), FaultProxy>;
+
+/// Several regions, one [`World`] (own API server) each, with cluster management on: region
+/// `r` of priority `p` is the CardanoForgeCluster `pool-{r}`, and every region reads every other
+/// one through a fault proxy of its own (returned, to cut links). `options(region)` gives each
+/// world's options (its `pod_prefix` is set to the region); `extra(region)` adds environment.
+pub async fn start_regions<P: std::fmt::Display>(
+    regions: &[(&str, P)],
+    options: impl Fn(&str) -> WorldOptions,
+    extra: impl Fn(&str) -> Vec<(String, String)>,
+) -> Result<(Vec<World>, RegionLinks), WorldError> {
+    let mut worlds = Vec::new();
+    for (region, _) in regions {
+        let mut o = options(region);
+        o.pod_prefix = (*region).to_string();
+        worlds.push(World::prepare(o).await?);
+    }
+    let mut links = BTreeMap::new();
+    for (i, (region, priority)) in regions.iter().enumerate() {
+        let mut peers = Vec::new();
+        for (j, (peer, _)) in regions.iter().enumerate().filter(|(j, _)| *j != i) {
+            let proxy = FaultProxy::start_local(worlds[j].apiserver.addr())
+                .await
+                .map_err(|e| other(format!("proxy: {e}")))?;
+            let kubeconfig = worlds[j]
+                .apiserver
+                .kubeconfig_via(&format!("{peer}-0"), proxy.local_addr())
+                .map_err(|e| other(format!("kubeconfig: {e}")))?;
+            peers.push(format!("pool-{peer}={}", kubeconfig.display()));
+            links.insert(((*region).to_string(), (*peer).to_string()), proxy);
+        }
+        let env = &mut worlds[i].options_mut().extra_env;
+        *env = vec![
+            ("ENABLE_CLUSTER_MANAGEMENT".into(), "true".into()),
+            ("CLUSTER_IDENTIFIER".into(), format!("pool-{region}")),
+            ("CLUSTER_REGION".into(), (*region).to_string()),
+            ("CLUSTER_PRIORITY".into(), priority.to_string()),
+            ("PEER_CLUSTERS".into(), peers.join(",")),
+        ];
+        env.extend(extra(region));
+    }
+    for w in &mut worlds {
+        w.populate().await?;
+    }
+    Ok((worlds, links))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
