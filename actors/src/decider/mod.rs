@@ -1,12 +1,10 @@
-//! The Decider: the only actor that holds the effective state (docs/architecture.md, "Actors"). It folds
-//! facts into forge-core's [`State`], runs the pure [`decide`] and carries out the [`plan`] in
-//! order, each command completing before the next is sent (break before make, S2). It never
-//! makes a decision itself; it only sequences, logs, counts and publishes.
-//!
-//! Failure rule: a plan stops at the first failed command. In the stopping direction the
-//! decision in force stays "forging" (we may still forge), so `Release` is never sent while
-//! removal failed, and the plan is retried soon. In the starting direction the credentials
-//! are removed again (a standby never keeps them) and the decision stays "standby".
+//! The Decider: the only actor that holds the effective state (docs/architecture.md, "Actors").
+//! It is a shell around forge-core's [`Lifecycle`]: every fact, timer, finished plan, rotation
+//! and SIGTERM becomes an [`Input`](forge_core::decision::Input), and the lifecycle answers with
+//! effects the actor carries out: plans sent in order, each command answered before the next
+//! (break before make, S2), timers, log lines, metrics and `/status`. It never makes a decision
+//! itself; the lifecycle's rules (start-up, boot credentials, re-assert, rotation, failures,
+//! shutdown) are documented and property-tested in forge-core (`core/src/decision/lifecycle.rs`).
 
 mod actor;
 mod handlers;
@@ -15,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 
 use actix::{Recipient, SpawnHandle};
 use forge_core::{
-    decision::{Command, Decision, Event, ReloadReason, State, decide},
+    decision::{Command, Lifecycle, LifecycleConfig, Phase, ReloadReason, State, aborts},
     lease::Mono,
 };
 use tokio::sync::watch;
@@ -72,35 +70,15 @@ pub struct DeciderSettings {
     pub reassert_every: Duration,
 }
 
-/// The Decider actor.
+/// The Decider actor: a shell around forge-core's [`Lifecycle`], which decides everything; the
+/// actor carries out its effects (plans, timers, logs, metrics, `/status`).
 pub struct Decider {
     settings: DeciderSettings,
-    state: State,
-    /// The decision in force (its plan completed).
-    current: Decision,
+    life: Lifecycle,
     clock: Clock,
     out: DeciderOutputs,
     snapshot: watch::Sender<Arc<Snapshot>>,
     metrics: Option<Metrics>,
-    /// A plan is being carried out; new facts are folded in and decided afterwards.
-    busy: bool,
-    /// A fact arrived while busy.
-    redecide_pending: bool,
-    /// The start-up plan (standby state) is done.
-    started_up: bool,
-    /// Shutdown requested.
-    shutting_down: bool,
-    /// Boot credentials are installed for a node that is down (see `boot_credentials`). While
-    /// they are, no reload is ever sent: a SIGHUP would make a standby forge.
-    boot_installed: bool,
-    /// Boot credentials are installed and verified: the node may start (`/startup-status`).
-    boot_ready: bool,
-    /// After a failed plan, no new plan before this instant (its retry timer decides again).
-    hold_until: Option<tokio::time::Instant>,
-    /// When the current node process came up (for re-asserting reloads during its start-up).
-    node_up_since: Option<tokio::time::Instant>,
-    /// When the last re-assert was sent.
-    last_reassert: Option<tokio::time::Instant>,
     /// The timer for the decision's `next_wake`.
     wake: Option<SpawnHandle>,
     /// The oldest fact not yet decided on (decision latency).
@@ -119,23 +97,20 @@ impl Decider {
         snapshot: watch::Sender<Arc<Snapshot>>,
         metrics: Option<Metrics>,
     ) -> Self {
+        let config = LifecycleConfig {
+            boot_credentials: settings.boot_credentials,
+            reassert_window: settings.reassert_window,
+            reassert_every: settings.reassert_every,
+            retry_after: settings.retry_after,
+            status_write_required: settings.status_write_required,
+        };
         Self {
             settings,
-            state,
-            current: Decision::initial(),
+            life: Lifecycle::new(config, state),
             clock,
             out,
             snapshot,
             metrics,
-            busy: false,
-            redecide_pending: false,
-            started_up: false,
-            shutting_down: false,
-            boot_installed: false,
-            boot_ready: false,
-            hold_until: None,
-            node_up_since: None,
-            last_reassert: None,
             wake: None,
             oldest_fact: None,
             kes_report: None,
@@ -149,25 +124,12 @@ impl Decider {
         self
     }
 
-    /// Folds an event into the state.
-    fn fold(&mut self, event: Event) {
-        // `apply` takes the state by value; the placeholder is never observed.
-        let placeholder = State::new(self.state.config.clone());
-        let state = std::mem::replace(&mut self.state, placeholder);
-        self.state = forge_core::decision::apply(state, event);
-    }
-
-    /// The next decision, now.
-    fn next_decision(&self) -> Decision {
-        decide(&self.state, self.clock.now(), self.clock.wall())
-    }
-
     /// The `/status` document and readiness, published for the HTTP endpoints.
     fn publish(&self) {
-        let d = &self.current;
+        let d = self.life.current();
+        let state = self.life.state();
         let now = self.clock.now();
-        let deadline_ms = self
-            .state
+        let deadline_ms = state
             .lease
             .deadline()
             .map(|dl| dl.saturating_since(now).as_millis() as u64);
@@ -182,36 +144,34 @@ impl Decider {
             "holdsLease": d.holds_lease,
             "contending": d.contend,
             "leaseDeadlineInMs": deadline_ms,
-            "node": { "up": self.state.node.up, "synced": self.state.node.synced },
-            "credentials": credentials_json(&self.state.credentials),
-            "cluster": self.state.config.cluster,
-            "clusterManagement": self.state.config.cluster_management,
-            "healthConsecutiveFailures": self.state.health.consecutive_failures,
-            "peers": self.state.peers.iter().map(|(name, v)| serde_json::json!({
+            "node": { "up": state.node.up, "synced": state.node.synced },
+            "credentials": credentials_json(&state.credentials),
+            "cluster": state.config.cluster,
+            "clusterManagement": state.config.cluster_management,
+            "healthConsecutiveFailures": state.health.consecutive_failures,
+            "peers": state.peers.iter().map(|(name, v)| serde_json::json!({
                 "cluster": name,
                 "reach": format!("{:?}", v.reach),
                 "forgingEnabled": v.status.as_ref().and_then(|s| s.forging_enabled),
                 "effectivePriority": v.status.as_ref().and_then(|s| s.effective_priority),
             })).collect::<Vec<_>>(),
-            "busy": self.busy,
+            "busy": self.life.in_flight().is_some(),
+            "phase": format!("{:?}", self.life.phase()),
             "kes": self
                 .kes_report
                 .as_ref()
                 .and_then(|cell| cell.lock().ok().and_then(|r| *r))
                 .map(|r| serde_json::to_value(r).unwrap_or_default()),
         });
-        // The node may start once the standby state is established and, when it boots with
-        // credentials (non-producing), once they are in place.
-        let node_may_start =
-            self.started_up && (!self.settings.boot_credentials || self.boot_ready || self.state.node.up);
-        let startup_message = match (self.started_up, node_may_start) {
-            (false, _) => "establishing the standby state",
-            (true, false) => "providing the credentials the node needs to boot",
-            (true, true) => "standby state established; the node may start",
+        let startup_message = match (self.life.phase(), self.life.node_may_start()) {
+            (Phase::StartingUp, _) => "establishing the standby state",
+            (Phase::ShuttingDown | Phase::Stopped, _) => "shutting down",
+            (Phase::Running, false) => "providing the credentials the node needs to boot",
+            (Phase::Running, true) => "standby state established; the node may start",
         };
         self.snapshot.send_replace(Arc::new(Snapshot {
-            ready: self.started_up && !self.shutting_down,
-            startup_complete: node_may_start,
+            ready: self.life.ready(),
+            startup_complete: self.life.node_may_start(),
             startup_message: startup_message.to_string(),
             heartbeat: Some(std::time::Instant::now()),
             status,
@@ -235,36 +195,6 @@ pub const NODE_ABSENT: [&str; 2] = [crate::node_signaller::NO_NODE, "node_gone"]
 /// `CommandFailed::kind` of a starting command not sent because the renew deadline passed.
 pub const DEADLINE_PASSED: &str = "deadline_passed";
 
-/// What a plan in flight is for, so its completion is handled right.
-#[derive(Debug)]
-enum Step {
-    /// The start-up plan: establish the standby state.
-    Startup,
-    /// A decision's plan; adopted when it completes.
-    Decision(Box<Decision>),
-    /// Boot credentials for a node that is down.
-    BootInstall,
-    /// Removing boot credentials once the node is up (or undoing a failed install).
-    BootRemove,
-    /// A re-asserted reload during the node's start-up.
-    Reassert,
-    /// A rotated credential set installed while forging.
-    Rotation,
-}
-
-impl Step {
-    fn name(&self) -> &'static str {
-        match self {
-            Step::Startup => "startup",
-            Step::Decision(_) => "decision",
-            Step::BootInstall => "boot_install",
-            Step::BootRemove => "boot_remove",
-            Step::Reassert => "reassert",
-            Step::Rotation => "rotation",
-        }
-    }
-}
-
 /// What carrying out a plan came to.
 #[derive(Debug, Default)]
 struct Outcome {
@@ -272,17 +202,6 @@ struct Outcome {
     failed: Option<(Command, CommandFailed)>,
     /// Status writes confirmed: the `forgingEnabled` they carried and when.
     status_written: Vec<(bool, Mono)>,
-}
-
-/// Whether a failure of `cmd` stops the plan. A reload that only stops forging cannot fail
-/// for lack of a node: a node that does not run does not forge.
-fn aborts(cmd: &Command, failure: &CommandFailed, status_write_required: bool) -> bool {
-    match cmd {
-        Command::Reload { reason } => reason.needs_node() || !NODE_ABSENT.contains(&failure.kind),
-        Command::Install | Command::Remove => true,
-        Command::WriteStatus(_) => status_write_required,
-        Command::Contend(_) | Command::Release => false,
-    }
 }
 
 /// Sends `cmds` in order, each answered before the next goes out.
@@ -336,7 +255,7 @@ async fn execute(
         };
         if let Err(e) = result {
             tracing::warn!(command = ?cmd, kind = e.kind, error = %e.detail, "command failed");
-            if aborts(&cmd, &e, status_write_required) {
+            if aborts(&cmd, NODE_ABSENT.contains(&e.kind), status_write_required) {
                 if cmd == Command::Remove
                     && let Some(Command::Reload { reason }) =
                         cmds.find(|c| matches!(c, Command::Reload { reason } if !reason.needs_node()))

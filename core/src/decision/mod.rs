@@ -12,6 +12,7 @@
 //! next.forge })`, arm a timer for `next.next_wake`.
 mod decide;
 mod event;
+mod lifecycle;
 mod plan;
 mod priority;
 mod reason;
@@ -19,6 +20,9 @@ mod state;
 
 pub use decide::{Decision, decide};
 pub use event::{Event, apply};
+pub use lifecycle::{
+    Boot, Effect, Finished, Input, Lifecycle, LifecycleConfig, Note, Phase, Run, Step, aborts,
+};
 pub use plan::{Command, ReloadReason, StatusReport, plan, shutdown_plan, startup_plan};
 pub use priority::{
     DEFAULT_FAILURE_THRESHOLD, Effective, MAJOR_PENALTY, MINOR_PENALTY, OverrideStatus, effective,

@@ -1,0 +1,585 @@
+//! [`Lifecycle`]: the Decider's whole life as a pure state machine (docs/architecture.md,
+//! "Decision engine"). It owns the [`State`] and the decision in force, and turns every
+//! [`Input`] (a fact, a timer, a finished plan, a rotation, SIGTERM) into [`Effect`]s the actor
+//! carries out: plans to run, decisions adopted, timers, publications. Every command that can
+//! make a node forge leaves through here, so the property tests (`core/tests/lifecycle_props.rs`)
+//! see all of them, including the boot credentials, the re-asserted reloads, rotations and the
+//! shutdown, with plans that take long, fail, and overlap with new facts. No I/O, no clock
+//! reads: time arrives with each input.
+//!
+//! The rules it sequences:
+//! - One plan at a time ([`Lifecycle::in_flight`]); facts that arrive meanwhile are folded in and
+//!   decided on when it finishes. A plan stops at its first failed command; the decision in
+//!   force stays as it was (still "forging" in the stopping direction, so nothing is handed
+//!   over), a start that failed has its credentials removed again, and no new plan starts
+//!   before `retry_after`, except one that stops forging (S1 never waits).
+//! - Start-up: the standby state first ([`startup_plan`]), retried until it succeeds.
+//! - Boot credentials ([`LifecycleConfig::boot_credentials`]): present only while the node is
+//!   down and we do not forge; removed, and the node told, before anything else once it is up.
+//!   While they are present no other reload is sent: a SIGHUP would make a standby forge.
+//! - Re-assert: while the decision in force forges, during `reassert_window` after a node
+//!   process appears, its reload is re-sent every `reassert_every` (a SIGHUP during ledger replay
+//!   is lost; the files always match the decision, so re-sending is safe).
+//! - Rotation: a rotated set is installed and the node reloaded only while forging and only if
+//!   the next decision still forges; a rotation during a plan waits for it.
+//! - Shutdown: once nothing is in flight, [`shutdown_plan`]; then [`Effect::Exit`], confirmed or
+//!   not (a failed stop keeps the claim and the lease: they expire on their own).
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::{
+    Command, Decision, Event, ReloadReason, State, apply, decide, plan, shutdown_plan, startup_plan,
+};
+use crate::lease::Mono;
+
+/// Settings of the lifecycle that do not change while the process runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleConfig {
+    /// The node starts non-producing and needs the credential files present to boot.
+    pub boot_credentials: bool,
+    /// How long after a node process appears forging reloads are re-sent (`SOCKET_WAIT_TIMEOUT`).
+    pub reassert_window: Duration,
+    /// The period of those re-sends.
+    pub reassert_every: Duration,
+    /// No new plan (other than one that stops forging) this soon after a failed one.
+    pub retry_after: Duration,
+    /// A status write must succeed before forging starts (cluster management's claim).
+    pub status_write_required: bool,
+}
+
+/// Where the lifecycle is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The standby state is not established yet (the start-up plan has not succeeded).
+    StartingUp,
+    /// Deciding and carrying out plans.
+    Running,
+    /// SIGTERM: the shutdown plan runs as soon as nothing else is in flight.
+    ShuttingDown,
+    /// The shutdown plan finished; nothing more is sent.
+    Stopped,
+}
+
+/// The boot credentials of a node that starts non-producing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Boot {
+    /// Not installed (or removed).
+    #[default]
+    Absent,
+    /// The install was sent and is not confirmed yet.
+    Installing,
+    /// Installed and verified: the node may start.
+    Ready,
+}
+
+/// What a plan in flight is for, so its completion is handled right.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The start-up plan: establish the standby state.
+    Startup,
+    /// A decision's plan; adopted when it completes.
+    Decision(Box<Decision>),
+    /// Boot credentials for a node that is down.
+    BootInstall,
+    /// Removing boot credentials once the node is up (or undoing a failed install).
+    BootRemove,
+    /// A re-asserted reload during the node's start-up.
+    Reassert,
+    /// A rotated credential set installed while forging.
+    Rotation,
+    /// The shutdown plan.
+    Shutdown,
+}
+
+impl Step {
+    /// Stable snake_case label (logs).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::Startup => "startup",
+            Step::Decision(_) => "decision",
+            Step::BootInstall => "boot_install",
+            Step::BootRemove => "boot_remove",
+            Step::Reassert => "reassert",
+            Step::Rotation => "rotation",
+            Step::Shutdown => "shutdown",
+        }
+    }
+
+    /// True when the plan makes (or keeps) the node forge: it carries the renew deadline.
+    pub fn forges(&self) -> bool {
+        match self {
+            Step::Decision(next) => next.forge,
+            Step::Rotation => true,
+            _ => false,
+        }
+    }
+}
+
+/// A plan for the actor to carry out: the commands in order, each answered before the next,
+/// stopping at the first failure that [`aborts`]; then [`Input::Finished`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// What it is for (logs).
+    pub step: &'static str,
+    /// The commands, in order.
+    pub commands: Vec<Command>,
+    /// A forging plan's renew deadline: `Install` and a starting reload are not sent past it.
+    pub start_by: Option<Mono>,
+    /// Whether a failed status write stops the plan.
+    pub status_write_required: bool,
+}
+
+/// Something that happened to the Decider.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// The actor started.
+    Started,
+    /// A fact from another actor.
+    Fact(Event),
+    /// The heartbeat: re-evaluate, re-assert, publish.
+    Heartbeat,
+    /// A timer from [`Effect::WakeAt`] or a decision's `next_wake` fired.
+    Timer,
+    /// The source credentials were rotated.
+    Rotated,
+    /// SIGTERM.
+    ShutdownRequested,
+    /// The plan in flight finished.
+    Finished(Finished),
+}
+
+/// How a plan ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Finished {
+    /// The command that failed and stopped the plan (the rest were not sent).
+    pub failed: Option<Command>,
+    /// Status writes confirmed: the `forgingEnabled` each carried and when its answer arrived.
+    pub status_written: Vec<(bool, Mono)>,
+}
+
+/// Something the actor must do, in the order given.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Carry out a plan and report [`Input::Finished`].
+    Run(Run),
+    /// A decision is now in force: log it once when `changed`, count it, and arm the decision
+    /// timer for its `next_wake` (replacing the previous one).
+    Adopted {
+        /// The decision.
+        decision: Decision,
+        /// Whether `forge` or the reason changed.
+        changed: bool,
+    },
+    /// Feed [`Input::Timer`] at this instant (a retry).
+    WakeAt(Mono),
+    /// Our claim was confirmed: every PeerWatcher reads now (L1-c).
+    PollPeers,
+    /// Publish `/status` and readiness.
+    Publish,
+    /// A lifecycle transition worth a log line.
+    Note(Note),
+    /// The shutdown plan finished: stop the process. `confirmed` is false when a stop failed
+    /// (the claim and the lease were kept and expire on their own).
+    Exit {
+        /// Whether the whole shutdown plan succeeded.
+        confirmed: bool,
+    },
+}
+
+/// A lifecycle transition worth a log line (the actor words it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// The start-up plan succeeded.
+    StandbyEstablished,
+    /// The node is down: boot credentials are being installed.
+    BootInstalling,
+    /// Boot credentials are installed: the node may start.
+    BootReady,
+    /// The node is up: its boot credentials are being removed.
+    BootRemoving,
+    /// A plan stopped at a failed command.
+    PlanFailed {
+        /// The plan's step.
+        step: &'static str,
+        /// It was starting to forge (its credentials are removed again).
+        starting: bool,
+    },
+    /// The node guard fenced the node while the decision in force forges: it starts again.
+    FencedWhileForging,
+    /// A rotation arrived while forging is about to stop: nothing is installed.
+    RotationSkipped,
+    /// A rotation is being installed while forging.
+    RotationInstalling,
+    /// SIGTERM: the shutdown plan runs next.
+    ShuttingDown {
+        /// Whether the decision in force forges.
+        forging: bool,
+    },
+}
+
+/// The Decider's lifecycle (module docs).
+#[derive(Debug, Clone)]
+pub struct Lifecycle {
+    config: LifecycleConfig,
+    state: State,
+    phase: Phase,
+    /// The decision in force (its plan completed).
+    current: Decision,
+    in_flight: Option<Step>,
+    boot: Boot,
+    /// After a failed plan, no new plan (except a stop) before this instant.
+    hold_until: Option<Mono>,
+    /// When the current node process came up (re-assert window).
+    node_up_since: Option<Mono>,
+    last_reassert: Option<Mono>,
+    /// A rotation arrived while a plan was in flight.
+    rotation_pending: bool,
+}
+
+impl Lifecycle {
+    /// A lifecycle starting from `state`, before [`Input::Started`].
+    pub fn new(config: LifecycleConfig, state: State) -> Lifecycle {
+        Lifecycle {
+            config,
+            state,
+            phase: Phase::StartingUp,
+            current: Decision::initial(),
+            in_flight: None,
+            boot: Boot::Absent,
+            hold_until: None,
+            node_up_since: None,
+            last_reassert: None,
+            rotation_pending: false,
+        }
+    }
+
+    /// Everything known.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The decision in force.
+    pub fn current(&self) -> &Decision {
+        &self.current
+    }
+
+    /// Where the lifecycle is.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The boot credentials.
+    pub fn boot(&self) -> Boot {
+        self.boot
+    }
+
+    /// The plan in flight, if any.
+    pub fn in_flight(&self) -> Option<&Step> {
+        self.in_flight.as_ref()
+    }
+
+    /// The next decision at `now`, without acting on it.
+    pub fn next_decision(&self, now: Mono, wall: Timestamp) -> Decision {
+        decide(&self.state, now, wall)
+    }
+
+    /// Ready (`/readyz`): the standby state is established and no shutdown is under way.
+    pub fn ready(&self) -> bool {
+        self.phase == Phase::Running
+    }
+
+    /// The node may start (`/startup-status`): the standby state is established and, when it
+    /// boots with credentials, they are in place (or it already runs).
+    pub fn node_may_start(&self) -> bool {
+        self.phase == Phase::Running
+            && (!self.config.boot_credentials || self.boot == Boot::Ready || self.state.node.up)
+    }
+
+    /// Handles one input at `now` (`wall` only for override expiry) and says what to do.
+    pub fn handle(&mut self, input: Input, now: Mono, wall: Timestamp) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match input {
+            Input::Started => {
+                fx.push(Effect::Publish);
+                self.run(startup_plan(), Step::Startup, &mut fx);
+            }
+            Input::Fact(event) => {
+                self.observe(&event, now, &mut fx);
+                self.fold(event);
+                self.redecide(now, wall, &mut fx);
+            }
+            Input::Heartbeat => {
+                self.fold(Event::Tick);
+                self.reassert(now, &mut fx);
+                self.redecide(now, wall, &mut fx);
+                fx.push(Effect::Publish);
+            }
+            Input::Timer => {
+                self.fold(Event::Tick);
+                if self.phase == Phase::StartingUp && self.in_flight.is_none() && !self.held(now) {
+                    self.run(startup_plan(), Step::Startup, &mut fx);
+                } else {
+                    self.redecide(now, wall, &mut fx);
+                }
+            }
+            Input::Rotated => self.rotate(now, wall, &mut fx),
+            Input::ShutdownRequested => {
+                if matches!(self.phase, Phase::ShuttingDown | Phase::Stopped) {
+                    return fx;
+                }
+                self.phase = Phase::ShuttingDown;
+                fx.push(Effect::Note(Note::ShuttingDown {
+                    forging: self.current.forge,
+                }));
+                fx.push(Effect::Publish);
+                self.shutdown_if_idle(&mut fx);
+            }
+            Input::Finished(finished) => self.finish(finished, now, wall, &mut fx),
+        }
+        fx
+    }
+
+    fn fold(&mut self, event: Event) {
+        // `apply` takes the state by value; the placeholder is never observed.
+        let placeholder = State::new(self.state.config.clone());
+        let state = std::mem::replace(&mut self.state, placeholder);
+        self.state = apply(state, event);
+    }
+
+    fn held(&self, now: Mono) -> bool {
+        self.hold_until.is_some_and(|t| now < t)
+    }
+
+    /// Lifecycle bookkeeping a fact implies, before it is folded into the state.
+    fn observe(&mut self, event: &Event, now: Mono, fx: &mut Vec<Effect>) {
+        match event {
+            Event::NodeUp if !self.state.node.up => {
+                self.node_up_since = Some(now);
+                self.last_reassert = None;
+            }
+            Event::NodeDown => self.node_up_since = None,
+            Event::NodeFenced if self.current.forge => {
+                // L1-a: the decision in force forges, the node does not: the next plan starts
+                // again (claim kept, credentials installed, a fresh permit, a reload).
+                fx.push(Effect::Note(Note::FencedWhileForging));
+                self.current.forge = false;
+            }
+            _ => {}
+        }
+    }
+
+    fn run(&mut self, commands: Vec<Command>, step: Step, fx: &mut Vec<Effect>) {
+        let start_by = if step.forges() {
+            self.state.lease.deadline()
+        } else {
+            None
+        };
+        fx.push(Effect::Run(Run {
+            step: step.name(),
+            commands,
+            start_by,
+            status_write_required: self.config.status_write_required && step != Step::Shutdown,
+        }));
+        self.in_flight = Some(step);
+    }
+
+    /// Decides and starts the resulting plan, unless a plan runs (it decides when done).
+    fn redecide(&mut self, now: Mono, wall: Timestamp, fx: &mut Vec<Effect>) {
+        if self.phase != Phase::Running || self.in_flight.is_some() {
+            return;
+        }
+        let next = decide(&self.state, now, wall);
+        // After a failure, wait for the retry timer, except to stop forging: that never waits.
+        let stopping = self.current.forge && !next.forge;
+        if !stopping && self.held(now) {
+            return;
+        }
+        if !stopping && self.boot_due(fx) {
+            return;
+        }
+        let cmds = plan(&self.current, &next);
+        if cmds.is_empty() {
+            self.adopt(next, fx);
+        } else {
+            self.run(cmds, Step::Decision(Box::new(next)), fx);
+        }
+    }
+
+    /// Starts a boot-credential plan when one is due; true when it did.
+    fn boot_due(&mut self, fx: &mut Vec<Effect>) -> bool {
+        if !self.config.boot_credentials || self.current.forge {
+            return false;
+        }
+        match (self.state.node.up, self.boot) {
+            (true, Boot::Installing | Boot::Ready) => {
+                fx.push(Effect::Note(Note::BootRemoving));
+                self.boot = Boot::Absent;
+                let cmds = vec![
+                    Command::Remove,
+                    Command::Reload {
+                        reason: ReloadReason::Startup,
+                    },
+                ];
+                self.run(cmds, Step::BootRemove, fx);
+                true
+            }
+            (false, Boot::Absent) => {
+                fx.push(Effect::Note(Note::BootInstalling));
+                self.boot = Boot::Installing;
+                self.run(vec![Command::Install], Step::BootInstall, fx);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Re-sends the forging reload during the node's start-up window.
+    fn reassert(&mut self, now: Mono, fx: &mut Vec<Effect>) {
+        let Some(since) = self.node_up_since else { return };
+        // Only a forging decision can be lost in a replay: a standby's files are absent, and a
+        // node that booted non-producing does not forge whatever SIGHUP it missed.
+        if !self.current.forge
+            || self.in_flight.is_some()
+            || self.boot != Boot::Absent
+            || self.phase != Phase::Running
+        {
+            return;
+        }
+        if now.saturating_since(since) > self.config.reassert_window {
+            self.node_up_since = None;
+            return;
+        }
+        let due = self
+            .last_reassert
+            .is_none_or(|at| now.saturating_since(at) >= self.config.reassert_every);
+        if due {
+            self.last_reassert = Some(now);
+            let cmds = vec![Command::Reload {
+                reason: ReloadReason::Reassert,
+            }];
+            self.run(cmds, Step::Reassert, fx);
+        }
+    }
+
+    fn rotate(&mut self, now: Mono, wall: Timestamp, fx: &mut Vec<Effect>) {
+        if !self.current.forge || self.phase != Phase::Running {
+            return; // a standby installs the current set when it starts forging
+        }
+        if !decide(&self.state, now, wall).forge {
+            // The renew deadline may have passed (a paused sidecar): the stop plan comes next,
+            // and nothing may be installed before it.
+            fx.push(Effect::Note(Note::RotationSkipped));
+            self.redecide(now, wall, fx);
+            return;
+        }
+        if self.in_flight.is_some() {
+            self.rotation_pending = true;
+            return;
+        }
+        fx.push(Effect::Note(Note::RotationInstalling));
+        let cmds = vec![
+            Command::Install,
+            Command::Reload {
+                reason: ReloadReason::Rotation,
+            },
+        ];
+        self.run(cmds, Step::Rotation, fx);
+    }
+
+    fn finish(&mut self, finished: Finished, now: Mono, wall: Timestamp, fx: &mut Vec<Effect>) {
+        let Some(step) = self.in_flight.take() else {
+            return; // nothing was in flight: a stray report changes nothing
+        };
+        let claimed = finished.status_written.iter().any(|(enabled, _)| *enabled);
+        for (forging_enabled, at) in finished.status_written {
+            self.fold(Event::StatusWritten { forging_enabled, at });
+        }
+        if claimed {
+            // L1-c: evidence about the peers counts only when read after our claim.
+            fx.push(Effect::PollPeers);
+        }
+        match (finished.failed, step) {
+            (failed, Step::Shutdown) => {
+                self.phase = Phase::Stopped;
+                fx.push(Effect::Exit {
+                    confirmed: failed.is_none(),
+                });
+                return;
+            }
+            (None, Step::Decision(next)) => self.adopt(*next, fx),
+            (None, Step::Startup) => {
+                if self.phase == Phase::StartingUp {
+                    self.phase = Phase::Running;
+                }
+                fx.push(Effect::Note(Note::StandbyEstablished));
+                fx.push(Effect::Publish);
+            }
+            (None, Step::BootInstall) => {
+                if self.boot == Boot::Installing {
+                    self.boot = Boot::Ready;
+                    fx.push(Effect::Note(Note::BootReady));
+                    fx.push(Effect::Publish);
+                }
+            }
+            (None, Step::BootRemove | Step::Reassert | Step::Rotation) => {}
+            (Some(_), step) => {
+                let starting = matches!(&step, Step::Decision(next) if next.forge && !self.current.forge);
+                fx.push(Effect::Note(Note::PlanFailed {
+                    step: step.name(),
+                    starting,
+                }));
+                let until = now + self.config.retry_after;
+                self.hold_until = Some(until);
+                fx.push(Effect::WakeAt(until));
+                if (starting || step == Step::BootInstall) && self.phase != Phase::Stopped {
+                    // A standby never keeps credentials: undo a partial install.
+                    self.boot = Boot::Absent;
+                    self.run(vec![Command::Remove], Step::BootRemove, fx);
+                    return;
+                }
+            }
+        }
+        match self.phase {
+            Phase::ShuttingDown => self.shutdown_if_idle(fx),
+            Phase::Running => {
+                self.redecide(now, wall, fx);
+                if self.rotation_pending && self.in_flight.is_none() {
+                    self.rotation_pending = false;
+                    self.rotate(now, wall, fx);
+                }
+            }
+            Phase::StartingUp | Phase::Stopped => {}
+        }
+    }
+
+    /// Makes `next` the decision in force.
+    fn adopt(&mut self, next: Decision, fx: &mut Vec<Effect>) {
+        let changed = next.forge != self.current.forge || next.reason != self.current.reason;
+        self.fold(Event::Committed { forge: next.forge });
+        self.current = next.clone();
+        fx.push(Effect::Adopted {
+            decision: next,
+            changed,
+        });
+        fx.push(Effect::Publish);
+    }
+
+    fn shutdown_if_idle(&mut self, fx: &mut Vec<Effect>) {
+        if self.phase == Phase::ShuttingDown && self.in_flight.is_none() {
+            self.run(shutdown_plan(&self.current), Step::Shutdown, fx);
+        }
+    }
+}
+
+/// Whether the failure of `cmd` stops its plan. A reload that only stops forging cannot fail
+/// for lack of a node (`node_absent`): a node that does not run does not forge. A failed status
+/// write stops a plan only when the write is required before forging.
+pub fn aborts(cmd: &Command, node_absent: bool, status_write_required: bool) -> bool {
+    match cmd {
+        Command::Reload { reason } => reason.needs_node() || !node_absent,
+        Command::Install | Command::Remove => true,
+        Command::WriteStatus(_) => status_write_required,
+        Command::Contend(_) | Command::Release => false,
+    }
+}
