@@ -219,13 +219,11 @@ async fn execute(
     let mut outcome = Outcome::default();
     let mut cmds = cmds.into_iter();
     while let Some(cmd) = cmds.next() {
-        let starts = matches!(
-            &cmd,
-            Command::Install
-                | Command::Reload {
-                    reason: ReloadReason::StartForging | ReloadReason::Rotation
-                }
-        );
+        let starts = match &cmd {
+            Command::Install => true,
+            Command::Reload { reason } => reason.turns_forging_on(),
+            _ => false,
+        };
         if starts && start_by.is_some_and(|deadline| clock.now() >= deadline) {
             let e = CommandFailed::new(
                 DEADLINE_PASSED,

@@ -82,8 +82,10 @@ pub enum Step {
     Decision(Box<Decision>),
     /// Boot credentials for a node that is down.
     BootInstall,
-    /// Removing boot credentials once the node is up (or undoing a failed install).
+    /// Removing boot credentials once the node is up.
     BootRemove,
+    /// Undoing a failed start or boot install: credentials removed and the node told.
+    Undo,
     /// A re-asserted reload during the node's start-up.
     Reassert,
     /// A rotated credential set installed while forging.
@@ -100,17 +102,20 @@ impl Step {
             Step::Decision(_) => "decision",
             Step::BootInstall => "boot_install",
             Step::BootRemove => "boot_remove",
+            Step::Undo => "undo",
             Step::Reassert => "reassert",
             Step::Rotation => "rotation",
             Step::Shutdown => "shutdown",
         }
     }
 
-    /// True when the plan makes (or keeps) the node forge: it carries the renew deadline.
+    /// True when the plan makes (or keeps) the node forge: it carries the renew deadline. A
+    /// re-assert does too: its reload turns forging on in a node that lost the earlier one, so a
+    /// slow one must not reach the node past the deadline.
     pub fn forges(&self) -> bool {
         match self {
             Step::Decision(next) => next.forge,
-            Step::Rotation => true,
+            Step::Rotation | Step::Reassert => true,
             _ => false,
         }
     }
@@ -124,7 +129,8 @@ pub struct Run {
     pub step: &'static str,
     /// The commands, in order.
     pub commands: Vec<Command>,
-    /// A forging plan's renew deadline: `Install` and a starting reload are not sent past it.
+    /// A forging plan's renew deadline: `Install` and a reload that turns forging on
+    /// ([`ReloadReason::turns_forging_on`]) are not sent past it.
     pub start_by: Option<Mono>,
     /// Whether a failed status write stops the plan.
     pub status_write_required: bool,
@@ -235,6 +241,13 @@ pub struct Lifecycle {
     last_reassert: Option<Mono>,
     /// A rotation arrived while a plan was in flight.
     rotation_pending: bool,
+    /// Credentials may be installed although the decision in force does not forge (a start or
+    /// a boot install failed and its undo has not succeeded yet).
+    residue: bool,
+    /// The node may not be forging although the decision in force does: the node guard fenced
+    /// it, or a stop failed half-way (credentials removed, reload failed). The next forging plan
+    /// installs and reloads again instead of taking the node's forging for granted.
+    restart: bool,
 }
 
 impl Lifecycle {
@@ -251,6 +264,8 @@ impl Lifecycle {
             node_up_since: None,
             last_reassert: None,
             rotation_pending: false,
+            residue: false,
+            restart: false,
         }
     }
 
@@ -359,17 +374,22 @@ impl Lifecycle {
                 self.last_reassert = None;
             }
             Event::NodeDown => self.node_up_since = None,
-            Event::NodeFenced if self.current.forge => {
+            Event::NodeFenced if self.current.forge || self.in_flight.as_ref().is_some_and(Step::forges) => {
                 // L1-a: the decision in force forges, the node does not: the next plan starts
-                // again (claim kept, credentials installed, a fresh permit, a reload).
+                // again (claim kept, credentials installed, a fresh permit, a reload), or stops
+                // as usual when we should no longer forge.
                 fx.push(Effect::Note(Note::FencedWhileForging));
-                self.current.forge = false;
+                self.restart = true;
             }
             _ => {}
         }
     }
 
     fn run(&mut self, commands: Vec<Command>, step: Step, fx: &mut Vec<Effect>) {
+        if matches!(&step, Step::Decision(next) if next.forge) && commands.contains(&Command::Install) {
+            // This plan is the restart; a fence while it runs calls for another.
+            self.restart = false;
+        }
         let start_by = if step.forges() {
             self.state.lease.deadline()
         } else {
@@ -395,10 +415,21 @@ impl Lifecycle {
         if !stopping && self.held(now) {
             return;
         }
+        if !stopping && self.residue && !next.forge {
+            self.undo(fx);
+            return;
+        }
         if !stopping && self.boot_due(fx) {
             return;
         }
-        let cmds = plan(&self.current, &next);
+        let cmds = if self.restart && next.forge {
+            // Restart the node: plan as from a decision that does not forge.
+            let mut from = self.current.clone();
+            from.forge = false;
+            plan(&from, &next)
+        } else {
+            plan(&self.current, &next)
+        };
         if cmds.is_empty() {
             self.adopt(next, fx);
         } else {
@@ -432,6 +463,20 @@ impl Lifecycle {
             }
             _ => false,
         }
+    }
+
+    /// Removes credentials a failed start or boot install may have left, and tells the node (its
+    /// start may have reached it although the answer failed).
+    fn undo(&mut self, fx: &mut Vec<Effect>) {
+        self.boot = Boot::Absent;
+        self.residue = true;
+        let cmds = vec![
+            Command::Remove,
+            Command::Reload {
+                reason: ReloadReason::StopForging,
+            },
+        ];
+        self.run(cmds, Step::Undo, fx);
     }
 
     /// Re-sends the forging reload during the node's start-up window.
@@ -522,21 +567,35 @@ impl Lifecycle {
                     fx.push(Effect::Publish);
                 }
             }
+            (None, Step::Undo) => self.residue = false,
             (None, Step::BootRemove | Step::Reassert | Step::Rotation) => {}
             (Some(_), step) => {
                 let starting = matches!(&step, Step::Decision(next) if next.forge && !self.current.forge);
+                if matches!(&step, Step::Decision(_)) && (self.current.forge || step.forges()) {
+                    // A stop failed half-way, or a start did: forging (again) must not take the
+                    // node for granted.
+                    self.restart = true;
+                }
                 fx.push(Effect::Note(Note::PlanFailed {
                     step: step.name(),
                     starting,
                 }));
+                if matches!(&step, Step::Decision(next) if next.claim) && !self.current.claim {
+                    // Our claim was (or may have been) published: the decision in force says
+                    // so, so the next plan withdraws it if we do not forge after all.
+                    self.current.claim = true;
+                }
                 let until = now + self.config.retry_after;
                 self.hold_until = Some(until);
                 fx.push(Effect::WakeAt(until));
-                if (starting || step == Step::BootInstall) && self.phase != Phase::Stopped {
-                    // A standby never keeps credentials: undo a partial install.
-                    self.boot = Boot::Absent;
-                    self.run(vec![Command::Remove], Step::BootRemove, fx);
-                    return;
+                if starting || matches!(step, Step::BootInstall | Step::BootRemove | Step::Undo) {
+                    // A standby never keeps credentials: undo a partial install at once (a
+                    // failed undo is retried after the hold).
+                    self.residue = true;
+                    if step == Step::BootInstall || starting {
+                        self.undo(fx);
+                        return;
+                    }
                 }
             }
         }
@@ -556,6 +615,10 @@ impl Lifecycle {
     /// Makes `next` the decision in force.
     fn adopt(&mut self, next: Decision, fx: &mut Vec<Effect>) {
         let changed = next.forge != self.current.forge || next.reason != self.current.reason;
+        if next.forge {
+            // The plan that got here installed and reloaded.
+            self.residue = false;
+        }
         self.fold(Event::Committed { forge: next.forge });
         self.current = next.clone();
         fx.push(Effect::Adopted {

@@ -36,6 +36,15 @@ impl ReloadReason {
         matches!(self, ReloadReason::StartForging | ReloadReason::Rotation)
     }
 
+    /// True when the reload may turn forging on in the node (it re-reads credentials that are
+    /// installed to forge): it must not be sent past the lease's renew deadline.
+    pub fn turns_forging_on(self) -> bool {
+        matches!(
+            self,
+            ReloadReason::StartForging | ReloadReason::Rotation | ReloadReason::Reassert
+        )
+    }
+
     /// Stable snake_case label.
     pub fn as_str(self) -> &'static str {
         match self {
