@@ -380,11 +380,12 @@ mod tests {
 
     #[test]
     fn a_process_that_exited_is_reported_gone() {
-        let mut child = Command::new("/bin/true").spawn().expect("spawn");
-        // Until it is reaped the exited child is a zombie, so its identity can still be read.
+        // A live process (a zombie has no identity: it no longer runs), then its end.
+        let mut child = Command::new("sleep").arg("30").spawn().expect("spawn");
         let id = ProcFs::default()
             .identity(child.id() as i32)
-            .expect("identity before reaping");
+            .expect("identity while it runs");
+        child.kill().expect("kill");
         child.wait().expect("wait");
         let err = ProcFs::default().signal(id, Signal::HUP).expect_err("gone");
         assert_eq!(err.kind(), "gone");

@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 
 use actix::{Recipient, SpawnHandle};
 use forge_core::{
-    decision::{Command, Lifecycle, LifecycleConfig, Phase, ReloadReason, State, aborts},
+    decision::{Command, Lifecycle, LifecycleConfig, Phase, State, aborts},
     lease::Mono,
 };
 use tokio::sync::watch;
