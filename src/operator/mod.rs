@@ -211,7 +211,8 @@ pub struct ResumeArgs {
 /// The operator's subcommands (shared by `forge-manager` and `kubectl forge`).
 #[derive(Debug, Clone, Subcommand)]
 pub enum OperatorCommand {
-    /// One table over every region: who forges, who claims, overrides, health, lease, reason.
+    /// One table over every region and its pods: who forges, who claims, overrides, health,
+    /// lease, KES expiry, reason.
     /// Exit code: 0 one forger, 3 none, 4 two or more, 5 a region unreadable.
     Status(StatusArgs),
     /// Move forging to a region with expiring overrides, then follow the handover.
@@ -537,9 +538,11 @@ async fn pause(a: PauseArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     follow(&regions, a.write.timeout, "pause", |v| {
-        v.rows
-            .iter()
-            .all(|r| matches!(r.forging, Forging::No) && r.error.is_none())
+        v.rows.iter().all(|r| {
+            matches!(r.forging, Forging::No)
+                && r.error.is_none()
+                && r.pods.iter().all(|p| p.observed_forging != Some(true))
+        })
     })
     .await
     .map(|code| {
