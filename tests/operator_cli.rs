@@ -51,9 +51,15 @@ impl Regions {
             return None;
         }
         forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
-        let (worlds, links) = start_regions(REGIONS, |_| WorldOptions::fast(exe(), 1), |_| Vec::new())
-            .await
-            .unwrap_or_else(|e| panic!("{test}: {e}"));
+        // East has two pods (one holds the Lease, one stands by), west and south one each.
+        let replicas = |r: &str| if r == "east" { 2 } else { 1 };
+        let (worlds, links) = start_regions(
+            REGIONS,
+            |r| WorldOptions::fast(exe(), replicas(r)),
+            |_| Vec::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{test}: {e}"));
         let dir = tempfile::Builder::new()
             .prefix("forge-opcli-")
             .tempdir()
@@ -61,7 +67,63 @@ impl Regions {
         let r = Regions { worlds, links, dir };
         r.write_kubeconfig();
         r.link_plugin();
+        r.register_pods().await;
         Some(r)
+    }
+
+    /// The simulated pods are processes, not Pod objects: each region's API server gets one Pod
+    /// object per pod, labelled as the chart labels them, its `forge-metrics` container port the
+    /// sidecar's real port and its IP loopback, so `status` finds the pods and reads each one's
+    /// `/status` as it would in a cluster (no kubelet runs: the objects only describe).
+    async fn register_pods(&self) {
+        use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+        use kube::api::PostParams;
+        for w in &self.worlds {
+            let client = forge_sim::apiserver::client_from_kubeconfig(
+                w.apiserver.admin_kubeconfig(),
+                Some(Duration::from_secs(5)),
+            )
+            .await
+            .expect("admin client");
+            // The ServiceAccount admission wants the namespace's default account (no
+            // controller-manager here to make it).
+            let sa: ServiceAccount =
+                serde_json::from_value(serde_json::json!({"metadata": {"name": "default"}})).expect("sa");
+            let _ = Api::<ServiceAccount>::namespaced(client.clone(), "default")
+                .create(&PostParams::default(), &sa)
+                .await;
+            let pods: Api<Pod> = Api::namespaced(client, "default");
+            for p in &w.pods {
+                let pod: Pod = serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": p.name, "labels": {
+                        "app.kubernetes.io/name": "forge-manager",
+                        "app.kubernetes.io/component": "block-producer"}},
+                    "spec": {"automountServiceAccountToken": false, "containers": [{
+                        "name": "forge-manager", "image": "forge-manager:test",
+                        "ports": [{"name": "forge-metrics", "containerPort": p.http.port()}]}]},
+                }))
+                .expect("pod");
+                pods.create(&PostParams::default(), &pod)
+                    .await
+                    .unwrap_or_else(|e| panic!("creating Pod {}: {e}", p.name));
+                pods.patch_status(
+                    &p.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(serde_json::json!({"status": {"phase": "Running",
+                        "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}})),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("Pod {} status: {e}", p.name));
+            }
+        }
+    }
+
+    /// The pod of `region` that forges now (by the node timelines).
+    fn forger_in(&self, region: &str) -> Option<String> {
+        self.worlds[Regions::index(region)]
+            .forging_now()
+            .into_iter()
+            .next()
     }
 
     fn index(region: &str) -> usize {
@@ -138,6 +200,20 @@ impl Regions {
 
     fn forging_now(&self) -> Vec<String> {
         self.worlds.iter().flat_map(|w| w.forging_now()).collect()
+    }
+
+    /// Waits until one pod of `region` forges and nobody else; returns it.
+    async fn wait_forger(&self, region: &str, within: Duration) -> Option<String> {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if let [one] = self.forging_now().as_slice()
+                && one.starts_with(&format!("{region}-"))
+            {
+                return Some(one.clone());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
     }
 
     async fn wait_forging(&self, want: &[&str], within: Duration) -> bool {
@@ -294,6 +370,71 @@ impl Regions {
     }
 }
 
+/// A running `forge-manager status --watch`: its stdout lines arrive on a channel; dropping
+/// it kills the process (by its pid) and reaps it.
+struct Watch {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Watch {
+    fn start(r: &Regions, interval: &str) -> Watch {
+        let mut child = Command::new(exe())
+            .args(["status", "--watch", "--interval", interval, "--kubeconfig"])
+            .arg(r.kubeconfig())
+            .args(["--context", "east,west,south"])
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("status --watch starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watch {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line that `want` accepts (bounded); the lines up to it are kept in `seen`.
+    fn wait_line(&mut self, within: Duration, want: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let line = self.lines.recv_timeout(left).ok()?;
+            self.seen.push(line.clone());
+            if want(&line) {
+                return Some(line);
+            }
+        }
+    }
+
+    /// Stops it; true when it was still running (a watch must not exit by itself).
+    fn stop(&mut self) -> bool {
+        let running = matches!(self.child.try_wait(), Ok(None));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        running
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Arguments as a shell would need them (quoted when they hold a space).
 fn shell_words(args: &[&str]) -> String {
     args.iter()
@@ -330,23 +471,103 @@ async fn operator_commands_follow_a_pool_across_three_real_api_servers() {
         return;
     };
     let logs = || String::new();
-    assert!(
-        r.wait_forging(&["east-0"], Duration::from_secs(60)).await,
-        "east never forged alone\n{}",
-        r.logs()
-    );
+    let east = r
+        .wait_forger("east", Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|| panic!("east never forged alone\n{}", r.logs()));
+    let standby = if east == "east-0" { "east-1" } else { "east-0" };
+    let one_east = format!("ONE FORGER: east ({east})");
 
     // One forger: east, exit 0, the same through kubectl.
     let s = r.status_until(0, Duration::from_secs(30)).await;
-    assert_status(&s, 0, "ONE FORGER: east (east-0)", "initial", || r.logs());
+    assert_status(&s, 0, &one_east, "initial", || r.logs());
     assert!(s.stdout.contains("REGION") && s.stdout.contains("west") && s.stdout.contains("south"));
+    // A row per pod under its region: east's forger holds the Lease, claims and forges by its own
+    // /status; its replica stands by.
+    let row = |out: &str, pod: &str| -> Vec<String> {
+        out.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(pod))
+            .unwrap_or_else(|| panic!("no row for pod {pod}:\n{out}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let cells = row(&s.stdout, &east);
+    assert_eq!(
+        (cells[2].as_str(), cells[4].as_str(), cells[5].as_str()),
+        ("holder", "yes", "YES"),
+        "{}",
+        s.stdout
+    );
+    assert_eq!(row(&s.stdout, standby)[2..5], ["-", "-", "no"], "{}", s.stdout);
+    assert_eq!(row(&s.stdout, standby)[5], "no", "{}", s.stdout);
+    assert_eq!(row(&s.stdout, "west-0")[5], "no", "{}", s.stdout);
     let k = r.kubectl_forge(&["status", "--context", "east,west,south"]);
-    assert_status(&k, 0, "ONE FORGER: east (east-0)", "kubectl forge status", logs);
+    assert_status(&k, 0, &one_east, "kubectl forge status", logs);
     let k = r.kubectl_forge(&["status", "--all-contexts", "-o", "json"]);
     let json: serde_json::Value =
         serde_json::from_str(&k.stdout).unwrap_or_else(|e| panic!("{e}: {}", k.stdout));
     assert_eq!(json["verdict"]["verdict"], "one_forger");
     assert_eq!(json["rows"].as_array().map(Vec::len), Some(3));
+    let pods = &json["rows"][0]["pods"];
+    assert_eq!(pods.as_array().map(Vec::len), Some(2), "{pods}");
+    for p in pods.as_array().into_iter().flatten() {
+        let forger = p["name"] == east.as_str();
+        assert_eq!(p["holdsLease"], forger, "{p}");
+        assert_eq!(p["claims"], forger, "{p}");
+        assert_eq!(p["observedForging"], forger, "{p}");
+        assert_eq!(p["tickets"], serde_json::Value::Null, "{p}");
+    }
+    eprintln!("{test}: east's pods: {pods}");
+    // How /status was reached: `--pod-status off` leaves every pod UNKNOWN, saying so.
+    let off = r.forge(&["status", "--pod-status", "off"]);
+    assert_eq!(off.code, 0, "{}", off.stdout);
+    assert_eq!(row(&off.stdout, &east)[5], "UNKNOWN", "{}", off.stdout);
+    assert!(
+        off.stdout.contains("unknown: not read (--pod-status off)"),
+        "{}",
+        off.stdout
+    );
+    // Through the API server's pod proxy (the default's first try): this API server refuses to
+    // proxy to a loopback pod IP, and the rows say so (the default then went to the pod IP).
+    let proxy = r.forge(&["status", "--pod-status", "proxy"]);
+    assert_eq!(proxy.code, 0, "{}", proxy.stdout);
+    assert!(
+        row(&proxy.stdout, &east)[5] == "UNKNOWN"
+            && proxy
+                .stdout
+                .contains("unknown: /status not reached (API server proxy: 400 address not allowed)"),
+        "{}",
+        proxy.stdout
+    );
+
+    // Colour only on a terminal: under a pseudo-terminal (script(1)) the verdict is green,
+    // through a pipe (NO_COLOR unset) it is plain.
+    let plain = Command::new(exe())
+        .args(["status", "--kubeconfig"])
+        .arg(r.kubeconfig())
+        .args(["--context", "east,west,south"])
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("runs");
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains('\x1b'));
+    let tty = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{} status --kubeconfig {} --context east,west,south",
+            exe().display(),
+            r.kubeconfig().display()
+        ))
+        .arg("/dev/null")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("script(1) runs");
+    let tty_out = String::from_utf8_lossy(&tty.stdout);
+    assert!(
+        tty_out.starts_with(&format!("\x1b[1;32m{one_east}")),
+        "exit {:?}: {tty_out:?}",
+        tty.status.code()
+    );
     let w = r.forge(&["status", "-o", "wide"]);
     assert!(
         w.stdout.contains("CONTEXT") && w.stdout.contains("LEADER-CR"),
@@ -374,8 +595,34 @@ async fn operator_commands_follow_a_pool_across_three_real_api_servers() {
         "{}",
         dry.stdout
     );
+    // On a terminal it asks; answering no writes nothing.
+    let asked = Command::new("script")
+        .arg("-qec")
+        .arg(format!(
+            "{} failover --to west --for 10m --reason test --kubeconfig {} --context east,west,south",
+            exe().display(),
+            r.kubeconfig().display()
+        ))
+        .arg("/dev/null")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().expect("stdin").write_all(b"n\n")?;
+            c.wait_with_output()
+        })
+        .expect("script(1) runs");
+    let asked = String::from_utf8_lossy(&asked.stdout);
+    assert!(
+        asked.contains("will change 1 CardanoForgeCluster(s)")
+            && asked.contains("spec.override after: enabled, forcePriority 1")
+            && asked.contains("apply? [y/N]")
+            && asked.contains("nothing written"),
+        "{asked}"
+    );
     let untouched = r.cfcs("west").await.get("pool-west").await.expect("get");
-    assert_eq!(untouched.spec.override_, None, "a dry run wrote");
+    assert_eq!(untouched.spec.override_, None, "a dry run or a no wrote");
 
     // Failover to west: written, followed, timed; no overlap on the nodes.
     let f = r.forge(&[
@@ -438,15 +685,18 @@ async fn operator_commands_follow_a_pool_across_three_real_api_servers() {
         "60s",
     ]);
     assert_eq!(m.code, 0, "{}{}\n{}", m.stdout, m.stderr, r.logs());
-    assert!(
-        r.wait_forging(&["east-0"], Duration::from_secs(10)).await,
-        "{}",
-        r.logs()
-    );
+    let east = r
+        .wait_forger("east", Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|| panic!("east did not take over\n{}", r.logs()));
     let s = r.status_until(0, Duration::from_secs(30)).await;
-    assert_status(&s, 0, "ONE FORGER: east (east-0)", "west in maintenance", || {
-        r.logs()
-    });
+    assert_status(
+        &s,
+        0,
+        &format!("ONE FORGER: east ({east})"),
+        "west in maintenance",
+        || r.logs(),
+    );
     let m = r.forge(&["maintenance", "west", "off", "--yes", "--timeout", "60s"]);
     assert_eq!(m.code, 0, "{}{}\n{}", m.stdout, m.stderr, r.logs());
     assert!(
@@ -506,19 +756,62 @@ async fn operator_commands_follow_a_pool_across_three_real_api_servers() {
             r.logs()
         );
     }
+    // `status --watch` runs through the change and prints the new state, until stopped.
+    let mut watch = Watch::start(&r, "300ms");
+    assert!(
+        watch
+            .wait_line(Duration::from_secs(20), |l| l
+                .starts_with("ONE FORGER: west (west-0)"))
+            .is_some(),
+        "watch: {:?}",
+        watch.seen
+    );
     r.patch_spec(
         "east",
         serde_json::json!({"override": {"enabled": true, "forceState": "Enabled", "reason": "test: west presumed down"}}),
     )
     .await;
+    let east = r.forger_in("east");
+    let mut both = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        both = r.forging_now();
+        both.sort();
+        if both.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
-        r.wait_forging(&["east-0", "west-0"], Duration::from_secs(30))
-            .await,
-        "the forced two-forger state did not happen\n{}",
+        both.len() == 2 && both[1] == "west-0" && both[0].starts_with("east-"),
+        "the forced two-forger state did not happen: {both:?} (east {east:?})\n{}",
         r.logs()
     );
+    let east = both[0].clone();
+    let two = format!("TWO FORGERS: east ({east}) and west (west-0)");
+    let line = watch.wait_line(Duration::from_secs(30), |l| l.starts_with("TWO FORGERS"));
+    assert!(
+        line.as_deref().is_some_and(|l| l.starts_with(&two)),
+        "watch: {:?}",
+        watch.seen
+    );
+    assert!(watch.stop(), "status --watch exited by itself: {:?}", watch.seen);
+    eprintln!(
+        "{test}: status --watch printed {} lines, the two forgers {:.1} s after the override",
+        watch.seen.len(),
+        started.elapsed().as_secs_f64()
+    );
+    drop(watch);
     let s = r.status_until(4, Duration::from_secs(30)).await;
-    assert_status(&s, 4, "TWO FORGERS: east and west", "two forgers", || r.logs());
+    assert_status(&s, 4, &two, "two forgers", || r.logs());
+    // Both forgers by their own sidecars' report, each holding its region's Lease.
+    assert_eq!(row(&s.stdout, &east)[2], "holder", "{}", s.stdout);
+    assert!(row(&s.stdout, &east).contains(&"YES".to_string()), "{}", s.stdout);
+    assert!(
+        row(&s.stdout, "west-0").contains(&"YES".to_string()),
+        "{}",
+        s.stdout
+    );
     let k = r.kubectl_forge(&["status", "--all-contexts"]);
     assert_eq!(k.code, 4, "{}{}", k.stdout, k.stderr);
 

@@ -349,6 +349,8 @@ mod tests {
             message: None,
             last_transition: None,
             error: None,
+            pods: Vec::new(),
+            pods_error: None,
         }
     }
 

@@ -8,16 +8,17 @@ use std::time::Duration;
 use anyhow::Context as _;
 use forge_core::crd::{CardanoForgeCluster, CardanoLeader};
 use jiff::Timestamp;
-use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::{coordination::v1::Lease, core::v1::Pod};
 use kube::{
     Api, Client,
     api::{ListParams, Patch, PatchParams},
     config::{KubeConfigOptions, Kubeconfig},
 };
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::{
-    Target,
-    view::{self, ContextInput, Fetched, View},
+    PodStatus, Target,
+    view::{self, ContextInput, Fetched, PodInput, View},
 };
 
 /// One region: a kube context, its namespace and a client (or why there is none).
@@ -28,6 +29,9 @@ pub struct Region {
     pub namespace: String,
     client: Result<Client, String>,
     timeout: Duration,
+    selector: String,
+    pod_port: String,
+    pod_status: PodStatus,
 }
 
 /// What one round of reads returned (the plans need the objects, not only the view).
@@ -114,6 +118,9 @@ pub async fn connect(target: &Target) -> anyhow::Result<Vec<Region>> {
             namespace,
             client,
             timeout: target.request_timeout,
+            selector: target.selector.clone(),
+            pod_port: target.pod_port.clone(),
+            pod_status: target.pod_status,
         });
     }
     Ok(regions)
@@ -151,21 +158,131 @@ async fn fetch(region: &Region) -> Result<Fetched, String> {
     let client = region.client.as_ref().map_err(Clone::clone)?;
     let ns = region.namespace.as_str();
     let all = async {
-        let (clusters, leaders, leases) = tokio::join!(
+        let (clusters, leaders, leases, pods) = tokio::join!(
             list_or_empty(Api::<CardanoForgeCluster>::namespaced(client.clone(), ns)),
             list_or_empty(Api::<CardanoLeader>::namespaced(client.clone(), ns)),
             list_or_empty(Api::<Lease>::namespaced(client.clone(), ns)),
+            pods(region, client),
         );
         Ok(Fetched {
             clusters: clusters?,
             leaders: leaders?,
             leases: leases?,
+            pods,
         })
     };
     // The client's own timeouts bound each phase; this bounds the whole round.
     tokio::time::timeout(region.timeout * 2, all)
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {:?}", region.timeout * 2)))
+}
+
+/// The sidecar pods (by the label selector) and each one's `/status`, read concurrently.
+async fn pods(region: &Region, client: &Client) -> Result<Vec<PodInput>, String> {
+    let api = Api::<Pod>::namespaced(client.clone(), &region.namespace);
+    let listed = api
+        .list(&ListParams::default().labels(&region.selector))
+        .await
+        .map_err(|e| format!("listing pods ({}): {}", region.selector, chain(&e)))?;
+    let reads = listed.items.iter().map(|p| async move {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        let status = pod_status(region, client, p).await;
+        PodInput { name, status }
+    });
+    Ok(futures::future::join_all(reads).await)
+}
+
+/// The port `--pod-port` names in the pod's containers (a number is taken as is).
+fn pod_port(pod: &Pod, port: &str) -> Option<u16> {
+    if let Ok(n) = port.parse() {
+        return Some(n);
+    }
+    pod.spec
+        .as_ref()?
+        .containers
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+        .find(|p| p.name.as_deref() == Some(port))
+        .and_then(|p| u16::try_from(p.container_port).ok())
+}
+
+async fn pod_status(region: &Region, client: &Client, pod: &Pod) -> Result<serde_json::Value, String> {
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    if region.pod_status == PodStatus::Off {
+        return Err("not read (--pod-status off)".to_string());
+    }
+    let port = pod_port(pod, &region.pod_port)
+        .ok_or_else(|| format!("no container port {:?} (--pod-port)", region.pod_port))?;
+    let mut tried = Vec::new();
+    if matches!(region.pod_status, PodStatus::Auto | PodStatus::Proxy) {
+        match via_proxy(region, client, name, port).await {
+            Ok(v) => return Ok(v),
+            Err(e) => tried.push(format!("API server proxy: {e}")),
+        }
+    }
+    if matches!(region.pod_status, PodStatus::Auto | PodStatus::Direct) {
+        let ip = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref());
+        match ip {
+            None => tried.push("no pod IP".to_string()),
+            Some(ip) => match direct(ip, port, region.timeout).await {
+                Ok(v) => return Ok(v),
+                Err(e) => tried.push(format!("{ip}:{port}: {e}")),
+            },
+        }
+    }
+    Err(format!("/status not reached ({})", tried.join("; ")))
+}
+
+async fn via_proxy(
+    region: &Region,
+    client: &Client,
+    pod: &str,
+    port: u16,
+) -> Result<serde_json::Value, String> {
+    let path = format!(
+        "/api/v1/namespaces/{}/pods/{pod}:{port}/proxy/status",
+        region.namespace
+    );
+    let request = http::Request::get(path)
+        .body(Vec::new())
+        .map_err(|e| e.to_string())?;
+    let text = tokio::time::timeout(region.timeout, client.request_text(request))
+        .await
+        .map_err(|_| format!("no answer within {:?}", region.timeout))?
+        .map_err(|e| match e {
+            kube::Error::Api(s) => format!("{} {}", s.code, s.message),
+            e => chain(&e),
+        })?;
+    serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))
+}
+
+/// `GET /status` straight to the pod (HTTP/1.0, one request, bounded).
+async fn direct(ip: &str, port: u16, timeout: Duration) -> Result<serde_json::Value, String> {
+    let host = if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    };
+    let get = async {
+        let mut stream = tokio::net::TcpStream::connect(format!("{host}:{port}")).await?;
+        stream
+            .write_all(format!("GET /status HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+            .await?;
+        let mut raw = Vec::new();
+        stream.take(4 << 20).read_to_end(&mut raw).await?;
+        Ok::<_, std::io::Error>(raw)
+    };
+    let raw = tokio::time::timeout(timeout, get)
+        .await
+        .map_err(|_| format!("no answer within {timeout:?}"))?
+        .map_err(|e| e.to_string())?;
+    let raw = String::from_utf8_lossy(&raw);
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or("no HTTP response")?;
+    let code = head.split_whitespace().nth(1).unwrap_or("?");
+    if code != "200" {
+        return Err(format!("HTTP {code}"));
+    }
+    serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))
 }
 
 /// Reads every region (concurrently) and builds the view.

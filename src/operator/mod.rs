@@ -48,6 +48,35 @@ pub struct Target {
     /// Per-request timeout against each API server.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+    /// Label selector of the sidecar pods (the chart's block-producer pods).
+    #[arg(
+        short = 'l',
+        long,
+        default_value = "app.kubernetes.io/component=block-producer"
+    )]
+    pub selector: String,
+    /// The sidecar's HTTP port in those pods: a container port name or a number.
+    #[arg(long, default_value = "forge-metrics")]
+    pub pod_port: String,
+    /// How to reach each pod's `/status`: through the API server's pod proxy (`proxy`, needs
+    /// `get pods/proxy`), straight to the pod IP (`direct`, from inside the cluster network),
+    /// `auto` (proxy, then direct) or `off`.
+    #[arg(long, value_enum, default_value_t = PodStatus::Auto)]
+    pub pod_status: PodStatus,
+}
+
+/// How `status` reaches the sidecars' `/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PodStatus {
+    /// The API server's pod proxy, then the pod IP.
+    #[default]
+    Auto,
+    /// The API server's pod proxy only.
+    Proxy,
+    /// The pod IP only.
+    Direct,
+    /// Not at all (forging per pod unknown).
+    Off,
 }
 
 /// Output format of `status`.
@@ -182,7 +211,8 @@ pub struct ResumeArgs {
 /// The operator's subcommands (shared by `forge-manager` and `kubectl forge`).
 #[derive(Debug, Clone, Subcommand)]
 pub enum OperatorCommand {
-    /// One table over every region: who forges, who claims, overrides, health, lease, reason.
+    /// One table over every region and its pods: who forges, who claims, overrides, health,
+    /// lease, KES expiry, reason.
     /// Exit code: 0 one forger, 3 none, 4 two or more, 5 a region unreadable.
     Status(StatusArgs),
     /// Move forging to a region with expiring overrides, then follow the handover.
@@ -508,9 +538,11 @@ async fn pause(a: PauseArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     follow(&regions, a.write.timeout, "pause", |v| {
-        v.rows
-            .iter()
-            .all(|r| matches!(r.forging, Forging::No) && r.error.is_none())
+        v.rows.iter().all(|r| {
+            matches!(r.forging, Forging::No)
+                && r.error.is_none()
+                && r.pods.iter().all(|p| p.observed_forging != Some(true))
+        })
     })
     .await
     .map(|code| {

@@ -44,7 +44,7 @@ pub const EXIT_TWO_FORGERS: u8 = 4;
 pub const EXIT_UNREACHABLE: u8 = 5;
 
 /// What was read in one kube context.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Fetched {
     /// Every CardanoForgeCluster in the namespace.
     pub clusters: Vec<CardanoForgeCluster>,
@@ -52,6 +52,29 @@ pub struct Fetched {
     pub leaders: Vec<CardanoLeader>,
     /// Every Lease in the namespace.
     pub leases: Vec<Lease>,
+    /// The sidecar pods found (their `/status` documents, or why not), or why they could not be
+    /// listed.
+    pub pods: Result<Vec<PodInput>, String>,
+}
+
+impl Default for Fetched {
+    fn default() -> Self {
+        Fetched {
+            clusters: Vec::new(),
+            leaders: Vec::new(),
+            leases: Vec::new(),
+            pods: Ok(Vec::new()),
+        }
+    }
+}
+
+/// One sidecar pod as read: its name and its `/status` document (or why it could not be read).
+#[derive(Debug, Clone)]
+pub struct PodInput {
+    /// `metadata.name` (the sidecar's `POD_NAME`, the Lease holder identity).
+    pub name: String,
+    /// The sidecar's `/status` JSON, or why there is none.
+    pub status: Result<serde_json::Value, String>,
 }
 
 /// One kube context's input: what was read, or why it could not be.
@@ -103,6 +126,36 @@ pub struct OverrideView {
     /// Why it is invalid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invalid: Option<String>,
+}
+
+/// One pod of a region: what the region's objects say about it and what its sidecar reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodRow {
+    /// The pod name.
+    pub name: String,
+    /// It is the region Lease's holder.
+    pub holds_lease: bool,
+    /// Seconds since the Lease's last renewal, when it holds it.
+    pub heartbeat_age_seconds: Option<f64>,
+    /// It claims forging: the CardanoLeader (or the CardanoForgeCluster's `activeLeader`)
+    /// names it with `forgingEnabled: true`.
+    pub claims: bool,
+    /// Forging as its own sidecar reports it (`/status` `forging`); none when unknown.
+    pub observed_forging: Option<bool>,
+    /// Why `observed_forging` is unknown (no `/status` reached, and the error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_why: Option<String>,
+    /// The sidecar's reason code (`/status` `reason`).
+    pub reason: Option<String>,
+    /// When the operational certificate's KES key expires (`/status` `kes.kes.expires_at`).
+    pub kes_expires_at: Option<String>,
+    /// KES periods left (`/status` `kes.kes.remaining_periods`).
+    pub kes_remaining_periods: Option<u64>,
+    /// `valid`, `not_yet_valid`, `expired` (`/status` `kes.kes.state`).
+    pub kes_state: Option<String>,
+    /// Reserved for the quorum mode's tickets; always none for now.
+    pub tickets: Option<String>,
 }
 
 /// One region's cluster (or one context that could not be read).
@@ -160,6 +213,29 @@ pub struct Row {
     pub last_transition: Option<String>,
     /// Why the context could not be read.
     pub error: Option<String>,
+    /// The region's pods.
+    pub pods: Vec<PodRow>,
+    /// Why the pods could not be listed (the rows then come from the Lease and statuses only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pods_error: Option<String>,
+}
+
+/// One forger in a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Forger {
+    /// Its region (or cluster, or context).
+    pub region: String,
+    /// The forging pod, when known.
+    pub pod: Option<String>,
+}
+
+impl std::fmt::Display for Forger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.pod {
+            Some(p) => write!(f, "{} ({p})", self.region),
+            None => write!(f, "{}", self.region),
+        }
+    }
 }
 
 /// The verdict on the whole pool.
@@ -179,10 +255,10 @@ pub enum Verdict {
         /// these regions).
         since: Option<String>,
     },
-    /// Two or more regions forge.
+    /// Two or more regions forge, or two pods (of one region or of several).
     TwoForgers {
-        /// Their regions.
-        regions: Vec<String>,
+        /// Who: region and pod (when known).
+        forgers: Vec<Forger>,
     },
     /// A context could not be read: the pool's state is not known.
     Unreachable {
@@ -219,8 +295,9 @@ impl Verdict {
                 ),
                 None => "NO FORGER (since unknown)".to_string(),
             },
-            Verdict::TwoForgers { regions } => {
-                format!("TWO FORGERS: {} forge at once", regions.join(" and "))
+            Verdict::TwoForgers { forgers } => {
+                let names: Vec<String> = forgers.iter().map(ToString::to_string).collect();
+                format!("TWO FORGERS: {} forge at once", names.join(" and "))
             }
             Verdict::Unreachable { contexts, forging } => {
                 let seen = match forging.as_slice() {
@@ -406,6 +483,8 @@ fn empty_row(context: &str, namespace: &str) -> Row {
         message: None,
         last_transition: None,
         error: None,
+        pods: Vec::new(),
+        pods_error: None,
     }
 }
 
@@ -473,6 +552,102 @@ fn leader_row(ci: &ContextInput, f: &Fetched, leader: &CardanoLeader, now: Times
     row
 }
 
+/// Which of a context's rows a pod belongs to: the one its sidecar names (`/status`
+/// `cluster`), else the one whose Lease or statuses name it, else the first.
+fn row_of(rows: &[Row], pod: &PodInput) -> usize {
+    let named = pod
+        .status
+        .as_ref()
+        .ok()
+        .and_then(|s| s.get("cluster"))
+        .and_then(|c| c.as_str());
+    let name = Some(pod.name.as_str());
+    rows.iter()
+        .position(|r| named.is_some() && r.cluster.as_deref() == named)
+        .or_else(|| {
+            rows.iter().position(|r| {
+                r.lease_holder.as_deref() == name
+                    || r.leader_pod.as_deref() == name
+                    || r.active_leader.as_deref() == name
+            })
+        })
+        .unwrap_or(0)
+}
+
+fn pod_row(row: &Row, name: &str, status: Result<&serde_json::Value, String>) -> PodRow {
+    let holds_lease = row.lease_holder.as_deref() == Some(name);
+    let claims = (row.leader_pod.as_deref() == Some(name) && row.leader_forging == Some(true))
+        || (row.active_leader.as_deref() == Some(name) && row.forging_enabled == Some(true));
+    let (doc, unknown_why) = match status {
+        Ok(doc) => (Some(doc), None),
+        Err(why) => (None, Some(why)),
+    };
+    let kes = doc.and_then(|d| d.get("kes")).and_then(|k| k.get("kes"));
+    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
+    let observed_forging = doc.and_then(|d| d.get("forging")).and_then(|f| f.as_bool());
+    PodRow {
+        name: name.to_string(),
+        holds_lease,
+        heartbeat_age_seconds: holds_lease.then_some(row.heartbeat_age_seconds).flatten(),
+        claims,
+        unknown_why: match (observed_forging, unknown_why) {
+            (Some(_), _) => None,
+            (None, Some(why)) => Some(why),
+            (None, None) => Some("its /status has no `forging`".to_string()),
+        },
+        observed_forging,
+        reason: text(doc.and_then(|d| d.get("reason"))),
+        kes_expires_at: text(kes.and_then(|k| k.get("expires_at"))),
+        kes_remaining_periods: kes
+            .and_then(|k| k.get("remaining_periods"))
+            .and_then(|n| n.as_u64()),
+        kes_state: text(kes.and_then(|k| k.get("state"))),
+        tickets: None,
+    }
+}
+
+/// Puts each pod read in a context under its row; a pod the Lease or a status names but that
+/// was not listed gets a row too, with its forging unknown.
+fn attach_pods(rows: &mut [Row], f: &Fetched) {
+    if rows.is_empty() {
+        return;
+    }
+    let listed: &[PodInput] = match &f.pods {
+        Ok(p) => p,
+        Err(e) => {
+            for r in rows.iter_mut() {
+                r.pods_error = Some(e.clone());
+            }
+            &[]
+        }
+    };
+    for p in listed {
+        let i = row_of(rows, p);
+        let pod = pod_row(&rows[i], &p.name, p.status.as_ref().map_err(Clone::clone));
+        rows[i].pods.push(pod);
+    }
+    for r in rows.iter_mut() {
+        let named = [&r.lease_holder, &r.leader_pod, &r.active_leader];
+        let mut missing: Vec<String> = named
+            .iter()
+            .filter_map(|n| n.as_deref())
+            .filter(|n| !r.pods.iter().any(|p| p.name == *n))
+            .map(str::to_string)
+            .collect();
+        missing.sort();
+        missing.dedup();
+        for name in missing {
+            let why = match &r.pods_error {
+                Some(e) => format!("pods not listed: {e}"),
+                None => "no such Pod listed (selector?)".to_string(),
+            };
+            let pod = pod_row(r, &name, Err(why));
+            r.pods.push(pod);
+        }
+        r.pods.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+}
+
 /// The name a row goes by in the verdict: region, else cluster, else context.
 pub fn row_name(r: &Row) -> String {
     r.region
@@ -493,10 +668,14 @@ pub fn build(inputs: &[ContextInput], now: Timestamp) -> View {
                 rows.push(row);
             }
             Ok(f) if !f.clusters.is_empty() => {
-                rows.extend(f.clusters.iter().map(|c| cluster_row(ci, f, c, now)));
+                let mut here: Vec<Row> = f.clusters.iter().map(|c| cluster_row(ci, f, c, now)).collect();
+                attach_pods(&mut here, f);
+                rows.extend(here);
             }
             Ok(f) if !f.leaders.is_empty() => {
-                rows.extend(f.leaders.iter().map(|l| leader_row(ci, f, l, now)));
+                let mut here: Vec<Row> = f.leaders.iter().map(|l| leader_row(ci, f, l, now)).collect();
+                attach_pods(&mut here, f);
+                rows.extend(here);
             }
             Ok(_) => {
                 let mut row = empty_row(&ci.context, &ci.namespace);
@@ -517,30 +696,61 @@ pub fn build(inputs: &[ContextInput], now: Timestamp) -> View {
     }
 }
 
+/// Every forger the rows show: the pods whose sidecars report forging, and each region whose
+/// statuses say it forges (its pod, when not already among those). A region's status is never
+/// outweighed by its pod's report: the verdict must not hide a second forger.
+fn forgers(rows: &[Row]) -> Vec<Forger> {
+    let mut out: Vec<Forger> = Vec::new();
+    for r in rows {
+        let region = row_name(r);
+        let observed: Vec<&str> = r
+            .pods
+            .iter()
+            .filter(|p| p.observed_forging == Some(true))
+            .map(|p| p.name.as_str())
+            .collect();
+        for p in &observed {
+            out.push(Forger {
+                region: region.clone(),
+                pod: Some((*p).to_string()),
+            });
+        }
+        if r.forging == Forging::Yes {
+            let seen = match r.forger.as_deref() {
+                Some(f) => observed.contains(&f),
+                None => !observed.is_empty(),
+            };
+            if !seen {
+                out.push(Forger {
+                    region: region.clone(),
+                    pod: r.forger.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
 fn verdict(inputs: &[ContextInput], rows: &[Row]) -> Verdict {
-    let forging: Vec<&Row> = rows.iter().filter(|r| r.forging == Forging::Yes).collect();
-    let mut forging_names: Vec<String> = forging.iter().map(|r| row_name(r)).collect();
-    forging_names.dedup();
+    let forging = forgers(rows);
     let unreachable: Vec<String> = inputs
         .iter()
         .filter(|c| c.fetched.is_err())
         .map(|c| c.context.clone())
         .collect();
     if forging.len() >= 2 {
-        return Verdict::TwoForgers {
-            regions: forging.iter().map(|r| row_name(r)).collect(),
-        };
+        return Verdict::TwoForgers { forgers: forging };
     }
     if !unreachable.is_empty() {
         return Verdict::Unreachable {
             contexts: unreachable,
-            forging: forging_names,
+            forging: forging.iter().map(ToString::to_string).collect(),
         };
     }
-    match forging.first() {
-        Some(r) => Verdict::OneForger {
-            region: row_name(r),
-            pod: r.forger.clone(),
+    match forging.into_iter().next() {
+        Some(f) => Verdict::OneForger {
+            region: f.region,
+            pod: f.pod,
         },
         None => Verdict::NoForger {
             since: rows
@@ -598,7 +808,35 @@ fn override_cell(o: Option<&OverrideView>) -> String {
     }
 }
 
-/// The table (a header, then one line per row) for `view`, with the verdict line on top.
+fn kes_cell(expires_at: Option<&str>, remaining: Option<u64>, state: Option<&str>) -> String {
+    let day = expires_at.map(|e| e.get(..10).unwrap_or(e));
+    match (state, day, remaining) {
+        (Some("expired"), _, _) => "EXPIRED".to_string(),
+        (Some("not_yet_valid"), _, _) => "not yet valid".to_string(),
+        (_, Some(d), Some(n)) => format!("{d} ({n} left)"),
+        (_, Some(d), None) => d.to_string(),
+        _ => "-".to_string(),
+    }
+}
+
+/// The region's KES cell: the pod whose certificate expires first.
+fn region_kes(r: &Row) -> String {
+    r.pods
+        .iter()
+        .filter(|p| p.kes_expires_at.is_some() || p.kes_state.is_some())
+        .min_by(|a, b| a.kes_expires_at.cmp(&b.kes_expires_at))
+        .map(|p| {
+            kes_cell(
+                p.kes_expires_at.as_deref(),
+                p.kes_remaining_periods,
+                p.kes_state.as_deref(),
+            )
+        })
+        .unwrap_or_else(|| "-".to_string())
+}
+
+/// The table (a header, then per region one line and one line per pod) for `view`, with the
+/// verdict line on top.
 pub fn render_table(view: &View, now: Timestamp, style: Style) -> String {
     let mut out = String::new();
     let code = match view.verdict {
@@ -609,15 +847,18 @@ pub fn render_table(view: &View, now: Timestamp, style: Style) -> String {
     let _ = writeln!(out, "{}", paint(&view.verdict.line(now), code, style.colour));
     let mut header = vec![
         "REGION",
+        "POD",
         "CLUSTER",
         "PRIO",
         "STATE",
         "OVERRIDE",
         "HEALTH",
-        "LEASE-HOLDER",
+        "LEASE",
         "HEARTBEAT",
         "CLAIM",
         "FORGING",
+        "KES-EXPIRY",
+        "TICKETS",
         "REASON",
     ];
     if style.wide {
@@ -664,9 +905,16 @@ pub fn render_table(view: &View, now: Timestamp, style: Style) -> String {
             Some(e) => format!("unreachable: {e}"),
             None => dash(r.reason.clone()),
         };
+        // A context that could not be read is named by its context.
+        let region = r.region.clone().unwrap_or_else(|| r.context.clone());
+        let pods = match (r.pods.len(), &r.error) {
+            (_, Some(_)) => "-".to_string(),
+            (1, _) => "1 pod".to_string(),
+            (n, _) => format!("{n} pods"),
+        };
         let mut line = vec![
-            // A context that could not be read is named by its context.
-            r.region.clone().unwrap_or_else(|| r.context.clone()),
+            region.clone(),
+            pods,
             dash(r.cluster.clone().or_else(|| r.leader.clone())),
             prio,
             state,
@@ -676,6 +924,8 @@ pub fn render_table(view: &View, now: Timestamp, style: Style) -> String {
             heartbeat,
             claim,
             forging,
+            region_kes(r),
+            "-".to_string(),
             reason,
         ];
         if style.wide {
@@ -694,6 +944,49 @@ pub fn render_table(view: &View, now: Timestamp, style: Style) -> String {
             (Forging::Claiming, _) => Some("33"),
             _ => None,
         });
+        for p in &r.pods {
+            let forging = match p.observed_forging {
+                Some(true) => "YES",
+                Some(false) => "no",
+                None => "UNKNOWN",
+            };
+            let reason = match (&p.unknown_why, &p.reason) {
+                (Some(why), _) => format!("unknown: {why}"),
+                (None, r) => dash(r.clone()),
+            };
+            let mut line = vec![
+                region.clone(),
+                p.name.clone(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                if p.holds_lease { "holder" } else { "-" }.to_string(),
+                p.heartbeat_age_seconds
+                    .map(human_secs)
+                    .unwrap_or_else(|| "-".to_string()),
+                if p.claims { "yes" } else { "no" }.to_string(),
+                forging.to_string(),
+                kes_cell(
+                    p.kes_expires_at.as_deref(),
+                    p.kes_remaining_periods,
+                    p.kes_state.as_deref(),
+                ),
+                dash(p.tickets.clone()),
+                reason,
+            ];
+            if style.wide {
+                line.insert(0, r.context.clone());
+                line.extend([String::new(), String::new(), String::new()]);
+            }
+            lines.push(line);
+            colours.push(match p.observed_forging {
+                Some(true) => Some("32"),
+                None => Some("33"),
+                Some(false) => None,
+            });
+        }
     }
     let columns = lines[0].len();
     let widths: Vec<usize> = (0..columns)
@@ -796,8 +1089,21 @@ mod tests {
         l
     }
 
+    fn pod_input(name: &str, forging: bool, reason: &str) -> PodInput {
+        PodInput {
+            name: name.into(),
+            status: Ok(serde_json::json!({
+                "pod": name, "forging": forging, "reason": reason, "cluster": null,
+                "kes": {"op_cert": {}, "kes": {"expires_at": "2027-02-04T21:44:51Z",
+                    "remaining_periods": 45, "state": "valid"}},
+            })),
+        }
+    }
+
     fn region(name: &str, c: CardanoForgeCluster, leader_forging: bool) -> ContextInput {
         let pod = format!("{name}-0");
+        let c_forging = c.status.as_ref().and_then(|s| s.forging_enabled) == Some(true)
+            && FORGING_CODES.contains(&c.status.as_ref().and_then(|s| s.reason.as_deref()).unwrap_or(""));
         let reason = c
             .status
             .as_ref()
@@ -810,6 +1116,7 @@ mod tests {
                 clusters: vec![c],
                 leaders: vec![leader(&pod, leader_forging, &reason)],
                 leases: vec![lease(&pod, "2026-01-01T11:59:58Z")],
+                pods: Ok(vec![pod_input(&pod, c_forging, &reason)]),
             }),
         }
     }
@@ -874,7 +1181,16 @@ mod tests {
         assert_eq!(
             v.verdict,
             Verdict::TwoForgers {
-                regions: vec!["east".into(), "west".into()]
+                forgers: vec![
+                    Forger {
+                        region: "east".into(),
+                        pod: Some("east-0".into())
+                    },
+                    Forger {
+                        region: "west".into(),
+                        pod: Some("west-0".into())
+                    }
+                ]
             }
         );
         assert_eq!(v.exit_code, EXIT_TWO_FORGERS);
@@ -946,7 +1262,7 @@ mod tests {
             v.verdict,
             Verdict::Unreachable {
                 contexts: vec!["ctx-south".into()],
-                forging: vec!["east".into()]
+                forging: vec!["east (east-0)".into()]
             }
         );
         assert_eq!(v.exit_code, EXIT_UNREACHABLE);
@@ -1062,6 +1378,7 @@ mod tests {
                 clusters: vec![],
                 leaders: vec![leader("bp-1", true, "single_cluster_leader")],
                 leases: vec![lease("bp-1", "2026-01-01T11:59:59Z")],
+                pods: Ok(Vec::new()),
             }),
         }];
         let v = build(&inputs, at(NOW));
@@ -1096,10 +1413,30 @@ mod tests {
         assert_eq!(lines[0], "ONE FORGER: east (east-0)");
         assert!(lines[1].starts_with("REGION"));
         assert!(
-            lines[2].starts_with("east") && lines[2].contains("YES east-0"),
+            lines[2].starts_with("east") && lines[2].contains("1 pod") && lines[2].contains("YES east-0"),
             "{plain}"
         );
-        assert_eq!(lines.len(), 5);
+        // Under each region its pods: east-0 holds the Lease, claims, forges by its own report.
+        let pod: Vec<&str> = lines[3].split_whitespace().collect();
+        assert_eq!(
+            pod,
+            [
+                "east",
+                "east-0",
+                "holder",
+                "2.0s",
+                "yes",
+                "YES",
+                "2027-02-04",
+                "(45",
+                "left)",
+                "-",
+                "global_winner"
+            ],
+            "{plain}"
+        );
+        assert!(lines[1].contains("KES-EXPIRY") && lines[1].contains("TICKETS"));
+        assert_eq!(lines.len(), 8, "{plain}");
         assert!(!plain.contains('\x1b'));
         let coloured = render_table(
             &v,
@@ -1110,6 +1447,92 @@ mod tests {
             },
         );
         assert!(coloured.starts_with("\x1b[1;32mONE FORGER"));
+    }
+
+    #[test]
+    fn two_pods_forging_by_their_own_report_are_two_forgers_even_in_one_region() {
+        let mut inputs = three(
+            (true, "global_winner"),
+            (false, "yielding_to_peer"),
+            (false, "yielding_to_peer"),
+        );
+        if let Ok(f) = &mut inputs[0].fetched {
+            f.pods = Ok(vec![
+                pod_input("east-0", true, "global_winner"),
+                pod_input("east-1", true, "global_winner"),
+            ]);
+        }
+        let v = build(&inputs, at(NOW));
+        assert_eq!(v.exit_code, EXIT_TWO_FORGERS, "{:?}", v.verdict);
+        assert_eq!(
+            v.verdict.line(at(NOW)),
+            "TWO FORGERS: east (east-0) and east (east-1) forge at once"
+        );
+        let east1 = &v.rows[0].pods[1];
+        assert_eq!(
+            (east1.holds_lease, east1.claims, east1.observed_forging),
+            (false, false, Some(true))
+        );
+    }
+
+    #[test]
+    fn a_pod_out_of_reach_is_unknown_and_a_pod_only_the_lease_names_is_shown() {
+        let mut inputs = three(
+            (true, "global_winner"),
+            (false, "yielding_to_peer"),
+            (false, "yielding_to_peer"),
+        );
+        if let Ok(f) = &mut inputs[0].fetched {
+            f.pods = Ok(vec![PodInput {
+                name: "east-0".into(),
+                status: Err("/status not reached (10.0.0.9:9102: connection refused)".into()),
+            }]);
+        }
+        if let Ok(f) = &mut inputs[1].fetched {
+            f.pods = Err("listing pods: 403 forbidden".into());
+        }
+        let v = build(&inputs, at(NOW));
+        // The statuses still say east forges: one forger.
+        assert!(matches!(v.verdict, Verdict::OneForger { ref region, .. } if region == "east"));
+        let east0 = &v.rows[0].pods[0];
+        assert_eq!(east0.observed_forging, None);
+        assert!(
+            east0
+                .unknown_why
+                .as_deref()
+                .is_some_and(|w| w.contains("connection refused"))
+        );
+        let west0 = &v.rows[1].pods[0];
+        assert_eq!(west0.name, "west-0");
+        assert!(west0.holds_lease);
+        assert!(west0.unknown_why.as_deref().is_some_and(|w| w.contains("403")));
+        let table = render_table(
+            &v,
+            at(NOW),
+            Style {
+                wide: false,
+                colour: false,
+            },
+        );
+        assert!(
+            table.lines().any(|l| l.contains("east-0")
+                && l.contains("UNKNOWN")
+                && l.contains("unknown: /status not reached")),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn kes_cells_say_the_day_and_the_periods_left() {
+        assert_eq!(
+            kes_cell(Some("2027-02-04T21:44:51Z"), Some(45), Some("valid")),
+            "2027-02-04 (45 left)"
+        );
+        assert_eq!(
+            kes_cell(Some("2020-01-01T00:00:00Z"), Some(0), Some("expired")),
+            "EXPIRED"
+        );
+        assert_eq!(kes_cell(None, None, None), "-");
     }
 
     #[test]
