@@ -570,3 +570,43 @@ fn a_leader_whose_node_the_guard_fenced_starts_it_again() {
         );
     });
 }
+
+#[test]
+fn the_stop_at_the_renew_deadline_does_not_wait_for_a_slow_plan_in_flight() {
+    // F10: the leader's API server fails (no more renewals) while a rotation's reload hangs in
+    // the node for longer than the renew deadline. The stop must not wait for that answer: the
+    // plan is abandoned at the deadline and Remove + Reload(StopForging) go out at once (without
+    // the guard, nothing else stops a node that forges past the deadline).
+    on_virtual_time(|| async {
+        let fleet = Fleet::new();
+        let pods = three_ready_pods(&fleet).await;
+        let l = leader(&fleet, &pods).await;
+        let t = timing();
+        let mark = fleet.mark();
+        l.client.set_outage(Outage::ServerError);
+        let last_renew = last_write_by(&fleet, l.name);
+        let slow = t.renew_deadline + Duration::from_secs(4);
+        fleet.delay_next(l.name, &Did::Reload(ReloadReason::Rotation), slow);
+        l.rotated().await;
+        fleet.run_checked(8_000, 10).await;
+
+        let remove = fleet
+            .first_since(mark, Some(l.name), |d| *d == Did::Remove)
+            .unwrap_or_else(|| {
+                fleet.dump();
+                panic!("the leader removes its credentials")
+            });
+        let late = Duration::from_millis(100);
+        assert!(
+            remove.at <= last_renew + t.renew_deadline + late,
+            "Remove came {:?} after the last renewal; renew deadline {:?} (the slow reload answers after {slow:?})",
+            remove.at - last_renew,
+            t.renew_deadline
+        );
+        let stop = first(&fleet, mark, l.name, Did::Forging(false));
+        assert!(stop.at <= last_renew + t.renew_deadline + late);
+        let taken = taken_over(&fleet, mark, l.name);
+        assert!(taken.seq > stop.seq);
+        forging_started_by_another(&fleet, mark, l.name);
+    });
+}

@@ -7,7 +7,7 @@
 //! - a reload that finds credentials installed is sent only by a plan that means to forge (a
 //!   standby never forges, whatever the boot credentials, re-asserts and rotations do);
 //! - a plan that installs credentials to forge carries the renew deadline and is emitted before
-//!   it (start_by), and the executor refuses to start past it, as the actor's does;
+//!   it (start_by), and the executor sends none of its commands past it, as the actor's does;
 //! - the lease is never released while the node may forge (S2);
 //! - an idle lifecycle (no plan in flight, no failed plan waiting) never leaves the node forging
 //!   past the renew deadline (S1 with its stop plan);
@@ -248,7 +248,9 @@ impl World {
             Command::Reload { reason } => reason.turns_forging_on(),
             _ => false,
         };
-        let past_deadline = starts && running.run.start_by.is_some_and(|d| self.now >= d);
+        // The actor's executor sends nothing of a forging plan past its deadline.
+        let past_deadline = running.run.start_by.is_some_and(|d| self.now >= d);
+        let _ = starts;
         let fails = past_deadline || self.chance(self.fail_percent);
         let node_absent = matches!(cmd, Command::Reload { .. }) && !self.node_up;
         if !fails && !node_absent {
@@ -673,6 +675,48 @@ fn histories_found_by_the_properties_stay_fixed() {
         }
     }
     assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// A status write sent in one lease tenure confirms no claim in the next: the plan that carried
+/// it spanned a loss and a new acquisition.
+#[test]
+fn a_status_write_from_an_earlier_tenure_confirms_no_claim() {
+    use Action::*;
+    let mut w = World::new(false, 0, 1);
+    for a in [
+        Progress,
+        Progress,
+        Progress,
+        NodeUp,
+        CredentialsValid,
+        Progress,
+        Progress,
+        LeaseAcquired,
+    ] {
+        w.act(&a).expect("valid step");
+    }
+    let plan = w
+        .running
+        .as_ref()
+        .expect("the starting plan runs")
+        .run
+        .commands
+        .clone();
+    assert!(
+        matches!(plan.first(), Some(Command::WriteStatus(r)) if r.forging_enabled),
+        "the claim comes first: {plan:?}"
+    );
+    w.act(&Progress).expect("the claim is written in this tenure");
+    w.act(&LeaseLost).expect("lost");
+    w.act(&LeaseAcquired).expect("a new tenure");
+    while w.running.as_ref().is_some_and(|r| r.run.commands == plan) {
+        w.act(&Progress).expect("the rest of the plan");
+    }
+    assert_eq!(
+        w.life.state().own.claim_at,
+        None,
+        "the old tenure's write confirmed the new tenure's claim"
+    );
 }
 
 /// The generated histories are not vacuous: a fair share of them made the node forge.

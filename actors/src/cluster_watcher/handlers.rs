@@ -1,5 +1,6 @@
-//! `WriteStatus`: with cluster management, merge-patch our CardanoForgeCluster status unless the
-//! server already shows the same content (a failure fails the command); then write the
+//! `WriteStatus`: with cluster management, merge-patch our CardanoForgeCluster status, always with
+//! a resourceVersion precondition, unless the server already shows the same content and it is
+//! not a claim (a failure fails the command); then write the
 //! CardanoLeader status when it changed, creating the object if absent (with cluster management
 //! a failure there is logged and counted, not returned: the claim is the CFC).
 
@@ -37,7 +38,10 @@ impl Handler<WriteStatus> for ClusterWatcher {
             if let (Some(why), true) = (override_reason, report.reason.as_str().starts_with("override_")) {
                 next.message = next.message.map(|m| format!("{m} (override reason: {why})"));
             }
-            let unchanged = seen.as_ref().is_some_and(|s| same_cluster_content(s, &next));
+            // A claim is always written: "confirmed" must mean the server took it, not that a
+            // cached copy (which a lagging watch may not have updated) already said so.
+            let unchanged =
+                !report.forging_enabled && seen.as_ref().is_some_and(|s| same_cluster_content(s, &next));
             (!unchanged).then(|| {
                 (
                     c.object.clone(),
@@ -57,6 +61,20 @@ impl Handler<WriteStatus> for ClusterWatcher {
         let body = serde_json::to_value(&status).unwrap_or_default();
         let fut = async move {
             if let Some((object, cfc_body, rv)) = cfc {
+                // Every write carries a resourceVersion precondition, so a delayed write never
+                // lands over a newer one: with nothing seen yet, read first.
+                let rv = match rv {
+                    Some(rv) => Some(rv),
+                    None => match object.get().await {
+                        Ok(Some(current)) => {
+                            let rv = current.metadata.resource_version.clone();
+                            set_seen(&seen, Some(current));
+                            rv
+                        }
+                        Ok(None) => return Err(CommandFailed::new("not_found", object.name())),
+                        Err(e) => return Err(CommandFailed::new(e.kind(), e)),
+                    },
+                };
                 let written = match object.patch_status_at(&cfc_body, rv.as_deref()).await {
                     Err(KubeApiError::Conflict(why)) => match object.get().await {
                         Ok(Some(current)) => {

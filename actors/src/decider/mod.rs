@@ -206,9 +206,12 @@ struct Outcome {
 
 /// Sends `cmds` in order, each answered before the next goes out.
 ///
-/// `start_by`: a plan that makes the node forge carries the lease's renew deadline; `Install` and
-/// a starting `Reload` are not sent past it (F10: without the guard nothing else would stop a
-/// start that began just before the deadline from signalling the node after it).
+/// `start_by`: a plan that makes (or keeps) the node forge carries the lease's renew deadline.
+/// No command of it is sent past the deadline, and the wait for an answer is abandoned there:
+/// the plan fails with `deadline_passed` and the lifecycle's stop plan follows at once (without
+/// the guard nothing else would stop a start that began just before the deadline, and a slow
+/// status write must not hold the stop back). The commands already sent are not recalled; the
+/// stop's own commands queue behind them at the same actors, in order.
 async fn execute(
     cmds: Vec<Command>,
     out: DeciderOutputs,
@@ -219,38 +222,45 @@ async fn execute(
     let mut outcome = Outcome::default();
     let mut cmds = cmds.into_iter();
     while let Some(cmd) = cmds.next() {
-        let starts = match &cmd {
-            Command::Install => true,
-            Command::Reload { reason } => reason.turns_forging_on(),
-            _ => false,
-        };
-        if starts && start_by.is_some_and(|deadline| clock.now() >= deadline) {
+        if start_by.is_some_and(|deadline| clock.now() >= deadline) {
             let e = CommandFailed::new(
                 DEADLINE_PASSED,
-                "the lease's renew deadline passed while the plan ran: not starting",
+                "the lease's renew deadline passed while the plan ran: not sending the rest",
             );
             tracing::warn!(command = ?cmd, kind = e.kind, "command not sent");
             outcome.failed = Some((cmd, e));
             return outcome;
         }
-        let result: Result<(), CommandFailed> = match &cmd {
-            Command::Contend(on) => out
-                .contend
-                .send(Contend(*on))
-                .await
-                .map_err(|e| CommandFailed::new("mailbox", e)),
-            Command::Release => flatten(out.release.send(Release).await),
-            Command::Install => flatten(out.install.send(Install).await),
-            Command::Remove => flatten(out.remove.send(Remove).await),
-            Command::Reload { reason } => flatten(out.reload.send(Reload { reason: *reason }).await),
-            Command::WriteStatus(report) => {
-                let r = flatten(out.write_status.send(WriteStatus(report.clone())).await);
-                if r.is_ok() {
-                    outcome.status_written.push((report.forging_enabled, clock.now()));
+        let send = async {
+            match &cmd {
+                Command::Contend(on) => out
+                    .contend
+                    .send(Contend(*on))
+                    .await
+                    .map_err(|e| CommandFailed::new("mailbox", e)),
+                Command::Release => flatten(out.release.send(Release).await),
+                Command::Install => flatten(out.install.send(Install).await),
+                Command::Remove => flatten(out.remove.send(Remove).await),
+                Command::Reload { reason } => flatten(out.reload.send(Reload { reason: *reason }).await),
+                Command::WriteStatus(report) => {
+                    flatten(out.write_status.send(WriteStatus(report.clone())).await)
                 }
-                r
             }
         };
+        let result = match start_by {
+            None => send.await,
+            Some(deadline) => tokio::time::timeout_at(clock.instant_of(deadline), send)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(CommandFailed::new(
+                        DEADLINE_PASSED,
+                        "the lease's renew deadline passed while waiting for the answer",
+                    ))
+                }),
+        };
+        if let (Ok(()), Command::WriteStatus(report)) = (&result, &cmd) {
+            outcome.status_written.push((report.forging_enabled, clock.now()));
+        }
         if let Err(e) = result {
             tracing::warn!(command = ?cmd, kind = e.kind, error = %e.detail, "command failed");
             if aborts(&cmd, NODE_ABSENT.contains(&e.kind), status_write_required) {

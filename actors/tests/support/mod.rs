@@ -185,6 +185,9 @@ struct Inner {
     holder: Option<String>,
     /// Scripted failures: (pod, command key) -> how many of the next ones fail.
     fail_next: BTreeMap<(String, &'static str), u32>,
+    /// The next command of a kind to a pod is answered only after this long (a slow disk, a
+    /// slow API server); it takes effect at the answer.
+    delay_next: BTreeMap<(String, &'static str), Duration>,
 }
 
 /// The shared world: fake nodes, log, invariants. Cheap to clone.
@@ -438,6 +441,23 @@ impl Fleet {
         self.lock().fail_next.insert((pod.to_string(), did.key()), n);
     }
 
+    /// The next command like `did` to `pod` takes `delay` to be carried out and answered.
+    pub fn delay_next(&self, pod: &str, did: &Did, delay: Duration) {
+        self.lock().delay_next.insert((pod.to_string(), did.key()), delay);
+    }
+
+    /// Carries out `did` for `pod` after its scripted delay, if any.
+    fn command_later(&self, pod: &'static str, did: Did) -> ResponseFuture<CommandResult> {
+        let delay = self.lock().delay_next.remove(&(pod.to_string(), did.key()));
+        let fleet = self.clone();
+        Box::pin(async move {
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            fleet.command(pod, did)
+        })
+    }
+
     // === reading the world ===
 
     /// The fake node of `pod` now.
@@ -664,31 +684,31 @@ impl Actor for StandIn {
 }
 
 impl Handler<Install> for StandIn {
-    type Result = CommandResult;
-    fn handle(&mut self, _: Install, _: &mut Context<Self>) -> CommandResult {
-        self.fleet.command(self.pod, Did::Install)
+    type Result = ResponseFuture<CommandResult>;
+    fn handle(&mut self, _: Install, _: &mut Context<Self>) -> Self::Result {
+        self.fleet.command_later(self.pod, Did::Install)
     }
 }
 
 impl Handler<Remove> for StandIn {
-    type Result = CommandResult;
-    fn handle(&mut self, _: Remove, _: &mut Context<Self>) -> CommandResult {
-        self.fleet.command(self.pod, Did::Remove)
+    type Result = ResponseFuture<CommandResult>;
+    fn handle(&mut self, _: Remove, _: &mut Context<Self>) -> Self::Result {
+        self.fleet.command_later(self.pod, Did::Remove)
     }
 }
 
 impl Handler<Reload> for StandIn {
-    type Result = CommandResult;
-    fn handle(&mut self, m: Reload, _: &mut Context<Self>) -> CommandResult {
-        self.fleet.command(self.pod, Did::Reload(m.reason))
+    type Result = ResponseFuture<CommandResult>;
+    fn handle(&mut self, m: Reload, _: &mut Context<Self>) -> Self::Result {
+        self.fleet.command_later(self.pod, Did::Reload(m.reason))
     }
 }
 
 impl Handler<WriteStatus> for StandIn {
-    type Result = CommandResult;
-    fn handle(&mut self, m: WriteStatus, _: &mut Context<Self>) -> CommandResult {
+    type Result = ResponseFuture<CommandResult>;
+    fn handle(&mut self, m: WriteStatus, _: &mut Context<Self>) -> Self::Result {
         self.fleet
-            .command(self.pod, Did::WriteStatus(m.0.forging_enabled))
+            .command_later(self.pod, Did::WriteStatus(m.0.forging_enabled))
     }
 }
 

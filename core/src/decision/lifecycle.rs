@@ -129,8 +129,8 @@ pub struct Run {
     pub step: &'static str,
     /// The commands, in order.
     pub commands: Vec<Command>,
-    /// A forging plan's renew deadline: `Install` and a reload that turns forging on
-    /// ([`ReloadReason::turns_forging_on`]) are not sent past it.
+    /// A forging plan's renew deadline: none of its commands is sent past it, and the wait for
+    /// an answer is abandoned there (the plan fails and the stop follows).
     pub start_by: Option<Mono>,
     /// Whether a failed status write stops the plan.
     pub status_write_required: bool,
@@ -248,6 +248,11 @@ pub struct Lifecycle {
     /// it, or a stop failed half-way (credentials removed, reload failed). The next forging plan
     /// installs and reloads again instead of taking the node's forging for granted.
     restart: bool,
+    /// Counts lease tenures (each acquisition and each loss starts a new one).
+    tenure: u64,
+    /// The tenure in which the plan in flight started: its status writes confirm a claim only
+    /// in that tenure (a write from before a loss must not confirm the next tenure's claim).
+    run_tenure: u64,
 }
 
 impl Lifecycle {
@@ -266,6 +271,8 @@ impl Lifecycle {
             rotation_pending: false,
             residue: false,
             restart: false,
+            tenure: 0,
+            run_tenure: 0,
         }
     }
 
@@ -374,6 +381,8 @@ impl Lifecycle {
                 self.last_reassert = None;
             }
             Event::NodeDown => self.node_up_since = None,
+            Event::LeaseAcquired { .. } if self.state.lease.deadline().is_none() => self.tenure += 1,
+            Event::LeaseLost { .. } => self.tenure += 1,
             Event::NodeFenced if self.current.forge || self.in_flight.as_ref().is_some_and(Step::forges) => {
                 // L1-a: the decision in force forges, the node does not: the next plan starts
                 // again (claim kept, credentials installed, a fresh permit, a reload), or stops
@@ -395,6 +404,7 @@ impl Lifecycle {
         } else {
             None
         };
+        self.run_tenure = self.tenure;
         fx.push(Effect::Run(Run {
             step: step.name(),
             commands,
@@ -536,8 +546,13 @@ impl Lifecycle {
         let Some(step) = self.in_flight.take() else {
             return; // nothing was in flight: a stray report changes nothing
         };
-        let claimed = finished.status_written.iter().any(|(enabled, _)| *enabled);
-        for (forging_enabled, at) in finished.status_written {
+        let status_written = if self.run_tenure == self.tenure {
+            finished.status_written
+        } else {
+            Vec::new() // written in an earlier tenure: confirms nothing now
+        };
+        let claimed = status_written.iter().any(|(enabled, _)| *enabled);
+        for (forging_enabled, at) in status_written {
             self.fold(Event::StatusWritten { forging_enabled, at });
         }
         if claimed {
