@@ -129,6 +129,13 @@ pub enum SimCommand {
         /// Show the sidecars' and nodes' own output.
         #[arg(long)]
         verbose: bool,
+        /// Nodes no kinder than cardano-node: reloads take 20..1500 ms, a SIGHUP in a node's
+        /// first 150 ms kills it, 4 s lease with a 2 s renew deadline.
+        #[arg(long)]
+        realistic: bool,
+        /// Run each node under the node guard (`forge-manager guard`).
+        #[arg(long)]
+        guard: bool,
     },
     /// Merge node timelines and print the verdict as JSON
     /// (`{"overlap_ms":..,"max_forgers":..,"max_gap_ms":..,"transitions":..,"forgers":[..],..}`);
@@ -273,7 +280,12 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
             proxy.stop().await;
             Ok(ExitCode::SUCCESS)
         }
-        SimCommand::Demo { replicas, verbose } => demo(replicas, verbose).await,
+        SimCommand::Demo {
+            replicas,
+            verbose,
+            realistic,
+            guard,
+        } => demo(replicas, verbose, realistic, guard).await,
         SimCommand::Node {
             name,
             socket,
@@ -404,11 +416,16 @@ async fn incluster_probe() -> anyhow::Result<ExitCode> {
 }
 
 /// `forge-manager sim demo`: the main job a newcomer runs (README).
-async fn demo(replicas: usize, verbose: bool) -> anyhow::Result<ExitCode> {
+async fn demo(replicas: usize, verbose: bool, realistic: bool, guard: bool) -> anyhow::Result<ExitCode> {
     use crate::world::{World, WorldOptions};
     let exe = std::env::current_exe().context("locating the forge-manager executable")?;
-    let mut options = WorldOptions::fast(exe, replicas.max(2));
+    let mut options = if realistic {
+        WorldOptions::realistic(exe, replicas.max(2))
+    } else {
+        WorldOptions::fast(exe, replicas.max(2))
+    };
     options.show_output = verbose;
+    options.guard = guard;
     out("starting a real kube-apiserver, then per pod a fault proxy, forge-manager and a node simulator...");
     let mut world = World::start(options).await.map_err(flat)?;
     out(&format!(
