@@ -141,7 +141,7 @@ async fn every_metric_used_by_the_rules_and_the_dashboard_is_exported() {
     }
     forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_forge-manager"));
-    let world = World::start(WorldOptions::fast(exe.clone(), 3))
+    let world = World::start(WorldOptions::realistic(exe.clone(), 3))
         .await
         .unwrap_or_else(|e| panic!("{test}: {e}"));
     let (leader, _) = world

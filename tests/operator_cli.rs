@@ -55,7 +55,7 @@ impl Regions {
         let replicas = |r: &str| if r == "east" { 2 } else { 1 };
         let (worlds, links) = start_regions(
             REGIONS,
-            |r| WorldOptions::fast(exe(), replicas(r)),
+            |r| WorldOptions::realistic(exe(), replicas(r)),
             |_| Vec::new(),
         )
         .await

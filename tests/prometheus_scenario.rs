@@ -173,7 +173,7 @@ async fn a_real_prometheus_counts_one_forger_and_fires_on_the_orphaned_forger_of
          .ci/run installs it (apt-get install prometheus)"
     );
     forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
-    let mut o = WorldOptions::fast(PathBuf::from(env!("CARGO_BIN_EXE_forge-manager")), 3);
+    let mut o = WorldOptions::realistic(PathBuf::from(env!("CARGO_BIN_EXE_forge-manager")), 3);
     o.guard = false;
     o.node_metrics = true;
     let mut world = World::start(o).await.unwrap_or_else(|e| panic!("{test}: {e}"));
