@@ -107,6 +107,8 @@ pub struct Decider {
     oldest_fact: Option<tokio::time::Instant>,
     /// The source certificate's KES figures (the CredentialKeeper's), shown in `/status`.
     kes_report: Option<crate::credential_keeper::KesReportCell>,
+    /// The node's sync and our leader schedule (the ChainWatcher's), shown in `/status`.
+    chain_report: Option<crate::chain_watcher::ChainReportCell>,
 }
 
 impl Decider {
@@ -139,6 +141,7 @@ impl Decider {
             wake: None,
             oldest_fact: None,
             kes_report: None,
+            chain_report: None,
         }
     }
 
@@ -146,6 +149,13 @@ impl Decider {
     /// heartbeat).
     pub fn with_kes_report(mut self, cell: crate::credential_keeper::KesReportCell) -> Self {
         self.kes_report = Some(cell);
+        self
+    }
+
+    /// Shows the ChainWatcher's figures in `/status` under `chain` (published with every
+    /// decision and heartbeat).
+    pub fn with_chain_report(mut self, cell: crate::chain_watcher::ChainReportCell) -> Self {
+        self.chain_report = Some(cell);
         self
     }
 
@@ -198,6 +208,11 @@ impl Decider {
                 .kes_report
                 .as_ref()
                 .and_then(|cell| cell.lock().ok().and_then(|r| *r))
+                .map(|r| serde_json::to_value(r).unwrap_or_default()),
+            "chain": self
+                .chain_report
+                .as_ref()
+                .and_then(|cell| cell.lock().ok().map(|r| r.clone()))
                 .map(|r| serde_json::to_value(r).unwrap_or_default()),
         });
         // The node may start once the standby state is established and, when it boots with

@@ -351,7 +351,7 @@ keys! {
         "Only a node whose tip is within SYNC_TOLERANCE of the wall-clock slot contends and forges; a forger that falls behind hands over (docs/cardano.md).";
     SYNC_TOLERANCE sync_tolerance [NetworkAndPool, Seconds, "180"]
         "How far (as time) the node's tip slot may be behind the wall-clock slot and still count as synced.";
-    NODE_METRICS_URL node_metrics_url [NetworkAndPool, Custom("an http:// or https:// URL with a host"), "http://127.0.0.1:12798/metrics"]
+    NODE_METRICS_URL node_metrics_url [NetworkAndPool, Custom("an http:// URL with a host (the node serves plain HTTP)"), "http://127.0.0.1:12798/metrics"]
         "cardano-node's Prometheus endpoint, read for its tip (cardano_node_metrics_slotNum_int); read only with REQUIRE_SYNC or when given.";
     SYNC_CHECK_INTERVAL sync_check_interval [NetworkAndPool, Seconds, "5"]
         "How often the node's tip is read.";

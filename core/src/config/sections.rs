@@ -144,10 +144,10 @@ pub(crate) fn chain(c: &mut Check) -> ChainSettings {
     let sync_tolerance = c.secs(&keys::SYNC_TOLERANCE);
     let given_url = c.optional(&keys::NODE_METRICS_URL);
     let url = given_url.unwrap_or(keys::NODE_METRICS_URL.default);
-    if !is_http_url(url) {
+    if !url.starts_with("http://") || !is_http_url(url) {
         c.push(
             keys::NODE_METRICS_URL.name,
-            format!("must be an http:// or https:// URL with a host, got {url:?}"),
+            format!("must be an http:// URL with a host, got {url:?}"),
         );
     }
     let node_metrics_url = (require_sync || given_url.is_some()).then(|| url.to_owned());

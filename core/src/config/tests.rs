@@ -577,6 +577,7 @@ fn chain_awareness_is_off_by_default_and_reads_its_keys() {
 
     for (key, bad) in [
         ("NODE_METRICS_URL", "localhost:12798"),
+        ("NODE_METRICS_URL", "https://node:12798/metrics"),
         ("LEADER_SCHEDULE", "leaderlog.json"),
         ("HANDOVER_QUIET", "soon"),
         ("SYNC_TOLERANCE", "-1"),
