@@ -604,11 +604,22 @@ impl World {
     /// accepted, forging unchanged; see [`NodeBehaviour::socket_backlog`] to make connections
     /// fail soon).
     pub async fn stall_node(&self, i: usize, d: Duration) -> Result<(), WorldError> {
+        self.node_command(i, &format!("stall {}", d.as_millis())).await
+    }
+
+    /// Moves pod `i`'s node's chain tip (served on its metrics endpoint,
+    /// [`WorldOptions::node_metrics`]): `lag MS` (runs that far behind), `freeze` (stops, so it
+    /// falls further behind), `resume` (in sync again).
+    pub async fn node_tip(&self, i: usize, command: &str) -> Result<(), WorldError> {
+        self.node_command(i, command).await
+    }
+
+    /// Sends one line to pod `i`'s node control socket and expects `ok`.
+    async fn node_command(&self, i: usize, line: &str) -> Result<(), WorldError> {
         let path = self.pods[i].node_control();
         let fut = async {
             let mut s = tokio::net::UnixStream::connect(&path).await?;
-            s.write_all(format!("stall {}\n", d.as_millis()).as_bytes())
-                .await?;
+            s.write_all(format!("{line}\n").as_bytes()).await?;
             let mut answer = Vec::new();
             let mut buf = [0u8; 64];
             while !answer.contains(&b'\n') {
@@ -622,7 +633,7 @@ impl World {
         };
         match tokio::time::timeout(Duration::from_secs(2), fut).await {
             Ok(Ok(a)) if a == "ok" => Ok(()),
-            Ok(Ok(a)) => Err(other(format!("{}: stall refused: {a}", self.pods[i].name))),
+            Ok(Ok(a)) => Err(other(format!("{}: {line:?} refused: {a}", self.pods[i].name))),
             Ok(Err(e)) => Err(other(format!("{}: {}: {e}", self.pods[i].name, path.display()))),
             Err(_) => Err(other(format!(
                 "{}: no answer on {}",
