@@ -120,6 +120,8 @@ pub struct NodeBehaviour {
     /// The embedding process installs the real SIGHUP handler itself after `handler_delay` and
     /// then calls [`NodeHandle::handler_installed`] (the CLI does; in-process, leave it false).
     pub external_handler: bool,
+    /// The chain tip starts this far behind the wall clock (see [`Tip`]).
+    pub tip_lag: Duration,
 }
 
 /// A latency: a fixed value or a range `[min, max]` drawn uniformly. Parsed from milliseconds,
@@ -590,7 +592,10 @@ impl NodeSim {
             )
         };
         let mut tasks = Vec::new();
-        let tip = Arc::new(Mutex::new(Tip::default()));
+        let tip = Arc::new(Mutex::new(Tip {
+            lag: node.behaviour.tip_lag,
+            frozen: None,
+        }));
         let metrics = match opts.metrics_port {
             Some(port) => {
                 let l = TcpListener::bind(("127.0.0.1", port))

@@ -368,6 +368,10 @@ impl World {
             ("LOG_LEVEL", "INFO".into()),
             ("RUST_BACKTRACE", "1".into()),
         ]);
+        // The manager reads its own node's tip when the node serves metrics.
+        if let Some(m) = pod.node_metrics {
+            cmd.env("NODE_METRICS_URL", format!("http://{m}/metrics"));
+        }
         cmd.envs(o.extra_env.iter().map(|(k, v)| (k.clone(), v.clone())));
         self.output(&mut cmd, &pod.dir.join("manager.log"))?;
         spawn_tied(cmd).map_err(|e| other(format!("spawning {}: {e}", o.exe.display())))
@@ -470,6 +474,9 @@ impl World {
         }
         if let Some(n) = b.socket_backlog {
             cmd.arg("--socket-backlog").arg(n.to_string());
+        }
+        if !b.tip_lag.is_zero() {
+            cmd.arg("--tip-lag-ms").arg(b.tip_lag.as_millis().to_string());
         }
         if let Some(m) = pod.node_metrics {
             cmd.arg("--metrics-port").arg(m.port().to_string());

@@ -5,8 +5,9 @@
 //!   endpoint (`cardano_node_metrics_slotNum_int`) and compares it with the wall-clock slot of
 //!   the network ([`KesSchedule::sync_status`]): synced when the tip is at most
 //!   `SYNC_TOLERANCE` behind. A tip that cannot be read counts as not synced (a node whose
-//!   standing is unknown must not take over). Changes go to the Decider as
-//!   `Fact(NodeSync { synced })`, with a log line giving the figures and the reason.
+//!   standing is unknown must not take over). Every reading goes to the Decider as
+//!   `Fact(NodeSync { synced })` (a node restart clears its sync state, the next reading
+//!   restores it); each change is logged with the figures and the reason.
 //! - **Leader schedule.** It re-reads `LEADER_SCHEDULE` (cncli `leaderlog` JSON) whenever the
 //!   file's size or modification time changes and sends the slot times as
 //!   `Fact(LeaderScheduleChanged)`. A file that cannot be read or parsed is logged (naming the
@@ -166,8 +167,8 @@ struct Run {
     fact: Recipient<Fact>,
     metrics: Option<ChainMetrics>,
     report: ChainReportCell,
-    /// The last sync state reported (only changes are sent).
-    synced: Option<bool>,
+    /// The last sync state and whether the tip was readable (a change of either is logged).
+    synced: Option<(bool, bool)>,
     /// Size and modification time of the schedule file as last read (`None`: not read yet).
     file: Option<Option<(u64, SystemTime)>>,
     slots: Vec<LeaderSlot>,
@@ -210,7 +211,8 @@ impl Run {
                 m.lag.set(i64::try_from(s.lag_slots).unwrap_or(i64::MAX));
             }
         }
-        if self.synced != Some(synced) {
+        let standing = (synced, reading.is_ok());
+        if self.synced != Some(standing) {
             match &reading {
                 Ok(s) if s.synced => tracing::info!(
                     tip_slot = s.tip_slot,
@@ -228,9 +230,11 @@ impl Run {
                 ),
                 Err(why) => tracing::warn!(%why, "node not synced: its tip cannot be read"),
             }
-            self.synced = Some(synced);
-            self.fact.do_send(Fact::now(Event::NodeSync { synced }));
+            self.synced = Some(standing);
         }
+        // Every reading, not only changes: a node restart (`NodeDown`) clears the Decider's
+        // sync state, and the next reading must restore it.
+        self.fact.do_send(Fact::now(Event::NodeSync { synced }));
         if let Ok(mut r) = self.report.lock() {
             r.sync = reading.as_ref().ok().copied();
             r.sync_error = reading.err();
