@@ -6,7 +6,7 @@
 //!   to the synced standby, never to the lagging one;
 //! - schedule: a planned handover (the primary region set `Disabled`) is held while one of its
 //!   leader slots (`LEADER_SCHEDULE`, cncli leaderlog JSON) is within `HANDOVER_QUIET`, and
-//!   happens right after the slot.
+//!   happens right after the slot; a crash of the forger's node is never held.
 //!
 //! The scenarios run one at a time (each starts its own API servers and several processes).
 
@@ -327,6 +327,62 @@ async fn a_planned_handover_waits_for_our_leader_slot_and_happens_right_after_it
     assert!(east_log.contains("handover_held"), "{east_log}");
     let without_lease: usize = worlds.iter().map(|w| w.forging_without_lease().len()).sum();
     assert_safe(&events, without_lease, "(2)");
+
+    // (3) An unplanned stop is never held: east forges again (failback), has a slot 10 s
+    // ahead, and its node crashes: west takes over well before that slot.
+    cfcs.patch(
+        "pool-east",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"forgeState": "Priority-based"}})),
+    )
+    .await
+    .expect("patch east back");
+    wait_for(Duration::from_secs(30), || async {
+        forging_now(&worlds) == ["east-0"]
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "no failback to east: {:?}\n{}",
+            forging_now(&worlds),
+            logs(&worlds)
+        )
+    });
+    let slot_at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(10);
+    let slot_at = jiff::Timestamp::from_second(slot_at.as_second()).expect("whole second");
+    write_leaderlog(&schedule, Some(slot_at));
+    wait_for(Duration::from_secs(5), || async {
+        worlds[0]
+            .status(0)
+            .await
+            .is_some_and(|s| !s["chain"]["nextLeaderSlot"].is_null())
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the new schedule was not read\n{}", logs(&worlds)));
+    let since = forge_sim::timeline::unix_now_ns();
+    worlds[0].kill_node(0);
+    wait_for(Duration::from_secs(20), || async {
+        forging_now(&worlds) == ["west-0"]
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "west did not take over from the crash: {:?}\n{}",
+            forging_now(&worlds),
+            logs(&worlds)
+        )
+    });
+    let events: Vec<TimelineEvent> = worlds.iter().flat_map(|w| w.events()).collect();
+    let on = first_on(&events, "west-", since).expect("west started");
+    let slot_ns = u64::try_from(slot_at.as_nanosecond()).expect("after 1970");
+    eprintln!(
+        "(3) east's node killed with its slot at +{:.0} ms: west forging_on at +{:.0} ms",
+        (slot_ns.saturating_sub(since)) as f64 / 1e6,
+        (on - since) as f64 / 1e6
+    );
+    assert!(on < slot_ns, "the crash was held until the slot");
+    let without_lease: usize = worlds.iter().map(|w| w.forging_without_lease().len()).sum();
+    assert_safe(&events, without_lease, "(3)");
     for w in &mut worlds {
         w.stop();
     }
