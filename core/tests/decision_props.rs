@@ -666,6 +666,10 @@ enum Action {
     Node(usize, bool),
     /// Cluster i's health probe.
     Health(usize, bool),
+    /// Cluster i's node's sync reading (`REQUIRE_SYNC` is on in this world).
+    Sync(usize, bool),
+    /// Cluster i's leader schedule now has one slot this many ms from now.
+    Schedule(usize, i64),
     /// Time passes.
     Advance(u64),
 }
@@ -685,6 +689,11 @@ fn action_strategy(n: usize, with_unreachable: bool) -> impl Strategy<Value = Ac
         5 => (0..n).prop_map(Action::LandWrite),
         1 => (0..n, any::<bool>()).prop_map(|(i, up)| Action::Node(i, up)),
         1 => (0..n, any::<bool>()).prop_map(|(i, ok)| Action::Health(i, ok)),
+        // One arm for both (a union of more than ten arms refuses the zero weight above).
+        2 => prop_oneof![
+            (0..n, any::<bool>()).prop_map(|(i, synced)| Action::Sync(i, synced)),
+            (0..n, -2_000i64..90_000).prop_map(|(i, ms)| Action::Schedule(i, ms)),
+        ],
         2 => (0u64..6_000).prop_map(Action::Advance),
     ]
 }
@@ -722,10 +731,15 @@ impl World {
             .enumerate()
             .map(|(i, (st, p))| {
                 let peers: Vec<&String> = names.iter().filter(|n| **n != names[i]).collect();
-                let state = [Event::NodeUp, Event::CredentialsValid].into_iter().fold(
-                    State::new(DeciderConfig::multi_cluster(names[i].clone(), peers)),
-                    apply,
-                );
+                let mut config = DeciderConfig::multi_cluster(names[i].clone(), peers);
+                config.require_sync = true;
+                let state = [
+                    Event::NodeUp,
+                    Event::NodeSync { synced: true },
+                    Event::CredentialsValid,
+                ]
+                .into_iter()
+                .fold(State::new(config), apply);
                 Region {
                     name: names[i].clone(),
                     state,
@@ -891,6 +905,15 @@ impl World {
                 self.feed(i, Event::HealthResult { ok });
                 self.step(i);
             }
+            Action::Sync(i, synced) => {
+                self.feed(i, Event::NodeSync { synced });
+                self.step(i);
+            }
+            Action::Schedule(i, ms) => {
+                let slots = vec![wall_at(self.now) + SignedDuration::from_millis(ms)];
+                self.feed(i, Event::LeaderScheduleChanged { slots });
+                self.step(i);
+            }
             Action::Advance(ms) => {
                 self.now = self.now + Duration::from_millis(ms);
                 // Held leases are renewed meanwhile (their record changes).
@@ -925,6 +948,7 @@ impl World {
                 self.act(&Action::DeliverSpec(i));
                 self.act(&Action::LandWrite(i));
                 self.act(&Action::Node(i, true));
+                self.act(&Action::Sync(i, true));
             }
             for i in 0..n {
                 for j in 0..n {
@@ -949,8 +973,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases(400)))]
 
     /// Any interleaving of patches, spec deliveries, status writes landing late, peer reads,
-    /// node failures and health changes: never two regions forging at once (S1), including
-    /// through handovers (A forging, A patched Disabled: B waits for A's confirmation).
+    /// node failures, sync changes, leader schedules (held handovers) and health changes: never
+    /// two regions forging at once (S1), including through handovers (A forging, A patched
+    /// Disabled: B waits for A's confirmation, also while A's handover is held for a slot).
     #[test]
     fn no_two_regions_ever_forge_at_once(
         (initial, actions) in initial_strategy(false).prop_flat_map(|init| {
