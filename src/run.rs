@@ -237,7 +237,7 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         );
     }
     // The node's tip and our leader schedule (docs/cardano.md), when configured.
-    let chain_report = ChainReportCell::default();
+    let mut chain_report = None;
     if cfg.chain.node_metrics_url.is_some() || cfg.chain.leader_schedule.is_some() {
         let chain_metrics = ChainMetrics::register(&registry).context("chain metrics")?;
         let settings = ChainSettings {
@@ -247,7 +247,9 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
             schedule: network_slots.clone(),
             leader_schedule: cfg.chain.leader_schedule.clone(),
         };
-        let (fact, report) = (facts.clone(), chain_report.clone());
+        let report = ChainReportCell::default();
+        chain_report = Some(report.clone());
+        let fact = facts.clone();
         let _chain_watcher = Supervisor::start(move |_| {
             ChainWatcher::new(
                 settings.clone(),
@@ -371,18 +373,20 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     };
     // `cardano_forging_enabled` belongs to the NodeSignaller: it knows what the node was told
     // and, with the guard, what the node does.
-    decider_ctx.run(
-        Decider::new(
-            settings,
-            State::new(config),
-            clock,
-            out,
-            snapshot_tx,
-            Some(metrics),
-        )
-        .with_kes_report(kes_report)
-        .with_chain_report(chain_report),
-    );
+    let decider_actor = Decider::new(
+        settings,
+        State::new(config),
+        clock,
+        out,
+        snapshot_tx,
+        Some(metrics),
+    )
+    .with_kes_report(kes_report);
+    // `/status` shows `chain` only where the ChainWatcher runs.
+    decider_ctx.run(match chain_report {
+        Some(cell) => decider_actor.with_chain_report(cell),
+        None => decider_actor,
+    });
 
     actix::spawn(handle_signals(decider, cfg.shutdown_timeout, fail_safe, exit));
     Ok(())

@@ -348,7 +348,7 @@ keys! {
     APPLICATION_TYPE application_type [NetworkAndPool, OneOf(&["block-producer", "relay-only", "monitoring", "custom"]), "block-producer"]
         "What this node is (CardanoForgeCluster spec, metric label).";
     REQUIRE_SYNC require_sync [NetworkAndPool, Bool, "false"]
-        "Only a node whose tip is within SYNC_TOLERANCE of the wall-clock slot contends and forges; a forger that falls behind hands over (docs/cardano.md).";
+        "Only a node whose tip is within SYNC_TOLERANCE of the wall-clock slot contends and forges; a forger that falls behind hands over (docs/cardano.md). Needs the network's slots: built in, or SHELLEY_GENESIS.";
     SYNC_TOLERANCE sync_tolerance [NetworkAndPool, Seconds, "180"]
         "How far (as time) the node's tip slot may be behind the wall-clock slot and still count as synced.";
     NODE_METRICS_URL node_metrics_url [NetworkAndPool, Custom("an http:// URL with a host (the node serves plain HTTP)"), "http://127.0.0.1:12798/metrics"]

@@ -137,10 +137,23 @@ pub(crate) fn network(c: &mut Check) -> NetworkSettings {
     }
 }
 
-/// Chain awareness: `REQUIRE_SYNC`, `SYNC_TOLERANCE`, `NODE_METRICS_URL` (read only with
-/// `REQUIRE_SYNC` or when given), `SYNC_CHECK_INTERVAL`, `LEADER_SCHEDULE`, `HANDOVER_QUIET`.
-pub(crate) fn chain(c: &mut Check) -> ChainSettings {
+/// Chain awareness: `REQUIRE_SYNC` (only where the network's slots are known), `SYNC_TOLERANCE`,
+/// `NODE_METRICS_URL` (read only with `REQUIRE_SYNC` or when given), `SYNC_CHECK_INTERVAL`,
+/// `LEADER_SCHEDULE`, `HANDOVER_QUIET`.
+pub(crate) fn chain(c: &mut Check, network: &NetworkSettings) -> ChainSettings {
     let require_sync = c.flag(&keys::REQUIRE_SYNC);
+    if require_sync
+        && network.shelley_genesis.is_none()
+        && crate::cardano::KesSchedule::builtin(&network.name).is_none()
+    {
+        c.push(
+            keys::REQUIRE_SYNC.name,
+            format!(
+                "needs the wall-clock slot of network {:?}: set SHELLEY_GENESIS (built in only for mainnet, preprod, preview)",
+                network.name
+            ),
+        );
+    }
     let sync_tolerance = c.secs(&keys::SYNC_TOLERANCE);
     let given_url = c.optional(&keys::NODE_METRICS_URL);
     let url = given_url.unwrap_or(keys::NODE_METRICS_URL.default);

@@ -586,4 +586,23 @@ fn chain_awareness_is_off_by_default_and_reads_its_keys() {
         let err = validate(&with_pod(&[(key, bad)])).expect_err(key).to_string();
         assert!(err.contains(key) && err.contains(bad), "{err}");
     }
+    // A custom network's slots come only from its genesis.
+    let custom = [
+        ("REQUIRE_SYNC", "true"),
+        ("CARDANO_NETWORK", "sancho"),
+        ("NETWORK_MAGIC", "4"),
+    ];
+    let err = validate(&with_pod(&custom)).expect_err("no slots").to_string();
+    assert!(
+        err.contains("REQUIRE_SYNC") && err.contains("SHELLEY_GENESIS"),
+        "{err}"
+    );
+    let mut with_genesis = custom.to_vec();
+    with_genesis.push(("SHELLEY_GENESIS", "/cfg/shelley-genesis.json"));
+    assert!(
+        validate(&with_pod(&with_genesis))
+            .expect("valid")
+            .chain
+            .require_sync
+    );
 }
