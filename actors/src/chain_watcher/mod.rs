@@ -13,7 +13,7 @@
 //!   `Fact(LeaderScheduleChanged)`. A file that cannot be read or parsed is logged (naming the
 //!   file and the field) and sent as an empty schedule, which holds nothing back.
 //!
-//! Metrics: `cardano_node_tip_slot`, `cardano_node_slot_lag`, `cardano_node_synced` (1, 0),
+//! Metrics: `forge_manager_node_tip_slot`, `forge_manager_node_slot_lag`, `forge_manager_node_synced` (1, 0),
 //! `cardano_leader_next_slot_timestamp_seconds` (0 when no slot is ahead) and
 //! `forge_manager_leader_schedule_slots`. `/status` shows the same figures (`chain`).
 
@@ -85,15 +85,15 @@ impl ChainMetrics {
     /// Registers them in `registry`.
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let tip = IntGauge::new(
-            "cardano_node_tip_slot",
+            "forge_manager_node_tip_slot",
             "The slot of the local node's tip, as last read.",
         )?;
         let lag = IntGauge::new(
-            "cardano_node_slot_lag",
+            "forge_manager_node_slot_lag",
             "Slots the local node's tip is behind the wall-clock slot (0 when at or ahead).",
         )?;
         let synced = IntGauge::new(
-            "cardano_node_synced",
+            "forge_manager_node_synced",
             "1 when the node's tip is within SYNC_TOLERANCE of the wall-clock slot, else 0 (also when it cannot be read).",
         )?;
         let next_slot = Gauge::new(
