@@ -109,9 +109,14 @@ async fn a_lagging_node_is_not_elected_and_a_forger_that_falls_behind_hands_over
         .expect("lag in /status");
     assert!((600..700).contains(&lag), "{status}");
     let metrics = w.metrics(0).await.unwrap_or_default();
-    assert!(metrics.lines().any(|l| l == "forge_manager_node_synced 0"), "{metrics}");
     assert!(
-        metrics.lines().any(|l| l.starts_with("forge_manager_node_slot_lag 6")),
+        metrics.lines().any(|l| l == "forge_manager_node_synced 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("forge_manager_node_slot_lag 6")),
         "{metrics}"
     );
     let log0 = w.manager_log(0);
