@@ -3,7 +3,8 @@
 //!
 //! - sync: with `REQUIRE_SYNC`, a node whose tip lags (the simulator's metrics endpoint serves
 //!   mainnet's slot less a lag) is not elected, and a forger whose node falls behind hands over
-//!   to the synced standby, never to the lagging one;
+//!   to the synced standby, never to the lagging one; across regions, a primary whose node falls
+//!   behind hands over to the synced region and fails back once it has caught up;
 //! - schedule: a planned handover (the primary region set `Disabled`) is held while one of its
 //!   leader slots (`LEADER_SCHEDULE`, cncli leaderlog JSON) is within `HANDOVER_QUIET`, and
 //!   happens right after the slot; a crash of the forger's node is never held.
@@ -388,6 +389,108 @@ async fn a_planned_handover_waits_for_our_leader_slot_and_happens_right_after_it
     assert!(on < slot_ns, "the crash was held until the slot");
     let without_lease: usize = worlds.iter().map(|w| w.forging_without_lease().len()).sum();
     assert_safe(&events, without_lease, "(3)");
+    for w in &mut worlds {
+        w.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_region_whose_node_falls_behind_hands_over_to_the_synced_region() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let test = "a_primary_region_whose_node_falls_behind_hands_over_to_the_synced_region";
+    if forge_sim::apiserver::skipped(test) {
+        return;
+    }
+    forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
+    let sync_env = |_: &str| -> Vec<(String, String)> {
+        vec![
+            ("REQUIRE_SYNC".into(), "true".into()),
+            ("SYNC_TOLERANCE".into(), "60".into()),
+            ("SYNC_CHECK_INTERVAL".into(), "300ms".into()),
+        ]
+    };
+    let (mut worlds, _links) = start_regions(
+        &[("east", 1), ("west", 2)],
+        |_| {
+            let mut o = WorldOptions::realistic(exe(), 1);
+            o.node_metrics = true;
+            o
+        },
+        sync_env,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{test}: {e}"));
+    let forging_now = |ws: &[World]| ws.iter().flat_map(|w| w.forging_now()).collect::<Vec<_>>();
+    let logs = |ws: &[World]| {
+        ws.iter()
+            .map(|w| format!("--- {}\n{}", w.pods[0].name, w.manager_log(0)))
+            .collect::<String>()
+    };
+    wait_for(Duration::from_secs(30), || async {
+        forging_now(&worlds) == ["east-0"]
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "east does not forge alone: {:?}\n{}",
+            forging_now(&worlds),
+            logs(&worlds)
+        )
+    });
+
+    // East's node falls ten minutes behind: east stops, says node_not_synced (not a
+    // contender), and the synced west takes over on that evidence.
+    let since = forge_sim::timeline::unix_now_ns();
+    worlds[0]
+        .node_tip(0, "lag 600000")
+        .await
+        .expect("east falls behind");
+    wait_for(Duration::from_secs(30), || async {
+        forging_now(&worlds) == ["west-0"]
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "west did not take over: {:?}\n{}",
+            forging_now(&worlds),
+            logs(&worlds)
+        )
+    });
+    let events: Vec<TimelineEvent> = worlds.iter().flat_map(|w| w.events()).collect();
+    let off = first_off(&events, "east-", since).expect("east stopped");
+    let on = first_on(&events, "west-", since).expect("west started");
+    eprintln!(
+        "(1) east behind: east forging_off after {:.0} ms, west forging_on after {:.0} ms",
+        (off - since) as f64 / 1e6,
+        (on - since) as f64 / 1e6
+    );
+    assert!(off < on, "break before make");
+    assert!(
+        (on - since) as f64 / 1e6 < 20_000.0,
+        "cross-region handover took too long"
+    );
+    let east = worlds[0].status(0).await.expect("east /status");
+    assert_eq!(east["reason"], "node_not_synced", "{east}");
+    let without_lease: usize = worlds.iter().map(|w| w.forging_without_lease().len()).sum();
+    assert_safe(&events, without_lease, "(1)");
+
+    // East catches up: Priority-based, it is the better region again and fails back (a planned
+    // handover for west, which has no schedule).
+    let since = forge_sim::timeline::unix_now_ns();
+    worlds[0].node_tip(0, "resume").await.expect("east catches up");
+    wait_for(Duration::from_secs(30), || async {
+        forging_now(&worlds) == ["east-0"]
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no failback: {:?}\n{}", forging_now(&worlds), logs(&worlds)));
+    let events: Vec<TimelineEvent> = worlds.iter().flat_map(|w| w.events()).collect();
+    let on = first_on(&events, "east-", since).expect("east started again");
+    eprintln!(
+        "(2) east synced again: forging after {:.0} ms",
+        (on - since) as f64 / 1e6
+    );
+    let without_lease: usize = worlds.iter().map(|w| w.forging_without_lease().len()).sum();
+    assert_safe(&events, without_lease, "(2)");
     for w in &mut worlds {
         w.stop();
     }
