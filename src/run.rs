@@ -25,6 +25,7 @@ use forge_actors::{
         kube_object::NamedObject,
         process::ProcFs,
     },
+    chain_watcher::{ChainMetrics, ChainReportCell, ChainSettings, ChainWatcher},
     clock::Clock,
     cluster_metrics::ClusterMetrics,
     cluster_watcher::{ClusterObject, ClusterWatcher},
@@ -43,7 +44,7 @@ use forge_actors::{
 use forge_core::{
     config::{LogFormat, LogLevel, ValidConfig},
     crd::{ApplicationSpec, CardanoForgeClusterSpec, ForgeState, HealthCheckSpec, NetworkSpec, PoolSpec},
-    decision::{DEFAULT_HEARTBEAT_FRESH_FOR, DeciderConfig, State},
+    decision::{DEFAULT_HEARTBEAT_FRESH_FOR, DEFAULT_SLOT_LENGTH, DeciderConfig, State},
 };
 use prometheus::Registry;
 use rustix::process::Signal;
@@ -228,13 +229,43 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     });
     // The source certificate's KES figures, for `/status`.
     let kes_report = forge_actors::credential_keeper::KesReportCell::default();
+    let network_slots = kes_schedule(&cfg.network).map_err(anyhow::Error::msg)?;
+    if cfg.chain.require_sync && network_slots.is_none() {
+        anyhow::bail!(
+            "REQUIRE_SYNC: the wall-clock slot of network {:?} is unknown; set SHELLEY_GENESIS",
+            cfg.network.name
+        );
+    }
+    // The node's tip and our leader schedule (docs/cardano.md), when configured.
+    let mut chain_report = None;
+    if cfg.chain.node_metrics_url.is_some() || cfg.chain.leader_schedule.is_some() {
+        let chain_metrics = ChainMetrics::register(&registry).context("chain metrics")?;
+        let settings = ChainSettings {
+            metrics_url: cfg.chain.node_metrics_url.clone(),
+            tolerance: cfg.chain.sync_tolerance,
+            interval: cfg.chain.sync_check_interval,
+            schedule: network_slots.clone(),
+            leader_schedule: cfg.chain.leader_schedule.clone(),
+        };
+        let report = ChainReportCell::default();
+        chain_report = Some(report.clone());
+        let fact = facts.clone();
+        let _chain_watcher = Supervisor::start(move |_| {
+            ChainWatcher::new(
+                settings.clone(),
+                fact.clone(),
+                Some(chain_metrics.clone()),
+                report.clone(),
+            )
+        });
+    }
     let keeper = Supervisor::start({
         let kes_report = kes_report.clone();
         let sources = cfg.credentials.source.clone();
         let targets = cfg.credentials.target.clone();
         let (m, fact, rotated) = (metrics.clone(), facts.clone(), decider.clone().recipient());
         let (kes, events) = (
-            kes_schedule(&cfg.network).map_err(anyhow::Error::msg)?,
+            network_slots.clone(),
             KeeperEvents::new(kube.clone(), &cfg.namespace, &cfg.pod_name),
         );
         move |_| {
@@ -314,9 +345,13 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         cluster: cfg.names.cluster.clone(),
         cluster_management: cfg.cluster.management_enabled,
         peers: cfg.peers.iter().map(|p| p.name.clone()).collect(),
-        require_sync: false,
+        require_sync: cfg.chain.require_sync,
         heartbeat_fresh_for: DEFAULT_HEARTBEAT_FRESH_FOR,
         lease: cfg.lease,
+        handover_quiet: cfg.chain.handover_quiet,
+        slot_length: network_slots
+            .as_ref()
+            .map_or(DEFAULT_SLOT_LENGTH, |n| Duration::from_millis(n.slot_millis)),
     };
     let settings = DeciderSettings {
         pod: cfg.pod_name.clone(),
@@ -338,17 +373,20 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     };
     // `cardano_forging_enabled` belongs to the NodeSignaller: it knows what the node was told
     // and, with the guard, what the node does.
-    decider_ctx.run(
-        Decider::new(
-            settings,
-            State::new(config),
-            clock,
-            out,
-            snapshot_tx,
-            Some(metrics),
-        )
-        .with_kes_report(kes_report),
-    );
+    let decider_actor = Decider::new(
+        settings,
+        State::new(config),
+        clock,
+        out,
+        snapshot_tx,
+        Some(metrics),
+    )
+    .with_kes_report(kes_report);
+    // `/status` shows `chain` only where the ChainWatcher runs.
+    decider_ctx.run(match chain_report {
+        Some(cell) => decider_actor.with_chain_report(cell),
+        None => decider_actor,
+    });
 
     actix::spawn(handle_signals(decider, cfg.shutdown_timeout, fail_safe, exit));
     Ok(())

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod adapters;
+pub mod chain_watcher;
 pub mod clock;
 pub mod cluster_metrics;
 pub mod cluster_watcher;

@@ -157,6 +157,8 @@ enum Gen {
     PeerObserved(usize, Option<Box<CardanoForgeClusterStatus>>, Option<i64>, u64),
     PeerUnreachable(usize),
     PeerLease(usize, bool, u8),
+    /// Leader slots starting this many ms from now (negative: in the past).
+    Schedule(Vec<i64>),
     Tick,
 }
 
@@ -183,6 +185,7 @@ fn gen_strategy() -> impl Strategy<Value = Gen> {
             .prop_map(|(p, s, g, ago)| Gen::PeerObserved(p, s.map(Box::new), g, ago)),
         (0usize..3).prop_map(Gen::PeerUnreachable),
         (0usize..3, any::<bool>(), 0u8..3).prop_map(|(p, vacant, n)| Gen::PeerLease(p, vacant, n)),
+        proptest::collection::vec(-5_000i64..120_000, 0..4).prop_map(Gen::Schedule),
         Just(Gen::Tick),
     ]
 }
@@ -233,6 +236,12 @@ fn to_event(g: Gen, now: Mono) -> Event {
             },
             sent_at: now,
             received_at: now,
+        },
+        Gen::Schedule(offsets) => Event::LeaderScheduleChanged {
+            slots: offsets
+                .into_iter()
+                .map(|ms| wall_at(now) + SignedDuration::from_millis(ms))
+                .collect(),
         },
         Gen::Tick => Event::Tick,
     }
@@ -342,8 +351,28 @@ fn check_decision(s: &State, d: &Decision, now: Mono) -> Result<(), TestCaseErro
         prop_assert!(d.reason.is_forging());
         match &s.cluster {
             ClusterPolicy::Unmanaged => prop_assert_eq!(&d.reason, &Reason::SingleClusterLeader),
-            ClusterPolicy::Spec { .. } => prop_assert!(d.effective_state != ForgeState::Disabled),
+            ClusterPolicy::Spec { .. } => {
+                let held = matches!(d.reason, Reason::HandoverHeld { .. });
+                prop_assert!(d.effective_state != ForgeState::Disabled || held);
+            }
             other => prop_assert!(false, "forging with cluster policy {:?}", other),
+        }
+        if let Reason::HandoverHeld { planned, slot_at } = &d.reason {
+            // Held only while already forging, for a planned reason, with one of our slots
+            // starting within the quiet window and not yet ended.
+            prop_assert!(s.forging, "a hold started forging");
+            prop_assert!(
+                matches!(**planned, Reason::ClusterDisabled | Reason::OverrideDisabled)
+                    || matches!(**planned, Reason::YieldingToPeer { .. })
+                        && s.health.consecutive_failures == 0,
+                "held an unplanned stop {:?}",
+                planned
+            );
+            prop_assert!(s.leader_slots.contains(slot_at));
+            let ahead = slot_at.duration_since(wall_at(now));
+            prop_assert!(ahead <= SignedDuration::try_from(s.config.handover_quiet).expect("small"));
+            prop_assert!(ahead > -SignedDuration::try_from(s.config.slot_length).expect("small"));
+            prop_assert!(d.next_wake.is_some());
         }
     } else {
         prop_assert!(
@@ -392,6 +421,84 @@ proptest! {
             prop_assert_eq!(&shut[..2], &[Command::Remove, Command::Reload { reason: ReloadReason::Shutdown }]);
             prop_assert_eq!(shut.last(), Some(&Command::Release));
             prev = d;
+        }
+    }
+
+    /// A forging cluster told to stop holds exactly when the stop is planned and one of our
+    /// leader slots starts within the quiet window and has not ended; the hold ends with the
+    /// slot; an unplanned stop is never held.
+    #[test]
+    fn a_handover_is_held_exactly_while_a_leader_slot_is_near_and_only_when_planned(
+        slot_ms in -3_000i64..150_000,
+        quiet_s in 1u64..120,
+        cause in 0usize..7,
+        now_ms in 1_000u64..50_000,
+    ) {
+        let now = Mono::from_millis(now_ms);
+        let wall = wall_at(now);
+        let mut c = DeciderConfig::multi_cluster(ME, ["c1"]);
+        c.handover_quiet = Duration::from_secs(quiet_s);
+        let mut s = State::new(c);
+        for e in [
+            Event::NodeUp,
+            Event::CredentialsValid,
+            Event::LeaseAcquired { deadline: now + Duration::from_secs(1_000) },
+            Event::ClusterSpecChanged { spec: Box::new(spec(1, ForgeState::PriorityBased)), generation: Some(1) },
+            Event::StatusWritten { forging_enabled: true, at: now },
+            Event::PeerObserved {
+                cluster: "c1".into(),
+                status: Some(Box::new(CardanoForgeClusterStatus {
+                    effective_state: Some(ForgeState::PriorityBased),
+                    effective_priority: Some(5),
+                    forging_enabled: Some(false),
+                    observed_generation: Some(1),
+                    reason: Some("yielding_to_peer".into()),
+                    ..Default::default()
+                })),
+                generation: Some(1),
+                read_at: now,
+            },
+        ] {
+            s = apply(s, e);
+        }
+        prop_assert!(decide(&s, now, wall).forge);
+        s = apply(s, Event::Committed { forge: true });
+        s = apply(s, Event::LeaderScheduleChanged { slots: vec![wall + SignedDuration::from_millis(slot_ms)] });
+        let better_peer = Event::PeerObserved {
+            cluster: "c1".into(),
+            status: Some(Box::new(CardanoForgeClusterStatus {
+                effective_state: Some(ForgeState::PriorityBased),
+                effective_priority: Some(0),
+                forging_enabled: Some(false),
+                observed_generation: Some(2),
+                reason: Some("yielding_to_peer".into()),
+                ..Default::default()
+            })),
+            generation: Some(2),
+            read_at: now,
+        };
+        let (planned, events) = match cause {
+            0 => (true, vec![Event::ClusterSpecChanged { spec: Box::new(spec(1, ForgeState::Disabled)), generation: Some(2) }]),
+            1 => (true, vec![better_peer]),
+            2 => (false, vec![better_peer, Event::HealthResult { ok: false }]),
+            3 => (false, vec![Event::NodeDown]),
+            4 => (false, vec![Event::LeaseLost { holder: None }]),
+            5 => (false, vec![Event::CredentialsInvalid { why: "x".into() }]),
+            _ => (false, vec![Event::ClusterSpecUnavailable { why: "x".into() }]),
+        };
+        for e in events {
+            s = apply(s, e);
+        }
+        let near = slot_ms > -1_000 && slot_ms <= i64::try_from(quiet_s * 1_000).expect("small");
+        let d = decide(&s, now, wall);
+        prop_assert_eq!(d.forge, planned && near, "{:?}", d.reason);
+        prop_assert_eq!(matches!(d.reason, Reason::HandoverHeld { .. }), planned && near);
+        if d.forge {
+            // It wakes when the slot has ended, and the handover goes ahead then.
+            let w = d.next_wake.expect("a hold wakes");
+            prop_assert_eq!(w, now + Duration::from_millis(u64::try_from(slot_ms + 1_000).expect("positive")));
+            let later = decide(&s, w, wall_at(w));
+            prop_assert!(!later.forge, "{:?}", later.reason);
         }
     }
 
@@ -559,6 +666,10 @@ enum Action {
     Node(usize, bool),
     /// Cluster i's health probe.
     Health(usize, bool),
+    /// Cluster i's node's sync reading (`REQUIRE_SYNC` is on in this world).
+    Sync(usize, bool),
+    /// Cluster i's leader schedule now has one slot this many ms from now.
+    Schedule(usize, i64),
     /// Time passes.
     Advance(u64),
 }
@@ -578,6 +689,11 @@ fn action_strategy(n: usize, with_unreachable: bool) -> impl Strategy<Value = Ac
         5 => (0..n).prop_map(Action::LandWrite),
         1 => (0..n, any::<bool>()).prop_map(|(i, up)| Action::Node(i, up)),
         1 => (0..n, any::<bool>()).prop_map(|(i, ok)| Action::Health(i, ok)),
+        // One arm for both (a union of more than ten arms refuses the zero weight above).
+        2 => prop_oneof![
+            (0..n, any::<bool>()).prop_map(|(i, synced)| Action::Sync(i, synced)),
+            (0..n, -2_000i64..90_000).prop_map(|(i, ms)| Action::Schedule(i, ms)),
+        ],
         2 => (0u64..6_000).prop_map(Action::Advance),
     ]
 }
@@ -615,10 +731,15 @@ impl World {
             .enumerate()
             .map(|(i, (st, p))| {
                 let peers: Vec<&String> = names.iter().filter(|n| **n != names[i]).collect();
-                let state = [Event::NodeUp, Event::CredentialsValid].into_iter().fold(
-                    State::new(DeciderConfig::multi_cluster(names[i].clone(), peers)),
-                    apply,
-                );
+                let mut config = DeciderConfig::multi_cluster(names[i].clone(), peers);
+                config.require_sync = true;
+                let state = [
+                    Event::NodeUp,
+                    Event::NodeSync { synced: true },
+                    Event::CredentialsValid,
+                ]
+                .into_iter()
+                .fold(State::new(config), apply);
                 Region {
                     name: names[i].clone(),
                     state,
@@ -784,6 +905,15 @@ impl World {
                 self.feed(i, Event::HealthResult { ok });
                 self.step(i);
             }
+            Action::Sync(i, synced) => {
+                self.feed(i, Event::NodeSync { synced });
+                self.step(i);
+            }
+            Action::Schedule(i, ms) => {
+                let slots = vec![wall_at(self.now) + SignedDuration::from_millis(ms)];
+                self.feed(i, Event::LeaderScheduleChanged { slots });
+                self.step(i);
+            }
             Action::Advance(ms) => {
                 self.now = self.now + Duration::from_millis(ms);
                 // Held leases are renewed meanwhile (their record changes).
@@ -818,6 +948,7 @@ impl World {
                 self.act(&Action::DeliverSpec(i));
                 self.act(&Action::LandWrite(i));
                 self.act(&Action::Node(i, true));
+                self.act(&Action::Sync(i, true));
             }
             for i in 0..n {
                 for j in 0..n {
@@ -842,8 +973,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases(400)))]
 
     /// Any interleaving of patches, spec deliveries, status writes landing late, peer reads,
-    /// node failures and health changes: never two regions forging at once (S1), including
-    /// through handovers (A forging, A patched Disabled: B waits for A's confirmation).
+    /// node failures, sync changes, leader schedules (held handovers) and health changes: never
+    /// two regions forging at once (S1), including through handovers (A forging, A patched
+    /// Disabled: B waits for A's confirmation, also while A's handover is held for a slot).
     #[test]
     fn no_two_regions_ever_forge_at_once(
         (initial, actions) in initial_strategy(false).prop_flat_map(|init| {

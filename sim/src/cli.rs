@@ -115,9 +115,13 @@ pub enum SimCommand {
         #[arg(long, value_name = "N")]
         socket_backlog: Option<u32>,
         /// A Unix control socket taking one-line commands: `stall MS` (hang: no signal handled, no
-        /// connection accepted, forging unchanged), answered `ok`.
+        /// connection accepted, forging unchanged), `lag MS`, `freeze`, `resume` (the chain tip
+        /// on the metrics endpoint), answered `ok`.
         #[arg(long, value_name = "PATH")]
         control: Option<PathBuf>,
+        /// Start with the chain tip this many ms behind the wall clock (`lag MS` later).
+        #[arg(long, value_name = "MS", default_value_t = 0)]
+        tip_lag_ms: u64,
     },
     /// The 3-replica demo: a real API server, three `forge-manager run` sidecars and three node
     /// simulators; shows who forges, hands over gracefully (SIGTERM to the leader's sidecar),
@@ -303,6 +307,7 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
             close_socket_early,
             socket_backlog,
             control,
+            tip_lag_ms,
         } => {
             let handler_delay = Duration::from_millis(handler_delay_ms);
             if !handler_delay.is_zero() && sighup_ignored() {
@@ -341,6 +346,7 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
                     socket_backlog,
                     control,
                     external_handler: true,
+                    tip_lag: Duration::from_millis(tip_lag_ms),
                 },
             )
             .await

@@ -29,6 +29,11 @@
 //!   handles no signal and accepts no connection (the listen backlog fills; with
 //!   [`NodeBehaviour::socket_backlog`] small, new connections are then refused), and forging stays
 //!   as it was, as a hung node's would. Signals received meanwhile are handled afterwards.
+//! - The chain tip: the metrics endpoint serves `cardano_node_metrics_slotNum_int`, mainnet's
+//!   wall-clock slot rounded down to a multiple of 20 (a block every 20 s on average, so even a
+//!   synced tip trails by up to 19 slots). `lag MS` on the control socket makes the tip run that
+//!   far behind; `freeze` stops it where it is (a node that stopped adopting blocks falls
+//!   further behind every second); `resume` brings it back in sync.
 //! - Every event goes to the timeline file (docs/architecture.md, "Test world") with the node's PID and start time, and
 //!   the node prints the log lines cardano-node prints (the node guard parses them). Key contents
 //!   are never printed.
@@ -109,11 +114,14 @@ pub struct NodeBehaviour {
     /// The listen backlog of the node socket (None: tokio's default, 1024). A small one makes a
     /// stalled node refuse connections soon.
     pub socket_backlog: Option<u32>,
-    /// A Unix control socket taking one-line commands: `stall MS` (answered `ok`).
+    /// A Unix control socket taking one-line commands: `stall MS`, `lag MS`, `freeze`, `resume`
+    /// (answered `ok`).
     pub control: Option<PathBuf>,
     /// The embedding process installs the real SIGHUP handler itself after `handler_delay` and
     /// then calls [`NodeHandle::handler_installed`] (the CLI does; in-process, leave it false).
     pub external_handler: bool,
+    /// The chain tip starts this far behind the wall clock (see [`Tip`]).
+    pub tip_lag: Duration,
 }
 
 /// A latency: a fixed value or a range `[min, max]` drawn uniformly. Parsed from milliseconds,
@@ -584,13 +592,17 @@ impl NodeSim {
             )
         };
         let mut tasks = Vec::new();
+        let tip = Arc::new(Mutex::new(Tip {
+            lag: node.behaviour.tip_lag,
+            frozen: None,
+        }));
         let metrics = match opts.metrics_port {
             Some(port) => {
                 let l = TcpListener::bind(("127.0.0.1", port))
                     .await
                     .map_err(io(format!("binding metrics port {port}")))?;
                 let addr = l.local_addr().map_err(io("metrics local_addr".into()))?;
-                tasks.push(tokio::spawn(serve_metrics(l, forging_rx.clone())));
+                tasks.push(tokio::spawn(serve_metrics(l, forging_rx.clone(), tip.clone())));
                 Some(addr)
             }
             None => None,
@@ -602,7 +614,7 @@ impl NodeSim {
                 std::fs::remove_file(path).map_err(io(format!("removing stale {}", path.display())))?;
             }
             let l = UnixListener::bind(path).map_err(io(format!("binding {}", path.display())))?;
-            tasks.push(tokio::spawn(serve_node_control(l, stall_tx.clone())));
+            tasks.push(tokio::spawn(serve_node_control(l, stall_tx.clone(), tip.clone())));
         }
         node.say("Notice", &format!("Starting cardano-node simulator ({mode})"));
         if let Some(a) = metrics {
@@ -935,10 +947,63 @@ fn consensus_started(node: &mut Node) -> Result<(), NodeError> {
     Ok(())
 }
 
-/// The node's control socket: one-line commands, `stall MS` (answered `ok` or `error: ...`).
-async fn serve_node_control(listener: UnixListener, stall: mpsc::UnboundedSender<Duration>) {
+/// The simulated chain tip (module docs): in sync, a fixed lag behind, or frozen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tip {
+    /// How far behind the wall clock the tip runs.
+    pub lag: Duration,
+    /// Where the tip stopped, when frozen.
+    pub frozen: Option<u64>,
+}
+
+/// Blocks come every 20 slots on average (mainnet's active slot coefficient of 1/20).
+const BLOCK_SLOTS: u64 = 20;
+
+impl Tip {
+    /// The tip slot at wall time `now`.
+    pub fn slot(&self, now: jiff::Timestamp) -> u64 {
+        self.frozen.unwrap_or_else(|| {
+            let then = now - jiff::SignedDuration::try_from(self.lag).unwrap_or_default();
+            forge_core::cardano::KesSchedule::mainnet().slot_at(then) / BLOCK_SLOTS * BLOCK_SLOTS
+        })
+    }
+
+    /// Applies a control command (`lag MS`, `freeze`, `resume`); `None` if it is not one.
+    fn command(&mut self, words: &[&str]) -> Option<Result<(), String>> {
+        match words {
+            ["lag", ms] => Some(match ms.parse::<u64>() {
+                Ok(ms) => {
+                    *self = Tip {
+                        lag: Duration::from_millis(ms),
+                        frozen: None,
+                    };
+                    Ok(())
+                }
+                Err(_) => Err(format!("lag takes milliseconds, not {ms:?}")),
+            }),
+            ["freeze"] => {
+                self.frozen = Some(self.slot(jiff::Timestamp::now()));
+                Some(Ok(()))
+            }
+            ["resume"] => {
+                *self = Tip::default();
+                Some(Ok(()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The node's control socket: one-line commands, `stall MS` and the tip's `lag MS`, `freeze`,
+/// `resume` (answered `ok` or `error: ...`).
+async fn serve_node_control(
+    listener: UnixListener,
+    stall: mpsc::UnboundedSender<Duration>,
+    tip: Arc<Mutex<Tip>>,
+) {
     while let Ok((stream, _)) = listener.accept().await {
         let stall = stall.clone();
+        let tip = tip.clone();
         tokio::spawn(async move {
             let (r, mut w) = stream.into_split();
             let mut lines = BufReader::new(r).lines();
@@ -955,7 +1020,13 @@ async fn serve_node_control(listener: UnixListener, stall: mpsc::UnboundedSender
                         }
                         Err(_) => format!("error: stall takes milliseconds, not {ms:?}"),
                     },
-                    _ => format!("error: unknown command {line:?} (expected: stall MS)"),
+                    words => match tip.lock().unwrap_or_else(|p| p.into_inner()).command(words) {
+                        Some(Ok(())) => "ok".to_owned(),
+                        Some(Err(e)) => format!("error: {e}"),
+                        None => format!(
+                            "error: unknown command {line:?} (expected: stall MS, lag MS, freeze, resume)"
+                        ),
+                    },
                 };
                 if w.write_all(format!("{reply}\n").as_bytes()).await.is_err() {
                     break;
@@ -965,9 +1036,13 @@ async fn serve_node_control(listener: UnixListener, stall: mpsc::UnboundedSender
     }
 }
 
-async fn serve_metrics(listener: TcpListener, forging: watch::Receiver<bool>) {
+async fn serve_metrics(listener: TcpListener, forging: watch::Receiver<bool>, tip: Arc<Mutex<Tip>>) {
     while let Ok((mut conn, _)) = listener.accept().await {
         let forging = forging.clone();
+        let tip = tip
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .slot(jiff::Timestamp::now());
         tokio::spawn(async move {
             let mut req = Vec::new();
             let mut buf = [0u8; 1024];
@@ -984,7 +1059,10 @@ async fn serve_metrics(listener: TcpListener, forging: watch::Receiver<bool>) {
                 (
                     "200 OK",
                     format!(
-                        "# TYPE cardano_node_metrics_forging_enabled gauge\ncardano_node_metrics_forging_enabled {v}\n"
+                        "# TYPE cardano_node_metrics_forging_enabled gauge\ncardano_node_metrics_forging_enabled {v}\n\
+                         # TYPE cardano_node_metrics_slotNum_int gauge\ncardano_node_metrics_slotNum_int {tip}\n\
+                         # TYPE cardano_node_metrics_blockNum_int gauge\ncardano_node_metrics_blockNum_int {}\n",
+                        tip / BLOCK_SLOTS
                     ),
                 )
             } else {

@@ -368,6 +368,10 @@ impl World {
             ("LOG_LEVEL", "INFO".into()),
             ("RUST_BACKTRACE", "1".into()),
         ]);
+        // The manager reads its own node's tip when the node serves metrics.
+        if let Some(m) = pod.node_metrics {
+            cmd.env("NODE_METRICS_URL", format!("http://{m}/metrics"));
+        }
         cmd.envs(o.extra_env.iter().map(|(k, v)| (k.clone(), v.clone())));
         self.output(&mut cmd, &pod.dir.join("manager.log"))?;
         spawn_tied(cmd).map_err(|e| other(format!("spawning {}: {e}", o.exe.display())))
@@ -470,6 +474,9 @@ impl World {
         }
         if let Some(n) = b.socket_backlog {
             cmd.arg("--socket-backlog").arg(n.to_string());
+        }
+        if !b.tip_lag.is_zero() {
+            cmd.arg("--tip-lag-ms").arg(b.tip_lag.as_millis().to_string());
         }
         if let Some(m) = pod.node_metrics {
             cmd.arg("--metrics-port").arg(m.port().to_string());
@@ -604,11 +611,22 @@ impl World {
     /// accepted, forging unchanged; see [`NodeBehaviour::socket_backlog`] to make connections
     /// fail soon).
     pub async fn stall_node(&self, i: usize, d: Duration) -> Result<(), WorldError> {
+        self.node_command(i, &format!("stall {}", d.as_millis())).await
+    }
+
+    /// Moves pod `i`'s node's chain tip (served on its metrics endpoint,
+    /// [`WorldOptions::node_metrics`]): `lag MS` (runs that far behind), `freeze` (stops, so it
+    /// falls further behind), `resume` (in sync again).
+    pub async fn node_tip(&self, i: usize, command: &str) -> Result<(), WorldError> {
+        self.node_command(i, command).await
+    }
+
+    /// Sends one line to pod `i`'s node control socket and expects `ok`.
+    async fn node_command(&self, i: usize, line: &str) -> Result<(), WorldError> {
         let path = self.pods[i].node_control();
         let fut = async {
             let mut s = tokio::net::UnixStream::connect(&path).await?;
-            s.write_all(format!("stall {}\n", d.as_millis()).as_bytes())
-                .await?;
+            s.write_all(format!("{line}\n").as_bytes()).await?;
             let mut answer = Vec::new();
             let mut buf = [0u8; 64];
             while !answer.contains(&b'\n') {
@@ -622,7 +640,7 @@ impl World {
         };
         match tokio::time::timeout(Duration::from_secs(2), fut).await {
             Ok(Ok(a)) if a == "ok" => Ok(()),
-            Ok(Ok(a)) => Err(other(format!("{}: stall refused: {a}", self.pods[i].name))),
+            Ok(Ok(a)) => Err(other(format!("{}: {line:?} refused: {a}", self.pods[i].name))),
             Ok(Err(e)) => Err(other(format!("{}: {}: {e}", self.pods[i].name, path.display()))),
             Err(_) => Err(other(format!(
                 "{}: no answer on {}",

@@ -292,6 +292,55 @@ async fn the_metrics_endpoint_reports_the_forging_state() {
     node.stop().await.expect("stop");
 }
 
+fn served_tip(body: &str) -> u64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix("cardano_node_metrics_slotNum_int "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no tip in {body}"))
+}
+
+#[tokio::test]
+async fn the_tip_follows_mainnet_slots_and_can_lag_freeze_and_resume() {
+    let w = World::new();
+    let mut o = w.opts("tip");
+    o.metrics_port = Some(0);
+    let path = w.dir.path().join("tip.control");
+    let b = NodeBehaviour {
+        control: Some(path.clone()),
+        ..NodeBehaviour::default()
+    };
+    let node = NodeSim::start_with(o, b).await.expect("start");
+    let addr = node.handle().metrics_addr().expect("metrics");
+    let wall = || forge_core::cardano::KesSchedule::mainnet().slot_at(jiff::Timestamp::now());
+    let tip = served_tip(&scrape(addr).await);
+    assert!(
+        wall() - tip < 25,
+        "in sync within a block: tip {tip}, wall {}",
+        wall()
+    );
+    assert_eq!(tip % 20, 0, "block-granular");
+    assert_eq!(control(&path, "lag 600000").await, "ok");
+    let lag = wall() - served_tip(&scrape(addr).await);
+    assert!((600..625).contains(&lag), "ten minutes behind: {lag}");
+    assert_eq!(control(&path, "freeze").await, "ok");
+    let frozen = served_tip(&scrape(addr).await);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        served_tip(&scrape(addr).await),
+        frozen,
+        "a frozen tip does not move"
+    );
+    assert_eq!(control(&path, "resume").await, "ok");
+    assert!(wall() - served_tip(&scrape(addr).await) < 25);
+    assert!(
+        control(&path, "lag soon")
+            .await
+            .starts_with("error: lag takes milliseconds")
+    );
+    assert!(control(&path, "rewind").await.contains("lag MS, freeze, resume"));
+    node.stop().await.expect("stop");
+}
+
 #[tokio::test]
 async fn the_judge_reports_a_deliberate_overlap_between_two_nodes() {
     let wa = World::new();

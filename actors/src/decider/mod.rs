@@ -85,6 +85,8 @@ pub struct Decider {
     oldest_fact: Option<tokio::time::Instant>,
     /// The source certificate's KES figures (the CredentialKeeper's), shown in `/status`.
     kes_report: Option<crate::credential_keeper::KesReportCell>,
+    /// The node's sync and our leader schedule (the ChainWatcher's), shown in `/status`.
+    chain_report: Option<crate::chain_watcher::ChainReportCell>,
 }
 
 impl Decider {
@@ -114,6 +116,7 @@ impl Decider {
             wake: None,
             oldest_fact: None,
             kes_report: None,
+            chain_report: None,
         }
     }
 
@@ -121,6 +124,13 @@ impl Decider {
     /// heartbeat).
     pub fn with_kes_report(mut self, cell: crate::credential_keeper::KesReportCell) -> Self {
         self.kes_report = Some(cell);
+        self
+    }
+
+    /// Shows the ChainWatcher's figures in `/status` under `chain` (published with every
+    /// decision and heartbeat).
+    pub fn with_chain_report(mut self, cell: crate::chain_watcher::ChainReportCell) -> Self {
+        self.chain_report = Some(cell);
         self
     }
 
@@ -161,6 +171,11 @@ impl Decider {
                 .kes_report
                 .as_ref()
                 .and_then(|cell| cell.lock().ok().and_then(|r| *r))
+                .map(|r| serde_json::to_value(r).unwrap_or_default()),
+            "chain": self
+                .chain_report
+                .as_ref()
+                .and_then(|cell| cell.lock().ok().map(|r| r.clone()))
                 .map(|r| serde_json::to_value(r).unwrap_or_default()),
         });
         let startup_message = match (self.life.phase(), self.life.node_may_start()) {

@@ -14,6 +14,7 @@
 pub mod genesis;
 pub mod keys;
 pub mod opcert;
+pub mod schedule;
 pub mod sync;
 #[cfg(test)]
 pub(crate) mod test_keys;
@@ -23,4 +24,5 @@ mod tests;
 pub use genesis::{ByronEra, GenesisError, KesSchedule, KesState, KesStatus};
 pub use keys::{KES_SKEY_BYTES, KeyError, VRF_SKEY_BYTES, kes_vkey_of_signing_key, vrf_vkey_of_signing_key};
 pub use opcert::{OpCert, OpCertError};
+pub use schedule::{LeaderSchedule, LeaderSlot, ScheduleError};
 pub use sync::SyncStatus;

@@ -347,6 +347,18 @@ keys! {
         "Pool ticker for the CardanoForgeCluster and metrics.";
     APPLICATION_TYPE application_type [NetworkAndPool, OneOf(&["block-producer", "relay-only", "monitoring", "custom"]), "block-producer"]
         "What this node is (CardanoForgeCluster spec, metric label).";
+    REQUIRE_SYNC require_sync [NetworkAndPool, Bool, "false"]
+        "Only a node whose tip is within SYNC_TOLERANCE of the wall-clock slot contends and forges; a forger that falls behind hands over (docs/cardano.md). Needs the network's slots: built in, or SHELLEY_GENESIS.";
+    SYNC_TOLERANCE sync_tolerance [NetworkAndPool, Seconds, "180"]
+        "How far (as time) the node's tip slot may be behind the wall-clock slot and still count as synced.";
+    NODE_METRICS_URL node_metrics_url [NetworkAndPool, Custom("an http:// URL with a host (the node serves plain HTTP)"), "http://127.0.0.1:12798/metrics"]
+        "cardano-node's Prometheus endpoint, read for its tip (cardano_node_metrics_slotNum_int); read only with REQUIRE_SYNC or when given.";
+    SYNC_CHECK_INTERVAL sync_check_interval [NetworkAndPool, Seconds, "5"]
+        "How often the node's tip is read.";
+    LEADER_SCHEDULE leader_schedule [NetworkAndPool, Path, ""]
+        "cncli leaderlog JSON of the pool (re-read when it changes): a planned handover waits while one of its slots starts within HANDOVER_QUIET.";
+    HANDOVER_QUIET handover_quiet [NetworkAndPool, Seconds, "60"]
+        "Quiet window before each of our leader slots in which a planned handover is held until the slot has passed.";
 
     ENABLE_CLUSTER_MANAGEMENT enable_cluster_management [Cluster, Bool, "false"]
         "Use the CardanoForgeCluster: one forger across regions by priority and health (docs/cluster-management.md).";

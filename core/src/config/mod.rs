@@ -58,6 +58,7 @@ pub fn validate(raw: &RawSettings) -> Result<ValidConfig, ConfigErrors> {
     let node = sections::node(&mut c);
     let credentials = sections::credentials(&mut c);
     let network = sections::network(&mut c);
+    let chain = sections::chain(&mut c, &network);
     let (cluster, application_type) = sections::cluster(&mut c);
     let pool = sections::pool(&mut c, cluster.management_enabled);
     let names = sections::names(&mut c, &network.name, pool.as_ref(), &cluster.region, &pod_name);
@@ -83,6 +84,7 @@ pub fn validate(raw: &RawSettings) -> Result<ValidConfig, ConfigErrors> {
         network,
         pool,
         application_type,
+        chain,
         cluster,
         health,
         peers,

@@ -43,6 +43,8 @@ pub struct ValidConfig {
     pub pool: Option<PoolIdentity>,
     /// `APPLICATION_TYPE`.
     pub application_type: ApplicationType,
+    /// `REQUIRE_SYNC`, `SYNC_*`, `NODE_METRICS_URL`, `LEADER_SCHEDULE`, `HANDOVER_QUIET`.
+    pub chain: ChainSettings,
     /// `ENABLE_CLUSTER_MANAGEMENT`, `CLUSTER_*`.
     pub cluster: ClusterSettings,
     /// `HEALTH_CHECK_*`.
@@ -153,6 +155,26 @@ pub struct NetworkSettings {
     pub magic: u32,
     /// `SHELLEY_GENESIS`, when given.
     pub shelley_genesis: Option<PathBuf>,
+}
+
+/// Chain awareness: the node's sync and the pool's leader schedule (docs/cardano.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainSettings {
+    /// `REQUIRE_SYNC`.
+    pub require_sync: bool,
+    /// `SYNC_TOLERANCE`.
+    #[serde(serialize_with = "ser_duration")]
+    pub sync_tolerance: Duration,
+    /// `NODE_METRICS_URL`, when the tip is read (`REQUIRE_SYNC`, or the URL given).
+    pub node_metrics_url: Option<String>,
+    /// `SYNC_CHECK_INTERVAL`.
+    #[serde(serialize_with = "ser_duration")]
+    pub sync_check_interval: Duration,
+    /// `LEADER_SCHEDULE`, when given.
+    pub leader_schedule: Option<PathBuf>,
+    /// `HANDOVER_QUIET`.
+    #[serde(serialize_with = "ser_duration")]
+    pub handover_quiet: Duration,
 }
 
 /// The pool, when `POOL_ID` is set.

@@ -137,6 +137,49 @@ pub(crate) fn network(c: &mut Check) -> NetworkSettings {
     }
 }
 
+/// Chain awareness: `REQUIRE_SYNC` (only where the network's slots are known), `SYNC_TOLERANCE`,
+/// `NODE_METRICS_URL` (read only with `REQUIRE_SYNC` or when given), `SYNC_CHECK_INTERVAL`,
+/// `LEADER_SCHEDULE`, `HANDOVER_QUIET`.
+pub(crate) fn chain(c: &mut Check, network: &NetworkSettings) -> ChainSettings {
+    let require_sync = c.flag(&keys::REQUIRE_SYNC);
+    if require_sync
+        && network.shelley_genesis.is_none()
+        && crate::cardano::KesSchedule::builtin(&network.name).is_none()
+    {
+        c.push(
+            keys::REQUIRE_SYNC.name,
+            format!(
+                "needs the wall-clock slot of network {:?}: set SHELLEY_GENESIS (built in only for mainnet, preprod, preview)",
+                network.name
+            ),
+        );
+    }
+    let sync_tolerance = c.secs(&keys::SYNC_TOLERANCE);
+    let given_url = c.optional(&keys::NODE_METRICS_URL);
+    let url = given_url.unwrap_or(keys::NODE_METRICS_URL.default);
+    if !url.starts_with("http://") || !is_http_url(url) {
+        c.push(
+            keys::NODE_METRICS_URL.name,
+            format!("must be an http:// URL with a host, got {url:?}"),
+        );
+    }
+    let node_metrics_url = (require_sync || given_url.is_some()).then(|| url.to_owned());
+    let sync_check_interval = c.secs(&keys::SYNC_CHECK_INTERVAL);
+    let leader_schedule = c
+        .optional(&keys::LEADER_SCHEDULE)
+        .is_some()
+        .then(|| c.path(&keys::LEADER_SCHEDULE));
+    let handover_quiet = c.secs(&keys::HANDOVER_QUIET);
+    ChainSettings {
+        require_sync,
+        sync_tolerance,
+        node_metrics_url,
+        sync_check_interval,
+        leader_schedule,
+        handover_quiet,
+    }
+}
+
 /// Cluster management (read before the pool: CardanoForgeCluster schema rules apply only when
 /// it is enabled) and `APPLICATION_TYPE`.
 pub(crate) fn cluster(c: &mut Check) -> (ClusterSettings, ApplicationType) {

@@ -541,3 +541,68 @@ fn a_key_read_by_a_getter_that_does_not_fit_its_format_is_an_error_naming_it() {
         c.errors[0]
     );
 }
+
+#[test]
+fn chain_awareness_is_off_by_default_and_reads_its_keys() {
+    let c = validate(&with_pod(&[])).expect("valid");
+    assert!(!c.chain.require_sync);
+    assert_eq!(c.chain.node_metrics_url, None, "the tip is not read unless asked");
+    assert_eq!(c.chain.leader_schedule, None);
+    assert_eq!(c.chain.handover_quiet, Duration::from_secs(60));
+    assert_eq!(c.chain.sync_tolerance, Duration::from_secs(180));
+
+    let c = validate(&with_pod(&[("REQUIRE_SYNC", "true")])).expect("valid");
+    assert_eq!(
+        c.chain.node_metrics_url.as_deref(),
+        Some("http://127.0.0.1:12798/metrics"),
+        "cardano-node's default Prometheus endpoint"
+    );
+    let c = validate(&with_pod(&[
+        ("NODE_METRICS_URL", "http://10.0.0.1:9100/metrics"),
+        ("LEADER_SCHEDULE", "/cncli/leaderlog.json"),
+        ("HANDOVER_QUIET", "90"),
+        ("SYNC_TOLERANCE", "30s"),
+    ]))
+    .expect("valid");
+    assert_eq!(
+        c.chain.node_metrics_url.as_deref(),
+        Some("http://10.0.0.1:9100/metrics")
+    );
+    assert_eq!(
+        c.chain.leader_schedule,
+        Some(PathBuf::from("/cncli/leaderlog.json"))
+    );
+    assert_eq!(c.chain.handover_quiet, Duration::from_secs(90));
+    assert_eq!(c.chain.sync_tolerance, Duration::from_secs(30));
+
+    for (key, bad) in [
+        ("NODE_METRICS_URL", "localhost:12798"),
+        ("NODE_METRICS_URL", "https://node:12798/metrics"),
+        ("LEADER_SCHEDULE", "leaderlog.json"),
+        ("HANDOVER_QUIET", "soon"),
+        ("SYNC_TOLERANCE", "-1"),
+        ("REQUIRE_SYNC", "maybe"),
+    ] {
+        let err = validate(&with_pod(&[(key, bad)])).expect_err(key).to_string();
+        assert!(err.contains(key) && err.contains(bad), "{err}");
+    }
+    // A custom network's slots come only from its genesis.
+    let custom = [
+        ("REQUIRE_SYNC", "true"),
+        ("CARDANO_NETWORK", "sancho"),
+        ("NETWORK_MAGIC", "4"),
+    ];
+    let err = validate(&with_pod(&custom)).expect_err("no slots").to_string();
+    assert!(
+        err.contains("REQUIRE_SYNC") && err.contains("SHELLEY_GENESIS"),
+        "{err}"
+    );
+    let mut with_genesis = custom.to_vec();
+    with_genesis.push(("SHELLEY_GENESIS", "/cfg/shelley-genesis.json"));
+    assert!(
+        validate(&with_pod(&with_genesis))
+            .expect("valid")
+            .chain
+            .require_sync
+    );
+}

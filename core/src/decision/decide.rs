@@ -196,7 +196,7 @@ pub fn decide(s: &State, now: Mono, wall: Timestamp) -> Decision {
         return d.standby(Reason::OverrideInvalid { why });
     }
     let forced = eff.state_forced();
-    match eff.state {
+    let d = match eff.state {
         ForgeState::Disabled if forced => d.standby(Reason::OverrideDisabled),
         ForgeState::Disabled => d.standby(Reason::ClusterDisabled),
         ForgeState::Enabled => {
@@ -207,15 +207,69 @@ pub fn decide(s: &State, now: Mono, wall: Timestamp) -> Decision {
             };
             start_or_wait(s, now, d, reason, true)
         }
-        ForgeState::PriorityBased => {
-            if let Some(peer) = better_peer(s, effective_priority, now) {
-                return d.standby(Reason::YieldingToPeer {
-                    peer: peer.to_string(),
-                });
-            }
-            start_or_wait(s, now, d, Reason::GlobalWinner, false)
-        }
+        ForgeState::PriorityBased => match better_peer(s, effective_priority, now) {
+            Some(peer) => d.standby(Reason::YieldingToPeer {
+                peer: peer.to_string(),
+            }),
+            None => start_or_wait(s, now, d, Reason::GlobalWinner, false),
+        },
+    };
+    hold_planned_handover(s, now, wall, d)
+}
+
+/// True for the standby reasons of a *planned* handover: the operator (spec or override) set
+/// us `Disabled`, or a better peer is there while we are healthy (a failback, a priority
+/// change, a peer forced `Enabled`). A health demotion is an outage, not a plan.
+fn is_planned(s: &State, reason: &Reason) -> bool {
+    match reason {
+        Reason::ClusterDisabled | Reason::OverrideDisabled => true,
+        Reason::YieldingToPeer { .. } => s.health.consecutive_failures == 0,
+        _ => false,
     }
+}
+
+/// The leader slot that holds a planned handover at `wall`: the first of our slots that has
+/// not ended yet and starts within `handover_quiet`.
+fn holding_slot(s: &State, wall: Timestamp) -> Option<Timestamp> {
+    let quiet = jiff::SignedDuration::try_from(s.config.handover_quiet).ok()?;
+    let slot = jiff::SignedDuration::try_from(s.config.slot_length).ok()?;
+    // `at - wall` compared, never `at + slot` computed: no overflow whatever the schedule says.
+    s.leader_slots
+        .iter()
+        .copied()
+        .find(|at| at.duration_since(wall) > -slot)
+        .filter(|at| at.duration_since(wall) <= quiet)
+}
+
+/// Leader-schedule-aware handover (docs/cardano.md): a forging cluster that would stop for a
+/// *planned* reason ([`is_planned`]) keeps forging while one of our leader slots starts within
+/// `handover_quiet`, and stops once that slot has ended (the wake-up is set for it). Applied
+/// only after every local precondition held (node, sync, credentials, a current lease, a
+/// readable spec and a valid override), so an unplanned stop or a safety stop is never held;
+/// and only when we already forge, so it never starts anything: peers cannot have started
+/// while our claim stood.
+fn hold_planned_handover(s: &State, now: Mono, wall: Timestamp, d: Decision) -> Decision {
+    if d.forge || !s.forging || !is_planned(s, &d.reason) {
+        return d;
+    }
+    let Some(slot_at) = holding_slot(s, wall) else {
+        return d;
+    };
+    // Until the slot has ended: `slot_at - wall` (at least minus one slot) plus one slot.
+    let left = Duration::try_from(slot_at.duration_since(wall))
+        .map_or_else(
+            |_| {
+                s.config
+                    .slot_length
+                    .saturating_sub(Duration::try_from(wall.duration_since(slot_at)).unwrap_or_default())
+            },
+            |ahead| ahead + s.config.slot_length,
+        )
+        .max(Duration::from_millis(1));
+    let mut d = d;
+    d.next_wake = earliest(d.next_wake, Some(now + left));
+    let planned = Box::new(d.reason.clone());
+    d.forging(Reason::HandoverHeld { planned, slot_at })
 }
 
 /// Rank of a state in the winner contest: `Enabled` clusters forge regardless of priority, so

@@ -3,6 +3,7 @@
 use crate::crd::{CardanoForgeClusterSpec, CardanoForgeClusterStatus};
 use crate::lease::{LeaseObservation, LeaseRecord, Mono};
 
+use super::WallTime;
 use super::state::{ClusterPolicy, Credentials, LocalLease, PeerLease, PeerStatus, PeerView, Reach, State};
 
 /// A fact reported to the Decider (past tense or state nouns: docs/architecture.md, "Conventions").
@@ -107,6 +108,13 @@ pub enum Event {
     /// forging without a permit): whatever the decision in force says, the node does not forge
     /// now, and a forging decision must install and reload again (L1).
     NodeFenced,
+    /// ChainWatcher → Decider: our leader schedule was (re)read; `slots` are the start times
+    /// of our leader slots (any order). An unreadable schedule is reported as empty: a
+    /// schedule only ever holds a planned handover back, so not knowing it holds nothing.
+    LeaderScheduleChanged {
+        /// When each of our leader slots starts.
+        slots: Vec<WallTime>,
+    },
     /// Nothing happened, time passed (a timer set from `next_wake`).
     Tick,
 }
@@ -210,6 +218,11 @@ pub fn apply(mut state: State, event: Event) -> State {
         Event::Committed { forge } => state.forging = forge,
         // Not forging now: a restart re-proves its peers like any start.
         Event::NodeFenced => state.forging = false,
+        Event::LeaderScheduleChanged { mut slots } => {
+            slots.sort_unstable();
+            slots.dedup();
+            state.leader_slots = slots;
+        }
         Event::Tick => {}
     }
     state

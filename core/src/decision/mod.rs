@@ -30,8 +30,8 @@ pub use priority::{
 };
 pub use reason::{ALL_CODES, Reason, is_contender_code};
 pub use state::{
-    ClusterPolicy, Credentials, DEFAULT_HEARTBEAT_FRESH_FOR, DeciderConfig, Health, LocalLease, NodeState,
-    OwnStatus, PeerLease, PeerStatus, PeerView, Reach, State,
+    ClusterPolicy, Credentials, DEFAULT_HANDOVER_QUIET, DEFAULT_HEARTBEAT_FRESH_FOR, DEFAULT_SLOT_LENGTH,
+    DeciderConfig, Health, LocalLease, NodeState, OwnStatus, PeerLease, PeerStatus, PeerView, Reach, State,
 };
 
 pub use crate::lease::Mono;

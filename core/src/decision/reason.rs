@@ -18,6 +18,15 @@ pub enum Reason {
     /// Forging: `Priority-based` and this cluster is the global winner with proof that no peer
     /// forges (docs/architecture.md, "Regions").
     GlobalWinner,
+    /// Forging: a planned handover (the cause in `planned`: the cluster or an override set
+    /// `Disabled`, or a better peer to yield to while we are healthy) is held because one of our
+    /// leader slots starts within `HANDOVER_QUIET`; it goes ahead once that slot has ended.
+    HandoverHeld {
+        /// The standby reason the handover would have had.
+        planned: Box<Reason>,
+        /// When the leader slot we wait for starts.
+        slot_at: jiff::Timestamp,
+    },
 
     /// Standby: the process just started and has established the standby state only.
     Starting,
@@ -89,6 +98,7 @@ pub const ALL_CODES: &[&str] = &[
     "cluster_enabled",
     "override_enabled",
     "global_winner",
+    "handover_held",
     "starting",
     "shutting_down",
     "node_down",
@@ -143,6 +153,7 @@ impl Reason {
             Reason::ClusterEnabled => "cluster_enabled",
             Reason::OverrideEnabled => "override_enabled",
             Reason::GlobalWinner => "global_winner",
+            Reason::HandoverHeld { .. } => "handover_held",
             Reason::Starting => "starting",
             Reason::ShuttingDown => "shutting_down",
             Reason::NodeDown => "node_down",
@@ -171,6 +182,7 @@ impl Reason {
                 | Reason::ClusterEnabled
                 | Reason::OverrideEnabled
                 | Reason::GlobalWinner
+                | Reason::HandoverHeld { .. }
         )
     }
 
@@ -181,6 +193,10 @@ impl Reason {
             Reason::ClusterEnabled => "forging: cluster Enabled and local lease held".into(),
             Reason::OverrideEnabled => "forging: override forces Enabled and local lease held".into(),
             Reason::GlobalWinner => "forging: global winner, no peer forges".into(),
+            Reason::HandoverHeld { planned, slot_at } => format!(
+                "forging: planned handover held until our leader slot at {slot_at} has passed ({})",
+                planned.message()
+            ),
             Reason::Starting => "standby: starting up".into(),
             Reason::ShuttingDown => "standby: shutting down".into(),
             Reason::NodeDown => "standby: cardano-node is not running".into(),
@@ -227,6 +243,10 @@ mod tests {
             Reason::ClusterEnabled,
             Reason::OverrideEnabled,
             Reason::GlobalWinner,
+            Reason::HandoverHeld {
+                planned: Box::new(Reason::ClusterDisabled),
+                slot_at: jiff::Timestamp::UNIX_EPOCH,
+            },
             Reason::Starting,
             Reason::ShuttingDown,
             Reason::NodeDown,

@@ -7,10 +7,16 @@ use crate::config::LeaseTiming;
 use crate::crd::{CardanoForgeClusterSpec, CardanoForgeClusterStatus, ForgeState};
 use crate::lease::{LeaseObservation, Mono};
 
+use super::WallTime;
 use super::reason::is_contender_code;
 
 /// Default bound on a peer heartbeat's age for it to count as evidence: a few retry periods.
 pub const DEFAULT_HEARTBEAT_FRESH_FOR: Duration = Duration::from_secs(10);
+/// Default quiet window before one of our leader slots (`HANDOVER_QUIET`).
+pub const DEFAULT_HANDOVER_QUIET: Duration = Duration::from_secs(60);
+/// Default slot length (mainnet, preprod, preview): a held handover goes ahead once the slot
+/// it waited for has ended.
+pub const DEFAULT_SLOT_LENGTH: Duration = Duration::from_secs(1);
 
 /// Settings that do not change while the process runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +35,11 @@ pub struct DeciderConfig {
     pub heartbeat_fresh_for: Duration,
     /// Our lease timing; its duration is the fallback for peer Leases that omit theirs.
     pub lease: LeaseTiming,
+    /// `HANDOVER_QUIET`: a planned handover is held while one of our leader slots starts
+    /// within this (see [`State::leader_slots`]).
+    pub handover_quiet: Duration,
+    /// The network's slot length: a held handover waits until the slot has ended.
+    pub slot_length: Duration,
 }
 
 impl DeciderConfig {
@@ -41,6 +52,8 @@ impl DeciderConfig {
             require_sync: false,
             heartbeat_fresh_for: DEFAULT_HEARTBEAT_FRESH_FOR,
             lease: LeaseTiming::default(),
+            handover_quiet: DEFAULT_HANDOVER_QUIET,
+            slot_length: DEFAULT_SLOT_LENGTH,
         }
     }
 
@@ -252,6 +265,10 @@ pub struct State {
     /// while it stays the winner without re-proving its peers (they cannot have started while
     /// our claim stood); see [`Event::Committed`](super::Event::Committed).
     pub forging: bool,
+    /// The start times of our leader slots (`LEADER_SCHEDULE`), sorted; empty when no schedule
+    /// is configured or it could not be read (then nothing is ever held). Wall time, like the
+    /// schedule itself.
+    pub leader_slots: Vec<WallTime>,
 }
 
 impl State {
@@ -278,6 +295,7 @@ impl State {
             peers,
             own: OwnStatus::default(),
             forging: false,
+            leader_slots: Vec::new(),
         }
     }
 }
