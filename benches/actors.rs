@@ -150,6 +150,7 @@ impl Pod {
             boot_credentials: false,
             reassert_window: Duration::ZERO,
             reassert_every: Duration::from_secs(3_600),
+            shutdown_hold_max: Duration::ZERO,
         };
         let clock = Clock::new();
         let (snapshot_tx, snapshot) = watch::channel(Arc::new(Snapshot::default()));

@@ -361,6 +361,11 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         boot_credentials: cfg.node.starts_non_producing,
         reassert_window: cfg.node.socket_wait_timeout,
         reassert_every: (cfg.lease.retry_period * 2).max(Duration::from_secs(1)),
+        // A SIGTERM handover may wait for an imminent leader slot within the shutdown deadline,
+        // leaving the stop its confirmation time and a second more.
+        shutdown_hold_max: cfg
+            .shutdown_timeout
+            .saturating_sub(cfg.node.stop_confirm_timeout + Duration::from_secs(1)),
     };
     let out = DeciderOutputs {
         contend: elector.clone().recipient(),

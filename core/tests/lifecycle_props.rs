@@ -61,6 +61,8 @@ enum Action {
     Heartbeat,
     Rotated,
     Shutdown,
+    /// Our next leader slot starts this many milliseconds from now (`LEADER_SCHEDULE`).
+    Schedule(u64),
 }
 
 fn action_strategy() -> impl Strategy<Value = Action> {
@@ -77,6 +79,7 @@ fn action_strategy() -> impl Strategy<Value = Action> {
         1 => Just(Action::Fenced),
         2 => Just(Action::Heartbeat),
         1 => Just(Action::Rotated),
+        1 => (0u64..30_000).prop_map(Action::Schedule),
     ]
 }
 
@@ -109,12 +112,17 @@ struct World {
 
 impl World {
     fn new(boot_credentials: bool, fail_percent: u32, seed: u64) -> World {
+        World::with_hold(boot_credentials, fail_percent, seed, Duration::ZERO)
+    }
+
+    fn with_hold(boot_credentials: bool, fail_percent: u32, seed: u64, shutdown_hold_max: Duration) -> World {
         let config = LifecycleConfig {
             boot_credentials,
             reassert_window: Duration::from_secs(20),
             reassert_every: Duration::from_secs(4),
             retry_after: Duration::from_secs(1),
             status_write_required: false,
+            shutdown_hold_max,
         };
         let mut decider = DeciderConfig::single_cluster("c0");
         decider.lease = LeaseTiming {
@@ -357,6 +365,10 @@ impl World {
             Action::Heartbeat => self.input(Input::Heartbeat),
             Action::Rotated => self.input(Input::Rotated),
             Action::Shutdown => self.input(Input::ShutdownRequested),
+            Action::Schedule(ms) => {
+                let slot = wall_at(self.now) + SignedDuration::from_millis(*ms as i64);
+                self.input(Input::Fact(Event::LeaderScheduleChanged { slots: vec![slot] }))
+            }
         }
     }
 
@@ -470,7 +482,8 @@ proptest! {
         before in prop::collection::vec(action_strategy(), 0..80),
         after in prop::collection::vec(action_strategy(), 0..20),
     ) {
-        let mut w = World::new(boot_credentials, fail_percent, seed);
+        // SIGTERM may be held for a leader slot (up to 20 s) here.
+        let mut w = World::with_hold(boot_credentials, fail_percent, seed, Duration::from_secs(20));
         for a in &before {
             w.act(a)?;
         }
@@ -717,6 +730,68 @@ fn a_status_write_from_an_earlier_tenure_confirms_no_claim() {
         None,
         "the old tenure's write confirmed the new tenure's claim"
     );
+}
+
+/// SIGTERM a few seconds before one of our leader slots: the shutdown plan waits until the slot
+/// has ended, unless the hold is longer than allowed, and never past a stop the decision itself
+/// calls for (here: the lease lost).
+#[test]
+fn a_sigterm_just_before_our_leader_slot_waits_for_the_slot_unless_a_stop_is_due() {
+    use Action::*;
+    let forging_world = |hold_max_s: u64| {
+        let mut w = World::with_hold(false, 0, 3, Duration::from_secs(hold_max_s));
+        for a in [
+            Progress,
+            Progress,
+            Progress,
+            NodeUp,
+            CredentialsValid,
+            Progress,
+            Progress,
+            LeaseAcquired,
+        ] {
+            w.act(&a).expect("valid step");
+        }
+        w.settle().expect("settles");
+        assert!(w.node_forging, "the leader forges");
+        // One of our slots starts in 5 s (slots last 1 s).
+        let slot = wall_at(w.now) + SignedDuration::from_secs(5);
+        w.input(Input::Fact(Event::LeaderScheduleChanged { slots: vec![slot] }))
+            .expect("schedule");
+        w
+    };
+    let shutdown_plan_started = |w: &World| w.running.as_ref().is_some_and(|r| r.run.step == "shutdown");
+
+    // Held: nothing is sent until the slot has ended (6 s), then the shutdown plan runs.
+    let mut w = forging_world(20);
+    w.act(&Shutdown).expect("SIGTERM");
+    assert!(!shutdown_plan_started(&w), "held for the slot");
+    w.act(&LeaseRenewed).expect("renewed");
+    w.act(&Advance(5_500)).expect("in the slot");
+    assert!(
+        !shutdown_plan_started(&w) && w.node_forging,
+        "still forging through the slot"
+    );
+    w.act(&LeaseRenewed).expect("renewed");
+    w.act(&Advance(600)).expect("the slot has ended");
+    assert!(
+        shutdown_plan_started(&w),
+        "the shutdown runs once the slot has passed"
+    );
+    w.settle().expect("settles");
+    assert_eq!((w.exits, w.node_forging), (1, false));
+
+    // A hold longer than allowed: no hold.
+    let mut w = forging_world(3);
+    w.act(&Shutdown).expect("SIGTERM");
+    assert!(shutdown_plan_started(&w), "not held past the allowed wait");
+
+    // The lease is lost during the hold: the stop is not held.
+    let mut w = forging_world(20);
+    w.act(&Shutdown).expect("SIGTERM");
+    assert!(!shutdown_plan_started(&w));
+    w.act(&LeaseLost).expect("lost");
+    assert!(shutdown_plan_started(&w), "a lost lease ends the hold at once");
 }
 
 /// The generated histories are not vacuous: a fair share of them made the node forge.

@@ -169,6 +169,11 @@ fn log_note(note: &Note) {
         Note::RotationInstalling => {
             tracing::info!("credentials rotated while forging: installing the new set and reloading the node")
         }
+        Note::ShutdownHeld { slot_at, wait } => tracing::info!(
+            slot_at = %slot_at,
+            wait_ms = wait.as_millis() as u64,
+            "shutdown held: one of our leader slots is imminent; stopping once it has passed"
+        ),
         Note::ShuttingDown { forging } => tracing::info!(
             forging,
             "shutting down: removing credentials, reloading the node, releasing the lease"

@@ -68,6 +68,9 @@ pub struct DeciderSettings {
     pub reassert_window: Duration,
     /// Period of those re-sends.
     pub reassert_every: Duration,
+    /// The longest a SIGTERM handover waits for an imminent leader slot of ours to pass
+    /// (`LEADER_SCHEDULE`, `HANDOVER_QUIET`); zero: never held.
+    pub shutdown_hold_max: Duration,
 }
 
 /// The Decider actor: a shell around forge-core's [`Lifecycle`], which decides everything; the
@@ -105,6 +108,7 @@ impl Decider {
             reassert_every: settings.reassert_every,
             retry_after: settings.retry_after,
             status_write_required: settings.status_write_required,
+            shutdown_hold_max: settings.shutdown_hold_max,
         };
         Self {
             settings,

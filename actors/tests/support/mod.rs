@@ -89,6 +89,7 @@ pub fn settings(pod: &str, options: PodOptions) -> DeciderSettings {
         boot_credentials: options.boot_credentials,
         reassert_window: Duration::from_secs(2),
         reassert_every: Duration::from_secs(1),
+        shutdown_hold_max: Duration::ZERO,
     }
 }
 

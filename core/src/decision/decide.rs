@@ -241,6 +241,33 @@ fn holding_slot(s: &State, wall: Timestamp) -> Option<Timestamp> {
         .filter(|at| at.duration_since(wall) <= quiet)
 }
 
+/// How long until the slot at `slot_at` has ended: `slot_at - wall` (at least minus one slot)
+/// plus one slot; never zero.
+fn until_slot_ended(s: &State, wall: Timestamp, slot_at: Timestamp) -> Duration {
+    Duration::try_from(slot_at.duration_since(wall))
+        .map_or_else(
+            |_| {
+                s.config
+                    .slot_length
+                    .saturating_sub(Duration::try_from(wall.duration_since(slot_at)).unwrap_or_default())
+            },
+            |ahead| ahead + s.config.slot_length,
+        )
+        .max(Duration::from_millis(1))
+}
+
+/// A SIGTERM handover held past an imminent leader slot (docs/cardano.md): while we forge and
+/// one of our slots starts within `handover_quiet`, the instant its slot has ended and the
+/// shutdown may stop forging; `None` when nothing holds it. The caller bounds the hold by the
+/// pod's grace period, and any stop that [`decide`] itself calls for is never held.
+pub fn shutdown_hold(s: &State, now: Mono, wall: Timestamp) -> Option<(Mono, Timestamp)> {
+    if !s.forging {
+        return None;
+    }
+    let slot_at = holding_slot(s, wall)?;
+    Some((now + until_slot_ended(s, wall, slot_at), slot_at))
+}
+
 /// Leader-schedule-aware handover (docs/cardano.md): a forging cluster that would stop for a
 /// *planned* reason ([`is_planned`]) keeps forging while one of our leader slots starts within
 /// `handover_quiet`, and stops once that slot has ended (the wake-up is set for it). Applied
@@ -255,17 +282,7 @@ fn hold_planned_handover(s: &State, now: Mono, wall: Timestamp, d: Decision) -> 
     let Some(slot_at) = holding_slot(s, wall) else {
         return d;
     };
-    // Until the slot has ended: `slot_at - wall` (at least minus one slot) plus one slot.
-    let left = Duration::try_from(slot_at.duration_since(wall))
-        .map_or_else(
-            |_| {
-                s.config
-                    .slot_length
-                    .saturating_sub(Duration::try_from(wall.duration_since(slot_at)).unwrap_or_default())
-            },
-            |ahead| ahead + s.config.slot_length,
-        )
-        .max(Duration::from_millis(1));
+    let left = until_slot_ended(s, wall, slot_at);
     let mut d = d;
     d.next_wake = earliest(d.next_wake, Some(now + left));
     let planned = Box::new(d.reason.clone());

@@ -29,7 +29,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::{
-    Command, Decision, Event, ReloadReason, State, apply, decide, plan, shutdown_plan, startup_plan,
+    Command, Decision, Event, ReloadReason, State, apply, decide, plan, shutdown_hold, shutdown_plan,
+    startup_plan,
 };
 use crate::lease::Mono;
 
@@ -46,6 +47,9 @@ pub struct LifecycleConfig {
     pub retry_after: Duration,
     /// A status write must succeed before forging starts (cluster management's claim).
     pub status_write_required: bool,
+    /// The longest a SIGTERM handover may wait for an imminent leader slot of ours to pass
+    /// (within the pod's grace period, leaving room for the stop itself); zero: never held.
+    pub shutdown_hold_max: Duration,
 }
 
 /// Where the lifecycle is.
@@ -222,6 +226,14 @@ pub enum Note {
         /// Whether the decision in force forges.
         forging: bool,
     },
+    /// SIGTERM during the quiet window before one of our leader slots: the shutdown waits until
+    /// that slot has ended.
+    ShutdownHeld {
+        /// The slot's start (wall time).
+        slot_at: Timestamp,
+        /// How long the shutdown waits.
+        wait: Duration,
+    },
 }
 
 /// The Decider's lifecycle (module docs).
@@ -250,6 +262,9 @@ pub struct Lifecycle {
     restart: bool,
     /// Counts lease tenures (each acquisition and each loss starts a new one).
     tenure: u64,
+    /// SIGTERM arrived during the quiet window before a leader slot: the shutdown plan waits
+    /// until this instant (or until a stop is due anyway).
+    shutdown_after: Option<Mono>,
     /// The tenure in which the plan in flight started: its status writes confirm a claim only
     /// in that tenure (a write from before a loss must not confirm the next tenure's claim).
     run_tenure: u64,
@@ -273,6 +288,7 @@ impl Lifecycle {
             restart: false,
             tenure: 0,
             run_tenure: 0,
+            shutdown_after: None,
         }
     }
 
@@ -330,11 +346,13 @@ impl Lifecycle {
                 self.observe(&event, now, &mut fx);
                 self.fold(event);
                 self.redecide(now, wall, &mut fx);
+                self.shutdown_if_idle(now, wall, &mut fx);
             }
             Input::Heartbeat => {
                 self.fold(Event::Tick);
                 self.reassert(now, &mut fx);
                 self.redecide(now, wall, &mut fx);
+                self.shutdown_if_idle(now, wall, &mut fx);
                 fx.push(Effect::Publish);
             }
             Input::Timer => {
@@ -343,6 +361,7 @@ impl Lifecycle {
                     self.run(startup_plan(), Step::Startup, &mut fx);
                 } else {
                     self.redecide(now, wall, &mut fx);
+                    self.shutdown_if_idle(now, wall, &mut fx);
                 }
             }
             Input::Rotated => self.rotate(now, wall, &mut fx),
@@ -354,8 +373,19 @@ impl Lifecycle {
                 fx.push(Effect::Note(Note::ShuttingDown {
                     forging: self.current.forge,
                 }));
+                if self.current.forge
+                    && let Some((until, slot_at)) = shutdown_hold(&self.state, now, wall)
+                    && until.saturating_since(now) <= self.config.shutdown_hold_max
+                {
+                    fx.push(Effect::Note(Note::ShutdownHeld {
+                        slot_at,
+                        wait: until.saturating_since(now),
+                    }));
+                    self.shutdown_after = Some(until);
+                    fx.push(Effect::WakeAt(until));
+                }
                 fx.push(Effect::Publish);
-                self.shutdown_if_idle(&mut fx);
+                self.shutdown_if_idle(now, wall, &mut fx);
             }
             Input::Finished(finished) => self.finish(finished, now, wall, &mut fx),
         }
@@ -615,7 +645,7 @@ impl Lifecycle {
             }
         }
         match self.phase {
-            Phase::ShuttingDown => self.shutdown_if_idle(fx),
+            Phase::ShuttingDown => self.shutdown_if_idle(now, wall, fx),
             Phase::Running => {
                 self.redecide(now, wall, fx);
                 if self.rotation_pending && self.in_flight.is_none() {
@@ -643,10 +673,19 @@ impl Lifecycle {
         fx.push(Effect::Publish);
     }
 
-    fn shutdown_if_idle(&mut self, fx: &mut Vec<Effect>) {
-        if self.phase == Phase::ShuttingDown && self.in_flight.is_none() {
-            self.run(shutdown_plan(&self.current), Step::Shutdown, fx);
+    /// Runs the shutdown plan once nothing is in flight and no hold for a leader slot applies
+    /// (a hold ends early when the decision itself stops forging: a lost lease is never held).
+    fn shutdown_if_idle(&mut self, now: Mono, wall: Timestamp, fx: &mut Vec<Effect>) {
+        if self.phase != Phase::ShuttingDown || self.in_flight.is_some() {
+            return;
         }
+        if let Some(until) = self.shutdown_after {
+            if now < until && decide(&self.state, now, wall).forge {
+                return;
+            }
+            self.shutdown_after = None;
+        }
+        self.run(shutdown_plan(&self.current), Step::Shutdown, fx);
     }
 }
 

@@ -18,7 +18,7 @@ mod priority;
 mod reason;
 mod state;
 
-pub use decide::{Decision, decide};
+pub use decide::{Decision, decide, shutdown_hold};
 pub use event::{Event, apply};
 pub use lifecycle::{
     Boot, Effect, Finished, Input, Lifecycle, LifecycleConfig, Note, Phase, Run, Step, aborts,
