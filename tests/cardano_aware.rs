@@ -495,3 +495,77 @@ async fn a_primary_region_whose_node_falls_behind_hands_over_to_the_synced_regio
         w.stop();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_just_before_our_leader_slot_is_held_until_the_slot_has_passed() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let test = "a_sigterm_just_before_our_leader_slot_is_held_until_the_slot_has_passed";
+    if forge_sim::apiserver::skipped(test) {
+        return;
+    }
+    forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
+    let dir = tempfile::tempdir().expect("dir");
+    let schedule = dir.path().join("leaderlog.json");
+    write_leaderlog(&schedule, None);
+    let mut options = WorldOptions::realistic(exe(), 2);
+    options.extra_env = vec![
+        ("LEADER_SCHEDULE".into(), schedule.display().to_string()),
+        ("HANDOVER_QUIET".into(), "20".into()),
+        ("SYNC_CHECK_INTERVAL".into(), "200ms".into()),
+        // A hold may last up to SHUTDOWN_TIMEOUT - STOP_CONFIRM_TIMEOUT (5 s) - 1 s: 14 s.
+        ("SHUTDOWN_TIMEOUT".into(), "20".into()),
+    ];
+    let mut w = World::start(options)
+        .await
+        .unwrap_or_else(|e| panic!("{test}: {e}"));
+    let (first, _) = w
+        .wait_for_single_forger(Duration::from_secs(30), None)
+        .await
+        .unwrap_or_else(|| panic!("nobody forges\n{}", w.manager_log(0)));
+    let leader = w.index_of(&first).expect("the forger's pod");
+
+    // Our next leader slot 6 s from now; the forger's ChainWatcher picks the file up.
+    let slot_at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(6);
+    let slot_at = jiff::Timestamp::from_second(slot_at.as_second()).expect("whole second");
+    write_leaderlog(&schedule, Some(slot_at));
+    wait_for(Duration::from_secs(5), || async {
+        w.status(leader)
+            .await
+            .is_some_and(|s| !s["chain"]["nextLeaderSlot"].is_null())
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the schedule was not read\n{}", w.manager_log(leader)));
+
+    // SIGTERM to the forger's sidecar (a pod deletion): held until the slot has ended.
+    let since = forge_sim::timeline::unix_now_ns();
+    w.signal_manager(leader, nix::sys::signal::Signal::SIGTERM);
+    let (second, _) = w
+        .wait_for_single_forger(Duration::from_secs(30), Some(&first))
+        .await
+        .unwrap_or_else(|| panic!("nobody took over\n{}", w.manager_log(leader)));
+    let log = w.manager_log(leader);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("shutdown held") && l.contains("leader slots is imminent")),
+        "no hold in the log\n{log}"
+    );
+    let events = w.events();
+    let slot_end_ns = u64::try_from(slot_at.as_nanosecond()).expect("after 1970") + 1_000_000_000;
+    let off = first_off(&events, &first, since).expect("the old forger stopped");
+    let on = first_on(&events, &second, since).expect("the new forger started");
+    eprintln!(
+        "SIGTERM at 0 ms; slot ended at +{:.0} ms; {first} forging_off at +{:.0} ms; {second} forging_on at +{:.0} ms",
+        (slot_end_ns - since) as f64 / 1e6,
+        (off - since) as f64 / 1e6,
+        (on - since) as f64 / 1e6
+    );
+    assert!(off >= slot_end_ns, "the forger stopped before its slot ended");
+    assert!(off < on, "break before make");
+    assert!(
+        on - slot_end_ns < 10_000_000_000,
+        "the handover came {:.0} ms after the slot",
+        (on - slot_end_ns) as f64 / 1e6
+    );
+    assert_safe(&events, w.forging_without_lease().len(), "sigterm hold");
+    w.stop();
+}
