@@ -49,6 +49,14 @@ const PENDING: &[(&str, &str)] = &[
         "forge_manager_node_synced",
         "with REQUIRE_SYNC or NODE_METRICS_URL only (the ChainWatcher); tests/cardano_aware.rs scrapes it",
     ),
+    (
+        "forge_manager_node_slot_lag",
+        "with REQUIRE_SYNC or NODE_METRICS_URL only (the ChainWatcher); tests/cardano_aware.rs scrapes it",
+    ),
+    (
+        "cardano_leader_next_slot_timestamp_seconds",
+        "with LEADER_SCHEDULE only (the ChainWatcher); tests/cardano_aware.rs scrapes it",
+    ),
 ];
 
 /// Exported only after an event this test does not provoke: (name, why). Empty now: the
