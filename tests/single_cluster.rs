@@ -305,6 +305,25 @@ async fn g_kubectl_and_metrics_show_exactly_one_leader() {
             .is_some_and(|n| n > 0),
         "{status}"
     );
+    // The same figures as metrics (the note of the KES work quotes these lines).
+    let metrics = w.metrics(leader).await.expect("/metrics");
+    let kes: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("cardano_kes_") || l.starts_with("cardano_opcert_"))
+        .collect();
+    eprintln!("KES and opcert metrics of the leader:\n{}", kes.join("\n"));
+    for name in [
+        "cardano_kes_current_period",
+        "cardano_kes_remaining_periods",
+        "cardano_kes_expiry_timestamp_seconds",
+        "cardano_opcert_counter",
+        "cardano_opcert_kes_period_start",
+    ] {
+        assert!(
+            kes.iter().any(|l| l.starts_with(name)),
+            "{name} not exported:\n{metrics}"
+        );
+    }
     let name = w.pods[leader].name.clone();
     let cache = tempfile::tempdir().expect("kubectl cache");
     let kubectl = || {
