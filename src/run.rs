@@ -40,6 +40,7 @@ use forge_actors::{
     node_signaller::{LeaseTap, NodeSignaller, StopConfirmation},
     node_watcher::{NodeWatcher, NodeWatcherSettings},
     peer_watcher::{PeerMetrics, PeerSettings, PeerWatcher},
+    status_writer::StatusWriter,
 };
 use forge_core::{
     config::{LogFormat, LogLevel, ValidConfig},
@@ -276,9 +277,22 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         }
     });
     let leader_object = NamedObject::new(kube.clone(), &cfg.namespace, &cfg.names.leader, cfg.api_timeout);
+    let cluster_object = cfg
+        .cluster
+        .management_enabled
+        .then(|| NamedObject::new(kube.clone(), &cfg.namespace, &cfg.names.cluster, cfg.api_timeout));
+    let status_writer = Supervisor::start({
+        let (pod, m, cluster) = (cfg.pod_name.clone(), metrics.clone(), cluster_object.clone());
+        move |_| {
+            let writer = StatusWriter::new(leader_object, pod, Some(m));
+            match cluster {
+                Some(c) => writer.with_cluster(c),
+                None => writer,
+            }
+        }
+    });
     // Health probing (cluster management only): the CFC's healthCheck, the environment's as
     // fallback; the leader's result goes into the CFC status.
-    let health_status = Arc::new(std::sync::Mutex::new(None));
     let (health_spec, health_spec_rx) = tokio::sync::watch::channel(None);
     if cfg.cluster.management_enabled {
         let fallback = cfg.health.endpoint.as_ref().map(|endpoint| Probing {
@@ -289,7 +303,11 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
             headers: Default::default(),
         });
         let health_metrics = HealthMetrics::register(&registry).context("health metrics")?;
-        let (cluster, fact, status) = (cfg.names.cluster.clone(), facts.clone(), health_status.clone());
+        let (cluster, fact, status) = (
+            cfg.names.cluster.clone(),
+            facts.clone(),
+            Some(status_writer.clone().recipient()),
+        );
         Supervisor::start(move |_| {
             HealthProber::new(
                 cluster,
@@ -301,25 +319,27 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
             )
         });
     }
-    let cluster_object = cfg.cluster.management_enabled.then(|| ClusterObject {
-        object: NamedObject::new(kube, &cfg.namespace, &cfg.names.cluster, cfg.api_timeout),
-        default_spec: default_cluster_spec(&cfg),
-        fact: facts.clone(),
-        idle: WATCH_IDLE,
-        retry_after: cfg.lease.retry_period,
-        network: (cfg.network.name.clone(), i64::from(cfg.network.magic)),
-        health_spec: Some(health_spec),
-    });
-    let status_writer = Supervisor::start({
-        let (pod, m) = (cfg.pod_name.clone(), metrics.clone());
-        move |_| {
-            let watcher = ClusterWatcher::new(leader_object, pod, Some(m)).with_health(health_status);
-            match cluster_object {
-                Some(c) => watcher.with_cluster(c),
-                None => watcher,
-            }
-        }
-    });
+    if let Some(object) = cluster_object {
+        let (m, default_spec) = (metrics.clone(), default_cluster_spec(&cfg));
+        let (fact, seen) = (facts.clone(), status_writer.clone().recipient());
+        let (retry_after, network) = (
+            cfg.lease.retry_period,
+            (cfg.network.name.clone(), i64::from(cfg.network.magic)),
+        );
+        Supervisor::start(move |_| {
+            let cluster = ClusterObject {
+                object: object.clone(),
+                default_spec: default_spec.clone(),
+                fact: fact.clone(),
+                idle: WATCH_IDLE,
+                retry_after,
+                network: network.clone(),
+                health_spec: Some(health_spec.clone()),
+                seen: Some(seen.clone()),
+            };
+            ClusterWatcher::new(cluster, Some(&m))
+        });
+    }
 
     // Peer regions (cluster management only): a consistent read of each one's CFC and Lease
     // every retry period, through its own kubeconfig.

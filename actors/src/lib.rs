@@ -20,5 +20,6 @@ pub mod node_signaller;
 pub mod node_watcher;
 pub mod peer_watcher;
 pub mod ports;
+pub mod status_writer;
 pub mod supervisor;
 pub mod testing;

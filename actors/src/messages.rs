@@ -109,9 +109,21 @@ pub struct Reload {
 #[rtype(result = "()")]
 pub struct NodeProcess(pub Option<ProcessIdentity>);
 
-// === to the status writer (ClusterWatcher) ===
+// === to the StatusWriter ===
 
-/// Decider → ClusterWatcher: write our status (only ever sent while we hold the lease). The
+/// ClusterWatcher → StatusWriter: our CardanoForgeCluster as last seen on the server (its status
+/// for write skipping, its `resourceVersion` as the precondition of our writes; `None`: deleted).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct CfcSeen(pub Option<Box<forge_core::crd::CardanoForgeCluster>>);
+
+/// HealthProber → StatusWriter: this pod's latest health result, for `status.healthStatus`
+/// (`None`: probing is off).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct HealthObserved(pub Option<forge_core::crd::HealthStatus>);
+
+/// Decider → StatusWriter: write our status (only ever sent while we hold the lease). The
 /// writer adds the leader, the times and the conditions, and writes only when it changed.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "CommandResult")]

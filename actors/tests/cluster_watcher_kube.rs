@@ -1,4 +1,5 @@
-//! Contract of the ClusterWatcher with cluster management on, against the real kube-apiserver:
+//! Contract of the ClusterWatcher and the StatusWriter with cluster management on, against the
+//! real kube-apiserver:
 //! replicas starting together create our CardanoForgeCluster once (409-safe) and both report
 //! its spec; spec changes are reported with their generation; an invalid spec and a deletion
 //! are reported as unavailable (fail closed), and a deleted object is re-created from
@@ -11,6 +12,7 @@ use forge_actors::{
     adapters::{kube::client, kube_object::NamedObject},
     cluster_watcher::{ClusterObject, ClusterWatcher},
     messages::WriteStatus,
+    status_writer::StatusWriter,
     testing::Probe,
 };
 use forge_core::{
@@ -64,25 +66,30 @@ fn spec() -> CardanoForgeClusterSpec {
     }
 }
 
-async fn watcher(server: &ApiServer, pod: &str) -> (Probe, Addr<ClusterWatcher>) {
+/// A pod's ClusterWatcher and StatusWriter, wired as `src/run.rs` wires them: the watcher's
+/// reads reach the writer (`CfcSeen`). Returns the Decider stand-in and the writer.
+async fn watcher(server: &ApiServer, pod: &str) -> (Probe, Addr<StatusWriter>) {
     let c = client(Some(server.admin_kubeconfig()), TIMEOUT)
         .await
         .expect("client");
     let probe = Probe::start();
+    let object = NamedObject::new(c.clone(), "default", NAME, TIMEOUT);
+    let leader = NamedObject::new(c, "default", "pool-leader", TIMEOUT);
+    let writer = StatusWriter::new(leader, pod, None)
+        .with_cluster(object.clone())
+        .start();
     let cluster = ClusterObject {
-        object: NamedObject::new(c.clone(), "default", NAME, TIMEOUT),
+        object,
         default_spec: spec(),
         fact: probe.recipient(),
         idle: Duration::from_secs(30),
         retry_after: Duration::from_millis(200),
         network: ("preview".into(), 2),
         health_spec: None,
+        seen: Some(writer.clone().recipient()),
     };
-    let leader = NamedObject::new(c, "default", "pool-leader", TIMEOUT);
-    let addr = ClusterWatcher::new(leader, pod, None)
-        .with_cluster(cluster)
-        .start();
-    (probe, addr)
+    ClusterWatcher::new(cluster, None).start();
+    (probe, writer)
 }
 
 async fn until(probe: &Probe, what: &str, f: impl Fn(&Event) -> bool) -> Event {

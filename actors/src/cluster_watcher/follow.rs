@@ -2,11 +2,7 @@
 //! absent), then a watch; every object read is reported to the Decider, and so is every
 //! failure (fail closed). Runs inside the actor's context, so a restart stops it.
 
-use std::{
-    pin::pin,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{pin::pin, time::Duration};
 
 use actix::Recipient;
 use forge_core::{
@@ -17,7 +13,10 @@ use futures::StreamExt;
 use kube::api::ObjectMeta;
 
 use super::invalid_spec;
-use crate::{adapters::kube_object::NamedObject, messages::Fact};
+use crate::{
+    adapters::kube_object::NamedObject,
+    messages::{CfcSeen, Fact},
+};
 
 /// Everything the loop needs (cloned out of the actor).
 pub(super) struct Follow {
@@ -28,11 +27,17 @@ pub(super) struct Follow {
     pub retry_after: Duration,
     pub network: (String, i64),
     pub health_spec: Option<tokio::sync::watch::Sender<Option<forge_core::crd::HealthCheckSpec>>>,
-    /// Statuses seen on the server, back to the actor (for write skipping).
-    pub seen: Arc<Mutex<Option<CardanoForgeCluster>>>,
+    /// Where every object read goes (the StatusWriter).
+    pub seen: Option<Recipient<CfcSeen>>,
 }
 
 impl Follow {
+    fn set_seen(&self, object: Option<CardanoForgeCluster>) {
+        if let Some(to) = &self.seen {
+            to.do_send(CfcSeen(object.map(Box::new)));
+        }
+    }
+
     fn unavailable(&self, why: String) {
         tracing::warn!(cluster = %self.object.name(), %why, "CardanoForgeCluster unavailable: not forging");
         self.fact
@@ -40,7 +45,7 @@ impl Follow {
     }
 
     fn report(&self, object: CardanoForgeCluster) {
-        set_seen(&self.seen, Some(object.clone()));
+        self.set_seen(Some(object.clone()));
         let generation = object.metadata.generation;
         match invalid_spec(&object.spec, (&self.network.0, self.network.1)) {
             Some(why) => self.unavailable(format!("{} is invalid: {why}", self.object.name())),
@@ -103,7 +108,7 @@ impl Follow {
                     match event {
                         Ok(Some(object)) => self.report(object),
                         Ok(None) => {
-                            set_seen(&self.seen, None);
+                            self.set_seen(None);
                             self.unavailable(format!(
                                 "{} was deleted; it is re-created from configuration",
                                 self.object.name()
@@ -121,12 +126,5 @@ impl Follow {
             }
             tokio::time::sleep(self.retry_after).await;
         }
-    }
-}
-
-/// Records the object (status and `resourceVersion`) last seen on the server.
-pub(super) fn set_seen(seen: &Mutex<Option<CardanoForgeCluster>>, object: Option<CardanoForgeCluster>) {
-    if let Ok(mut s) = seen.lock() {
-        *s = object;
     }
 }

@@ -1,61 +1,42 @@
-//! ClusterWatcher, single-cluster part: the `CardanoLeader` status writer. Only the lease holder
-//! writes (the Decider sends `WriteStatus` only then); a write happens only when the status
-//! changed; `lastTransitionTime` moves only when the leader or its forging state changes (the
-//! reference rewrote it on every loop: gap G-25 in docs/architecture.md). The object is created if
-//! absent. A pod that is not the leader never overwrites it, except to clear a stale entry naming
-//! itself at start.
+//! ClusterWatcher (cluster management, `ENABLE_CLUSTER_MANAGEMENT=true`): follows this
+//! cluster's CardanoForgeCluster (a consistent GET, then a watch), creating it from
+//! configuration when absent (409-safe: replicas start together), and reports
+//! `ClusterSpecChanged` for every valid spec read, or `ClusterSpecUnavailable` (fail closed) when
+//! it is unreadable, invalid or deleted (a deleted object is then re-created from configuration,
+//! so the decision falls back to it). Every object it reads also goes to the StatusWriter
+//! (`CfcSeen`: its status for write skipping, its `resourceVersion` as the precondition of our
+//! writes), and the valid spec's `healthCheck` to the HealthProber. It writes nothing but the
+//! object's creation: our status is the StatusWriter's (`actors/src/status_writer`).
 //!
-//! Multi-cluster part ([`ClusterWatcher::with_cluster`], `ENABLE_CLUSTER_MANAGEMENT=true`):
-//! it follows this cluster's CardanoForgeCluster (a consistent GET, then a watch), creating it
-//! from configuration when absent (409-safe: replicas start together), and reports
-//! `ClusterSpecChanged` for every valid spec read, or `ClusterSpecUnavailable` (fail closed)
-//! when it is unreadable, invalid or deleted (a deleted object is then re-created from
-//! configuration, so the decision falls back to it). On `WriteStatus` it merge-patches the CFC
-//! status first (our claim, which peers read) and then the CardanoLeader status; a failed CFC
-//! write fails the command (the Decider then aborts a start), a failed CardanoLeader write does
-//! not. A CFC write is skipped only when the status last seen on the server (watch events and
-//! our own write responses) already has the same content, and it carries the `resourceVersion`
-//! last seen as a precondition, so a delayed write never lands over a status written since: on
-//! 409 the object is re-read, and the write is retried once unless the status now names
-//! another pod as the active leader (then the command fails, and the Decider's retry starts
-//! from what is on the server).
+//! Also here, pure: the spec checks ([`invalid_spec`]) and the status content the StatusWriter
+//! writes ([`cluster_status`], [`leader_status`] and their change tests).
 
 mod actor;
 mod follow;
-mod handlers;
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use actix::Recipient;
 use forge_core::{
     crd::{
-        CardanoForgeCluster, CardanoForgeClusterSpec, CardanoForgeClusterStatus, CardanoLeader,
-        CardanoLeaderStatus, Condition, HealthCheckSpec, HealthStatus,
+        CardanoForgeCluster, CardanoForgeClusterSpec, CardanoForgeClusterStatus, CardanoLeaderStatus,
+        Condition, HealthCheckSpec, HealthStatus,
     },
     decision::StatusReport,
 };
 use tokio::sync::watch;
 
-use crate::{adapters::kube_object::NamedObject, messages::Fact, metrics::Metrics, supervisor::Restarts};
+use crate::{
+    adapters::kube_object::NamedObject,
+    messages::{CfcSeen, Fact},
+    metrics::Metrics,
+    supervisor::Restarts,
+};
 
 /// The actor.
 pub struct ClusterWatcher {
-    leader: NamedObject<CardanoLeader>,
-    pod: String,
-    /// The status we last wrote or read (writes are skipped when nothing changed).
-    last: Option<CardanoLeaderStatus>,
-    metrics: Option<Metrics>,
+    cluster: ClusterObject,
     restarts: Restarts,
-    /// Cluster management: our CardanoForgeCluster.
-    cluster: Option<ClusterObject>,
-    /// The CFC last seen on the server (watch events, our write responses): its status for
-    /// write skipping, its `resourceVersion` as the precondition of our writes.
-    seen: Arc<Mutex<Option<CardanoForgeCluster>>>,
-    /// This pod's HealthProber's latest result, for `status.healthStatus`.
-    health: Arc<Mutex<Option<HealthStatus>>>,
 }
 
 /// What the ClusterWatcher needs for this cluster's CardanoForgeCluster.
@@ -74,37 +55,15 @@ pub struct ClusterObject {
     pub network: (String, i64),
     /// Where the valid spec's `healthCheck` goes (the HealthProber), if anywhere.
     pub health_spec: Option<watch::Sender<Option<HealthCheckSpec>>>,
+    /// Where every object read goes (the StatusWriter), if anywhere.
+    pub seen: Option<Recipient<CfcSeen>>,
 }
 
 impl ClusterWatcher {
-    /// A writer of the CardanoLeader `leader` for pod `pod`.
-    pub fn new(leader: NamedObject<CardanoLeader>, pod: impl Into<String>, metrics: Option<Metrics>) -> Self {
-        let restarts = Restarts::new(
-            "cluster_watcher",
-            metrics.as_ref().map(|m| m.actor_restarts.clone()),
-        );
-        Self {
-            leader,
-            pod: pod.into(),
-            last: None,
-            metrics,
-            restarts,
-            cluster: None,
-            seen: Arc::default(),
-            health: Arc::default(),
-        }
-    }
-
-    /// Publishes `health` (kept up to date by the HealthProber) as `status.healthStatus`.
-    pub fn with_health(mut self, health: Arc<Mutex<Option<HealthStatus>>>) -> Self {
-        self.health = health;
-        self
-    }
-
-    /// Adds cluster management: follow and write `cluster` too.
-    pub fn with_cluster(mut self, cluster: ClusterObject) -> Self {
-        self.cluster = Some(cluster);
-        self
+    /// A follower of `cluster`.
+    pub fn new(cluster: ClusterObject, metrics: Option<&Metrics>) -> Self {
+        let restarts = Restarts::new("cluster_watcher", metrics.map(|m| m.actor_restarts.clone()));
+        Self { cluster, restarts }
     }
 }
 

@@ -20,7 +20,6 @@ mod http_get;
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -34,7 +33,10 @@ use tokio::sync::watch;
 
 pub use http_get::probe;
 
-use crate::{cluster_watcher::parse_period, messages::Fact};
+use crate::{
+    cluster_watcher::parse_period,
+    messages::{Fact, HealthObserved},
+};
 
 /// What to probe, and how often.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,20 +140,20 @@ pub struct HealthProber {
     spec: watch::Receiver<Option<HealthCheckSpec>>,
     fact: Recipient<Fact>,
     metrics: Option<HealthMetrics>,
-    status: Arc<Mutex<Option<HealthStatus>>>,
+    status: Option<Recipient<HealthObserved>>,
 }
 
 impl HealthProber {
     /// A prober for `cluster`; `spec` carries the CFC's `healthCheck` (from the
-    /// ClusterWatcher), `fallback` the environment's settings; `status` is shared with the
-    /// ClusterWatcher for the CFC `healthStatus`.
+    /// ClusterWatcher), `fallback` the environment's settings; every result goes to `status`
+    /// (the StatusWriter, for the CFC `healthStatus`).
     pub fn new(
         cluster: impl Into<String>,
         fallback: Option<Probing>,
         spec: watch::Receiver<Option<HealthCheckSpec>>,
         fact: Recipient<Fact>,
         metrics: Option<HealthMetrics>,
-        status: Arc<Mutex<Option<HealthStatus>>>,
+        status: Option<Recipient<HealthObserved>>,
     ) -> Self {
         Self {
             cluster: cluster.into(),
@@ -186,7 +188,7 @@ struct Run {
     spec: watch::Receiver<Option<HealthCheckSpec>>,
     fact: Recipient<Fact>,
     metrics: Option<HealthMetrics>,
-    status: Arc<Mutex<Option<HealthStatus>>>,
+    status: Option<Recipient<HealthObserved>>,
 }
 
 impl Run {
@@ -259,8 +261,8 @@ impl Run {
     }
 
     fn set_status(&self, status: Option<HealthStatus>) {
-        if let Ok(mut s) = self.status.lock() {
-            *s = status;
+        if let Some(to) = &self.status {
+            to.do_send(HealthObserved(status));
         }
     }
 }

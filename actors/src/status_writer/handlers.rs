@@ -1,30 +1,25 @@
-//! `WriteStatus`: with cluster management, merge-patch our CardanoForgeCluster status, always with
-//! a resourceVersion precondition, unless the server already shows the same content and it is
-//! not a claim (a failure fails the command); then write the
-//! CardanoLeader status when it changed, creating the object if absent (with cluster management
-//! a failure there is logged and counted, not returned: the claim is the CFC).
+//! `WriteStatus` (module docs of the StatusWriter).
 
 use actix::{ActorFutureExt, Handler, ResponseActFuture, WrapFuture};
-use forge_core::crd::{CardanoLeader, CardanoLeaderSpec};
+use forge_core::crd::{CardanoForgeCluster, CardanoLeader, CardanoLeaderSpec};
 use kube::api::ObjectMeta;
 
-use super::{
-    ClusterWatcher, cluster_status, follow::set_seen, leader_status, same_cluster_content, same_content,
-};
+use super::StatusWriter;
+use crate::cluster_watcher::{cluster_status, leader_status, same_cluster_content, same_content};
 use crate::{
     adapters::kube::KubeApiError,
     messages::{CommandFailed, CommandResult, WriteStatus},
 };
 
-impl Handler<WriteStatus> for ClusterWatcher {
+impl Handler<WriteStatus> for StatusWriter {
     type Result = ResponseActFuture<Self, CommandResult>;
 
     fn handle(&mut self, WriteStatus(report): WriteStatus, _: &mut Self::Context) -> Self::Result {
         let now = jiff::Timestamp::now();
         let status = leader_status(&self.pod, &report, self.last.as_ref(), now);
         let leader_unchanged = self.last.as_ref().is_some_and(|l| same_content(l, &status));
-        let cfc = self.cluster.as_ref().and_then(|c| {
-            let seen = self.seen.lock().ok().and_then(|s| s.clone());
+        let cfc = self.cluster.as_ref().and_then(|object| {
+            let seen = self.seen.clone();
             let rv = seen.as_ref().and_then(|o| o.metadata.resource_version.clone());
             let override_reason = seen
                 .as_ref()
@@ -32,8 +27,7 @@ impl Handler<WriteStatus> for ClusterWatcher {
                 .filter(|o| o.enabled)
                 .and_then(|o| o.reason.clone());
             let seen = seen.and_then(|o| o.status);
-            let health = self.health.lock().ok().and_then(|h| h.clone());
-            let mut next = cluster_status(&self.pod, &report, health.as_ref(), seen.as_ref(), now);
+            let mut next = cluster_status(&self.pod, &report, self.health.as_ref(), seen.as_ref(), now);
             // An override's `reason` is shown with the decision it caused.
             if let (Some(why), true) = (override_reason, report.reason.as_str().starts_with("override_")) {
                 next.message = next.message.map(|m| format!("{m} (override reason: {why})"));
@@ -44,7 +38,7 @@ impl Handler<WriteStatus> for ClusterWatcher {
                 !report.forging_enabled && seen.as_ref().is_some_and(|s| same_cluster_content(s, &next));
             (!unchanged).then(|| {
                 (
-                    c.object.clone(),
+                    object.clone(),
                     serde_json::to_value(&next).unwrap_or_default(),
                     rv,
                 )
@@ -54,12 +48,14 @@ impl Handler<WriteStatus> for ClusterWatcher {
         if leader_unchanged && cfc.is_none() {
             return Box::pin(actix::fut::ready(Ok(())));
         }
-        let seen = self.seen.clone();
         let pod = self.pod.clone();
         let metrics = self.metrics.clone();
         let leader = self.leader.clone();
         let body = serde_json::to_value(&status).unwrap_or_default();
         let fut = async move {
+            // The CFC as the server showed it in the course of this write, for the actor.
+            let mut seen_now: Option<Option<CardanoForgeCluster>> = None;
+            let result = async {
             if let Some((object, cfc_body, rv)) = cfc {
                 // Every write carries a resourceVersion precondition, so a delayed write never
                 // lands over a newer one: with nothing seen yet, read first.
@@ -68,7 +64,7 @@ impl Handler<WriteStatus> for ClusterWatcher {
                     None => match object.get().await {
                         Ok(Some(current)) => {
                             let rv = current.metadata.resource_version.clone();
-                            set_seen(&seen, Some(current));
+                            seen_now = Some(Some(current));
                             rv
                         }
                         Ok(None) => return Err(CommandFailed::new("not_found", object.name())),
@@ -84,7 +80,7 @@ impl Handler<WriteStatus> for ClusterWatcher {
                                 .and_then(|s| s.active_leader.clone())
                                 .filter(|l| !l.is_empty() && *l != pod);
                             let fresh = current.metadata.resource_version.clone();
-                            set_seen(&seen, Some(current));
+                            seen_now = Some(Some(current));
                             match other {
                                 Some(other) => Err(KubeApiError::Conflict(format!(
                                     "the status was written by {other} since we last read it ({why})"
@@ -98,7 +94,7 @@ impl Handler<WriteStatus> for ClusterWatcher {
                     other => other,
                 };
                 match written {
-                    Ok(written) => set_seen(&seen, Some(written)),
+                    Ok(written) => seen_now = Some(Some(written)),
                     Err(e) => {
                         if let Some(m) = &metrics {
                             m.kube_api_errors
@@ -145,16 +141,24 @@ impl Handler<WriteStatus> for ClusterWatcher {
                     }
                 }
             }
-        };
-        Box::pin(fut.into_actor(self).map(move |result, act, _| match result {
-            Ok(written) => {
-                act.restarts.healthy();
-                if let Some(status) = written {
-                    act.last = Some(status);
-                }
-                Ok(())
             }
-            Err(e) => Err(e),
+            .await;
+            (result, seen_now)
+        };
+        Box::pin(fut.into_actor(self).map(move |(result, seen_now), act, _| {
+            if let Some(seen) = seen_now {
+                act.seen = seen;
+            }
+            match result {
+                Ok(written) => {
+                    act.restarts.healthy();
+                    if let Some(status) = written {
+                        act.last = Some(status);
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
         }))
     }
 }
