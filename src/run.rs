@@ -44,7 +44,6 @@ use forge_actors::{
 };
 use forge_core::{
     config::{LogFormat, LogLevel, ValidConfig},
-    crd::{ApplicationSpec, CardanoForgeClusterSpec, ForgeState, HealthCheckSpec, NetworkSpec, PoolSpec},
     decision::{DEFAULT_HEARTBEAT_FRESH_FOR, DEFAULT_SLOT_LENGTH, DeciderConfig, State},
 };
 use prometheus::Registry;
@@ -62,44 +61,6 @@ const GUARD_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Bound on how long the API server may hold one of our watches open.
 const WATCH_IDLE: Duration = Duration::from_secs(290);
-
-/// The CardanoForgeCluster spec created from configuration when ours is absent.
-fn default_cluster_spec(cfg: &ValidConfig) -> CardanoForgeClusterSpec {
-    CardanoForgeClusterSpec {
-        forge_state: ForgeState::PriorityBased,
-        priority: i32::from(cfg.cluster.priority),
-        region: cfg.cluster.region.clone(),
-        network: NetworkSpec {
-            name: cfg.network.name.clone(),
-            magic: i64::from(cfg.network.magic),
-            era: "conway".into(),
-        },
-        pool: cfg.pool.as_ref().map(|p| PoolSpec {
-            id: Some(p.id.clone()),
-            id_hex: p.id_hex.clone(),
-            name: p.name.clone(),
-            ticker: p.ticker.clone(),
-            description: None,
-        }),
-        application: Some(ApplicationSpec {
-            type_: cfg.application_type.as_str().to_string(),
-            version: None,
-            environment: serde_json::to_value(cfg.cluster.environment)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_else(|| "production".into()),
-        }),
-        health_check: cfg.health.endpoint.as_ref().map(|endpoint| HealthCheckSpec {
-            enabled: true,
-            endpoint: Some(endpoint.clone()),
-            interval: format!("{}s", cfg.health.interval.as_secs().max(1)),
-            timeout: format!("{}s", cfg.health.timeout.as_secs().max(1)),
-            failure_threshold: i32::try_from(cfg.health.failure_threshold).unwrap_or(3),
-            headers: Default::default(),
-        }),
-        override_: None,
-    }
-}
 
 /// Runs the sidecar until it is stopped.
 pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
@@ -320,7 +281,7 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         });
     }
     if let Some(object) = cluster_object {
-        let (m, default_spec) = (metrics.clone(), default_cluster_spec(&cfg));
+        let (m, default_spec) = (metrics.clone(), forge_core::status::default_cluster_spec(&cfg));
         let (fact, seen) = (facts.clone(), status_writer.clone().recipient());
         let (retry_after, network) = (
             cfg.lease.retry_period,

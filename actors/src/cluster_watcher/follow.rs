@@ -12,11 +12,11 @@ use forge_core::{
 use futures::StreamExt;
 use kube::api::ObjectMeta;
 
-use super::invalid_spec;
 use crate::{
     adapters::kube_object::NamedObject,
     messages::{CfcSeen, Fact},
 };
+use forge_core::status::invalid_spec;
 
 /// Everything the loop needs (cloned out of the actor).
 pub(super) struct Follow {

@@ -33,10 +33,9 @@ use tokio::sync::watch;
 
 pub use http_get::probe;
 
-use crate::{
-    cluster_watcher::parse_period,
-    messages::{Fact, HealthObserved},
-};
+use forge_core::status::parse_period;
+
+use crate::messages::{Fact, HealthObserved};
 
 /// What to probe, and how often.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,11 +5,11 @@ use forge_core::crd::{CardanoForgeCluster, CardanoLeader, CardanoLeaderSpec};
 use kube::api::ObjectMeta;
 
 use super::StatusWriter;
-use crate::cluster_watcher::{cluster_status, leader_status, same_cluster_content, same_content};
 use crate::{
     adapters::kube::KubeApiError,
     messages::{CommandFailed, CommandResult, WriteStatus},
 };
+use forge_core::status::{cluster_status, leader_status, same_cluster_content, same_content};
 
 impl Handler<WriteStatus> for StatusWriter {
     type Result = ResponseActFuture<Self, CommandResult>;
