@@ -56,7 +56,7 @@ impl Regions {
             return None;
         }
         forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
-        let (worlds, links) = start_regions(regions, |_| WorldOptions::realistic(exe(), REPLICAS), extra)
+        let (worlds, links) = start_regions(regions, |_| WorldOptions::scenario(exe(), REPLICAS), extra)
             .await
             .unwrap_or_else(|e| panic!("{test}: {e}"));
         Some(Regions {

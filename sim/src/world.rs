@@ -119,6 +119,16 @@ impl WorldOptions {
         }
     }
 
+    /// The nodes of a scenario: [`WorldOptions::realistic`], or [`WorldOptions::fast`] (instant
+    /// reloads) when `FORGE_SCENARIO_NODES=instant`, to measure what realistic reloads cost
+    /// against instant ones on the same scenario.
+    pub fn scenario(exe: PathBuf, replicas: usize) -> Self {
+        match std::env::var("FORGE_SCENARIO_NODES").as_deref() {
+            Ok("instant") => Self::fast(exe, replicas),
+            _ => Self::realistic(exe, replicas),
+        }
+    }
+
     /// Sets pod `i`'s node behaviour (before the world starts).
     pub fn with_node(mut self, i: usize, behaviour: NodeBehaviour) -> Self {
         self.node_overrides.insert(i, behaviour);
