@@ -849,8 +849,16 @@ impl World {
         std::fs::read_to_string(self.pods[i].dir.join("manager.log")).unwrap_or_default()
     }
 
-    /// Stops every manager (SIGTERM, then SIGKILL after a grace), node and the API server.
+    /// Stops every manager (SIGTERM, then SIGKILL after a grace), node and the API server, and
+    /// removes the world's files.
     pub fn stop(&mut self) {
+        self.stop_processes();
+        drop(self.dir.take());
+    }
+
+    /// As [`World::stop`], but keeps the files: the timelines can still be read, so the
+    /// shutdown itself can be judged.
+    pub fn stop_processes(&mut self) {
         if let Some(t) = self.lease_watch.take() {
             t.abort();
         }
@@ -870,7 +878,6 @@ impl World {
             }
         }
         self.apiserver.stop();
-        drop(self.dir.take());
     }
 }
 
