@@ -30,7 +30,8 @@ use crate::creds::{TestCredentials, mainnet_kes_period_now, write_credentials};
 use crate::node::SplitMix64;
 use crate::process::is_alive;
 use crate::timeline::{
-    EventKind, TimelineEvent, TimelineWriter, Window, forging_at_end, judge_window, unix_now_ns,
+    EventKind, TimelineEvent, TimelineWriter, Window, forging_at_end, judge_window, overlaps_until,
+    unix_now_ns,
 };
 use crate::world::{LeaseRecord, RegionLinks, World, WorldOptions, forging_without_lease, start_regions};
 
@@ -368,7 +369,10 @@ impl ChaosReport {
             "chaos: seed {}, {} region(s) of {PODS} pods, {:.0} s of faults\n",
             self.seed, self.regions, self.seconds
         ));
-        s.push_str(&format!("chaos: faults injected ({total}): {}\n", faults.join(", ")));
+        s.push_str(&format!(
+            "chaos: faults injected ({total}): {}\n",
+            faults.join(", ")
+        ));
         s.push_str(&format!(
             "chaos: overlap {:.3} ms (most forgers at once: {}); forging without a lease: {}\n",
             self.overlap_ms, self.max_forgers, self.forging_without_lease
@@ -444,9 +448,7 @@ pub async fn run(options: ChaosOptions) -> Result<ChaosReport, ChaosError> {
     let mut soak = Soak::start(&options, &world_options).await?;
     let mut violations = Vec::new();
     let mut steps: Vec<Step> = Vec::new();
-    let cold = soak
-        .wait_single_forger(Duration::from_secs(30))
-        .await;
+    let cold = soak.wait_single_forger(Duration::from_secs(30)).await;
     match cold {
         Some(d) => say(&format!("first forger after {:.1} s", d.as_secs_f64())),
         None => violations.push("nobody forged within 30 s of the cold start".to_owned()),
@@ -466,7 +468,8 @@ pub async fn run(options: ChaosOptions) -> Result<ChaosReport, ChaosError> {
             f.hold.as_millis(),
             match f.kind {
                 FaultKind::NodeSlowStart => format!(", handler after {} ms", f.slow_start.as_millis()),
-                FaultKind::ApiLatency => format!(", {}/{} ms", f.latency.0.as_millis(), f.latency.1.as_millis()),
+                FaultKind::ApiLatency =>
+                    format!(", {}/{} ms", f.latency.0.as_millis(), f.latency.1.as_millis()),
                 _ => String::new(),
             },
             bound.as_millis()
@@ -478,7 +481,10 @@ pub async fn run(options: ChaosOptions) -> Result<ChaosReport, ChaosError> {
             .await
             .map(|_| since_inject.elapsed());
         match recovered {
-            Some(d) => say(&format!("#{n} one forger again {:.0} ms after the fault", d.as_secs_f64() * 1e3)),
+            Some(d) => say(&format!(
+                "#{n} one forger again {:.0} ms after the fault",
+                d.as_secs_f64() * 1e3
+            )),
             None => {
                 violations.push(format!(
                     "#{n} {}: no single forger within {} ms of the fault (forging now: {:?})",
@@ -505,7 +511,7 @@ pub async fn run(options: ChaosOptions) -> Result<ChaosReport, ChaosError> {
     let seconds = faults_from.elapsed().as_secs_f64();
     let end_of_faults = unix_now_ns();
     say("stopping every process (the shutdown is judged too)");
-    let (events, leases) = soak.stop();
+    let (events, leases, leases_taken) = soak.stop().await;
     let mut report = ChaosReport {
         seed: options.seed,
         regions: options.regions,
@@ -525,13 +531,19 @@ pub async fn run(options: ChaosOptions) -> Result<ChaosReport, ChaosError> {
     for s in &report.steps {
         *report.faults.entry(s.plan.kind.name().to_owned()).or_default() += 1;
     }
-    judge(&mut report, &events, &leases, end_of_faults);
+    judge(&mut report, &events, &leases, end_of_faults, leases_taken);
     Ok(report)
 }
 
 /// The judge's part: overlap over the whole run, the gap after each fault, forging without a
 /// lease. Fills `report`.
-fn judge(report: &mut ChaosReport, events: &[TimelineEvent], leases: &[LeaseRecord], end_of_faults: u64) {
+fn judge(
+    report: &mut ChaosReport,
+    events: &[TimelineEvent],
+    leases: &[LeaseRecord],
+    end_of_faults: u64,
+    leases_until: u64,
+) {
     let whole = match judge_window(events, Window::default()) {
         Ok(v) => v,
         Err(e) => {
@@ -547,16 +559,58 @@ fn judge(report: &mut ChaosReport, events: &[TimelineEvent], leases: &[LeaseReco
             "S1: {:.3} ms of overlap, {} forgers at once",
             whole.overlap_ms, whole.max_forgers
         ));
+        for o in overlaps_until(events, whole.until_unix_ns) {
+            let after = report
+                .steps
+                .iter()
+                .rev()
+                .find(|s| s.t_unix_ns <= o.from_unix_ns)
+                .map(|s| {
+                    let during = match o.from_unix_ns > end_of_faults {
+                        true => ", in the shutdown",
+                        false => "",
+                    };
+                    format!(
+                        "{:.0} ms after #{} {} on {}{during}",
+                        (o.from_unix_ns - s.t_unix_ns) as f64 / 1e6,
+                        s.n,
+                        s.plan.kind.name(),
+                        s.hit
+                    )
+                })
+                .unwrap_or_else(|| "before the first fault".to_owned());
+            report.violations.push(format!(
+                "S1: {:.3} ms of {} forging at once, {after}",
+                (o.to_unix_ns - o.from_unix_ns) as f64 / 1e6,
+                o.nodes.join(" and ")
+            ));
+        }
     }
     if whole.forgers.is_empty() {
         report.violations.push("L1: nobody ever forged".to_owned());
     }
-    let without = forging_without_lease(events, leases);
+    let mut without = forging_without_lease(events, leases);
+    without.retain(|e| e.t_unix_ns <= leases_until);
     report.forging_without_lease = without.len();
     for e in without.iter().take(5) {
+        let after = report
+            .steps
+            .iter()
+            .rev()
+            .find(|s| s.t_unix_ns <= e.t_unix_ns)
+            .map(|s| {
+                format!(
+                    "{:.0} ms after #{} {} on {}",
+                    (e.t_unix_ns - s.t_unix_ns) as f64 / 1e6,
+                    s.n,
+                    s.plan.kind.name(),
+                    s.hit
+                )
+            })
+            .unwrap_or_else(|| "before the first fault".to_owned());
         report.violations.push(format!(
-            "S1: {} (pid {}) began forging at {} while its pod held no Lease",
-            e.node, e.pid, e.t_unix_ns
+            "S1: {} (pid {}) began forging while its pod held no Lease, {after}",
+            e.node, e.pid
         ));
     }
     let ends: Vec<u64> = report
@@ -604,7 +658,11 @@ fn judge(report: &mut ChaosReport, events: &[TimelineEvent], leases: &[LeaseReco
 impl Soak {
     async fn start(options: &ChaosOptions, o: &WorldOptions) -> Result<Soak, ChaosError> {
         let (worlds, links, region_names) = if options.regions == 1 {
-            (vec![World::start(o.clone()).await?], RegionLinks::new(), vec!["pod".to_owned()])
+            (
+                vec![World::start(o.clone()).await?],
+                RegionLinks::new(),
+                vec!["pod".to_owned()],
+            )
         } else {
             let regions = [("east", 1u32), ("west", 2u32)];
             let (worlds, links) = start_regions(
@@ -617,7 +675,11 @@ impl Soak {
                 |_| Vec::new(),
             )
             .await?;
-            (worlds, links, regions.iter().map(|(r, _)| (*r).to_owned()).collect())
+            (
+                worlds,
+                links,
+                regions.iter().map(|(r, _)| (*r).to_owned()).collect(),
+            )
         };
         Ok(Soak {
             worlds,
@@ -690,18 +752,36 @@ impl Soak {
                 w.kill_node(i);
                 Ok(name.clone())
             }
-            FaultKind::GuardStop => w.signal_guard(i, Signal::SIGSTOP).map(|()| name.clone()).map_err(|e| e.to_string()),
+            FaultKind::GuardStop => w
+                .signal_guard(i, Signal::SIGSTOP)
+                .map(|()| name.clone())
+                .map_err(|e| e.to_string()),
             FaultKind::NodeKill => match w.node_process(i) {
                 Some(p) if p.pid != 0 && is_alive(p.pid) => {
                     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid as i32), Signal::SIGKILL);
-                    Ok(name.clone())
+                    // A killed node writes nothing: its death is recorded as soon as it is gone.
+                    let t = Instant::now();
+                    while is_alive(p.pid) && t.elapsed() < Duration::from_secs(5) {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    match is_alive(p.pid) {
+                        true => Err(format!("{name}: its node outlived SIGKILL for 5 s")),
+                        false => {
+                            record_exit(w, i, &p);
+                            Ok(name.clone())
+                        }
+                    }
                 }
                 _ => Err(format!("{name}: no live node process")),
             },
-            FaultKind::NodeStop => w.signal_node(i, Signal::SIGSTOP).map(|()| name.clone()).map_err(|e| e.to_string()),
-            FaultKind::NodeRestart | FaultKind::NodeSlowStart => {
-                w.signal_guard(i, Signal::SIGTERM).map(|()| name.clone()).map_err(|e| e.to_string())
-            }
+            FaultKind::NodeStop => w
+                .signal_node(i, Signal::SIGSTOP)
+                .map(|()| name.clone())
+                .map_err(|e| e.to_string()),
+            FaultKind::NodeRestart | FaultKind::NodeSlowStart => w
+                .signal_guard(i, Signal::SIGTERM)
+                .map(|()| name.clone())
+                .map_err(|e| e.to_string()),
             FaultKind::ApiBlackhole => {
                 w.pods[i].proxy.handle().blackhole();
                 Ok(name.clone())
@@ -843,19 +923,44 @@ impl Soak {
         None
     }
 
-    /// Stops every process (judged: the events are read after), then removes the worlds.
-    fn stop(mut self) -> (Vec<TimelineEvent>, Vec<LeaseRecord>) {
+    /// Stops every process as a pod deletion would, one pod after the other: SIGTERM to the
+    /// sidecar (it hands over), then to the guard (forwarded to the node). The events are read
+    /// after, so the shutdown is judged too; then the worlds are removed. Returns the events,
+    /// the Lease states seen, and when the Lease log was taken (forging after that instant is
+    /// not checked against it).
+    async fn stop(mut self) -> (Vec<TimelineEvent>, Vec<LeaseRecord>, u64) {
         for p in self.links.values() {
             p.handle().pass();
         }
-        let mut leases = Vec::new();
         for w in &mut self.worlds {
-            leases.extend(w.lease_history());
             for i in 0..w.pods.len() {
                 // A stopped process would not take its SIGTERM.
                 w.signal_manager(i, Signal::SIGCONT);
                 let _ = w.signal_guard(i, Signal::SIGCONT);
                 let _ = w.signal_node(i, Signal::SIGCONT);
+            }
+        }
+        for w in &mut self.worlds {
+            for i in 0..w.pods.len() {
+                w.signal_manager(i, Signal::SIGTERM);
+                if w.wait_manager_exit(i, Duration::from_secs(15)).await.is_none() {
+                    say(&format!(
+                        "{}: its sidecar did not exit within 15 s of SIGTERM",
+                        w.pods[i].name
+                    ));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut leases = Vec::new();
+        for w in &self.worlds {
+            leases.extend(w.lease_history());
+        }
+        let leases_taken = unix_now_ns();
+        for w in &mut self.worlds {
+            for i in 0..w.pods.len() {
+                let _ = w.signal_guard(i, Signal::SIGTERM);
+                reap_node(w, i, Duration::from_secs(10)).await;
             }
         }
         for w in &mut self.worlds {
@@ -865,7 +970,7 @@ impl Soak {
         for w in &mut self.worlds {
             w.stop();
         }
-        (events, leases)
+        (events, leases, leases_taken)
     }
 }
 
@@ -886,21 +991,35 @@ async fn reap_node(w: &mut World, i: usize, within: Duration) {
             break;
         }
         if t.elapsed() >= within {
-            say(&format!("{}: its node did not exit within {within:?}: SIGKILL", w.pods[i].name));
+            say(&format!(
+                "{}: its node did not exit within {within:?}: SIGKILL",
+                w.pods[i].name
+            ));
             w.kill_node(i);
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let Some(p) = node else { return };
+    if let Some(p) = node {
+        record_exit(w, i, &p);
+    }
+}
+
+/// Appends node process `p`'s `exit` line to pod `i`'s timeline unless it wrote one itself
+/// (a SIGKILLed node cannot). Only for a process known to be gone.
+fn record_exit(w: &World, i: usize, p: &crate::timeline::ProcessId) {
     let exited = w
         .events()
         .iter()
-        .any(|e| e.event == EventKind::Exit && e.process() == p);
+        .any(|e| e.event == EventKind::Exit && e.process() == *p);
     if !exited {
-        let event = TimelineEvent::now_for(&p, EventKind::Exit, "killed (SIGKILL, recorded by the chaos soak)");
+        let event =
+            TimelineEvent::now_for(p, EventKind::Exit, "killed (SIGKILL, recorded by the chaos soak)");
         if let Err(e) = TimelineWriter::open(&w.pods[i].timeline).and_then(|mut t| t.append(&event)) {
-            say(&format!("{}: cannot record its node's death: {e}", w.pods[i].name));
+            say(&format!(
+                "{}: cannot record its node's death: {e}",
+                w.pods[i].name
+            ));
         }
     }
 }
@@ -1109,8 +1228,11 @@ mod tests {
             ev(9000, "b", EventKind::Exit),
         ];
         let leases = [held("a", 50), held("b", 2900), held("a", 5400)];
-        let mut r = report_with(vec![(900, FaultKind::SidecarKill, 2500.0), (4000, FaultKind::NodeKill, 400.0)]);
-        judge(&mut r, &events, &leases, 8_000_000_000);
+        let mut r = report_with(vec![
+            (900, FaultKind::SidecarKill, 2500.0),
+            (4000, FaultKind::NodeKill, 400.0),
+        ]);
+        judge(&mut r, &events, &leases, 8_000_000_000, u64::MAX);
         assert_eq!(r.steps[0].max_gap_ms, 2000.0);
         assert_eq!(r.steps[1].max_gap_ms, 500.0);
         assert_eq!(r.longest_gap_ms, 2000.0);
@@ -1130,17 +1252,25 @@ mod tests {
             ev(300, "a", EventKind::ForgingOff),
         ];
         let mut r = report_with(vec![(150, FaultKind::WatchDrop, 10_000.0)]);
-        judge(&mut r, &events, &[held("a", 50)], 400_000_000);
+        judge(&mut r, &events, &[held("a", 50)], 400_000_000, u64::MAX);
         assert_eq!(r.overlap_ms, 100.0);
         assert_eq!(r.forging_without_lease, 1);
-        assert!(r.violations.iter().any(|v| v.starts_with("S1: 100.000 ms")), "{:?}", r.violations);
-        assert!(r.violations.iter().any(|v| v.contains("held no Lease")), "{:?}", r.violations);
+        assert!(
+            r.violations.iter().any(|v| v.starts_with("S1: 100.000 ms")),
+            "{:?}",
+            r.violations
+        );
+        assert!(
+            r.violations.iter().any(|v| v.contains("held no Lease")),
+            "{:?}",
+            r.violations
+        );
     }
 
     #[test]
     fn an_empty_timeline_fails_the_verdict() {
         let mut r = report_with(vec![]);
-        judge(&mut r, &[], &[], 1);
+        judge(&mut r, &[], &[], 1, u64::MAX);
         assert!(!r.passed());
         assert!(r.violations[0].contains("no verdict"), "{:?}", r.violations);
     }
