@@ -856,6 +856,16 @@ impl World {
         drop(self.dir.take());
     }
 
+    /// Stops everything as [`World::stop`] does and judges the whole run, the shutdown
+    /// included (every sidecar gets SIGTERM in turn and hands over, then the nodes stop): the
+    /// verdict over all timelines until now, or why there is none.
+    pub fn stop_judged(&mut self) -> Result<Verdict, WorldError> {
+        self.stop_processes();
+        let verdict = self.try_verdict(Window::until_now());
+        self.stop();
+        verdict
+    }
+
     /// As [`World::stop`], but keeps the files: the timelines can still be read, so the
     /// shutdown itself can be judged.
     pub fn stop_processes(&mut self) {
