@@ -929,7 +929,8 @@ async fn watch_leases(client: kube::Client, log: LeaseLog) {
 }
 
 /// The `forging_on` events whose node was not the holder of any Lease at that instant: each
-/// Lease's holder holds it from its `acquireTime` until the next holder's (or a release's).
+/// Lease's holder holds it from its `acquireTime` until the next holder's (or a release's). A
+/// holder identity `POD_UID`-suffixed (`pod-0_UID`) is its pod's.
 pub fn forging_without_lease(events: &[TimelineEvent], leases: &[LeaseRecord]) -> Vec<TimelineEvent> {
     let mut by_lease: BTreeMap<&str, Vec<(u64, &str)>> = BTreeMap::new();
     for r in leases {
@@ -948,7 +949,7 @@ pub fn forging_without_lease(events: &[TimelineEvent], leases: &[LeaseRecord]) -
                 .iter()
                 .rev()
                 .find(|(from, _)| *from <= t)
-                .is_some_and(|(_, h)| *h == node)
+                .is_some_and(|(_, h)| forge_core::lease::holder_pod(h) == node)
         })
     };
     events
