@@ -49,7 +49,11 @@ async fn a_successor_of_a_force_deleted_pod_waits_out_the_old_tenure() {
     let i = w.index_of(&name).expect("pod");
     let leases: Api<Lease> = Api::namespaced(w.apiserver.client("admin").await.expect("admin"), "default");
     let (holder, _) = lease(&leases).await.expect("a Lease");
-    assert_eq!(holder, format!("{name}_{OLD_UID}"), "the holder identity carries the pod UID");
+    assert_eq!(
+        holder,
+        format!("{name}_{OLD_UID}"),
+        "the holder identity carries the pod UID"
+    );
 
     // The force-delete: the old incarnation freezes where it runs, its successor starts.
     let t0 = unix_now_ns();
@@ -59,7 +63,9 @@ async fn a_successor_of_a_force_deleted_pod_waits_out_the_old_tenure() {
     // A new pod has its own address: the frozen one still holds the old port.
     let port = forge_sim::apiserver::free_ports(1).expect("a free port")[0];
     w.pods[i].http = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    w.start_manager(i).await.unwrap_or_else(|e| panic!("{test}: successor: {e}"));
+    w.start_manager(i)
+        .await
+        .unwrap_or_else(|e| panic!("{test}: successor: {e}"));
     let successor_up = unix_now_ns();
 
     // The first Lease write after the freeze (a request in flight at the SIGSTOP lands within
@@ -91,14 +97,22 @@ async fn a_successor_of_a_force_deleted_pod_waits_out_the_old_tenure() {
          its tenure was not waited out\n{}",
         w.manager_log(i)
     );
-    assert_ne!(holder, format!("{name}_{OLD_UID}"), "the frozen holder cannot write");
+    assert_ne!(
+        holder,
+        format!("{name}_{OLD_UID}"),
+        "the frozen holder cannot write"
+    );
     // Someone forges again, alone.
     w.wait_for_single_forger(LEASE + Duration::from_secs(10), None)
         .await
         .unwrap_or_else(|| panic!("nobody forges after the force-delete: {:?}", w.forging_now()));
     let v = w.verdict();
     assert_eq!(v.overlap_ms, 0.0, "{v:?}");
-    assert!(w.forging_without_lease().is_empty(), "{:?}", w.forging_without_lease());
+    assert!(
+        w.forging_without_lease().is_empty(),
+        "{:?}",
+        w.forging_without_lease()
+    );
     let v = w.stop_judged().unwrap_or_else(|e| panic!("no verdict: {e}"));
     assert_eq!(v.overlap_ms, 0.0, "shutdown included: {v:?}");
 }

@@ -1206,9 +1206,7 @@ impl Cluster {
         self.now = self.now + Duration::from_millis(1);
         match *a {
             PodAction::Try(i) => {
-                if !self.pods[i].contend && self.pods[i].prev.forge == false && self.holder != Some(i) {
-                    // Not contending: it only reads.
-                }
+                // A pod that does not contend only reads: it is told someone else holds it.
                 let vacant =
                     self.holder.is_none() || self.now >= self.renewed_at + Duration::from_millis(LEASE_MS);
                 let answer = if self.pods[i].contend && (self.holder == Some(i) || vacant) {

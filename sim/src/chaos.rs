@@ -180,7 +180,7 @@ pub fn draw(rng: &mut SplitMix64, regions: usize) -> FaultPlan {
         .filter(|k| regions > 1 || *k != FaultKind::LinkCut)
         .collect();
     let kind = kinds[(rng.next_u64() % kinds.len() as u64) as usize];
-    let to_leader = rng.next_u64() % 2 == 0;
+    let to_leader = rng.next_u64().is_multiple_of(2);
     let region = (rng.next_u64() % regions.max(1) as u64) as usize;
     let index = (rng.next_u64() % PODS as u64) as usize;
     let restart = ms(rng, 0, 3000);
