@@ -168,6 +168,11 @@ pub struct FaultPlan {
 /// Pods per region.
 pub const PODS: usize = 3;
 
+/// How long a node restart waits for its sidecar's boot credentials before starting the node
+/// anyway: kubelet's first back-off after a container that failed at once (a node without its
+/// credential files cannot start). Each such wait adds itself to the fault's gap bound.
+pub const BOOT_WAIT: Duration = Duration::from_secs(10);
+
 fn ms(rng: &mut SplitMix64, lo: u64, hi: u64) -> Duration {
     Duration::from_millis(lo + rng.next_u64() % (hi - lo + 1))
 }
@@ -319,6 +324,9 @@ pub struct Step {
     pub overlap_ms: f64,
     /// Time from the injection until exactly one node forged again (None: not within the bound).
     pub recovered_ms: Option<f64>,
+    /// Node restarts after it that found no boot credentials within [`BOOT_WAIT`] (each adds
+    /// [`BOOT_WAIT`] to the bound).
+    pub late_boots: u64,
 }
 
 /// What the soak found.
@@ -377,6 +385,13 @@ impl ChaosReport {
             "chaos: overlap {:.3} ms (most forgers at once: {}); forging without a lease: {}\n",
             self.overlap_ms, self.max_forgers, self.forging_without_lease
         ));
+        let late: u64 = self.steps.iter().map(|s| s.late_boots).sum();
+        if late > 0 {
+            s.push_str(&format!(
+                "chaos: node restarts that found no boot credentials within {} s: {late}\n",
+                BOOT_WAIT.as_secs()
+            ));
+        }
         s.push_str(&format!(
             "chaos: longest gap {:.0} ms{} (its bound {:.0} ms); forgers: {}\n",
             self.longest_gap_ms,
@@ -422,6 +437,8 @@ struct Soak {
     region_names: Vec<String>,
     started: Instant,
     rotations: u64,
+    /// Node restarts that found no boot credentials within [`BOOT_WAIT`].
+    late_boots: u64,
 }
 
 /// Runs the soak and judges it.
@@ -459,6 +476,7 @@ pub async fn run(options: ChaosOptions) -> Result<ChaosReport, ChaosError> {
         let f = draw(&mut rng, options.regions);
         let n = steps.len() + 1;
         let bound = gap_bound(&f, &timings);
+        let late_from = soak.late_boots;
         let (hit, hit_forger, t0) = soak.inject(&f).await;
         let t_rel = soak.started.elapsed().as_secs_f64();
         say(&format!(
@@ -477,9 +495,14 @@ pub async fn run(options: ChaosOptions) -> Result<ChaosReport, ChaosError> {
         let since_inject = Instant::now();
         soak.heal(&f, &hit).await;
         let recovered = soak
-            .recover(bound.saturating_sub(since_inject.elapsed()) + Duration::from_secs(10))
+            .recover(
+                bound.saturating_sub(since_inject.elapsed()) + Duration::from_secs(10),
+                late_from,
+            )
             .await
             .map(|_| since_inject.elapsed());
+        let late_boots = soak.late_boots - late_from;
+        let bound = bound + BOOT_WAIT * u32::try_from(late_boots).unwrap_or(u32::MAX);
         match recovered {
             Some(d) => say(&format!(
                 "#{n} one forger again {:.0} ms after the fault",
@@ -505,6 +528,7 @@ pub async fn run(options: ChaosOptions) -> Result<ChaosReport, ChaosError> {
             max_gap_ms: 0.0,
             overlap_ms: 0.0,
             recovered_ms: recovered.map(|d| d.as_secs_f64() * 1e3),
+            late_boots,
         });
         tokio::time::sleep(f.pause).await;
     }
@@ -687,6 +711,7 @@ impl Soak {
             region_names,
             started: Instant::now(),
             rotations: 1,
+            late_boots: 0,
         })
     }
 
@@ -873,8 +898,9 @@ impl Soak {
                 slow.handler_delay = f.slow_start;
                 reap_node(w, i, Duration::from_secs(10)).await;
                 w.set_node_behaviour(i, slow);
-                restart_node(w, i).await;
+                let late = restart_node(w, i).await;
                 w.set_node_behaviour(i, normal);
+                self.late_boots += u64::from(late);
             }
             _ => {}
         }
@@ -904,16 +930,19 @@ impl Soak {
                 };
                 if node_down {
                     reap_node(w, i, Duration::from_secs(10)).await;
-                    restart_node(w, i).await;
+                    self.late_boots += u64::from(restart_node(w, i).await);
                 }
             }
         }
     }
 
-    /// Waits until exactly one node forges and every process runs (restarting what died).
-    async fn recover(&mut self, within: Duration) -> Option<()> {
+    /// Waits until exactly one node forges and every process runs (restarting what died);
+    /// each node restart since `late_from` that waited in vain for boot credentials extends
+    /// the wait by [`BOOT_WAIT`].
+    async fn recover(&mut self, within: Duration, late_from: u64) -> Option<()> {
         let t = Instant::now();
-        while t.elapsed() < within {
+        let late = |s: &Self| BOOT_WAIT * u32::try_from(s.late_boots - late_from).unwrap_or(u32::MAX);
+        while t.elapsed() < within + late(self) {
             self.supervise().await;
             if self.forging_now().len() == 1 {
                 return Some(());
@@ -1026,16 +1055,26 @@ fn record_exit(w: &World, i: usize, p: &crate::timeline::ProcessId) {
 
 /// Starts pod `i`'s node again once its sidecar has written the boot credentials (bounded:
 /// without them it starts anyway, non-producing).
-async fn restart_node(w: &mut World, i: usize) {
+/// Returns true when the boot credentials were still missing after [`BOOT_WAIT`].
+async fn restart_node(w: &mut World, i: usize) -> bool {
     let kes = w.pods[i].target().join("kes.skey");
-    let _ = crate::world::wait_for(Duration::from_secs(10), || {
+    let late = crate::world::wait_for(BOOT_WAIT, || {
         let kes = kes.clone();
         async move { kes.exists() }
     })
-    .await;
+    .await
+    .is_err();
+    if late {
+        say(&format!(
+            "{}: no boot credentials {} s after its node died; starting it anyway (a kubelet back-off)",
+            w.pods[i].name,
+            BOOT_WAIT.as_secs()
+        ));
+    }
     if let Err(e) = w.start_node(i).await {
         say(&format!("{}: restarting its node: {e}", w.pods[i].name));
     }
+    late
 }
 
 /// Writes credential set `counter` into `dir` the way kubelet updates a Secret volume: the new
@@ -1199,6 +1238,7 @@ mod tests {
                     max_gap_ms: 0.0,
                     overlap_ms: 0.0,
                     recovered_ms: Some(0.0),
+                    late_boots: 0,
                 })
                 .collect(),
             violations: Vec::new(),
