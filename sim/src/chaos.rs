@@ -981,9 +981,13 @@ impl Soak {
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+        // Every region has a Lease of the same name in its own API server: keep them apart.
         let mut leases = Vec::new();
-        for w in &self.worlds {
-            leases.extend(w.lease_history());
+        for (w, region) in self.worlds.iter().zip(&self.region_names) {
+            leases.extend(w.lease_history().into_iter().map(|mut l| {
+                l.lease = format!("{region}/{}", l.lease);
+                l
+            }));
         }
         let leases_taken = unix_now_ns();
         for w in &mut self.worlds {
