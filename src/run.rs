@@ -75,8 +75,9 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let fail_safe = FailSafe::of(&cfg);
     install_panic_hook(fail_safe.clone());
     tracing::info!(
-        pod = %cfg.pod_name, namespace = %cfg.namespace, lease = %cfg.names.lease,
-        leader = %cfg.names.leader, version = env!("CARGO_PKG_VERSION"), "forge-manager starting"
+        pod = %cfg.pod_name, identity = %cfg.lease_identity(), namespace = %cfg.namespace,
+        lease = %cfg.names.lease, leader = %cfg.names.leader, version = env!("CARGO_PKG_VERSION"),
+        "forge-manager starting"
     );
     if cfg.cluster.management_enabled {
         tracing::info!(
@@ -175,10 +176,11 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     });
     // The lease facts reach the signaller before the Decider (the permit's bound).
     let tap = actix::Actor::start(LeaseTap::new(signaller.clone().recipient(), facts.clone()));
-    let (pod, timing, m) = (cfg.pod_name.clone(), cfg.lease, metrics.clone());
+    let (identity, timing, m) = (cfg.lease_identity(), cfg.lease, metrics.clone());
     let fact = tap.recipient();
-    let elector =
-        Supervisor::start(move |_| LeaseElector::new(lease_port, pod, timing, clock, fact, Some(m)));
+    let elector = Supervisor::start(move |_| {
+        LeaseElector::new(lease_port, identity.clone(), timing, clock, fact, Some(m))
+    });
     let watcher_settings = NodeWatcherSettings::from_config(&cfg.node);
     let _node_watcher = Supervisor::start({
         let (procfs, m, fact, sig) = (

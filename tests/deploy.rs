@@ -419,6 +419,8 @@ fn sidecar_envs() -> Vec<(String, Vec<(String, String)>)> {
                     let value = match s(e, "valueFrom.fieldRef.fieldPath").as_str() {
                         Some("metadata.namespace") => ns.clone(),
                         Some("metadata.name") => pod.clone(),
+                        // What the downward API gives: the pod's UID.
+                        Some("metadata.uid") => "3f1c2b9e-5a7d-4c8e-9b0a-1d2e3f4a5b6c".into(),
                         Some(other) => panic!("unexpected fieldRef {other}"),
                         None => str_at(e, "value"),
                     };

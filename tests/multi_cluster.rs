@@ -134,6 +134,11 @@ impl Regions {
         let v = self.verdict();
         eprintln!("{scenario}: merged verdict {v:?}");
         assert_eq!(v.overlap_ms, 0.0, "{scenario}: two nodes forged at once: {v:?}");
+        assert!(
+            v.max_forgers <= 1,
+            "{scenario}: two forgers at one instant: {v:?}"
+        );
+        assert!(!v.forgers.is_empty(), "{scenario}: nobody forged: {v:?}");
     }
 
     /// The first `forging_on` in `region` at or after `since_ns`, in ms after it.
@@ -181,10 +186,29 @@ impl Regions {
         total
     }
 
+    /// Stops every region as Kubernetes deletes pods (each sidecar in turn hands over, across
+    /// regions too) and judges the merged timelines, the shutdown included.
     fn stop(&mut self) {
+        for w in &mut self.worlds {
+            w.stop_processes();
+        }
+        let v = judge(&self.events());
         for w in &mut self.worlds {
             w.stop();
         }
+        eprintln!("shutdown: merged verdict {v:?}");
+        assert_eq!(
+            v.overlap_ms, 0.0,
+            "two nodes forged at once (shutdown included): {v:?}"
+        );
+        assert!(
+            v.max_forgers <= 1,
+            "two forgers at one instant (shutdown included): {v:?}"
+        );
+        assert!(
+            v.forging_at_end.is_empty(),
+            "a node forges after the shutdown: {v:?}"
+        );
     }
 }
 

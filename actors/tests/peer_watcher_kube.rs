@@ -222,3 +222,145 @@ async fn the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable() {
         "{text}"
     );
 }
+
+/// F14: a peer's Lease counts only when it is held by the pod the peer's CFC names as its
+/// `activeLeader`. A vacant Lease under our lease name while the peer's leader is another pod
+/// (say, a stale object of a deployment that now uses another lease name) would otherwise read
+/// as "that region does not forge".
+#[actix::test]
+async fn a_peer_lease_not_held_by_the_peers_active_leader_is_not_reported() {
+    let Some(mut server) = start_for_test(
+        "a_peer_lease_not_held_by_the_peers_active_leader_is_not_reported",
+        ApiServerOptions::with_identities(["east-0"]),
+    )
+    .await
+    else {
+        return;
+    };
+    let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
+        .await
+        .expect("admin");
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    for crd in definitions() {
+        crds.create(&PostParams::default(), &crd).await.expect("CRD");
+    }
+    let cfcs: Api<CardanoForgeCluster> = Api::namespaced(admin.clone(), "default");
+    for _ in 0..100 {
+        if cfcs.list(&Default::default()).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut cfc = CardanoForgeCluster::new(
+        "pool-east",
+        CardanoForgeClusterSpec {
+            forge_state: Default::default(),
+            priority: 1,
+            region: "east".into(),
+            network: NetworkSpec {
+                name: "preview".into(),
+                magic: 2,
+                era: "conway".into(),
+            },
+            pool: None,
+            application: None,
+            health_check: None,
+            override_: None,
+        },
+    );
+    cfc.metadata.namespace = Some("default".into());
+    cfcs.create(&PostParams::default(), &cfc)
+        .await
+        .expect("create CFC");
+    let status = CardanoForgeClusterStatus {
+        forging_enabled: Some(true),
+        effective_priority: Some(1),
+        active_leader: Some("east-1".into()),
+        ..Default::default()
+    };
+    cfcs.patch_status(
+        "pool-east",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({ "status": status })),
+    )
+    .await
+    .expect("status");
+    // A vacant Lease under our lease name: not the leader's.
+    let leases: Api<Lease> = Api::namespaced(admin, "default");
+    leases
+        .create(
+            &PostParams::default(),
+            &Lease {
+                metadata: ObjectMeta {
+                    name: Some("cardano-node-leader".into()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some(String::new()),
+                    lease_duration_seconds: Some(15),
+                    ..LeaseSpec::default()
+                }),
+            },
+        )
+        .await
+        .expect("lease");
+
+    let probe = Probe::start();
+    let clock = Clock::new();
+    let settings = PeerSettings {
+        name: "pool-east".into(),
+        kubeconfig: server.admin_kubeconfig().to_path_buf(),
+        namespace: "default".into(),
+        lease: "cardano-node-leader".into(),
+        every: Duration::from_millis(100),
+        timeout: Duration::from_millis(500),
+    };
+    let _watcher = PeerWatcher::new(settings, clock, probe.recipient(), None).start();
+    let leader_reads = |p: &Probe| {
+        p.events()
+            .iter()
+            .filter(|e| {
+                matches!(e, Event::PeerObserved { status: Some(s), .. }
+                    if s.active_leader.as_deref() == Some("east-1"))
+            })
+            .count()
+    };
+    for _ in 0..200 {
+        if leader_reads(&probe) >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        leader_reads(&probe) >= 5,
+        "the CFC was read: {:?}",
+        probe.events()
+    );
+    assert!(
+        !probe
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::PeerLeaseObserved { .. })),
+        "a vacant Lease while the peer names east-1 its leader is no evidence: {:?}",
+        probe.events()
+    );
+
+    // The leader's own Lease (its identity carries its pod UID): reported.
+    leases
+        .patch(
+            "cardano-node-leader",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "spec": { "holderIdentity": "east-1_5d1c" } })),
+        )
+        .await
+        .expect("lease holder");
+    let e = until(&probe, "the leader's lease", |e| {
+        matches!(e, Event::PeerLeaseObserved { .. })
+    })
+    .await;
+    let Event::PeerLeaseObserved { record, .. } = e else {
+        unreachable!()
+    };
+    assert_eq!(record.holder_identity.as_deref(), Some("east-1_5d1c"));
+    server.stop();
+}

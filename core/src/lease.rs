@@ -261,6 +261,36 @@ impl LeaseObservation {
     }
 }
 
+/// The Lease holder identity of a pod: its name, or `NAME_UID` when its UID is known. A pod
+/// that replaces a force-deleted one of the same name has a new UID, so it finds the Lease held
+/// by *another* identity and waits out that tenure ([`Verdict::HeldBy`]) instead of renewing it
+/// as its own ([`Verdict::Ours`]) while the old incarnation may still forge. A restarted
+/// container of the same pod keeps the UID, and renews at once as before.
+pub fn holder_identity(pod: &str, uid: Option<&str>) -> String {
+    match uid.filter(|u| !u.is_empty()) {
+        Some(u) => format!("{pod}_{u}"),
+        None => pod.to_owned(),
+    }
+}
+
+/// The pod name in a holder identity ([`holder_identity`]): everything before the first `_`
+/// (a pod name, a DNS subdomain, never contains one).
+pub fn holder_pod(identity: &str) -> &str {
+    identity.split_once('_').map_or(identity, |(pod, _)| pod)
+}
+
+/// Whether a peer region's Lease record speaks for that region: when its CardanoForgeCluster
+/// names an `activeLeader`, only a Lease held by that pod does. A Lease held by another pod, or
+/// vacant, may be a stale object of an old deployment (another lease name) or an election in
+/// progress, and is no evidence that the region does not forge. Without an `activeLeader` the
+/// Lease is taken as it is.
+pub fn speaks_for_peer(record: &LeaseRecord, active_leader: Option<&str>) -> bool {
+    match active_leader.filter(|l| !l.is_empty()) {
+        None => true,
+        Some(leader) => record.holder().is_some_and(|h| holder_pod(h) == leader),
+    }
+}
+
 /// The verdict when the Lease may also not exist yet (`None`: create it, i.e. vacant).
 pub fn verdict(obs: Option<&LeaseObservation>, me: &str, now: Mono, timing: &LeaseTiming) -> Verdict {
     obs.map_or(Verdict::Vacant, |o| o.verdict(me, now, timing))
@@ -368,6 +398,53 @@ pub fn renew_deadline(sent_at: Mono, timing: &LeaseTiming) -> Mono {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_pod_uid_makes_a_successor_of_the_same_name_another_holder() {
+        let timing = timing();
+        let old = holder_identity("pod-a", Some("1111"));
+        let new = holder_identity("pod-a", Some("2222"));
+        assert_eq!(old, "pod-a_1111");
+        assert_eq!(holder_identity("pod-a", None), "pod-a");
+        assert_eq!(holder_identity("pod-a", Some("")), "pod-a");
+        assert_eq!(holder_pod(&old), "pod-a");
+        assert_eq!(holder_pod("pod-a"), "pod-a");
+        let held = LeaseRecord {
+            holder_identity: Some(old.clone()),
+            lease_duration_seconds: Some(15),
+            ..Default::default()
+        };
+        let obs = LeaseObservation::observe(None, held, None, secs(1));
+        // The same pod (a restarted container) renews at once ...
+        assert_eq!(obs.verdict(&old, secs(1), &timing), Verdict::Ours);
+        // ... its successor waits out the whole tenure.
+        assert!(matches!(
+            obs.verdict(&new, secs(1), &timing),
+            Verdict::HeldBy { .. }
+        ));
+        assert!(matches!(
+            obs.verdict(&new, secs(16), &timing),
+            Verdict::Expired { .. }
+        ));
+    }
+
+    #[test]
+    fn a_peer_lease_speaks_for_its_region_only_when_held_by_its_active_leader() {
+        let rec = |h: Option<&str>| LeaseRecord {
+            holder_identity: h.map(str::to_owned),
+            ..Default::default()
+        };
+        assert!(speaks_for_peer(&rec(Some("east-0")), Some("east-0")));
+        assert!(speaks_for_peer(&rec(Some("east-0_1111")), Some("east-0")));
+        assert!(!speaks_for_peer(&rec(Some("east-1")), Some("east-0")));
+        assert!(
+            !speaks_for_peer(&rec(None), Some("east-0")),
+            "vacant: maybe a stale Lease"
+        );
+        assert!(!speaks_for_peer(&rec(Some("")), Some("east-0")));
+        assert!(speaks_for_peer(&rec(None), None), "no leader named: as it is");
+        assert!(speaks_for_peer(&rec(None), Some("")));
+    }
+
     use super::*;
 
     const ME: &str = "pool-bp-0";

@@ -141,6 +141,28 @@ pub enum SimCommand {
         #[arg(long)]
         guard: bool,
     },
+    /// The chaos soak (docs/chaos.md): three pods (or two regions of three) of realistic nodes
+    /// under the node guard; faults drawn from SEED, one at a time, for MINUTES; then the
+    /// timeline judge: 0 ms of overlap and each gap within its fault's bound. Prints a summary
+    /// (seed, faults per kind, overlap, longest gap, verdict); exits 1 on a violation.
+    Chaos {
+        /// Seed of the fault schedule and the nodes' reload latencies (the same seed draws the
+        /// same faults).
+        #[arg(long)]
+        seed: u64,
+        /// How long faults are injected, in minutes (fractions allowed, e.g. 0.5).
+        #[arg(long, default_value_t = 2.0)]
+        minutes: f64,
+        /// 1: three pods in one cluster; 2: two regions (cluster management on), three pods each.
+        #[arg(long, default_value_t = 1)]
+        regions: usize,
+        /// Also print the report as one JSON line (every fault, its bound and its gap).
+        #[arg(long)]
+        json: bool,
+        /// Show the sidecars', guards' and nodes' own output.
+        #[arg(long)]
+        verbose: bool,
+    },
     /// Merge node timelines and print the verdict as JSON
     /// (`{"overlap_ms":..,"max_forgers":..,"max_gap_ms":..,"transitions":..,"forgers":[..],..}`);
     /// fails when no node ever started in them (an empty or lost timeline proves nothing).
@@ -290,6 +312,34 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
             realistic,
             guard,
         } => demo(replicas, verbose, realistic, guard).await,
+        SimCommand::Chaos {
+            seed,
+            minutes,
+            regions,
+            json,
+            verbose,
+        } => {
+            if !(minutes.is_finite() && minutes > 0.0) {
+                anyhow::bail!("--minutes: {minutes} is not a positive number of minutes");
+            }
+            let report = crate::chaos::run(crate::chaos::ChaosOptions {
+                exe: std::env::current_exe().context("locating the forge-manager executable")?,
+                seed,
+                duration: Duration::from_secs_f64(minutes * 60.0),
+                regions,
+                show_output: verbose,
+            })
+            .await
+            .map_err(flat)?;
+            out(&report.summary());
+            if json {
+                out(&serde_json::to_string(&report)?);
+            }
+            Ok(match report.passed() {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::FAILURE,
+            })
+        }
         SimCommand::Node {
             name,
             socket,

@@ -3,6 +3,7 @@
 //! timeline judge. Never a code path of the sidecar in production.
 #![forbid(unsafe_code)]
 pub mod apiserver;
+pub mod chaos;
 pub mod cli;
 pub mod cluster;
 pub mod creds;

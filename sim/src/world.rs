@@ -877,8 +877,26 @@ impl World {
         std::fs::read_to_string(self.pods[i].dir.join("manager.log")).unwrap_or_default()
     }
 
-    /// Stops every manager (SIGTERM, then SIGKILL after a grace), node and the API server.
+    /// Stops every manager (SIGTERM, then SIGKILL after a grace), node and the API server, and
+    /// removes the world's files.
     pub fn stop(&mut self) {
+        self.stop_processes();
+        drop(self.dir.take());
+    }
+
+    /// Stops everything as [`World::stop`] does and judges the whole run, the shutdown
+    /// included (every sidecar gets SIGTERM in turn and hands over, then the nodes stop): the
+    /// verdict over all timelines until now, or why there is none.
+    pub fn stop_judged(&mut self) -> Result<Verdict, WorldError> {
+        self.stop_processes();
+        let verdict = self.try_verdict(Window::until_now());
+        self.stop();
+        verdict
+    }
+
+    /// As [`World::stop`], but keeps the files: the timelines can still be read, so the
+    /// shutdown itself can be judged.
+    pub fn stop_processes(&mut self) {
         if let Some(t) = self.lease_watch.take() {
             t.abort();
         }
@@ -898,7 +916,6 @@ impl World {
             }
         }
         self.apiserver.stop();
-        drop(self.dir.take());
     }
 }
 
@@ -940,7 +957,8 @@ async fn watch_leases(client: kube::Client, log: LeaseLog) {
 }
 
 /// The `forging_on` events whose node was not the holder of any Lease at that instant: each
-/// Lease's holder holds it from its `acquireTime` until the next holder's (or a release's).
+/// Lease's holder holds it from its `acquireTime` until the next holder's (or a release's). A
+/// holder identity `POD_UID`-suffixed (`pod-0_UID`) is its pod's.
 pub fn forging_without_lease(events: &[TimelineEvent], leases: &[LeaseRecord]) -> Vec<TimelineEvent> {
     let mut by_lease: BTreeMap<&str, Vec<(u64, &str)>> = BTreeMap::new();
     for r in leases {
@@ -959,7 +977,7 @@ pub fn forging_without_lease(events: &[TimelineEvent], leases: &[LeaseRecord]) -
                 .iter()
                 .rev()
                 .find(|(from, _)| *from <= t)
-                .is_some_and(|(_, h)| *h == node)
+                .is_some_and(|(_, h)| forge_core::lease::holder_pod(h) == node)
         })
     };
     events

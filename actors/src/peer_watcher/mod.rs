@@ -5,7 +5,10 @@
 //! `PeerLeaseObserved` (sent and received times), or `PeerUnreachable` when the CFC read fails or
 //! times out (silence is never evidence: the Decider keeps the peer's last word and blocks a
 //! takeover). A peer whose CFC does not exist is reported with no status, which counts as "may be
-//! forging". Read-only access on the peer side is enough. Watches are not used: a watch event may
+//! forging". The Lease is reported only when it speaks for the peer: when the peer's CFC names
+//! an `activeLeader`, only a Lease held by that pod counts (a vacant or foreign Lease under our
+//! lease name may be a stale object of a deployment with another lease name, and proves
+//! nothing; the mismatch is logged). Read-only access on the peer side is enough. Watches are not used: a watch event may
 //! deliver old news, and the heartbeat must be the time of a read.
 //!
 //! It also exports the per-peer gauges `cardano_cluster_peer_{reachable, priority, forging,
@@ -17,7 +20,7 @@ use actix::{Actor, ActorFutureExt, AsyncContext, Context, Recipient, Supervised,
 use forge_core::{
     crd::CardanoForgeCluster,
     decision::Event,
-    lease::{LeaseRecord, Mono},
+    lease::{LeaseRecord, Mono, speaks_for_peer},
 };
 use k8s_openapi::api::coordination::v1::Lease;
 use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
@@ -108,6 +111,9 @@ pub struct PeerWatcher {
     last_seen: Option<Mono>,
     /// Whether the last read succeeded (logs only on a change).
     reachable: Option<bool>,
+    /// The peer Lease's holder and the CFC's `activeLeader` when they differ (logs only on a
+    /// change).
+    lease_mismatch: Option<(String, String)>,
 }
 
 impl PeerWatcher {
@@ -128,6 +134,7 @@ impl PeerWatcher {
             poll_again: false,
             last_seen: None,
             reachable: None,
+            lease_mismatch: None,
         }
     }
 
@@ -186,6 +193,10 @@ impl PeerWatcher {
             Err(e) => return self.unreachable(&e, self.clock.now()),
         };
         self.objects = Some(objects);
+        let active_leader = object
+            .as_ref()
+            .ok()
+            .and_then(|o| o.as_ref()?.status.as_ref()?.active_leader.clone());
         match object {
             Ok(object) => {
                 let status = object.as_ref().and_then(|o| o.status.clone());
@@ -221,6 +232,29 @@ impl PeerWatcher {
                 .as_ref()
                 .map(LeaseRecord::from_spec)
                 .unwrap_or_default();
+            // F14: only the Lease of the pod the peer's CFC names as its leader is evidence.
+            let mismatch = (!speaks_for_peer(&record, active_leader.as_deref())).then(|| {
+                (
+                    record.holder().unwrap_or("").to_owned(),
+                    active_leader.clone().unwrap_or_default(),
+                )
+            });
+            if mismatch != self.lease_mismatch {
+                match &mismatch {
+                    Some((holder, leader)) => tracing::warn!(
+                        peer = %cluster, lease = %self.settings.lease, holder = %holder, active_leader = %leader,
+                        "the peer's Lease is not held by the activeLeader its CardanoForgeCluster names: \
+                         not taken as evidence (a stale Lease of another deployment, or an election in progress)"
+                    ),
+                    None => {
+                        tracing::info!(peer = %cluster, "the peer's Lease is held by its activeLeader again")
+                    }
+                }
+                self.lease_mismatch = mismatch.clone();
+            }
+            if mismatch.is_some() {
+                return;
+            }
             self.fact.do_send(Fact::now(Event::PeerLeaseObserved {
                 cluster,
                 record,

@@ -275,6 +275,8 @@ keys! {
         "Namespace of the Lease, CardanoLeader and CardanoForgeCluster.";
     POD_NAME pod_name [Kubernetes, Subdomain, ""]
         "Required. This pod: the Lease holder identity and the CardanoLeader's leaderPod (set it from metadata.name).";
+    POD_UID pod_uid [Kubernetes, Label, ""]
+        "This pod's UID (set it from metadata.uid). The Lease holder identity becomes POD_NAME_POD_UID, so a pod that replaces a force-deleted one of the same name waits out the old tenure instead of renewing it as its own.";
     NAMING_SCHEME naming_scheme [Kubernetes, OneOf(&["hashed", "reference"]), "hashed"]
         "How names derive from POOL_ID: hashed (unique per pool) or reference (the reference sidecar's names).";
     LEASE_NAME lease_name [Kubernetes, Subdomain, "cardano-node-leader"]

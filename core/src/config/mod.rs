@@ -53,6 +53,7 @@ pub use timing::{JITTER_FACTOR, LeaseTiming, MIN_DEADLINE_MARGIN, check_timing};
 pub fn validate(raw: &RawSettings) -> Result<ValidConfig, ConfigErrors> {
     let mut c = errors::Check::new(raw);
     let (namespace, pod_name) = sections::identity(&mut c);
+    let pod_uid = sections::pod_uid(&mut c);
     let timing = timing::timing(&mut c);
     let crd = sections::crd(&mut c);
     let node = sections::node(&mut c);
@@ -73,6 +74,7 @@ pub fn validate(raw: &RawSettings) -> Result<ValidConfig, ConfigErrors> {
     Ok(ValidConfig {
         namespace,
         pod_name,
+        pod_uid,
         lease: timing.lease,
         api_timeout: timing.api_timeout,
         shutdown_timeout: timing.shutdown_timeout,

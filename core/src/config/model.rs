@@ -14,8 +14,10 @@ use crate::naming::NamingScheme;
 pub struct ValidConfig {
     /// `NAMESPACE`.
     pub namespace: String,
-    /// `POD_NAME`: the Lease holder identity.
+    /// `POD_NAME`: this pod (with [`ValidConfig::pod_uid`], the Lease holder identity).
     pub pod_name: String,
+    /// `POD_UID`: this pod's UID, when given.
+    pub pod_uid: Option<String>,
     /// `LEASE_DURATION`, `RENEW_DEADLINE`, `RETRY_PERIOD` (and `SLEEP_INTERVAL`, docs/configuration.md).
     pub lease: LeaseTiming,
     /// `API_TIMEOUT`: per-request Kubernetes API timeout, below the renew deadline.
@@ -55,6 +57,14 @@ pub struct ValidConfig {
     pub metrics_port: u16,
     /// `LOG_LEVEL`, `LOG_FORMAT`.
     pub log: LogSettings,
+}
+
+impl ValidConfig {
+    /// The Lease holder identity: `POD_NAME`, or `POD_NAME_POD_UID` when the UID is given
+    /// ([`crate::lease::holder_identity`]).
+    pub fn lease_identity(&self) -> String {
+        crate::lease::holder_identity(&self.pod_name, self.pod_uid.as_deref())
+    }
 }
 
 /// Where a name came from.

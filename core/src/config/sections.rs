@@ -11,6 +11,13 @@ use crate::naming::{self, NamingScheme};
 /// Magic numbers of the well-known networks (the reference's table).
 const KNOWN_MAGICS: &[(&str, u32)] = &[("mainnet", 764_824_073), ("preprod", 1), ("preview", 2)];
 
+/// `POD_UID` (optional): the pod's UID, part of the Lease holder identity.
+pub(crate) fn pod_uid(c: &mut Check) -> Option<String> {
+    let v = c.optional(&keys::POD_UID)?;
+    c.check_text(&keys::POD_UID, v);
+    Some(v.to_owned())
+}
+
 /// `NAMESPACE` and `POD_NAME` (required).
 pub(crate) fn identity(c: &mut Check) -> (String, String) {
     let namespace = c.text(&keys::NAMESPACE);

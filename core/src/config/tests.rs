@@ -136,6 +136,7 @@ fn each_rule_rejects_its_bad_value_naming_the_key_and_value() {
         (&[("LEASE_NAME", "Leader")], "LEASE_NAME", "\"Leader\""),
         (&[("CRD_NAME", "leader_1")], "CRD_NAME", "\"leader_1\""),
         (&[("POD_NAME", "Forge_0")], "POD_NAME", "\"Forge_0\""),
+        (&[("POD_UID", "Not_A_UID")], "POD_UID", "\"Not_A_UID\""),
         (&[("CRD_GROUP", "Cardano.IO")], "CRD_GROUP", "\"Cardano.IO\""),
         (&[("CRD_VERSION", "v1.0")], "CRD_VERSION", "\"v1.0\""),
         (&[("CLUSTER_IDENTIFIER", "Cluster A")], "CLUSTER_IDENTIFIER", "\"Cluster A\""),
@@ -605,4 +606,13 @@ fn chain_awareness_is_off_by_default_and_reads_its_keys() {
             .chain
             .require_sync
     );
+fn the_lease_identity_carries_the_pod_uid_when_given() {
+    let c = validate(&with_pod(&[])).expect("valid");
+    assert_eq!(c.pod_uid, None);
+    assert_eq!(c.lease_identity(), "forge-0");
+    let uid = "7c6f0a3e-2b1d-4e59-9d0a-51c3b2a4f8e1";
+    let c = validate(&with_pod(&[("POD_UID", uid)])).expect("valid");
+    assert_eq!(c.pod_uid.as_deref(), Some(uid));
+    assert_eq!(c.lease_identity(), format!("forge-0_{uid}"));
+    assert_eq!(c.pod_name, "forge-0", "the pod name itself is unchanged");
 }
