@@ -606,6 +606,9 @@ fn chain_awareness_is_off_by_default_and_reads_its_keys() {
             .chain
             .require_sync
     );
+}
+
+#[test]
 fn the_lease_identity_carries_the_pod_uid_when_given() {
     let c = validate(&with_pod(&[])).expect("valid");
     assert_eq!(c.pod_uid, None);
