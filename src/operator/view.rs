@@ -419,7 +419,10 @@ fn lease_facts(lease: Option<&Lease>, now: Timestamp) -> LeaseFacts {
     let duration = spec.and_then(|s| s.lease_duration_seconds);
     LeaseFacts {
         name: lease.metadata.name.clone(),
-        holder: nonempty(spec.and_then(|s| s.holder_identity.as_ref())),
+        // The holder identity is `POD_NAME` or `POD_NAME_POD_UID` (a pod's incarnation): the
+        // table shows and matches the pod name.
+        holder: nonempty(spec.and_then(|s| s.holder_identity.as_ref()))
+            .map(|h| forge_core::lease::holder_pod(&h).to_string()),
         age,
         expired: match (age, duration) {
             (Some(a), Some(d)) => Some(a > f64::from(d)),
@@ -447,9 +450,13 @@ fn pick<'a>(f: &'a Fetched, active: Option<&str>) -> (Option<&'a CardanoLeader>,
     let lease = by_name
         .or_else(|| {
             active.and_then(|a| {
-                f.leases
-                    .iter()
-                    .find(|x| x.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(a))
+                f.leases.iter().find(|x| {
+                    x.spec
+                        .as_ref()
+                        .and_then(|s| s.holder_identity.as_deref())
+                        .map(forge_core::lease::holder_pod)
+                        == Some(a)
+                })
             })
         })
         .or_else(|| (f.leases.len() == 1).then(|| &f.leases[0]));
@@ -1152,6 +1159,27 @@ mod tests {
         assert_eq!(east.heartbeat_age_seconds, Some(2.0));
         assert_eq!(east.lease_expired, Some(false));
         assert_eq!(east.healthy, Some(true));
+    }
+
+    #[test]
+    fn a_lease_held_by_a_pod_incarnation_names_the_pod() {
+        // With POD_UID the holder identity is `POD_NAME_POD_UID`.
+        let mut input = three(
+            (true, "global_winner"),
+            (false, "yielding_to_peer"),
+            (false, "yielding_to_peer"),
+        );
+        if let Ok(f) = &mut input[0].fetched {
+            f.leases = vec![lease("east-0_7c6f0a3e-2b1d", "2026-01-01T11:59:58Z")];
+        }
+        let v = build(&input, at(NOW));
+        let east = &v.rows[0];
+        assert_eq!(east.lease_holder.as_deref(), Some("east-0"));
+        assert!(
+            east.pods.iter().any(|p| p.name == "east-0" && p.holds_lease),
+            "{:?}",
+            east.pods
+        );
     }
 
     #[test]
