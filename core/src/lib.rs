@@ -12,3 +12,4 @@ pub mod credentials;
 pub mod decision;
 pub mod lease;
 pub mod naming;
+pub mod quorum;

@@ -35,6 +35,7 @@ mod errors;
 pub mod keys;
 mod model;
 mod parse;
+mod quorum;
 mod sections;
 #[cfg(test)]
 mod tests;
@@ -45,6 +46,9 @@ pub use errors::{ConfigError, ConfigErrors};
 pub use keys::{ENV_VARS, EnvVar, Format, Key, RawSettings, Section, StringList};
 pub use model::*;
 pub use parse::fmt_dur;
+pub use quorum::{
+    MAX_CLOCK_RATE_DIFFERENCE, QuorumParticipant, QuorumSettings, TicketTiming, check_ticket_timing,
+};
 pub use timing::{JITTER_FACTOR, LeaseTiming, MIN_DEADLINE_MARGIN, check_timing};
 
 /// Validates raw settings into a [`ValidConfig`], or returns every bad key (one error per key,
