@@ -67,6 +67,14 @@ pub fn validate(raw: &RawSettings) -> Result<ValidConfig, ConfigErrors> {
     let names = sections::names(&mut c, &network.name, pool.as_ref(), &cluster.region, &pod_name);
     let health = sections::health(&mut c);
     let peers = sections::peers(&mut c, &names.cluster);
+    let quorum = quorum::quorum(
+        &mut c,
+        &names.cluster,
+        cluster.management_enabled,
+        &peers,
+        &timing.lease,
+        timing.api_timeout,
+    );
     let metrics_port = c.int(&keys::METRICS_PORT) as u16;
     let log = sections::log(&mut c);
 
@@ -90,6 +98,7 @@ pub fn validate(raw: &RawSettings) -> Result<ValidConfig, ConfigErrors> {
         cluster,
         health,
         peers,
+        quorum,
         metrics_port,
         log,
     })

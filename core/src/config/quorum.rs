@@ -5,8 +5,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::errors::{Check, ConfigError, default_secs};
+use super::keys;
+use super::model::PeerCluster;
 use super::parse::ser_duration;
 use super::timing::{JITTER_FACTOR, LeaseTiming, MIN_DEADLINE_MARGIN};
+use crate::naming;
 
 /// The largest clock-rate difference between two machines that the ticket timing must absorb:
 /// 1 %, a hundred times what an unsynchronised quartz clock drifts (docs/quorum.md).
@@ -30,13 +34,13 @@ pub struct TicketTiming {
 }
 
 impl Default for TicketTiming {
-    /// 20 s, 12 s, 2 s: the defaults of `TICKET_DURATION`, `TICKET_RENEW_DEADLINE` and
-    /// `RETRY_PERIOD`.
+    /// The defaults of `TICKET_DURATION`, `TICKET_RENEW_DEADLINE` and `RETRY_PERIOD` (20 s,
+    /// 12 s, 2 s).
     fn default() -> Self {
         TicketTiming {
-            duration: Duration::from_secs(20),
-            renew_deadline: Duration::from_secs(12),
-            retry_period: Duration::from_secs(2),
+            duration: default_secs(&keys::TICKET_DURATION),
+            renew_deadline: default_secs(&keys::TICKET_RENEW_DEADLINE),
+            retry_period: default_secs(&keys::RETRY_PERIOD),
         }
     }
 }
@@ -80,24 +84,22 @@ pub struct QuorumSettings {
     pub ticket: TicketTiming,
 }
 
-/// The ticket timing rules, as `(key, problem)`: the renew deadline leaves the required margin
+/// The ticket timing rules, one error per broken rule: the renew deadline leaves the required margin
 /// below the duration ([`TicketTiming::required_margin`]); a ticket outlives the local lease
 /// (`TICKET_DURATION >= LEASE_DURATION`, so a region's local failover keeps its tickets); two
 /// renew attempts fit in the ticket renew deadline (`RETRY_PERIOD x 1.2 + 2 x API_TIMEOUT`).
-pub fn check_ticket_timing(
-    t: &TicketTiming,
-    lease: &LeaseTiming,
-    api_timeout: Duration,
-) -> Vec<(&'static str, String)> {
+pub fn check_ticket_timing(t: &TicketTiming, lease: &LeaseTiming, api_timeout: Duration) -> Vec<ConfigError> {
     use super::parse::fmt_dur;
     let mut errors = Vec::new();
     if t.duration.is_zero() {
-        errors.push(("TICKET_DURATION", "must be greater than zero, got 0".to_string()));
+        errors.push(ConfigError {
+            key: keys::TICKET_DURATION.name,
+            problem: "must be greater than zero, got 0".to_string(),
+        });
         return errors;
     }
     if t.renew_deadline >= t.duration || t.duration - t.renew_deadline < t.required_margin() {
-        errors.push((
-            "TICKET_RENEW_DEADLINE",
+        errors.push(ConfigError { key: keys::TICKET_RENEW_DEADLINE.name, problem:
             format!(
                 "must be at least {} below TICKET_DURATION ({}), got {}: a holder stops at its ticket renew deadline, and its node's stop and a {}% clock-rate difference must fit before its tickets can expire for others",
                 fmt_dur(t.required_margin()),
@@ -105,28 +107,124 @@ pub fn check_ticket_timing(
                 fmt_dur(t.renew_deadline),
                 MAX_CLOCK_RATE_DIFFERENCE * 100.0
             ),
-        ));
+        });
     }
     if t.duration < lease.duration {
-        errors.push((
-            "TICKET_DURATION",
+        errors.push(ConfigError { key: keys::TICKET_DURATION.name, problem:
             format!(
                 "must be at least LEASE_DURATION ({}), got {}: a region's new local leader must be able to renew its tickets before they expire",
                 fmt_dur(lease.duration),
                 fmt_dur(t.duration)
             ),
-        ));
+        });
     }
     let two_attempts = t.retry_period.mul_f64(JITTER_FACTOR) + api_timeout * 2;
     if two_attempts > t.renew_deadline {
-        errors.push((
-            "TICKET_RENEW_DEADLINE",
+        errors.push(ConfigError { key: keys::TICKET_RENEW_DEADLINE.name, problem:
             format!(
                 "must leave room for two renew attempts (RETRY_PERIOD x {JITTER_FACTOR} + 2 x API_TIMEOUT = {}), got {}",
                 fmt_dur(two_attempts),
                 fmt_dur(t.renew_deadline)
             ),
-        ));
+        });
     }
     errors
+}
+
+/// The quorum section of `validate`: `None` when `QUORUM_PARTICIPANTS` is unset (quorum mode
+/// off). Our own region (`own`, on our own API server) comes first; each other region must be a
+/// `PEER_CLUSTERS` peer and every peer a participant, so the decision engine knows every region
+/// that may hold tickets.
+pub(crate) fn quorum(
+    c: &mut Check,
+    own: &str,
+    management_enabled: bool,
+    peers: &[PeerCluster],
+    lease: &LeaseTiming,
+    api_timeout: Duration,
+) -> Option<QuorumSettings> {
+    let key = keys::QUORUM_PARTICIPANTS.name;
+    let ticket = TicketTiming {
+        duration: Duration::from_secs(c.int(&keys::TICKET_DURATION)),
+        renew_deadline: c.secs(&keys::TICKET_RENEW_DEADLINE),
+        retry_period: lease.retry_period,
+    };
+    let items = c
+        .raw
+        .quorum_participants
+        .as_ref()
+        .map(|l| l.items())
+        .unwrap_or_default();
+    if items.is_empty() {
+        return None;
+    }
+    if !management_enabled {
+        c.push(key, "quorum mode needs ENABLE_CLUSTER_MANAGEMENT=true (the regions' preference decides who takes the tickets)");
+    }
+    let mut participants = vec![QuorumParticipant {
+        name: own.to_owned(),
+        kubeconfig: None,
+        witness: false,
+    }];
+    for item in &items {
+        let (witness, entry) = match item.strip_prefix("witness:") {
+            Some(rest) => (true, rest.trim()),
+            None => (false, item.as_str()),
+        };
+        let Some((name, path)) = entry.split_once('=') else {
+            c.push(key, format!("each entry must be name=/path/to/kubeconfig or witness:name=/path/to/kubeconfig, got {item:?}"));
+            continue;
+        };
+        let (name, path) = (name.trim(), path.trim());
+        if !naming::is_dns1123_subdomain(name) {
+            c.push(
+                key,
+                format!("participant name must be a DNS-1123 subdomain, got {name:?} in {item:?}"),
+            );
+        } else if !std::path::Path::new(path).is_absolute() {
+            c.push(
+                key,
+                format!("kubeconfig must be an absolute path, got {path:?} in {item:?}"),
+            );
+        } else if participants.iter().any(|p| p.name == name) {
+            let why = if name == own {
+                " (our own region is always a participant: list only the others)"
+            } else {
+                ""
+            };
+            c.push(
+                key,
+                format!("participant names must be unique, got {name:?} twice{why}"),
+            );
+        } else if !witness && !peers.iter().any(|p| p.name == name) {
+            c.push(key, format!("region {name:?} is not in PEER_CLUSTERS: list it there too, or mark it witness:{name}=... if it runs no pods"));
+        } else if witness && peers.iter().any(|p| p.name == name) {
+            c.push(key, format!("{name:?} is a PEER_CLUSTERS region, not a witness"));
+        }
+        participants.push(QuorumParticipant {
+            name: name.to_owned(),
+            kubeconfig: Some(PathBuf::from(path)),
+            witness,
+        });
+    }
+    for peer in peers {
+        if !participants.iter().any(|p| p.name == peer.name) {
+            c.push(key, format!("peer region {:?} (PEER_CLUSTERS) must be a participant too: a region outside the quorum could forge beside it", peer.name));
+        }
+    }
+    if participants.len() < 3 {
+        c.push(key, format!("needs at least 3 participants with our own region (a majority of 2 is both: any failure stops forging), got {}; add a witness", participants.len()));
+    }
+    if !c.has_any(&[
+        &keys::TICKET_DURATION,
+        &keys::TICKET_RENEW_DEADLINE,
+        &keys::LEASE_DURATION,
+        &keys::RETRY_PERIOD,
+        &keys::API_TIMEOUT,
+    ]) {
+        for err in check_ticket_timing(&ticket, lease, api_timeout) {
+            c.push(err.key, err.problem);
+        }
+    }
+    Some(QuorumSettings { participants, ticket })
 }

@@ -217,7 +217,7 @@ fn the_default_ticket_timing_passes_its_rules() {
     };
     let errs = check_ticket_timing(&tight, &LeaseTiming::default(), Duration::from_secs(2));
     assert_eq!(errs.len(), 1);
-    assert_eq!(errs[0].0, "TICKET_RENEW_DEADLINE");
+    assert_eq!(errs[0].key, "TICKET_RENEW_DEADLINE");
     let short = TicketTiming {
         duration: Duration::from_secs(14),
         renew_deadline: Duration::from_secs(8),
@@ -225,7 +225,7 @@ fn the_default_ticket_timing_passes_its_rules() {
     };
     let errs = check_ticket_timing(&short, &LeaseTiming::default(), Duration::from_secs(2));
     assert_eq!(
-        errs.iter().map(|e| e.0).collect::<Vec<_>>(),
+        errs.iter().map(|e| e.key).collect::<Vec<_>>(),
         vec!["TICKET_DURATION"]
     );
 }
