@@ -263,10 +263,12 @@ impl QuorumModel {
         r.acted = true;
         // The Decider renews the guard's permit to the forge deadline while the node has not
         // been fenced yet; a permit is never shortened (the guard cannot take one back).
-        if r.forging && r.contend && l < r.permit {
-            if let Some(u) = Self::forge_until(r, l) {
-                r.permit = r.permit.max(u);
-            }
+        if r.forging
+            && r.contend
+            && l < r.permit
+            && let Some(u) = Self::forge_until(r, l)
+        {
+            r.permit = r.permit.max(u);
         }
     }
 }

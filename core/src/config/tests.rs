@@ -595,7 +595,7 @@ fn quorum_mode_is_off_unless_participants_are_given() {
 #[test]
 fn each_quorum_rule_rejects_its_bad_value_naming_the_key() {
     #[rustfmt::skip]
-    let rows: &[(&[(&str, &str)], &str, &str)] = &[
+    let rows: &[Row] = &[
         (&[("ENABLE_CLUSTER_MANAGEMENT", "false")], "QUORUM_PARTICIPANTS", "ENABLE_CLUSTER_MANAGEMENT"),
         (&[("QUORUM_PARTICIPANTS", "west=/tickets/west")], "QUORUM_PARTICIPANTS", "at least 3"),
         (&[("QUORUM_PARTICIPANTS", "west=/t/w,witness:a=/t/a,nowhere=/t/n")], "QUORUM_PARTICIPANTS", "not in PEER_CLUSTERS"),
