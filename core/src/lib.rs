@@ -12,4 +12,5 @@ pub mod credentials;
 pub mod decision;
 pub mod lease;
 pub mod naming;
+pub mod quorum;
 pub mod status;

@@ -40,6 +40,8 @@ pub enum Section {
     NetworkAndPool,
     /// Cluster management across regions.
     Cluster,
+    /// Quorum mode (the forge ticket).
+    Quorum,
     /// Health probing.
     Health,
     /// Metrics and logging.
@@ -56,6 +58,7 @@ impl Section {
             Section::Credentials => "Credential files",
             Section::NetworkAndPool => "Network and pool",
             Section::Cluster => "Cluster management (several regions)",
+            Section::Quorum => "Quorum mode (automatic failover across regions)",
             Section::Health => "Health checks",
             Section::Observability => "Metrics and logging",
         }
@@ -374,6 +377,13 @@ keys! {
         "Base priority when the CardanoForgeCluster has none (lower wins).";
     PEER_CLUSTERS peer_clusters: StringList [Cluster, Custom("name=/abs/kubeconfig, comma-separated (a list in a file); names unique, not our own"), ""]
         "The other regions' clusters, each read through its own kubeconfig.";
+
+    QUORUM_PARTICIPANTS quorum_participants: StringList [Quorum, Custom("name=/abs/kubeconfig, comma-separated (a list in a file); a witness as witness:name=/abs/kubeconfig; every PEER_CLUSTERS region listed, not our own; at least 3 participants with us"), ""]
+        "Turns quorum mode on: the other participants of the forge ticket, each reached through a kubeconfig that may read and write Leases in NAMESPACE (docs/quorum.md). Our own region is always a participant, on our own API server.";
+    TICKET_DURATION ticket_duration [Quorum, WholeSeconds { max: DAY }, "20"]
+        "How long a forge ticket stays valid after its last renewal; at least LEASE_DURATION.";
+    TICKET_RENEW_DEADLINE ticket_renew_deadline [Quorum, Seconds, "12"]
+        "A holder counts a ticket as held for this long after its last successful write was sent, and stops forging before fewer than a majority are held; below TICKET_DURATION by the node's stop and a 1 % clock-rate difference.";
 
     HEALTH_CHECK_ENDPOINT health_check_endpoint [Health, Custom("an http:// or https:// URL with a host"), ""]
         "URL probed for this cluster's health; no probing when unset.";

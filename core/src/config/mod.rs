@@ -35,6 +35,7 @@ mod errors;
 pub mod keys;
 mod model;
 mod parse;
+mod quorum;
 mod sections;
 #[cfg(test)]
 mod tests;
@@ -45,6 +46,9 @@ pub use errors::{ConfigError, ConfigErrors};
 pub use keys::{ENV_VARS, EnvVar, Format, Key, RawSettings, Section, StringList};
 pub use model::*;
 pub use parse::fmt_dur;
+pub use quorum::{
+    MAX_CLOCK_RATE_DIFFERENCE, QuorumParticipant, QuorumSettings, TicketTiming, check_ticket_timing,
+};
 pub use timing::{JITTER_FACTOR, LeaseTiming, MIN_DEADLINE_MARGIN, check_timing};
 
 /// Validates raw settings into a [`ValidConfig`], or returns every bad key (one error per key,
@@ -65,6 +69,14 @@ pub fn validate(raw: &RawSettings) -> Result<ValidConfig, ConfigErrors> {
     let names = sections::names(&mut c, &network.name, pool.as_ref(), &cluster.region, &pod_name);
     let health = sections::health(&mut c);
     let peers = sections::peers(&mut c, &names.cluster);
+    let quorum = quorum::quorum(
+        &mut c,
+        &names.cluster,
+        cluster.management_enabled,
+        &peers,
+        &timing.lease,
+        timing.api_timeout,
+    );
     let metrics_port = c.int(&keys::METRICS_PORT) as u16;
     let log = sections::log(&mut c);
 
@@ -90,6 +102,7 @@ pub fn validate(raw: &RawSettings) -> Result<ValidConfig, ConfigErrors> {
         cluster,
         health,
         peers,
+        quorum,
         metrics_port,
         log,
     })

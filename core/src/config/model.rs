@@ -53,6 +53,8 @@ pub struct ValidConfig {
     pub health: HealthCheckSettings,
     /// `PEER_CLUSTERS`.
     pub peers: Vec<PeerCluster>,
+    /// `QUORUM_PARTICIPANTS`, `TICKET_*`: quorum mode, when on (docs/quorum.md).
+    pub quorum: Option<super::QuorumSettings>,
     /// `METRICS_PORT`.
     pub metrics_port: u16,
     /// `LOG_LEVEL`, `LOG_FORMAT`.

@@ -619,3 +619,87 @@ fn the_lease_identity_carries_the_pod_uid_when_given() {
     assert_eq!(c.lease_identity(), format!("forge-0_{uid}"));
     assert_eq!(c.pod_name, "forge-0", "the pod name itself is unchanged");
 }
+
+/// A valid quorum set-up: two regions and a witness.
+fn quorum_pairs<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut pairs = vec![
+        ("ENABLE_CLUSTER_MANAGEMENT", "true"),
+        ("CLUSTER_IDENTIFIER", "east"),
+        ("CLUSTER_REGION", "east"),
+        ("PEER_CLUSTERS", "west=/peers/west"),
+        (
+            "QUORUM_PARTICIPANTS",
+            "west=/tickets/west, witness:arbiter=/tickets/arbiter",
+        ),
+    ];
+    for (k, v) in extra {
+        pairs.retain(|(pk, _)| pk != k);
+        pairs.push((k, v));
+    }
+    pairs
+}
+
+#[test]
+fn quorum_mode_is_off_unless_participants_are_given() {
+    assert_eq!(validate(&with_pod(&[])).expect("valid").quorum, None);
+    let q = validate(&with_pod(&quorum_pairs(&[])))
+        .expect("valid")
+        .quorum
+        .expect("on");
+    let names: Vec<(&str, bool, Option<&str>)> = q
+        .participants
+        .iter()
+        .map(|p| {
+            (
+                p.name.as_str(),
+                p.witness,
+                p.kubeconfig.as_deref().and_then(|k| k.to_str()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("east", false, None),
+            ("west", false, Some("/tickets/west")),
+            ("arbiter", true, Some("/tickets/arbiter"))
+        ]
+    );
+    assert_eq!(q.ticket, TicketTiming::default());
+    assert_eq!(q.ticket.duration, Duration::from_secs(20));
+    assert_eq!(q.ticket.renew_deadline, Duration::from_secs(12));
+}
+
+#[test]
+fn each_quorum_rule_rejects_its_bad_value_naming_the_key() {
+    #[rustfmt::skip]
+    let rows: &[Row] = &[
+        (&[("ENABLE_CLUSTER_MANAGEMENT", "false")], "QUORUM_PARTICIPANTS", "ENABLE_CLUSTER_MANAGEMENT"),
+        (&[("QUORUM_PARTICIPANTS", "west=/tickets/west")], "QUORUM_PARTICIPANTS", "at least 3"),
+        (&[("QUORUM_PARTICIPANTS", "west=/t/w,witness:a=/t/a,nowhere=/t/n")], "QUORUM_PARTICIPANTS", "not in PEER_CLUSTERS"),
+        (&[("QUORUM_PARTICIPANTS", "witness:a=/t/a,witness:b=/t/b")], "QUORUM_PARTICIPANTS", "\"west\" (PEER_CLUSTERS) must be a participant"),
+        (&[("QUORUM_PARTICIPANTS", "west=/t/w,witness:west=/t/x")], "QUORUM_PARTICIPANTS", "unique"),
+        (&[("QUORUM_PARTICIPANTS", "west=/t/w,witness:east=/t/x")], "QUORUM_PARTICIPANTS", "our own region"),
+        (&[("QUORUM_PARTICIPANTS", "west=t/w,witness:a=/t/a")], "QUORUM_PARTICIPANTS", "absolute"),
+        (&[("QUORUM_PARTICIPANTS", "west=/t/w,witness:A=/t/a")], "QUORUM_PARTICIPANTS", "\"A\""),
+        (&[("QUORUM_PARTICIPANTS", "west=/t/w,arbiter")], "QUORUM_PARTICIPANTS", "\"arbiter\""),
+        (&[("TICKET_DURATION", "10")], "TICKET_DURATION", "LEASE_DURATION"),
+        (&[("TICKET_DURATION", "0")], "TICKET_DURATION", "\"0\""),
+        (&[("TICKET_RENEW_DEADLINE", "19.5")], "TICKET_RENEW_DEADLINE", "clock-rate"),
+        (&[("TICKET_RENEW_DEADLINE", "4")], "TICKET_RENEW_DEADLINE", "two renew attempts"),
+        (&[("TICKET_RENEW_DEADLINE", "soon")], "TICKET_RENEW_DEADLINE", "\"soon\""),
+    ];
+    for (pairs, key, needle) in rows {
+        let err = validate(&with_pod(&quorum_pairs(pairs))).expect_err(key);
+        let e = err
+            .0
+            .iter()
+            .find(|e| e.key == *key)
+            .unwrap_or_else(|| panic!("{pairs:?}: no error on {key}: {err}"));
+        assert!(
+            e.problem.contains(needle),
+            "{pairs:?}: {key}: {:?} lacks {needle:?}",
+            e.problem
+        );
+    }
+}
