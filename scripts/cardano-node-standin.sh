@@ -2,7 +2,8 @@
 # `cardano-node` in the test cluster's stand-in image (scripts/images.sh node): takes
 # cardano-node's own `run` flags and runs the repository's node simulator (`forge-sim node`) in
 # its place, so a pod spec written for the real node runs unchanged. Flags the simulator has no
-# use for (--config, --topology, --host-addr, --port) are accepted and named in the first log line.
+# use for (--config, --topology, --host-addr) are accepted and named in the first log line;
+# --port is listened on once consensus has started (after the replay), as cardano-node does.
 # Environment: NODE_NAME (default: the host name, i.e. the pod name), NODE_REPLAY_MS (default 0),
 # NODE_METRICS_PORT (default: none), NODE_TIMELINE (default: DATABASE_PATH/timeline.jsonl).
 set -eu
@@ -34,10 +35,11 @@ done
   || die "--shelley-kes-key, --shelley-vrf-key and --shelley-operational-certificate are required by the simulator"
 
 mkdir -p "$db" "$(dirname "$socket")"
-echo "cardano-node (simulator): config=$config topology=$topology host-addr=$host port=$port (not used)" >&2
+echo "cardano-node (simulator): config=$config topology=$topology host-addr=$host (not used) port=$port" >&2
 set -- node --name "${NODE_NAME:-$(cat /etc/hostname 2>/dev/null || echo node)}" \
   --socket "$socket" --kes "$kes" --vrf "$vrf" --opcert "$opcert" \
   --timeline "${NODE_TIMELINE:-$db/timeline.jsonl}" --replay-ms "${NODE_REPLAY_MS:-0}"
 [ -z "$nonprod" ] || set -- "$@" --start-as-non-producing-node
+[ -z "$port" ] || set -- "$@" --listen-port "$port"
 [ -z "${NODE_METRICS_PORT:-}" ] || set -- "$@" --metrics-port "$NODE_METRICS_PORT"
 exec /usr/local/bin/forge-sim "$@"

@@ -158,13 +158,34 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     );
 
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let mut warnings = Vec::new();
     if cfg.cluster.management_enabled {
-        let m = ClusterMetrics::register(&registry, &cfg.names.cluster, &cfg.cluster.region)
-            .context("cluster metrics")?;
+        let m = ClusterMetrics::register(
+            &registry,
+            &cfg.names.cluster,
+            &cfg.cluster.region,
+            &labels.network,
+            &labels.pool_id,
+        )
+        .context("cluster metrics")?;
         actix::spawn(m.follow(snapshot_rx.clone()));
+        let peers = prometheus::IntGauge::new(
+            "cardano_forge_manager_cluster_peers_configured",
+            "Peer regions in PEER_CLUSTERS (with cluster management on); 0: this region decides alone.",
+        )
+        .context("peers gauge")?;
+        peers.set(i64::try_from(cfg.peers.len()).unwrap_or(i64::MAX));
+        registry.register(Box::new(peers)).context("peers gauge")?;
+        if cfg.peers.is_empty() {
+            let w = "cluster management is on with no peer regions (PEER_CLUSTERS empty): this region \
+                     decides alone, so every region set up like this forges at once; list the other \
+                     regions in PEER_CLUSTERS";
+            tracing::warn!(cluster = %cfg.names.cluster, "{w}");
+            warnings.push(w.to_string());
+        }
     }
     let liveness = (cfg.lease.retry_period * 5).max(Duration::from_secs(10));
-    let endpoints = Endpoints::new(registry.clone(), snapshot_rx, liveness);
+    let endpoints = Endpoints::new(registry.clone(), snapshot_rx, liveness).with_warnings(warnings);
     let addr = SocketAddr::from(([0, 0, 0, 0], cfg.metrics_port));
     let (listener, bound) = http::bind(addr)
         .await

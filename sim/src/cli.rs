@@ -118,6 +118,10 @@ pub enum SimCommand {
         /// connection accepted, forging unchanged), answered `ok`.
         #[arg(long, value_name = "PATH")]
         control: Option<PathBuf>,
+        /// Listen on this TCP port (all addresses) once consensus has started, as cardano-node's
+        /// node-to-node port (a readiness probe's target).
+        #[arg(long, value_name = "PORT")]
+        listen_port: Option<u16>,
     },
     /// The 3-replica demo: a real API server, three `forge-manager run` sidecars and three node
     /// simulators; shows who forges, hands over gracefully (SIGTERM to the leader's sidecar),
@@ -291,6 +295,7 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
             close_socket_early,
             socket_backlog,
             control,
+            listen_port,
         } => {
             let handler_delay = Duration::from_millis(handler_delay_ms);
             if !handler_delay.is_zero() && sighup_ignored() {
@@ -329,6 +334,7 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
                     socket_backlog,
                     control,
                     external_handler: true,
+                    listen_port,
                 },
             )
             .await
