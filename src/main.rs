@@ -4,6 +4,7 @@
 mod crds;
 mod guard;
 mod operator;
+mod reference_names;
 mod run;
 mod settings;
 

@@ -131,6 +131,9 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
 
 /// Builds every actor and the endpoints inside the running system.
 async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> anyhow::Result<()> {
+    let kube = client(None, cfg.api_timeout).await.context("Kubernetes client")?;
+    // Objects the reference chart created are followed when the hashed names have none.
+    let cfg = crate::reference_names::follow(&kube, cfg).await;
     let registry = Registry::new();
     let labels = PodLabels {
         pod: cfg.pod_name.clone(),
@@ -193,7 +196,6 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     tracing::info!(%bound, "serving /metrics /health /readyz /startup-status /status");
     actix::spawn(http::serve(listener, endpoints, std::future::pending()));
 
-    let kube = client(None, cfg.api_timeout).await.context("Kubernetes client")?;
     let clock = Clock::new();
     let procfs = ProcFs::default();
 
