@@ -35,7 +35,8 @@ async def main():
         with open(a.manifest, "w") as f:
             f.write((rel or {}).get("manifest", "") if isinstance(rel, dict) else "")
     info = rel.get("info", {}) if isinstance(rel, dict) else {}
-    print(f"{a.action} {a.release}: {info.get('status', 'done')}")
+    status = info.get("status", "done") if isinstance(info, dict) else "done"
+    print(f"{a.action} {a.release}: {status}")
 
 
 try:

@@ -429,12 +429,9 @@ fn accept(listener: UnixListener, tx: Sender<Event>) {
                 ));
                 let _ = conn.set_write_timeout(Some(PUSH_TIMEOUT));
                 let _ = conn.write_all(
-                    Answer::error(
-                        "peer_uid",
-                        format!("UID {} is not this guard's UID", cred.uid()),
-                    )
-                    .to_line()
-                    .as_bytes(),
+                    Answer::error("peer_uid", format!("UID {} is not this guard's UID", cred.uid()))
+                        .to_line()
+                        .as_bytes(),
                 );
                 continue;
             }
@@ -596,7 +593,14 @@ impl Guard {
                 },
             };
             match event {
-                Event::ChildExited(status) => return status,
+                Event::ChildExited(status) => {
+                    // An exited node forges no more: subscribers waiting for a stop (the sidecar
+                    // at its own shutdown, when the kubelet stops both containers at once) learn
+                    // it before this guard's socket goes away.
+                    self.forging = Some(false);
+                    self.push("exited");
+                    return status;
+                }
                 Event::Signal(Signal::SIGHUP) => {
                     log(format_args!(
                         "SIGHUP received: forwarding it to the node (same rules as a reload request)"
