@@ -135,6 +135,13 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     // Objects the reference chart created are followed when the hashed names have none.
     let cfg = crate::reference_names::follow(&kube, cfg).await;
     let registry = Registry::new();
+    // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ... (as the
+    // reference's client library exported them).
+    registry
+        .register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .context("process metrics")?;
     let labels = PodLabels {
         pod: cfg.pod_name.clone(),
         namespace: cfg.namespace.clone(),
