@@ -277,21 +277,6 @@ fn story(pv_root: &Path, since_ns: u64) -> String {
         .join("\n")
 }
 
-/// Follows the sidecar's log of `pod` into `file` (`kubectl logs -f`): a deleted pod's log is
-/// gone with it, and it explains the handover.
-fn follow_log(tools: &Tools, pod: &str, file: &Path) -> std::process::Child {
-    Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&tools.kubeconfig)
-        .arg("--cache-dir")
-        .arg(&tools.kcache)
-        .args(["-n", NS, "logs", "-f", pod, "-c", "forge-manager", "--tail", "5"])
-        .stdout(std::fs::File::create(file).expect("log file"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("kubectl logs -f")
-}
-
 /// Asserts S1 over the window and returns the verdict (for the gap).
 fn no_overlap(pv_root: &Path, since_ns: u64, what: &str) -> Verdict {
     let v = judge(pv_root, since_ns);
@@ -454,18 +439,9 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
     );
 
     // 2. kubectl delete pod of the forger.
-    let log = work.path().join("deleted-forger.log");
-    let mut follower = follow_log(&tools, &forger, &log);
-    tokio::time::sleep(Duration::from_secs(1)).await;
     let t = timeline::unix_now_ns();
     tools.kubectl(&["-n", NS, "delete", "pod", &forger, "--wait=false"]);
     let after = settled(&pods, &sts, &pv_root, "kubectl delete pod").await;
-    let _ = follower.kill();
-    let _ = follower.wait();
-    eprintln!(
-        "install: the deleted forger's sidecar log:\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
     no_overlap(&pv_root, t, &format!("kubectl delete pod {forger} (now {after})"));
 
     // 3. kubectl rollout restart statefulset: 0 ms of overlap, the longest gap reported.
