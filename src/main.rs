@@ -4,6 +4,7 @@
 mod crds;
 mod guard;
 mod operator;
+mod reference_names;
 mod run;
 mod settings;
 
@@ -48,7 +49,9 @@ enum Command {
     /// Operator commands (also as `kubectl forge`, see docs/operator-cli.md).
     #[command(flatten)]
     Operator(operator::OperatorCommand),
-    /// Test-world tools: real API server launcher, fault proxy, node simulator, timeline judge.
+    /// Test-world tools: real API server launcher, fault proxy, node simulator, timeline judge
+    /// (the `sim` feature, on by default; the image is built without it).
+    #[cfg(feature = "sim")]
     #[command(subcommand)]
     Sim(forge_sim::cli::SimCommand),
 }
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
             Ok(code)
         }),
         Some(Command::Operator(cmd)) => operator::run(cmd),
+        #[cfg(feature = "sim")]
         Some(Command::Sim(cmd)) => forge_sim::cli::run(cmd),
         Some(Command::Run(args)) => run::run(&args),
         None => run::run(&settings::ConfigArgs::default()),

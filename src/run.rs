@@ -95,7 +95,17 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
 
 /// Builds every actor and the endpoints inside the running system.
 async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> anyhow::Result<()> {
+    let kube = client(None, cfg.api_timeout).await.context("Kubernetes client")?;
+    // Objects the reference chart created are followed when the hashed names have none.
+    let cfg = crate::reference_names::follow(&kube, cfg).await;
     let registry = Registry::new();
+    // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ... (as the
+    // reference's client library exported them).
+    registry
+        .register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .context("process metrics")?;
     let labels = PodLabels {
         pod: cfg.pod_name.clone(),
         namespace: cfg.namespace.clone(),
@@ -122,13 +132,34 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     );
 
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let mut warnings = Vec::new();
     if cfg.cluster.management_enabled {
-        let m = ClusterMetrics::register(&registry, &cfg.names.cluster, &cfg.cluster.region)
-            .context("cluster metrics")?;
+        let m = ClusterMetrics::register(
+            &registry,
+            &cfg.names.cluster,
+            &cfg.cluster.region,
+            &labels.network,
+            &labels.pool_id,
+        )
+        .context("cluster metrics")?;
         actix::spawn(m.follow(snapshot_rx.clone()));
+        let peers = prometheus::IntGauge::new(
+            "cardano_forge_manager_cluster_peers_configured",
+            "Peer regions in PEER_CLUSTERS (with cluster management on); 0: this region decides alone.",
+        )
+        .context("peers gauge")?;
+        peers.set(i64::try_from(cfg.peers.len()).unwrap_or(i64::MAX));
+        registry.register(Box::new(peers)).context("peers gauge")?;
+        if cfg.peers.is_empty() {
+            let w = "cluster management is on with no peer regions (PEER_CLUSTERS empty): this region \
+                     decides alone, so every region set up like this forges at once; list the other \
+                     regions in PEER_CLUSTERS";
+            tracing::warn!(cluster = %cfg.names.cluster, "{w}");
+            warnings.push(w.to_string());
+        }
     }
     let liveness = (cfg.lease.retry_period * 5).max(Duration::from_secs(10));
-    let endpoints = Endpoints::new(registry.clone(), snapshot_rx, liveness);
+    let endpoints = Endpoints::new(registry.clone(), snapshot_rx, liveness).with_warnings(warnings);
     let addr = SocketAddr::from(([0, 0, 0, 0], cfg.metrics_port));
     let (listener, bound) = http::bind(addr)
         .await
@@ -136,7 +167,6 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     tracing::info!(%bound, "serving /metrics /health /readyz /startup-status /status");
     actix::spawn(http::serve(listener, endpoints, std::future::pending()));
 
-    let kube = client(None, cfg.api_timeout).await.context("Kubernetes client")?;
     let clock = Clock::new();
     let procfs = ProcFs::default();
 

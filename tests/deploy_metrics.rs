@@ -248,6 +248,16 @@ async fn every_metric_used_by_the_rules_and_the_dashboard_is_exported() {
         "no credential validation failure counted for a corrupt key"
     );
 
+    // The reference's names next to ours, and the process metrics its client library exported.
+    for name in [
+        "cardano_forge_manager_info_info",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+    ] {
+        assert!(exported.contains(name), "{name} not exported: {exported:?}");
+    }
+
     let mut used = names_in_rules();
     used.extend(names_in_dashboard());
     let pending: BTreeSet<&str> = PENDING.iter().map(|(n, _)| *n).collect();

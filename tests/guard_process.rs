@@ -496,6 +496,48 @@ fn sigterm_is_forwarded_and_the_guard_exits_with_the_node() {
     assert!(!rig.socket().exists(), "the guard removes its socket");
 }
 
+/// When the kubelet stops a pod, the node (under its guard) and the sidecar get SIGTERM at once:
+/// the node's exit reaches the sidecar's subscription as `exited` (forging false) before the
+/// guard's socket goes, so the sidecar can take its stop as done and release the lease.
+#[test]
+fn a_subscriber_learns_that_the_node_exited() {
+    let mut rig = Rig::start();
+    rig.start_forging(60_000);
+    let conn = UnixStream::connect(rig.socket()).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut w = conn.try_clone().expect("clone");
+    let mut r = BufReader::new(conn);
+    w.write_all(Request::Subscribe.to_line().as_bytes())
+        .expect("subscribe");
+    let mut first = String::new();
+    r.read_line(&mut first).expect("the subscription's answer");
+    assert_eq!(
+        Answer::parse(&first)
+            .expect("answer")
+            .state
+            .and_then(|s| s.forging),
+        Some(true),
+        "{first}"
+    );
+    let _ = kill(Pid::from_raw(rig.guard_pid() as i32), Signal::SIGTERM);
+    let exited = loop {
+        let mut l = String::new();
+        let n = r.read_line(&mut l).expect("a line before the socket closes");
+        assert!(
+            n > 0,
+            "the subscription ended without an `exited` event: {}",
+            rig.log()
+        );
+        let a = Answer::parse(&l).expect("answer");
+        if a.event.as_deref() == Some("exited") {
+            break a;
+        }
+    };
+    assert_eq!(exited.state.and_then(|s| s.forging), Some(false));
+    assert_eq!(rig.exited(Duration::from_secs(5)), Some(0), "{}", rig.log());
+}
+
 #[test]
 fn subscribers_get_the_nodes_reconfiguration_lines_pushed() {
     let rig = Rig::launch(RigOptions {

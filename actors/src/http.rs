@@ -42,6 +42,9 @@ pub struct Endpoints {
     registry: Registry,
     snapshot: watch::Receiver<Arc<Snapshot>>,
     liveness_bound: Duration,
+    /// Standing configuration warnings, shown in `/status` as `warnings` (e.g. cluster
+    /// management with no peers).
+    warnings: Vec<String>,
 }
 
 impl Endpoints {
@@ -56,7 +59,14 @@ impl Endpoints {
             registry,
             snapshot,
             liveness_bound,
+            warnings: Vec::new(),
         }
+    }
+
+    /// Adds standing configuration warnings to `/status` (a `warnings` list of strings).
+    pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
+        self.warnings = warnings;
+        self
     }
 
     fn respond(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
@@ -98,7 +108,17 @@ impl Endpoints {
                 });
                 with_type(code, "application/json", body.to_string())
             }
-            "/status" => with_type(StatusCode::OK, "application/json", snap.status.to_string()),
+            "/status" => {
+                let body = match (&snap.status, self.warnings.is_empty()) {
+                    (serde_json::Value::Object(m), false) => {
+                        let mut m = m.clone();
+                        m.insert("warnings".into(), serde_json::json!(self.warnings));
+                        serde_json::Value::Object(m).to_string()
+                    }
+                    _ => snap.status.to_string(),
+                };
+                with_type(StatusCode::OK, "application/json", body)
+            }
             _ => text(StatusCode::NOT_FOUND, "Not Found"),
         }
     }

@@ -163,7 +163,8 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 impl Metrics {
-    /// Creates and registers every metric in `registry`, plus `cardano_forge_manager_info`.
+    /// Creates and registers every metric in `registry`, plus `cardano_forge_manager_info` (and
+    /// its reference name `cardano_forge_manager_info_info`).
     pub fn register(registry: &Registry, labels: &PodLabels, version: &str) -> prometheus::Result<Self> {
         let pod_labels = [
             ("pod", labels.pod.as_str()),
@@ -191,21 +192,23 @@ impl Metrics {
             Ok(h)
         };
 
-        let info = IntGauge::with_opts(
-            Opts::new(
-                "cardano_forge_manager_info",
-                "Build and deployment information (always 1).",
-            )
-            .const_label("pod_name", &labels.pod)
-            .const_label("namespace", &labels.namespace)
-            .const_label("version", version)
-            .const_label("network", &labels.network)
-            .const_label("pool_id", &labels.pool_id)
-            .const_label("pool_ticker", &labels.pool_ticker)
-            .const_label("application_type", &labels.application),
-        )?;
-        info.set(1);
-        registry.register(Box::new(info))?;
+        // `cardano_forge_manager_info`, and the same under the reference's name
+        // `cardano_forge_manager_info_info` (its client library appends `_info` to info metrics),
+        // so dashboards and alerts written for the reference keep working.
+        for name in ["cardano_forge_manager_info", "cardano_forge_manager_info_info"] {
+            let info = IntGauge::with_opts(
+                Opts::new(name, "Build and deployment information (always 1).")
+                    .const_label("pod_name", &labels.pod)
+                    .const_label("namespace", &labels.namespace)
+                    .const_label("version", version)
+                    .const_label("network", &labels.network)
+                    .const_label("pool_id", &labels.pool_id)
+                    .const_label("pool_ticker", &labels.pool_ticker)
+                    .const_label("application_type", &labels.application),
+            )?;
+            info.set(1);
+            registry.register(Box::new(info))?;
+        }
 
         let leadership_changes = IntCounter::new(
             "cardano_leadership_changes_total",
@@ -334,6 +337,10 @@ mod tests {
         assert!(text.contains(r#"cardano_sighup_signals_total{reason="enable_forging"} 1"#));
         assert!(text.contains(r#"cardano_credential_operations_total{file="kes",operation="copy"} 1"#));
         assert!(text.contains("cardano_forge_manager_info{"));
+        assert!(
+            text.contains("cardano_forge_manager_info_info{"),
+            "the reference's name too"
+        );
         assert!(text.contains("cardano_leader_status{"));
     }
 

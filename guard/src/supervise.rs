@@ -416,23 +416,22 @@ fn accept(listener: UnixListener, tx: Sender<Event>) {
     let me = rustix::process::getuid();
     for conn in listener.incoming() {
         let Ok(mut conn) = conn else { continue };
-        match rustix::net::sockopt::socket_peercred(&conn) {
-            Ok(cred) if cred.uid == me => {}
+        // nix, not rustix: a peer in another PID namespace (the sidecar container next to the
+        // node's, without shareProcessNamespace) has PID 0 here, which rustix's UCred refuses.
+        match nix::sys::socket::getsockopt(&conn, nix::sys::socket::sockopt::PeerCredentials) {
+            Ok(cred) if cred.uid() == me.as_raw() => {}
             Ok(cred) => {
                 log(format_args!(
                     "refused a connection from UID {} (PID {}): only UID {} may talk to the guard",
-                    cred.uid.as_raw(),
-                    cred.pid.as_raw_nonzero(),
+                    cred.uid(),
+                    cred.pid(),
                     me.as_raw()
                 ));
                 let _ = conn.set_write_timeout(Some(PUSH_TIMEOUT));
                 let _ = conn.write_all(
-                    Answer::error(
-                        "peer_uid",
-                        format!("UID {} is not this guard's UID", cred.uid.as_raw()),
-                    )
-                    .to_line()
-                    .as_bytes(),
+                    Answer::error("peer_uid", format!("UID {} is not this guard's UID", cred.uid()))
+                        .to_line()
+                        .as_bytes(),
                 );
                 continue;
             }
@@ -594,7 +593,14 @@ impl Guard {
                 },
             };
             match event {
-                Event::ChildExited(status) => return status,
+                Event::ChildExited(status) => {
+                    // An exited node forges no more: subscribers waiting for a stop (the sidecar
+                    // at its own shutdown, when the kubelet stops both containers at once) learn
+                    // it before this guard's socket goes away.
+                    self.forging = Some(false);
+                    self.push("exited");
+                    return status;
+                }
                 Event::Signal(Signal::SIGHUP) => {
                     log(format_args!(
                         "SIGHUP received: forwarding it to the node (same rules as a reload request)"

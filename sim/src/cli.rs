@@ -122,6 +122,10 @@ pub enum SimCommand {
         /// Start with the chain tip this many ms behind the wall clock (`lag MS` later).
         #[arg(long, value_name = "MS", default_value_t = 0)]
         tip_lag_ms: u64,
+        /// Listen on this TCP port (all addresses) once consensus has started, as cardano-node's
+        /// node-to-node port (a readiness probe's target).
+        #[arg(long, value_name = "PORT")]
+        listen_port: Option<u16>,
     },
     /// The 3-replica demo: a real API server, three `forge-manager run` sidecars and three node
     /// simulators; shows who forges, hands over gracefully (SIGTERM to the leader's sidecar),
@@ -358,6 +362,7 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
             socket_backlog,
             control,
             tip_lag_ms,
+            listen_port,
         } => {
             let handler_delay = Duration::from_millis(handler_delay_ms);
             if !handler_delay.is_zero() && sighup_ignored() {
@@ -397,6 +402,7 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
                     control,
                     external_handler: true,
                     tip_lag: Duration::from_millis(tip_lag_ms),
+                    listen_port,
                 },
             )
             .await

@@ -122,6 +122,9 @@ pub struct NodeBehaviour {
     pub external_handler: bool,
     /// The chain tip starts this far behind the wall clock (see [`Tip`]).
     pub tip_lag: Duration,
+    /// Listen on this TCP port (all addresses) once consensus has started, as cardano-node binds
+    /// its node-to-node port only after the ledger replay (a readiness probe's target).
+    pub listen_port: Option<u16>,
 }
 
 /// A latency: a fixed value or a range `[min, max]` drawn uniformly. Parsed from milliseconds,
@@ -408,6 +411,8 @@ struct Node {
     /// the socket may SIGHUP the node. Until then, this is set; then the accept loop runs here.
     socket_late: bool,
     late_accept: Option<JoinHandle<()>>,
+    /// The node-to-node port's accept loop (`NodeBehaviour::listen_port`), from consensus start.
+    listen: Option<JoinHandle<()>>,
 }
 
 impl Node {
@@ -542,6 +547,7 @@ impl NodeSim {
             rng: SplitMix64::new(behaviour.seed),
             socket_late: false,
             late_accept: None,
+            listen: None,
             opts,
             behaviour,
             process: process.clone(),
@@ -668,7 +674,11 @@ async fn run(
 ) -> Result<(), NodeError> {
     let accept_task = socket.map(|socket| tokio::spawn(accept_loop(socket, accepting)));
     let result = run_loop(&mut node, &mut rx, &mut stall_rx).await;
-    for t in accept_task.into_iter().chain(node.late_accept.take()) {
+    for t in accept_task
+        .into_iter()
+        .chain(node.late_accept.take())
+        .chain(node.listen.take())
+    {
         t.abort();
     }
     for t in tasks {
@@ -940,6 +950,22 @@ impl Node {
 /// The end of the replay: a producing node starts forging with the credentials read at start.
 fn consensus_started(node: &mut Node) -> Result<(), NodeError> {
     node.say("Notice", "Chain extended, consensus started");
+    if let Some(port) = node.behaviour.listen_port {
+        let l = std::net::TcpListener::bind(("0.0.0.0", port))
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .and_then(TcpListener::from_std)
+            .map_err(|source| NodeError::Io {
+                what: format!("binding the node port {port}"),
+                source,
+            })?;
+        node.say("Info", &format!("listening on node port {port}"));
+        // Connections are accepted and dropped: only a readiness probe connects.
+        node.listen = Some(tokio::spawn(async move {
+            while let Ok((conn, _)) = l.accept().await {
+                drop(conn);
+            }
+        }));
+    }
     if !node.opts.start_as_non_producing {
         node.say("Notice", LOG_ENABLED);
         node.set_forging(true, "started as a block producer")?;

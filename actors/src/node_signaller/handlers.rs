@@ -34,6 +34,21 @@ impl Handler<Reload> for NodeSignaller {
             // lost; a blind re-assert would only add SIGHUPs.
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         }
+        if stops(reason) && self.guard.as_ref().is_some_and(|g| g.pushed.borrow().exited) {
+            // The kubelet stopped the node and this sidecar at once (a pod deletion, a rollout,
+            // an eviction): the guard reported its node's exit, so nothing forges here any more
+            // and the lease can go at once.
+            tracing::info!(
+                actor = "node_signaller",
+                reason = reason.as_str(),
+                "stop confirmed: the node guard reported that the node exited"
+            );
+            self.told(reason);
+            if let Some(g) = self.guard.as_mut() {
+                g.permitted = false;
+            }
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+        }
         let Some(client) = self.live_guard() else {
             return AtomicResponse::new(self.pid_reload(reason));
         };
@@ -59,6 +74,9 @@ impl Handler<Reload> for NodeSignaller {
         ))
     }
 }
+
+/// How long a stopping reload the guard did not answer waits for the guard's `exited` push.
+const EXITED_WAIT: Duration = Duration::from_millis(500);
 
 /// A stopping reload's confirmation through the guard (module docs).
 struct Confirm {
@@ -180,7 +198,24 @@ async fn reload_via_guard(
             if let Err(e) = client.request(Request::Revoke).await {
                 tracing::warn!(actor = "node_signaller", kind = e.kind(), error = %e, "permit not revoked");
             }
-            reloaded.map_err(failed)?;
+            if let Err(e) = reloaded {
+                // The guard may have gone because its node exited under it (the kubelet stops
+                // the node and this sidecar at once): its last push says so, and is read by
+                // now or within moments.
+                if let Some(mut c) = confirm
+                    && stops(reason)
+                    && tokio::time::timeout(EXITED_WAIT, c.pushed.wait_for(|p| p.exited))
+                        .await
+                        .is_ok_and(|r| r.is_ok())
+                {
+                    tracing::info!(
+                        actor = "node_signaller",
+                        "stop confirmed: the node guard reported that the node exited"
+                    );
+                    return Ok(());
+                }
+                return Err(failed(e));
+            }
             if let Some(confirm) = confirm {
                 confirm.wait().await?;
             }
@@ -328,7 +363,10 @@ impl NodeSignaller {
                             // confirmation (while this actor waits) sees every report.
                             let addr = ctx.address();
                             let pushed = g.pushed.clone();
-                            pushed.send_modify(|p| p.connected = true);
+                            pushed.send_modify(|p| {
+                                p.connected = true;
+                                p.exited = false;
+                            });
                             if let Some(old) = g.reader.take() {
                                 old.abort();
                             }
@@ -336,8 +374,13 @@ impl NodeSignaller {
                                 let mut stream = std::pin::pin!(stream);
                                 while let Some(report) = futures::StreamExt::next(&mut stream).await {
                                     pushed.send_modify(|p| {
-                                        if report.event.as_deref() == Some("observed") {
+                                        // `exited`: the node process is gone, so it
+                                        // forges no more (a stop is confirmed by it).
+                                        if matches!(report.event.as_deref(), Some("observed" | "exited")) {
                                             p.observations += 1;
+                                        }
+                                        if report.event.as_deref() == Some("exited") {
+                                            p.exited = true;
                                         }
                                         p.state = report.state.clone();
                                     });

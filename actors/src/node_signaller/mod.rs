@@ -109,6 +109,9 @@ pub(crate) struct Pushed {
     pub(crate) state: forge_guard::protocol::GuardState,
     /// The subscription is up.
     pub(crate) connected: bool,
+    /// The guard reported its node's exit (`exited`) on this subscription: the node forges no
+    /// more, so a stop is done (the guard exits next).
+    pub(crate) exited: bool,
 }
 
 /// How often the guard's subscription is (re)tried while it is down.

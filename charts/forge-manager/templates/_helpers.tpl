@@ -56,3 +56,33 @@ capabilities:
 {{- define "fm.clusterName" -}}
 {{- printf "%s-%s" (include "fm.fullname" .) .Values.clusterManagement.region | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+
+{{/* The Lease: forgeManager.leaseName, else {fullname}-leader (the reference chart's rule), so two
+releases in one namespace never share one election. */}}
+{{- define "fm.leaseName" -}}
+{{- default (printf "%s-leader" (include "fm.fullname" .)) .Values.forgeManager.leaseName -}}
+{{- end -}}
+
+{{/* A peer region's CardanoForgeCluster: peers[].cluster, else the name this chart gives that
+region when installed with the same release name ({fullname}-{peer name}). */}}
+{{- define "fm.peerClusterName" -}}
+{{- $root := .root -}}
+{{- default (printf "%s-%s" (include "fm.fullname" $root) .peer.name | trunc 63 | trimSuffix "-") .peer.cluster -}}
+{{- end -}}
+
+{{/* "true" when the sidecar is a native sidecar: sidecar.mode native, or auto on Kubernetes
+1.29 or later (earlier versions drop the init container's restartPolicy, so the pod would never
+leave PodInitializing). */}}
+{{- define "fm.nativeSidecar" -}}
+{{- $mode := .Values.sidecar.mode -}}
+{{- if eq $mode "native" -}}true
+{{- else if eq $mode "container" -}}false
+{{- else if semverCompare ">=1.29.0-0" .Capabilities.KubeVersion.Version -}}true
+{{- else -}}false
+{{- end -}}
+{{- end -}}
+
+{{/* The StatefulSet's minReadySeconds field exists from Kubernetes 1.25 (GA). */}}
+{{- define "fm.hasMinReadySeconds" -}}
+{{- if semverCompare ">=1.25.0-0" .Capabilities.KubeVersion.Version -}}true{{- else -}}false{{- end -}}
+{{- end -}}

@@ -314,8 +314,8 @@ keys! {
         "How long a node start may take: without the node guard, a leader's reload is re-sent for this long after the node comes up.";
     DISABLE_SOCKET_CHECK disable_socket_check [Node, Bool, "false"]
         "Accepted for compatibility; only false: node readiness is always the NODE_SOCKET check, and true is refused.";
-    NODE_STARTS_NON_PRODUCING node_starts_non_producing [Node, Bool, "false"]
-        "The node runs --start-as-non-producing-node: credentials are installed at its start (it needs them to boot) without it forging.";
+    NODE_STARTS_NON_PRODUCING node_starts_non_producing [Node, Bool, "true"]
+        "The node runs --start-as-non-producing-node: credentials are installed at its start (it needs them to boot) without it forging. True by default, as the reference always installed them; set false for a node started without that flag (it would forge from its start).";
     GUARD_SOCKET guard_socket [Node, Path, "/ipc/forge-guard.sock"]
         "Socket of the node guard (docs/guard.md).";
     STOP_GRACE stop_grace [Node, Seconds, "2"]

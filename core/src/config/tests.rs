@@ -61,7 +61,11 @@ fn defaults_are_the_reference_defaults() {
             format: LogFormat::Text
         }
     );
-    assert!(c.pool.is_none() && c.peers.is_empty() && !c.node.starts_non_producing);
+    assert!(c.pool.is_none() && c.peers.is_empty());
+    assert!(
+        c.node.starts_non_producing,
+        "NODE_STARTS_NON_PRODUCING defaults to true, as the reference installed credentials at every start"
+    );
 }
 
 #[test]
