@@ -131,7 +131,7 @@ async fn the_guard_fences_the_node_of_a_sigkilled_manager_before_the_lease_passe
     );
     let v = w.verdict();
     assert_eq!(v.overlap_ms, 0.0, "two forgers: {v:?}");
-    assert_clean_shutdown(&mut w);
+    w.assert_clean_shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,7 +210,7 @@ async fn a_paused_manager_is_fenced_and_does_not_fight_the_new_leader() {
     assert_eq!(status["forging"], false, "{status}");
     let v = w.verdict();
     assert_eq!(v.overlap_ms, 0.0, "two forgers: {v:?}");
-    assert_clean_shutdown(&mut w);
+    w.assert_clean_shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,7 +250,7 @@ async fn a_reload_lost_in_the_replay_is_resent_when_the_node_is_up() {
     .await
     .expect("cardano_forging_enabled follows the node");
     assert_eq!(w.verdict().overlap_ms, 0.0);
-    assert_clean_shutdown(&mut w);
+    w.assert_clean_shutdown();
 }
 
 /// Judges the whole run: no two forgers at any instant, none without its pod's lease,
@@ -301,7 +301,7 @@ async fn a_stalled_guard_of_the_forger_is_not_taken_for_a_gone_node() {
     eprintln!("{test}: {old}'s guard stalled 3 s; forging now: {now}");
     tokio::time::sleep(LEASE).await;
     assert_one_forger_at_most(&w, test);
-    assert_clean_shutdown(&mut w);
+    w.assert_clean_shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,7 +337,7 @@ async fn a_shutdown_whose_stop_fails_hands_nothing_over() {
     eprintln!("{test}: {old} could not remove its credentials; {next} took over after its lease");
     w.set_target_read_only(leader, false).expect("writable again");
     assert_one_forger_at_most(&w, test);
-    assert_clean_shutdown(&mut w);
+    w.assert_clean_shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,26 +373,5 @@ async fn a_node_that_closes_its_socket_first_on_sigterm_is_stopped_before_the_ha
     );
     assert!(off < on, "the new forger started before the old node stopped");
     assert_one_forger_at_most(&w, test);
-    assert_clean_shutdown(&mut w);
-}
-
-/// Stops the world as Kubernetes deletes pods (SIGTERM to each sidecar in turn, each handing
-/// over, then the guards and nodes) and judges the whole run, the shutdown included.
-fn assert_clean_shutdown(w: &mut World) {
-    let v = w
-        .stop_judged()
-        .unwrap_or_else(|e| panic!("no verdict after the shutdown: {e}"));
-    eprintln!("shutdown: verdict {v:?}");
-    assert_eq!(
-        v.overlap_ms, 0.0,
-        "two nodes forged at once (shutdown included): {v:?}"
-    );
-    assert!(
-        v.max_forgers <= 1,
-        "two forgers at one instant (shutdown included): {v:?}"
-    );
-    assert!(
-        v.forging_at_end.is_empty(),
-        "a node forges after the shutdown: {v:?}"
-    );
+    w.assert_clean_shutdown();
 }

@@ -75,27 +75,6 @@ fn assert_no_overlap(w: &World, scenario: &str) {
     );
 }
 
-/// Stops the world as Kubernetes deletes pods (SIGTERM to each sidecar in turn, each handing
-/// over, then the nodes) and judges the whole run, the shutdown included.
-fn assert_clean_shutdown(w: &mut World) {
-    let v = w
-        .stop_judged()
-        .unwrap_or_else(|e| panic!("no verdict after the shutdown: {e}"));
-    eprintln!("shutdown: verdict {v:?}");
-    assert_eq!(
-        v.overlap_ms, 0.0,
-        "two nodes forged at once (shutdown included): {v:?}"
-    );
-    assert!(
-        v.max_forgers <= 1,
-        "two forgers at one instant (shutdown included): {v:?}"
-    );
-    assert!(
-        v.forging_at_end.is_empty(),
-        "a node forges after the shutdown: {v:?}"
-    );
-}
-
 /// The time between `since` (unix ns) and the first `forging_on` of a node other than `old`.
 fn handover_ms(w: &World, old: &str, since_ns: u64) -> Option<f64> {
     w.events()
@@ -127,7 +106,7 @@ async fn a_cold_start_elects_exactly_one_forger() {
     tokio::time::sleep(LEASE).await;
     assert_eq!(w.forging_now(), vec![w.pods[leader].name.clone()]);
     assert_no_overlap(&w, "(a)");
-    assert_clean_shutdown(&mut w);
+    w.assert_clean_shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,7 +150,7 @@ async fn b_sigterm_of_the_leader_hands_over_after_its_stop_grace() {
         "the manager exits cleanly after a graceful shutdown"
     );
     assert_no_overlap(&w, "(b)");
-    assert_clean_shutdown(&mut w);
+    w.assert_clean_shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,7 +177,7 @@ async fn c_a_crashed_leader_pod_is_replaced_after_its_lease_expires() {
         "takeover took {took} ms"
     );
     assert_no_overlap(&w, "(c)");
-    assert_clean_shutdown(&mut w);
+    w.assert_clean_shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,7 +206,7 @@ async fn d_a_partitioned_leader_stops_before_its_lease_can_pass() {
         "forging moved after the heal"
     );
     assert_no_overlap(&w, "(d) after heal");
-    assert_clean_shutdown(&mut w);
+    w.assert_clean_shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,7 +236,7 @@ async fn e_a_restarted_leader_node_never_overlaps() {
     tokio::time::sleep(LEASE).await;
     assert_eq!(w.forging_now().len(), 1);
     assert_no_overlap(&w, "(e)");
-    assert_clean_shutdown(&mut w);
+    w.assert_clean_shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,7 +286,7 @@ async fn f_corrupt_source_credentials_are_refused_and_reported() {
         .count();
     assert_eq!(reload_errors, 0, "a node loaded the bad files");
     assert_no_overlap(&w, "(f)");
-    assert_clean_shutdown(&mut w);
+    w.assert_clean_shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -385,7 +364,7 @@ async fn g_kubectl_and_metrics_show_exactly_one_leader() {
     }
     assert_eq!(ones, 1, "exactly one pod reports cardano_forging_enabled 1");
     assert_no_overlap(&w, "(g)");
-    assert_clean_shutdown(&mut w);
+    w.assert_clean_shutdown();
 }
 
 /// Sum of `apiserver_request_total` samples for leases with the given verb.
@@ -436,5 +415,5 @@ async fn h_steady_state_api_load_and_memory_are_bounded() {
         assert!(rss < 100 * 1024, "manager RSS {rss} KiB");
     }
     assert_no_overlap(&w, "(h)");
-    assert_clean_shutdown(&mut w);
+    w.assert_clean_shutdown();
 }

@@ -372,6 +372,25 @@ impl World {
         }
     }
 
+    /// Start-up done, node up, credentials valid, the lease acquired: the starting plan is
+    /// emitted (not yet carried out).
+    fn elect(&mut self) -> Result<(), TestCaseError> {
+        use Action::*;
+        for a in [
+            Progress,
+            Progress,
+            Progress,
+            NodeUp,
+            CredentialsValid,
+            Progress,
+            Progress,
+            LeaseAcquired,
+        ] {
+            self.act(&a)?;
+        }
+        Ok(())
+    }
+
     /// No more failures: carry out every plan and fire every timer until nothing is left.
     fn settle(&mut self) -> Result<(), TestCaseError> {
         self.fail_percent = 0;
@@ -696,18 +715,7 @@ fn histories_found_by_the_properties_stay_fixed() {
 fn a_status_write_from_an_earlier_tenure_confirms_no_claim() {
     use Action::*;
     let mut w = World::new(false, 0, 1);
-    for a in [
-        Progress,
-        Progress,
-        Progress,
-        NodeUp,
-        CredentialsValid,
-        Progress,
-        Progress,
-        LeaseAcquired,
-    ] {
-        w.act(&a).expect("valid step");
-    }
+    w.elect().expect("valid steps");
     let plan = w
         .running
         .as_ref()
@@ -740,18 +748,7 @@ fn a_sigterm_just_before_our_leader_slot_waits_for_the_slot_unless_a_stop_is_due
     use Action::*;
     let forging_world = |hold_max_s: u64| {
         let mut w = World::with_hold(false, 0, 3, Duration::from_secs(hold_max_s));
-        for a in [
-            Progress,
-            Progress,
-            Progress,
-            NodeUp,
-            CredentialsValid,
-            Progress,
-            Progress,
-            LeaseAcquired,
-        ] {
-            w.act(&a).expect("valid step");
-        }
+        w.elect().expect("valid steps");
         w.settle().expect("settles");
         assert!(w.node_forging, "the leader forges");
         // One of our slots starts in 5 s (slots last 1 s).

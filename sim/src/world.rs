@@ -884,6 +884,28 @@ impl World {
         drop(self.dir.take());
     }
 
+    /// [`World::stop_judged`] for a scenario test: panics unless the whole run, the shutdown
+    /// included, had no overlap, never two forgers at one instant, and nobody forging at the
+    /// end (as Kubernetes deletes pods: SIGTERM to each sidecar in turn, each handing over).
+    pub fn assert_clean_shutdown(&mut self) {
+        let v = self
+            .stop_judged()
+            .unwrap_or_else(|e| panic!("no verdict after the shutdown: {e}"));
+        eprintln!("shutdown: verdict {v:?}");
+        assert_eq!(
+            v.overlap_ms, 0.0,
+            "two nodes forged at once (shutdown included): {v:?}"
+        );
+        assert!(
+            v.max_forgers <= 1,
+            "two forgers at one instant (shutdown included): {v:?}"
+        );
+        assert!(
+            v.forging_at_end.is_empty(),
+            "a node forges after the shutdown: {v:?}"
+        );
+    }
+
     /// Stops everything as [`World::stop`] does and judges the whole run, the shutdown
     /// included (every sidecar gets SIGTERM in turn and hands over, then the nodes stop): the
     /// verdict over all timelines until now, or why there is none.
