@@ -20,20 +20,12 @@ fn wall() -> Timestamp {
 /// after our claim, none forging: the slowest path, every peer's evidence is checked.
 fn realistic_state() -> State {
     let peers: Vec<String> = (0..PEERS).map(|i| format!("peer-{i:02}")).collect();
-    let spec = CardanoForgeClusterSpec {
-        forge_state: ForgeState::PriorityBased,
-        priority: 1,
-        region: "us-east-1".into(),
-        network: NetworkSpec {
-            name: "mainnet".into(),
-            magic: 764_824_073,
-            era: "conway".into(),
-        },
-        pool: None,
-        application: None,
-        health_check: None,
-        override_: None,
-    };
+    let spec = CardanoForgeClusterSpec::new(
+        ForgeState::PriorityBased,
+        1,
+        "us-east-1",
+        NetworkSpec::new("mainnet", 764_824_073),
+    );
     let mut s = [
         Event::NodeUp,
         Event::CredentialsValid,

@@ -50,20 +50,12 @@ async fn install_crds(admin: Client) {
 }
 
 fn spec() -> CardanoForgeClusterSpec {
-    CardanoForgeClusterSpec {
-        forge_state: ForgeState::PriorityBased,
-        priority: 1,
-        region: "us-east-1".into(),
-        network: NetworkSpec {
-            name: "preview".into(),
-            magic: 2,
-            era: "conway".into(),
-        },
-        pool: None,
-        application: None,
-        health_check: None,
-        override_: None,
-    }
+    CardanoForgeClusterSpec::new(
+        ForgeState::PriorityBased,
+        1,
+        "us-east-1",
+        NetworkSpec::new("preview", 2),
+    )
 }
 
 /// A pod's ClusterWatcher and StatusWriter, wired as `src/run.rs` wires them: the watcher's

@@ -48,20 +48,12 @@ fn cluster(name: &str, priority: i32) -> CardanoForgeCluster {
             name: Some(name.to_string()),
             ..ObjectMeta::default()
         },
-        spec: CardanoForgeClusterSpec {
-            forge_state: ForgeState::PriorityBased,
+        spec: CardanoForgeClusterSpec::new(
+            ForgeState::PriorityBased,
             priority,
-            region: "us-east-1".into(),
-            network: NetworkSpec {
-                name: "preview".into(),
-                magic: 2,
-                era: "conway".into(),
-            },
-            pool: None,
-            application: None,
-            health_check: None,
-            override_: None,
-        },
+            "us-east-1",
+            NetworkSpec::new("preview", 2),
+        ),
         status: None,
     }
 }

@@ -88,20 +88,7 @@ async fn the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable() {
     // The CFC and its status, and the Lease.
     let mut cfc = CardanoForgeCluster::new(
         "pool-east",
-        CardanoForgeClusterSpec {
-            forge_state: Default::default(),
-            priority: 1,
-            region: "east".into(),
-            network: NetworkSpec {
-                name: "preview".into(),
-                magic: 2,
-                era: "conway".into(),
-            },
-            pool: None,
-            application: None,
-            health_check: None,
-            override_: None,
-        },
+        CardanoForgeClusterSpec::new(Default::default(), 1, "east", NetworkSpec::new("preview", 2)),
     );
     cfc.metadata.namespace = Some("default".into());
     cfcs.create(&PostParams::default(), &cfc)
@@ -253,20 +240,7 @@ async fn a_peer_lease_not_held_by_the_peers_active_leader_is_not_reported() {
     }
     let mut cfc = CardanoForgeCluster::new(
         "pool-east",
-        CardanoForgeClusterSpec {
-            forge_state: Default::default(),
-            priority: 1,
-            region: "east".into(),
-            network: NetworkSpec {
-                name: "preview".into(),
-                magic: 2,
-                era: "conway".into(),
-            },
-            pool: None,
-            application: None,
-            health_check: None,
-            override_: None,
-        },
+        CardanoForgeClusterSpec::new(Default::default(), 1, "east", NetworkSpec::new("preview", 2)),
     );
     cfc.metadata.namespace = Some("default".into());
     cfcs.create(&PostParams::default(), &cfc)

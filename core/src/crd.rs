@@ -136,6 +136,39 @@ pub struct CardanoForgeClusterSpec {
     pub override_: Option<OverrideSpec>,
 }
 
+impl CardanoForgeClusterSpec {
+    /// A spec with the given state, priority, region and network, and nothing else set (no
+    /// pool, application, health check or override).
+    pub fn new(
+        forge_state: ForgeState,
+        priority: i32,
+        region: impl Into<String>,
+        network: NetworkSpec,
+    ) -> Self {
+        Self {
+            forge_state,
+            priority,
+            region: region.into(),
+            network,
+            pool: None,
+            application: None,
+            health_check: None,
+            override_: None,
+        }
+    }
+}
+
+impl NetworkSpec {
+    /// A network by name and magic, in the current era.
+    pub fn new(name: impl Into<String>, magic: i64) -> Self {
+        Self {
+            name: name.into(),
+            magic,
+            era: default_era(),
+        }
+    }
+}
+
 fn default_era() -> String {
     "conway".to_string()
 }

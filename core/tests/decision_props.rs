@@ -38,20 +38,7 @@ fn wall_at(now: Mono) -> Timestamp {
 }
 
 fn spec(priority: i32, state: ForgeState) -> CardanoForgeClusterSpec {
-    CardanoForgeClusterSpec {
-        forge_state: state,
-        priority,
-        region: "r".into(),
-        network: NetworkSpec {
-            name: "preview".into(),
-            magic: 2,
-            era: "conway".into(),
-        },
-        pool: None,
-        application: None,
-        health_check: None,
-        override_: None,
-    }
+    CardanoForgeClusterSpec::new(state, priority, "r", NetworkSpec::new("preview", 2))
 }
 
 fn state_strategy() -> impl Strategy<Value = ForgeState> {

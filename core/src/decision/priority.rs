@@ -143,20 +143,7 @@ mod tests {
     use crate::crd::{HealthCheckSpec, NetworkSpec};
 
     fn spec(priority: i32, state: ForgeState) -> CardanoForgeClusterSpec {
-        CardanoForgeClusterSpec {
-            forge_state: state,
-            priority,
-            region: "eu".into(),
-            network: NetworkSpec {
-                name: "preview".into(),
-                magic: 2,
-                era: "conway".into(),
-            },
-            pool: None,
-            application: None,
-            health_check: None,
-            override_: None,
-        }
+        CardanoForgeClusterSpec::new(state, priority, "eu", NetworkSpec::new("preview", 2))
     }
 
     fn at(s: &str) -> Timestamp {

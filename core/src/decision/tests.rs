@@ -18,20 +18,7 @@ fn wall() -> Timestamp {
 }
 
 fn spec(priority: i32, state: ForgeState) -> CardanoForgeClusterSpec {
-    CardanoForgeClusterSpec {
-        forge_state: state,
-        priority,
-        region: "us-east-1".into(),
-        network: NetworkSpec {
-            name: "preview".into(),
-            magic: 2,
-            era: "conway".into(),
-        },
-        pool: None,
-        application: None,
-        health_check: None,
-        override_: None,
-    }
+    CardanoForgeClusterSpec::new(state, priority, "us-east-1", NetworkSpec::new("preview", 2))
 }
 
 fn status(state: ForgeState, priority: i32, forging: bool, observed: i64) -> CardanoForgeClusterStatus {
