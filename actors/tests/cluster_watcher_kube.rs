@@ -16,38 +16,17 @@ use forge_actors::{
     testing::Probe,
 };
 use forge_core::{
-    crd::{
-        CardanoForgeCluster, CardanoForgeClusterSpec, CardanoLeader, ForgeState, NetworkSpec, definitions,
-    },
+    crd::{CardanoForgeCluster, CardanoForgeClusterSpec, ForgeState, NetworkSpec},
     decision::{Event, Reason, StatusReport},
 };
 use forge_sim::apiserver::{ApiServer, ApiServerOptions, start_for_test};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
-    Api, Client,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
+    Api,
+    api::{DeleteParams, Patch, PatchParams},
 };
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 const NAME: &str = "pool-us-east-1";
-
-async fn install_crds(admin: Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    for crd in definitions() {
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .expect("CRD accepted");
-    }
-    let cfcs: Api<CardanoForgeCluster> = Api::namespaced(admin.clone(), "default");
-    let leaders: Api<CardanoLeader> = Api::namespaced(admin, "default");
-    for _ in 0..100 {
-        if cfcs.list(&Default::default()).await.is_ok() && leaders.list(&Default::default()).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("CRDs not served after 10 s");
-}
 
 fn spec() -> CardanoForgeClusterSpec {
     CardanoForgeClusterSpec::new(
@@ -121,7 +100,7 @@ async fn the_cluster_watcher_follows_creates_and_writes_our_cardano_forge_cluste
     let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
         .await
         .expect("admin");
-    install_crds(admin.clone()).await;
+    server.install_crds().await.expect("CRDs");
     let cfcs: Api<CardanoForgeCluster> = Api::namespaced(admin, "default");
 
     // Two replicas start together: one creates, the other reads theirs (409), both report.

@@ -6,40 +6,16 @@ use std::time::Duration;
 use forge_actors::adapters::{kube::client, kube_object::NamedObject};
 use forge_core::crd::{
     CardanoForgeCluster, CardanoForgeClusterSpec, CardanoLeader, CardanoLeaderSpec, ForgeState, NetworkSpec,
-    definitions,
 };
 use forge_sim::apiserver::{ApiServer, ApiServerOptions, start_for_test};
 use futures::StreamExt;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::{
-    Api, Client,
-    api::{ObjectMeta, PostParams},
-};
+use kube::api::ObjectMeta;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts a real API server, or returns None (loudly) when `FORGE_SKIP_APISERVER_TESTS=1`.
 async fn start(test: &str) -> Option<ApiServer> {
     start_for_test(test, ApiServerOptions::with_identities(["pod-0", "pod-1"])).await
-}
-
-/// Installs our CRDs and waits (bounded) until the API serves them.
-async fn install_crds(admin: Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    for crd in definitions() {
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .expect("CRD accepted by the real API server");
-    }
-    let cfcs: Api<CardanoForgeCluster> = Api::namespaced(admin.clone(), "default");
-    let leaders: Api<CardanoLeader> = Api::namespaced(admin, "default");
-    for _ in 0..100 {
-        if cfcs.list(&Default::default()).await.is_ok() && leaders.list(&Default::default()).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("CRDs not served after 10 s");
 }
 
 fn cluster(name: &str, priority: i32) -> CardanoForgeCluster {
@@ -63,12 +39,7 @@ async fn our_crds_round_trip_through_the_real_api_server() {
     let Some(server) = start("our_crds_round_trip_through_the_real_api_server").await else {
         return;
     };
-    install_crds(
-        client(Some(server.admin_kubeconfig()), TIMEOUT)
-            .await
-            .expect("admin"),
-    )
-    .await;
+    server.install_crds().await.expect("CRDs");
     let a: NamedObject<CardanoForgeCluster> = NamedObject::new(
         client(server.kubeconfig("pod-0"), TIMEOUT).await.expect("client"),
         "default",

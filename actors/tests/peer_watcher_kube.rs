@@ -12,16 +12,11 @@ use forge_actors::{
     testing::Probe,
 };
 use forge_core::{
-    crd::{
-        CardanoForgeCluster, CardanoForgeClusterSpec, CardanoForgeClusterStatus, NetworkSpec, definitions,
-    },
+    crd::{CardanoForgeCluster, CardanoForgeClusterSpec, CardanoForgeClusterStatus, NetworkSpec},
     decision::Event,
 };
 use forge_sim::apiserver::{ApiServerOptions, start_for_test};
-use k8s_openapi::{
-    api::coordination::v1::{Lease, LeaseSpec},
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-};
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use kube::{
     Api,
     api::{ObjectMeta, Patch, PatchParams, PostParams},
@@ -52,17 +47,8 @@ async fn the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable() {
     let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
         .await
         .expect("admin");
-    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    for crd in definitions() {
-        crds.create(&PostParams::default(), &crd).await.expect("CRD");
-    }
+    server.install_crds().await.expect("CRDs");
     let cfcs: Api<CardanoForgeCluster> = Api::namespaced(admin.clone(), "default");
-    for _ in 0..100 {
-        if cfcs.list(&Default::default()).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     let registry = prometheus::Registry::new();
     let metrics = PeerMetrics::register(&registry).expect("metrics");
@@ -227,17 +213,8 @@ async fn a_peer_lease_not_held_by_the_peers_active_leader_is_not_reported() {
     let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
         .await
         .expect("admin");
-    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    for crd in definitions() {
-        crds.create(&PostParams::default(), &crd).await.expect("CRD");
-    }
+    server.install_crds().await.expect("CRDs");
     let cfcs: Api<CardanoForgeCluster> = Api::namespaced(admin.clone(), "default");
-    for _ in 0..100 {
-        if cfcs.list(&Default::default()).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let mut cfc = CardanoForgeCluster::new(
         "pool-east",
         CardanoForgeClusterSpec::new(Default::default(), 1, "east", NetworkSpec::new("preview", 2)),

@@ -653,6 +653,33 @@ impl ApiServer {
         client_from_kubeconfig(path, read_timeout).await
     }
 
+    /// Creates our CustomResourceDefinitions as `admin` and waits (up to 10 s) until the server
+    /// serves both kinds.
+    pub async fn install_crds(&self) -> Result<(), ApiServerError> {
+        use forge_core::crd::{CardanoForgeCluster, CardanoLeader, definitions};
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        use kube::{Api, api::PostParams};
+
+        let admin = self.client("admin").await?;
+        let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+        for crd in definitions() {
+            crds.create(&PostParams::default(), &crd)
+                .await
+                .map_err(|e| ApiServerError::Client(format!("creating CRD {:?}: {e}", crd.metadata.name)))?;
+        }
+        let cfcs: Api<CardanoForgeCluster> = Api::namespaced(admin.clone(), "default");
+        let leaders: Api<CardanoLeader> = Api::namespaced(admin, "default");
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if cfcs.list(&Default::default()).await.is_ok() && leaders.list(&Default::default()).await.is_ok()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(ApiServerError::Client("CRDs not served within 10 s".into()))
+    }
+
     /// Stops kube-apiserver, then etcd, reaps both and removes the temporary directory.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.apiserver.take() {
