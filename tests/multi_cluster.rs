@@ -6,22 +6,13 @@
 //! The scenarios run one at a time (each starts several API servers and many processes).
 
 use std::{
-    collections::BTreeMap,
     path::PathBuf,
     sync::LazyLock,
     time::{Duration, Instant},
 };
 
-use forge_core::crd::CardanoForgeCluster;
-use forge_sim::{
-    proxy::FaultProxy,
-    timeline::{EventKind, TimelineEvent, Verdict, judge},
-    world::{World, WorldOptions, start_regions},
-};
-use kube::{
-    Api,
-    api::{Patch, PatchParams},
-};
+use forge_sim::{timeline::judge, world::WorldOptions};
+use kube::api::{Patch, PatchParams};
 
 static ONE_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
 
@@ -32,11 +23,19 @@ fn exe() -> PathBuf {
 }
 
 /// The regions of a test: `(region, priority)`; each region's CFC is `pool-{region}`.
-struct Regions {
-    names: Vec<String>,
-    worlds: Vec<World>,
-    /// `(observer, peer)` -> the fault proxy the observer's managers read the peer through.
-    links: BTreeMap<(String, String), FaultProxy>,
+struct Regions(forge_sim::regions::Regions);
+
+impl std::ops::Deref for Regions {
+    type Target = forge_sim::regions::Regions;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Regions {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Regions {
@@ -56,78 +55,11 @@ impl Regions {
             return None;
         }
         forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
-        let (worlds, links) = start_regions(regions, |_| WorldOptions::scenario(exe(), REPLICAS), extra)
-            .await
-            .unwrap_or_else(|e| panic!("{test}: {e}"));
-        Some(Regions {
-            names: regions.iter().map(|(r, _)| (*r).to_string()).collect(),
-            worlds,
-            links,
-        })
-    }
-
-    fn events(&self) -> Vec<TimelineEvent> {
-        self.worlds.iter().flat_map(|w| w.events()).collect()
-    }
-
-    fn verdict(&self) -> Verdict {
-        judge(&self.events())
-    }
-
-    fn forging_now(&self) -> Vec<String> {
-        self.worlds.iter().flat_map(|w| w.forging_now()).collect()
-    }
-
-    /// Waits until exactly one node forges, in `region`; returns it and the time waited.
-    async fn wait_for_forger_in(&self, region: &str, within: Duration) -> Option<(String, Duration)> {
-        let started = Instant::now();
-        while started.elapsed() < within {
-            let now = self.forging_now();
-            if now.len() == 1 && now[0].starts_with(&format!("{region}-")) {
-                return Some((now[0].clone(), started.elapsed()));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        None
-    }
-
-    async fn cfcs(&self, region: &str) -> Api<CardanoForgeCluster> {
-        let i = self.names.iter().position(|n| n == region).expect("region");
-        let c = forge_sim::apiserver::client_from_kubeconfig(
-            self.worlds[i].apiserver.admin_kubeconfig(),
-            Some(Duration::from_secs(5)),
-        )
-        .await
-        .expect("admin client");
-        Api::namespaced(c, "default")
-    }
-
-    async fn patch_spec(&self, region: &str, spec: serde_json::Value) {
-        self.cfcs(region)
-            .await
-            .patch(
-                &format!("pool-{region}"),
-                &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({ "spec": spec })),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("patching pool-{region}: {e}"));
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for w in &self.worlds {
-            for (i, p) in w.pods.iter().enumerate() {
-                let log = w.manager_log(i);
-                let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                out.push_str(&format!("--- {} ---\n", p.name));
-                for l in tail.into_iter().rev() {
-                    out.push_str(l);
-                    out.push('\n');
-                }
-            }
-        }
-        out
+        let r =
+            forge_sim::regions::Regions::start(regions, |_| WorldOptions::scenario(exe(), REPLICAS), extra)
+                .await
+                .unwrap_or_else(|e| panic!("{test}: {e}"));
+        Some(Regions(r))
     }
 
     fn assert_no_overlap(&self, scenario: &str) {
@@ -141,29 +73,9 @@ impl Regions {
         assert!(!v.forgers.is_empty(), "{scenario}: nobody forged: {v:?}");
     }
 
-    /// The first `forging_on` in `region` at or after `since_ns`, in ms after it.
-    fn took_over_ms(&self, region: &str, since_ns: u64) -> Option<f64> {
-        let mut events = self.events();
-        events.sort_by_key(|e| e.t_unix_ns);
-        events
-            .iter()
-            .find(|e| {
-                e.event == EventKind::ForgingOn
-                    && e.node.starts_with(&format!("{region}-"))
-                    && e.t_unix_ns >= since_ns
-            })
-            .map(|e| (e.t_unix_ns - since_ns) as f64 / 1e6)
-    }
-
-    fn world(&mut self, region: &str) -> &mut World {
-        let i = self.names.iter().position(|n| n == region).expect("region");
-        &mut self.worlds[i]
-    }
-
     /// A metric line of every pod of `region` that starts with `prefix`.
     async fn metric_lines(&self, region: &str, prefix: &str) -> Vec<String> {
-        let i = self.names.iter().position(|n| n == region).expect("region");
-        let w = &self.worlds[i];
+        let w = &self.worlds[self.index(region)];
         let mut out = Vec::new();
         for p in 0..w.pods.len() {
             let text = w.metrics(p).await.unwrap_or_default();

@@ -15,19 +15,13 @@
 //! (the README's example comes from there).
 
 use std::{
-    collections::BTreeMap,
     io::Write as _,
     path::PathBuf,
     process::{Command, Output},
     time::{Duration, Instant},
 };
 
-use forge_core::crd::CardanoForgeCluster;
-use forge_sim::{
-    proxy::FaultProxy,
-    timeline::{Verdict, judge},
-    world::{World, WorldOptions, start_regions},
-};
+use forge_sim::world::WorldOptions;
 use kube::{
     Api,
     api::{Patch, PatchParams},
@@ -39,10 +33,23 @@ fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_forge-manager"))
 }
 
+/// The three regions, and the operator's kubeconfig and plugin directory.
 struct Regions {
-    worlds: Vec<World>,
-    links: BTreeMap<(String, String), FaultProxy>,
+    regions: forge_sim::regions::Regions,
     dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Regions {
+    type Target = forge_sim::regions::Regions;
+    fn deref(&self) -> &Self::Target {
+        &self.regions
+    }
+}
+
+impl std::ops::DerefMut for Regions {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.regions
+    }
 }
 
 impl Regions {
@@ -53,7 +60,7 @@ impl Regions {
         forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
         // East has two pods (one holds the Lease, one stands by), west and south one each.
         let replicas = |r: &str| if r == "east" { 2 } else { 1 };
-        let (worlds, links) = start_regions(
+        let regions = forge_sim::regions::Regions::start(
             REGIONS,
             |r| WorldOptions::realistic(exe(), replicas(r)),
             |_| Vec::new(),
@@ -64,7 +71,7 @@ impl Regions {
             .prefix("forge-opcli-")
             .tempdir()
             .expect("tempdir");
-        let r = Regions { worlds, links, dir };
+        let r = Regions { regions, dir };
         r.write_kubeconfig();
         r.link_plugin();
         r.register_pods().await;
@@ -120,14 +127,7 @@ impl Regions {
 
     /// The pod of `region` that forges now (by the node timelines).
     fn forger_in(&self, region: &str) -> Option<String> {
-        self.worlds[Regions::index(region)]
-            .forging_now()
-            .into_iter()
-            .next()
-    }
-
-    fn index(region: &str) -> usize {
-        REGIONS.iter().position(|(r, _)| *r == region).expect("region")
+        self.worlds[self.index(region)].forging_now().into_iter().next()
     }
 
     fn kubeconfig(&self) -> PathBuf {
@@ -190,18 +190,6 @@ impl Regions {
         )
     }
 
-    fn events(&self) -> Vec<forge_sim::timeline::TimelineEvent> {
-        self.worlds.iter().flat_map(|w| w.events()).collect()
-    }
-
-    fn verdict(&self) -> Verdict {
-        judge(&self.events())
-    }
-
-    fn forging_now(&self) -> Vec<String> {
-        self.worlds.iter().flat_map(|w| w.forging_now()).collect()
-    }
-
     /// Waits until one pod of `region` forges and nobody else; returns it.
     async fn wait_forger(&self, region: &str, within: Duration) -> Option<String> {
         let started = Instant::now();
@@ -229,31 +217,9 @@ impl Regions {
         false
     }
 
-    async fn cfcs(&self, region: &str) -> Api<CardanoForgeCluster> {
-        let c = forge_sim::apiserver::client_from_kubeconfig(
-            self.worlds[Regions::index(region)].apiserver.admin_kubeconfig(),
-            Some(Duration::from_secs(5)),
-        )
-        .await
-        .expect("admin client");
-        Api::namespaced(c, "default")
-    }
-
-    async fn patch_spec(&self, region: &str, spec: serde_json::Value) {
-        self.cfcs(region)
-            .await
-            .patch(
-                &format!("pool-{region}"),
-                &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({ "spec": spec })),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("patching pool-{region}: {e}"));
-    }
-
     /// Waits until `observer`'s sidecar reports `peer` unreachable (its metric).
     async fn sees_unreachable(&self, observer: &str, peer: &str, within: Duration) -> bool {
-        let w = &self.worlds[Regions::index(observer)];
+        let w = &self.worlds[self.index(observer)];
         let started = Instant::now();
         while started.elapsed() < within {
             let text = w.metrics(0).await.unwrap_or_default();
@@ -816,7 +782,7 @@ async fn operator_commands_follow_a_pool_across_three_real_api_servers() {
     assert_eq!(k.code, 4, "{}{}", k.stdout, k.stderr);
 
     // South's API server gone while two forge: still 4 (the worse news wins).
-    r.worlds[Regions::index("south")].apiserver.stop();
+    r.world("south").apiserver.stop();
     let s = r.forge(&["status"]);
     assert_status(&s, 4, "TWO FORGERS", "two forgers, south unreadable", || r.logs());
     assert!(s.stdout.contains("unreachable"), "{}", s.stdout);

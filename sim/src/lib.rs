@@ -10,5 +10,6 @@ pub mod creds;
 pub mod node;
 pub mod process;
 pub mod proxy;
+pub mod regions;
 pub mod timeline;
 pub mod world;
