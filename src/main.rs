@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod crds;
+mod fail_safe;
 mod guard;
 mod operator;
 mod reference_names;

@@ -22,4 +22,5 @@ pub mod peer_watcher;
 pub mod ports;
 pub mod status_writer;
 pub mod supervisor;
+pub mod system;
 pub mod testing;

@@ -1,0 +1,84 @@
+//! What [`super::spawn_all`] is given (the adapters: one implementation per outside thing the
+//! actors touch) and what it hands back (the handles the binary and the tests need).
+
+use std::{sync::Arc, time::Duration};
+
+use forge_core::{
+    config::ValidConfig,
+    crd::{CardanoForgeCluster, CardanoLeader},
+};
+use tokio::sync::watch;
+
+use crate::{
+    adapters::{
+        guard::GuardClient,
+        kube_lease::{KubeLeasePort, KubeLeases},
+        kube_object::NamedObject,
+        process::ProcFs,
+    },
+    clock::Clock,
+    credential_keeper::KeeperEvents,
+    decider::Decider,
+    http::Snapshot,
+    metrics::Metrics,
+    ports::LeaseApi,
+};
+
+/// Every request to the node guard is answered within this (it answers at once; a guard that
+/// does not is treated as absent for that request).
+pub const GUARD_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Bound on how long the API server may hold one of our watches open.
+pub const WATCH_IDLE: Duration = Duration::from_secs(290);
+
+/// The outside world as the actors reach it: one value per outside thing.
+pub struct Adapters {
+    /// The local Lease (LeaseElector).
+    pub leases: Arc<dyn LeaseApi>,
+    /// This pod's CardanoLeader (StatusWriter).
+    pub leader: NamedObject<CardanoLeader>,
+    /// This cluster's CardanoForgeCluster (ClusterWatcher, StatusWriter); `None` without
+    /// cluster management.
+    pub cluster: Option<NamedObject<CardanoForgeCluster>>,
+    /// Kubernetes Events about this pod (CredentialKeeper).
+    pub events: KeeperEvents,
+    /// `/proc` discovery and pidfd signals of the node process (NodeWatcher, NodeSignaller).
+    pub procfs: ProcFs,
+    /// The node guard's socket (NodeSignaller).
+    pub guard: GuardClient,
+    /// The one monotonic clock every actor reads.
+    pub clock: Clock,
+}
+
+impl Adapters {
+    /// The production adapters: Kubernetes through `kube`, the node through `/proc`, pidfds and
+    /// the guard socket.
+    pub fn real(cfg: &ValidConfig, kube: &kube::Client) -> Self {
+        let leases = KubeLeases::new(kube.clone(), &cfg.namespace, &cfg.names.lease, cfg.api_timeout);
+        Self {
+            // A watch may stay open for up to four lease durations before it is renewed.
+            leases: Arc::new(KubeLeasePort::new(leases, cfg.lease.duration * 4)),
+            leader: NamedObject::new(kube.clone(), &cfg.namespace, &cfg.names.leader, cfg.api_timeout),
+            cluster: cfg
+                .cluster
+                .management_enabled
+                .then(|| NamedObject::new(kube.clone(), &cfg.namespace, &cfg.names.cluster, cfg.api_timeout)),
+            events: KeeperEvents::new(kube.clone(), &cfg.namespace, &cfg.pod_name),
+            procfs: ProcFs::default(),
+            guard: GuardClient::new(&cfg.node.guard_socket, GUARD_TIMEOUT),
+            clock: Clock::new(),
+        }
+    }
+}
+
+/// What the running system exposes.
+pub struct Handles {
+    /// The Decider (the signal handler sends it `Shutdown`).
+    pub decider: actix::Addr<Decider>,
+    /// The Decider's published view (`/status`, `/health`, `/readyz`).
+    pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    /// Configuration warnings to show on `/status`.
+    pub warnings: Vec<String>,
+    /// The pod's metrics.
+    pub metrics: Metrics,
+}

@@ -1,0 +1,513 @@
+//! The whole actor system, built in one place: [`spawn_all`] takes the validated configuration
+//! and one set of [`Adapters`], starts every actor (each under a `Supervisor`) and returns the
+//! [`Handles`] the binary needs (the Decider for `Shutdown`, the published snapshot for the HTTP
+//! endpoints). The binary (`src/run.rs`) passes [`Adapters::real`].
+//!
+//! `spawn_all` destructures [`ValidConfig`] without `..`: a configuration key that no actor
+//! reads is a compile error here until it is wired or said to have no effect.
+//!
+//! # The actor graph
+//!
+//! Every message edge and channel `spawn_all` creates (`─M─►`: message `M` by actix mailbox;
+//! `═►`: a tokio `watch` channel or a shared cell, read at will):
+//!
+//! ```text
+//! facts: every Fact to the Decider passes the Counted inbox (forge_manager_mailbox_depth{actor="decider"})
+//!
+//! LeaseElector ─Fact(LeaseAcquired|LeaseRenewed|LeaseLost)─► LeaseTap ─Fact─► NodeSignaller (permit bound)
+//!                                                                       └─Fact─► Counted ─► Decider
+//! NodeWatcher ─Fact(NodeUp|NodeDown)─► Counted ─► Decider
+//! NodeWatcher ─NodeProcess─► NodeSignaller
+//! NodeSignaller ─Fact(NodeFenced)─► Counted ─► Decider
+//! CredentialKeeper ─Fact(CredentialsValid|CredentialsInvalid)─► Counted ─► Decider
+//! CredentialKeeper ─SourcesRotated─► Decider
+//! ChainWatcher ─Fact(NodeSync|LeaderScheduleChanged)─► Counted ─► Decider    (NODE_METRICS_URL or LEADER_SCHEDULE)
+//! ClusterWatcher ─Fact(ClusterSpecChanged|ClusterSpecUnavailable)─► Counted ─► Decider   (cluster management)
+//! ClusterWatcher ─CfcSeen─► StatusWriter                                                  (cluster management)
+//! ClusterWatcher ═spec.healthCheck═► HealthProber                                         (cluster management)
+//! HealthProber ─Fact(HealthResult|HealthReset)─► Counted ─► Decider                       (cluster management)
+//! HealthProber ─HealthObserved─► StatusWriter                                             (cluster management)
+//! PeerWatcher ×peers ─Fact(PeerObserved|PeerLeaseObserved|PeerUnreachable)─► Counted ─► Decider
+//!
+//! commands (from the Decider, in plan order; each answered with a CommandResult)
+//!
+//! Decider ─Contend, Release─► LeaseElector
+//! Decider ─Install, Remove─► CredentialKeeper
+//! Decider ─Reload─► NodeSignaller
+//! Decider ─WriteStatus─► StatusWriter
+//! Decider ─PollNow─► PeerWatcher ×peers
+//!
+//! shared cells and channels
+//!
+//! Decider ═Snapshot═► Handles::snapshot (the binary's /status /health /readyz), ClusterMetrics gauges
+//! CredentialKeeper ═KesReportCell═► Decider (/status "kes")
+//! ChainWatcher ═ChainReportCell═► Decider (/status "chain")
+//! signal handler (the binary) ─Shutdown─► Decider
+//! ```
+//!
+//! Outside the process: the NodeSignaller talks to the node guard (permit, reload, revoke; its
+//! `GuardReport` stream back), the node guard signals and fences cardano-node, and the
+//! StatusWriter writes the CardanoLeader and CardanoForgeCluster status.
+
+mod adapters;
+
+use std::{sync::Arc, time::Duration};
+
+use actix::{Actor, AsyncContext, Context, Recipient, Supervisor};
+use forge_core::{
+    config::{
+        ChainSettings as ChainConfig, ClusterSettings, CredentialSettings, EffectiveNames,
+        HealthCheckSettings, NetworkSettings, NodeSettings, PoolIdentity, ValidConfig,
+    },
+    decision::{DEFAULT_HEARTBEAT_FRESH_FOR, DEFAULT_SLOT_LENGTH, DeciderConfig, State},
+};
+use prometheus::Registry;
+use tokio::sync::watch;
+
+pub use self::adapters::{Adapters, GUARD_TIMEOUT, Handles, WATCH_IDLE};
+use crate::{
+    chain_watcher::{ChainMetrics, ChainReportCell, ChainSettings, ChainWatcher},
+    cluster_metrics::ClusterMetrics,
+    cluster_watcher::{ClusterObject, ClusterWatcher},
+    credential_keeper::{CredentialKeeper, KesReportCell, kes_schedule},
+    decider::{Decider, DeciderOutputs, DeciderSettings},
+    health_prober::{HealthMetrics, HealthProber, Probing},
+    http::Snapshot,
+    lease_elector::LeaseElector,
+    mailbox::Counted,
+    messages::{Fact, PollNow},
+    metrics::{Metrics, PodLabels},
+    node_signaller::{LeaseTap, NodeSignaller, StopConfirmation},
+    node_watcher::{NodeWatcher, NodeWatcherSettings},
+    peer_watcher::{PeerMetrics, PeerSettings, PeerWatcher},
+    status_writer::StatusWriter,
+};
+
+/// Why the system could not be built (nothing was left running that matters: the binary exits).
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// A metric could not be registered (a name registered twice).
+    #[error("registering {what} metrics: {source}")]
+    Metrics {
+        /// Which group.
+        what: &'static str,
+        /// The registry's error.
+        source: prometheus::Error,
+    },
+    /// The network's slot schedule is unusable (`SHELLEY_GENESIS`, `CARDANO_NETWORK`).
+    #[error("{0}")]
+    Network(String),
+}
+
+fn metrics<T>(what: &'static str, r: prometheus::Result<T>) -> Result<T, SpawnError> {
+    r.map_err(|source| SpawnError::Metrics { what, source })
+}
+
+/// Builds every actor inside the running actix System, from `cfg` and `io`, registering their
+/// metrics in `registry` (see the module documentation for the graph).
+pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result<Handles, SpawnError> {
+    let ValidConfig {
+        namespace,
+        pod_name,
+        pod_uid: _, // in `cfg.lease_identity()`
+        lease,
+        api_timeout,
+        shutdown_timeout,
+        legacy_sleep_interval: _, // validation folded it into `lease.retry_period`
+        names,
+        crd: _, // validation accepts only the CardanoLeader resource the adapters address
+        node,
+        credentials,
+        network,
+        pool,
+        application_type,
+        chain,
+        cluster,
+        health,
+        peers,
+        quorum: _,       // quorum mode: validated, no runtime part yet
+        metrics_port: _, // the binary's HTTP server
+        log: _,          // the binary's tracing
+    } = cfg;
+    let EffectiveNames {
+        scheme: _, // in `names.{lease,leader,cluster}`
+        lease: _,  // in `io.leases`
+        lease_source: _,
+        leader: _, // in `io.leader`
+        leader_source: _,
+        cluster: cluster_name,
+        cluster_source: _,
+    } = names;
+    let NetworkSettings {
+        name: network_name,
+        magic,
+        shelley_genesis: _, // in `kes_schedule(network)`
+    } = network;
+    let NodeSettings {
+        socket: _,               // in `NodeWatcherSettings::from_config(node)`
+        process_name: _,         // in `NodeWatcherSettings::from_config(node)`
+        guard_socket,            // in `io.guard` and the NodeWatcher's settings
+        disable_socket_check: _, // validation refuses `true`: readiness is the socket check
+        socket_wait_timeout,
+        starts_non_producing,
+        stop_grace,
+        stop_confirm_timeout,
+    } = node;
+    let Adapters {
+        leases,
+        leader,
+        cluster: cluster_object,
+        events,
+        procfs,
+        guard,
+        clock,
+    } = io;
+
+    let labels = pod_labels(
+        pod_name,
+        namespace,
+        network_name,
+        pool.as_ref(),
+        application_type.as_str(),
+    );
+    let metrics = self::metrics(
+        "pod",
+        Metrics::register(registry, &labels, env!("CARGO_PKG_VERSION")),
+    )?;
+    // 1 once the NodeSignaller's subscription to the node guard is up.
+    metrics.fencing_covered.set(0);
+    tracing::warn!(
+        guard_socket = %guard_socket.display(),
+        "no node guard connected (yet): until one is, fencing is by SIGHUP to the node's PID only and \
+         S3 (no orphaned forger) is not covered"
+    );
+    let (snapshot_tx, snapshot) = watch::channel(Arc::new(Snapshot::default()));
+    let warnings = cluster_gauges(cluster, cluster_name, peers.len(), &labels, &snapshot, registry)?;
+
+    // The Decider's address exists before the Decider, so the others can report to it.
+    let decider_ctx = Context::<Decider>::new();
+    let decider = decider_ctx.address();
+    // Facts reach the Decider through a counting inbox: `forge_manager_mailbox_depth{actor}`.
+    let facts: Recipient<Fact> = Counted::new(
+        decider.clone().recipient(),
+        metrics.mailbox_depth.with_label_values(&["decider"]),
+    )
+    .start()
+    .recipient();
+
+    // Reloads go through the node guard whenever its socket exists (SIGHUP by PID otherwise);
+    // the signaller holds the guard's forging permit within the lease's renew deadline.
+    let signaller = Supervisor::start({
+        let (procfs, m, fact) = (procfs.clone(), metrics.clone(), facts.clone());
+        let stop = StopConfirmation {
+            grace: *stop_grace,
+            timeout: *stop_confirm_timeout,
+        };
+        let boot_credentials = *starts_non_producing;
+        move |_| {
+            let signaller = NodeSignaller::new(procfs, &m)
+                .with_guard(guard, clock)
+                .with_stop_confirmation(stop)
+                .with_decider(fact);
+            if boot_credentials {
+                signaller
+            } else {
+                signaller.without_boot_credentials()
+            }
+        }
+    });
+    // The lease facts reach the signaller before the Decider (the permit's bound).
+    let tap = LeaseTap::new(signaller.clone().recipient(), facts.clone()).start();
+    let elector = Supervisor::start({
+        let (identity, timing, m, fact) = (cfg.lease_identity(), *lease, metrics.clone(), tap.recipient());
+        move |_| LeaseElector::new(leases, identity.clone(), timing, clock, fact, Some(m))
+    });
+    Supervisor::start({
+        let settings = NodeWatcherSettings::from_config(node);
+        let (m, fact, sig) = (metrics.clone(), facts.clone(), signaller.clone().recipient());
+        move |_| NodeWatcher::new(settings, procfs, fact, sig, &m)
+    });
+
+    let network_slots = kes_schedule(network).map_err(SpawnError::Network)?;
+    if chain.require_sync && network_slots.is_none() {
+        return Err(SpawnError::Network(format!(
+            "REQUIRE_SYNC: the wall-clock slot of network {network_name:?} is unknown; set SHELLEY_GENESIS"
+        )));
+    }
+    let chain_report = spawn_chain_watcher(chain, network_slots.clone(), &facts, registry)?;
+    // The source certificate's KES figures, for `/status`.
+    let kes_report = KesReportCell::default();
+    let keeper = Supervisor::start({
+        let CredentialSettings { source, target } = credentials.clone();
+        let (kes_report, kes) = (kes_report.clone(), network_slots.clone());
+        let (m, fact, rotated) = (metrics.clone(), facts.clone(), decider.clone().recipient());
+        move |_| {
+            CredentialKeeper::new(source.clone(), target.clone(), fact.clone(), rotated.clone(), &m)
+                .with_kes_schedule(kes.clone())
+                .with_events(events.clone())
+                .with_kes_report(kes_report.clone())
+        }
+    });
+
+    let status_writer = Supervisor::start({
+        let (pod, m, cluster) = (pod_name.clone(), metrics.clone(), cluster_object.clone());
+        move |_| {
+            let writer = StatusWriter::new(leader, pod, Some(m));
+            match cluster {
+                Some(c) => writer.with_cluster(c),
+                None => writer,
+            }
+        }
+    });
+    if let Some(object) = cluster_object {
+        // The CFC's healthCheck (the environment's as fallback) decides what the HealthProber
+        // probes; its results go to the Decider and, for the CFC status, the StatusWriter.
+        let (health_spec, health_spec_rx) = watch::channel(None);
+        let fallback = probing_fallback(health);
+        let health_metrics = self::metrics("health", HealthMetrics::register(registry))?;
+        Supervisor::start({
+            let (cluster, fact) = (cluster_name.clone(), facts.clone());
+            let status = Some(status_writer.clone().recipient());
+            move |_| {
+                HealthProber::new(
+                    cluster,
+                    fallback,
+                    health_spec_rx,
+                    fact,
+                    Some(health_metrics),
+                    status,
+                )
+            }
+        });
+        let default_spec = forge_core::status::default_cluster_spec(cfg);
+        let (m, fact, seen) = (metrics.clone(), facts.clone(), status_writer.clone().recipient());
+        let (retry_after, network) = (lease.retry_period, (network_name.clone(), i64::from(*magic)));
+        Supervisor::start(move |_| {
+            let cluster = ClusterObject {
+                object: object.clone(),
+                default_spec: default_spec.clone(),
+                fact: fact.clone(),
+                idle: WATCH_IDLE,
+                retry_after,
+                network: network.clone(),
+                health_spec: Some(health_spec.clone()),
+                seen: Some(seen.clone()),
+            };
+            ClusterWatcher::new(cluster, Some(&m))
+        });
+    }
+    let poll_peers = spawn_peer_watchers(cfg, clock, &facts, registry)?;
+
+    let ClusterSettings {
+        management_enabled,
+        region: _,      // in `default_cluster_spec(cfg)` and the cluster gauges
+        environment: _, // in `default_cluster_spec(cfg)`
+        priority: _,    // in `default_cluster_spec(cfg)`
+    } = cluster;
+    let config = DeciderConfig {
+        cluster: cluster_name.clone(),
+        cluster_management: *management_enabled,
+        peers: peers.iter().map(|p| p.name.clone()).collect(),
+        require_sync: chain.require_sync,
+        heartbeat_fresh_for: DEFAULT_HEARTBEAT_FRESH_FOR,
+        lease: *lease,
+        handover_quiet: chain.handover_quiet,
+        slot_length: network_slots
+            .as_ref()
+            .map_or(DEFAULT_SLOT_LENGTH, |n| Duration::from_millis(n.slot_millis)),
+    };
+    let settings = DeciderSettings {
+        pod: pod_name.clone(),
+        heartbeat: lease.retry_period.min(Duration::from_secs(1)),
+        retry_after: lease.retry_period,
+        status_write_required: *management_enabled,
+        boot_credentials: *starts_non_producing,
+        reassert_window: *socket_wait_timeout,
+        reassert_every: (lease.retry_period * 2).max(Duration::from_secs(1)),
+        // A SIGTERM handover may wait for an imminent leader slot within the shutdown deadline,
+        // leaving the stop its confirmation time and a second more.
+        shutdown_hold_max: shutdown_timeout.saturating_sub(*stop_confirm_timeout + Duration::from_secs(1)),
+    };
+    let _ = api_timeout; // in every Kubernetes adapter (`Adapters::real`)
+    let out = DeciderOutputs {
+        contend: elector.clone().recipient(),
+        release: elector.recipient(),
+        install: keeper.clone().recipient(),
+        remove: keeper.recipient(),
+        reload: signaller.recipient(),
+        write_status: status_writer.recipient(),
+        poll_peers,
+    };
+    // `cardano_forging_enabled` belongs to the NodeSignaller: it knows what the node was told
+    // and, with the guard, what the node does.
+    let decider_actor = Decider::new(
+        settings,
+        State::new(config),
+        clock,
+        out,
+        snapshot_tx,
+        Some(metrics.clone()),
+    )
+    .with_kes_report(kes_report);
+    // `/status` shows `chain` only where the ChainWatcher runs.
+    decider_ctx.run(match chain_report {
+        Some(cell) => decider_actor.with_chain_report(cell),
+        None => decider_actor,
+    });
+    Ok(Handles {
+        decider,
+        snapshot,
+        warnings,
+        metrics,
+    })
+}
+
+/// The labels every pod metric carries.
+fn pod_labels(
+    pod: &str,
+    namespace: &str,
+    network: &str,
+    pool: Option<&PoolIdentity>,
+    application: &str,
+) -> PodLabels {
+    PodLabels {
+        pod: pod.to_string(),
+        namespace: namespace.to_string(),
+        network: network.to_string(),
+        pool_id: pool.map_or_else(|| "unknown".into(), |p| p.id.chars().take(10).collect()),
+        pool_ticker: pool
+            .and_then(|p| p.ticker.clone())
+            .unwrap_or_else(|| "unknown".into()),
+        application: application.to_string(),
+    }
+}
+
+/// With cluster management: the cluster gauges (fed from the snapshot) and the peer count;
+/// returns the configuration warnings for `/status`.
+fn cluster_gauges(
+    cluster: &ClusterSettings,
+    cluster_name: &str,
+    peers: usize,
+    labels: &PodLabels,
+    snapshot: &watch::Receiver<Arc<Snapshot>>,
+    registry: &Registry,
+) -> Result<Vec<String>, SpawnError> {
+    let mut warnings = Vec::new();
+    if !cluster.management_enabled {
+        return Ok(warnings);
+    }
+    let m = metrics(
+        "cluster",
+        ClusterMetrics::register(
+            registry,
+            cluster_name,
+            &cluster.region,
+            &labels.network,
+            &labels.pool_id,
+        ),
+    )?;
+    actix::spawn(m.follow(snapshot.clone()));
+    let gauge = metrics(
+        "peers",
+        prometheus::IntGauge::new(
+            "cardano_forge_manager_cluster_peers_configured",
+            "Peer regions in PEER_CLUSTERS (with cluster management on); 0: this region decides alone.",
+        ),
+    )?;
+    gauge.set(i64::try_from(peers).unwrap_or(i64::MAX));
+    metrics("peers", registry.register(Box::new(gauge)))?;
+    if peers == 0 {
+        let w = "cluster management is on with no peer regions (PEER_CLUSTERS empty): this region \
+                 decides alone, so every region set up like this forges at once; list the other \
+                 regions in PEER_CLUSTERS";
+        tracing::warn!(cluster = %cluster_name, "{w}");
+        warnings.push(w.to_string());
+    }
+    Ok(warnings)
+}
+
+/// The environment's health probe, used until the CardanoForgeCluster names one.
+fn probing_fallback(health: &HealthCheckSettings) -> Option<Probing> {
+    let HealthCheckSettings {
+        endpoint,
+        interval,
+        timeout,
+        failure_threshold,
+    } = health;
+    endpoint.as_ref().map(|endpoint| Probing {
+        endpoint: endpoint.clone(),
+        interval: *interval,
+        timeout: *timeout,
+        failure_threshold: *failure_threshold,
+        headers: Default::default(),
+    })
+}
+
+/// The node's tip and our leader schedule, when configured; returns the cell `/status` reads.
+fn spawn_chain_watcher(
+    chain: &ChainConfig,
+    schedule: Option<forge_core::cardano::KesSchedule>,
+    facts: &Recipient<Fact>,
+    registry: &Registry,
+) -> Result<Option<ChainReportCell>, SpawnError> {
+    let ChainConfig {
+        require_sync: _,   // the Decider's
+        handover_quiet: _, // the Decider's
+        sync_tolerance,
+        node_metrics_url,
+        sync_check_interval,
+        leader_schedule,
+    } = chain;
+    if node_metrics_url.is_none() && leader_schedule.is_none() {
+        return Ok(None);
+    }
+    let chain_metrics = metrics("chain", ChainMetrics::register(registry))?;
+    let settings = ChainSettings {
+        metrics_url: node_metrics_url.clone(),
+        tolerance: *sync_tolerance,
+        interval: *sync_check_interval,
+        schedule,
+        leader_schedule: leader_schedule.clone(),
+    };
+    let report = ChainReportCell::default();
+    let (cell, fact) = (report.clone(), facts.clone());
+    Supervisor::start(move |_| {
+        ChainWatcher::new(
+            settings.clone(),
+            fact.clone(),
+            Some(chain_metrics.clone()),
+            report.clone(),
+        )
+    });
+    Ok(Some(cell))
+}
+
+/// Peer regions (cluster management only): a consistent read of each one's CFC and Lease every
+/// retry period, through its own kubeconfig. Returns where the Decider asks them to poll.
+fn spawn_peer_watchers(
+    cfg: &ValidConfig,
+    clock: crate::clock::Clock,
+    facts: &Recipient<Fact>,
+    registry: &Registry,
+) -> Result<Vec<Recipient<PollNow>>, SpawnError> {
+    if !cfg.cluster.management_enabled || cfg.peers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let peer_metrics = metrics("peer", PeerMetrics::register(registry))?;
+    Ok(cfg
+        .peers
+        .iter()
+        .map(|peer| {
+            let settings = PeerSettings {
+                name: peer.name.clone(),
+                kubeconfig: peer.kubeconfig.clone(),
+                namespace: cfg.namespace.clone(),
+                lease: cfg.names.lease.clone(),
+                every: cfg.lease.retry_period,
+                timeout: cfg.api_timeout,
+            };
+            let (fact, m) = (facts.clone(), peer_metrics.clone());
+            Supervisor::start(move |_| PeerWatcher::new(settings, clock, fact, Some(m))).recipient()
+        })
+        .collect())
+}
