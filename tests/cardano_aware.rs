@@ -17,14 +17,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use forge_core::crd::CardanoForgeCluster;
 use forge_sim::{
+    regions::Regions,
     timeline::{EventKind, TimelineEvent, judge},
-    world::{World, WorldOptions, start_regions, wait_for},
-};
-use kube::{
-    Api,
-    api::{Patch, PatchParams},
+    world::{World, WorldOptions, wait_for},
 };
 
 static ONE_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
@@ -192,6 +188,24 @@ fn write_leaderlog(path: &Path, at: Option<jiff::Timestamp>) {
     std::fs::rename(&tmp, path).expect("rename leaderlog");
 }
 
+/// Writes a leaderlog with our next leader slot `secs` whole seconds from now and waits (up to
+/// 5 s) until pod `pod` of `world` shows it in `/status`; returns the slot's time, or `None`
+/// when the schedule was not read.
+async fn publish_slot(schedule: &Path, secs: i64, world: &World, pod: usize) -> Option<jiff::Timestamp> {
+    let slot_at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(secs);
+    let slot_at = jiff::Timestamp::from_second(slot_at.as_second()).expect("whole second");
+    write_leaderlog(schedule, Some(slot_at));
+    wait_for(Duration::from_secs(5), || async {
+        world
+            .status(pod)
+            .await
+            .is_some_and(|s| !s["chain"]["nextLeaderSlot"].is_null())
+    })
+    .await
+    .ok()
+    .map(|_| slot_at)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planned_handover_waits_for_our_leader_slot_and_happens_right_after_it() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -213,44 +227,24 @@ async fn a_planned_handover_waits_for_our_leader_slot_and_happens_right_after_it
             _ => Vec::new(),
         }
     };
-    let (mut worlds, _links) = start_regions(
+    let mut r = Regions::start(
         &[("east", 1), ("west", 2)],
         |_| WorldOptions::realistic(exe(), 1),
         extra,
     )
     .await
     .unwrap_or_else(|e| panic!("{test}: {e}"));
-    let forging_now = |ws: &[World]| ws.iter().flat_map(|w| w.forging_now()).collect::<Vec<_>>();
-    let logs = |ws: &[World]| {
-        ws.iter()
-            .map(|w| format!("--- {}\n{}", w.pods[0].name, w.manager_log(0)))
-            .collect::<String>()
-    };
     wait_for(Duration::from_secs(30), || async {
-        forging_now(&worlds) == ["east-0"]
+        r.forging_now() == ["east-0"]
     })
     .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "east does not forge alone: {:?}\n{}",
-            forging_now(&worlds),
-            logs(&worlds)
-        )
-    });
+    .unwrap_or_else(|_| panic!("east does not forge alone: {:?}\n{}", r.forging_now(), r.logs()));
 
     // Our next leader slot 8 s from now; the ChainWatcher picks the new file up.
-    let slot_at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(8);
-    let slot_at = jiff::Timestamp::from_second(slot_at.as_second()).expect("whole second");
-    write_leaderlog(&schedule, Some(slot_at));
-    wait_for(Duration::from_secs(5), || async {
-        worlds[0]
-            .status(0)
-            .await
-            .is_some_and(|s| !s["chain"]["nextLeaderSlot"].is_null())
-    })
-    .await
-    .unwrap_or_else(|_| panic!("the schedule was not read\n{}", logs(&worlds)));
-    let metrics = worlds[0].metrics(0).await.unwrap_or_default();
+    let slot_at = publish_slot(&schedule, 8, &r.worlds[0], 0)
+        .await
+        .unwrap_or_else(|| panic!("the schedule was not read\n{}", r.logs()));
+    let metrics = r.worlds[0].metrics(0).await.unwrap_or_default();
     let want = format!(
         "cardano_leader_next_slot_timestamp_seconds {}",
         slot_at.as_second()
@@ -259,31 +253,17 @@ async fn a_planned_handover_waits_for_our_leader_slot_and_happens_right_after_it
 
     // Planned maintenance: east Disabled. The handover is held until the slot has passed.
     let since = forge_sim::timeline::unix_now_ns();
-    let cfcs: Api<CardanoForgeCluster> = Api::namespaced(
-        forge_sim::apiserver::client_from_kubeconfig(
-            worlds[0].apiserver.admin_kubeconfig(),
-            Some(Duration::from_secs(5)),
-        )
-        .await
-        .expect("admin client"),
-        "default",
-    );
-    cfcs.patch(
-        "pool-east",
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({"spec": {"forgeState": "Disabled"}})),
-    )
-    .await
-    .expect("patch east");
+    r.patch_spec("east", serde_json::json!({"forgeState": "Disabled"}))
+        .await;
     wait_for(Duration::from_secs(5), || async {
-        worlds[0]
+        r.worlds[0]
             .status(0)
             .await
             .is_some_and(|s| s["reason"] == "handover_held")
     })
     .await
-    .unwrap_or_else(|_| panic!("no hold in /status\n{}", logs(&worlds)));
-    let held = worlds[0].status(0).await.expect("status");
+    .unwrap_or_else(|_| panic!("no hold in /status\n{}", r.logs()));
+    let held = r.worlds[0].status(0).await.expect("status");
     eprintln!("(1) east Disabled, held: {}", held["message"]);
     assert_eq!(held["forging"], true);
     assert!(
@@ -293,23 +273,23 @@ async fn a_planned_handover_waits_for_our_leader_slot_and_happens_right_after_it
         "{held}"
     );
     assert_eq!(
-        forging_now(&worlds),
+        r.forging_now(),
         vec!["east-0".to_string()],
         "still east during the hold"
     );
 
     wait_for(Duration::from_secs(30), || async {
-        forging_now(&worlds) == ["west-0"]
+        r.forging_now() == ["west-0"]
     })
     .await
     .unwrap_or_else(|_| {
         panic!(
             "west did not take over after the slot: {:?}\n{}",
-            forging_now(&worlds),
-            logs(&worlds)
+            r.forging_now(),
+            r.logs()
         )
     });
-    let events: Vec<TimelineEvent> = worlds.iter().flat_map(|w| w.events()).collect();
+    let events: Vec<TimelineEvent> = r.events();
     let slot_ns = u64::try_from(slot_at.as_nanosecond()).expect("after 1970");
     let slot_end_ns = slot_ns + 1_000_000_000;
     let off = first_off(&events, "east-", since).expect("east stopped");
@@ -329,56 +309,37 @@ async fn a_planned_handover_waits_for_our_leader_slot_and_happens_right_after_it
         "west started {:.0} ms after the slot",
         (on - slot_end_ns) as f64 / 1e6
     );
-    let east_log = worlds[0].manager_log(0);
+    let east_log = r.worlds[0].manager_log(0);
     assert!(east_log.contains("handover_held"), "{east_log}");
-    let without_lease: usize = worlds.iter().map(|w| w.forging_without_lease().len()).sum();
+    let without_lease = r.without_lease();
     assert_safe(&events, without_lease, "(2)");
 
     // (3) An unplanned stop is never held: east forges again (failback), has a slot 10 s
     // ahead, and its node crashes: west takes over well before that slot.
-    cfcs.patch(
-        "pool-east",
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({"spec": {"forgeState": "Priority-based"}})),
-    )
-    .await
-    .expect("patch east back");
+    r.patch_spec("east", serde_json::json!({"forgeState": "Priority-based"}))
+        .await;
     wait_for(Duration::from_secs(30), || async {
-        forging_now(&worlds) == ["east-0"]
+        r.forging_now() == ["east-0"]
     })
     .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "no failback to east: {:?}\n{}",
-            forging_now(&worlds),
-            logs(&worlds)
-        )
-    });
-    let slot_at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(10);
-    let slot_at = jiff::Timestamp::from_second(slot_at.as_second()).expect("whole second");
-    write_leaderlog(&schedule, Some(slot_at));
-    wait_for(Duration::from_secs(5), || async {
-        worlds[0]
-            .status(0)
-            .await
-            .is_some_and(|s| !s["chain"]["nextLeaderSlot"].is_null())
-    })
-    .await
-    .unwrap_or_else(|_| panic!("the new schedule was not read\n{}", logs(&worlds)));
+    .unwrap_or_else(|_| panic!("no failback to east: {:?}\n{}", r.forging_now(), r.logs()));
+    let slot_at = publish_slot(&schedule, 10, &r.worlds[0], 0)
+        .await
+        .unwrap_or_else(|| panic!("the new schedule was not read\n{}", r.logs()));
     let since = forge_sim::timeline::unix_now_ns();
-    worlds[0].kill_node(0);
+    r.worlds[0].kill_node(0);
     wait_for(Duration::from_secs(20), || async {
-        forging_now(&worlds) == ["west-0"]
+        r.forging_now() == ["west-0"]
     })
     .await
     .unwrap_or_else(|_| {
         panic!(
             "west did not take over from the crash: {:?}\n{}",
-            forging_now(&worlds),
-            logs(&worlds)
+            r.forging_now(),
+            r.logs()
         )
     });
-    let events: Vec<TimelineEvent> = worlds.iter().flat_map(|w| w.events()).collect();
+    let events: Vec<TimelineEvent> = r.events();
     let on = first_on(&events, "west-", since).expect("west started");
     let slot_ns = u64::try_from(slot_at.as_nanosecond()).expect("after 1970");
     eprintln!(
@@ -387,9 +348,9 @@ async fn a_planned_handover_waits_for_our_leader_slot_and_happens_right_after_it
         (on - since) as f64 / 1e6
     );
     assert!(on < slot_ns, "the crash was held until the slot");
-    let without_lease: usize = worlds.iter().map(|w| w.forging_without_lease().len()).sum();
+    let without_lease = r.without_lease();
     assert_safe(&events, without_lease, "(3)");
-    for w in &mut worlds {
+    for w in &mut r.worlds {
         w.stop();
     }
 }
@@ -409,7 +370,7 @@ async fn a_primary_region_whose_node_falls_behind_hands_over_to_the_synced_regio
             ("SYNC_CHECK_INTERVAL".into(), "300ms".into()),
         ]
     };
-    let (mut worlds, _links) = start_regions(
+    let mut r = Regions::start(
         &[("east", 1), ("west", 2)],
         |_| {
             let mut o = WorldOptions::realistic(exe(), 1);
@@ -420,43 +381,25 @@ async fn a_primary_region_whose_node_falls_behind_hands_over_to_the_synced_regio
     )
     .await
     .unwrap_or_else(|e| panic!("{test}: {e}"));
-    let forging_now = |ws: &[World]| ws.iter().flat_map(|w| w.forging_now()).collect::<Vec<_>>();
-    let logs = |ws: &[World]| {
-        ws.iter()
-            .map(|w| format!("--- {}\n{}", w.pods[0].name, w.manager_log(0)))
-            .collect::<String>()
-    };
     wait_for(Duration::from_secs(30), || async {
-        forging_now(&worlds) == ["east-0"]
+        r.forging_now() == ["east-0"]
     })
     .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "east does not forge alone: {:?}\n{}",
-            forging_now(&worlds),
-            logs(&worlds)
-        )
-    });
+    .unwrap_or_else(|_| panic!("east does not forge alone: {:?}\n{}", r.forging_now(), r.logs()));
 
     // East's node falls ten minutes behind: east stops, says node_not_synced (not a
     // contender), and the synced west takes over on that evidence.
     let since = forge_sim::timeline::unix_now_ns();
-    worlds[0]
+    r.worlds[0]
         .node_tip(0, "lag 600000")
         .await
         .expect("east falls behind");
     wait_for(Duration::from_secs(30), || async {
-        forging_now(&worlds) == ["west-0"]
+        r.forging_now() == ["west-0"]
     })
     .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "west did not take over: {:?}\n{}",
-            forging_now(&worlds),
-            logs(&worlds)
-        )
-    });
-    let events: Vec<TimelineEvent> = worlds.iter().flat_map(|w| w.events()).collect();
+    .unwrap_or_else(|_| panic!("west did not take over: {:?}\n{}", r.forging_now(), r.logs()));
+    let events: Vec<TimelineEvent> = r.events();
     let off = first_off(&events, "east-", since).expect("east stopped");
     let on = first_on(&events, "west-", since).expect("west started");
     eprintln!(
@@ -469,29 +412,29 @@ async fn a_primary_region_whose_node_falls_behind_hands_over_to_the_synced_regio
         (on - since) as f64 / 1e6 < 20_000.0,
         "cross-region handover took too long"
     );
-    let east = worlds[0].status(0).await.expect("east /status");
+    let east = r.worlds[0].status(0).await.expect("east /status");
     assert_eq!(east["reason"], "node_not_synced", "{east}");
-    let without_lease: usize = worlds.iter().map(|w| w.forging_without_lease().len()).sum();
+    let without_lease = r.without_lease();
     assert_safe(&events, without_lease, "(1)");
 
     // East catches up: Priority-based, it is the better region again and fails back (a planned
     // handover for west, which has no schedule).
     let since = forge_sim::timeline::unix_now_ns();
-    worlds[0].node_tip(0, "resume").await.expect("east catches up");
+    r.worlds[0].node_tip(0, "resume").await.expect("east catches up");
     wait_for(Duration::from_secs(30), || async {
-        forging_now(&worlds) == ["east-0"]
+        r.forging_now() == ["east-0"]
     })
     .await
-    .unwrap_or_else(|_| panic!("no failback: {:?}\n{}", forging_now(&worlds), logs(&worlds)));
-    let events: Vec<TimelineEvent> = worlds.iter().flat_map(|w| w.events()).collect();
+    .unwrap_or_else(|_| panic!("no failback: {:?}\n{}", r.forging_now(), r.logs()));
+    let events: Vec<TimelineEvent> = r.events();
     let on = first_on(&events, "east-", since).expect("east started again");
     eprintln!(
         "(2) east synced again: forging after {:.0} ms",
         (on - since) as f64 / 1e6
     );
-    let without_lease: usize = worlds.iter().map(|w| w.forging_without_lease().len()).sum();
+    let without_lease = r.without_lease();
     assert_safe(&events, without_lease, "(2)");
-    for w in &mut worlds {
+    for w in &mut r.worlds {
         w.stop();
     }
 }
@@ -525,16 +468,9 @@ async fn a_sigterm_just_before_our_leader_slot_is_held_until_the_slot_has_passed
     let leader = w.index_of(&first).expect("the forger's pod");
 
     // Our next leader slot 6 s from now; the forger's ChainWatcher picks the file up.
-    let slot_at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(6);
-    let slot_at = jiff::Timestamp::from_second(slot_at.as_second()).expect("whole second");
-    write_leaderlog(&schedule, Some(slot_at));
-    wait_for(Duration::from_secs(5), || async {
-        w.status(leader)
-            .await
-            .is_some_and(|s| !s["chain"]["nextLeaderSlot"].is_null())
-    })
-    .await
-    .unwrap_or_else(|_| panic!("the schedule was not read\n{}", w.manager_log(leader)));
+    let slot_at = publish_slot(&schedule, 6, &w, leader)
+        .await
+        .unwrap_or_else(|| panic!("the schedule was not read\n{}", w.manager_log(leader)));
 
     // SIGTERM to the forger's sidecar (a pod deletion): held until the slot has ended.
     let since = forge_sim::timeline::unix_now_ns();

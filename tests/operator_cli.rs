@@ -204,19 +204,6 @@ impl Regions {
         None
     }
 
-    async fn wait_forging(&self, want: &[&str], within: Duration) -> bool {
-        let started = Instant::now();
-        while started.elapsed() < within {
-            let mut now = self.forging_now();
-            now.sort();
-            if now == want {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        false
-    }
-
     /// Waits until `observer`'s sidecar reports `peer` unreachable (its metric).
     async fn sees_unreachable(&self, observer: &str, peer: &str, within: Duration) -> bool {
         let w = &self.worlds[self.index(observer)];

@@ -85,6 +85,25 @@ impl Regions {
         None
     }
 
+    /// Waits until the nodes forging now are exactly `want` (sorted), up to `within`.
+    pub async fn wait_forging(&self, want: &[&str], within: Duration) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            let mut now = self.forging_now();
+            now.sort();
+            if now == want {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    /// How many `forging_on` events, in every region, came while the node's pod held no Lease.
+    pub fn without_lease(&self) -> usize {
+        self.worlds.iter().map(|w| w.forging_without_lease().len()).sum()
+    }
+
     /// The first `forging_on` in `region` at or after `since_ns`, in ms after it.
     pub fn took_over_ms(&self, region: &str, since_ns: u64) -> Option<f64> {
         let mut events = self.events();
