@@ -444,6 +444,7 @@ fn boot_credentials_are_installed_without_a_reload_while_the_node_is_down_and_re
             A,
             PodOptions {
                 boot_credentials: true,
+                ..PodOptions::default()
             },
         );
         a.credentials_valid().await;
@@ -614,12 +615,19 @@ fn the_stop_at_the_renew_deadline_does_not_wait_for_a_slow_plan_in_flight() {
 #[test]
 fn a_stop_that_failed_after_the_node_was_told_leaves_nobody_without_a_forger() {
     // L1-b: a stop plan removed the credentials and reloaded the node, then its status write
-    // failed, and the cause of the stop cleared meanwhile. The node was told to stop: someone
-    // must forge again (this pod after Install and a reload, or another after a release), not
-    // a leader that claims to forge with nothing installed.
+    // failed (with cluster management a failed status write stops the plan, so the claim and
+    // the lease stay), and the cause of the stop cleared meanwhile. The node was told to stop:
+    // someone must forge again (this pod after Install and a reload, or another after a
+    // release), not a leader that claims to forge with nothing installed.
     on_virtual_time(|| async {
         let fleet = Fleet::new();
-        let pods = three_ready_pods(&fleet).await;
+        let options = || PodOptions {
+            status_write_required: true,
+            ..PodOptions::default()
+        };
+        let pods: Vec<Pod> = [A, B, C].into_iter().map(|n| fleet.start_pod(n, options())).collect();
+        fleet.sleep_ms(250).await;
+        join_all(pods.iter().map(Pod::ready)).await;
         let l = leader(&fleet, &pods).await;
         let mark = fleet.mark();
         // The status write hangs for 2 s, then fails; the cause clears meanwhile.
