@@ -378,6 +378,20 @@ async fn a_node_that_closes_its_socket_first_on_sigterm_is_stopped_before_the_ha
         (on - since) as f64 / 1e6
     );
     assert!(off < on, "the new forger started before the old node stopped");
+    // Whatever the successor's reload latency (which alone may hide an early handover): the
+    // lease leaves the old pod only once its node stopped forging.
+    let handed = w
+        .lease_history()
+        .into_iter()
+        .find(|r| r.observed_unix_ns > since && !r.holder.starts_with(old.as_str()))
+        .expect("the lease left the old pod");
+    assert!(
+        handed.observed_unix_ns >= off,
+        "the lease left {old} ({:?} seen {:.0} ms after the SIGTERM) {:.0} ms before its node stopped forging",
+        handed.holder,
+        (handed.observed_unix_ns - since) as f64 / 1e6,
+        (off - handed.observed_unix_ns) as f64 / 1e6
+    );
     assert_one_forger_at_most(&w, test);
     w.assert_clean_shutdown();
 }
