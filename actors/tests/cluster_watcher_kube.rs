@@ -54,9 +54,7 @@ async fn status_patches(server: &ApiServer) -> f64 {
     let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
         .await
         .expect("admin");
-    let request = http::Request::get("/metrics")
-        .body(Vec::new())
-        .expect("request");
+    let request = http::Request::get("/metrics").body(Vec::new()).expect("request");
     let text = admin.request_text(request).await.expect("metrics");
     text.lines()
         .filter(|l| {

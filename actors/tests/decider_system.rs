@@ -625,7 +625,10 @@ fn a_stop_that_failed_after_the_node_was_told_leaves_nobody_without_a_forger() {
             status_write_required: true,
             ..PodOptions::default()
         };
-        let pods: Vec<Pod> = [A, B, C].into_iter().map(|n| fleet.start_pod(n, options())).collect();
+        let pods: Vec<Pod> = [A, B, C]
+            .into_iter()
+            .map(|n| fleet.start_pod(n, options()))
+            .collect();
         fleet.sleep_ms(250).await;
         join_all(pods.iter().map(Pod::ready)).await;
         let l = leader(&fleet, &pods).await;

@@ -229,7 +229,9 @@ fn replaying_guard(socket: &Path, reloads: Arc<AtomicUsize>) {
                 if line.contains("\"reload\"") {
                     reloads.fetch_add(1, Ordering::SeqCst);
                 }
-                let _ = write.write_all(Answer::ok(lost.clone()).to_line().as_bytes()).await;
+                let _ = write
+                    .write_all(Answer::ok(lost.clone()).to_line().as_bytes())
+                    .await;
                 if line.contains("\"subscribe\"") {
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     let running = GuardState {
