@@ -28,6 +28,24 @@ use kube::{
 const TIMEOUT: Duration = Duration::from_secs(5);
 const NAME: &str = "pool-us-east-1";
 
+/// PATCH requests to CardanoForgeCluster status the API server has answered (its metrics).
+async fn status_patches(server: &ApiServer) -> f64 {
+    let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
+        .await
+        .expect("admin");
+    let request = http::Request::get("/metrics").body(Vec::new()).expect("request");
+    let text = admin.request_text(request).await.expect("metrics");
+    text.lines()
+        .filter(|l| {
+            l.starts_with("apiserver_request_total{")
+                && l.contains("resource=\"cardanoforgeclusters\"")
+                && l.contains("subresource=\"status\"")
+                && l.contains("verb=\"PATCH\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 fn spec() -> CardanoForgeClusterSpec {
     CardanoForgeClusterSpec::new(
         ForgeState::PriorityBased,
@@ -165,6 +183,21 @@ async fn the_cluster_watcher_follows_creates_and_writes_our_cardano_forge_cluste
     assert_eq!(
         again.metadata.resource_version, before.metadata.resource_version,
         "an unchanged status is not written"
+    );
+    // F15: a claim is written to the server even when our cached copy already shows it (the
+    // server answers a no-op patch without a new resourceVersion: its request count tells).
+    w0.send(WriteStatus(report(true, Some(1))))
+        .await
+        .expect("mailbox")
+        .expect("claim written");
+    let patches = status_patches(&server).await;
+    w0.send(WriteStatus(report(true, Some(1))))
+        .await
+        .expect("mailbox")
+        .expect("claim written again");
+    assert!(
+        status_patches(&server).await > patches,
+        "an unchanged claim was confirmed from the cache, not written"
     );
 
     // A spec change arrives with its generation.

@@ -444,6 +444,7 @@ fn boot_credentials_are_installed_without_a_reload_while_the_node_is_down_and_re
             A,
             PodOptions {
                 boot_credentials: true,
+                ..PodOptions::default()
             },
         );
         a.credentials_valid().await;
@@ -608,5 +609,48 @@ fn the_stop_at_the_renew_deadline_does_not_wait_for_a_slow_plan_in_flight() {
         let taken = taken_over(&fleet, mark, l.name);
         assert!(taken.seq > stop.seq);
         forging_started_by_another(&fleet, mark, l.name);
+    });
+}
+
+#[test]
+fn a_stop_that_failed_after_the_node_was_told_leaves_nobody_without_a_forger() {
+    // L1-b: a stop plan removed the credentials and reloaded the node, then its status write
+    // failed (with cluster management a failed status write stops the plan, so the claim and
+    // the lease stay), and the cause of the stop cleared meanwhile. The node was told to stop:
+    // someone must forge again (this pod after Install and a reload, or another after a
+    // release), not a leader that claims to forge with nothing installed.
+    on_virtual_time(|| async {
+        let fleet = Fleet::new();
+        let options = || PodOptions {
+            status_write_required: true,
+            ..PodOptions::default()
+        };
+        let pods: Vec<Pod> = [A, B, C]
+            .into_iter()
+            .map(|n| fleet.start_pod(n, options()))
+            .collect();
+        fleet.sleep_ms(250).await;
+        join_all(pods.iter().map(Pod::ready)).await;
+        let l = leader(&fleet, &pods).await;
+        let mark = fleet.mark();
+        // The status write hangs for 2 s, then fails; the cause clears meanwhile.
+        fleet.fail_next(l.name, &Did::WriteStatus(false), 1);
+        fleet.delay_next(l.name, &Did::WriteStatus(false), Duration::from_secs(2));
+        l.credentials_invalid("kes.skey: unreadable").await;
+        fleet.run_checked(200, 10).await;
+        assert!(fleet.forgers().is_empty(), "the node was told to stop");
+        l.credentials_valid().await;
+        fleet.run_checked(5_000, 10).await;
+        assert_eq!(
+            fleet.forgers().len(),
+            1,
+            "nobody forges; the leader's commands since the stop: {:?}",
+            fleet
+                .entries_since(l.name, mark)
+                .into_iter()
+                .filter(|e| e.did.is_command())
+                .map(|e| (e.did, e.ok))
+                .collect::<Vec<_>>()
+        );
     });
 }

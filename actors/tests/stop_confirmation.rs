@@ -1,13 +1,14 @@
 //! A stopping reload is answered only once the node is seen not forging (S2), against a
 //! scripted node guard on a real Unix socket: the answer comes after the guard's "Disabling
 //! block forging" report, never before; a node that never confirms fails the reload
-//! (`stop_unconfirmed`); a guard that does not answer is not a node that is gone (F3).
+//! (`stop_unconfirmed`); a guard that does not answer is not a node that is gone (F3); a reload
+//! the node lost in its replay is never re-sent for a standby (F4).
 
 use std::{
     path::{Path, PathBuf},
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -199,5 +200,71 @@ async fn a_guard_that_does_not_answer_is_not_a_node_that_is_gone() {
     assert!(
         !NODE_ABSENT.contains(&failed.kind),
         "{failed:?} would let the plan hand over while the node may forge"
+    );
+}
+
+/// A guard whose node lost a reload in its replay (`reload_lost`), then reports consensus
+/// running (`ChainExtended`); counts the `reload` requests it receives.
+fn replaying_guard(socket: &Path, reloads: Arc<AtomicUsize>) {
+    let listener = UnixListener::bind(socket).expect("bind guard socket");
+    let lost = GuardState {
+        forging: Some(false),
+        last: Some(Observation::NotEffective),
+        reload_lost: true,
+        child_pid: 4242,
+        ..GuardState::default()
+    };
+    actix::spawn(async move {
+        loop {
+            let Ok((conn, _)) = listener.accept().await else {
+                return;
+            };
+            let (lost, reloads) = (lost.clone(), reloads.clone());
+            actix::spawn(async move {
+                let (read, mut write) = conn.into_split();
+                let mut line = String::new();
+                if BufReader::new(read).read_line(&mut line).await.is_err() {
+                    return;
+                }
+                if line.contains("\"reload\"") {
+                    reloads.fetch_add(1, Ordering::SeqCst);
+                }
+                let _ = write
+                    .write_all(Answer::ok(lost.clone()).to_line().as_bytes())
+                    .await;
+                if line.contains("\"subscribe\"") {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let running = GuardState {
+                        last: Some(Observation::ChainExtended),
+                        ..lost
+                    };
+                    let _ = write
+                        .write_all(Answer::event("observed", running).to_line().as_bytes())
+                        .await;
+                    // Keep the subscription open.
+                    std::future::pending::<()>().await;
+                }
+            });
+        }
+    });
+}
+
+#[actix::test]
+async fn a_reload_lost_in_the_replay_is_not_resent_for_a_standby() {
+    // F4: a standby's node (no permit) lost the start-up reload in its replay while boot
+    // credentials may be present: re-sending it once consensus runs would make it read them
+    // and forge. Only the Decider may ask for a reload there.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(&dir);
+    let reloads = Arc::new(AtomicUsize::new(0));
+    replaying_guard(&socket, reloads.clone());
+    let (_addr, metrics) = signaller(&socket, StopConfirmation::default());
+    subscribed(&metrics).await;
+    // The signaller's re-send period is 1 s: wait out two of them after the ChainExtended push.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        reloads.load(Ordering::SeqCst),
+        0,
+        "a reload was sent to a standby's node on the signaller's own initiative"
     );
 }

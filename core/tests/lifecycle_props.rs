@@ -108,6 +108,8 @@ struct World {
     ever_forged: bool,
     exits: u32,
     exit_confirmed: Option<bool>,
+    /// When the lifecycle asked every PeerWatcher to read now (`Effect::PollPeers`).
+    polls: Vec<Mono>,
 }
 
 impl World {
@@ -145,6 +147,7 @@ impl World {
             ever_forged: false,
             exits: 0,
             exit_confirmed: None,
+            polls: Vec::new(),
         };
         w.input(Input::Started).expect("start-up is valid");
         w
@@ -187,7 +190,8 @@ impl World {
                     self.exits += 1;
                     self.exit_confirmed = Some(confirmed);
                 }
-                Effect::PollPeers | Effect::Publish | Effect::Note(_) => {}
+                Effect::PollPeers => self.polls.push(self.now),
+                Effect::Publish | Effect::Note(_) => {}
             }
         }
         self.check_state()
@@ -738,6 +742,22 @@ fn a_status_write_from_an_earlier_tenure_confirms_no_claim() {
         None,
         "the old tenure's write confirmed the new tenure's claim"
     );
+}
+
+/// L1-c: evidence about a peer counts only when read after our claim was confirmed; the
+/// confirmation itself asks every PeerWatcher to read at once, instead of leaving the start to
+/// wait up to a poll period.
+#[test]
+fn a_confirmed_claim_asks_the_peers_to_be_read_at_once() {
+    use Action::*;
+    let mut w = World::new(false, 0, 1);
+    w.elect().expect("valid steps");
+    assert!(w.polls.is_empty(), "no claim confirmed yet: {:?}", w.polls);
+    while w.running.is_some() {
+        w.act(&Progress).expect("the starting plan");
+    }
+    assert!(w.life.state().own.claim_at.is_some(), "the claim is confirmed");
+    assert_eq!(w.polls, vec![w.now], "peers read at the confirmation");
 }
 
 /// SIGTERM a few seconds before one of our leader slots: the shutdown plan waits until the slot

@@ -55,6 +55,11 @@ pub struct WorldOptions {
     /// Run each node under the node guard (`forge-manager guard -- forge-manager sim node ...`,
     /// docs/guard.md); the manager then finds the guard at [`Pod::guard_socket`].
     pub guard: bool,
+    /// The sidecar sees no processes, as in the shipped guard layout (sidecar and node in
+    /// their own containers, no shared process namespace): each manager runs in its own mount
+    /// namespace with an empty `/proc`, so it knows its node only through the guard. Needs
+    /// root (`unshare --mount`).
+    pub sidecar_sees_no_processes: bool,
     /// Pod names are `{pod_prefix}-{i}` (distinct prefixes keep merged timelines of several
     /// worlds, one per region, apart).
     pub pod_prefix: String,
@@ -91,6 +96,7 @@ impl WorldOptions {
             extra_env: Vec::new(),
             show_output: false,
             guard: false,
+            sidecar_sees_no_processes: false,
             pod_prefix: "pod".into(),
             node_metrics: false,
             node: NodeBehaviour::default(),
@@ -353,7 +359,21 @@ impl World {
         let s = pod.secrets();
         let t = pod.target();
         let ms = |d: Duration| format!("{}ms", d.as_millis());
-        let mut cmd = tied_command(&o.exe);
+        let mut cmd = if o.sidecar_sees_no_processes {
+            // setpriv, unshare and sh all exec: the child's PID is the manager's.
+            let mut c = tied_command(Path::new("unshare"));
+            c.args([
+                "--mount",
+                "--",
+                "sh",
+                "-c",
+                r#"mount -t tmpfs none /proc && exec "$0" "$@""#,
+            ])
+            .arg(&o.exe);
+            c
+        } else {
+            tied_command(&o.exe)
+        };
         cmd.arg("run").env_clear().envs([
             ("PATH", std::env::var("PATH").unwrap_or_default()),
             ("KUBECONFIG", kubeconfig.display().to_string()),

@@ -76,6 +76,9 @@ pub fn timing() -> LeaseTiming {
 pub struct PodOptions {
     /// `DeciderSettings::boot_credentials`; the fake node then starts non-producing.
     pub boot_credentials: bool,
+    /// `DeciderSettings::status_write_required` (cluster management: the claim must be
+    /// written, and a failed status write stops a plan).
+    pub status_write_required: bool,
 }
 
 /// The Decider settings of the tests (production shapes, short timings).
@@ -85,7 +88,7 @@ pub fn settings(pod: &str, options: PodOptions) -> DeciderSettings {
         pod: pod.to_string(),
         heartbeat: t.retry_period,
         retry_after: t.retry_period,
-        status_write_required: false,
+        status_write_required: options.status_write_required,
         boot_credentials: options.boot_credentials,
         reassert_window: Duration::from_secs(2),
         reassert_every: Duration::from_secs(1),
