@@ -6,6 +6,8 @@
 //!   same without the guard leaves an orphaned forger (overlap > 0: why the guard exists).
 //! - A SIGSTOPped manager, paused past the lease and resumed: overlap 0, no fight.
 //! - A reload lost in the replay is re-sent when the node reports consensus runs.
+//! - A SIGKILLed guard of the forger (its node dies with it, its socket file stays): the node's
+//!   death confirms the stop, the lease passes within a lease expiry, boot credentials follow.
 
 use std::{
     path::PathBuf,
@@ -372,6 +374,74 @@ async fn a_node_that_closes_its_socket_first_on_sigterm_is_stopped_before_the_ha
         (on - since) as f64 / 1e6
     );
     assert!(off < on, "the new forger started before the old node stopped");
+    assert_one_forger_at_most(&w, test);
+    w.assert_clean_shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_guard_of_the_forger_hands_over_once_its_node_is_gone() {
+    // The chaos soak's guard_kill: SIGKILL to the forging pod's guard, which takes its node
+    // along (PR_SET_PDEATHSIG) and leaves its socket file behind (connection refused). The
+    // node stays down (a kubelet back-off, or a node that cannot start): the sidecar sees the
+    // node process gone, so its stop is confirmed, the lease passes and another pod forges
+    // within the bound of a lease expiry; and the pod provides the boot credentials its next
+    // node needs to start. A sidecar that took the refused guard for "the stop is not
+    // confirmed" kept the lease (and no boot credentials) until a new node answered.
+    let _one = ONE_AT_A_TIME.lock().await;
+    let test = "a_sigkilled_guard_of_the_forger_hands_over_once_its_node_is_gone";
+    let Some(mut w) = world(test, true, None).await else {
+        return;
+    };
+    let leader = first_forger(&w).await;
+    let old = w.pods[leader].name.clone();
+    wait_for(Duration::from_secs(5), || async {
+        metric(&w, leader, "forge_manager_fencing_covered").await == Some(1.0)
+    })
+    .await
+    .unwrap_or_else(|_| panic!("guard not connected\n{}", w.manager_log(leader)));
+    // The bound: the old leader's last renewal at most one retry period before the kill, its
+    // lease seen vacant one lease duration after it, acquired within one more retry period,
+    // then the new leader's slowest reload; plus room for a loaded machine.
+    let o = w.options_mut().clone();
+    let bound = Duration::from_secs(o.lease_duration_s)
+        + 2 * o.retry_period
+        + o.node.reload.max
+        + Duration::from_secs(4);
+    let since = unix_now_ns();
+    w.kill_node(leader);
+    let (next, took) = w
+        .wait_for_single_forger(bound, Some(&old))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "no other pod forged within {bound:?} of the guard's SIGKILL (its node gone): {:?}\n{}",
+                w.forging_now(),
+                w.manager_log(leader)
+            )
+        });
+    let log = w.manager_log(leader);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("stop confirmed") && l.contains("the node process is gone")),
+        "the stop must be confirmed by the node's death, and said: {log}"
+    );
+    let kes = w.pods[leader].target().join("kes.skey");
+    wait_for(Duration::from_secs(5), || {
+        let kes = kes.clone();
+        async move { kes.exists() }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{old}: no boot credentials for its next node: {log}"));
+    eprintln!(
+        "{test}: {old}'s guard SIGKILLed; {next} forging after {took:?} (bound {bound:?}); \
+         {old} provided boot credentials"
+    );
+    w.start_node(leader).await.expect("the node starts again");
+    let gap = w.verdict_since(since).max_gap_ms;
+    assert!(
+        gap <= bound.as_millis() as f64,
+        "{gap} ms without a forger after the kill, bound {bound:?}"
+    );
     assert_one_forger_at_most(&w, test);
     w.assert_clean_shutdown();
 }
