@@ -50,6 +50,14 @@ async fn first_forger(w: &World) -> usize {
     w.index_of(&name).expect("known pod")
 }
 
+/// The world of `test` once one node forges: the world, the forging pod's index and name.
+async fn forging(test: &str, guard: bool, replay: Option<Duration>) -> Option<(World, usize, String)> {
+    let w = world(test, guard, replay).await?;
+    let leader = first_forger(&w).await;
+    let name = w.pods[leader].name.clone();
+    Some((w, leader, name))
+}
+
 /// The first event of `kind` on `node` at or after `since_ns`.
 fn first(w: &World, node: &str, kind: EventKind, since_ns: u64) -> Option<u64> {
     w.events()
@@ -84,11 +92,9 @@ async fn metric(w: &World, i: usize, name: &str) -> Option<f64> {
 async fn the_guard_fences_the_node_of_a_sigkilled_manager_before_the_lease_passes() {
     let _one = ONE_AT_A_TIME.lock().await;
     let test = "the_guard_fences_the_node_of_a_sigkilled_manager_before_the_lease_passes";
-    let Some(mut w) = world(test, true, None).await else {
+    let Some((mut w, leader, old)) = forging(test, true, None).await else {
         return;
     };
-    let leader = first_forger(&w).await;
-    let old = w.pods[leader].name.clone();
     wait_for(Duration::from_secs(5), || async {
         metric(&w, leader, "forge_manager_fencing_covered").await == Some(1.0)
             && metric(&w, leader, "cardano_forging_enabled").await == Some(1.0)
@@ -140,11 +146,9 @@ async fn the_guard_fences_the_node_of_a_sigkilled_manager_before_the_lease_passe
 async fn without_the_guard_a_sigkilled_manager_leaves_an_orphaned_forger() {
     let _one = ONE_AT_A_TIME.lock().await;
     let test = "without_the_guard_a_sigkilled_manager_leaves_an_orphaned_forger";
-    let Some(mut w) = world(test, false, None).await else {
+    let Some((mut w, leader, old)) = forging(test, false, None).await else {
         return;
     };
-    let leader = first_forger(&w).await;
-    let old = w.pods[leader].name.clone();
     assert_eq!(
         metric(&w, leader, "forge_manager_fencing_covered").await,
         Some(0.0)
@@ -173,11 +177,9 @@ async fn without_the_guard_a_sigkilled_manager_leaves_an_orphaned_forger() {
 async fn a_paused_manager_is_fenced_and_does_not_fight_the_new_leader() {
     let _one = ONE_AT_A_TIME.lock().await;
     let test = "a_paused_manager_is_fenced_and_does_not_fight_the_new_leader";
-    let Some(mut w) = world(test, true, None).await else {
+    let Some((mut w, leader, old)) = forging(test, true, None).await else {
         return;
     };
-    let leader = first_forger(&w).await;
-    let old = w.pods[leader].name.clone();
     let since = unix_now_ns();
     w.signal_manager(leader, Signal::SIGSTOP);
     let (next, _) = w
@@ -220,11 +222,9 @@ async fn a_reload_lost_in_the_replay_is_resent_when_the_node_is_up() {
     let _one = ONE_AT_A_TIME.lock().await;
     let test = "a_reload_lost_in_the_replay_is_resent_when_the_node_is_up";
     let replay = Duration::from_secs(4);
-    let Some(mut w) = world(test, true, Some(replay)).await else {
+    let Some((mut w, leader, name)) = forging(test, true, Some(replay)).await else {
         return;
     };
-    let leader = first_forger(&w).await;
-    let name = w.pods[leader].name.clone();
     let events = w.events();
     let lost = events
         .iter()
@@ -287,11 +287,9 @@ async fn a_stalled_guard_of_the_forger_is_not_taken_for_a_gone_node() {
     // did not answer" for "the node is gone" and hand the lease over.
     let _one = ONE_AT_A_TIME.lock().await;
     let test = "a_stalled_guard_of_the_forger_is_not_taken_for_a_gone_node";
-    let Some(mut w) = world(test, true, None).await else {
+    let Some((mut w, leader, old)) = forging(test, true, None).await else {
         return;
     };
-    let leader = first_forger(&w).await;
-    let old = w.pods[leader].name.clone();
     w.signal_guard(leader, Signal::SIGSTOP).expect("stop the guard");
     tokio::time::sleep(Duration::from_secs(3)).await;
     w.signal_guard(leader, Signal::SIGCONT).expect("resume the guard");
@@ -313,11 +311,9 @@ async fn a_shutdown_whose_stop_fails_hands_nothing_over() {
     // the guard's permit lapses and it escalates), never release them with the node forging.
     let _one = ONE_AT_A_TIME.lock().await;
     let test = "a_shutdown_whose_stop_fails_hands_nothing_over";
-    let Some(mut w) = world(test, true, None).await else {
+    let Some((mut w, leader, old)) = forging(test, true, None).await else {
         return;
     };
-    let leader = first_forger(&w).await;
-    let old = w.pods[leader].name.clone();
     w.set_target_read_only(leader, true)
         .expect("read-only target dir");
     w.signal_manager(leader, Signal::SIGTERM);
@@ -389,11 +385,9 @@ async fn a_sigkilled_guard_of_the_forger_hands_over_once_its_node_is_gone() {
     // confirmed" kept the lease (and no boot credentials) until a new node answered.
     let _one = ONE_AT_A_TIME.lock().await;
     let test = "a_sigkilled_guard_of_the_forger_hands_over_once_its_node_is_gone";
-    let Some(mut w) = world(test, true, None).await else {
+    let Some((mut w, leader, old)) = forging(test, true, None).await else {
         return;
     };
-    let leader = first_forger(&w).await;
-    let old = w.pods[leader].name.clone();
     wait_for(Duration::from_secs(5), || async {
         metric(&w, leader, "forge_manager_fencing_covered").await == Some(1.0)
     })
