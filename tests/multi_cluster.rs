@@ -186,8 +186,8 @@ impl Regions {
             from_unix_ns: since_ns,
             until_unix_ns: Some(forge_sim::timeline::unix_now_ns()),
         };
-        let v = judge_window(&self.events(), window)
-            .unwrap_or_else(|e| panic!("{scenario}: no verdict: {e}"));
+        let v =
+            judge_window(&self.events(), window).unwrap_or_else(|e| panic!("{scenario}: no verdict: {e}"));
         eprintln!(
             "{scenario}: longest gap {:.0} ms (bound {} ms)",
             v.max_gap_ms,

@@ -433,7 +433,11 @@ fn run_histories(cases: u32) -> (u32, u32) {
             s = apply(s, to_event(g, now));
             let d = decide(&s, now, wall_at(now));
             prop_assert_eq!(&d, &decide(&s, now, wall_at(now)), "deterministic");
-            prop_assert_eq!(&d, &decide(&s.clone(), now, wall_at(now)), "deterministic on a clone");
+            prop_assert_eq!(
+                &d,
+                &decide(&s.clone(), now, wall_at(now)),
+                "deterministic on a clone"
+            );
             check_decision(&s, &d, now)?;
             let cmds = plan(&prev, &d);
             check_plan(&prev, &d, &cmds)?;
@@ -444,7 +448,15 @@ fn run_histories(cases: u32) -> (u32, u32) {
                 prop_assert_eq!(decide(&s, mid, wall_at(mid)).forge, d.forge);
             }
             let shut = shutdown_plan(&d);
-            prop_assert_eq!(&shut[..2], &[Command::Remove, Command::Reload { reason: ReloadReason::Shutdown }]);
+            prop_assert_eq!(
+                &shut[..2],
+                &[
+                    Command::Remove,
+                    Command::Reload {
+                        reason: ReloadReason::Shutdown
+                    }
+                ]
+            );
             prop_assert_eq!(shut.last(), Some(&Command::Release));
             any |= d.forge;
             prev = d;
