@@ -227,9 +227,7 @@ async fn a_refused_guard_whose_node_process_is_gone_confirms_the_stop() {
         .arg("30")
         .spawn()
         .expect("spawn");
-    let identity = ProcFs::default()
-        .identity(node.id() as i32)
-        .expect("identity");
+    let identity = ProcFs::default().identity(node.id() as i32).expect("identity");
     addr.send(NodeProcess(Some(identity))).await.expect("mailbox");
     node.kill().expect("kill");
     node.wait().expect("reap");
