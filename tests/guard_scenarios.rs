@@ -6,6 +6,8 @@
 //!   same without the guard leaves an orphaned forger (overlap > 0: why the guard exists).
 //! - A SIGSTOPped manager, paused past the lease and resumed: overlap 0, no fight.
 //! - A reload lost in the replay is re-sent when the node reports consensus runs.
+//! - A SIGKILLed guard of the forger (its node dies with it, its socket file stays): the node's
+//!   death confirms the stop, the lease passes within a lease expiry, boot credentials follow.
 
 use std::{
     path::PathBuf,
@@ -48,6 +50,14 @@ async fn first_forger(w: &World) -> usize {
     w.index_of(&name).expect("known pod")
 }
 
+/// The world of `test` once one node forges: the world, the forging pod's index and name.
+async fn forging(test: &str, guard: bool, replay: Option<Duration>) -> Option<(World, usize, String)> {
+    let w = world(test, guard, replay).await?;
+    let leader = first_forger(&w).await;
+    let name = w.pods[leader].name.clone();
+    Some((w, leader, name))
+}
+
 /// The first event of `kind` on `node` at or after `since_ns`.
 fn first(w: &World, node: &str, kind: EventKind, since_ns: u64) -> Option<u64> {
     w.events()
@@ -82,11 +92,9 @@ async fn metric(w: &World, i: usize, name: &str) -> Option<f64> {
 async fn the_guard_fences_the_node_of_a_sigkilled_manager_before_the_lease_passes() {
     let _one = ONE_AT_A_TIME.lock().await;
     let test = "the_guard_fences_the_node_of_a_sigkilled_manager_before_the_lease_passes";
-    let Some(mut w) = world(test, true, None).await else {
+    let Some((mut w, leader, old)) = forging(test, true, None).await else {
         return;
     };
-    let leader = first_forger(&w).await;
-    let old = w.pods[leader].name.clone();
     wait_for(Duration::from_secs(5), || async {
         metric(&w, leader, "forge_manager_fencing_covered").await == Some(1.0)
             && metric(&w, leader, "cardano_forging_enabled").await == Some(1.0)
@@ -138,11 +146,9 @@ async fn the_guard_fences_the_node_of_a_sigkilled_manager_before_the_lease_passe
 async fn without_the_guard_a_sigkilled_manager_leaves_an_orphaned_forger() {
     let _one = ONE_AT_A_TIME.lock().await;
     let test = "without_the_guard_a_sigkilled_manager_leaves_an_orphaned_forger";
-    let Some(mut w) = world(test, false, None).await else {
+    let Some((mut w, leader, old)) = forging(test, false, None).await else {
         return;
     };
-    let leader = first_forger(&w).await;
-    let old = w.pods[leader].name.clone();
     assert_eq!(
         metric(&w, leader, "forge_manager_fencing_covered").await,
         Some(0.0)
@@ -171,11 +177,9 @@ async fn without_the_guard_a_sigkilled_manager_leaves_an_orphaned_forger() {
 async fn a_paused_manager_is_fenced_and_does_not_fight_the_new_leader() {
     let _one = ONE_AT_A_TIME.lock().await;
     let test = "a_paused_manager_is_fenced_and_does_not_fight_the_new_leader";
-    let Some(mut w) = world(test, true, None).await else {
+    let Some((mut w, leader, old)) = forging(test, true, None).await else {
         return;
     };
-    let leader = first_forger(&w).await;
-    let old = w.pods[leader].name.clone();
     let since = unix_now_ns();
     w.signal_manager(leader, Signal::SIGSTOP);
     let (next, _) = w
@@ -218,11 +222,9 @@ async fn a_reload_lost_in_the_replay_is_resent_when_the_node_is_up() {
     let _one = ONE_AT_A_TIME.lock().await;
     let test = "a_reload_lost_in_the_replay_is_resent_when_the_node_is_up";
     let replay = Duration::from_secs(4);
-    let Some(mut w) = world(test, true, Some(replay)).await else {
+    let Some((mut w, leader, name)) = forging(test, true, Some(replay)).await else {
         return;
     };
-    let leader = first_forger(&w).await;
-    let name = w.pods[leader].name.clone();
     let events = w.events();
     let lost = events
         .iter()
@@ -317,11 +319,9 @@ async fn a_shutdown_whose_stop_fails_hands_nothing_over() {
     // the guard's permit lapses and it escalates), never release them with the node forging.
     let _one = ONE_AT_A_TIME.lock().await;
     let test = "a_shutdown_whose_stop_fails_hands_nothing_over";
-    let Some(mut w) = world(test, true, None).await else {
+    let Some((mut w, leader, old)) = forging(test, true, None).await else {
         return;
     };
-    let leader = first_forger(&w).await;
-    let old = w.pods[leader].name.clone();
     w.set_target_read_only(leader, true)
         .expect("read-only target dir");
     w.signal_manager(leader, Signal::SIGTERM);
@@ -391,6 +391,72 @@ async fn a_node_that_closes_its_socket_first_on_sigterm_is_stopped_before_the_ha
         handed.holder,
         (handed.observed_unix_ns - since) as f64 / 1e6,
         (off - handed.observed_unix_ns) as f64 / 1e6
+    );
+    assert_one_forger_at_most(&w, test);
+    w.assert_clean_shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_guard_of_the_forger_hands_over_once_its_node_is_gone() {
+    // The chaos soak's guard_kill: SIGKILL to the forging pod's guard, which takes its node
+    // along (PR_SET_PDEATHSIG) and leaves its socket file behind (connection refused). The
+    // node stays down (a kubelet back-off, or a node that cannot start): the sidecar sees the
+    // node process gone, so its stop is confirmed, the lease passes and another pod forges
+    // within the bound of a lease expiry; and the pod provides the boot credentials its next
+    // node needs to start. A sidecar that took the refused guard for "the stop is not
+    // confirmed" kept the lease (and no boot credentials) until a new node answered.
+    let _one = ONE_AT_A_TIME.lock().await;
+    let test = "a_sigkilled_guard_of_the_forger_hands_over_once_its_node_is_gone";
+    let Some((mut w, leader, old)) = forging(test, true, None).await else {
+        return;
+    };
+    wait_for(Duration::from_secs(5), || async {
+        metric(&w, leader, "forge_manager_fencing_covered").await == Some(1.0)
+    })
+    .await
+    .unwrap_or_else(|_| panic!("guard not connected\n{}", w.manager_log(leader)));
+    // The bound: the old leader's last renewal at most one retry period before the kill, its
+    // lease seen vacant one lease duration after it, acquired within one more retry period,
+    // then the new leader's slowest reload; plus room for a loaded machine.
+    let o = w.options_mut().clone();
+    let bound = Duration::from_secs(o.lease_duration_s)
+        + 2 * o.retry_period
+        + o.node.reload.max
+        + Duration::from_secs(4);
+    let since = unix_now_ns();
+    w.kill_node(leader);
+    let (next, took) = w
+        .wait_for_single_forger(bound, Some(&old))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "no other pod forged within {bound:?} of the guard's SIGKILL (its node gone): {:?}\n{}",
+                w.forging_now(),
+                w.manager_log(leader)
+            )
+        });
+    let log = w.manager_log(leader);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("stop confirmed") && l.contains("the node process is gone")),
+        "the stop must be confirmed by the node's death, and said: {log}"
+    );
+    let kes = w.pods[leader].target().join("kes.skey");
+    wait_for(Duration::from_secs(5), || {
+        let kes = kes.clone();
+        async move { kes.exists() }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{old}: no boot credentials for its next node: {log}"));
+    eprintln!(
+        "{test}: {old}'s guard SIGKILLed; {next} forging after {took:?} (bound {bound:?}); \
+         {old} provided boot credentials"
+    );
+    w.start_node(leader).await.expect("the node starts again");
+    let gap = w.verdict_since(since).max_gap_ms;
+    assert!(
+        gap <= bound.as_millis() as f64,
+        "{gap} ms without a forger after the kill, bound {bound:?}"
     );
     assert_one_forger_at_most(&w, test);
     w.assert_clean_shutdown();

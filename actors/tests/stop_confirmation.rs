@@ -1,8 +1,9 @@
 //! A stopping reload is answered only once the node is seen not forging (S2), against a
 //! scripted node guard on a real Unix socket: the answer comes after the guard's "Disabling
 //! block forging" report, never before; a node that never confirms fails the reload
-//! (`stop_unconfirmed`); a guard that does not answer is not a node that is gone (F3); a reload
-//! the node lost in its replay is never re-sent for a standby (F4).
+//! (`stop_unconfirmed`); a guard that does not answer is not a node that is gone (F3), unless
+//! the node process identified by PID and start time is gone; a reload the node lost in its
+//! replay is never re-sent for a standby (F4).
 
 use std::{
     path::{Path, PathBuf},
@@ -15,10 +16,13 @@ use std::{
 
 use actix::{Addr, Supervisor};
 use forge_actors::{
-    adapters::{guard::GuardClient, process::ProcFs},
+    adapters::{
+        guard::GuardClient,
+        process::{ProcFs, ProcessIdentity},
+    },
     clock::Clock,
     decider::NODE_ABSENT,
-    messages::{CommandResult, Reload},
+    messages::{CommandResult, NodeProcess, Reload},
     metrics::{Metrics, PodLabels},
     node_signaller::{NodeSignaller, STOP_UNCONFIRMED, StopConfirmation},
 };
@@ -266,5 +270,60 @@ async fn a_reload_lost_in_the_replay_is_not_resent_for_a_standby() {
         reloads.load(Ordering::SeqCst),
         0,
         "a reload was sent to a standby's node on the signaller's own initiative"
+    );
+}
+
+/// A guard socket file with nobody listening on it: what a SIGKILLed guard leaves behind
+/// (a connection is refused).
+fn refusing_socket(dir: &tempfile::TempDir) -> PathBuf {
+    let socket = socket_in(dir);
+    drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind"));
+    assert!(socket.exists(), "the socket file stays");
+    socket
+}
+
+#[actix::test]
+async fn a_refused_guard_whose_node_process_is_gone_confirms_the_stop() {
+    // A SIGKILLed guard took its node along (PR_SET_PDEATHSIG): the node process the
+    // NodeWatcher identified (PID and start time) is gone, so nothing forges and the stop is
+    // done, although the guard cannot answer.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = refusing_socket(&dir);
+    let (addr, _metrics) = signaller(&socket, StopConfirmation::default());
+    let mut node = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn");
+    let identity = ProcFs::default().identity(node.id() as i32).expect("identity");
+    addr.send(NodeProcess(Some(identity))).await.expect("mailbox");
+    node.kill().expect("kill");
+    node.wait().expect("reap");
+    addr.send(NodeProcess(None)).await.expect("mailbox");
+    stop(&addr)
+        .await
+        .expect("the node process is gone: the stop is confirmed");
+}
+
+#[actix::test]
+async fn a_refused_guard_whose_node_was_seen_only_through_it_is_no_confirmation() {
+    // No shared process namespace: the node was known only through its guard (start time
+    // unknown), so its death cannot be checked here and the stop stays unconfirmed.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = refusing_socket(&dir);
+    let (addr, _metrics) = signaller(&socket, StopConfirmation::default());
+    let seen_through_guard = ProcessIdentity {
+        pid: i32::MAX - 1,
+        start_time: 0,
+    };
+    addr.send(NodeProcess(Some(seen_through_guard)))
+        .await
+        .expect("mailbox");
+    addr.send(NodeProcess(None)).await.expect("mailbox");
+    let failed = stop(&addr)
+        .await
+        .expect_err("an unverifiable node behind a refused guard is no confirmation");
+    assert!(
+        !NODE_ABSENT.contains(&failed.kind),
+        "{failed:?} would let the plan hand over while the node may forge"
     );
 }

@@ -584,24 +584,12 @@ fn judge(
             whole.overlap_ms, whole.max_forgers
         ));
         for o in overlaps_until(events, whole.until_unix_ns) {
-            let after = report
-                .steps
-                .iter()
-                .rev()
-                .find(|s| s.t_unix_ns <= o.from_unix_ns)
-                .map(|s| {
-                    let during = match o.from_unix_ns > end_of_faults {
-                        true => ", in the shutdown",
-                        false => "",
-                    };
-                    format!(
-                        "{:.0} ms after #{} {} on {}{during}",
-                        (o.from_unix_ns - s.t_unix_ns) as f64 / 1e6,
-                        s.n,
-                        s.plan.kind.name(),
-                        s.hit
-                    )
-                })
+            let during = match o.from_unix_ns > end_of_faults {
+                true => ", in the shutdown",
+                false => "",
+            };
+            let after = after_fault(&report.steps, o.from_unix_ns)
+                .map(|a| format!("{a}{during}"))
                 .unwrap_or_else(|| "before the first fault".to_owned());
             report.violations.push(format!(
                 "S1: {:.3} ms of {} forging at once, {after}",
@@ -617,21 +605,8 @@ fn judge(
     without.retain(|e| e.t_unix_ns <= leases_until);
     report.forging_without_lease = without.len();
     for e in without.iter().take(5) {
-        let after = report
-            .steps
-            .iter()
-            .rev()
-            .find(|s| s.t_unix_ns <= e.t_unix_ns)
-            .map(|s| {
-                format!(
-                    "{:.0} ms after #{} {} on {}",
-                    (e.t_unix_ns - s.t_unix_ns) as f64 / 1e6,
-                    s.n,
-                    s.plan.kind.name(),
-                    s.hit
-                )
-            })
-            .unwrap_or_else(|| "before the first fault".to_owned());
+        let after =
+            after_fault(&report.steps, e.t_unix_ns).unwrap_or_else(|| "before the first fault".to_owned());
         report.violations.push(format!(
             "S1: {} (pid {}) began forging while its pod held no Lease, {after}",
             e.node, e.pid
@@ -677,6 +652,20 @@ fn judge(
             report.longest_gap_bound_ms = s.bound_ms;
         }
     }
+}
+
+/// "N ms after #n kind on pod": how long after the last fault injected at or before
+/// `t_unix_ns` something happened (None: before the first fault).
+fn after_fault(steps: &[Step], t_unix_ns: u64) -> Option<String> {
+    steps.iter().rev().find(|s| s.t_unix_ns <= t_unix_ns).map(|s| {
+        format!(
+            "{:.0} ms after #{} {} on {}",
+            (t_unix_ns - s.t_unix_ns) as f64 / 1e6,
+            s.n,
+            s.plan.kind.name(),
+            s.hit
+        )
+    })
 }
 
 impl Soak {

@@ -289,6 +289,26 @@ impl NodeSignaller {
                     return Box::pin(fut::ready(Err(e))); // never start forging without the guard's permit
                 }
                 let gone = self.guard.as_ref().is_some_and(|g| guard_gone(&g.client));
+                if stops(reason)
+                    && !gone
+                    && let Some(dead) = self.last_node_gone()
+                {
+                    // A SIGKILLed guard leaves its socket file behind and takes its node along
+                    // (PR_SET_PDEATHSIG): the guard cannot answer, but the node process it ran
+                    // is gone, so nothing forges here. Without this the stop would fail until
+                    // a new node answers, keeping the lease (and, the decision still forging,
+                    // no boot credentials for that new node): nobody forges meanwhile.
+                    tracing::warn!(
+                        actor = "node_signaller", reason = reason.as_str(), kind = e.kind, error = %e.detail, pid = dead.pid,
+                        "stop confirmed: the node guard did not answer, but the node process is gone"
+                    );
+                    if let Some(g) = self.guard.as_mut() {
+                        g.permitted = false;
+                    }
+                    self.told(reason);
+                    self.forging.set(0);
+                    return Box::pin(fut::ready(Ok(())));
+                }
                 let verified_pid = self.node.is_some_and(|n| n.start_time != 0);
                 if stops(reason) && !gone && !verified_pid {
                     // F3: a guard that does not answer is not a node that is gone; the node may

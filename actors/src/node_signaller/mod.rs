@@ -31,7 +31,9 @@
 //! `STOP_CONFIRM_TIMEOUT`, the reload fails with [`STOP_UNCONFIRMED`], and the Decider keeps the
 //! claim and the lease: the renew deadline and the guard's permit do the fencing. "The guard
 //! did not answer" is never taken for "the node is gone": only a guard whose socket file is
-//! gone (it removes it when it exits with its child, the node) is.
+//! gone (it removes it when it exits with its child, the node) is, or, when the guard cannot be
+//! reached, the node process last identified by PID and start time being gone (a SIGKILLed
+//! guard leaves its socket file behind and takes its node along).
 //!
 //! **Metrics.** `forge_manager_fencing_covered` is 1 while the guard's subscription is up.
 //! `cardano_forging_enabled` is what the guard reports the node does; without a guard, what
@@ -151,6 +153,10 @@ pub struct NodeSignaller {
     restarts: Restarts,
     /// The node process now running, as last reported by the NodeWatcher.
     node: Option<ProcessIdentity>,
+    /// The last node process the NodeWatcher identified, kept after it is reported gone: when
+    /// the guard cannot be reached (SIGKILLed, its socket file left behind), the death of this
+    /// process is what confirms a stop ([`NodeSignaller::last_node_gone`]).
+    last_node: Option<ProcessIdentity>,
     /// `cardano_forging_enabled`.
     forging: IntGauge,
     /// `forge_manager_fencing_covered`.
@@ -191,6 +197,7 @@ impl NodeSignaller {
             sighups: metrics.sighup_signals.clone(),
             restarts: Restarts::new("node_signaller", Some(metrics.actor_restarts.clone())),
             node: None,
+            last_node: None,
             forging: metrics.forging_enabled.clone(),
             fencing: metrics.fencing_covered.clone(),
             guard: None,
@@ -307,6 +314,9 @@ impl NodeSignaller {
     /// The NodeWatcher's view of the node process.
     fn node_process(&mut self, node: Option<ProcessIdentity>) {
         self.node = node;
+        if node.is_some() {
+            self.last_node = node;
+        }
         if let Some(node) = node
             && std::mem::take(&mut self.startup_pending)
         {
@@ -319,6 +329,18 @@ impl NodeSignaller {
             );
             let _ = self.sighup(node, ReloadReason::Startup);
         }
+    }
+
+    /// The node process is known to be gone: no node process is known now, and the last one
+    /// identified had a verifiable identity (PID and start time, a shared process namespace)
+    /// that no live process has any more. A node seen only through its guard (start time
+    /// unknown) is never taken for gone this way.
+    fn last_node_gone(&self) -> Option<ProcessIdentity> {
+        if self.node.is_some() {
+            return None;
+        }
+        self.last_node
+            .filter(|n| n.start_time != 0 && self.procfs.identity(n.pid).ok() != Some(*n))
     }
 
     fn sighup(&mut self, node: ProcessIdentity, reason: ReloadReason) -> CommandResult {
