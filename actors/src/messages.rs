@@ -205,6 +205,13 @@ pub struct NodeProcess(pub Option<ProcessIdentity>);
 #[rtype(result = "()")]
 pub struct CfcSeen(pub Option<Box<forge_core::crd::CardanoForgeCluster>>);
 
+/// ClusterWatcher → HealthProber: the valid CardanoForgeCluster's `spec.healthCheck` (`None`:
+/// it names none, so the environment's settings apply). Sent with every valid read; the prober
+/// acts only on a change.
+#[derive(Debug, Clone, PartialEq, Message)]
+#[rtype(result = "()")]
+pub struct ProbeSpecChanged(pub Option<forge_core::crd::HealthCheckSpec>);
+
 /// HealthProber → StatusWriter: this pod's latest health result, for `status.healthStatus`
 /// (`None`: probing is off).
 #[derive(Debug, Clone, Message)]
