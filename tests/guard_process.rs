@@ -1048,7 +1048,11 @@ async fn the_sidecar_grants_a_permit_that_ends_at_the_lease_deadline() {
         })
         .await
         .expect("send");
-    assert_eq!(r.as_ref().map_err(|e| e.kind), Err("guard_refused"), "{r:?}");
+    assert_eq!(
+        r.as_ref().map_err(|e| e.kind.as_str()),
+        Err("guard_refused"),
+        "{r:?}"
+    );
     let deadline = clock.mono_of(tokio::time::Instant::now() + Duration::from_millis(2000));
     signaller
         .send(Fact::now(Event::LeaseAcquired { deadline }))

@@ -6,26 +6,114 @@ use actix::Message;
 use forge_core::decision::{Event, ReloadReason, StatusReport};
 use tokio::time::Instant;
 
-use crate::adapters::process::ProcessIdentity;
+use crate::{
+    adapters::process::ProcessIdentity,
+    ports::{ApiErrorKind, FileErrorKind, GuardErrorKind},
+};
 
 /// A command that could not be carried out. The Decider logs it with its reason, counts it,
 /// and keeps the fail-safe direction (it never releases a lease while removal failed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}: {detail}")]
 pub struct CommandFailed {
-    /// Bounded label (metrics, status reasons).
-    pub kind: &'static str,
+    /// Why, as a type (its `Display` is the bounded label of logs and status reasons).
+    pub kind: CommandError,
     /// Human-readable cause; never secret material.
     pub detail: String,
 }
 
 impl CommandFailed {
     /// A failure of `kind` with `detail`.
-    pub fn new(kind: &'static str, detail: impl std::fmt::Display) -> Self {
+    pub fn new(kind: impl Into<CommandError>, detail: impl std::fmt::Display) -> Self {
         Self {
-            kind,
+            kind: kind.into(),
             detail: detail.to_string(),
         }
+    }
+}
+
+/// Why a command failed. `Display` gives the label value (`no_node`, `conflict`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CommandError {
+    /// NodeSignaller: no node process is known to signal.
+    NoNode,
+    /// NodeSignaller: the node process exited before the signal reached it.
+    NodeGone,
+    /// NodeSignaller: the signal could not be sent.
+    SignalFailed,
+    /// NodeSignaller: a starting reload without a current lease deadline to bound the permit.
+    NoPermit,
+    /// NodeSignaller: a stopping reload whose effect was not confirmed in time.
+    StopUnconfirmed,
+    /// NodeSignaller: the node guard's request failed.
+    Guard(GuardErrorKind),
+    /// Decider: a starting command not sent (or not answered) by the renew deadline.
+    DeadlinePassed,
+    /// Decider: the recipient's mailbox is gone.
+    Mailbox,
+    /// CredentialKeeper: the source set is invalid.
+    InvalidCredentials,
+    /// CredentialKeeper: the installed files do not verify.
+    VerifyFailed,
+    /// CredentialKeeper: reading, writing or removing a credential file failed.
+    Files(FileErrorKind),
+    /// LeaseElector, StatusWriter: the Kubernetes API call failed.
+    Api(ApiErrorKind),
+    /// LeaseElector: it restarted before the release was written.
+    ElectorRestarted,
+    /// LeaseElector: it stopped before the release was written.
+    ElectorStopped,
+}
+
+impl CommandError {
+    /// The label value of logs and status reasons.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandError::NoNode => "no_node",
+            CommandError::NodeGone => "node_gone",
+            CommandError::SignalFailed => "signal_failed",
+            CommandError::NoPermit => "no_permit",
+            CommandError::StopUnconfirmed => "stop_unconfirmed",
+            CommandError::Guard(k) => k.as_str(),
+            CommandError::DeadlinePassed => "deadline_passed",
+            CommandError::Mailbox => "mailbox",
+            CommandError::InvalidCredentials => "invalid_credentials",
+            CommandError::VerifyFailed => "verify_failed",
+            CommandError::Files(k) => k.as_str(),
+            CommandError::Api(k) => k.as_str(),
+            CommandError::ElectorRestarted => "restarted",
+            CommandError::ElectorStopped => "stopped",
+        }
+    }
+
+    /// A reload that found no node process to signal (none known, or it died): nothing forges
+    /// there, so a reload that stops forging has nothing left to do.
+    pub fn is_node_absent(self) -> bool {
+        matches!(self, CommandError::NoNode | CommandError::NodeGone)
+    }
+}
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<GuardErrorKind> for CommandError {
+    fn from(k: GuardErrorKind) -> Self {
+        CommandError::Guard(k)
+    }
+}
+
+impl From<FileErrorKind> for CommandError {
+    fn from(k: FileErrorKind) -> Self {
+        CommandError::Files(k)
+    }
+}
+
+impl From<ApiErrorKind> for CommandError {
+    fn from(k: ApiErrorKind) -> Self {
+        CommandError::Api(k)
     }
 }
 
@@ -116,6 +204,13 @@ pub struct NodeProcess(pub Option<ProcessIdentity>);
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct CfcSeen(pub Option<Box<forge_core::crd::CardanoForgeCluster>>);
+
+/// ClusterWatcher → HealthProber: the valid CardanoForgeCluster's `spec.healthCheck` (`None`:
+/// it names none, so the environment's settings apply). Sent with every valid read; the prober
+/// acts only on a change.
+#[derive(Debug, Clone, PartialEq, Message)]
+#[rtype(result = "()")]
+pub struct ProbeSpecChanged(pub Option<forge_core::crd::HealthCheckSpec>);
 
 /// HealthProber → StatusWriter: this pod's latest health result, for `status.healthStatus`
 /// (`None`: probing is off).

@@ -243,7 +243,7 @@ async fn install_refuses_a_corrupt_set_never_writes_it_and_never_shows_its_conte
         .await
         .expect("mailbox")
         .expect_err("refused");
-    assert_eq!(err.kind, "invalid_credentials");
+    assert_eq!(err.kind.as_str(), "invalid_credentials");
     assert!(err.detail.contains("kes.skey"), "names the file: {}", err.detail);
     assert_eq!(k.target_bytes(), vec![None, None, None], "nothing written");
     assert_eq!(k.operations("copy", CredentialKind::KesSigningKey), 0);
@@ -330,7 +330,7 @@ async fn a_corrupt_rotation_is_reported_invalid_and_the_installed_set_stays() {
         .await
         .expect("mailbox")
         .expect_err("refused");
-    assert_eq!(err.kind, "invalid_credentials");
+    assert_eq!(err.kind.as_str(), "invalid_credentials");
     assert_eq!(
         k.target_bytes(),
         installed,
@@ -502,7 +502,7 @@ async fn a_mainnet_certificate_is_measured_and_refused_once_its_kes_period_ends_
         .await
         .expect("mailbox")
         .expect_err("refused");
-    assert_eq!(err.kind, "invalid_credentials");
+    assert_eq!(err.kind.as_str(), "invalid_credentials");
     assert_eq!(k.target_bytes(), installed);
 }
 
@@ -575,7 +575,7 @@ async fn a_certificate_for_another_kes_key_is_refused_naming_both_files() {
         .await
         .expect("mailbox")
         .expect_err("refused");
-    assert_eq!(err.kind, "invalid_credentials");
+    assert_eq!(err.kind.as_str(), "invalid_credentials");
     assert_eq!(k.target_bytes(), vec![None, None, None], "nothing installed");
 }
 

@@ -86,7 +86,7 @@ async fn our_crds_round_trip_through_the_real_api_server() {
         .patch_status(&serde_json::json!({"effectiveState": "Bogus"}))
         .await
         .expect_err("schema");
-    assert_eq!(err.kind(), "invalid", "{err}");
+    assert_eq!(err.kind().as_str(), "invalid", "{err}");
 
     // The watch saw the object and sees its deletion.
     let first = tokio::time::timeout(TIMEOUT, watch.next())

@@ -76,7 +76,7 @@ async fn lease_writes_are_version_checked_and_watched() {
         .await
         .expect_err("stale rv must lose");
     assert!(matches!(err, KubeApiError::Conflict(_)), "{err}");
-    assert_eq!(err.kind(), "conflict");
+    assert_eq!(err.kind().as_str(), "conflict");
 
     let current = a.get().await.expect("get").expect("exists");
     assert_eq!(

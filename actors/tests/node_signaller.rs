@@ -11,9 +11,9 @@ use std::{
 use actix::{Addr, Supervisor};
 use forge_actors::{
     adapters::process::{ProcFs, ProcessIdentity},
-    messages::{NodeProcess, Reload},
+    messages::{CommandError, NodeProcess, Reload},
     metrics::{Metrics, PodLabels},
-    node_signaller::{NO_NODE, NodeSignaller},
+    node_signaller::NodeSignaller,
 };
 use forge_core::decision::ReloadReason;
 use prometheus::Registry;
@@ -87,7 +87,7 @@ async fn a_startup_reload_that_found_no_node_reaches_the_first_node_that_appears
         .await
         .expect("mailbox")
         .expect_err("no node yet");
-    assert_eq!(err.kind, NO_NODE);
+    assert_eq!(err.kind, CommandError::NoNode);
     let mut orphan = NamedChild::spawn(dir.path(), "fm-sig-node-f7");
     signaller
         .send(NodeProcess(Some(orphan.identity())))
@@ -142,7 +142,7 @@ async fn a_reload_without_a_node_fails_and_is_never_sent_later_on_its_own() {
         .await
         .expect("mailbox")
         .expect_err("no node yet");
-    assert_eq!(err.kind, NO_NODE);
+    assert_eq!(err.kind, CommandError::NoNode);
 
     // A node that boots non-producing has credentials present: a SIGHUP the Decider did not
     // ask for now would make it forge. The signaller must leave it alone.
@@ -215,7 +215,7 @@ async fn a_stale_identity_is_never_signalled() {
         .await
         .expect("mailbox")
         .expect_err("refused");
-    assert_eq!(err.kind, "node_gone");
+    assert_eq!(err.kind, CommandError::NodeGone);
     assert_eq!(sighups(&metrics, ReloadReason::StopForging), 0);
     assert_eq!(
         child.ended_by(Duration::from_millis(200)).await,

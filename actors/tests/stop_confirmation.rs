@@ -21,10 +21,9 @@ use forge_actors::{
         process::{ProcFs, ProcessIdentity},
     },
     clock::Clock,
-    decider::NODE_ABSENT,
-    messages::{CommandResult, NodeProcess, Reload},
+    messages::{CommandError, CommandResult, NodeProcess, Reload},
     metrics::{Metrics, PodLabels},
-    node_signaller::{NodeSignaller, STOP_UNCONFIRMED, StopConfirmation},
+    node_signaller::{NodeSignaller, StopConfirmation},
 };
 use forge_core::decision::ReloadReason;
 use forge_guard::protocol::{Answer, GuardState, Observation};
@@ -186,8 +185,8 @@ async fn a_stop_the_node_never_confirms_fails_and_is_not_taken_for_a_missing_nod
     );
     subscribed(&metrics).await;
     let failed = stop(&addr).await.expect_err("an unconfirmed stop must fail");
-    assert_eq!(failed.kind, STOP_UNCONFIRMED);
-    assert!(!NODE_ABSENT.contains(&failed.kind));
+    assert_eq!(failed.kind, CommandError::StopUnconfirmed);
+    assert!(!failed.kind.is_node_absent());
 }
 
 #[actix::test]
@@ -202,7 +201,7 @@ async fn a_guard_that_does_not_answer_is_not_a_node_that_is_gone() {
         .await
         .expect_err("a stop through a stalled guard must fail");
     assert!(
-        !NODE_ABSENT.contains(&failed.kind),
+        !failed.kind.is_node_absent(),
         "{failed:?} would let the plan hand over while the node may forge"
     );
 }
@@ -323,7 +322,7 @@ async fn a_refused_guard_whose_node_was_seen_only_through_it_is_no_confirmation(
         .await
         .expect_err("an unverifiable node behind a refused guard is no confirmation");
     assert!(
-        !NODE_ABSENT.contains(&failed.kind),
+        !failed.kind.is_node_absent(),
         "{failed:?} would let the plan hand over while the node may forge"
     );
 }

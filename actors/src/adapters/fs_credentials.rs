@@ -17,6 +17,8 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
+use crate::ports::FileErrorKind;
+
 /// Larger than any Cardano credential text envelope (a KES key envelope is about 1.3 KiB), small
 /// enough that a wrong mount (a directory of logs, a device) is refused instead of read.
 pub const MAX_CREDENTIAL_FILE_BYTES: u64 = 64 * 1024;
@@ -95,12 +97,12 @@ pub enum FsCredentialError {
 
 impl FsCredentialError {
     /// Bounded label for metrics and status reasons.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> FileErrorKind {
         match self {
-            FsCredentialError::Read { .. } => "read",
-            FsCredentialError::TooLarge { .. } => "too_large",
-            FsCredentialError::Write { .. } => "write",
-            FsCredentialError::Remove { .. } => "remove",
+            FsCredentialError::Read { .. } => FileErrorKind::Read,
+            FsCredentialError::TooLarge { .. } => FileErrorKind::TooLarge,
+            FsCredentialError::Write { .. } => FileErrorKind::Write,
+            FsCredentialError::Remove { .. } => FileErrorKind::Remove,
         }
     }
 }
@@ -344,7 +346,7 @@ mod tests {
         fs::write(&sources.vrf, vec![b'x'; (MAX_CREDENTIAL_FILE_BYTES + 1) as usize]).expect("write");
         fs::write(&sources.opcert, b"o").expect("write");
         let err = read_set(&sources).expect_err("too large");
-        assert_eq!(err.kind(), "too_large");
+        assert_eq!(err.kind().as_str(), "too_large");
     }
 
     #[test]

@@ -8,18 +8,13 @@ use std::{
     time::Duration,
 };
 
+use crate::ports::GuardErrorKind;
 use forge_guard::protocol::{Answer, GuardState, Request};
 use futures::{Stream, StreamExt};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::UnixStream,
 };
-
-/// [`GuardError::kind`] of an answered refusal: the guard is alive and said no.
-pub const GUARD_REFUSED: &str = "guard_refused";
-
-/// [`GuardError::kind`] when the guard's socket file is absent.
-pub const GUARD_GONE: &str = "guard_gone";
 
 /// Why a guard request failed. Only `Refused` is an answer (the guard is alive and said no).
 /// `Unreachable` and `Timeout` say nothing about the node: the guard may be stalled, or its
@@ -63,13 +58,13 @@ pub enum GuardError {
 }
 
 impl GuardError {
-    /// A bounded label (metrics, `CommandFailed::kind`).
-    pub fn kind(&self) -> &'static str {
+    /// Its kind (a bounded label for logs and [`crate::messages::CommandError`]).
+    pub fn kind(&self) -> GuardErrorKind {
         match self {
-            GuardError::Gone { .. } => GUARD_GONE,
-            GuardError::Unreachable { .. } => "guard_unreachable",
-            GuardError::Timeout { .. } => "guard_timeout",
-            GuardError::Refused { .. } => GUARD_REFUSED,
+            GuardError::Gone { .. } => GuardErrorKind::Gone,
+            GuardError::Unreachable { .. } => GuardErrorKind::Unreachable,
+            GuardError::Timeout { .. } => GuardErrorKind::Timeout,
+            GuardError::Refused { .. } => GuardErrorKind::Refused,
         }
     }
 }
@@ -215,7 +210,7 @@ mod tests {
         let timeout = Duration::from_millis(200);
         let absent = GuardClient::new(dir.path().join("absent.sock"), timeout);
         let e = absent.request(Request::State).await.expect_err("no socket");
-        assert_eq!(e.kind(), GUARD_GONE, "{e}");
+        assert_eq!(e.kind(), GuardErrorKind::Gone, "{e}");
 
         // A socket file nobody listens on (a killed guard leaves it behind).
         let stale = dir.path().join("stale.sock");
@@ -224,7 +219,7 @@ mod tests {
             .request(Request::State)
             .await
             .expect_err("refused");
-        assert_eq!(e.kind(), "guard_unreachable", "{e}");
+        assert_eq!(e.kind(), GuardErrorKind::Unreachable, "{e}");
 
         // A guard that accepts (the kernel's backlog) but never answers: stalled.
         let silent = dir.path().join("silent.sock");
@@ -233,6 +228,6 @@ mod tests {
             .request(Request::State)
             .await
             .expect_err("silent");
-        assert_eq!(e.kind(), "guard_timeout", "{e}");
+        assert_eq!(e.kind(), GuardErrorKind::Timeout, "{e}");
     }
 }

@@ -7,6 +7,7 @@
 
 use std::{future::Future, path::Path, time::Duration};
 
+use crate::ports::ApiErrorKind;
 use kube::{
     Client, Config,
     config::{KubeConfigOptions, Kubeconfig},
@@ -50,15 +51,15 @@ pub enum KubeApiError {
 
 impl KubeApiError {
     /// Bounded label for `forge_manager_kube_api_errors_total{kind}` and status reasons.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ApiErrorKind {
         match self {
-            KubeApiError::Conflict(_) => "conflict",
-            KubeApiError::NotFound(_) => "not_found",
-            KubeApiError::Invalid(_) => "invalid",
-            KubeApiError::Unauthorized(_) => "unauthorized",
-            KubeApiError::Server { .. } => "server",
-            KubeApiError::Timeout { .. } => "timeout",
-            KubeApiError::Transport(_) => "transport",
+            KubeApiError::Conflict(_) => ApiErrorKind::Conflict,
+            KubeApiError::NotFound(_) => ApiErrorKind::NotFound,
+            KubeApiError::Invalid(_) => ApiErrorKind::Invalid,
+            KubeApiError::Unauthorized(_) => ApiErrorKind::Unauthorized,
+            KubeApiError::Server { .. } => ApiErrorKind::Server,
+            KubeApiError::Timeout { .. } => ApiErrorKind::Timeout,
+            KubeApiError::Transport(_) => ApiErrorKind::Transport,
         }
     }
 

@@ -14,7 +14,7 @@ use kube::api::ObjectMeta;
 
 use crate::{
     adapters::kube_object::NamedObject,
-    messages::{CfcSeen, Fact},
+    messages::{CfcSeen, Fact, ProbeSpecChanged},
 };
 use forge_core::status::invalid_spec;
 
@@ -26,7 +26,7 @@ pub(super) struct Follow {
     pub idle: Duration,
     pub retry_after: Duration,
     pub network: (String, i64),
-    pub health_spec: Option<tokio::sync::watch::Sender<Option<forge_core::crd::HealthCheckSpec>>>,
+    pub health_spec: Option<Recipient<ProbeSpecChanged>>,
     /// Where every object read goes (the StatusWriter).
     pub seen: Option<Recipient<CfcSeen>>,
 }
@@ -50,13 +50,8 @@ impl Follow {
         match invalid_spec(&object.spec, (&self.network.0, self.network.1)) {
             Some(why) => self.unavailable(format!("{} is invalid: {why}", self.object.name())),
             None => {
-                if let Some(tx) = &self.health_spec {
-                    let next = object.spec.health_check.clone();
-                    tx.send_if_modified(|h| {
-                        let changed = *h != next;
-                        *h = next;
-                        changed
-                    });
+                if let Some(to) = &self.health_spec {
+                    to.do_send(ProbeSpecChanged(object.spec.health_check.clone()));
                 }
                 self.fact.do_send(Fact::now(Event::ClusterSpecChanged {
                     spec: Box::new(object.spec),

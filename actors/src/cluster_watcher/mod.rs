@@ -17,12 +17,11 @@ mod follow;
 use std::time::Duration;
 
 use actix::Recipient;
-use forge_core::crd::{CardanoForgeCluster, CardanoForgeClusterSpec, HealthCheckSpec};
-use tokio::sync::watch;
+use forge_core::crd::{CardanoForgeCluster, CardanoForgeClusterSpec};
 
 use crate::{
     adapters::kube_object::NamedObject,
-    messages::{CfcSeen, Fact},
+    messages::{CfcSeen, Fact, ProbeSpecChanged},
     metrics::Metrics,
     supervisor::Restarts,
 };
@@ -48,7 +47,7 @@ pub struct ClusterObject {
     /// The network this node runs on (`name`, `magic`): a CFC for another network is invalid.
     pub network: (String, i64),
     /// Where the valid spec's `healthCheck` goes (the HealthProber), if anywhere.
-    pub health_spec: Option<watch::Sender<Option<HealthCheckSpec>>>,
+    pub health_spec: Option<Recipient<ProbeSpecChanged>>,
     /// Where every object read goes (the StatusWriter), if anywhere.
     pub seen: Option<Recipient<CfcSeen>>,
 }

@@ -53,7 +53,7 @@ use tokio::time::Instant;
 
 use crate::{
     adapters::fs_credentials::{self, CredentialContents, CredentialPaths, FsCredentialError},
-    messages::{CommandFailed, CommandResult, Fact, SourcesRotated},
+    messages::{CommandError, CommandFailed, CommandResult, Fact, SourcesRotated},
     metrics::{KesMetrics, Metrics},
     supervisor::Restarts,
 };
@@ -397,12 +397,12 @@ impl CredentialKeeper {
                 // Report it even if already reported: the Decider acts on the refusal.
                 self.verdict = None;
                 self.report_invalid(invalid.why.clone());
-                return Err(CommandFailed::new("invalid_credentials", invalid.why));
+                return Err(CommandFailed::new(CommandError::InvalidCredentials, invalid.why));
             }
         };
         self.accept_valid(set.clone());
         if let Err(e) = fs_credentials::install_set(&self.targets, &set) {
-            tracing::error!(actor = "credential_keeper", kind = e.kind(), error = %e, "credential install failed");
+            tracing::error!(actor = "credential_keeper", kind = e.kind().as_str(), error = %e, "credential install failed");
             self.remove_after_failed_install();
             return Err(CommandFailed::new(e.kind(), e));
         }
@@ -410,7 +410,7 @@ impl CredentialKeeper {
             tracing::error!(actor = "credential_keeper", "installed credentials do not verify");
             self.remove_after_failed_install();
             return Err(CommandFailed::new(
-                "verify_failed",
+                CommandError::VerifyFailed,
                 "the installed credential files do not match the sources or are not mode 0600",
             ));
         }
@@ -432,7 +432,7 @@ impl CredentialKeeper {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.installed = !fs_credentials::present(&self.targets).is_empty();
-                tracing::error!(actor = "credential_keeper", kind = e.kind(), error = %e, "credential removal failed");
+                tracing::error!(actor = "credential_keeper", kind = e.kind().as_str(), error = %e, "credential removal failed");
                 Err(CommandFailed::new(e.kind(), e))
             }
         }
@@ -498,7 +498,7 @@ fn read_and_validate(
             };
             let invalid = InvalidSources {
                 why: e.to_string(),
-                problems: vec![(file, e.kind())],
+                problems: vec![(file, e.kind().as_str())],
             };
             return (Err(invalid), None, None);
         }

@@ -125,7 +125,7 @@ impl Decider {
         ctx.spawn(fut.into_actor(self).map(move |outcome: Outcome, act, ctx| {
             let failed = outcome.failed.map(|(cmd, e): (_, CommandFailed)| {
                 tracing::error!(
-                    command = ?cmd, kind = e.kind, error = %e.detail, step,
+                    command = ?cmd, kind = e.kind.as_str(), error = %e.detail, step,
                     "plan stopped at a failed command"
                 );
                 cmd

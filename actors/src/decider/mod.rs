@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use crate::{
     clock::Clock,
     http::Snapshot,
-    messages::{CommandFailed, Contend, Install, Release, Reload, Remove, WriteStatus},
+    messages::{CommandError, CommandFailed, Contend, Install, Release, Reload, Remove, WriteStatus},
     metrics::Metrics,
 };
 
@@ -207,13 +207,6 @@ fn credentials_json(c: &forge_core::decision::Credentials) -> serde_json::Value 
     }
 }
 
-/// The `CommandFailed::kind`s of a reload that found no node process to signal (none known, or
-/// it died): nothing forges there, so a reload that stops forging has nothing left to do.
-pub const NODE_ABSENT: [&str; 2] = [crate::node_signaller::NO_NODE, "node_gone"];
-
-/// `CommandFailed::kind` of a starting command not sent because the renew deadline passed.
-pub const DEADLINE_PASSED: &str = "deadline_passed";
-
 /// What carrying out a plan came to.
 #[derive(Debug, Default)]
 struct Outcome {
@@ -243,10 +236,10 @@ async fn execute(
     while let Some(cmd) = cmds.next() {
         if start_by.is_some_and(|deadline| clock.now() >= deadline) {
             let e = CommandFailed::new(
-                DEADLINE_PASSED,
+                CommandError::DeadlinePassed,
                 "the lease's renew deadline passed while the plan ran: not sending the rest",
             );
-            tracing::warn!(command = ?cmd, kind = e.kind, "command not sent");
+            tracing::warn!(command = ?cmd, kind = e.kind.as_str(), "command not sent");
             outcome.failed = Some((cmd, e));
             return outcome;
         }
@@ -256,7 +249,7 @@ async fn execute(
                     .contend
                     .send(Contend(*on))
                     .await
-                    .map_err(|e| CommandFailed::new("mailbox", e)),
+                    .map_err(|e| CommandFailed::new(CommandError::Mailbox, e)),
                 Command::Release => flatten(out.release.send(Release).await),
                 Command::Install => flatten(out.install.send(Install).await),
                 Command::Remove => flatten(out.remove.send(Remove).await),
@@ -272,7 +265,7 @@ async fn execute(
                 .await
                 .unwrap_or_else(|_| {
                     Err(CommandFailed::new(
-                        DEADLINE_PASSED,
+                        CommandError::DeadlinePassed,
                         "the lease's renew deadline passed while waiting for the answer",
                     ))
                 }),
@@ -281,8 +274,8 @@ async fn execute(
             outcome.status_written.push((report.forging_enabled, clock.now()));
         }
         if let Err(e) = result {
-            tracing::warn!(command = ?cmd, kind = e.kind, error = %e.detail, "command failed");
-            if aborts(&cmd, NODE_ABSENT.contains(&e.kind), status_write_required) {
+            tracing::warn!(command = ?cmd, kind = e.kind.as_str(), error = %e.detail, "command failed");
+            if aborts(&cmd, e.kind.is_node_absent(), status_write_required) {
                 if cmd == Command::Remove
                     && let Some(Command::Reload { reason }) =
                         cmds.find(|c| matches!(c, Command::Reload { reason } if !reason.needs_node()))
@@ -305,6 +298,6 @@ async fn execute(
 }
 
 fn flatten(r: Result<Result<(), CommandFailed>, actix::MailboxError>) -> Result<(), CommandFailed> {
-    r.map_err(|e| CommandFailed::new("mailbox", e))
+    r.map_err(|e| CommandFailed::new(CommandError::Mailbox, e))
         .and_then(|inner| inner)
 }

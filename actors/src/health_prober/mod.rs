@@ -11,8 +11,9 @@
 //! probe).
 //!
 //! Every replica probes (the Decider of each pod needs the count), but only the local leader's
-//! view reaches the CFC status (`healthStatus`, written by its ClusterWatcher from the shared
-//! [`HealthStatus`] this actor keeps up to date), so the status does not flap between replicas.
+//! view reaches the CFC status (`healthStatus`, written by the StatusWriter from the
+//! [`HealthStatus`] this actor sends it, `HealthObserved`), so the status does not flap between
+//! replicas. The spec arrives as a message (`ProbeSpecChanged`, from the ClusterWatcher).
 //! Metrics, labelled by `cluster`: `cardano_cluster_health_check_success`,
 //! `..._consecutive_failures`, `..._duration_seconds`, `..._last_success_timestamp`.
 
@@ -23,19 +24,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix::{Actor, AsyncContext, Context, Recipient, WrapFuture};
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Recipient, SpawnHandle, WrapFuture};
 use forge_core::{
     crd::{HealthCheckSpec, HealthStatus},
     decision::Event,
 };
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntGaugeVec, Opts, Registry};
-use tokio::sync::watch;
 
 pub use http_get::probe;
 
 use forge_core::status::parse_period;
 
-use crate::messages::{Fact, HealthObserved};
+use crate::messages::{Fact, HealthObserved, ProbeSpecChanged};
 
 /// What to probe, and how often.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,24 +132,34 @@ impl HealthMetrics {
     }
 }
 
-/// The actor.
+/// The actor: the probe spec it was last sent, and the probing it does on its own timer.
 pub struct HealthProber {
     cluster: String,
     fallback: Option<Probing>,
-    spec: watch::Receiver<Option<HealthCheckSpec>>,
+    /// The CFC's `healthCheck` as the ClusterWatcher last sent it (`ProbeSpecChanged`).
+    spec: Option<HealthCheckSpec>,
     fact: Recipient<Fact>,
     metrics: Option<HealthMetrics>,
     status: Option<Recipient<HealthObserved>>,
+    /// Consecutive failed probes.
+    failures: u32,
+    /// Whether the last cycle probed (so turning probing off is reported once).
+    probing: bool,
+    /// A probe is running; its result schedules the next cycle.
+    in_flight: bool,
+    /// The spec changed during the running probe: the next cycle starts as soon as it ends.
+    respec: bool,
+    /// The next cycle, while waiting for it.
+    next: Option<SpawnHandle>,
 }
 
 impl HealthProber {
-    /// A prober for `cluster`; `spec` carries the CFC's `healthCheck` (from the
-    /// ClusterWatcher), `fallback` the environment's settings; every result goes to `status`
-    /// (the StatusWriter, for the CFC `healthStatus`).
+    /// A prober for `cluster`; it probes `fallback` (the environment's settings) until the
+    /// ClusterWatcher sends the CFC's `healthCheck` ([`ProbeSpecChanged`]); every result goes
+    /// to `status` (the StatusWriter, for the CFC `healthStatus`).
     pub fn new(
         cluster: impl Into<String>,
         fallback: Option<Probing>,
-        spec: watch::Receiver<Option<HealthCheckSpec>>,
         fact: Recipient<Fact>,
         metrics: Option<HealthMetrics>,
         status: Option<Recipient<HealthObserved>>,
@@ -157,106 +167,87 @@ impl HealthProber {
         Self {
             cluster: cluster.into(),
             fallback,
-            spec,
+            spec: None,
             fact,
             metrics,
             status,
+            failures: 0,
+            probing: false,
+            in_flight: false,
+            respec: false,
+            next: None,
         }
     }
-}
 
-impl Actor for HealthProber {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        let run = Run {
-            cluster: self.cluster.clone(),
-            fallback: self.fallback.clone(),
-            spec: self.spec.clone(),
-            fact: self.fact.clone(),
-            metrics: self.metrics.clone(),
-            status: self.status.clone(),
+    /// Probes now and schedules the next cycle, or turns probing off until the spec changes.
+    fn cycle(&mut self, ctx: &mut Context<Self>) {
+        self.next = None;
+        let Some(p) = effective(self.spec.as_ref(), self.fallback.as_ref()) else {
+            if self.probing || self.failures > 0 {
+                tracing::info!(cluster = %self.cluster, "health probing off");
+                self.fact.do_send(Fact::now(Event::HealthReset));
+                self.set_status(None);
+            }
+            self.probing = false;
+            self.failures = 0;
+            return;
         };
-        ctx.spawn(run.run().into_actor(self));
-    }
-}
-
-struct Run {
-    cluster: String,
-    fallback: Option<Probing>,
-    spec: watch::Receiver<Option<HealthCheckSpec>>,
-    fact: Recipient<Fact>,
-    metrics: Option<HealthMetrics>,
-    status: Option<Recipient<HealthObserved>>,
-}
-
-impl Run {
-    async fn run(mut self) {
-        let mut failures: u32 = 0;
-        let mut probing = false;
-        loop {
-            let current = effective(self.spec.borrow_and_update().as_ref(), self.fallback.as_ref());
-            let Some(p) = current else {
-                if probing || failures > 0 {
-                    tracing::info!(cluster = %self.cluster, "health probing off");
-                    self.fact.do_send(Fact::now(Event::HealthReset));
-                    self.set_status(None);
-                }
-                probing = false;
-                failures = 0;
-                if self.spec.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-                continue;
-            };
-            probing = true;
-            let started = Instant::now();
+        self.probing = true;
+        self.in_flight = true;
+        let started = Instant::now();
+        let run = async move {
             let outcome = probe(&p.endpoint, &p.headers, p.timeout).await;
-            let took = started.elapsed();
-            let ok = outcome.is_ok();
-            let before = failures;
-            failures = if ok { 0 } else { failures.saturating_add(1) };
-            if ok != (before == 0) || (failures == p.failure_threshold) {
-                match &outcome {
-                    Ok(()) => tracing::info!(cluster = %self.cluster, "health probe succeeds again"),
-                    Err(why) => {
-                        tracing::warn!(cluster = %self.cluster, failures, %why, "health probe failed")
-                    }
-                }
+            (p, outcome, started.elapsed())
+        };
+        ctx.spawn(run.into_actor(self).map(|(p, outcome, took), act, ctx| {
+            act.in_flight = false;
+            act.record(&p, &outcome, took);
+            if std::mem::take(&mut act.respec) {
+                act.cycle(ctx);
+            } else {
+                let wait = p.interval.saturating_sub(took);
+                act.next = Some(ctx.run_later(wait, |act, ctx| act.cycle(ctx)));
             }
-            self.fact.do_send(Fact::now(Event::HealthResult { ok }));
-            if let Some(m) = &self.metrics {
-                let l = [self.cluster.as_str()];
-                m.success.with_label_values(&l).set(i64::from(ok));
-                m.consecutive_failures
-                    .with_label_values(&l)
-                    .set(i64::from(failures));
-                m.duration.with_label_values(&l).observe(took.as_secs_f64());
-                if ok {
-                    let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
-                    m.last_success.with_label_values(&l).set(now);
-                }
-            }
-            self.set_status(Some(HealthStatus {
-                healthy: Some(failures < p.failure_threshold),
-                last_probe_time: Some(jiff::Timestamp::now().to_string()),
-                consecutive_failures: Some(i32::try_from(failures).unwrap_or(i32::MAX)),
-                message: Some(match &outcome {
-                    Ok(()) => "HTTP 200".to_string(),
-                    Err(why) => why.clone(),
-                }),
-                response_time: Some(format!("{:.3}s", took.as_secs_f64())),
-            }));
-            tokio::select! {
-                _ = tokio::time::sleep(p.interval.saturating_sub(took)) => {}
-                changed = self.spec.changed() => {
-                    if changed.is_err() {
-                        // No more spec updates: keep probing on the period.
-                        tokio::time::sleep(p.interval.saturating_sub(took)).await;
-                    }
+        }));
+    }
+
+    /// Reports one probe's outcome: the fact, the log line on a change, metrics, the status.
+    fn record(&mut self, p: &Probing, outcome: &Result<(), String>, took: Duration) {
+        let ok = outcome.is_ok();
+        let before = self.failures;
+        self.failures = if ok { 0 } else { self.failures.saturating_add(1) };
+        let failures = self.failures;
+        if ok != (before == 0) || (failures == p.failure_threshold) {
+            match outcome {
+                Ok(()) => tracing::info!(cluster = %self.cluster, "health probe succeeds again"),
+                Err(why) => {
+                    tracing::warn!(cluster = %self.cluster, failures, %why, "health probe failed")
                 }
             }
         }
+        self.fact.do_send(Fact::now(Event::HealthResult { ok }));
+        if let Some(m) = &self.metrics {
+            let l = [self.cluster.as_str()];
+            m.success.with_label_values(&l).set(i64::from(ok));
+            m.consecutive_failures
+                .with_label_values(&l)
+                .set(i64::from(failures));
+            m.duration.with_label_values(&l).observe(took.as_secs_f64());
+            if ok {
+                let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+                m.last_success.with_label_values(&l).set(now);
+            }
+        }
+        self.set_status(Some(HealthStatus {
+            healthy: Some(failures < p.failure_threshold),
+            last_probe_time: Some(jiff::Timestamp::now().to_string()),
+            consecutive_failures: Some(i32::try_from(failures).unwrap_or(i32::MAX)),
+            message: Some(match outcome {
+                Ok(()) => "HTTP 200".to_string(),
+                Err(why) => why.clone(),
+            }),
+            response_time: Some(format!("{:.3}s", took.as_secs_f64())),
+        }));
     }
 
     fn set_status(&self, status: Option<HealthStatus>) {
@@ -266,4 +257,40 @@ impl Run {
     }
 }
 
-impl actix::Supervised for HealthProber {}
+impl Actor for HealthProber {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.cycle(ctx);
+    }
+}
+
+impl Handler<ProbeSpecChanged> for HealthProber {
+    type Result = ();
+
+    /// A new spec is probed at once (after the running probe, if one runs); the same spec
+    /// again changes nothing.
+    fn handle(&mut self, m: ProbeSpecChanged, ctx: &mut Context<Self>) {
+        if m.0 == self.spec {
+            return;
+        }
+        self.spec = m.0;
+        if self.in_flight {
+            self.respec = true;
+            return;
+        }
+        if let Some(next) = self.next.take() {
+            ctx.cancel_future(next);
+        }
+        self.cycle(ctx);
+    }
+}
+
+impl actix::Supervised for HealthProber {
+    /// actix dropped the running probe and the timer; `started` begins a new cycle.
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.in_flight = false;
+        self.respec = false;
+        self.next = None;
+    }
+}

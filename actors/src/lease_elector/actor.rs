@@ -4,7 +4,7 @@
 use actix::{Actor, AsyncContext, Context, Supervised};
 
 use super::{ACTOR, Connection, LeaseElector, MAILBOX_CAPACITY};
-use crate::messages::CommandFailed;
+use crate::messages::{CommandError, CommandFailed};
 
 impl Actor for LeaseElector {
     type Context = Context<Self>;
@@ -36,7 +36,7 @@ impl Supervised for LeaseElector {
         self.conn = Connection::default();
         self.deadline_timer = None;
         self.answer_releases(Err(CommandFailed::new(
-            "restarted",
+            CommandError::ElectorRestarted,
             "the lease elector restarted before the release was written",
         )));
     }

@@ -6,7 +6,7 @@ use actix::{Context, Handler, ResponseFuture, StreamHandler};
 use super::LeaseElector;
 use crate::{
     adapters::kube::KubeApiError,
-    messages::{CommandFailed, CommandResult, Contend, Release},
+    messages::{CommandError, CommandFailed, CommandResult, Contend, Release},
     ports::LeaseSnapshot,
 };
 
@@ -27,7 +27,7 @@ impl Handler<Release> for LeaseElector {
             Some(rx) => Box::pin(async move {
                 rx.await.unwrap_or_else(|_| {
                     Err(CommandFailed::new(
-                        "stopped",
+                        CommandError::ElectorStopped,
                         "the lease elector stopped before the release was written",
                     ))
                 })

@@ -80,6 +80,7 @@ use crate::{
     clock::Clock,
     messages::{CommandFailed, CommandResult, Fact},
     metrics::Metrics,
+    ports::ApiErrorKind,
     ports::{LeaseApi, LeaseSnapshot},
     supervisor::Restarts,
 };
@@ -237,7 +238,9 @@ impl LeaseElector {
 
     fn count_error(&self, op: &'static str, e: &KubeApiError) {
         if let Some(m) = &self.metrics {
-            m.kube_api_errors.with_label_values(&[op, e.kind()]).inc();
+            m.kube_api_errors
+                .with_label_values(&[op, e.kind().as_str()])
+                .inc();
         }
     }
 
@@ -748,7 +751,7 @@ impl LeaseElector {
         };
         if self.conn.conflicts >= MAX_RELEASE_CONFLICTS {
             return self.answer_releases(Err(CommandFailed::new(
-                "conflict",
+                ApiErrorKind::Conflict,
                 "releasing the lease: it kept changing under us (409)",
             )));
         }

@@ -7,13 +7,14 @@ use forge_core::decision::{Event, ReloadReason};
 use forge_guard::protocol::{Observation, Request};
 use tokio::{sync::watch, time::Instant};
 
-use super::{GUARD_RESEND_EVERY, GuardPush, NO_PERMIT, NodeSignaller, Pushed, STOP_SETTLE, STOP_UNCONFIRMED};
+use super::{GUARD_RESEND_EVERY, GuardPush, NodeSignaller, Pushed, STOP_SETTLE};
 use crate::{
     adapters::{
-        guard::{GUARD_REFUSED, GuardClient, GuardError, GuardReport},
+        guard::{GuardClient, GuardError, GuardReport},
         process::{ProcFs, ProcessIdentity},
     },
-    messages::{CommandFailed, CommandResult, Fact, NodeProcess, Reload},
+    messages::{CommandError, CommandFailed, CommandResult, Fact, NodeProcess, Reload},
+    ports::GuardErrorKind,
 };
 
 /// A reload in flight, as the actor future that answers it.
@@ -128,7 +129,7 @@ impl Confirm {
                 Ok(())
             }
             _ => Err(CommandFailed::new(
-                STOP_UNCONFIRMED,
+                CommandError::StopUnconfirmed,
                 format!(
                     "the node did not report that it stopped forging within {} ms of the reload (STOP_CONFIRM_TIMEOUT): keeping the lease and the claim",
                     self.timeout.as_millis()
@@ -182,7 +183,7 @@ async fn reload_via_guard(
         ReloadReason::StartForging => {
             let Some(deadline_mono_ns) = deadline_mono_ns else {
                 return Err(CommandFailed::new(
-                    NO_PERMIT,
+                    CommandError::NoPermit,
                     "no current lease deadline to bound the guard's permit: not starting",
                 ));
             };
@@ -196,7 +197,7 @@ async fn reload_via_guard(
             let reloaded = client.request(Request::Reload).await;
             // Also after a failed reload: the revoke fences on its own (files, SIGHUP).
             if let Err(e) = client.request(Request::Revoke).await {
-                tracing::warn!(actor = "node_signaller", kind = e.kind(), error = %e, "permit not revoked");
+                tracing::warn!(actor = "node_signaller", kind = e.kind().as_str(), error = %e, "permit not revoked");
             }
             if let Err(e) = reloaded {
                 // The guard may have gone because its node exited under it (the kubelet stops
@@ -281,7 +282,14 @@ impl NodeSignaller {
             }
             // The guard answered and refused (e.g. no permit while credentials are present): a
             // SIGHUP by PID would do what it refused. An unconfirmed stop is no missing node.
-            Err(e) if e.kind == NO_PERMIT || e.kind == GUARD_REFUSED || e.kind == STOP_UNCONFIRMED => {
+            Err(e)
+                if matches!(
+                    e.kind,
+                    CommandError::NoPermit
+                        | CommandError::Guard(GuardErrorKind::Refused)
+                        | CommandError::StopUnconfirmed
+                ) =>
+            {
                 Box::pin(fut::ready(Err(e)))
             }
             Err(e) => {
@@ -299,7 +307,7 @@ impl NodeSignaller {
                     // a new node answers, keeping the lease (and, the decision still forging,
                     // no boot credentials for that new node): nobody forges meanwhile.
                     tracing::warn!(
-                        actor = "node_signaller", reason = reason.as_str(), kind = e.kind, error = %e.detail, pid = dead.pid,
+                        actor = "node_signaller", reason = reason.as_str(), kind = e.kind.as_str(), error = %e.detail, pid = dead.pid,
                         "stop confirmed: the node guard did not answer, but the node process is gone"
                     );
                     if let Some(g) = self.guard.as_mut() {
@@ -315,13 +323,13 @@ impl NodeSignaller {
                     // still forge and we cannot reach it: the stop fails, the lease and the claim
                     // stay, and the renew deadline (and the guard's permit) fence.
                     tracing::error!(
-                        actor = "node_signaller", reason = reason.as_str(), kind = e.kind, error = %e.detail,
+                        actor = "node_signaller", reason = reason.as_str(), kind = e.kind.as_str(), error = %e.detail,
                         "the node guard did not carry out the stopping reload and the node is not visible by PID: the stop is not confirmed"
                     );
                     return Box::pin(fut::ready(Err(e)));
                 }
                 tracing::warn!(
-                    actor = "node_signaller", reason = reason.as_str(), kind = e.kind, error = %e.detail, guard_gone = gone,
+                    actor = "node_signaller", reason = reason.as_str(), kind = e.kind.as_str(), error = %e.detail, guard_gone = gone,
                     "reload through the guard failed: SIGHUP by PID instead"
                 );
                 self.pid_reload(reason)
@@ -342,7 +350,7 @@ impl NodeSignaller {
                 .into_actor(self)
                 .map(move |r, act, _| {
                     if let Err(e) = r {
-                        tracing::warn!(actor = "node_signaller", op = req.op(), kind = e.kind(), error = %e, "permit not renewed");
+                        tracing::warn!(actor = "node_signaller", op = req.op(), kind = e.kind().as_str(), error = %e, "permit not renewed");
                     } else if req == Request::Revoke
                         && let Some(g) = act.guard.as_mut()
                     {

@@ -60,23 +60,13 @@ use crate::{
         process::{ProcFs, ProcessIdentity, SignalError},
     },
     clock::Clock,
-    messages::{CommandFailed, CommandResult},
+    messages::{CommandError, CommandFailed, CommandResult},
     metrics::Metrics,
     supervisor::Restarts,
 };
 
 /// Commands arrive only from the Decider, one at a time (it awaits each): a small mailbox.
 pub const MAILBOX_CAPACITY: usize = 16;
-
-/// `CommandFailed::kind` when no node process is known (the reload is kept as pending).
-pub const NO_NODE: &str = "no_node";
-
-/// `CommandFailed::kind` of a starting reload refused for lack of a current lease deadline to
-/// bound the guard's permit with.
-pub const NO_PERMIT: &str = "no_permit";
-
-/// `CommandFailed::kind` of a stopping reload whose effect was not confirmed in time.
-pub const STOP_UNCONFIRMED: &str = "stop_unconfirmed";
 
 /// After the guard reports the node's "Disabling block forging", the node's forging thread is
 /// cancelled asynchronously (the line comes just before the effect): this much more is waited.
@@ -304,7 +294,7 @@ impl NodeSignaller {
                 "no node process known"
             );
             return Err(CommandFailed::new(
-                NO_NODE,
+                CommandError::NoNode,
                 format!("no node process known for the {} reload", reason.as_str()),
             ));
         };
@@ -368,8 +358,8 @@ impl NodeSignaller {
                     "SIGHUP not delivered"
                 );
                 let kind = match e {
-                    SignalError::Gone { .. } => "node_gone",
-                    SignalError::Failed { .. } => "signal_failed",
+                    SignalError::Gone { .. } => CommandError::NodeGone,
+                    SignalError::Failed { .. } => CommandError::SignalFailed,
                 };
                 Err(CommandFailed::new(kind, e))
             }

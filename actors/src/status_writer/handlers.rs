@@ -8,6 +8,7 @@ use super::StatusWriter;
 use crate::{
     adapters::kube::KubeApiError,
     messages::{CommandFailed, CommandResult, WriteStatus},
+    ports::ApiErrorKind,
 };
 use forge_core::status::{cluster_status, leader_status, same_cluster_content, same_content};
 
@@ -67,7 +68,7 @@ impl Handler<WriteStatus> for StatusWriter {
                             seen_now = Some(Some(current));
                             rv
                         }
-                        Ok(None) => return Err(CommandFailed::new("not_found", object.name())),
+                        Ok(None) => return Err(CommandFailed::new(ApiErrorKind::NotFound, object.name())),
                         Err(e) => return Err(CommandFailed::new(e.kind(), e)),
                     },
                 };
@@ -98,7 +99,7 @@ impl Handler<WriteStatus> for StatusWriter {
                     Err(e) => {
                         if let Some(m) = &metrics {
                             m.kube_api_errors
-                                .with_label_values(&["cardanoforgecluster_status", e.kind()])
+                                .with_label_values(&["cardanoforgecluster_status", e.kind().as_str()])
                                 .inc();
                         }
                         return Err(CommandFailed::new(e.kind(), e));
@@ -130,7 +131,7 @@ impl Handler<WriteStatus> for StatusWriter {
                 Err(e) => {
                     if let Some(m) = &metrics {
                         m.kube_api_errors
-                            .with_label_values(&["cardanoleader_status", e.kind()])
+                            .with_label_values(&["cardanoleader_status", e.kind().as_str()])
                             .inc();
                     }
                     if managed {

@@ -24,7 +24,7 @@
 //! ChainWatcher ─Fact(NodeSync|LeaderScheduleChanged)─► Counted ─► Decider    (NODE_METRICS_URL or LEADER_SCHEDULE)
 //! ClusterWatcher ─Fact(ClusterSpecChanged|ClusterSpecUnavailable)─► Counted ─► Decider   (cluster management)
 //! ClusterWatcher ─CfcSeen─► StatusWriter                                                  (cluster management)
-//! ClusterWatcher ═spec.healthCheck═► HealthProber                                         (cluster management)
+//! ClusterWatcher ─ProbeSpecChanged─► HealthProber                                         (cluster management)
 //! HealthProber ─Fact(HealthResult|HealthReset)─► Counted ─► Decider                       (cluster management)
 //! HealthProber ─HealthObserved─► StatusWriter                                             (cluster management)
 //! PeerWatcher ×peers ─Fact(PeerObserved|PeerLeaseObserved|PeerUnreachable)─► Counted ─► Decider
@@ -262,25 +262,16 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     if let Some(object) = cluster_object {
         // The CFC's healthCheck (the environment's as fallback) decides what the HealthProber
         // probes; its results go to the Decider and, for the CFC status, the StatusWriter.
-        let (health_spec, health_spec_rx) = watch::channel(None);
         let fallback = probing_fallback(health);
         let health_metrics = self::metrics("health", HealthMetrics::register(registry))?;
-        Supervisor::start({
+        let prober = Supervisor::start({
             let (cluster, fact) = (cluster_name.clone(), facts.clone());
             let status = Some(status_writer.clone().recipient());
-            move |_| {
-                HealthProber::new(
-                    cluster,
-                    fallback,
-                    health_spec_rx,
-                    fact,
-                    Some(health_metrics),
-                    status,
-                )
-            }
+            move |_| HealthProber::new(cluster, fallback, fact, Some(health_metrics), status)
         });
         let default_spec = forge_core::status::default_cluster_spec(cfg);
         let (m, fact, seen) = (metrics.clone(), facts.clone(), status_writer.clone().recipient());
+        let health_spec = prober.recipient();
         let (retry_after, network) = (lease.retry_period, (network_name.clone(), i64::from(*magic)));
         Supervisor::start(move |_| {
             let cluster = ClusterObject {

@@ -33,12 +33,11 @@ use forge_actors::{
     http::Snapshot,
     lease_elector::LeaseElector,
     messages::{
-        CommandFailed, CommandResult, Contend, Fact, Install, Release, Reload, Remove, Shutdown,
-        SourcesRotated, WriteStatus,
+        CommandError, CommandFailed, CommandResult, Contend, Fact, Install, Release, Reload, Remove,
+        Shutdown, SourcesRotated, WriteStatus,
     },
     metrics::{Metrics, PodLabels},
-    node_signaller::NO_NODE,
-    ports::{LeaseApi, LeaseSnapshot},
+    ports::{ApiErrorKind, LeaseApi, LeaseSnapshot},
     testing::{MemoryLeaseClient, MemoryLeases},
 };
 use forge_core::{
@@ -346,13 +345,14 @@ impl Fleet {
         {
             *n -= 1;
             Self::push(inner, pod, did, false);
-            return Err(CommandFailed::new("scripted", "scripted failure"));
+            return Err(CommandFailed::new(ApiErrorKind::Server, "scripted failure"));
         }
         let node = inner.nodes.get(pod).cloned().expect("known pod");
         let result = match &did {
-            Did::Install if !node.sources_valid => {
-                Err(CommandFailed::new("invalid", "source credentials are invalid"))
-            }
+            Did::Install if !node.sources_valid => Err(CommandFailed::new(
+                CommandError::InvalidCredentials,
+                "source credentials are invalid",
+            )),
             Did::Install => {
                 // Boot credentials for a node that is down and starts non-producing cannot
                 // make it forge; any other install is a step towards forging.
@@ -371,7 +371,10 @@ impl Fleet {
                 inner.nodes.get_mut(pod).expect("known pod").files = false;
                 Ok(())
             }
-            Did::Reload(_) if !node.up => Err(CommandFailed::new(NO_NODE, "no node process to signal")),
+            Did::Reload(_) if !node.up => Err(CommandFailed::new(
+                CommandError::NoNode,
+                "no node process to signal",
+            )),
             Did::Reload(_) => Ok(()),
             _ => Ok(()),
         };
@@ -745,7 +748,7 @@ impl Handler<Release> for ElectorTap {
         let sent = self.elector.send(m);
         Box::pin(async move {
             sent.await
-                .map_err(|e| CommandFailed::new("mailbox", e))
+                .map_err(|e| CommandFailed::new(CommandError::Mailbox, e))
                 .and_then(|r| r)
         })
     }
