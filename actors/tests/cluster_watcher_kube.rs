@@ -4,14 +4,15 @@
 //! its spec; spec changes are reported with their generation; an invalid spec and a deletion
 //! are reported as unavailable (fail closed), and a deleted object is re-created from
 //! configuration; the status is merge-patched, and an unchanged one that is not a claim is not
-//! written again.
+//! written again; a first write with no status seen is conditioned on a fresh read, so a write
+//! delayed past another pod's claim is refused.
 use std::time::Duration;
 
 use actix::{Actor, Addr};
 use forge_actors::{
     adapters::{kube::client, kube_object::NamedObject},
     cluster_watcher::{ClusterObject, ClusterWatcher},
-    messages::WriteStatus,
+    messages::{CfcSeen, WriteStatus},
     status_writer::StatusWriter,
     testing::Probe,
 };
@@ -19,7 +20,10 @@ use forge_core::{
     crd::{CardanoForgeCluster, CardanoForgeClusterSpec, ForgeState, NetworkSpec},
     decision::{Event, Reason, StatusReport},
 };
-use forge_sim::apiserver::{ApiServer, ApiServerOptions, start_for_test};
+use forge_sim::{
+    apiserver::{ApiServer, ApiServerOptions, start_for_test},
+    proxy::FaultProxy,
+};
 use kube::{
     Api,
     api::{DeleteParams, Patch, PatchParams},
@@ -264,4 +268,114 @@ async fn the_cluster_watcher_follows_creates_and_writes_our_cardano_forge_cluste
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("not re-created from configuration: {:?}", p0.events());
+}
+
+/// Requests on CardanoForgeClusters the API server has answered (its metrics), by verbs,
+/// subresource ("" for the object) and, when given, response code. (kube-apiserver 1.20 counts
+/// a GET of one custom object under the verb LIST.)
+async fn cfc_requests(server: &ApiServer, verbs: &[&str], subresource: &str, code: Option<&str>) -> f64 {
+    let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
+        .await
+        .expect("admin");
+    let request = http::Request::get("/metrics").body(Vec::new()).expect("request");
+    let text = admin.request_text(request).await.expect("metrics");
+    text.lines()
+        .filter(|l| {
+            l.starts_with("apiserver_request_total{")
+                && l.contains("resource=\"cardanoforgeclusters\"")
+                && l.contains(&format!("subresource=\"{subresource}\""))
+                && verbs.iter().any(|v| l.contains(&format!("verb=\"{v}\"")))
+                && code.is_none_or(|c| l.contains(&format!("code=\"{c}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// F15: the first CardanoForgeCluster status write of a writer that has seen no status yet
+/// reads the object and writes conditioned on that `resourceVersion`, so a write delayed past
+/// another pod's claim is refused (409) and not applied: the command fails and the other pod's
+/// claim stays. Requests from the writer go through the fault proxy with 2 s of latency, and
+/// the other claim is written as soon as the server has answered the writer's read, so it lands
+/// between the read and the delayed patch.
+#[actix::test]
+async fn a_first_status_write_based_on_a_stale_read_is_refused_and_not_applied() {
+    let Some(server) = start_for_test(
+        "a_first_status_write_based_on_a_stale_read_is_refused_and_not_applied",
+        ApiServerOptions::with_identities(["pod-0"]),
+    )
+    .await
+    else {
+        return;
+    };
+    let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
+        .await
+        .expect("admin");
+    server.install_crds().await.expect("CRDs");
+    let cfcs: Api<CardanoForgeCluster> = Api::namespaced(admin, "default");
+    cfcs.create(&Default::default(), &CardanoForgeCluster::new(NAME, spec()))
+        .await
+        .expect("create");
+    let status_patch = |leader: &str, forging: bool, reason: &str| {
+        Patch::Merge(serde_json::json!({"status": {
+            "activeLeader": leader, "forgingEnabled": forging, "reason": reason,
+        }}))
+    };
+    cfcs.patch_status(
+        NAME,
+        &PatchParams::default(),
+        &status_patch("pod-0", false, "node_down"),
+    )
+    .await
+    .expect("an earlier status");
+
+    let proxy = FaultProxy::start_local(server.addr()).await.expect("proxy");
+    let kubeconfig = server
+        .kubeconfig_via("pod-0", proxy.handle().local_addr())
+        .expect("kubeconfig");
+    let c = client(Some(&kubeconfig), TIMEOUT).await.expect("client");
+    let object = NamedObject::new(c.clone(), "default", NAME, TIMEOUT);
+    let leader = NamedObject::new(c, "default", "pool-leader", TIMEOUT);
+    // No ClusterWatcher: the writer has seen no status when the claim is to be written.
+    let writer = StatusWriter::new(leader, "pod-0", None)
+        .with_cluster(object)
+        .start();
+    // Its start-up read of the CardanoLeader is done once it has handled a message.
+    writer.send(CfcSeen(None)).await.expect("mailbox");
+    let reads_before = cfc_requests(&server, &["GET", "LIST"], "", None).await;
+    proxy.handle().latency(Duration::from_secs(2), Duration::ZERO);
+    let write = tokio::task::spawn_local(writer.send(WriteStatus(report(true, Some(1)))));
+    // As soon as the server has answered the writer's read, pod-1 claims (the writer's patch
+    // is still 2 s away from the server).
+    let mut claimed = false;
+    for _ in 0..200 {
+        if cfc_requests(&server, &["GET", "LIST"], "", None).await > reads_before {
+            cfcs.patch_status(
+                NAME,
+                &PatchParams::default(),
+                &status_patch("pod-1", true, "single_cluster_leader"),
+            )
+            .await
+            .expect("pod-1's claim");
+            claimed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let result = write.await.expect("task").expect("mailbox");
+    assert!(claimed, "the writer did not read the object: {result:?}");
+    assert!(
+        result.is_err(),
+        "a write based on the read before pod-1's claim must fail, got {result:?}"
+    );
+    assert!(
+        cfc_requests(&server, &["PATCH"], "status", Some("409")).await >= 1.0,
+        "the delayed write was not refused by the server"
+    );
+    let status = cfcs.get(NAME).await.expect("get").status.expect("status");
+    assert_eq!(
+        (status.active_leader.as_deref(), status.forging_enabled),
+        (Some("pod-1"), Some(true)),
+        "the delayed write landed over pod-1's claim: {status:?}"
+    );
+    proxy.stop().await;
 }

@@ -654,3 +654,45 @@ fn a_stop_that_failed_after_the_node_was_told_leaves_nobody_without_a_forger() {
         );
     });
 }
+
+/// F12, the sidecar half: a standby's node restarts producing (started without
+/// `--start-as-non-producing-node`, it read files that were present at its start): once it is
+/// up, the Decider reloads it with no credentials in place, and it stops forging.
+#[test]
+fn a_standby_whose_node_restarts_forging_reloads_it_with_no_credentials() {
+    on_virtual_time(|| async {
+        let fleet = Fleet::new();
+        // a never forges: its source credentials are invalid.
+        let a = fleet.start_pod(A, PodOptions::default());
+        a.node_up().await;
+        a.credentials_invalid("expired").await;
+        fleet.run_checked(2_000, 10).await;
+        assert!(fleet.forgers().is_empty());
+        a.node_down().await;
+        fleet.run_checked(1_000, 10).await;
+
+        let mark = fleet.mark();
+        a.node_up_forging().await;
+        fleet.run_checked(2_000, 10).await;
+        let entries: Vec<Did> = fleet.entries_since(A, mark).into_iter().map(|e| e.did).collect();
+        assert_eq!(
+            entries
+                .iter()
+                .filter(|d| matches!(d, Did::Forging(_)))
+                .collect::<Vec<_>>(),
+            [&Did::Forging(true), &Did::Forging(false)],
+            "the new process forged from its start, then stopped: {entries:?}"
+        );
+        let cmds = fleet.commands_since(A, mark);
+        assert_eq!(
+            cmds.iter()
+                .filter(|d| d.touches_node())
+                .cloned()
+                .collect::<Vec<_>>(),
+            [Did::Reload(ReloadReason::Startup)],
+            "{cmds:?}"
+        );
+        assert!(fleet.forgers().is_empty(), "the restarted node still forges");
+        assert!(!fleet.node(A).files);
+    });
+}

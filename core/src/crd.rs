@@ -338,7 +338,16 @@ pub struct CardanoForgeClusterStatus {
     /// Ready, HealthCheckPassing, LeaderElected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The claim protocol the writer follows. `1`: it writes `forgingEnabled: true`, and has it
+    /// confirmed, before its node may forge, so its `forgingEnabled: false` proves that no node
+    /// of this cluster forges. Absent (the reference sidecar, which may forge before it writes
+    /// its status): peers take this status as no evidence that the cluster does not forge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_protocol: Option<i32>,
 }
+
+/// The claim protocol our StatusWriter follows (`status.claimProtocol`).
+pub const CLAIM_PROTOCOL: i32 = 1;
 
 /// `status.healthStatus`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]

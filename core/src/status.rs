@@ -169,6 +169,7 @@ pub fn cluster_status(
             }
             c
         },
+        claim_protocol: Some(crate::crd::CLAIM_PROTOCOL),
     }
 }
 
@@ -196,6 +197,7 @@ pub fn same_cluster_content(a: &CardanoForgeClusterStatus, b: &CardanoForgeClust
         && a.observed_generation == b.observed_generation
         && a.health_status.as_ref().map(|h| h.healthy) == b.health_status.as_ref().map(|h| h.healthy)
         && conditions(a) == conditions(b)
+        && a.claim_protocol == b.claim_protocol
 }
 
 /// The status our pod publishes for `report`, given the last one (for the transition time).

@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use forge_core::crd::{
-    CardanoForgeClusterSpec, CardanoForgeClusterStatus, ForgeState, HealthCheckSpec, NetworkSpec,
-    OverrideSpec,
+    CLAIM_PROTOCOL, CardanoForgeClusterSpec, CardanoForgeClusterStatus, ForgeState, HealthCheckSpec,
+    NetworkSpec, OverrideSpec,
 };
 use forge_core::decision::{
-    ClusterPolicy, Command, Credentials, DeciderConfig, Decision, Event, Mono, OverrideStatus, Reason,
+    ClusterPolicy, Command, Credentials, DeciderConfig, Decision, Event, Mono, OverrideStatus, Reach, Reason,
     ReloadReason, State, apply, decide, effective, evaluate_override, health_penalty, plan, shutdown_plan,
 };
 use forge_core::lease::LeaseRecord;
@@ -110,15 +110,25 @@ fn peer_status_strategy() -> impl Strategy<Value = Option<CardanoForgeClusterSta
                 Just("yielding_to_peer".to_string()),
                 Just("node_down".to_string()),
             ]),
+            // Absent: a peer still running the reference sidecar.
+            proptest::option::of(0i32..3),
         )
             .prop_map(
-                |(effective_state, effective_priority, forging_enabled, observed_generation, reason)| {
+                |(
+                    effective_state,
+                    effective_priority,
+                    forging_enabled,
+                    observed_generation,
+                    reason,
+                    claim_protocol,
+                )| {
                     CardanoForgeClusterStatus {
                         effective_state,
                         effective_priority,
                         forging_enabled,
                         observed_generation,
                         reason,
+                        claim_protocol,
                         ..Default::default()
                     }
                 },
@@ -344,6 +354,19 @@ fn check_decision(s: &State, d: &Decision, now: Mono) -> Result<(), TestCaseErro
             }
             other => prop_assert!(false, "forging with cluster policy {:?}", other),
         }
+        if !s.forging {
+            // F14: a start never rests on a peer status without the claim protocol marker (the
+            // reference sidecar may forge while it says false); only its Lease can prove it.
+            for (name, v) in &s.peers {
+                let unmarked = v.status.as_ref().is_some_and(|st| !st.claims_first);
+                prop_assert!(
+                    !(unmarked && v.reach == Reach::Reachable && v.lease.is_none()),
+                    "started on {}'s status without the claim protocol marker: {:?}",
+                    name,
+                    v
+                );
+            }
+        }
         if let Reason::HandoverHeld { planned, slot_at } = &d.reason {
             // Held only while already forging, for a planned reason, with one of our slots
             // starting within the quiet window and not yet ended.
@@ -470,6 +493,52 @@ fn every_step_of_a_generated_history_keeps_the_invariants() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases(512)))]
 
+    /// F14: the winner (or an `Enabled` cluster) with its claim confirmed, every peer read after
+    /// it with `forgingEnabled: false` at its current generation, starts exactly when every
+    /// peer's status carries the claim protocol marker: a peer without it (the reference
+    /// sidecar) may forge while its status says false, and no Lease of it was read.
+    #[test]
+    fn a_start_needs_the_claim_protocol_marker_on_every_peer_status(
+        own in prop_oneof![Just(ForgeState::PriorityBased), Just(ForgeState::Enabled)],
+        peers in proptest::collection::vec((2i32..120, proptest::option::of(0i32..3)), 1..4),
+        wait_ms in 0u64..1_000,
+    ) {
+        let names: Vec<String> = (1..=peers.len()).map(|i| format!("c{i}")).collect();
+        let claim = Mono::from_millis(2_000);
+        let now = claim + Duration::from_millis(wait_ms);
+        let mut s = [
+            Event::NodeUp,
+            Event::CredentialsValid,
+            Event::LeaseAcquired { deadline: now + Duration::from_secs(10) },
+            Event::ClusterSpecChanged { spec: Box::new(spec(1, own)), generation: Some(1) },
+            Event::StatusWritten { forging_enabled: true, at: claim },
+        ]
+        .into_iter()
+        .fold(State::new(DeciderConfig::multi_cluster(ME, names.iter().cloned())), apply);
+        for (name, (priority, claim_protocol)) in names.iter().zip(&peers) {
+            s = apply(s, Event::PeerObserved {
+                cluster: name.clone(),
+                status: Some(Box::new(CardanoForgeClusterStatus {
+                    effective_state: Some(ForgeState::PriorityBased),
+                    effective_priority: Some(*priority),
+                    forging_enabled: Some(false),
+                    observed_generation: Some(1),
+                    reason: Some("yielding_to_peer".into()),
+                    claim_protocol: *claim_protocol,
+                    ..Default::default()
+                })),
+                generation: Some(1),
+                read_at: claim,
+            });
+        }
+        let marked = peers.iter().all(|(_, p)| p.is_some_and(|p| p >= CLAIM_PROTOCOL));
+        let d = decide(&s, now, wall_at(now));
+        prop_assert_eq!(d.forge, marked, "{:?}", d.reason);
+        if !marked {
+            prop_assert_eq!(d.reason.as_str(), "awaiting_peer_confirmation");
+        }
+    }
+
     /// A forging cluster told to stop holds exactly when the stop is planned and one of our
     /// leader slots starts within the quiet window and has not ended; the hold ends with the
     /// slot; an unplanned stop is never held.
@@ -499,6 +568,7 @@ proptest! {
                     forging_enabled: Some(false),
                     observed_generation: Some(1),
                     reason: Some("yielding_to_peer".into()),
+                    claim_protocol: Some(CLAIM_PROTOCOL),
                     ..Default::default()
                 })),
                 generation: Some(1),
@@ -518,6 +588,7 @@ proptest! {
                 forging_enabled: Some(false),
                 observed_generation: Some(2),
                 reason: Some("yielding_to_peer".into()),
+                claim_protocol: Some(CLAIM_PROTOCOL),
                 ..Default::default()
             })),
             generation: Some(2),
@@ -668,6 +739,7 @@ proptest! {
                         forging_enabled: Some(false),
                         observed_generation: Some(1),
                         reason: Some("yielding_to_peer".into()),
+                        claim_protocol: Some(CLAIM_PROTOCOL),
                         ..Default::default()
                     })),
                     generation: Some(1),
@@ -834,6 +906,7 @@ impl World {
                             forging_enabled: Some(rep.forging_enabled),
                             observed_generation: rep.observed_generation,
                             reason: Some(rep.reason.as_str().into()),
+                            claim_protocol: Some(CLAIM_PROTOCOL),
                             ..Default::default()
                         })
                     }

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use forge_core::config::LeaseTiming;
 use forge_core::decision::{
-    Command, DeciderConfig, Effect, Event, Finished, Input, Lifecycle, LifecycleConfig, Mono, Phase, Run,
-    State, Step, aborts,
+    Command, DeciderConfig, Effect, Event, Finished, Input, Lifecycle, LifecycleConfig, Mono, Phase,
+    ReloadReason, Run, State, Step, aborts,
 };
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
@@ -50,6 +50,12 @@ enum Action {
     /// Time passes (timers due in between fire first).
     Advance(u64),
     NodeUp,
+    /// A node process comes up forging with keys it read at its start, whatever the files are
+    /// now: started without `--start-as-non-producing-node` while files were present, a stop
+    /// reload lost in its replay (F12). Without boot credentials only (they require a
+    /// non-producing start). Not drawn by the properties: a node coming up forging during a
+    /// stop plan is not handled yet (the release does not wait for the new process's reload).
+    NodeUpForging,
     NodeDown,
     CredentialsValid,
     CredentialsInvalid,
@@ -346,6 +352,14 @@ impl World {
                     self.node_up = true;
                     // A node that starts non-producing does not forge whatever files it finds.
                     self.node_forging = self.files && !self.boot_credentials;
+                    self.ever_forged |= self.node_forging;
+                }
+                self.input(Input::Fact(Event::NodeUp))
+            }
+            Action::NodeUpForging => {
+                if !self.node_up {
+                    self.node_up = true;
+                    self.node_forging = !self.boot_credentials || self.files;
                     self.ever_forged |= self.node_forging;
                 }
                 self.input(Input::Fact(Event::NodeUp))
@@ -742,6 +756,46 @@ fn a_status_write_from_an_earlier_tenure_confirms_no_claim() {
         None,
         "the old tenure's write confirmed the new tenure's claim"
     );
+}
+
+/// F12: a node process that comes up forging while we are a standby (started producing with
+/// files present then) is reloaded once up, with the credential targets absent, and stops; a
+/// reload that fails is retried after the hold.
+#[test]
+fn a_new_node_process_that_forges_while_we_are_a_standby_is_reloaded() {
+    use Action::*;
+    for fail_first in [false, true] {
+        let mut w = World::new(false, 0, 1);
+        for a in [Progress, Progress, Progress, NodeUp, NodeDown] {
+            w.act(&a).expect("valid steps");
+        }
+        assert!(w.running.is_none() && !w.life.current().forge, "an idle standby");
+        w.act(&NodeUpForging).expect("a producing node restarts");
+        assert!(w.node_forging, "the model's node forges from its start");
+        let run = w.running.as_ref().expect("a plan for the new node").run.clone();
+        assert_eq!(run.step, "standby_reload");
+        assert_eq!(
+            run.commands,
+            vec![Command::Reload {
+                reason: ReloadReason::Startup
+            }]
+        );
+        if fail_first {
+            w.fail_percent = 100;
+            w.act(&Progress).expect("the reload fails");
+            w.fail_percent = 0;
+            assert!(w.node_forging && w.running.is_none(), "held after the failure");
+            w.act(&Advance(2_000)).expect("the hold ends");
+            assert_eq!(
+                w.running.as_ref().map(|r| r.run.step),
+                Some("standby_reload"),
+                "retried after the hold"
+            );
+        }
+        w.settle().expect("settles");
+        assert!(!w.node_forging, "the new node was told there are no credentials");
+        check_settled(&w).expect("settled");
+    }
 }
 
 /// L1-c: evidence about a peer counts only when read after our claim was confirmed; the

@@ -163,6 +163,9 @@ fn log_note(note: &Note) {
         Note::FencedWhileForging => tracing::warn!(
             "the node guard fenced the node while this pod means to forge: starting it again if still the leader"
         ),
+        Note::StandbyReload => tracing::info!(
+            "a new node process is up while this pod does not forge: reloading it with no credentials in place"
+        ),
         Note::RotationSkipped => {
             tracing::info!("credentials rotated, but forging is about to stop: not installing them")
         }

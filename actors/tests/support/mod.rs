@@ -428,6 +428,16 @@ impl Fleet {
         Self::set_forging(inner, pod, forging);
     }
 
+    /// `pod`'s node process starts forging whatever its files are now: it was started without
+    /// `--start-as-non-producing-node` while files were present, and read them then (F12).
+    pub fn start_node_forging(&self, pod: &str) {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        inner.nodes.get_mut(pod).expect("known pod").up = true;
+        Self::push(inner, pod, Did::NodeUp, true);
+        Self::set_forging(inner, pod, true);
+    }
+
     /// The guard's fence on `pod`'s node: credentials removed, forging off.
     pub fn fence(&self, pod: &str) {
         let mut inner = self.lock();
@@ -600,6 +610,12 @@ impl Pod {
     /// The node process starts, and the NodeWatcher reports it.
     pub async fn node_up(&self) {
         self.fleet.set_node(self.name, true);
+        self.fact(Event::NodeUp).await;
+    }
+
+    /// A node process that forges from its start comes up (F12), and the NodeWatcher reports it.
+    pub async fn node_up_forging(&self) {
+        self.fleet.start_node_forging(self.name);
         self.fact(Event::NodeUp).await;
     }
 

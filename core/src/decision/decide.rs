@@ -13,7 +13,13 @@
 //! recently, shows positive evidence that it does not forge: its status says
 //! `forgingEnabled: false` and was written after its latest spec (`observedGeneration ==
 //! metadata.generation`), or its local Lease is vacant or has gone unrenewed for its duration on
-//! our clock. Silence (an unreachable or never-read peer) is never evidence. This holds in both
+//! our clock. A status counts only when it carries the claim protocol marker
+//! (`status.claimProtocol`, [`CLAIM_PROTOCOL`](crate::crd::CLAIM_PROTOCOL)): a peer still running
+//! the reference sidecar does not claim before it forges, so its `forgingEnabled: false` proves
+//! nothing and only its Lease can (it waits as "awaiting peer confirmation", never starts on it;
+//! `Enabled` skips it once it has said so for longer than its Lease duration, as it skips a
+//! peer unreachable that long).
+//! Silence (an unreachable or never-read peer) is never evidence. This holds in both
 //! directions: a better cluster coming back waits for the worse one that took over to confirm
 //! it stopped (failback without overlap).
 //!
@@ -324,12 +330,17 @@ fn peer_lease_duration(s: &State, v: &PeerView) -> Duration {
 
 /// When an unreachable peer may be skipped by an `Enabled` cluster: once it has been
 /// unreachable, with no successful read since, for longer than its Lease duration. One failed
-/// read proves nothing (a blip, an asymmetric partition), and the peer may be forging.
+/// read proves nothing (a blip, an asymmetric partition), and the peer may be forging. The same
+/// for a peer whose every read for that long said `forgingEnabled: false` without the claim
+/// protocol marker (the reference sidecar, which writes `true` only after it started forging):
+/// its status proves nothing, but an override must not wait for it forever.
 fn skippable_from(s: &State, v: &PeerView) -> Option<Mono> {
-    if v.reach != Reach::Unreachable {
-        return None;
-    }
-    v.unreachable_since.map(|t| t + peer_lease_duration(s, v))
+    let since = match v.reach {
+        Reach::Unreachable => v.unreachable_since,
+        Reach::Reachable => v.unmarked_since,
+        Reach::Unknown => None,
+    };
+    since.map(|t| t + peer_lease_duration(s, v))
 }
 
 /// The best eligible peer that beats us (`PriorityBased` at `priority`), if any. A peer whose
@@ -365,7 +376,8 @@ fn better_peer(s: &State, priority: i32, now: Mono) -> Option<&str> {
 enum Evidence {
     /// Proven not forging, read after our claim and recently.
     NotForging,
-    /// Reads exist but prove nothing yet (stale generation, stale heartbeat, before our claim).
+    /// Reads exist but prove nothing yet (stale generation, stale heartbeat, before our claim,
+    /// or a status without the claim protocol marker).
     Unconfirmed,
     /// Its last status says (or may say) it forges.
     ReportsForging,
@@ -396,7 +408,9 @@ fn evidence(s: &State, v: &PeerView, claim_at: Option<Mono>, now: Mono) -> Evide
     if st.forging_enabled != Some(false) {
         return Evidence::ReportsForging;
     }
-    if st.is_current() && fresh(st.read_at) {
+    // A writer that does not claim before it forges (the reference sidecar) may forge while its
+    // status says false: only its Lease can prove it does not.
+    if st.claims_first && st.is_current() && fresh(st.read_at) {
         Evidence::NotForging
     } else {
         Evidence::Unconfirmed

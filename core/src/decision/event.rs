@@ -187,7 +187,13 @@ pub fn apply(mut state: State, event: Event) -> State {
             if let Some(view) = peer_mut(&mut state, cluster) {
                 view.reach = Reach::Reachable;
                 view.unreachable_since = None;
-                view.status = Some(PeerStatus::from_crd(status.as_deref(), generation, read_at));
+                let st = PeerStatus::from_crd(status.as_deref(), generation, read_at);
+                if st.forging_enabled == Some(false) && !st.claims_first {
+                    view.unmarked_since.get_or_insert(read_at);
+                } else {
+                    view.unmarked_since = None;
+                }
+                view.status = Some(st);
             }
         }
         Event::PeerUnreachable { cluster, at } => {

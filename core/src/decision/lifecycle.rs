@@ -20,6 +20,11 @@
 //! - Re-assert: while the decision in force forges, during `reassert_window` after a node
 //!   process appears, its reload is re-sent every `reassert_every` (a SIGHUP during ledger replay
 //!   is lost; the files always match the decision, so re-sending is safe).
+//! - A restarted node process while we do not forge (no boot credentials; the first process
+//!   gets the start-up reload): it is reloaded once it is up, the credential targets being absent, unless a plan reloads it anyway. A node started
+//!   without `--start-as-non-producing-node` forges from its start with whatever files it read
+//!   then (or a stop reload was lost in its replay); this reload makes it read that there are
+//!   none (F12, the sidecar half of the guard's refusal).
 //! - Rotation: a rotated set is installed and the node reloaded only while forging and only if
 //!   the next decision still forges; a rotation during a plan waits for it.
 //! - Shutdown: once nothing is in flight, [`shutdown_plan`]; then [`Effect::Exit`], confirmed or
@@ -92,6 +97,8 @@ pub enum Step {
     Undo,
     /// A re-asserted reload during the node's start-up.
     Reassert,
+    /// A reload telling a new node process, while we do not forge, that there are no credentials.
+    StandbyReload,
     /// A rotated credential set installed while forging.
     Rotation,
     /// The shutdown plan.
@@ -108,6 +115,7 @@ impl Step {
             Step::BootRemove => "boot_remove",
             Step::Undo => "undo",
             Step::Reassert => "reassert",
+            Step::StandbyReload => "standby_reload",
             Step::Rotation => "rotation",
             Step::Shutdown => "shutdown",
         }
@@ -217,6 +225,8 @@ pub enum Note {
     },
     /// The node guard fenced the node while the decision in force forges: it starts again.
     FencedWhileForging,
+    /// A new node process came up while we do not forge: it is reloaded (no credentials).
+    StandbyReload,
     /// A rotation arrived while forging is about to stop: nothing is installed.
     RotationSkipped,
     /// A rotation is being installed while forging.
@@ -265,6 +275,11 @@ pub struct Lifecycle {
     /// SIGTERM arrived during the quiet window before a leader slot: the shutdown plan waits
     /// until this instant (or until a stop is due anyway).
     shutdown_after: Option<Mono>,
+    /// A node process came up and no reload has been sent since (F12): while we do not forge,
+    /// it gets one with the credential targets absent.
+    standby_reload_due: bool,
+    /// A node process has been up before (the next one is a restart).
+    node_seen: bool,
     /// The tenure in which the plan in flight started: its status writes confirm a claim only
     /// in that tenure (a write from before a loss must not confirm the next tenure's claim).
     run_tenure: u64,
@@ -289,6 +304,8 @@ impl Lifecycle {
             tenure: 0,
             run_tenure: 0,
             shutdown_after: None,
+            standby_reload_due: false,
+            node_seen: false,
         }
     }
 
@@ -409,6 +426,10 @@ impl Lifecycle {
             Event::NodeUp if !self.state.node.up => {
                 self.node_up_since = Some(now);
                 self.last_reassert = None;
+                // A restart: the first process gets the start-up reload. With boot credentials
+                // the boot removal reloads the node instead.
+                self.standby_reload_due = self.node_seen && !self.config.boot_credentials;
+                self.node_seen = true;
             }
             Event::NodeDown => self.node_up_since = None,
             Event::LeaseAcquired { .. } if self.state.lease.deadline().is_none() => self.tenure += 1,
@@ -434,6 +455,10 @@ impl Lifecycle {
         } else {
             None
         };
+        if commands.iter().any(|c| matches!(c, Command::Reload { .. })) {
+            // Any reload tells the node the files as they are now.
+            self.standby_reload_due = false;
+        }
         self.run_tenure = self.tenure;
         fx.push(Effect::Run(Run {
             step: step.name(),
@@ -460,6 +485,15 @@ impl Lifecycle {
             return;
         }
         if !stopping && self.boot_due(fx) {
+            return;
+        }
+        if self.standby_reload_due && !self.current.forge && !next.forge && self.state.node.up {
+            // Not forging and no residue: the credential targets are absent.
+            fx.push(Effect::Note(Note::StandbyReload));
+            let cmds = vec![Command::Reload {
+                reason: ReloadReason::Startup,
+            }];
+            self.run(cmds, Step::StandbyReload, fx);
             return;
         }
         let cmds = if self.restart && next.forge {
@@ -613,7 +647,7 @@ impl Lifecycle {
                 }
             }
             (None, Step::Undo) => self.residue = false,
-            (None, Step::BootRemove | Step::Reassert | Step::Rotation) => {}
+            (None, Step::BootRemove | Step::Reassert | Step::Rotation | Step::StandbyReload) => {}
             (Some(_), step) => {
                 let starting = matches!(&step, Step::Decision(next) if next.forge && !self.current.forge);
                 if matches!(&step, Step::Decision(_)) && (self.current.forge || step.forges()) {
@@ -629,6 +663,9 @@ impl Lifecycle {
                     // Our claim was (or may have been) published: the decision in force says
                     // so, so the next plan withdraws it if we do not forge after all.
                     self.current.claim = true;
+                }
+                if step == Step::StandbyReload {
+                    self.standby_reload_due = true; // retried after the hold
                 }
                 let until = now + self.config.retry_after;
                 self.hold_until = Some(until);

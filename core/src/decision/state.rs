@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::LeaseTiming;
-use crate::crd::{CardanoForgeClusterSpec, CardanoForgeClusterStatus, ForgeState};
+use crate::crd::{CLAIM_PROTOCOL, CardanoForgeClusterSpec, CardanoForgeClusterStatus, ForgeState};
 use crate::lease::{LeaseObservation, Mono};
 
 use super::WallTime;
@@ -180,6 +180,9 @@ pub struct PeerStatus {
     pub generation: Option<i64>,
     /// Whether its `status.reason` says it still contends ([`is_contender_code`]).
     pub contender: bool,
+    /// `status.claimProtocol` is at least [`CLAIM_PROTOCOL`]: its writer claims before it forges,
+    /// so its `forgingEnabled: false` is evidence (the reference sidecar's is not).
+    pub claims_first: bool,
     /// When the (consistent) read that returned this was *sent*: the heartbeat.
     pub read_at: Mono,
 }
@@ -198,6 +201,9 @@ impl PeerStatus {
             observed_generation: status.and_then(|s| s.observed_generation),
             generation,
             contender: is_contender_code(status.and_then(|s| s.reason.as_deref())),
+            claims_first: status
+                .and_then(|s| s.claim_protocol)
+                .is_some_and(|p| p >= CLAIM_PROTOCOL),
             read_at,
         }
     }
@@ -240,6 +246,9 @@ pub struct PeerView {
     pub lease: Option<PeerLease>,
     /// Since when it has been unreachable without a successful read in between.
     pub unreachable_since: Option<Mono>,
+    /// Since when every read of its status said `forgingEnabled: false` without the claim
+    /// protocol marker (a peer still running the reference sidecar).
+    pub unmarked_since: Option<Mono>,
 }
 
 /// Everything the Decider knows. Built by [`State::new`], changed by [`apply`](super::apply).

@@ -35,6 +35,7 @@ fn status(state: ForgeState, priority: i32, forging: bool, observed: i64) -> Car
             }
             .into(),
         ),
+        claim_protocol: Some(crate::crd::CLAIM_PROTOCOL),
         ..Default::default()
     }
 }
@@ -986,4 +987,61 @@ fn unplanned_and_safety_stops_are_never_held() {
     // Past the renew deadline (100 s) nothing is held either.
     let d = decide(&base, secs(100), wall_plus(5));
     assert_eq!((d.forge, d.reason), (false, Reason::RenewDeadlinePassed));
+}
+
+/// F14: a peer still running the reference sidecar (no `claimProtocol` in its status) may forge
+/// while its status says `forgingEnabled: false`, so that status is never a reason to start
+/// (an `Enabled` cluster skips such a peer only as it skips an unreachable one); its vacant
+/// Lease still is evidence.
+#[test]
+fn a_peer_status_without_the_claim_protocol_marker_is_no_evidence_but_its_vacant_lease_is() {
+    let mut reference = status(ForgeState::PriorityBased, 2, false, 1);
+    reference.claim_protocol = None;
+    for own in [ForgeState::PriorityBased, ForgeState::Enabled] {
+        let s = claimed(multi(&["a"], spec(1, own)), secs(1));
+        let s = apply(s, observed("a", reference.clone(), 1, secs(2)));
+        // Waits; `Enabled` only until the peer has said so for longer than its Lease duration
+        // (15 s from the first such read, as for a peer unreachable that long).
+        let waits = |t: u64| own == ForgeState::PriorityBased || t <= 17;
+        for t in [2, 16, 17, 18, 90] {
+            let s = apply(s.clone(), observed("a", reference.clone(), 1, secs(t)));
+            let d = decide(&s, secs(t), wall());
+            if waits(t) {
+                assert!(!d.forge, "{own:?} at {t} s started on an unmarked status");
+                assert_eq!(
+                    d.reason.as_str(),
+                    "awaiting_peer_confirmation",
+                    "{own:?} at {t} s"
+                );
+            } else {
+                assert_eq!(d.reason, Reason::ClusterEnabled, "{own:?} at {t} s");
+            }
+        }
+        // The same status from a writer that claims first is evidence.
+        let marked = apply(
+            s.clone(),
+            observed("a", status(ForgeState::PriorityBased, 2, false, 1), 1, secs(3)),
+        );
+        assert!(
+            decide(&marked, secs(3), wall()).forge,
+            "{own:?}: a marked status is evidence"
+        );
+        // Its Lease, vacant and read after our claim, proves it does not forge.
+        let vacant = apply(
+            s,
+            Event::PeerLeaseObserved {
+                cluster: "a".into(),
+                record: LeaseRecord {
+                    lease_duration_seconds: Some(15),
+                    ..Default::default()
+                },
+                sent_at: secs(4),
+                received_at: secs(4),
+            },
+        );
+        assert!(
+            decide(&vacant, secs(4), wall()).forge,
+            "{own:?}: a vacant Lease is evidence"
+        );
+    }
 }
