@@ -41,6 +41,10 @@ use forge_actors::{
     node_watcher::{NodeWatcher, NodeWatcherSettings},
     peer_watcher::{PeerMetrics, PeerSettings, PeerWatcher},
     status_writer::StatusWriter,
+    ticket_keeper::{
+        ParticipantEndpoint, QuorumReportCell, TICKET_SUFFIX, TicketIntent, TicketKeeper, TicketMetrics,
+        TicketSettings,
+    },
 };
 use forge_core::{
     config::{LogFormat, LogLevel, ValidConfig},
@@ -192,9 +196,11 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
             timeout: cfg.node.stop_confirm_timeout,
         };
         let boot_credentials = cfg.node.starts_non_producing;
+        let quorum_glass = cfg.quorum.as_ref().map(|q| q.break_glass);
         move |_| {
             let signaller = NodeSignaller::new(procfs, &m)
                 .with_guard(guard, clock)
+                .with_quorum_if(quorum_glass)
                 .with_stop_confirmation(stop)
                 .with_decider(decider_facts);
             if boot_credentials {
@@ -206,6 +212,7 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     });
     // The lease facts reach the signaller before the Decider (the permit's bound).
     let tap = actix::Actor::start(LeaseTap::new(signaller.clone().recipient(), facts.clone()));
+    let tickets = start_ticket_keeper(&cfg, &kube, clock, tap.clone().recipient(), &registry)?;
     let (identity, timing, m) = (cfg.lease_identity(), cfg.lease, metrics.clone());
     let fact = tap.recipient();
     let elector = Supervisor::start(move |_| {
@@ -365,6 +372,8 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         slot_length: network_slots
             .as_ref()
             .map_or(DEFAULT_SLOT_LENGTH, |n| Duration::from_millis(n.slot_millis)),
+        quorum: cfg.quorum.is_some(),
+        quorum_break_glass: cfg.quorum.as_ref().is_some_and(|q| q.break_glass),
     };
     let settings = DeciderSettings {
         pod: cfg.pod_name.clone(),
@@ -400,6 +409,10 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
         Some(metrics),
     )
     .with_kes_report(kes_report);
+    let decider_actor = match tickets {
+        Some((keeper, report)) => decider_actor.with_tickets(keeper, report),
+        None => decider_actor,
+    };
     // `/status` shows `chain` only where the ChainWatcher runs.
     decider_ctx.run(match chain_report {
         Some(cell) => decider_actor.with_chain_report(cell),
@@ -408,6 +421,53 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
 
     actix::spawn(handle_signals(decider, cfg.shutdown_timeout, fail_safe, exit));
     Ok(())
+}
+
+/// Quorum mode (docs/quorum.md), when `QUORUM_PARTICIPANTS` is set: the TicketKeeper, keeping
+/// the forge ticket (`LEASE_NAME` + `-ticket`) in every participant's API server, reporting its
+/// standing through `fact` (the LeaseTap: the signaller bounds the guard's permit by the forge
+/// deadline too). Returns where the Decider sends its ticket intent, and the `/status` report.
+fn start_ticket_keeper(
+    cfg: &ValidConfig,
+    kube: &kube::Client,
+    clock: Clock,
+    fact: actix::Recipient<Fact>,
+    registry: &Registry,
+) -> anyhow::Result<Option<(actix::Recipient<TicketIntent>, QuorumReportCell)>> {
+    let Some(q) = &cfg.quorum else { return Ok(None) };
+    let lease = format!("{}{TICKET_SUFFIX}", cfg.names.lease);
+    let call_timeout = TicketSettings::call_timeout(cfg.api_timeout, &q.ticket);
+    let own: Arc<dyn forge_actors::ports::LeaseApi> = Arc::new(KubeLeasePort::new(
+        KubeLeases::new(kube.clone(), &cfg.namespace, &lease, call_timeout),
+        q.ticket.duration * 4,
+    ));
+    let settings = TicketSettings {
+        me: cfg.names.cluster.clone(),
+        participants: q
+            .participants
+            .iter()
+            .map(|p| ParticipantEndpoint::of(p, own.clone()))
+            .collect(),
+        namespace: cfg.namespace.clone(),
+        lease,
+        timing: q.ticket,
+        call_timeout,
+        break_glass: q.break_glass,
+    };
+    let metrics = TicketMetrics::register(registry).context("ticket metrics")?;
+    let report = QuorumReportCell::default();
+    tracing::info!(
+        participants = q.participants.len(),
+        witnesses = q.participants.iter().filter(|p| p.witness).count(),
+        ticket_duration_ms = q.ticket.duration.as_millis() as u64,
+        ticket_renew_deadline_ms = q.ticket.renew_deadline.as_millis() as u64,
+        "quorum mode on: forging needs a majority of the forge tickets"
+    );
+    let cell = report.clone();
+    let keeper = Supervisor::start(move |_| {
+        TicketKeeper::new(settings.clone(), clock, fact.clone(), Some(metrics.clone()), cell.clone())
+    });
+    Ok(Some((keeper.recipient(), report)))
 }
 
 /// First SIGTERM/SIGINT: graceful shutdown under `deadline`. A second signal, or the deadline

@@ -23,3 +23,4 @@ pub mod ports;
 pub mod status_writer;
 pub mod supervisor;
 pub mod testing;
+pub mod ticket_keeper;
