@@ -465,7 +465,13 @@ fn start_ticket_keeper(
     );
     let cell = report.clone();
     let keeper = Supervisor::start(move |_| {
-        TicketKeeper::new(settings.clone(), clock, fact.clone(), Some(metrics.clone()), cell.clone())
+        TicketKeeper::new(
+            settings.clone(),
+            clock,
+            fact.clone(),
+            Some(metrics.clone()),
+            cell.clone(),
+        )
     });
     Ok(Some((keeper.recipient(), report)))
 }

@@ -334,7 +334,9 @@ impl TicketKeeper {
                 .last_read
                 .is_none_or(|at| now.saturating_since(at) >= self.settings.timing.duration / 2);
             let ours = t.state.held.is_some();
-            let step = t.state.step(&self.settings.me, want, now, wall, &self.settings.timing);
+            let step = t
+                .state
+                .step(&self.settings.me, want, now, wall, &self.settings.timing);
             match step {
                 TicketStep::Read => self.read(i, ctx),
                 TicketStep::Create { record } => self.write(i, None, record, false, ctx),
@@ -372,7 +374,11 @@ impl TicketKeeper {
                 TicketStep::Idle => {}
             }
         }
-        if self.settings.break_glass && self.glass_warned.is_none_or(|at| now.saturating_since(at) >= retry) {
+        if self.settings.break_glass
+            && self
+                .glass_warned
+                .is_none_or(|at| now.saturating_since(at) >= retry)
+        {
             self.glass_warned = Some(now);
             tracing::warn!(
                 actor = ACTOR,
@@ -449,14 +455,12 @@ impl TicketKeeper {
                 Some(rv) => port.replace(rv, record),
                 None => port.create(record),
             };
-            let written = tokio::time::timeout(timeout, call)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(KubeApiError::Timeout {
-                        op: "ticket write",
-                        after: timeout,
-                    })
-                })?;
+            let written = tokio::time::timeout(timeout, call).await.unwrap_or_else(|_| {
+                Err(KubeApiError::Timeout {
+                    op: "ticket write",
+                    after: timeout,
+                })
+            })?;
             Ok::<_, KubeApiError>((port, Some(written)))
         };
         self.spawn(i, fut, Some(sent), release, ctx);
@@ -466,9 +470,8 @@ impl TicketKeeper {
     fn spawn(
         &mut self,
         i: usize,
-        fut: impl std::future::Future<
-            Output = Result<(Arc<dyn LeaseApi>, Option<LeaseSnapshot>), KubeApiError>,
-        > + 'static,
+        fut: impl std::future::Future<Output = Result<(Arc<dyn LeaseApi>, Option<LeaseSnapshot>), KubeApiError>>
+        + 'static,
         sent: Option<Mono>,
         release: bool,
         ctx: &mut Context<Self>,
@@ -580,11 +583,18 @@ impl TicketKeeper {
             let won = self.sent.is_none_or(|(_, until)| until.is_none()) && s.until.is_some();
             if lost {
                 tracing::warn!(
-                    actor = ACTOR, held = s.held, needed = s.needed,
+                    actor = ACTOR,
+                    held = s.held,
+                    needed = s.needed,
                     "forge ticket majority lost: forging stops by the forge deadline"
                 );
             } else if won {
-                tracing::info!(actor = ACTOR, held = s.held, needed = s.needed, "forge ticket majority held");
+                tracing::info!(
+                    actor = ACTOR,
+                    held = s.held,
+                    needed = s.needed,
+                    "forge ticket majority held"
+                );
             }
             self.sent = Some(key);
             self.fact
@@ -635,9 +645,7 @@ impl TicketKeeper {
             .to_string(),
             held: s.held,
             needed: s.needed,
-            forge_deadline_in_ms: s
-                .until
-                .map(|u| u.saturating_since(now).as_millis() as u64),
+            forge_deadline_in_ms: s.until.map(|u| u.saturating_since(now).as_millis() as u64),
             tickets,
             holders,
             break_glass: self.settings.break_glass,

@@ -83,9 +83,16 @@ const TAKE: Intent = Intent {
 
 #[actix::test(start_paused = true)]
 async fn takes_free_tickets_only_when_told_and_reports_the_majority() {
-    let s = start(vec![MemoryLeases::new(), MemoryLeases::new(), MemoryLeases::new()]);
+    let s = start(vec![
+        MemoryLeases::new(),
+        MemoryLeases::new(),
+        MemoryLeases::new(),
+    ]);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(s.stores.iter().all(|st| st.current().is_none()), "touched without an intent");
+    assert!(
+        s.stores.iter().all(|st| st.current().is_none()),
+        "touched without an intent"
+    );
     s.keeper.do_send(TicketIntent(TAKE));
     eventually("all three tickets held", || {
         s.stores.iter().all(|st| st.holder().as_deref() == Some("west"))
@@ -96,18 +103,31 @@ async fn takes_free_tickets_only_when_told_and_reports_the_majority() {
     })
     .await;
     let until = last_standing(&s.probe).and_then(|st| st.until).expect("deadline");
-    assert!(until <= s.clock.now() + timing().renew_deadline, "forge deadline beyond the renew deadline");
+    assert!(
+        until <= s.clock.now() + timing().renew_deadline,
+        "forge deadline beyond the renew deadline"
+    );
     // Renewals keep the deadline ahead.
     tokio::time::sleep(Duration::from_secs(30)).await;
     let st = last_standing(&s.probe).expect("standing");
-    assert!(st.until.is_some_and(|u| u > s.clock.now()), "majority not renewed: {st:?}");
+    assert!(
+        st.until.is_some_and(|u| u > s.clock.now()),
+        "majority not renewed: {st:?}"
+    );
 }
 
 #[actix::test(start_paused = true)]
 async fn keeps_without_taking_and_releases_only_once_stopped() {
-    let s = start(vec![MemoryLeases::new(), MemoryLeases::new(), MemoryLeases::new()]);
+    let s = start(vec![
+        MemoryLeases::new(),
+        MemoryLeases::new(),
+        MemoryLeases::new(),
+    ]);
     s.keeper.do_send(TicketIntent(TAKE));
-    eventually("held", || s.stores.iter().all(|st| st.holder().as_deref() == Some("west"))).await;
+    eventually("held", || {
+        s.stores.iter().all(|st| st.holder().as_deref() == Some("west"))
+    })
+    .await;
     // Should yield, stop not yet confirmed: keep renewing.
     s.keeper.do_send(TicketIntent(Intent {
         stopped: false,
@@ -115,9 +135,15 @@ async fn keeps_without_taking_and_releases_only_once_stopped() {
         ..TAKE
     }));
     tokio::time::sleep(Duration::from_secs(30)).await;
-    assert!(s.stores.iter().all(|st| st.holder().as_deref() == Some("west")), "released before the stop");
+    assert!(
+        s.stores.iter().all(|st| st.holder().as_deref() == Some("west")),
+        "released before the stop"
+    );
     let st = last_standing(&s.probe).expect("standing");
-    assert!(st.until.is_some_and(|u| u > s.clock.now()), "kept tickets not renewed");
+    assert!(
+        st.until.is_some_and(|u| u > s.clock.now()),
+        "kept tickets not renewed"
+    );
     // Stopped: release.
     s.keeper.do_send(TicketIntent(Intent {
         stopped: true,
@@ -148,10 +174,15 @@ async fn another_regions_ticket_is_taken_only_after_a_whole_duration_unrenewed()
     s.keeper.do_send(TicketIntent(TAKE));
     eventually("ours taken", || s.stores[0].holder().as_deref() == Some("west")).await;
     tokio::time::sleep(Duration::from_secs(19)).await;
-    assert!(s.stores[1].holder().as_deref() == Some("east"), "taken before the ticket duration");
+    assert!(
+        s.stores[1].holder().as_deref() == Some("east"),
+        "taken before the ticket duration"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     eventually("east's tickets taken", || {
-        s.stores[1..].iter().all(|st| st.holder().as_deref() == Some("west"))
+        s.stores[1..]
+            .iter()
+            .all(|st| st.holder().as_deref() == Some("west"))
     })
     .await;
     let took = s.stores[1]
@@ -169,9 +200,16 @@ async fn another_regions_ticket_is_taken_only_after_a_whole_duration_unrenewed()
 
 #[actix::test(start_paused = true)]
 async fn an_unreachable_participant_drops_out_by_the_renew_deadline() {
-    let s = start(vec![MemoryLeases::new(), MemoryLeases::new(), MemoryLeases::new()]);
+    let s = start(vec![
+        MemoryLeases::new(),
+        MemoryLeases::new(),
+        MemoryLeases::new(),
+    ]);
     s.keeper.do_send(TicketIntent(TAKE));
-    eventually("three held", || last_standing(&s.probe).is_some_and(|st| st.held == 3)).await;
+    eventually("three held", || {
+        last_standing(&s.probe).is_some_and(|st| st.held == 3)
+    })
+    .await;
     s.clients[1].set_outage(Outage::Hang);
     s.clients[2].set_outage(Outage::ServerError);
     let cut = s.clock.now();
