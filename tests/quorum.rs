@@ -322,6 +322,18 @@ async fn three_regions_and_a_witness_fail_over_by_the_tickets_without_overlap() 
     eprintln!("(q1) {east} ticket metrics: {held:?}");
     assert_eq!(held.len(), 4, "{held:?}");
     assert!(held.iter().all(|l| l.ends_with(" 1")), "{held:?}");
+    // The names the alert rules and the dashboard use (tests/deploy_metrics.rs lists them as
+    // quorum mode only).
+    let text = q.world("east").metrics(i).await.unwrap_or_default();
+    for name in [
+        "cardano_forge_tickets_held ",
+        "cardano_forge_tickets_needed ",
+        "cardano_forge_ticket_reachable{",
+        "cardano_forge_ticket_age_seconds{",
+        "cardano_forge_quorum_break_glass ",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(name)), "{name} not exported:\n{text}");
+    }
 
     // (q2) The witness down: east keeps forging on 3 of 4; a planned failover (east Disabled)
     // and a planned failback still work.
