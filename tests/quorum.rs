@@ -276,6 +276,58 @@ impl Quorum {
         }
     }
 
+    /// `apiserver_request_total` over every API server (regions and witness), by
+    /// `(verb, resource)`.
+    async fn api_requests(&self) -> BTreeMap<(String, String), f64> {
+        let mut texts = Vec::new();
+        for w in &self.worlds {
+            texts.push(w.apiserver_metrics().await.unwrap_or_default());
+        }
+        if let Ok(c) = self.witness.client("admin").await {
+            let request = http::Request::get("/metrics").body(Vec::new()).expect("request");
+            texts.push(c.request_text(request).await.unwrap_or_default());
+        }
+        let mut out = BTreeMap::new();
+        for text in texts {
+            for l in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+                let label = |k: &str| {
+                    l.split(&format!("{k}=\"")).nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_string()
+                };
+                let v: f64 = l.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+                *out.entry((label("verb"), label("resource"))).or_insert(0.0) += v;
+            }
+        }
+        out
+    }
+
+    /// API requests per pod and minute over `d` of steady state, in total and by
+    /// `(verb, resource)`; printed.
+    async fn api_load(&self, what: &str, d: Duration) -> f64 {
+        let pods: usize = self.worlds.iter().map(|w| w.pods.len()).sum();
+        let before = self.api_requests().await;
+        let t0 = Instant::now();
+        tokio::time::sleep(d).await;
+        let after = self.api_requests().await;
+        let minutes = t0.elapsed().as_secs_f64() / 60.0;
+        let per = |v: f64| v / pods as f64 / minutes;
+        let mut total = 0.0;
+        let mut parts = Vec::new();
+        for (k, v) in &after {
+            let delta = v - before.get(k).copied().unwrap_or(0.0);
+            if delta > 0.0 {
+                total += delta;
+                parts.push(format!("{} {} {:.1}", k.0, k.1, per(delta)));
+            }
+        }
+        eprintln!(
+            "{what}: {:.1} API requests per pod and minute ({pods} pods, retry period {:?}); by verb and resource: {}",
+            per(total),
+            RETRY_PERIOD,
+            parts.join(", ")
+        );
+        per(total)
+    }
+
     fn stop(&mut self) {
         for w in &mut self.worlds {
             w.stop_processes();
@@ -334,6 +386,10 @@ async fn three_regions_and_a_witness_fail_over_by_the_tickets_without_overlap() 
     ] {
         assert!(text.lines().any(|l| l.starts_with(name)), "{name} not exported:\n{text}");
     }
+
+    // Steady state: API requests per pod and minute (every API server; the test's timings are
+    // 4x the defaults' pace: retry period 0.5 s against 2 s).
+    q.api_load("(q1) steady state, quorum mode", Duration::from_secs(20)).await;
 
     // (q2) The witness down: east keeps forging on 3 of 4; a planned failover (east Disabled)
     // and a planned failback still work.
