@@ -291,7 +291,11 @@ impl Quorum {
         for text in texts {
             for l in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
                 let label = |k: &str| {
-                    l.split(&format!("{k}=\"")).nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_string()
+                    l.split(&format!("{k}=\""))
+                        .nth(1)
+                        .and_then(|r| r.split('"').next())
+                        .unwrap_or("")
+                        .to_string()
                 };
                 let v: f64 = l.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
                 *out.entry((label("verb"), label("resource"))).or_insert(0.0) += v;
@@ -384,12 +388,16 @@ async fn three_regions_and_a_witness_fail_over_by_the_tickets_without_overlap() 
         "cardano_forge_ticket_age_seconds{",
         "cardano_forge_quorum_break_glass ",
     ] {
-        assert!(text.lines().any(|l| l.starts_with(name)), "{name} not exported:\n{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "{name} not exported:\n{text}"
+        );
     }
 
     // Steady state: API requests per pod and minute (every API server; the test's timings are
     // 4x the defaults' pace: retry period 0.5 s against 2 s).
-    q.api_load("(q1) steady state, quorum mode", Duration::from_secs(20)).await;
+    q.api_load("(q1) steady state, quorum mode", Duration::from_secs(20))
+        .await;
 
     // (q2) The witness down: east keeps forging on 3 of 4; a planned failover (east Disabled)
     // and a planned failback still work.
