@@ -344,6 +344,12 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     // Peer regions (cluster management only): a consistent read of each one's CFC and Lease
     // every retry period, through its own kubeconfig.
     let mut poll_peers = Vec::new();
+    // Quorum mode: standbys read their peers once per lease duration only (the leader every
+    // retry period); the Decider keeps the flag.
+    let leader_flag = cfg
+        .quorum
+        .is_some()
+        .then(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
     if cfg.cluster.management_enabled && !cfg.peers.is_empty() {
         let peer_metrics = PeerMetrics::register(&registry).context("peer metrics")?;
         for peer in &cfg.peers {
@@ -356,7 +362,14 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
                 timeout: cfg.api_timeout,
             };
             let (fact, m) = (facts.clone(), peer_metrics.clone());
-            let watcher = Supervisor::start(move |_| PeerWatcher::new(settings, clock, fact, Some(m)));
+            let (gate, resync) = (leader_flag.clone(), cfg.lease.duration);
+            let watcher = Supervisor::start(move |_| {
+                let w = PeerWatcher::new(settings, clock, fact, Some(m));
+                match gate {
+                    Some(flag) => w.with_leader_gate(flag, resync),
+                    None => w,
+                }
+            });
             poll_peers.push(watcher.recipient());
         }
     }
@@ -411,6 +424,10 @@ async fn start(cfg: ValidConfig, fail_safe: FailSafe, exit: Arc<AtomicU8>) -> an
     .with_kes_report(kes_report);
     let decider_actor = match tickets {
         Some((keeper, report)) => decider_actor.with_tickets(keeper, report),
+        None => decider_actor,
+    };
+    let decider_actor = match leader_flag {
+        Some(flag) => decider_actor.with_leader_flag(flag),
         None => decider_actor,
     };
     // `/status` shows `chain` only where the ChainWatcher runs.

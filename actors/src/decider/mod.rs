@@ -98,6 +98,9 @@ pub struct Decider {
     )>,
     /// The intent last sent to the TicketKeeper.
     intent_sent: Option<forge_core::quorum::Intent>,
+    /// Quorum mode: set while this pod holds its region's local lease; the PeerWatchers read
+    /// every period only then (and are told to read at once when it turns on).
+    leader_flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Decider {
@@ -131,7 +134,16 @@ impl Decider {
             chain_report: None,
             tickets: None,
             intent_sent: None,
+            leader_flag: None,
         }
+    }
+
+    /// Quorum mode: keeps `flag` set while this pod holds its region's local lease (see
+    /// [`crate::peer_watcher::PeerWatcher::with_leader_gate`]); when it turns on, every
+    /// PeerWatcher reads at once.
+    pub fn with_leader_flag(mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.leader_flag = Some(flag);
+        self
     }
 
     /// Quorum mode: tells `keeper` what to do with the forge tickets (the lifecycle's
@@ -146,8 +158,17 @@ impl Decider {
         self
     }
 
-    /// Sends the ticket intent when it changed (quorum mode).
+    /// Sends the ticket intent when it changed, and keeps the leader flag (quorum mode).
     fn send_intent(&mut self) {
+        if let Some(flag) = &self.leader_flag {
+            let leader = self.life.state().lease.is_current(self.clock.now());
+            let was = flag.swap(leader, std::sync::atomic::Ordering::Relaxed);
+            if leader && !was {
+                for peer in &self.out.poll_peers {
+                    peer.do_send(crate::messages::PollNow);
+                }
+            }
+        }
         let Some((keeper, _)) = &self.tickets else { return };
         let intent = self.life.ticket_intent(self.clock.now(), self.clock.wall());
         if self.intent_sent != Some(intent) {
