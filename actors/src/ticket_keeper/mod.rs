@@ -424,14 +424,13 @@ impl TicketKeeper {
         let timeout = self.settings.call_timeout;
         let fut = async move {
             let port = port.await?;
-            let call = tokio::time::timeout(timeout, port.get())
-                .await
-                .unwrap_or_else(|_| {
-                    Err(KubeApiError::Timeout {
+            let call =
+                tokio::time::timeout(timeout, port.get())
+                    .await
+                    .map_err(|_| KubeApiError::Timeout {
                         op: "ticket get",
                         after: timeout,
-                    })
-                })?;
+                    })??;
             Ok::<_, KubeApiError>((port, call))
         };
         self.spawn(i, fut, None, false, ctx);
@@ -455,12 +454,13 @@ impl TicketKeeper {
                 Some(rv) => port.replace(rv, record),
                 None => port.create(record),
             };
-            let written = tokio::time::timeout(timeout, call).await.unwrap_or_else(|_| {
-                Err(KubeApiError::Timeout {
-                    op: "ticket write",
-                    after: timeout,
-                })
-            })?;
+            let written =
+                tokio::time::timeout(timeout, call)
+                    .await
+                    .map_err(|_| KubeApiError::Timeout {
+                        op: "ticket write",
+                        after: timeout,
+                    })??;
             Ok::<_, KubeApiError>((port, Some(written)))
         };
         self.spawn(i, fut, Some(sent), release, ctx);
