@@ -33,6 +33,10 @@ use kube::{
     api::{Patch, PatchParams},
 };
 
+/// The scenarios run one at a time (each starts several API servers and many processes).
+static ONE_AT_A_TIME: std::sync::LazyLock<tokio::sync::Mutex<()>> =
+    std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
+
 const REPLICAS: usize = 2;
 const TICKET_DURATION: Duration = Duration::from_secs(6);
 const TICKET_RENEW_DEADLINE: Duration = Duration::from_secs(3);
@@ -354,6 +358,7 @@ impl Quorum {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_regions_and_a_witness_fail_over_by_the_tickets_without_overlap() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let test = "three_regions_and_a_witness_fail_over_by_the_tickets_without_overlap";
     let Some(mut q) = Quorum::start(test, &[("east", 1), ("west", 2), ("north", 3)]).await else {
         return;
@@ -532,5 +537,58 @@ async fn three_regions_and_a_witness_fail_over_by_the_tickets_without_overlap() 
             "{s}: {took:.0} ms against a bound of {bound:.0} ms"
         );
     }
+    q.stop();
+}
+
+/// Two regions and a witness (three participants, a majority of two): east forges holding all
+/// three tickets; when the whole east region dies, west takes its own ticket and the witness's
+/// once east's have aged out, and forges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_regions_and_a_witness_fail_over_when_the_primary_dies() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let test = "two_regions_and_a_witness_fail_over_when_the_primary_dies";
+    let Some(mut q) = Quorum::start(test, &[("east", 1), ("west", 2)]).await else {
+        return;
+    };
+    let east = q
+        .expect_forger_in("east", Duration::from_secs(40), "(w1) start")
+        .await;
+    q.only(&east, Duration::from_secs(2), "(w1)").await;
+    let i = q.world("east").index_of(&east).expect("pod");
+    let status = q.world("east").status(i).await.unwrap_or_default();
+    assert_eq!(
+        status["quorum"]["held"], 3,
+        "east holds every ticket: {}",
+        status["quorum"]
+    );
+    assert_eq!(status["quorum"]["needed"], 2, "{}", status["quorum"]);
+    let since = unix_now_ns();
+    {
+        let w = q.world("east");
+        for i in 0..w.pods.len() {
+            w.kill_node(i);
+            w.signal_manager(i, nix::sys::signal::Signal::SIGKILL);
+        }
+        w.apiserver.stop();
+    }
+    let west = q
+        .expect_forger_in("west", Duration::from_secs(30), "(w2) east dead")
+        .await;
+    let took = q.took_over_ms("west", since).expect("forging_on in west");
+    q.record(
+        "(w2) two regions + witness: whole east region dead",
+        took,
+        failover_bound(),
+    );
+    assert!(
+        took >= (TICKET_DURATION - RETRY_PERIOD).as_secs_f64() * 1e3,
+        "(w2) west forged {took:.0} ms after east died: before the ticket timing allows"
+    );
+    assert!(
+        took <= failover_bound().as_secs_f64() * 2e3 + 5_000.0,
+        "(w2) {took:.0} ms"
+    );
+    q.assert_no_overlap("(w2)", since);
+    q.only(&west, Duration::from_secs(3), "(w2)").await;
     q.stop();
 }
