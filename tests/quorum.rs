@@ -14,7 +14,9 @@
 //!
 //! The scenarios run in one world, one after the other, each starting from east (priority 1)
 //! forging: witness down with a planned failover and failback, east partitioned from every
-//! other participant, east's API server frozen (SIGSTOP), then the whole east region dead.
+//! other participant, east's API server frozen (SIGSTOP), then the whole east region dead. A
+//! second, smaller world has two regions and the witness (three participants): the primary
+//! region dies and the other takes its own ticket and the witness's.
 
 use std::{
     collections::BTreeMap,
