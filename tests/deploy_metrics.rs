@@ -46,6 +46,22 @@ const PENDING: &[(&str, &str)] = &[
         "cluster management with peers only: 1 while a peer region's API server answers, by peer",
     ),
     (
+        "cardano_forge_tickets_held",
+        "quorum mode only (QUORUM_PARTICIPANTS): the TicketKeeper; tests/quorum.rs scrapes it",
+    ),
+    (
+        "cardano_forge_tickets_needed",
+        "quorum mode only (QUORUM_PARTICIPANTS): the TicketKeeper; tests/quorum.rs scrapes it",
+    ),
+    (
+        "cardano_forge_ticket_reachable",
+        "quorum mode only (QUORUM_PARTICIPANTS): the TicketKeeper, by participant; tests/quorum.rs scrapes it",
+    ),
+    (
+        "cardano_forge_quorum_break_glass",
+        "quorum mode only (QUORUM_PARTICIPANTS): the TicketKeeper; tests/quorum.rs scrapes it",
+    ),
+    (
         "forge_manager_node_synced",
         "with REQUIRE_SYNC or NODE_METRICS_URL only (the ChainWatcher); tests/cardano_aware.rs scrapes it",
     ),

@@ -24,3 +24,4 @@ pub mod status_writer;
 pub mod supervisor;
 pub mod system;
 pub mod testing;
+pub mod ticket_keeper;

@@ -753,3 +753,44 @@ fn a_watch_error_stops_the_elector_and_its_supervisor_brings_it_back_still_holdi
         assert_eq!(metrics.leader_status.get(), 0);
     });
 }
+
+/// API requests (issue 14): a contending standby relies on its watch and reads its Lease only
+/// to resync, at most once per lease duration (15 s here): at most 5 reads a minute (the first
+/// read included), against client-go's standby GET every retry period (20 a minute at 2 s plus
+/// jitter). The leader's renewals are one per retry period; a holder that stops is still taken
+/// over a full duration after the standby observed it (the takeover timer, not a poll), and a
+/// release within milliseconds (the watch).
+#[test]
+fn a_watching_standby_reads_its_lease_at_most_once_per_lease_duration() {
+    on_virtual_time(|| async {
+        let world = World::new(MemoryLeases::new());
+        let a = world.start("pod-a");
+        a.contend(true).await;
+        world.until(ms(1_000)).await;
+        let b = world.start("pod-b");
+        b.contend(true).await;
+        world.until(secs(2)).await;
+        let (a0, b0) = (a.client.calls(), b.client.calls());
+        world.until(secs(62)).await;
+        let (leader, standby) = (a.client.calls() - a0, b.client.calls() - b0);
+        eprintln!("one minute: leader {leader} calls, standby {standby} calls");
+        assert!(standby <= 5, "the standby made {standby} calls in a minute");
+        assert!(
+            (29..=31).contains(&leader),
+            "the leader renews every retry period: {leader} calls in a minute"
+        );
+        // Release: the watching standby takes over at once.
+        let asked = Instant::now();
+        assert_eq!(a.addr.send(Release).await.expect("alive"), Ok(()));
+        world.until(secs(63)).await;
+        let (b_at, _) = b
+            .probe
+            .first(|e| matches!(e, Event::LeaseAcquired { .. }))
+            .expect("b acquired");
+        assert!(
+            b_at - asked < Duration::from_millis(10),
+            "handover took {:?}",
+            b_at - asked
+        );
+    });
+}

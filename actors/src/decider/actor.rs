@@ -31,6 +31,7 @@ impl Decider {
         for effect in effects {
             self.effect(effect, ctx);
         }
+        self.send_intent();
     }
 
     fn effect(&mut self, effect: Effect, ctx: &mut Context<Self>) {

@@ -90,6 +90,17 @@ pub struct Decider {
     kes_report: Option<crate::credential_keeper::KesReportCell>,
     /// The node's sync and our leader schedule (the ChainWatcher's), shown in `/status`.
     chain_report: Option<crate::chain_watcher::ChainReportCell>,
+    /// Quorum mode: the TicketKeeper, told the lifecycle's ticket intent whenever it changes,
+    /// and its report for `/status`.
+    tickets: Option<(
+        Recipient<crate::ticket_keeper::TicketIntent>,
+        crate::ticket_keeper::QuorumReportCell,
+    )>,
+    /// The intent last sent to the TicketKeeper.
+    intent_sent: Option<forge_core::quorum::Intent>,
+    /// Quorum mode: set while this pod holds its region's local lease; the PeerWatchers read
+    /// every period only then (and are told to read at once when it turns on).
+    leader_flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Decider {
@@ -121,6 +132,48 @@ impl Decider {
             oldest_fact: None,
             kes_report: None,
             chain_report: None,
+            tickets: None,
+            intent_sent: None,
+            leader_flag: None,
+        }
+    }
+
+    /// Quorum mode: keeps `flag` set while this pod holds its region's local lease (see
+    /// [`crate::peer_watcher::PeerWatcher::with_leader_gate`]); when it turns on, every
+    /// PeerWatcher reads at once.
+    pub fn with_leader_flag(mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.leader_flag = Some(flag);
+        self
+    }
+
+    /// Quorum mode: tells `keeper` what to do with the forge tickets (the lifecycle's
+    /// [`Lifecycle::ticket_intent`]) whenever that changes, and shows `report` in `/status`
+    /// under `quorum`.
+    pub fn with_tickets(
+        mut self,
+        keeper: Recipient<crate::ticket_keeper::TicketIntent>,
+        report: crate::ticket_keeper::QuorumReportCell,
+    ) -> Self {
+        self.tickets = Some((keeper, report));
+        self
+    }
+
+    /// Sends the ticket intent when it changed, and keeps the leader flag (quorum mode).
+    fn send_intent(&mut self) {
+        if let Some(flag) = &self.leader_flag {
+            let leader = self.life.state().lease.is_current(self.clock.now());
+            let was = flag.swap(leader, std::sync::atomic::Ordering::Relaxed);
+            if leader && !was {
+                for peer in &self.out.poll_peers {
+                    peer.do_send(crate::messages::PollNow);
+                }
+            }
+        }
+        let Some((keeper, _)) = &self.tickets else { return };
+        let intent = self.life.ticket_intent(self.clock.now(), self.clock.wall());
+        if self.intent_sent != Some(intent) {
+            keeper.do_send(crate::ticket_keeper::TicketIntent(intent));
+            self.intent_sent = Some(intent);
         }
     }
 
@@ -180,6 +233,11 @@ impl Decider {
                 .chain_report
                 .as_ref()
                 .and_then(|cell| cell.lock().ok().map(|r| r.clone()))
+                .map(|r| serde_json::to_value(r).unwrap_or_default()),
+            "quorum": self
+                .tickets
+                .as_ref()
+                .and_then(|(_, cell)| cell.lock().ok().and_then(|r| r.clone()))
                 .map(|r| serde_json::to_value(r).unwrap_or_default()),
         });
         let startup_message = match (self.life.phase(), self.life.node_may_start()) {

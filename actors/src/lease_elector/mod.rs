@@ -8,9 +8,12 @@
 //! loss while the API server is unreachable, or write without a version check)
 //!
 //! - It contends only after the Decider sends [`Contend`](crate::messages::Contend)`(true)`. While
-//!   contending it renews every retry period (a fixed cadence from when the last write was *sent*),
-//!   and a standby polls (GET) every retry period plus a jitter of up to 1.2 retry periods
-//!   (client-go's `JitterUntil` factor), so standbys do not retry in lockstep.
+//!   contending it renews every retry period (a fixed cadence from when the last write was *sent*).
+//!   A standby relies on its watch (below) and on the takeover timer; it resyncs with a GET only
+//!   once per lease duration plus a jitter of up to 1.2 retry periods (client-go's `JitterUntil`
+//!   factor), so standbys do not read in lockstep and a region's standbys cost the API server
+//!   next to nothing (client-go's standbys GET every retry period; the watch makes that
+//!   unnecessary: every renewal and release arrives as an event).
 //! - Every write is version-checked: `replace` with the `resourceVersion` last read or watched,
 //!   `create` when the Lease is absent. At most one call (read or write) is in flight. A 409
 //!   means someone else wrote first: we re-read and decide again, writing at once at most
@@ -142,6 +145,9 @@ struct Connection {
     in_flight: bool,
     /// 409s since the last retry-period tick.
     conflicts: u32,
+    /// A call failed since the last successful read: a standby's next read comes after a
+    /// retry period, not after a lease duration.
+    retry_soon: bool,
     /// When our last acquire/renew write was sent (renewals keep a fixed cadence from it).
     last_write_sent: Option<Mono>,
     tick: Option<SpawnHandle>,
@@ -236,7 +242,10 @@ impl LeaseElector {
         let _ = self.facts.send(Fact::now(event));
     }
 
-    fn count_error(&self, op: &'static str, e: &KubeApiError) {
+    fn count_error(&mut self, op: &'static str, e: &KubeApiError) {
+        // A standby whose call failed (a 409 included) reads again after a retry period, not a
+        // lease duration: the watch may have missed nothing, but the next attempt must not wait.
+        self.conn.retry_soon = true;
         if let Some(m) = &self.metrics {
             m.kube_api_errors
                 .with_label_values(&[op, e.kind().as_str()])
@@ -449,8 +458,9 @@ impl LeaseElector {
         }
     }
 
-    /// Schedules the next retry-period step: a renewal `retry_period` after the last write was
-    /// sent while we hold the lease, else a standby poll after a jittered retry period.
+    /// Schedules the next step: a renewal `retry_period` after the last write was sent while we
+    /// hold the lease, else a standby's resync read after a lease duration plus a jitter (the
+    /// watch shows every change in between; the takeover timer acts on a silent holder).
     fn schedule_tick(&mut self, ctx: &mut Context<Self>) {
         Self::cancel(ctx, &mut self.conn.tick);
         if !self.conn.connected || !self.contending || self.conn.in_flight || !self.releases.is_empty() {
@@ -461,8 +471,10 @@ impl LeaseElector {
             self.conn.last_write_sent.map_or(Duration::ZERO, |s| {
                 (s + self.timing.retry_period).saturating_since(now)
             })
+        } else if self.conn.retry_soon {
+            self.timing.retry_period + self.jitter()
         } else {
-            self.jittered_retry_period()
+            self.timing.duration + self.jitter()
         };
         self.conn.tick = Some(ctx.run_later(delay, |act, ctx| {
             act.conn.tick = None;
@@ -472,6 +484,7 @@ impl LeaseElector {
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
         self.conn.conflicts = 0;
+        self.conn.retry_soon = false;
         if !self.conn.connected || !self.contending || self.conn.in_flight || !self.releases.is_empty() {
             return;
         }
@@ -482,14 +495,15 @@ impl LeaseElector {
         }
     }
 
-    /// `retry_period * (1 + JITTER_FACTOR * u)`, `u` uniform in [0, 1) (xorshift64*).
-    fn jittered_retry_period(&mut self) -> Duration {
+    /// `retry_period * JITTER_FACTOR * u`, `u` uniform in [0, 1) (xorshift64*): added to a
+    /// standby's wait (a lease duration for a resync, a retry period after a failed call).
+    fn jitter(&mut self) -> Duration {
         self.rng ^= self.rng >> 12;
         self.rng ^= self.rng << 25;
         self.rng ^= self.rng >> 27;
         let x = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
         let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
-        self.timing.retry_period + self.timing.retry_period.mul_f64(JITTER_FACTOR * unit)
+        self.timing.retry_period.mul_f64(JITTER_FACTOR * unit)
     }
 
     // === acquiring and renewing ===

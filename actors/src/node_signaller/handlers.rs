@@ -531,6 +531,14 @@ impl Handler<Fact> for NodeSignaller {
                     self.renew_permit(ctx);
                 }
             }
+            Event::TicketsChanged { standing } if g.forge_deadline.is_some() => {
+                let until = standing.until.map(|u| g.clock.instant_of(u));
+                g.forge_deadline = Some(until);
+                if g.permitted {
+                    // A renewed majority extends the permit; a lost one ends it now.
+                    self.renew_permit(ctx);
+                }
+            }
             Event::LeaseLost { .. } => {
                 g.deadline = None;
                 if g.permitted {

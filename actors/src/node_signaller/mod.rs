@@ -123,6 +123,9 @@ struct GuardLink {
     connecting: bool,
     /// The lease's renew deadline, from the last `LeaseAcquired`/`LeaseRenewed`.
     deadline: Option<Instant>,
+    /// Quorum mode: the forge deadline (the majority's, from the last `TicketsChanged`) also
+    /// bounds the permit; `None` inside: no majority, no permit. Outer `None`: quorum mode off.
+    forge_deadline: Option<Option<Instant>>,
     /// A permit was granted and not revoked (we forge, or are starting to).
     permitted: bool,
     /// The guard reported a reload lost in the replay, and no reconfiguration since.
@@ -228,12 +231,33 @@ impl NodeSignaller {
             connected: false,
             connecting: false,
             deadline: None,
+            forge_deadline: None,
             permitted: false,
             reload_lost: false,
             last_resend: None,
             pushed: tokio::sync::watch::Sender::new(Pushed::default()),
             reader: None,
         });
+        self
+    }
+
+    /// Quorum mode (docs/quorum.md): the guard's permit never outlives the forge deadline of
+    /// the ticket majority either (`TicketsChanged` facts reach us through the [`LeaseTap`]),
+    /// except under `QUORUM_BREAK_GLASS` (`break_glass`), where the lease alone bounds it.
+    pub fn with_quorum_if(self, quorum: Option<bool>) -> Self {
+        match quorum {
+            Some(break_glass) => self.with_quorum(break_glass),
+            None => self,
+        }
+    }
+
+    /// Quorum mode, as [`NodeSignaller::with_quorum_if`].
+    pub fn with_quorum(mut self, break_glass: bool) -> Self {
+        if let Some(g) = self.guard.as_mut()
+            && !break_glass
+        {
+            g.forge_deadline = Some(None);
+        }
         self
     }
 
@@ -250,7 +274,11 @@ impl NodeSignaller {
     /// however late the request reaches the guard it never outlives the lease (a late one is
     /// refused there).
     fn permit_deadline(&self) -> Option<u64> {
-        let deadline = self.guard.as_ref()?.deadline?;
+        let g = self.guard.as_ref()?;
+        let deadline = match g.forge_deadline {
+            None => g.deadline?,
+            Some(forge) => g.deadline?.min(forge?),
+        };
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return None;

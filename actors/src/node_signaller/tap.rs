@@ -1,5 +1,5 @@
 //! LeaseTap: stands between the LeaseElector and the Decider and shows the lease facts to the
-//! NodeSignaller first, so the signaller knows the renew deadline before the Decider can act
+//! NodeSignaller first (and quorum mode's ticket standing, whose forge deadline bounds the permit too), so the signaller knows the renew deadline before the Decider can act
 //! on it (the permit of a starting reload is bounded by that deadline). Facts keep their order:
 //! each is delivered, in full, before the next is taken.
 
@@ -38,7 +38,10 @@ impl Handler<Fact> for LeaseTap {
     fn handle(&mut self, fact: Fact, _ctx: &mut Context<Self>) -> Self::Result {
         let lease = matches!(
             fact.event,
-            Event::LeaseAcquired { .. } | Event::LeaseRenewed { .. } | Event::LeaseLost { .. }
+            Event::LeaseAcquired { .. }
+                | Event::LeaseRenewed { .. }
+                | Event::LeaseLost { .. }
+                | Event::TicketsChanged { .. }
         );
         let (signaller, decider) = (self.signaller.clone(), self.decider.clone());
         AtomicResponse::new(Box::pin(

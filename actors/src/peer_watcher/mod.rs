@@ -114,6 +114,11 @@ pub struct PeerWatcher {
     /// The peer Lease's holder and the CFC's `activeLeader` when they differ (logs only on a
     /// change).
     lease_mismatch: Option<(String, String)>,
+    /// Quorum mode: while this pod is not its region's local leader (the flag, set by the
+    /// Decider), the periodic read runs only once per this resync period; `PollNow` always reads.
+    gate: Option<(std::sync::Arc<std::sync::atomic::AtomicBool>, Duration)>,
+    /// When the last read was started.
+    last_poll: Option<tokio::time::Instant>,
 }
 
 impl PeerWatcher {
@@ -135,7 +140,30 @@ impl PeerWatcher {
             last_seen: None,
             reachable: None,
             lease_mismatch: None,
+            gate: None,
+            last_poll: None,
         }
+    }
+
+    /// Quorum mode (issue 14's API budget): a standby (not `leader`) reads the peer only once per
+    /// `resync`, not every period; the Decider sends `PollNow` when this pod becomes its region's
+    /// local leader, so a new leader decides on fresh reads.
+    pub fn with_leader_gate(
+        mut self,
+        leader: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        resync: Duration,
+    ) -> Self {
+        self.gate = Some((leader, resync));
+        self
+    }
+
+    /// True when the periodic read is skipped now (a standby that read within its resync).
+    fn gated_out(&self) -> bool {
+        let Some((leader, resync)) = &self.gate else {
+            return false;
+        };
+        !leader.load(std::sync::atomic::Ordering::Relaxed)
+            && self.last_poll.is_some_and(|at| at.elapsed() < *resync)
     }
 
     fn poll(&mut self, ctx: &mut Context<Self>) {
@@ -143,6 +171,7 @@ impl PeerWatcher {
         if self.in_flight {
             return;
         }
+        self.last_poll = Some(tokio::time::Instant::now());
         self.poll_again = false;
         self.in_flight = true;
         let s = self.settings.clone();
@@ -297,7 +326,13 @@ impl Actor for PeerWatcher {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.poll(ctx);
-        ctx.run_interval(self.settings.every, |act, ctx| act.poll(ctx));
+        ctx.run_interval(self.settings.every, |act, ctx| {
+            if act.gated_out() {
+                act.refresh_age();
+            } else {
+                act.poll(ctx);
+            }
+        });
     }
 }
 

@@ -22,6 +22,7 @@ use crate::{
     http::Snapshot,
     metrics::Metrics,
     ports::LeaseApi,
+    ticket_keeper::{TICKET_SUFFIX, TicketSettings},
 };
 
 /// Every request to the node guard is answered within this (it answers at once; a guard that
@@ -46,6 +47,9 @@ pub struct Adapters {
     pub procfs: ProcFs,
     /// The node guard's socket (NodeSignaller).
     pub guard: GuardClient,
+    /// The forge ticket in our own API server (TicketKeeper); `None` outside quorum mode. The
+    /// other participants' tickets are reached through their kubeconfigs.
+    pub own_ticket: Option<Arc<dyn LeaseApi>>,
     /// The one monotonic clock every actor reads.
     pub clock: Clock,
 }
@@ -66,6 +70,15 @@ impl Adapters {
             events: KeeperEvents::new(kube.clone(), &cfg.namespace, &cfg.pod_name),
             procfs: ProcFs::default(),
             guard: GuardClient::new(&cfg.node.guard_socket, GUARD_TIMEOUT),
+            own_ticket: cfg.quorum.as_ref().map(|q| {
+                let lease = format!("{}{TICKET_SUFFIX}", cfg.names.lease);
+                let call_timeout = TicketSettings::call_timeout(cfg.api_timeout, &q.ticket);
+                let port: Arc<dyn LeaseApi> = Arc::new(KubeLeasePort::new(
+                    KubeLeases::new(kube.clone(), &cfg.namespace, &lease, call_timeout),
+                    q.ticket.duration * 4,
+                ));
+                port
+            }),
             clock: Clock::new(),
         }
     }

@@ -28,6 +28,7 @@
 //! HealthProber ─Fact(HealthResult|HealthReset)─► Counted ─► Decider                       (cluster management)
 //! HealthProber ─HealthObserved─► StatusWriter                                             (cluster management)
 //! PeerWatcher ×peers ─Fact(PeerObserved|PeerLeaseObserved|PeerUnreachable)─► Counted ─► Decider
+//! TicketKeeper ─Fact(TicketsChanged)─► LeaseTap ─► NodeSignaller, Counted ─► Decider      (quorum mode)
 //!
 //! commands (from the Decider, in plan order; each answered with a CommandResult)
 //!
@@ -36,12 +37,15 @@
 //! Decider ─Reload─► NodeSignaller
 //! Decider ─WriteStatus─► StatusWriter
 //! Decider ─PollNow─► PeerWatcher ×peers
+//! Decider ─TicketIntent─► TicketKeeper                                                    (quorum mode)
 //!
 //! shared cells and channels
 //!
 //! Decider ═Snapshot═► Handles::snapshot (the binary's /status /health /readyz), ClusterMetrics gauges
 //! CredentialKeeper ═KesReportCell═► Decider (/status "kes")
 //! ChainWatcher ═ChainReportCell═► Decider (/status "chain")
+//! TicketKeeper ═QuorumReportCell═► Decider (/status "quorum")                              (quorum mode)
+//! Decider ═leader flag═► PeerWatcher ×peers (a standby reads once per lease duration)      (quorum mode)
 //! signal handler (the binary) ─Shutdown─► Decider
 //! ```
 //!
@@ -57,7 +61,7 @@ use actix::{Actor, AsyncContext, Context, Recipient, Supervisor};
 use forge_core::{
     config::{
         ChainSettings as ChainConfig, ClusterSettings, CredentialSettings, EffectiveNames,
-        HealthCheckSettings, NetworkSettings, NodeSettings, PoolIdentity, ValidConfig,
+        HealthCheckSettings, NetworkSettings, NodeSettings, PoolIdentity, QuorumSettings, ValidConfig,
     },
     decision::{DEFAULT_HEARTBEAT_FRESH_FOR, DEFAULT_SLOT_LENGTH, DeciderConfig, State},
 };
@@ -80,7 +84,12 @@ use crate::{
     node_signaller::{LeaseTap, NodeSignaller, StopConfirmation},
     node_watcher::{NodeWatcher, NodeWatcherSettings},
     peer_watcher::{PeerMetrics, PeerSettings, PeerWatcher},
+    ports::LeaseApi,
     status_writer::StatusWriter,
+    ticket_keeper::{
+        ParticipantEndpoint, QuorumReportCell, TICKET_SUFFIX, TicketIntent, TicketKeeper, TicketMetrics,
+        TicketSettings,
+    },
 };
 
 /// Why the system could not be built (nothing was left running that matters: the binary exits).
@@ -125,7 +134,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         cluster,
         health,
         peers,
-        quorum: _,       // quorum mode: validated, no runtime part yet
+        quorum,
         metrics_port: _, // the binary's HTTP server
         log: _,          // the binary's tracing
     } = cfg;
@@ -160,6 +169,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         events,
         procfs,
         guard,
+        own_ticket,
         clock,
     } = io;
 
@@ -204,9 +214,11 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
             timeout: *stop_confirm_timeout,
         };
         let boot_credentials = *starts_non_producing;
+        let quorum_glass = quorum.as_ref().map(|q| q.break_glass);
         move |_| {
             let signaller = NodeSignaller::new(procfs, &m)
                 .with_guard(guard, clock)
+                .with_quorum_if(quorum_glass)
                 .with_stop_confirmation(stop)
                 .with_decider(fact);
             if boot_credentials {
@@ -218,6 +230,17 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     });
     // The lease facts reach the signaller before the Decider (the permit's bound).
     let tap = LeaseTap::new(signaller.clone().recipient(), facts.clone()).start();
+    let tickets = match (quorum, own_ticket) {
+        (Some(q), Some(own)) => Some(spawn_ticket_keeper(
+            cfg,
+            q,
+            own,
+            clock,
+            tap.clone().recipient(),
+            registry,
+        )?),
+        _ => None,
+    };
     let elector = Supervisor::start({
         let (identity, timing, m, fact) = (cfg.lease_identity(), *lease, metrics.clone(), tap.recipient());
         move |_| LeaseElector::new(leases, identity.clone(), timing, clock, fact, Some(m))
@@ -287,7 +310,12 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
             ClusterWatcher::new(cluster, Some(&m))
         });
     }
-    let poll_peers = spawn_peer_watchers(cfg, clock, &facts, registry)?;
+    // Quorum mode: standbys read their peers once per lease duration only (the leader every
+    // retry period); the Decider keeps the flag.
+    let leader_flag = quorum
+        .is_some()
+        .then(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    let poll_peers = spawn_peer_watchers(cfg, clock, &facts, leader_flag.clone(), registry)?;
 
     let ClusterSettings {
         management_enabled,
@@ -306,6 +334,8 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         slot_length: network_slots
             .as_ref()
             .map_or(DEFAULT_SLOT_LENGTH, |n| Duration::from_millis(n.slot_millis)),
+        quorum: quorum.is_some(),
+        quorum_break_glass: quorum.as_ref().is_some_and(|q| q.break_glass),
     };
     let settings = DeciderSettings {
         pod: pod_name.clone(),
@@ -340,6 +370,14 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         Some(metrics.clone()),
     )
     .with_kes_report(kes_report);
+    let decider_actor = match tickets {
+        Some((keeper, report)) => decider_actor.with_tickets(keeper, report),
+        None => decider_actor,
+    };
+    let decider_actor = match leader_flag {
+        Some(flag) => decider_actor.with_leader_flag(flag),
+        None => decider_actor,
+    };
     // `/status` shows `chain` only where the ChainWatcher runs.
     decider_ctx.run(match chain_report {
         Some(cell) => decider_actor.with_chain_report(cell),
@@ -475,10 +513,14 @@ fn spawn_chain_watcher(
 
 /// Peer regions (cluster management only): a consistent read of each one's CFC and Lease every
 /// retry period, through its own kubeconfig. Returns where the Decider asks them to poll.
+///
+/// With `leader_gate` (quorum mode) a PeerWatcher reads every retry period only while the flag
+/// says this pod leads, and once per lease duration otherwise.
 fn spawn_peer_watchers(
     cfg: &ValidConfig,
     clock: crate::clock::Clock,
     facts: &Recipient<Fact>,
+    leader_gate: Option<Arc<std::sync::atomic::AtomicBool>>,
     registry: &Registry,
 ) -> Result<Vec<Recipient<PollNow>>, SpawnError> {
     if !cfg.cluster.management_enabled || cfg.peers.is_empty() {
@@ -498,7 +540,62 @@ fn spawn_peer_watchers(
                 timeout: cfg.api_timeout,
             };
             let (fact, m) = (facts.clone(), peer_metrics.clone());
-            Supervisor::start(move |_| PeerWatcher::new(settings, clock, fact, Some(m))).recipient()
+            let (gate, resync) = (leader_gate.clone(), cfg.lease.duration);
+            Supervisor::start(move |_| {
+                let w = PeerWatcher::new(settings, clock, fact, Some(m));
+                match gate {
+                    Some(flag) => w.with_leader_gate(flag, resync),
+                    None => w,
+                }
+            })
+            .recipient()
         })
         .collect())
+}
+
+/// Quorum mode (docs/quorum.md): the TicketKeeper, keeping the forge ticket (`LEASE_NAME` +
+/// `-ticket`) in every participant's API server and reporting its standing through `fact` (the
+/// LeaseTap: the signaller bounds the guard's permit by the forge deadline too). Returns where
+/// the Decider sends its ticket intent, and the `/status` report.
+fn spawn_ticket_keeper(
+    cfg: &ValidConfig,
+    q: &QuorumSettings,
+    own: Arc<dyn LeaseApi>,
+    clock: crate::clock::Clock,
+    fact: Recipient<Fact>,
+    registry: &Registry,
+) -> Result<(Recipient<TicketIntent>, QuorumReportCell), SpawnError> {
+    let settings = TicketSettings {
+        me: cfg.names.cluster.clone(),
+        participants: q
+            .participants
+            .iter()
+            .map(|p| ParticipantEndpoint::of(p, own.clone()))
+            .collect(),
+        namespace: cfg.namespace.clone(),
+        lease: format!("{}{TICKET_SUFFIX}", cfg.names.lease),
+        timing: q.ticket,
+        call_timeout: TicketSettings::call_timeout(cfg.api_timeout, &q.ticket),
+        break_glass: q.break_glass,
+    };
+    let metrics = metrics("ticket", TicketMetrics::register(registry))?;
+    let report = QuorumReportCell::default();
+    tracing::info!(
+        participants = q.participants.len(),
+        witnesses = q.participants.iter().filter(|p| p.witness).count(),
+        ticket_duration_ms = q.ticket.duration.as_millis() as u64,
+        ticket_renew_deadline_ms = q.ticket.renew_deadline.as_millis() as u64,
+        "quorum mode on: forging needs a majority of the forge tickets"
+    );
+    let cell = report.clone();
+    let keeper = Supervisor::start(move |_| {
+        TicketKeeper::new(
+            settings.clone(),
+            clock,
+            fact.clone(),
+            Some(metrics.clone()),
+            cell.clone(),
+        )
+    });
+    Ok((keeper.recipient(), report))
 }

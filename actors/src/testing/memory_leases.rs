@@ -285,6 +285,8 @@ impl MemoryLeases {
 struct Faults {
     conflicts: u32,
     outage: Outage,
+    /// Calls made (get, create, replace), for tests that count API requests.
+    calls: u64,
 }
 
 /// One client of a [`MemoryLeases`] store, implementing [`LeaseApi`], with its own scripted
@@ -319,6 +321,11 @@ impl MemoryLeaseClient {
     /// The store this client talks to.
     pub fn store(&self) -> &MemoryLeases {
         &self.leases
+    }
+
+    /// How many calls (get, create, replace) this client (and its clones) made so far.
+    pub fn calls(&self) -> u64 {
+        self.faults().calls
     }
 
     /// The next `n` writes (create or replace) of this client fail with 409 and change nothing:
@@ -381,6 +388,7 @@ impl MemoryLeaseClient {
         write: bool,
         serve: impl FnOnce(&MemoryLeases) -> Result<T, KubeApiError> + Send + 'static,
     ) -> BoxFuture<'static, Result<T, KubeApiError>> {
+        self.faults().calls += 1;
         let script = self.script(op, write);
         let leases = self.leases.clone();
         async move {

@@ -384,6 +384,8 @@ keys! {
         "How long a forge ticket stays valid after its last renewal; at least LEASE_DURATION.";
     TICKET_RENEW_DEADLINE ticket_renew_deadline [Quorum, Seconds, "12"]
         "A holder counts a ticket as held for this long after its last successful write was sent, and stops forging before fewer than a majority are held; below TICKET_DURATION by the node's stop and a 1 % clock-rate difference.";
+    QUORUM_BREAK_GLASS quorum_break_glass [Quorum, Bool, "false"]
+        "Break glass: with quorum mode on, an override forcing Enabled forges without a majority of the tickets (cluster management's own rule applies instead). Logged at warn on every renewal and exported as cardano_forge_quorum_break_glass; two forging regions are then the operator's responsibility.";
 
     HEALTH_CHECK_ENDPOINT health_check_endpoint [Health, Custom("an http:// or https:// URL with a host"), ""]
         "URL probed for this cluster's health; no probing when unset.";

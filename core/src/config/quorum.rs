@@ -82,6 +82,8 @@ pub struct QuorumSettings {
     pub participants: Vec<QuorumParticipant>,
     /// The ticket timing.
     pub ticket: TicketTiming,
+    /// `QUORUM_BREAK_GLASS`: an override forcing `Enabled` skips the majority (docs/quorum.md).
+    pub break_glass: bool,
 }
 
 /// The ticket timing rules, one error per broken rule: the renew deadline leaves the required margin
@@ -155,6 +157,7 @@ pub(crate) fn quorum(
         .as_ref()
         .map(|l| l.items())
         .unwrap_or_default();
+    let break_glass = c.flag(&keys::QUORUM_BREAK_GLASS);
     if items.is_empty() {
         return None;
     }
@@ -226,5 +229,9 @@ pub(crate) fn quorum(
             c.push(err.key, err.problem);
         }
     }
-    Some(QuorumSettings { participants, ticket })
+    Some(QuorumSettings {
+        participants,
+        ticket,
+        break_glass,
+    })
 }

@@ -77,6 +77,10 @@ pub struct Decision {
     /// When this decision could change with no new event (renew deadline, override expiry):
     /// the Decider sets a timer and feeds [`Event::Tick`](super::Event::Tick).
     pub next_wake: Option<Mono>,
+    /// Quorum mode: the preference (priority, health, `forgeState`, overrides) says this region
+    /// should forge, so its local leader takes the forge tickets it may (docs/quorum.md).
+    /// False: it takes nothing new, and releases what it holds once its node's stop is confirmed.
+    pub tickets: bool,
 }
 
 impl Decision {
@@ -92,6 +96,7 @@ impl Decision {
             reason: Reason::Starting,
             observed_generation: None,
             next_wake: None,
+            tickets: false,
         }
     }
 
@@ -169,6 +174,7 @@ pub fn decide(s: &State, now: Mono, wall: Timestamp) -> Decision {
             _ => None,
         },
         next_wake,
+        tickets: false,
     };
 
     // Local preconditions, most fundamental first.
@@ -202,6 +208,8 @@ pub fn decide(s: &State, now: Mono, wall: Timestamp) -> Decision {
         return d.standby(Reason::OverrideInvalid { why });
     }
     let forced = eff.state_forced();
+    // Break glass: quorum mode's majority is skipped for an override forcing `Enabled`.
+    let glass = s.config.quorum && s.config.quorum_break_glass && forced && eff.state == ForgeState::Enabled;
     let d = match eff.state {
         ForgeState::Disabled if forced => d.standby(Reason::OverrideDisabled),
         ForgeState::Disabled => d.standby(Reason::ClusterDisabled),
@@ -211,16 +219,49 @@ pub fn decide(s: &State, now: Mono, wall: Timestamp) -> Decision {
             } else {
                 Reason::ClusterEnabled
             };
-            start_or_wait(s, now, d, reason, true)
+            start_or_wait(s, now, d, reason, true, glass)
         }
         ForgeState::PriorityBased => match better_peer(s, effective_priority, now) {
             Some(peer) => d.standby(Reason::YieldingToPeer {
                 peer: peer.to_string(),
             }),
-            None => start_or_wait(s, now, d, Reason::GlobalWinner, false),
+            None => start_or_wait(s, now, d, Reason::GlobalWinner, false, glass),
         },
     };
-    hold_planned_handover(s, now, wall, d)
+    let d = hold_planned_handover(s, now, wall, d);
+    quorum_gate(s, now, d, glass)
+}
+
+/// Quorum mode's gate (docs/quorum.md), applied to the decision the preference gives: a region
+/// that means to forge (or to keep forging through a held handover) contends for the tickets,
+/// and forges only while it holds a strict majority whose forge deadline is ahead; the decision
+/// wakes at that deadline, so losing the majority stops forging by then (the margin between the
+/// ticket renew deadline and the ticket duration is the stop's). Break glass (`glass`) skips the
+/// majority, not the contest for the tickets.
+fn quorum_gate(s: &State, now: Mono, mut d: Decision, glass: bool) -> Decision {
+    if !s.config.quorum {
+        return d;
+    }
+    let means_to_forge = d.forge || d.claim;
+    d.tickets = means_to_forge && !matches!(d.reason, Reason::HandoverHeld { .. });
+    if !means_to_forge || glass {
+        return d;
+    }
+    match s.majority_until(now) {
+        Some(until) => {
+            d.next_wake = earliest(d.next_wake, Some(until));
+            if d.forge {
+                d
+            } else {
+                let reason = d.reason.clone();
+                d.forging(reason)
+            }
+        }
+        None => {
+            let (held, needed) = s.tickets.map_or((0, 0), |t| (t.held, t.needed));
+            d.standby(Reason::AwaitingMajority { held, needed })
+        }
+    }
 }
 
 /// True for the standby reasons of a *planned* handover: the operator (spec or override) set
@@ -419,8 +460,18 @@ fn evidence(s: &State, v: &PeerView, claim_at: Option<Mono>, now: Mono) -> Evide
 
 /// The winner's (or an `Enabled` cluster's) last step: keep forging if we already do, else
 /// start only on positive evidence about every peer (only reachable ones when `enabled`).
-fn start_or_wait(s: &State, now: Mono, d: Decision, forging_reason: Reason, enabled: bool) -> Decision {
-    if s.forging {
+///
+/// In quorum mode (unless `glass`) the preference alone decides here: the majority of the
+/// forge tickets, checked by [`quorum_gate`], is the proof that no other region forges.
+fn start_or_wait(
+    s: &State,
+    now: Mono,
+    d: Decision,
+    forging_reason: Reason,
+    enabled: bool,
+    glass: bool,
+) -> Decision {
+    if s.forging || (s.config.quorum && !glass) {
         return d.forging(forging_reason);
     }
     let claim_at = s.own.claim_at;

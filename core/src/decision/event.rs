@@ -2,6 +2,7 @@
 //! that folds one into the [`State`]. No I/O.
 use crate::crd::{CardanoForgeClusterSpec, CardanoForgeClusterStatus};
 use crate::lease::{LeaseObservation, LeaseRecord, Mono};
+use crate::quorum::Standing;
 
 use super::WallTime;
 use super::state::{ClusterPolicy, Credentials, LocalLease, PeerLease, PeerStatus, PeerView, Reach, State};
@@ -114,6 +115,12 @@ pub enum Event {
     LeaderScheduleChanged {
         /// When each of our leader slots starts.
         slots: Vec<WallTime>,
+    },
+    /// TicketKeeper → Decider (quorum mode): our standing on the forge tickets changed (a
+    /// ticket taken, renewed, lost or released). Its `until` is the forge deadline.
+    TicketsChanged {
+        /// The standing, computed by the keeper at the instant it sends this.
+        standing: Standing,
     },
     /// Nothing happened, time passed (a timer set from `next_wake`).
     Tick,
@@ -229,6 +236,7 @@ pub fn apply(mut state: State, event: Event) -> State {
             slots.dedup();
             state.leader_slots = slots;
         }
+        Event::TicketsChanged { standing } => state.tickets = Some(standing),
         Event::Tick => {}
     }
     state

@@ -339,6 +339,24 @@ impl Lifecycle {
         decide(&self.state, now, wall)
     }
 
+    /// What the TicketKeeper should do with the forge tickets at `now` (quorum mode,
+    /// docs/quorum.md): only the local leader touches them; it contends while the decision
+    /// engine says this region should forge; and our node counts as stopped only when the
+    /// standby state is established, the decision in force does not forge, no plan that forges
+    /// is in flight and no credentials may be left from a failed start. So tickets are released
+    /// only after a confirmed stop (S2), and a failed stop keeps them until they expire.
+    pub fn ticket_intent(&self, now: Mono, wall: Timestamp) -> crate::quorum::Intent {
+        let stopped = matches!(self.phase, Phase::Running | Phase::ShuttingDown)
+            && !self.current.forge
+            && !self.in_flight.as_ref().is_some_and(Step::forges)
+            && !self.residue;
+        crate::quorum::Intent {
+            local_leader: self.state.lease.is_current(now),
+            contend: self.phase == Phase::Running && decide(&self.state, now, wall).tickets,
+            stopped,
+        }
+    }
+
     /// Ready (`/readyz`): the standby state is established and no shutdown is under way.
     pub fn ready(&self) -> bool {
         self.phase == Phase::Running
@@ -451,7 +469,12 @@ impl Lifecycle {
             self.restart = false;
         }
         let start_by = if step.forges() {
-            self.state.lease.deadline()
+            // Quorum mode: the forge deadline bounds it too (docs/quorum.md).
+            let tickets = self.state.tickets.and_then(|t| t.until);
+            match (self.state.lease.deadline(), tickets) {
+                (Some(lease), Some(tickets)) if self.state.config.quorum => Some(lease.min(tickets)),
+                (lease, _) => lease,
+            }
         } else {
             None
         };

@@ -90,6 +90,14 @@ pub enum Reason {
         /// The unconfirmed peer.
         peer: String,
     },
+    /// Standby (quorum mode): we should forge, but do not hold a strict majority of the forge
+    /// tickets with its forge deadline ahead (docs/quorum.md).
+    AwaitingMajority {
+        /// Tickets we hold.
+        held: usize,
+        /// Tickets a majority needs.
+        needed: usize,
+    },
 }
 
 /// Every code [`Reason::as_str`] can return, for tests and dashboards.
@@ -116,6 +124,7 @@ pub const ALL_CODES: &[&str] = &[
     "peer_unreachable",
     "awaiting_peer_stop",
     "awaiting_peer_confirmation",
+    "awaiting_majority",
 ];
 
 /// Codes of reasons under which a cluster cannot forge whatever its peers do: a peer whose
@@ -171,6 +180,7 @@ impl Reason {
             Reason::PeerUnreachable { .. } => "peer_unreachable",
             Reason::AwaitingPeerStop { .. } => "awaiting_peer_stop",
             Reason::AwaitingPeerConfirmation { .. } => "awaiting_peer_confirmation",
+            Reason::AwaitingMajority { .. } => "awaiting_majority",
         }
     }
 
@@ -222,6 +232,9 @@ impl Reason {
             Reason::AwaitingPeerConfirmation { peer } => {
                 format!("standby: waiting for peer cluster {peer} to confirm it does not forge")
             }
+            Reason::AwaitingMajority { held, needed } => format!(
+                "standby: holding {held} forge tickets of the {needed} a majority needs (quorum mode)"
+            ),
         }
     }
 }
@@ -264,6 +277,7 @@ mod tests {
             Reason::PeerUnreachable { peer: s() },
             Reason::AwaitingPeerStop { peer: s() },
             Reason::AwaitingPeerConfirmation { peer: s() },
+            Reason::AwaitingMajority { held: 1, needed: 2 },
         ]
     }
 
@@ -300,6 +314,7 @@ mod tests {
                     | Reason::PeerUnreachable { .. }
                     | Reason::AwaitingPeerStop { .. }
                     | Reason::AwaitingPeerConfirmation { .. }
+                    | Reason::AwaitingMajority { .. }
                     | Reason::ShuttingDown
             ) || r.is_forging();
             assert_eq!(is_contender_code(Some(r.as_str())), local_block, "{r}");

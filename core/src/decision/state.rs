@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::config::LeaseTiming;
 use crate::crd::{CLAIM_PROTOCOL, CardanoForgeClusterSpec, CardanoForgeClusterStatus, ForgeState};
 use crate::lease::{LeaseObservation, Mono};
+use crate::quorum::Standing;
 
 use super::WallTime;
 use super::reason::is_contender_code;
@@ -40,6 +41,14 @@ pub struct DeciderConfig {
     pub handover_quiet: Duration,
     /// The network's slot length: a held handover waits until the slot has ended.
     pub slot_length: Duration,
+    /// Quorum mode (`QUORUM_PARTICIPANTS`, docs/quorum.md): forging also needs a strict
+    /// majority of the forge tickets, with its forge deadline ahead ([`State::tickets`]); the
+    /// peers' evidence is not needed then (the majority is the proof that no other region forges).
+    pub quorum: bool,
+    /// `QUORUM_BREAK_GLASS`: with quorum mode on, an override forcing `Enabled` skips the
+    /// majority and falls back to cluster management's own rule. Loud and documented: two
+    /// regions forging are then the operator's responsibility.
+    pub quorum_break_glass: bool,
 }
 
 impl DeciderConfig {
@@ -54,6 +63,8 @@ impl DeciderConfig {
             lease: LeaseTiming::default(),
             handover_quiet: DEFAULT_HANDOVER_QUIET,
             slot_length: DEFAULT_SLOT_LENGTH,
+            quorum: false,
+            quorum_break_glass: false,
         }
     }
 
@@ -278,9 +289,17 @@ pub struct State {
     /// is configured or it could not be read (then nothing is ever held). Wall time, like the
     /// schedule itself.
     pub leader_slots: Vec<WallTime>,
+    /// Quorum mode: our standing on the forge tickets as the TicketKeeper last reported it
+    /// (`None`: nothing reported yet, so no majority).
+    pub tickets: Option<Standing>,
 }
 
 impl State {
+    /// Quorum mode: the forge deadline of the majority we hold, if it is still ahead at `now`.
+    pub fn majority_until(&self, now: Mono) -> Option<Mono> {
+        self.tickets.and_then(|t| t.until).filter(|until| now < *until)
+    }
+
     /// The state at start-up: nothing known, so [`decide`](super::decide) says standby.
     pub fn new(config: DeciderConfig) -> State {
         let (cluster, peers) = if config.cluster_management {
@@ -305,6 +324,7 @@ impl State {
             own: OwnStatus::default(),
             forging: false,
             leader_slots: Vec::new(),
+            tickets: None,
         }
     }
 }

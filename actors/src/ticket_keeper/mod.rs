@@ -1,0 +1,719 @@
+//! TicketKeeper (docs/quorum.md): quorum mode's forge tickets. One `coordination.k8s.io/v1`
+//! Lease per participant (the pool's regions and its witnesses), each in that participant's API
+//! server, named like our local Lease with a `-ticket` suffix and held under our region's name.
+//!
+//! It carries out forge-core's pure rules ([`forge_core::quorum`]) and decides nothing itself:
+//!
+//! - What to do comes from the Decider as a [`TicketIntent`] ([`want`]): only the region's local
+//!   leader touches tickets; it takes the ones it may while the decision engine says the region
+//!   should forge, keeps (renews) what it holds otherwise, and releases them only once its node's
+//!   stop is confirmed.
+//! - For each ticket, [`TicketState::step`] says the next request: read, create, a
+//!   version-checked replace (acquire or renew), a release, or wait. At most one call per ticket
+//!   is in flight, each under its own timeout ([`TicketSettings::call_timeout`], well within the
+//!   ticket renew deadline); a ticket held by someone else is read again every retry period, a
+//!   ticket nobody asks us to touch is not read at all.
+//! - After every answer, and on a short tick, the standing ([`standing`]: tickets held, the
+//!   majority, the forge deadline) goes to the Decider as `TicketsChanged` when it changed. A
+//!   ticket counts only until its renew deadline after our last *successful* write was sent,
+//!   so a participant that stops answering drops out of the count by itself.
+//!
+//! It exports per participant `cardano_forge_ticket_held`, `cardano_forge_ticket_reachable`
+//! and `cardano_forge_ticket_age_seconds` (since our last successful call), the totals
+//! `cardano_forge_tickets_held` / `cardano_forge_tickets_needed`, and
+//! `cardano_forge_quorum_break_glass`; and it fills a [`QuorumReportCell`] for `/status` (who
+//! holds each ticket, as last seen). Holder changes and failed calls are logged with the
+//! participant and the reason.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, Supervised, WrapFuture,
+};
+use forge_core::{
+    config::{QuorumParticipant, TicketTiming},
+    decision::Event,
+    lease::{LeaseRecord, Mono},
+    quorum::{Intent, Seen, TicketState, TicketStep, Want, standing, want},
+};
+use futures::future::BoxFuture;
+use prometheus::{GaugeVec, IntGauge, IntGaugeVec, Opts, Registry};
+use serde::Serialize;
+
+use crate::{
+    adapters::{
+        kube::{KubeApiError, client},
+        kube_lease::{KubeLeasePort, KubeLeases},
+    },
+    clock::Clock,
+    messages::Fact,
+    ports::{LeaseApi, LeaseSnapshot},
+};
+
+/// The actor's name in logs.
+pub const ACTOR: &str = "ticket_keeper";
+
+/// The suffix of the ticket Lease's name (our local Lease's name + this).
+pub const TICKET_SUFFIX: &str = "-ticket";
+
+/// Decider → TicketKeeper: what the decision engine says about the tickets now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Message)]
+#[rtype(result = "()")]
+pub struct TicketIntent(pub Intent);
+
+/// How a participant's API server is reached.
+#[derive(Clone)]
+pub enum Endpoint {
+    /// A ready port (our own API server, or a test double).
+    Port(Arc<dyn LeaseApi>),
+    /// A kubeconfig: the client is built on first use (and again after a failure to build it).
+    Kubeconfig(PathBuf),
+}
+
+/// One participant as configured.
+#[derive(Clone)]
+pub struct ParticipantEndpoint {
+    /// Its name (a region's CardanoForgeCluster name, or a witness's).
+    pub name: String,
+    /// A witness runs no pods.
+    pub witness: bool,
+    /// How to reach its ticket.
+    pub endpoint: Endpoint,
+}
+
+impl ParticipantEndpoint {
+    /// The endpoint of a configured participant: our own API server (`own`) for ours, its
+    /// kubeconfig for the others.
+    pub fn of(p: &QuorumParticipant, own: Arc<dyn LeaseApi>) -> Self {
+        Self {
+            name: p.name.clone(),
+            witness: p.witness,
+            endpoint: match &p.kubeconfig {
+                None => Endpoint::Port(own),
+                Some(path) => Endpoint::Kubeconfig(path.clone()),
+            },
+        }
+    }
+}
+
+/// The keeper's settings.
+#[derive(Clone)]
+pub struct TicketSettings {
+    /// Our region's name: the holder we write.
+    pub me: String,
+    /// Every participant, ours first.
+    pub participants: Vec<ParticipantEndpoint>,
+    /// The namespace of the ticket Leases (for clients built from a kubeconfig).
+    pub namespace: String,
+    /// The ticket Lease's name.
+    pub lease: String,
+    /// The ticket timing.
+    pub timing: TicketTiming,
+    /// Per-call timeout: every read and write gives up after this.
+    pub call_timeout: Duration,
+    /// `QUORUM_BREAK_GLASS` is on (logged at warn on every renewal).
+    pub break_glass: bool,
+}
+
+impl TicketSettings {
+    /// The per-call timeout for `api_timeout` and `timing`: `API_TIMEOUT`, but never more than a
+    /// quarter of the ticket renew deadline, so two renew attempts and their answers fit.
+    pub fn call_timeout(api_timeout: Duration, timing: &TicketTiming) -> Duration {
+        api_timeout.min(timing.renew_deadline / 4)
+    }
+}
+
+/// The keeper's gauges.
+#[derive(Clone)]
+pub struct TicketMetrics {
+    /// 1 while we count the participant's ticket as ours.
+    pub held: IntGaugeVec,
+    /// 1 when the participant's API server answered our last call.
+    pub reachable: IntGaugeVec,
+    /// Seconds since our last successful call to the participant.
+    pub age: GaugeVec,
+    /// Tickets we hold.
+    pub held_total: IntGauge,
+    /// Tickets a majority needs.
+    pub needed: IntGauge,
+    /// 1 while `QUORUM_BREAK_GLASS` is on.
+    pub break_glass: IntGauge,
+}
+
+impl TicketMetrics {
+    /// Registers the gauges in `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let vec = |name: &str, help: &str| -> prometheus::Result<IntGaugeVec> {
+            let g = IntGaugeVec::new(Opts::new(name, help), &["participant"])?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let gauge = |name: &str, help: &str| -> prometheus::Result<IntGauge> {
+            let g = IntGauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let age = GaugeVec::new(
+            Opts::new(
+                "cardano_forge_ticket_age_seconds",
+                "Seconds since this pod's last successful call to the participant's ticket (quorum mode; -1 never).",
+            ),
+            &["participant"],
+        )?;
+        registry.register(Box::new(age.clone()))?;
+        Ok(Self {
+            held: vec(
+                "cardano_forge_ticket_held",
+                "1 while this pod counts the participant's forge ticket as held by its region (quorum mode).",
+            )?,
+            reachable: vec(
+                "cardano_forge_ticket_reachable",
+                "1 when the participant's API server answered this pod's last ticket call (quorum mode).",
+            )?,
+            age,
+            held_total: gauge(
+                "cardano_forge_tickets_held",
+                "Forge tickets this pod counts as held by its region (quorum mode).",
+            )?,
+            needed: gauge(
+                "cardano_forge_tickets_needed",
+                "Forge tickets a majority needs (quorum mode).",
+            )?,
+            break_glass: gauge(
+                "cardano_forge_quorum_break_glass",
+                "1 while QUORUM_BREAK_GLASS is on: an override forcing Enabled forges without a majority.",
+            )?,
+        })
+    }
+}
+
+/// One participant's ticket as `/status` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketReport {
+    /// The participant.
+    pub participant: String,
+    /// A witness.
+    pub witness: bool,
+    /// The holder as last seen (`None`: free, released, absent or not read).
+    pub holder: Option<String>,
+    /// We count it as ours now.
+    pub held_by_us: bool,
+    /// Its API server answered our last call (`None`: not called yet).
+    pub reachable: Option<bool>,
+    /// Seconds since our last successful call to it.
+    pub age_seconds: Option<f64>,
+}
+
+/// The keeper's report for `/status`.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct QuorumReport {
+    /// What the keeper does now: `take`, `keep`, `release` or `leave`.
+    pub want: String,
+    /// Tickets we hold.
+    pub held: usize,
+    /// Tickets a majority needs.
+    pub needed: usize,
+    /// Milliseconds until the forge deadline (a majority held), if any.
+    pub forge_deadline_in_ms: Option<u64>,
+    /// Holders and tickets, by participant.
+    pub tickets: Vec<TicketReport>,
+    /// How many tickets each holder has, as last seen.
+    pub holders: std::collections::BTreeMap<String, usize>,
+    /// `QUORUM_BREAK_GLASS` is on.
+    pub break_glass: bool,
+}
+
+/// Shared with the Decider, which shows it in `/status` under `quorum`.
+pub type QuorumReportCell = Arc<Mutex<Option<QuorumReport>>>;
+
+/// One ticket and what we know of it.
+struct Ticket {
+    name: String,
+    witness: bool,
+    endpoint: Endpoint,
+    state: TicketState,
+    in_flight: bool,
+    reachable: Option<bool>,
+    last_ok: Option<Mono>,
+    last_read: Option<Mono>,
+    /// After a failed call (other than a lost race), no new call before this instant.
+    retry_at: Option<Mono>,
+}
+
+/// What a call to one ticket came to.
+enum Outcome {
+    Read(Result<Option<LeaseSnapshot>, KubeApiError>),
+    Wrote {
+        result: Result<LeaseSnapshot, KubeApiError>,
+        sent: Mono,
+        release: bool,
+    },
+}
+
+/// The actor.
+pub struct TicketKeeper {
+    settings: TicketSettings,
+    clock: Clock,
+    fact: Recipient<Fact>,
+    metrics: Option<TicketMetrics>,
+    report: QuorumReportCell,
+    intent: Intent,
+    tickets: Vec<Ticket>,
+    /// The standing last sent to the Decider: held and the forge deadline.
+    sent: Option<(usize, Option<Mono>)>,
+    /// When the break-glass warning was last logged (once per retry period while it is on).
+    glass_warned: Option<Mono>,
+}
+
+impl TicketKeeper {
+    /// A keeper of `settings.participants`' tickets, reporting to `fact`.
+    pub fn new(
+        settings: TicketSettings,
+        clock: Clock,
+        fact: Recipient<Fact>,
+        metrics: Option<TicketMetrics>,
+        report: QuorumReportCell,
+    ) -> Self {
+        let tickets = settings
+            .participants
+            .iter()
+            .map(|p| Ticket {
+                name: p.name.clone(),
+                witness: p.witness,
+                endpoint: p.endpoint.clone(),
+                state: TicketState::default(),
+                in_flight: false,
+                reachable: None,
+                last_ok: None,
+                last_read: None,
+                retry_at: None,
+            })
+            .collect();
+        if let Some(m) = &metrics {
+            m.break_glass.set(i64::from(settings.break_glass));
+            m.needed
+                .set(i64::try_from(forge_core::quorum::majority(settings.participants.len())).unwrap_or(0));
+        }
+        Self {
+            settings,
+            clock,
+            fact,
+            metrics,
+            report,
+            intent: Intent::default(),
+            tickets,
+            sent: None,
+            glass_warned: None,
+        }
+    }
+
+    /// How often the keeper looks at its tickets with no new answer or intent.
+    fn tick(&self) -> Duration {
+        (self.settings.timing.retry_period / 4).clamp(Duration::from_millis(100), Duration::from_millis(500))
+    }
+
+    /// Starts every request the tickets call for now, then reports the standing.
+    fn drive(&mut self, ctx: &mut Context<Self>) {
+        let now = self.clock.now();
+        let wall = self.clock.wall();
+        let want = want(self.intent);
+        let retry = self.settings.timing.retry_period;
+        for i in 0..self.tickets.len() {
+            let t = &self.tickets[i];
+            if t.in_flight || t.retry_at.is_some_and(|at| now < at) {
+                continue;
+            }
+            let stale = t.last_read.is_none_or(|at| now.saturating_since(at) >= retry);
+            let idle_read_due = t
+                .last_read
+                .is_none_or(|at| now.saturating_since(at) >= self.settings.timing.duration / 2);
+            let ours = t.state.held.is_some();
+            let step = t
+                .state
+                .step(&self.settings.me, want, now, wall, &self.settings.timing);
+            match step {
+                TicketStep::Read => self.read(i, ctx),
+                TicketStep::Create { record } => self.write(i, None, record, false, ctx),
+                TicketStep::Write {
+                    record,
+                    resource_version,
+                    acquire,
+                } => {
+                    if acquire {
+                        tracing::info!(
+                            actor = ACTOR, participant = %self.tickets[i].name,
+                            previous = ?self.seen_holder(i),
+                            "taking the forge ticket: free, released or unrenewed for its whole duration"
+                        );
+                    }
+                    self.write(i, resource_version, record, false, ctx)
+                }
+                TicketStep::Release {
+                    record,
+                    resource_version,
+                } => {
+                    tracing::info!(
+                        actor = ACTOR, participant = %self.tickets[i].name,
+                        "releasing the forge ticket: this region should not forge and its node's stop is confirmed"
+                    );
+                    self.tickets[i].state.releasing();
+                    self.write(i, resource_version, record, true, ctx)
+                }
+                // Someone else holds it (or we wait to renew): re-read a foreign one every
+                // retry period, to see it released or unchanged.
+                TicketStep::WaitUntil(_) if !ours && stale => self.read(i, ctx),
+                TicketStep::WaitUntil(_) => {}
+                // Keeping or releasing with nothing of ours there: look now and then (visibility).
+                TicketStep::Idle if want != Want::Leave && idle_read_due => self.read(i, ctx),
+                TicketStep::Idle => {}
+            }
+        }
+        if self.settings.break_glass
+            && self
+                .glass_warned
+                .is_none_or(|at| now.saturating_since(at) >= retry)
+        {
+            self.glass_warned = Some(now);
+            tracing::warn!(
+                actor = ACTOR,
+                "QUORUM_BREAK_GLASS is on: an override forcing Enabled forges without a majority of the \
+                 forge tickets, and two forging regions are then the operator's responsibility"
+            );
+        }
+        self.report_standing(now);
+    }
+
+    fn seen_holder(&self, i: usize) -> Option<String> {
+        match &self.tickets[i].state.seen {
+            Seen::Record(o) => o.record.holder().map(str::to_string),
+            _ => None,
+        }
+    }
+
+    /// The port of ticket `i`, building a client from its kubeconfig on first use.
+    fn port(&self, i: usize) -> BoxFuture<'static, Result<Arc<dyn LeaseApi>, KubeApiError>> {
+        let endpoint = self.tickets[i].endpoint.clone();
+        let (ns, lease, timeout) = (
+            self.settings.namespace.clone(),
+            self.settings.lease.clone(),
+            self.settings.call_timeout,
+        );
+        let idle = self.settings.timing.duration * 4;
+        Box::pin(async move {
+            match endpoint {
+                Endpoint::Port(p) => Ok(p),
+                Endpoint::Kubeconfig(path) => {
+                    let c = client(Some(&path), timeout).await?;
+                    let port: Arc<dyn LeaseApi> =
+                        Arc::new(KubeLeasePort::new(KubeLeases::new(c, &ns, &lease, timeout), idle));
+                    Ok(port)
+                }
+            }
+        })
+    }
+
+    fn read(&mut self, i: usize, ctx: &mut Context<Self>) {
+        self.tickets[i].in_flight = true;
+        let port = self.port(i);
+        let timeout = self.settings.call_timeout;
+        let fut = async move {
+            let port = port.await?;
+            let call =
+                tokio::time::timeout(timeout, port.get())
+                    .await
+                    .map_err(|_| KubeApiError::Timeout {
+                        op: "ticket get",
+                        after: timeout,
+                    })??;
+            Ok::<_, KubeApiError>((port, call))
+        };
+        self.spawn(i, fut, None, false, ctx);
+    }
+
+    fn write(
+        &mut self,
+        i: usize,
+        resource_version: Option<String>,
+        record: LeaseRecord,
+        release: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        self.tickets[i].in_flight = true;
+        let port = self.port(i);
+        let timeout = self.settings.call_timeout;
+        let sent = self.clock.now();
+        let fut = async move {
+            let port = port.await?;
+            let call = match resource_version {
+                Some(rv) => port.replace(rv, record),
+                None => port.create(record),
+            };
+            let written =
+                tokio::time::timeout(timeout, call)
+                    .await
+                    .map_err(|_| KubeApiError::Timeout {
+                        op: "ticket write",
+                        after: timeout,
+                    })??;
+            Ok::<_, KubeApiError>((port, Some(written)))
+        };
+        self.spawn(i, fut, Some(sent), release, ctx);
+    }
+
+    /// Runs a call of ticket `i` and folds its outcome in. `sent`: a write sent then.
+    fn spawn(
+        &mut self,
+        i: usize,
+        fut: impl std::future::Future<Output = Result<(Arc<dyn LeaseApi>, Option<LeaseSnapshot>), KubeApiError>>
+        + 'static,
+        sent: Option<Mono>,
+        release: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+            let t = &mut act.tickets[i];
+            t.in_flight = false;
+            let outcome = match (sent, result) {
+                (None, Ok((port, snapshot))) => {
+                    t.endpoint = Endpoint::Port(port);
+                    Outcome::Read(Ok(snapshot))
+                }
+                (None, Err(e)) => Outcome::Read(Err(e)),
+                (Some(sent), Ok((port, snapshot))) => {
+                    t.endpoint = Endpoint::Port(port);
+                    Outcome::Wrote {
+                        result: snapshot.ok_or_else(|| KubeApiError::Invalid("no answer".into())),
+                        sent,
+                        release,
+                    }
+                }
+                (Some(sent), Err(e)) => Outcome::Wrote {
+                    result: Err(e),
+                    sent,
+                    release,
+                },
+            };
+            act.outcome(i, outcome);
+            act.drive(ctx);
+        }));
+    }
+
+    fn outcome(&mut self, i: usize, outcome: Outcome) {
+        let now = self.clock.now();
+        let me = self.settings.me.clone();
+        let timing = self.settings.timing;
+        let before = self.seen_holder(i);
+        let t = &mut self.tickets[i];
+        let ok = match outcome {
+            Outcome::Read(Ok(snapshot)) => {
+                t.last_read = Some(now);
+                match snapshot {
+                    None => t.state.observed(None, None, now, &me),
+                    Some(s) => t.state.observed(Some(s.record), s.resource_version, now, &me),
+                }
+                true
+            }
+            Outcome::Read(Err(e)) => {
+                t.last_read = Some(now);
+                Self::failed(t, "read", &e, now, timing.retry_period);
+                false
+            }
+            Outcome::Wrote {
+                result: Ok(s),
+                sent,
+                release,
+            } => {
+                if release {
+                    t.state.observed(Some(s.record), s.resource_version, now, &me);
+                } else {
+                    t.state.wrote(s.record, s.resource_version, sent, now, &timing);
+                }
+                true
+            }
+            Outcome::Wrote { result: Err(e), .. } => {
+                t.state.write_failed();
+                Self::failed(t, "write", &e, now, timing.retry_period);
+                false
+            }
+        };
+        if ok {
+            if t.reachable == Some(false) {
+                tracing::info!(actor = ACTOR, participant = %t.name, "ticket reachable again");
+            }
+            t.reachable = Some(true);
+            t.last_ok = Some(now);
+        }
+        let after = self.seen_holder(i);
+        if before != after && after.is_some() {
+            tracing::info!(
+                actor = ACTOR, participant = %self.tickets[i].name, holder = ?after, previous = ?before,
+                "forge ticket holder changed"
+            );
+        }
+    }
+
+    fn failed(t: &mut Ticket, what: &str, e: &KubeApiError, now: Mono, retry: Duration) {
+        let conflict = matches!(e, KubeApiError::Conflict(_));
+        if !conflict {
+            t.retry_at = Some(now + retry);
+            if t.reachable != Some(false) {
+                tracing::warn!(
+                    actor = ACTOR, participant = %t.name, call = what, error = %e,
+                    "ticket call failed: its API server may be unreachable; a ticket we hold counts until its renew deadline"
+                );
+            }
+            t.reachable = Some(false);
+        } else {
+            tracing::info!(actor = ACTOR, participant = %t.name, "ticket write lost a race (409): reading it again");
+        }
+    }
+
+    /// Sends the standing to the Decider when it changed, and refreshes metrics and `/status`.
+    fn report_standing(&mut self, now: Mono) {
+        let s = standing(self.tickets.iter().map(|t| t.state.held_until(now)), now);
+        let key = (s.held, s.until);
+        if self.sent != Some(key) {
+            let lost = self.sent.is_some_and(|(_, until)| until.is_some()) && s.until.is_none();
+            let won = self.sent.is_none_or(|(_, until)| until.is_none()) && s.until.is_some();
+            if lost {
+                tracing::warn!(
+                    actor = ACTOR,
+                    held = s.held,
+                    needed = s.needed,
+                    "forge ticket majority lost: forging stops by the forge deadline"
+                );
+            } else if won {
+                tracing::info!(
+                    actor = ACTOR,
+                    held = s.held,
+                    needed = s.needed,
+                    "forge ticket majority held"
+                );
+            }
+            self.sent = Some(key);
+            self.fact
+                .do_send(Fact::now(Event::TicketsChanged { standing: s }));
+        }
+        let want = want(self.intent);
+        let mut holders = std::collections::BTreeMap::new();
+        let tickets: Vec<TicketReport> = self
+            .tickets
+            .iter()
+            .map(|t| {
+                let held_by_us = t.state.held_until(now).is_some();
+                let holder = match &t.state.seen {
+                    Seen::Record(o) => o.record.holder().map(str::to_string),
+                    _ => None,
+                };
+                if let Some(h) = &holder {
+                    *holders.entry(h.clone()).or_insert(0) += 1;
+                }
+                let age = t.last_ok.map(|at| now.saturating_since(at).as_secs_f64());
+                if let Some(m) = &self.metrics {
+                    m.held.with_label_values(&[&t.name]).set(i64::from(held_by_us));
+                    m.reachable
+                        .with_label_values(&[&t.name])
+                        .set(i64::from(t.reachable == Some(true)));
+                    m.age.with_label_values(&[&t.name]).set(age.unwrap_or(-1.0));
+                }
+                TicketReport {
+                    participant: t.name.clone(),
+                    witness: t.witness,
+                    holder,
+                    held_by_us,
+                    reachable: t.reachable,
+                    age_seconds: age,
+                }
+            })
+            .collect();
+        if let Some(m) = &self.metrics {
+            m.held_total.set(i64::try_from(s.held).unwrap_or(0));
+        }
+        let report = QuorumReport {
+            want: match want {
+                Want::Take => "take",
+                Want::Keep => "keep",
+                Want::Release => "release",
+                Want::Leave => "leave",
+            }
+            .to_string(),
+            held: s.held,
+            needed: s.needed,
+            forge_deadline_in_ms: s.until.map(|u| u.saturating_since(now).as_millis() as u64),
+            tickets,
+            holders,
+            break_glass: self.settings.break_glass,
+        };
+        if let Ok(mut cell) = self.report.lock() {
+            *cell = Some(report);
+        }
+    }
+}
+
+impl Actor for TicketKeeper {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        tracing::info!(
+            actor = ACTOR,
+            participants = self.tickets.len(),
+            lease = %self.settings.lease,
+            "quorum mode: keeping the forge tickets while this pod is its region's local leader"
+        );
+        if self.settings.break_glass {
+            tracing::warn!(
+                actor = ACTOR,
+                "QUORUM_BREAK_GLASS is on: an override forcing Enabled forges without a majority of the tickets"
+            );
+        }
+        ctx.run_interval(self.tick(), |act, ctx| act.drive(ctx));
+        self.drive(ctx);
+    }
+}
+
+impl Supervised for TicketKeeper {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        // Calls in flight died with the old context: read again; tenures keep their deadlines.
+        for t in &mut self.tickets {
+            t.in_flight = false;
+            t.state.write_failed();
+        }
+    }
+}
+
+impl Handler<TicketIntent> for TicketKeeper {
+    type Result = ();
+
+    fn handle(&mut self, TicketIntent(intent): TicketIntent, ctx: &mut Context<Self>) {
+        if intent == self.intent {
+            return;
+        }
+        let (before, after) = (want(self.intent), want(intent));
+        if before == Want::Leave && after != Want::Leave {
+            // A new local tenure: what we saw while not leader is stale; read everything first.
+            for t in &mut self.tickets {
+                if !t.in_flight {
+                    t.state.write_failed();
+                }
+            }
+        }
+        if before != after {
+            tracing::info!(
+                actor = ACTOR, before = ?before, after = ?after,
+                local_leader = intent.local_leader, contend = intent.contend, stopped = intent.stopped,
+                "forge tickets: new intent"
+            );
+        }
+        self.intent = intent;
+        self.drive(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,596 @@
+//! Quorum mode with real processes (issue 14, docs/quorum.md): one real kube-apiserver per
+//! region plus a witness API server with no pods, two `forge-manager run` sidecars and
+//! realistic node simulators per region, cluster management on, every participant's ticket
+//! reached through a fault proxy per (observer, participant). The merged node timelines of all
+//! regions are the judge: the overlap of forgers must be 0 ms.
+//!
+//! Timing: the scenario world's lease (4 s / 2 s / 0.5 s retry), `TICKET_DURATION` 6 s and
+//! `TICKET_RENEW_DEADLINE` 3 s. A lost primary keeps its tickets on the others' API servers
+//! until they have gone unrenewed for the ticket duration on the taker's clock, so a new region
+//! may forge no sooner than `D - RETRY_PERIOD` after the fault (its last renewal may be that
+//! old), and the argument's bound on the failover is `D + 2 x RETRY_PERIOD + slowest reload`
+//! (observation of the last renewal, the take, the node's reload), plus the decision and the
+//! claim's status write. Bounds asserted here are generous (a loaded 2-core machine).
+//!
+//! The scenarios run in one world, one after the other, each starting from east (priority 1)
+//! forging: witness down with a planned failover and failback, east partitioned from every
+//! other participant, east's API server frozen (SIGSTOP), then the whole east region dead. A
+//! second, smaller world has two regions and the witness (three participants): the primary
+//! region dies and the other takes its own ticket and the witness's.
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use forge_sim::{
+    apiserver::{ApiServer, ApiServerOptions},
+    proxy::FaultProxy,
+    timeline::{EventKind, TimelineEvent, Verdict, judge, judge_window, unix_now_ns},
+    world::{World, WorldOptions},
+};
+use kube::{
+    Api,
+    api::{Patch, PatchParams},
+};
+
+/// The scenarios run one at a time (each starts several API servers and many processes).
+static ONE_AT_A_TIME: std::sync::LazyLock<tokio::sync::Mutex<()>> =
+    std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
+
+const REPLICAS: usize = 2;
+const TICKET_DURATION: Duration = Duration::from_secs(6);
+const TICKET_RENEW_DEADLINE: Duration = Duration::from_secs(3);
+const RETRY_PERIOD: Duration = Duration::from_millis(500);
+const SLOWEST_RELOAD: Duration = Duration::from_millis(1500);
+const WITNESS: &str = "witness";
+/// The scenario world's `RENEW_DEADLINE` (the local lease).
+const LOCAL_RENEW_DEADLINE: Duration = Duration::from_secs(2);
+
+fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_forge-manager"))
+}
+
+/// The argument's bound on a lost primary's failover (module docs).
+fn failover_bound() -> Duration {
+    TICKET_DURATION + RETRY_PERIOD * 2 + SLOWEST_RELOAD
+}
+
+/// The estimate for a planned handover (the holder yields): its node's stop (a reload), the
+/// confirmed stop's release, the better region's read of the released tickets and its take, the
+/// peer reads that show the change, and its node's start (a reload).
+fn planned_bound() -> Duration {
+    SLOWEST_RELOAD * 2 + RETRY_PERIOD * 6
+}
+
+struct Quorum {
+    names: Vec<String>,
+    worlds: Vec<World>,
+    witness: ApiServer,
+    /// `(observer, participant)` -> the proxy the observer's managers reach it through.
+    links: BTreeMap<(String, String), FaultProxy>,
+    /// Per scenario: (name, fault -> new forger in ms, bound in ms).
+    figures: Vec<(String, f64, f64)>,
+}
+
+impl Quorum {
+    async fn start(test: &str, regions: &[(&str, u16)]) -> Option<Quorum> {
+        if forge_sim::apiserver::skipped(test) {
+            return None;
+        }
+        forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
+        let mut worlds = Vec::new();
+        for (region, _) in regions {
+            let mut o = WorldOptions::scenario(exe(), REPLICAS);
+            o.pod_prefix = (*region).to_string();
+            worlds.push(World::prepare(o).await.unwrap_or_else(|e| panic!("{test}: {e}")));
+        }
+        let identities: Vec<String> = regions
+            .iter()
+            .flat_map(|(r, _)| (0..REPLICAS).map(move |i| format!("{r}-{i}")))
+            .collect();
+        let witness = ApiServer::start(ApiServerOptions::with_identities(identities))
+            .await
+            .unwrap_or_else(|e| panic!("{test}: witness API server: {e}"));
+        let mut links = BTreeMap::new();
+        for (i, (region, priority)) in regions.iter().enumerate() {
+            let (mut peers, mut participants) = (Vec::new(), Vec::new());
+            for (j, (peer, _)) in regions.iter().enumerate().filter(|(j, _)| *j != i) {
+                let proxy = FaultProxy::start_local(worlds[j].apiserver.addr())
+                    .await
+                    .expect("proxy");
+                let kubeconfig = worlds[j]
+                    .apiserver
+                    .kubeconfig_via(&format!("{peer}-0"), proxy.local_addr())
+                    .expect("kubeconfig");
+                peers.push(format!("pool-{peer}={}", kubeconfig.display()));
+                participants.push(format!("pool-{peer}={}", kubeconfig.display()));
+                links.insert(((*region).to_string(), (*peer).to_string()), proxy);
+            }
+            let proxy = FaultProxy::start_local(witness.addr()).await.expect("proxy");
+            let kubeconfig = witness
+                .kubeconfig_via(&format!("{region}-0"), proxy.local_addr())
+                .expect("kubeconfig");
+            participants.push(format!("witness:{WITNESS}={}", kubeconfig.display()));
+            links.insert(((*region).to_string(), WITNESS.to_string()), proxy);
+            let env = &mut worlds[i].options_mut().extra_env;
+            *env = vec![
+                ("ENABLE_CLUSTER_MANAGEMENT".into(), "true".into()),
+                ("CLUSTER_IDENTIFIER".into(), format!("pool-{region}")),
+                ("CLUSTER_REGION".into(), (*region).to_string()),
+                ("CLUSTER_PRIORITY".into(), priority.to_string()),
+                ("PEER_CLUSTERS".into(), peers.join(",")),
+                ("QUORUM_PARTICIPANTS".into(), participants.join(",")),
+                ("TICKET_DURATION".into(), TICKET_DURATION.as_secs().to_string()),
+                (
+                    "TICKET_RENEW_DEADLINE".into(),
+                    TICKET_RENEW_DEADLINE.as_secs().to_string(),
+                ),
+            ];
+        }
+        for w in &mut worlds {
+            w.populate().await.unwrap_or_else(|e| panic!("{test}: {e}"));
+        }
+        Some(Quorum {
+            names: regions.iter().map(|(r, _)| (*r).to_string()).collect(),
+            worlds,
+            witness,
+            links,
+            figures: Vec::new(),
+        })
+    }
+
+    fn events(&self) -> Vec<TimelineEvent> {
+        self.worlds.iter().flat_map(|w| w.events()).collect()
+    }
+
+    fn forging_now(&self) -> Vec<String> {
+        self.worlds.iter().flat_map(|w| w.forging_now()).collect()
+    }
+
+    fn world(&mut self, region: &str) -> &mut World {
+        let i = self.names.iter().position(|n| n == region).expect("region");
+        &mut self.worlds[i]
+    }
+
+    fn link(&self, observer: &str, participant: &str) -> &FaultProxy {
+        &self.links[&(observer.to_string(), participant.to_string())]
+    }
+
+    /// Cuts (or heals) every path between `region` and every other participant, both ways.
+    fn partition(&self, region: &str, cut: bool) {
+        for ((a, b), proxy) in &self.links {
+            if a == region || b == region {
+                if cut {
+                    proxy.handle().blackhole();
+                } else {
+                    proxy.handle().pass();
+                }
+            }
+        }
+    }
+
+    async fn wait_for_forger_in(&self, region: &str, within: Duration) -> Option<(String, Duration)> {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            let now = self.forging_now();
+            if now.len() == 1 && now[0].starts_with(&format!("{region}-")) {
+                return Some((now[0].clone(), started.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    }
+
+    async fn expect_forger_in(&self, region: &str, within: Duration, what: &str) -> String {
+        match self.wait_for_forger_in(region, within).await {
+            Some((node, _)) => node,
+            None => panic!(
+                "{what}: no single forger in {region} within {within:?}: {:?}\n{}",
+                self.forging_now(),
+                self.logs()
+            ),
+        }
+    }
+
+    /// The first `forging_on` in `region` at or after `since_ns`, in ms after it.
+    fn took_over_ms(&self, region: &str, since_ns: u64) -> Option<f64> {
+        let mut events = self.events();
+        events.sort_by_key(|e| e.t_unix_ns);
+        events
+            .iter()
+            .find(|e| {
+                e.event == EventKind::ForgingOn
+                    && e.node.starts_with(&format!("{region}-"))
+                    && e.t_unix_ns >= since_ns
+            })
+            .map(|e| (e.t_unix_ns - since_ns) as f64 / 1e6)
+    }
+
+    fn verdict(&self) -> Verdict {
+        judge(&self.events())
+    }
+
+    /// 0 ms of overlap overall; prints the verdict of the scenario's window (who forged, the
+    /// longest gap).
+    fn assert_no_overlap(&self, scenario: &str, since_ns: u64) {
+        let v = self.verdict();
+        assert_eq!(v.overlap_ms, 0.0, "{scenario}: two nodes forged at once: {v:?}");
+        assert!(
+            v.max_forgers <= 1,
+            "{scenario}: two forgers at one instant: {v:?}"
+        );
+        let events = self.events();
+        if let Ok(w) = judge_window(&events, forge_sim::timeline::Window::since(since_ns)) {
+            eprintln!(
+                "{scenario}: overlap {} ms, forgers {:?}, longest gap {:.0} ms",
+                w.overlap_ms, w.forgers, w.max_gap_ms
+            );
+        }
+    }
+
+    fn record(&mut self, scenario: &str, took_ms: f64, bound: Duration) {
+        let bound_ms = bound.as_secs_f64() * 1e3;
+        eprintln!("{scenario}: fault -> new forger {took_ms:.0} ms (argument's bound {bound_ms:.0} ms)");
+        self.figures.push((scenario.to_string(), took_ms, bound_ms));
+    }
+
+    async fn patch_spec(&self, region: &str, spec: serde_json::Value) {
+        let i = self.names.iter().position(|n| n == region).expect("region");
+        let c = forge_sim::apiserver::client_from_kubeconfig(
+            self.worlds[i].apiserver.admin_kubeconfig(),
+            Some(Duration::from_secs(5)),
+        )
+        .await
+        .expect("admin client");
+        let api: Api<forge_core::crd::CardanoForgeCluster> = Api::namespaced(c, "default");
+        api.patch(
+            &format!("pool-{region}"),
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "spec": spec })),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("patching pool-{region}: {e}"));
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for w in &self.worlds {
+            for (i, p) in w.pods.iter().enumerate() {
+                let log = w.manager_log(i);
+                let tail: Vec<&str> = log.lines().rev().take(25).collect();
+                out.push_str(&format!("--- {} ---\n", p.name));
+                for l in tail.into_iter().rev() {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+
+    /// Nobody but `forger` forges for `d` (checked every 100 ms).
+    async fn only(&self, forger: &str, d: Duration, what: &str) {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            let now = self.forging_now();
+            assert!(
+                now.iter().all(|n| n == forger),
+                "{what}: {now:?} forge besides {forger}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `apiserver_request_total` over every API server (regions and witness), by
+    /// `(verb, resource)`.
+    async fn api_requests(&self) -> BTreeMap<(String, String), f64> {
+        let mut texts = Vec::new();
+        for w in &self.worlds {
+            texts.push(w.apiserver_metrics().await.unwrap_or_default());
+        }
+        if let Ok(c) = self.witness.client("admin").await {
+            let request = http::Request::get("/metrics").body(Vec::new()).expect("request");
+            texts.push(c.request_text(request).await.unwrap_or_default());
+        }
+        let mut out = BTreeMap::new();
+        for text in texts {
+            for l in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+                let label = |k: &str| {
+                    l.split(&format!("{k}=\""))
+                        .nth(1)
+                        .and_then(|r| r.split('"').next())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let v: f64 = l.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+                *out.entry((label("verb"), label("resource"))).or_insert(0.0) += v;
+            }
+        }
+        out
+    }
+
+    /// API requests per pod and minute over `d` of steady state, in total and by
+    /// `(verb, resource)`; printed.
+    async fn api_load(&self, what: &str, d: Duration) -> f64 {
+        let pods: usize = self.worlds.iter().map(|w| w.pods.len()).sum();
+        let before = self.api_requests().await;
+        let t0 = Instant::now();
+        tokio::time::sleep(d).await;
+        let after = self.api_requests().await;
+        let minutes = t0.elapsed().as_secs_f64() / 60.0;
+        let per = |v: f64| v / pods as f64 / minutes;
+        let mut total = 0.0;
+        let mut parts = Vec::new();
+        for (k, v) in &after {
+            let delta = v - before.get(k).copied().unwrap_or(0.0);
+            if delta > 0.0 {
+                total += delta;
+                parts.push(format!("{} {} {:.1}", k.0, k.1, per(delta)));
+            }
+        }
+        eprintln!(
+            "{what}: {:.1} API requests per pod and minute ({pods} pods, retry period {:?}); by verb and resource: {}",
+            per(total),
+            RETRY_PERIOD,
+            parts.join(", ")
+        );
+        per(total)
+    }
+
+    fn stop(&mut self) {
+        for w in &mut self.worlds {
+            w.stop_processes();
+        }
+        let v = judge(&self.events());
+        for w in &mut self.worlds {
+            w.stop();
+        }
+        self.witness.stop();
+        eprintln!("shutdown: merged verdict {v:?}");
+        assert_eq!(
+            v.overlap_ms, 0.0,
+            "two nodes forged at once (shutdown included): {v:?}"
+        );
+        assert!(v.max_forgers <= 1, "two forgers at one instant: {v:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_regions_and_a_witness_fail_over_by_the_tickets_without_overlap() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let test = "three_regions_and_a_witness_fail_over_by_the_tickets_without_overlap";
+    let Some(mut q) = Quorum::start(test, &[("east", 1), ("west", 2), ("north", 3)]).await else {
+        return;
+    };
+    let t0 = Instant::now();
+    let east = q
+        .expect_forger_in("east", Duration::from_secs(40), "(q1) start")
+        .await;
+    eprintln!("(q1) {east} forges after {:?}", t0.elapsed());
+    q.only(&east, Duration::from_secs(2), "(q1)").await;
+    let i = q.world("east").index_of(&east).expect("pod");
+    let status = q.world("east").status(i).await.unwrap_or_default();
+    eprintln!("(q1) {east} /status quorum: {}", status["quorum"]);
+    assert_eq!(
+        status["quorum"]["held"], 4,
+        "east holds every ticket: {}",
+        status["quorum"]
+    );
+    let held = q.world("east").metrics(i).await.unwrap_or_default();
+    let held: Vec<&str> = held
+        .lines()
+        .filter(|l| l.starts_with("cardano_forge_ticket_held{"))
+        .collect();
+    eprintln!("(q1) {east} ticket metrics: {held:?}");
+    assert_eq!(held.len(), 4, "{held:?}");
+    assert!(held.iter().all(|l| l.ends_with(" 1")), "{held:?}");
+    // The names the alert rules and the dashboard use (tests/deploy_metrics.rs lists them as
+    // quorum mode only).
+    let text = q.world("east").metrics(i).await.unwrap_or_default();
+    for name in [
+        "cardano_forge_tickets_held ",
+        "cardano_forge_tickets_needed ",
+        "cardano_forge_ticket_reachable{",
+        "cardano_forge_ticket_age_seconds{",
+        "cardano_forge_quorum_break_glass ",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "{name} not exported:\n{text}"
+        );
+    }
+
+    // Steady state: API requests per pod and minute (every API server; the test's timings are
+    // 4x the defaults' pace: retry period 0.5 s against 2 s).
+    q.api_load("(q1) steady state, quorum mode", Duration::from_secs(20))
+        .await;
+
+    // (q2) The witness down: east keeps forging on 3 of 4; a planned failover (east Disabled)
+    // and a planned failback still work.
+    for r in ["east", "west", "north"] {
+        q.link(r, WITNESS).handle().blackhole();
+    }
+    q.only(
+        &east,
+        TICKET_DURATION + Duration::from_secs(2),
+        "(q2) witness down",
+    )
+    .await;
+    let since = unix_now_ns();
+    q.patch_spec("east", serde_json::json!({"forgeState": "Disabled"}))
+        .await;
+    let west = q
+        .expect_forger_in("west", Duration::from_secs(20), "(q2) planned failover")
+        .await;
+    let took = q.took_over_ms("west", since).expect("forging_on in west");
+    q.record(
+        "(q2) witness down, planned failover east->west",
+        took,
+        planned_bound(),
+    );
+    q.assert_no_overlap("(q2)", since);
+    let since = unix_now_ns();
+    q.patch_spec("east", serde_json::json!({"forgeState": "Priority-based"}))
+        .await;
+    let east = q
+        .expect_forger_in("east", Duration::from_secs(20), "(q2) planned failback")
+        .await;
+    eprintln!("(q2) failback: {east} forges");
+    let took = q.took_over_ms("east", since).expect("forging_on in east");
+    q.record(
+        "(q2) witness down, planned failback west->east",
+        took,
+        planned_bound(),
+    );
+    q.assert_no_overlap("(q2b)", since);
+    drop(west);
+    for r in ["east", "west", "north"] {
+        q.link(r, WITNESS).handle().pass();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // (q3) East partitioned from every other participant (its own API server still answers):
+    // it stops before its tickets expire; west forges after the ticket timing, not before.
+    let since = unix_now_ns();
+    q.partition("east", true);
+    let west = q
+        .expect_forger_in("west", Duration::from_secs(30), "(q3) partition")
+        .await;
+    let took = q.took_over_ms("west", since).expect("forging_on in west");
+    q.record("(q3) east partitioned from all others", took, failover_bound());
+    assert!(
+        took >= (TICKET_DURATION - RETRY_PERIOD).as_secs_f64() * 1e3,
+        "(q3) west forged {took:.0} ms after the partition: before the ticket timing allows"
+    );
+    q.assert_no_overlap("(q3)", since);
+    q.only(&west, Duration::from_secs(3), "(q3) partitioned").await;
+    // Healed: east is the better region again and reachable: west stops, releases, east forges.
+    let since = unix_now_ns();
+    q.partition("east", false);
+    let east = q
+        .expect_forger_in("east", Duration::from_secs(30), "(q3) healed")
+        .await;
+    eprintln!("(q3) healed: {east} forges");
+    let took = q.took_over_ms("east", since).expect("forging_on in east");
+    q.record("(q3) healed: failback west->east", took, planned_bound());
+    q.assert_no_overlap("(q3b)", since);
+
+    // (q4) East's API server frozen (SIGSTOP): east loses its local lease and stops; west takes
+    // over once east's tickets have gone unrenewed.
+    let (_, apiserver_pid) = q.world("east").apiserver.pids();
+    let pid = nix::unistd::Pid::from_raw(apiserver_pid.expect("east apiserver pid") as i32);
+    let since = unix_now_ns();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+    let west = q
+        .expect_forger_in("west", Duration::from_secs(30), "(q4) frozen")
+        .await;
+    let took = q.took_over_ms("west", since).expect("forging_on in west");
+    // East's keeper reaches the other participants' API servers: it renews their tickets until
+    // its local lease's renew deadline (2 s) passes; only then do they start to age out.
+    q.record(
+        "(q4) east's API server frozen",
+        took,
+        failover_bound() + LOCAL_RENEW_DEADLINE,
+    );
+    assert!(
+        took >= (TICKET_DURATION - RETRY_PERIOD).as_secs_f64() * 1e3,
+        "(q4) west forged {took:.0} ms after the freeze: before the ticket timing allows"
+    );
+    q.assert_no_overlap("(q4)", since);
+    let since = unix_now_ns();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
+    let east = q
+        .expect_forger_in("east", Duration::from_secs(40), "(q4) thawed")
+        .await;
+    let took = q.took_over_ms("east", since).expect("forging_on in east");
+    q.record("(q4) thawed: failback west->east", took, planned_bound());
+    q.assert_no_overlap("(q4b)", since);
+    drop(west);
+
+    // (q5) The whole east region dead: nodes, managers and API server.
+    let since = unix_now_ns();
+    {
+        let w = q.world("east");
+        for i in 0..w.pods.len() {
+            w.kill_node(i);
+            w.signal_manager(i, nix::sys::signal::Signal::SIGKILL);
+        }
+        w.apiserver.stop();
+    }
+    let west = q
+        .expect_forger_in("west", Duration::from_secs(30), "(q5) east dead")
+        .await;
+    let took = q.took_over_ms("west", since).expect("forging_on in west");
+    q.record("(q5) whole east region dead", took, failover_bound());
+    q.assert_no_overlap("(q5)", since);
+    q.only(&west, Duration::from_secs(3), "(q5)").await;
+    drop(east);
+
+    for (s, took, bound) in &q.figures {
+        eprintln!("figure: {s}: {took:.0} ms (bound {bound:.0} ms)");
+    }
+    for (s, took, bound) in &q.figures {
+        // Generous: twice the bound plus 5 s (a loaded 2-core machine).
+        assert!(
+            *took <= bound * 2.0 + 5_000.0,
+            "{s}: {took:.0} ms against a bound of {bound:.0} ms"
+        );
+    }
+    q.stop();
+}
+
+/// Two regions and a witness (three participants, a majority of two): east forges holding all
+/// three tickets; when the whole east region dies, west takes its own ticket and the witness's
+/// once east's have aged out, and forges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_regions_and_a_witness_fail_over_when_the_primary_dies() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let test = "two_regions_and_a_witness_fail_over_when_the_primary_dies";
+    let Some(mut q) = Quorum::start(test, &[("east", 1), ("west", 2)]).await else {
+        return;
+    };
+    let east = q
+        .expect_forger_in("east", Duration::from_secs(40), "(w1) start")
+        .await;
+    q.only(&east, Duration::from_secs(2), "(w1)").await;
+    let i = q.world("east").index_of(&east).expect("pod");
+    let status = q.world("east").status(i).await.unwrap_or_default();
+    assert_eq!(
+        status["quorum"]["held"], 3,
+        "east holds every ticket: {}",
+        status["quorum"]
+    );
+    assert_eq!(status["quorum"]["needed"], 2, "{}", status["quorum"]);
+    let since = unix_now_ns();
+    {
+        let w = q.world("east");
+        for i in 0..w.pods.len() {
+            w.kill_node(i);
+            w.signal_manager(i, nix::sys::signal::Signal::SIGKILL);
+        }
+        w.apiserver.stop();
+    }
+    let west = q
+        .expect_forger_in("west", Duration::from_secs(30), "(w2) east dead")
+        .await;
+    let took = q.took_over_ms("west", since).expect("forging_on in west");
+    q.record(
+        "(w2) two regions + witness: whole east region dead",
+        took,
+        failover_bound(),
+    );
+    assert!(
+        took >= (TICKET_DURATION - RETRY_PERIOD).as_secs_f64() * 1e3,
+        "(w2) west forged {took:.0} ms after east died: before the ticket timing allows"
+    );
+    assert!(
+        took <= failover_bound().as_secs_f64() * 2e3 + 5_000.0,
+        "(w2) {took:.0} ms"
+    );
+    q.assert_no_overlap("(w2)", since);
+    q.only(&west, Duration::from_secs(3), "(w2)").await;
+    q.stop();
+}
