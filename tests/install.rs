@@ -14,7 +14,10 @@
 //! answer is reported); `helm upgrade` changing a value; `helm uninstall` (no forger, every process exited,
 //! nothing of the release left but the PersistentVolumeClaims, which a StatefulSet never
 //! deletes, the released Lease, which the sidecars own, and the CardanoLeader a sidecar leading
-//! during the uninstall writes again).
+//! during the uninstall writes again). Then the plain manifests of `deploy/` rendered for 1.20
+//! (guard layout with the Dockerfile's image as the sidecar, and the reference layout) and the
+//! chart with `layout: reference`: each three pods Ready and exactly one forger, then removed
+//! with no forger left.
 //!
 //! Needs root, the cluster binaries (scripts/kube-cluster.sh), the pause image, kubectl and the
 //! helm-sdkpy venv (FORGE_HELM_PYTHON, made by .ci/run); without them it says SKIPPED, except
@@ -447,7 +450,11 @@ async fn apply_manifest(
     ]);
     let forger = settled_named(pods, sts, "cardano-bp", pv_root, what).await;
     let v = no_overlap(pv_root, t, what);
-    assert_eq!(v.forgers.len(), 1, "{what}: one node forged since the apply: {v:?}");
+    assert_eq!(
+        v.forgers.len(),
+        1,
+        "{what}: one node forged since the apply: {v:?}"
+    );
     eprintln!(
         "install: {what}: apply to three pods Ready and one forger ({forger}): {:.1} s",
         at.elapsed().as_secs_f64()
@@ -457,7 +464,10 @@ async fn apply_manifest(
     tools.kubectl(&["delete", "-f", file, "--wait=false"]);
     no_pods_left(pods, what).await;
     let ev = events(pv_root);
-    assert!(timeline::forging_at_end(&ev).is_empty(), "{what}: a forger after the delete");
+    assert!(
+        timeline::forging_at_end(&ev).is_empty(),
+        "{what}: a forger after the delete"
+    );
     let v = timeline::judge_window(&ev, Window::since(t)).expect("judged");
     assert!(v.overlap_ms == 0.0, "{what}: delete: {v:?}");
     spec
@@ -741,7 +751,6 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
         started.elapsed().as_secs_f64()
     );
 
-
     // 7. The plain manifests of deploy/ (guard layout), rendered for 1.20, with the image the
     // Dockerfile builds as the sidecar and as the guard's source (install-guard copies it into
     // the node container, whose image has the glibc loader the binary needs).
@@ -765,7 +774,10 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
     )
     .await;
     assert_eq!(
-        (spec.containers[0].name.as_str(), spec.containers[0].image.as_deref()),
+        (
+            spec.containers[0].name.as_str(),
+            spec.containers[0].image.as_deref()
+        ),
         ("forge-manager", Some("localhost/forge-manager:dockerfile-run")),
         "the Dockerfile's image runs the sidecar"
     );
@@ -816,7 +828,10 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
     tools.helm(&["uninstall", "ref", "--namespace", NS]);
     no_pods_left(&pods, "helm uninstall, layout: reference").await;
     let ev = events(&pv_root);
-    assert!(timeline::forging_at_end(&ev).is_empty(), "a forger after uninstall");
+    assert!(
+        timeline::forging_at_end(&ev).is_empty(),
+        "a forger after uninstall"
+    );
     let v = timeline::judge_window(&ev, Window::since(t)).expect("judged");
     assert!(v.overlap_ms == 0.0, "uninstall, layout: reference: {v:?}");
     eprintln!(

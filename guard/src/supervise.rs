@@ -234,7 +234,9 @@ pub fn run(opts: GuardOptions) -> Result<i32, GuardError> {
         let tx = tx.clone();
         move || {
             for raw in signals.forever() {
-                let Some(sig) = Signal::from_named_raw(raw) else { continue };
+                let Some(sig) = Signal::from_named_raw(raw) else {
+                    continue;
+                };
                 if tx.send(Event::Signal(sig)).is_err() {
                     break;
                 }
