@@ -60,7 +60,9 @@ fn name(sig: Signal) -> &'static str {
 
 /// `setpriv` (util-linux): sets PR_SET_PDEATHSIG in the child before it execs the command, so
 /// the node dies with the guard even when the guard is SIGKILLed; no `unsafe` `pre_exec` here.
-const SETPRIV: &str = "/usr/bin/setpriv";
+/// Where it is looked for: Debian's place, and the root of a Nix `buildEnv` image such as the
+/// official cardano-node image (util-linux linked into `/bin`, no `/usr/bin`).
+const SETPRIV: [&str; 2] = ["/usr/bin/setpriv", "/bin/setpriv"];
 
 /// How long a push to a subscriber may block before that subscriber is dropped.
 const PUSH_TIMEOUT: Duration = Duration::from_millis(100);
@@ -377,13 +379,15 @@ fn bind(path: &std::path::Path) -> Result<UnixListener, GuardError> {
 }
 
 fn spawn(command: &[OsString]) -> Result<Child, GuardError> {
-    let mut cmd = if std::path::Path::new(SETPRIV).exists() {
-        let mut c = Command::new(SETPRIV);
+    let setpriv = SETPRIV.iter().find(|p| std::path::Path::new(p).exists());
+    let mut cmd = if let Some(setpriv) = setpriv {
+        let mut c = Command::new(setpriv);
         c.arg("--pdeathsig").arg("KILL").arg("--").args(command);
         c
     } else {
         log(format_args!(
-            "warning: {SETPRIV} not found: the node will not die with the guard if the guard is killed"
+            "warning: setpriv not found ({}): the node will not die with the guard if the guard is killed",
+            SETPRIV.join(", ")
         ));
         let mut c = Command::new(&command[0]);
         c.args(&command[1..]);
