@@ -7,13 +7,19 @@
 # Build stage: Debian bookworm with the workspace's minimum Rust (rust-version in Cargo.toml).
 # --no-default-features leaves the test world (`sim`) out of the production binary.
 # TLS is rustls with ring, so no OpenSSL is needed at build or run time.
+# Statically linked (glibc, crt-static): `forge-manager install` copies this binary into the
+# node's container as the guard, and the official cardano-node image (a Nix buildEnv) has no
+# /lib64/ld-linux-x86-64.so.2 to load a dynamic one (exec fails with ENOENT). Name lookups of a
+# static glibc binary use the run stage's glibc (Debian 12's, the build stage's too).
 FROM docker.io/library/rust:1.89-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --no-default-features --bin forge-manager \
-    && install -D -m 0555 target/release/forge-manager /out/forge-manager
+    host="$(rustc -vV | sed -n 's/^host: //p')" \
+    && RUSTFLAGS="-C target-feature=+crt-static" \
+       cargo build --release --locked --no-default-features --bin forge-manager --target "$host" \
+    && install -D -m 0555 "target/$host/release/forge-manager" /out/forge-manager
 
 # Run stage: distroless (glibc, CA certificates, no shell, no package manager), non-root.
 # Read-only root filesystem friendly: the binary writes only to mounted volumes (the credential

@@ -33,6 +33,58 @@ def copies_in_sync():
         check(filecmp.cmp(a, b, shallow=False), f"{a.relative_to(ROOT)} equals {b.relative_to(ROOT)}")
 
 
+def mithril_script_runs(init, name):
+    """Runs the rendered mithril-restore command (sh -c SCRIPT) here, with a stand-in
+    mithril-client that records its arguments and environment: an empty database is restored
+    with the right command line, a database with immutable files is left alone."""
+    cmd = init["command"]
+    check(cmd[:2] == ["/bin/sh", "-c"] and cmd[2] == (CHART / "files" / "mithril-restore.sh").read_text(),
+          f"{name}: mithril-restore runs files/mithril-restore.sh with /bin/sh")
+    env = {e["name"]: e["value"] for e in init["env"]}
+    check(env.get("DB_DIR") == "/data/db" and any(m["mountPath"] == "/data" for m in init["volumeMounts"]),
+          f"{name}: mithril-restore restores the node's --database-path on the data volume")
+    with tempfile.TemporaryDirectory() as d:
+        d = pathlib.Path(d)
+        stub = d / "mithril-client"
+        stub.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$STUB_OUT"\n'
+                        'printf "%s|%s|%s\\n" "$AGGREGATOR_ENDPOINT" "$GENESIS_VERIFICATION_KEY" '
+                        '"$ANCILLARY_VERIFICATION_KEY" >> "$STUB_OUT"\nmkdir -p "$5/db/immutable"\n')
+        stub.chmod(0o755)
+        out = d / "args"
+        run_env = dict(env, DB_DIR=str(d / "data" / "db"), MITHRIL_CLIENT=str(stub), STUB_OUT=str(out),
+                       PATH=os.environ["PATH"])
+        (d / "data" / "db").mkdir(parents=True)
+        (d / "data" / "db" / "partial").write_text("left by an interrupted attempt")
+        r = subprocess.run(cmd, env=run_env, capture_output=True, text=True)
+        args = out.read_text().splitlines() if out.exists() else []
+        want = ["cardano-db", "download", env["MITHRIL_DIGEST"], "--download-dir", str(d / "data"),
+                "--include-ancillary",
+                f'{env["AGGREGATOR_ENDPOINT"]}|{env["GENESIS_VERIFICATION_KEY"]}|{env["ANCILLARY_VERIFICATION_KEY"]}']
+        check(r.returncode == 0 and args == want and not (d / "data" / "db" / "partial").exists(),
+              f"{name}: mithril-restore on an empty database runs the client as expected "
+              f"(rc {r.returncode}, {args}, {r.stderr.strip()})")
+        out.unlink()
+        (d / "data" / "db" / "immutable" / "00000.chunk").write_text("x")
+        r = subprocess.run(cmd, env=run_env, capture_output=True, text=True)
+        check(r.returncode == 0 and not out.exists() and "nothing to restore" in r.stdout,
+              f"{name}: mithril-restore leaves a database with immutable files alone ({r.stdout.strip()})")
+        r = subprocess.run(cmd, env=dict(run_env, DB_DIR=str(d / "other" / "db"), AGGREGATOR_ENDPOINT=""),
+                           capture_output=True, text=True)
+        check(r.returncode == 2 and "mithril.aggregatorEndpoint is empty" in r.stderr,
+              f"{name}: mithril-restore without an endpoint names the value ({r.stderr.strip()})")
+
+
+async def refused(kubeconfig, ns, vals, words, what):
+    """An install of `vals` fails at render time with a message containing `words`."""
+    try:
+        await helm.Install(helm.Configuration(namespace=ns, kubeconfig=kubeconfig)).run(
+            "bp", str(CHART), values=vals, create_namespace=True, wait=False, timeout=120,
+            disable_openapi_validation=False)
+        check(False, f"{what}: accepted")
+    except Exception as e:  # noqa: BLE001
+        check(words in str(e), f"{what}: refused, naming the value ({str(e)[:200]})")
+
+
 def start_apiserver():
     target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     exe = os.environ.get("FORGE_MANAGER_BIN", str(target / "debug" / "forge-manager"))
@@ -103,8 +155,56 @@ async def main():
                     check("--targets" in cmd and cmd[cmd.index("--targets") + 1].count(",") == 2,
                           f"{name}: the guard gets its three target files")
                 check("readinessProbe" in node, f"{name}: the node container has a readiness probe")
+                arg = lambda flag: cmd[cmd.index(flag) + 1]
+                inits = {c["name"]: c for c in spec.get("initContainers") or []}
+                vols = {v["name"]: v for v in spec["volumes"]}
+                if name == "node-config":
+                    check(arg("--config") == "/opt/cardano/config/preprod/config.json"
+                          and arg("--topology") == "/topology/topology.json"
+                          and "node-config" not in vols
+                          and vols["topology"]["configMap"]["name"] == "bp-forge-manager-topology",
+                          f"{name}: the node image's preprod config, the chart's topology ({arg('--config')}, {arg('--topology')})")
+                    cms = [d for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "bp-forge-manager-topology"]
+                    topo = json.loads(cms[0]["data"]["topology.json"]) if cms else {}
+                    roots = topo.get("localRoots", [{}])
+                    check(len(roots) == 1 and [a["address"] for a in roots[0].get("accessPoints", [])]
+                          == ["relay-0.relays.cardano.svc", "relay-1.relays.cardano.svc"]
+                          and roots[0].get("trustable") is True and roots[0].get("valency") == 2
+                          and topo.get("publicRoots") == [] and topo.get("useLedgerAfterSlot") == -1,
+                          f"{name}: topology.json has the relays only: {topo}")
+                    check("mithril-restore" in inits and inits["mithril-restore"]["image"]
+                          == "ghcr.io/input-output-hk/mithril-client:2543.1",
+                          f"{name}: the Mithril restore init container is rendered")
+                    if "mithril-restore" in inits:
+                        mithril_script_runs(inits["mithril-restore"], name)
+                else:
+                    check(arg("--config") == "/config/config.json" and arg("--topology") == "/config/topology.json"
+                          and vols["node-config"]["configMap"]["name"] == "cardano-bp-config"
+                          and "mithril-restore" not in inits,
+                          f"{name}: the node reads node.configMap at /config; no Mithril restore (off by default)")
+            pols = [d for d in docs if d.get("kind") == "NetworkPolicy"]
+            if vals.get("networkPolicy", {}).get("enabled"):
+                p = pols[0]["spec"] if pols else {}
+                node_port = {"port": 3001, "protocol": "TCP"}
+                relay_in = [r for r in p.get("ingress", []) if node_port in r.get("ports", [])]
+                relay_out = [r for r in p.get("egress", []) if node_port in r.get("ports", [])]
+                peers = [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "cardano-relay"}}},
+                         {"ipBlock": {"cidr": "192.0.2.10/32"}}]
+                check(len(relay_in) == 1 and relay_in[0].get("from") == peers
+                      and len(relay_out) == 1 and relay_out[0].get("to") == peers,
+                      f"{name}: the NetworkPolicy opens the node port to and from the relays only: {relay_in} {relay_out}")
+            else:
+                check(not pols, f"{name}: no NetworkPolicy unless enabled")
             # Forced native sidecar: 1.20 refuses exactly the init container's restartPolicy.
             if name == "default":
+                await refused(kubeconfig, "ci-refused-1", {"networkPolicy": {"enabled": True}},
+                              "networkPolicy.relays", "a NetworkPolicy without relays")
+                await refused(kubeconfig, "ci-refused-2", {"mithril": {"enabled": True, "image": {"tag": "x"},
+                              "aggregatorEndpoint": "https://a.invalid"}},
+                              "mithril.genesisVerificationKey", "Mithril without a genesis key")
+                await refused(kubeconfig, "ci-refused-3", {"node": {"configSource": "image"},
+                              "forgeManager": {"network": "sanchonet", "networkMagic": 4}},
+                              "forgeManager.network", "the image's config for a network it does not ship")
                 try:
                     await helm.Install(helm.Configuration(namespace="ci-native-validated", kubeconfig=kubeconfig)).run(
                         "bp", str(CHART), values={"sidecar": {"mode": "native"}}, create_namespace=True,

@@ -3,7 +3,8 @@
 # world: kubelet, kube-controller-manager, kube-scheduler and kube-proxy from the same Debian
 # `kubernetes` source tree (and Go build cache) that scripts/kube-apiserver.sh unpacks, patches
 # and builds the API server from. containerd 1.6, runc, the CNI plugins, iptables and conntrack
-# come from Debian's binary packages (installing them starts no service here).
+# come from Debian's binary packages (installing them starts no service here); buildah too (the
+# install test builds the Dockerfile's run stage with it: scripts/images.sh dockerfile-run).
 #
 # Idempotent: cached binaries are reused. Prints the directory holding all five binaries
 # (kube-apiserver included) on stdout as its last line. Needs root for apt-get.
@@ -19,7 +20,7 @@ log() { echo "kube-cluster.sh: $*" >&2; }
 
 # The Debian packages the cluster runs with (binary packages, not built here).
 need_pkgs=()
-for p in containerd runc containernetworking-plugins iptables conntrack busybox-static gcc libc6-dev; do
+for p in containerd runc containernetworking-plugins iptables conntrack busybox-static gcc libc6-dev buildah; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

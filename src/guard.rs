@@ -48,7 +48,7 @@ pub struct GuardArgs {
     command: Vec<OsString>,
 }
 
-/// Runs the guard. Called first thing in `main`: no other thread may exist yet.
+/// Runs the guard (`forge-manager guard`): it owns the process and its signals until the node exits.
 pub fn run(args: GuardArgs) -> anyhow::Result<ExitCode> {
     let targets = if args.targets.is_empty() {
         ["TARGET_KES_KEY", "TARGET_VRF_KEY", "TARGET_OP_CERT"]

@@ -14,7 +14,10 @@
 //! answer is reported); `helm upgrade` changing a value; `helm uninstall` (no forger, every process exited,
 //! nothing of the release left but the PersistentVolumeClaims, which a StatefulSet never
 //! deletes, the released Lease, which the sidecars own, and the CardanoLeader a sidecar leading
-//! during the uninstall writes again).
+//! during the uninstall writes again). Then the plain manifests of `deploy/` rendered for 1.20
+//! (guard layout with the Dockerfile's image as the sidecar, and the reference layout) and the
+//! chart with `layout: reference`: each three pods Ready and exactly one forger, then removed
+//! with no forger left.
 //!
 //! Needs root, the cluster binaries (scripts/kube-cluster.sh), the pause image, kubectl and the
 //! helm-sdkpy venv (FORGE_HELM_PYTHON, made by .ci/run); without them it says SKIPPED, except
@@ -168,13 +171,40 @@ fn running(p: &Pod) -> bool {
         && p.metadata.deletion_timestamp.is_none()
 }
 
-/// The node timelines written so far (one file per data volume).
+/// The node timelines written so far (one file per data volume, every volume under `pv_root`).
 fn events(pv_root: &Path) -> Vec<TimelineEvent> {
-    let files: Vec<PathBuf> = (0..REPLICAS)
-        .map(|i| pv_root.join(format!("pv-{i}/db/timeline.jsonl")))
+    let mut files: Vec<PathBuf> = std::fs::read_dir(pv_root)
+        .expect("volumes dir")
+        .filter_map(|e| e.ok().map(|e| e.path().join("db/timeline.jsonl")))
         .filter(|p| p.exists())
         .collect();
+    files.sort();
     timeline::read_files_live(&files).expect("timelines parse")
+}
+
+/// One hostPath PersistentVolume per replica under `pv_root/{prefix}-{i}` (what a storage
+/// provisioner would make), owned by the pods' user.
+async fn make_pvs(pvs: &Api<PersistentVolume>, pv_root: &Path, prefix: &str) {
+    for i in 0..REPLICAS {
+        let dir = pv_root.join(format!("{prefix}-{i}"));
+        std::fs::create_dir_all(&dir).expect("pv dir");
+        std::os::unix::fs::chown(&dir, Some(10001), Some(10001)).expect("chown pv dir");
+        pvs.create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("{prefix}-{i}")},
+                "spec": {
+                    "capacity": {"storage": "400Gi"},
+                    "accessModes": ["ReadWriteOnce"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "hostPath": {"path": dir.to_string_lossy(), "type": "Directory"}
+                }
+            }))
+            .expect("pv"),
+        )
+        .await
+        .expect("create pv");
+    }
 }
 
 fn judge(pv_root: &Path, since_ns: u64) -> Verdict {
@@ -210,9 +240,20 @@ fn pod_summary(pods: &[Pod]) -> String {
 /// included: its readiness is the node port, bound after the replay), and exactly one node
 /// forges. Returns the forger's name. Panics with the state seen after `SETTLE`.
 async fn settled(pods: &Api<Pod>, sts: &Api<StatefulSet>, pv_root: &Path, what: &str) -> String {
+    settled_named(pods, sts, STS, pv_root, what).await
+}
+
+/// [`settled`] for the StatefulSet `name`.
+async fn settled_named(
+    pods: &Api<Pod>,
+    sts: &Api<StatefulSet>,
+    name: &str,
+    pv_root: &Path,
+    what: &str,
+) -> String {
     let deadline = Instant::now() + SETTLE;
     loop {
-        let s = sts.get(STS).await.expect("get statefulset");
+        let s = sts.get(name).await.expect("get statefulset");
         let st = s.status.clone().unwrap_or_default();
         let rolled = st.update_revision.is_some()
             && st.current_revision == st.update_revision
@@ -296,6 +337,142 @@ fn no_overlap(pv_root: &Path, since_ns: u64, what: &str) -> Verdict {
     v
 }
 
+/// A manifest of `deploy/` as a user of Kubernetes 1.20 to 1.28 applies it (the manifests' header
+/// says how): each native sidecar (an init container with `restartPolicy: Always`, Kubernetes
+/// 1.29 and later) moved, without that field, to the top of `containers`. And what this test
+/// world needs, as in [`values`]: the local images (the forge-manager one is `sidecar_image`),
+/// never pulled, small node requests and the realistic simulator's settings.
+fn render_for_1_20(path: &Path, sidecar_image: &str) -> String {
+    use serde::Deserialize;
+    use serde_yaml::Value;
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut docs = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let mut v = Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if v["kind"].as_str() == Some("StatefulSet") {
+            let spec = &mut v["spec"]["template"]["spec"];
+            let inits = spec["initContainers"].as_sequence().cloned().unwrap_or_default();
+            let (native, mut inits): (Vec<Value>, Vec<Value>) = inits
+                .into_iter()
+                .partition(|c| c["restartPolicy"].as_str() == Some("Always"));
+            let mut containers = spec["containers"].as_sequence().cloned().unwrap_or_default();
+            for mut c in native.into_iter().rev() {
+                c.as_mapping_mut().expect("container").remove("restartPolicy");
+                containers.insert(0, c);
+            }
+            let node_env: Value = serde_yaml::from_str(
+                "[{name: NODE_REPLAY_MS, value: '3000'}, {name: NODE_RELOAD_MS, value: '20..1500'}, \
+                 {name: NODE_HANDLER_DELAY_MS, value: '150'}]",
+            )
+            .expect("env");
+            for c in inits.iter_mut().chain(containers.iter_mut()) {
+                let image = c["image"].as_str().unwrap_or_default().to_string();
+                c["image"] = Value::from(if image.contains("/forge-manager:") {
+                    sidecar_image
+                } else {
+                    "localhost/cardano-node:sim"
+                });
+                c["imagePullPolicy"] = Value::from("Never");
+                if c["name"].as_str() == Some("cardano-node") {
+                    c["resources"] =
+                        serde_yaml::from_str("{requests: {cpu: 10m, memory: 32Mi}}").expect("resources");
+                    c["env"] = node_env.clone();
+                }
+            }
+            // YAML 1.1 (kubectl) reads `defaultMode: 0400` as octal; serde_yaml (YAML 1.2) as
+            // the string "0400": written back as the number kubectl means.
+            for vol in spec["volumes"].as_sequence_mut().into_iter().flatten() {
+                for kind in ["secret", "configMap"] {
+                    let Some(mode) = vol.get_mut(kind).and_then(|v| v.get_mut("defaultMode")) else {
+                        continue;
+                    };
+                    if let Some(octal) = mode.as_str().and_then(|m| u32::from_str_radix(m, 8).ok()) {
+                        *mode = Value::from(octal);
+                    }
+                }
+            }
+            let spec = spec.as_mapping_mut().expect("pod spec");
+            if inits.is_empty() {
+                spec.remove("initContainers");
+            } else {
+                spec.insert("initContainers".into(), Value::Sequence(inits));
+            }
+            spec.insert("containers".into(), Value::Sequence(containers));
+        }
+        docs.push(serde_yaml::to_string(&v).expect("yaml"));
+    }
+    docs.join("---\n")
+}
+
+/// Waits until no pod is left in the namespace.
+async fn no_pods_left(pods: &Api<Pod>, what: &str) {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let left = pods.list(&ListParams::default()).await.expect("pods").items;
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: pods left: {}",
+            pod_summary(&left)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `kubectl apply` of the rendered manifest `file` (with deploy/'s namespace, CRDs and RBAC):
+/// three pods Running and Ready, exactly one forger since the apply, by the node timelines; then
+/// `kubectl delete` of the same file: no pod and no forger left. Returns the pod spec of the
+/// forger.
+async fn apply_manifest(
+    tools: &Tools,
+    pods: &Api<Pod>,
+    sts: &Api<StatefulSet>,
+    pv_root: &Path,
+    file: &Path,
+    what: &str,
+) -> k8s_openapi::api::core::v1::PodSpec {
+    let file = file.to_str().expect("path");
+    let deploy = root().join("deploy");
+    let at = Instant::now();
+    let t = timeline::unix_now_ns();
+    tools.kubectl(&[
+        "apply",
+        "-f",
+        deploy.join("namespace.yaml").to_str().expect("path"),
+        "-f",
+        deploy.join("crds").to_str().expect("path"),
+        "-f",
+        deploy.join("rbac.yaml").to_str().expect("path"),
+        "-f",
+        file,
+    ]);
+    let forger = settled_named(pods, sts, "cardano-bp", pv_root, what).await;
+    let v = no_overlap(pv_root, t, what);
+    assert_eq!(
+        v.forgers.len(),
+        1,
+        "{what}: one node forged since the apply: {v:?}"
+    );
+    eprintln!(
+        "install: {what}: apply to three pods Ready and one forger ({forger}): {:.1} s",
+        at.elapsed().as_secs_f64()
+    );
+    let spec = pods.get(&forger).await.expect("forger pod").spec.expect("spec");
+    let t = timeline::unix_now_ns();
+    tools.kubectl(&["delete", "-f", file, "--wait=false"]);
+    no_pods_left(pods, what).await;
+    let ev = events(pv_root);
+    assert!(
+        timeline::forging_at_end(&ev).is_empty(),
+        "{what}: a forger after the delete"
+    );
+    let v = timeline::judge_window(&ev, Window::since(t)).expect("judged");
+    assert!(v.overlap_ms == 0.0, "{what}: delete: {v:?}");
+    spec
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrades_and_uninstall() {
     if forge_sim::cluster::skipped("install") {
@@ -312,8 +489,11 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
     let started = Instant::now();
     let node_img = image("node", &forge_sim_bin());
     let mgr_img = image("manager", Path::new(env!("CARGO_BIN_EXE_forge-manager")));
+    // The Dockerfile's run stage built by buildah (scripts/images.sh dockerfile-run), with this
+    // test's binary in place of its release build stage.
+    let dockerfile_img = image("dockerfile-run", Path::new(env!("CARGO_BIN_EXE_forge-manager")));
     let mut cluster = Cluster::start(ClusterOptions {
-        images: vec![node_img, mgr_img],
+        images: vec![node_img, mgr_img, dockerfile_img],
         ..ClusterOptions::default()
     })
     .await
@@ -377,26 +557,7 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
     .await
     .expect("create configmap");
     let pvs: Api<PersistentVolume> = Api::all(client.clone());
-    for i in 0..REPLICAS {
-        let dir = pv_root.join(format!("pv-{i}"));
-        std::fs::create_dir_all(&dir).expect("pv dir");
-        std::os::unix::fs::chown(&dir, Some(10001), Some(10001)).expect("chown pv dir");
-        pvs.create(
-            &pp,
-            &serde_json::from_value(serde_json::json!({
-                "metadata": {"name": format!("install-pv-{i}")},
-                "spec": {
-                    "capacity": {"storage": "400Gi"},
-                    "accessModes": ["ReadWriteOnce"],
-                    "persistentVolumeReclaimPolicy": "Retain",
-                    "hostPath": {"path": dir.to_string_lossy(), "type": "Directory"}
-                }
-            }))
-            .expect("pv"),
-        )
-        .await
-        .expect("create pv");
-    }
+    make_pvs(&pvs, &pv_root, "install-pv").await;
 
     // 1. helm install with the defaults: three pods Running and Ready, exactly one forges.
     let chart = root().join("charts/forge-manager");
@@ -522,19 +683,7 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
     // 6. helm uninstall: no forger, every node process exited, nothing of the release left.
     let t = timeline::unix_now_ns();
     tools.helm(&["uninstall", RELEASE, "--namespace", NS]);
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let left = pods.list(&ListParams::default()).await.expect("pods").items;
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pods left after uninstall: {}",
-            pod_summary(&left)
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    no_pods_left(&pods, "helm uninstall").await;
     let ev = events(&pv_root);
     assert!(
         timeline::forging_at_end(&ev).is_empty(),
@@ -599,6 +748,94 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
     eprintln!(
         "install: after uninstall only the user's objects and the data volumes' claims remain ({} PVCs); total {:.0} s",
         pvcs.lines().count(),
+        started.elapsed().as_secs_f64()
+    );
+
+    // 7. The plain manifests of deploy/ (guard layout), rendered for 1.20, with the image the
+    // Dockerfile builds as the sidecar and as the guard's source (install-guard copies it into
+    // the node container, whose image has the glibc loader the binary needs).
+    make_pvs(&pvs, &pv_root, "deploy-pv").await;
+    let rendered = work.path().join("statefulset-guard-1.20.yaml");
+    std::fs::write(
+        &rendered,
+        render_for_1_20(
+            &root().join("deploy/statefulset-guard.yaml"),
+            "localhost/forge-manager:dockerfile-run",
+        ),
+    )
+    .expect("write manifest");
+    let spec = apply_manifest(
+        &tools,
+        &pods,
+        &sts,
+        &pv_root,
+        &rendered,
+        "deploy/statefulset-guard.yaml, the Dockerfile's image",
+    )
+    .await;
+    assert_eq!(
+        (
+            spec.containers[0].name.as_str(),
+            spec.containers[0].image.as_deref()
+        ),
+        ("forge-manager", Some("localhost/forge-manager:dockerfile-run")),
+        "the Dockerfile's image runs the sidecar"
+    );
+
+    // 8. deploy/statefulset-reference-layout.yaml: the reference's layout (no guard, a shared
+    // process namespace, SIGHUP by PID), same volumes.
+    let rendered = work.path().join("statefulset-reference-layout-1.20.yaml");
+    std::fs::write(
+        &rendered,
+        render_for_1_20(
+            &root().join("deploy/statefulset-reference-layout.yaml"),
+            "localhost/forge-manager:dev",
+        ),
+    )
+    .expect("write manifest");
+    let spec = apply_manifest(
+        &tools,
+        &pods,
+        &sts,
+        &pv_root,
+        &rendered,
+        "deploy/statefulset-reference-layout.yaml",
+    )
+    .await;
+    assert_eq!(spec.share_process_namespace, Some(true), "the reference layout");
+
+    // 9. The chart with `layout: reference` (the reference chart's layout, for a drop-in).
+    make_pvs(&pvs, &pv_root, "ref-pv").await;
+    let t = timeline::unix_now_ns();
+    let at = Instant::now();
+    tools.helm(&[
+        "install",
+        "ref",
+        chart,
+        "--namespace",
+        NS,
+        "--values-json",
+        &values(serde_json::json!({"layout": "reference"})),
+    ]);
+    let forger = settled_named(&pods, &sts, "ref-forge-manager", &pv_root, "layout: reference").await;
+    let v = no_overlap(&pv_root, t, "helm install, layout: reference");
+    assert_eq!(v.forgers.len(), 1, "one node forged since the install: {v:?}");
+    eprintln!(
+        "install: helm install with layout: reference to three pods Ready and one forger ({forger}): {:.1} s",
+        at.elapsed().as_secs_f64()
+    );
+    let t = timeline::unix_now_ns();
+    tools.helm(&["uninstall", "ref", "--namespace", NS]);
+    no_pods_left(&pods, "helm uninstall, layout: reference").await;
+    let ev = events(&pv_root);
+    assert!(
+        timeline::forging_at_end(&ev).is_empty(),
+        "a forger after uninstall"
+    );
+    let v = timeline::judge_window(&ev, Window::since(t)).expect("judged");
+    assert!(v.overlap_ms == 0.0, "uninstall, layout: reference: {v:?}");
+    eprintln!(
+        "install: the manifests and the reference layout too; total {:.0} s",
         started.elapsed().as_secs_f64()
     );
 

@@ -1,7 +1,7 @@
 //! The guard process: the child, the signals, the socket, the permit.
 //!
 //! Threads feed one loop (the only owner of the state) through a channel: a signal thread
-//! (SIGTERM/SIGINT/SIGHUP/SIGQUIT are blocked and waited for, then forwarded to the child), a
+//! (SIGTERM/SIGINT/SIGHUP/SIGQUIT caught by signal-hook's iterator, then forwarded to the child), a
 //! waiter (the child's exit), two pass-through readers (stdout/stderr copied unchanged, each
 //! line scanned), an acceptor and one thread per connection. The loop sleeps until the next
 //! event or the permit's deadline, whichever comes first. No thread ever blocks the loop: pushes
@@ -33,8 +33,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use nix::sys::signal::{SigSet, Signal};
-use rustix::{fd::OwnedFd, process::PidfdFlags};
+use rustix::{
+    fd::OwnedFd,
+    process::{PidfdFlags, Signal},
+};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 
 use crate::{
     monotonic_now_ns,
@@ -44,9 +47,22 @@ use crate::{
     scan::scan,
 };
 
+/// A forwarded signal's name as the log says it.
+fn name(sig: Signal) -> &'static str {
+    match sig {
+        Signal::TERM => "SIGTERM",
+        Signal::INT => "SIGINT",
+        Signal::HUP => "SIGHUP",
+        Signal::QUIT => "SIGQUIT",
+        _ => "a signal",
+    }
+}
+
 /// `setpriv` (util-linux): sets PR_SET_PDEATHSIG in the child before it execs the command, so
 /// the node dies with the guard even when the guard is SIGKILLed; no `unsafe` `pre_exec` here.
-const SETPRIV: &str = "/usr/bin/setpriv";
+/// Where it is looked for: Debian's place, and the root of a Nix `buildEnv` image such as the
+/// official cardano-node image (util-linux linked into `/bin`, no `/usr/bin`).
+const SETPRIV: [&str; 2] = ["/usr/bin/setpriv", "/bin/setpriv"];
 
 /// How long a push to a subscriber may block before that subscriber is dropped.
 const PUSH_TIMEOUT: Duration = Duration::from_millis(100);
@@ -128,8 +144,11 @@ pub enum GuardError {
     },
     /// Signals could not be set up.
     #[error("signals: {0}")]
-    Signals(nix::Error),
+    Signals(std::io::Error),
 }
+
+/// The signals forwarded to the node.
+const FORWARDED: [std::ffi::c_int; 4] = [SIGTERM, SIGINT, SIGHUP, SIGQUIT];
 
 enum Event {
     Signal(Signal),
@@ -154,9 +173,8 @@ fn log(msg: std::fmt::Arguments<'_>) {
 /// Runs the guard until its child exits; returns the exit code to exit with (the child's, or
 /// 128 + the signal that ended it).
 ///
-/// Must be called before any other thread exists: the forwarded signals are blocked in the
-/// calling thread (once the child is forked) and every thread it starts inherits that mask, so
-/// they are only ever taken by the signal thread's `sigwait`.
+/// SIGTERM, SIGINT, SIGHUP and SIGQUIT get signal-hook's handler for as long as the process
+/// lives (the caller is the process: `forge-manager guard`).
 pub fn run(opts: GuardOptions) -> Result<i32, GuardError> {
     if opts.command.is_empty() {
         return Err(GuardError::Usage(
@@ -173,19 +191,16 @@ pub fn run(opts: GuardOptions) -> Result<i32, GuardError> {
     if !opts.allow_producing_start {
         check_start_flags(&opts.command).map_err(GuardError::ProducingStart)?;
     }
-    let mut forwarded = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT] {
-        forwarded.add(s);
-    }
+    // The handlers first: a signal arriving while the child starts waits in signal-hook's pipe
+    // and is forwarded once the loop runs. The child gets the default dispositions back at exec
+    // (handlers do not survive it) and an unblocked mask, so the node handles SIGHUP and
+    // SIGTERM itself.
+    let mut signals = signal_hook::iterator::Signals::new(FORWARDED).map_err(GuardError::Signals)?;
     let listener = bind(&opts.socket)?;
-    // Forked before the signals are blocked: a child inherits its parent thread's signal mask
-    // (through exec too), and the node must receive SIGHUP and SIGTERM. A signal arriving
-    // between the two lines ends the guard, and PR_SET_PDEATHSIG the child: safe.
     let mut child = spawn(&opts.command).inspect_err(|_| {
         // No node: no socket either (an absent socket tells the sidecar no node runs).
         let _ = std::fs::remove_file(&opts.socket);
     })?;
-    forwarded.thread_block().map_err(GuardError::Signals)?;
     let pid = child.id();
     // Opened while the child is certainly not reaped (only the waiter below reaps it), so this
     // descriptor names our child and nothing else, even after PID reuse.
@@ -220,7 +235,10 @@ pub fn run(opts: GuardOptions) -> Result<i32, GuardError> {
     spawn_thread("signals", {
         let tx = tx.clone();
         move || {
-            while let Ok(sig) = forwarded.wait() {
+            for raw in signals.forever() {
+                let Some(sig) = Signal::from_named_raw(raw) else {
+                    continue;
+                };
                 if tx.send(Event::Signal(sig)).is_err() {
                     break;
                 }
@@ -361,13 +379,15 @@ fn bind(path: &std::path::Path) -> Result<UnixListener, GuardError> {
 }
 
 fn spawn(command: &[OsString]) -> Result<Child, GuardError> {
-    let mut cmd = if std::path::Path::new(SETPRIV).exists() {
-        let mut c = Command::new(SETPRIV);
+    let setpriv = SETPRIV.iter().find(|p| std::path::Path::new(p).exists());
+    let mut cmd = if let Some(setpriv) = setpriv {
+        let mut c = Command::new(setpriv);
         c.arg("--pdeathsig").arg("KILL").arg("--").args(command);
         c
     } else {
         log(format_args!(
-            "warning: {SETPRIV} not found: the node will not die with the guard if the guard is killed"
+            "warning: setpriv not found ({}): the node will not die with the guard if the guard is killed",
+            SETPRIV.join(", ")
         ));
         let mut c = Command::new(&command[0]);
         c.args(&command[1..]);
@@ -573,7 +593,7 @@ impl Guard {
                     "escalation: the node has not exited {} ms after SIGTERM: SIGKILL",
                     self.kill_after.as_millis()
                 ));
-                self.signal(rustix::process::Signal::KILL);
+                self.signal(Signal::KILL);
                 continue;
             }
             self.check_unpermitted(now);
@@ -601,17 +621,15 @@ impl Guard {
                     self.push("exited");
                     return status;
                 }
-                Event::Signal(Signal::SIGHUP) => {
+                Event::Signal(Signal::HUP) => {
                     log(format_args!(
                         "SIGHUP received: forwarding it to the node (same rules as a reload request)"
                     ));
                     self.reload("a forwarded SIGHUP");
                 }
                 Event::Signal(sig) => {
-                    log(format_args!("{sig} received: forwarding it to the node"));
-                    if let Some(sig) = rustix::process::Signal::from_named_raw(sig as i32) {
-                        self.signal(sig);
-                    }
+                    log(format_args!("{} received: forwarding it to the node", name(sig)));
+                    self.signal(sig);
                 }
                 Event::Listening => {
                     if !self.ready {
@@ -746,7 +764,7 @@ impl Guard {
             ));
             return Hup::Refused(t);
         }
-        if self.signal(rustix::process::Signal::HUP) {
+        if self.signal(Signal::HUP) {
             Hup::Sent
         } else {
             Hup::Failed
@@ -807,7 +825,7 @@ impl Guard {
         if present < self.targets.len() {
             // At least one file is gone: on a SIGHUP the node disables forging.
             let reloaded = if self.ready {
-                self.signal(rustix::process::Signal::HUP).to_string()
+                self.signal(Signal::HUP).to_string()
             } else {
                 self.pending_fence = true;
                 "deferred until the node is ready".to_string()
@@ -826,7 +844,7 @@ impl Guard {
                  escalating: SIGTERM now, SIGKILL in {} ms",
                 self.kill_after.as_millis()
             ));
-            self.signal(rustix::process::Signal::TERM);
+            self.signal(Signal::TERM);
             if self.kill_at.is_none() {
                 self.kill_at = Some(monotonic_now_ns().saturating_add(ns(self.kill_after)));
             }
@@ -862,7 +880,7 @@ impl Guard {
         }
     }
 
-    fn signal(&self, sig: rustix::process::Signal) -> bool {
+    fn signal(&self, sig: Signal) -> bool {
         let r = match &self.pidfd {
             Some(fd) => rustix::process::pidfd_send_signal(fd, sig),
             None => match rustix::process::Pid::from_raw(self.pid as i32) {

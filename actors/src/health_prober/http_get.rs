@@ -1,25 +1,25 @@
-//! A minimal HTTP/1.1 GET over tokio for health probes: one request per connection
-//! (`Connection: close`), status line only. `http://`, and `https://` with rustls (ring) and
-//! the system's root certificates, as the Kubernetes client does it.
+//! The HTTP GET of a health probe, with reqwest: `http://`, and `https://` with rustls (ring) and
+//! the system's root certificates, as the Kubernetes client does it. Redirects are followed as
+//! reqwest does by default (at most 10; `Authorization` and cookies dropped when the host
+//! changes); the status of the last answer decides. One connection per probe (no idle
+//! connection is kept between probes, so each probe sees whether the endpoint still accepts
+//! connections). `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` from the environment are honoured,
+//! as the reference's client did.
 
 use std::{
     collections::BTreeMap,
+    error::Error as _,
     sync::{Arc, OnceLock},
     time::Duration,
 };
 
-use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
-    net::TcpStream,
-};
-use tokio_rustls::{
-    TlsConnector,
-    rustls::{ClientConfig, RootCertStore, crypto::ring, pki_types::ServerName},
-};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use rustls::{ClientConfig, RootCertStore, crypto::ring};
 
-/// GETs `url` within `timeout`: `Ok` iff the answer's status is 200, else why not.
+/// GETs `url` within `timeout`: `Ok` iff the (last, after redirects) answer's status is 200,
+/// else why not.
 pub async fn probe(url: &str, headers: &BTreeMap<String, String>, timeout: Duration) -> Result<(), String> {
-    match tokio::time::timeout(timeout, get_status(url, headers)).await {
+    match tokio::time::timeout(timeout, get_status(url, headers, timeout)).await {
         Ok(Ok(200)) => Ok(()),
         Ok(Ok(code)) => Err(format!("HTTP {code}")),
         Ok(Err(e)) => Err(e),
@@ -27,157 +27,175 @@ pub async fn probe(url: &str, headers: &BTreeMap<String, String>, timeout: Durat
     }
 }
 
-/// A parsed probe URL.
-#[derive(Debug, PartialEq, Eq)]
-struct Target {
-    tls: bool,
-    /// `host:port` to connect to.
-    addr: String,
-    /// The `Host` header (the authority as written).
-    host: String,
-    /// The host name alone (for TLS server name).
-    name: String,
-    path: String,
-}
-
-fn split(url: &str) -> Result<Target, String> {
-    let (tls, rest) = if let Some(rest) = url.strip_prefix("http://") {
-        (false, rest)
-    } else if let Some(rest) = url.strip_prefix("https://") {
-        (true, rest)
-    } else {
-        return Err(format!("not an http(s) URL: {url:?}"));
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() || authority.contains('@') || path.contains(['\r', '\n', ' ']) {
-        return Err(format!("unsupported URL: {url:?}"));
-    }
-    let with_port = authority
-        .rsplit_once(':')
-        .filter(|(_, p)| p.parse::<u16>().is_ok() && !authority.ends_with(']'));
-    let (addr, name) = match with_port {
-        Some((name, _)) => (authority.to_string(), name),
-        None => (format!("{authority}:{}", if tls { 443 } else { 80 }), authority),
-    };
-    Ok(Target {
-        tls,
-        addr,
-        host: authority.to_string(),
-        name: name.trim_start_matches('[').trim_end_matches(']').to_string(),
-        path: path.to_string(),
-    })
-}
-
 /// The TLS client configuration, built once: ring, the system's roots.
-fn tls_config() -> Result<Arc<ClientConfig>, String> {
-    static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
-    CONFIG
+fn tls_config() -> Result<ClientConfig, String> {
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _) = roots.add_parsable_certificates(native.certs);
+    if added == 0 {
+        tracing::warn!(errors = ?native.errors, "no system root certificates: https health probes will fail");
+    }
+    ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .map_err(|e| format!("TLS configuration: {e}"))
+}
+
+/// The client, built once (the root certificates are read once).
+fn client() -> Result<reqwest::Client, String> {
+    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    CLIENT
         .get_or_init(|| {
-            let mut roots = RootCertStore::empty();
-            let native = rustls_native_certs::load_native_certs();
-            let (added, _) = roots.add_parsable_certificates(native.certs);
-            if added == 0 {
-                tracing::warn!(errors = ?native.errors, "no system root certificates: https health probes will fail");
-            }
-            ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-                .map_err(|e| format!("TLS configuration: {e}"))
+            reqwest::Client::builder()
+                .tls_backend_preconfigured(tls_config()?)
+                .user_agent("forge-manager")
+                .pool_max_idle_per_host(0)
+                .build()
+                .map_err(|e| format!("HTTP client: {}", chain(&e)))
         })
         .clone()
 }
 
-async fn get_status(url: &str, headers: &BTreeMap<String, String>) -> Result<u16, String> {
-    let t = split(url)?;
-    let mut request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: forge-manager\r\nConnection: close\r\n",
-        t.path, t.host
-    );
+async fn get_status(url: &str, headers: &BTreeMap<String, String>, timeout: Duration) -> Result<u16, String> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("not an http(s) URL: {url:?}"));
+    }
+    let url = reqwest::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    let mut map = HeaderMap::new();
     for (k, v) in headers {
-        if k.contains(['\r', '\n', ':']) || v.contains(['\r', '\n']) {
-            return Err(format!("invalid header {k:?}"));
-        }
-        request.push_str(&format!("{k}: {v}\r\n"));
+        // The value is not repeated in the error: it may be a token.
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header {k:?}"))?;
+        let value = HeaderValue::from_str(v).map_err(|_| format!("invalid value of header {k:?}"))?;
+        map.insert(name, value);
     }
-    request.push_str("\r\n");
-    let stream = TcpStream::connect(&t.addr)
+    let answer = client()?
+        .get(url)
+        .headers(map)
+        .timeout(timeout)
+        .send()
         .await
-        .map_err(|e| format!("connect {}: {e}", t.addr))?;
-    if t.tls {
-        let name =
-            ServerName::try_from(t.name.clone()).map_err(|e| format!("TLS server name {:?}: {e}", t.name))?;
-        let tls = TlsConnector::from(tls_config()?)
-            .connect(name, stream)
-            .await
-            .map_err(|e| format!("TLS: {e}"))?;
-        exchange(tls, &request).await
-    } else {
-        exchange(stream, &request).await
-    }
+        .map_err(|e| describe(&e, timeout))?;
+    Ok(answer.status().as_u16())
 }
 
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, request: &str) -> Result<u16, String> {
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| format!("write: {e}"))?;
-    let mut head = Vec::with_capacity(64);
-    let mut buf = [0u8; 256];
-    while !head.contains(&b'\n') && head.len() < 4096 {
-        let n = stream.read(&mut buf).await.map_err(|e| format!("read: {e}"))?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
+/// Why a request failed, in the words an operator reads in the log and the CFC status: the TLS
+/// error when the handshake failed, else the whole cause chain.
+fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        return format!("timeout after {timeout:?}");
     }
-    let line = String::from_utf8_lossy(&head);
-    let line = line.lines().next().unwrap_or_default();
-    let mut parts = line.split_whitespace();
-    match (parts.next(), parts.next().and_then(|c| c.parse::<u16>().ok())) {
-        (Some(v), Some(code)) if v.starts_with("HTTP/1.") => Ok(code),
-        _ => Err(format!("not an HTTP answer: {line:?}")),
+    if let Some(tls) = tls_cause(e) {
+        return format!("TLS: {tls}");
+    }
+    if e.is_redirect() {
+        return format!("redirects: {}", chain(e));
+    }
+    if e.is_connect() {
+        return format!("connect: {}", chain(e));
+    }
+    chain(e)
+}
+
+/// The rustls error somewhere in `e`'s causes (tokio-rustls wraps it in an `io::Error`, which
+/// hyper-rustls wraps in another; `io::Error::source` skips what it wraps: looked for inside
+/// each `io::Error` too).
+fn tls_cause(e: &reqwest::Error) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = e.source();
+    while let Some(c) = cause {
+        let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(c);
+        while let Some(i) = inner {
+            if let Some(t) = i.downcast_ref::<rustls::Error>() {
+                return Some(t.to_string());
+            }
+            inner = i
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|b| b as &(dyn std::error::Error + 'static));
+        }
+        cause = c.source();
+    }
+    None
+}
+
+/// `e` and its causes, `: `-separated, without the URL (it may carry a token in its query).
+fn chain(e: &reqwest::Error) -> String {
+    let mut text = without_url(e);
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// `e`'s own message without the URL reqwest appends to it.
+fn without_url(e: &reqwest::Error) -> String {
+    match e.url() {
+        Some(url) => e.to_string().replace(&format!(" ({url})"), ""),
+        None => e.to_string(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+        sync::mpsc,
+    };
 
-    #[test]
-    fn urls_split_into_address_host_and_path() {
-        let t = split("http://127.0.0.1:8080/healthz?x=1").expect("ok");
-        assert_eq!(
-            (t.tls, t.addr.as_str(), t.host.as_str(), t.path.as_str()),
-            (false, "127.0.0.1:8080", "127.0.0.1:8080", "/healthz?x=1")
-        );
-        let t = split("http://node.local").expect("ok");
-        assert_eq!(
-            (t.addr.as_str(), t.name.as_str(), t.path.as_str()),
-            ("node.local:80", "node.local", "/")
-        );
-        let t = split("https://health.example:8443/ok").expect("ok");
-        assert_eq!(
-            (t.tls, t.addr.as_str(), t.name.as_str()),
-            (true, "health.example:8443", "health.example")
-        );
-        assert_eq!(
-            split("https://health.example/").expect("ok").addr,
-            "health.example:443"
-        );
-        assert!(split("ftp://x/").is_err());
+    /// An HTTP/1.1 server on a free loopback port answering each request by its path with
+    /// `answers(path)` (a status line and extra header lines), reporting each request's head.
+    /// Stops when the returned handle is aborted or the test's runtime ends.
+    async fn server(
+        answers: impl Fn(&str) -> (&'static str, String) + Send + 'static,
+    ) -> (
+        std::net::SocketAddr,
+        mpsc::UnboundedReceiver<String>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let req = String::from_utf8_lossy(&head).to_string();
+                let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let (status, extra) = answers(&path);
+                let _ = tx.send(req);
+                let _ = s
+                    .write_all(
+                        format!("{status}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n")
+                            .as_bytes(),
+                    )
+                    .await;
+            }
+        });
+        (addr, rx, task)
     }
 
     #[tokio::test]
     async fn an_https_endpoint_with_an_untrusted_certificate_fails_the_probe() {
-        // A TLS server whose certificate no system root signed: the handshake is refused.
-        use tokio::net::TcpListener;
+        // Not even TLS answers: whatever answers must not count as healthy.
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            // Not even TLS: whatever answers must not count as healthy.
+        let task = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.expect("accept");
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
         });
@@ -188,37 +206,107 @@ mod tests {
         )
         .await;
         assert!(r.as_ref().is_err_and(|e| e.starts_with("TLS")), "{r:?}");
+        task.abort();
     }
 
     #[tokio::test]
     async fn a_probe_is_healthy_only_on_200() {
-        use tokio::net::TcpListener;
         for (answer, ok) in [
             ("HTTP/1.1 200 OK", true),
             ("HTTP/1.1 503 Service Unavailable", false),
+            ("HTTP/1.1 204 No Content", false),
         ] {
-            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let addr = listener.local_addr().expect("addr");
-            let server = tokio::spawn(async move {
-                let (mut s, _) = listener.accept().await.expect("accept");
-                let mut buf = [0u8; 1024];
-                let n = s.read(&mut buf).await.expect("read");
-                let req = String::from_utf8_lossy(&buf[..n]).to_string();
-                s.write_all(format!("{answer}\r\nContent-Length: 0\r\n\r\n").as_bytes())
-                    .await
-                    .expect("write");
-                req
-            });
+            let (addr, mut requests, task) = server(move |_| (answer, String::new())).await;
             let mut headers = BTreeMap::new();
             headers.insert("X-Probe".to_string(), "yes".to_string());
             let r = probe(&format!("http://{addr}/health"), &headers, Duration::from_secs(2)).await;
             assert_eq!(r.is_ok(), ok, "{answer}: {r:?}");
-            let req = server.await.expect("server");
+            if !ok {
+                let code = answer.split_whitespace().nth(1).expect("code");
+                assert_eq!(r, Err(format!("HTTP {code}")));
+            }
+            let req = requests.recv().await.expect("a request");
             assert!(req.starts_with("GET /health HTTP/1.1\r\n"), "{req}");
-            assert!(req.contains("X-Probe: yes\r\n"), "{req}");
+            assert!(req.to_ascii_lowercase().contains("x-probe: yes\r\n"), "{req}");
+            assert!(req.contains("forge-manager"), "user agent: {req}");
+            task.abort();
         }
         // Nothing listening: a failure, not a hang.
         let r = probe("http://127.0.0.1:1/", &BTreeMap::new(), Duration::from_secs(2)).await;
-        assert!(r.is_err());
+        assert!(r.as_ref().is_err_and(|e| e.starts_with("connect")), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn redirects_are_followed_and_the_last_answer_decides() {
+        let (addr, mut requests, task) = server(|path| match path {
+            "/moved" => ("HTTP/1.1 301 Moved Permanently", "Location: /ok\r\n".to_string()),
+            "/found" => ("HTTP/1.1 302 Found", "Location: /down\r\n".to_string()),
+            "/loop" => ("HTTP/1.1 302 Found", "Location: /loop\r\n".to_string()),
+            "/down" => ("HTTP/1.1 503 Service Unavailable", String::new()),
+            _ => ("HTTP/1.1 200 OK", String::new()),
+        })
+        .await;
+        let get = |path: &str| probe_url(format!("http://{addr}{path}"));
+        assert_eq!(get("/moved").await, Ok(()));
+        let seen: Vec<String> = [requests.recv().await, requests.recv().await]
+            .into_iter()
+            .map(|r| r.expect("request").lines().next().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(seen, ["GET /moved HTTP/1.1", "GET /ok HTTP/1.1"]);
+        // A redirect to an unhealthy answer is unhealthy; a 3xx is never healthy in itself.
+        assert_eq!(get("/found").await, Err("HTTP 503".to_string()));
+        let looped = get("/loop").await;
+        assert!(
+            looped.as_ref().is_err_and(|e| e.starts_with("redirects")),
+            "{looped:?}"
+        );
+        task.abort();
+    }
+
+    async fn probe_url(url: String) -> Result<(), String> {
+        probe(&url, &BTreeMap::new(), Duration::from_secs(5)).await
+    }
+
+    #[tokio::test]
+    async fn a_silent_endpoint_times_out_within_the_deadline() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            // Accepts and never answers.
+            let (s, _) = listener.accept().await.expect("accept");
+            std::future::pending::<()>().await;
+            drop(s);
+        });
+        let started = std::time::Instant::now();
+        let r = probe(
+            &format!("http://{addr}/"),
+            &BTreeMap::new(),
+            Duration::from_millis(300),
+        )
+        .await;
+        assert_eq!(r, Err("timeout after 300ms".to_string()));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn bad_urls_and_headers_are_named() {
+        let none = BTreeMap::new();
+        let r = probe("ftp://x/", &none, Duration::from_secs(1)).await;
+        assert_eq!(r, Err("not an http(s) URL: \"ftp://x/\"".to_string()));
+        let r = probe("http://[::1/", &none, Duration::from_secs(1)).await;
+        assert!(r.as_ref().is_err_and(|e| e.starts_with("invalid URL")), "{r:?}");
+        let mut headers = BTreeMap::new();
+        headers.insert("Authorization".to_string(), "Bearer secret\nX".to_string());
+        let r = probe("http://127.0.0.1:1/", &headers, Duration::from_secs(1)).await;
+        assert_eq!(r, Err("invalid value of header \"Authorization\"".to_string()));
+        let mut headers = BTreeMap::new();
+        headers.insert("Bad Name".to_string(), "v".to_string());
+        let r = probe("http://127.0.0.1:1/", &headers, Duration::from_secs(1)).await;
+        assert_eq!(r, Err("invalid header \"Bad Name\"".to_string()));
     }
 }

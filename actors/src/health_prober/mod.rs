@@ -5,10 +5,10 @@
 //!
 //! What is probed: the CardanoForgeCluster's `spec.healthCheck` as the ClusterWatcher last read
 //! it (`enabled`, `endpoint`, `interval`, `timeout`, `failureThreshold`, `headers`); while the
-//! CFC has no `healthCheck`, the environment's `HEALTH_CHECK_*` settings. A probe is an HTTP/1.1
-//! GET that is healthy iff it answers 200 within the timeout; `http://` or `https://` (rustls
-//! with ring and the system's root certificates; a certificate they do not sign fails the
-//! probe).
+//! CFC has no `healthCheck`, the environment's `HEALTH_CHECK_*` settings. A probe is a GET
+//! (reqwest) that is healthy iff it answers 200 within the timeout, after following redirects
+//! (at most 10); `http://` or `https://` (rustls with ring and the system's root certificates;
+//! a certificate they do not sign fails the probe); `HTTP(S)_PROXY`/`NO_PROXY` honoured.
 //!
 //! Every replica probes (the Decider of each pod needs the count), but only the local leader's
 //! view reaches the CFC status (`healthStatus`, written by the StatusWriter from the

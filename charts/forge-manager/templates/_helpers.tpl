@@ -86,3 +86,51 @@ leave PodInitializing). */}}
 {{- define "fm.hasMinReadySeconds" -}}
 {{- if semverCompare ">=1.25.0-0" .Capabilities.KubeVersion.Version -}}true{{- else -}}false{{- end -}}
 {{- end -}}
+
+{{/* The directory of the node's config.json and genesis files: /config (the ConfigMap
+node.configMap) or the node image's own copy for forgeManager.network. */}}
+{{- define "fm.nodeConfigDir" -}}
+{{- $node := .Values.node -}}
+{{- if eq $node.configSource "image" -}}
+{{- $net := .Values.forgeManager.network -}}
+{{- if not (has $net (list "mainnet" "preprod" "preview")) -}}
+{{- fail (printf "node.configSource image: the node image ships mainnet, preprod and preview only, not forgeManager.network %q; use node.configSource configMap" $net) -}}
+{{- end -}}
+{{- printf "%s/%s" (trimSuffix "/" $node.imageConfigDir) $net -}}
+{{- else -}}
+/config
+{{- end -}}
+{{- end -}}
+
+{{/* The mithril-client image; the restore needs its endpoint, key and a pinned tag. */}}
+{{- define "fm.mithrilImage" -}}
+{{- $m := .Values.mithril -}}
+{{- if not $m.image.tag -}}
+{{- fail "mithril.enabled: set mithril.image.tag (a mithril-client release you checked)" -}}
+{{- end -}}
+{{- if not $m.aggregatorEndpoint -}}
+{{- fail "mithril.enabled: set mithril.aggregatorEndpoint (your network's aggregator)" -}}
+{{- end -}}
+{{- if not $m.genesisVerificationKey -}}
+{{- fail "mithril.enabled: set mithril.genesisVerificationKey (your network's Mithril genesis key)" -}}
+{{- end -}}
+{{- printf "%s:%s" $m.image.repository $m.image.tag -}}
+{{- end -}}
+
+{{/* The relays as NetworkPolicy peers: pods by label (in this namespace, or in the namespaces
+relays.namespaceSelector selects), and CIDRs. */}}
+{{- define "fm.relayPeers" -}}
+{{- $r := .Values.networkPolicy.relays -}}
+{{- if $r.podSelector }}
+- podSelector:
+    matchLabels: {{- toYaml $r.podSelector | nindent 6 }}
+  {{- with $r.namespaceSelector }}
+  namespaceSelector:
+    matchLabels: {{- toYaml . | nindent 6 }}
+  {{- end }}
+{{- end }}
+{{- range $r.cidrs }}
+- ipBlock:
+    cidr: {{ . }}
+{{- end }}
+{{- end -}}
