@@ -42,20 +42,7 @@ fn wall_at(now: Mono) -> Timestamp {
 }
 
 fn spec(state: ForgeState) -> CardanoForgeClusterSpec {
-    CardanoForgeClusterSpec {
-        forge_state: state,
-        priority: 2,
-        region: "r".into(),
-        network: NetworkSpec {
-            name: "preview".into(),
-            magic: 2,
-            era: "conway".into(),
-        },
-        pool: None,
-        application: None,
-        health_check: None,
-        override_: None,
-    }
+    CardanoForgeClusterSpec::new(state, 2, "r", NetworkSpec::new("preview", 2))
 }
 
 #[derive(Debug, Clone)]

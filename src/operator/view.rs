@@ -1039,20 +1039,12 @@ mod tests {
     fn cfc(region: &str, priority: i32, forging: bool, reason: &str, leader: &str) -> CardanoForgeCluster {
         let mut c = CardanoForgeCluster::new(
             &format!("pool-{region}"),
-            CardanoForgeClusterSpec {
-                forge_state: ForgeState::PriorityBased,
+            CardanoForgeClusterSpec::new(
+                ForgeState::PriorityBased,
                 priority,
-                region: region.into(),
-                network: NetworkSpec {
-                    name: "preview".into(),
-                    magic: 2,
-                    era: "conway".into(),
-                },
-                pool: None,
-                application: None,
-                health_check: None,
-                override_: None,
-            },
+                region,
+                NetworkSpec::new("preview", 2),
+            ),
         );
         c.status = Some(CardanoForgeClusterStatus {
             effective_state: Some(ForgeState::PriorityBased),
