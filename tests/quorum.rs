@@ -27,12 +27,8 @@ use std::{
 use forge_sim::{
     apiserver::{ApiServer, ApiServerOptions},
     proxy::FaultProxy,
-    timeline::{EventKind, TimelineEvent, Verdict, judge, judge_window, unix_now_ns},
+    timeline::{judge, judge_window, unix_now_ns},
     world::{World, WorldOptions},
-};
-use kube::{
-    Api,
-    api::{Patch, PatchParams},
 };
 
 /// The scenarios run one at a time (each starts several API servers and many processes).
@@ -64,14 +60,26 @@ fn planned_bound() -> Duration {
     SLOWEST_RELOAD * 2 + RETRY_PERIOD * 6
 }
 
+/// The regions (their `links` also hold each region's proxy to the witness), the witness and
+/// the figures of the scenarios.
 struct Quorum {
-    names: Vec<String>,
-    worlds: Vec<World>,
+    regions: forge_sim::regions::Regions,
     witness: ApiServer,
-    /// `(observer, participant)` -> the proxy the observer's managers reach it through.
-    links: BTreeMap<(String, String), FaultProxy>,
     /// Per scenario: (name, fault -> new forger in ms, bound in ms).
     figures: Vec<(String, f64, f64)>,
+}
+
+impl std::ops::Deref for Quorum {
+    type Target = forge_sim::regions::Regions;
+    fn deref(&self) -> &Self::Target {
+        &self.regions
+    }
+}
+
+impl std::ops::DerefMut for Quorum {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.regions
+    }
 }
 
 impl Quorum {
@@ -133,25 +141,14 @@ impl Quorum {
             w.populate().await.unwrap_or_else(|e| panic!("{test}: {e}"));
         }
         Some(Quorum {
-            names: regions.iter().map(|(r, _)| (*r).to_string()).collect(),
-            worlds,
+            regions: forge_sim::regions::Regions {
+                names: regions.iter().map(|(r, _)| (*r).to_string()).collect(),
+                worlds,
+                links,
+            },
             witness,
-            links,
             figures: Vec::new(),
         })
-    }
-
-    fn events(&self) -> Vec<TimelineEvent> {
-        self.worlds.iter().flat_map(|w| w.events()).collect()
-    }
-
-    fn forging_now(&self) -> Vec<String> {
-        self.worlds.iter().flat_map(|w| w.forging_now()).collect()
-    }
-
-    fn world(&mut self, region: &str) -> &mut World {
-        let i = self.names.iter().position(|n| n == region).expect("region");
-        &mut self.worlds[i]
     }
 
     fn link(&self, observer: &str, participant: &str) -> &FaultProxy {
@@ -171,18 +168,6 @@ impl Quorum {
         }
     }
 
-    async fn wait_for_forger_in(&self, region: &str, within: Duration) -> Option<(String, Duration)> {
-        let started = Instant::now();
-        while started.elapsed() < within {
-            let now = self.forging_now();
-            if now.len() == 1 && now[0].starts_with(&format!("{region}-")) {
-                return Some((now[0].clone(), started.elapsed()));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        None
-    }
-
     async fn expect_forger_in(&self, region: &str, within: Duration, what: &str) -> String {
         match self.wait_for_forger_in(region, within).await {
             Some((node, _)) => node,
@@ -192,24 +177,6 @@ impl Quorum {
                 self.logs()
             ),
         }
-    }
-
-    /// The first `forging_on` in `region` at or after `since_ns`, in ms after it.
-    fn took_over_ms(&self, region: &str, since_ns: u64) -> Option<f64> {
-        let mut events = self.events();
-        events.sort_by_key(|e| e.t_unix_ns);
-        events
-            .iter()
-            .find(|e| {
-                e.event == EventKind::ForgingOn
-                    && e.node.starts_with(&format!("{region}-"))
-                    && e.t_unix_ns >= since_ns
-            })
-            .map(|e| (e.t_unix_ns - since_ns) as f64 / 1e6)
-    }
-
-    fn verdict(&self) -> Verdict {
-        judge(&self.events())
     }
 
     /// 0 ms of overlap overall; prints the verdict of the scenario's window (who forged, the
@@ -234,40 +201,6 @@ impl Quorum {
         let bound_ms = bound.as_secs_f64() * 1e3;
         eprintln!("{scenario}: fault -> new forger {took_ms:.0} ms (argument's bound {bound_ms:.0} ms)");
         self.figures.push((scenario.to_string(), took_ms, bound_ms));
-    }
-
-    async fn patch_spec(&self, region: &str, spec: serde_json::Value) {
-        let i = self.names.iter().position(|n| n == region).expect("region");
-        let c = forge_sim::apiserver::client_from_kubeconfig(
-            self.worlds[i].apiserver.admin_kubeconfig(),
-            Some(Duration::from_secs(5)),
-        )
-        .await
-        .expect("admin client");
-        let api: Api<forge_core::crd::CardanoForgeCluster> = Api::namespaced(c, "default");
-        api.patch(
-            &format!("pool-{region}"),
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({ "spec": spec })),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("patching pool-{region}: {e}"));
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for w in &self.worlds {
-            for (i, p) in w.pods.iter().enumerate() {
-                let log = w.manager_log(i);
-                let tail: Vec<&str> = log.lines().rev().take(25).collect();
-                out.push_str(&format!("--- {} ---\n", p.name));
-                for l in tail.into_iter().rev() {
-                    out.push_str(l);
-                    out.push('\n');
-                }
-            }
-        }
-        out
     }
 
     /// Nobody but `forger` forges for `d` (checked every 100 ms).
