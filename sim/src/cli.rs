@@ -51,8 +51,8 @@ pub enum SimCommand {
     /// pod's namespace; print one JSON line; exit 1 on failure.
     InclusterProbe,
     /// A TCP fault proxy in front of UPSTREAM; prints `listen: ADDR`; modes are switched through
-    /// the control socket with one-line commands: pass | latency UP_MS DOWN_MS | blackhole |
-    /// reset | refuse | stats (answered `ok` or with the stats JSON).
+    /// the control socket with one-line commands: pass | latency UP_MS DOWN_MS |
+    /// blackhole [up|down] | reset | refuse | stats (answered `ok` or with the stats JSON).
     Proxy {
         /// The address to forward to, e.g. 127.0.0.1:6443.
         #[arg(long)]

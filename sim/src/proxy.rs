@@ -11,6 +11,11 @@
 //! - [`ProxyMode::Blackhole`]: new connections are accepted but not connected upstream, and open
 //!   connections stop forwarding in both directions, so requests hang (a partition). Nothing is
 //!   dropped: when the mode changes back, held bytes flow again, as TCP retransmission would do.
+//! - [`ProxyMode::BlackholeUp`] / [`ProxyMode::BlackholeDown`]: one direction only. With
+//!   `BlackholeDown` requests reach the upstream and are served, but the answers are held (what
+//!   an established TCP connection does when only the return path fails: the server receives
+//!   and acts, the client hears nothing); with `BlackholeUp` requests are held and nothing
+//!   comes back. New connections are connected upstream in both; held bytes flow again later.
 //! - [`ProxyMode::Refuse`]: the listening socket is closed, so new connections get a real
 //!   `ECONNREFUSED`; open connections keep passing. Leaving the mode binds the same address again.
 //! - [`ProxyHandle::reset`] (an action, not a mode): closes every open connection at once with a
@@ -47,6 +52,11 @@ pub enum ProxyMode {
     },
     /// Accept, but forward nothing (requests hang).
     Blackhole,
+    /// Hold what the client sends; forward what the upstream sends.
+    BlackholeUp,
+    /// Forward what the client sends; hold what the upstream sends (requests land, answers are
+    /// lost to the client).
+    BlackholeDown,
     /// Stop listening: new connections are refused.
     Refuse,
 }
@@ -78,7 +88,9 @@ pub enum ProxyError {
         source: io::Error,
     },
     /// A control command could not be parsed.
-    #[error("bad command {0:?}: expected pass | latency UP_MS DOWN_MS | blackhole | reset | refuse | stats")]
+    #[error(
+        "bad command {0:?}: expected pass | latency UP_MS DOWN_MS | blackhole [up|down] | reset | refuse | stats"
+    )]
     BadCommand(String),
 }
 
@@ -196,7 +208,8 @@ pub enum Command {
     Stats,
 }
 
-/// Parses `pass`, `latency UP_MS DOWN_MS`, `blackhole`, `reset`, `refuse` or `stats`.
+/// Parses `pass`, `latency UP_MS DOWN_MS`, `blackhole`, `blackhole up`, `blackhole down`,
+/// `reset`, `refuse` or `stats`.
 pub fn parse_command(line: &str) -> Result<Command, ProxyError> {
     let bad = || ProxyError::BadCommand(line.trim().to_owned());
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -204,6 +217,8 @@ pub fn parse_command(line: &str) -> Result<Command, ProxyError> {
     Ok(match words.as_slice() {
         ["pass"] => Command::Mode(ProxyMode::Pass),
         ["blackhole"] => Command::Mode(ProxyMode::Blackhole),
+        ["blackhole", "up"] => Command::Mode(ProxyMode::BlackholeUp),
+        ["blackhole", "down"] => Command::Mode(ProxyMode::BlackholeDown),
         ["refuse"] => Command::Mode(ProxyMode::Refuse),
         ["reset"] => Command::Reset,
         ["stats"] => Command::Stats,
@@ -345,8 +360,19 @@ impl Drop for OpenGuard<'_> {
     }
 }
 
-async fn wait_not_blackholed(mode_rx: &mut watch::Receiver<ProxyMode>) {
-    while *mode_rx.borrow_and_update() == ProxyMode::Blackhole {
+/// Does `mode` hold traffic going `dir` (`None`: connecting upstream, held only by a full
+/// blackhole)?
+fn holds(mode: ProxyMode, dir: Option<Direction>) -> bool {
+    matches!(
+        (mode, dir),
+        (ProxyMode::Blackhole, _)
+            | (ProxyMode::BlackholeUp, Some(Direction::Up))
+            | (ProxyMode::BlackholeDown, Some(Direction::Down))
+    )
+}
+
+async fn wait_not_blackholed(mode_rx: &mut watch::Receiver<ProxyMode>, dir: Option<Direction>) {
+    while holds(*mode_rx.borrow_and_update(), dir) {
         if mode_rx.changed().await.is_err() {
             std::future::pending::<()>().await;
         }
@@ -367,7 +393,7 @@ async fn connection(client: TcpStream, h: ProxyHandle) {
             return;
         }
         up = async {
-            wait_not_blackholed(&mut mode_rx).await;
+            wait_not_blackholed(&mut mode_rx, None).await;
             TcpStream::connect(h.0.upstream).await
         } => up,
     };
@@ -411,7 +437,7 @@ async fn pump(
     let reader = async move {
         let mut buf = vec![0u8; 16 * 1024];
         loop {
-            wait_not_blackholed(&mut read_mode).await;
+            wait_not_blackholed(&mut read_mode, Some(dir)).await;
             let n = r.read(&mut buf).await?;
             if n == 0 {
                 return Ok::<(), io::Error>(());
@@ -433,7 +459,7 @@ async fn pump(
     let writer = async {
         while let Some((due, data)) = rx.recv().await {
             tokio::time::sleep_until(due).await;
-            wait_not_blackholed(&mut write_mode).await;
+            wait_not_blackholed(&mut write_mode, Some(dir)).await;
             w.write_all(&data).await?;
             counter.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
@@ -535,6 +561,15 @@ mod tests {
             })
         );
         assert_eq!(parse_command("reset").expect("reset"), Command::Reset);
+        assert_eq!(
+            parse_command("blackhole down").expect("one way"),
+            Command::Mode(ProxyMode::BlackholeDown)
+        );
+        assert_eq!(
+            parse_command("blackhole up").expect("one way"),
+            Command::Mode(ProxyMode::BlackholeUp)
+        );
+        assert!(parse_command("blackhole sideways").is_err());
         assert!(parse_command("latency 100").is_err());
         assert!(parse_command("latency x 1").is_err());
         assert!(parse_command("explode").is_err());
@@ -601,6 +636,89 @@ mod tests {
             .expect("in time")
             .expect("held byte");
         assert_eq!(&buf, b"c");
+    }
+
+    /// An upstream that reports every byte it receives and echoes it back.
+    async fn recording_echo_server() -> (SocketAddr, mpsc::UnboundedReceiver<Vec<u8>>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n @ 1..) = s.read(&mut buf).await {
+                        let _ = tx.send(buf[..n].to_vec());
+                        if s.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, rx)
+    }
+
+    #[tokio::test]
+    async fn blackhole_down_delivers_requests_and_holds_the_answers() {
+        let (upstream, mut received) = recording_echo_server().await;
+        let proxy = FaultProxy::start_local(upstream).await.expect("proxy");
+        let h = proxy.handle();
+        let mut old = TcpStream::connect(proxy.local_addr()).await.expect("connect");
+        roundtrip(&mut old, b"a").await.expect("echo");
+        assert_eq!(received.recv().await.expect("a"), b"a");
+        h.set_mode(ProxyMode::BlackholeDown);
+        let mut new = TcpStream::connect(proxy.local_addr()).await.expect("connect");
+        for (s, msg) in [(&mut old, b"b"), (&mut new, b"c")] {
+            // The upstream gets the request ...
+            s.write_all(msg).await.expect("write");
+            let got = tokio::time::timeout(T, received.recv()).await.expect("delivered");
+            assert_eq!(got.expect("bytes"), msg);
+            // ... but its answer does not come back.
+            let mut buf = [0u8; 1];
+            assert!(
+                tokio::time::timeout(Duration::from_millis(300), s.read_exact(&mut buf))
+                    .await
+                    .is_err(),
+                "an answer passed"
+            );
+        }
+        assert_eq!(h.stats().bytes_down, 1, "only the answer before the fault");
+        h.pass();
+        for (s, msg) in [(&mut old, b"b"), (&mut new, b"c")] {
+            let mut buf = [0u8; 1];
+            tokio::time::timeout(T, s.read_exact(&mut buf))
+                .await
+                .expect("in time")
+                .expect("held answer");
+            assert_eq!(&buf, msg);
+        }
+    }
+
+    #[tokio::test]
+    async fn blackhole_up_holds_requests_until_pass() {
+        let (upstream, mut received) = recording_echo_server().await;
+        let proxy = FaultProxy::start_local(upstream).await.expect("proxy");
+        let h = proxy.handle();
+        h.set_mode(ProxyMode::BlackholeUp);
+        let mut s = TcpStream::connect(proxy.local_addr()).await.expect("connect");
+        s.write_all(b"x").await.expect("write");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), received.recv())
+                .await
+                .is_err(),
+            "a request passed"
+        );
+        h.pass();
+        let got = tokio::time::timeout(T, received.recv()).await.expect("delivered");
+        assert_eq!(got.expect("bytes"), b"x");
+        let mut buf = [0u8; 1];
+        tokio::time::timeout(T, s.read_exact(&mut buf))
+            .await
+            .expect("in time")
+            .expect("answer");
+        assert_eq!(&buf, b"x");
     }
 
     #[tokio::test]
