@@ -35,6 +35,31 @@ fn checked_in_crds_equal_the_generated_ones() {
     );
 }
 
+/// `kubectl get cfc` shows the forge tickets held in quorum mode (docs/quorum.md): a default
+/// column (priority 0) on `.status.tickets`, a string in the status schema.
+#[test]
+fn kubectl_get_cfc_shows_the_tickets() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/crds").join(FILES[0]);
+    let text = std::fs::read_to_string(&path).expect("read the CFC CRD");
+    let crd: serde_json::Value = serde_yaml::from_str(&text).expect("YAML");
+    let version = &crd["spec"]["versions"][0];
+    let columns = version["additionalPrinterColumns"]
+        .as_array()
+        .expect("printer columns");
+    let tickets = columns
+        .iter()
+        .find(|c| c["name"] == "Tickets")
+        .unwrap_or_else(|| panic!("no Tickets column: {columns:?}"));
+    assert_eq!(tickets["jsonPath"], ".status.tickets", "{tickets}");
+    assert_eq!(tickets["type"], "string", "{tickets}");
+    assert!(
+        tickets["priority"].as_i64().unwrap_or(0) == 0,
+        "shown without -o wide: {tickets}"
+    );
+    let field = &version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["tickets"];
+    assert_eq!(field["type"], "string", "status.tickets in the schema: {field}");
+}
+
 #[test]
 fn crds_out_writes_one_file_per_crd() {
     let dir = tempfile::tempdir().expect("temp dir");

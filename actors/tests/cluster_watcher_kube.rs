@@ -106,6 +106,7 @@ fn report(forging: bool, generation: Option<i64>) -> StatusReport {
             Reason::NodeDown
         },
         observed_generation: generation,
+        tickets: None,
     }
 }
 

@@ -86,6 +86,7 @@ fn default_priority() -> i32 {
     printcolumn(name = "Priority", type_ = "integer", json_path = ".status.effectivePriority"),
     printcolumn(name = "Forging", type_ = "boolean", json_path = ".status.forgingEnabled"),
     printcolumn(name = "Leader", type_ = "string", json_path = ".status.activeLeader"),
+    printcolumn(name = "Tickets", type_ = "string", json_path = ".status.tickets"),
     printcolumn(name = "Region", type_ = "string", json_path = ".spec.region", priority = 1),
     printcolumn(
         name = "Network",
@@ -344,6 +345,11 @@ pub struct CardanoForgeClusterStatus {
     /// its status): peers take this status as no evidence that the cluster does not forge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim_protocol: Option<i32>,
+    /// Quorum mode: the forge tickets this cluster holds, of the participants, as
+    /// `HELD/PARTICIPANTS` (`3/4`); forging needs more than half of them. Absent without
+    /// quorum mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tickets: Option<String>,
 }
 
 /// The claim protocol our StatusWriter follows (`status.claimProtocol`).

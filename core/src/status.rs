@@ -170,6 +170,7 @@ pub fn cluster_status(
             c
         },
         claim_protocol: Some(crate::crd::CLAIM_PROTOCOL),
+        tickets: report.tickets.map(|(held, of)| format!("{held}/{of}")),
     }
 }
 
@@ -198,6 +199,7 @@ pub fn same_cluster_content(a: &CardanoForgeClusterStatus, b: &CardanoForgeClust
         && a.health_status.as_ref().map(|h| h.healthy) == b.health_status.as_ref().map(|h| h.healthy)
         && conditions(a) == conditions(b)
         && a.claim_protocol == b.claim_protocol
+        && a.tickets == b.tickets
 }
 
 /// The status our pod publishes for `report`, given the last one (for the transition time).
@@ -262,7 +264,23 @@ mod tests {
                 Reason::NodeDown
             },
             observed_generation: None,
+            tickets: None,
         }
+    }
+
+    #[test]
+    fn quorum_mode_publishes_the_tickets_held_and_a_change_is_written() {
+        let now: jiff::Timestamp = "2026-11-25T10:00:00Z".parse().expect("now");
+        let plain = cluster_status("bp-0", &report(true), None, None, now);
+        assert_eq!(plain.tickets, None, "absent without quorum mode");
+        let mut quorum = report(true);
+        quorum.tickets = Some((3, 4));
+        let held = cluster_status("bp-0", &quorum, None, Some(&plain), now);
+        assert_eq!(held.tickets.as_deref(), Some("3/4"));
+        assert!(!same_cluster_content(&plain, &held), "a new count is written");
+        quorum.tickets = Some((2, 4));
+        let lost = cluster_status("bp-0", &quorum, None, Some(&held), now);
+        assert!(!same_cluster_content(&held, &lost), "a new count is written");
     }
 
     #[test]

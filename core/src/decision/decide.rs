@@ -81,6 +81,9 @@ pub struct Decision {
     /// should forge, so its local leader takes the forge tickets it may (docs/quorum.md).
     /// False: it takes nothing new, and releases what it holds once its node's stop is confirmed.
     pub tickets: bool,
+    /// Quorum mode: the forge tickets we hold and the participants, as the TicketKeeper last
+    /// reported them (status `tickets`); `None` without quorum mode or before its first report.
+    pub ticket_count: Option<(usize, usize)>,
 }
 
 impl Decision {
@@ -97,6 +100,7 @@ impl Decision {
             observed_generation: None,
             next_wake: None,
             tickets: false,
+            ticket_count: None,
         }
     }
 
@@ -175,6 +179,10 @@ pub fn decide(s: &State, now: Mono, wall: Timestamp) -> Decision {
         },
         next_wake,
         tickets: false,
+        ticket_count: s
+            .tickets
+            .filter(|_| s.config.quorum)
+            .map(|t| (t.held, t.participants)),
     };
 
     // Local preconditions, most fundamental first.

@@ -73,6 +73,8 @@ pub struct StatusReport {
     pub reason: Reason,
     /// `observedGeneration`.
     pub observed_generation: Option<i64>,
+    /// `tickets` (quorum mode): forge tickets held and participants.
+    pub tickets: Option<(usize, usize)>,
 }
 
 impl StatusReport {
@@ -84,6 +86,7 @@ impl StatusReport {
             effective_priority: d.effective_priority,
             reason: d.reason.clone(),
             observed_generation: d.observed_generation,
+            tickets: d.ticket_count,
         }
     }
 }
@@ -117,7 +120,8 @@ pub fn plan(prev: &Decision, next: &Decision) -> Vec<Command> {
         || prev.effective_state != next.effective_state
         || prev.effective_priority != next.effective_priority
         || prev.reason != next.reason
-        || prev.observed_generation != next.observed_generation;
+        || prev.observed_generation != next.observed_generation
+        || prev.ticket_count != next.ticket_count;
     // Only the current lease holder writes status (see `Decision::holds_lease`).
     let mut write_status = status_changed && next.holds_lease;
 
