@@ -39,7 +39,9 @@ fn checked_in_crds_equal_the_generated_ones() {
 /// column (priority 0) on `.status.tickets`, a string in the status schema.
 #[test]
 fn kubectl_get_cfc_shows_the_tickets() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/crds").join(FILES[0]);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/crds")
+        .join(FILES[0]);
     let text = std::fs::read_to_string(&path).expect("read the CFC CRD");
     let crd: serde_json::Value = serde_yaml::from_str(&text).expect("YAML");
     let version = &crd["spec"]["versions"][0];
