@@ -695,8 +695,9 @@ async fn three_regions_and_a_witness_fail_over_by_the_tickets_without_overlap() 
 }
 
 /// Two regions and a witness (three participants, a majority of two): east forges holding all
-/// three tickets; when the whole east region dies, west takes its own ticket and the witness's
-/// once east's have aged out, and forges.
+/// three tickets; cut from west while both still reach the witness, it keeps forging (the
+/// witness's ticket is its); when the whole east region dies, west takes its own ticket and the
+/// witness's once east's have aged out, and forges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_regions_and_a_witness_fail_over_when_the_primary_dies() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -716,6 +717,38 @@ async fn two_regions_and_a_witness_fail_over_when_the_primary_dies() {
         status["quorum"]
     );
     assert_eq!(status["quorum"]["needed"], 2, "{}", status["quorum"]);
+
+    // (w2) A non-transitive partition: east and west cannot reach each other, both reach the
+    // witness. West sees east silent and takes what it may: its own ticket, once east's renewals
+    // of it have stopped for the ticket duration, never the witness's, which east keeps
+    // renewing. East keeps a majority (its own and the witness's) and forges throughout.
+    let since = unix_now_ns();
+    for (a, b) in [("east", "west"), ("west", "east")] {
+        q.link(a, b).handle().blackhole();
+    }
+    q.only(
+        &east,
+        failover_bound() + Duration::from_secs(1),
+        "(w2) east and west cut apart",
+    )
+    .await;
+    q.expect_tickets("west", "1/3", "(w2)").await;
+    q.expect_tickets("east", "2/3", "(w2)").await;
+    let w = judge_window(&q.events(), forge_sim::timeline::Window::since(since)).expect("timeline");
+    assert!(
+        w.transitions == 0 && w.forgers == [east.clone()],
+        "(w2) {east} stopped or someone else forged: {w:?}"
+    );
+    eprintln!(
+        "(w2) east and west cut apart, both reach the witness: {east} forged throughout ({:.0} ms), nobody else",
+        w.forging_ms.values().sum::<f64>()
+    );
+    for (a, b) in [("east", "west"), ("west", "east")] {
+        q.link(a, b).handle().pass();
+    }
+    q.expect_tickets("east", "3/3", "(w2) healed").await;
+
+    // (w3) The whole east region dead.
     let since = unix_now_ns();
     {
         let w = q.world("east");
@@ -726,23 +759,23 @@ async fn two_regions_and_a_witness_fail_over_when_the_primary_dies() {
         w.apiserver.stop();
     }
     let west = q
-        .expect_forger_in("west", Duration::from_secs(30), "(w2) east dead")
+        .expect_forger_in("west", Duration::from_secs(30), "(w3) east dead")
         .await;
     let took = q.took_over_ms("west", since).expect("forging_on in west");
     q.record(
-        "(w2) two regions + witness: whole east region dead",
+        "(w3) two regions + witness: whole east region dead",
         took,
         failover_bound(),
     );
     assert!(
         took >= (TICKET_DURATION - RETRY_PERIOD).as_secs_f64() * 1e3,
-        "(w2) west forged {took:.0} ms after east died: before the ticket timing allows"
+        "(w3) west forged {took:.0} ms after east died: before the ticket timing allows"
     );
     assert!(
         took <= failover_bound().as_secs_f64() * 2e3 + 5_000.0,
-        "(w2) {took:.0} ms"
+        "(w3) {took:.0} ms"
     );
-    q.assert_no_overlap("(w2)", since);
-    q.only(&west, Duration::from_secs(3), "(w2)").await;
+    q.assert_no_overlap("(w3)", since);
+    q.only(&west, Duration::from_secs(3), "(w3)").await;
     q.stop();
 }
