@@ -14,9 +14,13 @@
 //!
 //! The scenarios run in one world, one after the other, each starting from east (priority 1)
 //! forging: witness down with a planned failover and failback, east partitioned from every
-//! other participant, east's API server frozen (SIGSTOP), then the whole east region dead. A
-//! second, smaller world has two regions and the witness (three participants): the primary
-//! region dies and the other takes its own ticket and the witness's.
+//! other participant, east's API server frozen (SIGSTOP), an asymmetric partition (east's links
+//! lose their answers but not their requests), a link flapping for 2 minutes around the ticket
+//! timings, then the whole east region dead. A second, smaller world has two regions and the
+//! witness (three participants): east and west cut apart while both reach the witness (east
+//! keeps forging), then the primary region dies and the other takes its own ticket and the
+//! witness's. `kubectl get cfc` (the API server's table of the printer columns) shows the
+//! tickets held on the way.
 
 use std::{
     collections::BTreeMap,
