@@ -49,6 +49,9 @@ pub enum CommandError {
     Guard(GuardErrorKind),
     /// Decider: a starting command not sent (or not answered) by the renew deadline.
     DeadlinePassed,
+    /// Decider: a command that gives something up not sent, because a new node process came
+    /// up while the plan ran (the hand-over gate, [`forge_core::decision::Run::hand_over`]).
+    NodeRestarted,
     /// Decider: the recipient's mailbox is gone.
     Mailbox,
     /// CredentialKeeper: the source set is invalid.
@@ -83,6 +86,7 @@ impl CommandError {
             CommandError::Api(k) => k.as_str(),
             CommandError::ElectorRestarted => "restarted",
             CommandError::ElectorStopped => "stopped",
+            CommandError::NodeRestarted => "node_restarted",
         }
     }
 

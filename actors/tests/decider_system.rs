@@ -216,25 +216,18 @@ fn a_long_409_storm_on_the_leader_hands_over_without_two_forgers() {
     });
 }
 
-/// The leader's node restarts, coming back `gap_ms` after it died; with `None`, it is back
-/// before the NodeWatcher reports anything (then both facts arrive at once, and the node runs
-/// again with its files still present).
-fn node_restart_on_the_leader(gap_ms: Option<u64>) {
+/// The leader's node restarts, coming back `gap_ms` after it died.
+fn node_restart_on_the_leader(gap_ms: u64) {
     on_virtual_time(|| async move {
         let fleet = Fleet::new();
         let pods = three_ready_pods(&fleet).await;
         let l = leader(&fleet, &pods).await;
         let mark = fleet.mark();
         let died = Instant::now();
-        match gap_ms {
-            Some(gap) => {
-                l.node_down().await;
-                fleet.sleep_ms(gap).await;
-                fleet.assert_safe();
-                l.node_up().await;
-            }
-            None => l.node_restarted_before_reported().await,
-        }
+        l.node_down().await;
+        fleet.sleep_ms(gap_ms).await;
+        fleet.assert_safe();
+        l.node_up().await;
         fleet.run_checked(6_000, 10).await;
 
         // At once: Remove then Reload (the reload finds no node when it is still down), and only
@@ -266,12 +259,47 @@ fn node_restart_on_the_leader(gap_ms: Option<u64>) {
 
 #[test]
 fn a_node_restart_on_the_leader_stops_it_at_once_and_hands_over_without_overlap() {
-    node_restart_on_the_leader(Some(1_000));
+    node_restart_on_the_leader(1_000);
 }
 
+/// The leader's node dies and starts again before the NodeWatcher reports either, forging from
+/// its start with the files still present: both facts arrive back to back, the second while the
+/// stop plan for the first is in flight. That plan's reload reaches the new process and stops
+/// it, but the hand-over gate keeps the claim and the lease (a process came up after the plan
+/// was made, F12); decided again with the node up, the leader starts its new node forging.
 #[test]
-fn a_node_restart_faster_than_its_report_still_stops_the_leader_and_hands_over_without_overlap() {
-    node_restart_on_the_leader(None);
+fn a_node_restart_faster_than_its_report_is_stopped_and_forges_again_without_a_handover() {
+    on_virtual_time(|| async move {
+        let fleet = Fleet::new();
+        let pods = three_ready_pods(&fleet).await;
+        let l = leader(&fleet, &pods).await;
+        let mark = fleet.mark();
+        l.node_restarted_before_reported().await;
+        fleet.run_checked(6_000, 10).await;
+
+        let cmds: Vec<Did> = fleet
+            .commands_since(l.name, mark)
+            .into_iter()
+            .filter(|d| *d != Did::Reload(ReloadReason::Reassert))
+            .collect();
+        assert_eq!(
+            cmds,
+            [
+                Did::Remove,
+                Did::Reload(ReloadReason::StopForging),
+                Did::Install,
+                Did::Reload(ReloadReason::StartForging),
+            ],
+            "stopped, then started again; nothing given up"
+        );
+        let stopped = first(&fleet, mark, l.name, Did::Forging(false));
+        let again = fleet
+            .first_since(stopped.seq, Some(l.name), |d| *d == Did::Forging(true))
+            .expect("forging again");
+        assert!(again.seq > stopped.seq);
+        assert_eq!(fleet.forgers(), vec![l.name.to_string()]);
+        assert_eq!(fleet.store.holder().as_deref(), Some(l.name), "no handover");
+    });
 }
 
 #[test]
@@ -694,5 +722,59 @@ fn a_standby_whose_node_restarts_forging_reloads_it_with_no_credentials() {
         );
         assert!(fleet.forgers().is_empty(), "the restarted node still forges");
         assert!(!fleet.node(A).files);
+    });
+}
+
+/// F12 during a stop, without the guard: the leader's stop plan (a corrupt rotation) has removed
+/// the credentials and reloaded its node; while its claim withdrawal is on the way (a slow status
+/// write), the node process dies and a new one comes up forging with the keys it read at its
+/// start. The hand-over gate keeps contention and the lease: the stop is planned again, reaches
+/// the new process, and only then is the lease released and another pod forges. S2 is checked
+/// at every change (a release while the new process forges would be a violation).
+#[test]
+fn a_node_process_that_comes_up_forging_during_the_leaders_stop_is_stopped_before_the_release() {
+    on_virtual_time(|| async {
+        let fleet = Fleet::new();
+        let pods = three_ready_pods(&fleet).await;
+        let l = leader(&fleet, &pods).await;
+        let mark = fleet.mark();
+        fleet.delay_next(l.name, &Did::WriteStatus(false), Duration::from_millis(500));
+        l.credentials_invalid("kes.skey: not a valid text envelope").await;
+        fleet.run_checked(100, 10).await;
+        assert_eq!(
+            fleet.commands_since(l.name, mark),
+            [Did::Remove, Did::Reload(ReloadReason::StopForging)],
+            "the stop reached the old process; the claim withdrawal is on its way"
+        );
+        l.node_down().await;
+        l.node_up_forging().await;
+        fleet.run_checked(5_000, 10).await;
+
+        assert_eq!(
+            fleet.commands_since(l.name, mark),
+            [
+                Did::Remove,
+                Did::Reload(ReloadReason::StopForging),
+                Did::WriteStatus(false),
+                // The gate: a new process came up; the stop again, for it.
+                Did::Remove,
+                Did::Reload(ReloadReason::StopForging),
+                Did::WriteStatus(false),
+                Did::Contend(false),
+                Did::Release,
+            ]
+        );
+        let new_process = first(&fleet, mark, l.name, Did::NodeUp);
+        let stopped = fleet
+            .first_since(new_process.seq, Some(l.name), |d| *d == Did::Forging(false))
+            .expect("the new process stopped");
+        let released = first(&fleet, mark, l.name, Did::Release);
+        assert!(
+            released.seq > stopped.seq,
+            "released only after the new process stopped"
+        );
+        let other = forging_started_by_another(&fleet, mark, l.name);
+        assert!(other.seq > released.seq);
+        assert_eq!(fleet.forgers(), vec![other.pod]);
     });
 }

@@ -8,15 +8,18 @@
 //!   standby never forges, whatever the boot credentials, re-asserts and rotations do);
 //! - a plan that installs credentials to forge carries the renew deadline and is emitted before
 //!   it (start_by), and the executor sends none of its commands past it, as the actor's does;
-//! - the lease is never released while the node may forge (S2);
+//! - the lease is never released while the node may forge (S2), also when a node process comes
+//!   up forging while the plan that releases it runs (F12: the executor's hand-over gate is
+//!   modelled as the actor's);
 //! - an idle lifecycle (no plan in flight, no failed plan waiting) never leaves the node forging
 //!   past the renew deadline (S1 with its stop plan);
 //! - settled (no more failures, every timer fed), the node forges exactly when the decision in
 //!   force does, and does whenever it should (L1); the shutdown plan ends in one `Exit`, and a
 //!   confirmed one leaves nothing forging.
 //!
-//! The tests count the cases in which the model node forged, so a model that never reaches a
-//! forging state fails instead of passing vacuously.
+//! The tests count the cases in which the model node forged, and those in which a node process
+//! came up while a plan was about to give something up, so a model that never reaches these
+//! states fails instead of passing vacuously.
 use std::time::Duration;
 
 use forge_core::config::LeaseTiming;
@@ -52,9 +55,9 @@ enum Action {
     NodeUp,
     /// A node process comes up forging with keys it read at its start, whatever the files are
     /// now: started without `--start-as-non-producing-node` while files were present, a stop
-    /// reload lost in its replay (F12). Without boot credentials only (they require a
-    /// non-producing start). Not drawn by the properties: a node coming up forging during a
-    /// stop plan is not handled yet (the release does not wait for the new process's reload).
+    /// reload lost in its replay (F12), at any point, also while a plan that stops forging or
+    /// gives the lease up is in flight. With boot credentials only when they are present (the
+    /// boot files, read by a node that was started without the non-producing flag).
     NodeUpForging,
     NodeDown,
     CredentialsValid,
@@ -76,6 +79,7 @@ fn action_strategy() -> impl Strategy<Value = Action> {
         8 => Just(Action::Progress),
         4 => (1u64..4_000).prop_map(Action::Advance),
         2 => Just(Action::NodeUp),
+        1 => Just(Action::NodeUpForging),
         1 => Just(Action::NodeDown),
         2 => Just(Action::CredentialsValid),
         1 => Just(Action::CredentialsInvalid),
@@ -114,8 +118,16 @@ struct World {
     ever_forged: bool,
     exits: u32,
     exit_confirmed: Option<bool>,
+    /// Whether the node forged when the lifecycle exited (a node process that comes up after
+    /// the exit is no longer this process's to stop).
+    forging_at_exit: bool,
     /// When the lifecycle asked every PeerWatcher to read now (`Effect::PollPeers`).
     polls: Vec<Mono>,
+    /// A start-up reload found no node (no boot credentials): the NodeSignaller sends it to the
+    /// first node process that appears (F7).
+    startup_pending: bool,
+    /// How often the hand-over gate stopped a plan (a node process came up during it).
+    gated: u32,
 }
 
 impl World {
@@ -153,7 +165,10 @@ impl World {
             ever_forged: false,
             exits: 0,
             exit_confirmed: None,
+            forging_at_exit: false,
             polls: Vec::new(),
+            startup_pending: false,
+            gated: 0,
         };
         w.input(Input::Started).expect("start-up is valid");
         w
@@ -195,6 +210,7 @@ impl World {
                 Effect::Exit { confirmed } => {
                     self.exits += 1;
                     self.exit_confirmed = Some(confirmed);
+                    self.forging_at_exit = self.node_forging && self.node_up;
                 }
                 Effect::PollPeers => self.polls.push(self.now),
                 Effect::Publish | Effect::Note(_) => {}
@@ -257,6 +273,18 @@ impl World {
             };
             return self.input(Input::Finished(finished));
         };
+        // The hand-over gate, as the actor's executor has it: nothing is given up once a new node
+        // process came up during the plan.
+        if let Some(gate) = running.run.hand_over
+            && !gate.allows(running.next, self.life.node_process())
+        {
+            self.gated += 1;
+            let finished = Finished {
+                failed: Some(cmd),
+                status_written: running.status_written,
+            };
+            return self.input(Input::Finished(finished));
+        }
         running.next += 1;
         if std::env::var_os("LIFECYCLE_TRACE").is_some() {
             eprintln!("{:?} execute {cmd:?}", self.now);
@@ -275,6 +303,15 @@ impl World {
             self.apply(&cmd)?;
         }
         let failed = fails || node_absent;
+        if node_absent
+            && cmd
+                == (Command::Reload {
+                    reason: ReloadReason::Startup,
+                })
+            && !self.boot_credentials
+        {
+            self.startup_pending = true;
+        }
         if failed && (past_deadline || aborts(&cmd, node_absent, running.run.status_write_required)) {
             let finished = Finished {
                 failed: Some(cmd),
@@ -342,6 +379,15 @@ impl World {
         Ok(())
     }
 
+    /// A new node process appeared: the NodeSignaller sends it a start-up reload that found no
+    /// node earlier (F7).
+    fn node_appeared(&mut self) {
+        if std::mem::take(&mut self.startup_pending) {
+            self.node_forging = self.files;
+            self.ever_forged |= self.node_forging;
+        }
+    }
+
     fn act(&mut self, action: &Action) -> Result<(), TestCaseError> {
         let deadline = self.now + RENEW_DEADLINE;
         match action {
@@ -353,6 +399,7 @@ impl World {
                     // A node that starts non-producing does not forge whatever files it finds.
                     self.node_forging = self.files && !self.boot_credentials;
                     self.ever_forged |= self.node_forging;
+                    self.node_appeared();
                 }
                 self.input(Input::Fact(Event::NodeUp))
             }
@@ -361,6 +408,7 @@ impl World {
                     self.node_up = true;
                     self.node_forging = !self.boot_credentials || self.files;
                     self.ever_forged |= self.node_forging;
+                    self.node_appeared();
                 }
                 self.input(Input::Fact(Event::NodeUp))
             }
@@ -469,6 +517,7 @@ fn slow_failing_plans_never_let_a_standby_forge() {
     let mut runner = proptest::test_runner::TestRunner::new(config.clone());
     let forged = std::cell::Cell::new(0u32);
     let with_failures = std::cell::Cell::new(0u32);
+    let gated = std::cell::Cell::new(0u32);
     let strategy = (
         any::<bool>(),
         prop_oneof![Just(0u32), 1u32..30],
@@ -481,6 +530,9 @@ fn slow_failing_plans_never_let_a_standby_forge() {
             w.act(a)?;
         }
         w.settle()?;
+        if w.gated > 0 {
+            gated.set(gated.get() + 1);
+        }
         if w.ever_forged {
             forged.set(forged.get() + 1);
             if fail_percent > 0 {
@@ -492,11 +544,16 @@ fn slow_failing_plans_never_let_a_standby_forge() {
     if let Err(e) = result {
         panic!("{e}");
     }
-    let (forged, with_failures) = (forged.get(), with_failures.get());
+    let (forged, with_failures, gated) = (forged.get(), with_failures.get(), gated.get());
     println!(
         "lifecycle model: {} cases (shrinking runs not counted), the node forged in {forged}, \
-         {with_failures} of them with failing commands",
+         {with_failures} of them with failing commands; in {gated} a node process came up during a \
+         plan that was to give something up",
         config.cases
+    );
+    assert!(
+        gated > 0,
+        "no history had a node process come up before a hand-over (F12)"
     );
     assert!(
         forged * 5 >= config.cases,
@@ -533,7 +590,7 @@ proptest! {
         prop_assert_eq!(w.life.phase(), Phase::Stopped);
         if w.exit_confirmed == Some(true) {
             prop_assert!(!w.files, "a confirmed shutdown removed the credentials");
-            prop_assert!(!w.node_forging || !w.node_up, "a confirmed shutdown left the node forging");
+            prop_assert!(!w.forging_at_exit, "a confirmed shutdown left the node forging");
         }
     }
 }
@@ -893,4 +950,81 @@ fn the_models_reach_forging() {
     w.advance(RENEW_DEADLINE.as_millis() as u64 + 1).expect("timer");
     w.settle().expect("settles");
     assert!(!w.node_forging, "past the renew deadline the node stopped");
+}
+
+/// F12 during a stop: the leader's stop plan has removed the credentials and sent its reload to
+/// the old process, which is gone; a new node process comes up forging with the keys it read at
+/// its start. Nothing is given up (claim, contention, lease) until that process has been
+/// reloaded too; the world checks at the release that the node does not forge. The same for the
+/// shutdown plan, and for a new process seen only after the shutdown's release (it is told
+/// before the process exits).
+#[test]
+fn a_node_process_that_comes_up_forging_during_a_stop_is_stopped_before_the_hand_over() {
+    use Action::*;
+    let forging = || {
+        let mut w = World::new(false, 0, 5);
+        w.elect().expect("valid steps");
+        w.settle().expect("settles");
+        assert!(w.node_forging, "the leader forges");
+        w
+    };
+    let step = |w: &World| w.running.as_ref().map(|r| r.run.step);
+    let reloads = |w: &World| {
+        w.running.as_ref().map_or(0, |r| {
+            r.run
+                .commands
+                .iter()
+                .filter(|c| matches!(c, Command::Reload { .. }))
+                .count()
+        })
+    };
+
+    for stop in [CredentialsInvalid, Shutdown] {
+        let mut w = forging();
+        w.act(&stop).expect("the stop starts");
+        let plan = w.running.as_ref().expect("a stop plan").run.clone();
+        assert!(plan.commands.contains(&Command::Release), "{plan:?}");
+        w.act(&Progress).expect("Remove");
+        w.act(&NodeDown).expect("the old process is gone");
+        w.act(&Progress).expect("its reload finds no node");
+        w.act(&NodeUpForging)
+            .expect("a new process forges from its start");
+        assert!(w.node_forging);
+        // The gate: the next command would give something up; the plan stops and the stop is
+        // planned again for the new process (every command checked by the world).
+        while w.running.as_ref().is_some_and(|r| r.run == plan) {
+            w.act(&Progress).expect("nothing given up");
+        }
+        assert_eq!(w.gated, 1, "{stop:?}: the hand-over gate stopped the plan");
+        assert_eq!(step(&w), Some(plan.step), "{stop:?}: the stop again");
+        assert_eq!(reloads(&w), 1, "{stop:?}: it reloads the new process");
+        w.settle().expect("no release while the new process forges");
+        assert!(!w.node_forging, "{stop:?}: the new process was told");
+        if matches!(stop, Shutdown) {
+            assert_eq!((w.exits, w.exit_confirmed), (1, Some(true)));
+        }
+    }
+
+    // After the shutdown's release, before it exits: the new process is reloaded first.
+    let mut w = forging();
+    w.act(&Shutdown).expect("SIGTERM");
+    let plan = w.running.as_ref().expect("the shutdown plan").run.clone();
+    for _ in &plan.commands {
+        w.act(&Progress).expect("every command sent");
+    }
+    w.act(&NodeDown).expect("gone");
+    w.act(&NodeUpForging).expect("a new process after the release");
+    w.act(&Progress).expect("the plan's end reported");
+    assert_eq!(w.exits, 0, "not exited with a forging node seen");
+    assert_eq!(
+        w.running.as_ref().map(|r| r.run.commands.clone()),
+        Some(vec![
+            Command::Remove,
+            Command::Reload {
+                reason: ReloadReason::Shutdown
+            }
+        ])
+    );
+    w.settle().expect("settles");
+    assert_eq!((w.exits, w.node_forging), (1, false));
 }

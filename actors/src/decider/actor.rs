@@ -28,6 +28,8 @@ impl Decider {
     /// Hands `input` to the lifecycle and carries out what it says.
     pub(super) fn input(&mut self, input: Input, ctx: &mut Context<Self>) {
         let effects = self.life.handle(input, self.clock.now(), self.clock.wall());
+        self.node_process
+            .store(self.life.node_process(), std::sync::atomic::Ordering::Relaxed);
         for effect in effects {
             self.effect(effect, ctx);
         }
@@ -115,6 +117,7 @@ impl Decider {
             commands,
             start_by,
             status_write_required,
+            hand_over,
         } = run;
         let fut = execute(
             commands,
@@ -122,6 +125,7 @@ impl Decider {
             self.clock,
             status_write_required,
             start_by,
+            hand_over.map(|gate| (gate, self.node_process.clone())),
         );
         ctx.spawn(fut.into_actor(self).map(move |outcome: Outcome, act, ctx| {
             let failed = outcome.failed.map(|(cmd, e): (_, CommandFailed)| {
@@ -166,6 +170,10 @@ fn log_note(note: &Note) {
         ),
         Note::StandbyReload => tracing::info!(
             "a new node process is up while this pod does not forge: reloading it with no credentials in place"
+        ),
+        Note::NodeRestartedBeforeHandOver { step } => tracing::warn!(
+            step,
+            "a new node process came up before this plan gave anything up: confirming the stop for it first"
         ),
         Note::RotationSkipped => {
             tracing::info!("credentials rotated, but forging is about to stop: not installing them")

@@ -9,11 +9,17 @@
 mod actor;
 mod handlers;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use actix::{Recipient, SpawnHandle};
 use forge_core::{
-    decision::{Command, Lifecycle, LifecycleConfig, Phase, State, aborts},
+    decision::{Command, HandOver, Lifecycle, LifecycleConfig, Phase, State, aborts},
     lease::Mono,
 };
 use tokio::sync::watch;
@@ -101,6 +107,9 @@ pub struct Decider {
     /// Quorum mode: set while this pod holds its region's local lease; the PeerWatchers read
     /// every period only then (and are told to read at once when it turns on).
     leader_flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// The lifecycle's count of node processes seen ([`Lifecycle::node_process`]), kept after
+    /// every input, for the hand-over gate of the plan in flight ([`execute`]).
+    node_process: Arc<AtomicU64>,
 }
 
 impl Decider {
@@ -135,6 +144,7 @@ impl Decider {
             tickets: None,
             intent_sent: None,
             leader_flag: None,
+            node_process: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -276,6 +286,13 @@ struct Outcome {
 
 /// Sends `cmds` in order, each answered before the next goes out.
 ///
+/// `hand_over`: the commands from its `from` on give something up (the lifecycle's hand-over
+/// gate); each is sent only while `node_process` still holds the count the plan was made for.
+/// A node process that came up while the plan ran stops the plan before that command, reported
+/// as failed there with `node_restarted`: the lifecycle confirms the stop for the new process
+/// before anything is given up (F12). The actor handles that process's `NodeUp` between two
+/// steps of this future, so a process reported before the command is sent always stops it.
+///
 /// `start_by`: a plan that makes (or keeps) the node forge carries the lease's renew deadline.
 /// No command of it is sent past the deadline, and the wait for an answer is abandoned there:
 /// the plan fails with `deadline_passed` and the lifecycle's stop plan follows at once (without
@@ -288,10 +305,22 @@ async fn execute(
     clock: Clock,
     status_write_required: bool,
     start_by: Option<Mono>,
+    hand_over: Option<(HandOver, Arc<AtomicU64>)>,
 ) -> Outcome {
     let mut outcome = Outcome::default();
-    let mut cmds = cmds.into_iter();
-    while let Some(cmd) = cmds.next() {
+    let mut cmds = cmds.into_iter().enumerate();
+    while let Some((index, cmd)) = cmds.next() {
+        if let Some((gate, seen)) = &hand_over
+            && !gate.allows(index, seen.load(Ordering::Relaxed))
+        {
+            let e = CommandFailed::new(
+                CommandError::NodeRestarted,
+                "a new node process came up while the plan ran: not giving anything up before its stop is confirmed",
+            );
+            tracing::warn!(command = ?cmd, kind = e.kind.as_str(), "command not sent");
+            outcome.failed = Some((cmd, e));
+            return outcome;
+        }
         if start_by.is_some_and(|deadline| clock.now() >= deadline) {
             let e = CommandFailed::new(
                 CommandError::DeadlinePassed,
@@ -335,8 +364,10 @@ async fn execute(
             tracing::warn!(command = ?cmd, kind = e.kind.as_str(), error = %e.detail, "command failed");
             if aborts(&cmd, e.kind.is_node_absent(), status_write_required) {
                 if cmd == Command::Remove
-                    && let Some(Command::Reload { reason }) =
-                        cmds.find(|c| matches!(c, Command::Reload { reason } if !reason.needs_node()))
+                    && let Some(reason) = cmds.find_map(|(_, c)| match c {
+                        Command::Reload { reason } if !reason.needs_node() => Some(reason),
+                        _ => None,
+                    })
                 {
                     // Some files may be gone: cardano-node stops forging when any is missing, so
                     // the node is told anyway. The plan still stops here: nothing is handed over.

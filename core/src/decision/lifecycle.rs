@@ -25,6 +25,14 @@
 //!   without `--start-as-non-producing-node` forges from its start with whatever files it read
 //!   then (or a stop reload was lost in its replay); this reload makes it read that there are
 //!   none (F12, the sidecar half of the guard's refusal).
+//! - Hand-over gate: the commands of a plan that give something up to another pod or region
+//!   ([`gives_up`]: our claim withdrawn, contention stopped, the lease released) are sent only
+//!   while no new node process has been seen since the plan started ([`Run::hand_over`]). A
+//!   process that came up meanwhile (a restart, which may forge with keys it read at its start:
+//!   started without `--start-as-non-producing-node` before the removal, or a stop reload lost
+//!   in its replay) may not have had the plan's reload: the plan stops there, and the stop is
+//!   confirmed for the new process (the stop or shutdown plan again, or a standby's reload)
+//!   before anything is given up (F12). No hold: this is not a failure of ours.
 //! - Rotation: a rotated set is installed and the node reloaded only while forging and only if
 //!   the next decision still forges; a rotation during a plan waits for it.
 //! - Shutdown: once nothing is in flight, [`shutdown_plan`]; then [`Effect::Exit`], confirmed or
@@ -146,6 +154,26 @@ pub struct Run {
     pub start_by: Option<Mono>,
     /// Whether a failed status write stops the plan.
     pub status_write_required: bool,
+    /// The hand-over gate (module docs): from the command at `from` on, the plan's commands
+    /// are sent only while [`Lifecycle::node_process`] is still `process`; otherwise the plan
+    /// stops before that command, reported as failed there ([`Finished::failed`]).
+    pub hand_over: Option<HandOver>,
+}
+
+/// Where a plan starts giving something up, and the node process it was planned for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandOver {
+    /// The index of the first command that gives something up ([`gives_up`]).
+    pub from: usize,
+    /// [`Lifecycle::node_process`] when the plan was emitted.
+    pub process: u64,
+}
+
+impl HandOver {
+    /// Whether the command at `index` may be sent while the node process count is `process`.
+    pub fn allows(&self, index: usize, process: u64) -> bool {
+        index < self.from || process == self.process
+    }
 }
 
 /// Something that happened to the Decider.
@@ -227,6 +255,12 @@ pub enum Note {
     FencedWhileForging,
     /// A new node process came up while we do not forge: it is reloaded (no credentials).
     StandbyReload,
+    /// A new node process came up while a plan was about to give something up: nothing was
+    /// given up, and the stop is confirmed for the new process first (F12).
+    NodeRestartedBeforeHandOver {
+        /// The plan's step.
+        step: &'static str,
+    },
     /// A rotation arrived while forging is about to stop: nothing is installed.
     RotationSkipped,
     /// A rotation is being installed while forging.
@@ -283,6 +317,11 @@ pub struct Lifecycle {
     /// The tenure in which the plan in flight started: its status writes confirm a claim only
     /// in that tenure (a write from before a loss must not confirm the next tenure's claim).
     run_tenure: u64,
+    /// Counts the node processes seen (each `NodeUp` after the node was down): the hand-over
+    /// gate compares it with the count when the plan started.
+    node_process: u64,
+    /// [`Lifecycle::node_process`] when the plan in flight started.
+    run_process: u64,
 }
 
 impl Lifecycle {
@@ -306,7 +345,16 @@ impl Lifecycle {
             shutdown_after: None,
             standby_reload_due: false,
             node_seen: false,
+            node_process: 0,
+            run_process: 0,
         }
+    }
+
+    /// How many node processes have been seen (each `NodeUp` after the node was down); the
+    /// executor's hand-over gate ([`Run::hand_over`]) compares it before each command that
+    /// gives something up.
+    pub fn node_process(&self) -> u64 {
+        self.node_process
     }
 
     /// Everything known.
@@ -448,6 +496,7 @@ impl Lifecycle {
                 // the boot removal reloads the node instead.
                 self.standby_reload_due = self.node_seen && !self.config.boot_credentials;
                 self.node_seen = true;
+                self.node_process += 1;
             }
             Event::NodeDown => self.node_up_since = None,
             Event::LeaseAcquired { .. } if self.state.lease.deadline().is_none() => self.tenure += 1,
@@ -483,11 +532,17 @@ impl Lifecycle {
             self.standby_reload_due = false;
         }
         self.run_tenure = self.tenure;
+        self.run_process = self.node_process;
+        let hand_over = commands.iter().position(gives_up).map(|from| HandOver {
+            from,
+            process: self.node_process,
+        });
         fx.push(Effect::Run(Run {
             step: step.name(),
             commands,
             start_by,
             status_write_required: self.config.status_write_required && step != Step::Shutdown,
+            hand_over,
         }));
         self.in_flight = Some(step);
     }
@@ -646,7 +701,26 @@ impl Lifecycle {
             // L1-c: evidence about the peers counts only when read after our claim.
             fx.push(Effect::PollPeers);
         }
+        let gated = finished.failed.as_ref().is_some_and(gives_up) && self.node_process != self.run_process;
+        if gated {
+            self.node_restarted(step, now, wall, fx);
+            return;
+        }
         match (finished.failed, step) {
+            (None, Step::Shutdown) if self.node_process != self.run_process => {
+                // A node process came up after the hand-over: it is told too (the credentials are
+                // gone) before this process exits; the lease and the claim are already given up.
+                fx.push(Effect::Note(Note::NodeRestartedBeforeHandOver {
+                    step: Step::Shutdown.name(),
+                }));
+                let cmds = vec![
+                    Command::Remove,
+                    Command::Reload {
+                        reason: ReloadReason::Shutdown,
+                    },
+                ];
+                self.run(cmds, Step::Shutdown, fx);
+            }
             (failed, Step::Shutdown) => {
                 self.phase = Phase::Stopped;
                 fx.push(Effect::Exit {
@@ -717,6 +791,32 @@ impl Lifecycle {
         }
     }
 
+    /// The hand-over gate stopped `step` (module docs): a new node process came up while it ran,
+    /// so nothing was given up. The stop is confirmed for that process before the hand-over is
+    /// tried again: the shutdown plan again, the stop plan again (the decision in force still
+    /// forges, so the next plan removes, reloads, then hands over), or a standby's reload.
+    fn node_restarted(&mut self, step: Step, now: Mono, wall: Timestamp, fx: &mut Vec<Effect>) {
+        fx.push(Effect::Note(Note::NodeRestartedBeforeHandOver {
+            step: step.name(),
+        }));
+        match step {
+            Step::Shutdown => {
+                self.run(shutdown_plan(&self.current), Step::Shutdown, fx);
+                return;
+            }
+            Step::Decision(_) if self.current.forge => {
+                // Its stop may have been half done: forging again must install and reload.
+                self.restart = true;
+            }
+            _ => self.standby_reload_due = true,
+        }
+        match self.phase {
+            Phase::ShuttingDown => self.shutdown_if_idle(now, wall, fx),
+            Phase::Running => self.redecide(now, wall, fx),
+            Phase::StartingUp | Phase::Stopped => {}
+        }
+    }
+
     /// Makes `next` the decision in force.
     fn adopt(&mut self, next: Decision, fx: &mut Vec<Effect>) {
         let changed = next.forge != self.current.forge || next.reason != self.current.reason;
@@ -746,6 +846,18 @@ impl Lifecycle {
             self.shutdown_after = None;
         }
         self.run(shutdown_plan(&self.current), Step::Shutdown, fx);
+    }
+}
+
+/// Whether `cmd` gives something up to another pod or region: our claim withdrawn (a status
+/// write with `forgingEnabled: false`), contention stopped, the lease released. Sent only
+/// behind the hand-over gate ([`Run::hand_over`]).
+pub fn gives_up(cmd: &Command) -> bool {
+    match cmd {
+        Command::WriteStatus(report) => !report.forging_enabled,
+        Command::Contend(on) => !on,
+        Command::Release => true,
+        Command::Install | Command::Remove | Command::Reload { .. } => false,
     }
 }
 

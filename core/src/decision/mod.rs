@@ -21,7 +21,8 @@ mod state;
 pub use decide::{Decision, decide, shutdown_hold};
 pub use event::{Event, apply};
 pub use lifecycle::{
-    Boot, Effect, Finished, Input, Lifecycle, LifecycleConfig, Note, Phase, Run, Step, aborts,
+    Boot, Effect, Finished, HandOver, Input, Lifecycle, LifecycleConfig, Note, Phase, Run, Step, aborts,
+    gives_up,
 };
 pub use plan::{Command, ReloadReason, StatusReport, plan, shutdown_plan, startup_plan};
 pub use priority::{
