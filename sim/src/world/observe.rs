@@ -15,10 +15,14 @@ use crate::timeline::{
 use super::*;
 
 impl World {
-    /// Pod `i`'s `/status` document.
-    pub async fn status(&self, i: usize) -> Option<serde_json::Value> {
+    /// Pod `i`'s `/status` document (none when it cannot be read, or before the manager's
+    /// first decision).
+    pub async fn status(&self, i: usize) -> Option<forge_core::status::SidecarStatus> {
         let (code, body) = http_get(self.pods[i].http, "/status").await.ok()?;
-        (code == 200).then(|| serde_json::from_str(&body).ok()).flatten()
+        (code == 200)
+            .then(|| serde_json::from_str(&body).ok())
+            .flatten()
+            .flatten()
     }
 
     /// Pod `i`'s `/metrics` text.

@@ -26,7 +26,10 @@ mod table;
 mod tests;
 mod verdict;
 
-use forge_core::crd::{CardanoForgeCluster, CardanoLeader};
+use forge_core::{
+    crd::{CardanoForgeCluster, CardanoLeader},
+    status::SidecarStatus,
+};
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use serde::Serialize;
@@ -82,8 +85,8 @@ impl Default for Fetched {
 pub struct PodInput {
     /// `metadata.name` (the sidecar's `POD_NAME`, the Lease holder identity).
     pub name: String,
-    /// The sidecar's `/status` JSON, or why there is none.
-    pub status: Result<serde_json::Value, String>,
+    /// The sidecar's `/status` document, or why there is none.
+    pub status: Result<SidecarStatus, String>,
 }
 
 /// One kube context's input: what was read, or why it could not be.

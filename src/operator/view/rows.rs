@@ -9,8 +9,8 @@ use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 
 use super::{
-    ContextInput, FORGING_CODES, Fetched, Forging, OverrideView, PodInput, PodRow, Row, View, age_secs,
-    verdict::verdict,
+    ContextInput, FORGING_CODES, Fetched, Forging, OverrideView, PodInput, PodRow, Row, SidecarStatus, View,
+    age_secs, verdict::verdict,
 };
 
 fn classify(forging_enabled: Option<bool>, reason: Option<&str>) -> Forging {
@@ -235,8 +235,8 @@ fn row_of(rows: &[Row], pod: &PodInput) -> usize {
         .status
         .as_ref()
         .ok()
-        .and_then(|s| s.get("cluster"))
-        .and_then(|c| c.as_str());
+        .map(|s| s.cluster.as_str())
+        .filter(|c| !c.is_empty());
     let name = Some(pod.name.as_str());
     rows.iter()
         .position(|r| named.is_some() && r.cluster.as_deref() == named)
@@ -250,7 +250,7 @@ fn row_of(rows: &[Row], pod: &PodInput) -> usize {
         .unwrap_or(0)
 }
 
-fn pod_row(row: &Row, name: &str, status: Result<&serde_json::Value, String>) -> PodRow {
+fn pod_row(row: &Row, name: &str, status: Result<&SidecarStatus, String>) -> PodRow {
     let holds_lease = row.lease_holder.as_deref() == Some(name);
     let claims = (row.leader_pod.as_deref() == Some(name) && row.leader_forging == Some(true))
         || (row.active_leader.as_deref() == Some(name) && row.forging_enabled == Some(true));
@@ -258,9 +258,8 @@ fn pod_row(row: &Row, name: &str, status: Result<&serde_json::Value, String>) ->
         Ok(doc) => (Some(doc), None),
         Err(why) => (None, Some(why)),
     };
-    let kes = doc.and_then(|d| d.get("kes")).and_then(|k| k.get("kes"));
-    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
-    let observed_forging = doc.and_then(|d| d.get("forging")).and_then(|f| f.as_bool());
+    let kes = doc.and_then(|d| d.kes).and_then(|k| k.kes);
+    let observed_forging = doc.and_then(|d| d.forging);
     PodRow {
         name: name.to_string(),
         holds_lease,
@@ -272,12 +271,10 @@ fn pod_row(row: &Row, name: &str, status: Result<&serde_json::Value, String>) ->
             (None, None) => Some("its /status has no `forging`".to_string()),
         },
         observed_forging,
-        reason: text(doc.and_then(|d| d.get("reason"))),
-        kes_expires_at: text(kes.and_then(|k| k.get("expires_at"))),
-        kes_remaining_periods: kes
-            .and_then(|k| k.get("remaining_periods"))
-            .and_then(|n| n.as_u64()),
-        kes_state: text(kes.and_then(|k| k.get("state"))),
+        reason: doc.map(|d| d.reason.clone()).filter(|r| !r.is_empty()),
+        kes_expires_at: kes.map(|k| k.expires_at.to_string()),
+        kes_remaining_periods: kes.map(|k| k.remaining_periods),
+        kes_state: kes.map(|k| k.state.as_str().to_string()),
         tickets: None,
     }
 }

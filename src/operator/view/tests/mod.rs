@@ -7,6 +7,11 @@ use forge_core::crd::{
     CardanoForgeClusterSpec, CardanoForgeClusterStatus, CardanoLeaderSpec, CardanoLeaderStatus, ForgeState,
     HealthStatus, NetworkSpec, OverrideSpec,
 };
+use forge_core::{
+    cardano::{KesState, KesStatus},
+    credentials::OpCertInfo,
+    status::KesReport,
+};
 use k8s_openapi::{api::coordination::v1::LeaseSpec, apimachinery::pkg::apis::meta::v1::MicroTime};
 
 fn at(s: &str) -> Timestamp {
@@ -70,11 +75,26 @@ fn leader(pod: &str, forging: bool, reason: &str) -> CardanoLeader {
 fn pod_input(name: &str, forging: bool, reason: &str) -> PodInput {
     PodInput {
         name: name.into(),
-        status: Ok(serde_json::json!({
-            "pod": name, "forging": forging, "reason": reason, "cluster": null,
-            "kes": {"op_cert": {}, "kes": {"expires_at": "2027-02-04T21:44:51Z",
-                "remaining_periods": 45, "state": "valid"}},
-        })),
+        status: Ok(SidecarStatus {
+            pod: name.into(),
+            forging: Some(forging),
+            reason: reason.into(),
+            kes: Some(KesReport {
+                op_cert: OpCertInfo {
+                    counter: 0,
+                    kes_period: 1016,
+                },
+                kes: Some(KesStatus {
+                    current_period: 1017,
+                    start_period: 1016,
+                    end_period: 1062,
+                    remaining_periods: 45,
+                    expires_at: at("2027-02-04T21:44:51Z"),
+                    state: KesState::Valid,
+                }),
+            }),
+            ..SidecarStatus::default()
+        }),
     }
 }
 
