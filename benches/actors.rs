@@ -191,7 +191,11 @@ impl Pod {
     /// Waits until the Decider has adopted a decision with `forging` and is idle.
     async fn settled(&mut self, forging: bool) {
         self.snapshot
-            .wait_for(|s| s.status["forging"].as_bool() == Some(forging) && s.status["busy"] == false)
+            .wait_for(|s| {
+                s.status
+                    .as_ref()
+                    .is_some_and(|s| s.forging == Some(forging) && !s.busy)
+            })
             .await
             .expect("the Decider publishes");
     }

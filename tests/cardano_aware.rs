@@ -95,14 +95,17 @@ async fn a_lagging_node_is_not_elected_and_a_forger_that_falls_behind_hands_over
     assert_eq!(first, w.pods[2].name, "{}", w.manager_log(0));
     let status = w.status(0).await.expect("pod-0 /status");
     eprintln!(
-        "(1) pod-0 /status node {} chain {}",
-        status["node"], status["chain"]
+        "(1) pod-0 /status node {:?} chain {:?}",
+        status.node, status.chain
     );
-    assert_eq!(status["reason"], "node_not_synced", "{status}");
-    assert_eq!(status["contending"], false, "{status}");
-    assert_eq!(status["node"]["synced"], false, "{status}");
-    let lag = status["chain"]["sync"]["lag_slots"]
-        .as_u64()
+    assert_eq!(status.reason, "node_not_synced", "{status}");
+    assert!(!status.contending, "{status}");
+    assert_eq!(status.node.synced, Some(false), "{status}");
+    let lag = status
+        .chain
+        .as_ref()
+        .and_then(|c| c.sync)
+        .map(|s| s.lag_slots)
         .expect("lag in /status");
     assert!((600..700).contains(&lag), "{status}");
     let metrics = w.metrics(0).await.unwrap_or_default();
@@ -126,7 +129,7 @@ async fn a_lagging_node_is_not_elected_and_a_forger_that_falls_behind_hands_over
     // releases, and the synced pod-1 takes over; the lagging pod-0 never forges.
     w.node_tip(1, "resume").await.expect("resume pod-1");
     wait_for(Duration::from_secs(10), || async {
-        w.status(1).await.is_some_and(|s| s["contending"] == true)
+        w.status(1).await.is_some_and(|s| s.contending)
     })
     .await
     .unwrap_or_else(|_| panic!("pod-1 does not contend once synced\n{}", w.manager_log(1)));
@@ -199,7 +202,7 @@ async fn publish_slot(schedule: &Path, secs: i64, world: &World, pod: usize) -> 
         world
             .status(pod)
             .await
-            .is_some_and(|s| !s["chain"]["nextLeaderSlot"].is_null())
+            .is_some_and(|s| s.chain.is_some_and(|c| c.next_leader_slot.is_some()))
     })
     .await
     .ok()
@@ -259,19 +262,14 @@ async fn a_planned_handover_waits_for_our_leader_slot_and_happens_right_after_it
         r.worlds[0]
             .status(0)
             .await
-            .is_some_and(|s| s["reason"] == "handover_held")
+            .is_some_and(|s| s.reason == "handover_held")
     })
     .await
     .unwrap_or_else(|_| panic!("no hold in /status\n{}", r.logs()));
     let held = r.worlds[0].status(0).await.expect("status");
-    eprintln!("(1) east Disabled, held: {}", held["message"]);
-    assert_eq!(held["forging"], true);
-    assert!(
-        held["message"]
-            .as_str()
-            .is_some_and(|m| m.contains(&slot_at.to_string())),
-        "{held}"
-    );
+    eprintln!("(1) east Disabled, held: {}", held.message);
+    assert_eq!(held.forging, Some(true));
+    assert!(held.message.contains(&slot_at.to_string()), "{held}");
     assert_eq!(
         r.forging_now(),
         vec!["east-0".to_string()],
@@ -413,7 +411,7 @@ async fn a_primary_region_whose_node_falls_behind_hands_over_to_the_synced_regio
         "cross-region handover took too long"
     );
     let east = r.worlds[0].status(0).await.expect("east /status");
-    assert_eq!(east["reason"], "node_not_synced", "{east}");
+    assert_eq!(east.reason, "node_not_synced", "{east}");
     let without_lease = r.without_lease();
     assert_safe(&events, without_lease, "(1)");
 

@@ -211,7 +211,7 @@ async fn a_paused_manager_is_fenced_and_does_not_fight_the_new_leader() {
         .count();
     assert_eq!(later_on, 0, "the resumed pod's node forged again");
     let status = w.status(leader).await.expect("the resumed manager answers");
-    assert_eq!(status["forging"], false, "{status}");
+    assert_eq!(status.forging, Some(false), "{status}");
     let v = w.verdict();
     assert_eq!(v.overlap_ms, 0.0, "two forgers: {v:?}");
     w.assert_clean_shutdown();

@@ -581,7 +581,7 @@ async fn a_whole_region_outage_needs_the_operators_override() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let west_status = r.world("west").status(0).await.unwrap_or_default();
-    eprintln!("(r2) west-0 during the outage: {}", west_status["message"]);
+    eprintln!("(r2) west-0 during the outage: {}", west_status.message);
 
     // The documented override: force west Enabled (the operator vouches that east is down).
     let t0 = Instant::now();

@@ -63,14 +63,13 @@ impl ClusterMetrics {
 
     /// Applies one Decider snapshot.
     pub fn update(&self, snapshot: &Snapshot) {
-        let s = &snapshot.status;
         let l = self.labels.each_ref().map(String::as_str);
-        if s.get("holdsLease").and_then(|v| v.as_bool()) == Some(true) {
-            let forging = s.get("forging").and_then(|v| v.as_bool()).unwrap_or(false);
+        if let Some(s) = snapshot.status.as_ref().filter(|s| s.holds_lease) {
+            let forging = s.forging.unwrap_or(false);
             self.forge_enabled.with_label_values(&l).set(i64::from(forging));
-            if let Some(p) = s.get("effectivePriority").and_then(|v| v.as_i64()) {
-                self.forge_priority.with_label_values(&l).set(p);
-            }
+            self.forge_priority
+                .with_label_values(&l)
+                .set(i64::from(s.effective_priority));
         } else {
             let _ = self.forge_enabled.remove_label_values(&l);
             let _ = self.forge_priority.remove_label_values(&l);
@@ -99,7 +98,12 @@ mod tests {
         let m = ClusterMetrics::register(&registry, "pool-east", "east", "mainnet", "pool1abcde")
             .expect("register");
         let snap = |holds: bool, forging: bool| Snapshot {
-            status: serde_json::json!({"holdsLease": holds, "forging": forging, "effectivePriority": 1}),
+            status: Some(forge_core::status::SidecarStatus {
+                holds_lease: holds,
+                forging: Some(forging),
+                effective_priority: 1,
+                ..Default::default()
+            }),
             ..Snapshot::default()
         };
         m.update(&snap(true, true));

@@ -9,6 +9,7 @@
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
+use forge_core::status::SidecarStatus;
 use http_body_util::Full;
 use hyper::{
     Method, Request, Response, StatusCode,
@@ -32,8 +33,9 @@ pub struct Snapshot {
     pub startup_message: String,
     /// When the Decider last ran (monotonic).
     pub heartbeat: Option<std::time::Instant>,
-    /// The `/status` document.
-    pub status: serde_json::Value,
+    /// The `/status` document (none before the Decider's first publication: `/status` then
+    /// answers `null`).
+    pub status: Option<SidecarStatus>,
 }
 
 /// Shared state of the endpoint handlers.
@@ -109,15 +111,14 @@ impl Endpoints {
                 with_type(code, "application/json", body.to_string())
             }
             "/status" => {
-                let body = match (&snap.status, self.warnings.is_empty()) {
-                    (serde_json::Value::Object(m), false) => {
-                        let mut m = m.clone();
-                        m.insert("warnings".into(), serde_json::json!(self.warnings));
-                        serde_json::Value::Object(m).to_string()
-                    }
-                    _ => snap.status.to_string(),
-                };
-                with_type(StatusCode::OK, "application/json", body)
+                let status = snap.status.as_ref().map(|s| SidecarStatus {
+                    warnings: self.warnings.clone(),
+                    ..s.clone()
+                });
+                match serde_json::to_string(&status) {
+                    Ok(body) => with_type(StatusCode::OK, "application/json", body),
+                    Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("/status: {e}")),
+                }
             }
             _ => text(StatusCode::NOT_FOUND, "Not Found"),
         }
@@ -235,9 +236,14 @@ mod tests {
     async fn the_server_answers_over_tcp_and_stops_on_shutdown() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (e, _tx) = endpoints(Snapshot {
-            status: serde_json::json!({"forge": false}),
+            status: Some(SidecarStatus {
+                pod: "bp-0".into(),
+                forging: Some(false),
+                ..SidecarStatus::default()
+            }),
             ..Snapshot::default()
         });
+        let e = e.with_warnings(vec!["no peers".into()]);
         let (listener, addr) = bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, e, async {
@@ -251,7 +257,11 @@ mod tests {
         let mut response = String::new();
         stream.read_to_string(&mut response).await.expect("read");
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-        assert!(response.contains(r#"{"forge":false}"#), "{response}");
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let status: SidecarStatus = serde_json::from_str(body).expect("a /status document");
+        assert_eq!(status.pod, "bp-0", "{response}");
+        assert_eq!(status.forging, Some(false), "{response}");
+        assert_eq!(status.warnings, ["no peers"], "{response}");
         let _ = stop_tx.send(());
         tokio::time::timeout(Duration::from_secs(5), server)
             .await

@@ -151,7 +151,7 @@ impl<T> CredentialSet<T> {
 
 /// What the operational certificate says, needed to judge it (counter vs the chain's, KES
 /// period vs the current one). Public values, safe to log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OpCertInfo {
     /// The issue counter (must exceed the one the chain last saw for the pool).
     pub counter: u64,

@@ -4,8 +4,15 @@
 //! status content for a [`StatusReport`] ([`cluster_status`], [`leader_status`]) with the tests
 //! that decide whether a write can be skipped ([`same_cluster_content`], [`same_content`]). The
 //! ClusterWatcher and the StatusWriter (`actors/src/cluster_watcher`, `actors/src/status_writer`)
-//! carry them out.
+//! carry them out. The sidecar's own `/status` document is [`SidecarStatus`] (`status/sidecar.rs`).
 use std::time::Duration;
+
+mod sidecar;
+
+pub use sidecar::{
+    ChainReport, CredentialsReport, KesReport, NodeReport, PeerReport, QuorumReport, SidecarStatus,
+    TicketReport,
+};
 
 use crate::config::ValidConfig;
 use crate::crd::{

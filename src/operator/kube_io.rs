@@ -6,7 +6,10 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use forge_core::crd::{CardanoForgeCluster, CardanoLeader};
+use forge_core::{
+    crd::{CardanoForgeCluster, CardanoLeader},
+    status::SidecarStatus,
+};
 use jiff::Timestamp;
 use k8s_openapi::api::{coordination::v1::Lease, core::v1::Pod};
 use kube::{
@@ -206,7 +209,7 @@ fn pod_port(pod: &Pod, port: &str) -> Option<u16> {
         .and_then(|p| u16::try_from(p.container_port).ok())
 }
 
-async fn pod_status(region: &Region, client: &Client, pod: &Pod) -> Result<serde_json::Value, String> {
+async fn pod_status(region: &Region, client: &Client, pod: &Pod) -> Result<SidecarStatus, String> {
     let name = pod.metadata.name.as_deref().unwrap_or_default();
     if region.pod_status == PodStatus::Off {
         return Err("not read (--pod-status off)".to_string());
@@ -233,12 +236,7 @@ async fn pod_status(region: &Region, client: &Client, pod: &Pod) -> Result<serde
     Err(format!("/status not reached ({})", tried.join("; ")))
 }
 
-async fn via_proxy(
-    region: &Region,
-    client: &Client,
-    pod: &str,
-    port: u16,
-) -> Result<serde_json::Value, String> {
+async fn via_proxy(region: &Region, client: &Client, pod: &str, port: u16) -> Result<SidecarStatus, String> {
     let path = format!(
         "/api/v1/namespaces/{}/pods/{pod}:{port}/proxy/status",
         region.namespace
@@ -253,11 +251,11 @@ async fn via_proxy(
             kube::Error::Api(s) => format!("{} {}", s.code, s.message),
             e => chain(&e),
         })?;
-    serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))
+    read_status(&text)
 }
 
 /// `GET /status` straight to the pod (HTTP/1.0, one request, bounded).
-async fn direct(ip: &str, port: u16, timeout: Duration) -> Result<serde_json::Value, String> {
+async fn direct(ip: &str, port: u16, timeout: Duration) -> Result<SidecarStatus, String> {
     let host = if ip.contains(':') {
         format!("[{ip}]")
     } else {
@@ -282,7 +280,15 @@ async fn direct(ip: &str, port: u16, timeout: Duration) -> Result<serde_json::Va
     if code != "200" {
         return Err(format!("HTTP {code}"));
     }
-    serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))
+    read_status(body)
+}
+
+/// A sidecar's `/status` body: its document, or the default one for `null` (a sidecar whose
+/// Decider has not published yet: its forging then reads as unknown).
+fn read_status(body: &str) -> Result<SidecarStatus, String> {
+    serde_json::from_str::<Option<SidecarStatus>>(body)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| format!("not a /status document: {e}"))
 }
 
 /// Reads every region (concurrently) and builds the view.

@@ -27,7 +27,7 @@ use std::{
 
 use actix::{Actor, AsyncContext, Context, Recipient, WrapFuture};
 use forge_core::{
-    cardano::{KesSchedule, LeaderSchedule, LeaderSlot, SyncStatus},
+    cardano::{KesSchedule, LeaderSchedule, LeaderSlot},
     decision::Event,
 };
 use jiff::Timestamp;
@@ -52,21 +52,8 @@ pub struct ChainSettings {
     pub leader_schedule: Option<PathBuf>,
 }
 
-/// What `/status` shows under `chain`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChainReport {
-    /// The last sync reading (`None`: not read, or unreadable).
-    pub sync: Option<SyncStatus>,
-    /// Why the node counts as not synced when its tip could not be read.
-    pub sync_error: Option<String>,
-    /// Our next leader slot, if the schedule has one ahead.
-    pub next_leader_slot: Option<LeaderSlot>,
-    /// Slots in the schedule.
-    pub schedule_slots: usize,
-    /// Why the schedule could not be used.
-    pub schedule_error: Option<String>,
-}
+/// What `/status` shows under `chain` (the document's type, in the core).
+pub use forge_core::status::ChainReport;
 
 /// The report shared with the Decider for `/status`.
 pub type ChainReportCell = Arc<Mutex<ChainReport>>;

@@ -86,14 +86,9 @@ pub fn kes_schedule(network: &NetworkSettings) -> Result<Option<KesSchedule>, St
         .map_err(|e| format!("SHELLEY_GENESIS: {e}"))
 }
 
-/// What `/status` can show about the source certificate: its figures and KES standing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct KesReport {
-    /// Counter and start period.
-    pub op_cert: OpCertInfo,
-    /// Standing now, when the network's schedule is known.
-    pub kes: Option<KesStatus>,
-}
+/// What `/status` can show about the source certificate: its figures and KES standing (the
+/// document's type, in the core).
+pub use forge_core::status::KesReport;
 
 /// Shared with the `/status` renderer: the last [`KesReport`] (none before a certificate decoded).
 pub type KesReportCell = Arc<Mutex<Option<KesReport>>>;

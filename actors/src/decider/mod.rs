@@ -21,6 +21,7 @@ use actix::{Recipient, SpawnHandle};
 use forge_core::{
     decision::{Command, HandOver, Lifecycle, LifecycleConfig, Phase, State, aborts},
     lease::Mono,
+    status::{CredentialsReport, NodeReport, PeerReport, SidecarStatus},
 };
 use tokio::sync::watch;
 
@@ -210,46 +211,51 @@ impl Decider {
             .lease
             .deadline()
             .map(|dl| dl.saturating_since(now).as_millis() as u64);
-        let status = serde_json::json!({
-            "pod": self.settings.pod,
-            "forging": d.forge,
-            "claim": d.claim,
-            "reason": d.reason.as_str(),
-            "message": d.reason.message(),
-            "effectiveState": d.effective_state.as_str(),
-            "effectivePriority": d.effective_priority,
-            "holdsLease": d.holds_lease,
-            "contending": d.contend,
-            "leaseDeadlineInMs": deadline_ms,
-            "node": { "up": state.node.up, "synced": state.node.synced },
-            "credentials": credentials_json(&state.credentials),
-            "cluster": state.config.cluster,
-            "clusterManagement": state.config.cluster_management,
-            "healthConsecutiveFailures": state.health.consecutive_failures,
-            "peers": state.peers.iter().map(|(name, v)| serde_json::json!({
-                "cluster": name,
-                "reach": format!("{:?}", v.reach),
-                "forgingEnabled": v.status.as_ref().and_then(|s| s.forging_enabled),
-                "effectivePriority": v.status.as_ref().and_then(|s| s.effective_priority),
-            })).collect::<Vec<_>>(),
-            "busy": self.life.in_flight().is_some(),
-            "phase": format!("{:?}", self.life.phase()),
-            "kes": self
+        let status = SidecarStatus {
+            pod: self.settings.pod.clone(),
+            forging: Some(d.forge),
+            claim: d.claim,
+            reason: d.reason.as_str().to_string(),
+            message: d.reason.message(),
+            effective_state: d.effective_state.as_str().to_string(),
+            effective_priority: d.effective_priority,
+            holds_lease: d.holds_lease,
+            contending: d.contend,
+            lease_deadline_in_ms: deadline_ms,
+            node: NodeReport {
+                up: state.node.up,
+                synced: state.node.synced,
+            },
+            credentials: credentials_report(&state.credentials),
+            cluster: state.config.cluster.clone(),
+            cluster_management: state.config.cluster_management,
+            health_consecutive_failures: state.health.consecutive_failures,
+            peers: state
+                .peers
+                .iter()
+                .map(|(name, v)| PeerReport {
+                    cluster: name.clone(),
+                    reach: format!("{:?}", v.reach),
+                    forging_enabled: v.status.as_ref().and_then(|s| s.forging_enabled),
+                    effective_priority: v.status.as_ref().and_then(|s| s.effective_priority),
+                })
+                .collect(),
+            busy: self.life.in_flight().is_some(),
+            phase: format!("{:?}", self.life.phase()),
+            kes: self
                 .kes_report
                 .as_ref()
-                .and_then(|cell| cell.lock().ok().and_then(|r| *r))
-                .map(|r| serde_json::to_value(r).unwrap_or_default()),
-            "chain": self
+                .and_then(|cell| cell.lock().ok().and_then(|r| *r)),
+            chain: self
                 .chain_report
                 .as_ref()
-                .and_then(|cell| cell.lock().ok().map(|r| r.clone()))
-                .map(|r| serde_json::to_value(r).unwrap_or_default()),
-            "quorum": self
+                .and_then(|cell| cell.lock().ok().map(|r| r.clone())),
+            quorum: self
                 .tickets
                 .as_ref()
-                .and_then(|(_, cell)| cell.lock().ok().and_then(|r| r.clone()))
-                .map(|r| serde_json::to_value(r).unwrap_or_default()),
-        });
+                .and_then(|(_, cell)| cell.lock().ok().and_then(|r| r.clone())),
+            warnings: Vec::new(),
+        };
         let startup_message = match (self.life.phase(), self.life.node_may_start()) {
             (Phase::StartingUp, _) => "establishing the standby state",
             (Phase::ShuttingDown | Phase::Stopped, _) => "shutting down",
@@ -261,17 +267,17 @@ impl Decider {
             startup_complete: self.life.node_may_start(),
             startup_message: startup_message.to_string(),
             heartbeat: Some(std::time::Instant::now()),
-            status,
+            status: Some(status),
         }));
     }
 }
 
-fn credentials_json(c: &forge_core::decision::Credentials) -> serde_json::Value {
+fn credentials_report(c: &forge_core::decision::Credentials) -> CredentialsReport {
     use forge_core::decision::Credentials;
     match c {
-        Credentials::Unknown => serde_json::json!({"state": "unknown"}),
-        Credentials::Valid => serde_json::json!({"state": "valid"}),
-        Credentials::Invalid { why } => serde_json::json!({"state": "invalid", "why": why}),
+        Credentials::Unknown => CredentialsReport::Unknown,
+        Credentials::Valid => CredentialsReport::Valid,
+        Credentials::Invalid { why } => CredentialsReport::Invalid { why: why.clone() },
     }
 }
 

@@ -42,7 +42,6 @@ use forge_core::{
 };
 use futures::future::BoxFuture;
 use prometheus::{GaugeVec, IntGauge, IntGaugeVec, Opts, Registry};
-use serde::Serialize;
 
 use crate::{
     adapters::{
@@ -191,43 +190,9 @@ impl TicketMetrics {
     }
 }
 
-/// One participant's ticket as `/status` shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct TicketReport {
-    /// The participant.
-    pub participant: String,
-    /// A witness.
-    pub witness: bool,
-    /// The holder as last seen (`None`: free, released, absent or not read).
-    pub holder: Option<String>,
-    /// We count it as ours now.
-    pub held_by_us: bool,
-    /// Its API server answered our last call (`None`: not called yet).
-    pub reachable: Option<bool>,
-    /// Seconds since our last successful call to it.
-    pub age_seconds: Option<f64>,
-}
-
-/// The keeper's report for `/status`.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct QuorumReport {
-    /// What the keeper does now: `take`, `keep`, `release` or `leave`.
-    pub want: String,
-    /// Tickets we hold.
-    pub held: usize,
-    /// Tickets a majority needs.
-    pub needed: usize,
-    /// Milliseconds until the forge deadline (a majority held), if any.
-    pub forge_deadline_in_ms: Option<u64>,
-    /// Holders and tickets, by participant.
-    pub tickets: Vec<TicketReport>,
-    /// How many tickets each holder has, as last seen.
-    pub holders: std::collections::BTreeMap<String, usize>,
-    /// `QUORUM_BREAK_GLASS` is on.
-    pub break_glass: bool,
-}
+/// The keeper's report for `/status` and one participant's ticket in it (the document's types,
+/// in the core).
+pub use forge_core::status::{QuorumReport, TicketReport};
 
 /// Shared with the Decider, which shows it in `/status` under `quorum`.
 pub type QuorumReportCell = Arc<Mutex<Option<QuorumReport>>>;

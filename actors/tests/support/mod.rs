@@ -680,7 +680,7 @@ impl Pod {
 
     /// Whether the Decider's published decision forges.
     pub fn decides_to_forge(&self) -> bool {
-        self.snapshot.borrow().status["forging"].as_bool() == Some(true)
+        self.snapshot.borrow().status.as_ref().and_then(|s| s.forging) == Some(true)
     }
 
     /// Restarts of its elector counted so far.

@@ -71,7 +71,7 @@ pub struct KesSchedule {
 }
 
 /// Whether a certificate can be used now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KesState {
     /// Current period in `start .. start + maxKESEvolutions`.
@@ -82,8 +82,19 @@ pub enum KesState {
     Expired,
 }
 
+impl KesState {
+    /// Its name in `/status` (`valid`, `not_yet_valid`, `expired`: the serialised form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KesState::Valid => "valid",
+            KesState::NotYetValid => "not_yet_valid",
+            KesState::Expired => "expired",
+        }
+    }
+}
+
 /// A certificate's KES standing at one time. Public figures, safe to log and export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KesStatus {
     /// The network's current KES period.
     pub current_period: u64,

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 
 /// One of our leader slots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, Deserialize)]
 pub struct LeaderSlot {
     /// When the slot starts (`at`).
     #[serde(serialize_with = "ser_ts")]

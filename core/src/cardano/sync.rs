@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use super::KesSchedule;
 
 /// A node's sync standing at one time. Public figures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SyncStatus {
     /// The node's tip slot.
     pub tip_slot: u64,
