@@ -10,9 +10,10 @@
 //! priority-and-fairness objects) and the test's own `/metrics` scrapes; they are printed apart.
 //!
 //! Timings are the defaults (`LEASE_DURATION` 15 s, `RENEW_DEADLINE` 10 s, `RETRY_PERIOD` 2 s,
-//! `API_TIMEOUT` 2 s, `TICKET_DURATION` 20 s, `TICKET_RENEW_DEADLINE` 12 s), so the window is
-//! long enough for every periodic request to come round (a resync per lease duration) at least
-//! twice. Quorum mode (two regions and a witness, the larger load) runs here; plain cluster
+//! `API_TIMEOUT` 2 s, `TICKET_DURATION` 20 s, `TICKET_RENEW_DEADLINE` 12 s); the window opens a
+//! lease duration after the first forger and a leader per region (what follows an election is
+//! over by then) and lasts two lease durations, so every periodic request (a resync per lease
+//! duration) comes round twice. Quorum mode (two regions and a witness, the larger load) runs here; plain cluster
 //! mode is the `#[ignore]`d test beside it (`cargo test --test api_load -- --ignored`), kept
 //! out of CI for time.
 
@@ -30,9 +31,19 @@ use forge_sim::{
 /// Requests per pod and minute we may cost (the reference: 48-50).
 const BUDGET: f64 = 50.0;
 const REPLICAS: usize = 3;
-/// The steady-state window: two lease durations and a bit.
-const WINDOW: Duration = Duration::from_secs(36);
+/// The steady-state window: two lease durations.
+const WINDOW: Duration = Duration::from_secs(30);
+/// After the first forger and a leader per region, before the window: a lease duration and a
+/// retry period, so that what follows an election (a new leader's and a claimant's fresh reads
+/// of their peers for a lease duration) is over.
+const SETTLE: Duration = Duration::from_secs(17);
 const WITNESS: &str = "witness";
+/// The sidecars' counters of their peer reads and ticket calls (printed beside the API servers'
+/// figures).
+const SIDECAR_COUNTS: [&str; 2] = [
+    "cardano_cluster_peer_reads_total{",
+    "cardano_forge_ticket_calls_total{",
+];
 /// The resources the sidecars read and write.
 const OURS: [&str; 3] = ["leases", "cardanoforgeclusters", "cardanoleaders"];
 
@@ -194,14 +205,38 @@ impl Pool {
         out
     }
 
+    /// The sidecars' own counts of their peer reads and ticket calls, summed over the pods by
+    /// series (the pod label dropped).
+    async fn sidecar_counts(&self) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for w in &self.worlds {
+            for p in 0..w.pods.len() {
+                let text = w.metrics(p).await.unwrap_or_default();
+                for l in text
+                    .lines()
+                    .filter(|l| SIDECAR_COUNTS.iter().any(|c| l.starts_with(c)))
+                {
+                    let Some((series, v)) = l.rsplit_once(' ') else {
+                        continue;
+                    };
+                    let v: f64 = v.parse().unwrap_or(0.0);
+                    *out.entry(series.to_string()).or_insert(0.0) += v;
+                }
+            }
+        }
+        out
+    }
+
     /// Requests per pod and minute on our resources over `d` of steady state; prints them by
-    /// verb and resource, and the rest apart.
+    /// verb and resource, the rest apart, and what the sidecars count themselves.
     async fn load(&self, what: &str, d: Duration) -> f64 {
         let pods = self.pods() as f64;
+        let counts = self.sidecar_counts().await;
         let before = self.requests().await;
         let t0 = Instant::now();
         tokio::time::sleep(d).await;
         let after = self.requests().await;
+        let counted = self.sidecar_counts().await;
         let minutes = t0.elapsed().as_secs_f64() / 60.0;
         let per = |v: f64| v / pods / minutes;
         let (mut total, mut ours, mut rest) = (0.0, Vec::new(), Vec::new());
@@ -218,13 +253,22 @@ impl Pool {
                 rest.push(line);
             }
         }
+        let sidecars: Vec<String> = counted
+            .iter()
+            .filter_map(|(k, v)| {
+                let delta = v - counts.get(k).copied().unwrap_or(0.0);
+                (delta > 0.0).then(|| format!("{k} {:.1}", per(delta)))
+            })
+            .collect();
         eprintln!(
             "{what}: {:.1} API requests per pod and minute ({pods} pods, {:.1} s counted, default timings)\n  \
-             by verb and resource: {}\n  not counted (the API servers' own, the test's scrapes): {}",
+             by verb and resource: {}\n  not counted (the API servers' own, the test's scrapes): {}\n  \
+             the sidecars' own counts, per pod and minute: {}",
             per(total),
             t0.elapsed().as_secs_f64(),
             ours.join(", "),
-            rest.join(", ")
+            rest.join(", "),
+            sidecars.join(", ")
         );
         per(total)
     }
@@ -257,6 +301,7 @@ async fn measure(test: &str, witness: bool) {
             logs.join("\n")
         );
     }
+    tokio::time::sleep(SETTLE).await;
     eprintln!("{test}: steady after {:?}", t0.elapsed());
     let what = if witness {
         "quorum mode, 2 regions x 3 pods + a witness"
