@@ -185,8 +185,8 @@ impl Why {
 /// An item of the watches: which object, in which watch generation (`None`: that watch ended).
 #[derive(Debug)]
 enum Watched {
-    Cfc(Result<Option<CardanoForgeCluster>, KubeApiError>),
-    Lease(Result<Option<Lease>, KubeApiError>),
+    Cfc(Result<Option<Box<CardanoForgeCluster>>, KubeApiError>),
+    Lease(Result<Option<Box<Lease>>, KubeApiError>),
 }
 
 /// The watches' item, tagged with the generation of the watches it came from.
@@ -372,8 +372,12 @@ impl PeerWatcher {
         let idle = (self.settings.resync * 8).max(Duration::from_secs(60));
         self.generation += 1;
         let generation = self.generation;
-        let cfcs = cfc.watch(idle).map(Watched::Cfc);
-        let leases = lease.watch(idle).map(Watched::Lease);
+        let cfcs = cfc
+            .watch(idle)
+            .map(|item| Watched::Cfc(item.map(|o| o.map(Box::new))));
+        let leases = lease
+            .watch(idle)
+            .map(|item| Watched::Lease(item.map(|o| o.map(Box::new))));
         let items = futures::stream::select(cfcs, leases)
             .map(move |w| WatchItem(generation, Some(w)))
             .chain(futures::stream::once(async move { WatchItem(generation, None) }));
@@ -405,7 +409,7 @@ impl PeerWatcher {
     }
 
     /// A watch event of the peer's CFC: a version not read yet makes a leader read now.
-    fn cfc_event(&mut self, cfc: Option<CardanoForgeCluster>, ctx: &mut Context<Self>) {
+    fn cfc_event(&mut self, cfc: Option<Box<CardanoForgeCluster>>, ctx: &mut Context<Self>) {
         let version = cfc.as_ref().and_then(|c| c.metadata.resource_version.clone());
         let changed = match &cfc {
             None => self.cfc_version.is_some(),
@@ -424,7 +428,7 @@ impl PeerWatcher {
 
     /// A watch event of the peer's Lease: a changed, held record is reported as observed at
     /// its arrival; a vacancy or a deletion is read.
-    fn lease_event(&mut self, lease: Option<Lease>, ctx: &mut Context<Self>) {
+    fn lease_event(&mut self, lease: Option<Box<Lease>>, ctx: &mut Context<Self>) {
         let Some(lease) = lease else {
             if self.lease_version.is_some() {
                 self.poll(Why::Vacant, ctx);

@@ -292,8 +292,7 @@ async fn a_foreign_ticket_is_followed_by_its_watch_not_read_every_retry_period()
     let took = s.stores[1]
         .holder_changes()
         .into_iter()
-        .filter(|(_, h)| h.as_deref() == Some("west"))
-        .last()
+        .rfind(|(_, h)| h.as_deref() == Some("west"))
         .map(|(at, _)| at.duration_since(last))
         .expect("taken");
     assert!(
