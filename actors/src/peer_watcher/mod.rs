@@ -393,8 +393,9 @@ impl PeerWatcher {
         self.watch_retry_at = Some(now + self.settings.every);
         if !self.watch_failing {
             match error {
-                Some(e) => tracing::info!(peer = %self.settings.name, error = %e,
-                    "watch of the peer region failed: reading it instead, watching again in a retry period"),
+                Some(e) => tracing::warn!(peer = %self.settings.name, error = %e,
+                    "watch of the peer region failed (a lost connection, or a peer kubeconfig without list and \
+                     watch): reading it instead, watching again in a retry period"),
                 None => tracing::info!(peer = %self.settings.name,
                     "watch of the peer region ended: reading it instead, watching again in a retry period"),
             }
