@@ -1,7 +1,10 @@
 //! Contract of the PeerWatcher against real kube-apiservers: a peer's CFC and Lease are read
 //! with consistent GETs and reported with the time the read was *sent*; a peer whose CFC does
 //! not exist yet is reported with no status; a peer whose API server is gone is reported
-//! unreachable (and its gauges say so), and reachable again when it answers.
+//! unreachable (and its gauges say so), and reachable again when it answers. Between reads the
+//! peer is followed by watches: its Lease renewals are reported from them, a change of its CFC
+//! makes a leader read at once, and a read follows once the Lease shows nothing new for the
+//! resync period.
 use std::time::Duration;
 
 use actix::Actor;
@@ -61,6 +64,7 @@ async fn the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable() {
         lease: "cardano-node-leader".into(),
         every: Duration::from_millis(200),
         timeout: Duration::from_millis(500),
+        resync: Duration::from_secs(2),
     };
     let _watcher = PeerWatcher::new(settings.clone(), clock, probe.recipient(), Some(metrics)).start();
 
@@ -265,6 +269,7 @@ async fn a_peer_lease_not_held_by_the_peers_active_leader_is_not_reported() {
         lease: "cardano-node-leader".into(),
         every: Duration::from_millis(100),
         timeout: Duration::from_millis(500),
+        resync: Duration::from_millis(300),
     };
     let _watcher = PeerWatcher::new(settings, clock, probe.recipient(), None).start();
     let leader_reads = |p: &Probe| {
@@ -313,5 +318,203 @@ async fn a_peer_lease_not_held_by_the_peers_active_leader_is_not_reported() {
         unreachable!()
     };
     assert_eq!(record.holder_identity.as_deref(), Some("east-1_5d1c"));
+    server.stop();
+}
+
+/// Issue 14's API budget: a standby follows a peer by its watches (the peer's Lease renewals
+/// are reported from them, with no read); once this pod leads, a change of the peer's CFC is
+/// read at once; and once the Lease shows nothing new for the resync period a read follows,
+/// which returns the same record a whole resync period after it was first seen: what the
+/// Decider needs to call the peer's Lease lapsed.
+#[actix::test]
+async fn a_peer_is_followed_by_watches_and_read_only_when_a_decision_needs_it() {
+    let Some(mut server) = start_for_test(
+        "a_peer_is_followed_by_watches_and_read_only_when_a_decision_needs_it",
+        ApiServerOptions::with_identities(["east-0"]),
+    )
+    .await
+    else {
+        return;
+    };
+    let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
+        .await
+        .expect("admin");
+    server.install_crds().await.expect("CRDs");
+    let cfcs: Api<CardanoForgeCluster> = Api::namespaced(admin.clone(), "default");
+    let mut cfc = CardanoForgeCluster::new(
+        "pool-east",
+        CardanoForgeClusterSpec::new(Default::default(), 1, "east", NetworkSpec::new("preview", 2)),
+    );
+    cfc.metadata.namespace = Some("default".into());
+    cfcs.create(&PostParams::default(), &cfc)
+        .await
+        .expect("create CFC");
+    let set_status = |forging: bool| {
+        let cfcs = cfcs.clone();
+        async move {
+            let status = CardanoForgeClusterStatus {
+                forging_enabled: Some(forging),
+                effective_priority: Some(1),
+                active_leader: Some("east-0".into()),
+                ..Default::default()
+            };
+            cfcs.patch_status(
+                "pool-east",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({ "status": status })),
+            )
+            .await
+            .expect("status");
+        }
+    };
+    set_status(true).await;
+    let leases: Api<Lease> = Api::namespaced(admin, "default");
+    leases
+        .create(
+            &PostParams::default(),
+            &Lease {
+                metadata: ObjectMeta {
+                    name: Some("cardano-node-leader".into()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some("east-0".into()),
+                    lease_duration_seconds: Some(15),
+                    ..LeaseSpec::default()
+                }),
+            },
+        )
+        .await
+        .expect("lease");
+    let renew = |n: u32| {
+        let leases = leases.clone();
+        async move {
+            leases
+                .patch(
+                    "cardano-node-leader",
+                    &PatchParams::default(),
+                    &Patch::Merge(serde_json::json!({
+                        "spec": { "renewTime": format!("2024-01-01T00:00:{n:02}.000000Z") }
+                    })),
+                )
+                .await
+                .expect("renew");
+        }
+    };
+
+    let registry = prometheus::Registry::new();
+    let metrics = PeerMetrics::register(&registry).expect("metrics");
+    let probe = Probe::start();
+    let clock = Clock::new();
+    let resync = Duration::from_secs(3);
+    let leader = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let settings = PeerSettings {
+        name: "pool-east".into(),
+        kubeconfig: server.admin_kubeconfig().to_path_buf(),
+        namespace: "default".into(),
+        lease: "cardano-node-leader".into(),
+        every: Duration::from_millis(100),
+        timeout: Duration::from_millis(500),
+        resync,
+    };
+    let _watcher = PeerWatcher::new(settings, clock, probe.recipient(), Some(metrics))
+        .with_leader_gate(leader.clone(), resync)
+        .start();
+    let reads = |p: &Probe| {
+        p.events()
+            .iter()
+            .filter(|e| matches!(e, Event::PeerObserved { .. }))
+            .count()
+    };
+    let leases_seen = |p: &Probe| {
+        p.events()
+            .iter()
+            .filter(|e| matches!(e, Event::PeerLeaseObserved { .. }))
+            .count()
+    };
+    until(&probe, "the first read", |e| {
+        matches!(e, Event::PeerObserved { .. })
+    })
+    .await;
+    // Give the watches a moment to open, then renew every 300 ms for 6 s (twice the resync).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (reads_before, leases_before) = (reads(&probe), leases_seen(&probe));
+    for n in 0..20 {
+        renew(n).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let text = forge_actors::metrics::encode(&registry);
+    assert_eq!(
+        reads(&probe),
+        reads_before,
+        "a standby read a peer whose watches showed renewals:\n{text}"
+    );
+    assert!(
+        leases_seen(&probe) >= leases_before + 15,
+        "the renewals were not reported from the watch: {} -> {}",
+        leases_before,
+        leases_seen(&probe)
+    );
+
+    // Leading now: the peer's CFC changes (it stops forging) and is read at once.
+    leader.store(true, std::sync::atomic::Ordering::Relaxed);
+    let changed = clock.now();
+    set_status(false).await;
+    let e = until(
+        &probe,
+        "the changed CFC read",
+        |e| matches!(e, Event::PeerObserved { status: Some(s), .. } if s.forging_enabled == Some(false)),
+    )
+    .await;
+    let Event::PeerObserved { read_at, .. } = e else {
+        unreachable!()
+    };
+    assert!(
+        read_at >= changed && read_at.saturating_since(changed) < Duration::from_secs(2),
+        "the change was read {:?} after it, not at once",
+        read_at.saturating_since(changed)
+    );
+
+    // The peer stops renewing: a read of the same record a whole resync period after it was
+    // first seen follows.
+    let last = probe
+        .events()
+        .into_iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::PeerLeaseObserved { record, .. } => Some(record),
+            _ => None,
+        })
+        .expect("a lease");
+    let first_seen = probe
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::PeerLeaseObserved {
+                record, received_at, ..
+            } if record == last => Some(received_at),
+            _ => None,
+        })
+        .expect("first seen");
+    let proof = |e: &Event| {
+        matches!(e, Event::PeerLeaseObserved { record, sent_at, .. }
+            if *record == last && *sent_at >= first_seen + resync)
+    };
+    for _ in 0..160 {
+        if probe.events().iter().any(proof) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        probe.events().iter().any(proof),
+        "no read of the unrenewed Lease a resync period after it was first seen: {:?}",
+        probe.events()
+    );
+    let text = forge_actors::metrics::encode(&registry);
+    assert!(
+        text.contains("cardano_cluster_peer_reads_total{peer=\"pool-east\",why=\"changed\"}"),
+        "{text}"
+    );
     server.stop();
 }

@@ -45,7 +45,7 @@
 //! CredentialKeeper ═KesReportCell═► Decider (/status "kes")
 //! ChainWatcher ═ChainReportCell═► Decider (/status "chain")
 //! TicketKeeper ═QuorumReportCell═► Decider (/status "quorum")                              (quorum mode)
-//! Decider ═leader flag═► PeerWatcher ×peers (a standby reads once per lease duration)      (quorum mode)
+//! Decider ═leader flag═► PeerWatcher ×peers (a standby reads only when its watches go silent) (cluster management)
 //! signal handler (the binary) ─Shutdown─► Decider
 //! ```
 //!
@@ -310,10 +310,10 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
             ClusterWatcher::new(cluster, Some(&m))
         });
     }
-    // Quorum mode: standbys read their peers once per lease duration only (the leader every
-    // retry period); the Decider keeps the flag.
-    let leader_flag = quorum
-        .is_some()
+    // Standbys follow their peers by watch alone and read them only when the watches go
+    // silent (issue 14's API budget); the Decider keeps the flag.
+    let leader_flag = cluster
+        .management_enabled
         .then(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
     let poll_peers = spawn_peer_watchers(cfg, clock, &facts, leader_flag.clone(), registry)?;
 
@@ -511,11 +511,11 @@ fn spawn_chain_watcher(
     Ok(Some(cell))
 }
 
-/// Peer regions (cluster management only): a consistent read of each one's CFC and Lease every
-/// retry period, through its own kubeconfig. Returns where the Decider asks them to poll.
+/// Peer regions (cluster management only): each one's CFC and Lease followed by watches through
+/// its own kubeconfig, with consistent reads when a decision needs them (`PollNow`) and a resync
+/// (docs/quorum.md, "API load"). Returns where the Decider asks them to poll.
 ///
-/// With `leader_gate` (quorum mode) a PeerWatcher reads every retry period only while the flag
-/// says this pod leads, and once per lease duration otherwise.
+/// With `leader_gate` a PeerWatcher on a standby reads only when its watches go silent.
 fn spawn_peer_watchers(
     cfg: &ValidConfig,
     clock: crate::clock::Clock,
@@ -538,6 +538,7 @@ fn spawn_peer_watchers(
                 lease: cfg.names.lease.clone(),
                 every: cfg.lease.retry_period,
                 timeout: cfg.api_timeout,
+                resync: cfg.lease.duration,
             };
             let (fact, m) = (facts.clone(), peer_metrics.clone());
             let (gate, resync) = (leader_gate.clone(), cfg.lease.duration);

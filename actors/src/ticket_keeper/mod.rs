@@ -11,8 +11,15 @@
 //! - For each ticket, [`TicketState::step`] says the next request: read, create, a
 //!   version-checked replace (acquire or renew), a release, or wait. At most one call per ticket
 //!   is in flight, each under its own timeout ([`TicketSettings::call_timeout`], well within the
-//!   ticket renew deadline); a ticket held by someone else is read again every retry period, a
-//!   ticket nobody asks us to touch is not read at all.
+//!   ticket renew deadline). While the keeper touches tickets (the local leader), each ticket is
+//!   followed by a watch: its events are the observations the rules need (a holder's renewal
+//!   restarts our observation clock of the record at the event's arrival, a release shows at
+//!   once), so a ticket held by someone else, or free, is not read again; if its watch fails,
+//!   it is read every retry period until the watch is open again. An observation from a watch
+//!   is as good as one from a read for taking: the take is a replace under the
+//!   `resourceVersion` observed, so it lands only if the record stayed unchanged since, and a
+//!   watch event older than what we know is dropped. A ticket nobody asks us to touch is not
+//!   read or watched at all.
 //! - After every answer, and on a short tick, the standing ([`standing`]: tickets held, the
 //!   majority, the forge deadline) goes to the Decider as `TicketsChanged` when it changed. A
 //!   ticket counts only until its renew deadline after our last *successful* write was sent,
@@ -32,7 +39,8 @@ use std::{
 };
 
 use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, Supervised, WrapFuture,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, SpawnHandle, StreamHandler,
+    Supervised, WrapFuture,
 };
 use forge_core::{
     config::{QuorumParticipant, TicketTiming},
@@ -40,12 +48,12 @@ use forge_core::{
     lease::{LeaseRecord, Mono},
     quorum::{Intent, Seen, TicketState, TicketStep, Want, standing, want},
 };
-use futures::future::BoxFuture;
-use prometheus::{GaugeVec, IntGauge, IntGaugeVec, Opts, Registry};
+use futures::{StreamExt, future::BoxFuture};
+use prometheus::{GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::{
     adapters::{
-        kube::{KubeApiError, client},
+        kube::{KubeApiError, client, newer_resource_version},
         kube_lease::{KubeLeasePort, KubeLeases},
     },
     clock::Clock,
@@ -141,6 +149,9 @@ pub struct TicketMetrics {
     pub needed: IntGauge,
     /// 1 while `QUORUM_BREAK_GLASS` is on.
     pub break_glass: IntGauge,
+    /// Requests to the participants' API servers by `participant` and `call` (`read`,
+    /// `write`, `watch`: a watch opened).
+    pub calls: IntCounterVec,
 }
 
 impl TicketMetrics {
@@ -164,7 +175,17 @@ impl TicketMetrics {
             &["participant"],
         )?;
         registry.register(Box::new(age.clone()))?;
+        let calls = IntCounterVec::new(
+            Opts::new(
+                "cardano_forge_ticket_calls_total",
+                "Requests this pod sent to a participant's forge ticket (quorum mode), by call: read, write, \
+                 watch (a watch opened; its events need no request).",
+            ),
+            &["participant", "call"],
+        )?;
+        registry.register(Box::new(calls.clone()))?;
         Ok(Self {
+            calls,
             held: vec(
                 "cardano_forge_ticket_held",
                 "1 while this pod counts the participant's forge ticket as held by its region (quorum mode).",
@@ -209,7 +230,16 @@ struct Ticket {
     last_read: Option<Mono>,
     /// After a failed call (other than a lost race), no new call before this instant.
     retry_at: Option<Mono>,
+    /// The open watch and its generation.
+    watch: Option<(SpawnHandle, u64)>,
+    /// No watch is opened before this (after one failed).
+    watch_retry_at: Option<Mono>,
+    /// The last watch failure was logged (once per streak).
+    watch_failing: bool,
 }
+
+/// A watch event of ticket `.0` from watch generation `.1` (`None`: the watch ended).
+struct TicketWatch(usize, u64, Option<Result<Option<LeaseSnapshot>, KubeApiError>>);
 
 /// What a call to one ticket came to.
 enum Outcome {
@@ -234,6 +264,8 @@ pub struct TicketKeeper {
     sent: Option<(usize, Option<Mono>)>,
     /// When the break-glass warning was last logged (once per retry period while it is on).
     glass_warned: Option<Mono>,
+    /// The last watch generation handed out.
+    generation: u64,
 }
 
 impl TicketKeeper {
@@ -258,6 +290,9 @@ impl TicketKeeper {
                 last_ok: None,
                 last_read: None,
                 retry_at: None,
+                watch: None,
+                watch_retry_at: None,
+                watch_failing: false,
             })
             .collect();
         if let Some(m) = &metrics {
@@ -275,6 +310,7 @@ impl TicketKeeper {
             tickets,
             sent: None,
             glass_warned: None,
+            generation: 0,
         }
     }
 
@@ -290,10 +326,15 @@ impl TicketKeeper {
         let want = want(self.intent);
         let retry = self.settings.timing.retry_period;
         for i in 0..self.tickets.len() {
+            match want {
+                Want::Leave => self.close_watch(i, ctx),
+                _ => self.open_watch(i, now, ctx),
+            }
             let t = &self.tickets[i];
             if t.in_flight || t.retry_at.is_some_and(|at| now < at) {
                 continue;
             }
+            let watched = t.watch.is_some();
             let stale = t.last_read.is_none_or(|at| now.saturating_since(at) >= retry);
             let idle_read_due = t
                 .last_read
@@ -330,12 +371,13 @@ impl TicketKeeper {
                     self.tickets[i].state.releasing();
                     self.write(i, resource_version, record, true, ctx)
                 }
-                // Someone else holds it (or we wait to renew): re-read a foreign one every
-                // retry period, to see it released or unchanged.
-                TicketStep::WaitUntil(_) if !ours && stale => self.read(i, ctx),
+                // Someone else holds it (or we wait to renew): its watch shows a renewal or a
+                // release; without one, re-read a foreign one every retry period.
+                TicketStep::WaitUntil(_) if !ours && stale && !watched => self.read(i, ctx),
                 TicketStep::WaitUntil(_) => {}
-                // Keeping or releasing with nothing of ours there: look now and then (visibility).
-                TicketStep::Idle if want != Want::Leave && idle_read_due => self.read(i, ctx),
+                // Keeping or releasing with nothing of ours there: the watch shows it; without
+                // one, look now and then (visibility).
+                TicketStep::Idle if want != Want::Leave && idle_read_due && !watched => self.read(i, ctx),
                 TicketStep::Idle => {}
             }
         }
@@ -383,7 +425,103 @@ impl TicketKeeper {
         })
     }
 
+    fn count(&self, i: usize, call: &str) {
+        if let Some(m) = &self.metrics {
+            m.calls.with_label_values(&[&self.tickets[i].name, call]).inc();
+        }
+    }
+
+    /// Opens ticket `i`'s watch unless one is open, a failure holds it back, or its client is
+    /// not built yet (the first read builds it).
+    fn open_watch(&mut self, i: usize, now: Mono, ctx: &mut Context<Self>) {
+        let t = &self.tickets[i];
+        if t.watch.is_some() || t.watch_retry_at.is_some_and(|at| now < at) {
+            return;
+        }
+        let Endpoint::Port(port) = &t.endpoint else {
+            return;
+        };
+        self.generation += 1;
+        let generation = self.generation;
+        let items = port
+            .watch()
+            .map(move |item| TicketWatch(i, generation, Some(item)))
+            .chain(futures::stream::once(
+                async move { TicketWatch(i, generation, None) },
+            ));
+        let handle = ctx.add_stream(items);
+        self.tickets[i].watch = Some((handle, generation));
+        self.count(i, "watch");
+    }
+
+    fn close_watch(&mut self, i: usize, ctx: &mut Context<Self>) {
+        if let Some((handle, _)) = self.tickets[i].watch.take() {
+            ctx.cancel_future(handle);
+        }
+    }
+
+    /// Ticket `i`'s watch failed or ended: reads take over until it is open again, a retry
+    /// period later.
+    fn watch_failed(&mut self, i: usize, error: Option<&KubeApiError>, ctx: &mut Context<Self>) {
+        self.close_watch(i, ctx);
+        let retry = self.settings.timing.retry_period;
+        let t = &mut self.tickets[i];
+        t.watch_retry_at = Some(self.clock.now() + retry);
+        if !t.watch_failing {
+            match error {
+                Some(e) => tracing::info!(
+                    actor = ACTOR, participant = %t.name, error = %e,
+                    "ticket watch failed: reading the ticket every retry period until it is watched again"
+                ),
+                None => tracing::info!(
+                    actor = ACTOR, participant = %t.name,
+                    "ticket watch ended: reading the ticket every retry period until it is watched again"
+                ),
+            }
+        }
+        t.watch_failing = true;
+    }
+
+    /// A watch event of ticket `i`: an observation, as a read's answer would be, unless it is
+    /// not newer than what we know, or the echo of our own write on a ticket we hold.
+    fn watched(&mut self, i: usize, snapshot: Option<LeaseSnapshot>) {
+        let now = self.clock.now();
+        let me = self.settings.me.clone();
+        let before = self.seen_holder(i);
+        let t = &mut self.tickets[i];
+        t.watch_failing = false;
+        if t.reachable == Some(false) {
+            tracing::info!(actor = ACTOR, participant = %t.name, "ticket reachable again");
+        }
+        t.reachable = Some(true);
+        t.last_ok = Some(now);
+        match snapshot {
+            None => t.state.observed(None, None, now, &me),
+            Some(s) => {
+                let known = match &t.state.seen {
+                    Seen::Record(o) => o.resource_version.as_deref(),
+                    _ => None,
+                };
+                if !newer_resource_version(s.resource_version.as_deref(), known) {
+                    return;
+                }
+                if t.state.held.is_some() && s.record.is_held_by(&me) {
+                    return;
+                }
+                t.state.observed(Some(s.record), s.resource_version, now, &me);
+            }
+        }
+        let after = self.seen_holder(i);
+        if before != after && after.is_some() {
+            tracing::info!(
+                actor = ACTOR, participant = %self.tickets[i].name, holder = ?after, previous = ?before,
+                "forge ticket holder changed"
+            );
+        }
+    }
+
     fn read(&mut self, i: usize, ctx: &mut Context<Self>) {
+        self.count(i, "read");
         self.tickets[i].in_flight = true;
         let port = self.port(i);
         let timeout = self.settings.call_timeout;
@@ -409,6 +547,7 @@ impl TicketKeeper {
         release: bool,
         ctx: &mut Context<Self>,
     ) {
+        self.count(i, "write");
         self.tickets[i].in_flight = true;
         let port = self.port(i);
         let timeout = self.settings.call_timeout;
@@ -647,8 +786,29 @@ impl Supervised for TicketKeeper {
         // Calls in flight died with the old context: read again; tenures keep their deadlines.
         for t in &mut self.tickets {
             t.in_flight = false;
+            t.watch = None;
             t.state.write_failed();
         }
+    }
+}
+
+impl StreamHandler<TicketWatch> for TicketKeeper {
+    fn handle(&mut self, TicketWatch(i, generation, item): TicketWatch, ctx: &mut Context<Self>) {
+        if self.tickets[i].watch.as_ref().map(|(_, g)| *g) != Some(generation) {
+            return;
+        }
+        match item {
+            None => self.watch_failed(i, None, ctx),
+            Some(Err(e)) => self.watch_failed(i, Some(&e), ctx),
+            Some(Ok(snapshot)) => {
+                self.watched(i, snapshot);
+                self.drive(ctx);
+            }
+        }
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {
+        // Each watch ends with its own `None` item; the keeper goes on.
     }
 }
 

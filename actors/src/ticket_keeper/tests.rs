@@ -232,3 +232,71 @@ async fn an_unreachable_participant_drops_out_by_the_renew_deadline() {
         lost_at.saturating_since(cut)
     );
 }
+
+/// Issue 14's API budget: a ticket held by another region is followed by its watch (each
+/// renewal restarts our observation clock at its arrival), not read every retry period; a
+/// broken watch costs a read and is opened again; the ticket is taken a whole duration after
+/// the last renewal the watch showed, and not much later.
+#[actix::test(start_paused = true)]
+async fn a_foreign_ticket_is_followed_by_its_watch_not_read_every_retry_period() {
+    let renewal = |n: i64| LeaseRecord {
+        holder_identity: Some("east".into()),
+        lease_duration_seconds: Some(20),
+        renew_time: Some(jiff::Timestamp::from_second(1_700_000_000 + n).expect("time")),
+        ..LeaseRecord::default()
+    };
+    let stores = vec![
+        MemoryLeases::new(),
+        MemoryLeases::with_record(renewal(0)),
+        MemoryLeases::new(),
+    ];
+    let s = start(stores);
+    s.keeper.do_send(TicketIntent(TAKE));
+    eventually("ours and the witness's taken", || {
+        s.stores[0].holder().as_deref() == Some("west") && s.stores[2].holder().as_deref() == Some("west")
+    })
+    .await;
+    // East renews every 2 s for 24 s (longer than the ticket duration); its watch breaks
+    // halfway.
+    let calls = s.clients[1].calls();
+    for n in 1..=12 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        s.stores[1].write_foreign(renewal(n));
+        if n == 6 {
+            s.clients[1].break_watches();
+        }
+    }
+    assert_eq!(
+        s.stores[1].holder().as_deref(),
+        Some("east"),
+        "taken while renewed"
+    );
+    let read = s.clients[1].calls() - calls;
+    assert!(
+        read <= 2,
+        "{read} calls to a watched foreign ticket in 24 s (every retry period would be 12)"
+    );
+    // East stops renewing: taken a whole duration after the last renewal, not much later.
+    let last = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(19)).await;
+    assert_eq!(
+        s.stores[1].holder().as_deref(),
+        Some("east"),
+        "taken before the ticket duration"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    eventually("east's ticket taken", || {
+        s.stores[1].holder().as_deref() == Some("west")
+    })
+    .await;
+    let took = s.stores[1]
+        .holder_changes()
+        .into_iter()
+        .rfind(|(_, h)| h.as_deref() == Some("west"))
+        .map(|(at, _)| at.duration_since(last))
+        .expect("taken");
+    assert!(
+        took >= Duration::from_secs(20) && took <= Duration::from_secs(23),
+        "taken {took:?} after the last renewal"
+    );
+}
