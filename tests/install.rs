@@ -236,6 +236,61 @@ fn pod_summary(pods: &[Pod]) -> String {
         .join("; ")
 }
 
+/// Deletes, with no grace period left, the object of every terminating pod in `list` whose
+/// containers (init containers included) have all exited, as the kubelet reports them: each
+/// `terminated`, or, once the kubelet removed it, `waiting` with a last state the kubelet marks
+/// `ContainerStatusUnknown` ("could not be located when the pod was deleted").
+///
+/// Kubernetes 1.20's kubelet removes a terminating pod's object only once the pod's sandbox is
+/// gone (kubernetes/kubernetes#88543), and the sandbox of a pod whose containers exited is left
+/// to the kubelet's container garbage collection, which runs once a minute: such a pod stays
+/// `Terminating` for up to a minute after its last process exited, and a StatefulSet makes its
+/// successor only then. Nothing of the pod runs any more (its node's exit is in its timeline),
+/// so the wait shows nothing; it cost this test about two and a half minutes. The UID
+/// precondition keeps a successor of the same name out of reach.
+async fn finish_terminated(pods: &Api<Pod>, list: &[Pod]) {
+    for p in list {
+        let (Some(name), Some(uid)) = (p.metadata.name.as_deref(), p.metadata.uid.as_deref()) else {
+            continue;
+        };
+        if p.metadata.deletion_timestamp.is_none() {
+            continue;
+        }
+        let Some(status) = p.status.as_ref() else { continue };
+        let containers = status.container_statuses.as_deref().unwrap_or_default();
+        let inits = status.init_container_statuses.as_deref().unwrap_or_default();
+        let exited = |c: &k8s_openapi::api::core::v1::ContainerStatus| {
+            let removed = c
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .is_some_and(|t| t.reason.as_deref() == Some("ContainerStatusUnknown"));
+            c.state
+                .as_ref()
+                .is_some_and(|s| s.terminated.is_some() || (s.waiting.is_some() && removed))
+        };
+        if containers.is_empty() || !containers.iter().chain(inits).all(exited) {
+            continue;
+        }
+        let dp = kube::api::DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(kube::api::Preconditions {
+                uid: Some(uid.to_owned()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match pods.delete(name, &dp).await {
+            Ok(_) => eprintln!(
+                "install: {name}: every container exited; its object deleted (no wait for the kubelet's sandbox collection)"
+            ),
+            // Gone already, or a successor (another UID).
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            Err(e) => panic!("deleting the terminated pod {name}: {e}"),
+        }
+    }
+}
+
 /// Waits until all replicas run the StatefulSet's current revision, Running and Ready (node
 /// included: its readiness is the node port, bound after the replay), and exactly one node
 /// forges. Returns the forger's name. Panics with the state seen after `SETTLE`.
@@ -265,6 +320,7 @@ async fn settled_named(
         if rolled && all_ready && forging.len() == 1 {
             return forging[0].clone();
         }
+        finish_terminated(pods, &list).await;
         if Instant::now() > deadline {
             panic!(
                 "{what}: not settled after {SETTLE:?}: statefulset {st:?}; pods {}; forging {forging:?}\n{}",
@@ -272,7 +328,7 @@ async fn settled_named(
                 logs_of(pods, &list).await
             );
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -316,6 +372,32 @@ fn story(pv_root: &Path, since_ns: u64) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Where the test's minutes go: each phase's time, printed as it ends.
+struct Laps {
+    started: Instant,
+    last: Instant,
+}
+
+impl Laps {
+    fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            started: now,
+            last: now,
+        }
+    }
+
+    fn lap(&mut self, what: &str) {
+        let now = Instant::now();
+        eprintln!(
+            "install: time: {what}: {:.1} s (at {:.1} s)",
+            (now - self.last).as_secs_f64(),
+            (now - self.started).as_secs_f64()
+        );
+        self.last = now;
+    }
 }
 
 /// Asserts S1 over the window and returns the verdict (for the gap).
@@ -412,12 +494,13 @@ async fn no_pods_left(pods: &Api<Pod>, what: &str) {
         if left.is_empty() {
             return;
         }
+        finish_terminated(pods, &left).await;
         assert!(
             Instant::now() < deadline,
             "{what}: pods left: {}",
             pod_summary(&left)
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -461,8 +544,13 @@ async fn apply_manifest(
     );
     let spec = pods.get(&forger).await.expect("forger pod").spec.expect("spec");
     let t = timeline::unix_now_ns();
+    let deleted = Instant::now();
     tools.kubectl(&["delete", "-f", file, "--wait=false"]);
     no_pods_left(pods, what).await;
+    eprintln!(
+        "install: {what}: delete to no pod: {:.1} s",
+        deleted.elapsed().as_secs_f64()
+    );
     let ev = events(pv_root);
     assert!(
         timeline::forging_at_end(&ev).is_empty(),
@@ -470,6 +558,10 @@ async fn apply_manifest(
     );
     let v = timeline::judge_window(&ev, Window::since(t)).expect("judged");
     assert!(v.overlap_ms == 0.0, "{what}: delete: {v:?}");
+    eprintln!(
+        "install: {what}: delete: the nodes' timelines\n{}",
+        story(pv_root, t)
+    );
     spec
 }
 
@@ -487,6 +579,7 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
         return;
     };
     let started = Instant::now();
+    let mut laps = Laps::new();
     let node_img = image("node", &forge_sim_bin());
     let mgr_img = image("manager", Path::new(env!("CARGO_BIN_EXE_forge-manager")));
     // The Dockerfile's run stage built by buildah (scripts/images.sh dockerfile-run), with this
@@ -498,6 +591,7 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
     })
     .await
     .unwrap_or_else(|e| panic!("starting the cluster: {e}"));
+    laps.lap("images and cluster start");
     let work = tempfile::tempdir().expect("tempdir");
     let pv_root = work.path().join("volumes");
     let tools = Tools {
@@ -558,6 +652,7 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
     .expect("create configmap");
     let pvs: Api<PersistentVolume> = Api::all(client.clone());
     make_pvs(&pvs, &pv_root, "install-pv").await;
+    laps.lap("namespace, keys, config, volumes");
 
     // 1. helm install with the defaults: three pods Running and Ready, exactly one forges.
     let chart = root().join("charts/forge-manager");
@@ -599,11 +694,15 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
         "the node container has a readiness probe"
     );
 
+    laps.lap("1 helm install");
+
     // 2. kubectl delete pod of the forger.
     let t = timeline::unix_now_ns();
     tools.kubectl(&["-n", NS, "delete", "pod", &forger, "--wait=false"]);
     let after = settled(&pods, &sts, &pv_root, "kubectl delete pod").await;
     no_overlap(&pv_root, t, &format!("kubectl delete pod {forger} (now {after})"));
+
+    laps.lap("2 delete pod");
 
     // 3. kubectl rollout restart statefulset: 0 ms of overlap, the longest gap reported.
     let t = timeline::unix_now_ns();
@@ -613,6 +712,8 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
     let after = settled(&pods, &sts, &pv_root, "rollout restart").await;
     let v = no_overlap(&pv_root, t, &format!("kubectl rollout restart (now {after})"));
     eprintln!("install: rollout restart: longest gap {:.0} ms", v.max_gap_ms);
+
+    laps.lap("3 rollout restart");
 
     // 4. Eviction of the forger through the eviction API, the PodDisruptionBudget in force: a
     // second eviction while the first pod is away is refused (429).
@@ -654,6 +755,8 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
     let v = no_overlap(&pv_root, t, &format!("eviction of {forger} (now {after})"));
     eprintln!("install: eviction: longest gap {:.0} ms", v.max_gap_ms);
 
+    laps.lap("4 eviction");
+
     // 5. helm upgrade changing a value (the sidecar's log level): a rolling update.
     let t = timeline::unix_now_ns();
     tools.helm(&[
@@ -680,10 +783,13 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
     );
     eprintln!("install: helm upgrade: longest gap {:.0} ms", v.max_gap_ms);
 
+    laps.lap("5 helm upgrade");
+
     // 6. helm uninstall: no forger, every node process exited, nothing of the release left.
     let t = timeline::unix_now_ns();
     tools.helm(&["uninstall", RELEASE, "--namespace", NS]);
     no_pods_left(&pods, "helm uninstall").await;
+    laps.lap("6 helm uninstall (until no pod)");
     let ev = events(&pv_root);
     assert!(
         timeline::forging_at_end(&ev).is_empty(),
@@ -691,6 +797,10 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
     );
     let v = timeline::judge_window(&ev, Window::since(t)).expect("judged");
     assert!(v.overlap_ms == 0.0, "uninstall: {v:?}");
+    eprintln!(
+        "install: helm uninstall: the nodes' timelines\n{}",
+        story(&pv_root, t)
+    );
     assert!(
         v.processes.iter().filter(|p| p.started).all(|p| p.exited),
         "every node process started in the window exited: {:?}",
@@ -751,6 +861,8 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
         started.elapsed().as_secs_f64()
     );
 
+    laps.lap("6 the checks after uninstall");
+
     // 7. The plain manifests of deploy/ (guard layout), rendered for 1.20, with the image the
     // Dockerfile builds as the sidecar and as the guard's source (install-guard copies it into
     // the node container, whose image has the glibc loader the binary needs).
@@ -782,6 +894,8 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
         "the Dockerfile's image runs the sidecar"
     );
 
+    laps.lap("7 deploy/statefulset-guard.yaml");
+
     // 8. deploy/statefulset-reference-layout.yaml: the reference's layout (no guard, a shared
     // process namespace, SIGHUP by PID), same volumes.
     let rendered = work.path().join("statefulset-reference-layout-1.20.yaml");
@@ -804,6 +918,8 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
     .await;
     assert_eq!(spec.share_process_namespace, Some(true), "the reference layout");
 
+    laps.lap("8 deploy/statefulset-reference-layout.yaml");
+
     // 9. The chart with `layout: reference` (the reference chart's layout, for a drop-in).
     make_pvs(&pvs, &pv_root, "ref-pv").await;
     let t = timeline::unix_now_ns();
@@ -824,9 +940,11 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
         "install: helm install with layout: reference to three pods Ready and one forger ({forger}): {:.1} s",
         at.elapsed().as_secs_f64()
     );
+    laps.lap("9 install, layout: reference");
     let t = timeline::unix_now_ns();
     tools.helm(&["uninstall", "ref", "--namespace", NS]);
     no_pods_left(&pods, "helm uninstall, layout: reference").await;
+    laps.lap("9 uninstall, layout: reference");
     let ev = events(&pv_root);
     assert!(
         timeline::forging_at_end(&ev).is_empty(),
@@ -835,9 +953,14 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
     let v = timeline::judge_window(&ev, Window::since(t)).expect("judged");
     assert!(v.overlap_ms == 0.0, "uninstall, layout: reference: {v:?}");
     eprintln!(
+        "install: helm uninstall, layout: reference: the nodes' timelines\n{}",
+        story(&pv_root, t)
+    );
+    eprintln!(
         "install: the manifests and the reference layout too; total {:.0} s",
         started.elapsed().as_secs_f64()
     );
 
     cluster.stop();
+    laps.lap("cluster stop");
 }

@@ -42,8 +42,13 @@ pub struct ChaosOptions {
     pub exe: PathBuf,
     /// Seed of the fault schedule and of the nodes' reload latencies.
     pub seed: u64,
-    /// How long faults are injected (the start-up and the final shutdown come on top).
+    /// How long faults are injected (the start-up and the final shutdown come on top); longer
+    /// when the opening needs it.
     pub duration: Duration,
+    /// The kinds of the first faults, one each in this order (their targets, holds and calms
+    /// are drawn from the seed as usual); the soak goes on until all of them were injected,
+    /// past `duration` if need be. Empty: every kind is drawn from the seed.
+    pub opening: Vec<FaultKind>,
     /// 1 (three pods) or 2 (two regions of three pods, cluster management on).
     pub regions: usize,
     /// Show the sidecars', guards' and nodes' own output.
@@ -125,6 +130,11 @@ impl FaultKind {
             FaultKind::LinkCut => "link_cut",
         }
     }
+
+    /// The kind [`FaultKind::name`] prints as `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
 }
 
 /// Whom a fault hits.
@@ -180,11 +190,18 @@ fn ms(rng: &mut SplitMix64, lo: u64, hi: u64) -> Duration {
 /// Draws the next fault. Every step draws the same numbers in the same order, whatever kind
 /// it is, so the schedule is a pure function of the seed.
 pub fn draw(rng: &mut SplitMix64, regions: usize) -> FaultPlan {
+    draw_kind(rng, regions, None)
+}
+
+/// [`draw`], of kind `kind` when given (the kind's number is drawn all the same, so the rest of
+/// the schedule does not move).
+pub fn draw_kind(rng: &mut SplitMix64, regions: usize, kind: Option<FaultKind>) -> FaultPlan {
     let kinds: Vec<FaultKind> = FaultKind::ALL
         .into_iter()
         .filter(|k| regions > 1 || *k != FaultKind::LinkCut)
         .collect();
-    let kind = kinds[(rng.next_u64() % kinds.len() as u64) as usize];
+    let drawn = kinds[(rng.next_u64() % kinds.len() as u64) as usize];
+    let kind = kind.unwrap_or(drawn);
     let to_leader = rng.next_u64().is_multiple_of(2);
     let region = (rng.next_u64() % regions.max(1) as u64) as usize;
     let index = (rng.next_u64() % PODS as u64) as usize;
@@ -227,8 +244,16 @@ pub fn draw(rng: &mut SplitMix64, regions: usize) -> FaultPlan {
 
 /// The first `n` faults of the schedule of `seed`.
 pub fn plan(seed: u64, regions: usize, n: usize) -> Vec<FaultPlan> {
+    plan_opening(seed, regions, &[], n)
+}
+
+/// The first `n` faults of the schedule of `seed` opening with the kinds `opening`
+/// ([`ChaosOptions::opening`]).
+pub fn plan_opening(seed: u64, regions: usize, opening: &[FaultKind], n: usize) -> Vec<FaultPlan> {
     let mut rng = SplitMix64::new(seed);
-    (0..n).map(|_| draw(&mut rng, regions)).collect()
+    (0..n)
+        .map(|i| draw_kind(&mut rng, regions, opening.get(i).copied()))
+        .collect()
 }
 
 /// The lease timings and node figures a gap bound is made of.
@@ -312,6 +337,8 @@ pub struct Step {
     pub plan: FaultPlan,
     /// The pod it hit (`region/name`), or `all` / a link.
     pub hit: String,
+    /// Whether it was injected (else `hit` says why not).
+    pub injected: bool,
     /// Whether that pod forged when the fault landed.
     pub hit_forger: bool,
     /// When it was injected (Unix ns).
@@ -449,6 +476,11 @@ pub async fn run(options: ChaosOptions) -> Result<ChaosReport, ChaosError> {
             options.regions
         )));
     }
+    if options.regions == 1 && options.opening.contains(&FaultKind::LinkCut) {
+        return Err(ChaosError::Options(
+            "--opening: link_cut needs two regions (--regions 2)".to_owned(),
+        ));
+    }
     let mut world_options = WorldOptions::realistic(options.exe.clone(), PODS);
     world_options.guard = true;
     world_options.seed = options.seed;
@@ -470,14 +502,25 @@ pub async fn run(options: ChaosOptions) -> Result<ChaosReport, ChaosError> {
         Some(d) => say(&format!("first forger after {:.1} s", d.as_secs_f64())),
         None => violations.push("nobody forged within 30 s of the cold start".to_owned()),
     }
+    if !options.opening.is_empty() {
+        let names: Vec<&str> = options.opening.iter().map(|k| k.name()).collect();
+        say(&format!(
+            "opening with one fault of each of: {}",
+            names.join(", ")
+        ));
+    }
     let mut rng = SplitMix64::new(options.seed);
     let faults_from = Instant::now();
-    while faults_from.elapsed() < options.duration {
-        let f = draw(&mut rng, options.regions);
+    while faults_from.elapsed() < options.duration || steps.len() < options.opening.len() {
+        let f = draw_kind(
+            &mut rng,
+            options.regions,
+            options.opening.get(steps.len()).copied(),
+        );
         let n = steps.len() + 1;
         let bound = gap_bound(&f, &timings);
         let late_from = soak.late_boots;
-        let (hit, hit_forger, t0) = soak.inject(&f).await;
+        let (hit, injected, hit_forger, t0) = soak.inject(&f).await;
         let t_rel = soak.started.elapsed().as_secs_f64();
         say(&format!(
             "#{n} t+{t_rel:.1}s {} on {hit}{} (hold {} ms{}); bound {} ms",
@@ -522,6 +565,7 @@ pub async fn run(options: ChaosOptions) -> Result<ChaosReport, ChaosError> {
             n,
             plan: f,
             hit,
+            injected,
             hit_forger,
             t_unix_ns: t0,
             bound_ms: bound.as_secs_f64() * 1e3,
@@ -739,8 +783,9 @@ impl Soak {
     }
 
     /// Resolves the target and injects the fault's first half (the kill, the stop, the
-    /// partition). Returns who was hit, whether it forged, and when.
-    async fn inject(&mut self, f: &FaultPlan) -> (String, bool, u64) {
+    /// partition). Returns who was hit, whether the fault was injected, whether the pod hit
+    /// forged, and when.
+    async fn inject(&mut self, f: &FaultPlan) -> (String, bool, bool, u64) {
         let forging = self.forging_now();
         let (r, i) = match f.target {
             Target::Pod { region, index } => (region.min(self.worlds.len() - 1), index),
@@ -845,10 +890,10 @@ impl Soak {
             }
         };
         match result {
-            Ok(hit) => (hit, hit_forger, t0),
+            Ok(hit) => (hit, true, hit_forger, t0),
             Err(e) => {
                 say(&format!("{} could not be injected: {e}", f.kind.name()));
-                (format!("{name} (not injected: {e})"), hit_forger, t0)
+                (format!("{name} (not injected: {e})"), false, hit_forger, t0)
             }
         }
     }
@@ -1112,6 +1157,24 @@ mod tests {
     }
 
     #[test]
+    fn an_opening_sets_the_first_kinds_and_moves_nothing_else() {
+        let opening = [FaultKind::LinkCut, FaultKind::WatchDrop, FaultKind::GuardKill];
+        let free = plan(5, 2, 20);
+        let opened = plan_opening(5, 2, &opening, 20);
+        for (i, (a, b)) in free.iter().zip(&opened).enumerate() {
+            match opening.get(i) {
+                Some(kind) => assert_eq!(b.kind, *kind, "fault {i}"),
+                None => assert_eq!(a, b, "fault {i} after the opening"),
+            }
+            assert_eq!(a.pause, b.pause, "fault {i}: the calm is drawn all the same");
+        }
+        for k in FaultKind::ALL {
+            assert_eq!(FaultKind::from_name(k.name()), Some(k));
+        }
+        assert_eq!(FaultKind::from_name("meteor"), None);
+    }
+
+    #[test]
     fn a_long_schedule_draws_every_kind() {
         let one: std::collections::BTreeSet<FaultKind> = plan(1, 1, 400).iter().map(|f| f.kind).collect();
         assert_eq!(one.len(), FaultKind::ALL.len() - 1, "{one:?}");
@@ -1225,6 +1288,7 @@ mod tests {
                         pause: Duration::ZERO,
                     },
                     hit: "a".into(),
+                    injected: true,
                     hit_forger: true,
                     t_unix_ns: t_ms * 1_000_000,
                     bound_ms,

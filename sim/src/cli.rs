@@ -160,6 +160,11 @@ pub enum SimCommand {
         /// 1: three pods in one cluster; 2: two regions (cluster management on), three pods each.
         #[arg(long, default_value_t = 1)]
         regions: usize,
+        /// Open with one fault of each of these kinds, in this order (comma-separated names as
+        /// the summary prints them, e.g. `sidecar_kill,link_cut`); the soak goes on until all
+        /// were injected, past MINUTES if need be.
+        #[arg(long, value_delimiter = ',')]
+        opening: Vec<String>,
         /// Also print the report as one JSON line (every fault, its bound and its gap).
         #[arg(long)]
         json: bool,
@@ -320,17 +325,27 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
             seed,
             minutes,
             regions,
+            opening,
             json,
             verbose,
         } => {
             if !(minutes.is_finite() && minutes > 0.0) {
                 anyhow::bail!("--minutes: {minutes} is not a positive number of minutes");
             }
+            let opening = opening
+                .iter()
+                .map(|name| {
+                    crate::chaos::FaultKind::from_name(name.trim()).ok_or_else(|| {
+                        anyhow::anyhow!("--opening: {name:?} is not a fault kind (docs/chaos.md lists them)")
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let report = crate::chaos::run(crate::chaos::ChaosOptions {
                 exe: std::env::current_exe().context("locating the forge-manager executable")?,
                 seed,
                 duration: Duration::from_secs_f64(minutes * 60.0),
                 regions,
+                opening,
                 show_output: verbose,
             })
             .await
