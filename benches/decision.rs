@@ -5,7 +5,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use forge_core::crd::{CardanoForgeClusterSpec, CardanoForgeClusterStatus, ForgeState, NetworkSpec};
+use forge_core::crd::{
+    CLAIM_PROTOCOL, CardanoForgeClusterSpec, CardanoForgeClusterStatus, ForgeState, NetworkSpec,
+};
 use forge_core::decision::{
     DeciderConfig, Decision, Event, Mono, State, WallTime as Timestamp, apply, decide, plan,
 };
@@ -17,7 +19,8 @@ fn wall() -> Timestamp {
 }
 
 /// Cluster "a-home" (priority 1, Priority-based, the winner) with 10 worse peers, all read
-/// after our claim, none forging: the slowest path, every peer's evidence is checked.
+/// after our claim, none forging and all claiming first: the slowest path, every peer's
+/// evidence is checked.
 fn realistic_state() -> State {
     let peers: Vec<String> = (0..PEERS).map(|i| format!("peer-{i:02}")).collect();
     let spec = CardanoForgeClusterSpec::new(
@@ -55,6 +58,9 @@ fn realistic_state() -> State {
             forging_enabled: Some(false),
             observed_generation: Some(3),
             reason: Some("yielding_to_peer".into()),
+            // Peers that claim before they forge (as this sidecar does): their `false` is
+            // proof, so the winner forges without waiting for their Leases.
+            claim_protocol: Some(CLAIM_PROTOCOL),
             ..Default::default()
         };
         s = apply(

@@ -1039,7 +1039,10 @@ async fn the_sidecar_grants_a_permit_that_ends_at_the_lease_deadline() {
         Metrics::register(&prometheus::Registry::new(), &PodLabels::default(), "test").expect("metrics");
     let clock = Clock::new();
     let signaller = NodeSignaller::new(ProcFs::default(), &metrics)
-        .with_guard(GuardClient::new(rig.socket(), Duration::from_secs(2)), clock)
+        .with_guard(
+            std::sync::Arc::new(GuardClient::new(rig.socket(), Duration::from_secs(2))),
+            clock,
+        )
         .start();
     // A standby's reload with the files present: the guard refuses, nothing else signals.
     let r = signaller

@@ -23,5 +23,6 @@ pub mod ports;
 pub mod status_writer;
 pub mod supervisor;
 pub mod system;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod ticket_keeper;

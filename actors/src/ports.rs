@@ -1,11 +1,36 @@
 //! Ports: the traits between actors and adapters (docs/architecture.md, "Conventions"). Actors
 //! depend on these, never on an adapter, so actor tests run on in-memory implementations without
-//! HTTP; `src/` wires the real adapters in.
+//! HTTP, sockets or files; [`crate::system::Adapters`] carries one implementation of each.
+//!
+//! | port | outside thing | used by | adapter | in-memory double (`testing`) |
+//! |---|---|---|---|---|
+//! | [`LeaseApi`] | a Lease (ours, a forge ticket) | LeaseElector, TicketKeeper | `kube_lease` | `MemoryLeases` |
+//! | [`ForgeClusterApi`] | our CardanoForgeCluster | ClusterWatcher, StatusWriter | `kube_object` | `MemoryObject` |
+//! | [`LeaderApi`] | our CardanoLeader | StatusWriter | `kube_object` | `MemoryObject` |
+//! | [`Prober`] | the health endpoint (HTTP) | HealthProber | `http_probe` | `ScriptedProber` |
+//! | [`CredentialStore`] | the credential files the node reads | CredentialKeeper | `fs_credentials` | `MemoryCredentials` |
+//! | [`NodeGuard`] | the node guard's socket | NodeSignaller | `guard` | |
+//!
+//! Each port owns its error type ([`ApiError`], [`ProbeFailed`], [`CredentialFileError`],
+//! [`GuardError`]): an adapter maps its library's errors into it. Not behind a port yet: the
+//! peer regions' API servers (the PeerWatcher and the TicketKeeper build their clients from
+//! kubeconfigs), `/proc` and pidfd signals (`process::ProcFs`, whose root is its test seam), the
+//! source credential files and their watch, and Kubernetes Events.
 
-use forge_core::lease::LeaseRecord;
+use std::{
+    collections::BTreeMap,
+    fmt, io,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use forge_core::{
+    crd::{CardanoForgeCluster, CardanoLeader},
+    credentials::{CredentialKind, CredentialSet},
+    lease::LeaseRecord,
+};
+use forge_guard::protocol::{GuardState, Request};
 use futures::{future::BoxFuture, stream::BoxStream};
-
-use crate::adapters::kube::KubeApiError;
 
 /// A fieldless enum whose variants are bounded labels: `as_str` (and `Display`) give the label
 /// value logs and metrics carry.
@@ -82,6 +107,65 @@ labels! {
     }
 }
 
+/// A failed call to an API server (our own or a peer region's), classified for retry
+/// decisions, metrics and status reasons. The port's error: the Kubernetes adapters map their
+/// client's errors into it, and the in-memory doubles produce it directly.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 409: someone else wrote first (stale resourceVersion) or the object already exists.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// 404.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// 422 or 400: the server refused the object (schema, validation).
+    #[error("rejected by the API server: {0}")]
+    Invalid(String),
+    /// 401 or 403: credentials or RBAC.
+    #[error("not authorized: {0}")]
+    Unauthorized(String),
+    /// Any other status from the server (5xx, 429, ...).
+    #[error("API server answered {code}: {message}")]
+    Server {
+        /// HTTP status code.
+        code: u16,
+        /// The server's message.
+        message: String,
+    },
+    /// No answer within our own deadline.
+    #[error("{op} timed out after {after:?}")]
+    Timeout {
+        /// What was attempted.
+        op: &'static str,
+        /// The deadline that passed.
+        after: Duration,
+    },
+    /// Connection, TLS or decoding failure.
+    #[error("transport: {0}")]
+    Transport(String),
+}
+
+impl ApiError {
+    /// Bounded label for `forge_manager_kube_api_errors_total{kind}` and status reasons.
+    pub fn kind(&self) -> ApiErrorKind {
+        match self {
+            ApiError::Conflict(_) => ApiErrorKind::Conflict,
+            ApiError::NotFound(_) => ApiErrorKind::NotFound,
+            ApiError::Invalid(_) => ApiErrorKind::Invalid,
+            ApiError::Unauthorized(_) => ApiErrorKind::Unauthorized,
+            ApiError::Server { .. } => ApiErrorKind::Server,
+            ApiError::Timeout { .. } => ApiErrorKind::Timeout,
+            ApiError::Transport(_) => ApiErrorKind::Transport,
+        }
+    }
+
+    /// Whether trying again (after re-reading, for a conflict) can succeed. Authorization and
+    /// validation failures are configuration problems and are not retried blindly.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, ApiError::Invalid(_) | ApiError::Unauthorized(_))
+    }
+}
+
 /// A Lease record with the `resourceVersion` it was read or written at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseSnapshot {
@@ -95,16 +179,243 @@ pub struct LeaseSnapshot {
 /// within the renew deadline.
 pub trait LeaseApi: Send + Sync + 'static {
     /// The Lease, or `None` when it does not exist.
-    fn get(&self) -> BoxFuture<'static, Result<Option<LeaseSnapshot>, KubeApiError>>;
-    /// Creates it; [`KubeApiError::Conflict`] when it exists already.
-    fn create(&self, record: LeaseRecord) -> BoxFuture<'static, Result<LeaseSnapshot, KubeApiError>>;
-    /// Replaces it if still at `resource_version`; [`KubeApiError::Conflict`] otherwise.
+    fn get(&self) -> BoxFuture<'static, Result<Option<LeaseSnapshot>, ApiError>>;
+    /// Creates it; [`ApiError::Conflict`] when it exists already.
+    fn create(&self, record: LeaseRecord) -> BoxFuture<'static, Result<LeaseSnapshot, ApiError>>;
+    /// Replaces it if still at `resource_version`; [`ApiError::Conflict`] otherwise.
     fn replace(
         &self,
         resource_version: String,
         record: LeaseRecord,
-    ) -> BoxFuture<'static, Result<LeaseSnapshot, KubeApiError>>;
+    ) -> BoxFuture<'static, Result<LeaseSnapshot, ApiError>>;
     /// Every change: `Some` on create/modify, `None` on delete; an `Err` item means the watch
     /// failed and the caller should restart it.
-    fn watch(&self) -> BoxStream<'static, Result<Option<LeaseSnapshot>, KubeApiError>>;
+    fn watch(&self) -> BoxStream<'static, Result<Option<LeaseSnapshot>, ApiError>>;
+}
+
+/// One named object of ours in our namespace, as the ClusterWatcher and the StatusWriter need
+/// it: read, create when absent, status merge patch, watch. Every call must time out on its own.
+pub trait ObjectApi<K>: Send + Sync + 'static {
+    /// The object's name (for logs and messages).
+    fn name(&self) -> &str;
+    /// The object, or `None` when it does not exist.
+    fn get(&self) -> BoxFuture<'static, Result<Option<K>, ApiError>>;
+    /// Creates `object` (which carries our name); when another replica created it first
+    /// (replicas start together), returns theirs instead.
+    fn create_if_absent(&self, object: K) -> BoxFuture<'static, Result<K, ApiError>>;
+    /// Merge-patches the status subresource with `status` (JSON of the `status` object), only
+    /// if the object is still at `resource_version` ([`ApiError::Conflict`] otherwise; no
+    /// precondition when `None`).
+    fn patch_status(
+        &self,
+        status: serde_json::Value,
+        resource_version: Option<String>,
+    ) -> BoxFuture<'static, Result<K, ApiError>>;
+    /// Every change as it happens: `Some` on create or modify, `None` on delete. An `Err` item
+    /// means the watch failed (the caller reads again); `idle` bounds how long one watch may
+    /// stay silent before it is replaced.
+    fn watch(&self, idle: Duration) -> BoxStream<'static, Result<Option<K>, ApiError>>;
+}
+
+/// Our CardanoForgeCluster (cluster management): the ClusterWatcher follows it and creates it
+/// from configuration, the StatusWriter writes our claim into its status.
+pub type ForgeClusterApi = dyn ObjectApi<CardanoForgeCluster>;
+
+/// This pod's CardanoLeader: the StatusWriter writes its status.
+pub type LeaderApi = dyn ObjectApi<CardanoLeader>;
+
+/// Why a health probe failed, in the words an operator reads in the log and in the CFC's
+/// `healthStatus.message` (`HTTP 503`, `timeout after 2s`, the TLS or connection error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProbeFailed(pub String);
+
+/// The HealthProber's client: one probe of a health endpoint. The call must end within
+/// `timeout` on its own.
+pub trait Prober: Send + Sync + 'static {
+    /// Healthy iff `url` answers 200 within `timeout` (after redirects), sent with `headers`.
+    fn probe(
+        &self,
+        url: &str,
+        headers: &BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<(), ProbeFailed>>;
+}
+
+/// Larger than any Cardano credential text envelope (a KES key envelope is about 1.3 KiB), small
+/// enough that a wrong mount (a directory of logs, a device) is refused instead of read.
+pub const MAX_CREDENTIAL_FILE_BYTES: u64 = 64 * 1024;
+
+/// Bytes of key material. `Debug` prints only the length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretBytes(Vec<u8>);
+
+impl SecretBytes {
+    /// Wraps key material.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The material itself, for validation and writing only.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretBytes(<redacted, {} bytes>)", self.0.len())
+    }
+}
+
+/// The contents of the three credential files.
+pub type CredentialContents = CredentialSet<SecretBytes>;
+
+/// A failed credential file operation, naming the file and never its contents.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialFileError {
+    /// A source file could not be read.
+    #[error("cannot read credential file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A source file is larger than any credential envelope.
+    #[error(
+        "credential file {path} is {size} bytes, more than the {MAX_CREDENTIAL_FILE_BYTES} a credential can be"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+    },
+    /// A target file could not be written or renamed into place.
+    #[error("cannot install credential file {path}: {source}")]
+    Write {
+        /// The target.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A target file could not be removed.
+    #[error("cannot remove credential file {path}: {source}")]
+    Remove {
+        /// The target.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl CredentialFileError {
+    /// Bounded label for metrics and status reasons.
+    pub fn kind(&self) -> FileErrorKind {
+        match self {
+            CredentialFileError::Read { .. } => FileErrorKind::Read,
+            CredentialFileError::TooLarge { .. } => FileErrorKind::TooLarge,
+            CredentialFileError::Write { .. } => FileErrorKind::Write,
+            CredentialFileError::Remove { .. } => FileErrorKind::Remove,
+        }
+    }
+}
+
+/// Where the node reads its credentials (the target files). The CredentialKeeper installs a
+/// valid set there only on the Decider's `Install` (S2) and removes it on every step down.
+/// Synchronous, like the files behind it: the panic fail-safe must remove them without a
+/// runtime.
+pub trait CredentialStore: Send + Sync + 'static {
+    /// Installs all three (each atomically); stops at the first failure, after which the
+    /// caller removes the set, so a partial set never stays behind.
+    fn install(&self, set: &CredentialContents) -> Result<(), CredentialFileError>;
+    /// Whether exactly `set` is installed, readable by the node's user only.
+    fn is_installed(&self, set: &CredentialContents) -> bool;
+    /// Which of the three are there now.
+    fn present(&self) -> Vec<CredentialKind>;
+    /// Removes all three (missing ones are fine) and returns those that were there; tries
+    /// every one even when one fails.
+    fn remove(&self) -> Result<Vec<CredentialKind>, CredentialFileError>;
+}
+
+/// Why a guard request failed. Only `Refused` is an answer (the guard is alive and said no).
+/// `Unreachable` and `Timeout` say nothing about the node: the guard may be stalled, or its
+/// backlog full, with its node running and forging. `Gone` (the socket file is absent) is the
+/// one sign that the node has exited: a guard removes its socket only after its child exited
+/// (or when it never started one); a guard that was killed leaves the file behind.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GuardError {
+    /// The socket file does not exist: no guard runs (its node exited, or none was started).
+    #[error("node guard socket {path} does not exist")]
+    Gone {
+        /// The socket.
+        path: String,
+    },
+    /// No guard listens (its socket is absent or refuses).
+    #[error("node guard at {path}: {detail}")]
+    Unreachable {
+        /// The socket.
+        path: String,
+        /// The cause.
+        detail: String,
+    },
+    /// The guard did not answer in time.
+    #[error("node guard did not answer {op} within {timeout:?}")]
+    Timeout {
+        /// The request.
+        op: &'static str,
+        /// The bound.
+        timeout: Duration,
+    },
+    /// The guard answered with an error.
+    #[error("node guard refused {op}: {kind}: {error}")]
+    Refused {
+        /// The request.
+        op: &'static str,
+        /// Its bounded label.
+        kind: String,
+        /// What it said.
+        error: String,
+    },
+}
+
+impl GuardError {
+    /// Its kind (a bounded label for logs and [`crate::messages::CommandError`]).
+    pub fn kind(&self) -> GuardErrorKind {
+        match self {
+            GuardError::Gone { .. } => GuardErrorKind::Gone,
+            GuardError::Unreachable { .. } => GuardErrorKind::Unreachable,
+            GuardError::Timeout { .. } => GuardErrorKind::Timeout,
+            GuardError::Refused { .. } => GuardErrorKind::Refused,
+        }
+    }
+}
+
+/// What the guard pushes on a subscription (the first item is the subscription's answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardReport {
+    /// `observed`, `permit`, `lapsed`, `revoked`, or `None` for the initial state.
+    pub event: Option<String>,
+    /// The guard's state after it.
+    pub state: GuardState,
+}
+
+/// The node guard: the process that runs cardano-node in this pod and holds its forging permit
+/// (the NodeSignaller's reloads, permits and revokes go through it, and it reports what the node
+/// does). Every request is answered within its own timeout.
+pub trait NodeGuard: Send + Sync + 'static {
+    /// Its socket (for logs).
+    fn socket(&self) -> &Path;
+    /// Whether its socket exists (a guard runs, or ran, in this pod); a guard removes it only
+    /// when it exits with its node.
+    fn present(&self) -> bool;
+    /// Sends one request and returns the guard's state after it.
+    fn request(&self, req: Request) -> BoxFuture<'static, Result<GuardState, GuardError>>;
+    /// Subscribes: the stream yields the current state, then every change, and ends when the
+    /// guard goes away.
+    fn subscribe(&self) -> BoxFuture<'static, Result<BoxStream<'static, GuardReport>, GuardError>>;
 }

@@ -6,13 +6,14 @@
 //! configuration; the status is merge-patched, and an unchanged one that is not a claim is not
 //! written again; a first write with no status seen is conditioned on a fresh read, so a write
 //! delayed past another pod's claim is refused.
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use actix::{Actor, Addr};
 use forge_actors::{
     adapters::{kube::client, kube_object::NamedObject},
     cluster_watcher::{ClusterObject, ClusterWatcher},
     messages::{CfcSeen, WriteStatus},
+    ports::ForgeClusterApi,
     status_writer::StatusWriter,
     testing::Probe,
 };
@@ -66,8 +67,8 @@ async fn watcher(server: &ApiServer, pod: &str) -> (Probe, Addr<StatusWriter>) {
         .await
         .expect("client");
     let probe = Probe::start();
-    let object = NamedObject::new(c.clone(), "default", NAME, TIMEOUT);
-    let leader = NamedObject::new(c, "default", "pool-leader", TIMEOUT);
+    let object: Arc<ForgeClusterApi> = Arc::new(NamedObject::new(c.clone(), "default", NAME, TIMEOUT));
+    let leader = Arc::new(NamedObject::new(c, "default", "pool-leader", TIMEOUT));
     let writer = StatusWriter::new(leader, pod, None)
         .with_cluster(object.clone())
         .start();
@@ -334,8 +335,8 @@ async fn a_first_status_write_based_on_a_stale_read_is_refused_and_not_applied()
         .kubeconfig_via("pod-0", proxy.handle().local_addr())
         .expect("kubeconfig");
     let c = client(Some(&kubeconfig), TIMEOUT).await.expect("client");
-    let object = NamedObject::new(c.clone(), "default", NAME, TIMEOUT);
-    let leader = NamedObject::new(c, "default", "pool-leader", TIMEOUT);
+    let object = Arc::new(NamedObject::new(c.clone(), "default", NAME, TIMEOUT));
+    let leader = Arc::new(NamedObject::new(c, "default", "pool-leader", TIMEOUT));
     // No ClusterWatcher: the writer has seen no status when the claim is to be written.
     let writer = StatusWriter::new(leader, "pod-0", None)
         .with_cluster(object)

@@ -11,10 +11,11 @@ use std::{
 
 use actix::{Addr, Supervisor};
 use forge_actors::{
-    adapters::fs_credentials::{CredentialKind, CredentialPaths},
+    adapters::fs_credentials::{CredentialKind, CredentialPaths, FsCredentials},
     credential_keeper::CredentialKeeper,
     messages::{Fact, Install, Remove, SourcesRotated},
     metrics::{Metrics, PodLabels},
+    ports::CredentialStore,
     testing::{Logs, eventually, recorder},
 };
 use forge_core::decision::Event;
@@ -107,7 +108,7 @@ impl Kept {
         let (rotated, rotations) = recorder::<SourcesRotated>();
         let metrics = Metrics::register(registry, &PodLabels::default(), "test").expect("metrics");
         let m = metrics.clone();
-        let t = targets.clone();
+        let t: Arc<dyn CredentialStore> = Arc::new(FsCredentials::new(targets.clone()));
         let keeper = Supervisor::start(move |_| {
             configure(
                 CredentialKeeper::new(sources.clone(), t.clone(), decider.clone(), rotated.clone(), &m)

@@ -117,7 +117,7 @@ fn signaller(socket: &Path, stop: StopConfirmation) -> (Addr<NodeSignaller>, Met
     let m = metrics.clone();
     let addr = Supervisor::start(move |_| {
         NodeSignaller::new(ProcFs::default(), &m)
-            .with_guard(client, Clock::new())
+            .with_guard(Arc::new(client), Clock::new())
             .with_stop_confirmation(stop)
     });
     (addr, metrics)

@@ -9,7 +9,6 @@
 //! forge-core's job, not this module's.
 
 use std::{
-    fmt,
     fs::{self, File, OpenOptions},
     io::{self, Read, Write},
     os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
@@ -17,95 +16,16 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use crate::ports::FileErrorKind;
-
-/// Larger than any Cardano credential text envelope (a KES key envelope is about 1.3 KiB), small
-/// enough that a wrong mount (a directory of logs, a device) is refused instead of read.
-pub const MAX_CREDENTIAL_FILE_BYTES: u64 = 64 * 1024;
-
-/// Bytes of key material. `Debug` prints only the length.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretBytes(Vec<u8>);
-
-impl SecretBytes {
-    /// Wraps key material.
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-
-    /// The material itself, for validation and writing only.
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretBytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretBytes(<redacted, {} bytes>)", self.0.len())
-    }
-}
-
 pub use forge_core::credentials::{CredentialKind, CredentialSet};
+
+use crate::ports::CredentialStore;
+/// The port's types under the names this adapter has always used.
+pub use crate::ports::{
+    CredentialContents, CredentialFileError as FsCredentialError, MAX_CREDENTIAL_FILE_BYTES, SecretBytes,
+};
 
 /// Where the three files live (either the sources or the targets).
 pub type CredentialPaths = CredentialSet<PathBuf>;
-
-/// The contents of the three files.
-pub type CredentialContents = CredentialSet<SecretBytes>;
-
-/// A failed file operation, naming the file and never its contents.
-#[derive(Debug, thiserror::Error)]
-pub enum FsCredentialError {
-    /// A source file could not be read.
-    #[error("cannot read credential file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// A source file is larger than any credential envelope.
-    #[error(
-        "credential file {path} is {size} bytes, more than the {MAX_CREDENTIAL_FILE_BYTES} a credential can be"
-    )]
-    TooLarge {
-        /// The file.
-        path: PathBuf,
-        /// Its size.
-        size: u64,
-    },
-    /// A target file could not be written or renamed into place.
-    #[error("cannot install credential file {path}: {source}")]
-    Write {
-        /// The target.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// A target file could not be removed.
-    #[error("cannot remove credential file {path}: {source}")]
-    Remove {
-        /// The target.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-}
-
-impl FsCredentialError {
-    /// Bounded label for metrics and status reasons.
-    pub fn kind(&self) -> FileErrorKind {
-        match self {
-            FsCredentialError::Read { .. } => FileErrorKind::Read,
-            FsCredentialError::TooLarge { .. } => FileErrorKind::TooLarge,
-            FsCredentialError::Write { .. } => FileErrorKind::Write,
-            FsCredentialError::Remove { .. } => FileErrorKind::Remove,
-        }
-    }
-}
 
 /// Reads the three source files (each at most [`MAX_CREDENTIAL_FILE_BYTES`]).
 pub fn read_set(sources: &CredentialPaths) -> Result<CredentialContents, FsCredentialError> {
@@ -139,7 +59,7 @@ fn read_one(path: &Path) -> Result<SecretBytes, FsCredentialError> {
             size: bytes.len() as u64,
         });
     }
-    Ok(SecretBytes(bytes))
+    Ok(SecretBytes::new(bytes))
 }
 
 /// Installs all three files atomically (each), mode 0600. Stops at the first failure; the
@@ -197,6 +117,42 @@ pub fn remove_set(targets: &CredentialPaths) -> Result<Vec<CredentialKind>, FsCr
     match first_error {
         Some(e) => Err(e),
         None => Ok(removed),
+    }
+}
+
+/// The target files behind the [`CredentialStore`] port.
+#[derive(Debug, Clone)]
+pub struct FsCredentials {
+    targets: CredentialPaths,
+}
+
+impl FsCredentials {
+    /// The store at `targets` (the paths the node reads).
+    pub fn new(targets: CredentialPaths) -> Self {
+        Self { targets }
+    }
+
+    /// The target paths.
+    pub fn targets(&self) -> &CredentialPaths {
+        &self.targets
+    }
+}
+
+impl CredentialStore for FsCredentials {
+    fn install(&self, set: &CredentialContents) -> Result<(), FsCredentialError> {
+        install_set(&self.targets, set)
+    }
+
+    fn is_installed(&self, set: &CredentialContents) -> bool {
+        is_installed(&self.targets, set)
+    }
+
+    fn present(&self) -> Vec<CredentialKind> {
+        present(&self.targets)
+    }
+
+    fn remove(&self) -> Result<Vec<CredentialKind>, FsCredentialError> {
+        remove_set(&self.targets)
     }
 }
 

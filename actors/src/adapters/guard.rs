@@ -8,75 +8,15 @@ use std::{
     time::Duration,
 };
 
-use crate::ports::GuardErrorKind;
+use crate::ports::NodeGuard;
+/// The port's types under the names this adapter has always used.
+pub use crate::ports::{GuardError, GuardReport};
 use forge_guard::protocol::{Answer, GuardState, Request};
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt, future::BoxFuture, stream::BoxStream};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::UnixStream,
 };
-
-/// Why a guard request failed. Only `Refused` is an answer (the guard is alive and said no).
-/// `Unreachable` and `Timeout` say nothing about the node: the guard may be stalled, or its
-/// backlog full, with its node running and forging. `Gone` (the socket file is absent) is the
-/// one sign that the node has exited: a guard removes its socket only after its child exited
-/// (or when it never started one); a guard that was killed leaves the file behind.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum GuardError {
-    /// The socket file does not exist: no guard runs (its node exited, or none was started).
-    #[error("node guard socket {path} does not exist")]
-    Gone {
-        /// The socket.
-        path: String,
-    },
-    /// No guard listens (its socket is absent or refuses).
-    #[error("node guard at {path}: {detail}")]
-    Unreachable {
-        /// The socket.
-        path: String,
-        /// The cause.
-        detail: String,
-    },
-    /// The guard did not answer in time.
-    #[error("node guard did not answer {op} within {timeout:?}")]
-    Timeout {
-        /// The request.
-        op: &'static str,
-        /// The bound.
-        timeout: Duration,
-    },
-    /// The guard answered with an error.
-    #[error("node guard refused {op}: {kind}: {error}")]
-    Refused {
-        /// The request.
-        op: &'static str,
-        /// Its bounded label.
-        kind: String,
-        /// What it said.
-        error: String,
-    },
-}
-
-impl GuardError {
-    /// Its kind (a bounded label for logs and [`crate::messages::CommandError`]).
-    pub fn kind(&self) -> GuardErrorKind {
-        match self {
-            GuardError::Gone { .. } => GuardErrorKind::Gone,
-            GuardError::Unreachable { .. } => GuardErrorKind::Unreachable,
-            GuardError::Timeout { .. } => GuardErrorKind::Timeout,
-            GuardError::Refused { .. } => GuardErrorKind::Refused,
-        }
-    }
-}
-
-/// What the guard pushes on a subscription (the first item is the subscription's answer).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GuardReport {
-    /// `observed`, `permit`, `lapsed`, `revoked`, or `None` for the initial state.
-    pub event: Option<String>,
-    /// The guard's state after it.
-    pub state: GuardState,
-}
 
 /// A client of the guard's socket.
 #[derive(Debug, Clone)]
@@ -188,6 +128,27 @@ impl GuardClient {
     }
 }
 
+/// The guard's socket behind the [`NodeGuard`] port.
+impl NodeGuard for GuardClient {
+    fn socket(&self) -> &Path {
+        GuardClient::socket(self)
+    }
+
+    fn present(&self) -> bool {
+        GuardClient::present(self)
+    }
+
+    fn request(&self, req: Request) -> BoxFuture<'static, Result<GuardState, GuardError>> {
+        let client = self.clone();
+        async move { GuardClient::request(&client, req).await }.boxed()
+    }
+
+    fn subscribe(&self) -> BoxFuture<'static, Result<BoxStream<'static, GuardReport>, GuardError>> {
+        let client = self.clone();
+        async move { Ok(GuardClient::subscribe(&client).await?.boxed()) }.boxed()
+    }
+}
+
 fn tokio_lines(reader: BufReader<UnixStream>) -> impl Stream<Item = String> {
     futures::stream::unfold(reader, |mut r| async move {
         let mut line = String::new();
@@ -201,6 +162,7 @@ fn tokio_lines(reader: BufReader<UnixStream>) -> impl Stream<Item = String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::GuardErrorKind;
 
     /// The three ways a request can fail without an answer are told apart: only an absent
     /// socket file says the guard (and so its node) has gone.

@@ -1,4 +1,5 @@
-//! Kubernetes client construction and error classification shared by the Kubernetes adapters.
+//! Kubernetes client construction, and the mapping of kube's errors into the ports'
+//! [`ApiError`](crate::ports::ApiError), shared by the Kubernetes adapters.
 //!
 //! kube-rs has no read timeout by default, so a request to a blackholed API server hangs forever;
 //! every call the adapters make goes through [`with_timeout`], well inside the renew deadline (gap
@@ -7,68 +8,12 @@
 
 use std::{future::Future, path::Path, time::Duration};
 
-use crate::ports::ApiErrorKind;
+/// The ports' API error under the name the Kubernetes adapters use for it.
+pub use crate::ports::ApiError as KubeApiError;
 use kube::{
     Client, Config,
     config::{KubeConfigOptions, Kubeconfig},
 };
-
-/// A failed Kubernetes API call, classified for retry decisions, metrics and status reasons.
-#[derive(Debug, thiserror::Error)]
-pub enum KubeApiError {
-    /// 409: someone else wrote first (stale resourceVersion) or the object already exists.
-    #[error("conflict: {0}")]
-    Conflict(String),
-    /// 404.
-    #[error("not found: {0}")]
-    NotFound(String),
-    /// 422 or 400: the server refused the object (schema, validation).
-    #[error("rejected by the API server: {0}")]
-    Invalid(String),
-    /// 401 or 403: credentials or RBAC.
-    #[error("not authorized: {0}")]
-    Unauthorized(String),
-    /// Any other status from the server (5xx, 429, ...).
-    #[error("API server answered {code}: {message}")]
-    Server {
-        /// HTTP status code.
-        code: u16,
-        /// The server's message.
-        message: String,
-    },
-    /// No answer within our own deadline.
-    #[error("{op} timed out after {after:?}")]
-    Timeout {
-        /// What was attempted.
-        op: &'static str,
-        /// The deadline that passed.
-        after: Duration,
-    },
-    /// Connection, TLS or decoding failure.
-    #[error("transport: {0}")]
-    Transport(String),
-}
-
-impl KubeApiError {
-    /// Bounded label for `forge_manager_kube_api_errors_total{kind}` and status reasons.
-    pub fn kind(&self) -> ApiErrorKind {
-        match self {
-            KubeApiError::Conflict(_) => ApiErrorKind::Conflict,
-            KubeApiError::NotFound(_) => ApiErrorKind::NotFound,
-            KubeApiError::Invalid(_) => ApiErrorKind::Invalid,
-            KubeApiError::Unauthorized(_) => ApiErrorKind::Unauthorized,
-            KubeApiError::Server { .. } => ApiErrorKind::Server,
-            KubeApiError::Timeout { .. } => ApiErrorKind::Timeout,
-            KubeApiError::Transport(_) => ApiErrorKind::Transport,
-        }
-    }
-
-    /// Whether trying again (after re-reading, for a conflict) can succeed. Authorization and
-    /// validation failures are configuration problems and are not retried blindly.
-    pub fn is_retryable(&self) -> bool {
-        !matches!(self, KubeApiError::Invalid(_) | KubeApiError::Unauthorized(_))
-    }
-}
 
 impl From<kube::Error> for KubeApiError {
     fn from(e: kube::Error) -> Self {

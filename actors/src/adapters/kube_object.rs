@@ -4,7 +4,7 @@
 
 use std::{fmt::Debug, time::Duration};
 
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt, future::BoxFuture, stream::BoxStream};
 use kube::{
     Api, Client, Resource,
     api::{Patch, PatchParams, PostParams},
@@ -13,6 +13,7 @@ use kube::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::kube::{KubeApiError, with_timeout};
+use crate::ports::{ApiError, ObjectApi};
 
 /// The field manager named in our writes (visible in `managedFields`).
 pub const FIELD_MANAGER: &str = "forge-manager";
@@ -153,5 +154,46 @@ where
                 Err(e) => Some(Err(KubeApiError::Transport(format!("watch: {e}")))),
             }
         })
+    }
+}
+
+/// The object behind the [`ObjectApi`] port (our CardanoForgeCluster and CardanoLeader).
+impl<K> ObjectApi<K> for NamedObject<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default,
+{
+    fn name(&self) -> &str {
+        NamedObject::name(self)
+    }
+
+    fn get(&self) -> BoxFuture<'static, Result<Option<K>, ApiError>> {
+        let object = self.clone();
+        async move { NamedObject::get(&object).await }.boxed()
+    }
+
+    fn create_if_absent(&self, new: K) -> BoxFuture<'static, Result<K, ApiError>> {
+        let object = self.clone();
+        async move { NamedObject::create_if_absent(&object, &new).await }.boxed()
+    }
+
+    fn patch_status(
+        &self,
+        status: serde_json::Value,
+        resource_version: Option<String>,
+    ) -> BoxFuture<'static, Result<K, ApiError>> {
+        let object = self.clone();
+        async move { object.patch_status_at(&status, resource_version.as_deref()).await }.boxed()
+    }
+
+    fn watch(&self, idle: Duration) -> BoxStream<'static, Result<Option<K>, ApiError>> {
+        NamedObject::watch(self, idle).boxed()
     }
 }

@@ -2,7 +2,7 @@
 //! absent), then a watch; every object read is reported to the Decider, and so is every
 //! failure (fail closed). Runs inside the actor's context, so a restart stops it.
 
-use std::{pin::pin, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use actix::Recipient;
 use forge_core::{
@@ -13,14 +13,14 @@ use futures::StreamExt;
 use kube::api::ObjectMeta;
 
 use crate::{
-    adapters::kube_object::NamedObject,
     messages::{CfcSeen, Fact, ProbeSpecChanged},
+    ports::ForgeClusterApi,
 };
 use forge_core::status::invalid_spec;
 
 /// Everything the loop needs (cloned out of the actor).
 pub(super) struct Follow {
-    pub object: NamedObject<CardanoForgeCluster>,
+    pub object: Arc<ForgeClusterApi>,
     pub default_spec: CardanoForgeClusterSpec,
     pub fact: Recipient<Fact>,
     pub idle: Duration,
@@ -74,7 +74,7 @@ impl Follow {
                     spec: self.default_spec.clone(),
                     status: None,
                 };
-                let created = self.object.create_if_absent(&object).await;
+                let created = self.object.create_if_absent(object).await;
                 if created.is_ok() {
                     tracing::info!(cluster = %self.object.name(), "created the CardanoForgeCluster from configuration");
                 }
@@ -98,7 +98,7 @@ impl Follow {
     pub async fn run(self) {
         loop {
             if self.read().await {
-                let mut events = pin!(self.object.watch(self.idle));
+                let mut events = self.object.watch(self.idle);
                 while let Some(event) = events.next().await {
                     match event {
                         Ok(Some(object)) => self.report(object),

@@ -14,15 +14,15 @@
 mod actor;
 mod follow;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use actix::Recipient;
-use forge_core::crd::{CardanoForgeCluster, CardanoForgeClusterSpec};
+use forge_core::crd::CardanoForgeClusterSpec;
 
 use crate::{
-    adapters::kube_object::NamedObject,
     messages::{CfcSeen, Fact, ProbeSpecChanged},
     metrics::Metrics,
+    ports::ForgeClusterApi,
     supervisor::Restarts,
 };
 
@@ -35,7 +35,7 @@ pub struct ClusterWatcher {
 /// What the ClusterWatcher needs for this cluster's CardanoForgeCluster.
 pub struct ClusterObject {
     /// The object (`cfg.names.cluster` in our namespace).
-    pub object: NamedObject<CardanoForgeCluster>,
+    pub object: Arc<ForgeClusterApi>,
     /// The spec it is created with when absent (from configuration).
     pub default_spec: CardanoForgeClusterSpec,
     /// Where `ClusterSpecChanged`/`ClusterSpecUnavailable` go (the Decider).

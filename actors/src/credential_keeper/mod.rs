@@ -52,9 +52,10 @@ use prometheus::IntCounterVec;
 use tokio::time::Instant;
 
 use crate::{
-    adapters::fs_credentials::{self, CredentialContents, CredentialPaths, FsCredentialError},
+    adapters::fs_credentials::{self, CredentialPaths},
     messages::{CommandError, CommandFailed, CommandResult, Fact, SourcesRotated},
     metrics::{KesMetrics, Metrics},
+    ports::{CredentialContents, CredentialFileError, CredentialStore},
     supervisor::Restarts,
 };
 
@@ -111,7 +112,7 @@ pub(crate) struct InvalidSources {
 /// Owns the source and target credential files; see the module documentation.
 pub struct CredentialKeeper {
     pub(crate) sources: CredentialPaths,
-    pub(crate) targets: CredentialPaths,
+    pub(crate) targets: Arc<dyn CredentialStore>,
     decider: Recipient<Fact>,
     rotations: Recipient<SourcesRotated>,
     /// `cardano_credential_operations_total{operation,file}`.
@@ -159,7 +160,7 @@ impl CredentialKeeper {
     /// A keeper of `sources` (read) and `targets` (written), reporting to the Decider.
     pub fn new(
         sources: CredentialPaths,
-        targets: CredentialPaths,
+        targets: Arc<dyn CredentialStore>,
         decider: Recipient<Fact>,
         rotations: Recipient<SourcesRotated>,
         metrics: &Metrics,
@@ -261,8 +262,8 @@ impl CredentialKeeper {
     }
 
     /// Removes the target files, counting each removal. Used at start (standby state).
-    pub(crate) fn remove_targets(&mut self) -> Result<(), FsCredentialError> {
-        let removed = fs_credentials::remove_set(&self.targets)?;
+    pub(crate) fn remove_targets(&mut self) -> Result<(), CredentialFileError> {
+        let removed = self.targets.remove()?;
         self.count_operation("remove", &removed);
         self.installed = false;
         if !removed.is_empty() {
@@ -396,12 +397,12 @@ impl CredentialKeeper {
             }
         };
         self.accept_valid(set.clone());
-        if let Err(e) = fs_credentials::install_set(&self.targets, &set) {
+        if let Err(e) = self.targets.install(&set) {
             tracing::error!(actor = "credential_keeper", kind = e.kind().as_str(), error = %e, "credential install failed");
             self.remove_after_failed_install();
             return Err(CommandFailed::new(e.kind(), e));
         }
-        if !fs_credentials::is_installed(&self.targets, &set) {
+        if !self.targets.is_installed(&set) {
             tracing::error!(actor = "credential_keeper", "installed credentials do not verify");
             self.remove_after_failed_install();
             return Err(CommandFailed::new(
@@ -426,7 +427,7 @@ impl CredentialKeeper {
         match self.remove_targets() {
             Ok(()) => Ok(()),
             Err(e) => {
-                self.installed = !fs_credentials::present(&self.targets).is_empty();
+                self.installed = !self.targets.present().is_empty();
                 tracing::error!(actor = "credential_keeper", kind = e.kind().as_str(), error = %e, "credential removal failed");
                 Err(CommandFailed::new(e.kind(), e))
             }
@@ -467,7 +468,7 @@ impl Drop for CredentialKeeper {
     /// "Actors").
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let _ = fs_credentials::remove_set(&self.targets);
+            let _ = self.targets.remove();
         }
     }
 }
@@ -486,7 +487,7 @@ fn read_and_validate(
         Ok(set) => set,
         Err(e) => {
             let file = match &e {
-                FsCredentialError::Read { path, .. } | FsCredentialError::TooLarge { path, .. } => {
+                CredentialFileError::Read { path, .. } | CredentialFileError::TooLarge { path, .. } => {
                     role_of(sources, path)
                 }
                 _ => "unknown",

@@ -17,10 +17,9 @@
 //! Metrics, labelled by `cluster`: `cardano_cluster_health_check_success`,
 //! `..._consecutive_failures`, `..._duration_seconds`, `..._last_success_timestamp`.
 
-mod http_get;
-
 use std::{
     collections::BTreeMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -31,11 +30,12 @@ use forge_core::{
 };
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntGaugeVec, Opts, Registry};
 
-pub use http_get::probe;
-
 use forge_core::status::parse_period;
 
-use crate::messages::{Fact, HealthObserved, ProbeSpecChanged};
+use crate::{
+    messages::{Fact, HealthObserved, ProbeSpecChanged},
+    ports::{ProbeFailed, Prober},
+};
 
 /// What to probe, and how often.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +134,8 @@ impl HealthMetrics {
 
 /// The actor: the probe spec it was last sent, and the probing it does on its own timer.
 pub struct HealthProber {
+    /// The HTTP client (the port).
+    prober: Arc<dyn Prober>,
     cluster: String,
     fallback: Option<Probing>,
     /// The CFC's `healthCheck` as the ClusterWatcher last sent it (`ProbeSpecChanged`).
@@ -156,8 +158,9 @@ pub struct HealthProber {
 impl HealthProber {
     /// A prober for `cluster`; it probes `fallback` (the environment's settings) until the
     /// ClusterWatcher sends the CFC's `healthCheck` ([`ProbeSpecChanged`]); every result goes
-    /// to `status` (the StatusWriter, for the CFC `healthStatus`).
+    /// to `status` (the StatusWriter, for the CFC `healthStatus`). Probes go through `prober`.
     pub fn new(
+        prober: Arc<dyn Prober>,
         cluster: impl Into<String>,
         fallback: Option<Probing>,
         fact: Recipient<Fact>,
@@ -165,6 +168,7 @@ impl HealthProber {
         status: Option<Recipient<HealthObserved>>,
     ) -> Self {
         Self {
+            prober,
             cluster: cluster.into(),
             fallback,
             spec: None,
@@ -195,8 +199,9 @@ impl HealthProber {
         self.probing = true;
         self.in_flight = true;
         let started = Instant::now();
+        let probe = self.prober.probe(&p.endpoint, &p.headers, p.timeout);
         let run = async move {
-            let outcome = probe(&p.endpoint, &p.headers, p.timeout).await;
+            let outcome = probe.await;
             (p, outcome, started.elapsed())
         };
         ctx.spawn(run.into_actor(self).map(|(p, outcome, took), act, ctx| {
@@ -212,7 +217,7 @@ impl HealthProber {
     }
 
     /// Reports one probe's outcome: the fact, the log line on a change, metrics, the status.
-    fn record(&mut self, p: &Probing, outcome: &Result<(), String>, took: Duration) {
+    fn record(&mut self, p: &Probing, outcome: &Result<(), ProbeFailed>, took: Duration) {
         let ok = outcome.is_ok();
         let before = self.failures;
         self.failures = if ok { 0 } else { self.failures.saturating_add(1) };
@@ -244,7 +249,7 @@ impl HealthProber {
             consecutive_failures: Some(i32::try_from(failures).unwrap_or(i32::MAX)),
             message: Some(match outcome {
                 Ok(()) => "HTTP 200".to_string(),
-                Err(why) => why.clone(),
+                Err(why) => why.to_string(),
             }),
             response_time: Some(format!("{:.3}s", took.as_secs_f64())),
         }));

@@ -5,9 +5,8 @@ use actix::{Context, Handler, ResponseFuture, StreamHandler};
 
 use super::LeaseElector;
 use crate::{
-    adapters::kube::KubeApiError,
     messages::{CommandError, CommandFailed, CommandResult, Contend, Release},
-    ports::LeaseSnapshot,
+    ports::{ApiError, LeaseSnapshot},
 };
 
 impl Handler<Contend> for LeaseElector {
@@ -38,8 +37,8 @@ impl Handler<Release> for LeaseElector {
 
 /// The Lease watch: `Some` on create/modify, `None` on delete; an error or the end of the
 /// stream stops the actor (its Supervisor restarts it).
-impl StreamHandler<Result<Option<LeaseSnapshot>, KubeApiError>> for LeaseElector {
-    fn handle(&mut self, item: Result<Option<LeaseSnapshot>, KubeApiError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<Option<LeaseSnapshot>, ApiError>> for LeaseElector {
+    fn handle(&mut self, item: Result<Option<LeaseSnapshot>, ApiError>, ctx: &mut Context<Self>) {
         match item {
             Ok(snapshot) => {
                 if self.observe(snapshot) {

@@ -79,12 +79,10 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    adapters::kube::KubeApiError,
     clock::Clock,
     messages::{CommandFailed, CommandResult, Fact},
     metrics::Metrics,
-    ports::ApiErrorKind,
-    ports::{LeaseApi, LeaseSnapshot},
+    ports::{ApiError, ApiErrorKind, LeaseApi, LeaseSnapshot},
     supervisor::Restarts,
 };
 
@@ -242,7 +240,7 @@ impl LeaseElector {
         let _ = self.facts.send(Fact::now(event));
     }
 
-    fn count_error(&mut self, op: &'static str, e: &KubeApiError) {
+    fn count_error(&mut self, op: &'static str, e: &ApiError) {
         // A standby whose call failed (a 409 included) reads again after a retry period, not a
         // lease duration: the watch may have missed nothing, but the next attempt must not wait.
         self.conn.retry_soon = true;
@@ -557,14 +555,14 @@ impl LeaseElector {
     fn guarded<T: Send + 'static>(
         &self,
         op: &'static str,
-        call: BoxFuture<'static, Result<T, KubeApiError>>,
-    ) -> impl std::future::Future<Output = (Result<T, KubeApiError>, Duration)> + 'static {
+        call: BoxFuture<'static, Result<T, ApiError>>,
+    ) -> impl std::future::Future<Output = (Result<T, ApiError>, Duration)> + 'static {
         let after = self.timing.renew_deadline;
         async move {
             let started = tokio::time::Instant::now();
             let result = match tokio::time::timeout(after, call).await {
                 Ok(r) => r,
-                Err(_) => Err(KubeApiError::Timeout { op, after }),
+                Err(_) => Err(ApiError::Timeout { op, after }),
             };
             (result, started.elapsed())
         }
@@ -582,7 +580,7 @@ impl LeaseElector {
 
     fn on_read(
         &mut self,
-        result: Result<Option<LeaseSnapshot>, KubeApiError>,
+        result: Result<Option<LeaseSnapshot>, ApiError>,
         took: Duration,
         then: AfterRead,
         ctx: &mut Context<Self>,
@@ -661,7 +659,7 @@ impl LeaseElector {
         &mut self,
         op: &'static str,
         sent_at: Mono,
-        result: Result<LeaseSnapshot, KubeApiError>,
+        result: Result<LeaseSnapshot, ApiError>,
         took: Duration,
         ctx: &mut Context<Self>,
     ) {
@@ -677,14 +675,14 @@ impl LeaseElector {
                 }
                 self.reconcile(ctx);
             }
-            Err(e @ KubeApiError::Conflict(_)) => {
+            Err(e @ ApiError::Conflict(_)) => {
                 self.count_error(op, &e);
                 self.conn.conflicts += 1;
                 tracing::info!(actor = ACTOR, identity = %self.identity, op, error = %e,
                     "lease write lost a race (409); re-reading");
                 return self.read(AfterRead::RetryAfterConflict, ctx);
             }
-            Err(e @ KubeApiError::NotFound(_)) => {
+            Err(e @ ApiError::NotFound(_)) => {
                 self.count_error(op, &e);
                 self.conn.seen = Seen::Absent;
                 self.reconcile(ctx);
@@ -783,7 +781,7 @@ impl LeaseElector {
 
     fn on_release_write(
         &mut self,
-        result: Result<LeaseSnapshot, KubeApiError>,
+        result: Result<LeaseSnapshot, ApiError>,
         took: Duration,
         ctx: &mut Context<Self>,
     ) {
@@ -797,7 +795,7 @@ impl LeaseElector {
                 self.answer_releases(Ok(()));
                 self.reconcile(ctx);
             }
-            Err(e @ KubeApiError::Conflict(_)) => {
+            Err(e @ ApiError::Conflict(_)) => {
                 self.count_error(OP_RELEASE, &e);
                 self.conn.conflicts += 1;
                 self.read(AfterRead::Release, ctx);
@@ -829,7 +827,7 @@ impl LeaseElector {
     }
 
     /// The watch failed or ended: stop, so the Supervisor restarts us (with backoff).
-    fn watch_failed(&mut self, error: Option<&KubeApiError>, ctx: &mut Context<Self>) {
+    fn watch_failed(&mut self, error: Option<&ApiError>, ctx: &mut Context<Self>) {
         match error {
             Some(e) => {
                 self.count_error(OP_WATCH, e);

@@ -9,12 +9,9 @@ use tokio::{sync::watch, time::Instant};
 
 use super::{GUARD_RESEND_EVERY, GuardPush, NodeSignaller, Pushed, STOP_SETTLE};
 use crate::{
-    adapters::{
-        guard::{GuardClient, GuardError, GuardReport},
-        process::{ProcFs, ProcessIdentity},
-    },
+    adapters::process::{ProcFs, ProcessIdentity},
     messages::{CommandError, CommandFailed, CommandResult, Fact, NodeProcess, Reload},
-    ports::GuardErrorKind,
+    ports::{GuardError, GuardErrorKind, GuardReport, NodeGuard},
 };
 
 /// A reload in flight, as the actor future that answers it.
@@ -68,7 +65,7 @@ impl Handler<Reload> for NodeSignaller {
                 grace: self.stop.grace,
             }
         });
-        let call = async move { reload_via_guard(&client, reason, deadline, confirm).await };
+        let call = async move { reload_via_guard(&*client, reason, deadline, confirm).await };
         AtomicResponse::new(Box::pin(
             call.into_actor(self)
                 .then(move |result, act, _| act.guard_reloaded(reason, result)),
@@ -166,14 +163,14 @@ async fn wait_stopped_by_pid(procfs: ProcFs, node: ProcessIdentity, grace: Durat
 /// Whether the guard's process is gone: it removes its socket file only when it exits with
 /// its child, the node. A refused connection (a SIGKILLed guard leaves its socket behind, and
 /// its node outlives it where `setpriv` is missing) or a timeout (a stalled guard) is not this.
-fn guard_gone(client: &GuardClient) -> bool {
+fn guard_gone(client: &dyn NodeGuard) -> bool {
     !client.present()
 }
 
 /// The guard's part of a reload: a permit before a starting reload, a revoke after a stopping
 /// one, then its confirmation.
 async fn reload_via_guard(
-    client: &GuardClient,
+    client: &dyn NodeGuard,
     reason: ReloadReason,
     deadline_mono_ns: Option<u64>,
     confirm: Option<Confirm>,
@@ -296,7 +293,7 @@ impl NodeSignaller {
                 if matches!(reason, ReloadReason::StartForging) {
                     return Box::pin(fut::ready(Err(e))); // never start forging without the guard's permit
                 }
-                let gone = self.guard.as_ref().is_some_and(|g| guard_gone(&g.client));
+                let gone = self.guard.as_ref().is_some_and(|g| guard_gone(&*g.client));
                 if stops(reason)
                     && !gone
                     && let Some(dead) = self.last_node_gone()

@@ -47,7 +47,7 @@ mod tap;
 
 pub use tap::LeaseTap;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use forge_core::decision::ReloadReason;
 use prometheus::{IntCounterVec, IntGauge};
@@ -55,13 +55,11 @@ use rustix::process::Signal;
 use tokio::time::Instant;
 
 use crate::{
-    adapters::{
-        guard::{GuardClient, GuardReport},
-        process::{ProcFs, ProcessIdentity, SignalError},
-    },
+    adapters::process::{ProcFs, ProcessIdentity, SignalError},
     clock::Clock,
     messages::{CommandError, CommandFailed, CommandResult},
     metrics::Metrics,
+    ports::{GuardReport, NodeGuard},
     supervisor::Restarts,
 };
 
@@ -115,7 +113,7 @@ pub const GUARD_RESEND_EVERY: Duration = Duration::from_secs(1);
 
 /// The guard side of the signaller (guard mode).
 struct GuardLink {
-    client: GuardClient,
+    client: Arc<dyn NodeGuard>,
     clock: Clock,
     /// The subscription is up (S3 covered).
     connected: bool,
@@ -224,7 +222,7 @@ impl NodeSignaller {
     /// Guard mode: reloads go through the guard at `client`'s socket whenever it exists
     /// (SIGHUP by PID otherwise), and the permit is held (module docs). `clock` must be the
     /// LeaseElector's, so its deadlines mean the same instants here.
-    pub fn with_guard(mut self, client: GuardClient, clock: Clock) -> Self {
+    pub fn with_guard(mut self, client: Arc<dyn NodeGuard>, clock: Clock) -> Self {
         self.guard = Some(GuardLink {
             client,
             clock,
@@ -262,7 +260,7 @@ impl NodeSignaller {
     }
 
     /// The guard client, when a guard socket exists now.
-    fn live_guard(&self) -> Option<GuardClient> {
+    fn live_guard(&self) -> Option<Arc<dyn NodeGuard>> {
         self.guard
             .as_ref()
             .filter(|g| g.client.present())

@@ -6,9 +6,8 @@ use kube::api::ObjectMeta;
 
 use super::StatusWriter;
 use crate::{
-    adapters::kube::KubeApiError,
     messages::{CommandFailed, CommandResult, WriteStatus},
-    ports::ApiErrorKind,
+    ports::{ApiError, ApiErrorKind},
 };
 use forge_core::status::{cluster_status, leader_status, same_cluster_content, same_content};
 
@@ -72,8 +71,8 @@ impl Handler<WriteStatus> for StatusWriter {
                         Err(e) => return Err(CommandFailed::new(e.kind(), e)),
                     },
                 };
-                let written = match object.patch_status_at(&cfc_body, rv.as_deref()).await {
-                    Err(KubeApiError::Conflict(why)) => match object.get().await {
+                let written = match object.patch_status(cfc_body.clone(), rv).await {
+                    Err(ApiError::Conflict(why)) => match object.get().await {
                         Ok(Some(current)) => {
                             let other = current
                                 .status
@@ -83,13 +82,13 @@ impl Handler<WriteStatus> for StatusWriter {
                             let fresh = current.metadata.resource_version.clone();
                             seen_now = Some(Some(current));
                             match other {
-                                Some(other) => Err(KubeApiError::Conflict(format!(
+                                Some(other) => Err(ApiError::Conflict(format!(
                                     "the status was written by {other} since we last read it ({why})"
                                 ))),
-                                None => object.patch_status_at(&cfc_body, fresh.as_deref()).await,
+                                None => object.patch_status(cfc_body, fresh).await,
                             }
                         }
-                        Ok(None) => Err(KubeApiError::NotFound(object.name().to_string())),
+                        Ok(None) => Err(ApiError::NotFound(object.name().to_string())),
                         Err(e) => Err(e),
                     },
                     other => other,
@@ -109,8 +108,8 @@ impl Handler<WriteStatus> for StatusWriter {
             if leader_unchanged {
                 return Ok(None);
             }
-            let written = match leader.patch_status(&body).await {
-                Err(KubeApiError::NotFound(_)) => {
+            let written = match leader.patch_status(body.clone(), None).await {
+                Err(ApiError::NotFound(_)) => {
                     let object = CardanoLeader {
                         metadata: ObjectMeta {
                             name: Some(leader.name().to_string()),
@@ -119,8 +118,8 @@ impl Handler<WriteStatus> for StatusWriter {
                         spec: CardanoLeaderSpec::default(),
                         status: None,
                     };
-                    match leader.create_if_absent(&object).await {
-                        Ok(_) => leader.patch_status(&body).await,
+                    match leader.create_if_absent(object).await {
+                        Ok(_) => leader.patch_status(body, None).await,
                         Err(e) => Err(e),
                     }
                 }

@@ -21,26 +21,28 @@
 
 mod handlers;
 
+use std::sync::Arc;
+
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Supervised, WrapFuture};
-use forge_core::crd::{CardanoForgeCluster, CardanoLeader, CardanoLeaderStatus, HealthStatus};
+use forge_core::crd::{CardanoForgeCluster, CardanoLeaderStatus, HealthStatus};
 
 use crate::{
-    adapters::kube_object::NamedObject,
     messages::{CfcSeen, HealthObserved},
     metrics::Metrics,
+    ports::{ForgeClusterApi, LeaderApi},
     supervisor::Restarts,
 };
 
 /// The actor.
 pub struct StatusWriter {
-    leader: NamedObject<CardanoLeader>,
+    leader: Arc<LeaderApi>,
     pod: String,
     /// The CardanoLeader status we last wrote or read (writes are skipped when nothing changed).
     last: Option<CardanoLeaderStatus>,
     metrics: Option<Metrics>,
     restarts: Restarts,
     /// Cluster management: our CardanoForgeCluster.
-    cluster: Option<NamedObject<CardanoForgeCluster>>,
+    cluster: Option<Arc<ForgeClusterApi>>,
     /// The CFC last seen on the server.
     seen: Option<CardanoForgeCluster>,
     /// This pod's HealthProber's latest result.
@@ -49,7 +51,7 @@ pub struct StatusWriter {
 
 impl StatusWriter {
     /// A writer of the CardanoLeader `leader` for pod `pod`.
-    pub fn new(leader: NamedObject<CardanoLeader>, pod: impl Into<String>, metrics: Option<Metrics>) -> Self {
+    pub fn new(leader: Arc<LeaderApi>, pod: impl Into<String>, metrics: Option<Metrics>) -> Self {
         let restarts = Restarts::new(
             "status_writer",
             metrics.as_ref().map(|m| m.actor_restarts.clone()),
@@ -67,7 +69,7 @@ impl StatusWriter {
     }
 
     /// Adds cluster management: write our CardanoForgeCluster's status too.
-    pub fn with_cluster(mut self, cluster: NamedObject<CardanoForgeCluster>) -> Self {
+    pub fn with_cluster(mut self, cluster: Arc<ForgeClusterApi>) -> Self {
         self.cluster = Some(cluster);
         self
     }
@@ -87,11 +89,11 @@ impl Actor for StatusWriter {
                     "leaderPod": "", "forgingEnabled": false,
                     "reason": "starting", "message": format!("{pod} restarted and holds no lease yet"),
                 });
-                let written = leader.patch_status(&clear).await?;
+                let written = leader.patch_status(clear, None).await?;
                 tracing::info!(pod = %pod, "cleared a stale CardanoLeader entry naming this pod");
                 return Ok(written.status);
             }
-            Ok::<_, crate::adapters::kube::KubeApiError>(status)
+            Ok::<_, crate::ports::ApiError>(status)
         };
         ctx.wait(fut.into_actor(self).map(|result, act, _| match result {
             Ok(status) => act.last = status,

@@ -3,15 +3,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use forge_core::{
-    config::ValidConfig,
-    crd::{CardanoForgeCluster, CardanoLeader},
-};
+use forge_core::config::ValidConfig;
 use tokio::sync::watch;
 
 use crate::{
     adapters::{
+        fs_credentials::FsCredentials,
         guard::GuardClient,
+        http_probe::HttpProbe,
         kube_lease::{KubeLeasePort, KubeLeases},
         kube_object::NamedObject,
         process::ProcFs,
@@ -21,7 +20,7 @@ use crate::{
     decider::Decider,
     http::Snapshot,
     metrics::Metrics,
-    ports::LeaseApi,
+    ports::{CredentialStore, ForgeClusterApi, LeaderApi, LeaseApi, NodeGuard, Prober},
     ticket_keeper::{TICKET_SUFFIX, TicketSettings},
 };
 
@@ -37,16 +36,21 @@ pub struct Adapters {
     /// The local Lease (LeaseElector).
     pub leases: Arc<dyn LeaseApi>,
     /// This pod's CardanoLeader (StatusWriter).
-    pub leader: NamedObject<CardanoLeader>,
+    pub leader: Arc<LeaderApi>,
     /// This cluster's CardanoForgeCluster (ClusterWatcher, StatusWriter); `None` without
     /// cluster management.
-    pub cluster: Option<NamedObject<CardanoForgeCluster>>,
+    pub cluster: Option<Arc<ForgeClusterApi>>,
+    /// The health endpoint's HTTP client (HealthProber).
+    pub prober: Arc<dyn Prober>,
+    /// The credential files the node reads (CredentialKeeper; the sources stay files it reads
+    /// and watches itself).
+    pub credentials: Arc<dyn CredentialStore>,
     /// Kubernetes Events about this pod (CredentialKeeper).
     pub events: KeeperEvents,
     /// `/proc` discovery and pidfd signals of the node process (NodeWatcher, NodeSignaller).
     pub procfs: ProcFs,
     /// The node guard's socket (NodeSignaller).
-    pub guard: GuardClient,
+    pub guard: Arc<dyn NodeGuard>,
     /// The forge ticket in our own API server (TicketKeeper); `None` outside quorum mode. The
     /// other participants' tickets are reached through their kubeconfigs.
     pub own_ticket: Option<Arc<dyn LeaseApi>>,
@@ -62,14 +66,26 @@ impl Adapters {
         Self {
             // A watch may stay open for up to four lease durations before it is renewed.
             leases: Arc::new(KubeLeasePort::new(leases, cfg.lease.duration * 4)),
-            leader: NamedObject::new(kube.clone(), &cfg.namespace, &cfg.names.leader, cfg.api_timeout),
-            cluster: cfg
-                .cluster
-                .management_enabled
-                .then(|| NamedObject::new(kube.clone(), &cfg.namespace, &cfg.names.cluster, cfg.api_timeout)),
+            leader: Arc::new(NamedObject::new(
+                kube.clone(),
+                &cfg.namespace,
+                &cfg.names.leader,
+                cfg.api_timeout,
+            )),
+            cluster: cfg.cluster.management_enabled.then(|| {
+                let cluster: Arc<ForgeClusterApi> = Arc::new(NamedObject::new(
+                    kube.clone(),
+                    &cfg.namespace,
+                    &cfg.names.cluster,
+                    cfg.api_timeout,
+                ));
+                cluster
+            }),
+            prober: Arc::new(HttpProbe),
+            credentials: Arc::new(FsCredentials::new(cfg.credentials.target.clone())),
             events: KeeperEvents::new(kube.clone(), &cfg.namespace, &cfg.pod_name),
             procfs: ProcFs::default(),
-            guard: GuardClient::new(&cfg.node.guard_socket, GUARD_TIMEOUT),
+            guard: Arc::new(GuardClient::new(&cfg.node.guard_socket, GUARD_TIMEOUT)),
             own_ticket: cfg.quorum.as_ref().map(|q| {
                 let lease = format!("{}{TICKET_SUFFIX}", cfg.names.lease);
                 let call_timeout = TicketSettings::call_timeout(cfg.api_timeout, &q.ticket);

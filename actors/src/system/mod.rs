@@ -166,6 +166,8 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         leases,
         leader,
         cluster: cluster_object,
+        prober: http,
+        credentials: store,
         events,
         procfs,
         guard,
@@ -261,11 +263,11 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     // The source certificate's KES figures, for `/status`.
     let kes_report = KesReportCell::default();
     let keeper = Supervisor::start({
-        let CredentialSettings { source, target } = credentials.clone();
+        let CredentialSettings { source, target: _ } = credentials.clone(); // target: in `io.credentials`
         let (kes_report, kes) = (kes_report.clone(), network_slots.clone());
         let (m, fact, rotated) = (metrics.clone(), facts.clone(), decider.clone().recipient());
         move |_| {
-            CredentialKeeper::new(source.clone(), target.clone(), fact.clone(), rotated.clone(), &m)
+            CredentialKeeper::new(source.clone(), store.clone(), fact.clone(), rotated.clone(), &m)
                 .with_kes_schedule(kes.clone())
                 .with_events(events.clone())
                 .with_kes_report(kes_report.clone())
@@ -290,7 +292,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         let prober = Supervisor::start({
             let (cluster, fact) = (cluster_name.clone(), facts.clone());
             let status = Some(status_writer.clone().recipient());
-            move |_| HealthProber::new(cluster, fallback, fact, Some(health_metrics), status)
+            move |_| HealthProber::new(http, cluster, fallback, fact, Some(health_metrics), status)
         });
         let default_spec = forge_core::status::default_cluster_spec(cfg);
         let (m, fact, seen) = (metrics.clone(), facts.clone(), status_writer.clone().recipient());

@@ -20,10 +20,7 @@ use forge_core::lease::LeaseRecord;
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 use tokio::{sync::broadcast, time::Instant};
 
-use crate::{
-    adapters::kube::KubeApiError,
-    ports::{LeaseApi, LeaseSnapshot},
-};
+use crate::ports::{ApiError, LeaseApi, LeaseSnapshot};
 
 /// How many changes an open watch may fall behind before it fails (as a real watch would with
 /// 410 Gone).
@@ -68,7 +65,7 @@ pub enum Outage {
     None,
     /// Calls fail at once with a 500.
     ServerError,
-    /// Calls fail with [`KubeApiError::Timeout`] after this (virtual) delay, having done
+    /// Calls fail with [`ApiError::Timeout`] after this (virtual) delay, having done
     /// nothing: what the real adapter does when the API server is blackholed.
     TimeoutAfter(Duration),
     /// Calls never answer: only the caller's own deadline helps.
@@ -312,8 +309,8 @@ impl std::fmt::Debug for MemoryLeaseClient {
 /// What a call does, decided when it is made.
 enum Script {
     Serve,
-    Fail(KubeApiError),
-    FailAfter(Duration, KubeApiError),
+    Fail(ApiError),
+    FailAfter(Duration, ApiError),
     Hang,
 }
 
@@ -364,19 +361,19 @@ impl MemoryLeaseClient {
         match faults.outage {
             Outage::None => {}
             Outage::ServerError => {
-                return Script::Fail(KubeApiError::Server {
+                return Script::Fail(ApiError::Server {
                     code: 500,
                     message: format!("{op}: scripted server error"),
                 });
             }
             Outage::TimeoutAfter(after) => {
-                return Script::FailAfter(after, KubeApiError::Timeout { op, after });
+                return Script::FailAfter(after, ApiError::Timeout { op, after });
             }
             Outage::Hang => return Script::Hang,
         }
         if write && faults.conflicts > 0 {
             faults.conflicts -= 1;
-            return Script::Fail(KubeApiError::Conflict(format!("{op}: scripted conflict")));
+            return Script::Fail(ApiError::Conflict(format!("{op}: scripted conflict")));
         }
         Script::Serve
     }
@@ -386,8 +383,8 @@ impl MemoryLeaseClient {
         &self,
         op: &'static str,
         write: bool,
-        serve: impl FnOnce(&MemoryLeases) -> Result<T, KubeApiError> + Send + 'static,
-    ) -> BoxFuture<'static, Result<T, KubeApiError>> {
+        serve: impl FnOnce(&MemoryLeases) -> Result<T, ApiError> + Send + 'static,
+    ) -> BoxFuture<'static, Result<T, ApiError>> {
         self.faults().calls += 1;
         let script = self.script(op, write);
         let leases = self.leases.clone();
@@ -407,16 +404,16 @@ impl MemoryLeaseClient {
 }
 
 impl LeaseApi for MemoryLeaseClient {
-    fn get(&self) -> BoxFuture<'static, Result<Option<LeaseSnapshot>, KubeApiError>> {
+    fn get(&self) -> BoxFuture<'static, Result<Option<LeaseSnapshot>, ApiError>> {
         self.call("lease get", false, |leases| Ok(leases.current()))
     }
 
-    fn create(&self, record: LeaseRecord) -> BoxFuture<'static, Result<LeaseSnapshot, KubeApiError>> {
+    fn create(&self, record: LeaseRecord) -> BoxFuture<'static, Result<LeaseSnapshot, ApiError>> {
         let writer = self.name.clone();
         self.call("lease create", true, move |leases| {
             let mut store = leases.lock();
             if store.lease.is_some() {
-                return Err(KubeApiError::Conflict("lease create: already exists".into()));
+                return Err(ApiError::Conflict("lease create: already exists".into()));
             }
             Ok(leases.commit(&mut store, &writer, WriteOp::Create, record))
         })
@@ -426,15 +423,15 @@ impl LeaseApi for MemoryLeaseClient {
         &self,
         resource_version: String,
         record: LeaseRecord,
-    ) -> BoxFuture<'static, Result<LeaseSnapshot, KubeApiError>> {
+    ) -> BoxFuture<'static, Result<LeaseSnapshot, ApiError>> {
         let writer = self.name.clone();
         self.call("lease replace", true, move |leases| {
             let mut store = leases.lock();
             let Some(current) = &store.lease else {
-                return Err(KubeApiError::NotFound("lease replace: no such lease".into()));
+                return Err(ApiError::NotFound("lease replace: no such lease".into()));
             };
             if current.resource_version.to_string() != resource_version {
-                return Err(KubeApiError::Conflict(format!(
+                return Err(ApiError::Conflict(format!(
                     "lease replace: resourceVersion {resource_version} is stale (now {})",
                     current.resource_version
                 )));
@@ -444,7 +441,7 @@ impl LeaseApi for MemoryLeaseClient {
     }
 
     /// The current Lease first (if it exists, as a list-then-watch does), then every change.
-    fn watch(&self) -> BoxStream<'static, Result<Option<LeaseSnapshot>, KubeApiError>> {
+    fn watch(&self) -> BoxStream<'static, Result<Option<LeaseSnapshot>, ApiError>> {
         let (rx, initial) = {
             let store = self.leases.lock();
             (
@@ -463,12 +460,12 @@ impl LeaseApi for MemoryLeaseClient {
                         if end {
                             return None;
                         }
-                        let e = KubeApiError::Transport("watch: scripted failure".into());
+                        let e = ApiError::Transport("watch: scripted failure".into());
                         return Some((Err(e), None));
                     }
                     Ok(Change::Break { .. }) => {}
                     Err(broadcast::error::RecvError::Lagged(n)) => {
-                        let e = KubeApiError::Transport(format!("watch: fell {n} changes behind"));
+                        let e = ApiError::Transport(format!("watch: fell {n} changes behind"));
                         return Some((Err(e), None));
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
@@ -502,13 +499,13 @@ mod tests {
         let created = a.create(held_by("a", 0)).await.expect("create");
         assert!(matches!(
             b.create(held_by("b", 0)).await,
-            Err(KubeApiError::Conflict(_))
+            Err(ApiError::Conflict(_))
         ));
         let rv = created.resource_version.clone().expect("rv");
         let renewed = a.replace(rv.clone(), held_by("a", 1)).await.expect("renew");
         assert!(matches!(
             b.replace(rv, held_by("b", 1)).await,
-            Err(KubeApiError::Conflict(_))
+            Err(ApiError::Conflict(_))
         ));
         // Unchanged: the version stays.
         let same = a
@@ -529,18 +526,18 @@ mod tests {
         a.conflict_next_writes(2);
         assert!(matches!(
             a.create(held_by("a", 0)).await,
-            Err(KubeApiError::Conflict(_))
+            Err(ApiError::Conflict(_))
         ));
         assert!(matches!(
             a.create(held_by("a", 0)).await,
-            Err(KubeApiError::Conflict(_))
+            Err(ApiError::Conflict(_))
         ));
         assert!(store.current().is_none(), "a conflicting write changes nothing");
         a.create(held_by("a", 0)).await.expect("storm over");
 
         a.set_outage(Outage::TimeoutAfter(Duration::from_secs(3)));
         let started = Instant::now();
-        assert!(matches!(a.get().await, Err(KubeApiError::Timeout { .. })));
+        assert!(matches!(a.get().await, Err(ApiError::Timeout { .. })));
         assert_eq!(started.elapsed(), Duration::from_secs(3));
         assert!(b.get().await.expect("b unaffected").is_some());
 
@@ -548,10 +545,7 @@ mod tests {
         let hung = tokio::time::timeout(Duration::from_secs(60), a.get()).await;
         assert!(hung.is_err(), "never answers");
         a.set_outage(Outage::ServerError);
-        assert!(matches!(
-            a.get().await,
-            Err(KubeApiError::Server { code: 500, .. })
-        ));
+        assert!(matches!(a.get().await, Err(ApiError::Server { code: 500, .. })));
     }
 
     #[tokio::test(start_paused = true)]

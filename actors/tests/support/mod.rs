@@ -27,7 +27,6 @@ use std::{
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, ResponseFuture, Supervisor, System};
 use forge_actors::{
-    adapters::kube::KubeApiError,
     clock::Clock,
     decider::{Decider, DeciderOutputs, DeciderSettings},
     http::Snapshot,
@@ -37,7 +36,7 @@ use forge_actors::{
         Shutdown, SourcesRotated, WriteStatus,
     },
     metrics::{Metrics, PodLabels},
-    ports::{ApiErrorKind, LeaseApi, LeaseSnapshot},
+    ports::{ApiError, ApiErrorKind, LeaseApi, LeaseSnapshot},
     testing::{MemoryLeaseClient, MemoryLeases},
 };
 use forge_core::{
@@ -781,8 +780,8 @@ struct TappedLeases {
 impl TappedLeases {
     fn tap(
         &self,
-        call: BoxFuture<'static, Result<LeaseSnapshot, KubeApiError>>,
-    ) -> BoxFuture<'static, Result<LeaseSnapshot, KubeApiError>> {
+        call: BoxFuture<'static, Result<LeaseSnapshot, ApiError>>,
+    ) -> BoxFuture<'static, Result<LeaseSnapshot, ApiError>> {
         let (fleet, pod) = (self.fleet.clone(), self.pod);
         call.map(move |r| {
             if let Ok(s) = &r {
@@ -795,11 +794,11 @@ impl TappedLeases {
 }
 
 impl LeaseApi for TappedLeases {
-    fn get(&self) -> BoxFuture<'static, Result<Option<LeaseSnapshot>, KubeApiError>> {
+    fn get(&self) -> BoxFuture<'static, Result<Option<LeaseSnapshot>, ApiError>> {
         self.inner.get()
     }
 
-    fn create(&self, record: LeaseRecord) -> BoxFuture<'static, Result<LeaseSnapshot, KubeApiError>> {
+    fn create(&self, record: LeaseRecord) -> BoxFuture<'static, Result<LeaseSnapshot, ApiError>> {
         self.tap(self.inner.create(record))
     }
 
@@ -807,11 +806,11 @@ impl LeaseApi for TappedLeases {
         &self,
         resource_version: String,
         record: LeaseRecord,
-    ) -> BoxFuture<'static, Result<LeaseSnapshot, KubeApiError>> {
+    ) -> BoxFuture<'static, Result<LeaseSnapshot, ApiError>> {
         self.tap(self.inner.replace(resource_version, record))
     }
 
-    fn watch(&self) -> BoxStream<'static, Result<Option<LeaseSnapshot>, KubeApiError>> {
+    fn watch(&self) -> BoxStream<'static, Result<Option<LeaseSnapshot>, ApiError>> {
         self.inner.watch()
     }
 }

@@ -1,4 +1,5 @@
-//! The HTTP GET of a health probe, with reqwest: `http://`, and `https://` with rustls (ring) and
+//! The HealthProber's HTTP client ([`HttpProbe`], behind the [`Prober`] port): the GET of a
+//! health probe, with reqwest: `http://`, and `https://` with rustls (ring) and
 //! the system's root certificates, as the Kubernetes client does it. Redirects are followed as
 //! reqwest does by default (at most 10; `Authorization` and cookies dropped when the host
 //! changes); the status of the last answer decides. One connection per probe (no idle
@@ -13,8 +14,27 @@ use std::{
     time::Duration,
 };
 
+use futures::{FutureExt, future::BoxFuture};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use rustls::{ClientConfig, RootCertStore, crypto::ring};
+
+use crate::ports::{ProbeFailed, Prober};
+
+/// Health probes over HTTP(S) with the process's one reqwest client.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpProbe;
+
+impl Prober for HttpProbe {
+    fn probe(
+        &self,
+        url: &str,
+        headers: &BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<(), ProbeFailed>> {
+        let (url, headers) = (url.to_string(), headers.clone());
+        async move { probe(&url, &headers, timeout).await.map_err(ProbeFailed) }.boxed()
+    }
+}
 
 /// GETs `url` within `timeout`: `Ok` iff the (last, after redirects) answer's status is 200,
 /// else why not.
