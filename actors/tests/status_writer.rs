@@ -30,6 +30,7 @@ fn report(forging: bool) -> StatusReport {
             Reason::NodeDown
         },
         observed_generation: Some(1),
+        tickets: None,
     }
 }
 
