@@ -618,6 +618,7 @@ async fn three_regions_and_a_witness_fail_over_by_the_tickets_without_overlap() 
     let east = q
         .expect_forger_in("east", Duration::from_secs(30), "(q6) settled")
         .await;
+    eprintln!("(q6) settled: {east} forges");
     let took = q.took_over_ms("east", settled).expect("forging_on in east");
     q.record("(q6) flapping settled: east forges", took, planned_bound());
     // Generous, like the figures below: a loaded 2-core machine.
