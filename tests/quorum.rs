@@ -16,7 +16,8 @@
 //! forging: witness down with a planned failover and failback, east partitioned from every
 //! other participant, east's API server frozen (SIGSTOP), an asymmetric partition (east's links
 //! lose their answers but not their requests), a link flapping for 2 minutes around the ticket
-//! timings, then the whole east region dead. A second, smaller world has two regions and the
+//! timings, east reaching nobody while the others still read it (its own paths lose their
+//! requests), then the whole east region dead. A second, smaller world has two regions and the
 //! witness (three participants): east and west cut apart while both reach the witness (east
 //! keeps forging), then the primary region dies and the other takes its own ticket and the
 //! witness's. `kubectl get cfc` (the API server's table of the printer columns) shows the
@@ -65,6 +66,17 @@ fn failover_bound() -> Duration {
 /// tickets age out from up to a retry period after the fault.
 fn one_way_failover_bound() -> Duration {
     failover_bound() + RETRY_PERIOD
+}
+
+/// The scenario world's `LEASE_DURATION` (the local lease).
+const LOCAL_LEASE_DURATION: Duration = Duration::from_secs(4);
+
+/// When east reaches nobody but the others still read it (q7): its leader reads each peer once
+/// per lease duration and a read fails after the API timeout; east stands aside once both have
+/// been unreachable for a lease duration, and west reads that status within about a retry
+/// period; then the failover's own bound (west may first see east's last renewals only then).
+fn out_of_reach_failover_bound() -> Duration {
+    LOCAL_LEASE_DURATION * 2 + API_TIMEOUT + RETRY_PERIOD + failover_bound()
 }
 
 /// After a cut heals: the call in flight times out, a retry period's wait, a read and a
@@ -245,6 +257,16 @@ impl Quorum {
         }
     }
 
+    /// Puts only `region`'s own paths to every other participant (those it reads and writes
+    /// through) in `mode`; the others' paths to `region` stay as they are.
+    fn outbound(&self, region: &str, mode: ProxyMode) {
+        for ((a, _), proxy) in &self.links {
+            if a == region {
+                proxy.handle().set_mode(mode);
+            }
+        }
+    }
+
     /// The `Tickets` cell of `pool-{region}` in the table `kubectl get cfc` prints: its API
     /// server renders the CRD's printer columns (`Accept: ...;as=Table`), as for kubectl.
     async fn tickets_column(&self, region: &str) -> Option<String> {
@@ -329,62 +351,6 @@ impl Quorum {
         }
     }
 
-    /// `apiserver_request_total` over every API server (regions and witness), by
-    /// `(verb, resource)`.
-    async fn api_requests(&self) -> BTreeMap<(String, String), f64> {
-        let mut texts = Vec::new();
-        for w in &self.worlds {
-            texts.push(w.apiserver_metrics().await.unwrap_or_default());
-        }
-        if let Ok(c) = self.witness.client("admin").await {
-            let request = http::Request::get("/metrics").body(Vec::new()).expect("request");
-            texts.push(c.request_text(request).await.unwrap_or_default());
-        }
-        let mut out = BTreeMap::new();
-        for text in texts {
-            for l in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
-                let label = |k: &str| {
-                    l.split(&format!("{k}=\""))
-                        .nth(1)
-                        .and_then(|r| r.split('"').next())
-                        .unwrap_or("")
-                        .to_string()
-                };
-                let v: f64 = l.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-                *out.entry((label("verb"), label("resource"))).or_insert(0.0) += v;
-            }
-        }
-        out
-    }
-
-    /// API requests per pod and minute over `d` of steady state, in total and by
-    /// `(verb, resource)`; printed.
-    async fn api_load(&self, what: &str, d: Duration) -> f64 {
-        let pods: usize = self.worlds.iter().map(|w| w.pods.len()).sum();
-        let before = self.api_requests().await;
-        let t0 = Instant::now();
-        tokio::time::sleep(d).await;
-        let after = self.api_requests().await;
-        let minutes = t0.elapsed().as_secs_f64() / 60.0;
-        let per = |v: f64| v / pods as f64 / minutes;
-        let mut total = 0.0;
-        let mut parts = Vec::new();
-        for (k, v) in &after {
-            let delta = v - before.get(k).copied().unwrap_or(0.0);
-            if delta > 0.0 {
-                total += delta;
-                parts.push(format!("{} {} {:.1}", k.0, k.1, per(delta)));
-            }
-        }
-        eprintln!(
-            "{what}: {:.1} API requests per pod and minute ({pods} pods, retry period {:?}); by verb and resource: {}",
-            per(total),
-            RETRY_PERIOD,
-            parts.join(", ")
-        );
-        per(total)
-    }
-
     fn stop(&mut self) {
         for w in &mut self.worlds {
             w.stop_processes();
@@ -454,11 +420,6 @@ async fn three_regions_and_a_witness_fail_over_by_the_tickets_without_overlap() 
             "{name} not exported:\n{text}"
         );
     }
-
-    // Steady state: API requests per pod and minute (every API server; the test's timings are
-    // 4x the defaults' pace: retry period 0.5 s against 2 s).
-    q.api_load("(q1) steady state, quorum mode", Duration::from_secs(20))
-        .await;
 
     // (q2) The witness down: east keeps forging on 3 of 4; a planned failover (east Disabled)
     // and a planned failback still work.
@@ -585,7 +546,10 @@ async fn three_regions_and_a_witness_fail_over_by_the_tickets_without_overlap() 
     );
     q.assert_no_overlap("(q5)", since);
     q.expect_tickets("west", "3/4", "(q5)").await;
-    q.expect_tickets("east", "1/4", "(q5)").await;
+    // East, reaching no majority (its reads of the peers fail for longer than a lease
+    // duration), stands aside and lets its own ticket go; west cannot take it (its answers are
+    // lost too).
+    q.expect_tickets("east", "0/4", "(q5)").await;
     q.only(&west, Duration::from_secs(2), "(q5) answers lost").await;
     let since = unix_now_ns();
     q.isolate("east", ProxyMode::Pass);
@@ -654,6 +618,7 @@ async fn three_regions_and_a_witness_fail_over_by_the_tickets_without_overlap() 
     let east = q
         .expect_forger_in("east", Duration::from_secs(30), "(q6) settled")
         .await;
+    eprintln!("(q6) settled: {east} forges");
     let took = q.took_over_ms("east", settled).expect("forging_on in east");
     q.record("(q6) flapping settled: east forges", took, planned_bound());
     // Generous, like the figures below: a loaded 2-core machine.
@@ -667,7 +632,47 @@ async fn three_regions_and_a_witness_fail_over_by_the_tickets_without_overlap() 
         w.max_gap_ms
     );
 
-    // (q7) The whole east region dead: nodes, managers and API server.
+    // (q7) East reaches nobody while the others still read it: east's own paths to every other
+    // participant lose their requests (`blackhole up`), the others' paths to east pass. East
+    // keeps only its own ticket and stops; once its reads of both peer regions have failed for
+    // longer than a lease duration it stands aside (`majority_out_of_reach`, not contending) and
+    // releases its ticket, so west, which reads that status, no longer yields to it: it takes
+    // its own, north's and the witness's tickets once east's have aged out (and east's released
+    // one), and forges. Healed, east contends again and takes back.
+    let since = unix_now_ns();
+    q.outbound("east", ProxyMode::BlackholeUp);
+    let west = q
+        .expect_forger_in("west", Duration::from_secs(40), "(q7) east reaches nobody")
+        .await;
+    let took = q.took_over_ms("west", since).expect("forging_on in west");
+    q.record(
+        "(q7) east reaches nobody, the others still read it",
+        took,
+        out_of_reach_failover_bound(),
+    );
+    assert!(
+        took >= (TICKET_DURATION - RETRY_PERIOD).as_secs_f64() * 1e3,
+        "(q7) west forged {took:.0} ms after the fault: before the ticket timing allows"
+    );
+    q.assert_no_overlap("(q7)", since);
+    q.expect_tickets("east", "0/4", "(q7)").await;
+    q.expect_tickets("west", "4/4", "(q7)").await;
+    let since = unix_now_ns();
+    q.outbound("east", ProxyMode::Pass);
+    let east = q
+        .expect_forger_in("east", Duration::from_secs(30), "(q7) healed")
+        .await;
+    let took = q.took_over_ms("east", since).expect("forging_on in east");
+    q.record(
+        "(q7) healed: failback west->east",
+        took,
+        recovery_bound() + planned_bound(),
+    );
+    q.assert_no_overlap("(q7b)", since);
+    q.expect_tickets("east", "4/4", "(q7b)").await;
+    drop(west);
+
+    // (q8) The whole east region dead: nodes, managers and API server.
     let since = unix_now_ns();
     {
         let w = q.world("east");
@@ -678,12 +683,12 @@ async fn three_regions_and_a_witness_fail_over_by_the_tickets_without_overlap() 
         w.apiserver.stop();
     }
     let west = q
-        .expect_forger_in("west", Duration::from_secs(30), "(q7) east dead")
+        .expect_forger_in("west", Duration::from_secs(30), "(q8) east dead")
         .await;
     let took = q.took_over_ms("west", since).expect("forging_on in west");
-    q.record("(q7) whole east region dead", took, failover_bound());
-    q.assert_no_overlap("(q7)", since);
-    q.only(&west, Duration::from_secs(3), "(q7)").await;
+    q.record("(q8) whole east region dead", took, failover_bound());
+    q.assert_no_overlap("(q8)", since);
+    q.only(&west, Duration::from_secs(3), "(q8)").await;
     drop(east);
 
     for (s, took, bound) in &q.figures {

@@ -267,9 +267,46 @@ fn quorum_gate(s: &State, now: Mono, mut d: Decision, glass: bool) -> Decision {
         }
         None => {
             let (held, needed) = s.tickets.map_or((0, 0), |t| (t.held, t.needed));
-            d.standby(Reason::AwaitingMajority { held, needed })
+            let (in_reach, wake) = participants_in_reach(s, now);
+            d.next_wake = earliest(d.next_wake, wake);
+            if s.tickets.is_some() && in_reach < needed {
+                // Nothing we can take makes a majority: stand aside (a reason that does not
+                // contend), so peers that still read our status do not yield to us, and let go
+                // of what we hold once our node's stop is confirmed.
+                d.tickets = false;
+                d.standby(Reason::MajorityOutOfReach { in_reach, needed })
+            } else {
+                d.standby(Reason::AwaitingMajority { held, needed })
+            }
         }
     }
+}
+
+/// Quorum mode: how many participants we may still reach (ourselves, every witness, and every
+/// peer region not unreachable for longer than its Lease duration), and when that count drops
+/// next if nothing is heard (the next such peer's instant, plus a millisecond). A peer's reach
+/// stands for its API server's, which holds its ticket; witnesses are not watched, so they
+/// always count (staying in the contest is the side that costs nothing in safety: S1 rests on
+/// the tickets). One failed read is never enough, as for skipping a peer.
+fn participants_in_reach(s: &State, now: Mono) -> (usize, Option<Mono>) {
+    let participants = s.tickets.map_or(0, |t| t.participants);
+    let witnesses = participants.saturating_sub(1 + s.peers.len());
+    let mut in_reach = 1 + witnesses;
+    let mut wake = None;
+    for v in s.peers.values() {
+        match v.unreachable_since.filter(|_| v.reach == Reach::Unreachable) {
+            Some(since) if now > since + peer_lease_duration(s, v) => {}
+            Some(since) => {
+                in_reach += 1;
+                wake = earliest(
+                    wake,
+                    Some(since + peer_lease_duration(s, v) + Duration::from_millis(1)),
+                );
+            }
+            None => in_reach += 1,
+        }
+    }
+    (in_reach, wake)
 }
 
 /// True for the standby reasons of a *planned* handover: the operator (spec or override) set

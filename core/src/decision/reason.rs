@@ -98,6 +98,17 @@ pub enum Reason {
         /// Tickets a majority needs.
         needed: usize,
     },
+    /// Standby (quorum mode): we should forge, but too few participants are in reach to make a
+    /// majority (every peer region we cannot reach has been unreachable for longer than its
+    /// Lease duration). Not contending: peers that still read our status take over instead of
+    /// yielding to a region that cannot forge (docs/quorum.md); we contend again as soon as a
+    /// read of a peer succeeds.
+    MajorityOutOfReach {
+        /// Participants we may still reach, ourselves included.
+        in_reach: usize,
+        /// Tickets a majority needs.
+        needed: usize,
+    },
 }
 
 /// Every code [`Reason::as_str`] can return, for tests and dashboards.
@@ -125,6 +136,7 @@ pub const ALL_CODES: &[&str] = &[
     "awaiting_peer_stop",
     "awaiting_peer_confirmation",
     "awaiting_majority",
+    "majority_out_of_reach",
 ];
 
 /// Codes of reasons under which a cluster cannot forge whatever its peers do: a peer whose
@@ -147,6 +159,7 @@ const NOT_CONTENDING: &[&str] = &[
     "cluster_disabled",
     "override_disabled",
     "override_invalid",
+    "majority_out_of_reach",
 ];
 
 /// True when a peer whose status `reason` is `code` is still contending for the global win.
@@ -181,6 +194,7 @@ impl Reason {
             Reason::AwaitingPeerStop { .. } => "awaiting_peer_stop",
             Reason::AwaitingPeerConfirmation { .. } => "awaiting_peer_confirmation",
             Reason::AwaitingMajority { .. } => "awaiting_majority",
+            Reason::MajorityOutOfReach { .. } => "majority_out_of_reach",
         }
     }
 
@@ -235,6 +249,10 @@ impl Reason {
             Reason::AwaitingMajority { held, needed } => format!(
                 "standby: holding {held} forge tickets of the {needed} a majority needs (quorum mode)"
             ),
+            Reason::MajorityOutOfReach { in_reach, needed } => format!(
+                "standby: only {in_reach} participants in reach, a majority needs {needed} \
+                 (quorum mode; not contending until a peer region answers)"
+            ),
         }
     }
 }
@@ -278,6 +296,10 @@ mod tests {
             Reason::AwaitingPeerStop { peer: s() },
             Reason::AwaitingPeerConfirmation { peer: s() },
             Reason::AwaitingMajority { held: 1, needed: 2 },
+            Reason::MajorityOutOfReach {
+                in_reach: 2,
+                needed: 3,
+            },
         ]
     }
 
