@@ -105,7 +105,7 @@ pub struct Decider {
     )>,
     /// The intent last sent to the TicketKeeper.
     intent_sent: Option<forge_core::quorum::Intent>,
-    /// Quorum mode: set while this pod holds its region's local lease; the PeerWatchers read
+    /// Cluster management (and quorum mode): set while this pod holds its region's local lease; the PeerWatchers read
     /// every period only then (and are told to read at once when it turns on).
     leader_flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// The lifecycle's count of node processes seen ([`Lifecycle::node_process`]), kept after
@@ -149,7 +149,7 @@ impl Decider {
         }
     }
 
-    /// Quorum mode: keeps `flag` set while this pod holds its region's local lease (see
+    /// Cluster management (and quorum mode): keeps `flag` set while this pod holds its region's local lease (see
     /// [`crate::peer_watcher::PeerWatcher::with_leader_gate`]); when it turns on, every
     /// PeerWatcher reads at once.
     pub fn with_leader_flag(mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
