@@ -179,18 +179,7 @@ impl Regions {
             w.stop();
         }
         eprintln!("shutdown: merged verdict {v:?}");
-        assert_eq!(
-            v.overlap_ms, 0.0,
-            "two nodes forged at once (shutdown included): {v:?}"
-        );
-        assert!(
-            v.max_forgers <= 1,
-            "two forgers at one instant (shutdown included): {v:?}"
-        );
-        assert!(
-            v.forging_at_end.is_empty(),
-            "a node forges after the shutdown: {v:?}"
-        );
+        v.assert_clean_shutdown();
     }
 }
 

@@ -220,6 +220,25 @@ pub struct Verdict {
     pub until_unix_ns: u64,
 }
 
+impl Verdict {
+    /// For a scenario test, over a run whose shutdown is included: panics unless it had no
+    /// overlap, never two forgers at one instant, and nobody forging at the end.
+    pub fn assert_clean_shutdown(&self) {
+        assert_eq!(
+            self.overlap_ms, 0.0,
+            "two nodes forged at once (shutdown included): {self:?}"
+        );
+        assert!(
+            self.max_forgers <= 1,
+            "two forgers at one instant (shutdown included): {self:?}"
+        );
+        assert!(
+            self.forging_at_end.is_empty(),
+            "a node forges after the shutdown: {self:?}"
+        );
+    }
+}
+
 /// One process in a [`Verdict`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessVerdict {

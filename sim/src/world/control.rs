@@ -379,18 +379,7 @@ impl World {
             .stop_judged()
             .unwrap_or_else(|e| panic!("no verdict after the shutdown: {e}"));
         eprintln!("shutdown: verdict {v:?}");
-        assert_eq!(
-            v.overlap_ms, 0.0,
-            "two nodes forged at once (shutdown included): {v:?}"
-        );
-        assert!(
-            v.max_forgers <= 1,
-            "two forgers at one instant (shutdown included): {v:?}"
-        );
-        assert!(
-            v.forging_at_end.is_empty(),
-            "a node forges after the shutdown: {v:?}"
-        );
+        v.assert_clean_shutdown();
     }
 
     /// Stops everything as [`World::stop`] does and judges the whole run, the shutdown
