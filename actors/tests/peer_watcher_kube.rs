@@ -18,14 +18,38 @@ use forge_core::{
     crd::{CardanoForgeCluster, CardanoForgeClusterSpec, CardanoForgeClusterStatus, NetworkSpec},
     decision::Event,
 };
-use forge_sim::apiserver::{ApiServerOptions, start_for_test};
+use forge_sim::apiserver::{ApiServer, ApiServerOptions, start_for_test};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use kube::{
-    Api,
+    Api, Client,
     api::{ObjectMeta, Patch, PatchParams, PostParams},
 };
 
 const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The peer region "east": a real API server (the identity `east-0`) with the CRDs, its
+/// admin client and the CardanoForgeCluster API in `default`; `None` when the test is skipped.
+async fn east(test: &str) -> Option<(ApiServer, Client, Api<CardanoForgeCluster>)> {
+    let server = start_for_test(test, ApiServerOptions::with_identities(["east-0"])).await?;
+    let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
+        .await
+        .expect("admin");
+    server.install_crds().await.expect("CRDs");
+    let cfcs = Api::namespaced(admin.clone(), "default");
+    Some((server, admin, cfcs))
+}
+
+/// East's CardanoForgeCluster `pool-east` (priority 1), without a status.
+async fn create_pool_east(cfcs: &Api<CardanoForgeCluster>) {
+    let mut cfc = CardanoForgeCluster::new(
+        "pool-east",
+        CardanoForgeClusterSpec::new(Default::default(), 1, "east", NetworkSpec::new("preview", 2)),
+    );
+    cfc.metadata.namespace = Some("default".into());
+    cfcs.create(&PostParams::default(), &cfc)
+        .await
+        .expect("create CFC");
+}
 
 async fn until(probe: &Probe, what: &str, f: impl Fn(&Event) -> bool) -> Event {
     for _ in 0..200 {
@@ -39,19 +63,11 @@ async fn until(probe: &Probe, what: &str, f: impl Fn(&Event) -> bool) -> Event {
 
 #[actix::test]
 async fn the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable() {
-    let Some(mut server) = start_for_test(
-        "the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable",
-        ApiServerOptions::with_identities(["east-0"]),
-    )
-    .await
+    let Some((mut server, admin, cfcs)) =
+        east("the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable").await
     else {
         return;
     };
-    let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
-        .await
-        .expect("admin");
-    server.install_crds().await.expect("CRDs");
-    let cfcs: Api<CardanoForgeCluster> = Api::namespaced(admin.clone(), "default");
 
     let registry = prometheus::Registry::new();
     let metrics = PeerMetrics::register(&registry).expect("metrics");
@@ -76,14 +92,7 @@ async fn the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable() {
     assert!(matches!(&e, Event::PeerObserved { cluster, generation: None, .. } if cluster == "pool-east"));
 
     // The CFC and its status, and the Lease.
-    let mut cfc = CardanoForgeCluster::new(
-        "pool-east",
-        CardanoForgeClusterSpec::new(Default::default(), 1, "east", NetworkSpec::new("preview", 2)),
-    );
-    cfc.metadata.namespace = Some("default".into());
-    cfcs.create(&PostParams::default(), &cfc)
-        .await
-        .expect("create CFC");
+    create_pool_east(&cfcs).await;
     let status = CardanoForgeClusterStatus {
         forging_enabled: Some(true),
         effective_priority: Some(1),
@@ -206,27 +215,12 @@ async fn the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable() {
 /// as "that region does not forge".
 #[actix::test]
 async fn a_peer_lease_not_held_by_the_peers_active_leader_is_not_reported() {
-    let Some(mut server) = start_for_test(
-        "a_peer_lease_not_held_by_the_peers_active_leader_is_not_reported",
-        ApiServerOptions::with_identities(["east-0"]),
-    )
-    .await
+    let Some((mut server, admin, cfcs)) =
+        east("a_peer_lease_not_held_by_the_peers_active_leader_is_not_reported").await
     else {
         return;
     };
-    let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
-        .await
-        .expect("admin");
-    server.install_crds().await.expect("CRDs");
-    let cfcs: Api<CardanoForgeCluster> = Api::namespaced(admin.clone(), "default");
-    let mut cfc = CardanoForgeCluster::new(
-        "pool-east",
-        CardanoForgeClusterSpec::new(Default::default(), 1, "east", NetworkSpec::new("preview", 2)),
-    );
-    cfc.metadata.namespace = Some("default".into());
-    cfcs.create(&PostParams::default(), &cfc)
-        .await
-        .expect("create CFC");
+    create_pool_east(&cfcs).await;
     let status = CardanoForgeClusterStatus {
         forging_enabled: Some(true),
         effective_priority: Some(1),
@@ -328,27 +322,12 @@ async fn a_peer_lease_not_held_by_the_peers_active_leader_is_not_reported() {
 /// Decider needs to call the peer's Lease lapsed.
 #[actix::test]
 async fn a_peer_is_followed_by_watches_and_read_only_when_a_decision_needs_it() {
-    let Some(mut server) = start_for_test(
-        "a_peer_is_followed_by_watches_and_read_only_when_a_decision_needs_it",
-        ApiServerOptions::with_identities(["east-0"]),
-    )
-    .await
+    let Some((mut server, admin, cfcs)) =
+        east("a_peer_is_followed_by_watches_and_read_only_when_a_decision_needs_it").await
     else {
         return;
     };
-    let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
-        .await
-        .expect("admin");
-    server.install_crds().await.expect("CRDs");
-    let cfcs: Api<CardanoForgeCluster> = Api::namespaced(admin.clone(), "default");
-    let mut cfc = CardanoForgeCluster::new(
-        "pool-east",
-        CardanoForgeClusterSpec::new(Default::default(), 1, "east", NetworkSpec::new("preview", 2)),
-    );
-    cfc.metadata.namespace = Some("default".into());
-    cfcs.create(&PostParams::default(), &cfc)
-        .await
-        .expect("create CFC");
+    create_pool_east(&cfcs).await;
     let set_status = |forging: bool| {
         let cfcs = cfcs.clone();
         async move {
