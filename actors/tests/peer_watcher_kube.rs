@@ -435,8 +435,21 @@ async fn a_peer_is_followed_by_watches_and_read_only_when_a_decision_needs_it() 
         leases_seen(&probe)
     );
 
-    // Leading now: the peer's CFC changes (it stops forging) and is read at once.
+    // Leading now: a leader reads at least once per resync period, and this pod has not read
+    // for longer, so its first tick as leader reads (`resync`). Wait for that read, so that the
+    // change below can only be read because a watch showed it.
     leader.store(true, std::sync::atomic::Ordering::Relaxed);
+    for _ in 0..100 {
+        if reads(&probe) > reads_before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        reads(&probe) > reads_before,
+        "a new leader did not read a peer it had not read for a resync period"
+    );
+    // The peer's CFC changes (it stops forging) and is read at once.
     let changed = clock.now();
     set_status(false).await;
     let e = until(
