@@ -126,3 +126,22 @@ fn three(east: (bool, &str), west: (bool, &str), south: (bool, &str)) -> Vec<Con
         region("south", cfc("south", 30, south.0, south.1, "south-0"), south.0),
     ]
 }
+
+/// East forges (`global_winner`) and west and south yield to it: the pool as it should be.
+fn east_forges() -> Vec<ContextInput> {
+    three(
+        (true, "global_winner"),
+        (false, "yielding_to_peer"),
+        (false, "yielding_to_peer"),
+    )
+}
+
+/// What was read in the context `inputs[i]` (the fixtures read every context).
+fn fetched(inputs: &mut [ContextInput], i: usize) -> &mut Fetched {
+    inputs[i].fetched.as_mut().expect("the fixture read this context")
+}
+
+/// The table of `v` at `NOW` without colours, `wide` or not.
+fn plain_table(v: &View, wide: bool) -> String {
+    render_table(v, at(NOW), Style { wide, colour: false })
+}

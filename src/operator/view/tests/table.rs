@@ -4,22 +4,8 @@ use crate::operator::view::table::kes_cell;
 
 #[test]
 fn the_table_has_the_verdict_on_top_and_colour_only_when_asked() {
-    let v = build(
-        &three(
-            (true, "global_winner"),
-            (false, "yielding_to_peer"),
-            (false, "yielding_to_peer"),
-        ),
-        at(NOW),
-    );
-    let plain = render_table(
-        &v,
-        at(NOW),
-        Style {
-            wide: false,
-            colour: false,
-        },
-    );
+    let v = build(&east_forges(), at(NOW));
+    let plain = plain_table(&v, false);
     let lines: Vec<&str> = plain.lines().collect();
     assert_eq!(lines[0], "ONE FORGER: east (east-0)");
     assert!(lines[1].starts_with("REGION"));

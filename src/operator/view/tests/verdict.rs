@@ -4,14 +4,7 @@ use crate::operator::view::verdict::Forger;
 
 #[test]
 fn one_forging_region_is_one_forger_with_exit_code_0() {
-    let v = build(
-        &three(
-            (true, "global_winner"),
-            (false, "yielding_to_peer"),
-            (false, "yielding_to_peer"),
-        ),
-        at(NOW),
-    );
+    let v = build(&east_forges(), at(NOW));
     assert_eq!(
         v.verdict,
         Verdict::OneForger {
@@ -30,14 +23,8 @@ fn one_forging_region_is_one_forger_with_exit_code_0() {
 #[test]
 fn a_lease_held_by_a_pod_incarnation_names_the_pod() {
     // With POD_UID the holder identity is `POD_NAME_POD_UID`.
-    let mut input = three(
-        (true, "global_winner"),
-        (false, "yielding_to_peer"),
-        (false, "yielding_to_peer"),
-    );
-    if let Ok(f) = &mut input[0].fetched {
-        f.leases = vec![lease("east-0_7c6f0a3e-2b1d", "2026-01-01T11:59:58Z")];
-    }
+    let mut input = east_forges();
+    fetched(&mut input, 0).leases = vec![lease("east-0_7c6f0a3e-2b1d", "2026-01-01T11:59:58Z")];
     let v = build(&input, at(NOW));
     let east = &v.rows[0];
     assert_eq!(east.lease_holder.as_deref(), Some("east-0"));
@@ -110,9 +97,7 @@ fn the_leader_report_alone_is_enough_to_see_a_forger() {
         (false, "yielding_to_peer"),
         (false, "yielding_to_peer"),
     );
-    if let Ok(f) = &mut inputs[2].fetched {
-        f.leaders = vec![leader("south-0", true, "global_winner")];
-    }
+    fetched(&mut inputs, 2).leaders = vec![leader("south-0", true, "global_winner")];
     let v = build(&inputs, at(NOW));
     assert!(matches!(v.verdict, Verdict::OneForger { ref region, .. } if region == "south"));
 }
@@ -124,11 +109,11 @@ fn no_forging_region_is_no_forger_since_the_latest_transition_with_exit_code_3()
         (false, "override_disabled"),
         (false, "override_disabled"),
     );
-    if let Ok(f) = &mut inputs[1].fetched
-        && let Some(s) = f.clusters[0].status.as_mut()
-    {
-        s.last_transition = Some("2026-01-01T11:59:00Z".into());
-    }
+    let west = fetched(&mut inputs, 1).clusters[0]
+        .status
+        .as_mut()
+        .expect("status");
+    west.last_transition = Some("2026-01-01T11:59:00Z".into());
     let v = build(&inputs, at(NOW));
     assert_eq!(
         v.verdict,
@@ -145,11 +130,7 @@ fn no_forging_region_is_no_forger_since_the_latest_transition_with_exit_code_3()
 
 #[test]
 fn an_unreadable_context_makes_the_verdict_unknown_unless_two_forge() {
-    let mut inputs = three(
-        (true, "global_winner"),
-        (false, "yielding_to_peer"),
-        (false, "yielding_to_peer"),
-    );
+    let mut inputs = east_forges();
     inputs[2].fetched = Err("connection refused".into());
     let v = build(&inputs, at(NOW));
     assert_eq!(
@@ -162,9 +143,7 @@ fn an_unreadable_context_makes_the_verdict_unknown_unless_two_forge() {
     assert_eq!(v.exit_code, EXIT_UNREACHABLE);
     assert_eq!(v.rows[2].error.as_deref(), Some("connection refused"));
 
-    if let Ok(f) = &mut inputs[1].fetched {
-        f.clusters[0] = cfc("west", 20, true, "override_enabled", "west-0");
-    }
+    fetched(&mut inputs, 1).clusters[0] = cfc("west", 20, true, "override_enabled", "west-0");
     assert_eq!(build(&inputs, at(NOW)).exit_code, EXIT_TWO_FORGERS);
 }
 
@@ -176,9 +155,7 @@ fn the_override_is_evaluated_with_its_time_left_expired_or_invalid() {
         (false, "yielding_to_peer"),
     );
     let set = |inputs: &mut Vec<ContextInput>, o: OverrideSpec| {
-        if let Ok(f) = &mut inputs[0].fetched {
-            f.clusters[0].spec.override_ = Some(o);
-        }
+        fetched(inputs, 0).clusters[0].spec.override_ = Some(o);
     };
     set(
         &mut inputs,
@@ -193,14 +170,7 @@ fn the_override_is_evaluated_with_its_time_left_expired_or_invalid() {
     let v = build(&inputs, at(NOW));
     let o = v.rows[0].override_.clone().expect("override");
     assert_eq!((o.status, o.seconds_left), ("active", Some(3600)));
-    let table = render_table(
-        &v,
-        at(NOW),
-        Style {
-            wide: false,
-            colour: false,
-        },
-    );
+    let table = plain_table(&v, false);
     assert!(table.contains("Disabled 1h00m left"), "{table}");
 
     set(
@@ -241,25 +211,12 @@ fn the_override_is_evaluated_with_its_time_left_expired_or_invalid() {
 
 #[test]
 fn an_expired_lease_is_shown_as_such() {
-    let mut inputs = three(
-        (true, "global_winner"),
-        (false, "yielding_to_peer"),
-        (false, "yielding_to_peer"),
-    );
-    if let Ok(f) = &mut inputs[1].fetched {
-        f.leases = vec![lease("west-1", "2026-01-01T11:59:00Z")];
-    }
+    let mut inputs = east_forges();
+    fetched(&mut inputs, 1).leases = vec![lease("west-1", "2026-01-01T11:59:00Z")];
     let v = build(&inputs, at(NOW));
     assert_eq!(v.rows[1].lease_expired, Some(true));
     assert_eq!(v.rows[1].lease_holder.as_deref(), Some("west-1"));
-    let table = render_table(
-        &v,
-        at(NOW),
-        Style {
-            wide: true,
-            colour: false,
-        },
-    );
+    let table = plain_table(&v, true);
     assert!(table.contains("1m00s EXPIRED"), "{table}");
 }
 
@@ -287,17 +244,11 @@ fn a_single_cluster_namespace_is_read_from_its_cardano_leader() {
 
 #[test]
 fn two_pods_forging_by_their_own_report_are_two_forgers_even_in_one_region() {
-    let mut inputs = three(
-        (true, "global_winner"),
-        (false, "yielding_to_peer"),
-        (false, "yielding_to_peer"),
-    );
-    if let Ok(f) = &mut inputs[0].fetched {
-        f.pods = Ok(vec![
-            pod_input("east-0", true, "global_winner"),
-            pod_input("east-1", true, "global_winner"),
-        ]);
-    }
+    let mut inputs = east_forges();
+    fetched(&mut inputs, 0).pods = Ok(vec![
+        pod_input("east-0", true, "global_winner"),
+        pod_input("east-1", true, "global_winner"),
+    ]);
     let v = build(&inputs, at(NOW));
     assert_eq!(v.exit_code, EXIT_TWO_FORGERS, "{:?}", v.verdict);
     assert_eq!(
@@ -313,20 +264,12 @@ fn two_pods_forging_by_their_own_report_are_two_forgers_even_in_one_region() {
 
 #[test]
 fn a_pod_out_of_reach_is_unknown_and_a_pod_only_the_lease_names_is_shown() {
-    let mut inputs = three(
-        (true, "global_winner"),
-        (false, "yielding_to_peer"),
-        (false, "yielding_to_peer"),
-    );
-    if let Ok(f) = &mut inputs[0].fetched {
-        f.pods = Ok(vec![PodInput {
-            name: "east-0".into(),
-            status: Err("/status not reached (10.0.0.9:9102: connection refused)".into()),
-        }]);
-    }
-    if let Ok(f) = &mut inputs[1].fetched {
-        f.pods = Err("listing pods: 403 forbidden".into());
-    }
+    let mut inputs = east_forges();
+    fetched(&mut inputs, 0).pods = Ok(vec![PodInput {
+        name: "east-0".into(),
+        status: Err("/status not reached (10.0.0.9:9102: connection refused)".into()),
+    }]);
+    fetched(&mut inputs, 1).pods = Err("listing pods: 403 forbidden".into());
     let v = build(&inputs, at(NOW));
     // The statuses still say east forges: one forger.
     assert!(matches!(v.verdict, Verdict::OneForger { ref region, .. } if region == "east"));
@@ -342,14 +285,7 @@ fn a_pod_out_of_reach_is_unknown_and_a_pod_only_the_lease_names_is_shown() {
     assert_eq!(west0.name, "west-0");
     assert!(west0.holds_lease);
     assert!(west0.unknown_why.as_deref().is_some_and(|w| w.contains("403")));
-    let table = render_table(
-        &v,
-        at(NOW),
-        Style {
-            wide: false,
-            colour: false,
-        },
-    );
+    let table = plain_table(&v, false);
     assert!(
         table.lines().any(|l| l.contains("east-0")
             && l.contains("UNKNOWN")
