@@ -23,10 +23,10 @@ const C: &str = "pod-c";
 /// renewals (every retry period from the acquisition) and their deadlines fall between the
 /// Deciders' heartbeats: a Decider that only noticed a passed deadline at its next heartbeat
 /// would be caught late.
-async fn three_ready_pods(fleet: &Fleet) -> Vec<Pod> {
+async fn three_ready_pods(fleet: &Fleet, options: impl Fn() -> PodOptions) -> Vec<Pod> {
     let pods: Vec<Pod> = [A, B, C]
         .into_iter()
-        .map(|n| fleet.start_pod(n, PodOptions::default()))
+        .map(|n| fleet.start_pod(n, options()))
         .collect();
     fleet.sleep_ms(250).await;
     join_all(pods.iter().map(Pod::ready)).await;
@@ -46,6 +46,17 @@ async fn leader<'a>(fleet: &Fleet, pods: &'a [Pod]) -> &'a Pod {
     );
     assert!(leader.decides_to_forge());
     leader
+}
+
+/// On virtual time, three ready pods (`three_ready_pods`, default options) and the one that forges
+/// among them (`leader`), handed to `test`: where most tests here start.
+fn with_a_leader(test: impl AsyncFnOnce(&Fleet, &[Pod], &Pod)) {
+    on_virtual_time(|| async move {
+        let fleet = Fleet::new();
+        let pods = three_ready_pods(&fleet, PodOptions::default).await;
+        let l = leader(&fleet, &pods).await;
+        test(&fleet, &pods, l).await;
+    });
 }
 
 fn ms(d: Duration) -> u64 {
@@ -95,12 +106,70 @@ fn taken_over(fleet: &Fleet, mark: usize, not: &str) -> Entry {
         })
 }
 
+/// How the forging passed on from a pod: its node stopped forging, another pod took the Lease,
+/// another pod's node started forging.
+struct Handover {
+    stop: Entry,
+    taken: Entry,
+    other: Entry,
+}
+
+/// The hand-over from `from` since `mark`, checked to stop `from` before the Lease passed.
+fn handed_over(fleet: &Fleet, mark: usize, from: &str) -> Handover {
+    let stop = first(fleet, mark, from, Did::Forging(false));
+    let taken = taken_over(fleet, mark, from);
+    assert!(taken.seq > stop.seq);
+    let other = forging_started_by_another(fleet, mark, from);
+    Handover { stop, taken, other }
+}
+
+/// The release by `from` since `mark`, checked: its commands were those of a stop for `why`
+/// that gives the Lease up, its node stopped forging before the release, and another pod's
+/// started after it. Returns the stop and the other pod's start.
+fn released_to_another(fleet: &Fleet, mark: usize, from: &str, why: ReloadReason) -> (Entry, Entry) {
+    assert_eq!(
+        fleet.commands_since(from, mark),
+        [
+            Did::Remove,
+            Did::Reload(why),
+            Did::WriteStatus(false),
+            Did::Contend(false),
+            Did::Release,
+        ]
+    );
+    let stop = first(fleet, mark, from, Did::Forging(false));
+    let released = first(fleet, mark, from, Did::Holder(None));
+    assert!(released.seq > stop.seq);
+    let other = forging_started_by_another(fleet, mark, from);
+    assert!(other.seq > released.seq);
+    (stop, other)
+}
+
+/// The commands that reached `pod`'s node from `mark` on.
+fn node_commands(fleet: &Fleet, pod: &str, mark: usize) -> Vec<Did> {
+    fleet
+        .commands_since(pod, mark)
+        .into_iter()
+        .filter(Did::touches_node)
+        .collect()
+}
+
+/// The commands `pod` got from `mark` on, with whether each succeeded.
+fn commands_and_results(fleet: &Fleet, pod: &str, mark: usize) -> Vec<(Did, bool)> {
+    fleet
+        .entries_since(pod, mark)
+        .into_iter()
+        .filter(|e| e.did.is_command())
+        .map(|e| (e.did, e.ok))
+        .collect()
+}
+
 #[test]
 fn a_cold_start_of_three_pods_makes_exactly_one_forge_within_lease_duration_plus_retry() {
     on_virtual_time(|| async {
         let fleet = Fleet::new();
         let started = Instant::now();
-        let _pods = three_ready_pods(&fleet).await;
+        let _pods = three_ready_pods(&fleet, PodOptions::default).await;
         let t = timing();
         fleet.run_checked(ms(t.duration + t.retry_period), 10).await;
         let forgers = fleet.forgers();
@@ -121,40 +190,28 @@ fn a_cold_start_of_three_pods_makes_exactly_one_forge_within_lease_duration_plus
 
 /// API timeouts (or a hang) on the leader's client past the renew deadline.
 fn leader_outage_stops_forging_by_its_renew_deadline(outage: Outage) {
-    on_virtual_time(|| async move {
-        let fleet = Fleet::new();
-        let pods = three_ready_pods(&fleet).await;
-        let l = leader(&fleet, &pods).await;
+    with_a_leader(async move |fleet, _, l| {
         let t = timing();
-
         let mark = fleet.mark();
         l.client.set_outage(outage);
-        let last_renew = last_write_by(&fleet, l.name);
+        let last_renew = last_write_by(fleet, l.name);
         fleet.run_checked(8_000, 10).await;
 
         // The leader stops forging (Remove, then Reload) by last renewal sent + renew deadline.
-        let stop = first(&fleet, mark, l.name, Did::Forging(false));
+        let Handover { stop, taken, other } = handed_over(fleet, mark, l.name);
         assert!(
             stop.at <= last_renew + t.renew_deadline,
             "stopped {:?} after the last renewal; renew deadline {:?}",
             stop.at - last_renew,
             t.renew_deadline
         );
-        let node_cmds: Vec<Did> = fleet
-            .commands_since(l.name, mark)
-            .into_iter()
-            .filter(Did::touches_node)
-            .collect();
         assert_eq!(
-            node_cmds[..2],
+            node_commands(fleet, l.name, mark)[..2],
             [Did::Remove, Did::Reload(ReloadReason::StopForging)]
         );
         // Nobody got the Lease before observation + lease duration, and the leader had
         // stopped by then; another pod forges right after.
-        let taken = taken_over(&fleet, mark, l.name);
-        assert!(taken.seq > stop.seq);
         assert!(taken.at >= last_renew + t.duration, "taken over too early");
-        let other = forging_started_by_another(&fleet, mark, l.name);
         assert!(other.at <= last_renew + t.duration + t.retry_period);
         assert_eq!(fleet.forgers(), vec![other.pod.clone()]);
 
@@ -178,10 +235,7 @@ fn a_hung_api_on_the_leader_stops_its_node_by_its_renew_deadline_before_another_
 
 #[test]
 fn a_short_409_storm_on_the_leader_is_ridden_out_without_a_handover() {
-    on_virtual_time(|| async {
-        let fleet = Fleet::new();
-        let pods = three_ready_pods(&fleet).await;
-        let l = leader(&fleet, &pods).await;
+    with_a_leader(async |fleet, _, l| {
         let mark = fleet.mark();
         l.client.conflict_next_writes(3);
         fleet.run_checked(10_000, 10).await;
@@ -197,31 +251,23 @@ fn a_short_409_storm_on_the_leader_is_ridden_out_without_a_handover() {
 
 #[test]
 fn a_long_409_storm_on_the_leader_hands_over_without_two_forgers() {
-    on_virtual_time(|| async {
-        let fleet = Fleet::new();
-        let pods = three_ready_pods(&fleet).await;
-        let l = leader(&fleet, &pods).await;
+    with_a_leader(async |fleet, _, l| {
         let t = timing();
         let mark = fleet.mark();
-        let last_renew = last_write_by(&fleet, l.name);
+        let last_renew = last_write_by(fleet, l.name);
         l.client.conflict_next_writes(1_000);
         fleet.run_checked(10_000, 10).await;
 
-        let stop = first(&fleet, mark, l.name, Did::Forging(false));
+        let Handover { stop, taken, other } = handed_over(fleet, mark, l.name);
         assert!(stop.at <= last_renew + t.renew_deadline);
-        let taken = taken_over(&fleet, mark, l.name);
-        assert!(taken.seq > stop.seq && taken.at >= last_renew + t.duration);
-        let other = forging_started_by_another(&fleet, mark, l.name);
+        assert!(taken.at >= last_renew + t.duration);
         assert_eq!(fleet.forgers(), vec![other.pod]);
     });
 }
 
 /// The leader's node restarts, coming back `gap_ms` after it died.
 fn node_restart_on_the_leader(gap_ms: u64) {
-    on_virtual_time(|| async move {
-        let fleet = Fleet::new();
-        let pods = three_ready_pods(&fleet).await;
-        let l = leader(&fleet, &pods).await;
+    with_a_leader(async move |fleet, _, l| {
         let mark = fleet.mark();
         let died = Instant::now();
         l.node_down().await;
@@ -238,18 +284,18 @@ fn node_restart_on_the_leader(gap_ms: u64) {
             [Did::Remove, Did::Reload(ReloadReason::StopForging)],
             "{cmds:?}"
         );
-        let removed = first(&fleet, mark, l.name, Did::Remove);
+        let removed = first(fleet, mark, l.name, Did::Remove);
         assert_eq!(removed.at, died, "removed at once");
-        let released = first(&fleet, mark, l.name, Did::Release);
+        let released = first(fleet, mark, l.name, Did::Release);
         assert!(released.seq > removed.seq);
-        let taken = taken_over(&fleet, mark, l.name);
+        let taken = taken_over(fleet, mark, l.name);
         assert!(taken.seq > released.seq);
         assert!(
             taken.at - died < Duration::from_millis(10),
             "handover took {:?}",
             taken.at - died
         );
-        let other = forging_started_by_another(&fleet, mark, l.name);
+        let other = forging_started_by_another(fleet, mark, l.name);
         assert!(other.at - died < Duration::from_millis(10));
         // The restarted node does not forge again, and its files are gone.
         assert_eq!(fleet.forgers(), vec![other.pod]);
@@ -269,10 +315,7 @@ fn a_node_restart_on_the_leader_stops_it_at_once_and_hands_over_without_overlap(
 /// was made, F12); decided again with the node up, the leader starts its new node forging.
 #[test]
 fn a_node_restart_faster_than_its_report_is_stopped_and_forges_again_without_a_handover() {
-    on_virtual_time(|| async move {
-        let fleet = Fleet::new();
-        let pods = three_ready_pods(&fleet).await;
-        let l = leader(&fleet, &pods).await;
+    with_a_leader(async move |fleet, _, l| {
         let mark = fleet.mark();
         l.node_restarted_before_reported().await;
         fleet.run_checked(6_000, 10).await;
@@ -292,7 +335,7 @@ fn a_node_restart_faster_than_its_report_is_stopped_and_forges_again_without_a_h
             ],
             "stopped, then started again; nothing given up"
         );
-        let stopped = first(&fleet, mark, l.name, Did::Forging(false));
+        let stopped = first(fleet, mark, l.name, Did::Forging(false));
         let again = fleet
             .first_since(stopped.seq, Some(l.name), |d| *d == Did::Forging(true))
             .expect("forging again");
@@ -304,23 +347,13 @@ fn a_node_restart_faster_than_its_report_is_stopped_and_forges_again_without_a_h
 
 #[test]
 fn a_rotation_while_forging_installs_and_reloads_the_forging_pod_only() {
-    on_virtual_time(|| async {
-        let fleet = Fleet::new();
-        let pods = three_ready_pods(&fleet).await;
-        let l = leader(&fleet, &pods).await;
+    with_a_leader(async |fleet, pods, l| {
         let mark = fleet.mark();
         join_all(pods.iter().map(Pod::rotated)).await;
         fleet.run_checked(3_000, 10).await;
 
-        let node_cmds = |p: &str| -> Vec<Did> {
-            fleet
-                .commands_since(p, mark)
-                .into_iter()
-                .filter(Did::touches_node)
-                .collect()
-        };
         assert_eq!(
-            node_cmds(l.name),
+            node_commands(fleet, l.name, mark),
             [Did::Install, Did::Reload(ReloadReason::Rotation)]
         );
         for p in pods.iter().filter(|p| p.name != l.name) {
@@ -333,29 +366,12 @@ fn a_rotation_while_forging_installs_and_reloads_the_forging_pod_only() {
 
 #[test]
 fn a_corrupt_rotation_on_the_leader_stops_it_and_releases_so_another_pod_forges() {
-    on_virtual_time(|| async {
-        let fleet = Fleet::new();
-        let pods = three_ready_pods(&fleet).await;
-        let l = leader(&fleet, &pods).await;
+    with_a_leader(async |fleet, _, l| {
         let mark = fleet.mark();
         l.credentials_invalid("kes.skey: not a valid text envelope").await;
         fleet.run_checked(5_000, 10).await;
 
-        assert_eq!(
-            fleet.commands_since(l.name, mark),
-            [
-                Did::Remove,
-                Did::Reload(ReloadReason::StopForging),
-                Did::WriteStatus(false),
-                Did::Contend(false),
-                Did::Release,
-            ]
-        );
-        let stop = first(&fleet, mark, l.name, Did::Forging(false));
-        let released = first(&fleet, mark, l.name, Did::Holder(None));
-        assert!(released.seq > stop.seq);
-        let other = forging_started_by_another(&fleet, mark, l.name);
-        assert!(other.seq > released.seq);
+        let (stop, other) = released_to_another(fleet, mark, l.name, ReloadReason::StopForging);
         assert!(
             other.at - stop.at < Duration::from_millis(10),
             "handover at release"
@@ -373,10 +389,7 @@ fn a_corrupt_rotation_on_the_leader_stops_it_and_releases_so_another_pod_forges(
 
 #[test]
 fn a_crashed_leader_elector_is_restarted_and_keeps_its_tenure_without_two_forgers() {
-    on_virtual_time(|| async {
-        let fleet = Fleet::new();
-        let pods = three_ready_pods(&fleet).await;
-        let l = leader(&fleet, &pods).await;
+    with_a_leader(async |fleet, pods, l| {
         let mark = fleet.mark();
 
         // Its watch fails: the elector stops, its Supervisor restarts it after a backoff, it
@@ -386,7 +399,7 @@ fn a_crashed_leader_elector_is_restarted_and_keeps_its_tenure_without_two_forger
         assert_eq!(l.elector_restarts(), 1);
         assert!(l.elector.connected());
         assert_eq!(fleet.forgers(), vec![l.name.to_string()]);
-        assert!(last_write_by(&fleet, l.name) > Instant::now() - timing().retry_period * 2);
+        assert!(last_write_by(fleet, l.name) > Instant::now() - timing().retry_period * 2);
         // Every elector's watch fails at once, twice.
         for _ in 0..2 {
             fleet.store.break_watches();
@@ -406,15 +419,12 @@ fn a_crashed_leader_elector_is_restarted_and_keeps_its_tenure_without_two_forger
         // It crashes while the API hangs: the restarted elector cannot renew, so the tenure it
         // kept ends at its deadline; the node stops first, then another pod takes over.
         let t = timing();
-        let last_renew = last_write_by(&fleet, l.name);
+        let last_renew = last_write_by(fleet, l.name);
         l.client.set_outage(Outage::Hang);
         l.client.break_watches();
         fleet.run_checked(8_000, 10).await;
-        let stop = first(&fleet, mark, l.name, Did::Forging(false));
+        let Handover { stop, other, .. } = handed_over(fleet, mark, l.name);
         assert!(stop.at <= last_renew + t.renew_deadline);
-        let taken = taken_over(&fleet, mark, l.name);
-        assert!(taken.seq > stop.seq);
-        let other = forging_started_by_another(&fleet, mark, l.name);
         l.client.set_outage(Outage::None);
         fleet.run_checked(5_000, 50).await;
         assert_eq!(fleet.forgers(), vec![other.pod]);
@@ -424,30 +434,13 @@ fn a_crashed_leader_elector_is_restarted_and_keeps_its_tenure_without_two_forger
 
 #[test]
 fn a_graceful_shutdown_of_the_leader_removes_reloads_then_releases_and_another_forges_within_milliseconds() {
-    on_virtual_time(|| async {
-        let fleet = Fleet::new();
-        let pods = three_ready_pods(&fleet).await;
-        let l = leader(&fleet, &pods).await;
+    with_a_leader(async |fleet, _, l| {
         let mark = fleet.mark();
         let asked = Instant::now();
         l.shutdown().await;
         fleet.run_checked(20, 1).await;
 
-        assert_eq!(
-            fleet.commands_since(l.name, mark),
-            [
-                Did::Remove,
-                Did::Reload(ReloadReason::Shutdown),
-                Did::WriteStatus(false),
-                Did::Contend(false),
-                Did::Release,
-            ]
-        );
-        let stop = first(&fleet, mark, l.name, Did::Forging(false));
-        let released = first(&fleet, mark, l.name, Did::Holder(None));
-        assert!(released.seq > stop.seq);
-        let other = forging_started_by_another(&fleet, mark, l.name);
-        assert!(other.seq > released.seq);
+        let (_, other) = released_to_another(fleet, mark, l.name, ReloadReason::Shutdown);
         assert!(
             other.at - asked <= Duration::from_millis(10),
             "took {:?}",
@@ -478,14 +471,8 @@ fn boot_credentials_are_installed_without_a_reload_while_the_node_is_down_and_re
         a.credentials_valid().await;
         fleet.run_checked(5_000, 10).await;
         // The start-up plan (its reload finds no node), then Install only: no reload while down.
-        let entries = fleet.entries_since(A, 0);
-        let cmds: Vec<(Did, bool)> = entries
-            .iter()
-            .filter(|e| e.did.is_command())
-            .map(|e| (e.did.clone(), e.ok))
-            .collect();
         assert_eq!(
-            cmds,
+            commands_and_results(&fleet, A, 0),
             [
                 (Did::Remove, true),
                 (Did::Reload(ReloadReason::Startup), false),
@@ -521,13 +508,8 @@ fn boot_credentials_are_installed_without_a_reload_while_the_node_is_down_and_re
         a.node_down().await;
         fleet.run_checked(5_000, 10).await;
         assert!(fleet.forgers().is_empty());
-        let node_cmds: Vec<Did> = fleet
-            .commands_since(A, mark2)
-            .into_iter()
-            .filter(Did::touches_node)
-            .collect();
         assert_eq!(
-            node_cmds,
+            node_commands(&fleet, A, mark2),
             [Did::Remove, Did::Reload(ReloadReason::StopForging), Did::Install]
         );
         assert!(fleet.node(A).files);
@@ -537,23 +519,14 @@ fn boot_credentials_are_installed_without_a_reload_while_the_node_is_down_and_re
 
 #[test]
 fn a_failed_removal_still_reloads_keeps_the_lease_and_is_retried_before_anything_is_released() {
-    on_virtual_time(|| async {
-        let fleet = Fleet::new();
-        let pods = three_ready_pods(&fleet).await;
-        let l = leader(&fleet, &pods).await;
+    with_a_leader(async |fleet, _, l| {
         let mark = fleet.mark();
         fleet.fail_next(l.name, &Did::Remove, 2);
         l.credentials_invalid("vrf.skey: unreadable").await;
         fleet.run_checked(5_000, 10).await;
 
-        let entries: Vec<(Did, bool)> = fleet
-            .entries_since(l.name, mark)
-            .into_iter()
-            .filter(|e| e.did.is_command())
-            .map(|e| (e.did, e.ok))
-            .collect();
         assert_eq!(
-            entries,
+            commands_and_results(fleet, l.name, mark),
             [
                 // The node is told anyway (some files may be gone), and nothing is handed over.
                 (Did::Remove, false),
@@ -567,10 +540,7 @@ fn a_failed_removal_still_reloads_keeps_the_lease_and_is_retried_before_anything
                 (Did::Release, true),
             ]
         );
-        let stop = first(&fleet, mark, l.name, Did::Forging(false));
-        let taken = taken_over(&fleet, mark, l.name);
-        assert!(taken.seq > stop.seq);
-        forging_started_by_another(&fleet, mark, l.name);
+        handed_over(fleet, mark, l.name);
     });
 }
 
@@ -579,21 +549,13 @@ fn a_leader_whose_node_the_guard_fenced_starts_it_again() {
     // L1-a: the guard's permit lapsed (renewals lost on the way) while the lease renews fine:
     // the node stopped forging; the Decider must not go on claiming to forge with nothing
     // installed.
-    on_virtual_time(|| async {
-        let fleet = Fleet::new();
-        let pods = three_ready_pods(&fleet).await;
-        let l = leader(&fleet, &pods).await;
+    with_a_leader(async |fleet, _, l| {
         let mark = fleet.mark();
         l.fenced().await;
         fleet.run_checked(3_000, 10).await;
         assert_eq!(fleet.forgers(), vec![l.name.to_string()]);
-        let node_cmds: Vec<Did> = fleet
-            .commands_since(l.name, mark)
-            .into_iter()
-            .filter(Did::touches_node)
-            .collect();
         assert_eq!(
-            node_cmds,
+            node_commands(fleet, l.name, mark),
             [Did::Remove, Did::Install, Did::Reload(ReloadReason::StartForging)],
             "after the fence (Remove), install and reload again"
         );
@@ -606,14 +568,11 @@ fn the_stop_at_the_renew_deadline_does_not_wait_for_a_slow_plan_in_flight() {
     // the node for longer than the renew deadline. The stop must not wait for that answer: the
     // plan is abandoned at the deadline and Remove + Reload(StopForging) go out at once (without
     // the guard, nothing else stops a node that forges past the deadline).
-    on_virtual_time(|| async {
-        let fleet = Fleet::new();
-        let pods = three_ready_pods(&fleet).await;
-        let l = leader(&fleet, &pods).await;
+    with_a_leader(async |fleet, _, l| {
         let t = timing();
         let mark = fleet.mark();
         l.client.set_outage(Outage::ServerError);
-        let last_renew = last_write_by(&fleet, l.name);
+        let last_renew = last_write_by(fleet, l.name);
         let slow = t.renew_deadline + Duration::from_secs(4);
         fleet.delay_next(l.name, &Did::Reload(ReloadReason::Rotation), slow);
         l.rotated().await;
@@ -632,11 +591,8 @@ fn the_stop_at_the_renew_deadline_does_not_wait_for_a_slow_plan_in_flight() {
             remove.at - last_renew,
             t.renew_deadline
         );
-        let stop = first(&fleet, mark, l.name, Did::Forging(false));
+        let Handover { stop, .. } = handed_over(fleet, mark, l.name);
         assert!(stop.at <= last_renew + t.renew_deadline + late);
-        let taken = taken_over(&fleet, mark, l.name);
-        assert!(taken.seq > stop.seq);
-        forging_started_by_another(&fleet, mark, l.name);
     });
 }
 
@@ -649,16 +605,11 @@ fn a_stop_that_failed_after_the_node_was_told_leaves_nobody_without_a_forger() {
     // release), not a leader that claims to forge with nothing installed.
     on_virtual_time(|| async {
         let fleet = Fleet::new();
-        let options = || PodOptions {
+        let pods = three_ready_pods(&fleet, || PodOptions {
             status_write_required: true,
             ..PodOptions::default()
-        };
-        let pods: Vec<Pod> = [A, B, C]
-            .into_iter()
-            .map(|n| fleet.start_pod(n, options()))
-            .collect();
-        fleet.sleep_ms(250).await;
-        join_all(pods.iter().map(Pod::ready)).await;
+        })
+        .await;
         let l = leader(&fleet, &pods).await;
         let mark = fleet.mark();
         // The status write hangs for 2 s, then fails; the cause clears meanwhile.
@@ -673,12 +624,7 @@ fn a_stop_that_failed_after_the_node_was_told_leaves_nobody_without_a_forger() {
             fleet.forgers().len(),
             1,
             "nobody forges; the leader's commands since the stop: {:?}",
-            fleet
-                .entries_since(l.name, mark)
-                .into_iter()
-                .filter(|e| e.did.is_command())
-                .map(|e| (e.did, e.ok))
-                .collect::<Vec<_>>()
+            commands_and_results(&fleet, l.name, mark)
         );
     });
 }
@@ -713,10 +659,7 @@ fn a_standby_whose_node_restarts_forging_reloads_it_with_no_credentials() {
         );
         let cmds = fleet.commands_since(A, mark);
         assert_eq!(
-            cmds.iter()
-                .filter(|d| d.touches_node())
-                .cloned()
-                .collect::<Vec<_>>(),
+            node_commands(&fleet, A, mark),
             [Did::Reload(ReloadReason::Startup)],
             "{cmds:?}"
         );
@@ -733,10 +676,7 @@ fn a_standby_whose_node_restarts_forging_reloads_it_with_no_credentials() {
 /// at every change (a release while the new process forges would be a violation).
 #[test]
 fn a_node_process_that_comes_up_forging_during_the_leaders_stop_is_stopped_before_the_release() {
-    on_virtual_time(|| async {
-        let fleet = Fleet::new();
-        let pods = three_ready_pods(&fleet).await;
-        let l = leader(&fleet, &pods).await;
+    with_a_leader(async |fleet, _, l| {
         let mark = fleet.mark();
         fleet.delay_next(l.name, &Did::WriteStatus(false), Duration::from_millis(500));
         l.credentials_invalid("kes.skey: not a valid text envelope").await;
@@ -764,16 +704,16 @@ fn a_node_process_that_comes_up_forging_during_the_leaders_stop_is_stopped_befor
                 Did::Release,
             ]
         );
-        let new_process = first(&fleet, mark, l.name, Did::NodeUp);
+        let new_process = first(fleet, mark, l.name, Did::NodeUp);
         let stopped = fleet
             .first_since(new_process.seq, Some(l.name), |d| *d == Did::Forging(false))
             .expect("the new process stopped");
-        let released = first(&fleet, mark, l.name, Did::Release);
+        let released = first(fleet, mark, l.name, Did::Release);
         assert!(
             released.seq > stopped.seq,
             "released only after the new process stopped"
         );
-        let other = forging_started_by_another(&fleet, mark, l.name);
+        let other = forging_started_by_another(fleet, mark, l.name);
         assert!(other.seq > released.seq);
         assert_eq!(fleet.forgers(), vec![other.pod]);
     });
