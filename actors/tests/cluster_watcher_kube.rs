@@ -6,6 +6,8 @@
 //! configuration; the status is merge-patched, and an unchanged one that is not a claim is not
 //! written again; a first write with no status seen is conditioned on a fresh read, so a write
 //! delayed past another pod's claim is refused.
+mod kube_support;
+
 use std::{sync::Arc, time::Duration};
 
 use actix::{Actor, Addr};
@@ -18,23 +20,20 @@ use forge_actors::{
     testing::Probe,
 };
 use forge_core::{
-    crd::{CardanoForgeCluster, CardanoForgeClusterSpec, ForgeState, NetworkSpec},
-    decision::{Event, Reason, StatusReport},
+    crd::{CardanoForgeCluster, ForgeState},
+    decision::Event,
 };
-use forge_sim::{
-    apiserver::{ApiServer, ApiServerOptions, start_for_test},
-    proxy::FaultProxy,
-};
-use kube::{
-    Api,
-    api::{DeleteParams, Patch, PatchParams},
-};
+use forge_sim::{apiserver::ApiServer, proxy::FaultProxy};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube_support::{eventually, report, server_with_crds, spec, until};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 const NAME: &str = "pool-us-east-1";
 
-/// PATCH requests to CardanoForgeCluster status the API server has answered (its metrics).
-async fn status_patches(server: &ApiServer) -> f64 {
+/// Requests on CardanoForgeClusters the API server has answered (its metrics), by verbs,
+/// subresource ("" for the object) and, when given, response code. (kube-apiserver 1.20 counts
+/// a GET of one custom object under the verb LIST.)
+async fn cfc_requests(server: &ApiServer, verbs: &[&str], subresource: &str, code: Option<&str>) -> f64 {
     let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
         .await
         .expect("admin");
@@ -44,20 +43,12 @@ async fn status_patches(server: &ApiServer) -> f64 {
         .filter(|l| {
             l.starts_with("apiserver_request_total{")
                 && l.contains("resource=\"cardanoforgeclusters\"")
-                && l.contains("subresource=\"status\"")
-                && l.contains("verb=\"PATCH\"")
+                && l.contains(&format!("subresource=\"{subresource}\""))
+                && verbs.iter().any(|v| l.contains(&format!("verb=\"{v}\"")))
+                && code.is_none_or(|c| l.contains(&format!("code=\"{c}\"")))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-fn spec() -> CardanoForgeClusterSpec {
-    CardanoForgeClusterSpec::new(
-        ForgeState::PriorityBased,
-        1,
-        "us-east-1",
-        NetworkSpec::new("preview", 2),
-    )
 }
 
 /// A pod's ClusterWatcher and StatusWriter, wired as `src/run.rs` wires them: the watcher's
@@ -86,46 +77,16 @@ async fn watcher(server: &ApiServer, pod: &str) -> (Probe, Addr<StatusWriter>) {
     (probe, writer)
 }
 
-async fn until(probe: &Probe, what: &str, f: impl Fn(&Event) -> bool) -> Event {
-    for _ in 0..200 {
-        if let Some(e) = probe.events().into_iter().rev().find(|e| f(e)) {
-            return e;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what} not reported within 10 s: {:?}", probe.events());
-}
-
-fn report(forging: bool, generation: Option<i64>) -> StatusReport {
-    StatusReport {
-        forging_enabled: forging,
-        effective_state: ForgeState::PriorityBased,
-        effective_priority: 1,
-        reason: if forging {
-            Reason::SingleClusterLeader
-        } else {
-            Reason::NodeDown
-        },
-        observed_generation: generation,
-        tickets: None,
-    }
-}
-
 #[actix::test]
 async fn the_cluster_watcher_follows_creates_and_writes_our_cardano_forge_cluster() {
-    let Some(server) = start_for_test(
+    let Some((server, _, cfcs)) = server_with_crds(
         "the_cluster_watcher_follows_creates_and_writes_our_cardano_forge_cluster",
-        ApiServerOptions::with_identities(["pod-0"]),
+        "pod-0",
     )
     .await
     else {
         return;
     };
-    let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
-        .await
-        .expect("admin");
-    server.install_crds().await.expect("CRDs");
-    let cfcs: Api<CardanoForgeCluster> = Api::namespaced(admin, "default");
 
     // Two replicas start together: one creates, the other reads theirs (409), both report.
     let (p0, w0) = watcher(&server, "pod-0").await;
@@ -196,13 +157,13 @@ async fn the_cluster_watcher_follows_creates_and_writes_our_cardano_forge_cluste
         .await
         .expect("mailbox")
         .expect("claim written");
-    let patches = status_patches(&server).await;
+    let patches = cfc_requests(&server, &["PATCH"], "status", None).await;
     w0.send(WriteStatus(report(true, Some(1))))
         .await
         .expect("mailbox")
         .expect("claim written again");
     assert!(
-        status_patches(&server).await > patches,
+        cfc_requests(&server, &["PATCH"], "status", None).await > patches,
         "an unchanged claim was confirmed from the cache, not written"
     );
 
@@ -259,38 +220,14 @@ async fn the_cluster_watcher_follows_creates_and_writes_our_cardano_forge_cluste
     )
     .await;
     drop(e);
-    for _ in 0..200 {
-        let after = p0.events().split_off(before);
-        if after
+    let recreated = eventually(200, Duration::from_millis(50), || {
+        p0.events()
+            .split_off(before)
             .iter()
             .any(|e| matches!(e, Event::ClusterSpecChanged { spec: s, .. } if **s == spec()))
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("not re-created from configuration: {:?}", p0.events());
-}
-
-/// Requests on CardanoForgeClusters the API server has answered (its metrics), by verbs,
-/// subresource ("" for the object) and, when given, response code. (kube-apiserver 1.20 counts
-/// a GET of one custom object under the verb LIST.)
-async fn cfc_requests(server: &ApiServer, verbs: &[&str], subresource: &str, code: Option<&str>) -> f64 {
-    let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
-        .await
-        .expect("admin");
-    let request = http::Request::get("/metrics").body(Vec::new()).expect("request");
-    let text = admin.request_text(request).await.expect("metrics");
-    text.lines()
-        .filter(|l| {
-            l.starts_with("apiserver_request_total{")
-                && l.contains("resource=\"cardanoforgeclusters\"")
-                && l.contains(&format!("subresource=\"{subresource}\""))
-                && verbs.iter().any(|v| l.contains(&format!("verb=\"{v}\"")))
-                && code.is_none_or(|c| l.contains(&format!("code=\"{c}\"")))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    })
+    .await;
+    assert!(recreated, "not re-created from configuration: {:?}", p0.events());
 }
 
 /// F15: the first CardanoForgeCluster status write of a writer that has seen no status yet
@@ -301,19 +238,14 @@ async fn cfc_requests(server: &ApiServer, verbs: &[&str], subresource: &str, cod
 /// between the read and the delayed patch.
 #[actix::test]
 async fn a_first_status_write_based_on_a_stale_read_is_refused_and_not_applied() {
-    let Some(server) = start_for_test(
+    let Some((server, _, cfcs)) = server_with_crds(
         "a_first_status_write_based_on_a_stale_read_is_refused_and_not_applied",
-        ApiServerOptions::with_identities(["pod-0"]),
+        "pod-0",
     )
     .await
     else {
         return;
     };
-    let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
-        .await
-        .expect("admin");
-    server.install_crds().await.expect("CRDs");
-    let cfcs: Api<CardanoForgeCluster> = Api::namespaced(admin, "default");
     cfcs.create(&Default::default(), &CardanoForgeCluster::new(NAME, spec()))
         .await
         .expect("create");

@@ -1,6 +1,7 @@
 //! The StatusWriter on its in-memory ports (`forge_actors::testing::MemoryObject`): what it
 //! writes, when it writes nothing, and how a write that another pod overtook fails. The same
 //! behaviour against the real API server is in `cluster_watcher_kube.rs`.
+mod kube_support;
 
 use std::sync::Arc;
 
@@ -11,39 +12,22 @@ use forge_actors::{
     testing::MemoryObject,
 };
 use forge_core::{
-    crd::{
-        CardanoForgeCluster, CardanoForgeClusterSpec, CardanoForgeClusterStatus, CardanoLeader, ForgeState,
-        NetworkSpec,
-    },
-    decision::{Reason, StatusReport},
+    crd::{CardanoForgeCluster, CardanoForgeClusterStatus, CardanoLeader},
+    decision::StatusReport,
 };
 use kube::api::ObjectMeta;
+use kube_support::spec;
 
+/// The status report of generation 1 (`kube_support::report`).
 fn report(forging: bool) -> StatusReport {
-    StatusReport {
-        forging_enabled: forging,
-        effective_state: ForgeState::PriorityBased,
-        effective_priority: 1,
-        reason: if forging {
-            Reason::SingleClusterLeader
-        } else {
-            Reason::NodeDown
-        },
-        observed_generation: Some(1),
-        tickets: None,
-    }
+    kube_support::report(forging, Some(1))
 }
 
 fn cluster() -> MemoryObject<CardanoForgeCluster> {
     let cfc = MemoryObject::new("pool-us-east-1");
     cfc.write_foreign(CardanoForgeCluster {
         metadata: ObjectMeta::default(),
-        spec: CardanoForgeClusterSpec::new(
-            ForgeState::PriorityBased,
-            1,
-            "us-east-1",
-            NetworkSpec::new("preview", 2),
-        ),
+        spec: spec(),
         status: None,
     });
     cfc
