@@ -5,11 +5,12 @@
 //! peer is followed by watches: its Lease renewals are reported from them, a change of its CFC
 //! makes a leader read at once, and a read follows once the Lease shows nothing new for the
 //! resync period.
+mod kube_support;
+
 use std::time::Duration;
 
 use actix::Actor;
 use forge_actors::{
-    adapters::kube::client,
     clock::Clock,
     peer_watcher::{PeerMetrics, PeerSettings, PeerWatcher},
     testing::Probe,
@@ -18,25 +19,18 @@ use forge_core::{
     crd::{CardanoForgeCluster, CardanoForgeClusterSpec, CardanoForgeClusterStatus, NetworkSpec},
     decision::Event,
 };
-use forge_sim::apiserver::{ApiServer, ApiServerOptions, start_for_test};
+use forge_sim::apiserver::ApiServer;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use kube::{
     Api, Client,
     api::{ObjectMeta, Patch, PatchParams, PostParams},
 };
-
-const TIMEOUT: Duration = Duration::from_secs(2);
+use kube_support::{eventually, server_with_crds, until};
 
 /// The peer region "east": a real API server (the identity `east-0`) with the CRDs, its
 /// admin client and the CardanoForgeCluster API in `default`; `None` when the test is skipped.
 async fn east(test: &str) -> Option<(ApiServer, Client, Api<CardanoForgeCluster>)> {
-    let server = start_for_test(test, ApiServerOptions::with_identities(["east-0"])).await?;
-    let admin = client(Some(server.admin_kubeconfig()), TIMEOUT)
-        .await
-        .expect("admin");
-    server.install_crds().await.expect("CRDs");
-    let cfcs = Api::namespaced(admin.clone(), "default");
-    Some((server, admin, cfcs))
+    server_with_crds(test, "east-0").await
 }
 
 /// East's CardanoForgeCluster `pool-east` (priority 1), without a status.
@@ -51,14 +45,57 @@ async fn create_pool_east(cfcs: &Api<CardanoForgeCluster>) {
         .expect("create CFC");
 }
 
-async fn until(probe: &Probe, what: &str, f: impl Fn(&Event) -> bool) -> Event {
-    for _ in 0..200 {
-        if let Some(e) = probe.events().into_iter().rev().find(|e| f(e)) {
-            return e;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// Merge-patches the status of east's CardanoForgeCluster.
+async fn set_east_status(cfcs: &Api<CardanoForgeCluster>, status: CardanoForgeClusterStatus) {
+    cfcs.patch_status(
+        "pool-east",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({ "status": status })),
+    )
+    .await
+    .expect("status");
+}
+
+/// Creates east's Lease under our lease name, held by `holder` for 15 s; returns the Lease API.
+async fn create_east_lease(admin: Client, holder: &str) -> Api<Lease> {
+    let leases: Api<Lease> = Api::namespaced(admin, "default");
+    leases
+        .create(
+            &PostParams::default(),
+            &Lease {
+                metadata: ObjectMeta {
+                    name: Some("cardano-node-leader".into()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some(holder.into()),
+                    lease_duration_seconds: Some(15),
+                    ..LeaseSpec::default()
+                }),
+            },
+        )
+        .await
+        .expect("lease");
+    leases
+}
+
+/// A PeerWatcher's settings for east (its admin kubeconfig, our lease name, reads that time out
+/// after 500 ms), reading every `every`, with the resync period `resync`.
+fn east_settings(server: &ApiServer, every: Duration, resync: Duration) -> PeerSettings {
+    PeerSettings {
+        name: "pool-east".into(),
+        kubeconfig: server.admin_kubeconfig().to_path_buf(),
+        namespace: "default".into(),
+        lease: "cardano-node-leader".into(),
+        every,
+        timeout: Duration::from_millis(500),
+        resync,
     }
-    panic!("{what} not reported within 10 s: {:?}", probe.events());
+}
+
+/// How many of the events `probe` got match `f`.
+fn count(probe: &Probe, f: impl Fn(&Event) -> bool) -> usize {
+    probe.events().iter().filter(|e| f(e)).count()
 }
 
 #[actix::test]
@@ -73,15 +110,7 @@ async fn the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable() {
     let metrics = PeerMetrics::register(&registry).expect("metrics");
     let probe = Probe::start();
     let clock = Clock::new();
-    let settings = PeerSettings {
-        name: "pool-east".into(),
-        kubeconfig: server.admin_kubeconfig().to_path_buf(),
-        namespace: "default".into(),
-        lease: "cardano-node-leader".into(),
-        every: Duration::from_millis(200),
-        timeout: Duration::from_millis(500),
-        resync: Duration::from_secs(2),
-    };
+    let settings = east_settings(&server, Duration::from_millis(200), Duration::from_secs(2));
     let _watcher = PeerWatcher::new(settings.clone(), clock, probe.recipient(), Some(metrics)).start();
 
     // No CFC yet: observed, without a status (counts as "may be forging").
@@ -98,31 +127,8 @@ async fn the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable() {
         effective_priority: Some(1),
         ..Default::default()
     };
-    cfcs.patch_status(
-        "pool-east",
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({ "status": status })),
-    )
-    .await
-    .expect("status");
-    let leases: Api<Lease> = Api::namespaced(admin, "default");
-    leases
-        .create(
-            &PostParams::default(),
-            &Lease {
-                metadata: ObjectMeta {
-                    name: Some("cardano-node-leader".into()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(LeaseSpec {
-                    holder_identity: Some("east-0".into()),
-                    lease_duration_seconds: Some(15),
-                    ..LeaseSpec::default()
-                }),
-            },
-        )
-        .await
-        .expect("lease");
+    set_east_status(&cfcs, status).await;
+    create_east_lease(admin, "east-0").await;
     let e = until(
         &probe,
         "the status",
@@ -174,12 +180,7 @@ async fn the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable() {
         None,
     )
     .start();
-    let observed = |p: &Probe| {
-        p.events()
-            .iter()
-            .filter(|e| matches!(e, Event::PeerObserved { .. }))
-            .count()
-    };
+    let observed = |p: &Probe| count(p, |e| matches!(e, Event::PeerObserved { .. }));
     until(&slow_probe, "the first read", |e| {
         matches!(e, Event::PeerObserved { .. })
     })
@@ -227,60 +228,21 @@ async fn a_peer_lease_not_held_by_the_peers_active_leader_is_not_reported() {
         active_leader: Some("east-1".into()),
         ..Default::default()
     };
-    cfcs.patch_status(
-        "pool-east",
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({ "status": status })),
-    )
-    .await
-    .expect("status");
+    set_east_status(&cfcs, status).await;
     // A vacant Lease under our lease name: not the leader's.
-    let leases: Api<Lease> = Api::namespaced(admin, "default");
-    leases
-        .create(
-            &PostParams::default(),
-            &Lease {
-                metadata: ObjectMeta {
-                    name: Some("cardano-node-leader".into()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(LeaseSpec {
-                    holder_identity: Some(String::new()),
-                    lease_duration_seconds: Some(15),
-                    ..LeaseSpec::default()
-                }),
-            },
-        )
-        .await
-        .expect("lease");
+    let leases = create_east_lease(admin, "").await;
 
     let probe = Probe::start();
     let clock = Clock::new();
-    let settings = PeerSettings {
-        name: "pool-east".into(),
-        kubeconfig: server.admin_kubeconfig().to_path_buf(),
-        namespace: "default".into(),
-        lease: "cardano-node-leader".into(),
-        every: Duration::from_millis(100),
-        timeout: Duration::from_millis(500),
-        resync: Duration::from_millis(300),
-    };
+    let settings = east_settings(&server, Duration::from_millis(100), Duration::from_millis(300));
     let _watcher = PeerWatcher::new(settings, clock, probe.recipient(), None).start();
     let leader_reads = |p: &Probe| {
-        p.events()
-            .iter()
-            .filter(|e| {
-                matches!(e, Event::PeerObserved { status: Some(s), .. }
-                    if s.active_leader.as_deref() == Some("east-1"))
-            })
-            .count()
+        count(p, |e| {
+            matches!(e, Event::PeerObserved { status: Some(s), .. }
+                if s.active_leader.as_deref() == Some("east-1"))
+        })
     };
-    for _ in 0..200 {
-        if leader_reads(&probe) >= 5 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(200, Duration::from_millis(50), || leader_reads(&probe) >= 5).await;
     assert!(
         leader_reads(&probe) >= 5,
         "the CFC was read: {:?}",
@@ -337,34 +299,11 @@ async fn a_peer_is_followed_by_watches_and_read_only_when_a_decision_needs_it() 
                 active_leader: Some("east-0".into()),
                 ..Default::default()
             };
-            cfcs.patch_status(
-                "pool-east",
-                &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({ "status": status })),
-            )
-            .await
-            .expect("status");
+            set_east_status(&cfcs, status).await;
         }
     };
     set_status(true).await;
-    let leases: Api<Lease> = Api::namespaced(admin, "default");
-    leases
-        .create(
-            &PostParams::default(),
-            &Lease {
-                metadata: ObjectMeta {
-                    name: Some("cardano-node-leader".into()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(LeaseSpec {
-                    holder_identity: Some("east-0".into()),
-                    lease_duration_seconds: Some(15),
-                    ..LeaseSpec::default()
-                }),
-            },
-        )
-        .await
-        .expect("lease");
+    let leases = create_east_lease(admin, "east-0").await;
     let renew = |n: u32| {
         let leases = leases.clone();
         async move {
@@ -387,30 +326,12 @@ async fn a_peer_is_followed_by_watches_and_read_only_when_a_decision_needs_it() 
     let clock = Clock::new();
     let resync = Duration::from_secs(3);
     let leader = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let settings = PeerSettings {
-        name: "pool-east".into(),
-        kubeconfig: server.admin_kubeconfig().to_path_buf(),
-        namespace: "default".into(),
-        lease: "cardano-node-leader".into(),
-        every: Duration::from_millis(100),
-        timeout: Duration::from_millis(500),
-        resync,
-    };
+    let settings = east_settings(&server, Duration::from_millis(100), resync);
     let _watcher = PeerWatcher::new(settings, clock, probe.recipient(), Some(metrics))
         .with_leader_gate(leader.clone(), resync)
         .start();
-    let reads = |p: &Probe| {
-        p.events()
-            .iter()
-            .filter(|e| matches!(e, Event::PeerObserved { .. }))
-            .count()
-    };
-    let leases_seen = |p: &Probe| {
-        p.events()
-            .iter()
-            .filter(|e| matches!(e, Event::PeerLeaseObserved { .. }))
-            .count()
-    };
+    let reads = |p: &Probe| count(p, |e| matches!(e, Event::PeerObserved { .. }));
+    let leases_seen = |p: &Probe| count(p, |e| matches!(e, Event::PeerLeaseObserved { .. }));
     until(&probe, "the first read", |e| {
         matches!(e, Event::PeerObserved { .. })
     })
@@ -439,12 +360,7 @@ async fn a_peer_is_followed_by_watches_and_read_only_when_a_decision_needs_it() 
     // for longer, so its first tick as leader reads (`resync`). Wait for that read, so that the
     // change below can only be read because a watch showed it.
     leader.store(true, std::sync::atomic::Ordering::Relaxed);
-    for _ in 0..100 {
-        if reads(&probe) > reads_before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(100, Duration::from_millis(20), || reads(&probe) > reads_before).await;
     assert!(
         reads(&probe) > reads_before,
         "a new leader did not read a peer it had not read for a resync period"
@@ -492,12 +408,10 @@ async fn a_peer_is_followed_by_watches_and_read_only_when_a_decision_needs_it() 
         matches!(e, Event::PeerLeaseObserved { record, sent_at, .. }
             if *record == last && *sent_at >= first_seen + resync)
     };
-    for _ in 0..160 {
-        if probe.events().iter().any(proof) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(160, Duration::from_millis(50), || {
+        probe.events().iter().any(proof)
+    })
+    .await;
     assert!(
         probe.events().iter().any(proof),
         "no read of the unrenewed Lease a resync period after it was first seen: {:?}",
