@@ -45,8 +45,15 @@ async fn create_pool_east(cfcs: &Api<CardanoForgeCluster>) {
         .expect("create CFC");
 }
 
-/// Merge-patches the status of east's CardanoForgeCluster.
-async fn set_east_status(cfcs: &Api<CardanoForgeCluster>, status: CardanoForgeClusterStatus) {
+/// Merge-patches the status of east's CardanoForgeCluster: `forging` or not, at priority 1,
+/// with `leader` as its active leader when given.
+async fn set_east_status(cfcs: &Api<CardanoForgeCluster>, forging: bool, leader: Option<&str>) {
+    let status = CardanoForgeClusterStatus {
+        forging_enabled: Some(forging),
+        effective_priority: Some(1),
+        active_leader: leader.map(Into::into),
+        ..Default::default()
+    };
     cfcs.patch_status(
         "pool-east",
         &PatchParams::default(),
@@ -122,12 +129,7 @@ async fn the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable() {
 
     // The CFC and its status, and the Lease.
     create_pool_east(&cfcs).await;
-    let status = CardanoForgeClusterStatus {
-        forging_enabled: Some(true),
-        effective_priority: Some(1),
-        ..Default::default()
-    };
-    set_east_status(&cfcs, status).await;
+    set_east_status(&cfcs, true, None).await;
     create_east_lease(admin, "east-0").await;
     let e = until(
         &probe,
@@ -222,13 +224,7 @@ async fn a_peer_lease_not_held_by_the_peers_active_leader_is_not_reported() {
         return;
     };
     create_pool_east(&cfcs).await;
-    let status = CardanoForgeClusterStatus {
-        forging_enabled: Some(true),
-        effective_priority: Some(1),
-        active_leader: Some("east-1".into()),
-        ..Default::default()
-    };
-    set_east_status(&cfcs, status).await;
+    set_east_status(&cfcs, true, Some("east-1")).await;
     // A vacant Lease under our lease name: not the leader's.
     let leases = create_east_lease(admin, "").await;
 
@@ -290,19 +286,7 @@ async fn a_peer_is_followed_by_watches_and_read_only_when_a_decision_needs_it() 
         return;
     };
     create_pool_east(&cfcs).await;
-    let set_status = |forging: bool| {
-        let cfcs = cfcs.clone();
-        async move {
-            let status = CardanoForgeClusterStatus {
-                forging_enabled: Some(forging),
-                effective_priority: Some(1),
-                active_leader: Some("east-0".into()),
-                ..Default::default()
-            };
-            set_east_status(&cfcs, status).await;
-        }
-    };
-    set_status(true).await;
+    set_east_status(&cfcs, true, Some("east-0")).await;
     let leases = create_east_lease(admin, "east-0").await;
     let renew = |n: u32| {
         let leases = leases.clone();
@@ -367,7 +351,7 @@ async fn a_peer_is_followed_by_watches_and_read_only_when_a_decision_needs_it() 
     );
     // The peer's CFC changes (it stops forging) and is read at once.
     let changed = clock.now();
-    set_status(false).await;
+    set_east_status(&cfcs, false, Some("east-0")).await;
     let e = until(
         &probe,
         "the changed CFC read",
