@@ -401,7 +401,7 @@ impl Cluster {
         (per, total)
     }
 
-    /// Stops everything and removes everything it made (see the module docs). Idempotent.
+    /// Stops everything and removes everything it made (see the [module docs](super)). Idempotent.
     pub fn stop(&mut self) {
         // The kubelet first, so that it restarts nothing while the containers go.
         if let Some(i) = self.procs.iter().position(|p| p.name == "kubelet") {
