@@ -12,10 +12,16 @@
 //! Time fields are RFC 3339 strings with `format: date-time` in the schema rather than parsed
 //! timestamps, so an object written by another tool never makes a whole watch fail to
 //! deserialize; the decision engine parses them and fails closed with a reason. No I/O here.
+//!
+//! `CardanoForgeCluster` and the types both share are here; `CardanoLeader` is in `leader`.
 
 // kube's `printcolumn(...)` repeats `type_ = ...` per column, which clippy mistakes for a
 // duplicated attribute.
 #![allow(clippy::duplicated_attributes)]
+
+mod leader;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
@@ -23,6 +29,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::{CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+pub use leader::{CardanoLeader, CardanoLeaderSpec, CardanoLeaderStatus};
 
 /// The API group of both resources.
 pub const GROUP: &str = "cardano.io";
@@ -402,181 +410,7 @@ pub struct Condition {
     pub observed_generation: Option<i64>,
 }
 
-/// Informational spec of a CardanoLeader (the reference chart creates it as `spec: {}`).
-#[derive(CustomResource, Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
-#[kube(
-    group = "cardano.io",
-    version = "v1",
-    kind = "CardanoLeader",
-    singular = "cardanoleader",
-    plural = "cardanoleaders",
-    namespaced,
-    status = "CardanoLeaderStatus",
-    shortname = "cl",
-    shortname = "leader",
-    category = "cardano",
-    category = "blockchain",
-    printcolumn(name = "Leader Pod", type_ = "string", json_path = ".status.leaderPod"),
-    printcolumn(name = "Forging", type_ = "boolean", json_path = ".status.forgingEnabled"),
-    printcolumn(
-        name = "Last Transition",
-        type_ = "date",
-        json_path = ".status.lastTransitionTime"
-    ),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.reason", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
-)]
-#[serde(rename_all = "camelCase")]
-pub struct CardanoLeaderSpec {
-    /// Namespace of the StatefulSet (informational).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    /// Free text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 256))]
-    pub description: Option<String>,
-}
-
-/// `status` of a CardanoLeader, written by the local lease holder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct CardanoLeaderStatus {
-    /// The pod holding the lease ("" when none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub leader_pod: Option<String>,
-    /// Whether that pod's node forges.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub forging_enabled: Option<bool>,
-    /// When leader or forging last changed (RFC 3339), not rewritten on every renewal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("format" = "date-time"))]
-    pub last_transition_time: Option<String>,
-    /// Machine-readable reason of the current decision.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Human-readable explanation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Ready, LeaderElected.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
-    /// The generation this status was computed from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-}
-
 /// Both CustomResourceDefinitions, in the order `forge-manager crds` prints them.
 pub fn definitions() -> Vec<CustomResourceDefinition> {
     vec![CardanoForgeCluster::crd(), CardanoLeader::crd()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn schema_of(crd: &CustomResourceDefinition) -> serde_json::Value {
-        let v = serde_json::to_value(crd).expect("CRD serializes");
-        v["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
-    }
-
-    #[test]
-    fn forge_cluster_crd_has_names_scope_and_status_subresource() {
-        let crd = CardanoForgeCluster::crd();
-        assert_eq!(
-            crd.metadata.name.as_deref(),
-            Some("cardanoforgeclusters.cardano.io")
-        );
-        assert_eq!(crd.spec.scope, "Namespaced");
-        assert_eq!(crd.spec.names.singular.as_deref(), Some("cardanoforgecluster"));
-        assert_eq!(crd.spec.names.short_names, Some(vec!["cfc".to_string()]));
-        let v = &crd.spec.versions[0];
-        assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
-        let cols: Vec<_> = v
-            .additional_printer_columns
-            .iter()
-            .flatten()
-            .map(|c| c.name.as_str())
-            .collect();
-        assert!(cols.contains(&"State") && cols.contains(&"Priority") && cols.contains(&"Leader"));
-    }
-
-    #[test]
-    fn forge_cluster_schema_keeps_reference_constraints_minus_its_mistakes() {
-        let s = schema_of(&CardanoForgeCluster::crd());
-        let spec = &s["properties"]["spec"];
-        let required: Vec<_> = spec["required"]
-            .as_array()
-            .expect("required list")
-            .iter()
-            .collect();
-        assert!(required.contains(&&serde_json::json!("region")));
-        assert!(required.contains(&&serde_json::json!("network")));
-        assert!(
-            !required.contains(&&serde_json::json!("pool")),
-            "pool must be optional"
-        );
-        assert_eq!(spec["properties"]["priority"]["minimum"].as_f64(), Some(1.0));
-        assert_eq!(spec["properties"]["priority"]["maximum"].as_f64(), Some(999.0));
-        let pool_required = &spec["properties"]["pool"]["required"];
-        assert!(
-            pool_required.is_null(),
-            "pool.id and pool.idHex are optional: {pool_required}"
-        );
-        let force = &spec["properties"]["override"]["properties"]["forceState"]["enum"];
-        assert!(
-            force
-                .as_array()
-                .expect("enum")
-                .contains(&serde_json::json!("Priority-based"))
-        );
-        let network_name = &spec["properties"]["network"]["properties"]["name"];
-        assert!(network_name["enum"].is_null(), "network name is free-form");
-        assert_eq!(
-            spec["properties"]["override"]["properties"]["expiresAt"]["format"],
-            serde_json::json!("date-time")
-        );
-    }
-
-    #[test]
-    fn leader_crd_has_both_short_names() {
-        let crd = CardanoLeader::crd();
-        assert_eq!(crd.metadata.name.as_deref(), Some("cardanoleaders.cardano.io"));
-        assert_eq!(
-            crd.spec.names.short_names,
-            Some(vec!["cl".to_string(), "leader".to_string()])
-        );
-    }
-
-    #[test]
-    fn a_reference_chart_object_deserializes() {
-        let yaml = r#"
-apiVersion: cardano.io/v1
-kind: CardanoForgeCluster
-metadata: {name: mainnet-pool1abcd-us-east-1, namespace: cardano}
-spec:
-  network: {name: mainnet, magic: 764824073, era: cardano}
-  region: us-east-1
-  priority: 1
-  forgeState: Priority-based
-  application: {type: block-producer, environment: production, version: 0.3.1}
-  healthCheck: {enabled: true, endpoint: "http://x/health", interval: 30s, timeout: 10s, failureThreshold: 3}
-  override: {enabled: false}
-status: {}
-"#;
-        let cfc: CardanoForgeCluster = serde_yaml::from_str(yaml).expect("reference object parses");
-        assert_eq!(cfc.spec.forge_state, ForgeState::PriorityBased);
-        assert_eq!(cfc.spec.priority, 1);
-        assert!(cfc.spec.pool.is_none());
-    }
-
-    #[test]
-    fn priority_and_state_default_when_absent() {
-        let cfc: CardanoForgeClusterSpec = serde_json::from_value(
-            serde_json::json!({"region": "eu", "network": {"name": "preview", "magic": 2}}),
-        )
-        .expect("minimal spec parses");
-        assert_eq!(cfc.priority, DEFAULT_PRIORITY);
-        assert_eq!(cfc.forge_state, ForgeState::PriorityBased);
-        assert_eq!(cfc.network.era, "conway");
-    }
 }
