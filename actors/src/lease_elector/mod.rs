@@ -18,10 +18,11 @@
 //!   `create` when the Lease is absent. At most one call (read or write) is in flight. A 409
 //!   means someone else wrote first: we re-read and decide again, writing at once at most
 //!   [`MAX_IMMEDIATE_CONFLICTS`] times per retry period so a conflict storm cannot make us spin.
-//! - Records come from forge-core ([`acquisition_record`], [`release_record`]): the holder,
-//!   `acquireTime` and `leaseTransitions + 1` on a holder change, our duration, and a
-//!   `renewTime` that always moves forward (at least 1 µs past the one we wrote last), because
-//!   the API server skips an update that changes nothing and the `resourceVersion` then stays.
+//! - Records come from forge-core ([`acquisition_record`](forge_core::lease::acquisition_record),
+//!   [`release_record`](forge_core::lease::release_record)): the holder, `acquireTime` and
+//!   `leaseTransitions + 1` on a holder change, our duration, and a `renewTime` that always
+//!   moves forward (at least 1 µs past the one we wrote last), because the API server skips an
+//!   update that changes nothing and the `resourceVersion` then stays.
 //! - Another holder's lease counts as expired only via [`LeaseObservation`]: a full lease
 //!   duration after *we* observed its record last change, on our monotonic clock; never by its
 //!   `renewTime` against our wall clock. A standby arms a timer at `earliest_takeover`.
@@ -58,9 +59,21 @@
 //! time, and after reconnecting we renew at once. Reporting a loss on every restart instead
 //! would make a watch blip stop forging for nothing: safety never depended on it, because the
 //! Decider stops forging at the deadline by itself (S1).
+//!
+//! # Layout
+//!
+//! This file holds the state (per connection, and kept across restarts), the constructor, the
+//! facts and metrics, and the connection; `observation.rs` what we know of the Lease and the
+//! tenure it implies, `timers.rs` the deadline, takeover and tick timers, `claim.rs` acquiring
+//! and renewing, `release.rs` contending and releasing, `actor.rs` the lifecycle and
+//! `handlers.rs` one handler per message.
 
 mod actor;
+mod claim;
 mod handlers;
+mod observation;
+mod release;
+mod timers;
 
 use std::{
     hash::{Hash, Hasher},
@@ -68,21 +81,19 @@ use std::{
     time::Duration,
 };
 
-use actix::{ActorFutureExt, AsyncContext, Context, Recipient, SpawnHandle, WrapFuture};
+use actix::{AsyncContext, Context, Recipient, SpawnHandle};
 use forge_core::{
     config::LeaseTiming,
     decision::Event,
-    lease::{HeldLease, LeaseObservation, LeaseRecord, Mono, Verdict, acquisition_record, release_record},
+    lease::{HeldLease, LeaseObservation, Mono},
 };
-use futures::future::BoxFuture;
-use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     clock::Clock,
-    messages::{CommandFailed, CommandResult, Fact},
+    messages::{CommandResult, Fact},
     metrics::Metrics,
-    ports::{ApiError, ApiErrorKind, LeaseApi, LeaseSnapshot},
+    ports::{ApiError, LeaseApi},
     supervisor::Restarts,
 };
 
@@ -278,543 +289,6 @@ impl LeaseElector {
                 }
             }
         });
-    }
-
-    // === what we know ===
-
-    /// The holder as we know it (`None`: vacant or absent); `None` too when unknown.
-    fn known_holder(&self) -> Option<Option<String>> {
-        match &self.conn.seen {
-            Seen::Unknown => None,
-            Seen::Absent => Some(None),
-            Seen::Present(o) => Some(o.record.holder().map(str::to_string)),
-        }
-    }
-
-    /// The holder to name in `LeaseLost`: never ourselves.
-    fn other_holder(&self) -> Option<String> {
-        self.known_holder().flatten().filter(|h| *h != self.identity)
-    }
-
-    fn record_is_ours(&self) -> bool {
-        matches!(&self.conn.seen, Seen::Present(o) if o.record.is_held_by(&self.identity))
-    }
-
-    /// Folds a read or watched Lease into the observation. A snapshot older than the one we
-    /// have (a watch event overtaken by our own write's answer) is ignored: resourceVersions
-    /// are opaque by contract but etcd revisions in practice, so they are compared only when
-    /// both parse as numbers.
-    fn observe(&mut self, snapshot: Option<LeaseSnapshot>) -> bool {
-        let now = self.clock.now();
-        match snapshot {
-            None => self.conn.seen = Seen::Absent,
-            Some(s) => {
-                let prev = match &self.conn.seen {
-                    Seen::Present(o) => Some(o),
-                    _ => None,
-                };
-                let version = |v: Option<&String>| v.and_then(|v| v.parse::<u64>().ok());
-                if let (Some(old), Some(new)) = (
-                    version(prev.and_then(|p| p.resource_version.as_ref())),
-                    version(s.resource_version.as_ref()),
-                ) && new < old
-                {
-                    return false;
-                }
-                self.conn.seen =
-                    Seen::Present(LeaseObservation::observe(prev, s.record, s.resource_version, now));
-            }
-        }
-        true
-    }
-
-    /// Brings what we reported in line with what we know: a tenure ends when the record names
-    /// someone else (or no one); a standby reports a changed holder. Re-arms the takeover timer.
-    fn reconcile(&mut self, ctx: &mut Context<Self>) {
-        let Some(holder) = self.known_holder() else {
-            return;
-        };
-        if self.held.is_some() {
-            if holder.as_deref() != Some(self.identity.as_str()) {
-                let reason = if holder.is_some() {
-                    "another holder took the lease"
-                } else {
-                    "the lease was emptied or deleted by someone else"
-                };
-                self.lose(holder, reason, ctx);
-            }
-        } else {
-            let shown = holder.filter(|h| *h != self.identity);
-            if shown != self.reported_holder {
-                tracing::info!(actor = ACTOR, identity = %self.identity, holder = ?shown, "lease holder changed");
-                self.reported_holder = shown.clone();
-                self.report(Event::LeaseLost { holder: shown });
-            }
-        }
-        self.arm_takeover(ctx);
-    }
-
-    /// Ends our tenure: report `LeaseLost{holder}` once, stop the deadline timer.
-    fn lose(&mut self, holder: Option<String>, reason: &'static str, ctx: &mut Context<Self>) {
-        if self.held.take().is_none() {
-            return;
-        }
-        if let Some(h) = self.deadline_timer.take() {
-            ctx.cancel_future(h);
-        }
-        self.leadership_changed(false);
-        tracing::info!(actor = ACTOR, identity = %self.identity, holder = ?holder, reason, "lease lost");
-        self.reported_holder = holder.clone();
-        self.report(Event::LeaseLost { holder });
-    }
-
-    /// A write of ours succeeded: start or extend our tenure from when it was sent.
-    fn won(&mut self, sent_at: Mono, took: Duration, ctx: &mut Context<Self>) {
-        let now = self.clock.now();
-        let next = match self.held {
-            Some(h) => h.renewed(sent_at, &self.timing),
-            None => HeldLease::acquired(sent_at, &self.timing),
-        };
-        if next.must_stop_forging(now) {
-            tracing::warn!(actor = ACTOR, identity = %self.identity, took_ms = took.as_millis() as u64,
-                "a lease write succeeded only after its renew deadline; not counted");
-            return;
-        }
-        let deadline = next.deadline;
-        match self.held.replace(next) {
-            Some(_) => {
-                if let Some(m) = &self.metrics {
-                    m.lease_renew_latency.observe(took.as_secs_f64());
-                }
-                tracing::debug!(actor = ACTOR, identity = %self.identity, ?deadline, "lease renewed");
-                self.report(Event::LeaseRenewed { deadline });
-            }
-            None => {
-                self.reported_holder = None;
-                self.leadership_changed(true);
-                let transitions = match &self.conn.seen {
-                    Seen::Present(o) => o.record.lease_transitions,
-                    _ => None,
-                };
-                tracing::info!(actor = ACTOR, identity = %self.identity, holder = %self.identity,
-                    ?deadline, ?transitions, "lease acquired");
-                self.report(Event::LeaseAcquired { deadline });
-            }
-        }
-        self.arm_deadline(ctx);
-    }
-
-    // === timers ===
-
-    fn cancel(ctx: &mut Context<Self>, handle: &mut Option<SpawnHandle>) {
-        if let Some(h) = handle.take() {
-            ctx.cancel_future(h);
-        }
-    }
-
-    /// Fires `LeaseLost` at our deadline unless a renewal moves it first.
-    fn arm_deadline(&mut self, ctx: &mut Context<Self>) {
-        Self::cancel(ctx, &mut self.deadline_timer);
-        if let Some(h) = self.held {
-            let delay = h.deadline.saturating_since(self.clock.now());
-            self.deadline_timer = Some(ctx.run_later(delay, |act, ctx| {
-                act.deadline_timer = None;
-                act.deadline_reached(ctx);
-            }));
-        }
-    }
-
-    fn deadline_reached(&mut self, ctx: &mut Context<Self>) {
-        let now = self.clock.now();
-        match self.held {
-            Some(h) if h.must_stop_forging(now) => {
-                let holder = self.other_holder();
-                self.lose(holder, "renew deadline passed without a successful renewal", ctx);
-                self.arm_takeover(ctx);
-            }
-            Some(_) => self.arm_deadline(ctx),
-            None => {}
-        }
-    }
-
-    /// A contending standby tries again at the earliest instant the holder's lease may have
-    /// expired (our observation + its duration), unless the record changes first.
-    fn arm_takeover(&mut self, ctx: &mut Context<Self>) {
-        Self::cancel(ctx, &mut self.conn.takeover);
-        if !self.conn.connected || !self.contending || self.held.is_some() {
-            return;
-        }
-        let Seen::Present(o) = &self.conn.seen else {
-            return;
-        };
-        let now = self.clock.now();
-        if let Verdict::HeldBy { until, .. } = o.verdict(&self.identity, now, &self.timing) {
-            self.conn.takeover = Some(ctx.run_later(until.saturating_since(now), |act, ctx| {
-                act.conn.takeover = None;
-                act.consider(ctx);
-            }));
-        }
-    }
-
-    /// Schedules the next step: a renewal `retry_period` after the last write was sent while we
-    /// hold the lease, else a standby's resync read after a lease duration plus a jitter (the
-    /// watch shows every change in between; the takeover timer acts on a silent holder).
-    fn schedule_tick(&mut self, ctx: &mut Context<Self>) {
-        Self::cancel(ctx, &mut self.conn.tick);
-        if !self.conn.connected || !self.contending || self.conn.in_flight || !self.releases.is_empty() {
-            return;
-        }
-        let delay = if self.held.is_some() {
-            let now = self.clock.now();
-            self.conn.last_write_sent.map_or(Duration::ZERO, |s| {
-                (s + self.timing.retry_period).saturating_since(now)
-            })
-        } else if self.conn.retry_soon {
-            self.timing.retry_period + self.jitter()
-        } else {
-            self.timing.duration + self.jitter()
-        };
-        self.conn.tick = Some(ctx.run_later(delay, |act, ctx| {
-            act.conn.tick = None;
-            act.tick(ctx);
-        }));
-    }
-
-    fn tick(&mut self, ctx: &mut Context<Self>) {
-        self.conn.conflicts = 0;
-        self.conn.retry_soon = false;
-        if !self.conn.connected || !self.contending || self.conn.in_flight || !self.releases.is_empty() {
-            return;
-        }
-        if self.held.is_some() && self.record_is_ours() {
-            self.write(ctx);
-        } else {
-            self.read(AfterRead::Consider, ctx);
-        }
-    }
-
-    /// `retry_period * JITTER_FACTOR * u`, `u` uniform in [0, 1) (xorshift64*): added to a
-    /// standby's wait (a lease duration for a resync, a retry period after a failed call).
-    fn jitter(&mut self) -> Duration {
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        let x = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
-        self.timing.retry_period.mul_f64(JITTER_FACTOR * unit)
-    }
-
-    // === acquiring and renewing ===
-
-    /// A standby acquires now if the verdict allows (vacant, expired, or ours after a restart);
-    /// else waits for the takeover timer. Renewals happen only on ticks.
-    fn consider(&mut self, ctx: &mut Context<Self>) {
-        if !self.conn.connected
-            || !self.contending
-            || self.conn.in_flight
-            || !self.releases.is_empty()
-            || self.held.is_some()
-            || self.conn.conflicts >= MAX_IMMEDIATE_CONFLICTS
-        {
-            return;
-        }
-        let now = self.clock.now();
-        let verdict = match &self.conn.seen {
-            Seen::Unknown => return self.read(AfterRead::Consider, ctx),
-            Seen::Absent => Verdict::Vacant,
-            Seen::Present(o) => o.verdict(&self.identity, now, &self.timing),
-        };
-        match verdict {
-            Verdict::HeldBy { .. } => self.arm_takeover(ctx),
-            Verdict::Expired { holder } => {
-                tracing::info!(actor = ACTOR, identity = %self.identity, %holder,
-                    "the holder's lease expired on our clock; taking over");
-                self.write(ctx);
-            }
-            Verdict::Vacant | Verdict::Ours => self.write(ctx),
-        }
-    }
-
-    /// The `renewTime` to write: now, but past the one we wrote last (to the microsecond the
-    /// API server keeps), so a renewal always changes the record.
-    fn write_time(&self, prev: Option<&LeaseRecord>) -> Timestamp {
-        let now = self.clock.wall();
-        let now_us = now.as_microsecond();
-        match prev
-            .filter(|r| r.is_held_by(&self.identity))
-            .and_then(|r| r.renew_time)
-        {
-            Some(last) if now_us <= last.as_microsecond() => {
-                Timestamp::from_microsecond(last.as_microsecond().saturating_add(1)).unwrap_or(now)
-            }
-            _ => now,
-        }
-    }
-
-    /// Runs `call` under our guard (one renew deadline), timing it.
-    fn guarded<T: Send + 'static>(
-        &self,
-        op: &'static str,
-        call: BoxFuture<'static, Result<T, ApiError>>,
-    ) -> impl std::future::Future<Output = (Result<T, ApiError>, Duration)> + 'static {
-        let after = self.timing.renew_deadline;
-        async move {
-            let started = tokio::time::Instant::now();
-            let result = match tokio::time::timeout(after, call).await {
-                Ok(r) => r,
-                Err(_) => Err(ApiError::Timeout { op, after }),
-            };
-            (result, started.elapsed())
-        }
-    }
-
-    /// Reads the Lease (one call in flight); [`Self::on_read`] continues.
-    fn read(&mut self, then: AfterRead, ctx: &mut Context<Self>) {
-        self.conn.in_flight = true;
-        let call = self.guarded(OP_GET, self.api.get());
-        ctx.spawn(
-            call.into_actor(self)
-                .map(move |(result, took), act, ctx| act.on_read(result, took, then, ctx)),
-        );
-    }
-
-    fn on_read(
-        &mut self,
-        result: Result<Option<LeaseSnapshot>, ApiError>,
-        took: Duration,
-        then: AfterRead,
-        ctx: &mut Context<Self>,
-    ) {
-        self.conn.in_flight = false;
-        self.observe_call(OP_GET, took);
-        let failed = match result {
-            Ok(snapshot) => {
-                self.restarts.healthy();
-                self.observe(snapshot);
-                self.reconcile(ctx);
-                None
-            }
-            Err(e) => {
-                self.count_error(OP_GET, &e);
-                tracing::warn!(actor = ACTOR, identity = %self.identity, error = %e, "reading the lease failed");
-                Some(e)
-            }
-        };
-        if !self.releases.is_empty() {
-            match failed {
-                Some(e) if then == AfterRead::Release => self.answer_releases(Err(CommandFailed::new(
-                    e.kind(),
-                    format!("reading the lease to release it: {e}"),
-                ))),
-                _ => self.release_step(ctx),
-            }
-            return;
-        }
-        if failed.is_none()
-            && then == AfterRead::RetryAfterConflict
-            && self.contending
-            && self.held.is_some()
-            && self.record_is_ours()
-            && self.conn.conflicts < MAX_IMMEDIATE_CONFLICTS
-        {
-            return self.write(ctx);
-        }
-        if failed.is_none() {
-            self.consider(ctx);
-        }
-        self.schedule_tick(ctx);
-    }
-
-    /// Writes our claim (acquire, or renew when the record is ours), version-checked.
-    fn write(&mut self, ctx: &mut Context<Self>) {
-        let prev = match &self.conn.seen {
-            Seen::Unknown => return self.read(AfterRead::Consider, ctx),
-            Seen::Absent => None,
-            Seen::Present(o) => Some(o),
-        };
-        let record = acquisition_record(
-            prev.map(|o| &o.record),
-            &self.identity,
-            self.write_time(prev.map(|o| &o.record)),
-            &self.timing,
-        );
-        let (op, call) = match prev {
-            None => (OP_CREATE, self.api.create(record)),
-            Some(o) => match &o.resource_version {
-                Some(rv) => (OP_REPLACE, self.api.replace(rv.clone(), record)),
-                None => return self.read(AfterRead::Consider, ctx),
-            },
-        };
-        let sent_at = self.clock.now();
-        self.conn.in_flight = true;
-        self.conn.last_write_sent = Some(sent_at);
-        let call = self.guarded(op, call);
-        ctx.spawn(
-            call.into_actor(self)
-                .map(move |(result, took), act, ctx| act.on_write(op, sent_at, result, took, ctx)),
-        );
-    }
-
-    fn on_write(
-        &mut self,
-        op: &'static str,
-        sent_at: Mono,
-        result: Result<LeaseSnapshot, ApiError>,
-        took: Duration,
-        ctx: &mut Context<Self>,
-    ) {
-        self.conn.in_flight = false;
-        self.observe_call(op, took);
-        match result {
-            Ok(snapshot) => {
-                self.restarts.healthy();
-                self.observe(Some(snapshot));
-                // A write that lands while a Release waits is not a tenure: it is released next.
-                if self.releases.is_empty() {
-                    self.won(sent_at, took, ctx);
-                }
-                self.reconcile(ctx);
-            }
-            Err(e @ ApiError::Conflict(_)) => {
-                self.count_error(op, &e);
-                self.conn.conflicts += 1;
-                tracing::info!(actor = ACTOR, identity = %self.identity, op, error = %e,
-                    "lease write lost a race (409); re-reading");
-                return self.read(AfterRead::RetryAfterConflict, ctx);
-            }
-            Err(e @ ApiError::NotFound(_)) => {
-                self.count_error(op, &e);
-                self.conn.seen = Seen::Absent;
-                self.reconcile(ctx);
-                self.consider(ctx);
-            }
-            Err(e) => {
-                self.count_error(op, &e);
-                tracing::warn!(actor = ACTOR, identity = %self.identity, op, error = %e,
-                    holding = self.held.is_some(), "lease write failed; retrying next period, deadline unchanged");
-            }
-        }
-        if !self.releases.is_empty() {
-            return self.release_step(ctx);
-        }
-        self.schedule_tick(ctx);
-    }
-
-    // === contending and releasing ===
-
-    /// `Contend(on)` from the Decider.
-    fn set_contending(&mut self, on: bool, ctx: &mut Context<Self>) {
-        if on == self.contending {
-            return;
-        }
-        self.contending = on;
-        tracing::info!(actor = ACTOR, identity = %self.identity, contending = on, "contend changed");
-        if on {
-            self.conn.conflicts = 0;
-            self.consider(ctx);
-            self.schedule_tick(ctx);
-        } else {
-            Self::cancel(ctx, &mut self.conn.tick);
-            Self::cancel(ctx, &mut self.conn.takeover);
-        }
-    }
-
-    /// True when we might hold the Lease (by tenure, by record, or not known yet).
-    fn may_hold(&self) -> bool {
-        self.held.is_some() || self.record_is_ours() || matches!(self.conn.seen, Seen::Unknown)
-    }
-
-    /// `Release` from the Decider: stop contending; answer at once when the Lease is not ours,
-    /// else queue the answer until the release record is written.
-    fn release(&mut self, ctx: &mut Context<Self>) -> Option<oneshot::Receiver<CommandResult>> {
-        self.set_contending(false, ctx);
-        if !self.conn.in_flight && self.releases.is_empty() && !self.may_hold() {
-            tracing::info!(actor = ACTOR, identity = %self.identity, "release: we do not hold the lease");
-            return None;
-        }
-        let (tx, rx) = oneshot::channel();
-        if self.releases.is_empty() {
-            self.conn.conflicts = 0;
-        }
-        self.releases.push(tx);
-        self.release_step(ctx);
-        Some(rx)
-    }
-
-    /// One step of releasing, when no call is in flight: end our tenure (reported before the
-    /// write, so the Decider never believes it holds a lease a standby may already have), then
-    /// write the release record with the current resourceVersion.
-    fn release_step(&mut self, ctx: &mut Context<Self>) {
-        if self.releases.is_empty() || self.conn.in_flight || !self.conn.connected {
-            return;
-        }
-        Self::cancel(ctx, &mut self.conn.tick);
-        Self::cancel(ctx, &mut self.conn.takeover);
-        if self.held.is_some() {
-            self.lose(None, "released", ctx);
-        }
-        let o = match &self.conn.seen {
-            Seen::Unknown => return self.read(AfterRead::Release, ctx),
-            Seen::Present(o) if o.record.is_held_by(&self.identity) => o,
-            _ => {
-                tracing::info!(actor = ACTOR, identity = %self.identity, "release: the lease is not ours; nothing to write");
-                return self.answer_releases(Ok(()));
-            }
-        };
-        if self.conn.conflicts >= MAX_RELEASE_CONFLICTS {
-            return self.answer_releases(Err(CommandFailed::new(
-                ApiErrorKind::Conflict,
-                "releasing the lease: it kept changing under us (409)",
-            )));
-        }
-        let Some(rv) = o.resource_version.clone() else {
-            return self.read(AfterRead::Release, ctx);
-        };
-        let record = release_record(&o.record, self.clock.wall());
-        self.conn.in_flight = true;
-        let call = self.guarded(OP_RELEASE, self.api.replace(rv, record));
-        ctx.spawn(
-            call.into_actor(self)
-                .map(|(result, took), act, ctx| act.on_release_write(result, took, ctx)),
-        );
-    }
-
-    fn on_release_write(
-        &mut self,
-        result: Result<LeaseSnapshot, ApiError>,
-        took: Duration,
-        ctx: &mut Context<Self>,
-    ) {
-        self.conn.in_flight = false;
-        self.observe_call(OP_RELEASE, took);
-        match result {
-            Ok(snapshot) => {
-                self.restarts.healthy();
-                self.observe(Some(snapshot));
-                tracing::info!(actor = ACTOR, identity = %self.identity, holder = "", "lease released");
-                self.answer_releases(Ok(()));
-                self.reconcile(ctx);
-            }
-            Err(e @ ApiError::Conflict(_)) => {
-                self.count_error(OP_RELEASE, &e);
-                self.conn.conflicts += 1;
-                self.read(AfterRead::Release, ctx);
-            }
-            Err(e) => {
-                self.count_error(OP_RELEASE, &e);
-                tracing::warn!(actor = ACTOR, identity = %self.identity, error = %e, "releasing the lease failed");
-                self.answer_releases(Err(CommandFailed::new(
-                    e.kind(),
-                    format!("releasing the lease: {e}"),
-                )));
-            }
-        }
-    }
-
-    fn answer_releases(&mut self, result: CommandResult) {
-        for tx in self.releases.drain(..) {
-            let _ = tx.send(result.clone());
-        }
     }
 
     // === connection ===

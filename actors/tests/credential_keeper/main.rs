@@ -1,0 +1,179 @@
+//! CredentialKeeper on temporary directories laid out like a Kubernetes Secret volume: the
+//! source files are symlinks into `..data/`, and an update swaps `..data` atomically (rename of
+//! a new symlink), as the kubelet's atomic writer does.
+//!
+//! This file holds the Secret volume, the credential sets and the started keeper the tests
+//! share; the tests are in [`files`] (standby at start, install and remove, corrupt sets,
+//! rotation, a missing volume) and [`certificates`] (KES periods and expiry, the genesis
+//! schedule, a certificate for another key, the refusal as a Kubernetes Event).
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use actix::{Addr, Supervisor};
+use forge_actors::{
+    adapters::fs_credentials::{CredentialKind, CredentialPaths, FsCredentials},
+    credential_keeper::CredentialKeeper,
+    messages::{Fact, SourcesRotated},
+    metrics::{Metrics, PodLabels},
+    ports::CredentialStore,
+    testing::recorder,
+};
+use forge_core::decision::Event;
+use prometheus::Registry;
+
+mod certificates;
+mod files;
+
+// === test helpers: `forge_actors::testing::{recorder, Logs, eventually}` ===
+
+const FILES: [&str; 3] = ["kes.skey", "vrf.skey", "node.cert"];
+
+/// A directory laid out like a mounted Kubernetes Secret.
+struct SecretVolume {
+    root: PathBuf,
+    version: u32,
+}
+
+impl SecretVolume {
+    fn new(root: PathBuf) -> Self {
+        std::fs::create_dir_all(&root).expect("mkdir volume");
+        Self { root, version: 0 }
+    }
+
+    fn paths(&self) -> CredentialPaths {
+        CredentialPaths {
+            kes: self.root.join(FILES[0]),
+            vrf: self.root.join(FILES[1]),
+            opcert: self.root.join(FILES[2]),
+        }
+    }
+
+    /// Publishes a new version written by `write` into its own directory, then swaps `..data`
+    /// to it atomically (the user-visible files are symlinks through `..data`).
+    fn publish(&mut self, write: impl FnOnce(&Path)) {
+        self.version += 1;
+        let name = format!("..2026_01_01_00_00_0{}", self.version);
+        let dir = self.root.join(&name);
+        std::fs::create_dir(&dir).expect("mkdir version");
+        write(&dir);
+        let tmp = self.root.join("..data_tmp");
+        std::os::unix::fs::symlink(&name, &tmp).expect("symlink ..data_tmp");
+        std::fs::rename(&tmp, self.root.join("..data")).expect("swap ..data");
+        for f in FILES {
+            let link = self.root.join(f);
+            if std::fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink(format!("..data/{f}"), &link).expect("file symlink");
+            }
+        }
+    }
+}
+
+fn valid_set(counter: u64) -> impl FnOnce(&Path) {
+    move |dir: &Path| {
+        forge_sim::creds::write_test_credentials(dir, counter, 0).expect("credentials");
+    }
+}
+
+/// A set whose KES key's `cborHex` is cut short (not CBOR); returns the hex it still carries.
+fn corrupt_set(counter: u64, kept_hex: Arc<Mutex<String>>) -> impl FnOnce(&Path) {
+    move |dir: &Path| {
+        let paths = forge_sim::creds::write_test_credentials(dir, counter, 0).expect("credentials");
+        let text = std::fs::read_to_string(&paths.kes).expect("read kes");
+        let mut envelope: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let hex = envelope["cborHex"].as_str().expect("cborHex").to_owned();
+        let cut = hex[..hex.len() - 40].to_owned();
+        envelope["cborHex"] = serde_json::Value::String(cut.clone());
+        std::fs::write(&paths.kes, envelope.to_string()).expect("write kes");
+        *kept_hex.lock().expect("lock") = cut;
+    }
+}
+
+struct Kept {
+    keeper: Addr<CredentialKeeper>,
+    facts: Arc<Mutex<Vec<Fact>>>,
+    rotations: Arc<Mutex<Vec<SourcesRotated>>>,
+    metrics: Metrics,
+    targets: CredentialPaths,
+}
+
+impl Kept {
+    fn start(sources: CredentialPaths, targets: CredentialPaths) -> Self {
+        Self::start_with(sources, targets, &Registry::new(), |k| k)
+    }
+
+    fn start_with(
+        sources: CredentialPaths,
+        targets: CredentialPaths,
+        registry: &Registry,
+        configure: impl Fn(CredentialKeeper) -> CredentialKeeper + 'static,
+    ) -> Self {
+        let (decider, facts) = recorder::<Fact>();
+        let (rotated, rotations) = recorder::<SourcesRotated>();
+        let metrics = Metrics::register(registry, &PodLabels::default(), "test").expect("metrics");
+        let m = metrics.clone();
+        let t: Arc<dyn CredentialStore> = Arc::new(FsCredentials::new(targets.clone()));
+        let keeper = Supervisor::start(move |_| {
+            configure(
+                CredentialKeeper::new(sources.clone(), t.clone(), decider.clone(), rotated.clone(), &m)
+                    .with_debounce(Duration::from_millis(50)),
+            )
+        });
+        Self {
+            keeper,
+            facts,
+            rotations,
+            metrics,
+            targets,
+        }
+    }
+
+    fn events(&self) -> Vec<Event> {
+        self.facts
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|f| f.event.clone())
+            .collect()
+    }
+
+    fn rotations(&self) -> usize {
+        self.rotations.lock().expect("lock").len()
+    }
+
+    fn operations(&self, operation: &str, role: CredentialKind) -> u64 {
+        self.metrics
+            .credential_operations
+            .with_label_values(&[operation, role.short_name()])
+            .get()
+    }
+
+    fn target_bytes(&self) -> Vec<Option<Vec<u8>>> {
+        CredentialKind::ALL
+            .iter()
+            .map(|r| std::fs::read(self.targets.get(*r)).ok())
+            .collect()
+    }
+}
+
+fn targets_in(dir: &Path) -> CredentialPaths {
+    CredentialPaths {
+        kes: dir.join("kes.skey"),
+        vrf: dir.join("vrf.skey"),
+        opcert: dir.join("node.cert"),
+    }
+}
+
+fn source_bytes(sources: &CredentialPaths) -> Vec<Option<Vec<u8>>> {
+    CredentialKind::ALL
+        .iter()
+        .map(|r| std::fs::read(sources.get(*r)).ok())
+        .collect()
+}
+
+fn is_invalid(e: &Event) -> bool {
+    matches!(e, Event::CredentialsInvalid { .. })
+}
