@@ -44,6 +44,14 @@ die() { log "$*"; exit 1; }
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
+# blob FILE LAYOUT: moves FILE into the OCI layout's blobs/sha256 under its digest; sets DIGEST
+# and SIZE (bytes).
+blob() {
+  DIGEST="$(sha "$1")"
+  SIZE="$(stat -c %s "$1")"
+  mv "$1" "$2/blobs/sha256/$DIGEST"
+}
+
 # oci_archive REF ROOTFS OUT ENTRYPOINT_JSON CMD_JSON USER
 oci_archive() {
   local ref="$1" rootfs="$2" out="$3" entrypoint="$4" cmd="$5" user="$6"
@@ -52,22 +60,16 @@ oci_archive() {
   mkdir -p "$t/blobs/sha256"
   # A reproducible layer: sorted names, numeric owners root, fixed times.
   tar --sort=name --numeric-owner --owner=0 --group=0 --mtime='@0' -C "$rootfs" -cf "$t/layer.tar" .
-  local layer size
-  layer="$(sha "$t/layer.tar")"
-  size="$(stat -c %s "$t/layer.tar")"
-  mv "$t/layer.tar" "$t/blobs/sha256/$layer"
+  blob "$t/layer.tar" "$t"
+  local layer="$DIGEST" size="$SIZE"
   printf '{"architecture":"amd64","os":"linux","config":{"User":"%s","Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Entrypoint":%s,"Cmd":%s,"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"scripts/images.sh"}]}' \
     "$user" "$entrypoint" "$cmd" "$layer" >"$t/config.json"
-  local config csize
-  config="$(sha "$t/config.json")"
-  csize="$(stat -c %s "$t/config.json")"
-  mv "$t/config.json" "$t/blobs/sha256/$config"
+  blob "$t/config.json" "$t"
+  local config="$DIGEST" csize="$SIZE"
   printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
     "$config" "$csize" "$layer" "$size" >"$t/manifest.json"
-  local manifest msize
-  manifest="$(sha "$t/manifest.json")"
-  msize="$(stat -c %s "$t/manifest.json")"
-  mv "$t/manifest.json" "$t/blobs/sha256/$manifest"
+  blob "$t/manifest.json" "$t"
+  local manifest="$DIGEST" msize="$SIZE"
   printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}]}' \
     "$manifest" "$msize" "$ref" "${ref##*:}" >"$t/index.json"
   printf '{"imageLayoutVersion":"1.0.0"}' >"$t/oci-layout"

@@ -19,7 +19,10 @@ use std::{
 
 use forge_sim::{
     regions::Regions,
-    timeline::{EventKind, TimelineEvent, judge},
+    timeline::{
+        EventKind::{self, ForgingOff, ForgingOn},
+        TimelineEvent, judge,
+    },
     world::{World, WorldOptions, wait_for},
 };
 
@@ -33,24 +36,41 @@ fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_forge-manager"))
 }
 
-fn first_on(events: &[TimelineEvent], node_prefix: &str, since_ns: u64) -> Option<u64> {
+/// When a node whose name starts with `node_prefix` first logged `kind` at or after `since_ns`.
+fn first_time(events: &[TimelineEvent], kind: EventKind, node_prefix: &str, since_ns: u64) -> Option<u64> {
     events
         .iter()
-        .filter(|e| {
-            e.event == EventKind::ForgingOn && e.node.starts_with(node_prefix) && e.t_unix_ns >= since_ns
-        })
+        .filter(|e| e.event == kind && e.node.starts_with(node_prefix) && e.t_unix_ns >= since_ns)
         .map(|e| e.t_unix_ns)
         .min()
 }
 
-fn first_off(events: &[TimelineEvent], node_prefix: &str, since_ns: u64) -> Option<u64> {
-    events
-        .iter()
-        .filter(|e| {
-            e.event == EventKind::ForgingOff && e.node.starts_with(node_prefix) && e.t_unix_ns >= since_ns
-        })
-        .map(|e| e.t_unix_ns)
-        .min()
+/// Waits for the scenarios before this one to end; `None` when the API server tests are skipped
+/// (`skipped` says so). Panics when there is no API server binary.
+async fn take_turn(test: &str) -> Option<tokio::sync::MutexGuard<'static, ()>> {
+    let one = ONE_AT_A_TIME.lock().await;
+    if forge_sim::apiserver::skipped(test) {
+        return None;
+    }
+    forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
+    Some(one)
+}
+
+/// Sync required: a tip at most a minute behind, read every 0.3 s.
+fn sync_env() -> Vec<(String, String)> {
+    vec![
+        ("REQUIRE_SYNC".into(), "true".into()),
+        ("SYNC_TOLERANCE".into(), "60".into()),
+        ("SYNC_CHECK_INTERVAL".into(), "300ms".into()),
+    ]
+}
+
+/// Waits up to `within` until `pod` is the only node forging in any region; panics with
+/// `failure`, who forges and the logs otherwise.
+async fn until_forging(r: &Regions, pod: &str, within: Duration, failure: &str) {
+    wait_for(within, || async { r.forging_now() == [pod] })
+        .await
+        .unwrap_or_else(|_| panic!("{failure}: {:?}\n{}", r.forging_now(), r.logs()));
 }
 
 fn assert_safe(events: &[TimelineEvent], without_lease: usize, scenario: &str) {
@@ -67,19 +87,13 @@ fn assert_safe(events: &[TimelineEvent], without_lease: usize, scenario: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagging_node_is_not_elected_and_a_forger_that_falls_behind_hands_over_to_a_synced_one() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let test = "a_lagging_node_is_not_elected_and_a_forger_that_falls_behind_hands_over_to_a_synced_one";
-    if forge_sim::apiserver::skipped(test) {
+    let Some(_one) = take_turn(test).await else {
         return;
-    }
-    forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
+    };
     let mut o = WorldOptions::realistic(exe(), 3);
     o.node_metrics = true;
-    o.extra_env = vec![
-        ("REQUIRE_SYNC".into(), "true".into()),
-        ("SYNC_TOLERANCE".into(), "60".into()),
-        ("SYNC_CHECK_INTERVAL".into(), "300ms".into()),
-    ];
+    o.extra_env = sync_env();
     let mut lagging = o.node.clone();
     lagging.tip_lag = LAG;
     let o = o.with_node(0, lagging.clone()).with_node(1, lagging);
@@ -144,8 +158,8 @@ async fn a_lagging_node_is_not_elected_and_a_forger_that_falls_behind_hands_over
     let observed = t0.elapsed();
     assert_eq!(next, w.pods[1].name);
     let events = w.events();
-    let off = first_off(&events, &old, since).expect("pod-2 stopped");
-    let on = first_on(&events, &next, since).expect("pod-1 started");
+    let off = first_time(&events, ForgingOff, &old, since).expect("pod-2 stopped");
+    let on = first_time(&events, ForgingOn, &next, since).expect("pod-1 started");
     eprintln!(
         "(2) {old} behind: its forging_off after {:.0} ms, {next} forging_on after {:.0} ms (observed in {observed:?})",
         (off - since) as f64 / 1e6,
@@ -162,7 +176,7 @@ async fn a_lagging_node_is_not_elected_and_a_forger_that_falls_behind_hands_over
         "the transition names the reason:\n{log2}"
     );
     assert!(
-        first_on(&events, &w.pods[0].name, started_ns).is_none(),
+        first_time(&events, ForgingOn, &w.pods[0].name, started_ns).is_none(),
         "the lagging pod-0 forged"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -211,12 +225,10 @@ async fn publish_slot(schedule: &Path, secs: i64, world: &World, pod: usize) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planned_handover_waits_for_our_leader_slot_and_happens_right_after_it() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let test = "a_planned_handover_waits_for_our_leader_slot_and_happens_right_after_it";
-    if forge_sim::apiserver::skipped(test) {
+    let Some(_one) = take_turn(test).await else {
         return;
-    }
-    forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
+    };
     let dir = tempfile::tempdir().expect("dir");
     let schedule = dir.path().join("leaderlog.json");
     write_leaderlog(&schedule, None);
@@ -237,11 +249,7 @@ async fn a_planned_handover_waits_for_our_leader_slot_and_happens_right_after_it
     )
     .await
     .unwrap_or_else(|e| panic!("{test}: {e}"));
-    wait_for(Duration::from_secs(30), || async {
-        r.forging_now() == ["east-0"]
-    })
-    .await
-    .unwrap_or_else(|_| panic!("east does not forge alone: {:?}\n{}", r.forging_now(), r.logs()));
+    until_forging(&r, "east-0", Duration::from_secs(30), "east does not forge alone").await;
 
     // Our next leader slot 8 s from now; the ChainWatcher picks the new file up.
     let slot_at = publish_slot(&schedule, 8, &r.worlds[0], 0)
@@ -276,22 +284,18 @@ async fn a_planned_handover_waits_for_our_leader_slot_and_happens_right_after_it
         "still east during the hold"
     );
 
-    wait_for(Duration::from_secs(30), || async {
-        r.forging_now() == ["west-0"]
-    })
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "west did not take over after the slot: {:?}\n{}",
-            r.forging_now(),
-            r.logs()
-        )
-    });
+    until_forging(
+        &r,
+        "west-0",
+        Duration::from_secs(30),
+        "west did not take over after the slot",
+    )
+    .await;
     let events: Vec<TimelineEvent> = r.events();
     let slot_ns = u64::try_from(slot_at.as_nanosecond()).expect("after 1970");
     let slot_end_ns = slot_ns + 1_000_000_000;
-    let off = first_off(&events, "east-", since).expect("east stopped");
-    let on = first_on(&events, "west-", since).expect("west started");
+    let off = first_time(&events, ForgingOff, "east-", since).expect("east stopped");
+    let on = first_time(&events, ForgingOn, "west-", since).expect("west started");
     eprintln!(
         "(2) slot at +{:.0} ms; east forging_off at +{:.0} ms, west forging_on at +{:.0} ms (after the patch)",
         (slot_ns - since) as f64 / 1e6,
@@ -316,29 +320,21 @@ async fn a_planned_handover_waits_for_our_leader_slot_and_happens_right_after_it
     // ahead, and its node crashes: west takes over well before that slot.
     r.patch_spec("east", serde_json::json!({"forgeState": "Priority-based"}))
         .await;
-    wait_for(Duration::from_secs(30), || async {
-        r.forging_now() == ["east-0"]
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no failback to east: {:?}\n{}", r.forging_now(), r.logs()));
+    until_forging(&r, "east-0", Duration::from_secs(30), "no failback to east").await;
     let slot_at = publish_slot(&schedule, 10, &r.worlds[0], 0)
         .await
         .unwrap_or_else(|| panic!("the new schedule was not read\n{}", r.logs()));
     let since = forge_sim::timeline::unix_now_ns();
     r.worlds[0].kill_node(0);
-    wait_for(Duration::from_secs(20), || async {
-        r.forging_now() == ["west-0"]
-    })
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "west did not take over from the crash: {:?}\n{}",
-            r.forging_now(),
-            r.logs()
-        )
-    });
+    until_forging(
+        &r,
+        "west-0",
+        Duration::from_secs(20),
+        "west did not take over from the crash",
+    )
+    .await;
     let events: Vec<TimelineEvent> = r.events();
-    let on = first_on(&events, "west-", since).expect("west started");
+    let on = first_time(&events, ForgingOn, "west-", since).expect("west started");
     let slot_ns = u64::try_from(slot_at.as_nanosecond()).expect("after 1970");
     eprintln!(
         "(3) east's node killed with its slot at +{:.0} ms: west forging_on at +{:.0} ms",
@@ -355,18 +351,9 @@ async fn a_planned_handover_waits_for_our_leader_slot_and_happens_right_after_it
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_region_whose_node_falls_behind_hands_over_to_the_synced_region() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let test = "a_primary_region_whose_node_falls_behind_hands_over_to_the_synced_region";
-    if forge_sim::apiserver::skipped(test) {
+    let Some(_one) = take_turn(test).await else {
         return;
-    }
-    forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
-    let sync_env = |_: &str| -> Vec<(String, String)> {
-        vec![
-            ("REQUIRE_SYNC".into(), "true".into()),
-            ("SYNC_TOLERANCE".into(), "60".into()),
-            ("SYNC_CHECK_INTERVAL".into(), "300ms".into()),
-        ]
     };
     let mut r = Regions::start(
         &[("east", 1), ("west", 2)],
@@ -375,15 +362,11 @@ async fn a_primary_region_whose_node_falls_behind_hands_over_to_the_synced_regio
             o.node_metrics = true;
             o
         },
-        sync_env,
+        |_| sync_env(),
     )
     .await
     .unwrap_or_else(|e| panic!("{test}: {e}"));
-    wait_for(Duration::from_secs(30), || async {
-        r.forging_now() == ["east-0"]
-    })
-    .await
-    .unwrap_or_else(|_| panic!("east does not forge alone: {:?}\n{}", r.forging_now(), r.logs()));
+    until_forging(&r, "east-0", Duration::from_secs(30), "east does not forge alone").await;
 
     // East's node falls ten minutes behind: east stops, says node_not_synced (not a
     // contender), and the synced west takes over on that evidence.
@@ -392,14 +375,10 @@ async fn a_primary_region_whose_node_falls_behind_hands_over_to_the_synced_regio
         .node_tip(0, "lag 600000")
         .await
         .expect("east falls behind");
-    wait_for(Duration::from_secs(30), || async {
-        r.forging_now() == ["west-0"]
-    })
-    .await
-    .unwrap_or_else(|_| panic!("west did not take over: {:?}\n{}", r.forging_now(), r.logs()));
+    until_forging(&r, "west-0", Duration::from_secs(30), "west did not take over").await;
     let events: Vec<TimelineEvent> = r.events();
-    let off = first_off(&events, "east-", since).expect("east stopped");
-    let on = first_on(&events, "west-", since).expect("west started");
+    let off = first_time(&events, ForgingOff, "east-", since).expect("east stopped");
+    let on = first_time(&events, ForgingOn, "west-", since).expect("west started");
     eprintln!(
         "(1) east behind: east forging_off after {:.0} ms, west forging_on after {:.0} ms",
         (off - since) as f64 / 1e6,
@@ -419,13 +398,9 @@ async fn a_primary_region_whose_node_falls_behind_hands_over_to_the_synced_regio
     // handover for west, which has no schedule).
     let since = forge_sim::timeline::unix_now_ns();
     r.worlds[0].node_tip(0, "resume").await.expect("east catches up");
-    wait_for(Duration::from_secs(30), || async {
-        r.forging_now() == ["east-0"]
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no failback: {:?}\n{}", r.forging_now(), r.logs()));
+    until_forging(&r, "east-0", Duration::from_secs(30), "no failback").await;
     let events: Vec<TimelineEvent> = r.events();
-    let on = first_on(&events, "east-", since).expect("east started again");
+    let on = first_time(&events, ForgingOn, "east-", since).expect("east started again");
     eprintln!(
         "(2) east synced again: forging after {:.0} ms",
         (on - since) as f64 / 1e6
@@ -439,12 +414,10 @@ async fn a_primary_region_whose_node_falls_behind_hands_over_to_the_synced_regio
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigterm_just_before_our_leader_slot_is_held_until_the_slot_has_passed() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let test = "a_sigterm_just_before_our_leader_slot_is_held_until_the_slot_has_passed";
-    if forge_sim::apiserver::skipped(test) {
+    let Some(_one) = take_turn(test).await else {
         return;
-    }
-    forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
+    };
     let dir = tempfile::tempdir().expect("dir");
     let schedule = dir.path().join("leaderlog.json");
     write_leaderlog(&schedule, None);
@@ -485,8 +458,8 @@ async fn a_sigterm_just_before_our_leader_slot_is_held_until_the_slot_has_passed
     );
     let events = w.events();
     let slot_end_ns = u64::try_from(slot_at.as_nanosecond()).expect("after 1970") + 1_000_000_000;
-    let off = first_off(&events, &first, since).expect("the old forger stopped");
-    let on = first_on(&events, &second, since).expect("the new forger started");
+    let off = first_time(&events, ForgingOff, &first, since).expect("the old forger stopped");
+    let on = first_time(&events, ForgingOn, &second, since).expect("the new forger started");
     eprintln!(
         "SIGTERM at 0 ms; slot ended at +{:.0} ms; {first} forging_off at +{:.0} ms; {second} forging_on at +{:.0} ms",
         (slot_end_ns - since) as f64 / 1e6,

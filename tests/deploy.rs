@@ -21,10 +21,11 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, Output},
 };
 
 use forge_sim::apiserver::{ApiServer, ApiServerOptions, start_for_test};
+use forge_sim::process::output_with_stdin;
 use serde::Deserialize;
 use serde_yaml::Value;
 
@@ -100,27 +101,8 @@ impl Kubectl {
             .arg(&self.kubeconfig)
             .arg("--cache-dir")
             .arg(self.cache.path())
-            .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .expect("kubectl runs (apt-get install kubernetes-client)");
-        if let Some(text) = stdin {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(text.as_bytes())
-                .expect("write stdin");
-        }
-        child.wait_with_output().expect("kubectl output")
+            .args(args);
+        output_with_stdin(&mut cmd, stdin).expect("kubectl runs (apt-get install kubernetes-client)")
     }
 
     /// Runs and asserts success; returns stdout.

@@ -8,31 +8,21 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use forge_sim::apiserver::{ADMIN, ApiServerOptions, start_for_test};
+use forge_sim::process::output_with_stdin;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) {
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl");
-    if let Some(text) = stdin {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(text.as_bytes())
-            .expect("write");
-    }
-    let out = child.wait_with_output().expect("kubectl output");
+    let out = output_with_stdin(
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(args),
+        stdin,
+    )
+    .expect("kubectl");
     assert!(
         out.status.success(),
         "kubectl {args:?}: {}",

@@ -145,24 +145,35 @@ async fn stop(addr: &Addr<NodeSignaller>) -> CommandResult {
     .expect("mailbox")
 }
 
+/// A NodeSignaller stopping with `stop`, subscribed to a guard in `dir` scripted with `script`
+/// (see [`scripted_guard`] for `pushed`).
+async fn subscribed_to_scripted_guard(
+    dir: &tempfile::TempDir,
+    script: Script,
+    pushed: Arc<AtomicBool>,
+    stop: StopConfirmation,
+) -> Addr<NodeSignaller> {
+    let socket = socket_in(dir);
+    scripted_guard(&socket, script, pushed);
+    let (addr, metrics) = signaller(&socket, stop);
+    subscribed(&metrics).await;
+    addr
+}
+
 #[actix::test]
 async fn a_stop_through_the_guard_is_answered_only_after_the_node_reports_it_stopped() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let socket = socket_in(&dir);
     let pushed = Arc::new(AtomicBool::new(false));
-    scripted_guard(
-        &socket,
+    let addr = subscribed_to_scripted_guard(
+        &dir,
         Script::ConfirmAfter(Duration::from_millis(700)),
         pushed.clone(),
-    );
-    let (addr, metrics) = signaller(
-        &socket,
         StopConfirmation {
             grace: Duration::from_secs(2),
             timeout: Duration::from_secs(10),
         },
-    );
-    subscribed(&metrics).await;
+    )
+    .await;
     let result = stop(&addr).await;
     assert_eq!(result, Ok(()));
     assert!(
@@ -174,16 +185,16 @@ async fn a_stop_through_the_guard_is_answered_only_after_the_node_reports_it_sto
 #[actix::test]
 async fn a_stop_the_node_never_confirms_fails_and_is_not_taken_for_a_missing_node() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let socket = socket_in(&dir);
-    scripted_guard(&socket, Script::NeverConfirms, Arc::new(AtomicBool::new(false)));
-    let (addr, metrics) = signaller(
-        &socket,
+    let addr = subscribed_to_scripted_guard(
+        &dir,
+        Script::NeverConfirms,
+        Arc::new(AtomicBool::new(false)),
         StopConfirmation {
             grace: Duration::from_millis(100),
             timeout: Duration::from_millis(800),
         },
-    );
-    subscribed(&metrics).await;
+    )
+    .await;
     let failed = stop(&addr).await.expect_err("an unconfirmed stop must fail");
     assert_eq!(failed.kind, CommandError::StopUnconfirmed);
     assert!(!failed.kind.is_node_absent());

@@ -8,9 +8,11 @@
 //! own process group, so a terminal's Ctrl-C reaches only us and we stop them in order.
 //!
 //! This module never uses `unsafe` (no `pre_exec`); that is why it goes through `setpriv`.
+//! Short commands that a test waits for (`kubectl apply -f -`) run through [`output_with_stdin`].
 
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -69,6 +71,24 @@ pub fn spawn_tied(cmd: Command) -> std::io::Result<Child> {
     }
     rx.recv()
         .map_err(|_| std::io::Error::other("spawner thread is gone"))?
+}
+
+/// Runs `cmd` to its end with `stdin` written to its standard input (`None`: it reads nothing)
+/// and returns what it printed and how it exited.
+pub fn output_with_stdin(cmd: &mut Command, stdin: Option<&str>) -> std::io::Result<Output> {
+    let mut child = cmd
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
+        input.write_all(text.as_bytes())?;
+    }
+    child.wait_with_output()
 }
 
 /// Sends SIGTERM, waits up to `grace` for the child to exit, then SIGKILLs it and reaps it.

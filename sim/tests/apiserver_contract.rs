@@ -156,18 +156,7 @@ async fn the_real_apiserver_honours_the_kube_contract() {
     }
 
     // --- A watch delivers events -------------------------------------------------------------
-    let rv = leases
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
-    let mut stream = leases
-        .watch(&WatchParams::default().timeout(30), &rv)
-        .await
-        .expect("watch")
-        .boxed();
+    let mut stream = common::watch_from_now(&leases, 30).await;
     leases
         .create(&PostParams::default(), &lease("watched", "pod-0"))
         .await

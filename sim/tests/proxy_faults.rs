@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
-use kube::api::{ListParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{PostParams, WatchEvent};
 
 use forge_sim::apiserver::{ApiServerOptions, client_from_kubeconfig};
 use forge_sim::proxy::FaultProxy;
@@ -91,18 +91,7 @@ async fn the_fault_proxy_breaks_and_heals_a_real_client_connection() {
             .expect("client without read timeout"),
         "default",
     );
-    let rv = watcher
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
-    let mut stream = watcher
-        .watch(&WatchParams::default().timeout(60), &rv)
-        .await
-        .expect("watch")
-        .boxed();
+    let mut stream = common::watch_from_now(&watcher, 60).await;
     leases
         .create(&PostParams::default(), &lease("seen"))
         .await

@@ -40,29 +40,38 @@ fn syncs(facts: &Arc<Mutex<Vec<Fact>>>) -> Vec<bool> {
     all
 }
 
+/// A ChainWatcher reading every 50 ms with a minute's tolerance, from nothing (set what it
+/// reads with `..every_50ms()`).
+fn every_50ms() -> ChainSettings {
+    ChainSettings {
+        metrics_url: None,
+        tolerance: Duration::from_secs(60),
+        interval: Duration::from_millis(50),
+        schedule: None,
+        leader_schedule: None,
+    }
+}
+
+/// Starts a ChainWatcher with `settings`, its facts recorded, its metrics and report returned.
+fn start(settings: ChainSettings) -> (Arc<Mutex<Vec<Fact>>>, ChainMetrics, ChainReportCell) {
+    let (fact, facts) = recorder::<Fact>();
+    let metrics = ChainMetrics::register(&Registry::new()).expect("metrics");
+    let report = ChainReportCell::default();
+    ChainWatcher::new(settings, fact, Some(metrics.clone()), report.clone()).start();
+    (facts, metrics, report)
+}
+
 #[actix::test]
 async fn a_tip_falling_behind_and_an_unreadable_one_are_reported() {
     let schedule = KesSchedule::mainnet();
     let wall = schedule.slot_at(Timestamp::now());
     let tip = Arc::new(AtomicU64::new(wall));
     let (url, server) = serve_tip(tip.clone()).await;
-    let (fact, facts) = recorder::<Fact>();
-    let registry = Registry::new();
-    let metrics = ChainMetrics::register(&registry).expect("metrics");
-    let report = ChainReportCell::default();
-    ChainWatcher::new(
-        ChainSettings {
-            metrics_url: Some(url),
-            tolerance: Duration::from_secs(60),
-            interval: Duration::from_millis(50),
-            schedule: Some(schedule.clone()),
-            leader_schedule: None,
-        },
-        fact,
-        Some(metrics.clone()),
-        report.clone(),
-    )
-    .start();
+    let (facts, metrics, report) = start(ChainSettings {
+        metrics_url: Some(url),
+        schedule: Some(schedule.clone()),
+        ..every_50ms()
+    });
     eventually("synced reported", || syncs(&facts) == [true]).await;
     // Reported again at each reading (a node restart clears the Decider's sync state).
     eventually("synced reported repeatedly", || {
@@ -108,23 +117,10 @@ async fn the_schedule_is_read_again_when_the_file_changes_and_a_bad_one_holds_no
     write(format!(
         r#"{{"status":"ok","epoch":1,"assignedSlots":[{{"no":1,"slot":5,"slotInEpoch":5,"at":"{soon}"}}]}}"#
     ));
-    let (fact, facts) = recorder::<Fact>();
-    let registry = Registry::new();
-    let metrics = ChainMetrics::register(&registry).expect("metrics");
-    let report = ChainReportCell::default();
-    ChainWatcher::new(
-        ChainSettings {
-            metrics_url: None,
-            tolerance: Duration::from_secs(60),
-            interval: Duration::from_millis(50),
-            schedule: None,
-            leader_schedule: Some(path.clone()),
-        },
-        fact,
-        Some(metrics.clone()),
-        report.clone(),
-    )
-    .start();
+    let (facts, metrics, report) = start(ChainSettings {
+        leader_schedule: Some(path.clone()),
+        ..every_50ms()
+    });
     let schedules = || {
         facts
             .lock()

@@ -2,24 +2,13 @@
 
 use actix::{Actor, AsyncContext, Context, Supervised, WrapFuture};
 
-use super::{ClusterWatcher, follow::Follow};
+use super::ClusterWatcher;
 
 impl Actor for ClusterWatcher {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let c = &self.cluster;
-        let follow = Follow {
-            object: c.object.clone(),
-            default_spec: c.default_spec.clone(),
-            fact: c.fact.clone(),
-            idle: c.idle,
-            retry_after: c.retry_after,
-            network: c.network.clone(),
-            health_spec: c.health_spec.clone(),
-            seen: c.seen.clone(),
-        };
-        ctx.spawn(follow.run().into_actor(self));
+        ctx.spawn(self.cluster.clone().run().into_actor(self));
     }
 }
 

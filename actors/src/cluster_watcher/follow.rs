@@ -2,36 +2,15 @@
 //! absent), then a watch; every object read is reported to the Decider, and so is every
 //! failure (fail closed). Runs inside the actor's context, so a restart stops it.
 
-use std::{sync::Arc, time::Duration};
-
-use actix::Recipient;
-use forge_core::{
-    crd::{CardanoForgeCluster, CardanoForgeClusterSpec},
-    decision::Event,
-};
+use forge_core::{crd::CardanoForgeCluster, decision::Event};
 use futures::StreamExt;
 use kube::api::ObjectMeta;
 
-use crate::{
-    messages::{CfcSeen, Fact, ProbeSpecChanged},
-    ports::ForgeClusterApi,
-};
+use super::ClusterObject;
+use crate::messages::{CfcSeen, Fact, ProbeSpecChanged};
 use forge_core::status::invalid_spec;
 
-/// Everything the loop needs (cloned out of the actor).
-pub(super) struct Follow {
-    pub object: Arc<ForgeClusterApi>,
-    pub default_spec: CardanoForgeClusterSpec,
-    pub fact: Recipient<Fact>,
-    pub idle: Duration,
-    pub retry_after: Duration,
-    pub network: (String, i64),
-    pub health_spec: Option<Recipient<ProbeSpecChanged>>,
-    /// Where every object read goes (the StatusWriter).
-    pub seen: Option<Recipient<CfcSeen>>,
-}
-
-impl Follow {
+impl ClusterObject {
     fn set_seen(&self, object: Option<CardanoForgeCluster>) {
         if let Some(to) = &self.seen {
             to.do_send(CfcSeen(object.map(Box::new)));
@@ -94,8 +73,8 @@ impl Follow {
         }
     }
 
-    /// Runs until the actor stops.
-    pub async fn run(self) {
+    /// Runs until the actor stops (on the actor's own copy).
+    pub(super) async fn run(self) {
         loop {
             if self.read().await {
                 let mut events = self.object.watch(self.idle);

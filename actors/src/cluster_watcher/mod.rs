@@ -32,7 +32,9 @@ pub struct ClusterWatcher {
     restarts: Restarts,
 }
 
-/// What the ClusterWatcher needs for this cluster's CardanoForgeCluster.
+/// What the ClusterWatcher needs for this cluster's CardanoForgeCluster; the follow loop runs
+/// on a copy of it (`follow.rs`).
+#[derive(Clone)]
 pub struct ClusterObject {
     /// The object (`cfg.names.cluster` in our namespace).
     pub object: Arc<ForgeClusterApi>,

@@ -105,25 +105,13 @@ pub struct KesStatus {
     /// Periods left, the current one included (`end - current`, 0 once expired).
     pub remaining_periods: u64,
     /// When the certificate stops being valid (start of `end_period`).
-    #[serde(serialize_with = "ser_ts")]
     pub expires_at: Timestamp,
     /// Valid, not yet valid, or expired.
     pub state: KesState,
 }
 
-fn ser_ts<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_string())
-}
-
 /// What is wrong with a Shelley genesis file: names the file and the field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {problem}")]
-pub struct GenesisError {
-    /// The file label.
-    pub file: String,
-    /// What is wrong.
-    pub problem: String,
-}
+pub type GenesisError = super::FileError;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

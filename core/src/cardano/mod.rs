@@ -26,3 +26,14 @@ pub use keys::{KES_SKEY_BYTES, KeyError, VRF_SKEY_BYTES, kes_vkey_of_signing_key
 pub use opcert::{OpCert, OpCertError};
 pub use schedule::{LeaderSchedule, LeaderSlot, ScheduleError};
 pub use sync::SyncStatus;
+
+/// What is wrong with a file read here (a Shelley genesis, a leader schedule): names the file
+/// and the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {problem}")]
+pub struct FileError {
+    /// The file label.
+    pub file: String,
+    /// What is wrong.
+    pub problem: String,
+}

@@ -14,25 +14,13 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, Deserialize)]
 pub struct LeaderSlot {
     /// When the slot starts (`at`).
-    #[serde(serialize_with = "ser_ts")]
     pub at: Timestamp,
     /// The absolute slot number (`slot`).
     pub slot: u64,
 }
 
-fn ser_ts<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_string())
-}
-
 /// What is wrong with a leader schedule file: names the file and the field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {problem}")]
-pub struct ScheduleError {
-    /// The file label.
-    pub file: String,
-    /// What is wrong.
-    pub problem: String,
-}
+pub type ScheduleError = super::FileError;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -92,6 +92,16 @@ impl<'a> Check<'a> {
         self.push(key.name, format!("{expectation}, got {v:?}"));
     }
 
+    /// `key`'s value through `parse`; `default` when it is not given, and when what is given does
+    /// not parse (reported as invalid).
+    fn parsed<T>(&mut self, key: &Key, default: T, parse: impl Fn(&str) -> Option<T>) -> T {
+        let Some(v) = self.given(key) else { return default };
+        parse(v).unwrap_or_else(|| {
+            self.invalid(key, v);
+            default
+        })
+    }
+
     /// A key read by a getter that does not fit its format: a mistake in the key table, reported
     /// on every run so that the tests catch it.
     fn misdeclared(&mut self, key: &Key, getter: &str) {
@@ -147,11 +157,7 @@ impl<'a> Check<'a> {
             _ => None,
         };
         let default = parse(key.default).unwrap_or(false);
-        let Some(v) = self.given(key) else { return default };
-        parse(v).unwrap_or_else(|| {
-            self.invalid(key, v);
-            default
-        })
+        self.parsed(key, default, parse)
     }
 
     /// A [`Format::Int`] or [`Format::WholeSeconds`] key.
@@ -166,11 +172,7 @@ impl<'a> Check<'a> {
         };
         let parse = |v: &str| v.trim().parse::<u64>().ok().filter(|n| (min..=max).contains(n));
         let default = parse(key.default).unwrap_or(min);
-        let Some(v) = self.given(key) else { return default };
-        parse(v).unwrap_or_else(|| {
-            self.invalid(key, v);
-            default
-        })
+        self.parsed(key, default, parse)
     }
 
     /// A [`Format::Seconds`] key.
@@ -178,12 +180,7 @@ impl<'a> Check<'a> {
         if key.format != Format::Seconds {
             self.misdeclared(key, "secs");
         }
-        let default = default_secs(key);
-        let Some(v) = self.given(key) else { return default };
-        parse_duration(v).unwrap_or_else(|| {
-            self.invalid(key, v);
-            default
-        })
+        self.parsed(key, default_secs(key), parse_duration)
     }
 
     /// A [`Format::OneOf`] key: the name (any case) must be listed there; `parse` maps each listed
@@ -198,11 +195,7 @@ impl<'a> Check<'a> {
             names.contains(&wanted.as_str()).then(|| parse(&wanted)).flatten()
         };
         let default = pick(key.default).unwrap_or(fallback);
-        let Some(v) = self.given(key) else { return default };
-        pick(v).unwrap_or_else(|| {
-            self.invalid(key, v);
-            default
-        })
+        self.parsed(key, default, pick)
     }
 }
 

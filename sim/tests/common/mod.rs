@@ -8,12 +8,18 @@ pub async fn start_apiserver(test: &str, opts: ApiServerOptions) -> Option<ApiSe
     forge_sim::apiserver::start_for_test(test, opts).await
 }
 
+use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{
+    ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams, WatchEvent, WatchParams,
+};
+use serde::de::DeserializeOwned;
 
 /// The CRD YAML files: the generated `deploy/crds/*.yaml` when they exist, else the fallback
 /// fixture of this crate.
@@ -118,4 +124,26 @@ pub fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> (bool, String,
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Lists `api` for its current resourceVersion and watches from there, as a client that must not
+/// miss a change does; the server ends the watch after `timeout_secs`.
+pub async fn watch_from_now<K>(
+    api: &Api<K>,
+    timeout_secs: u32,
+) -> BoxStream<'static, kube::Result<WatchEvent<K>>>
+where
+    K: Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    api.watch(&WatchParams::default().timeout(timeout_secs), &rv)
+        .await
+        .expect("watch")
+        .boxed()
 }

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use jiff::Timestamp;
 
-use super::{Forging, OverrideView, Row, Verdict, View, human_secs};
+use super::{Forging, OverrideView, PodRow, Row, Verdict, View, human_secs};
 
 /// How to print a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,19 +62,22 @@ pub(super) fn kes_cell(expires_at: Option<&str>, remaining: Option<u64>, state: 
     }
 }
 
+/// A pod's KES cell.
+fn pod_kes(p: &PodRow) -> String {
+    kes_cell(
+        p.kes_expires_at.as_deref(),
+        p.kes_remaining_periods,
+        p.kes_state.as_deref(),
+    )
+}
+
 /// The region's KES cell: the pod whose certificate expires first.
 fn region_kes(r: &Row) -> String {
     r.pods
         .iter()
         .filter(|p| p.kes_expires_at.is_some() || p.kes_state.is_some())
         .min_by(|a, b| a.kes_expires_at.cmp(&b.kes_expires_at))
-        .map(|p| {
-            kes_cell(
-                p.kes_expires_at.as_deref(),
-                p.kes_remaining_periods,
-                p.kes_state.as_deref(),
-            )
-        })
+        .map(pod_kes)
         .unwrap_or_else(|| "-".to_string())
 }
 
@@ -211,11 +214,7 @@ pub fn render_table(view: &View, now: Timestamp, style: Style) -> String {
                     .unwrap_or_else(|| "-".to_string()),
                 if p.claims { "yes" } else { "no" }.to_string(),
                 forging.to_string(),
-                kes_cell(
-                    p.kes_expires_at.as_deref(),
-                    p.kes_remaining_periods,
-                    p.kes_state.as_deref(),
-                ),
+                pod_kes(p),
                 dash(p.tickets.clone()),
                 reason,
             ];
