@@ -4,7 +4,7 @@
     helm.py uninstall RELEASE --namespace NS
 
 KUBECONFIG names the cluster. `install` creates the namespace; neither waits (the caller
-watches the pods). `--manifest FILE` writes the rendered manifest there. Used by tests/install.rs
+watches the pods). `--manifest FILE` writes the rendered manifest there. Used by tests/install/
 (FORGE_HELM_PYTHON, the venv .ci/run makes). Exit 1 with Helm's message on failure.
 """
 import argparse, asyncio, json, os, sys

@@ -22,7 +22,7 @@ use forge_sim::world::{World, WorldOptions, http_get, wait_for};
 
 /// Used by the rules or the dashboard, not exported by the single-cluster sidecars scraped here:
 /// (name, why). The `cardano_cluster_*` ones exist only with `ENABLE_CLUSTER_MANAGEMENT=true`
-/// (`tests/multi_cluster.rs` scrapes them from multi-region sidecars); the node's sync only where
+/// (`tests/multi_cluster/` scrapes them from multi-region sidecars); the node's sync only where
 /// its tip is read.
 const PENDING: &[(&str, &str)] = &[
     (
@@ -47,19 +47,19 @@ const PENDING: &[(&str, &str)] = &[
     ),
     (
         "cardano_forge_tickets_held",
-        "quorum mode only (QUORUM_PARTICIPANTS): the TicketKeeper; tests/quorum.rs scrapes it",
+        "quorum mode only (QUORUM_PARTICIPANTS): the TicketKeeper; tests/quorum/ scrapes it",
     ),
     (
         "cardano_forge_tickets_needed",
-        "quorum mode only (QUORUM_PARTICIPANTS): the TicketKeeper; tests/quorum.rs scrapes it",
+        "quorum mode only (QUORUM_PARTICIPANTS): the TicketKeeper; tests/quorum/ scrapes it",
     ),
     (
         "cardano_forge_ticket_reachable",
-        "quorum mode only (QUORUM_PARTICIPANTS): the TicketKeeper, by participant; tests/quorum.rs scrapes it",
+        "quorum mode only (QUORUM_PARTICIPANTS): the TicketKeeper, by participant; tests/quorum/ scrapes it",
     ),
     (
         "cardano_forge_quorum_break_glass",
-        "quorum mode only (QUORUM_PARTICIPANTS): the TicketKeeper; tests/quorum.rs scrapes it",
+        "quorum mode only (QUORUM_PARTICIPANTS): the TicketKeeper; tests/quorum/ scrapes it",
     ),
     (
         "forge_manager_node_synced",

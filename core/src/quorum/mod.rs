@@ -25,7 +25,7 @@
 //!
 //! Why this is safe (majorities intersect; one holder per ticket; a holder's deadline passes
 //! before any of its tickets can expire for others, given a bounded clock-rate difference) is
-//! argued in docs/quorum.md and checked on a model in `core/tests/quorum_model.rs`.
+//! argued in docs/quorum.md and checked on a model in `core/tests/quorum_model/`.
 mod majority;
 mod ticket;
 

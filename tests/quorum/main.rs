@@ -22,351 +22,39 @@
 //! keeps forging), then the primary region dies and the other takes its own ticket and the
 //! witness's. `kubectl get cfc` (the API server's table of the printer columns) shows the
 //! tickets held on the way.
+//!
+//! This file holds the two scenarios; the timings and the bounds the argument gives are in
+//! [`timing`], the world of regions, witness and fault proxies in [`regions`].
 
 use std::{
-    collections::BTreeMap,
     path::PathBuf,
     time::{Duration, Instant},
 };
 
 use forge_sim::{
-    apiserver::{ApiServer, ApiServerOptions},
-    proxy::{FaultProxy, ProxyMode},
-    timeline::{judge, judge_window, unix_now_ns},
-    world::{World, WorldOptions},
+    proxy::ProxyMode,
+    timeline::{judge_window, unix_now_ns},
 };
+
+use regions::Quorum;
+use timing::{
+    LOCAL_RENEW_DEADLINE, RETRY_PERIOD, TICKET_DURATION, failover_bound, flap_gap_bound, flap_schedule,
+    one_way_failover_bound, out_of_reach_failover_bound, planned_bound, recovery_bound,
+};
+
+mod regions;
+mod timing;
 
 /// The scenarios run one at a time (each starts several API servers and many processes).
 static ONE_AT_A_TIME: std::sync::LazyLock<tokio::sync::Mutex<()>> =
     std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
 
 const REPLICAS: usize = 2;
-const TICKET_DURATION: Duration = Duration::from_secs(6);
-const TICKET_RENEW_DEADLINE: Duration = Duration::from_secs(3);
-const RETRY_PERIOD: Duration = Duration::from_millis(500);
-const SLOWEST_RELOAD: Duration = Duration::from_millis(1500);
+
 const WITNESS: &str = "witness";
-/// The scenario world's `RENEW_DEADLINE` (the local lease).
-const LOCAL_RENEW_DEADLINE: Duration = Duration::from_secs(2);
-/// The scenario world's `API_TIMEOUT` (below a quarter of the ticket renew deadline, so the
-/// ticket calls' own timeout).
-const API_TIMEOUT: Duration = Duration::from_millis(500);
 
 fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_forge-manager"))
-}
-
-/// The argument's bound on a lost primary's failover (module docs).
-fn failover_bound() -> Duration {
-    TICKET_DURATION + RETRY_PERIOD * 2 + SLOWEST_RELOAD
-}
-
-/// When only the answers of east's links are lost, one renewal per ticket may still land (its
-/// answer lost, east does not count it; its next write, read first, never goes out): the
-/// tickets age out from up to a retry period after the fault.
-fn one_way_failover_bound() -> Duration {
-    failover_bound() + RETRY_PERIOD
-}
-
-/// The scenario world's `LEASE_DURATION` (the local lease).
-const LOCAL_LEASE_DURATION: Duration = Duration::from_secs(4);
-
-/// When east reaches nobody but the others still read it (q7): its leader reads each peer once
-/// per lease duration and a read fails after the API timeout; east stands aside once both have
-/// been unreachable for a lease duration, and west reads that status within about a retry
-/// period; then the failover's own bound (west may first see east's last renewals only then).
-fn out_of_reach_failover_bound() -> Duration {
-    LOCAL_LEASE_DURATION * 2 + API_TIMEOUT + RETRY_PERIOD + failover_bound()
-}
-
-/// After a cut heals: the call in flight times out, a retry period's wait, a read and a
-/// write, the node's reload.
-fn recovery_bound() -> Duration {
-    API_TIMEOUT + RETRY_PERIOD * 2 + SLOWEST_RELOAD
-}
-
-/// The flapping link's schedule (module docs): rounds of three quick cuts of 1 s (below the
-/// ticket renew deadline less a retry period: east keeps its majority), one of 4 s (past the
-/// renew deadline, before the ticket duration: east stops, nobody may take its tickets), one of
-/// 8 s (past the ticket duration: west takes over, and fails back at the heal); the first and
-/// third rounds cut both ways, the second and fourth lose only the answers. `(mode, cut,
-/// heal)`: 2 minutes from the first cut to the last heal.
-fn flap_schedule() -> Vec<(ProxyMode, Duration, Duration)> {
-    let s = Duration::from_millis;
-    let mut out = Vec::new();
-    for round in 0..4 {
-        let mode = if round % 2 == 0 {
-            ProxyMode::Blackhole
-        } else {
-            ProxyMode::BlackholeDown
-        };
-        for (cut, heal) in [
-            (1000, 1000),
-            (1000, 1000),
-            (1000, 1000),
-            (4000, 6000),
-            (8000, 8000),
-        ] {
-            out.push((mode, s(cut), s(heal)));
-        }
-    }
-    out
-}
-
-/// The forging gap one cut of `cut` (in `mode`) can cause, from the timings: east counts each
-/// ticket until `TICKET_RENEW_DEADLINE` after its last successful renewal, sent at most a retry
-/// period before the cut, so it forges at least `TICKET_RENEW_DEADLINE - RETRY_PERIOD` into the
-/// cut; someone forges again by the heal plus [`recovery_bound`] or by the failover bound,
-/// whichever comes first; a cut past `TICKET_DURATION - RETRY_PERIOD` may let west take over,
-/// and the heal then costs a planned failback ([`planned_bound`]).
-fn flap_gap_bound(mode: ProxyMode, cut: Duration) -> Duration {
-    let failover = if mode == ProxyMode::BlackholeDown {
-        one_way_failover_bound()
-    } else {
-        failover_bound()
-    };
-    let resumed = (cut + recovery_bound()).min(failover);
-    let mut bound = resumed.saturating_sub(TICKET_RENEW_DEADLINE - RETRY_PERIOD);
-    if cut > TICKET_DURATION - RETRY_PERIOD {
-        bound += planned_bound();
-    }
-    bound
-}
-
-/// The estimate for a planned handover (the holder yields): its node's stop (a reload), the
-/// confirmed stop's release, the better region's read of the released tickets and its take, the
-/// peer reads that show the change, and its node's start (a reload).
-fn planned_bound() -> Duration {
-    SLOWEST_RELOAD * 2 + RETRY_PERIOD * 6
-}
-
-/// The regions (their `links` also hold each region's proxy to the witness), the witness and
-/// the figures of the scenarios.
-struct Quorum {
-    regions: forge_sim::regions::Regions,
-    witness: ApiServer,
-    /// Per scenario: (name, fault -> new forger in ms, bound in ms).
-    figures: Vec<(String, f64, f64)>,
-}
-
-impl std::ops::Deref for Quorum {
-    type Target = forge_sim::regions::Regions;
-    fn deref(&self) -> &Self::Target {
-        &self.regions
-    }
-}
-
-impl std::ops::DerefMut for Quorum {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.regions
-    }
-}
-
-impl Quorum {
-    async fn start(test: &str, regions: &[(&str, u16)]) -> Option<Quorum> {
-        if forge_sim::apiserver::skipped(test) {
-            return None;
-        }
-        forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
-        let mut worlds = Vec::new();
-        for (region, _) in regions {
-            let mut o = WorldOptions::scenario(exe(), REPLICAS);
-            o.pod_prefix = (*region).to_string();
-            worlds.push(World::prepare(o).await.unwrap_or_else(|e| panic!("{test}: {e}")));
-        }
-        let identities: Vec<String> = regions
-            .iter()
-            .flat_map(|(r, _)| (0..REPLICAS).map(move |i| format!("{r}-{i}")))
-            .collect();
-        let witness = ApiServer::start(ApiServerOptions::with_identities(identities))
-            .await
-            .unwrap_or_else(|e| panic!("{test}: witness API server: {e}"));
-        let mut links = BTreeMap::new();
-        for (i, (region, priority)) in regions.iter().enumerate() {
-            let (mut peers, mut participants) = (Vec::new(), Vec::new());
-            for (j, (peer, _)) in regions.iter().enumerate().filter(|(j, _)| *j != i) {
-                let proxy = FaultProxy::start_local(worlds[j].apiserver.addr())
-                    .await
-                    .expect("proxy");
-                let kubeconfig = worlds[j]
-                    .apiserver
-                    .kubeconfig_via(&format!("{peer}-0"), proxy.local_addr())
-                    .expect("kubeconfig");
-                peers.push(format!("pool-{peer}={}", kubeconfig.display()));
-                participants.push(format!("pool-{peer}={}", kubeconfig.display()));
-                links.insert(((*region).to_string(), (*peer).to_string()), proxy);
-            }
-            let proxy = FaultProxy::start_local(witness.addr()).await.expect("proxy");
-            let kubeconfig = witness
-                .kubeconfig_via(&format!("{region}-0"), proxy.local_addr())
-                .expect("kubeconfig");
-            participants.push(format!("witness:{WITNESS}={}", kubeconfig.display()));
-            links.insert(((*region).to_string(), WITNESS.to_string()), proxy);
-            let env = &mut worlds[i].options_mut().extra_env;
-            *env = vec![
-                ("ENABLE_CLUSTER_MANAGEMENT".into(), "true".into()),
-                ("CLUSTER_IDENTIFIER".into(), format!("pool-{region}")),
-                ("CLUSTER_REGION".into(), (*region).to_string()),
-                ("CLUSTER_PRIORITY".into(), priority.to_string()),
-                ("PEER_CLUSTERS".into(), peers.join(",")),
-                ("QUORUM_PARTICIPANTS".into(), participants.join(",")),
-                ("TICKET_DURATION".into(), TICKET_DURATION.as_secs().to_string()),
-                (
-                    "TICKET_RENEW_DEADLINE".into(),
-                    TICKET_RENEW_DEADLINE.as_secs().to_string(),
-                ),
-            ];
-        }
-        for w in &mut worlds {
-            w.populate().await.unwrap_or_else(|e| panic!("{test}: {e}"));
-        }
-        Some(Quorum {
-            regions: forge_sim::regions::Regions {
-                names: regions.iter().map(|(r, _)| (*r).to_string()).collect(),
-                worlds,
-                links,
-            },
-            witness,
-            figures: Vec::new(),
-        })
-    }
-
-    fn link(&self, observer: &str, participant: &str) -> &FaultProxy {
-        &self.links[&(observer.to_string(), participant.to_string())]
-    }
-
-    /// Cuts (or heals) every path between `region` and every other participant, both ways.
-    fn partition(&self, region: &str, cut: bool) {
-        self.isolate(
-            region,
-            if cut {
-                ProxyMode::Blackhole
-            } else {
-                ProxyMode::Pass
-            },
-        );
-    }
-
-    /// Puts every path between `region` and every other participant (both ends' proxies) in
-    /// `mode`.
-    fn isolate(&self, region: &str, mode: ProxyMode) {
-        for ((a, b), proxy) in &self.links {
-            if a == region || b == region {
-                proxy.handle().set_mode(mode);
-            }
-        }
-    }
-
-    /// Puts only `region`'s own paths to every other participant (those it reads and writes
-    /// through) in `mode`; the others' paths to `region` stay as they are.
-    fn outbound(&self, region: &str, mode: ProxyMode) {
-        for ((a, _), proxy) in &self.links {
-            if a == region {
-                proxy.handle().set_mode(mode);
-            }
-        }
-    }
-
-    /// The `Tickets` cell of `pool-{region}` in the table `kubectl get cfc` prints: its API
-    /// server renders the CRD's printer columns (`Accept: ...;as=Table`), as for kubectl.
-    async fn tickets_column(&self, region: &str) -> Option<String> {
-        let w = &self.worlds[self.index(region)];
-        let c = w.apiserver.client("admin").await.ok()?;
-        let request = http::Request::get(format!(
-            "/apis/cardano.io/v1/namespaces/default/cardanoforgeclusters/pool-{region}"
-        ))
-        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
-        .body(Vec::new())
-        .ok()?;
-        let table: serde_json::Value = serde_json::from_str(&c.request_text(request).await.ok()?).ok()?;
-        let column = table["columnDefinitions"]
-            .as_array()?
-            .iter()
-            .position(|c| c["name"] == "Tickets")?;
-        table["rows"][0]["cells"][column].as_str().map(str::to_string)
-    }
-
-    /// Waits until `kubectl get cfc` shows `want` tickets for `region` (its status is written
-    /// when the count changes).
-    async fn expect_tickets(&self, region: &str, want: &str, what: &str) {
-        let started = Instant::now();
-        let mut seen = None;
-        while started.elapsed() < Duration::from_secs(10) {
-            seen = self.tickets_column(region).await;
-            if seen.as_deref() == Some(want) {
-                eprintln!("{what}: kubectl get cfc pool-{region}: Tickets {want}");
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{what}: pool-{region} shows tickets {seen:?}, not {want:?}");
-    }
-
-    async fn expect_forger_in(&self, region: &str, within: Duration, what: &str) -> String {
-        match self.wait_for_forger_in(region, within).await {
-            Some((node, _)) => node,
-            None => panic!(
-                "{what}: no single forger in {region} within {within:?}: {:?}\n{}",
-                self.forging_now(),
-                self.logs()
-            ),
-        }
-    }
-
-    /// 0 ms of overlap overall; prints the verdict of the scenario's window (who forged, the
-    /// longest gap).
-    fn assert_no_overlap(&self, scenario: &str, since_ns: u64) {
-        let v = self.verdict();
-        assert_eq!(v.overlap_ms, 0.0, "{scenario}: two nodes forged at once: {v:?}");
-        assert!(
-            v.max_forgers <= 1,
-            "{scenario}: two forgers at one instant: {v:?}"
-        );
-        let events = self.events();
-        if let Ok(w) = judge_window(&events, forge_sim::timeline::Window::since(since_ns)) {
-            eprintln!(
-                "{scenario}: overlap {} ms, forgers {:?}, longest gap {:.0} ms",
-                w.overlap_ms, w.forgers, w.max_gap_ms
-            );
-        }
-    }
-
-    fn record(&mut self, scenario: &str, took_ms: f64, bound: Duration) {
-        let bound_ms = bound.as_secs_f64() * 1e3;
-        eprintln!("{scenario}: fault -> new forger {took_ms:.0} ms (argument's bound {bound_ms:.0} ms)");
-        self.figures.push((scenario.to_string(), took_ms, bound_ms));
-    }
-
-    /// Nobody but `forger` forges for `d` (checked every 100 ms).
-    async fn only(&self, forger: &str, d: Duration, what: &str) {
-        let until = Instant::now() + d;
-        while Instant::now() < until {
-            let now = self.forging_now();
-            assert!(
-                now.iter().all(|n| n == forger),
-                "{what}: {now:?} forge besides {forger}\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn stop(&mut self) {
-        for w in &mut self.worlds {
-            w.stop_processes();
-        }
-        let v = judge(&self.events());
-        for w in &mut self.worlds {
-            w.stop();
-        }
-        self.witness.stop();
-        eprintln!("shutdown: merged verdict {v:?}");
-        assert_eq!(
-            v.overlap_ms, 0.0,
-            "two nodes forged at once (shutdown included): {v:?}"
-        );
-        assert!(v.max_forgers <= 1, "two forgers at one instant: {v:?}");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,187 @@
+//! Multi-region scenarios with real processes (issue 6): one real kube-apiserver per region,
+//! two `forge-manager run` sidecars and node simulators per region, cluster management on,
+//! `PEER_CLUSTERS` pointing at the other regions' API servers. The merged node timelines of
+//! all regions are the judge: the overlap of forgers must be 0 ms, and the longest interval
+//! without a forger within what a handover between regions may take (L1,
+//! [`Regions::handover_bound`]).
+//!
+//! The scenarios run one at a time (each starts several API servers and many processes).
+//!
+//! This file holds what the scenarios share (the lock, the bounds, the regions of a test); the
+//! scenarios are in [`planned`] (maintenance handed over and back, a handover inside the
+//! primary region, bad input and an expiring override) and [`failures`] (a failing health
+//! endpoint, a silent peer against an expired lease, a whole region's outage).
+
+use std::{path::PathBuf, sync::LazyLock, time::Duration};
+
+use forge_sim::{
+    timeline::{Window, judge, judge_window},
+    world::WorldOptions,
+};
+
+mod failures;
+mod planned;
+
+static ONE_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
+
+const REPLICAS: usize = 2;
+
+/// `STOP_GRACE`'s default: these worlds run no node guard, so a stop by SIGHUP counts as done
+/// this long after the signal (earlier if the node process is gone).
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Room for a loaded 2-core machine (process scheduling, API round trips), as in the chaos soak.
+const ALLOWANCE: Duration = Duration::from_secs(4);
+
+/// The longest interval without a forger (L1) a handover between regions, or inside one, may
+/// leave, from the scenario worlds' timings (`o`). After the forger's node stops:
+/// - its stop counts as done at most `STOP_GRACE` after the SIGHUP (then the claim is withdrawn
+///   and the Lease released), and the other region reads that within a retry period; or, when
+///   the forging region died without a word, its Lease was renewed at most a retry period
+///   before, the other region sees it unrenewed for `LEASE_DURATION` after its next read (a
+///   retry period) and reads the vacancy within one more: `LEASE + 2 x RETRY`, the longer route;
+/// - the taking region writes its claim and reads every peer again (an API timeout at most);
+/// - its node's slowest reload;
+/// - the allowance.
+fn handover_bound(o: &WorldOptions) -> Duration {
+    let lease = Duration::from_secs(o.lease_duration_s);
+    let noticed = (STOP_GRACE + o.retry_period).max(lease + 2 * o.retry_period);
+    noticed + o.api_timeout + o.node.reload.max + ALLOWANCE
+}
+
+/// The longest interval without a forger after an operator's `Enabled` override on a region
+/// whose peers have been unreachable for longer than their lease (they are skipped): the spec
+/// change seen (a watch event; a retry period allowed), the claim written and the peers read
+/// (an API timeout), the node's slowest reload, the allowance.
+fn override_bound(o: &WorldOptions) -> Duration {
+    o.retry_period + o.api_timeout + o.node.reload.max + ALLOWANCE
+}
+
+fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_forge-manager"))
+}
+
+/// The regions of a test: `(region, priority)`; each region's CFC is `pool-{region}`.
+struct Regions(forge_sim::regions::Regions);
+
+impl std::ops::Deref for Regions {
+    type Target = forge_sim::regions::Regions;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Regions {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Regions {
+    /// Starts one API server per region, then every region's pods, each region's managers
+    /// reading the others' CFCs and Leases through the others' admin kubeconfigs.
+    async fn start(test: &str, regions: &[(&str, u16)]) -> Option<Regions> {
+        Regions::start_with(test, regions, |_| Vec::new()).await
+    }
+
+    /// [`Regions::start`] with more environment per region.
+    async fn start_with(
+        test: &str,
+        regions: &[(&str, u16)],
+        extra: impl Fn(&str) -> Vec<(String, String)>,
+    ) -> Option<Regions> {
+        if forge_sim::apiserver::skipped(test) {
+            return None;
+        }
+        forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
+        let r =
+            forge_sim::regions::Regions::start(regions, |_| WorldOptions::scenario(exe(), REPLICAS), extra)
+                .await
+                .unwrap_or_else(|e| panic!("{test}: {e}"));
+        Some(Regions(r))
+    }
+
+    fn assert_no_overlap(&self, scenario: &str) {
+        let v = self.verdict();
+        eprintln!("{scenario}: merged verdict {v:?}");
+        assert_eq!(v.overlap_ms, 0.0, "{scenario}: two nodes forged at once: {v:?}");
+        assert!(
+            v.max_forgers <= 1,
+            "{scenario}: two forgers at one instant: {v:?}"
+        );
+        assert!(!v.forgers.is_empty(), "{scenario}: nobody forged: {v:?}");
+    }
+
+    /// The worlds' timings (every region is started with the same).
+    fn options(&self) -> WorldOptions {
+        WorldOptions::scenario(exe(), REPLICAS)
+    }
+
+    /// L1: the longest interval without a forger in the merged timelines, from the first
+    /// `forging_on` (or from `since_ns`, when nobody may forge before it), is within `bound`.
+    fn assert_gap_within(&self, scenario: &str, since_ns: Option<u64>, bound: Duration) {
+        let window = Window {
+            from_unix_ns: since_ns,
+            until_unix_ns: Some(forge_sim::timeline::unix_now_ns()),
+        };
+        let v =
+            judge_window(&self.events(), window).unwrap_or_else(|e| panic!("{scenario}: no verdict: {e}"));
+        eprintln!(
+            "{scenario}: longest gap {:.0} ms (bound {} ms)",
+            v.max_gap_ms,
+            bound.as_millis()
+        );
+        assert!(
+            v.max_gap_ms <= bound.as_secs_f64() * 1e3,
+            "{scenario}: {:.0} ms without a forger, bound {} ms: {v:?}\n{}",
+            v.max_gap_ms,
+            bound.as_millis(),
+            self.logs()
+        );
+    }
+
+    /// [`Regions::assert_no_overlap`] and L1 with [`handover_bound`] over the whole run so far.
+    fn assert_handovers(&self, scenario: &str) {
+        self.assert_no_overlap(scenario);
+        self.assert_gap_within(scenario, None, handover_bound(&self.options()));
+    }
+
+    /// A metric line of every pod of `region` that starts with `prefix`.
+    async fn metric_lines(&self, region: &str, prefix: &str) -> Vec<String> {
+        let w = &self.worlds[self.index(region)];
+        let mut out = Vec::new();
+        for p in 0..w.pods.len() {
+            let text = w.metrics(p).await.unwrap_or_default();
+            out.extend(text.lines().filter(|l| l.starts_with(prefix)).map(str::to_string));
+        }
+        out
+    }
+
+    /// `apiserver_request_total` summed over every region's API server.
+    async fn api_requests(&self) -> f64 {
+        let mut total = 0.0;
+        for w in &self.worlds {
+            let text = w.apiserver_metrics().await.unwrap_or_default();
+            total += text
+                .lines()
+                .filter(|l| l.starts_with("apiserver_request_total{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>();
+        }
+        total
+    }
+
+    /// Stops every region as Kubernetes deletes pods (each sidecar in turn hands over, across
+    /// regions too) and judges the merged timelines, the shutdown included.
+    fn stop(&mut self) {
+        for w in &mut self.worlds {
+            w.stop_processes();
+        }
+        let v = judge(&self.events());
+        for w in &mut self.worlds {
+            w.stop();
+        }
+        eprintln!("shutdown: merged verdict {v:?}");
+        v.assert_clean_shutdown();
+    }
+}
