@@ -9,18 +9,24 @@
 //! | [`LeaderApi`] | our CardanoLeader | StatusWriter | `kube_object` | `MemoryObject` |
 //! | [`Prober`] | the health endpoint (HTTP) | HealthProber | `http_probe` | `ScriptedProber` |
 //! | [`CredentialStore`] | the credential files the node reads | CredentialKeeper | `fs_credentials` | `MemoryCredentials` |
-//! | [`NodeGuard`] | the node guard's socket | NodeSignaller | `guard` | |
+//! | [`CredentialSource`] | the source credential files and their watch | CredentialKeeper | `fs_credentials` | `MemorySources` |
+//! | [`PodEvents`] | Kubernetes Events about this pod | CredentialKeeper | `kube_events` | `RecordedEvents` |
+//! | [`NodeGuard`] | the node guard's socket | NodeSignaller, NodeWatcher | `guard` | `MemoryGuard` |
+//! | [`NodeHost`] | the node's socket, `/proc` and pidfd signals | NodeWatcher, NodeSignaller | `process` | `MemoryNode` |
 //!
 //! Each port owns its error type ([`ApiError`], [`ProbeFailed`], [`CredentialFileError`],
-//! [`GuardError`]): an adapter maps its library's errors into it. Not behind a port yet: the
-//! peer regions' API servers (the PeerWatcher and the TicketKeeper build their clients from
-//! kubeconfigs), `/proc` and pidfd signals (`process::ProcFs`, whose root is its test seam), the
-//! source credential files and their watch, and Kubernetes Events.
+//! [`SourceWatchError`], [`GuardError`], [`DiscoveryError`], [`SignalError`]): an adapter maps
+//! its library's errors into it. Not behind a port: the peer regions' and the quorum
+//! participants' API servers (the PeerWatcher and the TicketKeeper build their clients from
+//! kubeconfigs; our own ticket is a [`LeaseApi`]), the
+//! ChainWatcher's HTTP reads of the node's metrics, and the files the configuration names
+//! (`SHELLEY_GENESIS`, read once while the system is built).
 
 use std::{
     collections::BTreeMap,
     fmt, io,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
@@ -418,4 +424,159 @@ pub trait NodeGuard: Send + Sync + 'static {
     /// Subscribes: the stream yields the current state, then every change, and ends when the
     /// guard goes away.
     fn subscribe(&self) -> BoxFuture<'static, Result<BoxStream<'static, GuardReport>, GuardError>>;
+}
+
+/// A change seen where the source credential files live (a Secret update is a burst of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceChange {
+    /// Something changed.
+    Changed,
+    /// The watch reported an error (e.g. its queue overflowed): re-validate to be sure.
+    Error(String),
+}
+
+/// The watch of the source credential files could not be set up.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot watch the source credential directories {dirs}: {detail}")]
+pub struct SourceWatchError {
+    /// The directories, for the operator.
+    pub dirs: String,
+    /// The cause.
+    pub detail: String,
+}
+
+/// The source credential files (a read-only Secret mount) and their changes: the CredentialKeeper
+/// reads and validates them, and again after every change.
+pub trait CredentialSource: Send + Sync + 'static {
+    /// The three files (validation reasons and metrics name them).
+    fn files(&self) -> &CredentialSet<PathBuf>;
+    /// Reads all three (each at most [`MAX_CREDENTIAL_FILE_BYTES`]).
+    fn read(&self) -> Result<CredentialContents, CredentialFileError>;
+    /// Every change from now on, until the stream is dropped; it ends when the watch does. Set
+    /// up before the caller reads, so that no change between the two is missed.
+    fn watch(&self) -> Result<BoxStream<'static, SourceChange>, SourceWatchError>;
+}
+
+/// Kubernetes Events about this pod (`regarding` the pod, reported by forge-manager).
+pub trait PodEvents: Send + Sync + 'static {
+    /// Publishes a `Warning` in the background; a failure is logged, never retried (a log line
+    /// and a metric carry the same fact). `note` names files and problems, never contents.
+    fn warning(&self, reason: &'static str, action: &'static str, note: &str);
+}
+
+/// A process as a PID plus its start time (clock ticks since boot, `/proc/<pid>/stat` field
+/// 22), which together never name two different processes. A start time of 0 means unknown (a
+/// node seen through its guard, in another PID namespace): such an identity is never signalled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProcessIdentity {
+    /// The process id.
+    pub pid: i32,
+    /// Start time in clock ticks after boot.
+    pub start_time: u64,
+}
+
+/// Why the node process could not be found.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DiscoveryError {
+    /// No process listens on the socket and none has the configured name.
+    #[error("no process listens on {socket} and none is named {name:?} (is the process namespace shared?)")]
+    NotFound {
+        /// The node socket path.
+        socket: PathBuf,
+        /// The configured process name.
+        name: String,
+    },
+    /// Several processes match the name and none is identified by the socket: refuse to guess.
+    #[error("{count} processes are named {name:?} and none listens on {socket}: refusing to guess")]
+    Ambiguous {
+        /// The node socket path.
+        socket: PathBuf,
+        /// The configured process name.
+        name: String,
+        /// How many matched.
+        count: usize,
+    },
+}
+
+/// Why a signal was not delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalError {
+    /// The process is gone, or its PID now belongs to another process.
+    #[error("process {pid} is gone (or its PID was reused)")]
+    Gone {
+        /// The PID that was targeted.
+        pid: i32,
+    },
+    /// The kernel refused (permissions, no pidfd support).
+    #[error("cannot signal process {pid}: {source}")]
+    Failed {
+        /// The PID that was targeted.
+        pid: i32,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl SignalError {
+    /// Bounded label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SignalError::Gone { .. } => "gone",
+            SignalError::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// What one check of the node socket found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketState {
+    /// It accepted a connection (closed again at once).
+    Accepting,
+    /// There is no socket file.
+    Absent,
+    /// The file exists but did not accept a connection in time (the reason).
+    NotAccepting(String),
+}
+
+/// The local cardano-node as this pod sees it: its socket, its process in `/proc` (with a
+/// shared process namespace) and signals to it. The NodeWatcher observes it, the NodeSignaller
+/// signals it when no node guard runs. The process calls are blocking (small `/proc` reads):
+/// callers run them off the actor's thread, except single-process lookups.
+pub trait NodeHost: Send + Sync + 'static {
+    /// Whether `socket` accepts a connection within `timeout`.
+    fn check_socket(&self, socket: &Path, timeout: Duration) -> BoxFuture<'static, SocketState>;
+    /// Inodes of the listening Unix sockets bound to `socket`.
+    fn listening_socket_inodes(&self, socket: &Path) -> io::Result<Vec<u64>>;
+    /// The identity of a live process (an exited one is `NotFound`).
+    fn identity(&self, pid: i32) -> io::Result<ProcessIdentity>;
+    /// The node: the process listening on `socket` if any, else the only process named `name`;
+    /// never a guess between several.
+    fn discover_node(&self, socket: &Path, name: &str) -> Result<ProcessIdentity, DiscoveryError>;
+    /// The command line of a process, split into arguments.
+    fn cmdline(&self, pid: i32) -> io::Result<Vec<String>>;
+    /// Sends `signal` to `target` only if its PID still names that process.
+    fn signal(&self, target: ProcessIdentity, signal: rustix::process::Signal) -> Result<(), SignalError>;
+}
+
+/// An `Arc` of a host is that host (so constructors take either).
+impl<T: NodeHost + ?Sized> NodeHost for Arc<T> {
+    fn check_socket(&self, socket: &Path, timeout: Duration) -> BoxFuture<'static, SocketState> {
+        (**self).check_socket(socket, timeout)
+    }
+    fn listening_socket_inodes(&self, socket: &Path) -> io::Result<Vec<u64>> {
+        (**self).listening_socket_inodes(socket)
+    }
+    fn identity(&self, pid: i32) -> io::Result<ProcessIdentity> {
+        (**self).identity(pid)
+    }
+    fn discover_node(&self, socket: &Path, name: &str) -> Result<ProcessIdentity, DiscoveryError> {
+        (**self).discover_node(socket, name)
+    }
+    fn cmdline(&self, pid: i32) -> io::Result<Vec<String>> {
+        (**self).cmdline(pid)
+    }
+    fn signal(&self, target: ProcessIdentity, signal: rustix::process::Signal) -> Result<(), SignalError> {
+        (**self).signal(target, signal)
+    }
 }

@@ -11,11 +11,11 @@ use std::{
 
 use actix::{Addr, Supervisor};
 use forge_actors::{
-    adapters::fs_credentials::{CredentialKind, CredentialPaths, FsCredentials},
+    adapters::fs_credentials::{CredentialKind, CredentialPaths, FsCredentials, FsSources},
     credential_keeper::CredentialKeeper,
     messages::{Fact, Install, Remove, SourcesRotated},
     metrics::{Metrics, PodLabels},
-    ports::CredentialStore,
+    ports::{CredentialSource, CredentialStore},
     testing::{Logs, eventually, recorder},
 };
 use forge_core::decision::Event;
@@ -109,6 +109,7 @@ impl Kept {
         let metrics = Metrics::register(registry, &PodLabels::default(), "test").expect("metrics");
         let m = metrics.clone();
         let t: Arc<dyn CredentialStore> = Arc::new(FsCredentials::new(targets.clone()));
+        let sources: Arc<dyn CredentialSource> = Arc::new(FsSources::new(sources));
         let keeper = Supervisor::start(move |_| {
             configure(
                 CredentialKeeper::new(sources.clone(), t.clone(), decider.clone(), rotated.clone(), &m)
@@ -582,7 +583,7 @@ async fn a_certificate_for_another_kes_key_is_refused_naming_both_files() {
 
 #[actix::test]
 async fn a_refusal_is_published_as_a_kubernetes_event_on_the_pod() {
-    use forge_actors::{adapters::kube::client, credential_keeper::KeeperEvents};
+    use forge_actors::adapters::{kube::client, kube_events::KubeEvents};
     use forge_sim::{
         apiserver::{ApiServerOptions, start_for_test},
         creds::{TestCredentials, mainnet_kes_period_now, write_credentials},
@@ -607,7 +608,7 @@ async fn a_refusal_is_published_as_a_kubernetes_event_on_the_pod() {
         creds.certified_kes_seed ^= 0x22;
         write_credentials(d, &creds).expect("credentials");
     });
-    let events = KeeperEvents::new(kube.clone(), "default", "bp-0");
+    let events = Arc::new(KubeEvents::new(kube.clone(), "default", "bp-0"));
     let k = Kept::start_with(
         volume.paths(),
         targets_in(&dir.path().join("node")),

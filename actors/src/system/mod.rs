@@ -49,9 +49,13 @@
 //! signal handler (the binary) ─Shutdown─► Decider
 //! ```
 //!
-//! Outside the process: the NodeSignaller talks to the node guard (permit, reload, revoke; its
-//! `GuardReport` stream back), the node guard signals and fences cardano-node, and the
-//! StatusWriter writes the CardanoLeader and CardanoForgeCluster status.
+//! Outside the process, each through its port in [`Adapters`]: the NodeSignaller talks to the
+//! node guard (permit, reload, revoke; its `GuardReport` stream back) and, without one, signals
+//! the node by PID; the node guard signals and fences cardano-node; the NodeWatcher checks the
+//! node's socket and process (asking the guard for the PID when the process is not visible); the
+//! CredentialKeeper reads and watches the sources, writes the targets and publishes an Event per
+//! refusal; the LeaseElector, the StatusWriter and the ClusterWatcher read and write the Lease,
+//! the CardanoLeader and the CardanoForgeCluster; the HealthProber probes over HTTP.
 
 mod adapters;
 
@@ -155,7 +159,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     let NodeSettings {
         socket: _,               // in `NodeWatcherSettings::from_config(node)`
         process_name: _,         // in `NodeWatcherSettings::from_config(node)`
-        guard_socket,            // in `io.guard` and the NodeWatcher's settings
+        guard_socket,            // in `io.guard`
         disable_socket_check: _, // validation refuses `true`: readiness is the socket check
         socket_wait_timeout,
         starts_non_producing,
@@ -167,9 +171,10 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         leader,
         cluster: cluster_object,
         prober: http,
+        sources,
         credentials: store,
         events,
-        procfs,
+        node: host,
         guard,
         own_ticket,
         clock,
@@ -210,7 +215,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     // Reloads go through the node guard whenever its socket exists (SIGHUP by PID otherwise);
     // the signaller holds the guard's forging permit within the lease's renew deadline.
     let signaller = Supervisor::start({
-        let (procfs, m, fact) = (procfs.clone(), metrics.clone(), facts.clone());
+        let (host, guard, m, fact) = (host.clone(), guard.clone(), metrics.clone(), facts.clone());
         let stop = StopConfirmation {
             grace: *stop_grace,
             timeout: *stop_confirm_timeout,
@@ -218,7 +223,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         let boot_credentials = *starts_non_producing;
         let quorum_glass = quorum.as_ref().map(|q| q.break_glass);
         move |_| {
-            let signaller = NodeSignaller::new(procfs, &m)
+            let signaller = NodeSignaller::new(host, &m)
                 .with_guard(guard, clock)
                 .with_quorum_if(quorum_glass)
                 .with_stop_confirmation(stop)
@@ -250,7 +255,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     Supervisor::start({
         let settings = NodeWatcherSettings::from_config(node);
         let (m, fact, sig) = (metrics.clone(), facts.clone(), signaller.clone().recipient());
-        move |_| NodeWatcher::new(settings, procfs, fact, sig, &m)
+        move |_| NodeWatcher::new(settings, host.clone(), fact, sig, &m).with_guard(guard.clone())
     });
 
     let network_slots = kes_schedule(network).map_err(SpawnError::Network)?;
@@ -263,11 +268,14 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     // The source certificate's KES figures, for `/status`.
     let kes_report = KesReportCell::default();
     let keeper = Supervisor::start({
-        let CredentialSettings { source, target: _ } = credentials.clone(); // target: in `io.credentials`
+        let CredentialSettings {
+            source: _, // in `io.sources`
+            target: _, // in `io.credentials`
+        } = credentials;
         let (kes_report, kes) = (kes_report.clone(), network_slots.clone());
         let (m, fact, rotated) = (metrics.clone(), facts.clone(), decider.clone().recipient());
         move |_| {
-            CredentialKeeper::new(source.clone(), store.clone(), fact.clone(), rotated.clone(), &m)
+            CredentialKeeper::new(sources.clone(), store.clone(), fact.clone(), rotated.clone(), &m)
                 .with_kes_schedule(kes.clone())
                 .with_events(events.clone())
                 .with_kes_report(kes_report.clone())
