@@ -63,6 +63,11 @@ impl MemorySources {
         self.change(Some(set));
     }
 
+    /// What the files hold now (`None`: absent).
+    pub fn read_now(&self) -> Option<CredentialContents> {
+        self.lock().contents.clone()
+    }
+
     /// The files are gone; watchers are told.
     pub fn remove(&self) {
         self.change(None);

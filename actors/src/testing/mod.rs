@@ -5,6 +5,7 @@
 //! it.
 
 mod config;
+mod in_memory;
 mod memory_credentials;
 mod memory_guard;
 mod memory_leases;
@@ -17,6 +18,7 @@ mod recorded_events;
 mod scripted_prober;
 
 pub use config::config;
+pub use in_memory::InMemory;
 pub use memory_credentials::MemoryCredentials;
 pub use memory_guard::MemoryGuard;
 pub use memory_leases::{LeaseWrite, MemoryLeaseClient, MemoryLeases, Outage, WriteOp};
