@@ -13,12 +13,12 @@
 //! | [`PodEvents`] | Kubernetes Events about this pod | CredentialKeeper | `kube_events` | `RecordedEvents` |
 //! | [`NodeGuard`] | the node guard's socket | NodeSignaller, NodeWatcher | `guard` | `MemoryGuard` |
 //! | [`NodeHost`] | the node's socket, `/proc` and pidfd signals | NodeWatcher, NodeSignaller | `process` | `MemoryNode` |
+//! | [`PeerApi`] | the peer regions' API servers (through their kubeconfigs) | PeerWatcher | `kube_peer` | `MemoryPeers` |
 //!
 //! Each port owns its error type ([`ApiError`], [`ProbeFailed`], [`CredentialFileError`],
 //! [`SourceWatchError`], [`GuardError`], [`DiscoveryError`], [`SignalError`]): an adapter maps
-//! its library's errors into it. Not behind a port: the peer regions' and the quorum
-//! participants' API servers (the PeerWatcher and the TicketKeeper build their clients from
-//! kubeconfigs; our own ticket is a [`LeaseApi`]), the
+//! its library's errors into it. Not behind a port: the quorum participants' API servers (the
+//! TicketKeeper builds their clients from kubeconfigs; our own ticket is a [`LeaseApi`]), the
 //! ChainWatcher's HTTP reads of the node's metrics, and the files the configuration names
 //! (`SHELLEY_GENESIS`, read once while the system is built).
 
@@ -579,4 +579,21 @@ impl<T: NodeHost + ?Sized> NodeHost for Arc<T> {
     fn signal(&self, target: ProcessIdentity, signal: rustix::process::Signal) -> Result<(), SignalError> {
         (**self).signal(target, signal)
     }
+}
+
+/// A peer region's CardanoForgeCluster and Lease, addressed through its own API server.
+#[derive(Clone)]
+pub struct PeerObjects {
+    /// Its CardanoForgeCluster (named after the peer).
+    pub cfc: Arc<ForgeClusterApi>,
+    /// Its local Lease (under our lease name).
+    pub lease: Arc<dyn ObjectApi<k8s_openapi::api::coordination::v1::Lease>>,
+}
+
+/// The peer regions' API servers (cluster management), each reached through its own
+/// kubeconfig: the PeerWatchers read and watch their CardanoForgeCluster and Lease.
+pub trait PeerApi: Send + Sync + 'static {
+    /// Connects to peer `peer` afresh (a kubeconfig may have been rotated since the last
+    /// time) and addresses its objects; a peer that cannot be reached is an [`ApiError`].
+    fn connect(&self, peer: &str) -> BoxFuture<'static, Result<PeerObjects, ApiError>>;
 }

@@ -7,4 +7,5 @@ pub mod kube;
 pub mod kube_events;
 pub mod kube_lease;
 pub mod kube_object;
+pub mod kube_peer;
 pub mod process;

@@ -14,6 +14,7 @@ use crate::{
         kube_events::KubeEvents,
         kube_lease::{KubeLeasePort, KubeLeases},
         kube_object::NamedObject,
+        kube_peer::KubePeers,
         process::ProcFs,
     },
     clock::Clock,
@@ -22,7 +23,7 @@ use crate::{
     metrics::Metrics,
     ports::{
         CredentialSource, CredentialStore, ForgeClusterApi, LeaderApi, LeaseApi, NodeGuard, NodeHost,
-        PodEvents, Prober,
+        PeerApi, PodEvents, Prober,
     },
     ticket_keeper::{TICKET_SUFFIX, TicketSettings},
 };
@@ -57,6 +58,8 @@ pub struct Adapters {
     /// The node guard's socket (NodeSignaller; the NodeWatcher, when the node's process is not
     /// visible here).
     pub guard: Arc<dyn NodeGuard>,
+    /// The peer regions' API servers (PeerWatchers, with cluster management).
+    pub peers: Arc<dyn PeerApi>,
     /// The forge ticket in our own API server (TicketKeeper); `None` outside quorum mode. The
     /// other participants' tickets are reached through their kubeconfigs.
     pub own_ticket: Option<Arc<dyn LeaseApi>>,
@@ -93,6 +96,12 @@ impl Adapters {
             events: Arc::new(KubeEvents::new(kube.clone(), &cfg.namespace, &cfg.pod_name)),
             node: Arc::new(ProcFs::default()),
             guard: Arc::new(GuardClient::new(&cfg.node.guard_socket, GUARD_TIMEOUT)),
+            peers: Arc::new(KubePeers::new(
+                cfg.peers.iter().map(|p| (p.name.clone(), p.kubeconfig.clone())),
+                &cfg.namespace,
+                &cfg.names.lease,
+                cfg.api_timeout,
+            )),
             own_ticket: cfg.quorum.as_ref().map(|q| {
                 let lease = format!("{}{TICKET_SUFFIX}", cfg.names.lease);
                 let call_timeout = TicketSettings::call_timeout(cfg.api_timeout, &q.ticket);

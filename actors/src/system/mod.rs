@@ -88,7 +88,7 @@ use crate::{
     node_signaller::{LeaseTap, NodeSignaller, StopConfirmation},
     node_watcher::{NodeWatcher, NodeWatcherSettings},
     peer_watcher::{PeerMetrics, PeerSettings, PeerWatcher},
-    ports::LeaseApi,
+    ports::{LeaseApi, PeerApi},
     status_writer::StatusWriter,
     ticket_keeper::{
         ParticipantEndpoint, QuorumReportCell, TICKET_SUFFIX, TicketIntent, TicketKeeper, TicketMetrics,
@@ -176,6 +176,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         events,
         node: host,
         guard,
+        peers: peer_api,
         own_ticket,
         clock,
     } = io;
@@ -325,7 +326,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     let leader_flag = cluster
         .management_enabled
         .then(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
-    let poll_peers = spawn_peer_watchers(cfg, clock, &facts, leader_flag.clone(), registry)?;
+    let poll_peers = spawn_peer_watchers(cfg, peer_api, clock, &facts, leader_flag.clone(), registry)?;
 
     let ClusterSettings {
         management_enabled,
@@ -522,12 +523,13 @@ fn spawn_chain_watcher(
 }
 
 /// Peer regions (cluster management only): each one's CFC and Lease followed by watches through
-/// its own kubeconfig, with consistent reads when a decision needs them (`PollNow`) and a resync
+/// its own kubeconfig (`api`), with consistent reads when a decision needs them (`PollNow`) and a resync
 /// (docs/quorum.md, "API load"). Returns where the Decider asks them to poll.
 ///
 /// With `leader_gate` a PeerWatcher on a standby reads only when its watches go silent.
 fn spawn_peer_watchers(
     cfg: &ValidConfig,
+    api: Arc<dyn PeerApi>,
     clock: crate::clock::Clock,
     facts: &Recipient<Fact>,
     leader_gate: Option<Arc<std::sync::atomic::AtomicBool>>,
@@ -551,9 +553,9 @@ fn spawn_peer_watchers(
                 resync: cfg.lease.duration,
             };
             let (fact, m) = (facts.clone(), peer_metrics.clone());
-            let (gate, resync) = (leader_gate.clone(), cfg.lease.duration);
+            let (gate, resync, api) = (leader_gate.clone(), cfg.lease.duration, api.clone());
             Supervisor::start(move |_| {
-                let w = PeerWatcher::new(settings, clock, fact, Some(m));
+                let w = PeerWatcher::new(settings, clock, fact, Some(m)).with_api(api);
                 match gate {
                     Some(flag) => w.with_leader_gate(flag, resync),
                     None => w,

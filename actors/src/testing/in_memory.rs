@@ -11,8 +11,8 @@ use forge_core::{
 };
 
 use super::{
-    MemoryCredentials, MemoryGuard, MemoryLeaseClient, MemoryLeases, MemoryNode, MemoryObject, MemorySources,
-    RecordedEvents, ScriptedProber,
+    MemoryCredentials, MemoryGuard, MemoryLeaseClient, MemoryLeases, MemoryNode, MemoryObject, MemoryPeers,
+    MemorySources, RecordedEvents, ScriptedProber,
 };
 use crate::{clock::Clock, system::Adapters};
 
@@ -37,6 +37,8 @@ pub struct InMemory {
     pub node: MemoryNode,
     /// The node guard (present from the start).
     pub guard: MemoryGuard,
+    /// The peer regions (none until added).
+    pub peers: MemoryPeers,
     /// The clock every actor reads (share one among pods for one virtual time).
     pub clock: Clock,
 }
@@ -54,6 +56,7 @@ impl InMemory {
             events: RecordedEvents::default(),
             node: MemoryNode::new(),
             guard: MemoryGuard::new(&cfg.node.guard_socket),
+            peers: MemoryPeers::default(),
             clock,
         }
     }
@@ -74,6 +77,7 @@ impl InMemory {
             events: Arc::new(self.events.clone()),
             node: Arc::new(self.node.clone()),
             guard: Arc::new(self.guard.clone()),
+            peers: Arc::new(self.peers.clone()),
             own_ticket: None,
             clock: self.clock,
         }
