@@ -139,3 +139,45 @@ fn invalid_source_credentials_are_refused_with_an_event_and_the_pod_never_conten
         assert_eq!(store.holder(), Some(cfg.lease_identity()));
     });
 }
+
+/// Whether `world`'s node guard holds a forging permit now (granted and not revoked).
+fn permitted(world: &InMemory) -> bool {
+    world.guard.state().permit_ms.is_some()
+}
+
+#[test]
+fn of_two_pods_on_one_lease_one_forges_and_the_other_takes_over_when_its_node_goes() {
+    on_virtual_time(|| async {
+        let store = MemoryLeases::new();
+        let clock = Clock::new();
+        let pods: Vec<(ValidConfig, InMemory)> = ["pod-a", "pod-b"]
+            .into_iter()
+            .map(|name| {
+                let cfg = pod_config(name);
+                let world = InMemory::new(&cfg, &store, clock);
+                world.node.start(4242, &["cardano-node", "run"]);
+                publish_valid(&world, 1);
+                (cfg, world)
+            })
+            .collect();
+        let handles: Vec<Handles> = pods.iter().map(|(cfg, world)| start(cfg, world)).collect();
+
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let forging: Vec<usize> = (0..2).filter(|&i| decides_to_forge(&handles[i])).collect();
+        assert_eq!(forging.len(), 1, "exactly one pod forges");
+        let (leader, other) = (forging[0], 1 - forging[0]);
+        assert_eq!(store.holder(), Some(pods[leader].0.lease_identity()));
+        assert!(permitted(&pods[leader].1) && !permitted(&pods[other].1));
+
+        // The leader's node exits with its guard: the other pod takes over.
+        pods[leader].1.node.exit();
+        pods[leader].1.guard.set_present(false);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(decides_to_forge(&handles[other]) && !decides_to_forge(&handles[leader]));
+        assert_eq!(store.holder(), Some(pods[other].0.lease_identity()));
+        assert!(
+            permitted(&pods[other].1),
+            "the new leader's guard holds the permit"
+        );
+    });
+}

@@ -1,7 +1,8 @@
 //! The whole actor system, built in one place: [`spawn_all`] takes the validated configuration
 //! and one set of [`Adapters`], starts every actor (each under a `Supervisor`) and returns the
 //! [`Handles`] the binary needs (the Decider for `Shutdown`, the published snapshot for the HTTP
-//! endpoints). The binary (`src/run.rs`) passes [`Adapters::real`].
+//! endpoints). The binary (`src/run.rs`) passes [`Adapters::real`]; the tests of the whole
+//! system (`actors/tests/system.rs`) pass the doubles of `testing::InMemory`.
 //!
 //! `spawn_all` destructures [`ValidConfig`] without `..`: a configuration key that no actor
 //! reads is a compile error here until it is wired or said to have no effect.
