@@ -33,6 +33,9 @@
 //!   in its replay) may not have had the plan's reload: the plan stops there, and the stop is
 //!   confirmed for the new process (the stop or shutdown plan again, or a standby's reload)
 //!   before anything is given up (F12). No hold: this is not a failure of ours.
+//! - A stop is adopted (the node counted as stopped, so quorum mode's forge tickets may go) only
+//!   if no new node process came up while it ran; otherwise it runs again for that process,
+//!   as the hand-over gate does for the claim and the lease.
 //! - Rotation: a rotated set is installed and the node reloaded only while forging and only if
 //!   the next decision still forges; a rotation during a plan waits for it.
 //! - Shutdown: once nothing is in flight, [`shutdown_plan`]; then [`Effect::Exit`], confirmed or
@@ -261,6 +264,10 @@ pub enum Note {
         /// The plan's step.
         step: &'static str,
     },
+    /// A new node process came up while a stop ran, after its last command was sent: the
+    /// stop is carried out again for it before it counts (and before quorum mode releases the
+    /// forge tickets).
+    NodeRestartedBeforeStopAdopted,
     /// A rotation arrived while forging is about to stop: nothing is installed.
     RotationSkipped,
     /// A rotation is being installed while forging.
@@ -726,6 +733,22 @@ impl Lifecycle {
                 fx.push(Effect::Exit {
                     confirmed: failed.is_none(),
                 });
+                return;
+            }
+            (None, Step::Decision(next))
+                if self.current.forge && !next.forge && self.node_process != self.run_process =>
+            {
+                // A node process came up while the stop ran, after the gate let the plan's last
+                // command go (or in a plan that gives nothing up): it may forge with keys it
+                // read at its start, and this plan's reload did not reach it. Adopting the stop
+                // would count the node as stopped, and quorum mode releases the forge tickets
+                // then (`ticket_intent`): the stop is confirmed for that process first.
+                fx.push(Effect::Note(Note::NodeRestartedBeforeStopAdopted));
+                self.restart = true;
+                match self.phase {
+                    Phase::ShuttingDown => self.shutdown_if_idle(now, wall, fx),
+                    _ => self.redecide(now, wall, fx),
+                }
                 return;
             }
             (None, Step::Decision(next)) => self.adopt(*next, fx),
