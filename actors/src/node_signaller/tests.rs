@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use actix::{Actor, Addr};
+use actix::{Actor, Addr, AsyncContext};
 use forge_core::decision::ReloadReason;
 use prometheus::Registry;
 use tokio::time::Instant;
@@ -161,4 +161,81 @@ async fn a_reassert_by_pid_is_not_queued_behind_a_reload_that_may_be_under_way()
     );
     reload(&addr, ReloadReason::Reassert).await;
     assert_eq!(sighups(&metrics, ReloadReason::Reassert), 1);
+}
+
+/// Stands in for the NodeSignaller's mailbox: records what reaches it once it runs.
+struct Inbox<M>(std::sync::Arc<std::sync::Mutex<Vec<M>>>);
+
+impl<M: 'static + Unpin> Actor for Inbox<M> {
+    type Context = actix::Context<Self>;
+}
+
+impl<M: actix::Message<Result = ()> + Send + Unpin + 'static> actix::Handler<M> for Inbox<M> {
+    type Result = ();
+
+    fn handle(&mut self, msg: M, _: &mut actix::Context<Self>) {
+        self.0.lock().expect("inbox").push(msg);
+    }
+}
+
+#[actix::test]
+async fn the_decider_hears_of_a_new_node_only_once_the_signaller_knows_its_process() {
+    // The NodeWatcher reports a new node process to the NodeSignaller and NodeUp to the
+    // Decider. Were NodeUp to go first (the signaller's mailbox full), the Decider's next stop
+    // would reach the old process or none ("no node": a stop then counts as done) while the
+    // new process may forge.
+    use crate::{
+        messages::Fact,
+        node_watcher::{Found, NodeWatcher, NodeWatcherSettings, Observation},
+    };
+    use forge_core::decision::Event;
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let facts = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Fact>::new()));
+    let decider = Inbox(facts.clone()).start();
+    // A NodeSignaller that does not take anything now: its mailbox is full.
+    let processes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<NodeProcess>::new()));
+    let mut ctx = actix::Context::<Inbox<NodeProcess>>::new();
+    ctx.set_mailbox_capacity(1);
+    let signaller = ctx.address();
+    let node = DeafNode::spawn().await;
+    let mut watcher = NodeWatcher::new(
+        NodeWatcherSettings::new("/nonexistent/node.socket", "sleep"),
+        ProcFs::default(),
+        decider.recipient(),
+        signaller.recipient(),
+        &metrics,
+    );
+    // Filled through the watcher's own sender (each sender has a slot of its own).
+    while watcher.signaller.try_send(NodeProcess(None)).is_ok() {}
+    watcher.observe(Observation::Ready(Found {
+        identity: node.identity(),
+        inodes: Vec::new(),
+        non_producing_flag: None,
+    }));
+    watcher.flush();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        facts
+            .lock()
+            .expect("facts")
+            .iter()
+            .all(|f| f.event != Event::NodeUp),
+        "NodeUp reached the Decider before the NodeSignaller took the node's process"
+    );
+    // The signaller takes its mail again: the process first, then NodeUp.
+    let _running = ctx.run(Inbox(processes.clone()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    watcher.flush();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        processes.lock().expect("processes").last(),
+        Some(&NodeProcess(Some(node.identity())))
+    );
+    assert!(
+        facts
+            .lock()
+            .expect("facts")
+            .iter()
+            .any(|f| f.event == Event::NodeUp)
+    );
 }
