@@ -3,7 +3,10 @@
 //! (imperative). Every message names its sender and receiver in its first doc line.
 
 use actix::Message;
-use forge_core::decision::{Event, ReloadReason, StatusReport};
+use forge_core::{
+    decision::{Event, ReloadReason, StatusReport},
+    status::{ChainReport, KesReport, QuorumReport},
+};
 use tokio::time::Instant;
 
 use crate::ports::{ApiErrorKind, FileErrorKind, GuardErrorKind, ProcessIdentity};
@@ -142,6 +145,20 @@ impl Fact {
             observed: Instant::now(),
         }
     }
+}
+
+/// CredentialKeeper, ChainWatcher, TicketKeeper → Decider: the sender's latest figures for
+/// `/status`, sent when they change. The Decider keeps the last of each kind and shows it as
+/// sent; nothing is decided on them.
+#[derive(Debug, Clone, PartialEq, Message)]
+#[rtype(result = "()")]
+pub enum StatusFigures {
+    /// CredentialKeeper: the source certificate's KES figures (`kes`).
+    Kes(KesReport),
+    /// ChainWatcher: the node's sync and our leader schedule (`chain`).
+    Chain(ChainReport),
+    /// TicketKeeper: the forge tickets' standing (`quorum`).
+    Quorum(QuorumReport),
 }
 
 /// CredentialKeeper → Decider: the source credentials changed on disk and the new set is

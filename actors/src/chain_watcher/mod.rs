@@ -21,7 +21,6 @@ mod tip;
 
 use std::{
     path::PathBuf,
-    sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
 
@@ -35,7 +34,7 @@ use prometheus::{Gauge, IntGauge, Registry};
 
 pub use tip::{SLOT_METRIC, read_tip, tip_slot};
 
-use crate::messages::Fact;
+use crate::messages::{Fact, StatusFigures};
 
 /// What the ChainWatcher reads and how.
 #[derive(Debug, Clone)]
@@ -54,9 +53,6 @@ pub struct ChainSettings {
 
 /// What `/status` shows under `chain` (the document's type, in the core).
 pub use forge_core::status::ChainReport;
-
-/// The report shared with the Decider for `/status`.
-pub type ChainReportCell = Arc<Mutex<ChainReport>>;
 
 /// The ChainWatcher's gauges.
 #[derive(Clone)]
@@ -110,16 +106,17 @@ pub struct ChainWatcher {
     settings: ChainSettings,
     fact: Recipient<Fact>,
     metrics: Option<ChainMetrics>,
-    report: ChainReportCell,
+    report: Recipient<StatusFigures>,
 }
 
 impl ChainWatcher {
-    /// A watcher reporting to `fact`, publishing its figures in `report`.
+    /// A watcher reporting to `fact`, sending its figures for `/status` to `report` (the
+    /// Decider) whenever they change.
     pub fn new(
         settings: ChainSettings,
         fact: Recipient<Fact>,
         metrics: Option<ChainMetrics>,
-        report: ChainReportCell,
+        report: Recipient<StatusFigures>,
     ) -> Self {
         Self {
             settings,
@@ -138,7 +135,9 @@ impl Actor for ChainWatcher {
             settings: self.settings.clone(),
             fact: self.fact.clone(),
             metrics: self.metrics.clone(),
-            report: self.report.clone(),
+            to: self.report.clone(),
+            report: ChainReport::default(),
+            sent: None,
             synced: None,
             file: None,
             slots: Vec::new(),
@@ -153,7 +152,11 @@ struct Run {
     settings: ChainSettings,
     fact: Recipient<Fact>,
     metrics: Option<ChainMetrics>,
-    report: ChainReportCell,
+    /// Where the figures go for `/status` (the Decider).
+    to: Recipient<StatusFigures>,
+    /// The figures now, and as last sent.
+    report: ChainReport,
+    sent: Option<ChainReport>,
     /// The last sync state and whether the tip was readable (a change of either is logged).
     synced: Option<(bool, bool)>,
     /// Size and modification time of the schedule file as last read (`None`: not read yet).
@@ -169,6 +172,10 @@ impl Run {
             }
             if self.settings.metrics_url.is_some() {
                 self.check_sync().await;
+            }
+            if self.sent.as_ref() != Some(&self.report) {
+                self.to.do_send(StatusFigures::Chain(self.report.clone()));
+                self.sent = Some(self.report.clone());
             }
             tokio::time::sleep(self.settings.interval).await;
         }
@@ -222,10 +229,8 @@ impl Run {
         // Every reading, not only changes: a node restart (`NodeDown`) clears the Decider's
         // sync state, and the next reading must restore it.
         self.fact.do_send(Fact::now(Event::NodeSync { synced }));
-        if let Ok(mut r) = self.report.lock() {
-            r.sync = reading.as_ref().ok().copied();
-            r.sync_error = reading.err();
-        }
+        self.report.sync = reading.as_ref().ok().copied();
+        self.report.sync_error = reading.err();
     }
 
     /// Re-reads the schedule file when it changed; refreshes the next slot.
@@ -264,10 +269,8 @@ impl Run {
             self.fact.do_send(Fact::now(Event::LeaderScheduleChanged {
                 slots: self.slots.iter().map(|s| s.at).collect(),
             }));
-            if let Ok(mut r) = self.report.lock() {
-                r.schedule_slots = self.slots.len();
-                r.schedule_error = error;
-            }
+            self.report.schedule_slots = self.slots.len();
+            self.report.schedule_error = error;
         }
         let next = self.slots.iter().find(|s| s.at >= Timestamp::now()).copied();
         if let Some(m) = &self.metrics {
@@ -275,9 +278,7 @@ impl Run {
             m.next_slot
                 .set(next.map_or(0.0, |s| s.at.as_millisecond() as f64 / 1000.0));
         }
-        if let Ok(mut r) = self.report.lock() {
-            r.next_leader_slot = next;
-        }
+        self.report.next_leader_slot = next;
     }
 }
 

@@ -1,6 +1,9 @@
 //! The ChainWatcher against a real HTTP endpoint serving a tip that can fall behind, and a real
 //! schedule file rewritten while it runs.
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicU64, Ordering},
+};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -52,13 +55,34 @@ fn every_50ms() -> ChainSettings {
     }
 }
 
-/// Starts a ChainWatcher with `settings`, its facts recorded, its metrics and report returned.
-fn start(settings: ChainSettings) -> (Arc<Mutex<Vec<Fact>>>, ChainMetrics, ChainReportCell) {
+/// What the ChainWatcher sent for `/status`.
+type Sent = Arc<Mutex<Vec<StatusFigures>>>;
+
+/// The chain reports sent for `/status`, in order.
+fn reports(sent: &Sent) -> Vec<ChainReport> {
+    sent.lock()
+        .expect("figures")
+        .iter()
+        .map(|f| match f {
+            StatusFigures::Chain(r) => r.clone(),
+            other => panic!("the ChainWatcher sent {other:?}"),
+        })
+        .collect()
+}
+
+/// The chain report last sent (the default before any).
+fn last(sent: &Sent) -> ChainReport {
+    reports(sent).pop().unwrap_or_default()
+}
+
+/// Starts a ChainWatcher with `settings`, its facts and `/status` figures recorded, its metrics
+/// returned.
+fn start(settings: ChainSettings) -> (Arc<Mutex<Vec<Fact>>>, ChainMetrics, Sent) {
     let (fact, facts) = recorder::<Fact>();
+    let (report, sent) = recorder::<StatusFigures>();
     let metrics = ChainMetrics::register(&Registry::new()).expect("metrics");
-    let report = ChainReportCell::default();
-    ChainWatcher::new(settings, fact, Some(metrics.clone()), report.clone()).start();
-    (facts, metrics, report)
+    ChainWatcher::new(settings, fact, Some(metrics.clone()), report).start();
+    (facts, metrics, sent)
 }
 
 #[actix::test]
@@ -90,16 +114,19 @@ async fn a_tip_falling_behind_and_an_unreadable_one_are_reported() {
     eventually("falling behind reported", || syncs(&facts) == [true, false]).await;
     assert!(metrics.lag.get() >= 600, "{}", metrics.lag.get());
     assert_eq!(metrics.synced.get(), 0);
-    assert!(report.lock().expect("report").sync.is_some_and(|s| !s.synced));
+    eventually("falling behind in the report", || {
+        last(&report)
+            .sync
+            .is_some_and(|s| !s.synced && s.lag_slots >= 600)
+    })
+    .await;
     tip.store(schedule.slot_at(Timestamp::now()), Ordering::SeqCst);
     eventually("caught up", || syncs(&facts) == [true, false, true]).await;
     // An endpoint that fails is not synced, and says why.
     tip.store(u64::MAX, Ordering::SeqCst);
     eventually("unreadable", || syncs(&facts) == [true, false, true, false]).await;
     eventually("the reason in the report", || {
-        report
-            .lock()
-            .expect("report")
+        last(&report)
             .sync_error
             .as_deref()
             .is_some_and(|e| e.contains("503"))
@@ -133,6 +160,10 @@ async fn the_schedule_is_read_again_when_the_file_changes_and_a_bad_one_holds_no
             .collect::<Vec<_>>()
     };
     eventually("schedule read", || schedules() == [vec![soon]]).await;
+    eventually("schedule in the report", || reports(&report).len() == 1).await;
+    let first = last(&report);
+    assert_eq!(first.schedule_slots, 1, "{first:?}");
+    assert_eq!(first.next_leader_slot.map(|s| s.at), Some(soon), "{first:?}");
     assert_eq!(metrics.next_slot.get(), soon.as_millisecond() as f64 / 1000.0);
     assert_eq!(metrics.slots.get(), 1);
     // cncli's error object: refused, reported as an empty schedule, the reason kept.
@@ -140,7 +171,13 @@ async fn the_schedule_is_read_again_when_the_file_changes_and_a_bad_one_holds_no
     eventually("bad schedule", || schedules().len() == 2).await;
     assert_eq!(schedules()[1], Vec::<Timestamp>::new());
     assert_eq!(metrics.next_slot.get(), 0.0);
-    let r = report.lock().expect("report").clone();
+    eventually("the refusal in the report", || reports(&report).len() == 2).await;
+    // Sent when the figures change only: the file read, then refused (none for the
+    // unchanged readings between).
+    let sent = reports(&report);
+    assert_eq!(sent[0], first);
+    let r = sent[1].clone();
+    assert_eq!(r.schedule_slots, 0, "{r:?}");
     assert!(
         r.schedule_error
             .as_deref()

@@ -35,7 +35,7 @@ mod handlers;
 use std::{
     collections::VecDeque,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
@@ -51,7 +51,7 @@ use prometheus::IntCounterVec;
 use tokio::time::Instant;
 
 use crate::{
-    messages::{CommandError, CommandFailed, CommandResult, Fact, SourcesRotated},
+    messages::{CommandError, CommandFailed, CommandResult, Fact, SourcesRotated, StatusFigures},
     metrics::{KesMetrics, Metrics},
     ports::{CredentialContents, CredentialFileError, CredentialSource, CredentialStore, PodEvents},
     supervisor::Restarts,
@@ -88,9 +88,6 @@ pub fn kes_schedule(network: &NetworkSettings) -> Result<Option<KesSchedule>, St
 /// What `/status` can show about the source certificate: its figures and KES standing (the
 /// document's type, in the core).
 pub use forge_core::status::KesReport;
-
-/// Shared with the `/status` renderer: the last [`KesReport`] (none before a certificate decoded).
-pub type KesReportCell = Arc<Mutex<Option<KesReport>>>;
 
 /// What was last reported about the sources.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +138,8 @@ pub struct CredentialKeeper {
     /// The last source certificate that decoded, and its standing then.
     last_op_cert: Option<OpCertInfo>,
     last_kes_state: Option<KesState>,
-    kes_report: Option<KesReportCell>,
+    /// Where the KES figures go for `/status` (the Decider), and what was last sent there.
+    kes_report: Option<(Recipient<StatusFigures>, Option<KesReport>)>,
     events: Option<Arc<dyn PodEvents>>,
     pub(crate) kes_timer: Option<SpawnHandle>,
     pub(crate) kes_refresh: Duration,
@@ -208,9 +206,10 @@ impl CredentialKeeper {
         self
     }
 
-    /// Keeps `cell` up to date with the source certificate's [`KesReport`] (for `/status`).
-    pub fn with_kes_report(mut self, cell: KesReportCell) -> Self {
-        self.kes_report = Some(cell);
+    /// Sends the source certificate's [`KesReport`] to `to` (the Decider, for `/status`)
+    /// whenever it changes.
+    pub fn with_kes_report(mut self, to: Recipient<StatusFigures>) -> Self {
+        self.kes_report = Some((to, None));
         self
     }
 
@@ -278,16 +277,18 @@ impl CredentialKeeper {
         result
     }
 
-    fn publish_kes(&self, op_cert: OpCertInfo, status: Option<KesStatus>) {
+    fn publish_kes(&mut self, op_cert: OpCertInfo, status: Option<KesStatus>) {
         self.kes_metrics.set_op_cert(op_cert.counter, op_cert.kes_period);
         if let Some(s) = status {
             self.kes_metrics
                 .set_status(s.current_period, s.remaining_periods, s.expires_at);
         }
-        if let Some(cell) = &self.kes_report
-            && let Ok(mut report) = cell.lock()
+        let report = KesReport { op_cert, kes: status };
+        if let Some((to, sent)) = &mut self.kes_report
+            && *sent != Some(report)
         {
-            *report = Some(KesReport { op_cert, kes: status });
+            to.do_send(StatusFigures::Kes(report));
+            *sent = Some(report);
         }
     }
 

@@ -1,4 +1,5 @@
-//! The Decider's message handlers: facts, rotations, shutdown. Each becomes a lifecycle input.
+//! The Decider's message handlers: facts, rotations, shutdown (each becomes a lifecycle input),
+//! and the figures other actors send for `/status`.
 
 use actix::{Context, Handler};
 use forge_core::decision::Input;
@@ -6,7 +7,7 @@ use forge_core::decision::Input;
 use super::Decider;
 use crate::{
     mailbox::Queued,
-    messages::{Fact, Shutdown, SourcesRotated},
+    messages::{Fact, Shutdown, SourcesRotated, StatusFigures},
 };
 
 impl Handler<Fact> for Decider {
@@ -40,5 +41,13 @@ impl Handler<Shutdown> for Decider {
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
         self.input(Input::ShutdownRequested, ctx);
+    }
+}
+
+impl Handler<StatusFigures> for Decider {
+    type Result = ();
+
+    fn handle(&mut self, figures: StatusFigures, _: &mut Context<Self>) {
+        self.keep_figures(figures);
     }
 }

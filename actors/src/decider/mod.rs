@@ -93,16 +93,17 @@ pub struct Decider {
     wake: Option<SpawnHandle>,
     /// The oldest fact not yet decided on (decision latency).
     oldest_fact: Option<tokio::time::Instant>,
-    /// The source certificate's KES figures (the CredentialKeeper's), shown in `/status`.
-    kes_report: Option<crate::credential_keeper::KesReportCell>,
-    /// The node's sync and our leader schedule (the ChainWatcher's), shown in `/status`.
-    chain_report: Option<crate::chain_watcher::ChainReportCell>,
-    /// Quorum mode: the TicketKeeper, told the lifecycle's ticket intent whenever it changes,
-    /// and its report for `/status`.
-    tickets: Option<(
-        Recipient<crate::ticket_keeper::TicketIntent>,
-        crate::ticket_keeper::QuorumReportCell,
-    )>,
+    /// The source certificate's KES figures as the CredentialKeeper last sent them, shown in
+    /// `/status`.
+    kes_report: Option<forge_core::status::KesReport>,
+    /// The node's sync and our leader schedule as the ChainWatcher last sent them, shown in
+    /// `/status`.
+    chain_report: Option<forge_core::status::ChainReport>,
+    /// The forge tickets' standing as the TicketKeeper last sent it (quorum mode), shown in
+    /// `/status`.
+    quorum_report: Option<forge_core::status::QuorumReport>,
+    /// Quorum mode: the TicketKeeper, told the lifecycle's ticket intent whenever it changes.
+    tickets: Option<Recipient<crate::ticket_keeper::TicketIntent>>,
     /// The intent last sent to the TicketKeeper.
     intent_sent: Option<forge_core::quorum::Intent>,
     /// Cluster management (and quorum mode): set while this pod holds its region's local lease; the PeerWatchers read
@@ -142,6 +143,7 @@ impl Decider {
             oldest_fact: None,
             kes_report: None,
             chain_report: None,
+            quorum_report: None,
             tickets: None,
             intent_sent: None,
             leader_flag: None,
@@ -158,14 +160,9 @@ impl Decider {
     }
 
     /// Quorum mode: tells `keeper` what to do with the forge tickets (the lifecycle's
-    /// [`Lifecycle::ticket_intent`]) whenever that changes, and shows `report` in `/status`
-    /// under `quorum`.
-    pub fn with_tickets(
-        mut self,
-        keeper: Recipient<crate::ticket_keeper::TicketIntent>,
-        report: crate::ticket_keeper::QuorumReportCell,
-    ) -> Self {
-        self.tickets = Some((keeper, report));
+    /// [`Lifecycle::ticket_intent`]) whenever that changes.
+    pub fn with_tickets(mut self, keeper: Recipient<crate::ticket_keeper::TicketIntent>) -> Self {
+        self.tickets = Some(keeper);
         self
     }
 
@@ -180,7 +177,7 @@ impl Decider {
                 }
             }
         }
-        let Some((keeper, _)) = &self.tickets else { return };
+        let Some(keeper) = &self.tickets else { return };
         let intent = self.life.ticket_intent(self.clock.now(), self.clock.wall());
         if self.intent_sent != Some(intent) {
             keeper.do_send(crate::ticket_keeper::TicketIntent(intent));
@@ -188,18 +185,14 @@ impl Decider {
         }
     }
 
-    /// Shows the CredentialKeeper's KES figures in `/status` (published with every decision and
-    /// heartbeat).
-    pub fn with_kes_report(mut self, cell: crate::credential_keeper::KesReportCell) -> Self {
-        self.kes_report = Some(cell);
-        self
-    }
-
-    /// Shows the ChainWatcher's figures in `/status` under `chain` (published with every
-    /// decision and heartbeat).
-    pub fn with_chain_report(mut self, cell: crate::chain_watcher::ChainReportCell) -> Self {
-        self.chain_report = Some(cell);
-        self
+    /// Keeps `figures` for `/status` (published with the next decision or heartbeat).
+    fn keep_figures(&mut self, figures: crate::messages::StatusFigures) {
+        use crate::messages::StatusFigures;
+        match figures {
+            StatusFigures::Kes(r) => self.kes_report = Some(r),
+            StatusFigures::Chain(r) => self.chain_report = Some(r),
+            StatusFigures::Quorum(r) => self.quorum_report = Some(r),
+        }
     }
 
     /// The `/status` document and readiness, published for the HTTP endpoints.
@@ -242,18 +235,9 @@ impl Decider {
                 .collect(),
             busy: self.life.in_flight().is_some(),
             phase: format!("{:?}", self.life.phase()),
-            kes: self
-                .kes_report
-                .as_ref()
-                .and_then(|cell| cell.lock().ok().and_then(|r| *r)),
-            chain: self
-                .chain_report
-                .as_ref()
-                .and_then(|cell| cell.lock().ok().map(|r| r.clone())),
-            quorum: self
-                .tickets
-                .as_ref()
-                .and_then(|(_, cell)| cell.lock().ok().and_then(|r| r.clone())),
+            kes: self.kes_report,
+            chain: self.chain_report.clone(),
+            quorum: self.quorum_report.clone(),
             warnings: Vec::new(),
         };
         let startup_message = match (self.life.phase(), self.life.node_may_start()) {

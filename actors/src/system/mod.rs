@@ -31,6 +31,12 @@
 //! PeerWatcher ×peers ─Fact(PeerObserved|PeerLeaseObserved|PeerUnreachable)─► Counted ─► Decider
 //! TicketKeeper ─Fact(TicketsChanged)─► LeaseTap ─► NodeSignaller, Counted ─► Decider      (quorum mode)
 //!
+//! figures for `/status` (sent when they change; the Decider keeps the last of each)
+//!
+//! CredentialKeeper ─StatusFigures::Kes─► Decider (/status "kes")
+//! ChainWatcher ─StatusFigures::Chain─► Decider (/status "chain")    (NODE_METRICS_URL or LEADER_SCHEDULE)
+//! TicketKeeper ─StatusFigures::Quorum─► Decider (/status "quorum")                        (quorum mode)
+//!
 //! commands (from the Decider, in plan order; each answered with a CommandResult)
 //!
 //! Decider ─Contend, Release─► LeaseElector
@@ -43,9 +49,6 @@
 //! shared cells and channels
 //!
 //! Decider ═Snapshot═► Handles::snapshot (the binary's /status /health /readyz), ClusterMetrics gauges
-//! CredentialKeeper ═KesReportCell═► Decider (/status "kes")
-//! ChainWatcher ═ChainReportCell═► Decider (/status "chain")
-//! TicketKeeper ═QuorumReportCell═► Decider (/status "quorum")                              (quorum mode)
 //! Decider ═leader flag═► PeerWatcher ×peers (a standby reads only when its watches go silent) (cluster management)
 //! signal handler (the binary) ─Shutdown─► Decider
 //! ```
@@ -75,16 +78,16 @@ use tokio::sync::watch;
 
 pub use self::adapters::{Adapters, GUARD_TIMEOUT, Handles, WATCH_IDLE};
 use crate::{
-    chain_watcher::{ChainMetrics, ChainReportCell, ChainSettings, ChainWatcher},
+    chain_watcher::{ChainMetrics, ChainSettings, ChainWatcher},
     cluster_metrics::ClusterMetrics,
     cluster_watcher::{ClusterObject, ClusterWatcher},
-    credential_keeper::{CredentialKeeper, KesReportCell, kes_schedule},
+    credential_keeper::{CredentialKeeper, kes_schedule},
     decider::{Decider, DeciderOutputs, DeciderSettings},
     health_prober::{HealthMetrics, HealthProber, Probing},
     http::Snapshot,
     lease_elector::LeaseElector,
     mailbox::Counted,
-    messages::{Fact, PollNow},
+    messages::{Fact, PollNow, StatusFigures},
     metrics::{Metrics, PodLabels},
     node_signaller::{LeaseTap, NodeSignaller, StopConfirmation},
     node_watcher::{NodeWatcher, NodeWatcherSettings},
@@ -92,8 +95,7 @@ use crate::{
     ports::{LeaseApi, PeerApi},
     status_writer::StatusWriter,
     ticket_keeper::{
-        ParticipantEndpoint, QuorumReportCell, TICKET_SUFFIX, TicketIntent, TicketKeeper, TicketMetrics,
-        TicketSettings,
+        ParticipantEndpoint, TICKET_SUFFIX, TicketIntent, TicketKeeper, TicketMetrics, TicketSettings,
     },
 };
 
@@ -246,6 +248,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
             own,
             clock,
             tap.clone().recipient(),
+            decider.clone().recipient(),
             registry,
         )?),
         _ => None,
@@ -266,15 +269,19 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
             "REQUIRE_SYNC: the wall-clock slot of network {network_name:?} is unknown; set SHELLEY_GENESIS"
         )));
     }
-    let chain_report = spawn_chain_watcher(chain, network_slots.clone(), &facts, registry)?;
-    // The source certificate's KES figures, for `/status`.
-    let kes_report = KesReportCell::default();
+    spawn_chain_watcher(
+        chain,
+        network_slots.clone(),
+        &facts,
+        decider.clone().recipient(),
+        registry,
+    )?;
     let keeper = Supervisor::start({
         let CredentialSettings {
             source: _, // in `io.sources`
             target: _, // in `io.credentials`
         } = credentials;
-        let (kes_report, kes) = (kes_report.clone(), network_slots.clone());
+        let (kes_report, kes) = (decider.clone().recipient(), network_slots.clone());
         let (m, fact, rotated) = (metrics.clone(), facts.clone(), decider.clone().recipient());
         move |_| {
             CredentialKeeper::new(sources.clone(), store.clone(), fact.clone(), rotated.clone(), &m)
@@ -380,21 +387,16 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         out,
         snapshot_tx,
         Some(metrics.clone()),
-    )
-    .with_kes_report(kes_report);
+    );
     let decider_actor = match tickets {
-        Some((keeper, report)) => decider_actor.with_tickets(keeper, report),
+        Some(keeper) => decider_actor.with_tickets(keeper),
         None => decider_actor,
     };
     let decider_actor = match leader_flag {
         Some(flag) => decider_actor.with_leader_flag(flag),
         None => decider_actor,
     };
-    // `/status` shows `chain` only where the ChainWatcher runs.
-    decider_ctx.run(match chain_report {
-        Some(cell) => decider_actor.with_chain_report(cell),
-        None => decider_actor,
-    });
+    decider_ctx.run(decider_actor);
     Ok(Handles {
         decider,
         snapshot,
@@ -484,13 +486,15 @@ fn probing_fallback(health: &HealthCheckSettings) -> Option<Probing> {
     })
 }
 
-/// The node's tip and our leader schedule, when configured; returns the cell `/status` reads.
+/// The node's tip and our leader schedule, when configured; their figures go to `report` (the
+/// Decider, for `/status`, which shows `chain` only where the ChainWatcher runs).
 fn spawn_chain_watcher(
     chain: &ChainConfig,
     schedule: Option<forge_core::cardano::KesSchedule>,
     facts: &Recipient<Fact>,
+    report: Recipient<StatusFigures>,
     registry: &Registry,
-) -> Result<Option<ChainReportCell>, SpawnError> {
+) -> Result<(), SpawnError> {
     let ChainConfig {
         require_sync: _,   // the Decider's
         handover_quiet: _, // the Decider's
@@ -500,7 +504,7 @@ fn spawn_chain_watcher(
         leader_schedule,
     } = chain;
     if node_metrics_url.is_none() && leader_schedule.is_none() {
-        return Ok(None);
+        return Ok(());
     }
     let chain_metrics = metrics("chain", ChainMetrics::register(registry))?;
     let settings = ChainSettings {
@@ -510,8 +514,7 @@ fn spawn_chain_watcher(
         schedule,
         leader_schedule: leader_schedule.clone(),
     };
-    let report = ChainReportCell::default();
-    let (cell, fact) = (report.clone(), facts.clone());
+    let fact = facts.clone();
     Supervisor::start(move |_| {
         ChainWatcher::new(
             settings.clone(),
@@ -520,7 +523,7 @@ fn spawn_chain_watcher(
             report.clone(),
         )
     });
-    Ok(Some(cell))
+    Ok(())
 }
 
 /// Peer regions (cluster management only): each one's CFC and Lease followed by watches through
@@ -570,15 +573,17 @@ fn spawn_peer_watchers(
 /// Quorum mode (docs/quorum.md): the TicketKeeper, keeping the forge ticket (`LEASE_NAME` +
 /// `-ticket`) in every participant's API server and reporting its standing through `fact` (the
 /// LeaseTap: the signaller bounds the guard's permit by the forge deadline too). Returns where
-/// the Decider sends its ticket intent, and the `/status` report.
+/// the Decider sends its ticket intent; the keeper's `/status` report goes to `report` (the
+/// Decider).
 fn spawn_ticket_keeper(
     cfg: &ValidConfig,
     q: &QuorumSettings,
     own: Arc<dyn LeaseApi>,
     clock: crate::clock::Clock,
     fact: Recipient<Fact>,
+    report: Recipient<StatusFigures>,
     registry: &Registry,
-) -> Result<(Recipient<TicketIntent>, QuorumReportCell), SpawnError> {
+) -> Result<Recipient<TicketIntent>, SpawnError> {
     let settings = TicketSettings {
         me: cfg.names.cluster.clone(),
         participants: q
@@ -593,7 +598,6 @@ fn spawn_ticket_keeper(
         break_glass: q.break_glass,
     };
     let metrics = metrics("ticket", TicketMetrics::register(registry))?;
-    let report = QuorumReportCell::default();
     tracing::info!(
         participants = q.participants.len(),
         witnesses = q.participants.iter().filter(|p| p.witness).count(),
@@ -601,15 +605,14 @@ fn spawn_ticket_keeper(
         ticket_renew_deadline_ms = q.ticket.renew_deadline.as_millis() as u64,
         "quorum mode on: forging needs a majority of the forge tickets"
     );
-    let cell = report.clone();
     let keeper = Supervisor::start(move |_| {
         TicketKeeper::new(
             settings.clone(),
             clock,
             fact.clone(),
             Some(metrics.clone()),
-            cell.clone(),
+            report.clone(),
         )
     });
-    Ok((keeper.recipient(), report))
+    Ok(keeper.recipient())
 }

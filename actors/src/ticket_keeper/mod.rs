@@ -28,15 +28,11 @@
 //! It exports per participant `cardano_forge_ticket_held`, `cardano_forge_ticket_reachable`
 //! and `cardano_forge_ticket_age_seconds` (since our last successful call), the totals
 //! `cardano_forge_tickets_held` / `cardano_forge_tickets_needed`, and
-//! `cardano_forge_quorum_break_glass`; and it fills a [`QuorumReportCell`] for `/status` (who
-//! holds each ticket, as last seen). Holder changes and failed calls are logged with the
+//! `cardano_forge_quorum_break_glass`; and it sends a [`QuorumReport`] to the Decider for
+//! `/status` whenever it changes (who holds each ticket, as last seen). Holder changes and failed calls are logged with the
 //! participant and the reason.
 
-use std::{
-    path::PathBuf,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, SpawnHandle, StreamHandler,
@@ -57,7 +53,7 @@ use crate::{
         kube_lease::{KubeLeasePort, KubeLeases},
     },
     clock::Clock,
-    messages::Fact,
+    messages::{Fact, StatusFigures},
     ports::{LeaseApi, LeaseSnapshot},
 };
 
@@ -215,9 +211,6 @@ impl TicketMetrics {
 /// in the core).
 pub use forge_core::status::{QuorumReport, TicketReport};
 
-/// Shared with the Decider, which shows it in `/status` under `quorum`.
-pub type QuorumReportCell = Arc<Mutex<Option<QuorumReport>>>;
-
 /// One ticket and what we know of it.
 struct Ticket {
     name: String,
@@ -257,7 +250,9 @@ pub struct TicketKeeper {
     clock: Clock,
     fact: Recipient<Fact>,
     metrics: Option<TicketMetrics>,
-    report: QuorumReportCell,
+    /// Where the [`QuorumReport`] goes (the Decider, for `/status`), and what was last sent.
+    report: Recipient<StatusFigures>,
+    report_sent: Option<QuorumReport>,
     intent: Intent,
     tickets: Vec<Ticket>,
     /// The standing last sent to the Decider: held and the forge deadline.
@@ -269,13 +264,14 @@ pub struct TicketKeeper {
 }
 
 impl TicketKeeper {
-    /// A keeper of `settings.participants`' tickets, reporting to `fact`.
+    /// A keeper of `settings.participants`' tickets, reporting to `fact`, and its
+    /// [`QuorumReport`] to `report` whenever that changes.
     pub fn new(
         settings: TicketSettings,
         clock: Clock,
         fact: Recipient<Fact>,
         metrics: Option<TicketMetrics>,
-        report: QuorumReportCell,
+        report: Recipient<StatusFigures>,
     ) -> Self {
         let tickets = settings
             .participants
@@ -306,6 +302,7 @@ impl TicketKeeper {
             fact,
             metrics,
             report,
+            report_sent: None,
             intent: Intent::default(),
             tickets,
             sent: None,
@@ -754,8 +751,9 @@ impl TicketKeeper {
             holders,
             break_glass: self.settings.break_glass,
         };
-        if let Ok(mut cell) = self.report.lock() {
-            *cell = Some(report);
+        if self.report_sent.as_ref() != Some(&report) {
+            self.report.do_send(StatusFigures::Quorum(report.clone()));
+            self.report_sent = Some(report);
         }
     }
 }

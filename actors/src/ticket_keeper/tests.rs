@@ -33,6 +33,8 @@ struct Setup {
     probe: Probe,
     keeper: actix::Addr<TicketKeeper>,
     clock: Clock,
+    /// What the keeper sent for `/status`.
+    figures: Arc<std::sync::Mutex<Vec<StatusFigures>>>,
 }
 
 fn start(stores: Vec<MemoryLeases>) -> Setup {
@@ -58,14 +60,29 @@ fn start(stores: Vec<MemoryLeases>) -> Setup {
         call_timeout: Duration::from_secs(3),
         break_glass: false,
     };
-    let keeper = TicketKeeper::new(settings, clock, probe.recipient(), None, Default::default()).start();
+    let (report, figures) = crate::testing::recorder::<StatusFigures>();
+    let keeper = TicketKeeper::new(settings, clock, probe.recipient(), None, report).start();
     Setup {
+        figures,
         stores,
         clients,
         probe,
         keeper,
         clock,
     }
+}
+
+/// The quorum reports sent for `/status`, in order.
+fn reports(s: &Setup) -> Vec<QuorumReport> {
+    s.figures
+        .lock()
+        .expect("figures")
+        .iter()
+        .map(|f| match f {
+            StatusFigures::Quorum(r) => r.clone(),
+            other => panic!("the TicketKeeper sent {other:?}"),
+        })
+        .collect()
 }
 
 fn last_standing(probe: &Probe) -> Option<Standing> {
@@ -106,6 +123,22 @@ async fn takes_free_tickets_only_when_told_and_reports_the_majority() {
     assert!(
         until <= s.clock.now() + timing().renew_deadline,
         "forge deadline beyond the renew deadline"
+    );
+    eventually("the majority in the /status report", || {
+        reports(&s).last().is_some_and(|r| {
+            r.want == "take"
+                && r.held == 3
+                && r.needed == 2
+                && r.forge_deadline_in_ms.is_some()
+                && r.holders.get("west") == Some(&3)
+        })
+    })
+    .await;
+    let sent = reports(&s);
+    assert_eq!(sent[0].want, "leave", "{:?}", sent[0]);
+    assert!(
+        sent.windows(2).all(|w| w[0] != w[1]),
+        "a report sent again unchanged: {sent:?}"
     );
     // Renewals keep the deadline ahead.
     tokio::time::sleep(Duration::from_secs(30)).await;

@@ -9,7 +9,11 @@ use std::{
     time::Duration,
 };
 
-use forge_actors::{messages::Install, testing::eventually};
+use forge_actors::{
+    credential_keeper::KesReport,
+    messages::{Install, StatusFigures},
+    testing::eventually,
+};
 use forge_core::decision::Event;
 use prometheus::Registry;
 
@@ -40,8 +44,7 @@ async fn a_mainnet_certificate_is_measured_and_refused_once_its_kes_period_ends_
     let now = Arc::new(AtomicI64::new(1_795_996_800 - 86_400));
     let wall = now.clone();
     let registry = Registry::new();
-    let report: forge_actors::credential_keeper::KesReportCell = Arc::default();
-    let cell = report.clone();
+    let (report, sent) = forge_actors::testing::recorder::<StatusFigures>();
     let k = Kept::start_with(
         volume.paths(),
         targets_in(&dir.path().join("node")),
@@ -49,7 +52,7 @@ async fn a_mainnet_certificate_is_measured_and_refused_once_its_kes_period_ends_
         move |keeper| {
             let wall = wall.clone();
             keeper
-                .with_kes_report(cell.clone())
+                .with_kes_report(report.clone())
                 .with_kes_schedule(Some(KesSchedule::mainnet()))
                 .with_kes_refresh(Duration::from_millis(50))
                 .with_wall_clock(move || {
@@ -92,8 +95,30 @@ async fn a_mainnet_certificate_is_measured_and_refused_once_its_kes_period_ends_
     );
     assert!(has("cardano_opcert_counter", "5"), "{kes_lines:?}");
     assert!(has("cardano_opcert_kes_period_start", "1560"), "{kes_lines:?}");
-    // The same figures for /status.
-    let status = serde_json::to_value(report.lock().expect("lock").expect("report")).expect("json");
+    // The same figures for /status, sent to the Decider when they change: once at 1576, once
+    // at 1577 (none for the unchanged refreshes between).
+    let kes_sent = || -> Vec<KesReport> {
+        sent.lock()
+            .expect("lock")
+            .iter()
+            .map(|f| match f {
+                StatusFigures::Kes(r) => *r,
+                other => panic!("the CredentialKeeper sent {other:?}"),
+            })
+            .collect()
+    };
+    eventually("the 1577 figures sent", || {
+        kes_sent()
+            .last()
+            .is_some_and(|r| r.kes.is_some_and(|k| k.current_period == 1577))
+    })
+    .await;
+    let periods: Vec<_> = kes_sent()
+        .iter()
+        .map(|r| r.kes.map(|k| k.current_period))
+        .collect();
+    assert_eq!(periods, [Some(1576), Some(1577)]);
+    let status = serde_json::to_value(kes_sent()[1]).expect("json");
     eprintln!("/status KES report: {status}");
     assert_eq!(status["op_cert"]["counter"], 5);
     assert_eq!(status["kes"]["current_period"], 1577);
