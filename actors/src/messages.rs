@@ -6,10 +6,7 @@ use actix::Message;
 use forge_core::decision::{Event, ReloadReason, StatusReport};
 use tokio::time::Instant;
 
-use crate::{
-    adapters::process::ProcessIdentity,
-    ports::{ApiErrorKind, FileErrorKind, GuardErrorKind},
-};
+use crate::ports::{ApiErrorKind, FileErrorKind, GuardErrorKind, ProcessIdentity};
 
 /// A command that could not be carried out. The Decider logs it with its reason, counts it,
 /// and keeps the fail-safe direction (it never releases a lease while removal failed).

@@ -11,7 +11,7 @@ use std::{
 
 use actix::{Addr, Supervisor};
 use forge_actors::{
-    adapters::process::ProcFs,
+    adapters::{guard::GuardClient, process::ProcFs},
     messages::{Fact, NodeProcess},
     metrics::{Metrics, PodLabels},
     node_watcher::{NodeWatcher, NodeWatcherSettings},
@@ -31,11 +31,21 @@ struct Watched {
 
 impl Watched {
     fn start(settings: NodeWatcherSettings, procfs: ProcFs) -> Self {
+        Self::start_guarded(settings, procfs, None)
+    }
+
+    /// With `guard`: the node is identified through it when its process is not visible.
+    fn start_guarded(settings: NodeWatcherSettings, procfs: ProcFs, guard: Option<GuardClient>) -> Self {
         let (decider, facts) = recorder::<Fact>();
         let (signaller, processes) = recorder::<NodeProcess>();
         let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
-        let watcher =
-            Supervisor::start(move |_| NodeWatcher::new(settings, procfs, decider, signaller, &metrics));
+        let watcher = Supervisor::start(move |_| {
+            let w = NodeWatcher::new(settings, procfs, decider, signaller, &metrics);
+            match guard {
+                Some(g) => w.with_guard(Arc::new(g)),
+                None => w,
+            }
+        });
         Self {
             _watcher: watcher,
             facts,
@@ -273,13 +283,14 @@ async fn a_stalled_guard_is_no_news_about_the_node() {
     let _listener = accepting_listener(&socket);
     let guard_socket = dir.path().join("guard.sock");
     let _stalled_guard = std::os::unix::net::UnixListener::bind(&guard_socket).expect("bind");
-    let w = Watched::start(
+    let connect_timeout = Duration::from_millis(100);
+    let w = Watched::start_guarded(
         NodeWatcherSettings {
-            guard_socket: Some(guard_socket),
-            connect_timeout: Duration::from_millis(100),
+            connect_timeout,
             ..settings(&socket)
         },
         ProcFs::at(&empty_proc),
+        Some(GuardClient::new(guard_socket, connect_timeout)),
     );
     eventually("the unknown state said", || {
         logs.lines()

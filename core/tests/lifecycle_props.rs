@@ -1,4 +1,4 @@
-//! Model-based property tests of the Decider's lifecycle (`core/src/decision/lifecycle.rs`): a
+//! Model-based property tests of the Decider's lifecycle (`core/src/decision/lifecycle/`): a
 //! model world carries out its plans one command at a time, so plans are slow and facts,
 //! timers and rotations arrive while they run; commands fail at random; the lease expires
 //! unless renewed; the node restarts (booting non-producing where configured) and its guard

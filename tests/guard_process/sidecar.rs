@@ -18,7 +18,7 @@ async fn watch_without_process_namespace(
 ) -> (Vec<forge_core::decision::Event>, Vec<Option<i32>>) {
     use actix::Actor;
     use forge_actors::{
-        adapters::process::ProcFs,
+        adapters::{guard::GuardClient, process::ProcFs},
         messages::NodeProcess,
         metrics::{Metrics, PodLabels},
         node_watcher::{NodeWatcher, NodeWatcherSettings},
@@ -31,21 +31,23 @@ async fn watch_without_process_namespace(
         "Num RefCount Protocol Flags Type St Inode Path\n",
     )
     .expect("net/unix");
-    let settings = NodeWatcherSettings {
-        guard_socket,
-        ..NodeWatcherSettings::new(rig.path("node.socket"), "cardano-node")
-    };
+    let settings = NodeWatcherSettings::new(rig.path("node.socket"), "cardano-node");
     let metrics =
         Metrics::register(&prometheus::Registry::new(), &PodLabels::default(), "test").expect("metrics");
     let probe = Probe::start();
     let (processes, seen) = recorder::<NodeProcess>();
-    let _watcher = NodeWatcher::new(
+    let guard = guard_socket.map(|socket| GuardClient::new(socket, settings.connect_timeout));
+    let watcher = NodeWatcher::new(
         settings,
         ProcFs::at(empty_proc.path()),
         probe.recipient(),
         processes,
         &metrics,
-    )
+    );
+    let _watcher = match guard {
+        Some(guard) => watcher.with_guard(std::sync::Arc::new(guard)),
+        None => watcher,
+    }
     .start();
     let t0 = Instant::now();
     while probe.events().is_empty() && t0.elapsed() < Duration::from_secs(5) {

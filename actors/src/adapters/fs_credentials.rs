@@ -1,6 +1,10 @@
 //! The node's credential files on disk: reads the source set (a read-only Secret mount) and
 //! installs it into, or removes it from, the target paths the node reads on SIGHUP.
 //!
+//! [`FsSources`] is the [`CredentialSource`] port (the sources, watched through inotify on their
+//! directories: Kubernetes swaps a `..data` symlink, so file watches would miss it);
+//! [`FsCredentials`] is the [`CredentialStore`] port (the targets).
+//!
 //! Every install is atomic per file (temp file in the target directory, written with mode 0600,
 //! fsync, rename over the target, fsync the directory), so a node that starts or reloads at any
 //! moment sees either the old file or the new one, never a torn one (the "nothing lost, no one in"
@@ -18,11 +22,17 @@ use std::{
 
 pub use forge_core::credentials::{CredentialKind, CredentialSet};
 
-use crate::ports::CredentialStore;
+use futures::stream::BoxStream;
+use notify::{
+    EventKind, RecursiveMode, Watcher,
+    event::{AccessKind, AccessMode},
+};
+
 /// The port's types under the names this adapter has always used.
 pub use crate::ports::{
     CredentialContents, CredentialFileError as FsCredentialError, MAX_CREDENTIAL_FILE_BYTES, SecretBytes,
 };
+use crate::ports::{CredentialSource, CredentialStore, SourceChange, SourceWatchError};
 
 /// Where the three files live (either the sources or the targets).
 pub type CredentialPaths = CredentialSet<PathBuf>;
@@ -153,6 +163,88 @@ impl CredentialStore for FsCredentials {
 
     fn remove(&self) -> Result<Vec<CredentialKind>, FsCredentialError> {
         remove_set(&self.targets)
+    }
+}
+
+/// Watch signals buffered between the watcher thread and the reader. When full, a signal is
+/// already pending, so dropping more loses nothing (each only triggers a re-validation).
+const WATCH_BUFFER: usize = 64;
+
+/// The source files (a read-only Secret mount) behind the [`CredentialSource`] port.
+#[derive(Debug, Clone)]
+pub struct FsSources {
+    sources: CredentialPaths,
+}
+
+impl FsSources {
+    /// The sources at `sources`.
+    pub fn new(sources: CredentialPaths) -> Self {
+        Self { sources }
+    }
+
+    /// The directories to watch: those of the three source paths, each once.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self
+            .sources
+            .all()
+            .into_iter()
+            .filter_map(|p| p.parent())
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    d.to_path_buf()
+                }
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+}
+
+/// Our own reads open and close the sources: those events are not changes.
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+impl CredentialSource for FsSources {
+    fn files(&self) -> &CredentialPaths {
+        &self.sources
+    }
+
+    fn read(&self) -> Result<CredentialContents, FsCredentialError> {
+        read_set(&self.sources)
+    }
+
+    fn watch(&self) -> Result<BoxStream<'static, SourceChange>, SourceWatchError> {
+        let dirs = self.dirs();
+        let failed = |e: notify::Error| SourceWatchError {
+            dirs: format!("{dirs:?}"),
+            detail: e.to_string(),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
+        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            let change = match res {
+                Ok(event) if !is_change(&event.kind) => return,
+                Ok(_) => SourceChange::Changed,
+                Err(e) => SourceChange::Error(e.to_string()),
+            };
+            let _ = tx.try_send(change);
+        })
+        .map_err(failed)?;
+        for dir in &dirs {
+            watcher.watch(dir, RecursiveMode::NonRecursive).map_err(failed)?;
+        }
+        // The stream owns the watcher: dropping the stream ends the watch.
+        Ok(Box::pin(futures::stream::unfold(
+            (rx, watcher),
+            |(mut rx, watcher)| async move { rx.recv().await.map(|change| (change, (rx, watcher))) },
+        )))
     }
 }
 

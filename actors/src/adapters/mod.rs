@@ -4,6 +4,8 @@ pub mod fs_credentials;
 pub mod guard;
 pub mod http_probe;
 pub mod kube;
+pub mod kube_events;
 pub mod kube_lease;
 pub mod kube_object;
+pub mod kube_peer;
 pub mod process;

@@ -16,72 +16,16 @@ use std::{
     io::{self, ErrorKind},
     os::fd::OwnedFd,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
+use futures::{FutureExt, future::BoxFuture};
 use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
 
-/// A process as a PID plus its start time (clock ticks since boot, `/proc/<pid>/stat` field
-/// 22), which together never name two different processes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ProcessIdentity {
-    /// The process id.
-    pub pid: i32,
-    /// Start time in clock ticks after boot.
-    pub start_time: u64,
-}
+use crate::ports::{NodeHost, SocketState};
 
-/// Why the node process could not be found.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DiscoveryError {
-    /// No process listens on the socket and none has the configured name.
-    #[error("no process listens on {socket} and none is named {name:?} (is the process namespace shared?)")]
-    NotFound {
-        /// The node socket path.
-        socket: PathBuf,
-        /// The configured process name.
-        name: String,
-    },
-    /// Several processes match the name and none is identified by the socket: refuse to guess.
-    #[error("{count} processes are named {name:?} and none listens on {socket}: refusing to guess")]
-    Ambiguous {
-        /// The node socket path.
-        socket: PathBuf,
-        /// The configured process name.
-        name: String,
-        /// How many matched.
-        count: usize,
-    },
-}
-
-/// Why a signal was not delivered.
-#[derive(Debug, thiserror::Error)]
-pub enum SignalError {
-    /// The process is gone, or its PID now belongs to another process.
-    #[error("process {pid} is gone (or its PID was reused)")]
-    Gone {
-        /// The PID that was targeted.
-        pid: i32,
-    },
-    /// The kernel refused (permissions, no pidfd support).
-    #[error("cannot signal process {pid}: {source}")]
-    Failed {
-        /// The PID that was targeted.
-        pid: i32,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-}
-
-impl SignalError {
-    /// Bounded label for metrics.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SignalError::Gone { .. } => "gone",
-            SignalError::Failed { .. } => "failed",
-        }
-    }
-}
+/// The port's types under the names this adapter has always used.
+pub use crate::ports::{DiscoveryError, ProcessIdentity, SignalError};
 
 /// A view of a procfs mount (normally `/proc`).
 #[derive(Debug, Clone)]
@@ -254,6 +198,53 @@ impl ProcFs {
             _ => return Err(SignalError::Gone { pid }),
         }
         pidfd_send_signal(&pidfd, signal).map_err(|e| map_errno(pid, e))
+    }
+}
+
+/// Whether `socket` accepts a connection within `timeout` (closed again at once).
+pub async fn check_socket(socket: &Path, timeout: Duration) -> SocketState {
+    match tokio::fs::symlink_metadata(socket).await {
+        Ok(_) => match tokio::time::timeout(timeout, tokio::net::UnixStream::connect(socket)).await {
+            Ok(Ok(stream)) => {
+                drop(stream);
+                SocketState::Accepting
+            }
+            Ok(Err(e)) => SocketState::NotAccepting(e.to_string()),
+            Err(_) => {
+                SocketState::NotAccepting(format!("connect timed out after {} ms", timeout.as_millis()))
+            }
+        },
+        Err(e) if e.kind() == ErrorKind::NotFound => SocketState::Absent,
+        Err(e) => SocketState::NotAccepting(format!("cannot stat the socket: {e}")),
+    }
+}
+
+/// The node through the real socket, this procfs and pidfd signals, behind the [`NodeHost`]
+/// port.
+impl NodeHost for ProcFs {
+    fn check_socket(&self, socket: &Path, timeout: Duration) -> BoxFuture<'static, SocketState> {
+        let socket = socket.to_path_buf();
+        async move { check_socket(&socket, timeout).await }.boxed()
+    }
+
+    fn listening_socket_inodes(&self, socket: &Path) -> io::Result<Vec<u64>> {
+        ProcFs::listening_socket_inodes(self, socket)
+    }
+
+    fn identity(&self, pid: i32) -> io::Result<ProcessIdentity> {
+        ProcFs::identity(self, pid)
+    }
+
+    fn discover_node(&self, socket: &Path, name: &str) -> Result<ProcessIdentity, DiscoveryError> {
+        ProcFs::discover_node(self, socket, name)
+    }
+
+    fn cmdline(&self, pid: i32) -> io::Result<Vec<String>> {
+        ProcFs::cmdline(self, pid)
+    }
+
+    fn signal(&self, target: ProcessIdentity, signal: Signal) -> Result<(), SignalError> {
+        ProcFs::signal(self, target, signal)
     }
 }
 

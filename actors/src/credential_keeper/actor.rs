@@ -5,34 +5,9 @@
 //! kept (actix reuses the struct), so a restart removes nothing the Decider installed.
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Supervised};
-use notify::{
-    EventKind, RecursiveMode, Watcher,
-    event::{AccessKind, AccessMode},
-};
 
 use super::{CredentialKeeper, MAILBOX_CAPACITY, RETRY_SEND};
-
-/// Watch signals buffered between the watcher thread and the actor. When full, a signal is
-/// already pending, so dropping more loses nothing (each only triggers a re-validation).
-const WATCH_BUFFER: usize = 64;
-
-/// A change in a watched source directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum WatchSignal {
-    /// Something changed.
-    Changed,
-    /// The watcher reported an error (e.g. its queue overflowed): re-validate to be sure.
-    Error(String),
-}
-
-/// Our own reads open and close the sources: those events are not changes.
-fn is_change(kind: &EventKind) -> bool {
-    match kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) => false,
-        _ => true,
-    }
-}
+use crate::ports::SourceWatchError;
 
 impl CredentialKeeper {
     fn watch_and_validate(&mut self, ctx: &mut Context<Self>) {
@@ -52,7 +27,6 @@ impl CredentialKeeper {
             Err(e) => {
                 tracing::error!(
                     actor = "credential_keeper",
-                    dirs = ?self.source_dirs(),
                     error = %e,
                     "cannot watch the source credential directories: restarting"
                 );
@@ -61,23 +35,9 @@ impl CredentialKeeper {
         }
     }
 
-    fn watch_sources(&mut self, ctx: &mut Context<Self>) -> notify::Result<()> {
-        let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
-        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            let signal = match res {
-                Ok(event) if !is_change(&event.kind) => return,
-                Ok(_) => WatchSignal::Changed,
-                Err(e) => WatchSignal::Error(e.to_string()),
-            };
-            let _ = tx.try_send(signal);
-        })?;
-        for dir in self.source_dirs() {
-            watcher.watch(&dir, RecursiveMode::NonRecursive)?;
-        }
-        self.watcher = Some(watcher);
-        ctx.add_stream(futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|signal| (signal, rx))
-        }));
+    /// Follows the sources' changes; the stream (and with it the watch) goes with the context.
+    fn watch_sources(&mut self, ctx: &mut Context<Self>) -> Result<(), SourceWatchError> {
+        ctx.add_stream(self.sources.watch()?);
         Ok(())
     }
 
@@ -121,8 +81,7 @@ impl Actor for CredentialKeeper {
 
 impl Supervised for CredentialKeeper {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        // Timers and the stream were cancelled with the old context; the watcher goes with them.
-        self.watcher = None;
+        // Timers and the stream (the watch) were cancelled with the old context.
         self.debounce_timer = None;
         self.retry_timer = None;
         self.kes_timer = None;

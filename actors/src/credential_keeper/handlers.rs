@@ -3,8 +3,11 @@
 use actix::{ActorContext, AsyncContext, Context, Handler, StreamHandler};
 use tokio::time::Instant;
 
-use super::{CredentialKeeper, actor::WatchSignal};
-use crate::messages::{CommandResult, Install, Remove};
+use super::CredentialKeeper;
+use crate::{
+    messages::{CommandResult, Install, Remove},
+    ports::SourceChange,
+};
 
 impl Handler<Install> for CredentialKeeper {
     type Result = CommandResult;
@@ -24,10 +27,10 @@ impl Handler<Remove> for CredentialKeeper {
     }
 }
 
-impl StreamHandler<WatchSignal> for CredentialKeeper {
+impl StreamHandler<SourceChange> for CredentialKeeper {
     /// A change in a source directory: re-validate once the burst has settled.
-    fn handle(&mut self, signal: WatchSignal, ctx: &mut Context<Self>) {
-        if let WatchSignal::Error(e) = &signal {
+    fn handle(&mut self, change: SourceChange, ctx: &mut Context<Self>) {
+        if let SourceChange::Error(e) = &change {
             tracing::warn!(actor = "credential_keeper", error = %e, "source watch error: re-validating");
         }
         if let Some(timer) = self.debounce_timer.take() {

@@ -16,26 +16,25 @@
 //!   `check_set`): the certificate is for the KES key, carries a valid cold signature, and, with
 //!   the network's [`KesSchedule`], its KES period has started and not ended. A refused set is
 //!   reported like any invalid one (`CredentialsInvalid`, the failure metric, `/status`), plus a
-//!   Kubernetes Event when the keeper has [`KeeperEvents`]. The certificate's KES figures go to
+//!   Kubernetes Event (`Warning` `CredentialsRefused` on this pod) when the keeper has
+//!   [`PodEvents`]. The certificate's KES figures go to
 //!   the `cardano_kes_*` and `cardano_opcert_*` gauges; a timer refreshes them each
 //!   [`KES_REFRESH`] and re-validates when the certificate's standing changes (it expired, or
 //!   its start period arrived), so an expiry is reported without any file change.
 //!
 //! Contents never leave [`SecretBytes`]: reasons name files and problems only (forge-core's
-//! validation guarantees that), and nothing here logs or formats contents. File operations are
-//! small local I/O done inside the handlers.
+//! validation guarantees that), and nothing here logs or formats contents. The sources are the
+//! [`CredentialSource`] port, the targets the [`CredentialStore`] port: small local I/O done
+//! inside the handlers.
 //!
-//! [`SecretBytes`]: crate::adapters::fs_credentials::SecretBytes
+//! [`SecretBytes`]: crate::ports::SecretBytes
 
 mod actor;
-mod events;
 mod handlers;
-
-pub use events::KeeperEvents;
 
 use std::{
     collections::VecDeque,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -52,10 +51,9 @@ use prometheus::IntCounterVec;
 use tokio::time::Instant;
 
 use crate::{
-    adapters::fs_credentials::{self, CredentialPaths},
     messages::{CommandError, CommandFailed, CommandResult, Fact, SourcesRotated},
     metrics::{KesMetrics, Metrics},
-    ports::{CredentialContents, CredentialFileError, CredentialStore},
+    ports::{CredentialContents, CredentialFileError, CredentialSource, CredentialStore, PodEvents},
     supervisor::Restarts,
 };
 
@@ -111,7 +109,7 @@ pub(crate) struct InvalidSources {
 
 /// Owns the source and target credential files; see the module documentation.
 pub struct CredentialKeeper {
-    pub(crate) sources: CredentialPaths,
+    pub(crate) sources: Arc<dyn CredentialSource>,
     pub(crate) targets: Arc<dyn CredentialStore>,
     decider: Recipient<Fact>,
     rotations: Recipient<SourcesRotated>,
@@ -123,8 +121,6 @@ pub struct CredentialKeeper {
     pub(crate) debounce: Duration,
     /// Delay before watching again after a restart (the backoff).
     pub(crate) resume_after: Duration,
-    /// The directory watcher; dropping it ends the event stream.
-    pub(crate) watcher: Option<notify::RecommendedWatcher>,
     /// The pending re-validation and when the burst that scheduled it began.
     pub(crate) debounce_timer: Option<SpawnHandle>,
     pub(crate) burst_since: Option<Instant>,
@@ -146,7 +142,7 @@ pub struct CredentialKeeper {
     last_op_cert: Option<OpCertInfo>,
     last_kes_state: Option<KesState>,
     kes_report: Option<KesReportCell>,
-    events: Option<KeeperEvents>,
+    events: Option<Arc<dyn PodEvents>>,
     pub(crate) kes_timer: Option<SpawnHandle>,
     pub(crate) kes_refresh: Duration,
 }
@@ -159,7 +155,7 @@ enum Outgoing {
 impl CredentialKeeper {
     /// A keeper of `sources` (read) and `targets` (written), reporting to the Decider.
     pub fn new(
-        sources: CredentialPaths,
+        sources: Arc<dyn CredentialSource>,
         targets: Arc<dyn CredentialStore>,
         decider: Recipient<Fact>,
         rotations: Recipient<SourcesRotated>,
@@ -175,7 +171,6 @@ impl CredentialKeeper {
             restarts: Restarts::new("credential_keeper", Some(metrics.actor_restarts.clone())),
             debounce: DEFAULT_DEBOUNCE,
             resume_after: Duration::ZERO,
-            watcher: None,
             debounce_timer: None,
             burst_since: None,
             verdict: None,
@@ -208,7 +203,7 @@ impl CredentialKeeper {
     }
 
     /// Publishes a Kubernetes Event for each refusal.
-    pub fn with_events(mut self, events: KeeperEvents) -> Self {
+    pub fn with_events(mut self, events: Arc<dyn PodEvents>) -> Self {
         self.events = Some(events);
         self
     }
@@ -229,26 +224,6 @@ impl CredentialKeeper {
     pub fn with_debounce(mut self, debounce: Duration) -> Self {
         self.debounce = debounce;
         self
-    }
-
-    /// The directories to watch: those of the three source paths, each once.
-    pub(crate) fn source_dirs(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = self
-            .sources
-            .all()
-            .into_iter()
-            .filter_map(|p| p.parent())
-            .map(|d| {
-                if d.as_os_str().is_empty() {
-                    PathBuf::from(".")
-                } else {
-                    d.to_path_buf()
-                }
-            })
-            .collect();
-        dirs.sort();
-        dirs.dedup();
-        dirs
     }
 
     /// How long to wait before re-validating after a change seen now.
@@ -289,7 +264,7 @@ impl CredentialKeeper {
             .kes_schedule
             .as_ref()
             .map(|schedule| KesClock { schedule, now });
-        let (result, op_cert, status) = read_and_validate(&self.sources, clock);
+        let (result, op_cert, status) = read_and_validate(&*self.sources, clock);
         if let Some(op_cert) = op_cert {
             self.last_op_cert = Some(op_cert);
             self.last_kes_state = status.map(|s| s.state);
@@ -378,7 +353,7 @@ impl CredentialKeeper {
         }
         tracing::warn!(actor = "credential_keeper", why = %why, "source credentials are invalid");
         if let Some(events) = &self.events {
-            events.credentials_refused(&why);
+            events.warning("CredentialsRefused", "ValidateCredentials", &why);
         }
         self.verdict = Some(verdict);
         self.outbox
@@ -476,19 +451,19 @@ impl Drop for CredentialKeeper {
 /// Reads the three source files and checks them as a set ([`check_set`]). Also returns the
 /// certificate's figures and standing as far as it decoded (an expired one included).
 fn read_and_validate(
-    sources: &CredentialPaths,
+    sources: &dyn CredentialSource,
     clock: Option<KesClock<'_>>,
 ) -> (
     Result<CredentialContents, InvalidSources>,
     Option<OpCertInfo>,
     Option<KesStatus>,
 ) {
-    let set = match fs_credentials::read_set(sources) {
+    let set = match sources.read() {
         Ok(set) => set,
         Err(e) => {
             let file = match &e {
                 CredentialFileError::Read { path, .. } | CredentialFileError::TooLarge { path, .. } => {
-                    role_of(sources, path)
+                    role_of(sources.files(), path)
                 }
                 _ => "unknown",
             };
@@ -499,7 +474,7 @@ fn read_and_validate(
             return (Err(invalid), None, None);
         }
     };
-    let labels = sources.map(|_, path| path.display().to_string());
+    let labels = sources.files().map(|_, path| path.display().to_string());
     let file = |kind: CredentialKind| CredentialFile {
         label: labels.get(kind).as_str(),
         bytes: set.get(kind).expose(),
@@ -527,7 +502,7 @@ fn read_and_validate(
     (Err(invalid), op_cert, status)
 }
 
-fn role_of(paths: &CredentialPaths, path: &std::path::Path) -> &'static str {
+fn role_of(paths: &forge_core::credentials::CredentialSet<PathBuf>, path: &Path) -> &'static str {
     paths
         .iter()
         .find(|(_, p)| *p == path)

@@ -4,7 +4,7 @@
 //! effects the actor carries out: plans sent in order, each command answered before the next
 //! (break before make, S2), timers, log lines, metrics and `/status`. It never makes a decision
 //! itself; the lifecycle's rules (start-up, boot credentials, re-assert, rotation, failures,
-//! shutdown) are documented and property-tested in forge-core (`core/src/decision/lifecycle.rs`).
+//! shutdown) are documented and property-tested in forge-core (`core/src/decision/lifecycle/`).
 
 mod actor;
 mod handlers;

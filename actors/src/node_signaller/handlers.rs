@@ -9,9 +9,8 @@ use tokio::{sync::watch, time::Instant};
 
 use super::{GUARD_RESEND_EVERY, GuardPush, NodeSignaller, Pushed, STOP_SETTLE};
 use crate::{
-    adapters::process::{ProcFs, ProcessIdentity},
     messages::{CommandError, CommandFailed, CommandResult, Fact, NodeProcess, Reload},
-    ports::{GuardError, GuardErrorKind, GuardReport, NodeGuard},
+    ports::{GuardError, GuardErrorKind, GuardReport, NodeGuard, NodeHost, ProcessIdentity},
 };
 
 /// A reload in flight, as the actor future that answers it.
@@ -137,7 +136,7 @@ impl Confirm {
 }
 
 /// Waits until the stop of `node` by PID counts as done: its process is gone, or `grace` passed.
-async fn wait_stopped_by_pid(procfs: ProcFs, node: ProcessIdentity, grace: Duration) {
+async fn wait_stopped_by_pid(procfs: std::sync::Arc<dyn NodeHost>, node: ProcessIdentity, grace: Duration) {
     let started = Instant::now();
     let verifiable = node.start_time != 0;
     while started.elapsed() < grace {

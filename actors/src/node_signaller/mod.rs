@@ -4,8 +4,8 @@
 //!
 //! It owns the current node identity (from the NodeWatcher's [`NodeProcess`]) and, in guard
 //! mode, the forging permit and the guard connection. Every PID signal goes through
-//! [`ProcFs::signal`] (a pidfd opened before the start time is checked again), so a reused PID
-//! is never signalled (S1). It decides nothing: a reload that cannot be delivered is reported as
+//! [`NodeHost::signal`] (with `/proc`: a pidfd opened before the start time is checked again),
+//! so a reused PID is never signalled (S1). It decides nothing: a reload that cannot be delivered is reported as
 //! a [`CommandFailed`]. Re-sending is the Decider's call (it re-asserts during a node's
 //! start-up), with one exception in guard mode: a reload the guard reports as lost in the
 //! ledger replay is re-sent when the node reports that consensus runs, and only while a permit
@@ -55,11 +55,10 @@ use rustix::process::Signal;
 use tokio::time::Instant;
 
 use crate::{
-    adapters::process::{ProcFs, ProcessIdentity, SignalError},
     clock::Clock,
     messages::{CommandError, CommandFailed, CommandResult},
     metrics::Metrics,
-    ports::{GuardReport, NodeGuard},
+    ports::{GuardReport, NodeGuard, NodeHost, ProcessIdentity, SignalError},
     supervisor::Restarts,
 };
 
@@ -138,7 +137,7 @@ struct GuardLink {
 
 /// Sends SIGHUP to the identified node process; see the module documentation.
 pub struct NodeSignaller {
-    procfs: ProcFs,
+    procfs: Arc<dyn NodeHost>,
     /// `cardano_sighup_signals_total{reason}`.
     sighups: IntCounterVec,
     restarts: Restarts,
@@ -181,10 +180,10 @@ pub(crate) enum GuardPush {
 }
 
 impl NodeSignaller {
-    /// A signaller that finds processes through `procfs` and counts into `metrics`.
-    pub fn new(procfs: ProcFs, metrics: &Metrics) -> Self {
+    /// A signaller that signals the node on `host` and counts into `metrics`.
+    pub fn new(host: impl NodeHost, metrics: &Metrics) -> Self {
         Self {
-            procfs,
+            procfs: Arc::new(host),
             sighups: metrics.sighup_signals.clone(),
             restarts: Restarts::new("node_signaller", Some(metrics.actor_restarts.clone())),
             node: None,

@@ -16,7 +16,12 @@ impl NodeWatcher {
             return;
         }
         self.probing = true;
-        let fut = probe(self.settings.clone(), self.procfs.clone(), self.known());
+        let fut = probe(
+            self.settings.clone(),
+            self.host.clone(),
+            self.guard.clone(),
+            self.known(),
+        );
         ctx.spawn(fut.into_actor(self).map(|outcome, act, ctx| {
             act.probing = false;
             match outcome {

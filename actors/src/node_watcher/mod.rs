@@ -3,7 +3,7 @@
 //!
 //! Ready means: the node socket exists, accepts a connection (under a short timeout), and the
 //! node process is identified, by the listener of that socket or else by its exact name, never
-//! by a guess ([`ProcFs::discover_node`]). A node that accepts but cannot be identified is
+//! by a guess ([`NodeHost::discover_node`]). A node that accepts but cannot be identified is
 //! reported *down*, with a warning: the manager could not stop it forging (no SIGHUP target), so
 //! it must not contend. Only changes are reported: `Fact(NodeUp)`/`Fact(NodeDown)` to the
 //! Decider and `NodeProcess` to the NodeSignaller. A restart (socket gone or refusing, the
@@ -17,19 +17,20 @@
 //!
 //! It polls (connect checks cannot be watched): one probe at a time, and while the node is up
 //! the probe reads only `/proc/net/unix` and one `/proc/<pid>/stat` unless something changed.
+//! The socket and `/proc` are the [`NodeHost`] port, the guard the [`NodeGuard`] port.
 
 mod actor;
 
-use std::{collections::VecDeque, path::PathBuf, time::Duration};
+use std::{collections::VecDeque, path::PathBuf, sync::Arc, time::Duration};
 
 use actix::{Recipient, dev::SendError};
 use forge_core::{config::NodeSettings, decision::Event};
 use tokio::time::Instant;
 
 use crate::{
-    adapters::process::{ProcFs, ProcessIdentity},
     messages::{Fact, NodeProcess},
     metrics::Metrics,
+    ports::{GuardError, NodeGuard, NodeHost, ProcessIdentity, SocketState},
     supervisor::Restarts,
 };
 
@@ -58,9 +59,6 @@ pub struct NodeWatcherSettings {
     /// The manager installs credentials before the node starts (`NODE_STARTS_NON_PRODUCING`):
     /// warn if the node was not started with a non-producing flag, since it would then forge.
     pub expect_non_producing_start: bool,
-    /// The node guard's socket: when the node process is not visible here (no shared process
-    /// namespace) but its guard answers, the node is taken as identified through the guard.
-    pub guard_socket: Option<PathBuf>,
 }
 
 impl NodeWatcherSettings {
@@ -72,7 +70,6 @@ impl NodeWatcherSettings {
             poll_interval: DEFAULT_POLL_INTERVAL,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             expect_non_producing_start: false,
-            guard_socket: None,
         }
     }
 
@@ -80,7 +77,6 @@ impl NodeWatcherSettings {
     pub fn from_config(node: &NodeSettings) -> Self {
         Self {
             expect_non_producing_start: node.starts_non_producing,
-            guard_socket: Some(node.guard_socket.clone()),
             ..Self::new(&node.socket, &node.process_name)
         }
     }
@@ -146,7 +142,10 @@ impl Found {
 /// Probes the node socket and process; see the module documentation.
 pub struct NodeWatcher {
     pub(crate) settings: NodeWatcherSettings,
-    pub(crate) procfs: ProcFs,
+    pub(crate) host: Arc<dyn NodeHost>,
+    /// The node guard: when the node process is not visible here (no shared process
+    /// namespace) but its guard answers, the node is taken as identified through the guard.
+    pub(crate) guard: Option<Arc<dyn NodeGuard>>,
     pub(crate) decider: Recipient<Fact>,
     pub(crate) signaller: Recipient<NodeProcess>,
     pub(crate) restarts: Restarts,
@@ -167,17 +166,18 @@ pub struct NodeWatcher {
 }
 
 impl NodeWatcher {
-    /// A watcher that reports to `decider` and `signaller`.
+    /// A watcher of the node on `host` that reports to `decider` and `signaller`.
     pub fn new(
         settings: NodeWatcherSettings,
-        procfs: ProcFs,
+        host: impl NodeHost,
         decider: Recipient<Fact>,
         signaller: Recipient<NodeProcess>,
         metrics: &Metrics,
     ) -> Self {
         Self {
             settings,
-            procfs,
+            host: Arc::new(host),
+            guard: None,
             decider,
             signaller,
             restarts: Restarts::new("node_watcher", Some(metrics.actor_restarts.clone())),
@@ -189,6 +189,12 @@ impl NodeWatcher {
             outbox: VecDeque::new(),
             signaller_pending: None,
         }
+    }
+
+    /// Identifies the node through `guard` when its process is not visible here.
+    pub fn with_guard(mut self, guard: Arc<dyn NodeGuard>) -> Self {
+        self.guard = Some(guard);
+        self
     }
 
     /// The node as last seen, for the next probe's shortcut.
@@ -334,35 +340,24 @@ impl NodeWatcher {
 /// full `/proc` scan is skipped.
 pub(crate) async fn probe(
     settings: NodeWatcherSettings,
-    procfs: ProcFs,
+    host: Arc<dyn NodeHost>,
+    guard: Option<Arc<dyn NodeGuard>>,
     known: Option<Found>,
 ) -> Result<Observation, tokio::task::JoinError> {
-    let socket_down = match tokio::fs::symlink_metadata(&settings.socket).await {
-        Ok(_) => match tokio::time::timeout(
-            settings.connect_timeout,
-            tokio::net::UnixStream::connect(&settings.socket),
-        )
+    let socket_down = match host
+        .check_socket(&settings.socket, settings.connect_timeout)
         .await
-        {
-            Ok(Ok(stream)) => {
-                drop(stream);
-                None
-            }
-            Ok(Err(e)) => Some(Observation::NotAccepting(e.to_string())),
-            Err(_) => Some(Observation::NotAccepting(format!(
-                "connect timed out after {} ms",
-                settings.connect_timeout.as_millis()
-            ))),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Observation::NoSocket),
-        Err(e) => Some(Observation::NotAccepting(format!("cannot stat the socket: {e}"))),
+    {
+        SocketState::Accepting => None,
+        SocketState::Absent => Some(Observation::NoSocket),
+        SocketState::NotAccepting(why) => Some(Observation::NotAccepting(why)),
     };
     if let Some(down) = socket_down {
         // A node whose socket does not serve may still forge while its process lives (stalled,
         // or shutting down with its socket closed first): keep it addressable.
         let alive = known
             .map(|k| k.identity)
-            .filter(|id| id.start_time != 0 && procfs.identity(id.pid).ok() == Some(*id));
+            .filter(|id| id.start_time != 0 && host.identity(id.pid).ok() == Some(*id));
         return Ok(match (down, alive) {
             (Observation::NoSocket, Some(alive)) => Observation::NotServing {
                 why: "no socket".into(),
@@ -372,12 +367,10 @@ pub(crate) async fn probe(
             (down, _) => down,
         });
     }
-    let guard = settings.guard_socket.clone();
-    let connect_timeout = settings.connect_timeout;
-    let seen = tokio::task::spawn_blocking(move || identify(&settings, &procfs, known)).await?;
+    let seen = tokio::task::spawn_blocking(move || identify(&settings, &*host, known)).await?;
     match (seen, guard) {
-        (Observation::ProcessInvisible(why), Some(guard)) if guard.exists() => {
-            Ok(through_guard(&guard, connect_timeout, why).await)
+        (Observation::ProcessInvisible(why), Some(guard)) if guard.present() => {
+            Ok(through_guard(&*guard, why).await)
         }
         (seen, _) => Ok(seen),
     }
@@ -386,11 +379,9 @@ pub(crate) async fn probe(
 /// The node as its guard reports it, when its process is not visible here (no shared process
 /// namespace): the guard is its parent, fences it and reloads it, so this pod can stop a forger.
 /// The PID is the guard's view (another PID namespace): its start time is unknown (0), so
-/// `ProcFs::signal` can never hit a process of ours by that number.
-async fn through_guard(socket: &std::path::Path, timeout: Duration, invisible: String) -> Observation {
-    use crate::adapters::guard::GuardError;
-    let client = crate::adapters::guard::GuardClient::new(socket, timeout);
-    let state = match client.request(forge_guard::protocol::Request::State).await {
+/// [`NodeHost::signal`] can never hit a process of ours by that number.
+async fn through_guard(guard: &dyn NodeGuard, invisible: String) -> Observation {
+    let state = match guard.request(forge_guard::protocol::Request::State).await {
         Ok(state) => state,
         // Stalled (SIGSTOP, CPU throttling): the node behind it may be forging.
         Err(GuardError::Timeout { .. }) => {
@@ -408,7 +399,7 @@ async fn through_guard(socket: &std::path::Path, timeout: Duration, invisible: S
     }
 }
 
-fn identify(settings: &NodeWatcherSettings, procfs: &ProcFs, known: Option<Found>) -> Observation {
+fn identify(settings: &NodeWatcherSettings, procfs: &dyn NodeHost, known: Option<Found>) -> Observation {
     let inodes = procfs
         .listening_socket_inodes(&settings.socket)
         .unwrap_or_default();

@@ -1,5 +1,6 @@
 //! PeerWatcher (docs/architecture.md, "Regions"): one per peer region. It follows the peer's
-//! CardanoForgeCluster and its local Lease with watches through the peer's own kubeconfig, and
+//! CardanoForgeCluster and its local Lease with watches through the peer's own kubeconfig (the
+//! [`PeerApi`] port), and
 //! sends a consistent GET of both (no resourceVersion: served from etcd, never old news) only when
 //! a read has to be *current*: at start, on `PollNow` (our claim was just confirmed, or this pod
 //! just became its region's leader) and for a lease duration after it, when a watch shows the CFC
@@ -56,11 +57,12 @@ use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::{
     adapters::{
-        kube::{KubeApiError, client, newer_resource_version},
-        kube_object::NamedObject,
+        kube::{KubeApiError, newer_resource_version},
+        kube_peer::KubePeers,
     },
     clock::Clock,
     messages::Fact,
+    ports::{PeerApi, PeerObjects},
 };
 
 /// Per-peer gauges (labelled by `peer`).
@@ -198,7 +200,9 @@ pub struct PeerWatcher {
     clock: Clock,
     fact: Recipient<Fact>,
     metrics: Option<PeerMetrics>,
-    objects: Option<(NamedObject<CardanoForgeCluster>, NamedObject<Lease>)>,
+    /// The peer's API server.
+    api: Arc<dyn PeerApi>,
+    objects: Option<PeerObjects>,
     in_flight: bool,
     /// A `PollNow` arrived while a read was in flight (sent before it): read again after it.
     poll_again: bool,
@@ -237,15 +241,23 @@ pub struct PeerWatcher {
 }
 
 impl PeerWatcher {
-    /// A watcher of one peer, reporting to `fact`.
+    /// A watcher of one peer, reporting to `fact`, reaching the peer through its kubeconfig
+    /// ([`KubePeers`]; [`PeerWatcher::with_api`] replaces it).
     pub fn new(
         settings: PeerSettings,
         clock: Clock,
         fact: Recipient<Fact>,
         metrics: Option<PeerMetrics>,
     ) -> Self {
+        let api = KubePeers::new(
+            [(settings.name.clone(), settings.kubeconfig.clone())],
+            &settings.namespace,
+            &settings.lease,
+            settings.timeout,
+        );
         Self {
             settings,
+            api: Arc::new(api),
             clock,
             fact,
             metrics,
@@ -279,6 +291,12 @@ impl PeerWatcher {
     pub fn with_leader_gate(mut self, leader: Arc<AtomicBool>, resync: Duration) -> Self {
         self.gate = Some(leader);
         self.settings.resync = resync;
+        self
+    }
+
+    /// Reaches the peer through `api` (the system's [`PeerApi`]).
+    pub fn with_api(mut self, api: Arc<dyn PeerApi>) -> Self {
+        self.api = api;
         self
     }
 
@@ -330,24 +348,18 @@ impl PeerWatcher {
         self.quiet_since = Some(now);
         self.poll_again = false;
         self.in_flight = true;
-        let s = self.settings.clone();
+        let (peer, api) = (self.settings.name.clone(), self.api.clone());
         let objects = self.objects.clone();
         let clock = self.clock;
         let fut = async move {
-            let (cfc, lease) = match objects {
+            let objects = match objects {
                 Some(o) => o,
-                None => {
-                    let c = client(Some(&s.kubeconfig), s.timeout).await?;
-                    (
-                        NamedObject::new(c.clone(), &s.namespace, &s.name, s.timeout),
-                        NamedObject::new(c, &s.namespace, &s.lease, s.timeout),
-                    )
-                }
+                None => api.connect(&peer).await?,
             };
             let sent = clock.now();
-            let (object, record) = futures::join!(cfc.get(), lease.get());
+            let (object, record) = futures::join!(objects.cfc.get(), objects.lease.get());
             let received = clock.now();
-            Ok::<_, KubeApiError>(((cfc, lease), sent, received, object, record))
+            Ok::<_, KubeApiError>((objects, sent, received, object, record))
         };
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
             act.in_flight = false;
@@ -364,7 +376,7 @@ impl PeerWatcher {
         if self.watch.is_some() || self.watch_retry_at.is_some_and(|at| now < at) {
             return;
         }
-        let Some((cfc, lease)) = &self.objects else {
+        let Some(PeerObjects { cfc, lease }) = &self.objects else {
             return;
         };
         // The server ends a watch after this (the watcher then resumes it): a dead connection
@@ -501,7 +513,7 @@ impl PeerWatcher {
         &mut self,
         result: Result<
             (
-                (NamedObject<CardanoForgeCluster>, NamedObject<Lease>),
+                PeerObjects,
                 Mono,
                 Mono,
                 Result<Option<CardanoForgeCluster>, KubeApiError>,

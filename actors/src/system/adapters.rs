@@ -8,19 +8,23 @@ use tokio::sync::watch;
 
 use crate::{
     adapters::{
-        fs_credentials::FsCredentials,
+        fs_credentials::{FsCredentials, FsSources},
         guard::GuardClient,
         http_probe::HttpProbe,
+        kube_events::KubeEvents,
         kube_lease::{KubeLeasePort, KubeLeases},
         kube_object::NamedObject,
+        kube_peer::KubePeers,
         process::ProcFs,
     },
     clock::Clock,
-    credential_keeper::KeeperEvents,
     decider::Decider,
     http::Snapshot,
     metrics::Metrics,
-    ports::{CredentialStore, ForgeClusterApi, LeaderApi, LeaseApi, NodeGuard, Prober},
+    ports::{
+        CredentialSource, CredentialStore, ForgeClusterApi, LeaderApi, LeaseApi, NodeGuard, NodeHost,
+        PeerApi, PodEvents, Prober,
+    },
     ticket_keeper::{TICKET_SUFFIX, TicketSettings},
 };
 
@@ -42,15 +46,20 @@ pub struct Adapters {
     pub cluster: Option<Arc<ForgeClusterApi>>,
     /// The health endpoint's HTTP client (HealthProber).
     pub prober: Arc<dyn Prober>,
-    /// The credential files the node reads (CredentialKeeper; the sources stay files it reads
-    /// and watches itself).
+    /// The source credential files and their watch (CredentialKeeper).
+    pub sources: Arc<dyn CredentialSource>,
+    /// The credential files the node reads (CredentialKeeper).
     pub credentials: Arc<dyn CredentialStore>,
     /// Kubernetes Events about this pod (CredentialKeeper).
-    pub events: KeeperEvents,
-    /// `/proc` discovery and pidfd signals of the node process (NodeWatcher, NodeSignaller).
-    pub procfs: ProcFs,
-    /// The node guard's socket (NodeSignaller).
+    pub events: Arc<dyn PodEvents>,
+    /// The node's socket, its process in `/proc` and pidfd signals to it (NodeWatcher,
+    /// NodeSignaller).
+    pub node: Arc<dyn NodeHost>,
+    /// The node guard's socket (NodeSignaller; the NodeWatcher, when the node's process is not
+    /// visible here).
     pub guard: Arc<dyn NodeGuard>,
+    /// The peer regions' API servers (PeerWatchers, with cluster management).
+    pub peers: Arc<dyn PeerApi>,
     /// The forge ticket in our own API server (TicketKeeper); `None` outside quorum mode. The
     /// other participants' tickets are reached through their kubeconfigs.
     pub own_ticket: Option<Arc<dyn LeaseApi>>,
@@ -59,8 +68,8 @@ pub struct Adapters {
 }
 
 impl Adapters {
-    /// The production adapters: Kubernetes through `kube`, the node through `/proc`, pidfds and
-    /// the guard socket.
+    /// The production adapters: Kubernetes through `kube`, the credential files on disk, the
+    /// node through its socket, `/proc`, pidfds and the guard socket.
     pub fn real(cfg: &ValidConfig, kube: &kube::Client) -> Self {
         let leases = KubeLeases::new(kube.clone(), &cfg.namespace, &cfg.names.lease, cfg.api_timeout);
         Self {
@@ -82,10 +91,17 @@ impl Adapters {
                 cluster
             }),
             prober: Arc::new(HttpProbe),
+            sources: Arc::new(FsSources::new(cfg.credentials.source.clone())),
             credentials: Arc::new(FsCredentials::new(cfg.credentials.target.clone())),
-            events: KeeperEvents::new(kube.clone(), &cfg.namespace, &cfg.pod_name),
-            procfs: ProcFs::default(),
+            events: Arc::new(KubeEvents::new(kube.clone(), &cfg.namespace, &cfg.pod_name)),
+            node: Arc::new(ProcFs::default()),
             guard: Arc::new(GuardClient::new(&cfg.node.guard_socket, GUARD_TIMEOUT)),
+            peers: Arc::new(KubePeers::new(
+                cfg.peers.iter().map(|p| (p.name.clone(), p.kubeconfig.clone())),
+                &cfg.namespace,
+                &cfg.names.lease,
+                cfg.api_timeout,
+            )),
             own_ticket: cfg.quorum.as_ref().map(|q| {
                 let lease = format!("{}{TICKET_SUFFIX}", cfg.names.lease);
                 let call_timeout = TicketSettings::call_timeout(cfg.api_timeout, &q.ticket);

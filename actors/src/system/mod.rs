@@ -1,7 +1,8 @@
 //! The whole actor system, built in one place: [`spawn_all`] takes the validated configuration
 //! and one set of [`Adapters`], starts every actor (each under a `Supervisor`) and returns the
 //! [`Handles`] the binary needs (the Decider for `Shutdown`, the published snapshot for the HTTP
-//! endpoints). The binary (`src/run.rs`) passes [`Adapters::real`].
+//! endpoints). The binary (`src/run.rs`) passes [`Adapters::real`]; the tests of the whole
+//! system (`actors/tests/system.rs`) pass the doubles of `testing::InMemory`.
 //!
 //! `spawn_all` destructures [`ValidConfig`] without `..`: a configuration key that no actor
 //! reads is a compile error here until it is wired or said to have no effect.
@@ -49,9 +50,13 @@
 //! signal handler (the binary) ─Shutdown─► Decider
 //! ```
 //!
-//! Outside the process: the NodeSignaller talks to the node guard (permit, reload, revoke; its
-//! `GuardReport` stream back), the node guard signals and fences cardano-node, and the
-//! StatusWriter writes the CardanoLeader and CardanoForgeCluster status.
+//! Outside the process, each through its port in [`Adapters`]: the NodeSignaller talks to the
+//! node guard (permit, reload, revoke; its `GuardReport` stream back) and, without one, signals
+//! the node by PID; the node guard signals and fences cardano-node; the NodeWatcher checks the
+//! node's socket and process (asking the guard for the PID when the process is not visible); the
+//! CredentialKeeper reads and watches the sources, writes the targets and publishes an Event per
+//! refusal; the LeaseElector, the StatusWriter and the ClusterWatcher read and write the Lease,
+//! the CardanoLeader and the CardanoForgeCluster; the HealthProber probes over HTTP.
 
 mod adapters;
 
@@ -84,7 +89,7 @@ use crate::{
     node_signaller::{LeaseTap, NodeSignaller, StopConfirmation},
     node_watcher::{NodeWatcher, NodeWatcherSettings},
     peer_watcher::{PeerMetrics, PeerSettings, PeerWatcher},
-    ports::LeaseApi,
+    ports::{LeaseApi, PeerApi},
     status_writer::StatusWriter,
     ticket_keeper::{
         ParticipantEndpoint, QuorumReportCell, TICKET_SUFFIX, TicketIntent, TicketKeeper, TicketMetrics,
@@ -155,7 +160,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     let NodeSettings {
         socket: _,               // in `NodeWatcherSettings::from_config(node)`
         process_name: _,         // in `NodeWatcherSettings::from_config(node)`
-        guard_socket,            // in `io.guard` and the NodeWatcher's settings
+        guard_socket,            // in `io.guard`
         disable_socket_check: _, // validation refuses `true`: readiness is the socket check
         socket_wait_timeout,
         starts_non_producing,
@@ -167,10 +172,12 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         leader,
         cluster: cluster_object,
         prober: http,
+        sources,
         credentials: store,
         events,
-        procfs,
+        node: host,
         guard,
+        peers: peer_api,
         own_ticket,
         clock,
     } = io;
@@ -210,7 +217,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     // Reloads go through the node guard whenever its socket exists (SIGHUP by PID otherwise);
     // the signaller holds the guard's forging permit within the lease's renew deadline.
     let signaller = Supervisor::start({
-        let (procfs, m, fact) = (procfs.clone(), metrics.clone(), facts.clone());
+        let (host, guard, m, fact) = (host.clone(), guard.clone(), metrics.clone(), facts.clone());
         let stop = StopConfirmation {
             grace: *stop_grace,
             timeout: *stop_confirm_timeout,
@@ -218,7 +225,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         let boot_credentials = *starts_non_producing;
         let quorum_glass = quorum.as_ref().map(|q| q.break_glass);
         move |_| {
-            let signaller = NodeSignaller::new(procfs, &m)
+            let signaller = NodeSignaller::new(host, &m)
                 .with_guard(guard, clock)
                 .with_quorum_if(quorum_glass)
                 .with_stop_confirmation(stop)
@@ -250,7 +257,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     Supervisor::start({
         let settings = NodeWatcherSettings::from_config(node);
         let (m, fact, sig) = (metrics.clone(), facts.clone(), signaller.clone().recipient());
-        move |_| NodeWatcher::new(settings, procfs, fact, sig, &m)
+        move |_| NodeWatcher::new(settings, host.clone(), fact, sig, &m).with_guard(guard.clone())
     });
 
     let network_slots = kes_schedule(network).map_err(SpawnError::Network)?;
@@ -263,11 +270,14 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     // The source certificate's KES figures, for `/status`.
     let kes_report = KesReportCell::default();
     let keeper = Supervisor::start({
-        let CredentialSettings { source, target: _ } = credentials.clone(); // target: in `io.credentials`
+        let CredentialSettings {
+            source: _, // in `io.sources`
+            target: _, // in `io.credentials`
+        } = credentials;
         let (kes_report, kes) = (kes_report.clone(), network_slots.clone());
         let (m, fact, rotated) = (metrics.clone(), facts.clone(), decider.clone().recipient());
         move |_| {
-            CredentialKeeper::new(source.clone(), store.clone(), fact.clone(), rotated.clone(), &m)
+            CredentialKeeper::new(sources.clone(), store.clone(), fact.clone(), rotated.clone(), &m)
                 .with_kes_schedule(kes.clone())
                 .with_events(events.clone())
                 .with_kes_report(kes_report.clone())
@@ -317,7 +327,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     let leader_flag = cluster
         .management_enabled
         .then(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
-    let poll_peers = spawn_peer_watchers(cfg, clock, &facts, leader_flag.clone(), registry)?;
+    let poll_peers = spawn_peer_watchers(cfg, peer_api, clock, &facts, leader_flag.clone(), registry)?;
 
     let ClusterSettings {
         management_enabled,
@@ -514,12 +524,13 @@ fn spawn_chain_watcher(
 }
 
 /// Peer regions (cluster management only): each one's CFC and Lease followed by watches through
-/// its own kubeconfig, with consistent reads when a decision needs them (`PollNow`) and a resync
+/// its own kubeconfig (`api`), with consistent reads when a decision needs them (`PollNow`) and a resync
 /// (docs/quorum.md, "API load"). Returns where the Decider asks them to poll.
 ///
 /// With `leader_gate` a PeerWatcher on a standby reads only when its watches go silent.
 fn spawn_peer_watchers(
     cfg: &ValidConfig,
+    api: Arc<dyn PeerApi>,
     clock: crate::clock::Clock,
     facts: &Recipient<Fact>,
     leader_gate: Option<Arc<std::sync::atomic::AtomicBool>>,
@@ -543,9 +554,9 @@ fn spawn_peer_watchers(
                 resync: cfg.lease.duration,
             };
             let (fact, m) = (facts.clone(), peer_metrics.clone());
-            let (gate, resync) = (leader_gate.clone(), cfg.lease.duration);
+            let (gate, resync, api) = (leader_gate.clone(), cfg.lease.duration, api.clone());
             Supervisor::start(move |_| {
-                let w = PeerWatcher::new(settings, clock, fact, Some(m));
+                let w = PeerWatcher::new(settings, clock, fact, Some(m)).with_api(api);
                 match gate {
                     Some(flag) => w.with_leader_gate(flag, resync),
                     None => w,

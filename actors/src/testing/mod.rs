@@ -4,16 +4,30 @@
 //! integration tests of this crate and of the binary can use them; the sidecar is built without
 //! it.
 
+mod config;
+mod in_memory;
 mod memory_credentials;
+mod memory_guard;
 mod memory_leases;
+mod memory_node;
 mod memory_object;
+mod memory_peers;
+mod memory_sources;
 mod probe;
 mod record;
+mod recorded_events;
 mod scripted_prober;
 
+pub use config::config;
+pub use in_memory::InMemory;
 pub use memory_credentials::MemoryCredentials;
+pub use memory_guard::MemoryGuard;
 pub use memory_leases::{LeaseWrite, MemoryLeaseClient, MemoryLeases, Outage, WriteOp};
+pub use memory_node::MemoryNode;
 pub use memory_object::MemoryObject;
+pub use memory_peers::MemoryPeers;
+pub use memory_sources::MemorySources;
 pub use probe::{Probe, Recorded};
 pub use record::{Logs, Recorder, eventually, recorder};
+pub use recorded_events::{RecordedEvent, RecordedEvents};
 pub use scripted_prober::ScriptedProber;

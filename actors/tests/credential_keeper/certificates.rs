@@ -224,7 +224,7 @@ async fn a_certificate_for_another_kes_key_is_refused_naming_both_files() {
 
 #[actix::test]
 async fn a_refusal_is_published_as_a_kubernetes_event_on_the_pod() {
-    use forge_actors::{adapters::kube::client, credential_keeper::KeeperEvents};
+    use forge_actors::adapters::{kube::client, kube_events::KubeEvents};
     use forge_sim::{
         apiserver::{ApiServerOptions, start_for_test},
         creds::{TestCredentials, mainnet_kes_period_now, write_credentials},
@@ -249,7 +249,7 @@ async fn a_refusal_is_published_as_a_kubernetes_event_on_the_pod() {
         creds.certified_kes_seed ^= 0x22;
         write_credentials(d, &creds).expect("credentials");
     });
-    let events = KeeperEvents::new(kube.clone(), "default", "bp-0");
+    let events = Arc::new(KubeEvents::new(kube.clone(), "default", "bp-0"));
     let k = Kept::start_with(
         volume.paths(),
         targets_in(&dir.path().join("node")),

@@ -15,11 +15,11 @@ use std::{
 
 use actix::{Addr, Supervisor};
 use forge_actors::{
-    adapters::fs_credentials::{CredentialKind, CredentialPaths, FsCredentials},
+    adapters::fs_credentials::{CredentialKind, CredentialPaths, FsCredentials, FsSources},
     credential_keeper::CredentialKeeper,
     messages::{Fact, SourcesRotated},
     metrics::{Metrics, PodLabels},
-    ports::CredentialStore,
+    ports::{CredentialSource, CredentialStore},
     testing::recorder,
 };
 use forge_core::decision::Event;
@@ -116,6 +116,7 @@ impl Kept {
         let metrics = Metrics::register(registry, &PodLabels::default(), "test").expect("metrics");
         let m = metrics.clone();
         let t: Arc<dyn CredentialStore> = Arc::new(FsCredentials::new(targets.clone()));
+        let sources: Arc<dyn CredentialSource> = Arc::new(FsSources::new(sources));
         let keeper = Supervisor::start(move |_| {
             configure(
                 CredentialKeeper::new(sources.clone(), t.clone(), decider.clone(), rotated.clone(), &m)

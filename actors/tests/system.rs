@@ -1,0 +1,183 @@
+//! The whole actor system of one pod as the sidecar builds it (`system::spawn_all`), on its
+//! in-memory adapters (`testing::InMemory`), on virtual time: every actor is the real one, and
+//! the test drives and reads the pod's world only through the doubles.
+
+use std::{path::Path, time::Duration};
+
+use actix::System;
+use forge_actors::{
+    clock::Clock,
+    system::{Handles, spawn_all},
+    testing::{InMemory, MemoryLeases, config},
+};
+use forge_core::config::ValidConfig;
+use forge_guard::protocol::Request;
+use forge_sim::creds::{TestCredentials, mainnet_kes_period_now, write_credentials};
+
+/// Runs `test` in an actix System on a paused tokio clock.
+fn on_virtual_time<F: std::future::Future<Output = ()>>(test: impl FnOnce() -> F) {
+    System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .expect("tokio runtime")
+    })
+    .block_on(test());
+}
+
+/// Short lease timings (3 s, renew deadline 2 s, retry 0.5 s) for pod `pod`.
+fn pod_config(pod: &str) -> ValidConfig {
+    config(&[
+        ("POD_NAME", pod),
+        ("LEASE_DURATION", "3"),
+        ("RENEW_DEADLINE", "2"),
+        ("RETRY_PERIOD", "500ms"),
+        ("API_TIMEOUT", "500ms"),
+    ])
+}
+
+/// Publishes a valid credential set (current on mainnet) into the pod's source files.
+fn publish_valid(world: &InMemory, counter: u64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths = write_credentials(
+        dir.path(),
+        &TestCredentials::new(counter, mainnet_kes_period_now()),
+    )
+    .expect("credentials");
+    let read = |p: &Path| std::fs::read(p).expect("read");
+    world
+        .sources
+        .publish(&read(&paths.kes), &read(&paths.vrf), &read(&paths.opcert));
+}
+
+fn start(cfg: &ValidConfig, world: &InMemory) -> Handles {
+    spawn_all(cfg, world.adapters(cfg), &prometheus::Registry::new()).expect("the system starts")
+}
+
+fn decides_to_forge(handles: &Handles) -> bool {
+    handles.snapshot.borrow().status.as_ref().and_then(|s| s.forging) == Some(true)
+}
+
+#[test]
+fn a_pod_forges_once_its_node_is_up_and_its_credentials_valid_and_stops_when_the_node_goes() {
+    on_virtual_time(|| async {
+        let cfg = pod_config("pod-a");
+        let store = MemoryLeases::new();
+        let world = InMemory::new(&cfg, &store, Clock::new());
+        world.node.start(4242, &["cardano-node", "run"]);
+        publish_valid(&world, 1);
+        let handles = start(&cfg, &world);
+
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(decides_to_forge(&handles), "the pod decides to forge");
+        assert_eq!(store.holder(), Some(cfg.lease_identity()), "it holds the Lease");
+        assert_eq!(
+            world.credentials.installed(),
+            world.sources.read_now(),
+            "the sources are installed"
+        );
+        let requests = world.guard.requests();
+        let permit = requests
+            .iter()
+            .position(|r| matches!(r, Request::Permit { .. }))
+            .expect("a permit before forging");
+        assert_eq!(requests.get(permit + 1), Some(&Request::Reload), "{requests:?}");
+        let status = world.leader.current().and_then(|l| l.status).expect("a status");
+        assert_eq!(status.forging_enabled, Some(true));
+        assert!(world.events.warnings().is_empty());
+
+        // The node exits with its guard: the pod removes its credentials and releases; then
+        // (NODE_STARTS_NON_PRODUCING, the default) installs them again for the node's next
+        // start, which starts non-producing.
+        let (_, removals) = world.credentials.counts();
+        world.node.exit();
+        world.guard.set_present(false);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(!decides_to_forge(&handles));
+        assert!(
+            world.credentials.counts().1 > removals,
+            "the credentials were removed"
+        );
+        assert_eq!(store.holder(), None, "the Lease is released");
+    });
+}
+
+#[test]
+fn invalid_source_credentials_are_refused_with_an_event_and_the_pod_never_contends() {
+    on_virtual_time(|| async {
+        let cfg = pod_config("pod-a");
+        let store = MemoryLeases::new();
+        let world = InMemory::new(&cfg, &store, Clock::new());
+        world.node.start(4242, &["cardano-node", "run"]);
+        world
+            .sources
+            .publish(b"not a key", b"not a key", b"not a certificate");
+        let handles = start(&cfg, &world);
+
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!decides_to_forge(&handles));
+        assert_eq!(store.holder(), None, "nobody contended");
+        assert_eq!(world.credentials.installed(), None);
+        // One Event at the first validation, one at the refused boot-credential install.
+        let warnings = world.events.warnings();
+        assert!(!warnings.is_empty());
+        for w in &warnings {
+            assert_eq!(w.reason, "CredentialsRefused");
+            assert!(w.note.contains("memory/kes.skey"), "{}", w.note);
+            assert!(
+                !w.note.contains("not a key"),
+                "no contents in the note: {}",
+                w.note
+            );
+        }
+
+        // A valid set appears (a Secret update): the pod forges.
+        publish_valid(&world, 1);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(decides_to_forge(&handles));
+        assert_eq!(store.holder(), Some(cfg.lease_identity()));
+    });
+}
+
+/// Whether `world`'s node guard holds a forging permit now (granted and not revoked).
+fn permitted(world: &InMemory) -> bool {
+    world.guard.state().permit_ms.is_some()
+}
+
+#[test]
+fn of_two_pods_on_one_lease_one_forges_and_the_other_takes_over_when_its_node_goes() {
+    on_virtual_time(|| async {
+        let store = MemoryLeases::new();
+        let clock = Clock::new();
+        let pods: Vec<(ValidConfig, InMemory)> = ["pod-a", "pod-b"]
+            .into_iter()
+            .map(|name| {
+                let cfg = pod_config(name);
+                let world = InMemory::new(&cfg, &store, clock);
+                world.node.start(4242, &["cardano-node", "run"]);
+                publish_valid(&world, 1);
+                (cfg, world)
+            })
+            .collect();
+        let handles: Vec<Handles> = pods.iter().map(|(cfg, world)| start(cfg, world)).collect();
+
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let forging: Vec<usize> = (0..2).filter(|&i| decides_to_forge(&handles[i])).collect();
+        assert_eq!(forging.len(), 1, "exactly one pod forges");
+        let (leader, other) = (forging[0], 1 - forging[0]);
+        assert_eq!(store.holder(), Some(pods[leader].0.lease_identity()));
+        assert!(permitted(&pods[leader].1) && !permitted(&pods[other].1));
+
+        // The leader's node exits with its guard: the other pod takes over.
+        pods[leader].1.node.exit();
+        pods[leader].1.guard.set_present(false);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(decides_to_forge(&handles[other]) && !decides_to_forge(&handles[leader]));
+        assert_eq!(store.holder(), Some(pods[other].0.lease_identity()));
+        assert!(
+            permitted(&pods[other].1),
+            "the new leader's guard holds the permit"
+        );
+    });
+}
