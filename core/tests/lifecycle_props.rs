@@ -1028,3 +1028,42 @@ fn a_node_process_that_comes_up_forging_during_a_stop_is_stopped_before_the_hand
     w.settle().expect("settles");
     assert_eq!((w.exits, w.node_forging), (1, false));
 }
+
+/// Quorum mode releases the forge tickets once the lifecycle counts the node as stopped
+/// (`ticket_intent().stopped`, after the stop is adopted). A node process that comes up forging
+/// after the stop plan's last command went out, before its end is reported, has had no reload
+/// of it: the stop runs again for that process, and until it is done the node does not count
+/// as stopped (the tickets stay held).
+#[test]
+fn a_node_process_that_comes_up_forging_as_a_stop_ends_keeps_the_node_from_counting_as_stopped() {
+    use Action::*;
+    let mut w = World::new(false, 0, 5);
+    w.elect().expect("valid steps");
+    w.settle().expect("settles");
+    assert!(w.node_forging, "the leader forges");
+    let stopped = |w: &World| w.life.ticket_intent(w.now, wall_at(w.now)).stopped;
+    assert!(!stopped(&w));
+    w.act(&CredentialsInvalid).expect("the stop starts");
+    let plan = w.running.as_ref().expect("a stop plan").run.clone();
+    for _ in 0..plan.commands.len() {
+        w.act(&Progress).expect("every command of the stop");
+    }
+    assert!(!w.node_forging, "the old process was told");
+    w.act(&NodeDown).expect("the old process is gone");
+    w.act(&NodeUpForging)
+        .expect("a new process forges from its start");
+    w.act(&Progress).expect("the stop plan's end is reported");
+    assert!(w.node_forging);
+    assert!(
+        !stopped(&w),
+        "the node counts as stopped (quorum mode would release the tickets) while a process that came up during the stop forges"
+    );
+    let again = w.running.as_ref().expect("the stop again").run.clone();
+    assert!(
+        again.commands.iter().any(|c| matches!(c, Command::Reload { .. })),
+        "{again:?}"
+    );
+    w.settle().expect("settles");
+    assert!(!w.node_forging, "the new process was told");
+    assert!(stopped(&w), "stopped once the new process was told");
+}

@@ -175,6 +175,10 @@ fn log_note(note: &Note) {
             step,
             "a new node process came up before this plan gave anything up: confirming the stop for it first"
         ),
+        Note::NodeRestartedBeforeStopAdopted => tracing::warn!(
+            "a new node process came up while the stop ran: stopping it too before the stop counts \
+             (quorum mode keeps the forge tickets until then)"
+        ),
         Note::RotationSkipped => {
             tracing::info!("credentials rotated, but forging is about to stop: not installing them")
         }

@@ -31,6 +31,19 @@ impl Handler<Reload> for NodeSignaller {
             // lost; a blind re-assert would only add SIGHUPs.
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         }
+        let pending = self.reloads_pending_for();
+        if reason == ReloadReason::Reassert && !pending.is_zero() {
+            // The node applies reloads in order: this one would only queue behind a reload
+            // that may still be under way (and that reads the same files), and every stop sent
+            // next would have to wait for both. The next re-assert goes once it has had its
+            // STOP_GRACE.
+            tracing::debug!(
+                actor = "node_signaller",
+                pending_ms = pending.as_millis() as u64,
+                "re-assert not sent: an earlier reload may still be under way in the node"
+            );
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+        }
         if stops(reason) && self.guard.as_ref().is_some_and(|g| g.pushed.borrow().exited) {
             // The kubelet stopped the node and this sidecar at once (a pod deletion, a rollout,
             // an eviction): the guard reported its node's exit, so nothing forges here any more
@@ -135,11 +148,17 @@ impl Confirm {
     }
 }
 
-/// Waits until the stop of `node` by PID counts as done: its process is gone, or `grace` passed.
-async fn wait_stopped_by_pid(procfs: std::sync::Arc<dyn NodeHost>, node: ProcessIdentity, grace: Duration) {
+/// Waits until the stop of `node` by PID counts as done: its process is gone, or `done_by`
+/// passed (`STOP_GRACE` for the stop and for every reload queued before it, module docs).
+async fn wait_stopped_by_pid(
+    procfs: std::sync::Arc<dyn NodeHost>,
+    node: ProcessIdentity,
+    grace: Duration,
+    done_by: Instant,
+) {
     let started = Instant::now();
     let verifiable = node.start_time != 0;
-    while started.elapsed() < grace {
+    while Instant::now() < done_by {
         if verifiable && procfs.identity(node.pid).ok() != Some(node) {
             tracing::info!(
                 actor = "node_signaller",
@@ -151,12 +170,24 @@ async fn wait_stopped_by_pid(procfs: std::sync::Arc<dyn NodeHost>, node: Process
         }
         tokio::time::sleep(Duration::from_millis(20).min(grace)).await;
     }
-    tracing::info!(
-        actor = "node_signaller",
-        pid = node.pid,
-        grace_ms = grace.as_millis() as u64,
-        "stop taken as done after STOP_GRACE (nothing the sidecar sees confirms it without the node guard)"
-    );
+    let waited = started.elapsed();
+    if waited > grace + Duration::from_millis(50) {
+        tracing::info!(
+            actor = "node_signaller",
+            pid = node.pid,
+            grace_ms = grace.as_millis() as u64,
+            waited_ms = waited.as_millis() as u64,
+            "stop taken as done after STOP_GRACE for it and for the earlier reloads it was queued behind \
+             (the node applies reloads in order; nothing the sidecar sees confirms it without the node guard)"
+        );
+    } else {
+        tracing::info!(
+            actor = "node_signaller",
+            pid = node.pid,
+            grace_ms = grace.as_millis() as u64,
+            "stop taken as done after STOP_GRACE (nothing the sidecar sees confirms it without the node guard)"
+        );
+    }
 }
 
 /// Whether the guard's process is gone: it removes its socket file only when it exits with
@@ -229,6 +260,10 @@ impl NodeSignaller {
     fn pid_reload(&mut self, reason: ReloadReason) -> ReloadFuture {
         let node = self.node;
         let sent = self.reload(reason);
+        // Sent: `reloads_done_by` now includes this reload, behind every earlier one.
+        let done_by = self
+            .reloads_done_by
+            .unwrap_or_else(|| Instant::now() + self.stop.grace);
         let wait = match (&sent, node) {
             (Ok(()), Some(node)) if stops(reason) => Some((self.procfs.clone(), node, self.stop.grace)),
             _ => None,
@@ -237,7 +272,7 @@ impl NodeSignaller {
             async move {
                 sent?;
                 if let Some((procfs, node, grace)) = wait {
-                    wait_stopped_by_pid(procfs, node, grace).await;
+                    wait_stopped_by_pid(procfs, node, grace, done_by).await;
                 }
                 Ok(())
             }

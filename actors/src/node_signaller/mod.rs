@@ -26,8 +26,12 @@
 //! an idle node, seconds on a loaded one. So a stopping reload (`StopForging`, `Shutdown`) is
 //! answered only once the node is seen not forging after it: through the guard, the node's
 //! "Disabling block forging" (or "not effective") line observed after the reload was sent, plus
-//! [`STOP_SETTLE`] for its forging thread; by PID, when the process is gone, else after
-//! `STOP_GRACE` (nothing the sidecar can see confirms it). Not confirmed within
+//! [`STOP_SETTLE`] for its forging thread; by PID, when the process is gone, else once
+//! `STOP_GRACE` passed for this reload *and every reload sent before it* (nothing the sidecar can
+//! see confirms it): the node applies reloads one at a time, in order, so a stop queued behind
+//! a reload still under way (a start, a re-assert) takes effect only after it. For the same
+//! reason a re-assert is not sent by PID while an earlier reload may still be under way: it
+//! would only queue behind it and hold back any stop that follows. Not confirmed within
 //! `STOP_CONFIRM_TIMEOUT`, the reload fails with [`STOP_UNCONFIRMED`], and the Decider keeps the
 //! claim and the lease: the renew deadline and the guard's permit do the fencing. "The guard
 //! did not answer" is never taken for "the node is gone": only a guard whose socket file is
@@ -167,6 +171,10 @@ pub struct NodeSignaller {
     /// Boot credentials are installed while the node is down (`NODE_STARTS_NON_PRODUCING`): a
     /// SIGHUP not asked for by the Decider could make a standby forge, so none is ever sent.
     boot_credentials: bool,
+    /// By PID, the latest instant by which the node process has applied every reload sent to
+    /// it so far: each is taken to take effect within `STOP_GRACE` of the node beginning it,
+    /// and the node begins one only when the one before took effect (module docs).
+    reloads_done_by: Option<Instant>,
 }
 
 /// The guard subscription's reader → the actor.
@@ -196,6 +204,7 @@ impl NodeSignaller {
             decider: None,
             startup_pending: false,
             boot_credentials: true,
+            reloads_done_by: None,
         }
     }
 
@@ -288,6 +297,9 @@ impl NodeSignaller {
     /// what the node was told.
     fn reloaded(&mut self, reason: ReloadReason, via: &str) {
         self.sighups.with_label_values(&[reason.as_str()]).inc();
+        let now = Instant::now();
+        let begins = self.reloads_done_by.map_or(now, |t| t.max(now));
+        self.reloads_done_by = Some(begins + self.stop.grace);
         self.restarts.healthy();
         let connected = self.guard.as_ref().is_some_and(|g| g.connected);
         if !connected {
@@ -328,6 +340,10 @@ impl NodeSignaller {
 
     /// The NodeWatcher's view of the node process.
     fn node_process(&mut self, node: Option<ProcessIdentity>) {
+        if node.is_some() && node != self.last_node {
+            // Another process: nothing is queued in it yet.
+            self.reloads_done_by = None;
+        }
         self.node = node;
         if node.is_some() {
             self.last_node = node;
@@ -344,6 +360,13 @@ impl NodeSignaller {
             );
             let _ = self.sighup(node, ReloadReason::Startup);
         }
+    }
+
+    /// By PID, how long until every reload sent so far has had its `STOP_GRACE` (zero: none
+    /// may still be under way).
+    fn reloads_pending_for(&self) -> Duration {
+        self.reloads_done_by
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(Instant::now()))
     }
 
     /// The node process is known to be gone: no node process is known now, and the last one
@@ -391,3 +414,6 @@ impl NodeSignaller {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

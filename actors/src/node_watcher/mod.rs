@@ -312,6 +312,8 @@ impl NodeWatcher {
                 Err(SendError::Full(msg)) => {
                     tracing::warn!(actor = "node_watcher", "NodeSignaller mailbox full: retrying");
                     self.signaller_pending = Some(msg);
+                    // The Decider hears of the node only after: its next reload must find it.
+                    return;
                 }
                 Err(SendError::Closed(_)) => {
                     tracing::error!(actor = "node_watcher", "NodeSignaller is gone")

@@ -182,6 +182,10 @@ pub enum Note {
         /// The plan's step.
         step: &'static str,
     },
+    /// A new node process came up while a stop ran, after its last command was sent: the
+    /// stop is carried out again for it before it counts (and before quorum mode releases the
+    /// forge tickets).
+    NodeRestartedBeforeStopAdopted,
     /// A rotation arrived while forging is about to stop: nothing is installed.
     RotationSkipped,
     /// A rotation is being installed while forging.

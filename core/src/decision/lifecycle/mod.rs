@@ -33,6 +33,9 @@
 //!   in its replay) may not have had the plan's reload: the plan stops there, and the stop is
 //!   confirmed for the new process (the stop or shutdown plan again, or a standby's reload)
 //!   before anything is given up (F12). No hold: this is not a failure of ours.
+//! - A stop is adopted (the node counted as stopped, so quorum mode's forge tickets may go) only
+//!   if no new node process came up while it ran; otherwise it runs again for that process,
+//!   as the hand-over gate does for the claim and the lease.
 //! - Rotation: a rotated set is installed and the node reloaded only while forging and only if
 //!   the next decision still forges; a rotation during a plan waits for it.
 //! - Shutdown: once nothing is in flight, [`shutdown_plan`]; then [`Effect::Exit`], confirmed or

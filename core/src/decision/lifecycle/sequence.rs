@@ -263,6 +263,22 @@ impl Lifecycle {
                 });
                 return;
             }
+            (None, Step::Decision(next))
+                if self.current.forge && !next.forge && self.node_process != self.run_process =>
+            {
+                // A node process came up while the stop ran, after the gate let the plan's last
+                // command go (or in a plan that gives nothing up): it may forge with keys it
+                // read at its start, and this plan's reload did not reach it. Adopting the stop
+                // would count the node as stopped, and quorum mode releases the forge tickets
+                // then (`ticket_intent`): the stop is confirmed for that process first.
+                fx.push(Effect::Note(Note::NodeRestartedBeforeStopAdopted));
+                self.restart = true;
+                match self.phase {
+                    Phase::ShuttingDown => self.shutdown_if_idle(now, wall, fx),
+                    _ => self.redecide(now, wall, fx),
+                }
+                return;
+            }
             (None, Step::Decision(next)) => self.adopt(*next, fx),
             (None, Step::Startup) => {
                 if self.phase == Phase::StartingUp {

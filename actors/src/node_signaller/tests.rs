@@ -1,0 +1,241 @@
+//! Stops by PID behind earlier reloads: the node applies reloads one at a time, in order, so a
+//! stop queued behind a reload still under way takes effect only after it (module docs). The
+//! node is a real child process that ignores SIGHUP (it lives on, so only `STOP_GRACE` can end
+//! the wait, never its exit).
+
+use std::{
+    process::{Child, Command},
+    time::Duration,
+};
+
+use actix::{Actor, Addr, AsyncContext};
+use forge_core::decision::ReloadReason;
+use prometheus::Registry;
+use tokio::time::Instant;
+
+use super::{NodeSignaller, StopConfirmation};
+use crate::{
+    adapters::process::{ProcFs, ProcessIdentity},
+    messages::{NodeProcess, Reload},
+    metrics::{Metrics, PodLabels},
+};
+
+const GRACE: Duration = Duration::from_millis(500);
+
+/// A child that ignores SIGHUP (inherited across its `exec` of `sleep`), killed on drop.
+struct DeafNode(Child);
+
+impl DeafNode {
+    async fn spawn() -> Self {
+        let child = Command::new("sh")
+            .args(["-c", "trap '' HUP; exec sleep 30"])
+            .spawn()
+            .expect("spawn sh");
+        let pid = child.id();
+        // Only once it runs `sleep` is the disposition in place.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .ok()
+            .as_deref()
+            != Some("sleep\n")
+        {
+            assert!(Instant::now() < deadline, "the child never ran sleep");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        DeafNode(child)
+    }
+
+    fn identity(&self) -> ProcessIdentity {
+        ProcFs::default().identity(self.0.id() as i32).expect("identity")
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for DeafNode {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn signaller() -> (Addr<NodeSignaller>, Metrics) {
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let stop = StopConfirmation {
+        grace: GRACE,
+        timeout: Duration::from_secs(5),
+    };
+    let addr = NodeSignaller::new(ProcFs::default(), &metrics)
+        .with_stop_confirmation(stop)
+        .start();
+    (addr, metrics)
+}
+
+async fn reload(addr: &Addr<NodeSignaller>, reason: ReloadReason) {
+    addr.send(Reload { reason })
+        .await
+        .expect("mailbox")
+        .unwrap_or_else(|e| panic!("{} reload: {e:?}", reason.as_str()));
+}
+
+fn sighups(metrics: &Metrics, reason: ReloadReason) -> u64 {
+    metrics.sighup_signals.with_label_values(&[reason.as_str()]).get()
+}
+
+#[actix::test]
+async fn a_stop_queued_behind_an_earlier_reload_waits_for_that_reload_too() {
+    // The shutdown of a leader that started forging a moment ago: its start reload may still be
+    // under way in the node (up to STOP_GRACE), and the stop's own reload begins only after it.
+    // Taking the stop as done STOP_GRACE after its own SIGHUP released the lease while the
+    // node still forged (two forgers once the next pod's node started).
+    let mut node = DeafNode::spawn().await;
+    let (addr, _metrics) = signaller();
+    addr.send(NodeProcess(Some(node.identity())))
+        .await
+        .expect("mailbox");
+    reload(&addr, ReloadReason::StartForging).await;
+    let sent = Instant::now();
+    reload(&addr, ReloadReason::Shutdown).await;
+    let took = sent.elapsed();
+    assert!(
+        node.alive(),
+        "the node must outlive the wait (only STOP_GRACE ends it)"
+    );
+    assert!(
+        took >= 2 * GRACE - Duration::from_millis(100),
+        "the stop counted as done {took:?} after its SIGHUP, before the start reload queued ahead of it had had its \
+         STOP_GRACE ({GRACE:?}) and then the stop its own"
+    );
+    assert!(took < 2 * GRACE + Duration::from_secs(3), "{took:?}");
+}
+
+#[actix::test]
+async fn a_stop_to_a_new_node_process_waits_only_for_its_own_reload() {
+    // Reloads queued in a process that is gone are nothing to wait for.
+    let old = DeafNode::spawn().await;
+    let mut new = DeafNode::spawn().await;
+    let (addr, _metrics) = signaller();
+    addr.send(NodeProcess(Some(old.identity())))
+        .await
+        .expect("mailbox");
+    reload(&addr, ReloadReason::StartForging).await;
+    addr.send(NodeProcess(Some(new.identity())))
+        .await
+        .expect("mailbox");
+    let sent = Instant::now();
+    reload(&addr, ReloadReason::StopForging).await;
+    let took = sent.elapsed();
+    assert!(new.alive());
+    assert!(took >= GRACE, "{took:?}");
+    assert!(
+        took < 2 * GRACE - Duration::from_millis(100),
+        "the stop waited for a reload sent to another process: {took:?}"
+    );
+}
+
+#[actix::test]
+async fn a_reassert_by_pid_is_not_queued_behind_a_reload_that_may_be_under_way() {
+    // The Decider re-asserts a leader's reload every few seconds during the node's start-up
+    // window. Queued behind a start (or another re-assert) still under way it adds nothing (it
+    // reads the same files) and holds back any stop that follows by one more reload.
+    let node = DeafNode::spawn().await;
+    let (addr, metrics) = signaller();
+    addr.send(NodeProcess(Some(node.identity())))
+        .await
+        .expect("mailbox");
+    reload(&addr, ReloadReason::StartForging).await;
+    reload(&addr, ReloadReason::Reassert).await;
+    assert_eq!(
+        sighups(&metrics, ReloadReason::Reassert),
+        0,
+        "a re-assert was sent while the start reload may still be under way"
+    );
+    tokio::time::sleep(GRACE + Duration::from_millis(50)).await;
+    reload(&addr, ReloadReason::Reassert).await;
+    assert_eq!(
+        sighups(&metrics, ReloadReason::Reassert),
+        1,
+        "a re-assert once the start reload has had its STOP_GRACE is sent"
+    );
+    reload(&addr, ReloadReason::Reassert).await;
+    assert_eq!(sighups(&metrics, ReloadReason::Reassert), 1);
+}
+
+/// Stands in for the NodeSignaller's mailbox: records what reaches it once it runs.
+struct Inbox<M>(std::sync::Arc<std::sync::Mutex<Vec<M>>>);
+
+impl<M: 'static + Unpin> Actor for Inbox<M> {
+    type Context = actix::Context<Self>;
+}
+
+impl<M: actix::Message<Result = ()> + Send + Unpin + 'static> actix::Handler<M> for Inbox<M> {
+    type Result = ();
+
+    fn handle(&mut self, msg: M, _: &mut actix::Context<Self>) {
+        self.0.lock().expect("inbox").push(msg);
+    }
+}
+
+#[actix::test]
+async fn the_decider_hears_of_a_new_node_only_once_the_signaller_knows_its_process() {
+    // The NodeWatcher reports a new node process to the NodeSignaller and NodeUp to the
+    // Decider. Were NodeUp to go first (the signaller's mailbox full), the Decider's next stop
+    // would reach the old process or none ("no node": a stop then counts as done) while the
+    // new process may forge.
+    use crate::{
+        messages::Fact,
+        node_watcher::{Found, NodeWatcher, NodeWatcherSettings, Observation},
+    };
+    use forge_core::decision::Event;
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let facts = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Fact>::new()));
+    let decider = Inbox(facts.clone()).start();
+    // A NodeSignaller that does not take anything now: its mailbox is full.
+    let processes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<NodeProcess>::new()));
+    let mut ctx = actix::Context::<Inbox<NodeProcess>>::new();
+    ctx.set_mailbox_capacity(1);
+    let signaller = ctx.address();
+    let node = DeafNode::spawn().await;
+    let mut watcher = NodeWatcher::new(
+        NodeWatcherSettings::new("/nonexistent/node.socket", "sleep"),
+        ProcFs::default(),
+        decider.recipient(),
+        signaller.recipient(),
+        &metrics,
+    );
+    // Filled through the watcher's own sender (each sender has a slot of its own).
+    while watcher.signaller.try_send(NodeProcess(None)).is_ok() {}
+    watcher.observe(Observation::Ready(Found {
+        identity: node.identity(),
+        inodes: Vec::new(),
+        non_producing_flag: None,
+    }));
+    watcher.flush();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        facts
+            .lock()
+            .expect("facts")
+            .iter()
+            .all(|f| f.event != Event::NodeUp),
+        "NodeUp reached the Decider before the NodeSignaller took the node's process"
+    );
+    // The signaller takes its mail again: the process first, then NodeUp.
+    let _running = ctx.run(Inbox(processes.clone()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    watcher.flush();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        processes.lock().expect("processes").last(),
+        Some(&NodeProcess(Some(node.identity())))
+    );
+    assert!(
+        facts
+            .lock()
+            .expect("facts")
+            .iter()
+            .any(|f| f.event == Event::NodeUp)
+    );
+}
