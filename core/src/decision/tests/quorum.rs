@@ -1,0 +1,145 @@
+//! Quorum mode: a region without a majority in reach, a peer that stands aside, a primary with
+//! only the witness in reach.
+
+use super::*;
+
+/// Quorum mode, three regions and a witness (four participants, a majority of three), us the
+/// best priority, holding only our own ticket.
+fn quorum_primary() -> State {
+    let mut config = DeciderConfig::multi_cluster(ME, ["west", "north"]);
+    config.quorum = true;
+    let s = feed(
+        ready(config),
+        [Event::ClusterSpecChanged {
+            spec: Box::new(spec(1, ForgeState::PriorityBased)),
+            generation: Some(1),
+        }],
+    );
+    let tickets = crate::quorum::standing([Some(secs(100)), None, None, None], secs(0));
+    feed(
+        s,
+        [
+            Event::TicketsChanged { standing: tickets },
+            observed("west", status(ForgeState::PriorityBased, 2, false, 1), 1, secs(0)),
+            observed(
+                "north",
+                status(ForgeState::PriorityBased, 3, false, 1),
+                1,
+                secs(0),
+            ),
+        ],
+    )
+}
+
+#[test]
+fn quorum_a_region_that_cannot_reach_a_majority_stops_contending_and_releases() {
+    let lease = DeciderConfig::multi_cluster(ME, ["west"]).lease.duration;
+    let s = quorum_primary();
+    let d = decide(&s, secs(1), wall());
+    assert_eq!(d.reason, Reason::AwaitingMajority { held: 1, needed: 3 });
+    assert!(d.tickets, "the best region takes tickets");
+
+    // Every peer region unreachable: one failed read is not enough (a blip, a slow answer).
+    let s = feed(
+        s,
+        [
+            Event::PeerUnreachable {
+                cluster: "west".into(),
+                at: secs(2),
+            },
+            Event::PeerUnreachable {
+                cluster: "north".into(),
+                at: secs(3),
+            },
+        ],
+    );
+    let d = decide(&s, secs(4), wall());
+    assert_eq!(d.reason, Reason::AwaitingMajority { held: 1, needed: 3 });
+    assert!(d.tickets);
+    // It wakes when the first peer has been unreachable for its Lease duration.
+    assert_eq!(d.next_wake, Some(secs(2) + lease + Duration::from_millis(1)));
+
+    // West long unreachable, north not yet: ourselves, the witness and north still make three.
+    let at = secs(2) + lease + Duration::from_millis(500);
+    let d = decide(&s, at, wall());
+    assert_eq!(d.reason, Reason::AwaitingMajority { held: 1, needed: 3 });
+
+    // Both long unreachable: ourselves and the witness are two of four. Stand aside with a
+    // reason that does not contend, and let go of our ticket.
+    let at = secs(3) + lease + Duration::from_millis(500);
+    let d = decide(&s, at, wall());
+    assert_eq!(
+        d.reason,
+        Reason::MajorityOutOfReach {
+            in_reach: 2,
+            needed: 3
+        }
+    );
+    assert!(!d.forge && !d.claim && !d.tickets);
+    assert!(!is_contender_code(Some(d.reason.as_str())));
+
+    // A peer answers again: contend again at once (the failback after the heal).
+    let s = feed(
+        s,
+        [observed(
+            "west",
+            status(ForgeState::PriorityBased, 2, true, 1),
+            1,
+            at,
+        )],
+    );
+    let d = decide(&s, at + Duration::from_millis(1), wall());
+    assert_eq!(d.reason, Reason::AwaitingMajority { held: 1, needed: 3 });
+    assert!(d.tickets);
+}
+
+#[test]
+fn quorum_a_peer_that_stands_aside_is_not_yielded_to() {
+    let mut config = DeciderConfig::multi_cluster(ME, ["east"]);
+    config.quorum = true;
+    let s = feed(
+        ready(config),
+        [Event::ClusterSpecChanged {
+            spec: Box::new(spec(2, ForgeState::PriorityBased)),
+            generation: Some(1),
+        }],
+    );
+    let mut east = status(ForgeState::PriorityBased, 1, false, 1);
+    east.reason = Some("awaiting_majority".into());
+    let s = apply(s, observed("east", east.clone(), 1, secs(1)));
+    let d = decide(&s, secs(1), wall());
+    assert_eq!(d.reason, Reason::YieldingToPeer { peer: "east".into() });
+    assert!(!d.tickets);
+    east.reason = Some("majority_out_of_reach".into());
+    let s = apply(s, observed("east", east, 1, secs(2)));
+    let d = decide(&s, secs(2), wall());
+    assert!(d.tickets, "we take the tickets instead: {:?}", d.reason);
+}
+
+#[test]
+fn quorum_a_primary_with_only_the_witness_in_reach_of_three_keeps_contending() {
+    // Two regions and a witness: the witness and ourselves are a majority, so a long
+    // unreachable peer (a dead region) never makes us stand aside.
+    let mut config = DeciderConfig::multi_cluster(ME, ["west"]);
+    config.quorum = true;
+    let lease = config.lease.duration;
+    let s = feed(
+        ready(config),
+        [
+            Event::ClusterSpecChanged {
+                spec: Box::new(spec(2, ForgeState::PriorityBased)),
+                generation: Some(1),
+            },
+            Event::TicketsChanged {
+                standing: crate::quorum::standing([Some(secs(100)), None, None], secs(0)),
+            },
+            Event::PeerUnreachable {
+                cluster: "west".into(),
+                at: secs(1),
+            },
+        ],
+    );
+    let d = decide(&s, secs(2) + lease * 3, wall());
+    assert_eq!(d.reason, Reason::AwaitingMajority { held: 1, needed: 2 });
+    assert!(d.tickets);
+}
