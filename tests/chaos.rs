@@ -11,11 +11,10 @@
 //!
 //! The runs go one at a time (each starts its own API servers and a dozen processes).
 
-use std::{path::PathBuf, sync::LazyLock, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
+use forge_sim::apiserver::ONE_AT_A_TIME;
 use forge_sim::chaos::{ChaosOptions, ChaosReport, FaultKind, run};
-
-static ONE_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
 
 /// A minute of faults per run at least (the opening may take longer); the seeds are fixed so a
 /// failure can be replayed with `forge-manager sim chaos --seed S --minutes 1 --opening K,K,..
@@ -37,10 +36,9 @@ const ACROSS_TWO_REGIONS: [FaultKind; 6] = [
 ];
 
 async fn soak(test: &str, seed: u64, regions: usize, opening: &[FaultKind]) -> Option<ChaosReport> {
-    if forge_sim::apiserver::skipped(test) {
+    if !forge_sim::apiserver::runs_for_test(test) {
         return None;
     }
-    forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
     let report = run(ChaosOptions {
         exe: PathBuf::from(env!("CARGO_BIN_EXE_forge-manager")),
         seed,
