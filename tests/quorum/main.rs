@@ -373,14 +373,7 @@ async fn three_regions_and_a_witness_fail_over_by_the_tickets_without_overlap() 
 
     // (q8) The whole east region dead: nodes, managers and API server.
     let since = unix_now_ns();
-    {
-        let w = q.world("east");
-        for i in 0..w.pods.len() {
-            w.kill_node(i);
-            w.signal_manager(i, nix::sys::signal::Signal::SIGKILL);
-        }
-        w.apiserver.stop();
-    }
+    q.kill_region("east");
     let (west, _) = q
         .moved_to(
             "west",
@@ -465,14 +458,7 @@ async fn two_regions_and_a_witness_fail_over_when_the_primary_dies() {
 
     // (w3) The whole east region dead.
     let since = unix_now_ns();
-    {
-        let w = q.world("east");
-        for i in 0..w.pods.len() {
-            w.kill_node(i);
-            w.signal_manager(i, nix::sys::signal::Signal::SIGKILL);
-        }
-        w.apiserver.stop();
-    }
+    q.kill_region("east");
     let (west, took) = q
         .moved_to(
             "west",

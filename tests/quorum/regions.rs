@@ -232,6 +232,16 @@ impl Quorum {
         (forger, took)
     }
 
+    /// The whole `region` dead: its nodes and managers SIGKILLed, its API server stopped.
+    pub(crate) fn kill_region(&mut self, region: &str) {
+        let w = self.world(region);
+        for i in 0..w.pods.len() {
+            w.kill_node(i);
+            w.signal_manager(i, nix::sys::signal::Signal::SIGKILL);
+        }
+        w.apiserver.stop();
+    }
+
     pub(crate) fn record(&mut self, scenario: &str, took_ms: f64, bound: Duration) {
         let bound_ms = bound.as_secs_f64() * 1e3;
         eprintln!("{scenario}: fault -> new forger {took_ms:.0} ms (argument's bound {bound_ms:.0} ms)");
