@@ -71,10 +71,9 @@ struct Pool {
 impl Pool {
     /// `regions` as `(name, priority)`; with `witness`, quorum mode with a witness API server.
     async fn start(test: &str, regions: &[(&str, u16)], witness: bool) -> Option<Pool> {
-        if forge_sim::apiserver::skipped(test) {
+        if !forge_sim::apiserver::runs_for_test(test) {
             return None;
         }
-        forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
         let mut worlds = Vec::new();
         for (region, _) in regions {
             worlds.push(

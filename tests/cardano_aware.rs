@@ -13,11 +13,11 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::LazyLock,
     time::{Duration, Instant},
 };
 
 use forge_sim::{
+    apiserver::take_turn,
     regions::Regions,
     timeline::{
         EventKind::{self, ForgingOff, ForgingOn},
@@ -25,8 +25,6 @@ use forge_sim::{
     },
     world::{World, WorldOptions, wait_for},
 };
-
-static ONE_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
 
 const LEASE: Duration = Duration::from_secs(4);
 /// How far behind a lagging node's tip runs: ten minutes, against a tolerance of one.
@@ -43,17 +41,6 @@ fn first_time(events: &[TimelineEvent], kind: EventKind, node_prefix: &str, sinc
         .filter(|e| e.event == kind && e.node.starts_with(node_prefix) && e.t_unix_ns >= since_ns)
         .map(|e| e.t_unix_ns)
         .min()
-}
-
-/// Waits for the scenarios before this one to end; `None` when the API server tests are skipped
-/// (`skipped` says so). Panics when there is no API server binary.
-async fn take_turn(test: &str) -> Option<tokio::sync::MutexGuard<'static, ()>> {
-    let one = ONE_AT_A_TIME.lock().await;
-    if forge_sim::apiserver::skipped(test) {
-        return None;
-    }
-    forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
-    Some(one)
 }
 
 /// Sync required: a tip at most a minute behind, read every 0.3 s.

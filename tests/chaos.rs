@@ -11,11 +11,10 @@
 //!
 //! The runs go one at a time (each starts its own API servers and a dozen processes).
 
-use std::{path::PathBuf, sync::LazyLock, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
+use forge_sim::apiserver::ONE_AT_A_TIME;
 use forge_sim::chaos::{ChaosOptions, ChaosReport, FaultKind, run};
-
-static ONE_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
 
 /// A minute of faults per run at least (the opening may take longer); the seeds are fixed so a
 /// failure can be replayed with `forge-manager sim chaos --seed S --minutes 1 --opening K,K,..
@@ -23,16 +22,7 @@ static ONE_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio:
 const SECONDS: u64 = 60;
 
 /// The one-cluster soak's share: every process fault.
-const IN_ONE_CLUSTER: [FaultKind; 8] = [
-    FaultKind::SidecarKill,
-    FaultKind::SidecarStop,
-    FaultKind::GuardKill,
-    FaultKind::GuardStop,
-    FaultKind::NodeKill,
-    FaultKind::NodeStop,
-    FaultKind::NodeRestart,
-    FaultKind::NodeSlowStart,
-];
+const IN_ONE_CLUSTER: &[FaultKind] = FaultKind::PROCESS;
 
 /// The two-region soak's share: the API, watch, credential and link faults (a takeover across
 /// regions follows a partition).
@@ -46,10 +36,9 @@ const ACROSS_TWO_REGIONS: [FaultKind; 6] = [
 ];
 
 async fn soak(test: &str, seed: u64, regions: usize, opening: &[FaultKind]) -> Option<ChaosReport> {
-    if forge_sim::apiserver::skipped(test) {
+    if !forge_sim::apiserver::runs_for_test(test) {
         return None;
     }
-    forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
     let report = run(ChaosOptions {
         exe: PathBuf::from(env!("CARGO_BIN_EXE_forge-manager")),
         seed,
@@ -93,7 +82,7 @@ fn assert_passed(test: &str, r: &ChaosReport, opening: &[FaultKind]) {
 
 #[test]
 fn the_two_soaks_inject_every_kind_of_fault() {
-    let mut kinds: Vec<FaultKind> = IN_ONE_CLUSTER.into_iter().chain(ACROSS_TWO_REGIONS).collect();
+    let mut kinds: Vec<FaultKind> = IN_ONE_CLUSTER.iter().copied().chain(ACROSS_TWO_REGIONS).collect();
     kinds.sort();
     kinds.dedup();
     assert_eq!(kinds, FaultKind::ALL.to_vec());
@@ -103,8 +92,8 @@ fn the_two_soaks_inject_every_kind_of_fault() {
 async fn a_minute_of_chaos_in_one_cluster_keeps_one_forger() {
     let _one = ONE_AT_A_TIME.lock().await;
     let test = "a_minute_of_chaos_in_one_cluster_keeps_one_forger";
-    if let Some(r) = soak(test, 1, 1, &IN_ONE_CLUSTER).await {
-        assert_passed(test, &r, &IN_ONE_CLUSTER);
+    if let Some(r) = soak(test, 1, 1, IN_ONE_CLUSTER).await {
+        assert_passed(test, &r, IN_ONE_CLUSTER);
     }
 }
 

@@ -5,8 +5,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_forge-manager");
-const POOL: &str = "pool1abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmn";
-const POOL_HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef01234567";
+
+/// The reference chart's env blocks, the same the configuration's unit tests read.
+#[path = "../core/src/config/tests/chart_env.rs"]
+mod chart_env;
+use chart_env::{CHART_SINGLE, POOL, POOL_HEX, chart_multi_tenant};
 
 fn run(env: &[(&str, &str)], args: &[&str]) -> Output {
     Command::new(BIN)
@@ -208,60 +211,6 @@ fn a_file_with_a_wrong_extension_or_missing_is_rejected_naming_it() {
     let broken = write(dir.path(), "broken.yaml", "pod_name: [unclosed\n");
     let lines = rejected(&[], &["--config", &broken]);
     assert!(lines[0].starts_with(&broken), "{lines:?}");
-}
-
-/// The env block of the reference chart (`hc:charts/cardano-node` statefulset.yaml), single-cluster.
-const CHART_SINGLE: &[(&str, &str)] = &[
-    ("NAMESPACE", "cardano"),
-    ("POD_NAME", "cardano-node-0"),
-    ("NODE_SOCKET", "/ipc/node.socket"),
-    ("METRICS_PORT", "8000"),
-    ("LOG_LEVEL", "INFO"),
-    ("SLEEP_INTERVAL", "5"),
-    ("SOCKET_WAIT_TIMEOUT", "600"),
-    ("DISABLE_SOCKET_CHECK", "false"),
-    ("SOURCE_KES_KEY", "/secrets/kes.skey"),
-    ("SOURCE_VRF_KEY", "/secrets/vrf.skey"),
-    ("SOURCE_OP_CERT", "/secrets/node.cert"),
-    ("TARGET_KES_KEY", "/opt/cardano/secrets/kes.skey"),
-    ("TARGET_VRF_KEY", "/opt/cardano/secrets/vrf.skey"),
-    ("TARGET_OP_CERT", "/opt/cardano/secrets/node.cert"),
-    ("LEASE_NAME", "cardano-node-leader"),
-    ("LEASE_DURATION", "15"),
-    ("CRD_GROUP", "cardano.io"),
-    ("CRD_VERSION", "v1"),
-    ("CRD_PLURAL", "cardanoleaders"),
-    ("CRD_NAME", "cardano-node-leader"),
-    ("CARDANO_NETWORK", "mainnet"),
-    ("NETWORK_MAGIC", "764824073"),
-];
-
-/// What the chart adds in multi-tenant mode with cluster management and health checks on.
-fn chart_multi_tenant() -> Vec<(&'static str, &'static str)> {
-    let mut env: Vec<_> = CHART_SINGLE
-        .iter()
-        .copied()
-        .filter(|(k, _)| !matches!(*k, "LEASE_NAME" | "CRD_NAME"))
-        .collect();
-    env.extend_from_slice(&[
-        ("LEASE_NAME", "cardano-leader-mainnet-pool1abcde"),
-        ("CRD_NAME", "cardano-leader-mainnet-pool1abcde"),
-        ("POOL_ID", POOL),
-        ("POOL_ID_HEX", POOL_HEX),
-        ("POOL_NAME", "My Stake Pool"),
-        ("POOL_TICKER", "MSP"),
-        ("APPLICATION_TYPE", "block-producer"),
-        ("ENABLE_CLUSTER_MANAGEMENT", "true"),
-        ("CLUSTER_REGION", "us-east-1"),
-        ("CLUSTER_PRIORITY", "1"),
-        ("CLUSTER_ENVIRONMENT", "production"),
-        (
-            "HEALTH_CHECK_ENDPOINT",
-            "http://cardano-node-health.cardano.svc.cluster.local:12798/health",
-        ),
-        ("HEALTH_CHECK_INTERVAL", "30"),
-    ]);
-    env
 }
 
 #[test]

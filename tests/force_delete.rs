@@ -34,10 +34,9 @@ async fn lease(api: &Api<Lease>) -> Option<(String, u64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_successor_of_a_force_deleted_pod_waits_out_the_old_tenure() {
     let test = "a_successor_of_a_force_deleted_pod_waits_out_the_old_tenure";
-    if forge_sim::apiserver::skipped(test) {
+    if !forge_sim::apiserver::runs_for_test(test) {
         return;
     }
-    forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
     let mut o = WorldOptions::realistic(PathBuf::from(env!("CARGO_BIN_EXE_forge-manager")), 3);
     o.guard = true;
     o.extra_env = vec![("POD_UID".into(), OLD_UID.into())];

@@ -245,10 +245,9 @@ fn ours_forging(r: &Regions) -> Vec<String> {
 async fn a_region_next_to_a_reference_region_waits_for_its_lease_not_its_status_and_takes_over_when_it_lapses()
  {
     let test = "a_region_next_to_a_reference_region_waits_for_its_lease_not_its_status_and_takes_over_when_it_lapses";
-    if forge_sim::apiserver::skipped(test) {
+    if !forge_sim::apiserver::runs_for_test(test) {
         return;
     }
-    forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
     let options = WorldOptions {
         pod_prefix: "ours".into(),
         ..WorldOptions::scenario(exe(), 2)

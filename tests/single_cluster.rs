@@ -9,15 +9,13 @@
 
 use std::{
     path::PathBuf,
-    sync::LazyLock,
     time::{Duration, Instant},
 };
 
 use forge_core::{cardano::KesState, status::CredentialsReport};
+use forge_sim::apiserver::ONE_AT_A_TIME;
 use forge_sim::world::{World, WorldOptions, wait_for};
 use nix::sys::signal::Signal;
-
-static ONE_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
 
 const LEASE: Duration = Duration::from_secs(4);
 const RETRY: Duration = Duration::from_millis(500);
@@ -28,10 +26,9 @@ fn exe() -> PathBuf {
 
 /// Starts a 3-replica world, or returns None (loudly) when the real API server tests are off.
 async fn world(test: &str) -> Option<World> {
-    if forge_sim::apiserver::skipped(test) {
+    if !forge_sim::apiserver::runs_for_test(test) {
         return None;
     }
-    forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
     let world = World::start(WorldOptions::realistic(exe(), 3))
         .await
         .unwrap_or_else(|e| panic!("{test}: {e}"));

@@ -144,11 +144,16 @@ impl Regions {
 
     /// The last 15 log lines of every sidecar, for a failure message.
     pub fn logs(&self) -> String {
+        self.log_tails(15)
+    }
+
+    /// The last `lines` log lines of every sidecar, each under its pod's name.
+    pub fn log_tails(&self, lines: usize) -> String {
         let mut out = String::new();
         for w in &self.worlds {
             for (i, p) in w.pods.iter().enumerate() {
                 let log = w.manager_log(i);
-                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                let tail: Vec<&str> = log.lines().rev().take(lines).collect();
                 out.push_str(&format!("--- {} ---\n", p.name));
                 for l in tail.into_iter().rev() {
                     out.push_str(l);

@@ -38,7 +38,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolume, Pod, Se
 use kube::Api;
 use kube::api::{EvictParams, ListParams, PostParams};
 
-use manifests::{apply_manifest, render_for_1_20};
+use manifests::apply_manifest;
 use pods::{make_pvs, no_pods_left, settled, settled_named};
 use timelines::{Laps, events, no_overlap, story};
 use tools::{Tools, forge_sim_bin, helm_python, image, root, values};
@@ -361,21 +361,14 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
     // Dockerfile builds as the sidecar and as the guard's source (install-guard copies it into
     // the node container, whose image has the glibc loader the binary needs).
     make_pvs(&pvs, &pv_root, "deploy-pv").await;
-    let rendered = work.path().join("statefulset-guard-1.20.yaml");
-    std::fs::write(
-        &rendered,
-        render_for_1_20(
-            &root().join("deploy/statefulset-guard.yaml"),
-            "localhost/forge-manager:dockerfile-run",
-        ),
-    )
-    .expect("write manifest");
     let spec = apply_manifest(
         &tools,
         &pods,
         &sts,
         &pv_root,
-        &rendered,
+        work.path(),
+        "statefulset-guard.yaml",
+        "localhost/forge-manager:dockerfile-run",
         "deploy/statefulset-guard.yaml, the Dockerfile's image",
     )
     .await;
@@ -392,21 +385,14 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
 
     // 8. deploy/statefulset-reference-layout.yaml: the reference's layout (no guard, a shared
     // process namespace, SIGHUP by PID), same volumes.
-    let rendered = work.path().join("statefulset-reference-layout-1.20.yaml");
-    std::fs::write(
-        &rendered,
-        render_for_1_20(
-            &root().join("deploy/statefulset-reference-layout.yaml"),
-            "localhost/forge-manager:dev",
-        ),
-    )
-    .expect("write manifest");
     let spec = apply_manifest(
         &tools,
         &pods,
         &sts,
         &pv_root,
-        &rendered,
+        work.path(),
+        "statefulset-reference-layout.yaml",
+        "localhost/forge-manager:dev",
         "deploy/statefulset-reference-layout.yaml",
     )
     .await;

@@ -20,7 +20,7 @@ use crate::{
 /// 1.29 and later) moved, without that field, to the top of `containers`. And what this test
 /// world needs, as in [`values`]: the local images (the forge-manager one is `sidecar_image`),
 /// never pulled, small node requests and the realistic simulator's settings.
-pub(crate) fn render_for_1_20(path: &Path, sidecar_image: &str) -> String {
+fn render_for_1_20(path: &Path, sidecar_image: &str) -> String {
     use serde::Deserialize;
     use serde_yaml::Value;
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -82,19 +82,27 @@ pub(crate) fn render_for_1_20(path: &Path, sidecar_image: &str) -> String {
     docs.join("---\n")
 }
 
-/// `kubectl apply` of the rendered manifest `file` (with deploy/'s namespace, CRDs and RBAC):
-/// three pods Running and Ready, exactly one forger since the apply, by the node timelines; then
-/// `kubectl delete` of the same file: no pod and no forger left. Returns the pod spec of the
-/// forger.
+/// `deploy/{manifest}` rendered for 1.20 with `sidecar_image` ([`render_for_1_20`]) into `work`,
+/// then `kubectl apply` of it (with deploy/'s namespace, CRDs and RBAC): three pods Running and
+/// Ready, exactly one forger since the apply, by the node timelines; then `kubectl delete` of
+/// the same file: no pod and no forger left. Returns the pod spec of the forger.
 pub(crate) async fn apply_manifest(
     tools: &Tools,
     pods: &Api<Pod>,
     sts: &Api<StatefulSet>,
     pv_root: &Path,
-    file: &Path,
+    work: &Path,
+    manifest: &str,
+    sidecar_image: &str,
     what: &str,
 ) -> k8s_openapi::api::core::v1::PodSpec {
-    let file = file.to_str().expect("path");
+    let rendered = work.join(manifest.replace(".yaml", "-1.20.yaml"));
+    std::fs::write(
+        &rendered,
+        render_for_1_20(&root().join("deploy").join(manifest), sidecar_image),
+    )
+    .expect("write manifest");
+    let file = rendered.to_str().expect("path");
     let deploy = root().join("deploy");
     let at = Instant::now();
     let t = timeline::unix_now_ns();

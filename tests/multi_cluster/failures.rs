@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::{ONE_AT_A_TIME, Regions, override_bound};
+use crate::{Regions, override_bound};
 
 /// A health endpoint the test controls: answers 200 while `healthy`, else 503.
 struct HealthEndpoint {
@@ -48,7 +48,6 @@ impl HealthEndpoint {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_health_endpoint_demotes_the_primary_and_recovery_fails_back() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let test = "a_failing_health_endpoint_demotes_the_primary_and_recovery_fails_back";
     let endpoint = HealthEndpoint::start().await;
     let url = endpoint.url.clone();
@@ -69,9 +68,8 @@ async fn a_failing_health_endpoint_demotes_the_primary_and_recovery_fails_back()
         return;
     };
     let (forger, took) = r
-        .wait_for_forger_in("east", Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|| panic!("east does not forge alone: {:?}\n{}", r.forging_now(), r.logs()));
+        .forger_in("east", Duration::from_secs(30), "east does not forge alone")
+        .await;
     eprintln!("(h1) {forger} forges after {took:?}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(r.forging_now(), vec![forger.clone()], "{}", r.logs());
@@ -80,9 +78,8 @@ async fn a_failing_health_endpoint_demotes_the_primary_and_recovery_fails_back()
     let since = forge_sim::timeline::unix_now_ns();
     endpoint.set(false);
     let (west, _) = r
-        .wait_for_forger_in("west", Duration::from_secs(20))
-        .await
-        .unwrap_or_else(|| panic!("west did not take over: {:?}\n{}", r.forging_now(), r.logs()));
+        .forger_in("west", Duration::from_secs(20), "west did not take over")
+        .await;
     let over = r.took_over_ms("west", since).expect("a forging_on in west");
     eprintln!("(h2) east unhealthy: {west} forges after {over:.0} ms");
     // One failure already costs +10 (1 + 10 > 2); the threshold brings the full +100, and
@@ -107,9 +104,8 @@ async fn a_failing_health_endpoint_demotes_the_primary_and_recovery_fails_back()
     let since = forge_sim::timeline::unix_now_ns();
     endpoint.set(true);
     let (east, _) = r
-        .wait_for_forger_in("east", Duration::from_secs(20))
-        .await
-        .unwrap_or_else(|| panic!("no failback to east: {:?}\n{}", r.forging_now(), r.logs()));
+        .forger_in("east", Duration::from_secs(20), "no failback to east")
+        .await;
     let back = r.took_over_ms("east", since).expect("a forging_on in east");
     eprintln!("(h3) east healthy again: {east} forges after {back:.0} ms");
     r.assert_handovers("(h3)");
@@ -118,15 +114,13 @@ async fn a_failing_health_endpoint_demotes_the_primary_and_recovery_fails_back()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silence_of_a_peer_is_no_evidence_but_its_expired_lease_is() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let test = "silence_of_a_peer_is_no_evidence_but_its_expired_lease_is";
     let Some(mut r) = Regions::start(test, &[("east", 1), ("west", 2)]).await else {
         return;
     };
     let (forger, took) = r
-        .wait_for_forger_in("east", Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|| panic!("east does not forge alone: {:?}\n{}", r.forging_now(), r.logs()));
+        .forger_in("east", Duration::from_secs(30), "east does not forge alone")
+        .await;
     eprintln!("(u1) {forger} forges after {took:?}");
 
     // West cannot reach east's API server while east is alive and forging: west must not take
@@ -167,15 +161,12 @@ async fn silence_of_a_peer_is_no_evidence_but_its_expired_lease_is() {
         }
     }
     let (west, _) = r
-        .wait_for_forger_in("west", Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|| {
-            panic!(
-                "west did not take over from a dead east: {:?}\n{}",
-                r.forging_now(),
-                r.logs()
-            )
-        });
+        .forger_in(
+            "west",
+            Duration::from_secs(30),
+            "west did not take over from a dead east",
+        )
+        .await;
     let over = r.took_over_ms("west", since).expect("a forging_on in west");
     eprintln!("(u3) east's pods all killed: {west} forges after {over:.0} ms (lease 3 s)");
     r.assert_handovers("(u3)");
@@ -184,15 +175,13 @@ async fn silence_of_a_peer_is_no_evidence_but_its_expired_lease_is() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_region_outage_needs_the_operators_override() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let test = "a_whole_region_outage_needs_the_operators_override";
     let Some(mut r) = Regions::start(test, &[("east", 1), ("west", 2)]).await else {
         return;
     };
     let (forger, took) = r
-        .wait_for_forger_in("east", Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|| panic!("east does not forge alone: {:?}\n{}", r.forging_now(), r.logs()));
+        .forger_in("east", Duration::from_secs(30), "east does not forge alone")
+        .await;
     eprintln!("(r1) {forger} forges after {took:?}");
 
     // The whole east region goes: its nodes, its managers and its API server.
@@ -228,15 +217,12 @@ async fn a_whole_region_outage_needs_the_operators_override() {
     )
     .await;
     let (west, _) = r
-        .wait_for_forger_in("west", Duration::from_secs(10))
-        .await
-        .unwrap_or_else(|| {
-            panic!(
-                "the override did not make west forge: {:?}\n{}",
-                r.forging_now(),
-                r.logs()
-            )
-        });
+        .forger_in(
+            "west",
+            Duration::from_secs(10),
+            "the override did not make west forge",
+        )
+        .await;
     eprintln!(
         "(r3) override Enabled on west: {west} forges after {:?}",
         t0.elapsed()

@@ -12,7 +12,7 @@
 //! primary region, bad input and an expiring override) and [`failures`] (a failing health
 //! endpoint, a silent peer against an expired lease, a whole region's outage).
 
-use std::{path::PathBuf, sync::LazyLock, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use forge_sim::{
     timeline::{Window, judge, judge_window},
@@ -21,8 +21,6 @@ use forge_sim::{
 
 mod failures;
 mod planned;
-
-static ONE_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
 
 const REPLICAS: usize = 2;
 
@@ -61,25 +59,30 @@ fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_forge-manager"))
 }
 
-/// The regions of a test: `(region, priority)`; each region's CFC is `pool-{region}`.
-struct Regions(forge_sim::regions::Regions);
+/// The regions of a test: `(region, priority)`; each region's CFC is `pool-{region}`. The test
+/// has its turn (`forge_sim::apiserver::take_turn`) while they live.
+struct Regions {
+    regions: forge_sim::regions::Regions,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
 
 impl std::ops::Deref for Regions {
     type Target = forge_sim::regions::Regions;
     fn deref(&self) -> &Self::Target {
-        &self.0
+        &self.regions
     }
 }
 
 impl std::ops::DerefMut for Regions {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
+        &mut self.regions
     }
 }
 
 impl Regions {
-    /// Starts one API server per region, then every region's pods, each region's managers
-    /// reading the others' CFCs and Leases through the others' admin kubeconfigs.
+    /// Waits for the scenarios before `test` to end, then starts one API server per region,
+    /// then every region's pods, each region's managers reading the others' CFCs and Leases
+    /// through the others' admin kubeconfigs.
     async fn start(test: &str, regions: &[(&str, u16)]) -> Option<Regions> {
         Regions::start_with(test, regions, |_| Vec::new()).await
     }
@@ -90,15 +93,20 @@ impl Regions {
         regions: &[(&str, u16)],
         extra: impl Fn(&str) -> Vec<(String, String)>,
     ) -> Option<Regions> {
-        if forge_sim::apiserver::skipped(test) {
-            return None;
-        }
-        forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
-        let r =
+        let turn = forge_sim::apiserver::take_turn(test).await?;
+        let regions =
             forge_sim::regions::Regions::start(regions, |_| WorldOptions::scenario(exe(), REPLICAS), extra)
                 .await
                 .unwrap_or_else(|e| panic!("{test}: {e}"));
-        Some(Regions(r))
+        Some(Regions { regions, _turn: turn })
+    }
+
+    /// A forger in `region` within `within` and how long it took; else panics with `what`, who
+    /// forges and the logs.
+    async fn forger_in(&self, region: &str, within: Duration, what: &str) -> (String, Duration) {
+        self.wait_for_forger_in(region, within)
+            .await
+            .unwrap_or_else(|| panic!("{what}: {:?}\n{}", self.forging_now(), self.logs()))
     }
 
     fn assert_no_overlap(&self, scenario: &str) {

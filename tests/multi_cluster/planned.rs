@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 
 use kube::api::{Patch, PatchParams};
 
-use crate::{ONE_AT_A_TIME, REPLICAS, Regions};
+use crate::{REPLICAS, Regions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_priority_one_region_forges_and_planned_maintenance_hands_over_and_back() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let test = "only_the_priority_one_region_forges_and_planned_maintenance_hands_over_and_back";
     let Some(mut r) = Regions::start(test, &[("east", 1), ("west", 2)]).await else {
         return;
@@ -18,9 +17,8 @@ async fn only_the_priority_one_region_forges_and_planned_maintenance_hands_over_
 
     // Normal operation: only the priority-1 region forges.
     let (forger, took) = r
-        .wait_for_forger_in("east", Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|| panic!("east does not forge alone: {:?}\n{}", r.forging_now(), r.logs()));
+        .forger_in("east", Duration::from_secs(30), "east does not forge alone")
+        .await;
     eprintln!("(1) {forger} forges after {took:?}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(r.forging_now(), vec![forger.clone()], "{}", r.logs());
@@ -75,9 +73,8 @@ async fn only_the_priority_one_region_forges_and_planned_maintenance_hands_over_
     r.patch_spec("east", serde_json::json!({"forgeState": "Disabled"}))
         .await;
     let (west, _) = r
-        .wait_for_forger_in("west", Duration::from_secs(20))
-        .await
-        .unwrap_or_else(|| panic!("west did not take over: {:?}\n{}", r.forging_now(), r.logs()));
+        .forger_in("west", Duration::from_secs(20), "west did not take over")
+        .await;
     let over = r.took_over_ms("west", since).expect("a forging_on in west");
     eprintln!("(2) east Disabled: {west} forges after {over:.0} ms");
     r.assert_handovers("(2)");
@@ -87,9 +84,8 @@ async fn only_the_priority_one_region_forges_and_planned_maintenance_hands_over_
     r.patch_spec("east", serde_json::json!({"forgeState": "Priority-based"}))
         .await;
     let (east, _) = r
-        .wait_for_forger_in("east", Duration::from_secs(20))
-        .await
-        .unwrap_or_else(|| panic!("no failback to east: {:?}\n{}", r.forging_now(), r.logs()));
+        .forger_in("east", Duration::from_secs(20), "no failback to east")
+        .await;
     let back = r.took_over_ms("east", since).expect("a forging_on in east");
     eprintln!("(3) east Priority-based: {east} forges after {back:.0} ms");
     r.assert_handovers("(3)");
@@ -98,15 +94,13 @@ async fn only_the_priority_one_region_forges_and_planned_maintenance_hands_over_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handover_inside_the_primary_region_stays_there() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let test = "a_handover_inside_the_primary_region_stays_there";
     let Some(mut r) = Regions::start(test, &[("east", 1), ("west", 2)]).await else {
         return;
     };
     let (forger, took) = r
-        .wait_for_forger_in("east", Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|| panic!("east does not forge alone: {:?}\n{}", r.forging_now(), r.logs()));
+        .forger_in("east", Duration::from_secs(30), "east does not forge alone")
+        .await;
     eprintln!("(i1) {forger} forges after {took:?}");
     let i = r.world("east").index_of(&forger).expect("pod");
     let since = forge_sim::timeline::unix_now_ns();
@@ -138,15 +132,13 @@ async fn a_handover_inside_the_primary_region_stays_there() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_regions_bad_input_and_an_expiring_override() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let test = "three_regions_bad_input_and_an_expiring_override";
     let Some(mut r) = Regions::start(test, &[("east", 1), ("west", 2), ("north", 3)]).await else {
         return;
     };
     let (forger, took) = r
-        .wait_for_forger_in("east", Duration::from_secs(40))
-        .await
-        .unwrap_or_else(|| panic!("east does not forge alone: {:?}\n{}", r.forging_now(), r.logs()));
+        .forger_in("east", Duration::from_secs(40), "east does not forge alone")
+        .await;
     eprintln!("(o1) priorities 1/2/3: {forger} forges after {took:?}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(r.forging_now(), vec![forger.clone()], "{}", r.logs());
@@ -195,9 +187,8 @@ async fn three_regions_bad_input_and_an_expiring_override() {
     )
     .await;
     let (west, _) = r
-        .wait_for_forger_in("west", Duration::from_secs(8))
-        .await
-        .unwrap_or_else(|| panic!("west did not take over: {:?}\n{}", r.forging_now(), r.logs()));
+        .forger_in("west", Duration::from_secs(8), "west did not take over")
+        .await;
     let over = r.took_over_ms("west", since).expect("a forging_on in west");
     eprintln!("(o3) east overridden Disabled: {west} forges after {over:.0} ms");
     let status = cfcs.get("pool-east").await.expect("east").status.expect("status");
@@ -214,9 +205,8 @@ async fn three_regions_bad_input_and_an_expiring_override() {
     );
     let expires_ns = u64::try_from(expires.as_nanosecond()).expect("positive");
     let (east, _) = r
-        .wait_for_forger_in("east", Duration::from_secs(20))
-        .await
-        .unwrap_or_else(|| panic!("no failback at expiry: {:?}\n{}", r.forging_now(), r.logs()));
+        .forger_in("east", Duration::from_secs(20), "no failback at expiry")
+        .await;
     let back = r
         .took_over_ms("east", expires_ns)
         .expect("a forging_on in east after expiry");

@@ -37,10 +37,9 @@ impl std::ops::DerefMut for Regions {
 
 impl Regions {
     pub(crate) async fn start(test: &str) -> Option<Regions> {
-        if forge_sim::apiserver::skipped(test) {
+        if !forge_sim::apiserver::runs_for_test(test) {
             return None;
         }
-        forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
         // East has two pods (one holds the Lease, one stands by), west and south one each.
         let replicas = |r: &str| if r == "east" { 2 } else { 1 };
         let regions = forge_sim::regions::Regions::start(
@@ -205,20 +204,9 @@ impl Regions {
         false
     }
 
+    /// The last 12 log lines of every sidecar, for a failure message.
     pub(crate) fn logs(&self) -> String {
-        let mut out = String::new();
-        for w in &self.worlds {
-            for (i, p) in w.pods.iter().enumerate() {
-                let log = w.manager_log(i);
-                let tail: Vec<&str> = log.lines().rev().take(12).collect();
-                out.push_str(&format!("--- {} ---\n", p.name));
-                for l in tail.into_iter().rev() {
-                    out.push_str(l);
-                    out.push('\n');
-                }
-            }
-        }
-        out
+        self.log_tails(12)
     }
 
     pub(crate) fn stop(&mut self) {

@@ -44,10 +44,9 @@ impl std::ops::DerefMut for Quorum {
 
 impl Quorum {
     pub(crate) async fn start(test: &str, regions: &[(&str, u16)]) -> Option<Quorum> {
-        if forge_sim::apiserver::skipped(test) {
+        if !forge_sim::apiserver::runs_for_test(test) {
             return None;
         }
-        forge_sim::apiserver::apiserver_binary().unwrap_or_else(|e| panic!("{test}: {e}"));
         let mut worlds = Vec::new();
         for (region, _) in regions {
             let mut o = WorldOptions::scenario(exe(), REPLICAS);
@@ -209,6 +208,38 @@ impl Quorum {
                 w.overlap_ms, w.forgers, w.max_gap_ms
             );
         }
+    }
+
+    /// After a fault at `since`: a node of `region` forges within `within` (`what` names the
+    /// wait), how long it took is recorded as `figure` against `bound`, and nobody overlapped
+    /// (`scenario` tags the check). The new forger and how long it took (ms).
+    pub(crate) async fn moved_to(
+        &mut self,
+        region: &str,
+        since: u64,
+        within: Duration,
+        what: &str,
+        figure: &str,
+        bound: Duration,
+        scenario: &str,
+    ) -> (String, f64) {
+        let forger = self.expect_forger_in(region, within, what).await;
+        let took = self
+            .took_over_ms(region, since)
+            .unwrap_or_else(|| panic!("forging_on in {region}"));
+        self.record(figure, took, bound);
+        self.assert_no_overlap(scenario, since);
+        (forger, took)
+    }
+
+    /// The whole `region` dead: its nodes and managers SIGKILLed, its API server stopped.
+    pub(crate) fn kill_region(&mut self, region: &str) {
+        let w = self.world(region);
+        for i in 0..w.pods.len() {
+            w.kill_node(i);
+            w.signal_manager(i, nix::sys::signal::Signal::SIGKILL);
+        }
+        w.apiserver.stop();
     }
 
     pub(crate) fn record(&mut self, scenario: &str, took_ms: f64, bound: Duration) {

@@ -105,3 +105,12 @@ pub(crate) fn flap_gap_bound(mode: ProxyMode, cut: Duration) -> Duration {
 pub(crate) fn planned_bound() -> Duration {
     SLOWEST_RELOAD * 2 + RETRY_PERIOD * 6
 }
+
+/// `took` ms from a fault to `who`'s forging is no less than the ticket timing allows: the lost
+/// primary's last renewal may be up to `RETRY_PERIOD` old, its tickets last `TICKET_DURATION`.
+pub(crate) fn assert_not_before_the_tickets(took: f64, who: &str, after: &str) {
+    assert!(
+        took >= (TICKET_DURATION - RETRY_PERIOD).as_secs_f64() * 1e3,
+        "{who} forged {took:.0} ms after {after}: before the ticket timing allows"
+    );
+}

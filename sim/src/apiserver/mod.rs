@@ -234,14 +234,35 @@ pub fn skipped(test: &str) -> bool {
     skip
 }
 
-/// For tests: a started API server, or `None` (loudly) when [`skipped`]. A missing binary or a
-/// failed start panics with a message that says how to build it.
-pub async fn start_for_test(test: &str, opts: ApiServerOptions) -> Option<ApiServer> {
+/// For a test that starts its own API servers: false (loudly) when [`skipped`]; a missing
+/// binary panics with a message that names `test` and says how to build it.
+pub fn runs_for_test(test: &str) -> bool {
     if skipped(test) {
-        return None;
+        return false;
     }
     if let Err(e) = apiserver_binary() {
         panic!("{test}: {e}");
+    }
+    true
+}
+
+/// The scenario tests of one test binary run one at a time (each starts its own API servers
+/// and many processes): each holds this lock while it runs.
+pub static ONE_AT_A_TIME: std::sync::LazyLock<tokio::sync::Mutex<()>> =
+    std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
+
+/// Waits for the scenarios before `test` to end ([`ONE_AT_A_TIME`]); `None` when the API
+/// server tests do not run ([`runs_for_test`]).
+pub async fn take_turn(test: &str) -> Option<tokio::sync::MutexGuard<'static, ()>> {
+    let one = ONE_AT_A_TIME.lock().await;
+    runs_for_test(test).then_some(one)
+}
+
+/// For tests: a started API server, or `None` (loudly) when [`skipped`]. A missing binary or a
+/// failed start panics with a message that says how to build it.
+pub async fn start_for_test(test: &str, opts: ApiServerOptions) -> Option<ApiServer> {
+    if !runs_for_test(test) {
+        return None;
     }
     match ApiServer::start(opts).await {
         Ok(s) => {

@@ -28,7 +28,6 @@ mod soak;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -200,22 +199,8 @@ pub async fn run(options: ChaosOptions) -> Result<ChaosReport, ChaosError> {
     let end_of_faults = unix_now_ns();
     say("stopping every process (the shutdown is judged too)");
     let (events, leases, leases_taken) = soak.stop().await;
-    let mut report = ChaosReport {
-        seed: options.seed,
-        regions: options.regions,
-        seconds,
-        faults: BTreeMap::new(),
-        overlap_ms: 0.0,
-        max_forgers: 0,
-        longest_gap_ms: 0.0,
-        longest_gap_after: None,
-        longest_gap_bound_ms: 0.0,
-        forging_without_lease: 0,
-        forgers: Vec::new(),
-        timings,
-        steps,
-        violations,
-    };
+    let mut report =
+        ChaosReport::unjudged(options.seed, options.regions, seconds, timings, steps, violations);
     for s in &report.steps {
         *report.faults.entry(s.plan.kind.name().to_owned()).or_default() += 1;
     }

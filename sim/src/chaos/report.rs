@@ -71,6 +71,34 @@ pub struct ChaosReport {
 }
 
 impl ChaosReport {
+    /// The report of a run before [`judge`] has read its timelines: the faults as they happened
+    /// and the violations found while injecting them, every verdict figure still zero.
+    pub(super) fn unjudged(
+        seed: u64,
+        regions: usize,
+        seconds: f64,
+        timings: Timings,
+        steps: Vec<Step>,
+        violations: Vec<String>,
+    ) -> Self {
+        Self {
+            seed,
+            regions,
+            seconds,
+            faults: BTreeMap::new(),
+            overlap_ms: 0.0,
+            max_forgers: 0,
+            longest_gap_ms: 0.0,
+            longest_gap_after: None,
+            longest_gap_bound_ms: 0.0,
+            forging_without_lease: 0,
+            forgers: Vec::new(),
+            timings,
+            steps,
+            violations,
+        }
+    }
+
     /// Whether the run kept the contract.
     pub fn passed(&self) -> bool {
         self.violations.is_empty()

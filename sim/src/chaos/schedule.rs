@@ -47,7 +47,7 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    /// Every kind, in a fixed order (the draw indexes it).
+    /// Every kind, in a fixed order (the draw indexes it): the process faults first.
     pub const ALL: [FaultKind; 14] = [
         FaultKind::SidecarKill,
         FaultKind::SidecarStop,
@@ -64,6 +64,10 @@ impl FaultKind {
         FaultKind::CredentialRotation,
         FaultKind::LinkCut,
     ];
+
+    /// The process faults (a sidecar, guard or node killed, stopped, restarted or slow to
+    /// start): the kinds one cluster on its own is soaked with.
+    pub const PROCESS: &[FaultKind] = Self::ALL.split_at(8).0;
 
     /// Its name as printed (snake case).
     pub fn name(self) -> &'static str {

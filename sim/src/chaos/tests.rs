@@ -28,6 +28,20 @@ fn an_opening_sets_the_first_kinds_and_moves_nothing_else() {
 }
 
 #[test]
+fn the_process_faults_are_the_kinds_that_hit_one_process() {
+    let hits_a_process = |k: FaultKind| {
+        ["sidecar_", "guard_", "node_"]
+            .iter()
+            .any(|p| k.name().starts_with(p))
+    };
+    let process: Vec<FaultKind> = FaultKind::ALL
+        .into_iter()
+        .filter(|k| hits_a_process(*k))
+        .collect();
+    assert_eq!(FaultKind::PROCESS, process.as_slice());
+}
+
+#[test]
 fn a_long_schedule_draws_every_kind() {
     let one: std::collections::BTreeSet<FaultKind> = plan(1, 1, 400).iter().map(|f| f.kind).collect();
     assert_eq!(one.len(), FaultKind::ALL.len() - 1, "{one:?}");
@@ -114,20 +128,12 @@ fn ev(t_ms: u64, node: &str, kind: EventKind) -> TimelineEvent {
 }
 
 fn report_with(steps: Vec<(u64, FaultKind, f64)>) -> ChaosReport {
-    ChaosReport {
-        seed: 1,
-        regions: 1,
-        seconds: 0.0,
-        faults: BTreeMap::new(),
-        overlap_ms: 0.0,
-        max_forgers: 0,
-        longest_gap_ms: 0.0,
-        longest_gap_after: None,
-        longest_gap_bound_ms: 0.0,
-        forging_without_lease: 0,
-        forgers: Vec::new(),
-        timings: timings(),
-        steps: steps
+    ChaosReport::unjudged(
+        1,
+        1,
+        0.0,
+        timings(),
+        steps
             .into_iter()
             .enumerate()
             .map(|(n, (t_ms, kind, bound_ms))| Step {
@@ -151,8 +157,8 @@ fn report_with(steps: Vec<(u64, FaultKind, f64)>) -> ChaosReport {
                 late_boots: 0,
             })
             .collect(),
-        violations: Vec::new(),
-    }
+        Vec::new(),
+    )
 }
 
 fn held(holder: &str, from_ms: u64) -> LeaseRecord {

@@ -7,17 +7,23 @@ use forge_sim::timeline::{Window, judge, judge_window, read_file, read_files};
 
 use crate::{T, World};
 
-#[tokio::test]
-async fn the_judge_reports_a_deliberate_overlap_between_two_nodes() {
+/// Nodes `a` and `b`, each in its own world, forging at once: `a` first, then `b` while `a`
+/// still forges (S1 broken on purpose).
+async fn two_forgers() -> (World, NodeSim, World, NodeSim) {
     let wa = World::new();
     let wb = World::new();
     let a = NodeSim::start(wa.opts("a")).await.expect("start a");
     let b = NodeSim::start(wb.opts("b")).await.expect("start b");
     a.handle().sighup();
     assert!(a.handle().wait_forging(true, T).await);
-    // Break S1 on purpose: b starts forging while a still forges.
     b.handle().sighup();
     assert!(b.handle().wait_forging(true, T).await);
+    (wa, a, wb, b)
+}
+
+#[tokio::test]
+async fn the_judge_reports_a_deliberate_overlap_between_two_nodes() {
+    let (wa, a, wb, b) = two_forgers().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     wa.remove_creds();
     a.handle().sighup();
@@ -62,14 +68,7 @@ async fn the_judge_tells_apart_two_processes_with_one_name() {
 
 #[tokio::test]
 async fn a_live_verdict_counts_an_overlap_still_open_when_it_is_taken() {
-    let wa = World::new();
-    let wb = World::new();
-    let a = NodeSim::start(wa.opts("a")).await.expect("start a");
-    let b = NodeSim::start(wb.opts("b")).await.expect("start b");
-    a.handle().sighup();
-    assert!(a.handle().wait_forging(true, T).await);
-    b.handle().sighup();
-    assert!(b.handle().wait_forging(true, T).await);
+    let (wa, a, wb, b) = two_forgers().await;
     // b's forging_on is the last event; the overlap it opened runs until the verdict.
     tokio::time::sleep(Duration::from_millis(40)).await;
     let v = judge(&read_files(&[wa.timeline(), wb.timeline()]).expect("timelines"));

@@ -1,7 +1,7 @@
 //! Unit tests of the operator's plans: failover, maintenance, pause and resume on rows read
 //! from a fleet, the validation of an override before it is written, and the merge patch.
 use super::*;
-use crate::operator::view::{Forging, Row};
+use crate::operator::view::{Forging, Row, empty_row};
 
 const NOW: &str = "2026-01-01T12:00:00Z";
 
@@ -11,33 +11,16 @@ fn at(s: &str) -> Timestamp {
 
 fn row(region: &str, priority: i32, state: ForgeState) -> Row {
     Row {
-        context: format!("ctx-{region}"),
-        namespace: "cardano".into(),
         cluster: Some(format!("pool-{region}")),
         region: Some(region.into()),
         base_priority: Some(priority),
         effective_priority: Some(priority),
         forge_state: Some(state.as_str().into()),
         effective_state: Some(state.as_str().into()),
-        override_: None,
         healthy: Some(true),
-        lease: None,
-        lease_holder: None,
-        heartbeat_age_seconds: None,
-        lease_expired: None,
-        active_leader: None,
         forging_enabled: Some(false),
-        leader: None,
-        leader_pod: None,
-        leader_forging: None,
         forging: Forging::No,
-        forger: None,
-        reason: None,
-        message: None,
-        last_transition: None,
-        error: None,
-        pods: Vec::new(),
-        pods_error: None,
+        ..empty_row(&format!("ctx-{region}"), "cardano")
     }
 }
 

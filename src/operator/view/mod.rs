@@ -34,6 +34,8 @@ use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use serde::Serialize;
 
+#[cfg(test)]
+pub(crate) use rows::empty_row;
 pub use rows::{build, row_name};
 pub use table::{Style, render_table};
 pub use verdict::Verdict;

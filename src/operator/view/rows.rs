@@ -132,7 +132,8 @@ fn pick<'a>(f: &'a Fetched, active: Option<&str>) -> (Option<&'a CardanoLeader>,
     (leader, lease)
 }
 
-fn empty_row(context: &str, namespace: &str) -> Row {
+/// A row of `context`/`namespace` with nothing read yet: every cell empty, forging unknown.
+pub(crate) fn empty_row(context: &str, namespace: &str) -> Row {
     Row {
         context: context.to_string(),
         namespace: namespace.to_string(),

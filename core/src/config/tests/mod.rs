@@ -2,8 +2,10 @@
 //!
 //! The fixtures, the defaults and the key table's own tests are here; `rules` has one test per
 //! rule (or family of values), `names` the derived and given names and the reference chart's
-//! env blocks, and `modes` chain awareness and quorum mode.
+//! env blocks (the blocks themselves in `chart_env`, shared with the binary's `config` tests),
+//! and `modes` chain awareness and quorum mode.
 
+mod chart_env;
 mod modes;
 mod names;
 mod rules;
@@ -12,10 +14,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
+use chart_env::{CHART_SINGLE, POOL, POOL_HEX, chart_multi_tenant};
 
-const POOL: &str = "pool1abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmn";
 const LONG_NAME: &str = "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn";
-const POOL_HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef01234567";
 
 /// Raw settings from `(ENV_NAME, value)` pairs, as the loader would build them.
 fn raw(pairs: &[(&str, &str)]) -> RawSettings {

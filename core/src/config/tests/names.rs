@@ -53,55 +53,12 @@ fn the_cluster_name_falls_back_to_the_sanitised_host_name() {
 
 #[test]
 fn the_reference_charts_env_blocks_are_accepted_unchanged() {
-    let single: &[(&str, &str)] = &[
-        ("NAMESPACE", "cardano"),
-        ("POD_NAME", "cardano-node-0"),
-        ("NODE_SOCKET", "/ipc/node.socket"),
-        ("METRICS_PORT", "8000"),
-        ("LOG_LEVEL", "INFO"),
-        ("SLEEP_INTERVAL", "5"),
-        ("SOCKET_WAIT_TIMEOUT", "600"),
-        ("DISABLE_SOCKET_CHECK", "false"),
-        ("SOURCE_KES_KEY", "/secrets/kes.skey"),
-        ("SOURCE_VRF_KEY", "/secrets/vrf.skey"),
-        ("SOURCE_OP_CERT", "/secrets/node.cert"),
-        ("TARGET_KES_KEY", "/opt/cardano/secrets/kes.skey"),
-        ("TARGET_VRF_KEY", "/opt/cardano/secrets/vrf.skey"),
-        ("TARGET_OP_CERT", "/opt/cardano/secrets/node.cert"),
-        ("LEASE_NAME", "cardano-node-leader"),
-        ("LEASE_DURATION", "15"),
-        ("CRD_GROUP", "cardano.io"),
-        ("CRD_VERSION", "v1"),
-        ("CRD_PLURAL", "cardanoleaders"),
-        ("CRD_NAME", "cardano-node-leader"),
-        ("CARDANO_NETWORK", "mainnet"),
-        ("NETWORK_MAGIC", "764824073"),
-    ];
-    let c = validate(&raw(single)).expect("single-cluster chart env");
+    let c = validate(&raw(CHART_SINGLE)).expect("single-cluster chart env");
     assert_eq!(
         (c.names.lease.as_str(), c.names.leader.as_str()),
         ("cardano-node-leader", "cardano-node-leader")
     );
-    let mut multi = single.to_vec();
-    multi.retain(|(k, _)| *k != "LEASE_NAME" && *k != "CRD_NAME");
-    multi.extend_from_slice(&[
-        ("LEASE_NAME", "cardano-leader-mainnet-pool1abcde"),
-        ("CRD_NAME", "cardano-leader-mainnet-pool1abcde"),
-        ("POOL_ID", POOL),
-        ("POOL_ID_HEX", POOL_HEX),
-        ("POOL_NAME", "My Pool"),
-        ("POOL_TICKER", "MYPL"),
-        ("APPLICATION_TYPE", "block-producer"),
-        ("ENABLE_CLUSTER_MANAGEMENT", "true"),
-        ("CLUSTER_REGION", "us-east-1"),
-        ("CLUSTER_PRIORITY", "1"),
-        ("CLUSTER_ENVIRONMENT", "production"),
-        (
-            "HEALTH_CHECK_ENDPOINT",
-            "http://cardano-node-health.cardano.svc:12798/health",
-        ),
-        ("HEALTH_CHECK_INTERVAL", "30"),
-    ]);
+    let multi = chart_multi_tenant();
     let c = validate(&raw(&multi)).expect("multi-tenant chart env");
     assert_eq!(c.names.lease, "cardano-leader-mainnet-pool1abcde");
     assert_eq!(c.cluster.priority, 1);
