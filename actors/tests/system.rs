@@ -4,7 +4,6 @@
 
 use std::{path::Path, time::Duration};
 
-use actix::System;
 use forge_actors::{
     clock::Clock,
     system::{Handles, spawn_all},
@@ -14,17 +13,7 @@ use forge_core::config::ValidConfig;
 use forge_guard::protocol::Request;
 use forge_sim::creds::{TestCredentials, mainnet_kes_period_now, write_credentials};
 
-/// Runs `test` in an actix System on a paused tokio clock.
-fn on_virtual_time<F: std::future::Future<Output = ()>>(test: impl FnOnce() -> F) {
-    System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .expect("tokio runtime")
-    })
-    .block_on(test());
-}
+use forge_actors::testing::on_virtual_time;
 
 /// Short lease timings (3 s, renew deadline 2 s, retry 0.5 s) for pod `pod`.
 fn pod_config(pod: &str) -> ValidConfig {

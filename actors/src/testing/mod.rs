@@ -17,6 +17,7 @@ mod probe;
 mod record;
 mod recorded_events;
 mod scripted_prober;
+mod virtual_time;
 
 pub use config::config;
 pub use in_memory::InMemory;
@@ -31,3 +32,4 @@ pub use probe::{Probe, Recorded};
 pub use record::{Logs, Recorder, eventually, recorder};
 pub use recorded_events::{RecordedEvent, RecordedEvents};
 pub use scripted_prober::ScriptedProber;
+pub use virtual_time::on_virtual_time;

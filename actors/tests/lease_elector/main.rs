@@ -10,9 +10,9 @@
 //! every scenario ends with; the scenarios are in [`tenure`] (acquisition, renewal, release and
 //! takeover on a healthy API) and [`faults`] (timeouts, hanging calls, errors, conflict storms,
 //! foreign writers and a supervised restart).
-use std::{future::Future, sync::Arc};
+use std::sync::Arc;
 
-use actix::{Actor, Addr, Supervisor, System};
+use actix::{Actor, Addr, Supervisor};
 use forge_actors::{
     clock::Clock,
     lease_elector::LeaseElector,
@@ -26,17 +26,7 @@ use tokio::time::Instant;
 mod faults;
 mod tenure;
 
-/// Runs `test` in an actix System on a paused tokio clock.
-fn on_virtual_time<F: Future<Output = ()>>(test: impl FnOnce() -> F) {
-    System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .expect("tokio runtime")
-    })
-    .block_on(test());
-}
+use forge_actors::testing::on_virtual_time;
 
 fn timing() -> LeaseTiming {
     LeaseTiming::default() // 15 s / 10 s / 2 s

@@ -24,30 +24,17 @@ mod stand_ins;
 
 use std::{
     collections::BTreeMap,
-    future::Future,
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
 
-use actix::System;
 use forge_actors::{clock::Clock, decider::DeciderSettings, testing::MemoryLeases};
 use forge_core::{config::LeaseTiming, decision::ReloadReason, lease::Mono};
 use tokio::time::Instant;
 
 pub use pod::Pod;
 
-/// Runs `test` in an actix System on a paused tokio clock (as `tests/lease_elector.rs` does,
-/// so that instants sit exactly on the timer wheel's millisecond grid).
-pub fn on_virtual_time<F: Future<Output = ()>>(test: impl FnOnce() -> F) {
-    System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .expect("tokio runtime")
-    })
-    .block_on(test());
-}
+pub use forge_actors::testing::on_virtual_time;
 
 /// Short timings: lease 3 s, renew deadline 2 s, retry period 0.5 s.
 pub fn timing() -> LeaseTiming {
