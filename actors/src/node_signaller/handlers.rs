@@ -151,7 +151,7 @@ impl Confirm {
 /// Waits until the stop of `node` by PID counts as done: its process is gone, or `done_by`
 /// passed (`STOP_GRACE` for the stop and for every reload queued before it, module docs).
 async fn wait_stopped_by_pid(
-    procfs: std::sync::Arc<dyn NodeHost>,
+    host: std::sync::Arc<dyn NodeHost>,
     node: ProcessIdentity,
     grace: Duration,
     done_by: Instant,
@@ -159,7 +159,7 @@ async fn wait_stopped_by_pid(
     let started = Instant::now();
     let verifiable = node.start_time != 0;
     while Instant::now() < done_by {
-        if verifiable && procfs.identity(node.pid).ok() != Some(node) {
+        if verifiable && host.identity(node.pid).ok() != Some(node) {
             tracing::info!(
                 actor = "node_signaller",
                 pid = node.pid,
@@ -170,24 +170,14 @@ async fn wait_stopped_by_pid(
         }
         tokio::time::sleep(Duration::from_millis(20).min(grace)).await;
     }
-    let waited = started.elapsed();
-    if waited > grace + Duration::from_millis(50) {
-        tracing::info!(
-            actor = "node_signaller",
-            pid = node.pid,
-            grace_ms = grace.as_millis() as u64,
-            waited_ms = waited.as_millis() as u64,
-            "stop taken as done after STOP_GRACE for it and for the earlier reloads it was queued behind \
-             (the node applies reloads in order; nothing the sidecar sees confirms it without the node guard)"
-        );
-    } else {
-        tracing::info!(
-            actor = "node_signaller",
-            pid = node.pid,
-            grace_ms = grace.as_millis() as u64,
-            "stop taken as done after STOP_GRACE (nothing the sidecar sees confirms it without the node guard)"
-        );
-    }
+    tracing::info!(
+        actor = "node_signaller",
+        pid = node.pid,
+        grace_ms = grace.as_millis() as u64,
+        waited_ms = started.elapsed().as_millis() as u64,
+        "stop taken as done after STOP_GRACE for it and for any earlier reloads it was queued behind \
+         (the node applies reloads in order; nothing the sidecar sees confirms it without the node guard)"
+    );
 }
 
 /// Whether the guard's process is gone: it removes its socket file only when it exits with
@@ -265,14 +255,14 @@ impl NodeSignaller {
             .reloads_done_by
             .unwrap_or_else(|| Instant::now() + self.stop.grace);
         let wait = match (&sent, node) {
-            (Ok(()), Some(node)) if stops(reason) => Some((self.procfs.clone(), node, self.stop.grace)),
+            (Ok(()), Some(node)) if stops(reason) => Some((self.host.clone(), node, self.stop.grace)),
             _ => None,
         };
         Box::pin(
             async move {
                 sent?;
-                if let Some((procfs, node, grace)) = wait {
-                    wait_stopped_by_pid(procfs, node, grace, done_by).await;
+                if let Some((host, node, grace)) = wait {
+                    wait_stopped_by_pid(host, node, grace, done_by).await;
                 }
                 Ok(())
             }

@@ -141,7 +141,7 @@ struct GuardLink {
 
 /// Sends SIGHUP to the identified node process; see the module documentation.
 pub struct NodeSignaller {
-    procfs: Arc<dyn NodeHost>,
+    host: Arc<dyn NodeHost>,
     /// `cardano_sighup_signals_total{reason}`.
     sighups: IntCounterVec,
     restarts: Restarts,
@@ -191,7 +191,7 @@ impl NodeSignaller {
     /// A signaller that signals the node on `host` and counts into `metrics`.
     pub fn new(host: impl NodeHost, metrics: &Metrics) -> Self {
         Self {
-            procfs: Arc::new(host),
+            host: Arc::new(host),
             sighups: metrics.sighup_signals.clone(),
             restarts: Restarts::new("node_signaller", Some(metrics.actor_restarts.clone())),
             node: None,
@@ -378,11 +378,11 @@ impl NodeSignaller {
             return None;
         }
         self.last_node
-            .filter(|n| n.start_time != 0 && self.procfs.identity(n.pid).ok() != Some(*n))
+            .filter(|n| n.start_time != 0 && self.host.identity(n.pid).ok() != Some(*n))
     }
 
     fn sighup(&mut self, node: ProcessIdentity, reason: ReloadReason) -> CommandResult {
-        match self.procfs.signal(node, Signal::HUP) {
+        match self.host.signal(node, Signal::HUP) {
             Ok(()) => {
                 tracing::debug!(
                     actor = "node_signaller",
