@@ -240,6 +240,39 @@ async fn a_new_process_identity_is_a_restart_and_its_command_line_is_checked() {
     );
 }
 
+/// A node that stops listening while its process lives (shutting down, or its socket taken
+/// over) is down for the Decider, but it may still forge, so it stays the stop's target: the
+/// probe that catches the socket still accepting while no process listens on it must not
+/// forget the process (seen once under load as a race with a node's shutdown).
+#[actix::test]
+async fn a_live_node_no_longer_listening_stays_the_stop_target() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(dir.path());
+    let proc_root = dir.path().join("proc");
+    let _listener = accepting_listener(&socket);
+    fake_process(&proc_root, &socket, 4242, 777, 100, &["cardano-node", "run"]);
+    let w = Watched::start(settings(&socket), ProcFs::at(&proc_root));
+    eventually("node up", || w.events() == [Event::NodeUp]).await;
+
+    // The socket still accepts, but the node's listener is gone from `/proc/net/unix` (another
+    // inode, which no process holds); process 777 lives on.
+    std::fs::write(
+        proc_root.join("net/unix"),
+        format!(
+            "Num       RefCount Protocol Flags    Type St Inode Path\n\
+             0000000000000000: 00000002 00000000 00010000 0001 01 9999 {}\n",
+            socket.display()
+        ),
+    )
+    .expect("net/unix");
+    eventually("node down", || w.events().len() == 2).await;
+    assert_eq!(w.events(), [Event::NodeUp, Event::NodeDown]);
+    match w.processes().last() {
+        Some(NodeProcess(Some(id))) => assert_eq!((id.pid, id.start_time), (777, 100)),
+        other => panic!("a live process must stay addressable, got {other:?}"),
+    }
+}
+
 #[actix::test]
 async fn an_accepting_socket_without_a_visible_process_is_down_with_a_warning() {
     let logs = Logs::default();

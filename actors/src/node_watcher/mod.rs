@@ -354,13 +354,15 @@ pub(crate) async fn probe(
         SocketState::Absent => Some(Observation::NoSocket),
         SocketState::NotAccepting(why) => Some(Observation::NotAccepting(why)),
     };
+    // A node that does not serve may still forge while its process lives (stalled, or shutting
+    // down with its socket closed first, or no longer listening on it): keep it addressable.
+    let known_identity = known.as_ref().map(|k| k.identity);
+    let alive = {
+        let host = host.clone();
+        move || known_identity.filter(|id| id.start_time != 0 && host.identity(id.pid).ok() == Some(*id))
+    };
     if let Some(down) = socket_down {
-        // A node whose socket does not serve may still forge while its process lives (stalled,
-        // or shutting down with its socket closed first): keep it addressable.
-        let alive = known
-            .map(|k| k.identity)
-            .filter(|id| id.start_time != 0 && host.identity(id.pid).ok() == Some(*id));
-        return Ok(match (down, alive) {
+        return Ok(match (down, alive()) {
             (Observation::NoSocket, Some(alive)) => Observation::NotServing {
                 why: "no socket".into(),
                 alive,
@@ -370,12 +372,20 @@ pub(crate) async fn probe(
         });
     }
     let seen = tokio::task::spawn_blocking(move || identify(&settings, &*host, known)).await?;
-    match (seen, guard) {
+    let seen = match (seen, guard) {
         (Observation::ProcessInvisible(why), Some(guard)) if guard.present() => {
-            Ok(through_guard(&*guard, why).await)
+            through_guard(&*guard, why).await
         }
-        (seen, _) => Ok(seen),
-    }
+        (seen, _) => seen,
+    };
+    // The socket accepts, but no process we can see listens on it, while the one we knew lives.
+    Ok(match seen {
+        Observation::ProcessInvisible(why) => match alive() {
+            Some(alive) => Observation::NotServing { why, alive },
+            None => Observation::ProcessInvisible(why),
+        },
+        seen => seen,
+    })
 }
 
 /// The node as its guard reports it, when its process is not visible here (no shared process
