@@ -59,7 +59,8 @@
 //! node's socket and process (asking the guard for the PID when the process is not visible); the
 //! CredentialKeeper reads and watches the sources, writes the targets and publishes an Event per
 //! refusal; the LeaseElector, the StatusWriter and the ClusterWatcher read and write the Lease,
-//! the CardanoLeader and the CardanoForgeCluster; the HealthProber probes over HTTP.
+//! the CardanoLeader and the CardanoForgeCluster; the HealthProber probes over HTTP; the
+//! ChainWatcher reads the node's tip from its metrics endpoint and the leader schedule file.
 
 mod adapters;
 
@@ -92,7 +93,7 @@ use crate::{
     node_signaller::{LeaseTap, NodeSignaller, StopConfirmation},
     node_watcher::{NodeWatcher, NodeWatcherSettings},
     peer_watcher::{PeerMetrics, PeerSettings, PeerWatcher},
-    ports::{LeaseApi, PeerApi},
+    ports::{ChainSource, LeaseApi, PeerApi},
     status_writer::StatusWriter,
     ticket_keeper::{
         ParticipantEndpoint, TICKET_SUFFIX, TicketIntent, TicketKeeper, TicketMetrics, TicketSettings,
@@ -180,6 +181,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         node: host,
         guard,
         peers: peer_api,
+        chain: chain_source,
         own_ticket,
         clock,
     } = io;
@@ -271,6 +273,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     }
     spawn_chain_watcher(
         chain,
+        chain_source,
         network_slots.clone(),
         &facts,
         decider.clone().recipient(),
@@ -490,6 +493,7 @@ fn probing_fallback(health: &HealthCheckSettings) -> Option<Probing> {
 /// Decider, for `/status`, which shows `chain` only where the ChainWatcher runs).
 fn spawn_chain_watcher(
     chain: &ChainConfig,
+    source: Arc<dyn ChainSource>,
     schedule: Option<forge_core::cardano::KesSchedule>,
     facts: &Recipient<Fact>,
     report: Recipient<StatusFigures>,
@@ -518,6 +522,7 @@ fn spawn_chain_watcher(
     Supervisor::start(move |_| {
         ChainWatcher::new(
             settings.clone(),
+            source.clone(),
             fact.clone(),
             Some(chain_metrics.clone()),
             report.clone(),
