@@ -408,3 +408,6 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         metrics,
     })
 }
+
+#[cfg(test)]
+mod tests;
