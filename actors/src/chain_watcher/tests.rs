@@ -23,6 +23,17 @@ fn syncs(facts: &Arc<Mutex<Vec<Fact>>>) -> Vec<bool> {
     all
 }
 
+/// How many readings reported `synced`.
+fn readings(facts: &Arc<Mutex<Vec<Fact>>>, synced: bool) -> usize {
+    let reading = Event::NodeSync { synced };
+    facts
+        .lock()
+        .expect("facts")
+        .iter()
+        .filter(|f| f.event == reading)
+        .count()
+}
+
 /// A ChainWatcher reading every 50 ms with a minute's tolerance, from nothing (set what it
 /// reads with `..every_50ms()`).
 fn every_50ms() -> ChainSettings {
@@ -89,16 +100,7 @@ fn a_tip_falling_behind_and_an_unreadable_one_are_reported() {
         );
         eventually("synced reported", || syncs(&facts) == [true]).await;
         // Reported again at each reading (a node restart clears the Decider's sync state).
-        eventually("synced reported repeatedly", || {
-            facts
-                .lock()
-                .expect("facts")
-                .iter()
-                .filter(|f| f.event == Event::NodeSync { synced: true })
-                .count()
-                >= 3
-        })
-        .await;
+        eventually("synced reported repeatedly", || readings(&facts, true) >= 3).await;
         assert_eq!(metrics.synced.get(), 1);
         assert_eq!(
             chain.schedule_reads(),
@@ -144,16 +146,7 @@ fn without_the_networks_slots_the_tip_is_not_read_and_the_node_is_not_synced() {
             },
             &chain,
         );
-        eventually("not synced, repeatedly", || {
-            facts
-                .lock()
-                .expect("facts")
-                .iter()
-                .filter(|f| f.event == Event::NodeSync { synced: false })
-                .count()
-                >= 3
-        })
-        .await;
+        eventually("not synced, repeatedly", || readings(&facts, false) >= 3).await;
         assert_eq!(syncs(&facts), [false]);
         assert_eq!(metrics.synced.get(), 0);
         assert_eq!(
