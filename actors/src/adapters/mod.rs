@@ -8,4 +8,5 @@ pub mod kube_events;
 pub mod kube_lease;
 pub mod kube_object;
 pub mod kube_peer;
+pub mod node_chain;
 pub mod process;

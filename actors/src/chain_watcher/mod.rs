@@ -16,13 +16,11 @@
 //! Metrics: `forge_manager_node_tip_slot`, `forge_manager_node_slot_lag`, `forge_manager_node_synced` (1, 0),
 //! `cardano_leader_next_slot_timestamp_seconds` (0 when no slot is ahead) and
 //! `forge_manager_leader_schedule_slots`. `/status` shows the same figures (`chain`).
+//!
+//! Both reads go through the [`ChainSource`] port (the HTTP client and the file reads are the
+//! `node_chain` adapter's).
 
-mod tip;
-
-use std::{
-    path::PathBuf,
-    time::{Duration, SystemTime},
-};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use actix::{Actor, AsyncContext, Context, Recipient, WrapFuture};
 use forge_core::{
@@ -32,9 +30,10 @@ use forge_core::{
 use jiff::Timestamp;
 use prometheus::{Gauge, IntGauge, Registry};
 
-pub use tip::{SLOT_METRIC, read_tip, tip_slot};
-
-use crate::messages::{Fact, StatusFigures};
+use crate::{
+    messages::{Fact, StatusFigures},
+    ports::{ChainSource, FileVersion},
+};
 
 /// What the ChainWatcher reads and how.
 #[derive(Debug, Clone)]
@@ -104,22 +103,25 @@ impl ChainMetrics {
 /// The actor.
 pub struct ChainWatcher {
     settings: ChainSettings,
+    source: Arc<dyn ChainSource>,
     fact: Recipient<Fact>,
     metrics: Option<ChainMetrics>,
     report: Recipient<StatusFigures>,
 }
 
 impl ChainWatcher {
-    /// A watcher reporting to `fact`, sending its figures for `/status` to `report` (the
-    /// Decider) whenever they change.
+    /// A watcher reading through `source`, reporting to `fact`, sending its figures for
+    /// `/status` to `report` (the Decider) whenever they change.
     pub fn new(
         settings: ChainSettings,
+        source: Arc<dyn ChainSource>,
         fact: Recipient<Fact>,
         metrics: Option<ChainMetrics>,
         report: Recipient<StatusFigures>,
     ) -> Self {
         Self {
             settings,
+            source,
             fact,
             metrics,
             report,
@@ -133,6 +135,7 @@ impl Actor for ChainWatcher {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let run = Run {
             settings: self.settings.clone(),
+            source: self.source.clone(),
             fact: self.fact.clone(),
             metrics: self.metrics.clone(),
             to: self.report.clone(),
@@ -150,6 +153,7 @@ impl actix::Supervised for ChainWatcher {}
 
 struct Run {
     settings: ChainSettings,
+    source: Arc<dyn ChainSource>,
     fact: Recipient<Fact>,
     metrics: Option<ChainMetrics>,
     /// Where the figures go for `/status` (the Decider).
@@ -159,8 +163,8 @@ struct Run {
     sent: Option<ChainReport>,
     /// The last sync state and whether the tip was readable (a change of either is logged).
     synced: Option<(bool, bool)>,
-    /// Size and modification time of the schedule file as last read (`None`: not read yet).
-    file: Option<Option<(u64, SystemTime)>>,
+    /// The schedule file's version as last read (`None`: not read yet).
+    file: Option<Option<FileVersion>>,
     slots: Vec<LeaderSlot>,
 }
 
@@ -192,8 +196,11 @@ impl Run {
             .clamp(Duration::from_millis(200), Duration::from_secs(5));
         let reading = match &self.settings.schedule {
             None => Err("the network's slots are unknown (set SHELLEY_GENESIS)".to_string()),
-            Some(schedule) => read_tip(&url, timeout)
+            Some(schedule) => self
+                .source
+                .tip(&url, timeout)
                 .await
+                .map_err(|e| e.to_string())
                 .map(|tip| schedule.sync_status(tip, Timestamp::now(), self.settings.tolerance)),
         };
         let tolerance_s = self.settings.tolerance.as_secs_f64();
@@ -238,14 +245,14 @@ impl Run {
         let Some(path) = self.settings.leader_schedule.clone() else {
             return;
         };
-        let stamp = std::fs::metadata(&path)
-            .ok()
-            .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
-        if self.file != Some(stamp) {
-            self.file = Some(stamp);
+        let version = self.source.schedule_version(&path);
+        if self.file != Some(version) {
+            self.file = Some(version);
             let label = path.display().to_string();
-            let parsed = std::fs::read(&path)
-                .map_err(|e| format!("{label}: {e}"))
+            let parsed = self
+                .source
+                .read_schedule(&path)
+                .map_err(|e| e.to_string())
                 .and_then(|bytes| {
                     LeaderSchedule::from_leaderlog_json(&bytes, &label).map_err(|e| e.to_string())
                 });

@@ -27,23 +27,21 @@
 //! [`CredentialSource`] port, the targets the [`CredentialStore`] port: small local I/O done
 //! inside the handlers.
 //!
+//! Beside this file: `actor.rs` (the lifecycle), `handlers.rs` (the messages), `validation.rs`
+//! (reading and validating the sources, the KES figures, the network's [`kes_schedule`]).
+//!
 //! [`SecretBytes`]: crate::ports::SecretBytes
 
 mod actor;
 mod handlers;
+mod validation;
 
-use std::{
-    collections::VecDeque,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use actix::{Recipient, SpawnHandle, dev::SendError};
 use forge_core::{
-    cardano::{ByronEra, KesSchedule, KesState, KesStatus},
-    config::NetworkSettings,
-    credentials::{CredentialFile, CredentialKind, KesClock, OpCertInfo, check_set},
+    cardano::{KesSchedule, KesState},
+    credentials::{CredentialKind, OpCertInfo},
     decision::Event,
 };
 use jiff::Timestamp;
@@ -69,21 +67,7 @@ const RETRY_SEND: Duration = Duration::from_millis(100);
 /// How often the KES figures are recomputed (a KES period is 36 hours on mainnet).
 pub const KES_REFRESH: Duration = Duration::from_secs(60);
 
-/// The KES schedule of the configured network: the `SHELLEY_GENESIS` file when given (with the
-/// known network's Byron era, or none), else the built-in one of mainnet, preprod or preview,
-/// else none (then the KES period is not checked and the `cardano_kes_*` period gauges stay
-/// absent; the certificate's own figures are still exported).
-pub fn kes_schedule(network: &NetworkSettings) -> Result<Option<KesSchedule>, String> {
-    let Some(file) = &network.shelley_genesis else {
-        return Ok(KesSchedule::builtin(&network.name));
-    };
-    let label = file.display().to_string();
-    let bytes = std::fs::read(file).map_err(|e| format!("SHELLEY_GENESIS: {label}: {e}"))?;
-    let byron = ByronEra::of_network(&network.name).unwrap_or(ByronEra::NONE);
-    KesSchedule::from_shelley_genesis(&bytes, &label, byron)
-        .map(Some)
-        .map_err(|e| format!("SHELLEY_GENESIS: {e}"))
-}
+pub use self::validation::kes_schedule;
 
 /// What `/status` can show about the source certificate: its figures and KES standing (the
 /// document's type, in the core).
@@ -94,14 +78,6 @@ pub use forge_core::status::KesReport;
 enum Verdict {
     Valid,
     Invalid(String),
-}
-
-/// Why the source set is unusable: a message naming files and problems, and a `(file, kind)`
-/// per problem for `forge_manager_credential_validation_failures_total`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct InvalidSources {
-    pub(crate) why: String,
-    pub(crate) problems: Vec<(&'static str, &'static str)>,
 }
 
 /// Owns the source and target credential files; see the module documentation.
@@ -255,65 +231,6 @@ impl CredentialKeeper {
         }
     }
 
-    /// Reads and validates the sources, counting each problem and exporting the certificate's
-    /// KES figures.
-    pub(crate) fn read_valid_sources(&mut self) -> Result<CredentialContents, InvalidSources> {
-        let now = (self.wall)();
-        let clock = self
-            .kes_schedule
-            .as_ref()
-            .map(|schedule| KesClock { schedule, now });
-        let (result, op_cert, status) = read_and_validate(&*self.sources, clock);
-        if let Some(op_cert) = op_cert {
-            self.last_op_cert = Some(op_cert);
-            self.last_kes_state = status.map(|s| s.state);
-            self.publish_kes(op_cert, status);
-        }
-        if let Err(invalid) = &result {
-            for (file, kind) in &invalid.problems {
-                self.validation_failures.with_label_values(&[file, kind]).inc();
-            }
-        }
-        result
-    }
-
-    fn publish_kes(&mut self, op_cert: OpCertInfo, status: Option<KesStatus>) {
-        self.kes_metrics.set_op_cert(op_cert.counter, op_cert.kes_period);
-        if let Some(s) = status {
-            self.kes_metrics
-                .set_status(s.current_period, s.remaining_periods, s.expires_at);
-        }
-        let report = KesReport { op_cert, kes: status };
-        if let Some((to, sent)) = &mut self.kes_report
-            && *sent != Some(report)
-        {
-            to.do_send(StatusFigures::Kes(report));
-            *sent = Some(report);
-        }
-    }
-
-    /// The timer: recomputes the KES figures of the last decoded certificate; re-validates when
-    /// its standing changed (expired, or its start period arrived). Returns whether it did.
-    pub(crate) fn refresh_kes(&mut self) -> bool {
-        let (Some(schedule), Some(op_cert)) = (&self.kes_schedule, self.last_op_cert) else {
-            return false;
-        };
-        let status = schedule.status(op_cert.kes_period, (self.wall)());
-        self.publish_kes(op_cert, Some(status));
-        if self.last_kes_state == Some(status.state) {
-            return false;
-        }
-        tracing::info!(
-            actor = "credential_keeper",
-            state = ?status.state,
-            current_period = status.current_period,
-            start_period = status.start_period,
-            "the operational certificate's KES standing changed: re-validating"
-        );
-        self.revalidate();
-        true
-    }
-
     /// Validates the sources (after start or a change) and reports what changed: a new valid set
     /// is `CredentialsValid` (+ `SourcesRotated` if it replaces an earlier valid one), an invalid
     /// one `CredentialsInvalid`. The installed targets are never touched here.
@@ -447,65 +364,4 @@ impl Drop for CredentialKeeper {
             let _ = self.targets.remove();
         }
     }
-}
-
-/// Reads the three source files and checks them as a set ([`check_set`]). Also returns the
-/// certificate's figures and standing as far as it decoded (an expired one included).
-fn read_and_validate(
-    sources: &dyn CredentialSource,
-    clock: Option<KesClock<'_>>,
-) -> (
-    Result<CredentialContents, InvalidSources>,
-    Option<OpCertInfo>,
-    Option<KesStatus>,
-) {
-    let set = match sources.read() {
-        Ok(set) => set,
-        Err(e) => {
-            let file = match &e {
-                CredentialFileError::Read { path, .. } | CredentialFileError::TooLarge { path, .. } => {
-                    role_of(sources.files(), path)
-                }
-                _ => "unknown",
-            };
-            let invalid = InvalidSources {
-                why: e.to_string(),
-                problems: vec![(file, e.kind().as_str())],
-            };
-            return (Err(invalid), None, None);
-        }
-    };
-    let labels = sources.files().map(|_, path| path.display().to_string());
-    let file = |kind: CredentialKind| CredentialFile {
-        label: labels.get(kind).as_str(),
-        bytes: set.get(kind).expose(),
-    };
-    let check = check_set(
-        file(CredentialKind::KesSigningKey),
-        file(CredentialKind::VrfSigningKey),
-        file(CredentialKind::OperationalCertificate),
-        clock,
-    );
-    let (op_cert, status) = (check.op_cert, check.kes);
-    if check.errors.is_empty() {
-        return (Ok(set), op_cert, status);
-    }
-    let why: Vec<String> = check.errors.iter().map(ToString::to_string).collect();
-    let problems = check
-        .errors
-        .iter()
-        .map(|e| (e.credential().short_name(), e.kind()))
-        .collect();
-    let invalid = InvalidSources {
-        why: why.join("; "),
-        problems,
-    };
-    (Err(invalid), op_cert, status)
-}
-
-fn role_of(paths: &forge_core::credentials::CredentialSet<PathBuf>, path: &Path) -> &'static str {
-    paths
-        .iter()
-        .find(|(_, p)| *p == path)
-        .map_or("unknown", |(kind, _)| kind.short_name())
 }

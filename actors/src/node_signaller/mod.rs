@@ -46,6 +46,7 @@
 //! [`NodeProcess`]: crate::messages::NodeProcess
 
 mod actor;
+mod delivery;
 mod handlers;
 mod tap;
 

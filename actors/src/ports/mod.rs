@@ -14,17 +14,19 @@
 //! | [`NodeGuard`] | the node guard's socket | NodeSignaller, NodeWatcher | `guard` | `MemoryGuard` |
 //! | [`NodeHost`] | the node's socket, `/proc` and pidfd signals | NodeWatcher, NodeSignaller | `process` | `MemoryNode` |
 //! | [`PeerApi`] | the peer regions' API servers (through their kubeconfigs) | PeerWatcher | `kube_peer` | `MemoryPeers` |
+//! | [`ChainSource`] | the node's metrics endpoint (HTTP) and the leader schedule file | ChainWatcher | `node_chain` | `MemoryChain` |
 //!
 //! The ports are grouped by what they reach: `api.rs` (Kubernetes), `credentials.rs` (the
-//! credential files), `node.rs` (the node and its guard), `prober.rs` (HTTP); every name is
-//! re-exported here.
+//! credential files), `node.rs` (the node and its guard), `prober.rs` (HTTP), `chain.rs` (the
+//! node's tip and the leader schedule); every name is re-exported here.
 //!
 //! Each port owns its error type ([`ApiError`], [`ProbeFailed`], [`CredentialFileError`],
-//! [`SourceWatchError`], [`GuardError`], [`DiscoveryError`], [`SignalError`]): an adapter maps
-//! its library's errors into it. Not behind a port: the quorum participants' API servers (the
-//! TicketKeeper builds their clients from kubeconfigs; our own ticket is a [`LeaseApi`]), the
-//! ChainWatcher's HTTP reads of the node's metrics, and the files the configuration names
-//! (`SHELLEY_GENESIS`, read once while the system is built).
+//! [`SourceWatchError`], [`GuardError`], [`DiscoveryError`], [`SignalError`], [`TipError`],
+//! [`ScheduleFileError`]): an adapter maps its library's errors into it. Not behind a port: the
+//! quorum participants' API servers (the TicketKeeper builds their clients from kubeconfigs; our
+//! own ticket is a [`LeaseApi`]), and the files the configuration names that are read once while
+//! the system is built, before any actor runs (`SHELLEY_GENESIS`: an unusable one stops the
+//! start).
 
 /// A fieldless enum whose variants are bounded labels: `as_str` (and `Display`) give the label
 /// value logs and metrics carry.
@@ -54,11 +56,13 @@ macro_rules! labels {
 }
 
 mod api;
+mod chain;
 mod credentials;
 mod node;
 mod prober;
 
 pub use api::*;
+pub use chain::*;
 pub use credentials::*;
 pub use node::*;
 pub use prober::*;

@@ -15,6 +15,7 @@ use crate::{
         kube_lease::{KubeLeasePort, KubeLeases},
         kube_object::NamedObject,
         kube_peer::KubePeers,
+        node_chain::NodeChain,
         process::ProcFs,
     },
     clock::Clock,
@@ -22,8 +23,8 @@ use crate::{
     http::Snapshot,
     metrics::Metrics,
     ports::{
-        CredentialSource, CredentialStore, ForgeClusterApi, LeaderApi, LeaseApi, NodeGuard, NodeHost,
-        PeerApi, PodEvents, Prober,
+        ChainSource, CredentialSource, CredentialStore, ForgeClusterApi, LeaderApi, LeaseApi, NodeGuard,
+        NodeHost, PeerApi, PodEvents, Prober,
     },
     ticket_keeper::{TICKET_SUFFIX, TicketSettings},
 };
@@ -60,6 +61,9 @@ pub struct Adapters {
     pub guard: Arc<dyn NodeGuard>,
     /// The peer regions' API servers (PeerWatchers, with cluster management).
     pub peers: Arc<dyn PeerApi>,
+    /// The node's metrics endpoint and the leader schedule file (ChainWatcher, with
+    /// `NODE_METRICS_URL` or `LEADER_SCHEDULE`).
+    pub chain: Arc<dyn ChainSource>,
     /// The forge ticket in our own API server (TicketKeeper); `None` outside quorum mode. The
     /// other participants' tickets are reached through their kubeconfigs.
     pub own_ticket: Option<Arc<dyn LeaseApi>>,
@@ -102,6 +106,7 @@ impl Adapters {
                 &cfg.names.lease,
                 cfg.api_timeout,
             )),
+            chain: Arc::new(NodeChain),
             own_ticket: cfg.quorum.as_ref().map(|q| {
                 let lease = format!("{}{TICKET_SUFFIX}", cfg.names.lease);
                 let call_timeout = TicketSettings::call_timeout(cfg.api_timeout, &q.ticket);

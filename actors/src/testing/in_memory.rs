@@ -11,8 +11,8 @@ use forge_core::{
 };
 
 use super::{
-    MemoryCredentials, MemoryGuard, MemoryLeaseClient, MemoryLeases, MemoryNode, MemoryObject, MemoryPeers,
-    MemorySources, RecordedEvents, ScriptedProber,
+    MemoryChain, MemoryCredentials, MemoryGuard, MemoryLeaseClient, MemoryLeases, MemoryNode, MemoryObject,
+    MemoryPeers, MemorySources, RecordedEvents, ScriptedProber,
 };
 use crate::{clock::Clock, system::Adapters};
 
@@ -39,6 +39,8 @@ pub struct InMemory {
     pub guard: MemoryGuard,
     /// The peer regions (none until added).
     pub peers: MemoryPeers,
+    /// The node's tip and the leader schedule file (no tip, no file until set).
+    pub chain: MemoryChain,
     /// The clock every actor reads (share one among pods for one virtual time).
     pub clock: Clock,
 }
@@ -57,6 +59,7 @@ impl InMemory {
             node: MemoryNode::new(),
             guard: MemoryGuard::new(&cfg.node.guard_socket),
             peers: MemoryPeers::default(),
+            chain: MemoryChain::default(),
             clock,
         }
     }
@@ -78,6 +81,7 @@ impl InMemory {
             node: Arc::new(self.node.clone()),
             guard: Arc::new(self.guard.clone()),
             peers: Arc::new(self.peers.clone()),
+            chain: Arc::new(self.chain.clone()),
             own_ticket: None,
             clock: self.clock,
         }

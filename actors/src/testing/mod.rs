@@ -6,6 +6,7 @@
 
 mod config;
 mod in_memory;
+mod memory_chain;
 mod memory_credentials;
 mod memory_guard;
 mod memory_leases;
@@ -21,6 +22,7 @@ mod virtual_time;
 
 pub use config::config;
 pub use in_memory::InMemory;
+pub use memory_chain::MemoryChain;
 pub use memory_credentials::MemoryCredentials;
 pub use memory_guard::MemoryGuard;
 pub use memory_leases::{LeaseWrite, MemoryLeaseClient, MemoryLeases, Outage, WriteOp};
