@@ -221,6 +221,10 @@ struct Ticket {
     state: TicketState,
     in_flight: bool,
     reachable: Option<bool>,
+    /// Since when every call to its API server has failed (the first failure with no answer
+    /// since); the Decider counts the participant out of reach once that lasts longer than a
+    /// Lease duration.
+    unreachable_since: Option<Mono>,
     last_ok: Option<Mono>,
     last_read: Option<Mono>,
     /// After a failed call (other than a lost race), no new call before this instant.
@@ -257,8 +261,8 @@ pub struct TicketKeeper {
     report_sent: Option<QuorumReport>,
     intent: Intent,
     tickets: Vec<Ticket>,
-    /// The standing last sent to the Decider: held and the forge deadline.
-    sent: Option<(usize, Option<Mono>)>,
+    /// The standing last sent to the Decider.
+    sent: Option<forge_core::quorum::Standing>,
     /// When the break-glass warning was last logged (once per retry period while it is on).
     glass_warned: Option<Mono>,
     /// The last watch generation handed out.
@@ -285,6 +289,7 @@ impl TicketKeeper {
                 state: TicketState::default(),
                 in_flight: false,
                 reachable: None,
+                unreachable_since: None,
                 last_ok: None,
                 last_read: None,
                 retry_at: None,
@@ -335,9 +340,14 @@ impl TicketKeeper {
             }
             let watched = t.watch.is_some();
             let stale = t.last_read.is_none_or(|at| now.saturating_since(at) >= retry);
-            let idle_read_due = t
-                .last_read
-                .is_none_or(|at| now.saturating_since(at) >= self.settings.timing.duration / 2);
+            let idle = self.settings.timing.duration / 2;
+            let idle_read_due = t.last_read.is_none_or(|at| now.saturating_since(at) >= idle);
+            // Reach is learned from calls and watch events. A participant whose calls fail is
+            // read every retry period (after each failure's wait) whatever its watch, so the
+            // first answer after a heal is seen; one that has shown nothing for half a ticket
+            // duration (a free ticket, or a watch stalled on a dead path) is read then.
+            let unreachable = t.unreachable_since.is_some();
+            let quiet = idle_read_due && t.last_ok.is_none_or(|at| now.saturating_since(at) >= idle);
             let ours = t.state.held.is_some();
             let step = t
                 .state
@@ -372,11 +382,15 @@ impl TicketKeeper {
                 }
                 // Someone else holds it (or we wait to renew): its watch shows a renewal or a
                 // release; without one, re-read a foreign one every retry period.
-                TicketStep::WaitUntil(_) if !ours && stale && !watched => self.read(i, ctx),
+                TicketStep::WaitUntil(_) if (!ours && ((stale && !watched) || quiet)) || unreachable => {
+                    self.read(i, ctx)
+                }
                 TicketStep::WaitUntil(_) => {}
                 // Keeping or releasing with nothing of ours there: the watch shows it; without
-                // one, look now and then (visibility).
-                TicketStep::Idle if want != Want::Leave && idle_read_due && !watched => self.read(i, ctx),
+                // one, look now and then (visibility and reach).
+                TicketStep::Idle if want != Want::Leave && ((idle_read_due && !watched) || quiet || unreachable) => {
+                    self.read(i, ctx)
+                }
                 TicketStep::Idle => {}
             }
         }
@@ -491,6 +505,13 @@ impl Handler<TicketIntent> for TicketKeeper {
             return;
         }
         let (before, after) = (want(self.intent), want(intent));
+        if (before == Want::Leave) != (after == Want::Leave) {
+            // Reach is learned afresh in each tenure: failures seen before (or calls still in
+            // flight when it ended) say nothing of now.
+            for t in &mut self.tickets {
+                t.unreachable_since = None;
+            }
+        }
         if before == Want::Leave && after != Want::Leave {
             // A new local tenure: what we saw while not leader is stale; read everything first.
             for t in &mut self.tickets {

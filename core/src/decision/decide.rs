@@ -181,6 +181,7 @@ pub fn decide(s: &State, now: Mono, wall: Timestamp) -> Decision {
         tickets: false,
         ticket_count: s
             .tickets
+            .as_ref()
             .filter(|_| s.config.quorum)
             .map(|t| (t.held, t.participants)),
     };
@@ -266,15 +267,19 @@ fn quorum_gate(s: &State, now: Mono, mut d: Decision, glass: bool) -> Decision {
             }
         }
         None => {
-            let (held, needed) = s.tickets.map_or((0, 0), |t| (t.held, t.needed));
-            let (in_reach, wake) = participants_in_reach(s, now);
-            d.next_wake = earliest(d.next_wake, wake);
-            if s.tickets.is_some() && in_reach < needed {
+            let (held, needed) = s.tickets.as_ref().map_or((0, 0), |t| (t.held, t.needed));
+            let reach = participants_in_reach(s, now);
+            d.next_wake = earliest(d.next_wake, reach.wake);
+            if s.tickets.is_some() && reach.in_reach < needed {
                 // Nothing we can take makes a majority: stand aside (a reason that does not
                 // contend), so peers that still read our status do not yield to us, and let go
                 // of what we hold once our node's stop is confirmed.
                 d.tickets = false;
-                d.standby(Reason::MajorityOutOfReach { in_reach, needed })
+                d.standby(Reason::MajorityOutOfReach {
+                    in_reach: reach.in_reach,
+                    needed,
+                    out: reach.out,
+                })
             } else {
                 d.standby(Reason::AwaitingMajority { held, needed })
             }
@@ -282,31 +287,63 @@ fn quorum_gate(s: &State, now: Mono, mut d: Decision, glass: bool) -> Decision {
     }
 }
 
-/// Quorum mode: how many participants we may still reach (ourselves, every witness, and every
-/// peer region not unreachable for longer than its Lease duration), and when that count drops
-/// next if nothing is heard (the next such peer's instant, plus a millisecond). A peer's reach
-/// stands for its API server's, which holds its ticket; witnesses are not watched, so they
-/// always count (staying in the contest is the side that costs nothing in safety: S1 rests on
-/// the tickets). One failed read is never enough, as for skipping a peer.
-fn participants_in_reach(s: &State, now: Mono) -> (usize, Option<Mono>) {
-    let participants = s.tickets.map_or(0, |t| t.participants);
-    let witnesses = participants.saturating_sub(1 + s.peers.len());
-    let mut in_reach = 1 + witnesses;
+/// Quorum mode: the participants we may still reach ([`participants_in_reach`]).
+struct InReach {
+    /// How many, ourselves included.
+    in_reach: usize,
+    /// The others, by name (sorted).
+    out: Vec<String>,
+    /// When the count drops next if nothing is heard (the next participant's instant, plus a
+    /// millisecond).
+    wake: Option<Mono>,
+}
+
+/// Quorum mode: how many participants we may still reach. Every participant counts but those
+/// whose ticket calls (as the TicketKeeper reports them) have all failed for longer than our
+/// Lease duration, and the peer regions whose reads have all failed for longer than their
+/// Lease duration: either is a sign that its API server, which holds its ticket, is beyond our
+/// reach. One failed call or read is never enough, as for skipping a peer; ourselves always
+/// count (a region that cannot reach its own API server loses its local lease). Counting a
+/// participant in reach that is not is the side that costs nothing in safety (S1 rests on the
+/// tickets), only liveness.
+fn participants_in_reach(s: &State, now: Mono) -> InReach {
+    let Some(t) = &s.tickets else {
+        return InReach {
+            in_reach: 0,
+            out: Vec::new(),
+            wake: None,
+        };
+    };
+    let names: std::collections::BTreeSet<&str> = s
+        .peers
+        .keys()
+        .map(String::as_str)
+        .chain(t.unreachable_since.keys().map(String::as_str))
+        .filter(|name| *name != s.config.cluster)
+        .collect();
+    let mut out = Vec::new();
     let mut wake = None;
-    for v in s.peers.values() {
-        match v.unreachable_since.filter(|_| v.reach == Reach::Unreachable) {
-            Some(since) if now > since + peer_lease_duration(s, v) => {}
-            Some(since) => {
-                in_reach += 1;
-                wake = earliest(
-                    wake,
-                    Some(since + peer_lease_duration(s, v) + Duration::from_millis(1)),
-                );
-            }
-            None => in_reach += 1,
+    for name in names {
+        let by_ticket = t
+            .unreachable_since
+            .get(name)
+            .map(|since| *since + s.config.lease.duration);
+        let by_reads = s.peers.get(name).and_then(|v| {
+            v.unreachable_since
+                .filter(|_| v.reach == Reach::Unreachable)
+                .map(|since| since + peer_lease_duration(s, v))
+        });
+        match earliest(by_ticket, by_reads) {
+            Some(at) if now > at => out.push(name.to_string()),
+            Some(at) => wake = earliest(wake, Some(at + Duration::from_millis(1))),
+            None => {}
         }
     }
-    (in_reach, wake)
+    InReach {
+        in_reach: t.participants.saturating_sub(out.len()),
+        out,
+        wake,
+    }
 }
 
 /// True for the standby reasons of a *planned* handover: the operator (spec or override) set
