@@ -388,7 +388,9 @@ impl TicketKeeper {
                 TicketStep::WaitUntil(_) => {}
                 // Keeping or releasing with nothing of ours there: the watch shows it; without
                 // one, look now and then (visibility and reach).
-                TicketStep::Idle if want != Want::Leave && ((idle_read_due && !watched) || quiet || unreachable) => {
+                TicketStep::Idle
+                    if want != Want::Leave && ((idle_read_due && !watched) || quiet || unreachable) =>
+                {
                     self.read(i, ctx)
                 }
                 TicketStep::Idle => {}

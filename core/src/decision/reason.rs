@@ -251,7 +251,11 @@ impl Reason {
             Reason::AwaitingMajority { held, needed } => format!(
                 "standby: holding {held} forge tickets of the {needed} a majority needs (quorum mode)"
             ),
-            Reason::MajorityOutOfReach { in_reach, needed, out } => format!(
+            Reason::MajorityOutOfReach {
+                in_reach,
+                needed,
+                out,
+            } => format!(
                 "standby: only {in_reach} participants in reach, a majority needs {needed}; out of \
                  reach (every call failed for longer than a lease duration): {} (quorum mode; not \
                  contending until enough of them answer)",

@@ -191,7 +191,11 @@ fn quorum_a_primary_reaching_one_peer_but_neither_the_other_nor_the_witness_stan
         }
     );
     assert!(!d.forge && !d.claim && !d.tickets);
-    assert!(d.reason.message().contains("north, witness"), "{}", d.reason.message());
+    assert!(
+        d.reason.message().contains("north, witness"),
+        "{}",
+        d.reason.message()
+    );
 
     // The witness answers again: three in reach, contend again (west yields, we take back).
     let s = apply(s, tickets(2, &[("north", secs(2))]));
