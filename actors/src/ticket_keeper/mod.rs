@@ -20,10 +20,16 @@
 //!   `resourceVersion` observed, so it lands only if the record stayed unchanged since, and a
 //!   watch event older than what we know is dropped. A ticket nobody asks us to touch is not
 //!   read or watched at all.
+//! - Reach: a participant whose calls fail is read every retry period (after each failure's
+//!   wait) whatever its watch says, and a ticket whose watch has shown nothing, and which we
+//!   have not called, for half a ticket duration is read (a free ticket, or a watch stalled on
+//!   a dead path), so a region that stands aside still learns when a majority is back in reach.
 //! - After every answer, and on a short tick, the standing ([`standing`]: tickets held, the
-//!   majority, the forge deadline) goes to the Decider as `TicketsChanged` when it changed. A
-//!   ticket counts only until its renew deadline after our last *successful* write was sent,
-//!   so a participant that stops answering drops out of the count by itself.
+//!   majority, the forge deadline, and since when each participant's calls have all failed)
+//!   goes to the Decider as `TicketsChanged` when it changed. A ticket counts only until its
+//!   renew deadline after our last *successful* write was sent, so a participant that stops
+//!   answering drops out of the count by itself; the Decider counts it out of reach once its
+//!   calls have failed for longer than a lease duration (docs/quorum.md, "Out of reach").
 //!
 //! It exports per participant `cardano_forge_ticket_held`, `cardano_forge_ticket_reachable`
 //! and `cardano_forge_ticket_age_seconds` (since our last successful call), the totals
@@ -507,13 +513,6 @@ impl Handler<TicketIntent> for TicketKeeper {
             return;
         }
         let (before, after) = (want(self.intent), want(intent));
-        if (before == Want::Leave) != (after == Want::Leave) {
-            // Reach is learned afresh in each tenure: failures seen before (or calls still in
-            // flight when it ended) say nothing of now.
-            for t in &mut self.tickets {
-                t.unreachable_since = None;
-            }
-        }
         if before == Want::Leave && after != Want::Leave {
             // A new local tenure: what we saw while not leader is stale; read everything first.
             for t in &mut self.tickets {

@@ -14,6 +14,10 @@ impl TicketKeeper {
     pub(super) fn report_standing(&mut self, now: Mono) {
         let want = want(self.intent);
         let mut s = standing(self.tickets.iter().map(|t| t.state.held_until(now)), now);
+        // Reach goes to the Decider only while we call (it matters only to the local leader).
+        // It is kept across a blip of the local lease: the count of failures goes on, so a
+        // primary that loses its lease for a moment while cut off does not restart it; a new
+        // tenure reads every ticket at once, and the first answer ends it.
         if want != Want::Leave {
             s.unreachable_since = self
                 .tickets
