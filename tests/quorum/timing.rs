@@ -51,12 +51,18 @@ pub(crate) fn out_of_reach_failover_bound() -> Duration {
 /// once they have failed for a lease duration (`majority_out_of_reach`) and releases what it
 /// holds, and west reads that status within about a retry period (in q10 west sees east
 /// unreachable sooner: a read a lease duration after its watch went quiet, failing after the
-/// API timeout); the tickets east could not release west takes once east's last renewals have
+/// API timeout). East releases only once its node's stop is confirmed: it lost its majority by
+/// the ticket renew deadline, and without the node guard a stop counts as done after
+/// `STOP_GRACE`. The tickets east could not release west takes once east's last renewals have
 /// aged out (the ticket duration). Then the take's round and the node's reload.
 pub(crate) fn part_reach_failover_bound() -> Duration {
     let aside = RETRY_PERIOD + API_TIMEOUT + LOCAL_LEASE_DURATION + RETRY_PERIOD;
-    aside.max(TICKET_DURATION) + RETRY_PERIOD * 2 + SLOWEST_RELOAD
+    let stopped = TICKET_RENEW_DEADLINE + STOP_GRACE;
+    aside.max(stopped).max(TICKET_DURATION) + RETRY_PERIOD * 2 + SLOWEST_RELOAD
 }
+
+/// The scenario world's `STOP_GRACE` (the default).
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// After a cut heals: the call in flight times out, a retry period's wait, a read and a
 /// write, the node's reload.
