@@ -40,7 +40,8 @@ use forge_sim::{
 use regions::Quorum;
 use timing::{
     LOCAL_RENEW_DEADLINE, TICKET_DURATION, assert_not_before_the_tickets, failover_bound, flap_gap_bound,
-    flap_schedule, one_way_failover_bound, out_of_reach_failover_bound, planned_bound, recovery_bound,
+    flap_schedule, one_way_failover_bound, out_of_reach_failover_bound, part_reach_failover_bound,
+    planned_bound, recovery_bound,
 };
 
 mod regions;
@@ -371,6 +372,42 @@ async fn three_regions_and_a_witness_fail_over_by_the_tickets_without_overlap() 
     q.expect_tickets("east", "4/4", "(q7b)").await;
     drop(west);
 
+    // (q9) East reaches only west: north and the witness are cut off from east both ways, west
+    // still reads east and is read by it. East keeps its own ticket and west's (two of four) and
+    // stops; counting the witness in reach always, it would contend for ever, west and north
+    // yielding to it. Its calls to north's ticket and the witness's have all failed for a lease
+    // duration: it stands aside (`majority_out_of_reach`) and releases the two it holds; west
+    // reads that, takes them at once and the other two once east's renewals have aged out.
+    // Healed, east contends again and takes back.
+    let (west, _) = part_reach(
+        &mut q,
+        &[("east", "north"), ("north", "east"), ("east", WITNESS)],
+        "4/4",
+        "(q9)",
+        "east reaches only west",
+    )
+    .await;
+    drop(west);
+
+    // (q10) The 2/2 split: east reaches only the witness (cut from west and north both ways).
+    // East keeps its own ticket and the witness's, west and north see east unreachable; east
+    // stands aside and releases both, west takes its own, north's and the witness's (three of
+    // four: east's it cannot reach).
+    let (west, _) = part_reach(
+        &mut q,
+        &[
+            ("east", "west"),
+            ("west", "east"),
+            ("east", "north"),
+            ("north", "east"),
+        ],
+        "3/4",
+        "(q10)",
+        "east reaches only the witness (2/2 split)",
+    )
+    .await;
+    drop(west);
+
     // (q8) The whole east region dead: nodes, managers and API server.
     let since = unix_now_ns();
     q.kill_region("east");
@@ -399,6 +436,55 @@ async fn three_regions_and_a_witness_fail_over_by_the_tickets_without_overlap() 
         );
     }
     q.stop();
+}
+
+/// East cut off from every participant but some (the `cut` links put in `blackhole`), which
+/// still read it: another region forges within [`part_reach_failover_bound`] and not before the
+/// ticket timing, east stands aside holding nothing and west holds `west_tickets`; healed, east
+/// fails back. West's forger and
+/// how long it took.
+async fn part_reach(
+    q: &mut Quorum,
+    cut: &[(&str, &str)],
+    west_tickets: &str,
+    tag: &str,
+    what: &str,
+) -> (String, f64) {
+    let since = unix_now_ns();
+    for (a, b) in cut {
+        q.link(a, b).handle().blackhole();
+    }
+    let (west, took) = q
+        .moved_to(
+            "west",
+            since,
+            Duration::from_secs(40),
+            &format!("{tag} {what}"),
+            &format!("{tag} {what}"),
+            part_reach_failover_bound(),
+            tag,
+        )
+        .await;
+    assert_not_before_the_tickets(took, &format!("{tag} west"), "the fault");
+    q.expect_tickets("east", "0/4", tag).await;
+    q.expect_tickets("west", west_tickets, tag).await;
+    let since = unix_now_ns();
+    for (a, b) in cut {
+        q.link(a, b).handle().pass();
+    }
+    let healed = format!("{}b)", tag.trim_end_matches(')'));
+    q.moved_to(
+        "east",
+        since,
+        Duration::from_secs(30),
+        &format!("{tag} healed"),
+        &format!("{tag} healed: failback west->east"),
+        recovery_bound() + planned_bound(),
+        &healed,
+    )
+    .await;
+    q.expect_tickets("east", "4/4", &healed).await;
+    (west, took)
 }
 
 /// Two regions and a witness (three participants, a majority of two): east forges holding all

@@ -1,6 +1,6 @@
 //! The scenario world's timings (local lease, tickets, retry period, the node's slowest reload)
 //! and the bounds the argument gives from them (see the crate docs): a lost primary's failover,
-//! the one-way and out-of-reach variants, the recovery after a cut heals, a planned handover,
+//! the one-way, out-of-reach and part-reach variants, the recovery after a cut heals, a planned handover,
 //! and the flapping link's schedule with the gap each of its cuts may cause.
 
 use std::time::Duration;
@@ -44,6 +44,25 @@ const LOCAL_LEASE_DURATION: Duration = Duration::from_secs(4);
 pub(crate) fn out_of_reach_failover_bound() -> Duration {
     LOCAL_LEASE_DURATION * 2 + API_TIMEOUT + RETRY_PERIOD + failover_bound()
 }
+
+/// When east still reaches some participants but not a majority while those it reaches still
+/// read it (q9: only west; q10: only the witness, the 2/2 split): its ticket calls to the others
+/// fail from its next renewal (within a retry period, after the API timeout), it stands aside
+/// once they have failed for a lease duration (`majority_out_of_reach`) and releases what it
+/// holds, and west reads that status within about a retry period (in q10 west sees east
+/// unreachable sooner: a read a lease duration after its watch went quiet, failing after the
+/// API timeout). East releases only once its node's stop is confirmed: it lost its majority by
+/// the ticket renew deadline, and without the node guard a stop counts as done after
+/// `STOP_GRACE`. The tickets east could not release west takes once east's last renewals have
+/// aged out (the ticket duration). Then the take's round and the node's reload.
+pub(crate) fn part_reach_failover_bound() -> Duration {
+    let aside = RETRY_PERIOD + API_TIMEOUT + LOCAL_LEASE_DURATION + RETRY_PERIOD;
+    let stopped = TICKET_RENEW_DEADLINE + STOP_GRACE;
+    aside.max(stopped).max(TICKET_DURATION) + RETRY_PERIOD * 2 + SLOWEST_RELOAD
+}
+
+/// The scenario world's `STOP_GRACE` (the default).
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// After a cut heals: the call in flight times out, a retry period's wait, a read and a
 /// write, the node's reload.

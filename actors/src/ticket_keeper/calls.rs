@@ -140,11 +140,7 @@ impl TicketKeeper {
             }
         };
         if ok {
-            if t.reachable == Some(false) {
-                tracing::info!(actor = ACTOR, participant = %t.name, "ticket reachable again");
-            }
-            t.reachable = Some(true);
-            t.last_ok = Some(now);
+            t.answered(now);
         }
         let after = self.seen_holder(i);
         if before != after && after.is_some() {
@@ -162,12 +158,28 @@ impl TicketKeeper {
             if t.reachable != Some(false) {
                 tracing::warn!(
                     actor = ACTOR, participant = %t.name, call = what, error = %e,
-                    "ticket call failed: its API server may be unreachable; a ticket we hold counts until its renew deadline"
+                    "ticket call failed: its API server may be unreachable; a ticket we hold counts until its renew \
+                     deadline, and the participant counts as out of reach once every call has failed for a lease duration"
                 );
             }
             t.reachable = Some(false);
+            t.unreachable_since.get_or_insert(now);
         } else {
             tracing::info!(actor = ACTOR, participant = %t.name, "ticket write lost a race (409): reading it again");
+            // The API server answered: it is in reach.
+            t.answered(now);
         }
+    }
+}
+
+impl Ticket {
+    /// Its API server answered at `now` (a call's answer, a 409, a watch event).
+    pub(super) fn answered(&mut self, now: Mono) {
+        if self.reachable == Some(false) {
+            tracing::info!(actor = ACTOR, participant = %self.name, "ticket reachable again");
+        }
+        self.reachable = Some(true);
+        self.unreachable_since = None;
+        self.last_ok = Some(now);
     }
 }

@@ -20,10 +20,16 @@
 //!   `resourceVersion` observed, so it lands only if the record stayed unchanged since, and a
 //!   watch event older than what we know is dropped. A ticket nobody asks us to touch is not
 //!   read or watched at all.
+//! - Reach: a participant whose calls fail is read every retry period (after each failure's
+//!   wait) whatever its watch says, and a ticket whose watch has shown nothing, and which we
+//!   have not called, for half a ticket duration is read (a free ticket, or a watch stalled on
+//!   a dead path), so a region that stands aside still learns when a majority is back in reach.
 //! - After every answer, and on a short tick, the standing ([`standing`]: tickets held, the
-//!   majority, the forge deadline) goes to the Decider as `TicketsChanged` when it changed. A
-//!   ticket counts only until its renew deadline after our last *successful* write was sent,
-//!   so a participant that stops answering drops out of the count by itself.
+//!   majority, the forge deadline, and since when each participant's calls have all failed)
+//!   goes to the Decider as `TicketsChanged` when it changed. A ticket counts only until its
+//!   renew deadline after our last *successful* write was sent, so a participant that stops
+//!   answering drops out of the count by itself; the Decider counts it out of reach once its
+//!   calls have failed for longer than a lease duration (docs/quorum.md, "Out of reach").
 //!
 //! It exports per participant `cardano_forge_ticket_held`, `cardano_forge_ticket_reachable`
 //! and `cardano_forge_ticket_age_seconds` (since our last successful call), the totals
@@ -33,6 +39,7 @@
 //! participant and the reason.
 
 mod calls;
+mod metrics;
 mod standing;
 mod watch;
 
@@ -47,7 +54,6 @@ use forge_core::{
     quorum::{Intent, Seen, TicketState, TicketStep, Want, want},
 };
 use futures::future::BoxFuture;
-use prometheus::{GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::{
     adapters::{
@@ -132,82 +138,7 @@ impl TicketSettings {
     }
 }
 
-/// The keeper's gauges.
-#[derive(Clone)]
-pub struct TicketMetrics {
-    /// 1 while we count the participant's ticket as ours.
-    pub held: IntGaugeVec,
-    /// 1 when the participant's API server answered our last call.
-    pub reachable: IntGaugeVec,
-    /// Seconds since our last successful call to the participant.
-    pub age: GaugeVec,
-    /// Tickets we hold.
-    pub held_total: IntGauge,
-    /// Tickets a majority needs.
-    pub needed: IntGauge,
-    /// 1 while `QUORUM_BREAK_GLASS` is on.
-    pub break_glass: IntGauge,
-    /// Requests to the participants' API servers by `participant` and `call` (`read`,
-    /// `write`, `watch`: a watch opened).
-    pub calls: IntCounterVec,
-}
-
-impl TicketMetrics {
-    /// Registers the gauges in `registry`.
-    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let vec = |name: &str, help: &str| -> prometheus::Result<IntGaugeVec> {
-            let g = IntGaugeVec::new(Opts::new(name, help), &["participant"])?;
-            registry.register(Box::new(g.clone()))?;
-            Ok(g)
-        };
-        let gauge = |name: &str, help: &str| -> prometheus::Result<IntGauge> {
-            let g = IntGauge::new(name, help)?;
-            registry.register(Box::new(g.clone()))?;
-            Ok(g)
-        };
-        let age = GaugeVec::new(
-            Opts::new(
-                "cardano_forge_ticket_age_seconds",
-                "Seconds since this pod's last successful call to the participant's ticket (quorum mode; -1 never).",
-            ),
-            &["participant"],
-        )?;
-        registry.register(Box::new(age.clone()))?;
-        let calls = IntCounterVec::new(
-            Opts::new(
-                "cardano_forge_ticket_calls_total",
-                "Requests this pod sent to a participant's forge ticket (quorum mode), by call: read, write, \
-                 watch (a watch opened; its events need no request).",
-            ),
-            &["participant", "call"],
-        )?;
-        registry.register(Box::new(calls.clone()))?;
-        Ok(Self {
-            calls,
-            held: vec(
-                "cardano_forge_ticket_held",
-                "1 while this pod counts the participant's forge ticket as held by its region (quorum mode).",
-            )?,
-            reachable: vec(
-                "cardano_forge_ticket_reachable",
-                "1 when the participant's API server answered this pod's last ticket call (quorum mode).",
-            )?,
-            age,
-            held_total: gauge(
-                "cardano_forge_tickets_held",
-                "Forge tickets this pod counts as held by its region (quorum mode).",
-            )?,
-            needed: gauge(
-                "cardano_forge_tickets_needed",
-                "Forge tickets a majority needs (quorum mode).",
-            )?,
-            break_glass: gauge(
-                "cardano_forge_quorum_break_glass",
-                "1 while QUORUM_BREAK_GLASS is on: an override forcing Enabled forges without a majority.",
-            )?,
-        })
-    }
-}
+pub use metrics::TicketMetrics;
 
 /// The keeper's report for `/status` and one participant's ticket in it (the document's types,
 /// in the core).
@@ -221,6 +152,10 @@ struct Ticket {
     state: TicketState,
     in_flight: bool,
     reachable: Option<bool>,
+    /// Since when every call to its API server has failed (the first failure with no answer
+    /// since); the Decider counts the participant out of reach once that lasts longer than a
+    /// Lease duration.
+    unreachable_since: Option<Mono>,
     last_ok: Option<Mono>,
     last_read: Option<Mono>,
     /// After a failed call (other than a lost race), no new call before this instant.
@@ -257,8 +192,8 @@ pub struct TicketKeeper {
     report_sent: Option<QuorumReport>,
     intent: Intent,
     tickets: Vec<Ticket>,
-    /// The standing last sent to the Decider: held and the forge deadline.
-    sent: Option<(usize, Option<Mono>)>,
+    /// The standing last sent to the Decider.
+    sent: Option<forge_core::quorum::Standing>,
     /// When the break-glass warning was last logged (once per retry period while it is on).
     glass_warned: Option<Mono>,
     /// The last watch generation handed out.
@@ -285,6 +220,7 @@ impl TicketKeeper {
                 state: TicketState::default(),
                 in_flight: false,
                 reachable: None,
+                unreachable_since: None,
                 last_ok: None,
                 last_read: None,
                 retry_at: None,
@@ -335,9 +271,14 @@ impl TicketKeeper {
             }
             let watched = t.watch.is_some();
             let stale = t.last_read.is_none_or(|at| now.saturating_since(at) >= retry);
-            let idle_read_due = t
-                .last_read
-                .is_none_or(|at| now.saturating_since(at) >= self.settings.timing.duration / 2);
+            let idle = self.settings.timing.duration / 2;
+            let idle_read_due = t.last_read.is_none_or(|at| now.saturating_since(at) >= idle);
+            // Reach is learned from calls and watch events. A participant whose calls fail is
+            // read every retry period (after each failure's wait) whatever its watch, so the
+            // first answer after a heal is seen; one that has shown nothing for half a ticket
+            // duration (a free ticket, or a watch stalled on a dead path) is read then.
+            let unreachable = t.unreachable_since.is_some();
+            let quiet = idle_read_due && t.last_ok.is_none_or(|at| now.saturating_since(at) >= idle);
             let ours = t.state.held.is_some();
             let step = t
                 .state
@@ -372,11 +313,17 @@ impl TicketKeeper {
                 }
                 // Someone else holds it (or we wait to renew): its watch shows a renewal or a
                 // release; without one, re-read a foreign one every retry period.
-                TicketStep::WaitUntil(_) if !ours && stale && !watched => self.read(i, ctx),
+                TicketStep::WaitUntil(_) if (!ours && ((stale && !watched) || quiet)) || unreachable => {
+                    self.read(i, ctx)
+                }
                 TicketStep::WaitUntil(_) => {}
                 // Keeping or releasing with nothing of ours there: the watch shows it; without
-                // one, look now and then (visibility).
-                TicketStep::Idle if want != Want::Leave && idle_read_due && !watched => self.read(i, ctx),
+                // one, look now and then (visibility and reach).
+                TicketStep::Idle
+                    if want != Want::Leave && ((idle_read_due && !watched) || quiet || unreachable) =>
+                {
+                    self.read(i, ctx)
+                }
                 TicketStep::Idle => {}
             }
         }

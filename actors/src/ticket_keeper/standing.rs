@@ -12,11 +12,23 @@ use crate::messages::{Fact, StatusFigures};
 impl TicketKeeper {
     /// Sends the standing to the Decider when it changed, and refreshes metrics and `/status`.
     pub(super) fn report_standing(&mut self, now: Mono) {
-        let s = standing(self.tickets.iter().map(|t| t.state.held_until(now)), now);
-        let key = (s.held, s.until);
-        if self.sent != Some(key) {
-            let lost = self.sent.is_some_and(|(_, until)| until.is_some()) && s.until.is_none();
-            let won = self.sent.is_none_or(|(_, until)| until.is_none()) && s.until.is_some();
+        let want = want(self.intent);
+        let mut s = standing(self.tickets.iter().map(|t| t.state.held_until(now)), now);
+        // Reach goes to the Decider only while we call (it matters only to the local leader).
+        // It is kept across a blip of the local lease: the count of failures goes on, so a
+        // primary that loses its lease for a moment while cut off does not restart it; a new
+        // tenure reads every ticket at once, and the first answer ends it.
+        if want != Want::Leave {
+            s.unreachable_since = self
+                .tickets
+                .iter()
+                .filter_map(|t| Some((t.name.clone(), t.unreachable_since?)))
+                .collect();
+        }
+        if self.sent.as_ref() != Some(&s) {
+            let had = self.sent.as_ref().map(|sent| sent.until.is_some());
+            let lost = had == Some(true) && s.until.is_none();
+            let won = had != Some(true) && s.until.is_some();
             if lost {
                 tracing::warn!(
                     actor = ACTOR,
@@ -32,11 +44,10 @@ impl TicketKeeper {
                     "forge ticket majority held"
                 );
             }
-            self.sent = Some(key);
+            self.sent = Some(s.clone());
             self.fact
-                .do_send(Fact::now(Event::TicketsChanged { standing: s }));
+                .do_send(Fact::now(Event::TicketsChanged { standing: s.clone() }));
         }
-        let want = want(self.intent);
         let mut holders = std::collections::BTreeMap::new();
         let tickets: Vec<TicketReport> = self
             .tickets

@@ -71,11 +71,7 @@ impl TicketKeeper {
         let before = self.seen_holder(i);
         let t = &mut self.tickets[i];
         t.watch_failing = false;
-        if t.reachable == Some(false) {
-            tracing::info!(actor = ACTOR, participant = %t.name, "ticket reachable again");
-        }
-        t.reachable = Some(true);
-        t.last_ok = Some(now);
+        t.answered(now);
         match snapshot {
             None => t.state.observed(None, None, now, &me),
             Some(s) => {

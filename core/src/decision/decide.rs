@@ -43,6 +43,7 @@ use crate::crd::{DEFAULT_PRIORITY, ForgeState};
 use crate::lease::Mono;
 
 use super::priority::{DEFAULT_FAILURE_THRESHOLD, Effective, OverrideStatus, effective, health_penalty};
+use super::quorum_gate::quorum_gate;
 use super::reason::Reason;
 use super::state::{ClusterPolicy, Credentials, LocalLease, PeerView, Reach, State};
 
@@ -104,14 +105,14 @@ impl Decision {
         }
     }
 
-    fn standby(mut self, reason: Reason) -> Decision {
+    pub(super) fn standby(mut self, reason: Reason) -> Decision {
         self.forge = false;
         self.claim = false;
         self.reason = reason;
         self
     }
 
-    fn forging(mut self, reason: Reason) -> Decision {
+    pub(super) fn forging(mut self, reason: Reason) -> Decision {
         self.forge = true;
         self.claim = true;
         self.reason = reason;
@@ -181,6 +182,7 @@ pub fn decide(s: &State, now: Mono, wall: Timestamp) -> Decision {
         tickets: false,
         ticket_count: s
             .tickets
+            .as_ref()
             .filter(|_| s.config.quorum)
             .map(|t| (t.held, t.participants)),
     };
@@ -238,75 +240,6 @@ pub fn decide(s: &State, now: Mono, wall: Timestamp) -> Decision {
     };
     let d = hold_planned_handover(s, now, wall, d);
     quorum_gate(s, now, d, glass)
-}
-
-/// Quorum mode's gate (docs/quorum.md), applied to the decision the preference gives: a region
-/// that means to forge (or to keep forging through a held handover) contends for the tickets,
-/// and forges only while it holds a strict majority whose forge deadline is ahead; the decision
-/// wakes at that deadline, so losing the majority stops forging by then (the margin between the
-/// ticket renew deadline and the ticket duration is the stop's). Break glass (`glass`) skips the
-/// majority, not the contest for the tickets.
-fn quorum_gate(s: &State, now: Mono, mut d: Decision, glass: bool) -> Decision {
-    if !s.config.quorum {
-        return d;
-    }
-    let means_to_forge = d.forge || d.claim;
-    d.tickets = means_to_forge && !matches!(d.reason, Reason::HandoverHeld { .. });
-    if !means_to_forge || glass {
-        return d;
-    }
-    match s.majority_until(now) {
-        Some(until) => {
-            d.next_wake = earliest(d.next_wake, Some(until));
-            if d.forge {
-                d
-            } else {
-                let reason = d.reason.clone();
-                d.forging(reason)
-            }
-        }
-        None => {
-            let (held, needed) = s.tickets.map_or((0, 0), |t| (t.held, t.needed));
-            let (in_reach, wake) = participants_in_reach(s, now);
-            d.next_wake = earliest(d.next_wake, wake);
-            if s.tickets.is_some() && in_reach < needed {
-                // Nothing we can take makes a majority: stand aside (a reason that does not
-                // contend), so peers that still read our status do not yield to us, and let go
-                // of what we hold once our node's stop is confirmed.
-                d.tickets = false;
-                d.standby(Reason::MajorityOutOfReach { in_reach, needed })
-            } else {
-                d.standby(Reason::AwaitingMajority { held, needed })
-            }
-        }
-    }
-}
-
-/// Quorum mode: how many participants we may still reach (ourselves, every witness, and every
-/// peer region not unreachable for longer than its Lease duration), and when that count drops
-/// next if nothing is heard (the next such peer's instant, plus a millisecond). A peer's reach
-/// stands for its API server's, which holds its ticket; witnesses are not watched, so they
-/// always count (staying in the contest is the side that costs nothing in safety: S1 rests on
-/// the tickets). One failed read is never enough, as for skipping a peer.
-fn participants_in_reach(s: &State, now: Mono) -> (usize, Option<Mono>) {
-    let participants = s.tickets.map_or(0, |t| t.participants);
-    let witnesses = participants.saturating_sub(1 + s.peers.len());
-    let mut in_reach = 1 + witnesses;
-    let mut wake = None;
-    for v in s.peers.values() {
-        match v.unreachable_since.filter(|_| v.reach == Reach::Unreachable) {
-            Some(since) if now > since + peer_lease_duration(s, v) => {}
-            Some(since) => {
-                in_reach += 1;
-                wake = earliest(
-                    wake,
-                    Some(since + peer_lease_duration(s, v) + Duration::from_millis(1)),
-                );
-            }
-            None => in_reach += 1,
-        }
-    }
-    (in_reach, wake)
 }
 
 /// True for the standby reasons of a *planned* handover: the operator (spec or override) set
@@ -407,7 +340,7 @@ fn lease_lapsed(s: &State, v: &PeerView, now: Mono) -> bool {
 /// How long a peer's Lease must stay unrenewed (or a peer stay silent) before it counts as gone:
 /// the larger of its record's duration and ours. A released Lease carries 1 s (client-go's
 /// choice), and a region whose one replica restarts must not look like a region outage.
-fn peer_lease_duration(s: &State, v: &PeerView) -> Duration {
+pub(super) fn peer_lease_duration(s: &State, v: &PeerView) -> Duration {
     let configured = s.config.lease.duration;
     v.lease.as_ref().map_or(configured, |l| {
         l.observation.duration(&s.config.lease).max(configured)
@@ -552,7 +485,7 @@ fn start_or_wait(
     }
 }
 
-fn earliest(a: Option<Mono>, b: Option<Mono>) -> Option<Mono> {
+pub(super) fn earliest(a: Option<Mono>, b: Option<Mono>) -> Option<Mono> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

@@ -15,6 +15,7 @@ mod event;
 mod lifecycle;
 mod plan;
 mod priority;
+mod quorum_gate;
 mod reason;
 mod state;
 

@@ -99,15 +99,17 @@ pub enum Reason {
         needed: usize,
     },
     /// Standby (quorum mode): we should forge, but too few participants are in reach to make a
-    /// majority (every peer region we cannot reach has been unreachable for longer than its
-    /// Lease duration). Not contending: peers that still read our status take over instead of
-    /// yielding to a region that cannot forge (docs/quorum.md); we contend again as soon as a
-    /// read of a peer succeeds.
+    /// majority (the others' ticket calls, or a peer region's reads, have all failed for longer
+    /// than a Lease duration). Not contending: peers that still read our status take over
+    /// instead of yielding to a region that cannot forge (docs/quorum.md); we contend again as
+    /// soon as enough of them answer again.
     MajorityOutOfReach {
         /// Participants we may still reach, ourselves included.
         in_reach: usize,
         /// Tickets a majority needs.
         needed: usize,
+        /// The participants out of reach, by name.
+        out: Vec<String>,
     },
 }
 
@@ -249,9 +251,15 @@ impl Reason {
             Reason::AwaitingMajority { held, needed } => format!(
                 "standby: holding {held} forge tickets of the {needed} a majority needs (quorum mode)"
             ),
-            Reason::MajorityOutOfReach { in_reach, needed } => format!(
-                "standby: only {in_reach} participants in reach, a majority needs {needed} \
-                 (quorum mode; not contending until a peer region answers)"
+            Reason::MajorityOutOfReach {
+                in_reach,
+                needed,
+                out,
+            } => format!(
+                "standby: only {in_reach} participants in reach, a majority needs {needed}; out of \
+                 reach (every call failed for longer than a lease duration): {} (quorum mode; not \
+                 contending until enough of them answer)",
+                out.join(", ")
             ),
         }
     }
@@ -299,6 +307,7 @@ mod tests {
             Reason::MajorityOutOfReach {
                 in_reach: 2,
                 needed: 3,
+                out: vec![s(), s()],
             },
         ]
     }

@@ -297,7 +297,10 @@ pub struct State {
 impl State {
     /// Quorum mode: the forge deadline of the majority we hold, if it is still ahead at `now`.
     pub fn majority_until(&self, now: Mono) -> Option<Mono> {
-        self.tickets.and_then(|t| t.until).filter(|until| now < *until)
+        self.tickets
+            .as_ref()
+            .and_then(|t| t.until)
+            .filter(|until| now < *until)
     }
 
     /// The state at start-up: nothing known, so [`decide`](super::decide) says standby.

@@ -1,4 +1,7 @@
-//! The majority and the forge deadline it gives. No I/O.
+//! The majority and the forge deadline it gives, and which participants' tickets the keeper
+//! cannot reach. No I/O.
+use std::collections::BTreeMap;
+
 use crate::lease::Mono;
 
 /// The least number of tickets that is a strict majority of `participants`: any two such sets
@@ -7,9 +10,9 @@ pub const fn majority(participants: usize) -> usize {
     participants / 2 + 1
 }
 
-/// Our standing at one instant: how many tickets we hold, how many we need, and until when
-/// we may forge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Our standing at one instant: how many tickets we hold, how many we need, until when we may
+/// forge, and which participants' API servers have stopped answering our ticket calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Standing {
     /// Participants (regions and witnesses).
     pub participants: usize,
@@ -21,6 +24,12 @@ pub struct Standing {
     /// be held if none is renewed, i.e. the `needed`-th latest deadline. Forging must have
     /// stopped by then (S1, S2). `None` below a majority.
     pub until: Option<Mono>,
+    /// The participants (by name) whose every ticket call has failed since the instant given,
+    /// on our monotonic clock: the first failure with no success (an answer, a 409, a watch
+    /// event) after it. The decision counts such a participant out of reach once that has
+    /// lasted longer than a Lease duration (docs/quorum.md, "Out of reach"). Empty from
+    /// [`standing`]; the ticket keeper fills it in.
+    pub unreachable_since: BTreeMap<String, Mono>,
 }
 
 impl Standing {
@@ -53,5 +62,6 @@ pub fn standing(deadlines: impl IntoIterator<Item = Option<Mono>>, now: Mono) ->
         needed,
         held: live.len(),
         until: live.get(needed - 1).copied(),
+        unreachable_since: BTreeMap::new(),
     }
 }

@@ -54,7 +54,7 @@ impl Lifecycle {
         }
         let start_by = if step.forges() {
             // Quorum mode: the forge deadline bounds it too (docs/quorum.md).
-            let tickets = self.state.tickets.and_then(|t| t.until);
+            let tickets = self.state.tickets.as_ref().and_then(|t| t.until);
             match (self.state.lease.deadline(), tickets) {
                 (Some(lease), Some(tickets)) if self.state.config.quorum => Some(lease.min(tickets)),
                 (lease, _) => lease,

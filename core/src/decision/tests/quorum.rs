@@ -1,5 +1,6 @@
-//! Quorum mode: a region without a majority in reach, a peer that stands aside, a primary with
-//! only the witness in reach.
+//! Quorum mode: a region without a majority in reach (by its peers' reads, or by the ticket
+//! keeper's calls, witnesses included), a peer that stands aside, a primary with only the
+//! witness in reach.
 
 use super::*;
 
@@ -72,7 +73,8 @@ fn quorum_a_region_that_cannot_reach_a_majority_stops_contending_and_releases() 
         d.reason,
         Reason::MajorityOutOfReach {
             in_reach: 2,
-            needed: 3
+            needed: 3,
+            out: vec!["north".into(), "west".into()],
         }
     );
     assert!(!d.forge && !d.claim && !d.tickets);
@@ -142,4 +144,97 @@ fn quorum_a_primary_with_only_the_witness_in_reach_of_three_keeps_contending() {
     let d = decide(&s, secs(2) + lease * 3, wall());
     assert_eq!(d.reason, Reason::AwaitingMajority { held: 1, needed: 2 });
     assert!(d.tickets);
+}
+
+/// The standing of `quorum_primary`'s four participants holding `held` tickets, with the keeper's
+/// ticket calls to `unreachable` all failed since the instant given.
+fn tickets(held: usize, unreachable: &[(&str, Mono)]) -> Event {
+    let mut standing = crate::quorum::standing((0..4).map(|i| (i < held).then_some(secs(100))), secs(0));
+    standing.unreachable_since = unreachable.iter().map(|(n, at)| (n.to_string(), *at)).collect();
+    Event::TicketsChanged { standing }
+}
+
+#[test]
+fn quorum_a_primary_reaching_one_peer_but_neither_the_other_nor_the_witness_stands_aside() {
+    // Three regions and a witness: we still reach west (it reads us, we hold its ticket and
+    // ours), but north and the witness stopped answering our ticket calls at 2 s (and north's
+    // reads fail too). Counting the witness in reach always, we would contend for ever with
+    // two of four, and west and north, which yield to us, would never forge.
+    let lease = DeciderConfig::multi_cluster(ME, ["west"]).lease.duration;
+    let s = feed(
+        quorum_primary(),
+        [
+            tickets(2, &[("north", secs(2)), ("witness", secs(2))]),
+            Event::PeerUnreachable {
+                cluster: "north".into(),
+                at: secs(2),
+            },
+        ],
+    );
+    // One failed call is never enough: contend, and wake when the failures have lasted a
+    // Lease duration.
+    let d = decide(&s, secs(3), wall());
+    assert_eq!(d.reason, Reason::AwaitingMajority { held: 2, needed: 3 });
+    assert!(d.tickets);
+    assert_eq!(d.next_wake, Some(secs(2) + lease + Duration::from_millis(1)));
+
+    // Every call to the witness (and to north) has failed for longer than a Lease duration:
+    // ourselves and west are two of four. Stand aside and let go.
+    let at = secs(2) + lease + Duration::from_millis(1);
+    let d = decide(&s, at, wall());
+    assert_eq!(
+        d.reason,
+        Reason::MajorityOutOfReach {
+            in_reach: 2,
+            needed: 3,
+            out: vec!["north".into(), "witness".into()],
+        }
+    );
+    assert!(!d.forge && !d.claim && !d.tickets);
+    assert!(
+        d.reason.message().contains("north, witness"),
+        "{}",
+        d.reason.message()
+    );
+
+    // The witness answers again: three in reach, contend again (west yields, we take back).
+    let s = apply(s, tickets(2, &[("north", secs(2))]));
+    let d = decide(&s, at, wall());
+    assert_eq!(d.reason, Reason::AwaitingMajority { held: 2, needed: 3 });
+    assert!(d.tickets);
+}
+
+#[test]
+fn quorum_a_participant_counts_out_of_reach_by_its_ticket_calls_or_its_reads_once() {
+    let lease = DeciderConfig::multi_cluster(ME, ["west"]).lease.duration;
+    // North's reads succeed but its ticket calls fail; west's reads fail but its ticket calls
+    // succeed: either is a sign its API server (holding its ticket) is beyond our reach. The
+    // witness fails both ways at once: it counts out once.
+    let s = feed(
+        quorum_primary(),
+        [
+            tickets(1, &[("north", secs(1)), ("witness", secs(1))]),
+            Event::PeerUnreachable {
+                cluster: "west".into(),
+                at: secs(1),
+            },
+        ],
+    );
+    let d = decide(&s, secs(1) + lease + Duration::from_millis(1), wall());
+    assert_eq!(
+        d.reason,
+        Reason::MajorityOutOfReach {
+            in_reach: 1,
+            needed: 3,
+            out: vec!["north".into(), "west".into(), "witness".into()],
+        }
+    );
+    // Our own ticket failing is no sign of anything here (our local lease says it).
+    let s = apply(s, tickets(1, &[(ME, secs(1)), ("witness", secs(1))]));
+    let s = apply(
+        s,
+        observed("west", status(ForgeState::PriorityBased, 2, false, 1), 1, secs(2)),
+    );
+    let d = decide(&s, secs(1) + lease * 2, wall());
+    assert_eq!(d.reason, Reason::AwaitingMajority { held: 1, needed: 3 });
 }
