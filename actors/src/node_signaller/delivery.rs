@@ -115,6 +115,29 @@ pub(super) async fn wait_stopped_by_pid(
     );
 }
 
+/// Waits until `until` (the earlier reloads' `STOP_GRACE`) before a stop's SIGHUP is sent by
+/// PID; true when the process is gone meanwhile (nothing to stop: the stop is done).
+pub(super) async fn wait_earlier_reloads(
+    host: std::sync::Arc<dyn NodeHost>,
+    node: ProcessIdentity,
+    until: Instant,
+) -> bool {
+    let verifiable = node.start_time != 0;
+    while Instant::now() < until {
+        if verifiable && host.identity(node.pid).ok() != Some(node) {
+            tracing::info!(
+                actor = "node_signaller",
+                pid = node.pid,
+                "stop confirmed: the node process is gone"
+            );
+            return true;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        tokio::time::sleep(Duration::from_millis(20).min(left)).await;
+    }
+    false
+}
+
 /// Whether the guard's process is gone: it removes its socket file only when it exits with
 /// its child, the node. A refused connection (a SIGKILLed guard leaves its socket behind, and
 /// its node outlives it where `setpriv` is missing) or a timeout (a stalled guard) is not this.

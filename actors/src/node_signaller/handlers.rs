@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::{
     GUARD_RESEND_EVERY, GuardPush, NodeSignaller,
-    delivery::{Confirm, guard_gone, reload_via_guard, stops, wait_stopped_by_pid},
+    delivery::{Confirm, guard_gone, reload_via_guard, stops, wait_earlier_reloads, wait_stopped_by_pid},
 };
 use crate::{
     messages::{CommandError, CommandResult, Fact, NodeProcess, Reload},
@@ -83,8 +83,46 @@ impl Handler<Reload> for NodeSignaller {
 }
 
 impl NodeSignaller {
-    /// A reload by PID; a stopping one is answered once confirmed (module docs).
+    /// A reload by PID; a stopping one is sent only once no earlier reload may still be under
+    /// way (F20), and answered once confirmed (module docs).
     fn pid_reload(&mut self, reason: ReloadReason) -> ReloadFuture {
+        let pending = self.reloads_pending_for();
+        if let Some(node) = self.node
+            && stops(reason)
+            && !pending.is_zero()
+        {
+            // cardano-node handles every SIGHUP in a thread of its own: an earlier reload that
+            // read the credentials while they were present could take effect after this stop
+            // and turn forging back on. So the stop's SIGHUP waits until the earlier reloads
+            // have had their STOP_GRACE (or the process is gone).
+            tracing::info!(
+                actor = "node_signaller",
+                reason = reason.as_str(),
+                pid = node.pid,
+                held_ms = pending.as_millis() as u64,
+                "stop SIGHUP held back until the earlier reload has taken effect (the node handles SIGHUPs \
+                 concurrently: sent now, the earlier reload could undo the stop)"
+            );
+            let host = self.host.clone();
+            let until = Instant::now() + pending;
+            return Box::pin(
+                wait_earlier_reloads(host, node, until)
+                    .into_actor(self)
+                    .then(move |gone, act, _| -> ReloadFuture {
+                        if gone {
+                            act.forging.set(0);
+                            act.told(reason);
+                            return Box::pin(fut::ready(Ok(())));
+                        }
+                        act.pid_reload_now(reason)
+                    }),
+            );
+        }
+        self.pid_reload_now(reason)
+    }
+
+    /// A reload by PID, sent now.
+    fn pid_reload_now(&mut self, reason: ReloadReason) -> ReloadFuture {
         let node = self.node;
         let sent = self.reload(reason);
         // Sent: `reloads_done_by` now includes this reload, behind every earlier one.

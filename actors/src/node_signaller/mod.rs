@@ -28,10 +28,13 @@
 //! "Disabling block forging" (or "not effective") line observed after the reload was sent, plus
 //! [`STOP_SETTLE`] for its forging thread; by PID, when the process is gone, else once
 //! `STOP_GRACE` passed for this reload *and every reload sent before it* (nothing the sidecar can
-//! see confirms it): the node applies reloads one at a time, in order, so a stop queued behind
-//! a reload still under way (a start, a re-assert) takes effect only after it. For the same
-//! reason a re-assert is not sent by PID while an earlier reload may still be under way: it
-//! would only queue behind it and hold back any stop that follows. Not confirmed within
+//! see confirms it). cardano-node handles every SIGHUP in a thread of its own (each reads the
+//! credential files when it begins and applies what it read when it ends, with no lock), so a
+//! start still under way when a stop's SIGHUP arrives could take effect after the stop and turn
+//! forging back on (docs/safety-findings.md F20): by PID a stop's SIGHUP is therefore sent only
+//! once every earlier reload has had its `STOP_GRACE` (or the process is gone), and counts as
+//! done `STOP_GRACE` after it. For the same reason a re-assert is not sent by PID while an
+//! earlier reload may still be under way. Not confirmed within
 //! `STOP_CONFIRM_TIMEOUT`, the reload fails with [`STOP_UNCONFIRMED`], and the Decider keeps the
 //! claim and the lease: the renew deadline and the guard's permit do the fencing. "The guard
 //! did not answer" is never taken for "the node is gone": only a guard whose socket file is
@@ -173,8 +176,9 @@ pub struct NodeSignaller {
     /// SIGHUP not asked for by the Decider could make a standby forge, so none is ever sent.
     boot_credentials: bool,
     /// By PID, the latest instant by which the node process has applied every reload sent to
-    /// it so far: each is taken to take effect within `STOP_GRACE` of the node beginning it,
-    /// and the node begins one only when the one before took effect (module docs).
+    /// it so far: each is taken to take effect within `STOP_GRACE` of its SIGHUP, counted (to
+    /// be safe with a node that queues them too) from when the one before took effect (module
+    /// docs).
     reloads_done_by: Option<Instant>,
 }
 
