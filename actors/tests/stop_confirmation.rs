@@ -52,9 +52,17 @@ enum Script {
     NeverConfirms,
 }
 
+/// When the guard received each `reload` request.
+type Reloads = Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>;
+
 /// A guard on `socket` whose node forges until a reload is confirmed per `script`. `pushed` is
 /// set just before the confirming report is written.
 fn scripted_guard(socket: &Path, script: Script, pushed: Arc<AtomicBool>) {
+    recording_guard(socket, script, pushed, Arc::default());
+}
+
+/// [`scripted_guard`], recording when each `reload` request arrives in `reloads`.
+fn recording_guard(socket: &Path, script: Script, pushed: Arc<AtomicBool>, reloads: Reloads) {
     let listener = UnixListener::bind(socket).expect("bind guard socket");
     let (tx, _) = broadcast::channel::<String>(16);
     let forging = GuardState {
@@ -71,7 +79,8 @@ fn scripted_guard(socket: &Path, script: Script, pushed: Arc<AtomicBool>) {
             let tx = tx.clone();
             let pushed = pushed.clone();
             let forging = forging.clone();
-            actix::spawn(async move { serve(conn, script, tx, pushed, forging).await });
+            let reloads = reloads.clone();
+            actix::spawn(async move { serve(conn, script, tx, pushed, forging, reloads).await });
         }
     });
 }
@@ -82,6 +91,7 @@ async fn serve(
     tx: broadcast::Sender<String>,
     pushed: Arc<AtomicBool>,
     forging: GuardState,
+    reloads: Reloads,
 ) {
     let (read, mut write) = conn.into_split();
     let mut line = String::new();
@@ -105,6 +115,7 @@ async fn serve(
             }
         }
         "reload" => {
+            reloads.lock().expect("reloads").push(tokio::time::Instant::now());
             if let Script::ConfirmAfter(after) = script {
                 tokio::time::sleep(after).await;
                 let stopped = GuardState {
@@ -344,6 +355,48 @@ async fn a_refused_guard_whose_node_was_seen_only_through_it_is_no_confirmation(
     assert!(
         !failed.kind.is_node_absent(),
         "{failed:?} would let the plan hand over while the node may forge"
+    );
+}
+
+#[actix::test]
+async fn a_stop_through_the_guard_waits_for_an_earlier_reload_that_may_be_under_way() {
+    // F20 through the guard: the node handles each SIGHUP in a thread of its own, so a stop's
+    // SIGHUP sent while a rotation (credentials present) may still be under way could take effect
+    // before it, and its "Disabling" line would confirm a stop the rotation then undoes. The
+    // stop's reload reaches the guard only once the rotation has had its STOP_GRACE.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(&dir);
+    let reloads = Reloads::default();
+    recording_guard(
+        &socket,
+        Script::ConfirmAfter(Duration::from_millis(50)),
+        Arc::new(AtomicBool::new(false)),
+        reloads.clone(),
+    );
+    let grace = Duration::from_millis(600);
+    let (addr, metrics) = signaller(
+        &socket,
+        StopConfirmation {
+            grace,
+            timeout: Duration::from_secs(5),
+        },
+    );
+    subscribed(&metrics).await;
+    let rotated = addr
+        .send(Reload {
+            reason: ReloadReason::Rotation,
+        })
+        .await
+        .expect("mailbox");
+    assert_eq!(rotated, Ok(()));
+    assert_eq!(stop(&addr).await, Ok(()));
+    let at = reloads.lock().expect("reloads").clone();
+    assert_eq!(at.len(), 2, "one reload for the rotation, one for the stop");
+    let between = at[1] - at[0];
+    assert!(
+        between >= grace - Duration::from_millis(50),
+        "the stop's reload reached the guard {between:?} after the rotation's, while that one may still be \
+         under way in the node (STOP_GRACE {grace:?})"
     );
 }
 

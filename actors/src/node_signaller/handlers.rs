@@ -41,6 +41,39 @@ impl Handler<Reload> for NodeSignaller {
             );
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         }
+        if stops(reason)
+            && !pending.is_zero()
+            && let Some(g) = self.guard.as_ref().filter(|g| g.client.present())
+        {
+            // As by PID (F20): the node handles every SIGHUP in a thread of its own, so an
+            // earlier start still under way could take effect after this stop (and its
+            // "Disabling" line would confirm a stop that the start then undoes). The stop goes
+            // to the guard once the earlier reloads have had their STOP_GRACE, or at once when
+            // the guard reports its node's exit.
+            tracing::info!(
+                actor = "node_signaller",
+                reason = reason.as_str(),
+                held_ms = pending.as_millis() as u64,
+                "stop reload held back until the earlier reload has taken effect (the node handles SIGHUPs \
+                 concurrently: sent now, the earlier reload could undo the stop)"
+            );
+            let mut pushed = g.pushed.subscribe();
+            let hold = async move {
+                // The read guard is dropped at once (never held across an await).
+                let _ = tokio::time::timeout(pending, async { pushed.wait_for(|p| p.exited).await.is_ok() }).await;
+            };
+            return AtomicResponse::new(Box::pin(
+                hold.into_actor(self)
+                    .then(move |(), act, _| act.reload_now(reason)),
+            ));
+        }
+        AtomicResponse::new(self.reload_now(reason))
+    }
+}
+
+impl NodeSignaller {
+    /// A reload sent now: through the guard when one runs, else by PID.
+    fn reload_now(&mut self, reason: ReloadReason) -> ReloadFuture {
         if stops(reason) && self.guard.as_ref().is_some_and(|g| g.pushed.borrow().exited) {
             // The kubelet stopped the node and this sidecar at once (a pod deletion, a rollout,
             // an eviction): the guard reported its node's exit, so nothing forges here any more
@@ -54,10 +87,10 @@ impl Handler<Reload> for NodeSignaller {
             if let Some(g) = self.guard.as_mut() {
                 g.permitted = false;
             }
-            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+            return Box::pin(fut::ready(Ok(())));
         }
         let Some(client) = self.live_guard() else {
-            return AtomicResponse::new(self.pid_reload(reason));
+            return self.pid_reload(reason);
         };
         let deadline = self.permit_deadline();
         // What the guard reported before this reload: a confirmation must come after it.
@@ -75,14 +108,12 @@ impl Handler<Reload> for NodeSignaller {
             }
         });
         let call = async move { reload_via_guard(&*client, reason, deadline, confirm).await };
-        AtomicResponse::new(Box::pin(
+        Box::pin(
             call.into_actor(self)
                 .then(move |result, act, _| act.guard_reloaded(reason, result)),
-        ))
+        )
     }
-}
 
-impl NodeSignaller {
     /// A reload by PID; a stopping one is sent only once no earlier reload may still be under
     /// way (F20), and answered once confirmed (module docs).
     fn pid_reload(&mut self, reason: ReloadReason) -> ReloadFuture {
