@@ -414,3 +414,6 @@ impl NodeSim {
         self.wait().await
     }
 }
+
+#[cfg(test)]
+mod tests;
