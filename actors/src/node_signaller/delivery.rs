@@ -84,7 +84,7 @@ impl Confirm {
 }
 
 /// Waits until the stop of `node` by PID counts as done: its process is gone, or `done_by`
-/// passed (`STOP_GRACE` for the stop and for every reload queued before it, module docs).
+/// passed (`STOP_GRACE` for the stop, and before it for every earlier reload, module docs).
 pub(super) async fn wait_stopped_by_pid(
     host: std::sync::Arc<dyn NodeHost>,
     node: ProcessIdentity,
@@ -110,8 +110,8 @@ pub(super) async fn wait_stopped_by_pid(
         pid = node.pid,
         grace_ms = grace.as_millis() as u64,
         waited_ms = started.elapsed().as_millis() as u64,
-        "stop taken as done after STOP_GRACE for it and for any earlier reloads it was queued behind \
-         (the node applies reloads in order; nothing the sidecar sees confirms it without the node guard)"
+        "stop taken as done after STOP_GRACE for it and for any earlier reloads (sent only once those \
+         had theirs; nothing the sidecar sees confirms it without the node guard)"
     );
 }
 

@@ -30,10 +30,9 @@ impl Handler<Reload> for NodeSignaller {
         }
         let pending = self.reloads_pending_for();
         if reason == ReloadReason::Reassert && !pending.is_zero() {
-            // The node applies reloads in order: this one would only queue behind a reload
-            // that may still be under way (and that reads the same files), and every stop sent
-            // next would have to wait for both. The next re-assert goes once it has had its
-            // STOP_GRACE.
+            // A reload may still be under way (and it reads the same files): this one would
+            // add nothing, and every stop sent next would have to wait for both (F16, F20). The
+            // next re-assert goes once it has had its STOP_GRACE.
             tracing::debug!(
                 actor = "node_signaller",
                 pending_ms = pending.as_millis() as u64,
