@@ -115,8 +115,8 @@ pub(super) async fn wait_stopped_by_pid(
     );
 }
 
-/// Waits until `until` (the earlier reloads' `STOP_GRACE`) before a stop's SIGHUP is sent by
-/// PID; true when the process is gone meanwhile (nothing to stop: the stop is done).
+/// Waits until `until` (the earlier reloads' `STOP_GRACE`) before a reload is sent by PID; true
+/// when the process is gone meanwhile (nothing to stop: a stop is then done).
 pub(super) async fn wait_earlier_reloads(
     host: std::sync::Arc<dyn NodeHost>,
     node: ProcessIdentity,
@@ -128,7 +128,7 @@ pub(super) async fn wait_earlier_reloads(
             tracing::info!(
                 actor = "node_signaller",
                 pid = node.pid,
-                "stop confirmed: the node process is gone"
+                "the node process is gone: a held-back stop is confirmed, any other reload is not sent"
             );
             return true;
         }

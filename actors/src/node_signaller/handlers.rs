@@ -40,31 +40,47 @@ impl Handler<Reload> for NodeSignaller {
             );
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         }
-        if stops(reason)
-            && !pending.is_zero()
-            && let Some(g) = self.guard.as_ref().filter(|g| g.client.present())
-        {
-            // As by PID (F20): the node handles every SIGHUP in a thread of its own, so an
-            // earlier start still under way could take effect after this stop (and its
-            // "Disabling" line would confirm a stop that the start then undoes). The stop goes
-            // to the guard once the earlier reloads have had their STOP_GRACE, or at once when
-            // the guard reports its node's exit.
+        if !pending.is_zero() {
+            // F20: the node handles every SIGHUP in a thread of its own, and each reload takes
+            // effect whenever its handler is done: two under way at once may take effect in
+            // either order, and an earlier start could undo a later stop (whose "Disabling" line
+            // the guard would report first). So a reload is sent only once every earlier one
+            // has had its STOP_GRACE: then at most one is ever under way, whether the node
+            // handles them concurrently or queues them.
             tracing::info!(
                 actor = "node_signaller",
                 reason = reason.as_str(),
                 held_ms = pending.as_millis() as u64,
-                "stop reload held back until the earlier reload has taken effect (the node handles SIGHUPs \
-                 concurrently: sent now, the earlier reload could undo the stop)"
+                "reload held back until the earlier reload has had its STOP_GRACE (the node handles SIGHUPs \
+                 concurrently: sent now, the two could take effect in either order)"
             );
-            let mut pushed = g.pushed.subscribe();
-            let hold = async move {
-                // The read guard is dropped at once (never held across an await).
-                let _ = tokio::time::timeout(pending, async { pushed.wait_for(|p| p.exited).await.is_ok() }).await;
-            };
-            return AtomicResponse::new(Box::pin(
-                hold.into_actor(self)
-                    .then(move |(), act, _| act.reload_now(reason)),
-            ));
+            let until = Instant::now() + pending;
+            if let Some(g) = self.guard.as_ref().filter(|g| g.client.present()) {
+                let mut pushed = g.pushed.subscribe();
+                let hold = async move {
+                    // Cut short when the guard reports its node's exit. The read guard is
+                    // dropped at once (never held across an await).
+                    let _ = tokio::time::timeout(pending, async { pushed.wait_for(|p| p.exited).await.is_ok() }).await;
+                };
+                return AtomicResponse::new(Box::pin(
+                    hold.into_actor(self)
+                        .then(move |(), act, _| act.reload_now(reason)),
+                ));
+            }
+            if let Some(node) = self.node {
+                return AtomicResponse::new(Box::pin(
+                    wait_earlier_reloads(self.host.clone(), node, until)
+                        .into_actor(self)
+                        .then(move |gone, act, _| -> ReloadFuture {
+                            if gone && stops(reason) {
+                                act.forging.set(0);
+                                act.told(reason);
+                                return Box::pin(fut::ready(Ok(())));
+                            }
+                            act.reload_now(reason)
+                        }),
+                ));
+            }
         }
         AtomicResponse::new(self.reload_now(reason))
     }
@@ -113,46 +129,8 @@ impl NodeSignaller {
         )
     }
 
-    /// A reload by PID; a stopping one is sent only once no earlier reload may still be under
-    /// way (F20), and answered once confirmed (module docs).
+    /// A reload by PID; a stopping one is answered once confirmed (module docs).
     fn pid_reload(&mut self, reason: ReloadReason) -> ReloadFuture {
-        let pending = self.reloads_pending_for();
-        if let Some(node) = self.node
-            && stops(reason)
-            && !pending.is_zero()
-        {
-            // cardano-node handles every SIGHUP in a thread of its own: an earlier reload that
-            // read the credentials while they were present could take effect after this stop
-            // and turn forging back on. So the stop's SIGHUP waits until the earlier reloads
-            // have had their STOP_GRACE (or the process is gone).
-            tracing::info!(
-                actor = "node_signaller",
-                reason = reason.as_str(),
-                pid = node.pid,
-                held_ms = pending.as_millis() as u64,
-                "stop SIGHUP held back until the earlier reload has taken effect (the node handles SIGHUPs \
-                 concurrently: sent now, the earlier reload could undo the stop)"
-            );
-            let host = self.host.clone();
-            let until = Instant::now() + pending;
-            return Box::pin(
-                wait_earlier_reloads(host, node, until)
-                    .into_actor(self)
-                    .then(move |gone, act, _| -> ReloadFuture {
-                        if gone {
-                            act.forging.set(0);
-                            act.told(reason);
-                            return Box::pin(fut::ready(Ok(())));
-                        }
-                        act.pid_reload_now(reason)
-                    }),
-            );
-        }
-        self.pid_reload_now(reason)
-    }
-
-    /// A reload by PID, sent now.
-    fn pid_reload_now(&mut self, reason: ReloadReason) -> ReloadFuture {
         let node = self.node;
         let sent = self.reload(reason);
         // Sent: `reloads_done_by` now includes this reload, behind every earlier one.

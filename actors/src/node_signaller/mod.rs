@@ -31,10 +31,11 @@
 //! see confirms it). cardano-node handles every SIGHUP in a thread of its own (each reads the
 //! credential files when it begins and applies what it read when it ends, with no lock), so a
 //! start still under way when a stop's SIGHUP arrives could take effect after the stop and turn
-//! forging back on (docs/safety-findings.md F20): by PID a stop's SIGHUP is therefore sent only
-//! once every earlier reload has had its `STOP_GRACE` (or the process is gone), and counts as
-//! done `STOP_GRACE` after it. For the same reason a re-assert is not sent by PID while an
-//! earlier reload may still be under way. Not confirmed within
+//! forging back on (docs/safety-findings.md F20). So every reload, by PID or through the guard,
+//! is sent only once every earlier one has had its `STOP_GRACE` (or the process is gone, or the
+//! guard reports its node's exit): at most one is ever under way, and a stop by PID counts as
+//! done `STOP_GRACE` after its SIGHUP. A re-assert is not held back but skipped while an earlier
+//! reload may still be under way (it would add nothing). Not confirmed within
 //! `STOP_CONFIRM_TIMEOUT`, the reload fails with [`STOP_UNCONFIRMED`], and the Decider keeps the
 //! claim and the lease: the renew deadline and the guard's permit do the fencing. "The guard
 //! did not answer" is never taken for "the node is gone": only a guard whose socket file is
@@ -175,10 +176,9 @@ pub struct NodeSignaller {
     /// Boot credentials are installed while the node is down (`NODE_STARTS_NON_PRODUCING`): a
     /// SIGHUP not asked for by the Decider could make a standby forge, so none is ever sent.
     boot_credentials: bool,
-    /// By PID, the latest instant by which the node process has applied every reload sent to
-    /// it so far: each is taken to take effect within `STOP_GRACE` of its SIGHUP, counted (to
-    /// be safe with a node that queues them too) from when the one before took effect (module
-    /// docs).
+    /// The latest instant by which the node process has applied every reload sent to it so
+    /// far: each takes effect within `STOP_GRACE` of its SIGHUP, and none is sent before the
+    /// one before had its `STOP_GRACE` (module docs).
     reloads_done_by: Option<Instant>,
 }
 
