@@ -40,19 +40,20 @@ impl Handler<Reload> for NodeSignaller {
             );
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         }
-        if !pending.is_zero() {
+        if stops(reason) && !pending.is_zero() {
             // F20: the node handles every SIGHUP in a thread of its own, and each reload takes
-            // effect whenever its handler is done: two under way at once may take effect in
-            // either order, and an earlier start could undo a later stop (whose "Disabling" line
-            // the guard would report first). So a reload is sent only once every earlier one
-            // has had its STOP_GRACE: then at most one is ever under way, whether the node
-            // handles them concurrently or queues them.
+            // effect whenever its handler is done: an earlier start still under way could take
+            // effect after this stop and undo it (and through the guard, the stop's own
+            // "Disabling" line would confirm it first). So a stop is sent only once every
+            // earlier reload has had its STOP_GRACE. Only stops wait: the actor answers nothing
+            // meanwhile (lease facts pass through it), and a start undone by an earlier stop
+            // costs only time (the Decider re-asserts).
             tracing::info!(
                 actor = "node_signaller",
                 reason = reason.as_str(),
                 held_ms = pending.as_millis() as u64,
-                "reload held back until the earlier reload has had its STOP_GRACE (the node handles SIGHUPs \
-                 concurrently: sent now, the two could take effect in either order)"
+                "stop held back until the earlier reload has had its STOP_GRACE (the node handles SIGHUPs \
+                 concurrently: sent now, the earlier reload could take effect after it and undo it)"
             );
             let until = Instant::now() + pending;
             if let Some(g) = self.guard.as_ref().filter(|g| g.client.present()) {
@@ -72,7 +73,7 @@ impl Handler<Reload> for NodeSignaller {
                     wait_earlier_reloads(self.host.clone(), node, until)
                         .into_actor(self)
                         .then(move |gone, act, _| -> ReloadFuture {
-                            if gone && stops(reason) {
+                            if gone {
                                 act.forging.set(0);
                                 act.told(reason);
                                 return Box::pin(fut::ready(Ok(())));

@@ -1,5 +1,5 @@
-//! Reloads by PID behind earlier reloads: none is sent while an earlier one may still be under
-//! way, and a stop counts as done only after every earlier reload and its own (module docs). The
+//! Stops by PID behind earlier reloads: a stop is sent only once no earlier reload may still be
+//! under way, and counts as done only after its own (module docs). The
 //! node is a real child process that ignores SIGHUP (it lives on, so only `STOP_GRACE` can end
 //! the wait, never its exit).
 
@@ -161,29 +161,6 @@ async fn a_reassert_by_pid_is_not_queued_behind_a_reload_that_may_be_under_way()
     );
     reload(&addr, ReloadReason::Reassert).await;
     assert_eq!(sighups(&metrics, ReloadReason::Reassert), 1);
-}
-
-#[actix::test]
-async fn a_start_by_pid_is_sent_only_once_an_earlier_reload_has_had_its_grace() {
-    // F20: the node handles every SIGHUP in a thread of its own, so a start sent while the
-    // start-up reload (credentials absent) may still be under way could take effect before it,
-    // and the node would end up not forging. One reload under way at a time.
-    let mut node = DeafNode::spawn().await;
-    let (addr, metrics) = signaller();
-    addr.send(NodeProcess(Some(node.identity())))
-        .await
-        .expect("mailbox");
-    let t0 = Instant::now();
-    reload(&addr, ReloadReason::Startup).await;
-    reload(&addr, ReloadReason::StartForging).await;
-    let took = t0.elapsed();
-    assert!(node.alive());
-    assert_eq!(sighups(&metrics, ReloadReason::StartForging), 1);
-    assert!(
-        took >= GRACE - Duration::from_millis(50),
-        "the start was sent {took:?} after the start-up reload, while that one may still be under way"
-    );
-    assert!(took < GRACE + Duration::from_secs(3), "{took:?}");
 }
 
 /// Stands in for the NodeSignaller's mailbox: records what reaches it once it runs.
