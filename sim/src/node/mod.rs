@@ -314,9 +314,8 @@ impl NodeSim {
         let mut detail = format!("{mode}, replay {} ms", node.opts.replay.as_millis());
         if b != &NodeBehaviour::default() {
             detail.push_str(&format!(
-                ", reload {} ms ({}), seed {}, handler after {} ms, stop grace {} ms{}",
+                ", reload {} ms, seed {}, handler after {} ms, stop grace {} ms{}{}",
                 b.reload,
-                b.reload_order.as_str(),
                 b.seed,
                 b.handler_delay.as_millis(),
                 b.stop_grace.as_millis(),
@@ -324,6 +323,10 @@ impl NodeSim {
                     ", socket closed at SIGTERM"
                 } else {
                     ""
+                },
+                match b.reload_order {
+                    ReloadOrder::InOrder => "",
+                    ReloadOrder::Concurrent => ", reloads handled concurrently",
                 }
             ));
         }
