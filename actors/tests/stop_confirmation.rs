@@ -17,6 +17,7 @@ use std::{
 };
 
 use actix::{Addr, Supervisor};
+use forge_actors::ports::{DiscoveryError, NodeHost, SignalError, SocketState};
 use forge_actors::{
     adapters::{
         guard::GuardClient,
@@ -27,7 +28,6 @@ use forge_actors::{
     metrics::{Metrics, PodLabels},
     node_signaller::{NodeSignaller, StopConfirmation},
 };
-use forge_actors::ports::{DiscoveryError, NodeHost, SignalError, SocketState};
 use forge_core::decision::ReloadReason;
 use forge_guard::protocol::{Answer, GuardState, Observation};
 use forge_sim::{
@@ -445,7 +445,8 @@ fn slow_then_fast_seed(reload: Latency) -> u64 {
     (0..10_000u64)
         .find(|&seed| {
             let mut rng = SplitMix64::new(seed);
-            reload.draw(&mut rng) >= Duration::from_millis(300) && reload.draw(&mut rng) <= Duration::from_millis(60)
+            reload.draw(&mut rng) >= Duration::from_millis(300)
+                && reload.draw(&mut rng) <= Duration::from_millis(60)
         })
         .expect("some seed draws a slow reload, then a fast one")
 }
@@ -523,7 +524,10 @@ async fn a_start_still_under_way_never_undoes_a_stop_confirmed_by_pid() {
     assert!(stopped.is_ok(), "{stopped:?}");
     let confirmed_ns = forge_sim::timeline::unix_now_ns();
     let took = sent.elapsed();
-    assert!(took < 2 * grace + Duration::from_secs(3), "the stop took {took:?}");
+    assert!(
+        took < 2 * grace + Duration::from_secs(3),
+        "the stop took {took:?}"
+    );
 
     // Every reload sent has taken effect once its slowest latency passed after the last SIGHUP.
     tokio::time::sleep(Duration::from_millis(RELOAD_MAX_MS + 200)).await;

@@ -61,7 +61,9 @@ impl Handler<Reload> for NodeSignaller {
                 let hold = async move {
                     // Cut short when the guard reports its node's exit. The read guard is
                     // dropped at once (never held across an await).
-                    let _ = tokio::time::timeout(pending, async { pushed.wait_for(|p| p.exited).await.is_ok() }).await;
+                    let _ =
+                        tokio::time::timeout(pending, async { pushed.wait_for(|p| p.exited).await.is_ok() })
+                            .await;
                 };
                 return AtomicResponse::new(Box::pin(
                     hold.into_actor(self)

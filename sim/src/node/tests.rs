@@ -11,7 +11,8 @@ fn slow_then_fast_seed(reload: Latency) -> u64 {
     (0..10_000u64)
         .find(|&seed| {
             let mut rng = SplitMix64::new(seed);
-            reload.draw(&mut rng) >= Duration::from_millis(250) && reload.draw(&mut rng) <= Duration::from_millis(60)
+            reload.draw(&mut rng) >= Duration::from_millis(250)
+                && reload.draw(&mut rng) <= Duration::from_millis(60)
         })
         .expect("some seed draws a slow reload, then a fast one")
 }
@@ -55,7 +56,10 @@ async fn start_then_stop(order: ReloadOrder) -> (bool, Vec<EventKind>) {
         .iter()
         .any(|e| e.event == EventKind::Sighup)
     {
-        assert!(tokio::time::Instant::now() < deadline, "the node never took the SIGHUP");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node never took the SIGHUP"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     for f in [&creds.kes, &creds.vrf, &creds.opcert] {
@@ -74,7 +78,10 @@ async fn start_then_stop(order: ReloadOrder) -> (bool, Vec<EventKind>) {
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while settled(&read_file(&timeline).expect("timeline")) < want {
-        assert!(tokio::time::Instant::now() < deadline, "the reloads never took effect");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reloads never took effect"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // Concurrent: the stop took effect (no change: not forging yet) before the start; the start's
@@ -103,6 +110,9 @@ async fn concurrent_a_slow_start_takes_effect_after_a_fast_stop_and_wins() {
     // As cardano-node: each SIGHUP's handler reads the files when it runs and applies what it
     // read when it is done; the start's, slower, is applied last.
     let (forging, events) = start_then_stop(ReloadOrder::Concurrent).await;
-    assert!(forging, "the start read the files before they went, and was applied last");
+    assert!(
+        forging,
+        "the start read the files before they went, and was applied last"
+    );
     assert_eq!(events, [EventKind::ForgingOn]);
 }
