@@ -3,7 +3,9 @@
 //! block forging" report, never before; a node that never confirms fails the reload
 //! (`stop_unconfirmed`); a guard that does not answer is not a node that is gone (F3), unless
 //! the node process identified by PID and start time is gone; a reload the node lost in its
-//! replay is never re-sent for a standby (F4).
+//! replay is never re-sent for a standby (F4). By PID, against the node simulator handling
+//! SIGHUPs concurrently as cardano-node does, a start still under way never undoes a confirmed
+//! stop (F20).
 
 use std::{
     path::{Path, PathBuf},
@@ -15,6 +17,7 @@ use std::{
 };
 
 use actix::{Addr, Supervisor};
+use forge_actors::ports::{DiscoveryError, NodeHost, SignalError, SocketState};
 use forge_actors::{
     adapters::{
         guard::GuardClient,
@@ -27,6 +30,12 @@ use forge_actors::{
 };
 use forge_core::decision::ReloadReason;
 use forge_guard::protocol::{Answer, GuardState, Observation};
+use forge_sim::{
+    creds::write_test_credentials,
+    node::{Latency, NodeBehaviour, NodeOptions, NodeSim, ReloadOrder, SplitMix64},
+    timeline::EventKind,
+};
+use futures::future::BoxFuture;
 use prometheus::Registry;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
@@ -43,9 +52,17 @@ enum Script {
     NeverConfirms,
 }
 
+/// When the guard received each `reload` request.
+type Reloads = Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>;
+
 /// A guard on `socket` whose node forges until a reload is confirmed per `script`. `pushed` is
 /// set just before the confirming report is written.
 fn scripted_guard(socket: &Path, script: Script, pushed: Arc<AtomicBool>) {
+    recording_guard(socket, script, pushed, Arc::default());
+}
+
+/// [`scripted_guard`], recording when each `reload` request arrives in `reloads`.
+fn recording_guard(socket: &Path, script: Script, pushed: Arc<AtomicBool>, reloads: Reloads) {
     let listener = UnixListener::bind(socket).expect("bind guard socket");
     let (tx, _) = broadcast::channel::<String>(16);
     let forging = GuardState {
@@ -62,7 +79,8 @@ fn scripted_guard(socket: &Path, script: Script, pushed: Arc<AtomicBool>) {
             let tx = tx.clone();
             let pushed = pushed.clone();
             let forging = forging.clone();
-            actix::spawn(async move { serve(conn, script, tx, pushed, forging).await });
+            let reloads = reloads.clone();
+            actix::spawn(async move { serve(conn, script, tx, pushed, forging, reloads).await });
         }
     });
 }
@@ -73,6 +91,7 @@ async fn serve(
     tx: broadcast::Sender<String>,
     pushed: Arc<AtomicBool>,
     forging: GuardState,
+    reloads: Reloads,
 ) {
     let (read, mut write) = conn.into_split();
     let mut line = String::new();
@@ -96,6 +115,7 @@ async fn serve(
             }
         }
         "reload" => {
+            reloads.lock().expect("reloads").push(tokio::time::Instant::now());
             if let Script::ConfirmAfter(after) = script {
                 tokio::time::sleep(after).await;
                 let stopped = GuardState {
@@ -336,4 +356,200 @@ async fn a_refused_guard_whose_node_was_seen_only_through_it_is_no_confirmation(
         !failed.kind.is_node_absent(),
         "{failed:?} would let the plan hand over while the node may forge"
     );
+}
+
+#[actix::test]
+async fn a_stop_through_the_guard_waits_for_an_earlier_reload_that_may_be_under_way() {
+    // F20 through the guard: the node handles each SIGHUP in a thread of its own, so a stop's
+    // SIGHUP sent while a rotation (credentials present) may still be under way could take effect
+    // before it, and its "Disabling" line would confirm a stop the rotation then undoes. The
+    // stop's reload reaches the guard only once the rotation has had its STOP_GRACE.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(&dir);
+    let reloads = Reloads::default();
+    recording_guard(
+        &socket,
+        Script::ConfirmAfter(Duration::from_millis(50)),
+        Arc::new(AtomicBool::new(false)),
+        reloads.clone(),
+    );
+    let grace = Duration::from_millis(600);
+    let (addr, metrics) = signaller(
+        &socket,
+        StopConfirmation {
+            grace,
+            timeout: Duration::from_secs(5),
+        },
+    );
+    subscribed(&metrics).await;
+    let rotated = addr
+        .send(Reload {
+            reason: ReloadReason::Rotation,
+        })
+        .await
+        .expect("mailbox");
+    assert_eq!(rotated, Ok(()));
+    assert_eq!(stop(&addr).await, Ok(()));
+    let at = reloads.lock().expect("reloads").clone();
+    assert_eq!(at.len(), 2, "one reload for the rotation, one for the stop");
+    let between = at[1] - at[0];
+    assert!(
+        between >= grace - Duration::from_millis(50),
+        "the stop's reload reached the guard {between:?} after the rotation's, while that one may still be \
+         under way in the node (STOP_GRACE {grace:?})"
+    );
+}
+
+/// The node simulator behind a [`NodeHost`]: the test process's own identity stands for the
+/// node process (alive and verifiable throughout), and a SIGHUP to it is the simulator's.
+struct SimHost {
+    node: forge_sim::node::NodeHandle,
+    identity: ProcessIdentity,
+}
+
+impl NodeHost for SimHost {
+    fn check_socket(&self, socket: &Path, timeout: Duration) -> BoxFuture<'static, SocketState> {
+        ProcFs::default().check_socket(socket, timeout)
+    }
+
+    fn listening_socket_inodes(&self, socket: &Path) -> std::io::Result<Vec<u64>> {
+        ProcFs::default().listening_socket_inodes(socket)
+    }
+
+    fn identity(&self, pid: i32) -> std::io::Result<ProcessIdentity> {
+        ProcFs::default().identity(pid)
+    }
+
+    fn discover_node(&self, _socket: &Path, _name: &str) -> Result<ProcessIdentity, DiscoveryError> {
+        Ok(self.identity)
+    }
+
+    fn cmdline(&self, pid: i32) -> std::io::Result<Vec<String>> {
+        ProcFs::default().cmdline(pid)
+    }
+
+    fn signal(&self, target: ProcessIdentity, signal: rustix::process::Signal) -> Result<(), SignalError> {
+        assert_eq!(target, self.identity, "only the node is signalled");
+        assert_eq!(signal, rustix::process::Signal::HUP);
+        self.node.sighup();
+        Ok(())
+    }
+}
+
+/// The slowest reload of the concurrent node below; `STOP_GRACE` covers it.
+const RELOAD_MAX_MS: u64 = 400;
+
+/// A seed whose first reload draw is slow and second fast: a start still under way when the stop
+/// that follows it has already taken effect.
+fn slow_then_fast_seed(reload: Latency) -> u64 {
+    (0..10_000u64)
+        .find(|&seed| {
+            let mut rng = SplitMix64::new(seed);
+            reload.draw(&mut rng) >= Duration::from_millis(300)
+                && reload.draw(&mut rng) <= Duration::from_millis(60)
+        })
+        .expect("some seed draws a slow reload, then a fast one")
+}
+
+#[actix::test]
+async fn a_start_still_under_way_never_undoes_a_stop_confirmed_by_pid() {
+    // F20. cardano-node handles every SIGHUP in a thread of its own: a start (credentials
+    // present when its handler read them) that is slow to apply can take effect after a stop
+    // sent just behind it (credentials absent), and the node forges again after the stop was
+    // taken as done. The sidecar must hold the stop's SIGHUP back until the start is done.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let creds = write_test_credentials(dir.path(), 1, 0).expect("credentials");
+    let timeline = dir.path().join("timeline.jsonl");
+    let reload = Latency::range_ms(20, RELOAD_MAX_MS);
+    let sim = NodeSim::start_with(
+        NodeOptions {
+            name: "node".into(),
+            socket: dir.path().join("node.socket"),
+            kes: creds.kes.clone(),
+            vrf: creds.vrf.clone(),
+            opcert: creds.opcert.clone(),
+            timeline: timeline.clone(),
+            start_as_non_producing: true,
+            replay: Duration::ZERO,
+            metrics_port: None,
+            echo_stdout: false,
+        },
+        NodeBehaviour {
+            reload,
+            reload_order: ReloadOrder::Concurrent,
+            seed: slow_then_fast_seed(reload),
+            ..NodeBehaviour::default()
+        },
+    )
+    .await
+    .expect("node starts");
+    let identity = ProcFs::default()
+        .identity(std::process::id() as i32)
+        .expect("own identity");
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let host = SimHost {
+        node: sim.handle(),
+        identity,
+    };
+    let grace = Duration::from_millis(500);
+    assert!(grace >= Duration::from_millis(RELOAD_MAX_MS));
+    let m = metrics.clone();
+    let addr = Supervisor::start(move |_| {
+        NodeSignaller::new(host, &m).with_stop_confirmation(StopConfirmation {
+            grace,
+            timeout: Duration::from_secs(5),
+        })
+    });
+    addr.send(NodeProcess(Some(identity))).await.expect("mailbox");
+
+    // A leader starts forging, and shuts down a moment later: the credentials go first (as the
+    // Decider removes them before the stopping reload), then the stop.
+    let start = addr
+        .send(Reload {
+            reason: ReloadReason::StartForging,
+        })
+        .await
+        .expect("mailbox");
+    assert!(start.is_ok(), "{start:?}");
+    for f in [&creds.kes, &creds.vrf, &creds.opcert] {
+        std::fs::remove_file(f).expect("remove credentials");
+    }
+    let sent = tokio::time::Instant::now();
+    let stopped = addr
+        .send(Reload {
+            reason: ReloadReason::Shutdown,
+        })
+        .await
+        .expect("mailbox");
+    assert!(stopped.is_ok(), "{stopped:?}");
+    let confirmed_ns = forge_sim::timeline::unix_now_ns();
+    let took = sent.elapsed();
+    assert!(
+        took < 2 * grace + Duration::from_secs(3),
+        "the stop took {took:?}"
+    );
+
+    // Every reload sent has taken effect once its slowest latency passed after the last SIGHUP.
+    tokio::time::sleep(Duration::from_millis(RELOAD_MAX_MS + 200)).await;
+    let events = forge_sim::timeline::read_file(&timeline).expect("timeline");
+    let forging: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e.event, EventKind::ForgingOn | EventKind::ForgingOff))
+        .collect();
+    assert!(
+        forging.iter().any(|e| e.event == EventKind::ForgingOn),
+        "the start never took effect: {events:#?}"
+    );
+    let at_confirmation = forging
+        .iter()
+        .rev()
+        .find(|e| e.t_unix_ns <= confirmed_ns)
+        .map(|e| e.event);
+    let after: Vec<_> = forging.iter().filter(|e| e.t_unix_ns > confirmed_ns).collect();
+    assert!(
+        at_confirmation == Some(EventKind::ForgingOff) && after.is_empty() && !sim.handle().forging(),
+        "the node forged when the stop was confirmed or after it (an earlier start's reload applied after \
+         the stop's): last before the confirmation {at_confirmation:?}, after it {after:#?}, timeline {events:#?}"
+    );
+    sim.stop().await.expect("node stops");
 }

@@ -84,7 +84,7 @@ impl Confirm {
 }
 
 /// Waits until the stop of `node` by PID counts as done: its process is gone, or `done_by`
-/// passed (`STOP_GRACE` for the stop and for every reload queued before it, module docs).
+/// passed (`STOP_GRACE` for the stop, and before it for every earlier reload, module docs).
 pub(super) async fn wait_stopped_by_pid(
     host: std::sync::Arc<dyn NodeHost>,
     node: ProcessIdentity,
@@ -110,9 +110,32 @@ pub(super) async fn wait_stopped_by_pid(
         pid = node.pid,
         grace_ms = grace.as_millis() as u64,
         waited_ms = started.elapsed().as_millis() as u64,
-        "stop taken as done after STOP_GRACE for it and for any earlier reloads it was queued behind \
-         (the node applies reloads in order; nothing the sidecar sees confirms it without the node guard)"
+        "stop taken as done after STOP_GRACE for it and for any earlier reloads (sent only once those \
+         had theirs; nothing the sidecar sees confirms it without the node guard)"
     );
+}
+
+/// Waits until `until` (the earlier reloads' `STOP_GRACE`) before a reload is sent by PID; true
+/// when the process is gone meanwhile (nothing to stop: a stop is then done).
+pub(super) async fn wait_earlier_reloads(
+    host: std::sync::Arc<dyn NodeHost>,
+    node: ProcessIdentity,
+    until: Instant,
+) -> bool {
+    let verifiable = node.start_time != 0;
+    while Instant::now() < until {
+        if verifiable && host.identity(node.pid).ok() != Some(node) {
+            tracing::info!(
+                actor = "node_signaller",
+                pid = node.pid,
+                "the node process is gone: a held-back stop is confirmed, any other reload is not sent"
+            );
+            return true;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        tokio::time::sleep(Duration::from_millis(20).min(left)).await;
+    }
+    false
 }
 
 /// Whether the guard's process is gone: it removes its socket file only when it exits with

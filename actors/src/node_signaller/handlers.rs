@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::{
     GUARD_RESEND_EVERY, GuardPush, NodeSignaller,
-    delivery::{Confirm, guard_gone, reload_via_guard, stops, wait_stopped_by_pid},
+    delivery::{Confirm, guard_gone, reload_via_guard, stops, wait_earlier_reloads, wait_stopped_by_pid},
 };
 use crate::{
     messages::{CommandError, CommandResult, Fact, NodeProcess, Reload},
@@ -30,10 +30,9 @@ impl Handler<Reload> for NodeSignaller {
         }
         let pending = self.reloads_pending_for();
         if reason == ReloadReason::Reassert && !pending.is_zero() {
-            // The node applies reloads in order: this one would only queue behind a reload
-            // that may still be under way (and that reads the same files), and every stop sent
-            // next would have to wait for both. The next re-assert goes once it has had its
-            // STOP_GRACE.
+            // A reload may still be under way (and it reads the same files): this one would
+            // add nothing, and every stop sent next would have to wait for both (F16, F20). The
+            // next re-assert goes once it has had its STOP_GRACE.
             tracing::debug!(
                 actor = "node_signaller",
                 pending_ms = pending.as_millis() as u64,
@@ -41,6 +40,58 @@ impl Handler<Reload> for NodeSignaller {
             );
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         }
+        if stops(reason) && !pending.is_zero() {
+            // F20: the node handles every SIGHUP in a thread of its own, and each reload takes
+            // effect whenever its handler is done: an earlier start still under way could take
+            // effect after this stop and undo it (and through the guard, the stop's own
+            // "Disabling" line would confirm it first). So a stop is sent only once every
+            // earlier reload has had its STOP_GRACE. Only stops wait: the actor answers nothing
+            // meanwhile (lease facts pass through it), and a start undone by an earlier stop
+            // costs only time (the Decider re-asserts).
+            tracing::info!(
+                actor = "node_signaller",
+                reason = reason.as_str(),
+                held_ms = pending.as_millis() as u64,
+                "stop held back until the earlier reload has had its STOP_GRACE (the node handles SIGHUPs \
+                 concurrently: sent now, the earlier reload could take effect after it and undo it)"
+            );
+            let until = Instant::now() + pending;
+            if let Some(g) = self.guard.as_ref().filter(|g| g.client.present()) {
+                let mut pushed = g.pushed.subscribe();
+                let hold = async move {
+                    // Cut short when the guard reports its node's exit. The read guard is
+                    // dropped at once (never held across an await).
+                    let _ =
+                        tokio::time::timeout(pending, async { pushed.wait_for(|p| p.exited).await.is_ok() })
+                            .await;
+                };
+                return AtomicResponse::new(Box::pin(
+                    hold.into_actor(self)
+                        .then(move |(), act, _| act.reload_now(reason)),
+                ));
+            }
+            if let Some(node) = self.node {
+                return AtomicResponse::new(Box::pin(
+                    wait_earlier_reloads(self.host.clone(), node, until)
+                        .into_actor(self)
+                        .then(move |gone, act, _| -> ReloadFuture {
+                            if gone {
+                                act.forging.set(0);
+                                act.told(reason);
+                                return Box::pin(fut::ready(Ok(())));
+                            }
+                            act.reload_now(reason)
+                        }),
+                ));
+            }
+        }
+        AtomicResponse::new(self.reload_now(reason))
+    }
+}
+
+impl NodeSignaller {
+    /// A reload sent now: through the guard when one runs, else by PID.
+    fn reload_now(&mut self, reason: ReloadReason) -> ReloadFuture {
         if stops(reason) && self.guard.as_ref().is_some_and(|g| g.pushed.borrow().exited) {
             // The kubelet stopped the node and this sidecar at once (a pod deletion, a rollout,
             // an eviction): the guard reported its node's exit, so nothing forges here any more
@@ -54,10 +105,10 @@ impl Handler<Reload> for NodeSignaller {
             if let Some(g) = self.guard.as_mut() {
                 g.permitted = false;
             }
-            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+            return Box::pin(fut::ready(Ok(())));
         }
         let Some(client) = self.live_guard() else {
-            return AtomicResponse::new(self.pid_reload(reason));
+            return self.pid_reload(reason);
         };
         let deadline = self.permit_deadline();
         // What the guard reported before this reload: a confirmation must come after it.
@@ -75,14 +126,12 @@ impl Handler<Reload> for NodeSignaller {
             }
         });
         let call = async move { reload_via_guard(&*client, reason, deadline, confirm).await };
-        AtomicResponse::new(Box::pin(
+        Box::pin(
             call.into_actor(self)
                 .then(move |result, act, _| act.guard_reloaded(reason, result)),
-        ))
+        )
     }
-}
 
-impl NodeSignaller {
     /// A reload by PID; a stopping one is answered once confirmed (module docs).
     fn pid_reload(&mut self, reason: ReloadReason) -> ReloadFuture {
         let node = self.node;

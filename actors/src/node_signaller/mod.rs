@@ -28,10 +28,15 @@
 //! "Disabling block forging" (or "not effective") line observed after the reload was sent, plus
 //! [`STOP_SETTLE`] for its forging thread; by PID, when the process is gone, else once
 //! `STOP_GRACE` passed for this reload *and every reload sent before it* (nothing the sidecar can
-//! see confirms it): the node applies reloads one at a time, in order, so a stop queued behind
-//! a reload still under way (a start, a re-assert) takes effect only after it. For the same
-//! reason a re-assert is not sent by PID while an earlier reload may still be under way: it
-//! would only queue behind it and hold back any stop that follows. Not confirmed within
+//! see confirms it). cardano-node handles every SIGHUP in a thread of its own (each reads the
+//! credential files when it begins and applies what it read when it ends, with no lock), so a
+//! start still under way when a stop's SIGHUP arrives could take effect after the stop and turn
+//! forging back on (docs/safety-findings.md F20). So a stopping reload, by PID or through the
+//! guard, is sent only once every earlier reload has had its `STOP_GRACE` (or the process is
+//! gone, or the guard reports its node's exit), and by PID counts as done `STOP_GRACE` after its
+//! SIGHUP. Each reload is taken to take effect within `STOP_GRACE` of its own SIGHUP (the
+//! handlers do not queue). A re-assert is skipped while an earlier reload may still be under way
+//! (it would add nothing, and hold back a stop that follows). Not confirmed within
 //! `STOP_CONFIRM_TIMEOUT`, the reload fails with [`STOP_UNCONFIRMED`], and the Decider keeps the
 //! claim and the lease: the renew deadline and the guard's permit do the fencing. "The guard
 //! did not answer" is never taken for "the node is gone": only a guard whose socket file is
@@ -172,9 +177,9 @@ pub struct NodeSignaller {
     /// Boot credentials are installed while the node is down (`NODE_STARTS_NON_PRODUCING`): a
     /// SIGHUP not asked for by the Decider could make a standby forge, so none is ever sent.
     boot_credentials: bool,
-    /// By PID, the latest instant by which the node process has applied every reload sent to
-    /// it so far: each is taken to take effect within `STOP_GRACE` of the node beginning it,
-    /// and the node begins one only when the one before took effect (module docs).
+    /// The latest instant by which the node process has applied every reload sent to it so
+    /// far: cardano-node begins handling each SIGHUP at once, and each takes effect within
+    /// `STOP_GRACE` of it (module docs).
     reloads_done_by: Option<Instant>,
 }
 
@@ -298,9 +303,10 @@ impl NodeSignaller {
     /// what the node was told.
     fn reloaded(&mut self, reason: ReloadReason, via: &str) {
         self.sighups.with_label_values(&[reason.as_str()]).inc();
-        let now = Instant::now();
-        let begins = self.reloads_done_by.map_or(now, |t| t.max(now));
-        self.reloads_done_by = Some(begins + self.stop.grace);
+        // Each SIGHUP's handler begins at once (F20): this reload takes effect within
+        // STOP_GRACE of now, whatever else is under way.
+        let done = Instant::now() + self.stop.grace;
+        self.reloads_done_by = Some(self.reloads_done_by.map_or(done, |t| t.max(done)));
         self.restarts.healthy();
         let connected = self.guard.as_ref().is_some_and(|g| g.connected);
         if !connected {

@@ -1,5 +1,5 @@
-//! Stops by PID behind earlier reloads: the node applies reloads one at a time, in order, so a
-//! stop queued behind a reload still under way takes effect only after it (module docs). The
+//! Stops by PID behind earlier reloads: a stop is sent only once no earlier reload may still be
+//! under way, and counts as done only after its own (module docs). The
 //! node is a real child process that ignores SIGHUP (it lives on, so only `STOP_GRACE` can end
 //! the wait, never its exit).
 

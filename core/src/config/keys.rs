@@ -319,7 +319,7 @@ keys! {
     GUARD_SOCKET guard_socket [Node, Path, "/ipc/forge-guard.sock"]
         "Socket of the node guard (docs/guard.md).";
     STOP_GRACE stop_grace [Node, Seconds, "2"]
-        "Without the node guard: after a stopping SIGHUP, wait this long (or for the node's exit) before the stop counts as done; the node applies reloads in order, so for each earlier reload that may still be under way it waits this long more.";
+        "The longest a reload may take in the node. Without the node guard: after a stopping SIGHUP, wait this long (or for the node's exit) before the stop counts as done. With or without it, a stopping reload is sent only once every earlier reload has had this long: the node handles each SIGHUP in a thread of its own, so an earlier start still under way could take effect after the stop and undo it.";
     STOP_CONFIRM_TIMEOUT stop_confirm_timeout [Node, Seconds, "5"]
         "With the node guard: a stopping reload must be confirmed by the node within this, else the stop fails and nothing is handed over.";
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use crate::node::Latency;
+use crate::node::{Latency, ReloadOrder};
 
 /// The simulator subcommands.
 #[derive(Debug, Subcommand)]
@@ -88,6 +88,11 @@ pub enum SimCommand {
         /// run one at a time, in order; the reconfiguration line is logged just before the effect).
         #[arg(long, value_name = "MS|A..B", default_value = "0")]
         reload_ms: Latency,
+        /// How overlapping reloads are applied: `in-order` (one at a time, each reading the files
+        /// when its turn comes) or `concurrent` (as cardano-node: each SIGHUP reads the files at
+        /// once and takes effect after its own latency, so a later one can win over an earlier).
+        #[arg(long, value_name = "in-order|concurrent", default_value = "in-order")]
+        reload_order: ReloadOrder,
         /// Seed for the reload latency draws (default: from the clock; the `start` line shows it).
         #[arg(long)]
         seed: Option<u64>,

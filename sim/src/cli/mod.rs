@@ -201,6 +201,7 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
             replay_ms,
             metrics_port,
             reload_ms,
+            reload_order,
             seed,
             handler_delay_ms,
             stop_grace_ms,
@@ -240,6 +241,7 @@ async fn run_async(cmd: SimCommand) -> anyhow::Result<ExitCode> {
                 },
                 NodeBehaviour {
                     reload: reload_ms,
+                    reload_order,
                     seed,
                     handler_delay,
                     stop_grace: Duration::from_millis(stop_grace_ms),

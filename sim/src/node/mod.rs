@@ -21,6 +21,10 @@
 //!   valid -> forging on; present but invalid -> a reconfiguration error and the previous state
 //!   kept. The `forging_on` line is written just before the effect and `forging_off` just after
 //!   it, so the timeline never shows less forging than there was.
+//!   With [`ReloadOrder::Concurrent`] (as cardano-node: every SIGHUP runs its handler in a
+//!   thread of its own, with no lock) each SIGHUP begins its reload at once instead: it reads
+//!   the files when it arrives and takes effect after its own draw, so a later SIGHUP can take
+//!   effect before an earlier one, and the last effect wins (an early start can undo a stop).
 //! - SIGTERM/SIGINT: with [`NodeBehaviour::stop_grace`] (0 by default) the node goes on forging
 //!   that long after a `sigterm` line (its socket already closed with
 //!   [`NodeBehaviour::close_socket_early`]), ignoring further SIGHUPs and dropping queued
@@ -58,7 +62,7 @@ use tokio::task::JoinHandle;
 
 use crate::creds::{OPCERT_TYPE, check_envelope};
 use crate::timeline::{EventKind, ProcessId, TimelineError, TimelineEvent, TimelineWriter, unix_now_ns};
-pub use options::{Latency, NodeBehaviour, NodeOptions, SplitMix64};
+pub use options::{Latency, NodeBehaviour, NodeOptions, ReloadOrder, SplitMix64};
 use task::{Node, bind_socket, run};
 pub use tip::Tip;
 use tip::{serve_metrics, serve_node_control};
@@ -310,7 +314,7 @@ impl NodeSim {
         let mut detail = format!("{mode}, replay {} ms", node.opts.replay.as_millis());
         if b != &NodeBehaviour::default() {
             detail.push_str(&format!(
-                ", reload {} ms, seed {}, handler after {} ms, stop grace {} ms{}",
+                ", reload {} ms, seed {}, handler after {} ms, stop grace {} ms{}{}",
                 b.reload,
                 b.seed,
                 b.handler_delay.as_millis(),
@@ -319,6 +323,10 @@ impl NodeSim {
                     ", socket closed at SIGTERM"
                 } else {
                     ""
+                },
+                match b.reload_order {
+                    ReloadOrder::InOrder => "",
+                    ReloadOrder::Concurrent => ", reloads handled concurrently",
                 }
             ));
         }
@@ -409,3 +417,6 @@ impl NodeSim {
         self.wait().await
     }
 }
+
+#[cfg(test)]
+mod tests;

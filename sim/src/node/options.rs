@@ -40,6 +40,9 @@ pub struct NodeOptions {
 pub struct NodeBehaviour {
     /// SIGHUP-to-effect latency of a reload, drawn per reload.
     pub reload: Latency,
+    /// Whether reloads are applied one at a time, in order, or each on its own as cardano-node
+    /// handles every SIGHUP (see [`ReloadOrder`]).
+    pub reload_order: ReloadOrder,
     /// Seed of the generator the latencies are drawn from (the same seed, the same draws).
     pub seed: u64,
     /// Time from start until the SIGHUP handler is installed; a SIGHUP before kills the node.
@@ -63,6 +66,42 @@ pub struct NodeBehaviour {
     /// Listen on this TCP port (all addresses) once consensus has started, as cardano-node binds
     /// its node-to-node port only after the ledger replay (a readiness probe's target).
     pub listen_port: Option<u16>,
+}
+
+/// How the node handles a SIGHUP that arrives while an earlier reload is still under way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReloadOrder {
+    /// One reload at a time, in order: a SIGHUP waits for the reload under way, and reads the
+    /// credential files only when its turn comes (the kinder node).
+    #[default]
+    InOrder,
+    /// Each SIGHUP is handled on its own at once, as cardano-node does (GHC runs every caught
+    /// signal's handler in a new thread, and the node's handler takes no lock): it reads the
+    /// credential files when it arrives and takes effect after its own latency, so a later
+    /// SIGHUP's effect can come before an earlier one's, and the last effect wins.
+    Concurrent,
+}
+
+impl ReloadOrder {
+    /// The name in the CLI and in the `start` line.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::InOrder => "in-order",
+            Self::Concurrent => "concurrent",
+        }
+    }
+}
+
+impl FromStr for ReloadOrder {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "in-order" => Ok(Self::InOrder),
+            "concurrent" => Ok(Self::Concurrent),
+            _ => Err(format!("{s:?}: expected in-order or concurrent")),
+        }
+    }
 }
 
 /// A latency: a fixed value or a range `[min, max]` drawn uniformly. Parsed from milliseconds,

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::{
     Accepting, Input, LOG_DISABLED, LOG_ENABLED, LOG_NOT_EFFECTIVE, LOG_RELOAD_ERROR, NodeBehaviour,
-    NodeError, NodeOptions, Reading, SplitMix64, read_credentials,
+    NodeError, NodeOptions, Reading, ReloadOrder, SplitMix64, read_credentials,
 };
 use crate::timeline::{EventKind, ProcessId, TimelineEvent, TimelineWriter};
 
@@ -225,9 +225,10 @@ async fn run_loop(
     let started = Instant::now();
     let mut phase = Phase::BeforeHandler;
     let handler_at = started + node.behaviour.handler_delay;
-    // SIGHUPs waiting for the reload under way to take effect.
+    // SIGHUPs waiting for the reload under way to take effect (in order only).
     let mut queued: usize = 0;
-    let mut inflight: Option<Inflight> = None;
+    // Reloads under way: at most one in order, any number when concurrent.
+    let mut inflight: Vec<Inflight> = Vec::new();
     let mut stalled_until: Option<Instant> = None;
     let mut stall_open = true;
     if node.behaviour.handler_delay.is_zero() && !node.behaviour.external_handler {
@@ -252,26 +253,16 @@ async fn run_loop(
             continue;
         }
         // The next queued reload begins once the previous one took effect.
-        if phase == Phase::Running && inflight.is_none() && queued > 0 {
+        if phase == Phase::Running && inflight.is_empty() && queued > 0 {
             queued -= 1;
-            let reading = read_credentials(&node.opts);
-            let took = node.behaviour.reload.draw(&mut node.rng);
-            if took.is_zero() {
-                node.complete_reload(reading, took)?;
-            } else {
-                inflight = Some(Inflight {
-                    reading,
-                    took,
-                    effect_at: Instant::now() + took,
-                });
-            }
+            begin_reload(node, &mut inflight)?;
             continue;
         }
         let timer = match phase {
             Phase::BeforeHandler if !node.behaviour.external_handler => Some(handler_at),
             Phase::BeforeHandler => None,
             Phase::Replaying(end) => Some(end),
-            Phase::Running => inflight.as_ref().map(|r| r.effect_at),
+            Phase::Running => inflight.iter().map(|r| r.effect_at).min(),
             Phase::Stopping(end) => Some(end),
         };
         let input = tokio::select! {
@@ -303,7 +294,14 @@ async fn run_loop(
                     consensus_started(node)?;
                 }
                 Phase::Running => {
-                    if let Some(r) = inflight.take() {
+                    // The reload due first (of equals, the earliest begun) takes effect.
+                    let due = inflight
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, r)| r.effect_at)
+                        .map(|(i, _)| i);
+                    if let Some(i) = due {
+                        let r = inflight.remove(i);
                         node.complete_reload(r.reading, r.took)?;
                     }
                 }
@@ -326,8 +324,16 @@ async fn run_loop(
                 node.say("Notice", LOG_NOT_EFFECTIVE);
                 node.event(EventKind::NotEffective, "SIGHUP during ledger replay is lost")?;
             }
+            (Input::Sighup, Phase::Running) if node.behaviour.reload_order == ReloadOrder::Concurrent => {
+                let detail = match inflight.len() {
+                    0 => String::new(),
+                    n => format!("handled at once, beside {n} reload(s) under way"),
+                };
+                node.event(EventKind::Sighup, &detail)?;
+                begin_reload(node, &mut inflight)?;
+            }
             (Input::Sighup, Phase::Running) => {
-                let ahead = queued + usize::from(inflight.is_some());
+                let ahead = queued + inflight.len();
                 let detail = if ahead == 0 {
                     String::new()
                 } else {
@@ -347,9 +353,9 @@ async fn run_loop(
                     return exit(node);
                 }
                 let (grace, early) = (b.stop_grace, b.close_socket_early);
-                let dropped = queued + usize::from(inflight.is_some());
+                let dropped = queued + inflight.len();
                 queued = 0;
-                inflight = None;
+                inflight.clear();
                 node.event(
                     EventKind::Sigterm,
                     &format!(
@@ -364,6 +370,22 @@ async fn run_loop(
             }
         }
     }
+}
+
+/// A reload begins: it reads the credential files now and takes effect after a latency drawn
+/// now (at once when it is zero).
+fn begin_reload(node: &mut Node, inflight: &mut Vec<Inflight>) -> Result<(), NodeError> {
+    let reading = read_credentials(&node.opts);
+    let took = node.behaviour.reload.draw(&mut node.rng);
+    if took.is_zero() {
+        return node.complete_reload(reading, took);
+    }
+    inflight.push(Inflight {
+        reading,
+        took,
+        effect_at: Instant::now() + took,
+    });
+    Ok(())
 }
 
 async fn sleep_until_some(t: Option<Instant>) {

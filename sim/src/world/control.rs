@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{
-    node::NodeBehaviour,
+    node::{NodeBehaviour, ReloadOrder},
     process::{is_alive, spawn_tied, terminate, tied_command},
     timeline::{EventKind, ProcessId, TimelineEvent, TimelineWriter, Verdict, Window, read_files_live},
 };
@@ -84,6 +84,9 @@ impl World {
         .arg(seed.to_string());
         if !b.reload.is_zero() {
             cmd.arg("--reload-ms").arg(b.reload.to_string());
+        }
+        if b.reload_order != ReloadOrder::InOrder {
+            cmd.arg("--reload-order").arg(b.reload_order.as_str());
         }
         if !b.handler_delay.is_zero() {
             cmd.arg("--handler-delay-ms")

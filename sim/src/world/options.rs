@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, process::Child, time::Duration};
 
 use crate::{
-    node::{Latency, NodeBehaviour},
+    node::{Latency, NodeBehaviour, ReloadOrder},
     proxy::FaultProxy,
     timeline::unix_now_ns,
 };
@@ -86,7 +86,8 @@ impl WorldOptions {
     }
 
     /// [`WorldOptions::fast`] with nodes no kinder than cardano-node: every reload takes
-    /// 20..1500 ms (drawn per reload, applied in order), a SIGHUP in the node's first 150 ms
+    /// 20..1500 ms (drawn per reload; each SIGHUP handled on its own, so a later one can take
+    /// effect first, as cardano-node does), a SIGHUP in the node's first 150 ms
     /// kills it, and the lease leaves the margin such a node needs without the guard (4 s
     /// lease, 2 s renew deadline: a leader that stops at its deadline has stopped, even after
     /// its slowest reload, before any other pod can see its lease expire).
@@ -95,6 +96,7 @@ impl WorldOptions {
             lease_duration_s: 4,
             node: NodeBehaviour {
                 reload: Latency::range_ms(REALISTIC_RELOAD_MS.0, REALISTIC_RELOAD_MS.1),
+                reload_order: ReloadOrder::Concurrent,
                 handler_delay: Duration::from_millis(150),
                 ..NodeBehaviour::default()
             },
