@@ -1,100 +1,201 @@
-//! Fact-to-command latency through the real actix mailboxes (target: under 100 µs): a `Fact`
-//! enters the real Decider's mailbox, and we time until the first command it causes arrives at
-//! its recipient. One pod, node up, credentials valid; each round trip toggles forging:
+//! Lease-to-command latency through the whole actor system of one pod, as the sidecar builds it
+//! (`forge_actors::system::spawn_all`), on its in-memory adapters (`testing::InMemory`, the node
+//! under its guard as `testing::ModelNode`), measured at the ports (target: under 100 µs). One
+//! pod, node up, valid source credentials; each round trip toggles forging through the Lease:
 //!
-//! - on:  `Fact(LeaseAcquired)` → `WriteStatus` (first command) → `Install` → `Reload`;
-//! - off: `Fact(LeaseLost)` → `Remove` (first command) → `Reload`.
+//! - on:  a foreign writer releases the Lease; our LeaseElector (contending) sees it on its watch
+//!   and acquires it. From the moment that acquiring write is answered at the Lease port, we
+//!   time until the CardanoLeader status with `forgingEnabled: true` reaches the leader port
+//!   (the StatusWriter's write, the first command), and until the credentials reach the
+//!   credential store (`Install`, after the status write);
+//! - off: a foreign writer takes the Lease; from that write, we time until the credential store
+//!   is asked to remove the credentials (`Remove`, the first command).
+//!
+//! What a figure includes (it is not the Decider's mailbox alone): for "on", the LeaseElector
+//! handling the write's answer, its fact queue, the LeaseTap (the NodeSignaller sees the
+//! deadline first), the counting inbox, the Decider's decision and plan, and the StatusWriter
+//! (or the CredentialKeeper) up to its port call; for "off", in addition, the in-memory Lease
+//! watch delivering the foreign write to the elector. The forging status changes every round
+//! trip, so the StatusWriter (which writes only on a change) writes every time.
 //!
 //! Real (not paused) runtime: an actix `System` on tokio's current-thread runtime, as in
-//! production. The command recipients are one small actor that stamps each command on arrival
-//! (`std::time::Instant`) and answers `Ok` at once; the LeaseElector is stubbed (we feed its
-//! facts ourselves). Between round trips we wait for the Decider to publish the decision, so
-//! every fact meets an idle Decider. A plain `harness = false` main: it prints p50/p90/p99/max
-//! over `ROUND_TRIPS` round trips after a warm-up.
+//! production; every actor of the pod runs (the NodeWatcher polls every 250 ms; no
+//! ClusterWatcher, HealthProber or PeerWatcher without cluster management). Between round trips
+//! we wait until the Decider has published the decision and is idle, so every change meets an
+//! idle system. Between the two, the other pod names itself in the CardanoLeader status (as its
+//! StatusWriter would), so writing ours on the next acquisition is a change; the first line
+//! counts the acquisitions whose status write reached the port (`n=0`: the StatusWriter, which
+//! compares with what it last wrote itself, wrote nothing: the CardanoLeader kept naming the
+//! other pod while this one forged). A stop is confirmed by the node guard's report plus its 100 ms settle time
+//! (`STOP_SETTLE`), so a round trip takes over 100 ms of wall time: fewer round trips than
+//! a mailbox-only bench. A plain `harness = false` main: it prints p50/p90/p99/max over
+//! `ROUND_TRIPS` round trips after a warm-up.
 use std::{
-    sync::Arc,
-    time::{Duration, Instant},
+    sync::{Arc, Mutex},
+    time::Duration,
 };
 
-use actix::{Actor, Addr, Context, Handler};
 use forge_actors::{
     clock::Clock,
-    decider::{Decider, DeciderOutputs, DeciderSettings},
-    http::Snapshot,
-    messages::{CommandResult, Contend, Fact, Install, Release, Reload, Remove, WriteStatus},
+    ports::{
+        ApiError, CredentialContents, CredentialFileError, CredentialStore, LeaseApi, LeaseSnapshot,
+        ObjectApi,
+    },
+    system::{Handles, spawn_all},
+    testing::{InMemory, MemoryLeases, ModelNode, config},
 };
-use forge_core::decision::{DeciderConfig, Event, State};
-use tokio::sync::{mpsc, watch};
+use forge_core::{
+    crd::CardanoLeader,
+    credentials::CredentialKind,
+    lease::{LeaseRecord, release_record},
+};
+use forge_sim::creds::{TestCredentials, mainnet_kes_period_now, write_credentials};
+use futures::{FutureExt, future::BoxFuture, stream::BoxStream};
+use tokio::time::Instant;
 
 /// Measured round trips per direction (on and off), after `WARM_UP` unmeasured ones.
-const ROUND_TRIPS: usize = 10_000;
-const WARM_UP: usize = 1_000;
+const ROUND_TRIPS: usize = 500;
+const WARM_UP: usize = 50;
 
-/// Which command arrived.
+/// What arrived at a port, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cmd {
-    WriteStatus,
+enum At {
+    /// Our elector's write that made us the holder was answered.
+    Acquired,
+    /// A CardanoLeader status write with this `forgingEnabled`.
+    Status(Option<bool>),
     Install,
     Remove,
-    Reload,
-    Lease,
 }
 
-/// Every command recipient of the Decider: stamps the arrival and answers `Ok`.
-struct Sink {
-    arrivals: mpsc::UnboundedSender<(Cmd, Instant)>,
-}
+#[derive(Clone, Default)]
+struct Stamps(Arc<Mutex<Vec<(At, Instant)>>>);
 
-impl Sink {
-    fn arrived(&self, cmd: Cmd) -> CommandResult {
-        let _ = self.arrivals.send((cmd, Instant::now()));
-        Ok(())
+impl Stamps {
+    fn stamp(&self, at: At) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((at, Instant::now()));
+    }
+
+    fn take(&self) -> Vec<(At, Instant)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn first(stamps: &[(At, Instant)], at: At) -> Instant {
+        stamps
+            .iter()
+            .find(|(a, _)| *a == at)
+            .unwrap_or_else(|| panic!("no {at:?} in {stamps:?}"))
+            .1
     }
 }
 
-impl Actor for Sink {
-    type Context = Context<Self>;
+/// The pod's Lease port: stamps the answer to every write of ours that leaves us the holder
+/// (within a round trip "on", the first is the acquisition: no renewal is due).
+struct StampedLeases<L> {
+    inner: L,
+    me: String,
+    stamps: Stamps,
 }
 
-impl Handler<Install> for Sink {
-    type Result = CommandResult;
-    fn handle(&mut self, _: Install, _: &mut Context<Self>) -> CommandResult {
-        self.arrived(Cmd::Install)
+impl<L: LeaseApi> StampedLeases<L> {
+    fn stamped(
+        &self,
+        call: BoxFuture<'static, Result<LeaseSnapshot, ApiError>>,
+    ) -> BoxFuture<'static, Result<LeaseSnapshot, ApiError>> {
+        let (me, stamps) = (self.me.clone(), self.stamps.clone());
+        call.map(move |r| {
+            if let Ok(s) = &r
+                && s.record.holder() == Some(me.as_str())
+            {
+                stamps.stamp(At::Acquired);
+            }
+            r
+        })
+        .boxed()
     }
 }
 
-impl Handler<Remove> for Sink {
-    type Result = CommandResult;
-    fn handle(&mut self, _: Remove, _: &mut Context<Self>) -> CommandResult {
-        self.arrived(Cmd::Remove)
+impl<L: LeaseApi> LeaseApi for StampedLeases<L> {
+    fn get(&self) -> BoxFuture<'static, Result<Option<LeaseSnapshot>, ApiError>> {
+        self.inner.get()
+    }
+
+    fn create(&self, record: LeaseRecord) -> BoxFuture<'static, Result<LeaseSnapshot, ApiError>> {
+        self.stamped(self.inner.create(record))
+    }
+
+    fn replace(
+        &self,
+        resource_version: String,
+        record: LeaseRecord,
+    ) -> BoxFuture<'static, Result<LeaseSnapshot, ApiError>> {
+        self.stamped(self.inner.replace(resource_version, record))
+    }
+
+    fn watch(&self) -> BoxStream<'static, Result<Option<LeaseSnapshot>, ApiError>> {
+        self.inner.watch()
     }
 }
 
-impl Handler<Reload> for Sink {
-    type Result = CommandResult;
-    fn handle(&mut self, _: Reload, _: &mut Context<Self>) -> CommandResult {
-        self.arrived(Cmd::Reload)
+/// The pod's CardanoLeader port: stamps every status write with its `forgingEnabled`.
+struct StampedLeader<O> {
+    inner: O,
+    stamps: Stamps,
+}
+
+impl<O: ObjectApi<CardanoLeader>> ObjectApi<CardanoLeader> for StampedLeader<O> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn get(&self) -> BoxFuture<'static, Result<Option<CardanoLeader>, ApiError>> {
+        self.inner.get()
+    }
+
+    fn create_if_absent(&self, object: CardanoLeader) -> BoxFuture<'static, Result<CardanoLeader, ApiError>> {
+        self.inner.create_if_absent(object)
+    }
+
+    fn patch_status(
+        &self,
+        status: serde_json::Value,
+        resource_version: Option<String>,
+    ) -> BoxFuture<'static, Result<CardanoLeader, ApiError>> {
+        self.stamps.stamp(At::Status(status["forgingEnabled"].as_bool()));
+        self.inner.patch_status(status, resource_version)
+    }
+
+    fn watch(&self, idle: Duration) -> BoxStream<'static, Result<Option<CardanoLeader>, ApiError>> {
+        self.inner.watch(idle)
     }
 }
 
-impl Handler<WriteStatus> for Sink {
-    type Result = CommandResult;
-    fn handle(&mut self, _: WriteStatus, _: &mut Context<Self>) -> CommandResult {
-        self.arrived(Cmd::WriteStatus)
-    }
+/// The node's credential files: stamps every install and removal.
+struct StampedCredentials<C> {
+    inner: C,
+    stamps: Stamps,
 }
 
-impl Handler<Contend> for Sink {
-    type Result = ();
-    fn handle(&mut self, _: Contend, _: &mut Context<Self>) {
-        let _ = self.arrivals.send((Cmd::Lease, Instant::now()));
+impl<C: CredentialStore> CredentialStore for StampedCredentials<C> {
+    fn install(&self, set: &CredentialContents) -> Result<(), CredentialFileError> {
+        self.stamps.stamp(At::Install);
+        self.inner.install(set)
     }
-}
 
-impl Handler<Release> for Sink {
-    type Result = CommandResult;
-    fn handle(&mut self, _: Release, _: &mut Context<Self>) -> CommandResult {
-        self.arrived(Cmd::Lease)
+    fn is_installed(&self, set: &CredentialContents) -> bool {
+        self.inner.is_installed(set)
+    }
+
+    fn present(&self) -> Vec<CredentialKind> {
+        self.inner.present()
+    }
+
+    fn remove(&self) -> Result<Vec<CredentialKind>, CredentialFileError> {
+        self.stamps.stamp(At::Remove);
+        self.inner.remove()
     }
 }
 
@@ -110,9 +211,13 @@ impl Samples {
     fn report(&mut self, what: &str) {
         self.0.sort_unstable();
         let n = self.0.len();
+        if n == 0 {
+            println!("{what:<52} n=0 (no such write)");
+            return;
+        }
         let q = |p: f64| self.0[((n as f64 * p) as usize).min(n - 1)] as f64 / 1_000.0;
         println!(
-            "{what:<44} n={n:<6} p50 {:>7.1} µs   p90 {:>7.1} µs   p99 {:>7.1} µs   max {:>8.1} µs",
+            "{what:<52} n={n:<6} p50 {:>7.1} µs   p90 {:>7.1} µs   p99 {:>7.1} µs   max {:>8.1} µs",
             q(0.50),
             q(0.90),
             q(0.99),
@@ -122,75 +227,56 @@ impl Samples {
 }
 
 struct Pod {
-    decider: Addr<Decider>,
-    arrivals: mpsc::UnboundedReceiver<(Cmd, Instant)>,
-    snapshot: watch::Receiver<Arc<Snapshot>>,
-    clock: Clock,
+    store: MemoryLeases,
+    leader: forge_actors::testing::MemoryObject<CardanoLeader>,
+    handles: Handles,
+    stamps: Stamps,
+    node: ModelNode,
 }
 
 impl Pod {
     fn start() -> Pod {
-        let (tx, arrivals) = mpsc::unbounded_channel();
-        let sink = Sink { arrivals: tx }.start();
-        let out = DeciderOutputs {
-            contend: sink.clone().recipient(),
-            release: sink.clone().recipient(),
-            install: sink.clone().recipient(),
-            remove: sink.clone().recipient(),
-            reload: sink.clone().recipient(),
-            write_status: sink.recipient(),
-            poll_peers: Vec::new(),
-        };
-        // No timer fires during the run: heartbeat and re-assert out of the way.
-        let settings = DeciderSettings {
-            pod: "bench".into(),
-            heartbeat: Duration::from_secs(3_600),
-            retry_after: Duration::from_millis(100),
-            status_write_required: false,
-            boot_credentials: false,
-            reassert_window: Duration::ZERO,
-            reassert_every: Duration::from_secs(3_600),
-            shutdown_hold_max: Duration::ZERO,
-        };
-        let clock = Clock::new();
-        let (snapshot_tx, snapshot) = watch::channel(Arc::new(Snapshot::default()));
-        let decider = Decider::new(
-            settings,
-            State::new(DeciderConfig::single_cluster("bench")),
-            clock,
-            out,
-            snapshot_tx,
-            None,
-        )
-        .start();
+        // Long lease timings: no renewal or takeover timer falls into a round trip.
+        let cfg = config(&[
+            ("POD_NAME", "bench"),
+            ("LEASE_DURATION", "600"),
+            ("RENEW_DEADLINE", "400"),
+            ("RETRY_PERIOD", "200"),
+        ]);
+        let store = MemoryLeases::new();
+        let world = InMemory::new(&cfg, &store, Clock::new());
+        let node = ModelNode::of(&world);
+        node.start(4242, cfg.node.starts_non_producing);
+        publish_valid(&world);
+        let stamps = Stamps::default();
+        let mut adapters = node.adapters(&world, &cfg);
+        adapters.leases = Arc::new(StampedLeases {
+            inner: world.lease.clone(),
+            me: cfg.lease_identity(),
+            stamps: stamps.clone(),
+        });
+        adapters.leader = Arc::new(StampedLeader {
+            inner: world.leader.clone(),
+            stamps: stamps.clone(),
+        });
+        adapters.credentials = Arc::new(StampedCredentials {
+            inner: world.credentials.clone(),
+            stamps: stamps.clone(),
+        });
+        let handles = spawn_all(&cfg, adapters, &prometheus::Registry::new()).expect("the system starts");
         Pod {
-            decider,
-            arrivals,
-            snapshot,
-            clock,
-        }
-    }
-
-    /// Sends `event` into the Decider's mailbox (not awaiting it) and collects the commands it
-    /// causes until `last` arrives; returns when each arrived, from the send.
-    async fn round_trip(&mut self, event: Event, last: Cmd) -> Vec<(Cmd, Duration)> {
-        let sent = Instant::now();
-        self.decider
-            .try_send(Fact::now(event))
-            .expect("the Decider's mailbox has room");
-        let mut got = Vec::new();
-        loop {
-            let (cmd, at) = self.arrivals.recv().await.expect("the sink is alive");
-            got.push((cmd, at - sent));
-            if cmd == last {
-                return got;
-            }
+            store,
+            leader: world.leader.clone(),
+            handles,
+            stamps,
+            node,
         }
     }
 
     /// Waits until the Decider has adopted a decision with `forging` and is idle.
     async fn settled(&mut self, forging: bool) {
-        self.snapshot
+        self.handles
+            .snapshot
             .wait_for(|s| {
                 s.status
                     .as_ref()
@@ -200,50 +286,90 @@ impl Pod {
             .expect("the Decider publishes");
     }
 
-    fn deadline(&self) -> forge_core::lease::Mono {
-        self.clock.now() + Duration::from_secs(3_600)
+    /// A foreign writer releases the Lease; returns (acquired → status, if written; acquired →
+    /// install).
+    async fn on(&mut self) -> (Option<Duration>, Duration) {
+        let held = self.store.current().expect("the Lease exists").record;
+        self.stamps.take();
+        self.store
+            .write_foreign(release_record(&held, jiff::Timestamp::now()));
+        self.settled(true).await;
+        assert!(self.node.forging(), "the node forges");
+        let s = self.stamps.take();
+        let acquired = Stamps::first(&s, At::Acquired);
+        let install = Stamps::first(&s, At::Install);
+        // `None` when the StatusWriter wrote nothing (it writes only what changed).
+        let status = s
+            .iter()
+            .find(|(a, _)| *a == At::Status(Some(true)))
+            .map(|(_, t)| *t);
+        if let Some(status) = status {
+            assert!(status <= install, "the status is written first: {s:?}");
+        }
+        (status.map(|t| t - acquired), install - acquired)
     }
+
+    /// A foreign writer takes the Lease; returns taken → remove.
+    async fn off(&mut self) -> Duration {
+        self.stamps.take();
+        let taken = Instant::now();
+        self.store.write_foreign(LeaseRecord {
+            holder_identity: Some("another-pod".into()),
+            lease_duration_seconds: Some(600),
+            acquire_time: Some(jiff::Timestamp::now()),
+            renew_time: Some(jiff::Timestamp::now()),
+            lease_transitions: Some(1),
+        });
+        // As the other pod's StatusWriter would, it names itself in the CardanoLeader status.
+        if let Some(mut object) = self.leader.current() {
+            let status = object.status.get_or_insert_with(Default::default);
+            status.leader_pod = Some("another-pod".into());
+            status.forging_enabled = Some(true);
+            self.leader.write_foreign(object);
+        }
+        self.settled(false).await;
+        // The stop is confirmed only after the node reported it and settled; wait for the
+        // node's forging to be off too (it is, by the confirmation).
+        assert!(!self.node.forging(), "the node stopped forging");
+        Stamps::first(&self.stamps.take(), At::Remove) - taken
+    }
+}
+
+/// Publishes a valid credential set (current on mainnet) into the pod's source files.
+fn publish_valid(world: &InMemory) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths = write_credentials(dir.path(), &TestCredentials::new(1, mainnet_kes_period_now()))
+        .expect("credentials");
+    let read = |p: &std::path::Path| std::fs::read(p).expect("read");
+    world
+        .sources
+        .publish(&read(&paths.kes), &read(&paths.vrf), &read(&paths.opcert));
 }
 
 fn main() {
     let system = actix::System::new();
     system.block_on(async {
         let mut pod = Pod::start();
-        // The start-up plan (Remove, Reload), then a ready candidate that contends.
-        pod.decider.send(Fact::now(Event::NodeUp)).await.expect("alive");
-        pod.round_trip(Event::CredentialsValid, Cmd::Lease).await;
-        pod.settled(false).await;
-        let (mut first_on, mut install, mut first_off) =
+        // The start-up plan, then a ready candidate that contends and acquires the vacant Lease.
+        pod.settled(true).await;
+        let (mut status, mut install, mut remove) =
             (Samples::default(), Samples::default(), Samples::default());
         for i in 0..WARM_UP + ROUND_TRIPS {
-            let deadline = pod.deadline();
-            let on = pod
-                .round_trip(Event::LeaseAcquired { deadline }, Cmd::Reload)
-                .await;
-            pod.settled(true).await;
-            let off = pod
-                .round_trip(Event::LeaseLost { holder: None }, Cmd::Reload)
-                .await;
-            pod.settled(false).await;
-            assert_eq!(
-                on.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
-                [Cmd::WriteStatus, Cmd::Install, Cmd::Reload]
-            );
-            assert_eq!(
-                off.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
-                [Cmd::Remove, Cmd::Reload]
-            );
+            let off = pod.off().await;
+            let (on_status, on_install) = pod.on().await;
             if i >= WARM_UP {
-                first_on.push(on[0].1);
-                install.push(on[1].1);
-                first_off.push(off[0].1);
+                if let Some(d) = on_status {
+                    status.push(d);
+                }
+                install.push(on_install);
+                remove.push(off);
             }
         }
         println!(
-            "fact in the Decider's mailbox -> command at its recipient (real actix mailboxes, real time)"
+            "Lease change at the Lease port -> command at its port (spawn_all on in-memory adapters, real time)"
         );
-        first_on.report("LeaseAcquired -> WriteStatus (first command)");
-        install.report("LeaseAcquired -> Install (after WriteStatus)");
-        first_off.report("LeaseLost -> Remove (first command)");
+        status.report("acquired -> status forgingEnabled (first command)");
+        install.report("acquired -> credentials installed");
+        remove.report("taken by another -> credentials removed (first)");
     });
 }

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
+use forge_actors::node_signaller::STOP_SETTLE;
 use forge_core::decision::ReloadReason;
 use futures::future::join_all;
 
 use crate::{
-    A, B, commands_and_results, handed_over, leader, node_commands, released_to_another,
+    A, B, calls, calls_and_results, handed_over, leader, node_calls, released_to_another,
     support::{Did, Fleet, Pod, PodOptions, on_virtual_time},
     three_ready_pods, with_a_leader,
 };
@@ -17,18 +18,21 @@ use crate::{
 fn a_rotation_while_forging_installs_and_reloads_the_forging_pod_only() {
     with_a_leader(async |fleet, pods, l| {
         let mark = fleet.mark();
+        let before = l.reload_counts();
         join_all(pods.iter().map(Pod::rotated)).await;
         fleet.run_checked(3_000, 10).await;
 
+        assert_eq!(node_calls(fleet, l.name, mark), [Did::Install, Did::Reload]);
+        assert_eq!(l.reloads_since(&before), [(ReloadReason::Rotation, 1)]);
         assert_eq!(
-            node_commands(fleet, l.name, mark),
-            [Did::Install, Did::Reload(ReloadReason::Rotation)]
+            l.world.credentials.installed(),
+            l.world.sources.read_now(),
+            "the rotated set is installed"
         );
         for p in pods.iter().filter(|p| p.name != l.name) {
-            assert_eq!(fleet.commands_since(p.name, mark), [], "{} ignores it", p.name);
+            assert_eq!(calls(fleet, p.name, mark), [], "{} ignores it", p.name);
         }
         assert_eq!(fleet.forgers(), vec![l.name.to_string()]);
-        assert!(fleet.node(l.name).files);
     });
 }
 
@@ -36,21 +40,32 @@ fn a_rotation_while_forging_installs_and_reloads_the_forging_pod_only() {
 fn a_corrupt_rotation_on_the_leader_stops_it_and_releases_so_another_pod_forges() {
     with_a_leader(async |fleet, _, l| {
         let mark = fleet.mark();
+        let before = l.reload_counts();
         l.credentials_invalid("kes.skey: not a valid text envelope").await;
         fleet.run_checked(5_000, 10).await;
 
-        let (stop, other) = released_to_another(fleet, mark, l.name, ReloadReason::StopForging);
+        let (stop, other) = released_to_another(fleet, mark, l, &before, ReloadReason::StopForging);
         assert!(
-            other.at - stop.at < Duration::from_millis(10),
-            "handover at release"
+            other.at - stop.at < STOP_SETTLE + Duration::from_millis(10),
+            "handover at release, once the stop is confirmed: {:?}",
+            other.at - stop.at
         );
         assert_eq!(fleet.forgers(), vec![other.pod.clone()]);
+        let refused = l.world.events.warnings();
+        assert!(
+            refused.iter().any(|w| w.reason == "CredentialsRefused"),
+            "{refused:?}"
+        );
 
-        // Valid again: it contends, but stays a standby.
+        // Valid again: it contends (its /status says so), but stays a standby: nothing
+        // reaches its node, and the Lease stays where it is.
         let mark = fleet.mark();
+        assert!(!l.status().expect("a status").contending);
         l.credentials_valid().await;
         fleet.run_checked(5_000, 50).await;
-        assert_eq!(fleet.commands_since(l.name, mark), [Did::Contend(true)]);
+        assert!(l.status().expect("a status").contending);
+        assert_eq!(calls(fleet, l.name, mark), []);
+        assert_eq!(fleet.store.holder(), Some(other.pod.clone()));
         assert_eq!(fleet.forgers(), vec![other.pod]);
     });
 }
@@ -66,6 +81,7 @@ fn boot_credentials_are_installed_without_a_reload_while_the_node_is_down_and_re
         fleet.run_checked(1_000, 10).await;
         assert_eq!(fleet.forgers(), vec![B.to_string()]);
 
+        let mark = fleet.mark();
         let a = fleet.start_pod(
             A,
             PodOptions {
@@ -75,32 +91,27 @@ fn boot_credentials_are_installed_without_a_reload_while_the_node_is_down_and_re
         );
         a.credentials_valid().await;
         fleet.run_checked(5_000, 10).await;
-        // The start-up plan (its reload finds no node), then Install only: no reload while down.
-        assert_eq!(
-            commands_and_results(&fleet, A, 0),
-            [
-                (Did::Remove, true),
-                (Did::Reload(ReloadReason::Startup), false),
-                (Did::Install, true),
-            ]
+        // The start-up removals (the keeper's, then the start-up plan's; its reload finds no
+        // node), then Install only: no reload while down.
+        let boot = calls_and_results(&fleet, A, mark);
+        assert_eq!(boot.last(), Some(&(Did::Install, true)), "{boot:?}");
+        assert!(
+            boot[..boot.len() - 1].iter().all(|c| *c == (Did::Remove, true)),
+            "{boot:?}"
         );
-        assert!(fleet.node(A).files && !fleet.node(A).up);
+        assert_eq!(a.reload_counts().iter().map(|(_, n)| n).sum::<u64>(), 0);
+        assert!(a.world.credentials.installed().is_some());
 
-        // The node comes up (non-producing): Remove, then Reload, before anything else.
+        // The node comes up (non-producing): Remove, then the start-up reload, before anything
+        // else.
         let mark = fleet.mark();
+        let before = a.reload_counts();
         a.node_up().await;
         fleet.run_checked(5_000, 10).await;
-        let cmds = fleet.commands_since(A, mark);
-        assert_eq!(
-            cmds[..3],
-            [
-                Did::Remove,
-                Did::Reload(ReloadReason::Startup),
-                Did::Contend(true)
-            ],
-            "{cmds:?}"
-        );
-        assert!(!fleet.node(A).files);
+        let cmds = calls(&fleet, A, mark);
+        assert_eq!(cmds[..2], [Did::Remove, Did::Reload], "{cmds:?}");
+        assert_eq!(a.reloads_since(&before), [(ReloadReason::Startup, 1)]);
+        assert!(a.world.credentials.installed().is_none());
         assert_eq!(fleet.forgers(), vec![B.to_string()]);
 
         // b's node dies: a takes over and forges; then a's node dies: it stops, and its boot
@@ -110,14 +121,13 @@ fn boot_credentials_are_installed_without_a_reload_while_the_node_is_down_and_re
         fleet.run_checked(5_000, 10).await;
         assert_eq!(fleet.forgers(), vec![A.to_string()]);
         let mark2 = fleet.mark();
+        let before = a.reload_counts();
         a.node_down().await;
         fleet.run_checked(5_000, 10).await;
         assert!(fleet.forgers().is_empty());
-        assert_eq!(
-            node_commands(&fleet, A, mark2),
-            [Did::Remove, Did::Reload(ReloadReason::StopForging), Did::Install]
-        );
-        assert!(fleet.node(A).files);
+        assert_eq!(node_calls(&fleet, A, mark2), [Did::Remove, Did::Install]);
+        assert_eq!(a.reloads_since(&before), [], "no node to reload");
+        assert!(a.world.credentials.installed().is_some());
         assert!(fleet.first_since(mark, Some(B), |d| *d == Did::Install).is_none());
     });
 }
@@ -126,58 +136,68 @@ fn boot_credentials_are_installed_without_a_reload_while_the_node_is_down_and_re
 fn a_failed_removal_still_reloads_keeps_the_lease_and_is_retried_before_anything_is_released() {
     with_a_leader(async |fleet, _, l| {
         let mark = fleet.mark();
+        let before = l.reload_counts();
         fleet.fail_next(l.name, &Did::Remove, 2);
         l.credentials_invalid("vrf.skey: unreadable").await;
         fleet.run_checked(5_000, 10).await;
 
-        assert_eq!(
-            commands_and_results(fleet, l.name, mark),
-            [
-                // The node is told anyway (some files may be gone), and nothing is handed over.
-                (Did::Remove, false),
-                (Did::Reload(ReloadReason::StopForging), true),
-                (Did::Remove, false),
-                (Did::Reload(ReloadReason::StopForging), true),
-                (Did::Remove, true),
-                (Did::Reload(ReloadReason::StopForging), true),
-                (Did::WriteStatus(false), true),
-                (Did::Contend(false), true),
-                (Did::Release, true),
-            ]
+        // The node is told anyway (some files may be gone; the guard's revoke fences), and
+        // nothing is handed over until a removal succeeded.
+        let attempt = |removed| [(Did::Remove, removed), (Did::Reload, true), (Did::Revoke, true)];
+        let mut expected: Vec<(Did, bool)> = Vec::new();
+        expected.extend(attempt(false));
+        expected.extend(attempt(false));
+        expected.extend(attempt(true));
+        expected.push((Did::Status(false), true));
+        assert_eq!(calls_and_results(fleet, l.name, mark), expected);
+        assert_eq!(l.reloads_since(&before), [(ReloadReason::StopForging, 3)]);
+        let removed = fleet
+            .first_since(mark, Some(l.name), |d| *d == Did::Remove)
+            .map(|_| {
+                fleet
+                    .entries_since(l.name, mark)
+                    .into_iter()
+                    .find(|e| e.did == Did::Remove && e.ok)
+                    .expect("a removal succeeded")
+            })
+            .expect("removals");
+        let h = handed_over(fleet, mark, l.name);
+        assert!(
+            h.taken.seq > removed.seq,
+            "the Lease passed only after the removal"
         );
-        handed_over(fleet, mark, l.name);
     });
 }
 
 #[test]
 fn a_stop_that_failed_after_the_node_was_told_leaves_nobody_without_a_forger() {
-    // L1-b: a stop plan removed the credentials and reloaded the node, then its status write
-    // failed (with cluster management a failed status write stops the plan, so the claim and
-    // the lease stay), and the cause of the stop cleared meanwhile. The node was told to stop:
-    // someone must forge again (this pod after Install and a reload, or another after a
-    // release), not a leader that claims to forge with nothing installed.
+    // L1-b: a stop plan removed the credentials and reloaded the node, then its claim
+    // withdrawal failed (with cluster management a failed status write stops the plan, so the
+    // claim and the lease stay), and the cause of the stop cleared meanwhile. The node was told
+    // to stop: someone must forge again (this pod after Install and a reload, or another after
+    // a release), not a leader that claims to forge with nothing installed.
     on_virtual_time(|| async {
         let fleet = Fleet::new();
         let pods = three_ready_pods(&fleet, || PodOptions {
-            status_write_required: true,
+            cluster_management: true,
             ..PodOptions::default()
         })
         .await;
         let l = leader(&fleet, &pods).await;
         let mark = fleet.mark();
-        // The status write hangs for 2 s, then fails; the cause clears meanwhile.
-        fleet.fail_next(l.name, &Did::WriteStatus(false), 1);
-        fleet.delay_next(l.name, &Did::WriteStatus(false), Duration::from_secs(2));
+        // The claim withdrawal hangs for 2 s, then fails; the cause clears meanwhile.
+        fleet.fail_next(l.name, &Did::Claim(false), 1);
+        fleet.delay_next(l.name, &Did::Claim(false), Duration::from_secs(2));
         l.credentials_invalid("kes.skey: unreadable").await;
-        fleet.run_checked(200, 10).await;
+        fleet.run_checked(500, 10).await;
         assert!(fleet.forgers().is_empty(), "the node was told to stop");
         l.credentials_valid().await;
         fleet.run_checked(5_000, 10).await;
         assert_eq!(
             fleet.forgers().len(),
             1,
-            "nobody forges; the leader's commands since the stop: {:?}",
-            commands_and_results(&fleet, l.name, mark)
+            "nobody forges; the leader's calls since the stop: {:?}",
+            calls_and_results(&fleet, l.name, mark)
         );
     });
 }

@@ -1,22 +1,32 @@
-//! System tests of the Decider (the actor tier of docs/architecture.md, "Test world"): per pod the
-//! real Decider and the real LeaseElector (supervised) over one shared in-memory Lease store, with
-//! stand-ins for the CredentialKeeper, NodeSignaller and ClusterWatcher and a fake node each (see
-//! `support`). Facts enter as the real actors send them. On virtual time, S1 (never two forgers)
-//! and S2 (a pod stops forging before another installs or gets the Lease) are checked at the
-//! instant of every change, and again after every step.
+//! System tests of the Decider among the actors it commands (the actor tier of
+//! docs/architecture.md, "Test world"): per pod the whole actor system as the sidecar builds it
+//! (`system::spawn_all`) on its in-memory world, over one shared in-memory Lease store, each
+//! with its cardano-node under its guard (see `support`). Facts reach the Deciders as in
+//! production (the NodeWatcher's polls, the CredentialKeeper's validation, the guard's
+//! reports, the LeaseElector's watch); the tests read what reached the ports: the credential
+//! store, the node guard, the CardanoLeader status, the Lease and the node's forging, and why a
+//! reload was sent from `cardano_sighup_signals_total{reason}`. On virtual time, S1 (never two
+//! forgers) and S2 (a pod stops forging before another installs or gets the Lease) are checked
+//! at the instant of every change, and again after every step.
+//!
+//! Timing bounds read as the system has them: a node's start or exit is seen at the
+//! NodeWatcher's next poll ([`support::NODE_POLL`]), a change of the source credentials after
+//! the CredentialKeeper's debounce, and a stop through the guard is confirmed by the node's
+//! report plus `STOP_SETTLE`.
 //!
 //! This file holds the fleet the tests start from (three ready pods and the one that forges),
-//! what they read from its log (who stopped, who took the Lease, who forged next, which
-//! commands went out), the cold start and the graceful shutdown; the other tests are in
+//! what they read from its log (who stopped, who took the Lease, who forged next, which calls
+//! reached the ports), the cold start and the graceful shutdown; the other tests are in
 //! [`lease`] (API timeouts, a hung API, 409 storms, a crashed elector, the stop at the renew
 //! deadline), [`node`] (node restarts, the guard's fence, node processes that come up forging)
 //! [`credentials`] (rotations, boot credentials, a failed removal, a stop that failed) and
-//! [`status`] (the figures other actors send for `/status`).
+//! [`status`] (the figures the Decider shows in `/status`).
 #[path = "../support/mod.rs"]
 mod support;
 
 use std::time::Duration;
 
+use forge_actors::node_signaller::STOP_SETTLE;
 use forge_core::decision::ReloadReason;
 use futures::future::join_all;
 use support::{Did, Entry, Fleet, Pod, PodOptions, on_virtual_time, timing};
@@ -31,11 +41,11 @@ const A: &str = "pod-a";
 const B: &str = "pod-b";
 const C: &str = "pod-c";
 
-/// Three ready pods (node up, credentials valid), their facts sent concurrently, so their
-/// electors race for the Lease. The facts come 250 ms after the start, so that lease
-/// renewals (every retry period from the acquisition) and their deadlines fall between the
-/// Deciders' heartbeats: a Decider that only noticed a passed deadline at its next heartbeat
-/// would be caught late.
+/// Three ready pods (node up, credentials valid), made ready together, so their electors race
+/// for the Lease. They are made ready 250 ms after the start, so that lease renewals (every
+/// retry period from the acquisition) and their deadlines fall between the Deciders'
+/// heartbeats: a Decider that only noticed a passed deadline at its next heartbeat would be
+/// caught late.
 async fn three_ready_pods(fleet: &Fleet, options: impl Fn() -> PodOptions) -> Vec<Pod> {
     let pods: Vec<Pod> = [A, B, C]
         .into_iter()
@@ -136,43 +146,57 @@ fn handed_over(fleet: &Fleet, mark: usize, from: &str) -> Handover {
     Handover { stop, taken, other }
 }
 
-/// The release by `from` since `mark`, checked: its commands were those of a stop for `why`
-/// that gives the Lease up, its node stopped forging before the release, and another pod's
-/// started after it. Returns the stop and the other pod's start.
-fn released_to_another(fleet: &Fleet, mark: usize, from: &str, why: ReloadReason) -> (Entry, Entry) {
-    assert_eq!(
-        fleet.commands_since(from, mark),
-        [
-            Did::Remove,
-            Did::Reload(why),
-            Did::WriteStatus(false),
-            Did::Contend(false),
-            Did::Release,
-        ]
-    );
-    let stop = first(fleet, mark, from, Did::Forging(false));
-    let released = first(fleet, mark, from, Did::Holder(None));
+/// The calls `pod`'s actors made at its ports from `mark` on, without the permit renewals that
+/// follow every lease renewal while forging.
+fn calls(fleet: &Fleet, pod: &str, mark: usize) -> Vec<Did> {
+    fleet
+        .calls_since(pod, mark)
+        .into_iter()
+        .filter(|d| *d != Did::Permit)
+        .collect()
+}
+
+/// The stop of a pod that gives the Lease up, as it reaches the ports: the credentials
+/// removed, the node reloaded (through the guard, which then revokes the permit), the claim
+/// withdrawn in the CardanoLeader status.
+const STOP_AND_WITHDRAW: [Did; 4] = [Did::Remove, Did::Reload, Did::Revoke, Did::Status(false)];
+
+/// The release by `from` since `mark`, checked: what reached its ports was a stop that gives
+/// the Lease up, the reload counted for `why` (and no other), its node stopped forging before
+/// the release, and another pod's started after it. Returns the stop and the other pod's start.
+fn released_to_another(
+    fleet: &Fleet,
+    mark: usize,
+    from: &Pod,
+    reloads_before: &[(ReloadReason, u64)],
+    why: ReloadReason,
+) -> (Entry, Entry) {
+    assert_eq!(calls(fleet, from.name, mark), STOP_AND_WITHDRAW);
+    assert_eq!(from.reloads_since(reloads_before), [(why, 1)]);
+    let stop = first(fleet, mark, from.name, Did::Forging(false));
+    let released = first(fleet, mark, from.name, Did::Holder(None));
     assert!(released.seq > stop.seq);
-    let other = forging_started_by_another(fleet, mark, from);
+    let other = forging_started_by_another(fleet, mark, from.name);
     assert!(other.seq > released.seq);
     (stop, other)
 }
 
-/// The commands that reached `pod`'s node from `mark` on.
-fn node_commands(fleet: &Fleet, pod: &str, mark: usize) -> Vec<Did> {
+/// The calls that reached `pod`'s node (its credential files, its reloads) from `mark` on.
+fn node_calls(fleet: &Fleet, pod: &str, mark: usize) -> Vec<Did> {
     fleet
-        .commands_since(pod, mark)
+        .calls_since(pod, mark)
         .into_iter()
         .filter(Did::touches_node)
         .collect()
 }
 
-/// The commands `pod` got from `mark` on, with whether each succeeded.
-fn commands_and_results(fleet: &Fleet, pod: &str, mark: usize) -> Vec<(Did, bool)> {
+/// The calls `pod`'s actors made from `mark` on (permit renewals left out), with whether each
+/// succeeded.
+fn calls_and_results(fleet: &Fleet, pod: &str, mark: usize) -> Vec<(Did, bool)> {
     fleet
         .entries_since(pod, mark)
         .into_iter()
-        .filter(|e| e.did.is_command())
+        .filter(|e| e.did.is_call() && e.did != Did::Permit)
         .map(|e| (e.did, e.ok))
         .collect()
 }
@@ -205,13 +229,17 @@ fn a_cold_start_of_three_pods_makes_exactly_one_forge_within_lease_duration_plus
 fn a_graceful_shutdown_of_the_leader_removes_reloads_then_releases_and_another_forges_within_milliseconds() {
     with_a_leader(async |fleet, _, l| {
         let mark = fleet.mark();
+        let before = l.reload_counts();
         let asked = Instant::now();
         l.shutdown().await;
-        fleet.run_checked(20, 1).await;
+        fleet.run_checked(ms(STOP_SETTLE) + 50, 1).await;
 
-        let (_, other) = released_to_another(fleet, mark, l.name, ReloadReason::Shutdown);
+        let (stop, other) = released_to_another(fleet, mark, l, &before, ReloadReason::Shutdown);
+        assert_eq!(stop.at, asked, "the node stopped at once");
+        // The stop is confirmed by the node's report plus STOP_SETTLE; then the Lease goes, and
+        // another pod forges within milliseconds of that.
         assert!(
-            other.at - asked <= Duration::from_millis(10),
+            other.at - asked <= STOP_SETTLE + Duration::from_millis(10),
             "took {:?}",
             other.at - asked
         );

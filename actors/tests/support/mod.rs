@@ -1,26 +1,35 @@
-//! A fleet of pods for system tests of the Decider: per pod the real Decider and the real
-//! LeaseElector (under a `Supervisor`), all sharing one [`MemoryLeases`] store, with in-memory
-//! stand-ins for the CredentialKeeper, the NodeSignaller and the ClusterWatcher, and a fake
-//! cardano-node per pod.
+//! A fleet of pods for system tests: per pod the whole actor system as the sidecar builds it
+//! (`forge_actors::system::spawn_all`) on its in-memory adapters (`testing::InMemory`), all
+//! pods sharing one [`MemoryLeases`] store and one clock, each with its cardano-node under its
+//! guard (`testing::ModelNode`: the node forges exactly when it last read its credential files
+//! present).
 //!
-//! The fake node models what S1 and S2 are about: `files` follows `Install`/`Remove`, and
-//! `forging` follows the last `Reload` given the files (a node that starts with the files
-//! present forges from the start, unless it starts non-producing). Every command, node event,
-//! forging change and lease-holder change lands in one ordered log with its virtual time, and
-//! the invariants are checked *at the instant* each change happens:
+//! The test acts on the world only: it starts and stops node processes, publishes source
+//! credentials (valid, corrupt, rotated), lets the guard fence, scripts faults on the ports
+//! (API outages and 409s on a Lease client, failing or slow credential writes, slow reloads,
+//! slow status writes) and sends SIGTERM (`Shutdown`, as the binary's signal handler does). The
+//! facts reach the Deciders as in production: from the NodeWatcher's polls, the
+//! CredentialKeeper's validation, the guard's reports and the LeaseElector's watch.
 //!
-//! - S1: never two fake nodes forging at once;
-//! - S2: when a pod's `Install` arrives, no other node forges (boot credentials for a node that
-//!   is down and starts non-producing excepted); when the Lease passes to a pod
-//!   (its write lands), no other node forges; when a pod's release lands, its node does not
-//!   forge.
+//! What the test reads is what reached a port, in one ordered log with its virtual time
+//! ([`Did`]): the CredentialKeeper's installs and removals at the credential store, the
+//! NodeSignaller's requests at the node guard (a reload carries no reason there), the
+//! StatusWriter's CardanoLeader writes, the Lease holder after each of a pod's writes, and the
+//! node's forging. Why a reload was sent is read where an operator reads it: the
+//! `cardano_sighup_signals_total{reason}` counter ([`Pod::reloads`]). The invariants are checked
+//! *at the instant* each change happens:
+//!
+//! - S1: never two nodes forging at once;
+//! - S2: when a pod's CredentialKeeper installs, no other node forges (boot credentials for a
+//!   node that is down and starts non-producing excepted); when the Lease passes to a pod (its
+//!   write lands), no other node forges; when a pod's release lands, its node does not forge.
 //!
 //! A violation is recorded (an actor must not panic) and [`Fleet::assert_safe`] reports it.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 mod model;
 mod pod;
-mod stand_ins;
+mod taps;
 
 use std::{
     collections::BTreeMap,
@@ -28,8 +37,8 @@ use std::{
     time::Duration,
 };
 
-use forge_actors::{clock::Clock, decider::DeciderSettings, testing::MemoryLeases};
-use forge_core::{config::LeaseTiming, decision::ReloadReason, lease::Mono};
+use forge_actors::{clock::Clock, testing::MemoryLeases};
+use forge_core::{config::LeaseTiming, lease::Mono};
 use tokio::time::Instant;
 
 pub use pod::Pod;
@@ -45,78 +54,70 @@ pub fn timing() -> LeaseTiming {
     }
 }
 
+/// How often the NodeWatcher polls the node (its default): a node's start or exit reaches the
+/// Decider within this.
+pub const NODE_POLL: Duration = forge_actors::node_watcher::DEFAULT_POLL_INTERVAL;
+
 /// What a pod is started with.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PodOptions {
-    /// `DeciderSettings::boot_credentials`; the fake node then starts non-producing.
+    /// `NODE_STARTS_NON_PRODUCING`: boot credentials; the node then starts non-producing.
     pub boot_credentials: bool,
-    /// `DeciderSettings::status_write_required` (cluster management: the claim must be
-    /// written, and a failed status write stops a plan).
-    pub status_write_required: bool,
+    /// `ENABLE_CLUSTER_MANAGEMENT` (the claim must be written to the CardanoForgeCluster, and a
+    /// failed write stops a plan).
+    pub cluster_management: bool,
 }
 
-/// The Decider settings of the tests (production shapes, short timings).
-pub fn settings(pod: &str, options: PodOptions) -> DeciderSettings {
-    let t = timing();
-    DeciderSettings {
-        pod: pod.to_string(),
-        heartbeat: t.retry_period,
-        retry_after: t.retry_period,
-        status_write_required: options.status_write_required,
-        boot_credentials: options.boot_credentials,
-        reassert_window: Duration::from_secs(2),
-        reassert_every: Duration::from_secs(1),
-        shutdown_hold_max: Duration::ZERO,
-    }
-}
-
-/// One line of the log: a command as its recipient got it, or something that happened.
+/// One line of the log: a call that reached a port, or something that happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Did {
-    /// CredentialKeeper stand-in got `Install`.
+    /// The credential store was asked to install the credentials.
     Install,
-    /// CredentialKeeper stand-in got `Remove`.
+    /// The credential store was asked to remove them.
     Remove,
-    /// NodeSignaller stand-in got `Reload`.
-    Reload(ReloadReason),
-    /// ClusterWatcher stand-in got `WriteStatus` with this `forgingEnabled`.
-    WriteStatus(bool),
-    /// The LeaseElector got `Contend`.
-    Contend(bool),
-    /// The LeaseElector got `Release`.
-    Release,
+    /// The node guard was asked to reload the node.
+    Reload,
+    /// The node guard was granted (or renewed) a forging permit.
+    Permit,
+    /// The node guard was asked to revoke the permit (and fence).
+    Revoke,
+    /// The CardanoLeader status was written with this `forgingEnabled`.
+    Status(bool),
+    /// The CardanoForgeCluster status (the claim) was written with this `forgingEnabled`.
+    Claim(bool),
     /// The test started the pod's node process.
     NodeUp,
     /// The test stopped the pod's node process.
     NodeDown,
-    /// The fake node started or stopped forging.
+    /// The node started or stopped forging.
     Forging(bool),
     /// A write of this pod's elector changed the Lease holder (`None`: released).
     Holder(Option<String>),
 }
 
 impl Did {
-    /// A command from the Decider (not an event of the world).
-    pub fn is_command(&self) -> bool {
+    /// A call the pod's actors made at a port (not an event of the world).
+    pub fn is_call(&self) -> bool {
         !matches!(
             self,
             Did::NodeUp | Did::NodeDown | Did::Forging(_) | Did::Holder(_)
         )
     }
 
-    /// A command to the CredentialKeeper or NodeSignaller (what touches the node).
+    /// A call that touches the node: its credential files, or a reload.
     pub fn touches_node(&self) -> bool {
-        matches!(self, Did::Install | Did::Remove | Did::Reload(_))
+        matches!(self, Did::Install | Did::Remove | Did::Reload)
     }
 
     fn key(&self) -> &'static str {
         match self {
             Did::Install => "install",
             Did::Remove => "remove",
-            Did::Reload(_) => "reload",
-            Did::WriteStatus(_) => "write_status",
-            Did::Contend(_) => "contend",
-            Did::Release => "release",
+            Did::Reload => "reload",
+            Did::Permit => "permit",
+            Did::Revoke => "revoke",
+            Did::Status(_) => "status",
+            Did::Claim(_) => "claim",
             Did::NodeUp => "node_up",
             Did::NodeDown => "node_down",
             Did::Forging(_) => "forging",
@@ -136,39 +137,32 @@ pub struct Entry {
     pub pod: String,
     /// What.
     pub did: Did,
-    /// For commands: whether the stand-in answered `Ok`.
+    /// For calls: whether the port answered `Ok`.
     pub ok: bool,
 }
 
-/// The fake cardano-node of one pod.
+/// What the fleet knows of one pod's node for the S2 checks.
 #[derive(Debug, Clone, Default)]
-pub struct FakeNode {
-    /// The node process runs.
-    pub up: bool,
-    /// The credential files are installed.
-    pub files: bool,
-    /// Block forging is enabled.
-    pub forging: bool,
-    /// It starts non-producing whatever the files (boot credentials).
-    pub starts_non_producing: bool,
-    /// The source credentials are valid (else `Install` is refused, as the keeper refuses).
-    pub sources_valid: bool,
+pub(crate) struct NodeView {
+    pub(crate) up: bool,
+    pub(crate) forging: bool,
+    pub(crate) starts_non_producing: bool,
 }
 
 #[derive(Default)]
 struct Inner {
-    nodes: BTreeMap<String, FakeNode>,
+    nodes: BTreeMap<String, NodeView>,
     log: Vec<Entry>,
     violations: Vec<String>,
     holder: Option<String>,
-    /// Scripted failures: (pod, command key) -> how many of the next ones fail.
+    /// Scripted failures: (pod, call key) -> how many of the next ones fail.
     fail_next: BTreeMap<(String, &'static str), u32>,
-    /// The next command of a kind to a pod is answered only after this long (a slow disk, a
-    /// slow API server); it takes effect at the answer.
+    /// The next call of a kind by a pod is answered only after this long (a slow disk, a slow
+    /// API server, a node slow to reload); it takes effect at the answer.
     delay_next: BTreeMap<(String, &'static str), Duration>,
 }
 
-/// The shared world: fake nodes, log, invariants. Cheap to clone.
+/// The shared world: the log and the invariants. Cheap to clone.
 #[derive(Clone)]
 pub struct Fleet {
     inner: Arc<Mutex<Inner>>,
@@ -200,11 +194,6 @@ impl Fleet {
 
     // === reading the world ===
 
-    /// The fake node of `pod` now.
-    pub fn node(&self, pod: &str) -> FakeNode {
-        self.lock().nodes[pod].clone()
-    }
-
     /// The pods whose nodes forge now.
     pub fn forgers(&self) -> Vec<String> {
         Self::forgers_of(&self.lock())
@@ -229,11 +218,11 @@ impl Fleet {
             .collect()
     }
 
-    /// The commands `pod` got from `mark` on, in order.
-    pub fn commands_since(&self, pod: &str, mark: usize) -> Vec<Did> {
+    /// The calls `pod`'s actors made at its ports from `mark` on, in order.
+    pub fn calls_since(&self, pod: &str, mark: usize) -> Vec<Did> {
         self.entries_since(pod, mark)
             .into_iter()
-            .filter(|e| e.did.is_command())
+            .filter(|e| e.did.is_call())
             .map(|e| e.did)
             .collect()
     }
@@ -262,8 +251,13 @@ impl Fleet {
         if inner.violations.is_empty() {
             return;
         }
+        let report = self.render(&inner.log);
+        panic!("invariants violated: {:#?}\nlog:\n{report}", inner.violations);
+    }
+
+    fn render(&self, log: &[Entry]) -> String {
         let mut report = String::new();
-        for e in &inner.log {
+        for e in log {
             report.push_str(&format!(
                 "  #{:<4} {:>9?} {:<6} {:?}{}\n",
                 e.seq,
@@ -273,21 +267,12 @@ impl Fleet {
                 if e.ok { "" } else { "  (failed)" }
             ));
         }
-        panic!("invariants violated: {:#?}\nlog:\n{report}", inner.violations);
+        report
     }
 
     /// Prints the log (for debugging a test).
     pub fn dump(&self) {
-        for e in self.log() {
-            eprintln!(
-                "#{:<4} {:>9?} {:<6} {:?}{}",
-                e.seq,
-                self.clock.mono_of(e.at),
-                e.pod,
-                e.did,
-                if e.ok { "" } else { "  (failed)" }
-            );
-        }
+        eprintln!("{}", self.render(&self.log()));
     }
 
     /// Sleeps in `step_ms` steps for `total_ms`, asserting S1/S2 after each step and that at

@@ -1,205 +1,258 @@
-//! Starting a pod of the fleet (its stand-ins, its supervised elector and its Decider) and the
-//! handles a test needs.
+//! Starting a pod of the fleet (its whole actor system by `spawn_all`, on its in-memory world
+//! with the taps), and what a test does to its world and reads from it.
 
-use std::sync::Arc;
+use std::{path::Path, sync::Arc};
 
-use actix::{Actor, Addr, AsyncContext, Context, Supervisor};
 use forge_actors::{
-    decider::{Decider, DeciderOutputs},
-    http::Snapshot,
-    lease_elector::LeaseElector,
-    messages::{Fact, Shutdown, SourcesRotated},
-    metrics::{Metrics, PodLabels},
-    testing::MemoryLeaseClient,
+    messages::Shutdown,
+    system::{Handles, spawn_all},
+    testing::{InMemory, MemoryLeaseClient, ModelNode, config},
 };
-use forge_core::decision::{DeciderConfig, Event, State};
-use tokio::sync::watch;
+use forge_core::{config::ValidConfig, decision::ReloadReason, status::SidecarStatus};
+use forge_sim::creds::{TestCredentials, mainnet_kes_period_now, write_credentials};
 
 use super::{
-    FakeNode, Fleet, PodOptions, settings,
-    stand_ins::{ElectorTap, StandIn, TappedLeases},
+    Fleet, PodOptions,
+    taps::{TappedCluster, TappedCredentials, TappedGuard, TappedLeader, TappedLeases},
     timing,
 };
 
-impl Fleet {
-    /// Starts pod `name`: its stand-ins, its supervised elector and its Decider. Its node is
-    /// down and its credentials unknown until the test says otherwise.
-    pub fn start_pod(&self, name: &'static str, options: PodOptions) -> Pod {
-        self.lock().nodes.insert(
-            name.to_string(),
-            FakeNode {
-                starts_non_producing: options.boot_credentials,
-                sources_valid: true,
-                ..FakeNode::default()
-            },
-        );
-        let registry = prometheus::Registry::new();
-        let metrics = Metrics::register(&registry, &PodLabels::default(), "test").expect("metrics");
+/// The node's PID (each pod has its own process table).
+const PID: i32 = 4242;
 
-        let decider_ctx = Context::<Decider>::new();
-        let decider = decider_ctx.address();
-        let client = self.store.client(name);
-        let api = Arc::new(TappedLeases {
+/// Every reason a reload is sent for.
+const REASONS: [ReloadReason; 6] = [
+    ReloadReason::StartForging,
+    ReloadReason::StopForging,
+    ReloadReason::Startup,
+    ReloadReason::Shutdown,
+    ReloadReason::Rotation,
+    ReloadReason::Reassert,
+];
+
+impl Fleet {
+    /// Starts pod `name`: its whole actor system on its world. Its node is down and its source
+    /// credentials absent until the test says otherwise.
+    pub fn start_pod(&self, name: &'static str, options: PodOptions) -> Pod {
+        // `timing()`: LEASE_DURATION and RENEW_DEADLINE take whole seconds.
+        let cfg = config(&[
+            ("POD_NAME", name),
+            ("LEASE_DURATION", "3"),
+            ("RENEW_DEADLINE", "2"),
+            ("RETRY_PERIOD", "500ms"),
+            ("API_TIMEOUT", "500ms"),
+            // The Decider re-asserts a start during the node's first 2 s.
+            ("SOCKET_WAIT_TIMEOUT", "2"),
+            (
+                "NODE_STARTS_NON_PRODUCING",
+                if options.boot_credentials { "true" } else { "false" },
+            ),
+            (
+                "ENABLE_CLUSTER_MANAGEMENT",
+                if options.cluster_management {
+                    "true"
+                } else {
+                    "false"
+                },
+            ),
+        ]);
+        assert_eq!(cfg.lease, timing(), "the fleet's timings");
+        self.add_node(name, options.boot_credentials);
+        let world = InMemory::new(&cfg, &self.store, self.clock);
+        let node = ModelNode::of(&world);
+        let fleet = self.clone();
+        node.observe(Arc::new(move |forging| fleet.forging_changed(name, forging)));
+
+        let mut adapters = node.adapters(&world, &cfg);
+        adapters.leases = Arc::new(TappedLeases {
             pod: name,
-            inner: client.clone(),
+            inner: world.lease.clone(),
             fleet: self.clone(),
         });
-        let (clock, fact, m) = (self.clock, decider.clone().recipient(), metrics.clone());
-        let elector =
-            Supervisor::start(move |_| LeaseElector::new(api, name, timing(), clock, fact, Some(m)));
-        let tap = ElectorTap {
+        adapters.credentials = Arc::new(TappedCredentials {
             pod: name,
+            inner: world.credentials.clone(),
             fleet: self.clone(),
-            elector: elector.clone(),
-        }
-        .start();
-        let stand_in = StandIn {
+        });
+        adapters.guard = Arc::new(TappedGuard {
             pod: name,
+            inner: node.clone(),
             fleet: self.clone(),
+        });
+        adapters.leader = Arc::new(TappedLeader {
+            pod: name,
+            inner: world.leader.clone(),
+            fleet: self.clone(),
+        });
+        if adapters.cluster.is_some() {
+            adapters.cluster = Some(Arc::new(TappedCluster {
+                pod: name,
+                inner: world.cluster.clone(),
+                fleet: self.clone(),
+            }));
         }
-        .start();
-        let out = DeciderOutputs {
-            contend: tap.clone().recipient(),
-            release: tap.recipient(),
-            install: stand_in.clone().recipient(),
-            remove: stand_in.clone().recipient(),
-            reload: stand_in.clone().recipient(),
-            write_status: stand_in.recipient(),
-            poll_peers: Vec::new(),
-        };
-        let config = DeciderConfig {
-            lease: timing(),
-            ..DeciderConfig::single_cluster("local")
-        };
-        let (snapshot_tx, snapshot) = watch::channel(Arc::new(Snapshot::default()));
-        decider_ctx.run(Decider::new(
-            settings(name, options),
-            State::new(config),
-            self.clock,
-            out,
-            snapshot_tx,
-            Some(metrics.clone()),
-        ));
+        let registry = prometheus::Registry::new();
+        let handles = spawn_all(&cfg, adapters, &registry).expect("the pod's system starts");
         Pod {
             name,
             fleet: self.clone(),
-            client,
-            decider,
-            elector,
-            snapshot,
-            metrics,
-            _registry: registry,
+            client: world.lease.clone(),
+            options,
+            cfg,
+            world,
+            node,
+            handles,
+            credentials: std::sync::atomic::AtomicU64::new(1),
         }
     }
 }
 
-/// One pod: the handles a test needs.
+/// One pod: its world and the handles of its system.
 pub struct Pod {
     /// Its name (the Lease identity).
     pub name: &'static str,
     fleet: Fleet,
     /// Its elector's Lease client, to script faults.
     pub client: MemoryLeaseClient,
-    /// Its Decider.
-    pub decider: Addr<Decider>,
-    /// Its (supervised) elector.
-    pub elector: Addr<LeaseElector>,
-    /// What the Decider publishes for `/status`.
-    pub snapshot: watch::Receiver<Arc<Snapshot>>,
-    /// Its metrics.
-    pub metrics: Metrics,
-    _registry: prometheus::Registry,
+    /// What it was started with.
+    pub options: PodOptions,
+    /// Its configuration.
+    pub cfg: ValidConfig,
+    /// Its outside world in memory.
+    pub world: InMemory,
+    /// Its node under its guard.
+    pub node: ModelNode,
+    /// What `spawn_all` returned: the Decider, its published view, the pod's metrics.
+    pub handles: Handles,
+    /// The operational certificate counter of the valid set published last.
+    credentials: std::sync::atomic::AtomicU64,
 }
 
 impl Pod {
-    async fn fact(&self, event: Event) {
-        self.decider
-            .send(Fact::now(event))
-            .await
-            .expect("the Decider takes facts");
-    }
-
-    /// The node process starts, and the NodeWatcher reports it.
+    /// The node process starts (the NodeWatcher sees it at its next poll). A node that starts
+    /// with its files present forges at once, unless it starts non-producing.
     pub async fn node_up(&self) {
-        self.fleet.set_node(self.name, true);
-        self.fact(Event::NodeUp).await;
+        self.fleet.node_changed(self.name, true);
+        self.node.start(PID, self.options.boot_credentials);
     }
 
-    /// A node process that forges from its start comes up (F12), and the NodeWatcher reports it.
+    /// A node process that forges from its start comes up (F12).
     pub async fn node_up_forging(&self) {
-        self.fleet.start_node_forging(self.name);
-        self.fact(Event::NodeUp).await;
+        self.fleet.node_changed(self.name, true);
+        self.node.start_forging(PID);
     }
 
-    /// The node process dies, and the NodeWatcher reports it.
+    /// The node process exits, with its guard.
     pub async fn node_down(&self) {
-        self.fleet.set_node(self.name, false);
-        self.fact(Event::NodeDown).await;
+        self.fleet.node_changed(self.name, false);
+        self.node.exit();
     }
 
-    /// The node process dies and starts again before the NodeWatcher reports either: both
-    /// facts then arrive back to back.
+    /// The node process exits and starts again at once, faster than the NodeWatcher polls:
+    /// it sees only another process (then reports `NodeDown` and `NodeUp` back to back).
     pub async fn node_restarted_before_reported(&self) {
-        self.fleet.set_node(self.name, false);
-        self.fleet.set_node(self.name, true);
-        let down = self.decider.send(Fact::now(Event::NodeDown));
-        let up = self.decider.send(Fact::now(Event::NodeUp));
-        down.await.expect("the Decider takes facts");
-        up.await.expect("the Decider takes facts");
+        self.fleet.node_changed(self.name, false);
+        self.node.exit();
+        self.fleet.node_changed(self.name, true);
+        self.node.start_forging(PID);
     }
 
-    /// The CredentialKeeper reports a valid source set.
+    /// A valid source set is published (the one published last, or the first).
     pub async fn credentials_valid(&self) {
-        self.fleet.set_sources_valid(self.name, true);
-        self.fact(Event::CredentialsValid).await;
+        let counter = self.credentials.load(std::sync::atomic::Ordering::Relaxed);
+        self.publish_valid(counter);
     }
 
-    /// The source set became invalid (corrupt rotation), and the CredentialKeeper reports it.
+    /// A corrupt set is published (a bad rotation).
     pub async fn credentials_invalid(&self, why: &str) {
-        self.fleet.set_sources_valid(self.name, false);
-        self.fact(Event::CredentialsInvalid { why: why.into() }).await;
+        self.world
+            .sources
+            .publish(why.as_bytes(), b"not a key", b"not a certificate");
     }
 
-    /// A valid new set appeared: `CredentialsValid` + `SourcesRotated`, as the keeper sends.
+    /// A new valid set is published (a rotation: a new operational certificate).
     pub async fn rotated(&self) {
-        self.credentials_valid().await;
-        self.decider
-            .send(SourcesRotated)
-            .await
-            .expect("the Decider takes rotations");
+        let counter = self
+            .credentials
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        self.publish_valid(counter);
     }
 
-    /// The node guard fences the node (its permit lapsed): files removed, forging off, and the
-    /// NodeSignaller reports it.
+    fn publish_valid(&self, counter: u64) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let paths = write_credentials(
+            dir.path(),
+            &TestCredentials::new(counter, mainnet_kes_period_now()),
+        )
+        .expect("credentials");
+        let read = |p: &Path| std::fs::read(p).expect("read");
+        self.world
+            .sources
+            .publish(&read(&paths.kes), &read(&paths.vrf), &read(&paths.opcert));
+    }
+
+    /// The node guard fences the node on its own (its permit lapsed): files removed, forging
+    /// off, `lapsed` reported.
     pub async fn fenced(&self) {
-        self.fleet.fence(self.name);
-        self.fact(Event::NodeFenced).await;
+        self.node.lapse();
     }
 
-    /// SIGTERM.
+    /// SIGTERM (the binary's signal handler sends the Decider `Shutdown`).
     pub async fn shutdown(&self) {
-        self.decider
+        self.handles
+            .decider
             .send(Shutdown)
             .await
             .expect("the Decider takes Shutdown");
     }
 
-    /// Node up and credentials valid: a ready candidate.
+    /// Node up and valid credentials published: a ready candidate.
     pub async fn ready(&self) {
         self.node_up().await;
         self.credentials_valid().await;
     }
 
-    /// Whether the Decider's published decision forges.
-    pub fn decides_to_forge(&self) -> bool {
-        self.snapshot.borrow().status.as_ref().and_then(|s| s.forging) == Some(true)
+    /// What the Decider publishes for `/status` now.
+    pub fn status(&self) -> Option<SidecarStatus> {
+        self.handles.snapshot.borrow().status.clone()
     }
 
-    /// Restarts of its elector counted so far.
+    /// Whether the Decider's published decision forges.
+    pub fn decides_to_forge(&self) -> bool {
+        self.status().and_then(|s| s.forging) == Some(true)
+    }
+
+    /// Restarts of its elector counted so far (`forge_manager_actor_restarts_total`).
     pub fn elector_restarts(&self) -> u64 {
-        self.metrics
+        self.handles
+            .metrics
             .actor_restarts
             .with_label_values(&[forge_actors::lease_elector::ACTOR])
             .get()
+    }
+
+    /// Reloads that reached the node for `reason` (`cardano_sighup_signals_total{reason}`).
+    pub fn reloads(&self, reason: ReloadReason) -> u64 {
+        self.handles
+            .metrics
+            .sighup_signals
+            .with_label_values(&[reason.as_str()])
+            .get()
+    }
+
+    /// Every reload reason with its count now (to compare before and after).
+    pub fn reload_counts(&self) -> Vec<(ReloadReason, u64)> {
+        REASONS.iter().map(|r| (*r, self.reloads(*r))).collect()
+    }
+
+    /// The reloads that reached the node since `before` (from [`Pod::reload_counts`]), by
+    /// reason (only the reasons that moved).
+    pub fn reloads_since(&self, before: &[(ReloadReason, u64)]) -> Vec<(ReloadReason, u64)> {
+        before
+            .iter()
+            .map(|(r, n)| (*r, self.reloads(*r) - n))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 }
