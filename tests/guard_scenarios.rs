@@ -137,8 +137,7 @@ async fn the_guard_fences_the_node_of_a_sigkilled_manager_before_the_lease_passe
         off < on,
         "break before make: the old node stopped before the new one started"
     );
-    let v = w.verdict();
-    assert_eq!(v.overlap_ms, 0.0, "two forgers: {v:?}");
+    w.verdict().assert_no_overlap(test);
     w.assert_clean_shutdown();
 }
 
@@ -212,8 +211,7 @@ async fn a_paused_manager_is_fenced_and_does_not_fight_the_new_leader() {
     assert_eq!(later_on, 0, "the resumed pod's node forged again");
     let status = w.status(leader).await.expect("the resumed manager answers");
     assert_eq!(status.forging, Some(false), "{status}");
-    let v = w.verdict();
-    assert_eq!(v.overlap_ms, 0.0, "two forgers: {v:?}");
+    w.verdict().assert_no_overlap(test);
     w.assert_clean_shutdown();
 }
 
@@ -251,7 +249,7 @@ async fn a_reload_lost_in_the_replay_is_resent_when_the_node_is_up() {
     })
     .await
     .expect("cardano_forging_enabled follows the node");
-    assert_eq!(w.verdict().overlap_ms, 0.0);
+    w.verdict().assert_no_overlap(test);
     w.assert_clean_shutdown();
 }
 
@@ -262,17 +260,8 @@ async fn a_reload_lost_in_the_replay_is_resent_when_the_node_is_up() {
 fn assert_one_forger_at_most(w: &World, scenario: &str) {
     let v = w.verdict();
     eprintln!("{scenario}: verdict {v:?}");
-    assert_eq!(v.overlap_ms, 0.0, "{scenario}: two nodes forged at once: {v:?}");
-    assert!(
-        v.max_forgers <= 1,
-        "{scenario}: two forgers at one instant: {v:?}"
-    );
-    assert!(!v.forgers.is_empty(), "{scenario}: nobody forged: {v:?}");
-    assert!(
-        v.max_gap_ms <= (LEASE + Duration::from_secs(12)).as_millis() as f64,
-        "{scenario}: nobody forged for {} ms: {v:?}",
-        v.max_gap_ms
-    );
+    v.assert_no_overlap(scenario);
+    v.assert_gap_within(scenario, LEASE + Duration::from_secs(12));
     assert!(
         w.forging_without_lease().is_empty(),
         "{scenario}: a node forged while its pod held no lease: {:?}",
