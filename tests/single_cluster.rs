@@ -237,13 +237,21 @@ async fn partition(w: &mut World, leader: usize) -> usize {
 async fn node_restart(w: &mut World, leader: usize) -> usize {
     let old = w.pods[leader].name.clone();
     w.kill_node(leader);
+    // As the startup probe lets a node start: once its manager has seen it down, stopped
+    // forging and provided boot credentials (the forger's own files are there at once, and a
+    // node started before its manager has finished with them fails on the files it reads).
     let boot = wait_for(Duration::from_secs(10), || async {
-        w.pods[leader].target().join("kes.skey").exists()
+        w.status(leader)
+            .await
+            .is_some_and(|s| !s.node.up && s.forging == Some(false) && !s.busy)
+            && w.pods[leader].target().join("kes.skey").exists()
     })
     .await;
     assert!(
         boot.is_ok(),
-        "boot credentials were not provided for the restarting node"
+        "boot credentials were not provided for the restarting node: {:?}\n{}",
+        w.status(leader).await,
+        w.manager_log(leader)
     );
     w.start_node(leader).await.expect("node restarts");
     let now = single_forger(
