@@ -2,7 +2,7 @@
 # The real single-node cluster, end to end from a shell (CI runs this; needs root):
 #   1. builds (once, cached) kubelet, kube-controller-manager, kube-scheduler, kube-proxy and the
 #      images (pause, the cardano-node stand-in, forge-manager);
-#   2. starts `forge-sim cluster` RUNS times (default 3) and reports the ready time of each, the
+#   2. starts `forge-sim cluster` RUNS times (default 3; CI runs one) and reports the ready time of each, the
 #      median and the memory of the cluster's processes;
 #   3. on the first start: `kubectl get nodes` shows one Ready node, `kubectl run` starts a pod
 #      from the locally built stand-in image that reaches Running, and one from the forge-manager

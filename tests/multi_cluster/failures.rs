@@ -1,19 +1,19 @@
 //! Failures: a failing health endpoint demotes the primary and recovery fails back, the silence
-//! of a peer is no evidence but its expired lease is, and a whole region's outage needs the
-//! operator's override.
+//! of a peer is no evidence but its expired lease is (phases of the east-west test in
+//! `main.rs`), and a whole region's outage needs the operator's override.
 
 use std::time::{Duration, Instant};
 
 use crate::{Regions, override_bound};
 
 /// A health endpoint the test controls: answers 200 while `healthy`, else 503.
-struct HealthEndpoint {
-    url: String,
+pub(crate) struct HealthEndpoint {
+    pub(crate) url: String,
     healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl HealthEndpoint {
-    async fn start() -> HealthEndpoint {
+    pub(crate) async fn start() -> HealthEndpoint {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/health", listener.local_addr().expect("addr"));
@@ -46,27 +46,23 @@ impl HealthEndpoint {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_health_endpoint_demotes_the_primary_and_recovery_fails_back() {
-    let test = "a_failing_health_endpoint_demotes_the_primary_and_recovery_fails_back";
-    let endpoint = HealthEndpoint::start().await;
-    let url = endpoint.url.clone();
-    let Some(mut r) = Regions::start_with(test, &[("east", 1), ("west", 2)], |region| {
-        if region == "east" {
-            vec![
-                ("HEALTH_CHECK_ENDPOINT".into(), url.clone()),
-                ("HEALTH_CHECK_INTERVAL".into(), "1".into()),
-                ("HEALTH_CHECK_TIMEOUT".into(), "1".into()),
-                ("HEALTH_CHECK_FAILURE_THRESHOLD".into(), "2".into()),
-            ]
-        } else {
-            Vec::new()
-        }
-    })
-    .await
-    else {
-        return;
-    };
+/// East's health check against `url`: every second, unhealthy after two failures.
+pub(crate) fn health_env(region: &str, url: &str) -> Vec<(String, String)> {
+    if region == "east" {
+        vec![
+            ("HEALTH_CHECK_ENDPOINT".into(), url.to_owned()),
+            ("HEALTH_CHECK_INTERVAL".into(), "1".into()),
+            ("HEALTH_CHECK_TIMEOUT".into(), "1".into()),
+            ("HEALTH_CHECK_FAILURE_THRESHOLD".into(), "2".into()),
+        ]
+    } else {
+        Vec::new()
+    }
+}
+
+/// A failing health endpoint (east's, [`health_env`]) demotes the primary and west forges;
+/// recovery fails back. Begins and ends with east forging.
+pub(crate) async fn ill_health(r: &mut Regions, endpoint: &HealthEndpoint) {
     let (forger, took) = r
         .forger_in("east", Duration::from_secs(30), "east does not forge alone")
         .await;
@@ -109,15 +105,12 @@ async fn a_failing_health_endpoint_demotes_the_primary_and_recovery_fails_back()
     let back = r.took_over_ms("east", since).expect("a forging_on in east");
     eprintln!("(h3) east healthy again: {east} forges after {back:.0} ms");
     r.assert_handovers("(h3)");
-    r.stop();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn silence_of_a_peer_is_no_evidence_but_its_expired_lease_is() {
-    let test = "silence_of_a_peer_is_no_evidence_but_its_expired_lease_is";
-    let Some(mut r) = Regions::start(test, &[("east", 1), ("west", 2)]).await else {
-        return;
-    };
+/// The silence of a peer is no evidence: west, cut off from east's API server while east
+/// forges, does not take over, and says east is unreachable. Begins and ends with east forging,
+/// west reaching east again.
+pub(crate) async fn silence(r: &mut Regions) {
     let (forger, took) = r
         .forger_in("east", Duration::from_secs(30), "east does not forge alone")
         .await;
@@ -147,11 +140,14 @@ async fn silence_of_a_peer_is_no_evidence_but_its_expired_lease_is() {
     let west_status = r.world("west").status(0).await;
     eprintln!("(u2) west-0 /status: {west_status:?}");
     r.assert_handovers("(u2)");
-
-    // Reachable again; then every east pod dies while east's API server stays up: west takes
-    // over once east's Lease has gone unrenewed for its duration.
+    // Reachable again.
     r.links[&("west".to_string(), "east".to_string())].handle().pass();
     tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+/// A peer's expired Lease is evidence: every east pod dies while east's API server stays up,
+/// and west takes over once east's Lease has gone unrenewed for its duration.
+pub(crate) async fn expired_lease(r: &mut Regions) {
     let since = forge_sim::timeline::unix_now_ns();
     {
         let east = r.world("east");
@@ -170,7 +166,6 @@ async fn silence_of_a_peer_is_no_evidence_but_its_expired_lease_is() {
     let over = r.took_over_ms("west", since).expect("a forging_on in west");
     eprintln!("(u3) east's pods all killed: {west} forges after {over:.0} ms (lease 3 s)");
     r.assert_handovers("(u3)");
-    r.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! Planned moves: only the priority-one region forges and planned maintenance hands over and
-//! back, a handover inside the primary region stays there, and three regions with bad input and
-//! an override that expires.
+//! back, a handover inside the primary region stays there (two phases of the east-west test in
+//! `main.rs`), and three regions with bad input and an override that expires.
 
 use std::time::{Duration, Instant};
 
@@ -8,13 +8,10 @@ use kube::api::{Patch, PatchParams};
 
 use crate::{REPLICAS, Regions};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_the_priority_one_region_forges_and_planned_maintenance_hands_over_and_back() {
-    let test = "only_the_priority_one_region_forges_and_planned_maintenance_hands_over_and_back";
-    let Some(mut r) = Regions::start(test, &[("east", 1), ("west", 2)]).await else {
-        return;
-    };
-
+/// Normal operation (only the priority-one region forges, one cluster-gauge exporter per region,
+/// the steady state's API requests), planned maintenance (east `Disabled`: west takes over) and
+/// back (`Priority-based`: east fails back). Begins and ends with east forging.
+pub(crate) async fn maintenance(r: &mut Regions) {
     // Normal operation: only the priority-1 region forges.
     let (forger, took) = r
         .forger_in("east", Duration::from_secs(30), "east does not forge alone")
@@ -89,15 +86,12 @@ async fn only_the_priority_one_region_forges_and_planned_maintenance_hands_over_
     let back = r.took_over_ms("east", since).expect("a forging_on in east");
     eprintln!("(3) east Priority-based: {east} forges after {back:.0} ms");
     r.assert_handovers("(3)");
-    r.stop();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_handover_inside_the_primary_region_stays_there() {
-    let test = "a_handover_inside_the_primary_region_stays_there";
-    let Some(mut r) = Regions::start(test, &[("east", 1), ("west", 2)]).await else {
-        return;
-    };
+/// A handover inside the primary region stays there: SIGTERM to east's forger, its replica
+/// takes over, west never forges. Begins and ends with east forging (its replica, from then on
+/// east's only pod).
+pub(crate) async fn inside_the_primary(r: &mut Regions) {
     let (forger, took) = r
         .forger_in("east", Duration::from_secs(30), "east does not forge alone")
         .await;
@@ -127,7 +121,6 @@ async fn a_handover_inside_the_primary_region_stays_there() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(r.forging_now(), vec![next], "{}", r.logs());
     r.assert_handovers("(i2)");
-    r.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

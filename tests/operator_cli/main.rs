@@ -225,12 +225,7 @@ async fn operator_commands_follow_a_pool_across_three_real_api_servers() {
     eprintln!("{test}: {done}");
     assert_eq!(f.code, 0);
     assert!(r.wait_forging(&["west-0"], Duration::from_secs(10)).await);
-    assert_eq!(
-        r.verdict().overlap_ms,
-        0.0,
-        "failover overlapped: {:?}",
-        r.verdict()
-    );
+    r.verdict().assert_no_overlap("failover");
     let written = r.cfcs("west").await.get("pool-west").await.expect("get");
     let o = written.spec.override_.expect("override written");
     assert_eq!((o.enabled, o.force_priority), (true, Some(1)));
@@ -276,12 +271,7 @@ async fn operator_commands_follow_a_pool_across_three_real_api_servers() {
         "{}",
         r.logs()
     );
-    assert_eq!(
-        r.verdict().overlap_ms,
-        0.0,
-        "maintenance overlapped: {:?}",
-        r.verdict()
-    );
+    r.verdict().assert_no_overlap("maintenance");
 
     // Pause: no forger, exit 3, then resume: west again.
     let p = r.forge(&[
@@ -307,12 +297,7 @@ async fn operator_commands_follow_a_pool_across_three_real_api_servers() {
     );
     let s = r.status_until(0, Duration::from_secs(30)).await;
     assert_status(&s, 0, "ONE FORGER: west (west-0)", "resumed", || r.logs());
-    assert_eq!(
-        r.verdict().overlap_ms,
-        0.0,
-        "pause/resume overlapped: {:?}",
-        r.verdict()
-    );
+    r.verdict().assert_no_overlap("pause/resume");
 
     // Two forgers, forced: east cut off from west (both ways) and overridden Enabled, which
     // forges regardless of unreachable peers (the operator's responsibility).

@@ -1,7 +1,10 @@
 //! The judge: a pure function of the events and a [`Window`] giving the [`Verdict`] (overlap,
 //! gaps, forgers) by the rules of the `timeline` module docs, and the overlaps themselves.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +65,32 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// For a scenario test, over the run judged: panics, naming `scenario`, unless it had no
+    /// overlap (S1), never two forgers at one instant, and someone forged (a run in which
+    /// nobody forged proves nothing).
+    pub fn assert_no_overlap(&self, scenario: &str) {
+        assert_eq!(
+            self.overlap_ms, 0.0,
+            "{scenario}: two nodes forged at once: {self:?}"
+        );
+        assert!(
+            self.max_forgers <= 1,
+            "{scenario}: two forgers at one instant: {self:?}"
+        );
+        assert!(!self.forgers.is_empty(), "{scenario}: nobody forged: {self:?}");
+    }
+
+    /// L1 for a scenario test: panics, naming `scenario`, when the longest interval without a
+    /// forger is longer than `bound`.
+    pub fn assert_gap_within(&self, scenario: &str, bound: Duration) {
+        assert!(
+            self.max_gap_ms <= bound.as_secs_f64() * 1e3,
+            "{scenario}: nobody forged for {:.0} ms, bound {} ms: {self:?}",
+            self.max_gap_ms,
+            bound.as_millis()
+        );
+    }
+
     /// For a scenario test, over a run whose shutdown is included: panics unless it had no
     /// overlap, never two forgers at one instant, and nobody forging at the end.
     pub fn assert_clean_shutdown(&self) {

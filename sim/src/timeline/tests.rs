@@ -386,6 +386,59 @@ fn a_timeline_without_forging_has_no_forgers() {
 }
 
 #[test]
+fn a_clean_handover_passes_the_scenario_checks() {
+    let v = judged(&[
+        ev(0, "a", ForgingOn),
+        ev(10, "a", ForgingOff),
+        ev(30, "b", ForgingOn),
+    ]);
+    v.assert_no_overlap("handover");
+    v.assert_gap_within("handover", std::time::Duration::from_millis(20));
+}
+
+#[test]
+#[should_panic(expected = "(x): two nodes forged at once")]
+fn an_overlap_fails_the_scenario_check() {
+    judged(&[
+        ev(0, "a", ForgingOn),
+        ev(10, "b", ForgingOn),
+        ev(11, "a", ForgingOff),
+    ])
+    .assert_no_overlap("(x)");
+}
+
+#[test]
+#[should_panic(expected = "(x): two forgers at one instant")]
+fn two_forgers_for_no_time_fail_the_scenario_check() {
+    // The second forger starts at the very instant the first stops: 0 ms of overlap, but two
+    // forgers at one instant.
+    let v = judged(&[
+        ev(0, "a", ForgingOn),
+        ev(10, "b", ForgingOn),
+        ev(10, "a", ForgingOff),
+    ]);
+    assert_eq!(v.overlap_ms, 0.0);
+    v.assert_no_overlap("(x)");
+}
+
+#[test]
+#[should_panic(expected = "(x): nobody forged")]
+fn a_run_without_a_forger_fails_the_scenario_check() {
+    judged(&[ev(5, "a", Start)]).assert_no_overlap("(x)");
+}
+
+#[test]
+#[should_panic(expected = "(x): nobody forged for 20 ms, bound 19 ms")]
+fn a_gap_over_its_bound_fails_the_scenario_check() {
+    judged(&[
+        ev(0, "a", ForgingOn),
+        ev(10, "a", ForgingOff),
+        ev(30, "b", ForgingOn),
+    ])
+    .assert_gap_within("(x)", std::time::Duration::from_millis(19));
+}
+
+#[test]
 fn the_verdict_serialises_to_the_documented_json_keys() {
     let v = judge_window(
         &[
