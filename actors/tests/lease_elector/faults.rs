@@ -10,17 +10,15 @@ use forge_actors::{
 };
 use forge_core::{decision::Event, lease::LeaseRecord};
 
-use crate::{World, acquired, assert_at_most_one_holder, lost, metrics, ms, on_virtual_time, renewed, secs};
+use crate::{
+    World, acquired, assert_at_most_one_holder, foreign_holder, held_until_14_s_then_saw_pod_b,
+    holder_and_standby, lost, metrics, ms, on_virtual_time, renewed, secs, took_over_at_19_s,
+};
 
 #[test]
 fn api_timeouts_past_the_renew_deadline_lose_the_lease_at_the_deadline_before_anyone_takes_over() {
     on_virtual_time(|| async {
-        let world = World::new(MemoryLeases::new());
-        let a = world.start("pod-a");
-        a.contend(true).await;
-        world.until(ms(100)).await;
-        let b = world.start("pod-b");
-        b.contend(true).await;
+        let (world, a, b) = holder_and_standby().await;
 
         // From 5 s every call of a fails after 3 s: renewals sent at 6, 9, 12 s all fail.
         world.until(ms(5_000)).await;
@@ -37,20 +35,8 @@ fn api_timeouts_past_the_renew_deadline_lose_the_lease_at_the_deadline_before_an
             Some(secs(19)),
             "taken over a full duration after b observed the renewal at 4 s"
         );
-        assert_eq!(
-            a.probe.events(),
-            vec![
-                acquired(10),
-                renewed(12),
-                renewed(14),
-                lost(None),
-                lost(Some("pod-b"))
-            ]
-        );
-        assert_eq!(
-            b.probe.events(),
-            vec![lost(Some("pod-a")), acquired(29), renewed(31), renewed(33)]
-        );
+        assert_eq!(a.probe.events(), held_until_14_s_then_saw_pod_b());
+        assert_eq!(b.probe.events(), took_over_at_19_s());
         assert_at_most_one_holder(&world, &[&a, &b]);
 
         // Healed: a sees b holding and stays a standby.
@@ -127,12 +113,7 @@ fn a_failed_renewal_is_retried_next_period_and_never_extends_the_deadline() {
 #[test]
 fn a_conflict_storm_never_produces_two_holders() {
     on_virtual_time(|| async {
-        let world = World::new(MemoryLeases::new());
-        let a = world.start("pod-a");
-        a.contend(true).await;
-        world.until(ms(100)).await;
-        let b = world.start("pod-b");
-        b.contend(true).await;
+        let (world, a, b) = holder_and_standby().await;
 
         // a's renewals conflict 5 times: at 4 s (and its immediate retry), at 6 s (and retry),
         // at 8 s; the retry at 8 s succeeds. Its deadline never moved meanwhile (14 s).
@@ -161,11 +142,8 @@ fn a_conflict_storm_never_produces_two_holders() {
         a.contend(true).await;
         world.until(secs(21)).await;
         world.store.write_foreign(LeaseRecord {
-            holder_identity: Some("pod-x".into()),
-            lease_duration_seconds: Some(15),
-            renew_time: Some(jiff::Timestamp::now()),
             lease_transitions: Some(9),
-            ..LeaseRecord::default()
+            ..foreign_holder()
         });
         world.until(ms(21_001)).await;
         assert_eq!(b.probe.events().last(), Some(&lost(Some("pod-x"))));
@@ -214,12 +192,7 @@ fn two_electors_never_both_hold_across_many_disruptions() {
                     .set_outage(Outage::TimeoutAfter(Duration::from_secs(3))),
                 10 => holder.client.set_outage(Outage::Hang),
                 12 if cycle % 3 == 2 => {
-                    world.store.write_foreign(LeaseRecord {
-                        holder_identity: Some("pod-x".into()),
-                        lease_duration_seconds: Some(15),
-                        renew_time: Some(jiff::Timestamp::now()),
-                        ..LeaseRecord::default()
-                    });
+                    world.store.write_foreign(foreign_holder());
                 }
                 28 => {
                     a.client.set_outage(Outage::None);
@@ -276,11 +249,7 @@ fn a_watch_error_stops_the_elector_and_its_supervisor_brings_it_back_still_holdi
         assert_eq!(metrics.leader_status.get(), 1);
 
         // It watches again: a release elsewhere is seen (a foreign writer takes the lease).
-        world.store.write_foreign(LeaseRecord {
-            holder_identity: Some("pod-x".into()),
-            renew_time: Some(jiff::Timestamp::now()),
-            ..LeaseRecord::default()
-        });
+        world.store.write_foreign(foreign_holder());
         world.until(ms(8_001)).await;
         assert_eq!(a.probe.events().last(), Some(&lost(Some("pod-x"))));
         assert_eq!(metrics.leader_status.get(), 0);

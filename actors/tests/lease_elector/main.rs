@@ -16,11 +16,15 @@ use actix::{Actor, Addr, Supervisor};
 use forge_actors::{
     clock::Clock,
     lease_elector::LeaseElector,
-    messages::Contend,
+    messages::{Contend, Release},
     metrics::{Metrics, PodLabels},
     testing::{MemoryLeaseClient, MemoryLeases, Probe},
 };
-use forge_core::{config::LeaseTiming, decision::Event, lease::Mono};
+use forge_core::{
+    config::LeaseTiming,
+    decision::Event,
+    lease::{LeaseRecord, Mono},
+};
 use tokio::time::Instant;
 
 mod faults;
@@ -55,6 +59,34 @@ fn renewed(at_secs: u64) -> Event {
 fn lost(holder: Option<&str>) -> Event {
     Event::LeaseLost {
         holder: holder.map(str::to_string),
+    }
+}
+
+/// The facts of a holder that acquired at 0 s, renewed at 2 and 4 s, lost the lease at the
+/// deadline of that last renewal (14 s) and then saw pod-b take it.
+fn held_until_14_s_then_saw_pod_b() -> Vec<Event> {
+    vec![
+        acquired(10),
+        renewed(12),
+        renewed(14),
+        lost(None),
+        lost(Some("pod-b")),
+    ]
+}
+
+/// The facts of a standby that saw pod-a holding, took over at 19 s (a full duration after
+/// pod-a's renewal at 4 s) and renewed at 21 and 23 s.
+fn took_over_at_19_s() -> Vec<Event> {
+    vec![lost(Some("pod-a")), acquired(29), renewed(31), renewed(33)]
+}
+
+/// A Lease record written by pod-x, a holder outside the test's candidates.
+fn foreign_holder() -> LeaseRecord {
+    LeaseRecord {
+        holder_identity: Some("pod-x".into()),
+        lease_duration_seconds: Some(15),
+        renew_time: Some(jiff::Timestamp::now()),
+        ..LeaseRecord::default()
     }
 }
 
@@ -135,6 +167,36 @@ impl World {
     fn mono(&self, at: Instant) -> Mono {
         self.clock.mono_of(at)
     }
+}
+
+/// A fresh store with pod-a contending from 0 s and pod-b from 100 ms (so pod-a holds the lease
+/// and pod-b watches it as the standby).
+async fn holder_and_standby() -> (World, Candidate, Candidate) {
+    let world = World::new(MemoryLeases::new());
+    let a = world.start("pod-a");
+    a.contend(true).await;
+    world.until(ms(100)).await;
+    let b = world.start("pod-b");
+    b.contend(true).await;
+    (world, a, b)
+}
+
+/// Asks `holder` to release, runs the clock to `until`, and returns how long after the request
+/// `standby` acquired the lease.
+async fn handover_after_release(
+    world: &World,
+    holder: &Candidate,
+    standby: &Candidate,
+    until: Mono,
+) -> std::time::Duration {
+    let asked = Instant::now();
+    assert_eq!(holder.addr.send(Release).await.expect("alive"), Ok(()));
+    world.until(until).await;
+    let (acquired_at, _) = standby
+        .probe
+        .first(|e| matches!(e, Event::LeaseAcquired { .. }))
+        .unwrap_or_else(|| panic!("{} acquired", standby.name));
+    acquired_at - asked
 }
 
 impl Candidate {

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use forge_actors::{messages::Release, testing::MemoryLeases};
 use forge_core::{decision::Event, lease::LeaseRecord};
-use tokio::time::Instant;
 
-use crate::{World, acquired, assert_at_most_one_holder, lost, ms, on_virtual_time, renewed, secs};
+use crate::{
+    World, acquired, assert_at_most_one_holder, handover_after_release, held_until_14_s_then_saw_pod_b,
+    holder_and_standby, lost, ms, on_virtual_time, renewed, secs, took_over_at_19_s,
+};
 
 #[test]
 fn a_vacant_lease_is_acquired_and_renewed_every_retry_period_with_deadlines_from_send_time() {
@@ -63,34 +65,12 @@ fn a_vacant_lease_is_acquired_and_renewed_every_retry_period_with_deadlines_from
 #[test]
 fn release_hands_over_to_the_watching_standby_within_milliseconds() {
     on_virtual_time(|| async {
-        let world = World::new(MemoryLeases::new());
-        let a = world.start("pod-a");
-        a.contend(true).await;
-        world.until(ms(100)).await;
-        let b = world.start("pod-b");
-        b.contend(true).await;
+        let (world, a, b) = holder_and_standby().await;
         world.until(ms(5_000)).await;
 
-        let asked = Instant::now();
-        assert_eq!(a.addr.send(Release).await.expect("alive"), Ok(()));
-        world.until(ms(5_050)).await;
-
-        let (b_at, _) = b
-            .probe
-            .first(|e| matches!(e, Event::LeaseAcquired { .. }))
-            .expect("b acquired");
-        let handover = b_at - asked;
+        let handover = handover_after_release(&world, &a, &b, ms(5_050)).await;
         assert!(handover < Duration::from_millis(10), "handover took {handover:?}");
-        assert_eq!(
-            a.probe.events(),
-            vec![
-                acquired(10),
-                renewed(12),
-                renewed(14),
-                lost(None),
-                lost(Some("pod-b"))
-            ]
-        );
+        assert_eq!(a.probe.events(), held_until_14_s_then_saw_pod_b());
         assert_eq!(
             b.probe.events(),
             vec![lost(Some("pod-a")), lost(None), acquired(15)]
@@ -133,12 +113,7 @@ fn release_without_the_lease_answers_at_once_and_writes_nothing() {
 #[test]
 fn a_holder_that_stops_is_taken_over_only_a_full_duration_after_the_standby_observed_it() {
     on_virtual_time(|| async {
-        let world = World::new(MemoryLeases::new());
-        let a = world.start("pod-a");
-        a.contend(true).await;
-        world.until(ms(100)).await;
-        let b = world.start("pod-b");
-        b.contend(true).await;
+        let (world, a, b) = holder_and_standby().await;
 
         // a's last renewal is at 4 s; its watch breaks at 5 s and, unsupervised, it stays down.
         world.until(ms(5_000)).await;
@@ -168,33 +143,16 @@ fn a_holder_that_stops_is_taken_over_only_a_full_duration_after_the_standby_obse
 #[test]
 fn a_holder_that_stops_contending_loses_at_its_deadline_and_a_standby_takes_over_after_the_duration() {
     on_virtual_time(|| async {
-        let world = World::new(MemoryLeases::new());
-        let a = world.start("pod-a");
-        a.contend(true).await;
-        world.until(ms(100)).await;
-        let b = world.start("pod-b");
-        b.contend(true).await;
+        let (world, a, b) = holder_and_standby().await;
         world.until(ms(5_000)).await;
         a.contend(false).await;
         world.until(secs(25)).await;
-        assert_eq!(
-            a.probe.events(),
-            vec![
-                acquired(10),
-                renewed(12),
-                renewed(14),
-                lost(None),
-                lost(Some("pod-b"))
-            ]
-        );
+        assert_eq!(a.probe.events(), held_until_14_s_then_saw_pod_b());
         assert_eq!(
             a.first_at(&world, |e| matches!(e, Event::LeaseLost { .. })),
             Some(secs(14))
         );
-        assert_eq!(
-            b.probe.events(),
-            vec![lost(Some("pod-a")), acquired(29), renewed(31), renewed(33)]
-        );
+        assert_eq!(b.probe.events(), took_over_at_19_s());
         assert_at_most_one_holder(&world, &[&a, &b]);
     });
 }
@@ -258,17 +216,7 @@ fn a_watching_standby_reads_its_lease_at_most_once_per_lease_duration() {
             "the leader renews every retry period: {leader} calls in a minute"
         );
         // Release: the watching standby takes over at once.
-        let asked = Instant::now();
-        assert_eq!(a.addr.send(Release).await.expect("alive"), Ok(()));
-        world.until(secs(63)).await;
-        let (b_at, _) = b
-            .probe
-            .first(|e| matches!(e, Event::LeaseAcquired { .. }))
-            .expect("b acquired");
-        assert!(
-            b_at - asked < Duration::from_millis(10),
-            "handover took {:?}",
-            b_at - asked
-        );
+        let handover = handover_after_release(&world, &a, &b, secs(63)).await;
+        assert!(handover < Duration::from_millis(10), "handover took {handover:?}");
     });
 }
