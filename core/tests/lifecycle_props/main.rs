@@ -25,31 +25,17 @@
 //! history settled. The world's steps and checks are in [`world`]; the tests in [`properties`]
 //! (generated histories and shutdowns), [`fixed_histories`] (histories the properties once found)
 //! and [`scenarios`] (hand-written cases of single hazards).
-use std::time::Duration;
 
-use forge_core::decision::{Lifecycle, Mono, Run};
-use jiff::{SignedDuration, Timestamp};
+use forge_core::decision::{Lifecycle, Mono};
+use model_world::{RENEW_DEADLINE, Running, Timers, cases, wall_at};
 use proptest::prelude::*;
 
 mod fixed_histories;
+#[path = "../support/model_world.rs"]
+mod model_world;
 mod properties;
 mod scenarios;
 mod world;
-
-/// Cases per property: `PROPTEST_CASES` when set (for long soak runs), else `default`.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn wall_at(now: Mono) -> Timestamp {
-    let base: Timestamp = "2025-06-01T12:00:00Z".parse().expect("valid time");
-    base + SignedDuration::try_from(now.as_duration()).expect("small duration")
-}
-
-const RENEW_DEADLINE: Duration = Duration::from_secs(10);
 
 /// One step of the world.
 #[derive(Debug, Clone)]
@@ -99,13 +85,6 @@ fn action_strategy() -> impl Strategy<Value = Action> {
     ]
 }
 
-/// The plan in flight as the world carries it out.
-struct Running {
-    run: Run,
-    next: usize,
-    status_written: Vec<(bool, Mono)>,
-}
-
 struct World {
     life: Lifecycle,
     boot_credentials: bool,
@@ -114,10 +93,7 @@ struct World {
     fail_percent: u32,
     rng: u64,
     running: Option<Running>,
-    /// Instants at which the actor would feed `Input::Timer` (retries).
-    retries: Vec<Mono>,
-    /// The decision timer (`next_wake` of the decision in force).
-    wake: Option<Mono>,
+    timers: Timers,
     files: bool,
     node_up: bool,
     node_forging: bool,

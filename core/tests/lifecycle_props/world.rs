@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use forge_core::config::LeaseTiming;
 use forge_core::decision::{
-    Command, DeciderConfig, Effect, Event, Finished, Input, Lifecycle, LifecycleConfig, Mono, Phase,
-    ReloadReason, Run, State, Step, aborts,
+    Command, DeciderConfig, Effect, Event, Input, Lifecycle, LifecycleConfig, Mono, Phase, ReloadReason, Run,
+    State, Step, aborts,
 };
 use jiff::SignedDuration;
 use proptest::prelude::*;
 
+use super::model_world::{self, Timers};
 use super::{Action, RENEW_DEADLINE, Running, World, wall_at};
 
 impl World {
@@ -33,11 +33,7 @@ impl World {
             shutdown_hold_max,
         };
         let mut decider = DeciderConfig::single_cluster("c0");
-        decider.lease = LeaseTiming {
-            duration: Duration::from_secs(15),
-            renew_deadline: RENEW_DEADLINE,
-            retry_period: Duration::from_secs(2),
-        };
+        decider.lease = model_world::lease_timing();
         let mut w = World {
             life: Lifecycle::new(config, State::new(decider)),
             boot_credentials,
@@ -45,8 +41,7 @@ impl World {
             fail_percent,
             rng: seed | 1,
             running: None,
-            retries: Vec::new(),
-            wake: None,
+            timers: Timers::default(),
             files: false,
             node_up: false,
             node_forging: false,
@@ -60,14 +55,6 @@ impl World {
         };
         w.input(Input::Started).expect("start-up is valid");
         w
-    }
-
-    pub(super) fn chance(&mut self, percent: u32) -> bool {
-        // xorshift: deterministic per case.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        (self.rng % 100) < u64::from(percent)
     }
 
     pub(super) fn input(&mut self, input: Input) -> Result<(), TestCaseError> {
@@ -87,14 +74,10 @@ impl World {
                 Effect::Run(run) => {
                     prop_assert!(self.running.is_none(), "two plans in flight");
                     self.check_run(&run)?;
-                    self.running = Some(Running {
-                        run,
-                        next: 0,
-                        status_written: Vec::new(),
-                    });
+                    self.running = Some(Running::new(run));
                 }
-                Effect::Adopted { decision, .. } => self.wake = decision.next_wake,
-                Effect::WakeAt(at) => self.retries.push(at),
+                Effect::Adopted { decision, .. } => self.timers.set_wake(decision.next_wake),
+                Effect::WakeAt(at) => self.timers.retry_at(at),
                 Effect::Exit { confirmed } => {
                     self.exits += 1;
                     self.exit_confirmed = Some(confirmed);
@@ -133,7 +116,7 @@ impl World {
     /// What must hold after every input.
     pub(super) fn check_state(&self) -> Result<(), TestCaseError> {
         let idle = self.running.is_none() && self.life.in_flight().is_none();
-        let waiting_retry = self.retries.iter().any(|t| *t > self.now);
+        let waiting_retry = self.timers.retry_pending(self.now);
         let lease_current = self.life.state().lease.is_current(self.now);
         if idle
             && !waiting_retry
@@ -155,11 +138,7 @@ impl World {
             return Ok(());
         };
         let Some(cmd) = running.run.commands.get(running.next).cloned() else {
-            let finished = Finished {
-                failed: None,
-                status_written: running.status_written,
-            };
-            return self.input(Input::Finished(finished));
+            return self.input(running.finished(None));
         };
         // The hand-over gate, as the actor's executor has it: nothing is given up once a new node
         // process came up during the plan.
@@ -167,11 +146,7 @@ impl World {
             && !gate.allows(running.next, self.life.node_process())
         {
             self.gated += 1;
-            let finished = Finished {
-                failed: Some(cmd),
-                status_written: running.status_written,
-            };
-            return self.input(Input::Finished(finished));
+            return self.input(running.finished(Some(cmd)));
         }
         running.next += 1;
         if std::env::var_os("LIFECYCLE_TRACE").is_some() {
@@ -185,7 +160,7 @@ impl World {
         // The actor's executor sends nothing of a forging plan past its deadline.
         let past_deadline = running.run.start_by.is_some_and(|d| self.now >= d);
         let _ = starts;
-        let fails = past_deadline || self.chance(self.fail_percent);
+        let fails = past_deadline || model_world::chance(&mut self.rng, self.fail_percent);
         let node_absent = matches!(cmd, Command::Reload { .. }) && !self.node_up;
         if !fails && !node_absent {
             self.apply(&cmd)?;
@@ -200,19 +175,11 @@ impl World {
         {
             self.startup_pending = true;
         }
-        if failed && (past_deadline || aborts(&cmd, node_absent, running.run.status_write_required)) {
-            let finished = Finished {
-                failed: Some(cmd),
-                status_written: running.status_written,
-            };
-            return self.input(Input::Finished(finished));
+        let ends = past_deadline || aborts(&cmd, node_absent, running.run.status_write_required);
+        match running.went_on(cmd, failed, ends, self.now) {
+            Ok(running) => self.running = Some(running),
+            Err(end) => return self.input(end),
         }
-        if let Command::WriteStatus(report) = &cmd
-            && !failed
-        {
-            running.status_written.push((report.forging_enabled, self.now));
-        }
-        self.running = Some(running);
         Ok(())
     }
 
@@ -246,25 +213,7 @@ impl World {
 
     /// Moves time forward by `ms`, firing due timers on the way.
     pub(super) fn advance(&mut self, ms: u64) -> Result<(), TestCaseError> {
-        let until = self.now + Duration::from_millis(ms);
-        loop {
-            let due = self
-                .retries
-                .iter()
-                .copied()
-                .chain(self.wake)
-                .filter(|t| *t <= until)
-                .min();
-            let Some(at) = due else { break };
-            self.now = self.now.max(at);
-            self.retries.retain(|t| *t > at);
-            if self.wake.is_some_and(|w| w <= at) {
-                self.wake = None;
-            }
-            self.input(Input::Timer)?;
-        }
-        self.now = until;
-        Ok(())
+        model_world::advance(self, ms)
     }
 
     /// A new node process appeared: the NodeSignaller sends it a start-up reload that found no
@@ -347,22 +296,8 @@ impl World {
 
     /// No more failures: carry out every plan and fire every timer until nothing is left.
     pub(super) fn settle(&mut self) -> Result<(), TestCaseError> {
-        self.fail_percent = 0;
-        for _ in 0..200 {
-            if self.running.is_some() {
-                self.progress()?;
-                continue;
-            }
-            if let Some(at) = self.retries.iter().copied().min() {
-                let ms = at.saturating_since(self.now).as_millis() as u64;
-                self.advance(ms)?;
-                continue;
-            }
-            self.input(Input::Heartbeat)?;
-            if self.running.is_none() {
-                return Ok(());
-            }
-        }
-        Err(TestCaseError::fail("the lifecycle never settled"))
+        model_world::settle(self)
     }
 }
+
+model_world::model_world!(World);

@@ -25,14 +25,11 @@ use forge_core::quorum::{Want, want};
 use proptest::prelude::*;
 use world::{Action, World, action_strategy, spec, wall_at};
 
+#[path = "../support/model_world.rs"]
+mod model_world;
 mod world;
 
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use model_world::cases;
 
 /// Random histories keep the gate's invariants at every step; settled as the winner with a
 /// fresh majority, the node forges; then, a better peer appears: the node stops and only then

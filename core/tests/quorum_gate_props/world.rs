@@ -5,24 +5,17 @@
 //! docs) and fails the case on the first violation.
 use std::time::Duration;
 
-use forge_core::config::LeaseTiming;
 use forge_core::crd::{CardanoForgeClusterSpec, CardanoForgeClusterStatus, ForgeState, NetworkSpec};
 use forge_core::decision::{
-    Command, DeciderConfig, Effect, Event, Finished, Input, Lifecycle, LifecycleConfig, Mono, Phase, Run,
-    State, aborts,
+    Command, DeciderConfig, Effect, Event, Input, Lifecycle, LifecycleConfig, Mono, Phase, Run, State, aborts,
 };
 use forge_core::quorum::{Standing, Want, standing, want};
-use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 
+pub(crate) use crate::model_world::wall_at;
+use crate::model_world::{self, RENEW_DEADLINE, Running, Timers};
+
 const PEER: &str = "c1";
-
-const RENEW_DEADLINE: Duration = Duration::from_secs(10);
-
-pub(crate) fn wall_at(now: Mono) -> Timestamp {
-    let base: Timestamp = "2025-06-01T12:00:00Z".parse().expect("valid time");
-    base + SignedDuration::try_from(now.as_duration()).expect("small duration")
-}
 
 pub(crate) fn spec(state: ForgeState) -> CardanoForgeClusterSpec {
     CardanoForgeClusterSpec::new(state, 2, "r", NetworkSpec::new("preview", 2))
@@ -67,20 +60,13 @@ pub(crate) fn action_strategy() -> impl Strategy<Value = Action> {
     ]
 }
 
-pub(crate) struct Running {
-    run: Run,
-    next: usize,
-    status_written: Vec<(bool, Mono)>,
-}
-
 pub(crate) struct World {
     pub(crate) life: Lifecycle,
     pub(crate) now: Mono,
     fail_percent: u32,
     rng: u64,
     pub(crate) running: Option<Running>,
-    retries: Vec<Mono>,
-    wake: Option<Mono>,
+    timers: Timers,
     pub(crate) files: bool,
     node_up: bool,
     pub(crate) node_forging: bool,
@@ -105,19 +91,14 @@ impl World {
         let mut decider = DeciderConfig::multi_cluster("c0", [PEER]);
         decider.quorum = true;
         decider.quorum_break_glass = glass;
-        decider.lease = LeaseTiming {
-            duration: Duration::from_secs(15),
-            renew_deadline: RENEW_DEADLINE,
-            retry_period: Duration::from_secs(2),
-        };
+        decider.lease = model_world::lease_timing();
         let mut w = World {
             life: Lifecycle::new(config, State::new(decider)),
             now: Mono::from_millis(1_000),
             fail_percent,
             rng: seed | 1,
             running: None,
-            retries: Vec::new(),
-            wake: None,
+            timers: Timers::default(),
             files: false,
             node_up: false,
             node_forging: false,
@@ -149,13 +130,6 @@ impl World {
         Ok(w)
     }
 
-    fn chance(&mut self, percent: u32) -> bool {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        (self.rng % 100) < u64::from(percent)
-    }
-
     pub(crate) fn input(&mut self, input: Input) -> Result<(), TestCaseError> {
         let effects = self.life.handle(input, self.now, wall_at(self.now));
         for effect in effects {
@@ -163,14 +137,10 @@ impl World {
                 Effect::Run(run) => {
                     prop_assert!(self.running.is_none(), "two plans in flight");
                     self.check_run(&run)?;
-                    self.running = Some(Running {
-                        run,
-                        next: 0,
-                        status_written: Vec::new(),
-                    });
+                    self.running = Some(Running::new(run));
                 }
-                Effect::Adopted { decision, .. } => self.wake = decision.next_wake,
-                Effect::WakeAt(at) => self.retries.push(at),
+                Effect::Adopted { decision, .. } => self.timers.set_wake(decision.next_wake),
+                Effect::WakeAt(at) => self.timers.retry_at(at),
                 Effect::Exit { .. } | Effect::PollPeers | Effect::Publish | Effect::Note(_) => {}
             }
         }
@@ -197,7 +167,7 @@ impl World {
 
     fn check_state(&mut self) -> Result<(), TestCaseError> {
         let idle = self.running.is_none() && self.life.in_flight().is_none();
-        let waiting_retry = self.retries.iter().any(|t| *t > self.now);
+        let waiting_retry = self.timers.retry_pending(self.now);
         if idle
             && !waiting_retry
             && self.node_forging
@@ -228,15 +198,11 @@ impl World {
             return Ok(());
         };
         let Some(cmd) = running.run.commands.get(running.next).cloned() else {
-            let finished = Finished {
-                failed: None,
-                status_written: running.status_written,
-            };
-            return self.input(Input::Finished(finished));
+            return self.input(running.finished(None));
         };
         running.next += 1;
         let past_deadline = running.run.start_by.is_some_and(|d| self.now >= d);
-        let fails = past_deadline || self.chance(self.fail_percent);
+        let fails = past_deadline || model_world::chance(&mut self.rng, self.fail_percent);
         let node_absent = matches!(cmd, Command::Reload { .. }) && !self.node_up;
         if !fails && !node_absent {
             match &cmd {
@@ -250,19 +216,11 @@ impl World {
             }
         }
         let failed = fails || node_absent;
-        if failed && (past_deadline || aborts(&cmd, node_absent, running.run.status_write_required)) {
-            let finished = Finished {
-                failed: Some(cmd),
-                status_written: running.status_written,
-            };
-            return self.input(Input::Finished(finished));
+        let ends = past_deadline || aborts(&cmd, node_absent, running.run.status_write_required);
+        match running.went_on(cmd, failed, ends, self.now) {
+            Ok(running) => self.running = Some(running),
+            Err(end) => return self.input(end),
         }
-        if let Command::WriteStatus(report) = &cmd
-            && !failed
-        {
-            running.status_written.push((report.forging_enabled, self.now));
-        }
-        self.running = Some(running);
         Ok(())
     }
 
@@ -274,25 +232,7 @@ impl World {
     }
 
     pub(crate) fn advance(&mut self, ms: u64) -> Result<(), TestCaseError> {
-        let until = self.now + Duration::from_millis(ms);
-        loop {
-            let due = self
-                .retries
-                .iter()
-                .copied()
-                .chain(self.wake)
-                .filter(|t| *t <= until)
-                .min();
-            let Some(at) = due else { break };
-            self.now = self.now.max(at);
-            self.retries.retain(|t| *t > at);
-            if self.wake.is_some_and(|w| w <= at) {
-                self.wake = None;
-            }
-            self.input(Input::Timer)?;
-        }
-        self.now = until;
-        Ok(())
+        model_world::advance(self, ms)
     }
 
     pub(crate) fn tickets(&mut self, held: usize, ahead_ms: u64) -> Result<(), TestCaseError> {
@@ -354,23 +294,7 @@ impl World {
 
     /// No more failures: carry out every plan and fire every retry until nothing is left.
     pub(crate) fn settle(&mut self) -> Result<(), TestCaseError> {
-        self.fail_percent = 0;
-        for _ in 0..200 {
-            if self.running.is_some() {
-                self.progress()?;
-                continue;
-            }
-            if let Some(at) = self.retries.iter().copied().min() {
-                let ms = at.saturating_since(self.now).as_millis() as u64;
-                self.advance(ms)?;
-                continue;
-            }
-            self.input(Input::Heartbeat)?;
-            if self.running.is_none() {
-                return Ok(());
-            }
-        }
-        Err(TestCaseError::fail("the lifecycle never settled"))
+        model_world::settle(self)
     }
 
     /// The region should forge again: lease and majority fresh, spec priority-based, peer gone.
@@ -384,3 +308,5 @@ impl World {
         self.tickets(2, 9_000)
     }
 }
+
+model_world::model_world!(World);
