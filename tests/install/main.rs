@@ -32,7 +32,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use forge_sim::cluster::{Cluster, ClusterOptions};
-use forge_sim::timeline::{self, Window};
+use forge_sim::timeline;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolume, Pod, Secret};
 use kube::Api;
@@ -40,7 +40,7 @@ use kube::api::{EvictParams, ListParams, PostParams};
 
 use manifests::apply_manifest;
 use pods::{make_pvs, no_pods_left, settled, settled_named};
-use timelines::{Laps, events, no_overlap, story};
+use timelines::{Laps, events, no_overlap, removed_cleanly};
 use tools::{Tools, forge_sim_bin, helm_python, image, root, values};
 
 mod manifests;
@@ -284,17 +284,7 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
     tools.helm(&["uninstall", RELEASE, "--namespace", NS]);
     no_pods_left(&pods, "helm uninstall").await;
     laps.lap("6 helm uninstall (until no pod)");
-    let ev = events(&pv_root);
-    assert!(
-        timeline::forging_at_end(&ev).is_empty(),
-        "a forger after uninstall"
-    );
-    let v = timeline::judge_window(&ev, Window::since(t)).expect("judged");
-    assert!(v.overlap_ms == 0.0, "uninstall: {v:?}");
-    eprintln!(
-        "install: helm uninstall: the nodes' timelines\n{}",
-        story(&pv_root, t)
-    );
+    let v = removed_cleanly(&pv_root, t, "helm uninstall");
     assert!(
         v.processes.iter().filter(|p| p.started).all(|p| p.exited),
         "every node process started in the window exited: {:?}",
@@ -425,17 +415,7 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
     tools.helm(&["uninstall", "ref", "--namespace", NS]);
     no_pods_left(&pods, "helm uninstall, layout: reference").await;
     laps.lap("9 uninstall, layout: reference");
-    let ev = events(&pv_root);
-    assert!(
-        timeline::forging_at_end(&ev).is_empty(),
-        "a forger after uninstall"
-    );
-    let v = timeline::judge_window(&ev, Window::since(t)).expect("judged");
-    assert!(v.overlap_ms == 0.0, "uninstall, layout: reference: {v:?}");
-    eprintln!(
-        "install: helm uninstall, layout: reference: the nodes' timelines\n{}",
-        story(&pv_root, t)
-    );
+    removed_cleanly(&pv_root, t, "helm uninstall, layout: reference");
     eprintln!(
         "install: the manifests and the reference layout too; total {:.0} s",
         started.elapsed().as_secs_f64()

@@ -4,14 +4,14 @@
 use std::path::Path;
 use std::time::Instant;
 
-use forge_sim::timeline::{self, Window};
+use forge_sim::timeline;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 
 use crate::{
     pods::{no_pods_left, settled_named},
-    timelines::{events, no_overlap, story},
+    timelines::{no_overlap, removed_cleanly},
     tools::{Tools, root},
 };
 
@@ -137,16 +137,6 @@ pub(crate) async fn apply_manifest(
         "install: {what}: delete to no pod: {:.1} s",
         deleted.elapsed().as_secs_f64()
     );
-    let ev = events(pv_root);
-    assert!(
-        timeline::forging_at_end(&ev).is_empty(),
-        "{what}: a forger after the delete"
-    );
-    let v = timeline::judge_window(&ev, Window::since(t)).expect("judged");
-    assert!(v.overlap_ms == 0.0, "{what}: delete: {v:?}");
-    eprintln!(
-        "install: {what}: delete: the nodes' timelines\n{}",
-        story(pv_root, t)
-    );
+    removed_cleanly(pv_root, t, &format!("{what}: delete"));
     spec
 }

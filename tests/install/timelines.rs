@@ -86,3 +86,21 @@ pub(crate) fn no_overlap(pv_root: &Path, since_ns: u64, what: &str) -> Verdict {
     );
     v
 }
+
+/// Judges a removal (an uninstall or a delete) that began at `since_ns`, once no pod is left:
+/// no node forges at the end and none overlapped in the window. Prints the window's story and
+/// returns the verdict.
+pub(crate) fn removed_cleanly(pv_root: &Path, since_ns: u64, what: &str) -> Verdict {
+    let ev = events(pv_root);
+    assert!(
+        timeline::forging_at_end(&ev).is_empty(),
+        "{what}: a forger after the removal"
+    );
+    let v = timeline::judge_window(&ev, Window::since(since_ns)).expect("judged");
+    assert!(v.overlap_ms == 0.0, "{what}: {v:?}");
+    eprintln!(
+        "install: {what}: the nodes' timelines\n{}",
+        story(pv_root, since_ns)
+    );
+    v
+}
