@@ -19,6 +19,12 @@ pub const MAX_CLOCK_RATE_DIFFERENCE: f64 = 0.01;
 /// The forge ticket's timing (docs/quorum.md): a holder counts a ticket as held until
 /// `renew_deadline` after its last successful write was sent; others may take it once it has
 /// gone unrenewed for `duration` on their clock.
+///
+/// It has the same three fields as [`LeaseTiming`] and is kept apart on purpose: its keys and
+/// defaults are its own (`TICKET_*`, 20 s / 12 s), and its rules are stricter (the margin must
+/// also absorb a clock-rate difference between regions, [`TicketTiming::required_margin`]), so a
+/// type of its own keeps a lease timing from being passed where the ticket's is meant. Where a
+/// lease rule applies to tickets too, [`TicketTiming::as_lease_timing`] converts explicitly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct TicketTiming {
     /// `TICKET_DURATION`: how long a ticket stays valid after its last renewal.

@@ -18,7 +18,9 @@ pub const JITTER_FACTOR: f64 = 1.2;
 pub const MIN_DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
 /// Lease timing, client-go semantics: `duration > renew_deadline > retry_period * 1.2` once
-/// validated (docs/configuration.md, "Lease timing rules").
+/// validated (docs/configuration.md, "Lease timing rules"). Quorum mode's forge ticket has a
+/// timing of its own, [`TicketTiming`](super::quorum::TicketTiming), apart on purpose (it says
+/// why).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct LeaseTiming {
     /// How long a lease is valid after its last renewal (`LEASE_DURATION`).
