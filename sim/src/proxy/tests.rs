@@ -28,6 +28,14 @@ async fn roundtrip(s: &mut TcpStream, msg: &[u8]) -> io::Result<Vec<u8>> {
 
 const T: Duration = Duration::from_secs(5);
 
+/// A proxy in front of an echo server, and a connection through it that has echoed once.
+async fn proxied_echo() -> (FaultProxy, TcpStream) {
+    let proxy = FaultProxy::start_local(echo_server().await).await.expect("proxy");
+    let mut s = TcpStream::connect(proxy.local_addr()).await.expect("connect");
+    roundtrip(&mut s, b"a").await.expect("echo");
+    (proxy, s)
+}
+
 #[test]
 fn commands_parse() {
     assert_eq!(
@@ -87,10 +95,8 @@ async fn latency_delays_each_direction() {
 
 #[tokio::test]
 async fn blackhole_holds_traffic_until_pass() {
-    let proxy = FaultProxy::start_local(echo_server().await).await.expect("proxy");
+    let (proxy, mut old) = proxied_echo().await;
     let h = proxy.handle();
-    let mut old = TcpStream::connect(proxy.local_addr()).await.expect("connect");
-    roundtrip(&mut old, b"a").await.expect("echo");
     h.blackhole();
     // An open connection hangs ...
     assert!(
@@ -204,10 +210,8 @@ async fn blackhole_up_holds_requests_until_pass() {
 
 #[tokio::test]
 async fn reset_kills_open_connections_but_not_later_ones() {
-    let proxy = FaultProxy::start_local(echo_server().await).await.expect("proxy");
+    let (proxy, mut s) = proxied_echo().await;
     let h = proxy.handle();
-    let mut s = TcpStream::connect(proxy.local_addr()).await.expect("connect");
-    roundtrip(&mut s, b"a").await.expect("echo");
     h.reset();
     let mut buf = [0u8; 1];
     let r = tokio::time::timeout(T, s.read(&mut buf))
@@ -221,10 +225,8 @@ async fn reset_kills_open_connections_but_not_later_ones() {
 
 #[tokio::test]
 async fn refuse_closes_the_port_for_real_and_pass_reopens_it() {
-    let proxy = FaultProxy::start_local(echo_server().await).await.expect("proxy");
+    let (proxy, mut open) = proxied_echo().await;
     let h = proxy.handle();
-    let mut open = TcpStream::connect(proxy.local_addr()).await.expect("connect");
-    roundtrip(&mut open, b"a").await.expect("echo");
     h.refuse();
     let mut refused = false;
     for _ in 0..100 {
