@@ -47,20 +47,7 @@ proptest! {
         .into_iter()
         .fold(State::new(DeciderConfig::multi_cluster(ME, names.iter().cloned())), apply);
         for (name, (priority, claim_protocol)) in names.iter().zip(&peers) {
-            s = apply(s, Event::PeerObserved {
-                cluster: name.clone(),
-                status: Some(Box::new(CardanoForgeClusterStatus {
-                    effective_state: Some(ForgeState::PriorityBased),
-                    effective_priority: Some(*priority),
-                    forging_enabled: Some(false),
-                    observed_generation: Some(1),
-                    reason: Some("yielding_to_peer".into()),
-                    claim_protocol: *claim_protocol,
-                    ..Default::default()
-                })),
-                generation: Some(1),
-                read_at: claim,
-            });
+            s = apply(s, standing_by_peer(name, ForgeState::PriorityBased, *priority, 1, *claim_protocol, claim));
         }
         let marked = peers.iter().all(|(_, p)| p.is_some_and(|p| p >= CLAIM_PROTOCOL));
         let d = decide(&s, now, wall_at(now));
@@ -91,40 +78,14 @@ proptest! {
             Event::LeaseAcquired { deadline: now + Duration::from_secs(1_000) },
             Event::ClusterSpecChanged { spec: Box::new(spec(1, ForgeState::PriorityBased)), generation: Some(1) },
             Event::StatusWritten { forging_enabled: true, at: now },
-            Event::PeerObserved {
-                cluster: "c1".into(),
-                status: Some(Box::new(CardanoForgeClusterStatus {
-                    effective_state: Some(ForgeState::PriorityBased),
-                    effective_priority: Some(5),
-                    forging_enabled: Some(false),
-                    observed_generation: Some(1),
-                    reason: Some("yielding_to_peer".into()),
-                    claim_protocol: Some(CLAIM_PROTOCOL),
-                    ..Default::default()
-                })),
-                generation: Some(1),
-                read_at: now,
-            },
+            standing_by_peer("c1", ForgeState::PriorityBased, 5, 1, Some(CLAIM_PROTOCOL), now),
         ] {
             s = apply(s, e);
         }
         prop_assert!(decide(&s, now, wall).forge);
         s = apply(s, Event::Committed { forge: true });
         s = apply(s, Event::LeaderScheduleChanged { slots: vec![wall + SignedDuration::from_millis(slot_ms)] });
-        let better_peer = Event::PeerObserved {
-            cluster: "c1".into(),
-            status: Some(Box::new(CardanoForgeClusterStatus {
-                effective_state: Some(ForgeState::PriorityBased),
-                effective_priority: Some(0),
-                forging_enabled: Some(false),
-                observed_generation: Some(2),
-                reason: Some("yielding_to_peer".into()),
-                claim_protocol: Some(CLAIM_PROTOCOL),
-                ..Default::default()
-            })),
-            generation: Some(2),
-            read_at: now,
-        };
+        let better_peer = standing_by_peer("c1", ForgeState::PriorityBased, 0, 2, Some(CLAIM_PROTOCOL), now);
         let (planned, events) = match cause {
             0 => (true, vec![Event::ClusterSpecChanged { spec: Box::new(spec(1, ForgeState::Disabled)), generation: Some(2) }]),
             1 => (true, vec![better_peer]),
@@ -262,20 +223,7 @@ proptest! {
                 if unhealthy[i] { s = apply(s, Event::HealthResult { ok: false }); }
             }
             for j in (0..n).filter(|j| *j != i) {
-                s = apply(s, Event::PeerObserved {
-                    cluster: names[j].clone(),
-                    status: Some(Box::new(CardanoForgeClusterStatus {
-                        effective_state: Some(eff[j].0),
-                        effective_priority: Some(eff[j].1),
-                        forging_enabled: Some(false),
-                        observed_generation: Some(1),
-                        reason: Some("yielding_to_peer".into()),
-                        claim_protocol: Some(CLAIM_PROTOCOL),
-                        ..Default::default()
-                    })),
-                    generation: Some(1),
-                    read_at: Mono::from_millis(9_500),
-                });
+                s = apply(s, standing_by_peer(&names[j], eff[j].0, eff[j].1, 1, Some(CLAIM_PROTOCOL), Mono::from_millis(9_500)));
             }
             let d = decide(&s, now, base_wall());
             prop_assert_eq!((d.effective_state, d.effective_priority), eff[i]);
@@ -290,5 +238,31 @@ proptest! {
                 prop_assert!(key(w) <= key(j));
             }
         }
+    }
+}
+
+/// A peer's status as read at `read_at`: in `state` with `priority`, of `generation`, not
+/// forging, yielding to a peer, with the claim-protocol marker `claim_protocol`.
+fn standing_by_peer(
+    cluster: &str,
+    state: ForgeState,
+    priority: i32,
+    generation: i64,
+    claim_protocol: Option<i32>,
+    read_at: Mono,
+) -> Event {
+    Event::PeerObserved {
+        cluster: cluster.into(),
+        status: Some(Box::new(CardanoForgeClusterStatus {
+            effective_state: Some(state),
+            effective_priority: Some(priority),
+            forging_enabled: Some(false),
+            observed_generation: Some(generation),
+            reason: Some("yielding_to_peer".into()),
+            claim_protocol,
+            ..Default::default()
+        })),
+        generation: Some(generation),
+        read_at,
     }
 }
