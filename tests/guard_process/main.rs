@@ -149,6 +149,18 @@ impl Rig {
         self.path("guard.sock")
     }
 
+    /// Subscribes to the guard: the reader of its first answer and of the lines it pushes
+    /// afterwards (a 5 s read timeout).
+    fn subscribe(&self) -> BufReader<UnixStream> {
+        let conn = UnixStream::connect(self.socket()).expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        (&conn)
+            .write_all(Request::Subscribe.to_line().as_bytes())
+            .expect("subscribe");
+        BufReader::new(conn)
+    }
+
     fn targets(&self) -> Vec<PathBuf> {
         ["kes.skey", "vrf.skey", "node.cert"]
             .iter()

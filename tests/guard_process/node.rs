@@ -55,13 +55,7 @@ fn sigterm_is_forwarded_and_the_guard_exits_with_the_node() {
 fn a_subscriber_learns_that_the_node_exited() {
     let mut rig = Rig::start();
     rig.start_forging(60_000);
-    let conn = UnixStream::connect(rig.socket()).expect("connect");
-    conn.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut w = conn.try_clone().expect("clone");
-    let mut r = BufReader::new(conn);
-    w.write_all(Request::Subscribe.to_line().as_bytes())
-        .expect("subscribe");
+    let mut r = rig.subscribe();
     let mut first = String::new();
     r.read_line(&mut first).expect("the subscription's answer");
     assert_eq!(
@@ -96,13 +90,7 @@ fn subscribers_get_the_nodes_reconfiguration_lines_pushed() {
         replay_ms: 600,
         ..RigOptions::default()
     });
-    let conn = UnixStream::connect(rig.socket()).expect("connect");
-    conn.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut w = conn.try_clone().expect("clone");
-    let mut r = BufReader::new(conn);
-    w.write_all(Request::Subscribe.to_line().as_bytes())
-        .expect("subscribe");
+    let mut r = rig.subscribe();
     let mut next = || loop {
         let mut l = String::new();
         r.read_line(&mut l).expect("a line");
