@@ -106,6 +106,33 @@ pub fn write_test_credentials(
     write_credentials(dir, &TestCredentials::new(counter, period))
 }
 
+/// A Kubernetes Secret named `name` holding a fresh test set (written into `dir` first, as
+/// [`write_test_credentials`] with counter 1, KES period current), one key a file name
+/// (`kes.skey`, `vrf.skey`, `node.cert`), the way a StatefulSet mounts forging keys.
+pub fn credentials_secret(
+    dir: &Path,
+    name: &str,
+) -> Result<k8s_openapi::api::core::v1::Secret, CredentialError> {
+    let paths = write_test_credentials(dir, 1, 0)?;
+    let mut data = std::collections::BTreeMap::new();
+    for p in paths.all() {
+        let bytes = std::fs::read(p).map_err(|source| CredentialError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let file = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        data.insert(file, k8s_openapi::ByteString(bytes));
+    }
+    Ok(k8s_openapi::api::core::v1::Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        data: Some(data),
+        ..Default::default()
+    })
+}
+
 /// Writes the set `creds` describes into `dir` (`kes.skey`, `vrf.skey`, `node.cert`, mode 0600).
 pub fn write_credentials(dir: &Path, creds: &TestCredentials) -> Result<CredentialPaths, CredentialError> {
     let paths = CredentialPaths {

@@ -6,7 +6,6 @@
 //! binaries of `scripts/kube-cluster.sh` and the pause image of `scripts/images.sh`; without
 //! them (or under `FORGE_SKIP_CLUSTER_TESTS=1`) it says SKIPPED loudly, except under
 //! `FORGE_REQUIRE_CLUSTER_TESTS=1` (CI), where a missing piece fails.
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -286,30 +285,9 @@ async fn a_real_single_node_cluster_runs_what_the_chart_needs() {
     // 5. A StatefulSet of three cardano-node stand-ins (cardano-node's own flags, credentials
     //    from a Secret at mode 0400) comes up in order, each Ready before the next is created.
     let creds = tempfile::tempdir().expect("tempdir");
-    let paths = forge_sim::creds::write_test_credentials(creds.path(), 1, 0).expect("credentials");
-    let mut data = BTreeMap::new();
-    for p in paths.all() {
-        let name = p.file_name().expect("name").to_string_lossy().into_owned();
-        data.insert(
-            name,
-            k8s_openapi::ByteString(std::fs::read(p).expect("read credential")),
-        );
-    }
+    let secret = forge_sim::creds::credentials_secret(creds.path(), "pool-keys").expect("credentials");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
-    secrets
-        .create(
-            &pp,
-            &Secret {
-                metadata: kube::api::ObjectMeta {
-                    name: Some("pool-keys".into()),
-                    ..Default::default()
-                },
-                data: Some(data),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("create secret");
+    secrets.create(&pp, &secret).await.expect("create secret");
     let sts: StatefulSet = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "bp"},
         "spec": {
