@@ -3,16 +3,13 @@
 //! partitions, isolation, one-way loss, the tickets column of `kubectl get cfc`, the forger and
 //! S1 by the merged node timelines, and the figures each scenario records.
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use forge_sim::{
     apiserver::{ApiServer, ApiServerOptions},
     proxy::{FaultProxy, ProxyMode},
     timeline::{judge, judge_window},
-    world::{World, WorldOptions},
+    world::WorldOptions,
 };
 
 use crate::{
@@ -47,12 +44,11 @@ impl Quorum {
         if !forge_sim::apiserver::runs_for_test(test) {
             return None;
         }
-        let mut worlds = Vec::new();
-        for (region, _) in regions {
-            let mut o = WorldOptions::scenario(exe(), REPLICAS);
-            o.pod_prefix = (*region).to_string();
-            worlds.push(World::prepare(o).await.unwrap_or_else(|e| panic!("{test}: {e}")));
-        }
+        let prepared =
+            forge_sim::world::prepare_regions(regions, |_| WorldOptions::scenario(exe(), REPLICAS))
+                .await
+                .unwrap_or_else(|e| panic!("{test}: {e}"));
+        let (mut worlds, mut links) = (prepared.worlds, prepared.links);
         let identities: Vec<String> = regions
             .iter()
             .flat_map(|(r, _)| (0..REPLICAS).map(move |i| format!("{r}-{i}")))
@@ -60,41 +56,25 @@ impl Quorum {
         let witness = ApiServer::start(ApiServerOptions::with_identities(identities))
             .await
             .unwrap_or_else(|e| panic!("{test}: witness API server: {e}"));
-        let mut links = BTreeMap::new();
-        for (i, (region, priority)) in regions.iter().enumerate() {
-            let (mut peers, mut participants) = (Vec::new(), Vec::new());
-            for (j, (peer, _)) in regions.iter().enumerate().filter(|(j, _)| *j != i) {
-                let proxy = FaultProxy::start_local(worlds[j].apiserver.addr())
-                    .await
-                    .expect("proxy");
-                let kubeconfig = worlds[j]
-                    .apiserver
-                    .kubeconfig_via(&format!("{peer}-0"), proxy.local_addr())
-                    .expect("kubeconfig");
-                peers.push(format!("pool-{peer}={}", kubeconfig.display()));
-                participants.push(format!("pool-{peer}={}", kubeconfig.display()));
-                links.insert(((*region).to_string(), (*peer).to_string()), proxy);
-            }
+        for (i, (region, _)) in regions.iter().enumerate() {
             let proxy = FaultProxy::start_local(witness.addr()).await.expect("proxy");
             let kubeconfig = witness
                 .kubeconfig_via(&format!("{region}-0"), proxy.local_addr())
                 .expect("kubeconfig");
-            participants.push(format!("witness:{WITNESS}={}", kubeconfig.display()));
+            let witness_entry = format!("witness:{WITNESS}={}", kubeconfig.display());
+            let participants = match prepared.peer_clusters[i].as_str() {
+                "" => witness_entry,
+                peers => format!("{peers},{witness_entry}"),
+            };
             links.insert(((*region).to_string(), WITNESS.to_string()), proxy);
-            let env = &mut worlds[i].options_mut().extra_env;
-            *env = vec![
-                ("ENABLE_CLUSTER_MANAGEMENT".into(), "true".into()),
-                ("CLUSTER_IDENTIFIER".into(), format!("pool-{region}")),
-                ("CLUSTER_REGION".into(), (*region).to_string()),
-                ("CLUSTER_PRIORITY".into(), priority.to_string()),
-                ("PEER_CLUSTERS".into(), peers.join(",")),
-                ("QUORUM_PARTICIPANTS".into(), participants.join(",")),
+            worlds[i].options_mut().extra_env.extend([
+                ("QUORUM_PARTICIPANTS".into(), participants),
                 ("TICKET_DURATION".into(), TICKET_DURATION.as_secs().to_string()),
                 (
                     "TICKET_RENEW_DEADLINE".into(),
                     TICKET_RENEW_DEADLINE.as_secs().to_string(),
                 ),
-            ];
+            ]);
         }
         for w in &mut worlds {
             w.populate().await.unwrap_or_else(|e| panic!("{test}: {e}"));

@@ -23,7 +23,7 @@ use crate::apiserver::ApiServer;
 pub use checks::{http_get, wait_for};
 pub use observe::forging_without_lease;
 pub use options::{Pod, REALISTIC_RELOAD_MS, WorldOptions};
-pub use setup::{RegionLinks, start_regions};
+pub use setup::{PreparedRegions, RegionLinks, prepare_regions, start_regions};
 
 /// Errors building or driving the world.
 #[derive(Debug, thiserror::Error)]

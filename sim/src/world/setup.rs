@@ -263,6 +263,33 @@ pub async fn start_regions<P: std::fmt::Display>(
     options: impl Fn(&str) -> WorldOptions,
     extra: impl Fn(&str) -> Vec<(String, String)>,
 ) -> Result<(Vec<World>, RegionLinks), WorldError> {
+    let mut prepared = prepare_regions(regions, options).await?;
+    for (w, (region, _)) in prepared.worlds.iter_mut().zip(regions) {
+        w.options_mut().extra_env.extend(extra(region));
+    }
+    for w in &mut prepared.worlds {
+        w.populate().await?;
+    }
+    Ok((prepared.worlds, prepared.links))
+}
+
+/// The regions of [`prepare_regions`], their pods not started yet.
+pub struct PreparedRegions {
+    /// One prepared world a region, in the order given.
+    pub worlds: Vec<World>,
+    /// The fault proxies between the regions.
+    pub links: RegionLinks,
+    /// Each region's `PEER_CLUSTERS` value (`pool-{peer}={kubeconfig},...`), in the same order.
+    pub peer_clusters: Vec<String>,
+}
+
+/// The first half of [`start_regions`]: the worlds prepared (API server and CRDs, no pods), the
+/// proxies between them and each world's environment for cluster management, so that a caller
+/// can add more (a quorum's witness, say) before it starts the pods with [`World::populate`].
+pub async fn prepare_regions<P: std::fmt::Display>(
+    regions: &[(&str, P)],
+    options: impl Fn(&str) -> WorldOptions,
+) -> Result<PreparedRegions, WorldError> {
     let mut worlds = Vec::new();
     for (region, _) in regions {
         let mut o = options(region);
@@ -270,6 +297,7 @@ pub async fn start_regions<P: std::fmt::Display>(
         worlds.push(World::prepare(o).await?);
     }
     let mut links = BTreeMap::new();
+    let mut peer_clusters = Vec::new();
     for (i, (region, priority)) in regions.iter().enumerate() {
         let mut peers = Vec::new();
         for (j, (peer, _)) in regions.iter().enumerate().filter(|(j, _)| *j != i) {
@@ -283,18 +311,19 @@ pub async fn start_regions<P: std::fmt::Display>(
             peers.push(format!("pool-{peer}={}", kubeconfig.display()));
             links.insert(((*region).to_string(), (*peer).to_string()), proxy);
         }
-        let env = &mut worlds[i].options_mut().extra_env;
-        *env = vec![
+        let peers = peers.join(",");
+        worlds[i].options_mut().extra_env = vec![
             ("ENABLE_CLUSTER_MANAGEMENT".into(), "true".into()),
             ("CLUSTER_IDENTIFIER".into(), format!("pool-{region}")),
             ("CLUSTER_REGION".into(), (*region).to_string()),
             ("CLUSTER_PRIORITY".into(), priority.to_string()),
-            ("PEER_CLUSTERS".into(), peers.join(",")),
+            ("PEER_CLUSTERS".into(), peers.clone()),
         ];
-        env.extend(extra(region));
+        peer_clusters.push(peers);
     }
-    for w in &mut worlds {
-        w.populate().await?;
-    }
-    Ok((worlds, links))
+    Ok(PreparedRegions {
+        worlds,
+        links,
+        peer_clusters,
+    })
 }
