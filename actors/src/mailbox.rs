@@ -6,8 +6,8 @@
 use actix::{Actor, Context, Handler, Message, Recipient};
 use prometheus::IntGauge;
 
-/// A message that went through a [`Counted`] inbox: the receiver must call [`Queued::handled`]
-/// (or take the message with [`Queued::into_inner`], which does it).
+/// A message that went through a [`Counted`] inbox: the receiver must take the message with
+/// [`Queued::into_inner`], which counts it out of the mailbox.
 #[derive(Debug)]
 pub struct Queued<M> {
     message: M,

@@ -9,7 +9,7 @@
 //! error answer and changes nothing.
 //!
 //! **Versions.** Version 2 replaced the permit's relative `ttl_ms` by an absolute deadline on
-//! CLOCK_MONOTONIC (`deadline_mono_ns`, see [`crate::monotonic_now`]): the sender computes it
+//! CLOCK_MONOTONIC (`deadline_mono_ns`, see [`crate::monotonic_now_ns`]): the sender computes it
 //! from the lease's deadline, so a stall between computing and delivering the request can no
 //! longer stretch the permit beyond the lease. Version 1 lines are still accepted for every op
 //! whose meaning did not change (`revoke`, `reload`, `state`, `subscribe`); a version 1

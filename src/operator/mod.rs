@@ -37,7 +37,7 @@ use self::{
 /// The name the binary answers to as a kubectl plugin.
 pub const PLUGIN_NAME: &str = "kubectl-forge";
 
-/// True when this process was started under the plugin name (argv[0]'s file name).
+/// True when this process was started under the plugin name (`argv[0]`'s file name).
 pub fn invoked_as_plugin() -> bool {
     std::env::args_os()
         .next()

@@ -1,5 +1,6 @@
-//! The Decider as an actor: feeds each input to the [`Lifecycle`] and carries out its effects
-//! (plans in order, timers, log lines, metrics, `/status`).
+//! The Decider as an actor: feeds each input to the
+//! [`Lifecycle`](forge_core::decision::Lifecycle) and carries out its effects (plans in order,
+//! timers, log lines, metrics, `/status`).
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
 use forge_core::decision::{Effect, Finished, Input, Note, Run};

@@ -34,7 +34,7 @@ pub(super) struct Confirm {
 
 impl Confirm {
     /// Waits until the node is seen not forging after the reload (then [`STOP_SETTLE`]), or
-    /// fails with [`STOP_UNCONFIRMED`].
+    /// fails with [`CommandError::StopUnconfirmed`].
     async fn wait(mut self) -> Result<(), CommandFailed> {
         if !self.needed {
             return Ok(());

@@ -37,8 +37,9 @@
 //! SIGHUP. Each reload is taken to take effect within `STOP_GRACE` of its own SIGHUP (the
 //! handlers do not queue). A re-assert is skipped while an earlier reload may still be under way
 //! (it would add nothing, and hold back a stop that follows). Not confirmed within
-//! `STOP_CONFIRM_TIMEOUT`, the reload fails with [`STOP_UNCONFIRMED`], and the Decider keeps the
-//! claim and the lease: the renew deadline and the guard's permit do the fencing. "The guard
+//! `STOP_CONFIRM_TIMEOUT`, the reload fails with
+//! [`StopUnconfirmed`](crate::messages::CommandError::StopUnconfirmed), and the Decider keeps
+//! the claim and the lease: the renew deadline and the guard's permit do the fencing. "The guard
 //! did not answer" is never taken for "the node is gone": only a guard whose socket file is
 //! gone (it removes it when it exits with its child, the node) is, or, when the guard cannot be
 //! reached, the node process last identified by PID and start time being gone (a SIGKILLed

@@ -24,8 +24,9 @@
 //!   wait) whatever its watch says, and a ticket whose watch has shown nothing, and which we
 //!   have not called, for half a ticket duration is read (a free ticket, or a watch stalled on
 //!   a dead path), so a region that stands aside still learns when a majority is back in reach.
-//! - After every answer, and on a short tick, the standing ([`standing`]: tickets held, the
-//!   majority, the forge deadline, and since when each participant's calls have all failed)
+//! - After every answer, and on a short tick, the standing
+//!   ([`standing`](forge_core::quorum::standing): tickets held, the majority, the forge
+//!   deadline, and since when each participant's calls have all failed)
 //!   goes to the Decider as `TicketsChanged` when it changed. A ticket counts only until its
 //!   renew deadline after our last *successful* write was sent, so a participant that stops
 //!   answering drops out of the count by itself; the Decider counts it out of reach once its

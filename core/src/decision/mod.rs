@@ -2,8 +2,8 @@
 //! why.
 //!
 //! Owns the pure core the Decider actor drives: [`State`] (everything known), [`Event`] and
-//! [`apply`] (facts in), [`decide`] (a [`Decision`] with its [`Reason`]), and [`plan`] (ordered
-//! [`Command`]s out, break-before-make encoded as data). Total and deterministic: no I/O, no
+//! [`apply`] (facts in), [`decide`](fn@decide) (a [`Decision`] with its [`Reason`]), and
+//! [`plan`](fn@plan) (ordered [`Command`]s out, break-before-make encoded as data). Total and deterministic: no I/O, no
 //! clock reads, no randomness; time arrives as arguments ([`Mono`], and wall time only for
 //! override expiry).
 //!
@@ -37,8 +37,8 @@ pub use state::{
 };
 
 pub use crate::lease::Mono;
-/// The wall-clock type [`decide`] takes (override `expiresAt` is wall time); re-exported so
-/// callers need no direct `jiff` dependency.
+/// The wall-clock type [`decide`](fn@decide) takes (override `expiresAt` is wall time);
+/// re-exported so callers need no direct `jiff` dependency.
 pub use jiff::Timestamp as WallTime;
 
 #[cfg(test)]

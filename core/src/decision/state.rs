@@ -1,5 +1,5 @@
 //! [`State`]: everything the Decider knows, as plain data. Changed only by
-//! [`apply`](super::apply); read by [`decide`](super::decide). No I/O.
+//! [`apply`](super::apply); read by [`decide`](fn@super::decide). No I/O.
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -303,7 +303,7 @@ impl State {
             .filter(|until| now < *until)
     }
 
-    /// The state at start-up: nothing known, so [`decide`](super::decide) says standby.
+    /// The state at start-up: nothing known, so [`decide`](fn@super::decide) says standby.
     pub fn new(config: DeciderConfig) -> State {
         let (cluster, peers) = if config.cluster_management {
             let peers = config

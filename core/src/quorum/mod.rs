@@ -4,8 +4,8 @@
 //! Owns: the ticket timing ([`TicketTiming`]), the rule for taking one ticket
 //! ([`ticket_verdict`], built on the client-go rule of [`crate::lease`]), our state per ticket
 //! and the next request it calls for ([`TicketState`], [`TicketStep`]), the majority and the
-//! forge deadline it gives ([`majority`], [`standing`], [`Standing`]), and yield-then-release
-//! ([`Want`], [`want`]). No I/O, no clock reads, no tokio or kube client: every instant arrives as
+//! forge deadline it gives ([`majority`](fn@majority), [`standing`], [`Standing`]), and
+//! yield-then-release ([`Want`], [`want`]). No I/O, no clock reads, no tokio or kube client: every instant arrives as
 //! an argument, and the ticket keeper actor carries out the steps.
 //!
 //! # The rules, in one place

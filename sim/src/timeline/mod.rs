@@ -3,7 +3,7 @@
 //! A timeline is a file of JSON lines, one [`TimelineEvent`] per line, appended and flushed by the
 //! node simulator at every event. Several node simulators may append to one file or to one file
 //! each; [`read_files`] merges any number of them. [`judge_window`] is a pure function of the
-//! events and a [`Window`]; [`judge`] judges live timelines up to the current time.
+//! events and a [`Window`]; [`judge`](fn@judge) judges live timelines up to the current time.
 //!
 //! # The rules the judge applies
 //!
@@ -19,9 +19,10 @@
 //!   line (SIGKILL) forges, as far as the judge knows, until the end of the window, unless
 //!   whoever killed it wrote its `exit` (the scenario world does, once it has reaped it).
 //!   A `forging_on` while already forging, or a `forging_off` while not forging, changes nothing.
-//! - The judge looks at a window `[from, until]`. `until` defaults to the last event; [`judge`]
-//!   uses the current time, so a process still forging when the verdict is taken forges until
-//!   then, and an overlap still open at the last event is counted up to the judge's end.
+//! - The judge looks at a window `[from, until]`. `until` defaults to the last event;
+//!   [`judge`](fn@judge) uses the current time, so a process still forging when the verdict is
+//!   taken forges until then, and an overlap still open at the last event is counted up to the
+//!   judge's end.
 //!   Events before `from` only set the state at `from`; events after `until` are ignored.
 //! - `overlap_ms` is the total time during which two or more processes forge at once (S1 wants 0).
 //!   `max_forgers` is the largest number forging at any instant, even a zero-length one (S1 wants

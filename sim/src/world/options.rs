@@ -142,7 +142,7 @@ pub struct Pod {
     pub node_metrics: Option<SocketAddr>,
     /// How many times its node was started.
     pub node_starts: u64,
-    /// Whether [`World::set_target_read_only`] made its target directory read-only.
+    /// Whether [`World::set_target_read_only`](super::World::set_target_read_only) made its target directory read-only.
     pub target_read_only: bool,
 }
 
