@@ -27,7 +27,6 @@
 //! the chart values), [`pods`] (waiting for the pods to settle, their logs, the volumes),
 //! [`timelines`] (the nodes' timelines judged) and [`manifests`] (deploy/'s manifests rendered
 //! for 1.20, applied and deleted).
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -110,29 +109,9 @@ async fn helm_install_forges_once_and_survives_deletes_rollouts_evictions_upgrad
         .expect("create namespace");
     let keys = work.path().join("keys");
     std::fs::create_dir_all(&keys).expect("keys dir");
-    forge_sim::creds::write_test_credentials(&keys, 1, 0).expect("credentials");
-    let mut data = BTreeMap::new();
-    for f in ["kes.skey", "vrf.skey", "node.cert"] {
-        data.insert(
-            f.to_string(),
-            k8s_openapi::ByteString(std::fs::read(keys.join(f)).expect("key file")),
-        );
-    }
+    let secret = forge_sim::creds::credentials_secret(&keys, "cardano-bp-forging-keys").expect("credentials");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
-    secrets
-        .create(
-            &pp,
-            &Secret {
-                metadata: kube::api::ObjectMeta {
-                    name: Some("cardano-bp-forging-keys".into()),
-                    ..Default::default()
-                },
-                data: Some(data),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("create secret");
+    secrets.create(&pp, &secret).await.expect("create secret");
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
     cms.create(
         &pp,
