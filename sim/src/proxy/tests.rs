@@ -28,6 +28,16 @@ async fn roundtrip(s: &mut TcpStream, msg: &[u8]) -> io::Result<Vec<u8>> {
 
 const T: Duration = Duration::from_secs(5);
 
+/// The next byte read from `s`, within [`T`].
+async fn next_byte(s: &mut TcpStream) -> u8 {
+    let mut buf = [0u8; 1];
+    tokio::time::timeout(T, s.read_exact(&mut buf))
+        .await
+        .expect("in time")
+        .expect("a byte");
+    buf[0]
+}
+
 /// A proxy in front of an echo server, and a connection through it that has echoed once.
 async fn proxied_echo() -> (FaultProxy, TcpStream) {
     let proxy = FaultProxy::start_local(echo_server().await).await.expect("proxy");
@@ -112,17 +122,8 @@ async fn blackhole_holds_traffic_until_pass() {
             .is_err()
     );
     h.pass();
-    let mut buf = [0u8; 1];
-    tokio::time::timeout(T, old.read_exact(&mut buf))
-        .await
-        .expect("in time")
-        .expect("held byte");
-    assert_eq!(&buf, b"b");
-    tokio::time::timeout(T, new.read_exact(&mut buf))
-        .await
-        .expect("in time")
-        .expect("held byte");
-    assert_eq!(&buf, b"c");
+    assert_eq!(next_byte(&mut old).await, b'b', "held byte");
+    assert_eq!(next_byte(&mut new).await, b'c', "held byte");
 }
 
 /// An upstream that reports every byte it receives and echoes it back.
@@ -174,12 +175,7 @@ async fn blackhole_down_delivers_requests_and_holds_the_answers() {
     assert_eq!(h.stats().bytes_down, 1, "only the answer before the fault");
     h.pass();
     for (s, msg) in [(&mut old, b"b"), (&mut new, b"c")] {
-        let mut buf = [0u8; 1];
-        tokio::time::timeout(T, s.read_exact(&mut buf))
-            .await
-            .expect("in time")
-            .expect("held answer");
-        assert_eq!(&buf, msg);
+        assert_eq!(&[next_byte(s).await], msg, "held answer");
     }
 }
 
@@ -200,12 +196,7 @@ async fn blackhole_up_holds_requests_until_pass() {
     h.pass();
     let got = tokio::time::timeout(T, received.recv()).await.expect("delivered");
     assert_eq!(got.expect("bytes"), b"x");
-    let mut buf = [0u8; 1];
-    tokio::time::timeout(T, s.read_exact(&mut buf))
-        .await
-        .expect("in time")
-        .expect("answer");
-    assert_eq!(&buf, b"x");
+    assert_eq!(next_byte(&mut s).await, b'x', "answer");
 }
 
 #[tokio::test]
