@@ -133,13 +133,37 @@ pub fn credentials_secret(
     })
 }
 
-/// Writes the set `creds` describes into `dir` (`kes.skey`, `vrf.skey`, `node.cert`, mode 0600).
-pub fn write_credentials(dir: &Path, creds: &TestCredentials) -> Result<CredentialPaths, CredentialError> {
-    let paths = CredentialPaths {
+/// Where a set in `dir` lives: `kes.skey`, `vrf.skey`, `node.cert`.
+pub fn credential_paths(dir: &Path) -> CredentialPaths {
+    CredentialPaths {
         kes: dir.join("kes.skey"),
         vrf: dir.join("vrf.skey"),
         opcert: dir.join("node.cert"),
-    };
+    }
+}
+
+/// The node simulator's flags naming the set in `dir` (`--kes`, `--vrf`, `--opcert`).
+pub fn node_flags(dir: &Path) -> [std::ffi::OsString; 6] {
+    let p = credential_paths(dir);
+    [
+        "--kes".into(),
+        p.kes.into(),
+        "--vrf".into(),
+        p.vrf.into(),
+        "--opcert".into(),
+        p.opcert.into(),
+    ]
+}
+
+/// The guard's `--targets` value for the set in `dir`: its three files, comma-separated.
+pub fn guard_targets(dir: &Path) -> String {
+    let p = credential_paths(dir);
+    format!("{},{},{}", p.kes.display(), p.vrf.display(), p.opcert.display())
+}
+
+/// Writes the set `creds` describes into `dir` (`kes.skey`, `vrf.skey`, `node.cert`, mode 0600).
+pub fn write_credentials(dir: &Path, creds: &TestCredentials) -> Result<CredentialPaths, CredentialError> {
+    let paths = credential_paths(dir);
 
     let (kes_skey, _) = kes_key(creds.kes_seed);
     let mut kes = vec![0x59, 0x02, 0x60];

@@ -24,7 +24,7 @@ use std::{
 
 use forge_guard::protocol::{Answer, Request};
 use forge_sim::{
-    creds::write_test_credentials,
+    creds::{guard_targets, node_flags, write_test_credentials},
     process::{spawn_tied, terminate, tied_command},
     timeline::{EventKind, TimelineEvent, read_file},
 };
@@ -80,12 +80,7 @@ impl Rig {
             .arg("--socket")
             .arg(d.join("guard.sock"))
             .arg("--targets")
-            .arg(format!(
-                "{},{},{}",
-                t.join("kes.skey").display(),
-                t.join("vrf.skey").display(),
-                t.join("node.cert").display()
-            ))
+            .arg(guard_targets(&t))
             .args(&o.guard_args)
             .arg("--");
         if let Some(gate) = o.gate {
@@ -100,12 +95,7 @@ impl Rig {
             .args(["sim", "node", "--name", "n0"])
             .arg("--socket")
             .arg(d.join("node.socket"))
-            .arg("--kes")
-            .arg(t.join("kes.skey"))
-            .arg("--vrf")
-            .arg(t.join("vrf.skey"))
-            .arg("--opcert")
-            .arg(t.join("node.cert"))
+            .args(node_flags(&t))
             .arg("--timeline")
             .arg(d.join("timeline.jsonl"))
             .arg("--replay-ms")

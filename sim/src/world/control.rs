@@ -50,12 +50,7 @@ impl World {
                 .arg("--socket")
                 .arg(pod.guard_socket())
                 .arg("--targets")
-                .arg(format!(
-                    "{},{},{}",
-                    t.join("kes.skey").display(),
-                    t.join("vrf.skey").display(),
-                    t.join("node.cert").display()
-                ))
+                .arg(crate::creds::guard_targets(&t))
                 .arg("--")
                 .arg(&self.options.exe);
         }
@@ -68,12 +63,7 @@ impl World {
         ])
         .arg("--socket")
         .arg(pod.socket())
-        .arg("--kes")
-        .arg(t.join("kes.skey"))
-        .arg("--vrf")
-        .arg(t.join("vrf.skey"))
-        .arg("--opcert")
-        .arg(t.join("node.cert"))
+        .args(crate::creds::node_flags(&t))
         .arg("--timeline")
         .arg(&pod.timeline)
         .arg("--replay-ms")
