@@ -178,7 +178,7 @@ impl World {
         let ends = past_deadline || aborts(&cmd, node_absent, running.run.status_write_required);
         match running.went_on(cmd, failed, ends, self.now) {
             Ok(running) => self.running = Some(running),
-            Err(end) => return self.input(end),
+            Err(end) => return self.input(*end),
         }
         Ok(())
     }

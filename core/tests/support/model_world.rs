@@ -62,9 +62,9 @@ impl Running {
         failed: bool,
         aborts: bool,
         now: Mono,
-    ) -> Result<Running, Input> {
+    ) -> Result<Running, Box<Input>> {
         if failed && aborts {
-            return Err(self.finished(Some(cmd)));
+            return Err(Box::new(self.finished(Some(cmd))));
         }
         if let Command::WriteStatus(report) = &cmd
             && !failed
