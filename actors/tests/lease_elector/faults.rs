@@ -18,7 +18,7 @@ use crate::{
 #[test]
 fn api_timeouts_past_the_renew_deadline_lose_the_lease_at_the_deadline_before_anyone_takes_over() {
     on_virtual_time(|| async {
-        let (world, a, b) = holder_and_standby().await;
+        let (world, a, b) = holder_and_standby(ms(100)).await;
 
         // From 5 s every call of a fails after 3 s: renewals sent at 6, 9, 12 s all fail.
         world.until(ms(5_000)).await;
@@ -113,7 +113,7 @@ fn a_failed_renewal_is_retried_next_period_and_never_extends_the_deadline() {
 #[test]
 fn a_conflict_storm_never_produces_two_holders() {
     on_virtual_time(|| async {
-        let (world, a, b) = holder_and_standby().await;
+        let (world, a, b) = holder_and_standby(ms(100)).await;
 
         // a's renewals conflict 5 times: at 4 s (and its immediate retry), at 6 s (and retry),
         // at 8 s; the retry at 8 s succeeds. Its deadline never moved meanwhile (14 s).

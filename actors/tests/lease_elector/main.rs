@@ -169,13 +169,13 @@ impl World {
     }
 }
 
-/// A fresh store with pod-a contending from 0 s and pod-b from 100 ms (so pod-a holds the lease
-/// and pod-b watches it as the standby).
-async fn holder_and_standby() -> (World, Candidate, Candidate) {
+/// A fresh store with pod-a contending from 0 s and pod-b from `standby_from` (so pod-a holds
+/// the lease and pod-b watches it as the standby).
+async fn holder_and_standby(standby_from: Mono) -> (World, Candidate, Candidate) {
     let world = World::new(MemoryLeases::new());
     let a = world.start("pod-a");
     a.contend(true).await;
-    world.until(ms(100)).await;
+    world.until(standby_from).await;
     let b = world.start("pod-b");
     b.contend(true).await;
     (world, a, b)

@@ -65,7 +65,7 @@ fn a_vacant_lease_is_acquired_and_renewed_every_retry_period_with_deadlines_from
 #[test]
 fn release_hands_over_to_the_watching_standby_within_milliseconds() {
     on_virtual_time(|| async {
-        let (world, a, b) = holder_and_standby().await;
+        let (world, a, b) = holder_and_standby(ms(100)).await;
         world.until(ms(5_000)).await;
 
         let handover = handover_after_release(&world, &a, &b, ms(5_050)).await;
@@ -113,7 +113,7 @@ fn release_without_the_lease_answers_at_once_and_writes_nothing() {
 #[test]
 fn a_holder_that_stops_is_taken_over_only_a_full_duration_after_the_standby_observed_it() {
     on_virtual_time(|| async {
-        let (world, a, b) = holder_and_standby().await;
+        let (world, a, b) = holder_and_standby(ms(100)).await;
 
         // a's last renewal is at 4 s; its watch breaks at 5 s and, unsupervised, it stays down.
         world.until(ms(5_000)).await;
@@ -143,7 +143,7 @@ fn a_holder_that_stops_is_taken_over_only_a_full_duration_after_the_standby_obse
 #[test]
 fn a_holder_that_stops_contending_loses_at_its_deadline_and_a_standby_takes_over_after_the_duration() {
     on_virtual_time(|| async {
-        let (world, a, b) = holder_and_standby().await;
+        let (world, a, b) = holder_and_standby(ms(100)).await;
         world.until(ms(5_000)).await;
         a.contend(false).await;
         world.until(secs(25)).await;
@@ -199,12 +199,7 @@ fn a_lease_held_under_our_own_name_after_a_restart_is_renewed_as_ours() {
 #[test]
 fn a_watching_standby_reads_its_lease_at_most_once_per_lease_duration() {
     on_virtual_time(|| async {
-        let world = World::new(MemoryLeases::new());
-        let a = world.start("pod-a");
-        a.contend(true).await;
-        world.until(ms(1_000)).await;
-        let b = world.start("pod-b");
-        b.contend(true).await;
+        let (world, a, b) = holder_and_standby(ms(1_000)).await;
         world.until(secs(2)).await;
         let (a0, b0) = (a.client.calls(), b.client.calls());
         world.until(secs(62)).await;
