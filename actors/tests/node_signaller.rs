@@ -11,7 +11,7 @@ use std::{
 use actix::{Addr, Supervisor};
 use forge_actors::{
     adapters::process::{ProcFs, ProcessIdentity},
-    messages::{CommandError, NodeProcess, Reload},
+    messages::{CommandError, CommandResult, NodeProcess, Reload},
     metrics::{Metrics, PodLabels},
     node_signaller::NodeSignaller,
 };
@@ -80,28 +80,31 @@ async fn a_startup_reload_that_found_no_node_reaches_the_first_node_that_appears
     // start-up SIGHUP is owed to the first node process that appears.
     let dir = tempfile::tempdir().expect("tempdir");
     let (signaller, metrics) = start_without_boot_credentials();
-    let err = signaller
-        .send(Reload {
-            reason: ReloadReason::Startup,
-        })
+    let err = reload(&signaller, ReloadReason::Startup)
         .await
-        .expect("mailbox")
         .expect_err("no node yet");
     assert_eq!(err.kind, CommandError::NoNode);
     let mut orphan = NamedChild::spawn(dir.path(), "fm-sig-node-f7");
-    signaller
-        .send(NodeProcess(Some(orphan.identity())))
-        .await
-        .expect("mailbox");
+    node_is(&signaller, &orphan).await;
     assert_eq!(orphan.ended_by(WAIT).await, Some(Some(SIGHUP)));
     assert_eq!(sighups(&metrics, ReloadReason::Startup), 1);
     // Once only.
     let mut next = NamedChild::spawn(dir.path(), "fm-sig-node-f7b");
+    node_is(&signaller, &next).await;
+    assert_eq!(next.ended_by(Duration::from_millis(300)).await, None);
+}
+
+/// Asks the signaller for a reload for `reason` and returns its answer.
+async fn reload(signaller: &Addr<NodeSignaller>, reason: ReloadReason) -> CommandResult {
+    signaller.send(Reload { reason }).await.expect("mailbox")
+}
+
+/// Tells the signaller that `child` is the node process now.
+async fn node_is(signaller: &Addr<NodeSignaller>, child: &NamedChild) {
     signaller
-        .send(NodeProcess(Some(next.identity())))
+        .send(NodeProcess(Some(child.identity())))
         .await
         .expect("mailbox");
-    assert_eq!(next.ended_by(Duration::from_millis(300)).await, None);
 }
 
 fn sighups(metrics: &Metrics, reason: ReloadReason) -> u64 {
@@ -115,16 +118,9 @@ async fn a_reload_sends_sighup_to_the_node_and_counts_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = NamedChild::spawn(dir.path(), "fm-sig-node-a");
     let (signaller, metrics) = start();
-    signaller
-        .send(NodeProcess(Some(child.identity())))
+    node_is(&signaller, &child).await;
+    reload(&signaller, ReloadReason::StartForging)
         .await
-        .expect("mailbox");
-    signaller
-        .send(Reload {
-            reason: ReloadReason::StartForging,
-        })
-        .await
-        .expect("mailbox")
         .expect("delivered");
     assert_eq!(child.ended_by(WAIT).await, Some(Some(SIGHUP)));
     assert_eq!(sighups(&metrics, ReloadReason::StartForging), 1);
@@ -135,22 +131,15 @@ async fn a_reload_sends_sighup_to_the_node_and_counts_it() {
 async fn a_reload_without_a_node_fails_and_is_never_sent_later_on_its_own() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (signaller, metrics) = start();
-    let err = signaller
-        .send(Reload {
-            reason: ReloadReason::Startup,
-        })
+    let err = reload(&signaller, ReloadReason::Startup)
         .await
-        .expect("mailbox")
         .expect_err("no node yet");
     assert_eq!(err.kind, CommandError::NoNode);
 
     // A node that boots non-producing has credentials present: a SIGHUP the Decider did not
     // ask for now would make it forge. The signaller must leave it alone.
     let mut child = NamedChild::spawn(dir.path(), "fm-sig-node-b");
-    signaller
-        .send(NodeProcess(Some(child.identity())))
-        .await
-        .expect("mailbox");
+    node_is(&signaller, &child).await;
     assert_eq!(
         child.ended_by(Duration::from_millis(300)).await,
         None,
@@ -164,35 +153,21 @@ async fn a_new_node_process_is_signalled_only_when_the_decider_asks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (signaller, metrics) = start();
     let mut first = NamedChild::spawn(dir.path(), "fm-sig-node-c1");
-    signaller
-        .send(NodeProcess(Some(first.identity())))
+    node_is(&signaller, &first).await;
+    reload(&signaller, ReloadReason::StartForging)
         .await
-        .expect("mailbox");
-    signaller
-        .send(Reload {
-            reason: ReloadReason::StartForging,
-        })
-        .await
-        .expect("mailbox")
         .expect("delivered");
     assert_eq!(first.ended_by(WAIT).await, Some(Some(SIGHUP)));
     signaller.send(NodeProcess(None)).await.expect("mailbox");
     let mut second = NamedChild::spawn(dir.path(), "fm-sig-node-c2");
-    signaller
-        .send(NodeProcess(Some(second.identity())))
-        .await
-        .expect("mailbox");
+    node_is(&signaller, &second).await;
     assert_eq!(
         second.ended_by(Duration::from_millis(300)).await,
         None,
         "signalled on its own"
     );
-    signaller
-        .send(Reload {
-            reason: ReloadReason::Reassert,
-        })
+    reload(&signaller, ReloadReason::Reassert)
         .await
-        .expect("mailbox")
         .expect("delivered");
     assert_eq!(second.ended_by(WAIT).await, Some(Some(SIGHUP)));
     assert_eq!(sighups(&metrics, ReloadReason::StartForging), 1);
@@ -208,12 +183,8 @@ async fn a_stale_identity_is_never_signalled() {
     stale.start_time += 1;
     let (signaller, metrics) = start();
     signaller.send(NodeProcess(Some(stale))).await.expect("mailbox");
-    let err = signaller
-        .send(Reload {
-            reason: ReloadReason::StopForging,
-        })
+    let err = reload(&signaller, ReloadReason::StopForging)
         .await
-        .expect("mailbox")
         .expect_err("refused");
     assert_eq!(err.kind, CommandError::NodeGone);
     assert_eq!(sighups(&metrics, ReloadReason::StopForging), 0);
@@ -223,16 +194,9 @@ async fn a_stale_identity_is_never_signalled() {
         "the process must be untouched"
     );
     // Once the real identity is reported, the Decider's next reload reaches it.
-    signaller
-        .send(NodeProcess(Some(child.identity())))
+    node_is(&signaller, &child).await;
+    reload(&signaller, ReloadReason::StopForging)
         .await
-        .expect("mailbox");
-    signaller
-        .send(Reload {
-            reason: ReloadReason::StopForging,
-        })
-        .await
-        .expect("mailbox")
         .expect("delivered");
     assert_eq!(child.ended_by(WAIT).await, Some(Some(SIGHUP)));
     assert_eq!(sighups(&metrics, ReloadReason::StopForging), 1);
