@@ -175,12 +175,7 @@ impl Quorum {
     /// 0 ms of overlap overall; prints the verdict of the scenario's window (who forged, the
     /// longest gap).
     pub(crate) fn assert_no_overlap(&self, scenario: &str, since_ns: u64) {
-        let v = self.verdict();
-        assert_eq!(v.overlap_ms, 0.0, "{scenario}: two nodes forged at once: {v:?}");
-        assert!(
-            v.max_forgers <= 1,
-            "{scenario}: two forgers at one instant: {v:?}"
-        );
+        self.verdict().assert_no_overlap(scenario);
         let events = self.events();
         if let Ok(w) = judge_window(&events, forge_sim::timeline::Window::since(since_ns)) {
             eprintln!(
