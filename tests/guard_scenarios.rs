@@ -73,21 +73,6 @@ fn first(w: &World, node: &str, kind: EventKind, since_ns: u64) -> Option<u64> {
         .map(|e| e.t_unix_ns)
 }
 
-/// The `t_unix_ns` of the guard's last log line containing `what`, from the pod's node log.
-fn guard_logged_at(log: &str, what: &str) -> Option<u64> {
-    log.lines()
-        .filter(|l| l.starts_with("forge-guard:") && l.contains(what))
-        .filter_map(|l| {
-            l.split("t_unix_ns=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .next_back()
-}
-
 async fn metric(w: &World, i: usize, name: &str) -> Option<f64> {
     let text = w.metrics(i).await?;
     text.lines()
@@ -253,8 +238,8 @@ async fn a_sigkilled_manager_is_fenced_by_its_guard(w: &mut World, leader: usize
         });
     let off = first(w, &old, EventKind::ForgingOff, since).expect("the old node stopped forging");
     let on = first(w, &next, EventKind::ForgingOn, since).expect("the new node forges");
-    let lapsed =
-        guard_logged_at(&w.pods[leader].node_log(), "permit lapsed").expect("the guard's lapse is logged");
+    let lapsed = forge_guard::logged_at(&w.pods[leader].node_log(), "permit lapsed")
+        .expect("the guard's lapse is logged");
     eprintln!(
         "SIGKILL {old}: fenced by its guard {:.1} ms after the kill ({:.2} ms after the permit lapsed); \
          {next} forging {:.1} ms after the kill, {:.1} ms after the fence (observed in {:?})",

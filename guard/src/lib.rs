@@ -20,6 +20,25 @@ mod supervise;
 
 pub use supervise::{GuardError, GuardOptions, check_start_flags, run};
 
+/// How every line the guard writes to its stderr (the node container's log) begins; the time
+/// stamp follows (`forge-guard: t_unix_ns=<ns since the epoch> <message>`).
+pub const LOG_PREFIX: &str = "forge-guard: t_unix_ns=";
+
+/// The time stamp (ns since the epoch) of the guard's last line in `log` that contains `what`;
+/// other processes' lines in the same log are skipped.
+pub fn logged_at(log: &str, what: &str) -> Option<u64> {
+    log.lines()
+        .filter(|l| l.contains(what))
+        .filter_map(|l| {
+            l.strip_prefix(LOG_PREFIX)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .next_back()
+}
+
 /// Now on CLOCK_MONOTONIC, in nanoseconds: the clock of a permit's `deadline_mono_ns`. Both the
 /// guard and the sidecar read the kernel's clock directly (not `Instant` arithmetic), so an
 /// absolute deadline means the same instant in both processes (same kernel, same time

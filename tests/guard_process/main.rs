@@ -304,18 +304,3 @@ fn permit(ms: u64) -> Request {
         deadline_mono_ns: forge_guard::monotonic_now_ns() + ms * 1_000_000,
     }
 }
-
-/// The `t_unix_ns` of the guard's log line containing `what`.
-fn logged_at(log: &str, what: &str) -> Option<u64> {
-    log.lines()
-        .filter(|l| l.contains(what))
-        .filter_map(|l| {
-            l.split("t_unix_ns=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .next_back()
-}

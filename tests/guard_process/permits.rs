@@ -6,7 +6,7 @@ use std::{os::unix::fs::PermissionsExt, process::Command, time::Duration};
 use forge_guard::protocol::Request;
 use forge_sim::{process::rss_kib, timeline::EventKind};
 
-use crate::{Rig, exe, logged_at, permit};
+use crate::{Rig, exe, permit};
 
 #[test]
 fn a_lapsed_permit_removes_the_credentials_and_stops_the_node_forging() {
@@ -179,7 +179,7 @@ fn lapse_to_forging_off_latency_and_guard_rss() {
         rss.extend(rss_kib(rig.guard_pid()));
         assert!(rig.ask(permit(100)).ok);
         rig.wait(Duration::from_secs(3), "forging_off", || !rig.forging());
-        let lapsed = logged_at(&rig.log(), "permit lapsed").expect("the lapse is logged");
+        let lapsed = forge_guard::logged_at(&rig.log(), "permit lapsed").expect("the lapse is logged");
         let off = rig
             .events()
             .iter()

@@ -148,7 +148,7 @@ fn log(msg: std::fmt::Arguments<'_>) {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     // stderr is the node container's log; a closed stderr must not stop the guard.
-    let _ = writeln!(std::io::stderr().lock(), "forge-guard: t_unix_ns={ts} {msg}");
+    let _ = writeln!(std::io::stderr().lock(), "{}{ts} {msg}", crate::LOG_PREFIX);
 }
 
 /// Runs the guard until its child exits; returns the exit code to exit with (the child's, or
