@@ -1,0 +1,119 @@
+//! The TicketKeeper against in-memory Leases on virtual time. Here the world every test starts
+//! (three participants, west's keeper) and what they read from it; [`holding`] holds the tickets
+//! taken only while told to, the majority and its forge deadline reported, tickets kept without
+//! taking and released only when told the stop is confirmed, another region's unrenewed ticket
+//! taken only after a whole ticket duration, and an API server that stops answering dropped from
+//! the count by the renew deadline; [`reach`] holds a foreign ticket followed by its watch, a
+//! participant out of reach reported and read until it answers again, and a watch stalled on a
+//! dead path found out by a read.
+
+mod holding;
+mod reach;
+
+use std::{sync::Arc, time::Duration};
+
+use actix::Actor;
+use forge_core::{
+    config::TicketTiming,
+    decision::Event,
+    lease::LeaseRecord,
+    quorum::{Intent, Standing},
+};
+
+use super::*;
+use crate::{
+    clock::Clock,
+    testing::{MemoryLeases, Outage, Probe, eventually, on_virtual_time},
+};
+
+fn timing() -> TicketTiming {
+    TicketTiming {
+        duration: Duration::from_secs(20),
+        renew_deadline: Duration::from_secs(12),
+        retry_period: Duration::from_secs(2),
+    }
+}
+
+struct Setup {
+    stores: Vec<MemoryLeases>,
+    clients: Vec<crate::testing::MemoryLeaseClient>,
+    probe: Probe,
+    keeper: actix::Addr<TicketKeeper>,
+    clock: Clock,
+    /// What the keeper sent for `/status`.
+    figures: Arc<std::sync::Mutex<Vec<StatusFigures>>>,
+}
+
+fn start(stores: Vec<MemoryLeases>) -> Setup {
+    let clock = Clock::new();
+    let probe = Probe::start();
+    let clients: Vec<_> = stores.iter().map(|s| s.client("west")).collect();
+    let names = ["west", "east", "witness"];
+    let participants = clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ParticipantEndpoint {
+            name: names[i].to_string(),
+            witness: i == 2,
+            endpoint: Endpoint::Port(Arc::new(c.clone())),
+        })
+        .collect();
+    let settings = TicketSettings {
+        me: "west".into(),
+        participants,
+        namespace: "cardano".into(),
+        lease: "pool-ticket".into(),
+        timing: timing(),
+        call_timeout: Duration::from_secs(3),
+        break_glass: false,
+    };
+    let (report, figures) = crate::testing::recorder::<StatusFigures>();
+    let keeper = TicketKeeper::new(settings, clock, probe.recipient(), None, report).start();
+    Setup {
+        figures,
+        stores,
+        clients,
+        probe,
+        keeper,
+        clock,
+    }
+}
+
+/// The quorum reports sent for `/status`, in order.
+fn reports(s: &Setup) -> Vec<QuorumReport> {
+    s.figures
+        .lock()
+        .expect("figures")
+        .iter()
+        .map(|f| match f {
+            StatusFigures::Quorum(r) => r.clone(),
+            other => panic!("the TicketKeeper sent {other:?}"),
+        })
+        .collect()
+}
+
+fn last_standing(probe: &Probe) -> Option<Standing> {
+    probe.events().into_iter().rev().find_map(|e| match e {
+        Event::TicketsChanged { standing } => Some(standing),
+        _ => None,
+    })
+}
+
+const TAKE: Intent = Intent {
+    local_leader: true,
+    contend: true,
+    stopped: true,
+};
+
+/// The participants reported unreachable in the last standing, and since when.
+fn unreachable(probe: &Probe) -> Vec<(String, forge_core::lease::Mono)> {
+    last_standing(probe)
+        .map(|st| st.unreachable_since.into_iter().collect())
+        .unwrap_or_default()
+}
+
+const RELEASE: Intent = Intent {
+    local_leader: true,
+    contend: false,
+    stopped: true,
+};
