@@ -334,6 +334,83 @@ async fn a_refused_guard_whose_node_process_is_gone_confirms_the_stop() {
         .expect("the node process is gone: the stop is confirmed");
 }
 
+/// A guard that answers one subscription and, once `exit` fires, pushes the `exited` report of
+/// its node (PID `child_pid`) and exits: its socket refuses every later connection.
+async fn exiting_guard(socket: &Path, child_pid: u32, exit: tokio::sync::oneshot::Receiver<()>) {
+    let listener = UnixListener::bind(socket).expect("bind guard socket");
+    actix::spawn(async move {
+        let Ok((conn, _)) = listener.accept().await else {
+            return;
+        };
+        let (read, mut write) = conn.into_split();
+        let mut line = String::new();
+        let _ = BufReader::new(read).read_line(&mut line).await;
+        let state = GuardState {
+            forging: Some(true),
+            last: Some(Observation::Enabled),
+            child_pid,
+            ..GuardState::default()
+        };
+        let _ = write
+            .write_all(Answer::ok(state.clone()).to_line().as_bytes())
+            .await;
+        let _ = exit.await;
+        let _ = write
+            .write_all(Answer::event("exited", state).to_line().as_bytes())
+            .await;
+        // The guard exits with its node: connection and listener close.
+    });
+}
+
+#[actix::test]
+async fn an_exited_report_about_the_old_node_does_not_confirm_a_stop_to_the_new_one() {
+    // F22: the node container restarted. The old guard reported its node's exit and went; the
+    // NodeWatcher already sees the new node process, the new guard is not subscribed yet. A
+    // stop now must reach the new node, not be confirmed by the old process's exit.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(&dir);
+    let old_pid = i32::MAX as u32 - 2;
+    let (exit, exit_rx) = tokio::sync::oneshot::channel();
+    exiting_guard(&socket, old_pid, exit_rx).await;
+    let (addr, metrics) = signaller(&socket, StopConfirmation::default());
+    subscribed(&metrics).await;
+    exit.send(()).expect("guard running");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while metrics.fencing_covered.get() != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the guard's subscription never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A new node process; `sleep` ends on the SIGHUP the stop sends it.
+    let mut node = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn");
+    let identity = ProcFs::default().identity(node.id() as i32).expect("identity");
+    addr.send(NodeProcess(Some(identity))).await.expect("mailbox");
+    let _ = stop(&addr).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = node.try_wait().expect("try_wait") {
+            break Some(status);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = node.kill();
+    let _ = node.wait();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.and_then(|s| s.signal()),
+        Some(rustix::process::Signal::HUP.as_raw()),
+        "the stop never reached the new node process: the old node's `exited` report was taken for its confirmation"
+    );
+}
+
 #[actix::test]
 async fn a_refused_guard_whose_node_was_seen_only_through_it_is_no_confirmation() {
     // No shared process namespace: the node was known only through its guard (start time

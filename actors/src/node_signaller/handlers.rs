@@ -90,9 +90,23 @@ impl Handler<Reload> for NodeSignaller {
 }
 
 impl NodeSignaller {
+    /// The guard reported the exit of the node process this signaller knows now (F22): an
+    /// `exited` report about another PID (the process before a container restart) confirms
+    /// nothing about the current one.
+    fn current_node_exited(&self) -> bool {
+        let Some(g) = self.guard.as_ref() else {
+            return false;
+        };
+        let p = g.pushed.borrow();
+        p.exited
+            && self.node.or(self.last_node).is_none_or(|n| {
+                u32::try_from(n.pid).ok() == Some(p.state.child_pid) || p.state.child_pid == 0
+            })
+    }
+
     /// A reload sent now: through the guard when one runs, else by PID.
     fn reload_now(&mut self, reason: ReloadReason) -> ReloadFuture {
-        if stops(reason) && self.guard.as_ref().is_some_and(|g| g.pushed.borrow().exited) {
+        if stops(reason) && self.current_node_exited() {
             // The kubelet stopped the node and this sidecar at once (a pod deletion, a rollout,
             // an eviction): the guard reported its node's exit, so nothing forges here any more
             // and the lease can go at once.

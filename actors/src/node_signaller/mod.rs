@@ -351,6 +351,11 @@ impl NodeSignaller {
         if node.is_some() && node != self.last_node {
             // Another process: nothing is queued in it yet.
             self.reloads_done_by = None;
+            // F22: an `exited` report from the old guard was about the old process; until the
+            // signaller subscribes to the new guard it must not confirm a stop to this one.
+            if let Some(g) = self.guard.as_ref() {
+                g.pushed.send_if_modified(|p| std::mem::take(&mut p.exited));
+            }
         }
         self.node = node;
         if node.is_some() {
