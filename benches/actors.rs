@@ -24,9 +24,9 @@
 //! we wait until the Decider has published the decision and is idle, so every change meets an
 //! idle system. Between the two, the other pod names itself in the CardanoLeader status (as its
 //! StatusWriter would), so writing ours on the next acquisition is a change; the first line
-//! counts the acquisitions whose status write reached the port (`n=0`: the StatusWriter, which
-//! compares with what it last wrote itself, wrote nothing: the CardanoLeader kept naming the
-//! other pod while this one forged). A stop is confirmed by the node guard's report plus its 100 ms settle time
+//! counts the acquisitions whose status write reached the port (it was `n=0` while the
+//! StatusWriter compared only with what it last wrote itself: the CardanoLeader kept naming the
+//! other pod while this one forged; docs/safety-findings.md, F23). A stop is confirmed by the node guard's report plus its 100 ms settle time
 //! (`STOP_SETTLE`), so a round trip takes over 100 ms of wall time: fewer round trips than
 //! a mailbox-only bench. A plain `harness = false` main: it prints p50/p90/p99/max over
 //! `ROUND_TRIPS` round trips after a warm-up.
