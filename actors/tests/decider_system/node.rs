@@ -57,9 +57,10 @@ fn a_node_restart_on_the_leader_stops_it_at_once_and_hands_over_without_overlap(
 /// `NodeDown` then `NodeUp` back to back, the second while the stop plan for the first is in
 /// flight. The hand-over gate keeps the claim and the lease (a process came up after the plan
 /// was made, F12); decided again with the node up, the leader installs and reloads for its new
-/// node, which forges on. (The stop's reload does not reach the new process here: the old
-/// guard's `exited` report confirms it before the NodeSignaller has subscribed to the new
-/// guard. Harmless while the lease stays, as here.)
+/// node, which forges on. The stop reaches the new process: the old guard's `exited` report
+/// is about the old process and confirms nothing for the new one (F22), and a stop during
+/// which a new process came up is not adopted (F17), so it is stopped once more before the
+/// start.
 #[test]
 fn a_node_restart_faster_than_its_report_is_stopped_and_forges_again_without_a_handover() {
     with_a_leader(async move |fleet, _, l| {
@@ -75,10 +76,20 @@ fn a_node_restart_faster_than_its_report_is_stopped_and_forges_again_without_a_h
         assert!(again.seq > stopped.seq);
         assert_eq!(
             node_calls(fleet, l.name, mark),
-            [Did::Remove, Did::Install, Did::Reload],
-            "stopped, then started again; nothing given up"
+            [
+                Did::Remove,
+                Did::Reload,
+                Did::Remove,
+                Did::Reload,
+                Did::Install,
+                Did::Reload
+            ],
+            "stopped (the new process too), then started again; nothing given up"
         );
-        assert_eq!(l.reloads_since(&before), [(ReloadReason::StartForging, 1)]);
+        assert_eq!(
+            l.reloads_since(&before),
+            [(ReloadReason::StartForging, 1), (ReloadReason::StopForging, 2)]
+        );
         assert_eq!(
             l.world.credentials.installed(),
             l.world.sources.read_now(),
