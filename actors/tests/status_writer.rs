@@ -76,13 +76,14 @@ async fn the_leader_object_is_created_on_the_first_write_and_not_written_again_w
     assert_eq!(status.leader_pod.as_deref(), Some("pod-0"));
     assert_eq!(status.forging_enabled, Some(true));
 
-    let calls = leader.calls();
+    let version = || leader.current().and_then(|o| o.metadata.resource_version);
+    let before = version();
     writer
         .send(WriteStatus(report(true)))
         .await
         .expect("mailbox")
         .expect("unchanged");
-    assert_eq!(leader.calls(), calls, "an unchanged status is not written");
+    assert_eq!(version(), before, "an unchanged status is not written");
 
     leader.fail_next(1);
     let failed = writer.send(WriteStatus(report(false))).await.expect("mailbox");
@@ -90,4 +91,37 @@ async fn the_leader_object_is_created_on_the_first_write_and_not_written_again_w
         failed.is_err(),
         "without cluster management a failed write fails the command"
     );
+}
+
+/// A handover A -> B -> A on the pool's one CardanoLeader: when pod-0 leads again with the same
+/// report it last wrote, the object names pod-1 (which wrote since), so pod-0 writes again.
+#[actix::test]
+async fn a_writer_leading_again_rewrites_the_leader_another_pod_wrote_since() {
+    let leader = MemoryObject::<CardanoLeader>::new("pool-leader");
+    let a = StatusWriter::new(Arc::new(leader.clone()), "pod-0", None).start();
+    let b = StatusWriter::new(Arc::new(leader.clone()), "pod-1", None).start();
+    let leader_pod = || leader.current().and_then(|o| o.status).and_then(|s| s.leader_pod);
+
+    a.send(WriteStatus(report(true)))
+        .await
+        .expect("mailbox")
+        .expect("written");
+    assert_eq!(leader_pod().as_deref(), Some("pod-0"));
+    b.send(WriteStatus(report(true)))
+        .await
+        .expect("mailbox")
+        .expect("written");
+    assert_eq!(leader_pod().as_deref(), Some("pod-1"));
+
+    a.send(WriteStatus(report(true)))
+        .await
+        .expect("mailbox")
+        .expect("written");
+    let status = leader.current().and_then(|o| o.status).expect("status");
+    assert_eq!(
+        status.leader_pod.as_deref(),
+        Some("pod-0"),
+        "pod-0 forges and must be named"
+    );
+    assert_eq!(status.forging_enabled, Some(true));
 }

@@ -45,9 +45,6 @@ impl Handler<WriteStatus> for StatusWriter {
             })
         });
         let managed = self.cluster.is_some();
-        if leader_unchanged && cfc.is_none() {
-            return Box::pin(actix::fut::ready(Ok(())));
-        }
         let pod = self.pod.clone();
         let metrics = self.metrics.clone();
         let leader = self.leader.clone();
@@ -105,8 +102,33 @@ impl Handler<WriteStatus> for StatusWriter {
                     }
                 }
             }
+            let mut status = status;
+            let mut body = body;
             if leader_unchanged {
-                return Ok(None);
+                // What we last wrote is no proof of what is there: another pod of this cluster
+                // may have written since (a handover A -> B -> A), and an unchanged report would
+                // then leave the CardanoLeader naming it while we forge. So read it.
+                match leader.get().await {
+                    Ok(Some(current)) => {
+                        let there = current.status;
+                        if there.as_ref().is_some_and(|t| same_content(t, &status)) {
+                            return Ok(None);
+                        }
+                        tracing::info!(
+                            pod = %pod,
+                            leader_pod = there.as_ref().and_then(|t| t.leader_pod.as_deref()).unwrap_or(""),
+                            "CardanoLeader status changed by another writer since our last write: writing ours again"
+                        );
+                        status = leader_status(&pod, &report, there.as_ref(), now);
+                        body = serde_json::to_value(&status).unwrap_or_default();
+                    }
+                    Ok(None) => {
+                        tracing::info!(pod = %pod, "CardanoLeader deleted since our last write: creating it again");
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "could not read the CardanoLeader to confirm it is unchanged: writing it");
+                    }
+                }
             }
             let written = match leader.patch_status(body.clone(), None).await {
                 Err(ApiError::NotFound(_)) => {

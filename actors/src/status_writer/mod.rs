@@ -1,7 +1,10 @@
 //! StatusWriter: writes our status, only ever as the lease holder (the Decider sends
 //! `WriteStatus` only then).
 //!
-//! - The `CardanoLeader` status: written only when it changed; `lastTransitionTime` moves only
+//! - The `CardanoLeader` status: written only when it changed from what is on the server. A
+//!   report equal to our last write is confirmed by a read first: another pod of this cluster
+//!   may have written since (a handover A -> B -> A), and then we write again (logged at info
+//!   level, naming the pod found there); `lastTransitionTime` moves only
 //!   when the leader or its forging state changes (the reference rewrote it on every loop: gap
 //!   G-25 in docs/architecture.md). The object is created if absent. At start, an entry naming
 //!   this pod is cleared (we hold no lease yet).
@@ -37,7 +40,7 @@ use crate::{
 pub struct StatusWriter {
     leader: Arc<LeaderApi>,
     pod: String,
-    /// The CardanoLeader status we last wrote or read (writes are skipped when nothing changed).
+    /// The CardanoLeader status we last wrote or read (an equal report is confirmed by a read).
     last: Option<CardanoLeaderStatus>,
     metrics: Option<Metrics>,
     restarts: Restarts,
