@@ -458,10 +458,13 @@ fn start_or_wait(
     let mut d = d;
     for (name, v) in &s.peers {
         if enabled && let Some(at) = skippable_from(s, v) {
-            if now > at {
+            // Skipped from the first millisecond after `at`, and woken exactly then: no
+            // instant between now and the wake-up decides differently.
+            let from = at + Duration::from_millis(1);
+            if now >= from {
                 continue;
             }
-            d.next_wake = earliest(d.next_wake, Some(at + Duration::from_millis(1)));
+            d.next_wake = earliest(d.next_wake, Some(from));
         }
         considered += 1;
         let e = evidence(s, v, claim_at, now);

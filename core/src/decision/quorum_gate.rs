@@ -100,9 +100,10 @@ fn participants_in_reach(s: &State, now: Mono) -> InReach {
                 .filter(|_| v.reach == Reach::Unreachable)
                 .map(|since| since + peer_lease_duration(s, v))
         });
-        match earliest(by_ticket, by_reads) {
-            Some(at) if now > at => out.push(name.to_string()),
-            Some(at) => wake = earliest(wake, Some(at + Duration::from_millis(1))),
+        // Out of reach from the first millisecond after its instant, and woken exactly then.
+        match earliest(by_ticket, by_reads).map(|at| at + Duration::from_millis(1)) {
+            Some(from) if now >= from => out.push(name.to_string()),
+            Some(from) => wake = earliest(wake, Some(from)),
             None => {}
         }
     }

@@ -194,6 +194,18 @@ fn an_enabled_cluster_skips_unreachable_peers_but_waits_for_visible_forgers() {
         "decides again once the silence outlasts the lease duration: {:?}",
         early.next_wake
     );
+    // Nothing changes before that wake-up, even at the lease duration's very end (a decision
+    // that changed between it and the wake-up would wait for an unrelated event: found by
+    // `decision_props`).
+    let wake = early.next_wake.expect("a wake-up");
+    for at in [secs(16), secs(16) + Duration::from_micros(500)] {
+        assert_eq!(
+            decide(&s, at, wall()).reason.as_str(),
+            "peer_unreachable",
+            "at {at:?}"
+        );
+    }
+    assert_eq!(decide(&s, wake, wall()).reason, Reason::ClusterEnabled);
     assert_eq!(
         decide(&s, secs(17), wall()).reason,
         Reason::ClusterEnabled,

@@ -177,6 +177,13 @@ fn quorum_a_primary_reaching_one_peer_but_neither_the_other_nor_the_witness_stan
     assert_eq!(d.reason, Reason::AwaitingMajority { held: 2, needed: 3 });
     assert!(d.tickets);
     assert_eq!(d.next_wake, Some(secs(2) + lease + Duration::from_millis(1)));
+    // ... and not a moment later: between the lease duration's end and the wake-up nothing
+    // changes (found by `decision_props`; the wake-up must be the first instant that does).
+    let just_before = secs(2) + lease + Duration::from_micros(500);
+    assert_eq!(
+        decide(&s, just_before, wall()).reason,
+        Reason::AwaitingMajority { held: 2, needed: 3 }
+    );
 
     // Every call to the witness (and to north) has failed for longer than a Lease duration:
     // ourselves and west are two of four. Stand aside and let go.
