@@ -26,10 +26,17 @@
 //! StatusWriter would), so writing ours on the next acquisition is a change; the first line
 //! counts the acquisitions whose status write reached the port (it was `n=0` while the
 //! StatusWriter compared only with what it last wrote itself: the CardanoLeader kept naming the
-//! other pod while this one forged; docs/safety-findings.md, F23). A stop is confirmed by the node guard's report plus its 100 ms settle time
-//! (`STOP_SETTLE`), so a round trip takes over 100 ms of wall time: fewer round trips than
-//! a mailbox-only bench. A plain `harness = false` main: it prints p50/p90/p99/max over
-//! `ROUND_TRIPS` round trips after a warm-up.
+//! other pod while this one forged; docs/safety-findings.md, F23).
+//!
+//! A round trip takes wall time the figures do not include: a stop is confirmed by the node
+//! guard's report plus its settle time (`STOP_SETTLE`, 100 ms), and it is sent only once the
+//! start reload before it has had its `STOP_GRACE` (F20: the node handles SIGHUPs concurrently).
+//! With the default `STOP_GRACE` (2 s) every round trip took over 2 s, and the bench ran for
+//! about 20 minutes printing nothing, as if hung; here `STOP_GRACE` is 100 ms (the stop plan's
+//! credential removal, the "off" figure, comes before that reload and does not wait for it).
+//! Each wait for the Decider fails after `SETTLE_TIMEOUT` naming what it waited for, and a line
+//! on stderr marks every `PROGRESS_EVERY` round trips. A plain `harness = false` main: it prints
+//! p50/p90/p99/max over `ROUND_TRIPS` round trips after a warm-up.
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
@@ -56,6 +63,15 @@ use tokio::time::Instant;
 /// Measured round trips per direction (on and off), after `WARM_UP` unmeasured ones.
 const ROUND_TRIPS: usize = 500;
 const WARM_UP: usize = 50;
+
+/// `STOP_GRACE` for the bench (module docs): how long a stop waits for the start reload before it.
+const STOP_GRACE: &str = "100ms";
+
+/// The longest wait for the Decider to settle on a decision (a round trip takes about 0.2 s).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A progress line on stderr every this many round trips.
+const PROGRESS_EVERY: usize = 100;
 
 /// What arrived at a port, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,6 +258,7 @@ impl Pod {
             ("LEASE_DURATION", "600"),
             ("RENEW_DEADLINE", "400"),
             ("RETRY_PERIOD", "200"),
+            ("STOP_GRACE", STOP_GRACE),
         ]);
         let store = MemoryLeases::new();
         let world = InMemory::new(&cfg, &store, Clock::new());
@@ -273,17 +290,26 @@ impl Pod {
         }
     }
 
-    /// Waits until the Decider has adopted a decision with `forging` and is idle.
+    /// Waits until the Decider has adopted a decision with `forging` and is idle; panics after
+    /// `SETTLE_TIMEOUT` with what it shows.
     async fn settled(&mut self, forging: bool) {
-        self.handles
-            .snapshot
-            .wait_for(|s| {
-                s.status
-                    .as_ref()
-                    .is_some_and(|s| s.forging == Some(forging) && !s.busy)
-            })
-            .await
-            .expect("the Decider publishes");
+        let mut snapshot = self.handles.snapshot.clone();
+        let settled = snapshot.wait_for(|s| {
+            s.status
+                .as_ref()
+                .is_some_and(|s| s.forging == Some(forging) && !s.busy)
+        });
+        match tokio::time::timeout(SETTLE_TIMEOUT, settled).await {
+            Ok(published) => {
+                published.expect("the Decider publishes");
+            }
+            Err(_) => {
+                let status = self.handles.snapshot.borrow().status.clone();
+                panic!(
+                    "the Decider did not settle on forging={forging} within {SETTLE_TIMEOUT:?}: {status:?}"
+                );
+            }
+        }
     }
 
     /// A foreign writer releases the Lease; returns (acquired → status, if written; acquired →
@@ -363,6 +389,9 @@ fn main() {
                 }
                 install.push(on_install);
                 remove.push(off);
+            }
+            if (i + 1) % PROGRESS_EVERY == 0 {
+                eprintln!("{} of {} round trips", i + 1, WARM_UP + ROUND_TRIPS);
             }
         }
         println!(
