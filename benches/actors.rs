@@ -49,7 +49,7 @@ use forge_actors::{
         ObjectApi,
     },
     system::{Handles, spawn_all},
-    testing::{InMemory, MemoryLeases, ModelNode, config},
+    testing::{InMemory, MemoryCluster, MemoryLeases, ModelNode, config},
 };
 use forge_core::{
     crd::CardanoLeader,
@@ -260,8 +260,9 @@ impl Pod {
             ("RETRY_PERIOD", "200"),
             ("STOP_GRACE", STOP_GRACE),
         ]);
-        let store = MemoryLeases::new();
-        let world = InMemory::new(&cfg, &store, Clock::new());
+        let shared = MemoryCluster::new(&cfg);
+        let store = shared.leases.clone();
+        let world = InMemory::new(&cfg, &shared, Clock::new());
         let node = ModelNode::of(&world);
         node.start(4242, cfg.node.starts_non_producing);
         publish_valid(&world);

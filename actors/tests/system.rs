@@ -7,7 +7,7 @@ use std::{path::Path, time::Duration};
 use forge_actors::{
     clock::Clock,
     system::{Handles, spawn_all},
-    testing::{InMemory, MemoryLeases, config},
+    testing::{InMemory, MemoryCluster, config},
 };
 use forge_core::config::ValidConfig;
 use forge_guard::protocol::Request;
@@ -52,8 +52,9 @@ fn decides_to_forge(handles: &Handles) -> bool {
 fn a_pod_forges_once_its_node_is_up_and_its_credentials_valid_and_stops_when_the_node_goes() {
     on_virtual_time(|| async {
         let cfg = pod_config("pod-a");
-        let store = MemoryLeases::new();
-        let world = InMemory::new(&cfg, &store, Clock::new());
+        let shared = MemoryCluster::new(&cfg);
+        let store = shared.leases.clone();
+        let world = InMemory::new(&cfg, &shared, Clock::new());
         world.node.start(4242, &["cardano-node", "run"]);
         publish_valid(&world, 1);
         let handles = start(&cfg, &world);
@@ -96,8 +97,9 @@ fn a_pod_forges_once_its_node_is_up_and_its_credentials_valid_and_stops_when_the
 fn invalid_source_credentials_are_refused_with_an_event_and_the_pod_never_contends() {
     on_virtual_time(|| async {
         let cfg = pod_config("pod-a");
-        let store = MemoryLeases::new();
-        let world = InMemory::new(&cfg, &store, Clock::new());
+        let shared = MemoryCluster::new(&cfg);
+        let store = shared.leases.clone();
+        let world = InMemory::new(&cfg, &shared, Clock::new());
         world.node.start(4242, &["cardano-node", "run"]);
         world
             .sources
@@ -129,6 +131,12 @@ fn invalid_source_credentials_are_refused_with_an_event_and_the_pod_never_conten
     });
 }
 
+/// The pod the cluster's CardanoLeader names, and its `forgingEnabled`.
+fn leader_named(shared: &MemoryCluster) -> Option<(String, bool)> {
+    let status = shared.leader.current()?.status?;
+    Some((status.leader_pod?, status.forging_enabled?))
+}
+
 /// Whether `world`'s node guard holds a forging permit now (granted and not revoked).
 fn permitted(world: &InMemory) -> bool {
     world.guard.state().permit_ms.is_some()
@@ -137,13 +145,15 @@ fn permitted(world: &InMemory) -> bool {
 #[test]
 fn of_two_pods_on_one_lease_one_forges_and_the_other_takes_over_when_its_node_goes() {
     on_virtual_time(|| async {
-        let store = MemoryLeases::new();
+        // One Lease and one CardanoLeader for both, as in production.
+        let shared = MemoryCluster::new(&pod_config("pod-a"));
+        let store = shared.leases.clone();
         let clock = Clock::new();
         let pods: Vec<(ValidConfig, InMemory)> = ["pod-a", "pod-b"]
             .into_iter()
             .map(|name| {
                 let cfg = pod_config(name);
-                let world = InMemory::new(&cfg, &store, clock);
+                let world = InMemory::new(&cfg, &shared, clock);
                 world.node.start(4242, &["cardano-node", "run"]);
                 publish_valid(&world, 1);
                 (cfg, world)
@@ -157,6 +167,10 @@ fn of_two_pods_on_one_lease_one_forges_and_the_other_takes_over_when_its_node_go
         let (leader, other) = (forging[0], 1 - forging[0]);
         assert_eq!(store.holder(), Some(pods[leader].0.lease_identity()));
         assert!(permitted(&pods[leader].1) && !permitted(&pods[other].1));
+        assert_eq!(
+            leader_named(&shared),
+            Some((pods[leader].0.pod_name.clone(), true))
+        );
 
         // The leader's node exits with its guard: the other pod takes over.
         pods[leader].1.node.exit();
@@ -167,6 +181,11 @@ fn of_two_pods_on_one_lease_one_forges_and_the_other_takes_over_when_its_node_go
         assert!(
             permitted(&pods[other].1),
             "the new leader's guard holds the permit"
+        );
+        assert_eq!(
+            leader_named(&shared),
+            Some((pods[other].0.pod_name.clone(), true)),
+            "the pool's one CardanoLeader names the new leader"
         );
     });
 }

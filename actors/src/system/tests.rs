@@ -10,7 +10,7 @@ use prometheus::Registry;
 use super::{Handles, spawn_all};
 use crate::{
     clock::Clock,
-    testing::{InMemory, MemoryLeases, config, on_virtual_time},
+    testing::{InMemory, MemoryCluster, config, on_virtual_time},
 };
 
 /// `/status` `chain` as the Decider last published it.
@@ -31,7 +31,7 @@ fn with_node_metrics_url_and_leader_schedule_the_chain_is_read_through_the_adapt
             ("LEADER_SCHEDULE", "/leader/leaderlog.json"),
             ("SYNC_CHECK_INTERVAL", "1"),
         ]);
-        let world = InMemory::new(&cfg, &MemoryLeases::new(), Clock::new());
+        let world = InMemory::new(&cfg, &MemoryCluster::new(&cfg), Clock::new());
         world
             .chain
             .set_tip(KesSchedule::mainnet().slot_at(Timestamp::now()));
@@ -55,7 +55,7 @@ fn with_node_metrics_url_and_leader_schedule_the_chain_is_read_through_the_adapt
 fn without_either_key_no_chain_watcher_runs() {
     on_virtual_time(|| async {
         let cfg = config(&[]);
-        let world = InMemory::new(&cfg, &MemoryLeases::new(), Clock::new());
+        let world = InMemory::new(&cfg, &MemoryCluster::new(&cfg), Clock::new());
         world
             .chain
             .set_tip(KesSchedule::mainnet().slot_at(Timestamp::now()));

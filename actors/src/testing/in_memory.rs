@@ -1,7 +1,9 @@
 //! [`InMemory`]: one pod's whole outside world in memory, every port of
 //! [`crate::system::Adapters`] with its double, so that a test (or a benchmark) builds the real
 //! actor system with [`crate::system::spawn_all`] and drives and reads the world through the
-//! doubles it keeps.
+//! doubles it keeps. What the pods of one cluster share, as in production, is a
+//! [`MemoryCluster`]: the Lease, the pool's one CardanoLeader and the cluster's one
+//! CardanoForgeCluster.
 
 use std::sync::Arc;
 
@@ -14,16 +16,41 @@ use super::{
     MemoryChain, MemoryCredentials, MemoryGuard, MemoryLeaseClient, MemoryLeases, MemoryNode, MemoryObject,
     MemoryPeers, MemorySources, RecordedEvents, ScriptedProber,
 };
-use crate::{clock::Clock, system::Adapters};
+use crate::{clock::Clock, ports::ObjectApi, system::Adapters};
+
+/// The objects every pod of one cluster shares (in production: one Lease and one CardanoLeader
+/// per pool, one CardanoForgeCluster per cluster, whatever the number of pods). Cheap to clone;
+/// clones share them.
+#[derive(Clone)]
+pub struct MemoryCluster {
+    /// The Lease store (each pod writes through its own client).
+    pub leases: MemoryLeases,
+    /// The pool's CardanoLeader.
+    pub leader: MemoryObject<CardanoLeader>,
+    /// The cluster's CardanoForgeCluster (read and written with cluster management only).
+    pub cluster: MemoryObject<CardanoForgeCluster>,
+}
+
+impl MemoryCluster {
+    /// The objects `cfg` names, all absent (every pod of a cluster names the same).
+    pub fn new(cfg: &ValidConfig) -> Self {
+        Self {
+            leases: MemoryLeases::new(),
+            leader: MemoryObject::new(&cfg.names.leader),
+            cluster: MemoryObject::new(&cfg.names.cluster),
+        }
+    }
+}
 
 /// The doubles of one pod; clones share them.
 #[derive(Clone)]
 pub struct InMemory {
     /// This pod's client of the shared Lease store (faults are scripted on it).
     pub lease: MemoryLeaseClient,
-    /// This pod's CardanoLeader.
+    /// The CardanoLeader, shared with the other pods of the cluster.
     pub leader: MemoryObject<CardanoLeader>,
-    /// The CardanoForgeCluster (used with cluster management only).
+    /// The CardanoForgeCluster, shared with the other pods of the cluster (used with cluster
+    /// management only).
     pub cluster: MemoryObject<CardanoForgeCluster>,
     /// The health endpoint.
     pub prober: ScriptedProber,
@@ -46,12 +73,29 @@ pub struct InMemory {
 }
 
 impl InMemory {
-    /// The world of the pod `cfg` configures, on the Lease `store` shared with other pods.
-    pub fn new(cfg: &ValidConfig, store: &MemoryLeases, clock: Clock) -> Self {
+    /// The world of the pod `cfg` configures, in the cluster `shared` (its Lease, CardanoLeader
+    /// and CardanoForgeCluster are those of every pod there); panics when `cfg` names another
+    /// CardanoLeader than `shared` holds, or with cluster management another
+    /// CardanoForgeCluster (a test's own mistake: without `CLUSTER_IDENTIFIER` or a pool, a
+    /// pod's CardanoForgeCluster is named after its host).
+    pub fn new(cfg: &ValidConfig, shared: &MemoryCluster, clock: Clock) -> Self {
+        let pod = &cfg.pod_name;
+        assert_eq!(
+            cfg.names.leader,
+            shared.leader.name(),
+            "pod {pod} names another CardanoLeader than its cluster's"
+        );
+        if cfg.cluster.management_enabled {
+            assert_eq!(
+                cfg.names.cluster,
+                shared.cluster.name(),
+                "pod {pod} names another CardanoForgeCluster than its cluster's (CLUSTER_IDENTIFIER)"
+            );
+        }
         Self {
-            lease: store.client(&cfg.lease_identity()),
-            leader: MemoryObject::new(&cfg.names.leader),
-            cluster: MemoryObject::new(&cfg.names.cluster),
+            lease: shared.leases.client(&cfg.lease_identity()),
+            leader: shared.leader.clone(),
+            cluster: shared.cluster.clone(),
             prober: ScriptedProber::default(),
             sources: MemorySources::new(),
             credentials: MemoryCredentials::default(),

@@ -22,7 +22,7 @@ mod scripted_prober;
 mod virtual_time;
 
 pub use config::config;
-pub use in_memory::InMemory;
+pub use in_memory::{InMemory, MemoryCluster};
 pub use memory_chain::MemoryChain;
 pub use memory_credentials::MemoryCredentials;
 pub use memory_guard::MemoryGuard;

@@ -1,6 +1,7 @@
 //! A fleet of pods for system tests: per pod the whole actor system as the sidecar builds it
 //! (`forge_actors::system::spawn_all`) on its in-memory adapters (`testing::InMemory`), all
-//! pods sharing one [`MemoryLeases`] store and one clock, each with its cardano-node under its
+//! pods of one cluster sharing, as in production, one Lease, one CardanoLeader and one
+//! CardanoForgeCluster ([`MemoryCluster`]) and one clock, each with its cardano-node under its
 //! guard (`testing::ModelNode`: the node forges exactly when it last read its credential files
 //! present).
 //!
@@ -37,13 +38,20 @@ use std::{
     time::Duration,
 };
 
-use forge_actors::{clock::Clock, testing::MemoryLeases};
+use forge_actors::{
+    clock::Clock,
+    testing::{MemoryCluster, MemoryLeases, config},
+};
 use forge_core::{config::LeaseTiming, lease::Mono};
 use tokio::time::Instant;
 
 pub use pod::Pod;
 
 pub use forge_actors::testing::on_virtual_time;
+
+/// The cluster of every pod of the fleet (`CLUSTER_IDENTIFIER`, as the chart sets it for the
+/// pods of a region): they share its CardanoForgeCluster.
+pub const CLUSTER: &str = "region-a";
 
 /// Short timings: lease 3 s, renew deadline 2 s, retry period 0.5 s.
 pub fn timing() -> LeaseTiming {
@@ -166,7 +174,9 @@ struct Inner {
 #[derive(Clone)]
 pub struct Fleet {
     inner: Arc<Mutex<Inner>>,
-    /// The Lease store all pods share.
+    /// The Lease, CardanoLeader and CardanoForgeCluster all pods share.
+    pub shared: MemoryCluster,
+    /// The Lease store all pods share (`shared.leases`).
     pub store: MemoryLeases,
     /// The clock all pods share (one virtual time).
     pub clock: Clock,
@@ -181,9 +191,12 @@ impl Default for Fleet {
 impl Fleet {
     /// An empty fleet (call inside the System).
     pub fn new() -> Self {
+        // The pods' configurations name the same objects (the default CardanoLeader).
+        let shared = MemoryCluster::new(&config(&[("CLUSTER_IDENTIFIER", CLUSTER)]));
         Self {
             inner: Arc::default(),
-            store: MemoryLeases::new(),
+            store: shared.leases.clone(),
+            shared,
             clock: Clock::new(),
         }
     }

@@ -12,7 +12,7 @@ use forge_core::{config::ValidConfig, decision::ReloadReason, status::SidecarSta
 use forge_sim::creds::{TestCredentials, mainnet_kes_period_now, write_credentials};
 
 use super::{
-    Fleet, PodOptions,
+    CLUSTER, Fleet, PodOptions,
     taps::{TappedCluster, TappedCredentials, TappedGuard, TappedLeader, TappedLeases},
     timing,
 };
@@ -37,6 +37,7 @@ impl Fleet {
         // `timing()`: LEASE_DURATION and RENEW_DEADLINE take whole seconds.
         let cfg = config(&[
             ("POD_NAME", name),
+            ("CLUSTER_IDENTIFIER", CLUSTER),
             ("LEASE_DURATION", "3"),
             ("RENEW_DEADLINE", "2"),
             ("RETRY_PERIOD", "500ms"),
@@ -58,7 +59,7 @@ impl Fleet {
         ]);
         assert_eq!(cfg.lease, timing(), "the fleet's timings");
         self.add_node(name, options.boot_credentials);
-        let world = InMemory::new(&cfg, &self.store, self.clock);
+        let world = InMemory::new(&cfg, &self.shared, self.clock);
         let node = ModelNode::of(&world);
         let fleet = self.clone();
         node.observe(Arc::new(move |forging| fleet.forging_changed(name, forging)));
