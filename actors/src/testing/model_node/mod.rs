@@ -7,8 +7,9 @@
 //! (unless started non-producing) and on every reload, and forges when they are all present. A
 //! reload reaches it through its guard (`Reload`) or by SIGHUP to its PID. The guard keeps its
 //! rules: a reload is refused without a permit while credential files exist, a `Revoke` fences
-//! (removes the files and reloads the node), and every reconfiguration of the node is pushed to
-//! the subscribers as `observed`, so stops are confirmed as in production. Its exit is pushed as
+//! (removes the files and reloads the node), and every reconfiguration of the node (a SIGHUP by
+//! PID too: the guard reads the node's output) is pushed to the subscribers as `observed`, so
+//! stops are confirmed as in production. Its exit is pushed as
 //! `exited`, then its guard goes (a guard exits with its node). Every change of forging is
 //! recorded with its (tokio) instant, and an observer may be told at the instant it happens.
 
@@ -276,8 +277,16 @@ impl NodeHost for ModelNode {
     fn signal(&self, target: ProcessIdentity, signal: Signal) -> Result<(), SignalError> {
         self.node.signal(target, signal)?;
         if signal == Signal::HUP {
-            self.reloaded();
+            // The guard reads the node's output, so it sees the reconfiguration whoever sent
+            // the SIGHUP.
+            let forging = self.reloaded();
+            if self.guard.present() {
+                self.observed(forging);
+            }
         }
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
