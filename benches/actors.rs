@@ -44,20 +44,16 @@ use std::{
 
 use forge_actors::{
     clock::Clock,
-    ports::{
-        ApiError, CredentialContents, CredentialFileError, CredentialStore, LeaseApi, LeaseSnapshot,
-        ObjectApi,
-    },
+    ports::{ApiError, CredentialFileError, LeaseSnapshot},
     system::{Handles, spawn_all},
-    testing::{InMemory, MemoryCluster, MemoryLeases, ModelNode, config},
+    testing::{CredentialCall, InMemory, MemoryCluster, MemoryLeases, ModelNode, Tap, Tapped, config},
 };
 use forge_core::{
     crd::CardanoLeader,
-    credentials::CredentialKind,
     lease::{LeaseRecord, release_record},
 };
 use forge_sim::creds::{TestCredentials, mainnet_kes_period_now, write_credentials};
-use futures::{FutureExt, future::BoxFuture, stream::BoxStream};
+use futures::{FutureExt, future::BoxFuture};
 use tokio::time::Instant;
 
 /// Measured round trips per direction (on and off), after `WARM_UP` unmeasured ones.
@@ -108,110 +104,37 @@ impl Stamps {
     }
 }
 
-/// The pod's Lease port: stamps the answer to every write of ours that leaves us the holder
-/// (within a round trip "on", the first is the acquisition: no renewal is due).
-struct StampedLeases<L> {
-    inner: L,
+/// The bench's tap on the pod's ports (`testing::Tapped`): stamps the answer to every Lease
+/// write of ours that leaves us the holder (within a round trip "on", the first is the
+/// acquisition: no renewal is due), every CardanoLeader status write with its
+/// `forgingEnabled`, and every credential install and removal.
+struct StampTap {
     me: String,
     stamps: Stamps,
 }
 
-impl<L: LeaseApi> StampedLeases<L> {
-    fn stamped(
+impl Tap for StampTap {
+    fn lease_written(&self, snapshot: &LeaseSnapshot) {
+        if snapshot.record.holder() == Some(self.me.as_str()) {
+            self.stamps.stamp(At::Acquired);
+        }
+    }
+
+    fn status_called(
         &self,
-        call: BoxFuture<'static, Result<LeaseSnapshot, ApiError>>,
-    ) -> BoxFuture<'static, Result<LeaseSnapshot, ApiError>> {
-        let (me, stamps) = (self.me.clone(), self.stamps.clone());
-        call.map(move |r| {
-            if let Ok(s) = &r
-                && s.record.holder() == Some(me.as_str())
-            {
-                stamps.stamp(At::Acquired);
-            }
-            r
-        })
-        .boxed()
-    }
-}
-
-impl<L: LeaseApi> LeaseApi for StampedLeases<L> {
-    fn get(&self) -> BoxFuture<'static, Result<Option<LeaseSnapshot>, ApiError>> {
-        self.inner.get()
-    }
-
-    fn create(&self, record: LeaseRecord) -> BoxFuture<'static, Result<LeaseSnapshot, ApiError>> {
-        self.stamped(self.inner.create(record))
-    }
-
-    fn replace(
-        &self,
-        resource_version: String,
-        record: LeaseRecord,
-    ) -> BoxFuture<'static, Result<LeaseSnapshot, ApiError>> {
-        self.stamped(self.inner.replace(resource_version, record))
-    }
-
-    fn watch(&self) -> BoxStream<'static, Result<Option<LeaseSnapshot>, ApiError>> {
-        self.inner.watch()
-    }
-}
-
-/// The pod's CardanoLeader port: stamps every status write with its `forgingEnabled`.
-struct StampedLeader<O> {
-    inner: O,
-    stamps: Stamps,
-}
-
-impl<O: ObjectApi<CardanoLeader>> ObjectApi<CardanoLeader> for StampedLeader<O> {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn get(&self) -> BoxFuture<'static, Result<Option<CardanoLeader>, ApiError>> {
-        self.inner.get()
-    }
-
-    fn create_if_absent(&self, object: CardanoLeader) -> BoxFuture<'static, Result<CardanoLeader, ApiError>> {
-        self.inner.create_if_absent(object)
-    }
-
-    fn patch_status(
-        &self,
-        status: serde_json::Value,
-        resource_version: Option<String>,
-    ) -> BoxFuture<'static, Result<CardanoLeader, ApiError>> {
+        _kind: &str,
+        status: &serde_json::Value,
+    ) -> BoxFuture<'static, Result<(), ApiError>> {
         self.stamps.stamp(At::Status(status["forgingEnabled"].as_bool()));
-        self.inner.patch_status(status, resource_version)
+        futures::future::ready(Ok(())).boxed()
     }
 
-    fn watch(&self, idle: Duration) -> BoxStream<'static, Result<Option<CardanoLeader>, ApiError>> {
-        self.inner.watch(idle)
-    }
-}
-
-/// The node's credential files: stamps every install and removal.
-struct StampedCredentials<C> {
-    inner: C,
-    stamps: Stamps,
-}
-
-impl<C: CredentialStore> CredentialStore for StampedCredentials<C> {
-    fn install(&self, set: &CredentialContents) -> Result<(), CredentialFileError> {
-        self.stamps.stamp(At::Install);
-        self.inner.install(set)
-    }
-
-    fn is_installed(&self, set: &CredentialContents) -> bool {
-        self.inner.is_installed(set)
-    }
-
-    fn present(&self) -> Vec<CredentialKind> {
-        self.inner.present()
-    }
-
-    fn remove(&self) -> Result<Vec<CredentialKind>, CredentialFileError> {
-        self.stamps.stamp(At::Remove);
-        self.inner.remove()
+    fn credentials_called(&self, call: CredentialCall) -> Result<(), CredentialFileError> {
+        self.stamps.stamp(match call {
+            CredentialCall::Install => At::Install,
+            CredentialCall::Remove => At::Remove,
+        });
+        Ok(())
     }
 }
 
@@ -267,20 +190,14 @@ impl Pod {
         node.start(4242, cfg.node.starts_non_producing);
         publish_valid(&world);
         let stamps = Stamps::default();
-        let mut adapters = node.adapters(&world, &cfg);
-        adapters.leases = Arc::new(StampedLeases {
-            inner: world.lease.clone(),
+        let tap = Arc::new(StampTap {
             me: cfg.lease_identity(),
             stamps: stamps.clone(),
         });
-        adapters.leader = Arc::new(StampedLeader {
-            inner: world.leader.clone(),
-            stamps: stamps.clone(),
-        });
-        adapters.credentials = Arc::new(StampedCredentials {
-            inner: world.credentials.clone(),
-            stamps: stamps.clone(),
-        });
+        let mut adapters = node.adapters(&world, &cfg);
+        adapters.leases = Arc::new(Tapped::new(world.lease.clone(), tap.clone()));
+        adapters.leader = Arc::new(Tapped::new(world.leader.clone(), tap.clone()));
+        adapters.credentials = Arc::new(Tapped::new(world.credentials.clone(), tap));
         let handles = spawn_all(&cfg, adapters, &prometheus::Registry::new()).expect("the system starts");
         Pod {
             store,

@@ -2,46 +2,39 @@
 //! in-memory adapters (`testing::InMemory`), on virtual time: every actor is the real one, and
 //! the test drives and reads the pod's world only through the doubles.
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use forge_actors::{
     clock::Clock,
     system::{Handles, spawn_all},
-    testing::{InMemory, MemoryCluster, config},
+    testing::{InMemory, MemoryCluster, MemoryLeases, config},
 };
 use forge_core::config::ValidConfig;
 use forge_guard::protocol::Request;
-use forge_sim::creds::{TestCredentials, mainnet_kes_period_now, write_credentials};
+use support::{TIMING_KEYS, on_virtual_time, publish_valid};
 
-use forge_actors::testing::on_virtual_time;
+#[path = "support/mod.rs"]
+mod support;
 
 /// Short lease timings (3 s, renew deadline 2 s, retry 0.5 s) for pod `pod`.
 fn pod_config(pod: &str) -> ValidConfig {
-    config(&[
-        ("POD_NAME", pod),
-        ("LEASE_DURATION", "3"),
-        ("RENEW_DEADLINE", "2"),
-        ("RETRY_PERIOD", "500ms"),
-        ("API_TIMEOUT", "500ms"),
-    ])
-}
-
-/// Publishes a valid credential set (current on mainnet) into the pod's source files.
-fn publish_valid(world: &InMemory, counter: u64) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let paths = write_credentials(
-        dir.path(),
-        &TestCredentials::new(counter, mainnet_kes_period_now()),
-    )
-    .expect("credentials");
-    let read = |p: &Path| std::fs::read(p).expect("read");
-    world
-        .sources
-        .publish(&read(&paths.kes), &read(&paths.vrf), &read(&paths.opcert));
+    let mut pairs = vec![("POD_NAME", pod)];
+    pairs.extend(TIMING_KEYS);
+    config(&pairs)
 }
 
 fn start(cfg: &ValidConfig, world: &InMemory) -> Handles {
     spawn_all(cfg, world.adapters(cfg), &prometheus::Registry::new()).expect("the system starts")
+}
+
+/// Pod "pod-a" alone in its cluster, its node process running: its configuration, the Lease
+/// store and its world.
+fn one_pod_with_its_node_up() -> (ValidConfig, MemoryLeases, InMemory) {
+    let cfg = pod_config("pod-a");
+    let shared = MemoryCluster::new(&cfg);
+    let world = InMemory::new(&cfg, &shared, Clock::new());
+    world.node.start(4242, &["cardano-node", "run"]);
+    (cfg, shared.leases, world)
 }
 
 fn decides_to_forge(handles: &Handles) -> bool {
@@ -51,11 +44,7 @@ fn decides_to_forge(handles: &Handles) -> bool {
 #[test]
 fn a_pod_forges_once_its_node_is_up_and_its_credentials_valid_and_stops_when_the_node_goes() {
     on_virtual_time(|| async {
-        let cfg = pod_config("pod-a");
-        let shared = MemoryCluster::new(&cfg);
-        let store = shared.leases.clone();
-        let world = InMemory::new(&cfg, &shared, Clock::new());
-        world.node.start(4242, &["cardano-node", "run"]);
+        let (cfg, store, world) = one_pod_with_its_node_up();
         publish_valid(&world, 1);
         let handles = start(&cfg, &world);
 
@@ -96,11 +85,7 @@ fn a_pod_forges_once_its_node_is_up_and_its_credentials_valid_and_stops_when_the
 #[test]
 fn invalid_source_credentials_are_refused_with_an_event_and_the_pod_never_contends() {
     on_virtual_time(|| async {
-        let cfg = pod_config("pod-a");
-        let shared = MemoryCluster::new(&cfg);
-        let store = shared.leases.clone();
-        let world = InMemory::new(&cfg, &shared, Clock::new());
-        world.node.start(4242, &["cardano-node", "run"]);
+        let (cfg, store, world) = one_pod_with_its_node_up();
         world
             .sources
             .publish(b"not a key", b"not a key", b"not a certificate");

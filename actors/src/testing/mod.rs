@@ -19,6 +19,7 @@ mod probe;
 mod record;
 mod recorded_events;
 mod scripted_prober;
+mod tapped;
 mod virtual_time;
 
 pub use config::config;
@@ -36,4 +37,5 @@ pub use probe::{Probe, Recorded};
 pub use record::{Logs, Recorder, eventually, recorder};
 pub use recorded_events::{RecordedEvent, RecordedEvents};
 pub use scripted_prober::ScriptedProber;
+pub use tapped::{CredentialCall, Tap, Tapped};
 pub use virtual_time::on_virtual_time;

@@ -45,13 +45,23 @@ use forge_actors::{
 use forge_core::{config::LeaseTiming, lease::Mono};
 use tokio::time::Instant;
 
-pub use pod::Pod;
+#[allow(unused_imports)] // as the module: each test binary uses a different part
+pub use pod::{Pod, publish_valid};
 
 pub use forge_actors::testing::on_virtual_time;
 
 /// The cluster of every pod of the fleet (`CLUSTER_IDENTIFIER`, as the chart sets it for the
 /// pods of a region): they share its CardanoForgeCluster.
 pub const CLUSTER: &str = "region-a";
+
+/// The configuration of [`timing`] (LEASE_DURATION and RENEW_DEADLINE take whole seconds), with
+/// API calls timing out after 0.5 s.
+pub const TIMING_KEYS: [(&str, &str); 4] = [
+    ("LEASE_DURATION", "3"),
+    ("RENEW_DEADLINE", "2"),
+    ("RETRY_PERIOD", "500ms"),
+    ("API_TIMEOUT", "500ms"),
+];
 
 /// Short timings: lease 3 s, renew deadline 2 s, retry period 0.5 s.
 pub fn timing() -> LeaseTiming {

@@ -6,14 +6,14 @@ use std::{path::Path, sync::Arc};
 use forge_actors::{
     messages::Shutdown,
     system::{Handles, spawn_all},
-    testing::{InMemory, MemoryLeaseClient, ModelNode, config},
+    testing::{InMemory, MemoryLeaseClient, ModelNode, Tapped, config},
 };
 use forge_core::{config::ValidConfig, decision::ReloadReason, status::SidecarStatus};
 use forge_sim::creds::{TestCredentials, mainnet_kes_period_now, write_credentials};
 
 use super::{
-    CLUSTER, Fleet, PodOptions,
-    taps::{TappedCluster, TappedCredentials, TappedGuard, TappedLeader, TappedLeases},
+    CLUSTER, Fleet, PodOptions, TIMING_KEYS,
+    taps::{PodTap, TappedGuard},
     timing,
 };
 
@@ -34,14 +34,9 @@ impl Fleet {
     /// Starts pod `name`: its whole actor system on its world. Its node is down and its source
     /// credentials absent until the test says otherwise.
     pub fn start_pod(&self, name: &'static str, options: PodOptions) -> Pod {
-        // `timing()`: LEASE_DURATION and RENEW_DEADLINE take whole seconds.
-        let cfg = config(&[
-            ("POD_NAME", name),
-            ("CLUSTER_IDENTIFIER", CLUSTER),
-            ("LEASE_DURATION", "3"),
-            ("RENEW_DEADLINE", "2"),
-            ("RETRY_PERIOD", "500ms"),
-            ("API_TIMEOUT", "500ms"),
+        let mut pairs = vec![("POD_NAME", name), ("CLUSTER_IDENTIFIER", CLUSTER)];
+        pairs.extend(TIMING_KEYS);
+        pairs.extend([
             // The Decider re-asserts a start during the node's first 2 s.
             ("SOCKET_WAIT_TIMEOUT", "2"),
             (
@@ -57,6 +52,7 @@ impl Fleet {
                 },
             ),
         ]);
+        let cfg = config(&pairs);
         assert_eq!(cfg.lease, timing(), "the fleet's timings");
         self.add_node(name, options.boot_credentials);
         let world = InMemory::new(&cfg, &self.shared, self.clock);
@@ -65,32 +61,20 @@ impl Fleet {
         node.observe(Arc::new(move |forging| fleet.forging_changed(name, forging)));
 
         let mut adapters = node.adapters(&world, &cfg);
-        adapters.leases = Arc::new(TappedLeases {
+        let tap = Arc::new(PodTap {
             pod: name,
-            inner: world.lease.clone(),
             fleet: self.clone(),
         });
-        adapters.credentials = Arc::new(TappedCredentials {
-            pod: name,
-            inner: world.credentials.clone(),
-            fleet: self.clone(),
-        });
+        adapters.leases = Arc::new(Tapped::new(world.lease.clone(), tap.clone()));
+        adapters.credentials = Arc::new(Tapped::new(world.credentials.clone(), tap.clone()));
         adapters.guard = Arc::new(TappedGuard {
             pod: name,
             inner: node.clone(),
             fleet: self.clone(),
         });
-        adapters.leader = Arc::new(TappedLeader {
-            pod: name,
-            inner: world.leader.clone(),
-            fleet: self.clone(),
-        });
+        adapters.leader = Arc::new(Tapped::new(world.leader.clone(), tap.clone()));
         if adapters.cluster.is_some() {
-            adapters.cluster = Some(Arc::new(TappedCluster {
-                pod: name,
-                inner: world.cluster.clone(),
-                fleet: self.clone(),
-            }));
+            adapters.cluster = Some(Arc::new(Tapped::new(world.cluster.clone(), tap)));
         }
         let registry = prometheus::Registry::new();
         let handles = spawn_all(&cfg, adapters, &registry).expect("the pod's system starts");
@@ -106,6 +90,21 @@ impl Fleet {
             credentials: std::sync::atomic::AtomicU64::new(1),
         }
     }
+}
+
+/// Publishes a valid credential set (current on mainnet, operational certificate counter
+/// `counter`) into `world`'s source files.
+pub fn publish_valid(world: &InMemory, counter: u64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths = write_credentials(
+        dir.path(),
+        &TestCredentials::new(counter, mainnet_kes_period_now()),
+    )
+    .expect("credentials");
+    let read = |p: &Path| std::fs::read(p).expect("read");
+    world
+        .sources
+        .publish(&read(&paths.kes), &read(&paths.vrf), &read(&paths.opcert));
 }
 
 /// One pod: its world and the handles of its system.
@@ -161,7 +160,7 @@ impl Pod {
     /// A valid source set is published (the one published last, or the first).
     pub async fn credentials_valid(&self) {
         let counter = self.credentials.load(std::sync::atomic::Ordering::Relaxed);
-        self.publish_valid(counter);
+        publish_valid(&self.world, counter);
     }
 
     /// A corrupt set is published (a bad rotation).
@@ -177,20 +176,7 @@ impl Pod {
             .credentials
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
-        self.publish_valid(counter);
-    }
-
-    fn publish_valid(&self, counter: u64) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let paths = write_credentials(
-            dir.path(),
-            &TestCredentials::new(counter, mainnet_kes_period_now()),
-        )
-        .expect("credentials");
-        let read = |p: &Path| std::fs::read(p).expect("read");
-        self.world
-            .sources
-            .publish(&read(&paths.kes), &read(&paths.vrf), &read(&paths.opcert));
+        publish_valid(&self.world, counter);
     }
 
     /// The node guard fences the node on its own (its permit lapsed): files removed, forging
