@@ -273,10 +273,10 @@ async fn a_peer_lease_not_held_by_the_peers_active_leader_is_not_reported() {
     server.stop();
 }
 
-/// Issue 14's API budget: a standby follows a peer by its watches (the peer's Lease renewals
-/// are reported from them, with no read); once this pod leads, a change of the peer's CFC is
-/// read at once; and once the Lease shows nothing new for the resync period a read follows,
-/// which returns the same record a whole resync period after it was first seen: what the
+/// The API budget (docs/quorum.md, "API load"): a standby follows a peer by its watches (the peer's
+/// Lease renewals are reported from them, with no read); once this pod leads, a change of the
+/// peer's CFC is read at once; and once the Lease shows nothing new for the resync period a read
+/// follows, which returns the same record a whole resync period after it was first seen: what the
 /// Decider needs to call the peer's Lease lapsed.
 #[actix::test]
 async fn a_peer_is_followed_by_watches_and_read_only_when_a_decision_needs_it() {

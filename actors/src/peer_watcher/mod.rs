@@ -226,11 +226,11 @@ impl PeerWatcher {
         }
     }
 
-    /// Issue 14's API budget: the Decider keeps `leader` (this pod holds its region's Lease). A
-    /// standby reads the peer on a CFC change only at its next resync, and never on the
-    /// periodic resync while the watches show the peer's Lease being renewed; the Decider
-    /// sends `PollNow` when this pod becomes its region's leader, so a new leader decides on
-    /// fresh reads. `resync` replaces [`PeerSettings::resync`].
+    /// The API budget (docs/quorum.md, "API load"): the Decider keeps `leader` (this pod holds its
+    /// region's Lease). A standby reads the peer on a CFC change only at its next resync, and never
+    /// on the periodic resync while the watches show the peer's Lease being renewed; the Decider
+    /// sends `PollNow` when this pod becomes its region's leader, so a new leader decides on fresh
+    /// reads. `resync` replaces [`PeerSettings::resync`].
     pub fn with_leader_gate(mut self, leader: Arc<AtomicBool>, resync: Duration) -> Self {
         self.gate = Some(leader);
         self.settings.resync = resync;

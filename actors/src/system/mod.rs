@@ -19,8 +19,10 @@
 //! ```text
 //! facts: every Fact to the Decider passes the Counted inbox (forge_manager_mailbox_depth{actor="decider"})
 //!
-//! LeaseElector ─Fact(LeaseAcquired|LeaseRenewed|LeaseLost)─► LeaseTap ─Fact─► NodeSignaller (permit bound)
-//!                                                                       └─Fact─► Counted ─► Decider
+//! LeaseElector ═► its forwarding task ─Fact(LeaseAcquired|LeaseRenewed|LeaseLost)─► LeaseTap
+//!              (an unbounded channel, drained in order with send().await)
+//! LeaseTap ─Fact(lease facts, TicketsChanged)─► NodeSignaller (the permit's bound), handled first
+//!          └─Fact(every fact, then)─► Counted ─► Decider
 //! NodeWatcher ─Fact(NodeUp|NodeDown)─► Counted ─► Decider
 //! NodeWatcher ─NodeProcess─► NodeSignaller
 //! NodeSignaller ─Fact(NodeFenced)─► Counted ─► Decider
@@ -41,14 +43,18 @@
 //! ChainWatcher ─StatusFigures::Chain─► Decider (/status "chain")    (NODE_METRICS_URL or LEADER_SCHEDULE)
 //! TicketKeeper ─StatusFigures::Quorum─► Decider (/status "quorum")                        (quorum mode)
 //!
-//! commands (from the Decider, in plan order; each answered with a CommandResult)
+//! commands (from the Decider's plans, in plan order, each awaited before the next; all but
+//! Contend answered with a CommandResult)
 //!
 //! Decider ─Contend, Release─► LeaseElector
 //! Decider ─Install, Remove─► CredentialKeeper
 //! Decider ─Reload─► NodeSignaller
 //! Decider ─WriteStatus─► StatusWriter
-//! Decider ─PollNow─► PeerWatcher ×peers
-//! Decider ─TicketIntent─► TicketKeeper                                                    (quorum mode)
+//!
+//! requests outside the plans (sent as they arise, not awaited)
+//!
+//! Decider ─PollNow─► PeerWatcher ×peers   (a claim confirmed, or this pod became its region's leader)
+//! Decider ─TicketIntent─► TicketKeeper (when the lifecycle's ticket intent changes)  (quorum mode)
 //!
 //! shared cells and channels
 //!
@@ -56,6 +62,12 @@
 //! Decider ═leader flag═► PeerWatcher ×peers (a standby reads only when its watches go silent) (cluster management)
 //! signal handler (the binary) ─Shutdown─► Decider
 //! ```
+//!
+//! The leader flag (an `AtomicBool` the Decider sets while this pod holds its region's Lease)
+//! is the one cell two actors share; everything else between actors is a message. The tasks an
+//! actor spawns act for it and send only the edges drawn above: the LeaseElector's forwarder,
+//! the ClusterWatcher's follow loop, and the NodeSignaller's subscription to the node guard,
+//! whose reports come back to the signaller as `GuardPush` messages.
 //!
 //! Outside the process, each through its port in [`Adapters`]: the NodeSignaller talks to the
 //! node guard (permit, reload, revoke; its `GuardReport` stream back) and, without one, signals
@@ -334,7 +346,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         });
     }
     // Standbys follow their peers by watch alone and read them only when the watches go
-    // silent (issue 14's API budget); the Decider keeps the flag.
+    // silent (the API budget, docs/quorum.md "API load"); the Decider keeps the flag.
     let leader_flag = cluster
         .management_enabled
         .then(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
