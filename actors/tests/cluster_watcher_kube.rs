@@ -124,10 +124,7 @@ async fn the_cluster_watcher_follows_creates_and_writes_our_cardano_forge_cluste
         .patch_status_at(&serde_json::json!({"reason": "stale"}), Some("1"))
         .await;
     assert!(
-        matches!(
-            stale,
-            Err(forge_actors::adapters::kube::KubeApiError::Conflict(_))
-        ),
+        matches!(stale, Err(forge_actors::ports::ApiError::Conflict(_))),
         "{stale:?}"
     );
     // A transition moves lastTransition.
