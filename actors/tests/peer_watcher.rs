@@ -1,6 +1,5 @@
 //! The PeerWatcher on its in-memory port (`forge_actors::testing::MemoryPeers`): a peer is read
-//! through the system's `PeerApi`, never through the kubeconfig in its settings, and a peer that
-//! cannot be reached is reported so. Its watches and reads against real API servers are in
+//! through the `PeerApi` it is given, and a peer that cannot be reached is reported so. Its watches and reads against real API servers are in
 //! `peer_watcher_kube.rs`.
 
 use std::{sync::Arc, time::Duration};
@@ -20,19 +19,21 @@ use kube::api::ObjectMeta;
 fn settings(peer: &str) -> PeerSettings {
     PeerSettings {
         name: peer.to_owned(),
-        kubeconfig: "/nonexistent/kubeconfig".into(),
-        namespace: "default".into(),
         lease: "pool-lease".into(),
         every: Duration::from_millis(100),
-        timeout: Duration::from_secs(1),
         resync: Duration::from_secs(3),
     }
 }
 
 fn watch(peer: &str, peers: &MemoryPeers, probe: &Probe) -> actix::Addr<PeerWatcher> {
-    PeerWatcher::new(settings(peer), Clock::new(), probe.recipient(), None)
-        .with_api(Arc::new(peers.clone()))
-        .start()
+    PeerWatcher::new(
+        settings(peer),
+        Arc::new(peers.clone()),
+        Clock::new(),
+        probe.recipient(),
+        None,
+    )
+    .start()
 }
 
 #[actix::test]

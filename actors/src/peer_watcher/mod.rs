@@ -37,7 +37,6 @@ mod read;
 mod watch;
 
 use std::{
-    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -50,7 +49,6 @@ use forge_core::lease::{LeaseRecord, Mono};
 use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::{
-    adapters::kube_peer::KubePeers,
     clock::Clock,
     messages::Fact,
     ports::{PeerApi, PeerObjects},
@@ -117,21 +115,17 @@ impl PeerMetrics {
     }
 }
 
-/// Where and how a peer is read.
+/// Which peer is read, and how often. Where its API server is and how long a call may take
+/// are the [`PeerApi`] adapter's.
 #[derive(Debug, Clone)]
 pub struct PeerSettings {
-    /// The peer's name: also its CardanoForgeCluster's name.
+    /// The peer's name: also its CardanoForgeCluster's name, and the name [`PeerApi::connect`]
+    /// is given.
     pub name: String,
-    /// Its kubeconfig.
-    pub kubeconfig: PathBuf,
-    /// The namespace of its objects.
-    pub namespace: String,
-    /// The name of its local Lease.
+    /// The name of its local Lease (for logs; the adapter addresses it).
     pub lease: String,
     /// The period of the watcher's tick: reads while eager or unreachable, watch retries.
     pub every: Duration,
-    /// Per-call deadline.
-    pub timeout: Duration,
     /// The resync period (`LEASE_DURATION`): a leader reads at least this often, anyone reads
     /// when the watches have shown nothing for this long.
     pub resync: Duration,
@@ -184,23 +178,18 @@ pub struct PeerWatcher {
 }
 
 impl PeerWatcher {
-    /// A watcher of one peer, reporting to `fact`, reaching the peer through its kubeconfig
-    /// ([`KubePeers`]; [`PeerWatcher::with_api`] replaces it).
+    /// A watcher of one peer, reaching it through `api` (the system's [`PeerApi`]) and
+    /// reporting to `fact`.
     pub fn new(
         settings: PeerSettings,
+        api: Arc<dyn PeerApi>,
         clock: Clock,
         fact: Recipient<Fact>,
         metrics: Option<PeerMetrics>,
     ) -> Self {
-        let api = KubePeers::new(
-            [(settings.name.clone(), settings.kubeconfig.clone())],
-            &settings.namespace,
-            &settings.lease,
-            settings.timeout,
-        );
         Self {
             settings,
-            api: Arc::new(api),
+            api,
             clock,
             fact,
             metrics,
@@ -234,12 +223,6 @@ impl PeerWatcher {
     pub fn with_leader_gate(mut self, leader: Arc<AtomicBool>, resync: Duration) -> Self {
         self.gate = Some(leader);
         self.settings.resync = resync;
-        self
-    }
-
-    /// Reaches the peer through `api` (the system's [`PeerApi`]).
-    pub fn with_api(mut self, api: Arc<dyn PeerApi>) -> Self {
-        self.api = api;
         self
     }
 

@@ -75,8 +75,10 @@
 //! node's socket and process (asking the guard for the PID when the process is not visible); the
 //! CredentialKeeper reads and watches the sources, writes the targets and publishes an Event per
 //! refusal; the LeaseElector, the StatusWriter and the ClusterWatcher read and write the Lease,
-//! the CardanoLeader and the CardanoForgeCluster; the HealthProber probes over HTTP; the
-//! ChainWatcher reads the node's tip from its metrics endpoint and the leader schedule file.
+//! the CardanoLeader and the CardanoForgeCluster; the PeerWatchers read and watch each peer
+//! region's CardanoForgeCluster and Lease (`Adapters::peers`, which holds the peers' kubeconfigs);
+//! the HealthProber probes over HTTP; the ChainWatcher reads the node's tip from its metrics
+//! endpoint and the leader schedule file.
 
 mod adapters;
 mod parts;

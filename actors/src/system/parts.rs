@@ -171,19 +171,17 @@ pub(super) fn spawn_peer_watchers(
         .peers
         .iter()
         .map(|peer| {
+            // The peer's kubeconfig, namespace and call timeout are in `api` (`Adapters::peers`).
             let settings = PeerSettings {
                 name: peer.name.clone(),
-                kubeconfig: peer.kubeconfig.clone(),
-                namespace: cfg.namespace.clone(),
                 lease: cfg.names.lease.clone(),
                 every: cfg.lease.retry_period,
-                timeout: cfg.api_timeout,
                 resync: cfg.lease.duration,
             };
             let (fact, m) = (facts.clone(), peer_metrics.clone());
             let (gate, resync, api) = (leader_gate.clone(), cfg.lease.duration, api.clone());
             Supervisor::start(move |_| {
-                let w = PeerWatcher::new(settings, clock, fact, Some(m)).with_api(api);
+                let w = PeerWatcher::new(settings, api, clock, fact, Some(m));
                 match gate {
                     Some(flag) => w.with_leader_gate(flag, resync),
                     None => w,
