@@ -13,6 +13,7 @@ use actix::Actor;
 use forge_actors::{
     adapters::kube_peer::KubePeers,
     clock::Clock,
+    messages::Leading,
     peer_watcher::{PeerMetrics, PeerSettings, PeerWatcher},
     ports::PeerApi,
     testing::Probe,
@@ -327,16 +328,16 @@ async fn a_peer_is_followed_by_watches_and_read_only_when_a_decision_needs_it() 
     let probe = Probe::start();
     let clock = Clock::new();
     let resync = Duration::from_secs(3);
-    let leader = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let settings = east_settings(Duration::from_millis(100), resync);
-    let _watcher = PeerWatcher::new(
+    // A standby's watcher until it is told otherwise.
+    let watcher = PeerWatcher::new(
         settings,
         east_api(&server),
         clock,
         probe.recipient(),
         Some(metrics),
     )
-    .with_leader_gate(leader.clone(), resync)
+    .with_leader_gate(resync)
     .start();
     let reads = |p: &Probe| count(p, |e| matches!(e, Event::PeerObserved { .. }));
     let leases_seen = |p: &Probe| count(p, |e| matches!(e, Event::PeerLeaseObserved { .. }));
@@ -367,7 +368,7 @@ async fn a_peer_is_followed_by_watches_and_read_only_when_a_decision_needs_it() 
     // Leading now: a leader reads at least once per resync period, and this pod has not read
     // for longer, so its first tick as leader reads (`resync`). Wait for that read, so that the
     // change below can only be read because a watch showed it.
-    leader.store(true, std::sync::atomic::Ordering::Relaxed);
+    watcher.do_send(Leading(true));
     eventually(100, Duration::from_millis(20), || reads(&probe) > reads_before).await;
     assert!(
         reads(&probe) > reads_before,

@@ -106,9 +106,9 @@ pub struct Decider {
     tickets: Option<Recipient<crate::ticket_keeper::TicketIntent>>,
     /// The intent last sent to the TicketKeeper.
     intent_sent: Option<forge_core::quorum::Intent>,
-    /// Cluster management (and quorum mode): set while this pod holds its region's local lease; the PeerWatchers read
-    /// every period only then (and are told to read at once when it turns on).
-    leader_flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Cluster management: the PeerWatchers, told `Leading` when this pod starts or stops holding
+    /// its region's local lease, and what they were last told (they start as not leading).
+    leading: Option<(Vec<Recipient<crate::messages::Leading>>, bool)>,
     /// The lifecycle's count of node processes seen ([`Lifecycle::node_process`]), kept after
     /// every input, for the hand-over gate of the plan in flight ([`execute`]).
     node_process: Arc<AtomicU64>,
@@ -146,16 +146,16 @@ impl Decider {
             quorum_report: None,
             tickets: None,
             intent_sent: None,
-            leader_flag: None,
+            leading: None,
             node_process: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    /// Cluster management (and quorum mode): keeps `flag` set while this pod holds its region's local lease (see
-    /// [`crate::peer_watcher::PeerWatcher::with_leader_gate`]); when it turns on, every
-    /// PeerWatcher reads at once.
-    pub fn with_leader_flag(mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
-        self.leader_flag = Some(flag);
+    /// Cluster management: tells `peers` whether this pod holds its region's local lease when
+    /// that changes (see [`crate::peer_watcher::PeerWatcher::with_leader_gate`]); when it starts
+    /// to, every PeerWatcher reads at once.
+    pub fn with_leading(mut self, peers: Vec<Recipient<crate::messages::Leading>>) -> Self {
+        self.leading = Some((peers, false));
         self
     }
 
@@ -166,11 +166,16 @@ impl Decider {
         self
     }
 
-    /// Sends the ticket intent when it changed, and keeps the leader flag (quorum mode).
+    /// Sends the ticket intent when it changed (quorum mode), and `Leading` to the PeerWatchers.
     fn send_intent(&mut self) {
-        if let Some(flag) = &self.leader_flag {
+        if let Some((peers, was)) = &mut self.leading {
             let leader = self.life.state().lease.is_current(self.clock.now());
-            let was = flag.swap(leader, std::sync::atomic::Ordering::Relaxed);
+            let was = std::mem::replace(was, leader);
+            if leader != was {
+                peers
+                    .iter()
+                    .for_each(|p| p.do_send(crate::messages::Leading(leader)));
+            }
             if leader && !was {
                 for peer in &self.out.poll_peers {
                     peer.do_send(crate::messages::PollNow);

@@ -36,13 +36,7 @@
 mod read;
 mod watch;
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use actix::{Actor, AsyncContext, Context, Recipient, SpawnHandle, Supervised};
 use forge_core::lease::{LeaseRecord, Mono};
@@ -50,7 +44,7 @@ use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::{
     clock::Clock,
-    messages::Fact,
+    messages::{Fact, Leading, PollNow},
     ports::{PeerApi, PeerObjects},
 };
 use read::Why;
@@ -150,9 +144,10 @@ pub struct PeerWatcher {
     /// The peer Lease's holder and the CFC's `activeLeader` when they differ (logs only on a
     /// change).
     lease_mismatch: Option<(String, String)>,
-    /// This pod leads its region (set by the Decider); without one, it always counts as leader.
-    /// A standby reads on a CFC change only at its next resync.
-    gate: Option<Arc<AtomicBool>>,
+    /// Whether this pod leads its region, as the Decider last said (`Leading`); `None`: not
+    /// gated, it always counts as leader. A standby reads on a CFC change only at its next
+    /// resync.
+    leading: Option<bool>,
     /// When the last read was sent.
     last_poll: Option<Mono>,
     /// Reads every period until then (after a `PollNow`).
@@ -199,7 +194,7 @@ impl PeerWatcher {
             last_seen: None,
             reachable: None,
             lease_mismatch: None,
-            gate: None,
+            leading: None,
             last_poll: None,
             eager_until: None,
             watch: None,
@@ -215,19 +210,20 @@ impl PeerWatcher {
         }
     }
 
-    /// The API budget (docs/quorum.md, "API load"): the Decider keeps `leader` (this pod holds its
-    /// region's Lease). A standby reads the peer on a CFC change only at its next resync, and never
-    /// on the periodic resync while the watches show the peer's Lease being renewed; the Decider
-    /// sends `PollNow` when this pod becomes its region's leader, so a new leader decides on fresh
-    /// reads. `resync` replaces [`PeerSettings::resync`].
-    pub fn with_leader_gate(mut self, leader: Arc<AtomicBool>, resync: Duration) -> Self {
-        self.gate = Some(leader);
+    /// The API budget (docs/quorum.md, "API load"): the watcher starts as a standby and the
+    /// Decider tells it with [`Leading`] whether this pod holds its region's Lease. A standby
+    /// reads the peer on a CFC change only at its next resync, and never on the periodic resync
+    /// while the watches show the peer's Lease being renewed; the Decider sends `PollNow` when
+    /// this pod becomes its region's leader, so a new leader decides on fresh reads. `resync`
+    /// replaces [`PeerSettings::resync`].
+    pub fn with_leader_gate(mut self, resync: Duration) -> Self {
+        self.leading = Some(false);
         self.settings.resync = resync;
         self
     }
 
     fn leads(&self) -> bool {
-        self.gate.as_ref().is_none_or(|g| g.load(Ordering::Relaxed))
+        self.leading.unwrap_or(true)
     }
 }
 
@@ -248,10 +244,22 @@ impl Supervised for PeerWatcher {
     }
 }
 
-impl actix::Handler<crate::messages::PollNow> for PeerWatcher {
+impl actix::Handler<Leading> for PeerWatcher {
     type Result = ();
 
-    fn handle(&mut self, _: crate::messages::PollNow, ctx: &mut Context<Self>) {
+    /// Handled before the watcher's next tick or watch event (actix drains an actor's mailbox
+    /// before it polls its timers and streams), so they see what the Decider last decided.
+    fn handle(&mut self, Leading(on): Leading, _: &mut Context<Self>) {
+        if let Some(leading) = &mut self.leading {
+            *leading = on;
+        }
+    }
+}
+
+impl actix::Handler<PollNow> for PeerWatcher {
+    type Result = ();
+
+    fn handle(&mut self, _: PollNow, ctx: &mut Context<Self>) {
         self.eager_until = Some(self.clock.now() + self.settings.resync);
         if self.in_flight {
             self.poll_again = true;

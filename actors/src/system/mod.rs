@@ -14,7 +14,7 @@
 //! # The actor graph
 //!
 //! Every message edge and channel `spawn_all` creates (`─M─►`: message `M` by actix mailbox;
-//! `═►`: a tokio `watch` channel or a shared cell, read at will):
+//! `═►`: a channel, the LeaseElector's unbounded one or a tokio `watch` read at will):
 //!
 //! ```text
 //! facts: every Fact to the Decider passes the Counted inbox (forge_manager_mailbox_depth{actor="decider"})
@@ -54,20 +54,21 @@
 //! requests outside the plans (sent as they arise, not awaited)
 //!
 //! Decider ─PollNow─► PeerWatcher ×peers   (a claim confirmed, or this pod became its region's leader)
+//! Decider ─Leading(bool)─► PeerWatcher ×peers (this pod started or stopped holding its region's
+//!          Lease; a standby's reads only when its watches go silent)          (cluster management)
 //! Decider ─TicketIntent─► TicketKeeper (when the lifecycle's ticket intent changes)  (quorum mode)
 //!
-//! shared cells and channels
+//! channels, and the binary
 //!
 //! Decider ═Snapshot═► Handles::snapshot (the binary's /status /health /readyz), ClusterMetrics gauges
-//! Decider ═leader flag═► PeerWatcher ×peers (a standby reads only when its watches go silent) (cluster management)
 //! signal handler (the binary) ─Shutdown─► Decider
 //! ```
 //!
-//! The leader flag (an `AtomicBool` the Decider sets while this pod holds its region's Lease)
-//! is the one cell two actors share; everything else between actors is a message. The tasks an
-//! actor spawns act for it and send only the edges drawn above: the LeaseElector's forwarder,
-//! the ClusterWatcher's follow loop, and the NodeSignaller's subscription to the node guard,
-//! whose reports come back to the signaller as `GuardPush` messages.
+//! Between actors everything is a message: no actor reads another's state (the Snapshot goes to
+//! the HTTP endpoints and the gauges, not to an actor). The tasks an actor spawns act for it
+//! and send only the edges drawn above: the LeaseElector's forwarder, the ClusterWatcher's
+//! follow loop, and the NodeSignaller's subscription to the node guard, whose reports come back
+//! to the signaller as `GuardPush` messages.
 //!
 //! Outside the process, each through its port in [`Adapters`]: the NodeSignaller talks to the
 //! node guard (permit, reload, revoke; its `GuardReport` stream back) and, without one, signals
@@ -348,11 +349,11 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         });
     }
     // Standbys follow their peers by watch alone and read them only when the watches go
-    // silent (the API budget, docs/quorum.md "API load"); the Decider keeps the flag.
-    let leader_flag = cluster
-        .management_enabled
-        .then(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
-    let poll_peers = spawn_peer_watchers(cfg, peer_api, clock, &facts, leader_flag.clone(), registry)?;
+    // silent (the API budget, docs/quorum.md "API load"); the Decider tells the PeerWatchers
+    // whether this pod leads its region (`Leading`). None without cluster management.
+    let peer_watchers = spawn_peer_watchers(cfg, peer_api, clock, &facts, registry)?;
+    let poll_peers = peer_watchers.iter().map(|w| w.clone().recipient()).collect();
+    let leading = peer_watchers.into_iter().map(|w| w.recipient()).collect();
 
     let ClusterSettings {
         management_enabled,
@@ -410,10 +411,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         Some(keeper) => decider_actor.with_tickets(keeper),
         None => decider_actor,
     };
-    let decider_actor = match leader_flag {
-        Some(flag) => decider_actor.with_leader_flag(flag),
-        None => decider_actor,
-    };
+    let decider_actor = decider_actor.with_leading(leading);
     decider_ctx.run(decider_actor);
     Ok(Handles {
         decider,
