@@ -71,18 +71,7 @@ struct Regions {
     _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
-impl std::ops::Deref for Regions {
-    type Target = forge_sim::regions::Regions;
-    fn deref(&self) -> &Self::Target {
-        &self.regions
-    }
-}
-
-impl std::ops::DerefMut for Regions {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.regions
-    }
-}
+forge_sim::deref_to_regions!(Regions);
 
 impl Regions {
     /// Waits for the scenarios before `test` to end, then starts one API server per region,
