@@ -103,6 +103,16 @@ impl Regions {
             .unwrap_or_else(|| panic!("{what}: {:?}\n{}", self.forging_now(), self.logs()))
     }
 
+    /// A forger in `region` within `within` (else panics with `what`) and how many ms after
+    /// `since_ns` its `forging_on` came.
+    async fn handed_to(&self, region: &str, since_ns: u64, within: Duration, what: &str) -> (String, f64) {
+        let (forger, _) = self.forger_in(region, within, what).await;
+        let ms = self
+            .took_over_ms(region, since_ns)
+            .unwrap_or_else(|| panic!("{what}: no forging_on in {region} after the instant given"));
+        (forger, ms)
+    }
+
     fn assert_no_overlap(&self, scenario: &str) {
         let v = self.verdict();
         eprintln!("{scenario}: merged verdict {v:?}");
