@@ -292,3 +292,110 @@ fn a_node_process_that_comes_up_forging_as_a_stop_ends_keeps_the_node_from_count
     assert!(!w.node_forging, "the new process was told");
     assert!(stopped(&w), "stopped once the new process was told");
 }
+
+/// F25: a stop retried after a failed removal, planned once the renew deadline of a lease we
+/// have not lost had passed (its renewals' facts were late), still withdraws the claim before
+/// the lease is handed over: the stop goes ahead at once, and the withdrawal and the release
+/// follow the lease's next fact. It used to adopt "no claim" without writing it and release,
+/// leaving the status saying we forge.
+#[test]
+fn a_stop_retried_past_the_renew_deadline_still_withdraws_the_claim_before_the_release() {
+    use Action::*;
+    let mut w = World::new(false, 0, 1);
+    w.elect().expect("valid steps");
+    w.settle().expect("settles");
+    assert!(w.node_forging, "the leader forges");
+    w.act(&CredentialsInvalid).expect("the stop is planned");
+    let first = w.running.as_ref().expect("the stop runs").run.commands.clone();
+    assert_eq!(
+        first[..2],
+        [
+            Command::Remove,
+            Command::Reload {
+                reason: ReloadReason::StopForging
+            }
+        ]
+    );
+    assert!(
+        first
+            .iter()
+            .any(|c| matches!(c, Command::WriteStatus(r) if !r.forging_enabled)),
+        "the first stop withdraws the claim: {first:?}"
+    );
+    // The removal hangs past the renew deadline, then fails; no renewal has been heard of.
+    w.act(&Advance(RENEW_DEADLINE.as_millis() as u64))
+        .expect("time passes");
+    assert!(!w.life.state().lease.is_current(w.now), "past the renew deadline");
+    w.fail_percent = 100;
+    w.act(&Progress).expect("the removal fails");
+    w.fail_percent = 0;
+    let retry = w
+        .running
+        .as_ref()
+        .expect("the stop is retried at once")
+        .run
+        .commands
+        .clone();
+    assert_eq!(
+        retry,
+        [
+            Command::Remove,
+            Command::Reload {
+                reason: ReloadReason::StopForging
+            }
+        ],
+        "the stop goes ahead; nothing is given up while the claim cannot be withdrawn"
+    );
+    while w.running.is_some() {
+        w.act(&Progress).expect("the retried stop");
+    }
+    assert!(!w.node_forging, "stopped");
+    assert!(
+        w.life.current().claim,
+        "the claim is still in force: nobody withdrew it"
+    );
+    // The late renewal arrives: the claim is withdrawn, then the lease handed over.
+    w.act(&LeaseRenewed).expect("renewed");
+    w.act(&Advance(1_000)).expect("the failed plan's hold ends");
+    let handover = w
+        .running
+        .as_ref()
+        .expect("the hand-over runs")
+        .run
+        .commands
+        .clone();
+    assert!(
+        matches!(handover.first(), Some(Command::WriteStatus(r)) if !r.forging_enabled),
+        "the claim is withdrawn first: {handover:?}"
+    );
+    assert_eq!(handover[1..], [Command::Contend(false), Command::Release]);
+    w.settle().expect("settles");
+    assert!(!w.life.current().claim);
+    check_settled(&w).expect("settled");
+}
+
+/// F25, the other way: when the late fact is the lease's loss, nothing is left to write (the
+/// next holder writes its own status) and contention stops.
+#[test]
+fn a_claim_kept_past_the_renew_deadline_is_dropped_when_the_lease_is_lost() {
+    use Action::*;
+    let mut w = World::new(false, 0, 1);
+    w.elect().expect("valid steps");
+    w.settle().expect("settles");
+    w.act(&CredentialsInvalid).expect("the stop is planned");
+    w.act(&Advance(RENEW_DEADLINE.as_millis() as u64))
+        .expect("time passes");
+    w.fail_percent = 100;
+    w.act(&Progress).expect("the removal fails");
+    w.fail_percent = 0;
+    while w.running.is_some() {
+        w.act(&Progress).expect("the retried stop");
+    }
+    w.act(&LeaseLost).expect("lost");
+    w.act(&Advance(1_000)).expect("the failed plan's hold ends");
+    let rest = w.running.as_ref().expect("contention stops").run.commands.clone();
+    assert_eq!(rest, [Command::Contend(false), Command::Release]);
+    w.settle().expect("settles");
+    assert!(!w.life.current().claim && !w.life.current().contend);
+    check_settled(&w).expect("settled");
+}

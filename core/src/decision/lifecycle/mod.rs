@@ -33,6 +33,10 @@
 //!   in its replay) may not have had the plan's reload: the plan stops there, and the stop is
 //!   confirmed for the new process (the stop or shutdown plan again, or a standby's reload)
 //!   before anything is given up (F12). No hold: this is not a failure of ours.
+//! - Our claim is withdrawn only by a status write, which only the lease holder sends: past the
+//!   renew deadline of a lease not lost, a decision that drops the claim keeps it (and
+//!   contention) in force; the stop runs at once, the withdrawal and the hand-over follow the
+//!   lease's next fact (F25).
 //! - A stop is adopted (the node counted as stopped, so quorum mode's forge tickets may go) only
 //!   if no new node process came up while it ran; otherwise it runs again for that process,
 //!   as the hand-over gate does for the claim and the lease.

@@ -6,7 +6,9 @@
 use jiff::Timestamp;
 
 use super::{Boot, Effect, Finished, HandOver, Lifecycle, Note, Phase, Run, Step, gives_up};
-use crate::decision::{Command, Decision, Event, ReloadReason, State, apply, decide, plan, shutdown_plan};
+use crate::decision::{
+    Command, Decision, Event, LocalLease, ReloadReason, State, apply, decide, plan, shutdown_plan,
+};
 use crate::lease::Mono;
 
 impl Lifecycle {
@@ -87,7 +89,8 @@ impl Lifecycle {
         if self.phase != Phase::Running || self.in_flight.is_some() {
             return;
         }
-        let next = decide(&self.state, now, wall);
+        let mut next = decide(&self.state, now, wall);
+        self.keep_unwithdrawn_claim(&mut next);
         // After a failure, wait for the retry timer, except to stop forging: that never waits.
         let stopping = self.current.forge && !next.forge;
         if !stopping && self.held(now) {
@@ -121,6 +124,23 @@ impl Lifecycle {
             self.adopt(next, fx);
         } else {
             self.run(cmds, Step::Decision(Box::new(next)), fx);
+        }
+    }
+
+    /// F25: our claim (`forgingEnabled: true`) is withdrawn only by a status write, and only the
+    /// lease holder writes. Past the renew deadline of a lease we have not lost (the renewal's
+    /// fact is late: a retried stop planned after the NodeSignaller held the previous one back,
+    /// a paused sidecar), `next` cannot write it; adopting `next` as it is would count the
+    /// claim as withdrawn and hand the lease over with the status still saying we forge, and
+    /// no later plan would write it (the decision in force would already say "no claim"). So
+    /// the claim, and contention with it, stay in force: the stop itself goes ahead at once
+    /// (S1 never waits), and the withdrawal, then the hand-over, follow when the lease's next
+    /// fact arrives (a renewal: written as the holder; a loss: nothing left to write).
+    fn keep_unwithdrawn_claim(&self, next: &mut Decision) {
+        let deadline_passed = matches!(self.state.lease, LocalLease::Held { .. }) && !next.holds_lease;
+        if self.current.claim && !next.claim && deadline_passed {
+            next.claim = true;
+            next.contend = self.current.contend;
         }
     }
 
