@@ -87,6 +87,8 @@ impl World {
             retry_after: Duration::from_secs(1),
             status_write_required: true,
             shutdown_hold_max: Duration::ZERO,
+            // The room before the deadline (F21) is lifecycle_props' subject.
+            reload_room: Duration::ZERO,
         };
         let mut decider = DeciderConfig::multi_cluster("c0", [PEER]);
         decider.quorum = true;
