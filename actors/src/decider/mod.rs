@@ -85,13 +85,23 @@ pub struct DeciderSettings {
     pub reload_room: Duration,
 }
 
-/// The room a reload that does not stop forging must leave before the renew deadline:
+/// The room a reload that does not stop forging must leave before the forging deadline:
 /// `STOP_GRACE`, but no more than `RENEW_DEADLINE - RETRY_PERIOD` (what is left just before a
-/// renewal that comes on time), so a healthy lease never keeps a start from being planned. The
+/// renewal that comes on time; in quorum mode the tickets' `TICKET_RENEW_DEADLINE -
+/// RETRY_PERIOD` too, `ticket`), so a healthy lease never keeps a start from being planned. The
 /// second value is true when `STOP_GRACE` was capped: the stop at the deadline may then wait for
 /// a reload past the deadline, up to the difference (docs/safety-findings.md F21).
-pub fn reload_room(stop_grace: Duration, lease: &forge_core::config::LeaseTiming) -> (Duration, bool) {
-    let available = lease.renew_deadline.saturating_sub(lease.retry_period);
+pub fn reload_room(
+    stop_grace: Duration,
+    lease: &forge_core::config::LeaseTiming,
+    ticket: Option<&forge_core::config::LeaseTiming>,
+) -> (Duration, bool) {
+    let available = [Some(lease), ticket]
+        .into_iter()
+        .flatten()
+        .map(|t| t.renew_deadline.saturating_sub(t.retry_period))
+        .min()
+        .unwrap_or_default();
     (stop_grace.min(available), stop_grace > available)
 }
 
@@ -417,17 +427,26 @@ mod tests {
     fn the_room_before_the_deadline_is_stop_grace_where_the_lease_timing_leaves_it() {
         let grace = Duration::from_secs(2);
         // The defaults: 10 s renew deadline, a renewal every 2 s.
-        assert_eq!(reload_room(grace, &lease(10_000, 2_000)), (grace, false));
+        assert_eq!(reload_room(grace, &lease(10_000, 2_000), None), (grace, false));
         assert_eq!(
-            reload_room(grace, &lease(4_000, 2_000)),
+            reload_room(grace, &lease(4_000, 2_000), None),
             (grace, false),
             "just enough"
         );
         // A renew deadline of 2 s renewed every 500 ms leaves 1.5 s before a renewal on time:
         // capped (and reported), or no start could ever be planned between renewals.
         assert_eq!(
-            reload_room(grace, &lease(2_000, 500)),
+            reload_room(grace, &lease(2_000, 500), None),
             (Duration::from_millis(1_500), true)
+        );
+        // Quorum mode: the tickets' timing bounds it too.
+        assert_eq!(
+            reload_room(grace, &lease(10_000, 2_000), Some(&lease(3_000, 2_000))),
+            (Duration::from_secs(1), true)
+        );
+        assert_eq!(
+            reload_room(grace, &lease(10_000, 2_000), Some(&lease(12_000, 2_000))),
+            (grace, false)
         );
     }
 }

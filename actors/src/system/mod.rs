@@ -360,12 +360,13 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         quorum: quorum.is_some(),
         quorum_break_glass: quorum.as_ref().is_some_and(|q| q.break_glass),
     };
-    let (reload_room, capped) = crate::decider::reload_room(*stop_grace, lease);
+    let ticket_timing = quorum.as_ref().map(|q| q.ticket.as_lease_timing());
+    let (reload_room, capped) = crate::decider::reload_room(*stop_grace, lease, ticket_timing.as_ref());
     if capped {
         tracing::warn!(
             stop_grace_ms = stop_grace.as_millis() as u64,
             room_ms = reload_room.as_millis() as u64,
-            "STOP_GRACE is longer than RENEW_DEADLINE - RETRY_PERIOD: a start, rotation or re-assert \
+            "STOP_GRACE is longer than RENEW_DEADLINE (or TICKET_RENEW_DEADLINE) - RETRY_PERIOD: a start, rotation or re-assert \
              is kept only this far from the renew deadline, so the stop there may wait for it past the \
              deadline (docs/safety-findings.md F21); a longer RENEW_DEADLINE or a shorter RETRY_PERIOD \
              gives the stop its room"
