@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use actix::{Addr, Supervisor};
+use actix::{Actor, Addr, Supervisor};
 use forge_actors::ports::{DiscoveryError, NodeHost, SignalError, SocketState};
 use forge_actors::{
     adapters::{
@@ -24,11 +24,11 @@ use forge_actors::{
         process::{ProcFs, ProcessIdentity},
     },
     clock::Clock,
-    messages::{CommandError, CommandResult, NodeProcess, Reload},
+    messages::{CommandError, CommandResult, Fact, NodeProcess, Reload},
     metrics::{Metrics, PodLabels},
     node_signaller::{NodeSignaller, StopConfirmation},
 };
-use forge_core::decision::ReloadReason;
+use forge_core::decision::{Event, ReloadReason};
 use forge_guard::protocol::{Answer, GuardState, Observation};
 use forge_sim::{
     creds::write_test_credentials,
@@ -58,13 +58,20 @@ type Reloads = Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>;
 /// A guard on `socket` whose node forges until a reload is confirmed per `script`. `pushed` is
 /// set just before the confirming report is written.
 fn scripted_guard(socket: &Path, script: Script, pushed: Arc<AtomicBool>) {
-    recording_guard(socket, script, pushed, Arc::default());
+    let _ = recording_guard(socket, script, pushed, Arc::default());
 }
 
-/// [`scripted_guard`], recording when each `reload` request arrives in `reloads`.
-fn recording_guard(socket: &Path, script: Script, pushed: Arc<AtomicBool>, reloads: Reloads) {
+/// [`scripted_guard`], recording when each `reload` request arrives in `reloads`. Returns the
+/// channel of its pushes to subscribers (a test may push reports of its own).
+fn recording_guard(
+    socket: &Path,
+    script: Script,
+    pushed: Arc<AtomicBool>,
+    reloads: Reloads,
+) -> broadcast::Sender<String> {
     let listener = UnixListener::bind(socket).expect("bind guard socket");
     let (tx, _) = broadcast::channel::<String>(16);
+    let pushes = tx.clone();
     let forging = GuardState {
         forging: Some(true),
         last: Some(Observation::Enabled),
@@ -83,6 +90,7 @@ fn recording_guard(socket: &Path, script: Script, pushed: Arc<AtomicBool>, reloa
             actix::spawn(async move { serve(conn, script, tx, pushed, forging, reloads).await });
         }
     });
+    pushes
 }
 
 async fn serve(
@@ -444,7 +452,7 @@ async fn a_stop_through_the_guard_waits_for_an_earlier_reload_that_may_be_under_
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = socket_in(&dir);
     let reloads = Reloads::default();
-    recording_guard(
+    let _ = recording_guard(
         &socket,
         Script::ConfirmAfter(Duration::from_millis(50)),
         Arc::new(AtomicBool::new(false)),
@@ -528,6 +536,88 @@ fn slow_then_fast_seed(reload: Latency) -> u64 {
         .expect("some seed draws a slow reload, then a fast one")
 }
 
+/// The node simulator handling SIGHUPs concurrently as cardano-node does, started non-producing
+/// with credentials in `dir` (its first reload slow, its second fast), and a NodeSignaller by
+/// PID that knows its process and confirms a stop after `grace`.
+struct ConcurrentNode {
+    sim: NodeSim,
+    creds: forge_sim::creds::CredentialPaths,
+    timeline: PathBuf,
+    addr: Addr<NodeSignaller>,
+}
+
+impl ConcurrentNode {
+    async fn start(dir: &Path, grace: Duration) -> Self {
+        let creds = write_test_credentials(dir, 1, 0).expect("credentials");
+        let timeline = dir.join("timeline.jsonl");
+        let reload = Latency::range_ms(20, RELOAD_MAX_MS);
+        let sim = NodeSim::start_with(
+            NodeOptions {
+                name: "node".into(),
+                socket: dir.join("node.socket"),
+                kes: creds.kes.clone(),
+                vrf: creds.vrf.clone(),
+                opcert: creds.opcert.clone(),
+                timeline: timeline.clone(),
+                start_as_non_producing: true,
+                replay: Duration::ZERO,
+                metrics_port: None,
+                echo_stdout: false,
+            },
+            NodeBehaviour {
+                reload,
+                reload_order: ReloadOrder::Concurrent,
+                seed: slow_then_fast_seed(reload),
+                ..NodeBehaviour::default()
+            },
+        )
+        .await
+        .expect("node starts");
+        let identity = ProcFs::default()
+            .identity(std::process::id() as i32)
+            .expect("own identity");
+        let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+        let host = SimHost {
+            node: sim.handle(),
+            identity,
+        };
+        assert!(grace >= Duration::from_millis(RELOAD_MAX_MS));
+        let addr = Supervisor::start(move |_| {
+            NodeSignaller::new(host, &metrics).with_stop_confirmation(StopConfirmation {
+                grace,
+                timeout: Duration::from_secs(5),
+            })
+        });
+        addr.send(NodeProcess(Some(identity))).await.expect("mailbox");
+        Self {
+            sim,
+            creds,
+            timeline,
+            addr,
+        }
+    }
+
+    async fn reload(&self, reason: ReloadReason) {
+        let r = self.addr.send(Reload { reason }).await.expect("mailbox");
+        assert!(r.is_ok(), "{} reload: {r:?}", reason.as_str());
+    }
+
+    /// Removes the credential files (as the Decider does before a stopping reload).
+    fn remove_credentials(&self) {
+        for f in self.credential_files() {
+            std::fs::remove_file(f).expect("remove credentials");
+        }
+    }
+
+    fn credential_files(&self) -> [&PathBuf; 3] {
+        [&self.creds.kes, &self.creds.vrf, &self.creds.opcert]
+    }
+
+    fn events(&self) -> Vec<forge_sim::timeline::TimelineEvent> {
+        forge_sim::timeline::read_file(&self.timeline).expect("timeline")
+    }
+}
+
 #[actix::test]
 async fn a_start_still_under_way_never_undoes_a_stop_confirmed_by_pid() {
     // F20. cardano-node handles every SIGHUP in a thread of its own: a start (credentials
@@ -535,70 +625,15 @@ async fn a_start_still_under_way_never_undoes_a_stop_confirmed_by_pid() {
     // sent just behind it (credentials absent), and the node forges again after the stop was
     // taken as done. The sidecar must hold the stop's SIGHUP back until the start is done.
     let dir = tempfile::tempdir().expect("tempdir");
-    let creds = write_test_credentials(dir.path(), 1, 0).expect("credentials");
-    let timeline = dir.path().join("timeline.jsonl");
-    let reload = Latency::range_ms(20, RELOAD_MAX_MS);
-    let sim = NodeSim::start_with(
-        NodeOptions {
-            name: "node".into(),
-            socket: dir.path().join("node.socket"),
-            kes: creds.kes.clone(),
-            vrf: creds.vrf.clone(),
-            opcert: creds.opcert.clone(),
-            timeline: timeline.clone(),
-            start_as_non_producing: true,
-            replay: Duration::ZERO,
-            metrics_port: None,
-            echo_stdout: false,
-        },
-        NodeBehaviour {
-            reload,
-            reload_order: ReloadOrder::Concurrent,
-            seed: slow_then_fast_seed(reload),
-            ..NodeBehaviour::default()
-        },
-    )
-    .await
-    .expect("node starts");
-    let identity = ProcFs::default()
-        .identity(std::process::id() as i32)
-        .expect("own identity");
-    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
-    let host = SimHost {
-        node: sim.handle(),
-        identity,
-    };
     let grace = Duration::from_millis(500);
-    assert!(grace >= Duration::from_millis(RELOAD_MAX_MS));
-    let m = metrics.clone();
-    let addr = Supervisor::start(move |_| {
-        NodeSignaller::new(host, &m).with_stop_confirmation(StopConfirmation {
-            grace,
-            timeout: Duration::from_secs(5),
-        })
-    });
-    addr.send(NodeProcess(Some(identity))).await.expect("mailbox");
+    let node = ConcurrentNode::start(dir.path(), grace).await;
 
     // A leader starts forging, and shuts down a moment later: the credentials go first (as the
     // Decider removes them before the stopping reload), then the stop.
-    let start = addr
-        .send(Reload {
-            reason: ReloadReason::StartForging,
-        })
-        .await
-        .expect("mailbox");
-    assert!(start.is_ok(), "{start:?}");
-    for f in [&creds.kes, &creds.vrf, &creds.opcert] {
-        std::fs::remove_file(f).expect("remove credentials");
-    }
+    node.reload(ReloadReason::StartForging).await;
+    node.remove_credentials();
     let sent = tokio::time::Instant::now();
-    let stopped = addr
-        .send(Reload {
-            reason: ReloadReason::Shutdown,
-        })
-        .await
-        .expect("mailbox");
-    assert!(stopped.is_ok(), "{stopped:?}");
+    node.reload(ReloadReason::Shutdown).await;
     let confirmed_ns = forge_sim::timeline::unix_now_ns();
     let took = sent.elapsed();
     assert!(
@@ -608,7 +643,7 @@ async fn a_start_still_under_way_never_undoes_a_stop_confirmed_by_pid() {
 
     // Every reload sent has taken effect once its slowest latency passed after the last SIGHUP.
     tokio::time::sleep(Duration::from_millis(RELOAD_MAX_MS + 200)).await;
-    let events = forge_sim::timeline::read_file(&timeline).expect("timeline");
+    let events = node.events();
     let forging: Vec<_> = events
         .iter()
         .filter(|e| matches!(e.event, EventKind::ForgingOn | EventKind::ForgingOff))
@@ -624,9 +659,173 @@ async fn a_start_still_under_way_never_undoes_a_stop_confirmed_by_pid() {
         .map(|e| e.event);
     let after: Vec<_> = forging.iter().filter(|e| e.t_unix_ns > confirmed_ns).collect();
     assert!(
-        at_confirmation == Some(EventKind::ForgingOff) && after.is_empty() && !sim.handle().forging(),
+        at_confirmation == Some(EventKind::ForgingOff) && after.is_empty() && !node.sim.handle().forging(),
         "the node forged when the stop was confirmed or after it (an earlier start's reload applied after \
          the stop's): last before the confirmation {at_confirmation:?}, after it {after:#?}, timeline {events:#?}"
     );
-    sim.stop().await.expect("node stops");
+    node.sim.stop().await.expect("node stops");
+}
+
+#[actix::test]
+async fn a_start_an_earlier_stopping_reload_undoes_is_reloaded_until_the_node_forges() {
+    // F24. The other way round from F20: a sidecar that comes back (or a leader the guard just
+    // fenced) sends a stopping reload, wins the lease and starts at once. The stopping reload
+    // (credentials absent when its handler read them) is slow, the start fast: the start takes
+    // effect first, the stopping reload last, and the node no longer forges while its pod holds
+    // the lease and means to forge. Nothing else reloaded it: in the two-region chaos soak
+    // nobody forged for 27-36 s. One more reload must follow once the stopping one is done.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let grace = Duration::from_millis(500);
+    let node = ConcurrentNode::start(dir.path(), grace).await;
+    let aside: Vec<PathBuf> = node
+        .credential_files()
+        .iter()
+        .map(|f| f.with_extension("aside"))
+        .collect();
+    for (f, a) in node.credential_files().into_iter().zip(&aside) {
+        std::fs::rename(f, a).expect("credentials aside");
+    }
+    // The standby state first (credentials absent), then the start (credentials installed).
+    node.reload(ReloadReason::Startup).await;
+    for (f, a) in node.credential_files().into_iter().zip(&aside) {
+        std::fs::rename(a, f).expect("credentials back");
+    }
+    node.reload(ReloadReason::StartForging).await;
+
+    // The race happened: the start took effect, then the start-up reload turned forging off.
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(RELOAD_MAX_MS) + Duration::from_secs(3);
+    let undone = loop {
+        let events = node.events();
+        let on = events.iter().position(|e| e.event == EventKind::ForgingOn);
+        if let Some(on) = on
+            && let Some(off) = events[on..].iter().find(|e| e.event == EventKind::ForgingOff)
+        {
+            break off.t_unix_ns;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the seed did not produce the race (start first, start-up reload last): {events:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        node.sim
+            .handle()
+            .wait_forging(true, grace + Duration::from_secs(3))
+            .await,
+        "the node stopped forging when the earlier start-up reload took effect after the start, and was not \
+         reloaded again: timeline {:#?}",
+        node.events()
+    );
+    let on_again = node
+        .events()
+        .iter()
+        .rev()
+        .find(|e| e.event == EventKind::ForgingOn)
+        .map(|e| e.t_unix_ns);
+    assert!(on_again.is_some_and(|t| t > undone));
+    node.sim.stop().await.expect("node stops");
+}
+
+/// Stands in for the Decider: passes on the facts the NodeSignaller sends it.
+struct DeciderFacts(tokio::sync::mpsc::UnboundedSender<Fact>);
+
+impl actix::Actor for DeciderFacts {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<Fact> for DeciderFacts {
+    type Result = ();
+
+    fn handle(&mut self, fact: Fact, _: &mut actix::Context<Self>) {
+        let _ = self.0.send(fact);
+    }
+}
+
+async fn start_forging(addr: &Addr<NodeSignaller>) {
+    let r = addr
+        .send(Reload {
+            reason: ReloadReason::StartForging,
+        })
+        .await
+        .expect("mailbox");
+    assert_eq!(r, Ok(()));
+}
+
+#[actix::test]
+async fn a_start_right_after_the_guards_fence_is_reloaded_once_more_through_the_guard() {
+    // F24 through the guard, as in the two-region chaos soak: a stalled guard came back, found
+    // its permit lapsed and fenced (credential files removed, a SIGHUP); the Decider, still
+    // leading, started the node again at once. The fence's reload took 1.2 s, the start's 0.2 s:
+    // the node stopped forging after it had started again, and nobody forged for half a minute.
+    // A reload must follow the start once the fence has had its STOP_GRACE.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(&dir);
+    let reloads = Reloads::default();
+    let pushes = recording_guard(
+        &socket,
+        Script::NeverConfirms,
+        Arc::new(AtomicBool::new(false)),
+        reloads.clone(),
+    );
+    let grace = Duration::from_millis(600);
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let clock = Clock::new();
+    let (tx, mut facts) = tokio::sync::mpsc::unbounded_channel();
+    let decider = DeciderFacts(tx).start();
+    let client = GuardClient::new(&socket, Duration::from_millis(500));
+    let m = metrics.clone();
+    let addr = Supervisor::start(move |_| {
+        NodeSignaller::new(ProcFs::default(), &m)
+            .with_guard(Arc::new(client), clock)
+            .with_stop_confirmation(StopConfirmation {
+                grace,
+                timeout: Duration::from_secs(5),
+            })
+            .with_decider(decider.recipient())
+    });
+    subscribed(&metrics).await;
+    let deadline = clock.mono_of(tokio::time::Instant::now() + Duration::from_secs(30));
+    addr.send(Fact::now(Event::LeaseAcquired { deadline }))
+        .await
+        .expect("mailbox");
+    start_forging(&addr).await;
+
+    let fenced = GuardState {
+        forging: Some(false),
+        last: Some(Observation::Disabled),
+        child_pid: 4242,
+        ..GuardState::default()
+    };
+    pushes
+        .send(Answer::event("lapsed", fenced).to_line())
+        .expect("subscribed");
+    let fact = tokio::time::timeout(Duration::from_secs(5), facts.recv())
+        .await
+        .expect("the fence reaches the Decider")
+        .expect("fact");
+    assert_eq!(fact.event, Event::NodeFenced);
+    let fence_seen = tokio::time::Instant::now();
+    start_forging(&addr).await;
+
+    let deadline = tokio::time::Instant::now() + grace + Duration::from_secs(3);
+    while reloads.lock().expect("reloads").len() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reload followed the start sent while the guard's fence may still have been under way: {:?}",
+            reloads.lock().expect("reloads")
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let follow_up = reloads.lock().expect("reloads")[2];
+    assert!(
+        follow_up + Duration::from_millis(100) >= fence_seen + grace,
+        "the follow-up reached the guard {:?} after the fence was reported, before the fence had had its \
+         STOP_GRACE ({grace:?})",
+        follow_up - fence_seen
+    );
+    // One follow-up only.
+    tokio::time::sleep(2 * grace).await;
+    assert_eq!(reloads.lock().expect("reloads").len(), 3);
 }

@@ -21,12 +21,32 @@ type ReloadFuture = std::pin::Pin<Box<dyn actix::ActorFuture<NodeSignaller, Outp
 impl Handler<Reload> for NodeSignaller {
     type Result = AtomicResponse<Self, CommandResult>;
 
-    fn handle(&mut self, msg: Reload, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Reload, ctx: &mut Context<Self>) -> Self::Result {
         let reason = msg.reason;
+        if !matches!(
+            reason,
+            ReloadReason::StartForging | ReloadReason::Rotation | ReloadReason::Reassert
+        ) {
+            // A stopping reload ends whatever a follow-up reload would have restored (F24).
+            self.cancel_follow_up(ctx);
+        }
+        let reload = self.reload_future(reason);
+        AtomicResponse::new(Box::pin(reload.map(move |r, act, ctx| {
+            if r.is_ok() {
+                act.follow_up_if_undoable(reason, ctx);
+            }
+            r
+        })))
+    }
+}
+
+impl NodeSignaller {
+    /// The reload asked for, as the future that answers it (module docs).
+    fn reload_future(&mut self, reason: ReloadReason) -> ReloadFuture {
         if reason == ReloadReason::Reassert && self.guard.as_ref().is_some_and(|g| g.connected) {
             // The guard sees the node's reconfiguration lines and re-sends a reload the replay
             // lost; a blind re-assert would only add SIGHUPs.
-            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+            return Box::pin(fut::ready(Ok(())));
         }
         let pending = self.reloads_pending_for();
         if reason == ReloadReason::Reassert && !pending.is_zero() {
@@ -38,7 +58,7 @@ impl Handler<Reload> for NodeSignaller {
                 pending_ms = pending.as_millis() as u64,
                 "re-assert not sent: an earlier reload may still be under way in the node"
             );
-            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+            return Box::pin(fut::ready(Ok(())));
         }
         if stops(reason) && !pending.is_zero() {
             // F20: the node handles every SIGHUP in a thread of its own, and each reload takes
@@ -46,8 +66,8 @@ impl Handler<Reload> for NodeSignaller {
             // effect after this stop and undo it (and through the guard, the stop's own
             // "Disabling" line would confirm it first). So a stop is sent only once every
             // earlier reload has had its STOP_GRACE. Only stops wait: the actor answers nothing
-            // meanwhile (lease facts pass through it), and a start undone by an earlier stop
-            // costs only time (the Decider re-asserts).
+            // meanwhile (lease facts pass through it), and a start an earlier stop may undo is
+            // followed by one more reload once that stop has taken effect (F24).
             tracing::info!(
                 actor = "node_signaller",
                 reason = reason.as_str(),
@@ -65,13 +85,13 @@ impl Handler<Reload> for NodeSignaller {
                         tokio::time::timeout(pending, async { pushed.wait_for(|p| p.exited).await.is_ok() })
                             .await;
                 };
-                return AtomicResponse::new(Box::pin(
+                return Box::pin(
                     hold.into_actor(self)
                         .then(move |(), act, _| act.reload_now(reason)),
-                ));
+                );
             }
             if let Some(node) = self.node {
-                return AtomicResponse::new(Box::pin(
+                return Box::pin(
                     wait_earlier_reloads(self.host.clone(), node, until)
                         .into_actor(self)
                         .then(move |gone, act, _| -> ReloadFuture {
@@ -82,10 +102,10 @@ impl Handler<Reload> for NodeSignaller {
                             }
                             act.reload_now(reason)
                         }),
-                ));
+                );
             }
         }
-        AtomicResponse::new(self.reload_now(reason))
+        self.reload_now(reason)
     }
 }
 
@@ -266,6 +286,10 @@ impl NodeSignaller {
             Some(deadline_mono_ns) => Request::Permit { deadline_mono_ns },
             None => Request::Revoke,
         };
+        if req == Request::Revoke {
+            // The guard fences: it removes the files and reloads the node (F24).
+            self.stopping_reload_sent();
+        }
         ctx.wait(
             async move { client.request(req).await }
                 .into_actor(self)
@@ -403,6 +427,8 @@ impl NodeSignaller {
                 g.permitted = false;
             }
             self.told_to_forge = false;
+            // The fence's SIGHUP: a start sent while it may be under way is followed up (F24).
+            self.stopping_reload_sent();
             if let Some(d) = &self.decider {
                 d.do_send(Fact::now(Event::NodeFenced));
             }

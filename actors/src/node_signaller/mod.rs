@@ -36,7 +36,19 @@
 //! gone, or the guard reports its node's exit), and by PID counts as done `STOP_GRACE` after its
 //! SIGHUP. Each reload is taken to take effect within `STOP_GRACE` of its own SIGHUP (the
 //! handlers do not queue). A re-assert is skipped while an earlier reload may still be under way
-//! (it would add nothing, and hold back a stop that follows). Not confirmed within
+//! (it would add nothing, and hold back a stop that follows).
+//!
+//! **A start is not undone by an earlier stop (L1).** The other way round, an earlier stopping
+//! reload (ours, the start-up reload, or the guard's own fence when a permit lapsed or was
+//! revoked) still under way when a start's SIGHUP arrives can take effect after the start and
+//! leave the node not forging while this pod holds the lease and means to forge; nothing would
+//! tell it to forge again (the guard drops re-asserts, and the Decider re-asserts only during a
+//! node's start-up), so nobody forged until the next fault (docs/safety-findings.md F24). Starts
+//! are not held back like stops (the actor answers nothing while it holds a reload). Instead,
+//! a start or rotation sent before every earlier stopping reload has had its `STOP_GRACE` is
+//! followed by one more reload once they have, if the node is still meant to forge (no stop
+//! since, the guard's permit still held, the same node process); a stop cancels it. Not
+//! confirmed within
 //! `STOP_CONFIRM_TIMEOUT`, the reload fails with
 //! [`StopUnconfirmed`](crate::messages::CommandError::StopUnconfirmed), and the Decider keeps
 //! the claim and the lease: the renew deadline and the guard's permit do the fencing. "The guard
@@ -53,6 +65,7 @@
 
 mod actor;
 mod delivery;
+mod follow_up;
 mod handlers;
 mod tap;
 
@@ -182,6 +195,12 @@ pub struct NodeSignaller {
     /// far: cardano-node begins handling each SIGHUP at once, and each takes effect within
     /// `STOP_GRACE` of it (module docs).
     reloads_done_by: Option<Instant>,
+    /// The latest instant by which every stopping reload sent to the node process so far (ours,
+    /// and the guard's fences) has taken effect: a start sent before then may be undone by one
+    /// of them, and is followed by one more reload then (module docs, F24).
+    stops_done_by: Option<Instant>,
+    /// The reload that follows such a start, while it waits.
+    follow_up: Option<actix::SpawnHandle>,
 }
 
 /// The guard subscription's reader → the actor.
@@ -212,6 +231,8 @@ impl NodeSignaller {
             startup_pending: false,
             boot_credentials: true,
             reloads_done_by: None,
+            stops_done_by: None,
+            follow_up: None,
         }
     }
 
@@ -308,6 +329,12 @@ impl NodeSignaller {
         // STOP_GRACE of now, whatever else is under way.
         let done = Instant::now() + self.stop.grace;
         self.reloads_done_by = Some(self.reloads_done_by.map_or(done, |t| t.max(done)));
+        if matches!(
+            reason,
+            ReloadReason::StopForging | ReloadReason::Shutdown | ReloadReason::Startup
+        ) {
+            self.stopping_reload_sent();
+        }
         self.restarts.healthy();
         let connected = self.guard.as_ref().is_some_and(|g| g.connected);
         if !connected {
@@ -351,6 +378,7 @@ impl NodeSignaller {
         if node.is_some() && node != self.last_node {
             // Another process: nothing is queued in it yet.
             self.reloads_done_by = None;
+            self.stops_done_by = None;
             // F22: an `exited` report from the old guard was about the old process; until the
             // signaller subscribes to the new guard it must not confirm a stop to this one.
             if let Some(g) = self.guard.as_ref() {
