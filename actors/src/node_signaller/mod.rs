@@ -67,6 +67,7 @@ mod actor;
 mod delivery;
 mod follow_up;
 mod handlers;
+mod subscription;
 mod tap;
 
 pub use tap::LeaseTap;
