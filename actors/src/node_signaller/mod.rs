@@ -36,7 +36,14 @@
 //! gone, or the guard reports its node's exit), and by PID counts as done `STOP_GRACE` after its
 //! SIGHUP. Each reload is taken to take effect within `STOP_GRACE` of its own SIGHUP (the
 //! handlers do not queue). A re-assert is skipped while an earlier reload may still be under way
-//! (it would add nothing, and hold back a stop that follows).
+//! (it would add nothing, and hold back a stop that follows). Not confirmed within
+//! `STOP_CONFIRM_TIMEOUT`, the reload fails with
+//! [`StopUnconfirmed`](crate::messages::CommandError::StopUnconfirmed), and the Decider keeps
+//! the claim and the lease: the renew deadline and the guard's permit do the fencing. "The guard
+//! did not answer" is never taken for "the node is gone": only a guard whose socket file is
+//! gone (it removes it when it exits with its child, the node) is, or, when the guard cannot be
+//! reached, the node process last identified by PID and start time being gone (a SIGKILLed
+//! guard leaves its socket file behind and takes its node along).
 //!
 //! **A start is not undone by an earlier stop (L1).** The other way round, an earlier stopping
 //! reload (ours, the start-up reload, or the guard's own fence when a permit lapsed or was
@@ -47,19 +54,12 @@
 //! are not held back like stops (the actor answers nothing while it holds a reload). Instead,
 //! a start or rotation sent before every earlier stopping reload has had its `STOP_GRACE` is
 //! followed by one more reload once they have, if the node is still meant to forge (no stop
-//! since, the guard's permit still held, the same node process); a stop cancels it. Not
-//! confirmed within
-//! `STOP_CONFIRM_TIMEOUT`, the reload fails with
-//! [`StopUnconfirmed`](crate::messages::CommandError::StopUnconfirmed), and the Decider keeps
-//! the claim and the lease: the renew deadline and the guard's permit do the fencing. "The guard
-//! did not answer" is never taken for "the node is gone": only a guard whose socket file is
-//! gone (it removes it when it exits with its child, the node) is, or, when the guard cannot be
-//! reached, the node process last identified by PID and start time being gone (a SIGKILLed
-//! guard leaves its socket file behind and takes its node along).
+//! since, the guard's permit still held, the same node process); a stop cancels it.
 //!
 //! **Metrics.** `forge_manager_fencing_covered` is 1 while the guard's subscription is up.
 //! `cardano_forging_enabled` is what the guard reports the node does; without a guard, what
-//! the node was last told (a successful starting or stopping reload).
+//! the node was last told (a successful starting or stopping reload). A follow-up reload after a
+//! start counts in `cardano_sighup_signals_total{reason="reassert"}`.
 //!
 //! [`NodeProcess`]: crate::messages::NodeProcess
 
