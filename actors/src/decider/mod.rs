@@ -78,6 +78,31 @@ pub struct DeciderSettings {
     /// The longest a SIGTERM handover waits for an imminent leader slot of ours to pass
     /// (`LEADER_SCHEDULE`, `HANDOVER_QUIET`); zero: never held.
     pub shutdown_hold_max: Duration,
+    /// A reload that does not stop forging (start, rotation, re-assert) is sent only while at
+    /// least this much is left before the renew deadline (and quorum mode's forge deadline):
+    /// the stop at the deadline waits for every earlier reload's `STOP_GRACE` (F21).
+    /// `STOP_GRACE`, capped by what the lease timing leaves ([`reload_room`]).
+    pub reload_room: Duration,
+}
+
+/// The room a reload that does not stop forging must leave before the forging deadline:
+/// `STOP_GRACE`, but no more than `RENEW_DEADLINE - RETRY_PERIOD` (what is left just before a
+/// renewal that comes on time; in quorum mode the tickets' `TICKET_RENEW_DEADLINE -
+/// RETRY_PERIOD` too, `ticket`), so a healthy lease never keeps a start from being planned. The
+/// second value is true when `STOP_GRACE` was capped: the stop at the deadline may then wait for
+/// a reload past the deadline, up to the difference (docs/safety-findings.md F21).
+pub fn reload_room(
+    stop_grace: Duration,
+    lease: &forge_core::config::LeaseTiming,
+    ticket: Option<&forge_core::config::LeaseTiming>,
+) -> (Duration, bool) {
+    let available = [Some(lease), ticket]
+        .into_iter()
+        .flatten()
+        .map(|t| t.renew_deadline.saturating_sub(t.retry_period))
+        .min()
+        .unwrap_or_default();
+    (stop_grace.min(available), stop_grace > available)
 }
 
 /// The Decider actor: a shell around forge-core's [`Lifecycle`], which decides everything; the
@@ -131,6 +156,7 @@ impl Decider {
             retry_after: settings.retry_after,
             status_write_required: settings.status_write_required,
             shutdown_hold_max: settings.shutdown_hold_max,
+            reload_room: settings.reload_room,
         };
         Self {
             settings,
@@ -384,4 +410,48 @@ async fn execute(
 fn flatten(r: Result<Result<(), CommandFailed>, actix::MailboxError>) -> Result<(), CommandFailed> {
     r.map_err(|e| CommandFailed::new(CommandError::Mailbox, e))
         .and_then(|inner| inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use forge_core::config::LeaseTiming;
+
+    use super::reload_room;
+
+    fn lease(renew_deadline_ms: u64, retry_period_ms: u64) -> LeaseTiming {
+        LeaseTiming {
+            duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_millis(renew_deadline_ms),
+            retry_period: Duration::from_millis(retry_period_ms),
+        }
+    }
+
+    #[test]
+    fn the_room_before_the_deadline_is_stop_grace_where_the_lease_timing_leaves_it() {
+        let grace = Duration::from_secs(2);
+        // The defaults: 10 s renew deadline, a renewal every 2 s.
+        assert_eq!(reload_room(grace, &lease(10_000, 2_000), None), (grace, false));
+        assert_eq!(
+            reload_room(grace, &lease(4_000, 2_000), None),
+            (grace, false),
+            "just enough"
+        );
+        // A renew deadline of 2 s renewed every 500 ms leaves 1.5 s before a renewal on time:
+        // capped (and reported), or no start could ever be planned between renewals.
+        assert_eq!(
+            reload_room(grace, &lease(2_000, 500), None),
+            (Duration::from_millis(1_500), true)
+        );
+        // Quorum mode: the tickets' timing bounds it too.
+        assert_eq!(
+            reload_room(grace, &lease(10_000, 2_000), Some(&lease(3_000, 2_000))),
+            (Duration::from_secs(1), true)
+        );
+        assert_eq!(
+            reload_room(grace, &lease(10_000, 2_000), Some(&lease(12_000, 2_000))),
+            (grace, false)
+        );
+    }
 }

@@ -45,15 +45,29 @@
 //! reached, the node process last identified by PID and start time being gone (a SIGKILLed
 //! guard leaves its socket file behind and takes its node along).
 //!
+//! **A start is not undone by an earlier stop (L1).** The other way round, an earlier stopping
+//! reload (ours, the start-up reload, or the guard's own fence when a permit lapsed or was
+//! revoked) still under way when a start's SIGHUP arrives can take effect after the start and
+//! leave the node not forging while this pod holds the lease and means to forge; nothing would
+//! tell it to forge again (the guard drops re-asserts, and the Decider re-asserts only during a
+//! node's start-up), so nobody forged until the next fault (docs/safety-findings.md F24). Starts
+//! are not held back like stops (the actor answers nothing while it holds a reload). Instead,
+//! a start or rotation sent before every earlier stopping reload has had its `STOP_GRACE` is
+//! followed by one more reload once they have, if the node is still meant to forge (no stop
+//! since, the guard's permit still held, the same node process); a stop cancels it.
+//!
 //! **Metrics.** `forge_manager_fencing_covered` is 1 while the guard's subscription is up.
 //! `cardano_forging_enabled` is what the guard reports the node does; without a guard, what
-//! the node was last told (a successful starting or stopping reload).
+//! the node was last told (a successful starting or stopping reload). A follow-up reload after a
+//! start counts in `cardano_sighup_signals_total{reason="reassert"}`.
 //!
 //! [`NodeProcess`]: crate::messages::NodeProcess
 
 mod actor;
 mod delivery;
+mod follow_up;
 mod handlers;
+mod subscription;
 mod tap;
 
 pub use tap::LeaseTap;
@@ -182,6 +196,12 @@ pub struct NodeSignaller {
     /// far: cardano-node begins handling each SIGHUP at once, and each takes effect within
     /// `STOP_GRACE` of it (module docs).
     reloads_done_by: Option<Instant>,
+    /// The latest instant by which every stopping reload sent to the node process so far (ours,
+    /// and the guard's fences) has taken effect: a start sent before then may be undone by one
+    /// of them, and is followed by one more reload then (module docs, F24).
+    stops_done_by: Option<Instant>,
+    /// The reload that follows such a start, while it waits.
+    follow_up: Option<actix::SpawnHandle>,
 }
 
 /// The guard subscription's reader → the actor.
@@ -212,6 +232,8 @@ impl NodeSignaller {
             startup_pending: false,
             boot_credentials: true,
             reloads_done_by: None,
+            stops_done_by: None,
+            follow_up: None,
         }
     }
 
@@ -308,6 +330,12 @@ impl NodeSignaller {
         // STOP_GRACE of now, whatever else is under way.
         let done = Instant::now() + self.stop.grace;
         self.reloads_done_by = Some(self.reloads_done_by.map_or(done, |t| t.max(done)));
+        if matches!(
+            reason,
+            ReloadReason::StopForging | ReloadReason::Shutdown | ReloadReason::Startup
+        ) {
+            self.stopping_reload_sent();
+        }
         self.restarts.healthy();
         let connected = self.guard.as_ref().is_some_and(|g| g.connected);
         if !connected {
@@ -351,6 +379,7 @@ impl NodeSignaller {
         if node.is_some() && node != self.last_node {
             // Another process: nothing is queued in it yet.
             self.reloads_done_by = None;
+            self.stops_done_by = None;
             // F22: an `exited` report from the old guard was about the old process; until the
             // signaller subscribes to the new guard it must not confirm a stop to this one.
             if let Some(g) = self.guard.as_ref() {

@@ -163,6 +163,79 @@ async fn a_reassert_by_pid_is_not_queued_behind_a_reload_that_may_be_under_way()
     assert_eq!(sighups(&metrics, ReloadReason::Reassert), 1);
 }
 
+/// Waits (bounded) until `metrics` counts `n` re-assert SIGHUPs.
+async fn reasserts_reach(metrics: &Metrics, n: u64, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while sighups(metrics, ReloadReason::Reassert) < n {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
+#[actix::test]
+async fn a_start_an_earlier_stopping_reload_may_undo_is_reloaded_once_more_after_it() {
+    // F24: the node handles each SIGHUP in a thread of its own. A start sent while the start-up
+    // reload (credentials absent) may still be under way can take effect first, and that
+    // reload then turns forging off while this pod holds the lease; nothing else would reload
+    // the node. One more reload follows once the start-up reload has had its STOP_GRACE.
+    let node = DeafNode::spawn().await;
+    let (addr, metrics) = signaller();
+    addr.send(NodeProcess(Some(node.identity())))
+        .await
+        .expect("mailbox");
+    let startup = Instant::now();
+    reload(&addr, ReloadReason::Startup).await;
+    reload(&addr, ReloadReason::StartForging).await;
+    assert_eq!(sighups(&metrics, ReloadReason::Reassert), 0);
+    assert!(
+        reasserts_reach(&metrics, 1, GRACE + Duration::from_secs(3)).await,
+        "no reload followed a start sent while the start-up reload may still have been under way"
+    );
+    let after = startup.elapsed();
+    assert!(
+        after >= GRACE - Duration::from_millis(20),
+        "the follow-up went {after:?} after the start-up reload, before it had had its STOP_GRACE ({GRACE:?})"
+    );
+    // Once: the follow-up is no start of its own.
+    tokio::time::sleep(2 * GRACE).await;
+    assert_eq!(sighups(&metrics, ReloadReason::Reassert), 1);
+}
+
+#[actix::test]
+async fn a_start_no_stopping_reload_may_undo_is_not_followed_up() {
+    let node = DeafNode::spawn().await;
+    let (addr, metrics) = signaller();
+    addr.send(NodeProcess(Some(node.identity())))
+        .await
+        .expect("mailbox");
+    reload(&addr, ReloadReason::StartForging).await;
+    reload(&addr, ReloadReason::Rotation).await;
+    assert!(
+        !reasserts_reach(&metrics, 1, 2 * GRACE).await,
+        "a reload followed starts that no stopping reload could undo"
+    );
+}
+
+#[actix::test]
+async fn a_stop_after_such_a_start_cancels_its_follow_up() {
+    // The follow-up reload restores forging: it must never go after a stop (S2).
+    let node = DeafNode::spawn().await;
+    let (addr, metrics) = signaller();
+    addr.send(NodeProcess(Some(node.identity())))
+        .await
+        .expect("mailbox");
+    reload(&addr, ReloadReason::Startup).await;
+    reload(&addr, ReloadReason::StartForging).await;
+    reload(&addr, ReloadReason::StopForging).await;
+    assert!(
+        !reasserts_reach(&metrics, 1, 2 * GRACE).await,
+        "a reload followed the start after the stop that ended it"
+    );
+}
+
 /// Stands in for the NodeSignaller's mailbox: records what reaches it once it runs.
 struct Inbox<M>(std::sync::Arc<std::sync::Mutex<Vec<M>>>);
 

@@ -375,6 +375,18 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         quorum: quorum.is_some(),
         quorum_break_glass: quorum.as_ref().is_some_and(|q| q.break_glass),
     };
+    let ticket_timing = quorum.as_ref().map(|q| q.ticket.as_lease_timing());
+    let (reload_room, capped) = crate::decider::reload_room(*stop_grace, lease, ticket_timing.as_ref());
+    if capped {
+        tracing::warn!(
+            stop_grace_ms = stop_grace.as_millis() as u64,
+            room_ms = reload_room.as_millis() as u64,
+            "STOP_GRACE is longer than RENEW_DEADLINE (or TICKET_RENEW_DEADLINE) - RETRY_PERIOD: a start, rotation or re-assert \
+             is kept only this far from the renew deadline, so the stop there may wait for it past the \
+             deadline (docs/safety-findings.md F21); a longer RENEW_DEADLINE or a shorter RETRY_PERIOD \
+             gives the stop its room"
+        );
+    }
     let settings = DeciderSettings {
         pod: pod_name.clone(),
         heartbeat: lease.retry_period.min(Duration::from_secs(1)),
@@ -386,6 +398,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         // A SIGTERM handover may wait for an imminent leader slot within the shutdown deadline,
         // leaving the stop its confirmation time and a second more.
         shutdown_hold_max: shutdown_timeout.saturating_sub(*stop_confirm_timeout + Duration::from_secs(1)),
+        reload_room,
     };
     let _ = api_timeout; // in every Kubernetes adapter (`Adapters::real`)
     let out = DeciderOutputs {
