@@ -231,10 +231,12 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     .start()
     .recipient();
 
-    // Reloads go through the node guard whenever its socket exists (SIGHUP by PID otherwise);
-    // the signaller holds the guard's forging permit within the lease's renew deadline.
+    // The room a non-stopping reload leaves before the forging deadline: the Decider's and the
+    // NodeSignaller's follow-up reload's (docs/safety-findings.md F21).
     let ticket_timing = quorum.as_ref().map(|q| q.ticket.as_lease_timing());
     let (reload_room, capped) = crate::decider::reload_room(*stop_grace, lease, ticket_timing.as_ref());
+    // Reloads go through the node guard whenever its socket exists (SIGHUP by PID otherwise);
+    // the signaller holds the guard's forging permit within the lease's renew deadline.
     let signaller = Supervisor::start({
         let (host, guard, m, fact) = (host.clone(), guard.clone(), metrics.clone(), facts.clone());
         let stop = StopConfirmation {
