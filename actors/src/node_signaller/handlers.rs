@@ -310,31 +310,34 @@ impl Handler<Fact> for NodeSignaller {
     type Result = ();
 
     fn handle(&mut self, fact: Fact, ctx: &mut Context<Self>) {
-        let Some(g) = self.guard.as_mut() else { return };
+        let Some(clock) = self.deadlines.clock else { return };
+        let permitted = self.guard.as_ref().is_some_and(|g| g.permitted);
         match fact.event {
             Event::LeaseAcquired { deadline } | Event::LeaseRenewed { deadline } => {
-                g.deadline = Some(g.clock.instant_of(deadline));
-                if g.permitted {
+                self.deadlines.renew = Some(clock.instant_of(deadline));
+                if permitted {
                     self.renew_permit(ctx);
                 }
             }
-            Event::TicketsChanged { standing } if g.forge_deadline.is_some() => {
-                let until = standing.until.map(|u| g.clock.instant_of(u));
-                g.forge_deadline = Some(until);
-                if g.permitted {
+            Event::TicketsChanged { standing } if self.deadlines.forge.is_some() => {
+                self.deadlines.forge = Some(standing.until.map(|u| clock.instant_of(u)));
+                if permitted {
                     // A renewed majority extends the permit; a lost one ends it now.
                     self.renew_permit(ctx);
                 }
             }
             Event::LeaseLost { .. } => {
-                g.deadline = None;
-                if g.permitted {
+                self.deadlines.renew = None;
+                if permitted {
                     // We must not forge: fence now rather than at the permit's end.
                     self.renew_permit(ctx);
                 }
+                return;
             }
-            _ => {}
+            _ => return,
         }
+        // A renewal may leave the room a deferred follow-up reload waited for (F21).
+        self.resume_follow_up(ctx);
     }
 }
 

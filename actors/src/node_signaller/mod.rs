@@ -54,16 +54,23 @@
 //! are not held back like stops (the actor answers nothing while it holds a reload). Instead,
 //! a start or rotation sent before every earlier stopping reload has had its `STOP_GRACE` is
 //! followed by one more reload once they have, if the node is still meant to forge (no stop
-//! since, the guard's permit still held, the same node process); a stop cancels it.
+//! since, the guard's permit still held, the same node process); a stop cancels it. Like the
+//! Decider's own starts, that reload goes only while at least its `reload_room` is left before
+//! the forging deadline (the renew deadline; in quorum mode the earlier of it and the forge
+//! deadline), else the stop there would wait for it (docs/safety-findings.md F21): due with
+//! less left, it is deferred (logged) and goes after the next lease fact that leaves room (a
+//! renewal), on the same conditions.
 //!
 //! **Metrics.** `forge_manager_fencing_covered` is 1 while the guard's subscription is up.
 //! `cardano_forging_enabled` is what the guard reports the node does; without a guard, what
 //! the node was last told (a successful starting or stopping reload). A follow-up reload after a
-//! start counts in `cardano_sighup_signals_total{reason="reassert"}`.
+//! start counts in `cardano_sighup_signals_total{reason="reassert"}` when it is sent (a deferred
+//! one once it goes, a dropped one never).
 //!
 //! [`NodeProcess`]: crate::messages::NodeProcess
 
 mod actor;
+mod deadlines;
 mod delivery;
 mod follow_up;
 mod handlers;
@@ -71,6 +78,8 @@ mod subscription;
 mod tap;
 
 pub use tap::LeaseTap;
+
+use deadlines::Deadlines;
 
 use std::{sync::Arc, time::Duration};
 
@@ -138,16 +147,10 @@ pub const GUARD_RESEND_EVERY: Duration = Duration::from_secs(1);
 /// The guard side of the signaller (guard mode).
 struct GuardLink {
     client: Arc<dyn NodeGuard>,
-    clock: Clock,
     /// The subscription is up (S3 covered).
     connected: bool,
     /// A subscription attempt is in flight.
     connecting: bool,
-    /// The lease's renew deadline, from the last `LeaseAcquired`/`LeaseRenewed`.
-    deadline: Option<Instant>,
-    /// Quorum mode: the forge deadline (the majority's, from the last `TicketsChanged`) also
-    /// bounds the permit; `None` inside: no majority, no permit. Outer `None`: quorum mode off.
-    forge_deadline: Option<Option<Instant>>,
     /// A permit was granted and not revoked (we forge, or are starting to).
     permitted: bool,
     /// The guard reported a reload lost in the replay, and no reconfiguration since.
@@ -202,6 +205,13 @@ pub struct NodeSignaller {
     stops_done_by: Option<Instant>,
     /// The reload that follows such a start, while it waits.
     follow_up: Option<actix::SpawnHandle>,
+    /// That reload came due with less than `reload_room` left before the forging deadline: it
+    /// goes after the next lease fact that leaves room, if meant for this node process then.
+    follow_up_deferred: Option<Option<ProcessIdentity>>,
+    /// How much a follow-up reload must leave before the forging deadline (F21); zero: any.
+    reload_room: Duration,
+    /// The lease's forging deadlines, from the lease facts (the permit's bound, the room's).
+    deadlines: Deadlines,
 }
 
 /// The guard subscription's reader → the actor.
@@ -234,6 +244,9 @@ impl NodeSignaller {
             reloads_done_by: None,
             stops_done_by: None,
             follow_up: None,
+            follow_up_deferred: None,
+            reload_room: Duration::ZERO,
+            deadlines: Deadlines::default(),
         }
     }
 
@@ -260,13 +273,11 @@ impl NodeSignaller {
     /// (SIGHUP by PID otherwise), and the permit is held (module docs). `clock` must be the
     /// LeaseElector's, so its deadlines mean the same instants here.
     pub fn with_guard(mut self, client: Arc<dyn NodeGuard>, clock: Clock) -> Self {
+        self.deadlines.clock = Some(clock);
         self.guard = Some(GuardLink {
             client,
-            clock,
             connected: false,
             connecting: false,
-            deadline: None,
-            forge_deadline: None,
             permitted: false,
             reload_lost: false,
             last_resend: None,
@@ -288,11 +299,19 @@ impl NodeSignaller {
 
     /// Quorum mode, as [`NodeSignaller::with_quorum_if`].
     pub fn with_quorum(mut self, break_glass: bool) -> Self {
-        if let Some(g) = self.guard.as_mut()
-            && !break_glass
-        {
-            g.forge_deadline = Some(None);
+        if !break_glass {
+            self.deadlines.forge = Some(None);
         }
+        self
+    }
+
+    /// A follow-up reload (module docs, "A start is not undone by an earlier stop") goes only
+    /// while at least `room` is left before the forging deadline, as the Decider's own
+    /// non-stopping reloads (its `reload_room`, F21); else after the next lease fact that leaves
+    /// room. `clock` must be the LeaseElector's, as for [`NodeSignaller::with_guard`].
+    pub fn with_reload_room(mut self, room: Duration, clock: Clock) -> Self {
+        self.reload_room = room;
+        self.deadlines.clock = Some(clock);
         self
     }
 
@@ -309,11 +328,8 @@ impl NodeSignaller {
     /// however late the request reaches the guard it never outlives the lease (a late one is
     /// refused there).
     fn permit_deadline(&self) -> Option<u64> {
-        let g = self.guard.as_ref()?;
-        let deadline = match g.forge_deadline {
-            None => g.deadline?,
-            Some(forge) => g.deadline?.min(forge?),
-        };
+        self.guard.as_ref()?;
+        let deadline = self.deadlines.forging()?;
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return None;

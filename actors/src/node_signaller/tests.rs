@@ -236,6 +236,104 @@ async fn a_stop_after_such_a_start_cancels_its_follow_up() {
     );
 }
 
+#[actix::test]
+async fn a_follow_up_due_too_close_to_the_renew_deadline_waits_for_the_next_renewal() {
+    // F21 through F24: the follow-up reload is a start the Decider does not see. Sent with less
+    // than STOP_GRACE left before the renew deadline, the stop at the deadline would wait for
+    // its STOP_GRACE (F20's hold) past the deadline. It goes after the renewal instead.
+    use crate::{clock::Clock, messages::Fact};
+    use forge_core::decision::Event;
+    let node = DeafNode::spawn().await;
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let clock = Clock::new();
+    let addr = NodeSignaller::new(ProcFs::default(), &metrics)
+        .with_stop_confirmation(StopConfirmation {
+            grace: GRACE,
+            timeout: Duration::from_secs(5),
+        })
+        .with_reload_room(GRACE, clock)
+        .start();
+    addr.send(NodeProcess(Some(node.identity())))
+        .await
+        .expect("mailbox");
+    // The renew deadline comes 200 ms after the follow-up would be due (STOP_GRACE after the
+    // start-up reload): too little room for it.
+    let renew_deadline = Instant::now() + GRACE + Duration::from_millis(200);
+    addr.send(Fact::now(Event::LeaseAcquired {
+        deadline: clock.mono_of(renew_deadline),
+    }))
+    .await
+    .expect("mailbox");
+    reload(&addr, ReloadReason::Startup).await;
+    reload(&addr, ReloadReason::StartForging).await;
+    assert!(
+        !reasserts_reach(&metrics, 1, GRACE + Duration::from_millis(600)).await,
+        "the follow-up reload went with less than STOP_GRACE left before the renew deadline"
+    );
+    // The renewal moves the deadline: the follow-up goes now, not STOP_GRACE later.
+    let renewed = Instant::now();
+    addr.send(Fact::now(Event::LeaseRenewed {
+        deadline: clock.mono_of(renewed + Duration::from_secs(10)),
+    }))
+    .await
+    .expect("mailbox");
+    assert!(
+        reasserts_reach(&metrics, 1, Duration::from_millis(300)).await,
+        "the deferred follow-up reload did not go after the renewal that left room for it"
+    );
+    // Once.
+    addr.send(Fact::now(Event::LeaseRenewed {
+        deadline: clock.mono_of(Instant::now() + Duration::from_secs(10)),
+    }))
+    .await
+    .expect("mailbox");
+    tokio::time::sleep(2 * GRACE).await;
+    assert_eq!(sighups(&metrics, ReloadReason::Reassert), 1);
+}
+
+#[actix::test]
+async fn a_deferred_follow_up_is_dropped_by_a_stop() {
+    // The lease is lost at the deadline and the Decider stops the node: the renewal of a later
+    // tenure must not restore forging the stop ended (S2).
+    use crate::{clock::Clock, messages::Fact};
+    use forge_core::decision::Event;
+    let node = DeafNode::spawn().await;
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let clock = Clock::new();
+    let addr = NodeSignaller::new(ProcFs::default(), &metrics)
+        .with_stop_confirmation(StopConfirmation {
+            grace: GRACE,
+            timeout: Duration::from_secs(5),
+        })
+        .with_reload_room(GRACE, clock)
+        .start();
+    addr.send(NodeProcess(Some(node.identity())))
+        .await
+        .expect("mailbox");
+    addr.send(Fact::now(Event::LeaseAcquired {
+        deadline: clock.mono_of(Instant::now() + GRACE + Duration::from_millis(200)),
+    }))
+    .await
+    .expect("mailbox");
+    reload(&addr, ReloadReason::Startup).await;
+    reload(&addr, ReloadReason::StartForging).await;
+    tokio::time::sleep(GRACE + Duration::from_millis(300)).await;
+    addr.send(Fact::now(Event::LeaseLost { holder: None }))
+        .await
+        .expect("mailbox");
+    reload(&addr, ReloadReason::StopForging).await;
+    let before = sighups(&metrics, ReloadReason::Reassert);
+    addr.send(Fact::now(Event::LeaseAcquired {
+        deadline: clock.mono_of(Instant::now() + Duration::from_secs(10)),
+    }))
+    .await
+    .expect("mailbox");
+    assert!(
+        !reasserts_reach(&metrics, before + 1, 2 * GRACE).await,
+        "a deferred follow-up reload went after the stop that ended its start"
+    );
+}
+
 /// Stands in for the NodeSignaller's mailbox: records what reaches it once it runs.
 struct Inbox<M>(std::sync::Arc<std::sync::Mutex<Vec<M>>>);
 

@@ -234,6 +234,10 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     .start()
     .recipient();
 
+    // The room a non-stopping reload leaves before the forging deadline: the Decider's and the
+    // NodeSignaller's follow-up reload's (docs/safety-findings.md F21).
+    let ticket_timing = quorum.as_ref().map(|q| q.ticket.as_lease_timing());
+    let (reload_room, capped) = crate::decider::reload_room(*stop_grace, lease, ticket_timing.as_ref());
     // Reloads go through the node guard whenever its socket exists (SIGHUP by PID otherwise);
     // the signaller holds the guard's forging permit within the lease's renew deadline.
     let signaller = Supervisor::start({
@@ -249,6 +253,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
                 .with_guard(guard, clock)
                 .with_quorum_if(quorum_glass)
                 .with_stop_confirmation(stop)
+                .with_reload_room(reload_room, clock)
                 .with_decider(fact);
             if boot_credentials {
                 signaller
@@ -375,8 +380,6 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         quorum: quorum.is_some(),
         quorum_break_glass: quorum.as_ref().is_some_and(|q| q.break_glass),
     };
-    let ticket_timing = quorum.as_ref().map(|q| q.ticket.as_lease_timing());
-    let (reload_room, capped) = crate::decider::reload_room(*stop_grace, lease, ticket_timing.as_ref());
     if capped {
         tracing::warn!(
             stop_grace_ms = stop_grace.as_millis() as u64,

@@ -1,7 +1,8 @@
 //! Through the node guard: a stop is answered only once the node reports it stopped forging,
 //! and fails when it never does; a guard that does not answer is no node that is gone (F3); a
 //! lost reload is not re-sent for a standby (F4); a stop waits for an earlier reload (F20); a
-//! start right after the guard's fence is reloaded once more (F24).
+//! start right after the guard's fence is reloaded once more (F24), not too close to the renew
+//! deadline (F21).
 
 use std::{
     sync::{
@@ -247,4 +248,94 @@ async fn a_start_right_after_the_guards_fence_is_reloaded_once_more_through_the_
     // One follow-up only.
     tokio::time::sleep(2 * grace).await;
     assert_eq!(reloads.lock().expect("reloads").len(), 3);
+}
+
+#[actix::test]
+async fn a_follow_up_through_the_guard_too_close_to_the_renew_deadline_waits_for_the_renewal() {
+    // F21: the follow-up after a start behind the guard's fence falls due STOP_GRACE after the
+    // fence. With less than the reload room left before the renew deadline then, the stop at the
+    // deadline would wait for it: it goes after the next renewal instead.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(&dir);
+    let reloads = Reloads::default();
+    let pushes = recording_guard(
+        &socket,
+        Script::NeverConfirms,
+        Arc::new(AtomicBool::new(false)),
+        reloads.clone(),
+    );
+    let grace = Duration::from_millis(600);
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let clock = Clock::new();
+    let (tx, mut facts) = tokio::sync::mpsc::unbounded_channel();
+    let decider = DeciderFacts(tx).start();
+    let client = GuardClient::new(&socket, Duration::from_millis(500));
+    let m = metrics.clone();
+    let addr = Supervisor::start(move |_| {
+        NodeSignaller::new(ProcFs::default(), &m)
+            .with_guard(Arc::new(client), clock)
+            .with_stop_confirmation(StopConfirmation {
+                grace,
+                timeout: Duration::from_secs(5),
+            })
+            .with_reload_room(grace, clock)
+            .with_decider(decider.recipient())
+    });
+    subscribed(&metrics).await;
+    let renewed = |addr: &Addr<NodeSignaller>, deadline: tokio::time::Instant| {
+        addr.send(Fact::now(Event::LeaseRenewed {
+            deadline: clock.mono_of(deadline),
+        }))
+    };
+    addr.send(Fact::now(Event::LeaseAcquired {
+        deadline: clock.mono_of(tokio::time::Instant::now() + Duration::from_secs(30)),
+    }))
+    .await
+    .expect("mailbox");
+    start_forging(&addr).await;
+    let fenced = GuardState {
+        forging: Some(false),
+        last: Some(Observation::Disabled),
+        child_pid: 4242,
+        ..GuardState::default()
+    };
+    pushes
+        .send(Answer::event("lapsed", fenced).to_line())
+        .expect("subscribed");
+    let fact = tokio::time::timeout(Duration::from_secs(5), facts.recv())
+        .await
+        .expect("the fence reaches the Decider")
+        .expect("fact");
+    assert_eq!(fact.event, Event::NodeFenced);
+    // The deadline now falls 200 ms after the follow-up is due.
+    renewed(
+        &addr,
+        tokio::time::Instant::now() + grace + Duration::from_millis(200),
+    )
+    .await
+    .expect("mailbox");
+    start_forging(&addr).await;
+    tokio::time::sleep(grace + Duration::from_millis(600)).await;
+    assert_eq!(
+        reloads.lock().expect("reloads").len(),
+        2,
+        "the follow-up reload reached the guard with less than STOP_GRACE left before the renew deadline"
+    );
+    let renewal = tokio::time::Instant::now();
+    renewed(&addr, renewal + Duration::from_secs(30))
+        .await
+        .expect("mailbox");
+    let deadline = renewal + Duration::from_secs(3);
+    while reloads.lock().expect("reloads").len() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deferred follow-up did not follow the renewal: {:?}",
+            reloads.lock().expect("reloads")
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        reloads.lock().expect("reloads")[2] < renewal + Duration::from_millis(500),
+        "the deferred follow-up went long after the renewal that left room for it"
+    );
 }
