@@ -1,4 +1,4 @@
-//! API load at the DEFAULT timings (issue 14, docs/quorum.md "API load"): real kube-apiservers,
+//! API load at the DEFAULT timings (docs/quorum.md, "API load"): real kube-apiservers,
 //! three `forge-manager run` sidecars per region, and the requests counted by the API servers
 //! themselves (`apiserver_request_total`) over a window of steady state. The budget is the
 //! reference's with cluster management on: 48-50 requests per pod and minute at its defaults,

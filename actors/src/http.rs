@@ -25,7 +25,8 @@ use tokio::{net::TcpListener, sync::watch};
 /// What the endpoints report, published by the Decider.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// `/readyz`: the first lease observation, the first cluster read and a valid config.
+    /// `/readyz`: the standby state is established (the start-up plan succeeded) and no shutdown
+    /// is under way (`forge_core::decision::Lifecycle::ready`).
     pub ready: bool,
     /// `/startup-status`: the standby state is established and the node may start.
     pub startup_complete: bool,

@@ -248,3 +248,11 @@ pub struct WriteStatus(pub StatusReport);
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct PollNow;
+
+/// Decider → PeerWatcher (cluster management): whether this pod now holds its region's local
+/// lease, sent when that changes (the PeerWatchers start as not leading). A standby's
+/// PeerWatcher follows its peer by watch alone and reads it only when the watches go silent
+/// (docs/quorum.md, "API load"); becoming leader also sends `PollNow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Message)]
+#[rtype(result = "()")]
+pub struct Leading(pub bool);

@@ -1,7 +1,9 @@
 //! Supervision policy: actix's `Supervisor` restarts an actor that *stops* (never one that
-//! panics: docs/architecture.md, "Actors"), calling `restarting()` on the same value. Each actor
-//! keeps a [`Restarts`] and, in `restarting()`, counts the restart and waits the delay it gives
-//! before doing I/O again, so a failing API server is not hammered.
+//! panics: docs/architecture.md, "Actors"), calling `restarting()` on the same value. The actors
+//! that stop when their I/O fails (the LeaseElector, NodeWatcher and CredentialKeeper) keep a
+//! [`Restarts`] and, in `restarting()`, count the restart and wait the delay it gives before
+//! doing I/O again, so a failing API server is not hammered. The others retry inside, after a
+//! wait of their own (a retry period, a probe interval), and do not stop on a failed call.
 
 use std::time::Duration;
 

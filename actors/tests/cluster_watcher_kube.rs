@@ -51,7 +51,7 @@ async fn cfc_requests(server: &ApiServer, verbs: &[&str], subresource: &str, cod
         .sum()
 }
 
-/// A pod's ClusterWatcher and StatusWriter, wired as `src/run.rs` wires them: the watcher's
+/// A pod's ClusterWatcher and StatusWriter, wired as `system::spawn_all` wires them: the watcher's
 /// reads reach the writer (`CfcSeen`). Returns the Decider stand-in and the writer.
 async fn watcher(server: &ApiServer, pod: &str) -> (Probe, Addr<StatusWriter>) {
     let c = client(Some(server.admin_kubeconfig()), TIMEOUT)
@@ -124,10 +124,7 @@ async fn the_cluster_watcher_follows_creates_and_writes_our_cardano_forge_cluste
         .patch_status_at(&serde_json::json!({"reason": "stale"}), Some("1"))
         .await;
     assert!(
-        matches!(
-            stale,
-            Err(forge_actors::adapters::kube::KubeApiError::Conflict(_))
-        ),
+        matches!(stale, Err(forge_actors::ports::ApiError::Conflict(_))),
         "{stale:?}"
     );
     // A transition moves lastTransition.

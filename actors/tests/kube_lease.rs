@@ -2,9 +2,9 @@
 //! deadline on every call, and a watch that sees changes.
 use std::time::Duration;
 
-use forge_actors::adapters::{
-    kube::{KubeApiError, client},
-    kube_lease::KubeLeases,
+use forge_actors::{
+    adapters::{kube::client, kube_lease::KubeLeases},
+    ports::ApiError,
 };
 use forge_sim::{
     apiserver::{ApiServer, ApiServerOptions, start_for_test},
@@ -55,7 +55,7 @@ async fn lease_writes_are_version_checked_and_watched() {
     let mut watch = Box::pin(b.watch(Duration::from_secs(30)));
     let created = a.create(spec("pod-0")).await.expect("create");
     let err = b.create(spec("pod-1")).await.expect_err("second create");
-    assert!(matches!(err, KubeApiError::Conflict(_)), "{err}");
+    assert!(matches!(err, ApiError::Conflict(_)), "{err}");
 
     let seen = tokio::time::timeout(Duration::from_secs(10), watch.next())
         .await
@@ -75,7 +75,7 @@ async fn lease_writes_are_version_checked_and_watched() {
         .replace(&rv, spec("pod-1"))
         .await
         .expect_err("stale rv must lose");
-    assert!(matches!(err, KubeApiError::Conflict(_)), "{err}");
+    assert!(matches!(err, ApiError::Conflict(_)), "{err}");
     assert_eq!(err.kind().as_str(), "conflict");
 
     let current = a.get().await.expect("get").expect("exists");
@@ -110,7 +110,7 @@ async fn a_blackholed_api_server_fails_each_call_within_its_deadline() {
     let started = std::time::Instant::now();
     let err = leases.get().await.expect_err("hangs, then times out");
     let took = started.elapsed();
-    assert!(matches!(err, KubeApiError::Timeout { .. }), "{err}");
+    assert!(matches!(err, ApiError::Timeout { .. }), "{err}");
     assert!(err.is_retryable());
     assert!(took < TIMEOUT * 3, "gave up after {took:?}, deadline {TIMEOUT:?}");
 

@@ -130,6 +130,16 @@ fn accepting_listener(socket: &Path) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move { while listener.accept().await.is_ok() {} })
 }
 
+/// A node socket in `dir` that accepts (while the listener runs) and an empty `proc` directory
+/// there: the node's process not visible (no shared process namespace).
+fn accepting_without_a_process(dir: &Path) -> (PathBuf, PathBuf, tokio::task::JoinHandle<()>) {
+    let socket = socket_in(dir);
+    let empty_proc = dir.join("proc");
+    std::fs::create_dir_all(&empty_proc).expect("mkdir");
+    let listener = accepting_listener(&socket);
+    (socket, empty_proc, listener)
+}
+
 fn socket_in(dir: &Path) -> PathBuf {
     dir.join("node.socket")
 }
@@ -278,10 +288,7 @@ async fn an_accepting_socket_without_a_visible_process_is_down_with_a_warning() 
     let logs = Logs::default();
     let _guard = tracing::subscriber::set_default(logs.clone());
     let dir = tempfile::tempdir().expect("tempdir");
-    let socket = socket_in(dir.path());
-    let empty_proc = dir.path().join("proc");
-    std::fs::create_dir_all(&empty_proc).expect("mkdir");
-    let _listener = accepting_listener(&socket);
+    let (socket, empty_proc, _listener) = accepting_without_a_process(dir.path());
     let w = Watched::start(settings(&socket), ProcFs::at(&empty_proc));
     eventually("reported down", || w.events() == [Event::NodeDown]).await;
     assert_eq!(w.processes(), [NodeProcess(None)]);
@@ -310,10 +317,7 @@ async fn a_stalled_guard_is_no_news_about_the_node() {
     let logs = Logs::default();
     let _guard = tracing::subscriber::set_default(logs.clone());
     let dir = tempfile::tempdir().expect("tempdir");
-    let socket = socket_in(dir.path());
-    let empty_proc = dir.path().join("proc");
-    std::fs::create_dir_all(&empty_proc).expect("mkdir");
-    let _listener = accepting_listener(&socket);
+    let (socket, empty_proc, _listener) = accepting_without_a_process(dir.path());
     let guard_socket = dir.path().join("guard.sock");
     let _stalled_guard = std::os::unix::net::UnixListener::bind(&guard_socket).expect("bind");
     let connect_timeout = Duration::from_millis(100);

@@ -7,12 +7,15 @@
 //! resync period.
 mod kube_support;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use actix::Actor;
 use forge_actors::{
+    adapters::kube_peer::KubePeers,
     clock::Clock,
+    messages::Leading,
     peer_watcher::{PeerMetrics, PeerSettings, PeerWatcher},
+    ports::PeerApi,
     testing::Probe,
 };
 use forge_core::{
@@ -86,18 +89,26 @@ async fn create_east_lease(admin: Client, holder: &str) -> Api<Lease> {
     leases
 }
 
-/// A PeerWatcher's settings for east (its admin kubeconfig, our lease name, reads that time out
-/// after 500 ms), reading every `every`, with the resync period `resync`.
-fn east_settings(server: &ApiServer, every: Duration, resync: Duration) -> PeerSettings {
+/// A PeerWatcher's settings for east (our lease name), reading every `every`, with the resync
+/// period `resync`.
+fn east_settings(every: Duration, resync: Duration) -> PeerSettings {
     PeerSettings {
         name: "pool-east".into(),
-        kubeconfig: server.admin_kubeconfig().to_path_buf(),
-        namespace: "default".into(),
         lease: "cardano-node-leader".into(),
         every,
-        timeout: Duration::from_millis(500),
         resync,
     }
+}
+
+/// East's API server as the PeerWatcher reaches it: through its admin kubeconfig, our lease
+/// name in `default`, calls that time out after 500 ms.
+fn east_api(server: &ApiServer) -> Arc<dyn PeerApi> {
+    Arc::new(KubePeers::new(
+        [("pool-east".to_owned(), server.admin_kubeconfig().to_path_buf())],
+        "default",
+        "cardano-node-leader",
+        Duration::from_millis(500),
+    ))
 }
 
 /// How many of the events `probe` got match `f`.
@@ -117,8 +128,15 @@ async fn the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable() {
     let metrics = PeerMetrics::register(&registry).expect("metrics");
     let probe = Probe::start();
     let clock = Clock::new();
-    let settings = east_settings(&server, Duration::from_millis(200), Duration::from_secs(2));
-    let _watcher = PeerWatcher::new(settings.clone(), clock, probe.recipient(), Some(metrics)).start();
+    let settings = east_settings(Duration::from_millis(200), Duration::from_secs(2));
+    let _watcher = PeerWatcher::new(
+        settings.clone(),
+        east_api(&server),
+        clock,
+        probe.recipient(),
+        Some(metrics),
+    )
+    .start();
 
     // No CFC yet: observed, without a status (counts as "may be forging").
     let e = until(&probe, "an observation without status", |e| {
@@ -177,6 +195,7 @@ async fn the_peer_watcher_reads_a_peer_and_reports_silence_as_unreachable() {
             every: Duration::from_secs(3600),
             ..settings
         },
+        east_api(&server),
         clock,
         slow_probe.recipient(),
         None,
@@ -230,8 +249,8 @@ async fn a_peer_lease_not_held_by_the_peers_active_leader_is_not_reported() {
 
     let probe = Probe::start();
     let clock = Clock::new();
-    let settings = east_settings(&server, Duration::from_millis(100), Duration::from_millis(300));
-    let _watcher = PeerWatcher::new(settings, clock, probe.recipient(), None).start();
+    let settings = east_settings(Duration::from_millis(100), Duration::from_millis(300));
+    let _watcher = PeerWatcher::new(settings, east_api(&server), clock, probe.recipient(), None).start();
     let leader_reads = |p: &Probe| {
         count(p, |e| {
             matches!(e, Event::PeerObserved { status: Some(s), .. }
@@ -273,10 +292,10 @@ async fn a_peer_lease_not_held_by_the_peers_active_leader_is_not_reported() {
     server.stop();
 }
 
-/// Issue 14's API budget: a standby follows a peer by its watches (the peer's Lease renewals
-/// are reported from them, with no read); once this pod leads, a change of the peer's CFC is
-/// read at once; and once the Lease shows nothing new for the resync period a read follows,
-/// which returns the same record a whole resync period after it was first seen: what the
+/// The API budget (docs/quorum.md, "API load"): a standby follows a peer by its watches (the peer's
+/// Lease renewals are reported from them, with no read); once this pod leads, a change of the
+/// peer's CFC is read at once; and once the Lease shows nothing new for the resync period a read
+/// follows, which returns the same record a whole resync period after it was first seen: what the
 /// Decider needs to call the peer's Lease lapsed.
 #[actix::test]
 async fn a_peer_is_followed_by_watches_and_read_only_when_a_decision_needs_it() {
@@ -309,11 +328,17 @@ async fn a_peer_is_followed_by_watches_and_read_only_when_a_decision_needs_it() 
     let probe = Probe::start();
     let clock = Clock::new();
     let resync = Duration::from_secs(3);
-    let leader = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let settings = east_settings(&server, Duration::from_millis(100), resync);
-    let _watcher = PeerWatcher::new(settings, clock, probe.recipient(), Some(metrics))
-        .with_leader_gate(leader.clone(), resync)
-        .start();
+    let settings = east_settings(Duration::from_millis(100), resync);
+    // A standby's watcher until it is told otherwise.
+    let watcher = PeerWatcher::new(
+        settings,
+        east_api(&server),
+        clock,
+        probe.recipient(),
+        Some(metrics),
+    )
+    .with_leader_gate(resync)
+    .start();
     let reads = |p: &Probe| count(p, |e| matches!(e, Event::PeerObserved { .. }));
     let leases_seen = |p: &Probe| count(p, |e| matches!(e, Event::PeerLeaseObserved { .. }));
     until(&probe, "the first read", |e| {
@@ -343,7 +368,7 @@ async fn a_peer_is_followed_by_watches_and_read_only_when_a_decision_needs_it() 
     // Leading now: a leader reads at least once per resync period, and this pod has not read
     // for longer, so its first tick as leader reads (`resync`). Wait for that read, so that the
     // change below can only be read because a watch showed it.
-    leader.store(true, std::sync::atomic::Ordering::Relaxed);
+    watcher.do_send(Leading(true));
     eventually(100, Duration::from_millis(20), || reads(&probe) > reads_before).await;
     assert!(
         reads(&probe) > reads_before,

@@ -174,3 +174,94 @@ fn of_two_pods_on_one_lease_one_forges_and_the_other_takes_over_when_its_node_go
         );
     });
 }
+
+/// `cardano_cluster_peer_reads_total{peer="pool-east", why}` in `registry` (0 when absent).
+fn peer_reads(registry: &prometheus::Registry, why: &str) -> u64 {
+    let line = format!("cardano_cluster_peer_reads_total{{peer=\"pool-east\",why=\"{why}\"}} ");
+    forge_actors::metrics::encode(registry)
+        .lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .map_or(0, |n| n.trim().parse().expect("a count"))
+}
+
+/// A new version of `cfc` (a peer's status write), as a watch shows it.
+fn touch(cfc: &forge_actors::testing::MemoryObject<forge_core::crd::CardanoForgeCluster>, n: i32) {
+    let mut object = cfc.current().expect("the peer's CFC");
+    object.spec.priority = n;
+    cfc.write_foreign(object);
+}
+
+/// The API budget (docs/quorum.md, "API load") through the whole system: the Decider tells the
+/// PeerWatchers (`Leading`) whether this pod holds its region's Lease, and only then does a
+/// change of the peer's CardanoForgeCluster, seen by the watch, make them read it at once
+/// (`why="changed"`); a standby leaves it to its next resync.
+#[test]
+fn a_peer_change_is_read_at_once_only_while_this_pod_holds_its_regions_lease() {
+    on_virtual_time(|| async {
+        let cfg = config(&[
+            ("POD_NAME", "pod-a"),
+            ("LEASE_DURATION", "3"),
+            ("RENEW_DEADLINE", "2"),
+            ("RETRY_PERIOD", "500ms"),
+            ("API_TIMEOUT", "500ms"),
+            ("ENABLE_CLUSTER_MANAGEMENT", "true"),
+            ("PEER_CLUSTERS", "pool-east=/nonexistent/east.kubeconfig"),
+        ]);
+        let store = MemoryLeases::new();
+        let world = InMemory::new(&cfg, &store, Clock::new());
+        let (cfc, _lease) = world.peers.add("pool-east", &cfg.names.lease);
+        cfc.write_foreign(forge_core::crd::CardanoForgeCluster::new(
+            "pool-east",
+            forge_core::crd::CardanoForgeClusterSpec::new(
+                forge_core::crd::ForgeState::PriorityBased,
+                2,
+                "east",
+                forge_core::crd::NetworkSpec::new("mainnet", 764824073),
+            ),
+        ));
+        publish_valid(&world, 1);
+        let registry = prometheus::Registry::new();
+        let _handles = spawn_all(&cfg, world.adapters(&cfg), &registry).expect("the system starts");
+
+        // No node: the pod does not contend; the peer's changes wait for a resync.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(store.holder(), None);
+        for n in 3..6 {
+            touch(&cfc, n);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert_eq!(
+            peer_reads(&registry, "changed"),
+            0,
+            "a standby read a change at once"
+        );
+        assert!(peer_reads(&registry, "start") > 0);
+
+        // The node comes up: the pod takes the Lease and reads a change at once.
+        world.node.start(4242, &["cardano-node", "run"]);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(store.holder(), Some(cfg.lease_identity()));
+        touch(&cfc, 6);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            peer_reads(&registry, "changed"),
+            1,
+            "the leader did not read the change"
+        );
+
+        // The node goes: the pod releases the Lease and is a standby again.
+        world.node.exit();
+        world.guard.set_present(false);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(store.holder(), None);
+        for n in 7..10 {
+            touch(&cfc, n);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert_eq!(
+            peer_reads(&registry, "changed"),
+            1,
+            "a former leader read a change at once"
+        );
+    });
+}

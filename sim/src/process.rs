@@ -147,10 +147,17 @@ mod tests {
 
     #[test]
     fn a_child_ignoring_sigterm_is_killed_after_the_grace_period() {
+        use std::io::BufRead;
         let mut cmd = tied_command(Path::new("/bin/sh"));
-        cmd.arg("-c").arg("trap '' TERM; while :; do sleep 0.05; done");
+        cmd.arg("-c")
+            .arg("trap '' TERM; echo trapped; while :; do sleep 0.05; done")
+            .stdout(Stdio::piped());
         let mut child = spawn_tied(cmd).expect("spawn");
-        std::thread::sleep(Duration::from_millis(100));
+        // The child says when SIGTERM is ignored; a signal before that would end it at once.
+        let mut said = String::new();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+        stdout.read_line(&mut said).expect("read the child's line");
+        assert_eq!(said, "trapped\n");
         let start = Instant::now();
         assert!(!terminate(&mut child, Duration::from_millis(200)));
         assert!(start.elapsed() < Duration::from_secs(2));

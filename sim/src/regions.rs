@@ -25,6 +25,27 @@ pub struct Regions {
     pub links: RegionLinks,
 }
 
+/// For a test's own type of regions, a struct with a `regions: forge_sim::regions::Regions`
+/// field and what the test keeps alive beside them (its turn, a witness, a directory): derefs
+/// it to the [`Regions`], so the test drives and reads them through it (`r.world("east")`).
+#[macro_export]
+macro_rules! deref_to_regions {
+    ($wrapper:ty) => {
+        impl ::std::ops::Deref for $wrapper {
+            type Target = $crate::regions::Regions;
+            fn deref(&self) -> &Self::Target {
+                &self.regions
+            }
+        }
+
+        impl ::std::ops::DerefMut for $wrapper {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.regions
+            }
+        }
+    };
+}
+
 impl Regions {
     /// Starts one API server per region, then every region's pods: `regions` is
     /// `(region, priority)`, `options(region)` each world's options, `extra(region)` more

@@ -73,10 +73,9 @@ pub(crate) async fn ill_health(r: &mut Regions, endpoint: &HealthEndpoint) {
     // 503: after the threshold (2 failures, 1 s apart) east is demoted (+100) and west forges.
     let since = forge_sim::timeline::unix_now_ns();
     endpoint.set(false);
-    let (west, _) = r
-        .forger_in("west", Duration::from_secs(20), "west did not take over")
+    let (west, over) = r
+        .handed_to("west", since, Duration::from_secs(20), "west did not take over")
         .await;
-    let over = r.took_over_ms("west", since).expect("a forging_on in west");
     eprintln!("(h2) east unhealthy: {west} forges after {over:.0} ms");
     // One failure already costs +10 (1 + 10 > 2); the threshold brings the full +100, and
     // the leader's status shows it.
@@ -99,10 +98,9 @@ pub(crate) async fn ill_health(r: &mut Regions, endpoint: &HealthEndpoint) {
     // Recovery: failback to east.
     let since = forge_sim::timeline::unix_now_ns();
     endpoint.set(true);
-    let (east, _) = r
-        .forger_in("east", Duration::from_secs(20), "no failback to east")
+    let (east, back) = r
+        .handed_to("east", since, Duration::from_secs(20), "no failback to east")
         .await;
-    let back = r.took_over_ms("east", since).expect("a forging_on in east");
     eprintln!("(h3) east healthy again: {east} forges after {back:.0} ms");
     r.assert_handovers("(h3)");
 }
@@ -156,14 +154,14 @@ pub(crate) async fn expired_lease(r: &mut Regions) {
             east.signal_manager(i, nix::sys::signal::Signal::SIGKILL);
         }
     }
-    let (west, _) = r
-        .forger_in(
+    let (west, over) = r
+        .handed_to(
             "west",
+            since,
             Duration::from_secs(30),
             "west did not take over from a dead east",
         )
         .await;
-    let over = r.took_over_ms("west", since).expect("a forging_on in west");
     eprintln!("(u3) east's pods all killed: {west} forges after {over:.0} ms (lease 3 s)");
     r.assert_handovers("(u3)");
 }

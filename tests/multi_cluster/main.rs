@@ -71,18 +71,7 @@ struct Regions {
     _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
-impl std::ops::Deref for Regions {
-    type Target = forge_sim::regions::Regions;
-    fn deref(&self) -> &Self::Target {
-        &self.regions
-    }
-}
-
-impl std::ops::DerefMut for Regions {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.regions
-    }
-}
+forge_sim::deref_to_regions!(Regions);
 
 impl Regions {
     /// Waits for the scenarios before `test` to end, then starts one API server per region,
@@ -112,6 +101,16 @@ impl Regions {
         self.wait_for_forger_in(region, within)
             .await
             .unwrap_or_else(|| panic!("{what}: {:?}\n{}", self.forging_now(), self.logs()))
+    }
+
+    /// A forger in `region` within `within` (else panics with `what`) and how many ms after
+    /// `since_ns` its `forging_on` came.
+    async fn handed_to(&self, region: &str, since_ns: u64, within: Duration, what: &str) -> (String, f64) {
+        let (forger, _) = self.forger_in(region, within, what).await;
+        let ms = self
+            .took_over_ms(region, since_ns)
+            .unwrap_or_else(|| panic!("{what}: no forging_on in {region} after the instant given"));
+        (forger, ms)
     }
 
     fn assert_no_overlap(&self, scenario: &str) {

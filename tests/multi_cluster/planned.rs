@@ -69,10 +69,9 @@ pub(crate) async fn maintenance(r: &mut Regions) {
     let since = forge_sim::timeline::unix_now_ns();
     r.patch_spec("east", serde_json::json!({"forgeState": "Disabled"}))
         .await;
-    let (west, _) = r
-        .forger_in("west", Duration::from_secs(20), "west did not take over")
+    let (west, over) = r
+        .handed_to("west", since, Duration::from_secs(20), "west did not take over")
         .await;
-    let over = r.took_over_ms("west", since).expect("a forging_on in west");
     eprintln!("(2) east Disabled: {west} forges after {over:.0} ms");
     r.assert_handovers("(2)");
 
@@ -80,10 +79,9 @@ pub(crate) async fn maintenance(r: &mut Regions) {
     let since = forge_sim::timeline::unix_now_ns();
     r.patch_spec("east", serde_json::json!({"forgeState": "Priority-based"}))
         .await;
-    let (east, _) = r
-        .forger_in("east", Duration::from_secs(20), "no failback to east")
+    let (east, back) = r
+        .handed_to("east", since, Duration::from_secs(20), "no failback to east")
         .await;
-    let back = r.took_over_ms("east", since).expect("a forging_on in east");
     eprintln!("(3) east Priority-based: {east} forges after {back:.0} ms");
     r.assert_handovers("(3)");
 }
@@ -179,10 +177,9 @@ async fn three_regions_bad_input_and_an_expiring_override() {
         }}),
     )
     .await;
-    let (west, _) = r
-        .forger_in("west", Duration::from_secs(8), "west did not take over")
+    let (west, over) = r
+        .handed_to("west", since, Duration::from_secs(8), "west did not take over")
         .await;
-    let over = r.took_over_ms("west", since).expect("a forging_on in west");
     eprintln!("(o3) east overridden Disabled: {west} forges after {over:.0} ms");
     let status = cfcs.get("pool-east").await.expect("east").status.expect("status");
     eprintln!(
@@ -197,12 +194,14 @@ async fn three_regions_bad_input_and_an_expiring_override() {
         "the override's reason is shown: {status:?}"
     );
     let expires_ns = u64::try_from(expires.as_nanosecond()).expect("positive");
-    let (east, _) = r
-        .forger_in("east", Duration::from_secs(20), "no failback at expiry")
+    let (east, back) = r
+        .handed_to(
+            "east",
+            expires_ns,
+            Duration::from_secs(20),
+            "no failback at expiry",
+        )
         .await;
-    let back = r
-        .took_over_ms("east", expires_ns)
-        .expect("a forging_on in east after expiry");
     eprintln!("(o4) override expired: {east} forges {back:.0} ms after expiresAt");
     assert!(back < 10_000.0, "the expiry took effect late: {back} ms");
     r.assert_handovers("(o4)");

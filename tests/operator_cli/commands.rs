@@ -25,6 +25,15 @@ pub(crate) fn ran(out: Output) -> Ran {
     }
 }
 
+/// `forge-manager ARGS` alone (no kubeconfig or context added), stdin closed.
+pub(crate) fn forge_manager(args: &[&str]) -> Ran {
+    ran(Command::new(exe())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("forge-manager runs"))
+}
+
 /// Appends `$ shown` and the output to the capture file, when asked for.
 fn capture(shown: &str, r: &Ran) {
     let Ok(path) = std::env::var("FORGE_OPERATOR_CAPTURE") else {

@@ -24,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use commands::{Watch, assert_status, ran};
+use commands::{Watch, assert_status, forge_manager};
 use regions::Regions;
 
 mod commands;
@@ -405,23 +405,15 @@ fn a_bad_context_or_duration_is_named() {
         "users":[{"name":"u","user":{}}],"contexts":[{"name":"one","context":{"cluster":"c","user":"u"}}],"current-context":"one"}"#,
     )
     .expect("write");
-    let out = Command::new(exe())
-        .args(["status", "--context", "nope", "--kubeconfig"])
-        .arg(&kc)
-        .output()
-        .expect("runs");
-    let r = ran(out);
+    let kc = kc.to_str().expect("a UTF-8 path");
+    let r = forge_manager(&["status", "--context", "nope", "--kubeconfig", kc]);
     assert_eq!(r.code, 1);
     assert!(
         r.stderr.contains("--context nope") && r.stderr.contains("one"),
         "{}",
         r.stderr
     );
-    let out = Command::new(exe())
-        .args(["failover", "--to", "x", "--for", "soon", "--reason", "r"])
-        .output()
-        .expect("runs");
-    let r = ran(out);
+    let r = forge_manager(&["failover", "--to", "x", "--for", "soon", "--reason", "r"]);
     assert_eq!(r.code, 2);
     assert!(
         r.stderr.contains("--for") && r.stderr.contains("soon"),
@@ -429,12 +421,7 @@ fn a_bad_context_or_duration_is_named() {
         r.stderr
     );
     // Nothing listens on port 1: the one context is unreadable, exit 5.
-    let out = Command::new(exe())
-        .args(["status", "--request-timeout", "2s", "--kubeconfig"])
-        .arg(&kc)
-        .output()
-        .expect("runs");
-    let r = ran(out);
+    let r = forge_manager(&["status", "--request-timeout", "2s", "--kubeconfig", kc]);
     assert_eq!(r.code, 5, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.starts_with("UNKNOWN: cannot read one"), "{}", r.stdout);
 }

@@ -22,18 +22,7 @@ pub(crate) struct Regions {
     dir: tempfile::TempDir,
 }
 
-impl std::ops::Deref for Regions {
-    type Target = forge_sim::regions::Regions;
-    fn deref(&self) -> &Self::Target {
-        &self.regions
-    }
-}
-
-impl std::ops::DerefMut for Regions {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.regions
-    }
-}
+forge_sim::deref_to_regions!(Regions);
 
 impl Regions {
     pub(crate) async fn start(test: &str) -> Option<Regions> {

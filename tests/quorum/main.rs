@@ -1,4 +1,4 @@
-//! Quorum mode with real processes (issue 14, docs/quorum.md): one real kube-apiserver per
+//! Quorum mode with real processes (docs/quorum.md): one real kube-apiserver per
 //! region plus a witness API server with no pods, two `forge-manager run` sidecars and
 //! realistic node simulators per region, cluster management on, every participant's ticket
 //! reached through a fault proxy per (observer, participant). The merged node timelines of all

@@ -26,18 +26,7 @@ pub(crate) struct Quorum {
     pub(crate) figures: Vec<(String, f64, f64)>,
 }
 
-impl std::ops::Deref for Quorum {
-    type Target = forge_sim::regions::Regions;
-    fn deref(&self) -> &Self::Target {
-        &self.regions
-    }
-}
-
-impl std::ops::DerefMut for Quorum {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.regions
-    }
-}
+forge_sim::deref_to_regions!(Quorum);
 
 impl Quorum {
     pub(crate) async fn start(test: &str, regions: &[(&str, u16)]) -> Option<Quorum> {

@@ -20,6 +20,7 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
+use forge_core::credentials::MAX_ENVELOPE_BYTES;
 pub use forge_core::credentials::{CredentialKind, CredentialSet};
 
 use futures::stream::BoxStream;
@@ -29,15 +30,16 @@ use notify::{
 };
 
 /// The port's types under the names this adapter has always used.
-pub use crate::ports::{
-    CredentialContents, CredentialFileError as FsCredentialError, MAX_CREDENTIAL_FILE_BYTES, SecretBytes,
-};
+pub use crate::ports::{CredentialContents, CredentialFileError as FsCredentialError, SecretBytes};
 use crate::ports::{CredentialSource, CredentialStore, SourceChange, SourceWatchError};
 
 /// Where the three files live (either the sources or the targets).
 pub type CredentialPaths = CredentialSet<PathBuf>;
 
-/// Reads the three source files (each at most [`MAX_CREDENTIAL_FILE_BYTES`]).
+/// The core's bound on a credential file, as a file size.
+const MAX_FILE_BYTES: u64 = MAX_ENVELOPE_BYTES as u64;
+
+/// Reads the three source files (each at most [`MAX_ENVELOPE_BYTES`] bytes).
 pub fn read_set(sources: &CredentialPaths) -> Result<CredentialContents, FsCredentialError> {
     Ok(CredentialSet {
         kes: read_one(&sources.kes)?,
@@ -53,17 +55,17 @@ fn read_one(path: &Path) -> Result<SecretBytes, FsCredentialError> {
     };
     let file = File::open(path).map_err(read_err)?;
     let size = file.metadata().map_err(read_err)?.len();
-    if size > MAX_CREDENTIAL_FILE_BYTES {
+    if size > MAX_FILE_BYTES {
         return Err(FsCredentialError::TooLarge {
             path: path.to_path_buf(),
             size,
         });
     }
     let mut bytes = Vec::with_capacity(size as usize);
-    file.take(MAX_CREDENTIAL_FILE_BYTES + 1)
+    file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(read_err)?;
-    if bytes.len() as u64 > MAX_CREDENTIAL_FILE_BYTES {
+    if bytes.len() > MAX_ENVELOPE_BYTES {
         return Err(FsCredentialError::TooLarge {
             path: path.to_path_buf(),
             size: bytes.len() as u64,
@@ -391,7 +393,7 @@ mod tests {
         fs::write(&sources.kes, b"k").expect("write");
         let err = read_set(&sources).expect_err("vrf missing");
         assert!(err.to_string().contains("src-vrf.skey"), "{err}");
-        fs::write(&sources.vrf, vec![b'x'; (MAX_CREDENTIAL_FILE_BYTES + 1) as usize]).expect("write");
+        fs::write(&sources.vrf, vec![b'x'; MAX_ENVELOPE_BYTES + 1]).expect("write");
         fs::write(&sources.opcert, b"o").expect("write");
         let err = read_set(&sources).expect_err("too large");
         assert_eq!(err.kind().as_str(), "too_large");

@@ -1,5 +1,5 @@
 //! Kubernetes client construction, and the mapping of kube's errors into the ports'
-//! [`ApiError`](crate::ports::ApiError), shared by the Kubernetes adapters.
+//! [`ApiError`], shared by the Kubernetes adapters.
 //!
 //! kube-rs has no read timeout by default, so a request to a blackholed API server hangs forever;
 //! every call the adapters make goes through [`with_timeout`], well inside the renew deadline (gap
@@ -8,27 +8,27 @@
 
 use std::{future::Future, path::Path, time::Duration};
 
-/// The ports' API error under the name the Kubernetes adapters use for it.
-pub use crate::ports::ApiError as KubeApiError;
 use kube::{
     Client, Config,
     config::{KubeConfigOptions, Kubeconfig},
 };
 
-impl From<kube::Error> for KubeApiError {
+use crate::ports::ApiError;
+
+impl From<kube::Error> for ApiError {
     fn from(e: kube::Error) -> Self {
         match e {
             kube::Error::Api(status) => {
                 let message = status.message.clone();
                 match status.code {
-                    409 => KubeApiError::Conflict(message),
-                    404 => KubeApiError::NotFound(message),
-                    400 | 422 => KubeApiError::Invalid(message),
-                    401 | 403 => KubeApiError::Unauthorized(message),
-                    code => KubeApiError::Server { code, message },
+                    409 => ApiError::Conflict(message),
+                    404 => ApiError::NotFound(message),
+                    400 | 422 => ApiError::Invalid(message),
+                    401 | 403 => ApiError::Unauthorized(message),
+                    code => ApiError::Server { code, message },
                 }
             }
-            other => KubeApiError::Transport(other.to_string()),
+            other => ApiError::Transport(other.to_string()),
         }
     }
 }
@@ -38,10 +38,10 @@ pub async fn with_timeout<T>(
     op: &'static str,
     after: Duration,
     call: impl Future<Output = Result<T, kube::Error>>,
-) -> Result<T, KubeApiError> {
+) -> Result<T, ApiError> {
     match tokio::time::timeout(after, call).await {
-        Ok(result) => result.map_err(KubeApiError::from),
-        Err(_) => Err(KubeApiError::Timeout { op, after }),
+        Ok(result) => result.map_err(ApiError::from),
+        Err(_) => Err(ApiError::Timeout { op, after }),
     }
 }
 
@@ -49,23 +49,22 @@ pub async fn with_timeout<T>(
 /// `KUBECONFIG`) when `kubeconfig` is `None`. The connect timeout is bounded by `timeout`; the
 /// read timeout stays unset because watches are long-lived, and per-call deadlines come from
 /// [`with_timeout`].
-pub async fn client(kubeconfig: Option<&Path>, timeout: Duration) -> Result<Client, KubeApiError> {
+pub async fn client(kubeconfig: Option<&Path>, timeout: Duration) -> Result<Client, ApiError> {
     let mut config = match kubeconfig {
         Some(path) => {
-            let kc = Kubeconfig::read_from(path).map_err(|e| {
-                KubeApiError::Transport(format!("reading kubeconfig {}: {e}", path.display()))
-            })?;
+            let kc = Kubeconfig::read_from(path)
+                .map_err(|e| ApiError::Transport(format!("reading kubeconfig {}: {e}", path.display())))?;
             Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
                 .await
-                .map_err(|e| KubeApiError::Transport(format!("kubeconfig {}: {e}", path.display())))?
+                .map_err(|e| ApiError::Transport(format!("kubeconfig {}: {e}", path.display())))?
         }
         None => Config::infer()
             .await
-            .map_err(|e| KubeApiError::Transport(format!("no Kubernetes config: {e}")))?,
+            .map_err(|e| ApiError::Transport(format!("no Kubernetes config: {e}")))?,
     };
     config.connect_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
-    Client::try_from(config).map_err(|e| KubeApiError::Transport(e.to_string()))
+    Client::try_from(config).map_err(|e| ApiError::Transport(e.to_string()))
 }
 
 /// Whether `candidate` is a later `resourceVersion` of the same object than `known`: false only

@@ -18,11 +18,8 @@ use k8s_openapi::{
 };
 use kube::{Client, api::PostParams};
 
-use super::{
-    kube::{KubeApiError, with_timeout},
-    kube_object::NamedObject,
-};
-use crate::ports::{LeaseApi, LeaseSnapshot};
+use super::{kube::with_timeout, kube_object::NamedObject};
+use crate::ports::{ApiError, LeaseApi, LeaseSnapshot};
 
 /// One named Lease in one namespace.
 #[derive(Clone)]
@@ -44,12 +41,12 @@ impl KubeLeases {
     }
 
     /// The current object, or `None` if it does not exist.
-    pub async fn get(&self) -> Result<Option<Lease>, KubeApiError> {
+    pub async fn get(&self) -> Result<Option<Lease>, ApiError> {
         self.object.get().await
     }
 
-    /// Creates the Lease with `spec`; a 409 (it exists already) is a [`KubeApiError::Conflict`].
-    pub async fn create(&self, spec: LeaseSpec) -> Result<Lease, KubeApiError> {
+    /// Creates the Lease with `spec`; a 409 (it exists already) is a [`ApiError::Conflict`].
+    pub async fn create(&self, spec: LeaseSpec) -> Result<Lease, ApiError> {
         let lease = self.lease(None, spec);
         with_timeout(
             "lease create",
@@ -60,7 +57,7 @@ impl KubeLeases {
     }
 
     /// Replaces the Lease's spec if it is still at `resource_version`; otherwise 409.
-    pub async fn replace(&self, resource_version: &str, spec: LeaseSpec) -> Result<Lease, KubeApiError> {
+    pub async fn replace(&self, resource_version: &str, spec: LeaseSpec) -> Result<Lease, ApiError> {
         let lease = self.lease(Some(resource_version), spec);
         let params = PostParams::default();
         let call = self.object.api().replace(self.name(), &params, &lease);
@@ -71,7 +68,7 @@ impl KubeLeases {
     pub fn watch(
         &self,
         idle: Duration,
-    ) -> impl Stream<Item = Result<Option<Lease>, KubeApiError>> + Send + use<> {
+    ) -> impl Stream<Item = Result<Option<Lease>, ApiError>> + Send + use<> {
         self.object.watch(idle)
     }
 
@@ -113,12 +110,12 @@ impl KubeLeasePort {
 }
 
 impl LeaseApi for KubeLeasePort {
-    fn get(&self) -> BoxFuture<'static, Result<Option<LeaseSnapshot>, KubeApiError>> {
+    fn get(&self) -> BoxFuture<'static, Result<Option<LeaseSnapshot>, ApiError>> {
         let leases = self.leases.clone();
         async move { Ok(leases.get().await?.as_ref().map(snapshot)) }.boxed()
     }
 
-    fn create(&self, record: LeaseRecord) -> BoxFuture<'static, Result<LeaseSnapshot, KubeApiError>> {
+    fn create(&self, record: LeaseRecord) -> BoxFuture<'static, Result<LeaseSnapshot, ApiError>> {
         let leases = self.leases.clone();
         async move { Ok(snapshot(&leases.create(record.to_spec()).await?)) }.boxed()
     }
@@ -127,7 +124,7 @@ impl LeaseApi for KubeLeasePort {
         &self,
         resource_version: String,
         record: LeaseRecord,
-    ) -> BoxFuture<'static, Result<LeaseSnapshot, KubeApiError>> {
+    ) -> BoxFuture<'static, Result<LeaseSnapshot, ApiError>> {
         let leases = self.leases.clone();
         async move {
             Ok(snapshot(
@@ -137,7 +134,7 @@ impl LeaseApi for KubeLeasePort {
         .boxed()
     }
 
-    fn watch(&self) -> BoxStream<'static, Result<Option<LeaseSnapshot>, KubeApiError>> {
+    fn watch(&self) -> BoxStream<'static, Result<Option<LeaseSnapshot>, ApiError>> {
         self.leases
             .watch(self.watch_idle)
             .map(|item| item.map(|lease| lease.as_ref().map(snapshot)))

@@ -12,7 +12,7 @@ use kube::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::kube::{KubeApiError, with_timeout};
+use super::kube::with_timeout;
 use crate::ports::{ApiError, ObjectApi};
 
 /// The field manager named in our writes (visible in `managedFields`).
@@ -75,13 +75,13 @@ where
     }
 
     /// The current object, or `None` if it does not exist.
-    pub async fn get(&self) -> Result<Option<K>, KubeApiError> {
+    pub async fn get(&self) -> Result<Option<K>, ApiError> {
         with_timeout("get", self.timeout, self.api.get_opt(&self.name)).await
     }
 
     /// Creates `object` (which must carry our name); if another replica created it first (409
     /// AlreadyExists, replicas start together), reads and returns theirs instead.
-    pub async fn create_if_absent(&self, object: &K) -> Result<K, KubeApiError> {
+    pub async fn create_if_absent(&self, object: &K) -> Result<K, ApiError> {
         match with_timeout(
             "create",
             self.timeout,
@@ -89,16 +89,16 @@ where
         )
         .await
         {
-            Err(KubeApiError::Conflict(_)) => self
+            Err(ApiError::Conflict(_)) => self
                 .get()
                 .await?
-                .ok_or_else(|| KubeApiError::Conflict(format!("{} exists and vanished again", self.name))),
+                .ok_or_else(|| ApiError::Conflict(format!("{} exists and vanished again", self.name))),
             other => other,
         }
     }
 
     /// Merge-patches the status subresource with `status` (JSON of the `status` object).
-    pub async fn patch_status(&self, status: &serde_json::Value) -> Result<K, KubeApiError> {
+    pub async fn patch_status(&self, status: &serde_json::Value) -> Result<K, ApiError> {
         let patch = Patch::Merge(serde_json::json!({ "status": status }));
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_string()),
@@ -118,7 +118,7 @@ where
         &self,
         status: &serde_json::Value,
         resource_version: Option<&str>,
-    ) -> Result<K, KubeApiError> {
+    ) -> Result<K, ApiError> {
         let mut body = serde_json::json!({ "status": status });
         if let Some(rv) = resource_version {
             body["metadata"] = serde_json::json!({ "resourceVersion": rv });
@@ -139,10 +139,7 @@ where
     /// modified, `None` when it is deleted. Yields an error and goes on retrying when the
     /// watch fails; `idle` bounds how long the server may hold a watch open, so a silently
     /// dead connection is replaced.
-    pub fn watch(
-        &self,
-        idle: Duration,
-    ) -> impl Stream<Item = Result<Option<K>, KubeApiError>> + Send + use<K> {
+    pub fn watch(&self, idle: Duration) -> impl Stream<Item = Result<Option<K>, ApiError>> + Send + use<K> {
         let config = watcher::Config::default()
             .fields(&format!("metadata.name={}", self.name))
             .timeout(idle.as_secs().max(1) as u32);
@@ -151,7 +148,7 @@ where
                 Ok(Event::Apply(object) | Event::InitApply(object)) => Some(Ok(Some(object))),
                 Ok(Event::Delete(_)) => Some(Ok(None)),
                 Ok(Event::Init | Event::InitDone) => None,
-                Err(e) => Some(Err(KubeApiError::Transport(format!("watch: {e}")))),
+                Err(e) => Some(Err(ApiError::Transport(format!("watch: {e}")))),
             }
         })
     }

@@ -183,6 +183,13 @@ fn log_note(note: &Note) {
         Note::RotationSkipped => {
             tracing::info!("credentials rotated, but forging is about to stop: not installing them")
         }
+        Note::ReloadDeferred { step, left, room } => tracing::warn!(
+            step,
+            left_ms = left.as_millis() as u64,
+            room_ms = room.as_millis() as u64,
+            "not reloading the node yet: too little time is left before the lease's renew deadline for \
+             the stop there to wait for this reload (STOP_GRACE); it goes after the next renewal"
+        ),
         Note::RotationInstalling => {
             tracing::info!("credentials rotated while forging: installing the new set and reloading the node")
         }

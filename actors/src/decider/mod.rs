@@ -78,6 +78,31 @@ pub struct DeciderSettings {
     /// The longest a SIGTERM handover waits for an imminent leader slot of ours to pass
     /// (`LEADER_SCHEDULE`, `HANDOVER_QUIET`); zero: never held.
     pub shutdown_hold_max: Duration,
+    /// A reload that does not stop forging (start, rotation, re-assert) is sent only while at
+    /// least this much is left before the renew deadline (and quorum mode's forge deadline):
+    /// the stop at the deadline waits for every earlier reload's `STOP_GRACE` (F21).
+    /// `STOP_GRACE`, capped by what the lease timing leaves ([`reload_room`]).
+    pub reload_room: Duration,
+}
+
+/// The room a reload that does not stop forging must leave before the forging deadline:
+/// `STOP_GRACE`, but no more than `RENEW_DEADLINE - RETRY_PERIOD` (what is left just before a
+/// renewal that comes on time; in quorum mode the tickets' `TICKET_RENEW_DEADLINE -
+/// RETRY_PERIOD` too, `ticket`), so a healthy lease never keeps a start from being planned. The
+/// second value is true when `STOP_GRACE` was capped: the stop at the deadline may then wait for
+/// a reload past the deadline, up to the difference (docs/safety-findings.md F21).
+pub fn reload_room(
+    stop_grace: Duration,
+    lease: &forge_core::config::LeaseTiming,
+    ticket: Option<&forge_core::config::LeaseTiming>,
+) -> (Duration, bool) {
+    let available = [Some(lease), ticket]
+        .into_iter()
+        .flatten()
+        .map(|t| t.renew_deadline.saturating_sub(t.retry_period))
+        .min()
+        .unwrap_or_default();
+    (stop_grace.min(available), stop_grace > available)
 }
 
 /// The Decider actor: a shell around forge-core's [`Lifecycle`], which decides everything; the
@@ -106,9 +131,9 @@ pub struct Decider {
     tickets: Option<Recipient<crate::ticket_keeper::TicketIntent>>,
     /// The intent last sent to the TicketKeeper.
     intent_sent: Option<forge_core::quorum::Intent>,
-    /// Cluster management (and quorum mode): set while this pod holds its region's local lease; the PeerWatchers read
-    /// every period only then (and are told to read at once when it turns on).
-    leader_flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Cluster management: the PeerWatchers, told `Leading` when this pod starts or stops holding
+    /// its region's local lease, and what they were last told (they start as not leading).
+    leading: Option<(Vec<Recipient<crate::messages::Leading>>, bool)>,
     /// The lifecycle's count of node processes seen ([`Lifecycle::node_process`]), kept after
     /// every input, for the hand-over gate of the plan in flight ([`execute`]).
     node_process: Arc<AtomicU64>,
@@ -131,6 +156,7 @@ impl Decider {
             retry_after: settings.retry_after,
             status_write_required: settings.status_write_required,
             shutdown_hold_max: settings.shutdown_hold_max,
+            reload_room: settings.reload_room,
         };
         Self {
             settings,
@@ -146,16 +172,16 @@ impl Decider {
             quorum_report: None,
             tickets: None,
             intent_sent: None,
-            leader_flag: None,
+            leading: None,
             node_process: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    /// Cluster management (and quorum mode): keeps `flag` set while this pod holds its region's local lease (see
-    /// [`crate::peer_watcher::PeerWatcher::with_leader_gate`]); when it turns on, every
-    /// PeerWatcher reads at once.
-    pub fn with_leader_flag(mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
-        self.leader_flag = Some(flag);
+    /// Cluster management: tells `peers` whether this pod holds its region's local lease when
+    /// that changes (see [`crate::peer_watcher::PeerWatcher::with_leader_gate`]); when it starts
+    /// to, every PeerWatcher reads at once.
+    pub fn with_leading(mut self, peers: Vec<Recipient<crate::messages::Leading>>) -> Self {
+        self.leading = Some((peers, false));
         self
     }
 
@@ -166,11 +192,16 @@ impl Decider {
         self
     }
 
-    /// Sends the ticket intent when it changed, and keeps the leader flag (quorum mode).
+    /// Sends the ticket intent when it changed (quorum mode), and `Leading` to the PeerWatchers.
     fn send_intent(&mut self) {
-        if let Some(flag) = &self.leader_flag {
+        if let Some((peers, was)) = &mut self.leading {
             let leader = self.life.state().lease.is_current(self.clock.now());
-            let was = flag.swap(leader, std::sync::atomic::Ordering::Relaxed);
+            let was = std::mem::replace(was, leader);
+            if leader != was {
+                peers
+                    .iter()
+                    .for_each(|p| p.do_send(crate::messages::Leading(leader)));
+            }
             if leader && !was {
                 for peer in &self.out.poll_peers {
                     peer.do_send(crate::messages::PollNow);
@@ -379,4 +410,48 @@ async fn execute(
 fn flatten(r: Result<Result<(), CommandFailed>, actix::MailboxError>) -> Result<(), CommandFailed> {
     r.map_err(|e| CommandFailed::new(CommandError::Mailbox, e))
         .and_then(|inner| inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use forge_core::config::LeaseTiming;
+
+    use super::reload_room;
+
+    fn lease(renew_deadline_ms: u64, retry_period_ms: u64) -> LeaseTiming {
+        LeaseTiming {
+            duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_millis(renew_deadline_ms),
+            retry_period: Duration::from_millis(retry_period_ms),
+        }
+    }
+
+    #[test]
+    fn the_room_before_the_deadline_is_stop_grace_where_the_lease_timing_leaves_it() {
+        let grace = Duration::from_secs(2);
+        // The defaults: 10 s renew deadline, a renewal every 2 s.
+        assert_eq!(reload_room(grace, &lease(10_000, 2_000), None), (grace, false));
+        assert_eq!(
+            reload_room(grace, &lease(4_000, 2_000), None),
+            (grace, false),
+            "just enough"
+        );
+        // A renew deadline of 2 s renewed every 500 ms leaves 1.5 s before a renewal on time:
+        // capped (and reported), or no start could ever be planned between renewals.
+        assert_eq!(
+            reload_room(grace, &lease(2_000, 500), None),
+            (Duration::from_millis(1_500), true)
+        );
+        // Quorum mode: the tickets' timing bounds it too.
+        assert_eq!(
+            reload_room(grace, &lease(10_000, 2_000), Some(&lease(3_000, 2_000))),
+            (Duration::from_secs(1), true)
+        );
+        assert_eq!(
+            reload_room(grace, &lease(10_000, 2_000), Some(&lease(12_000, 2_000))),
+            (grace, false)
+        );
+    }
 }

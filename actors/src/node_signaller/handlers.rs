@@ -1,18 +1,18 @@
-//! One handler per message the NodeSignaller receives, and the guard subscription's stream (how a
-//! reload reaches the node and a stop is confirmed is `delivery.rs`).
+//! One handler per message the NodeSignaller receives, but the guard subscription's
+//! (`subscription.rs`); how a reload reaches the node and a stop is confirmed is `delivery.rs`.
 
 use actix::{ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, WrapFuture, fut};
 use forge_core::decision::{Event, ReloadReason};
-use forge_guard::protocol::{Observation, Request};
+use forge_guard::protocol::Request;
 use tokio::time::Instant;
 
 use super::{
-    GUARD_RESEND_EVERY, GuardPush, NodeSignaller,
+    NodeSignaller,
     delivery::{Confirm, guard_gone, reload_via_guard, stops, wait_earlier_reloads, wait_stopped_by_pid},
 };
 use crate::{
     messages::{CommandError, CommandResult, Fact, NodeProcess, Reload},
-    ports::{GuardErrorKind, GuardReport},
+    ports::GuardErrorKind,
 };
 
 /// A reload in flight, as the actor future that answers it.
@@ -21,12 +21,32 @@ type ReloadFuture = std::pin::Pin<Box<dyn actix::ActorFuture<NodeSignaller, Outp
 impl Handler<Reload> for NodeSignaller {
     type Result = AtomicResponse<Self, CommandResult>;
 
-    fn handle(&mut self, msg: Reload, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Reload, ctx: &mut Context<Self>) -> Self::Result {
         let reason = msg.reason;
+        if !matches!(
+            reason,
+            ReloadReason::StartForging | ReloadReason::Rotation | ReloadReason::Reassert
+        ) {
+            // A stopping reload ends whatever a follow-up reload would have restored (F24).
+            self.cancel_follow_up(ctx);
+        }
+        let reload = self.reload_future(reason);
+        AtomicResponse::new(Box::pin(reload.map(move |r, act, ctx| {
+            if r.is_ok() {
+                act.follow_up_if_undoable(reason, ctx);
+            }
+            r
+        })))
+    }
+}
+
+impl NodeSignaller {
+    /// The reload asked for, as the future that answers it (module docs).
+    fn reload_future(&mut self, reason: ReloadReason) -> ReloadFuture {
         if reason == ReloadReason::Reassert && self.guard.as_ref().is_some_and(|g| g.connected) {
             // The guard sees the node's reconfiguration lines and re-sends a reload the replay
             // lost; a blind re-assert would only add SIGHUPs.
-            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+            return Box::pin(fut::ready(Ok(())));
         }
         let pending = self.reloads_pending_for();
         if reason == ReloadReason::Reassert && !pending.is_zero() {
@@ -38,7 +58,7 @@ impl Handler<Reload> for NodeSignaller {
                 pending_ms = pending.as_millis() as u64,
                 "re-assert not sent: an earlier reload may still be under way in the node"
             );
-            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+            return Box::pin(fut::ready(Ok(())));
         }
         if stops(reason) && !pending.is_zero() {
             // F20: the node handles every SIGHUP in a thread of its own, and each reload takes
@@ -46,8 +66,8 @@ impl Handler<Reload> for NodeSignaller {
             // effect after this stop and undo it (and through the guard, the stop's own
             // "Disabling" line would confirm it first). So a stop is sent only once every
             // earlier reload has had its STOP_GRACE. Only stops wait: the actor answers nothing
-            // meanwhile (lease facts pass through it), and a start undone by an earlier stop
-            // costs only time (the Decider re-asserts).
+            // meanwhile (lease facts pass through it), and a start an earlier stop may undo is
+            // followed by one more reload once that stop has taken effect (F24).
             tracing::info!(
                 actor = "node_signaller",
                 reason = reason.as_str(),
@@ -65,13 +85,13 @@ impl Handler<Reload> for NodeSignaller {
                         tokio::time::timeout(pending, async { pushed.wait_for(|p| p.exited).await.is_ok() })
                             .await;
                 };
-                return AtomicResponse::new(Box::pin(
+                return Box::pin(
                     hold.into_actor(self)
                         .then(move |(), act, _| act.reload_now(reason)),
-                ));
+                );
             }
             if let Some(node) = self.node {
-                return AtomicResponse::new(Box::pin(
+                return Box::pin(
                     wait_earlier_reloads(self.host.clone(), node, until)
                         .into_actor(self)
                         .then(move |gone, act, _| -> ReloadFuture {
@@ -82,10 +102,10 @@ impl Handler<Reload> for NodeSignaller {
                             }
                             act.reload_now(reason)
                         }),
-                ));
+                );
             }
         }
-        AtomicResponse::new(self.reload_now(reason))
+        self.reload_now(reason)
     }
 }
 
@@ -266,6 +286,10 @@ impl NodeSignaller {
             Some(deadline_mono_ns) => Request::Permit { deadline_mono_ns },
             None => Request::Revoke,
         };
+        if req == Request::Revoke {
+            // The guard fences: it removes the files and reloads the node (F24).
+            self.stopping_reload_sent();
+        }
         ctx.wait(
             async move { client.request(req).await }
                 .into_actor(self)
@@ -280,195 +304,40 @@ impl NodeSignaller {
                 }),
         );
     }
-
-    /// (Re)subscribes to the guard when it is down and the socket exists.
-    pub(super) fn connect_guard(&mut self, ctx: &mut Context<Self>) {
-        let Some(g) = self.guard.as_mut() else { return };
-        if g.reload_lost && g.last_resend.is_none_or(|t| t.elapsed() >= GUARD_RESEND_EVERY) {
-            self.resend_lost_reload(ctx);
-            return;
-        }
-        if g.connected || g.connecting || !g.client.present() {
-            return;
-        }
-        g.connecting = true;
-        let client = g.client.clone();
-        ctx.spawn(
-            async move { client.subscribe().await }
-                .into_actor(self)
-                .map(|r, act, ctx| {
-                    let Some(g) = act.guard.as_mut() else { return };
-                    g.connecting = false;
-                    match r {
-                        Ok(stream) => {
-                            g.connected = true;
-                            act.fencing.set(1);
-                            tracing::info!(
-                                actor = "node_signaller",
-                                socket = %g.client.socket().display(),
-                                "node guard connected: reloads and the forging permit go through it; S3 (no orphaned forger) is covered"
-                            );
-                            // Read by a task of its own, so a reload waiting for the node's
-                            // confirmation (while this actor waits) sees every report.
-                            let addr = ctx.address();
-                            let pushed = g.pushed.clone();
-                            pushed.send_modify(|p| {
-                                p.connected = true;
-                                p.exited = false;
-                            });
-                            if let Some(old) = g.reader.take() {
-                                old.abort();
-                            }
-                            g.reader = Some(actix::spawn(async move {
-                                let mut stream = std::pin::pin!(stream);
-                                while let Some(report) = futures::StreamExt::next(&mut stream).await {
-                                    pushed.send_modify(|p| {
-                                        // `exited`: the node process is gone, so it
-                                        // forges no more (a stop is confirmed by it).
-                                        if matches!(report.event.as_deref(), Some("observed" | "exited")) {
-                                            p.observations += 1;
-                                        }
-                                        if report.event.as_deref() == Some("exited") {
-                                            p.exited = true;
-                                        }
-                                        p.state = report.state.clone();
-                                    });
-                                    addr.do_send(GuardPush::Report(report));
-                                }
-                                pushed.send_modify(|p| p.connected = false);
-                                addr.do_send(GuardPush::Ended);
-                            }));
-                        }
-                        Err(e) => tracing::debug!(actor = "node_signaller", error = %e, "node guard not reachable yet"),
-                    }
-                }),
-        );
-    }
-
-    /// Re-sends the reload the node lost in its replay (module docs: why this is safe).
-    fn resend_lost_reload(&mut self, ctx: &mut Context<Self>) {
-        let Some(g) = self.guard.as_mut() else { return };
-        g.last_resend = Some(Instant::now());
-        if !g.permitted {
-            // F4: only a lost start is re-sent (module docs).
-            g.reload_lost = false;
-            tracing::debug!(
-                actor = "node_signaller",
-                "a reload lost in the replay without a permit is not re-sent"
-            );
-            return;
-        }
-        let client = g.client.clone();
-        tracing::info!(
-            actor = "node_signaller",
-            "the node lost a reload in its replay: re-sending it through the guard"
-        );
-        ctx.wait(
-            async move { client.request(Request::Reload).await }
-                .into_actor(self)
-                .map(|r, act, _| match r {
-                    Ok(_) => act
-                        .sighups
-                        .with_label_values(&[ReloadReason::Reassert.as_str()])
-                        .inc(),
-                    Err(e) => tracing::warn!(actor = "node_signaller", error = %e, "re-sent reload failed"),
-                }),
-        );
-    }
-}
-
-impl Handler<GuardPush> for NodeSignaller {
-    type Result = ();
-
-    fn handle(&mut self, push: GuardPush, ctx: &mut Context<Self>) {
-        match push {
-            GuardPush::Report(report) => self.guard_report(report, ctx),
-            GuardPush::Ended => self.guard_ended(),
-        }
-    }
-}
-
-impl NodeSignaller {
-    fn guard_report(&mut self, report: GuardReport, ctx: &mut Context<Self>) {
-        let s = &report.state;
-        self.forging.set(i64::from(s.forging == Some(true)));
-        tracing::debug!(actor = "node_signaller", event = ?report.event, state = ?s, "node guard report");
-        if matches!(report.event.as_deref(), Some("lapsed" | "refenced")) {
-            tracing::error!(
-                actor = "node_signaller",
-                event = report.event.as_deref().unwrap_or_default(),
-                "the node guard fenced the node (its permit lapsed, or it saw forging without one)"
-            );
-            if let Some(g) = self.guard.as_mut() {
-                g.permitted = false;
-            }
-            self.told_to_forge = false;
-            if let Some(d) = &self.decider {
-                d.do_send(Fact::now(Event::NodeFenced));
-            }
-        }
-        let Some(g) = self.guard.as_mut() else { return };
-        let was_lost = g.reload_lost;
-        g.reload_lost = s.reload_lost;
-        if !s.reload_lost {
-            g.last_resend = None;
-            return;
-        }
-        if !was_lost {
-            // Lost in the replay: wait for the node to say consensus runs (or the fallback).
-            g.last_resend = Some(Instant::now());
-        }
-        if s.last == Some(Observation::ChainExtended) {
-            self.resend_lost_reload(ctx);
-        }
-    }
-
-    fn guard_ended(&mut self) {
-        // The guard went away (the node container restarts): back to SIGHUP by PID until it
-        // returns. The actor keeps running.
-        if let Some(g) = self.guard.as_mut() {
-            g.connected = false;
-            g.reload_lost = false;
-            g.last_resend = None;
-            g.permitted = false;
-        }
-        self.fencing.set(0);
-        tracing::warn!(
-            actor = "node_signaller",
-            "node guard connection lost: S3 (no orphaned forger) is not covered until it is back"
-        );
-    }
 }
 
 impl Handler<Fact> for NodeSignaller {
     type Result = ();
 
     fn handle(&mut self, fact: Fact, ctx: &mut Context<Self>) {
-        let Some(g) = self.guard.as_mut() else { return };
+        let Some(clock) = self.deadlines.clock else { return };
+        let permitted = self.guard.as_ref().is_some_and(|g| g.permitted);
         match fact.event {
             Event::LeaseAcquired { deadline } | Event::LeaseRenewed { deadline } => {
-                g.deadline = Some(g.clock.instant_of(deadline));
-                if g.permitted {
+                self.deadlines.renew = Some(clock.instant_of(deadline));
+                if permitted {
                     self.renew_permit(ctx);
                 }
             }
-            Event::TicketsChanged { standing } if g.forge_deadline.is_some() => {
-                let until = standing.until.map(|u| g.clock.instant_of(u));
-                g.forge_deadline = Some(until);
-                if g.permitted {
+            Event::TicketsChanged { standing } if self.deadlines.forge.is_some() => {
+                self.deadlines.forge = Some(standing.until.map(|u| clock.instant_of(u)));
+                if permitted {
                     // A renewed majority extends the permit; a lost one ends it now.
                     self.renew_permit(ctx);
                 }
             }
             Event::LeaseLost { .. } => {
-                g.deadline = None;
-                if g.permitted {
+                self.deadlines.renew = None;
+                if permitted {
                     // We must not forge: fence now rather than at the permit's end.
                     self.renew_permit(ctx);
                 }
+                return;
             }
-            _ => {}
+            _ => return,
         }
+        // A renewal may leave the room a deferred follow-up reload waited for (F21).
+        self.resume_follow_up(ctx);
     }
 }
 

@@ -45,18 +45,41 @@
 //! reached, the node process last identified by PID and start time being gone (a SIGKILLed
 //! guard leaves its socket file behind and takes its node along).
 //!
+//! **A start is not undone by an earlier stop (L1).** The other way round, an earlier stopping
+//! reload (ours, the start-up reload, or the guard's own fence when a permit lapsed or was
+//! revoked) still under way when a start's SIGHUP arrives can take effect after the start and
+//! leave the node not forging while this pod holds the lease and means to forge; nothing would
+//! tell it to forge again (the guard drops re-asserts, and the Decider re-asserts only during a
+//! node's start-up), so nobody forged until the next fault (docs/safety-findings.md F24). Starts
+//! are not held back like stops (the actor answers nothing while it holds a reload). Instead,
+//! a start or rotation sent before every earlier stopping reload has had its `STOP_GRACE` is
+//! followed by one more reload once they have, if the node is still meant to forge (no stop
+//! since, the guard's permit still held, the same node process); a stop cancels it. Like the
+//! Decider's own starts, that reload goes only while at least its `reload_room` is left before
+//! the forging deadline (the renew deadline; in quorum mode the earlier of it and the forge
+//! deadline), else the stop there would wait for it (docs/safety-findings.md F21): due with
+//! less left, it is deferred (logged) and goes after the next lease fact that leaves room (a
+//! renewal), on the same conditions.
+//!
 //! **Metrics.** `forge_manager_fencing_covered` is 1 while the guard's subscription is up.
 //! `cardano_forging_enabled` is what the guard reports the node does; without a guard, what
-//! the node was last told (a successful starting or stopping reload).
+//! the node was last told (a successful starting or stopping reload). A follow-up reload after a
+//! start counts in `cardano_sighup_signals_total{reason="reassert"}` when it is sent (a deferred
+//! one once it goes, a dropped one never).
 //!
 //! [`NodeProcess`]: crate::messages::NodeProcess
 
 mod actor;
+mod deadlines;
 mod delivery;
+mod follow_up;
 mod handlers;
+mod subscription;
 mod tap;
 
 pub use tap::LeaseTap;
+
+use deadlines::Deadlines;
 
 use std::{sync::Arc, time::Duration};
 
@@ -124,16 +147,10 @@ pub const GUARD_RESEND_EVERY: Duration = Duration::from_secs(1);
 /// The guard side of the signaller (guard mode).
 struct GuardLink {
     client: Arc<dyn NodeGuard>,
-    clock: Clock,
     /// The subscription is up (S3 covered).
     connected: bool,
     /// A subscription attempt is in flight.
     connecting: bool,
-    /// The lease's renew deadline, from the last `LeaseAcquired`/`LeaseRenewed`.
-    deadline: Option<Instant>,
-    /// Quorum mode: the forge deadline (the majority's, from the last `TicketsChanged`) also
-    /// bounds the permit; `None` inside: no majority, no permit. Outer `None`: quorum mode off.
-    forge_deadline: Option<Option<Instant>>,
     /// A permit was granted and not revoked (we forge, or are starting to).
     permitted: bool,
     /// The guard reported a reload lost in the replay, and no reconfiguration since.
@@ -182,6 +199,19 @@ pub struct NodeSignaller {
     /// far: cardano-node begins handling each SIGHUP at once, and each takes effect within
     /// `STOP_GRACE` of it (module docs).
     reloads_done_by: Option<Instant>,
+    /// The latest instant by which every stopping reload sent to the node process so far (ours,
+    /// and the guard's fences) has taken effect: a start sent before then may be undone by one
+    /// of them, and is followed by one more reload then (module docs, F24).
+    stops_done_by: Option<Instant>,
+    /// The reload that follows such a start, while it waits.
+    follow_up: Option<actix::SpawnHandle>,
+    /// That reload came due with less than `reload_room` left before the forging deadline: it
+    /// goes after the next lease fact that leaves room, if meant for this node process then.
+    follow_up_deferred: Option<Option<ProcessIdentity>>,
+    /// How much a follow-up reload must leave before the forging deadline (F21); zero: any.
+    reload_room: Duration,
+    /// The lease's forging deadlines, from the lease facts (the permit's bound, the room's).
+    deadlines: Deadlines,
 }
 
 /// The guard subscription's reader → the actor.
@@ -212,6 +242,11 @@ impl NodeSignaller {
             startup_pending: false,
             boot_credentials: true,
             reloads_done_by: None,
+            stops_done_by: None,
+            follow_up: None,
+            follow_up_deferred: None,
+            reload_room: Duration::ZERO,
+            deadlines: Deadlines::default(),
         }
     }
 
@@ -238,13 +273,11 @@ impl NodeSignaller {
     /// (SIGHUP by PID otherwise), and the permit is held (module docs). `clock` must be the
     /// LeaseElector's, so its deadlines mean the same instants here.
     pub fn with_guard(mut self, client: Arc<dyn NodeGuard>, clock: Clock) -> Self {
+        self.deadlines.clock = Some(clock);
         self.guard = Some(GuardLink {
             client,
-            clock,
             connected: false,
             connecting: false,
-            deadline: None,
-            forge_deadline: None,
             permitted: false,
             reload_lost: false,
             last_resend: None,
@@ -266,11 +299,19 @@ impl NodeSignaller {
 
     /// Quorum mode, as [`NodeSignaller::with_quorum_if`].
     pub fn with_quorum(mut self, break_glass: bool) -> Self {
-        if let Some(g) = self.guard.as_mut()
-            && !break_glass
-        {
-            g.forge_deadline = Some(None);
+        if !break_glass {
+            self.deadlines.forge = Some(None);
         }
+        self
+    }
+
+    /// A follow-up reload (module docs, "A start is not undone by an earlier stop") goes only
+    /// while at least `room` is left before the forging deadline, as the Decider's own
+    /// non-stopping reloads (its `reload_room`, F21); else after the next lease fact that leaves
+    /// room. `clock` must be the LeaseElector's, as for [`NodeSignaller::with_guard`].
+    pub fn with_reload_room(mut self, room: Duration, clock: Clock) -> Self {
+        self.reload_room = room;
+        self.deadlines.clock = Some(clock);
         self
     }
 
@@ -287,11 +328,8 @@ impl NodeSignaller {
     /// however late the request reaches the guard it never outlives the lease (a late one is
     /// refused there).
     fn permit_deadline(&self) -> Option<u64> {
-        let g = self.guard.as_ref()?;
-        let deadline = match g.forge_deadline {
-            None => g.deadline?,
-            Some(forge) => g.deadline?.min(forge?),
-        };
+        self.guard.as_ref()?;
+        let deadline = self.deadlines.forging()?;
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return None;
@@ -308,6 +346,12 @@ impl NodeSignaller {
         // STOP_GRACE of now, whatever else is under way.
         let done = Instant::now() + self.stop.grace;
         self.reloads_done_by = Some(self.reloads_done_by.map_or(done, |t| t.max(done)));
+        if matches!(
+            reason,
+            ReloadReason::StopForging | ReloadReason::Shutdown | ReloadReason::Startup
+        ) {
+            self.stopping_reload_sent();
+        }
         self.restarts.healthy();
         let connected = self.guard.as_ref().is_some_and(|g| g.connected);
         if !connected {
@@ -351,6 +395,7 @@ impl NodeSignaller {
         if node.is_some() && node != self.last_node {
             // Another process: nothing is queued in it yet.
             self.reloads_done_by = None;
+            self.stops_done_by = None;
             // F22: an `exited` report from the old guard was about the old process; until the
             // signaller subscribes to the new guard it must not confirm a stop to this one.
             if let Some(g) = self.guard.as_ref() {

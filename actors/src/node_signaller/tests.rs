@@ -163,6 +163,177 @@ async fn a_reassert_by_pid_is_not_queued_behind_a_reload_that_may_be_under_way()
     assert_eq!(sighups(&metrics, ReloadReason::Reassert), 1);
 }
 
+/// Waits (bounded) until `metrics` counts `n` re-assert SIGHUPs.
+async fn reasserts_reach(metrics: &Metrics, n: u64, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while sighups(metrics, ReloadReason::Reassert) < n {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
+#[actix::test]
+async fn a_start_an_earlier_stopping_reload_may_undo_is_reloaded_once_more_after_it() {
+    // F24: the node handles each SIGHUP in a thread of its own. A start sent while the start-up
+    // reload (credentials absent) may still be under way can take effect first, and that
+    // reload then turns forging off while this pod holds the lease; nothing else would reload
+    // the node. One more reload follows once the start-up reload has had its STOP_GRACE.
+    let node = DeafNode::spawn().await;
+    let (addr, metrics) = signaller();
+    addr.send(NodeProcess(Some(node.identity())))
+        .await
+        .expect("mailbox");
+    let startup = Instant::now();
+    reload(&addr, ReloadReason::Startup).await;
+    reload(&addr, ReloadReason::StartForging).await;
+    assert_eq!(sighups(&metrics, ReloadReason::Reassert), 0);
+    assert!(
+        reasserts_reach(&metrics, 1, GRACE + Duration::from_secs(3)).await,
+        "no reload followed a start sent while the start-up reload may still have been under way"
+    );
+    let after = startup.elapsed();
+    assert!(
+        after >= GRACE - Duration::from_millis(20),
+        "the follow-up went {after:?} after the start-up reload, before it had had its STOP_GRACE ({GRACE:?})"
+    );
+    // Once: the follow-up is no start of its own.
+    tokio::time::sleep(2 * GRACE).await;
+    assert_eq!(sighups(&metrics, ReloadReason::Reassert), 1);
+}
+
+#[actix::test]
+async fn a_start_no_stopping_reload_may_undo_is_not_followed_up() {
+    let node = DeafNode::spawn().await;
+    let (addr, metrics) = signaller();
+    addr.send(NodeProcess(Some(node.identity())))
+        .await
+        .expect("mailbox");
+    reload(&addr, ReloadReason::StartForging).await;
+    reload(&addr, ReloadReason::Rotation).await;
+    assert!(
+        !reasserts_reach(&metrics, 1, 2 * GRACE).await,
+        "a reload followed starts that no stopping reload could undo"
+    );
+}
+
+#[actix::test]
+async fn a_stop_after_such_a_start_cancels_its_follow_up() {
+    // The follow-up reload restores forging: it must never go after a stop (S2).
+    let node = DeafNode::spawn().await;
+    let (addr, metrics) = signaller();
+    addr.send(NodeProcess(Some(node.identity())))
+        .await
+        .expect("mailbox");
+    reload(&addr, ReloadReason::Startup).await;
+    reload(&addr, ReloadReason::StartForging).await;
+    reload(&addr, ReloadReason::StopForging).await;
+    assert!(
+        !reasserts_reach(&metrics, 1, 2 * GRACE).await,
+        "a reload followed the start after the stop that ended it"
+    );
+}
+
+#[actix::test]
+async fn a_follow_up_due_too_close_to_the_renew_deadline_waits_for_the_next_renewal() {
+    // F21 through F24: the follow-up reload is a start the Decider does not see. Sent with less
+    // than STOP_GRACE left before the renew deadline, the stop at the deadline would wait for
+    // its STOP_GRACE (F20's hold) past the deadline. It goes after the renewal instead.
+    use crate::{clock::Clock, messages::Fact};
+    use forge_core::decision::Event;
+    let node = DeafNode::spawn().await;
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let clock = Clock::new();
+    let addr = NodeSignaller::new(ProcFs::default(), &metrics)
+        .with_stop_confirmation(StopConfirmation {
+            grace: GRACE,
+            timeout: Duration::from_secs(5),
+        })
+        .with_reload_room(GRACE, clock)
+        .start();
+    addr.send(NodeProcess(Some(node.identity())))
+        .await
+        .expect("mailbox");
+    // The renew deadline comes 200 ms after the follow-up would be due (STOP_GRACE after the
+    // start-up reload): too little room for it.
+    let renew_deadline = Instant::now() + GRACE + Duration::from_millis(200);
+    addr.send(Fact::now(Event::LeaseAcquired {
+        deadline: clock.mono_of(renew_deadline),
+    }))
+    .await
+    .expect("mailbox");
+    reload(&addr, ReloadReason::Startup).await;
+    reload(&addr, ReloadReason::StartForging).await;
+    assert!(
+        !reasserts_reach(&metrics, 1, GRACE + Duration::from_millis(600)).await,
+        "the follow-up reload went with less than STOP_GRACE left before the renew deadline"
+    );
+    // The renewal moves the deadline: the follow-up goes now, not STOP_GRACE later.
+    let renewed = Instant::now();
+    addr.send(Fact::now(Event::LeaseRenewed {
+        deadline: clock.mono_of(renewed + Duration::from_secs(10)),
+    }))
+    .await
+    .expect("mailbox");
+    assert!(
+        reasserts_reach(&metrics, 1, Duration::from_millis(300)).await,
+        "the deferred follow-up reload did not go after the renewal that left room for it"
+    );
+    // Once.
+    addr.send(Fact::now(Event::LeaseRenewed {
+        deadline: clock.mono_of(Instant::now() + Duration::from_secs(10)),
+    }))
+    .await
+    .expect("mailbox");
+    tokio::time::sleep(2 * GRACE).await;
+    assert_eq!(sighups(&metrics, ReloadReason::Reassert), 1);
+}
+
+#[actix::test]
+async fn a_deferred_follow_up_is_dropped_by_a_stop() {
+    // The lease is lost at the deadline and the Decider stops the node: the renewal of a later
+    // tenure must not restore forging the stop ended (S2).
+    use crate::{clock::Clock, messages::Fact};
+    use forge_core::decision::Event;
+    let node = DeafNode::spawn().await;
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let clock = Clock::new();
+    let addr = NodeSignaller::new(ProcFs::default(), &metrics)
+        .with_stop_confirmation(StopConfirmation {
+            grace: GRACE,
+            timeout: Duration::from_secs(5),
+        })
+        .with_reload_room(GRACE, clock)
+        .start();
+    addr.send(NodeProcess(Some(node.identity())))
+        .await
+        .expect("mailbox");
+    addr.send(Fact::now(Event::LeaseAcquired {
+        deadline: clock.mono_of(Instant::now() + GRACE + Duration::from_millis(200)),
+    }))
+    .await
+    .expect("mailbox");
+    reload(&addr, ReloadReason::Startup).await;
+    reload(&addr, ReloadReason::StartForging).await;
+    tokio::time::sleep(GRACE + Duration::from_millis(300)).await;
+    addr.send(Fact::now(Event::LeaseLost { holder: None }))
+        .await
+        .expect("mailbox");
+    reload(&addr, ReloadReason::StopForging).await;
+    let before = sighups(&metrics, ReloadReason::Reassert);
+    addr.send(Fact::now(Event::LeaseAcquired {
+        deadline: clock.mono_of(Instant::now() + Duration::from_secs(10)),
+    }))
+    .await
+    .expect("mailbox");
+    assert!(
+        !reasserts_reach(&metrics, before + 1, 2 * GRACE).await,
+        "a deferred follow-up reload went after the stop that ended its start"
+    );
+}
+
 /// Stands in for the NodeSignaller's mailbox: records what reaches it once it runs.
 struct Inbox<M>(std::sync::Arc<std::sync::Mutex<Vec<M>>>);
 

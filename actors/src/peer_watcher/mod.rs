@@ -36,23 +36,15 @@
 mod read;
 mod watch;
 
-use std::{
-    path::PathBuf,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use actix::{Actor, AsyncContext, Context, Recipient, SpawnHandle, Supervised};
 use forge_core::lease::{LeaseRecord, Mono};
 use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::{
-    adapters::kube_peer::KubePeers,
     clock::Clock,
-    messages::Fact,
+    messages::{Fact, Leading, PollNow},
     ports::{PeerApi, PeerObjects},
 };
 use read::Why;
@@ -117,21 +109,17 @@ impl PeerMetrics {
     }
 }
 
-/// Where and how a peer is read.
+/// Which peer is read, and how often. Where its API server is and how long a call may take
+/// are the [`PeerApi`] adapter's.
 #[derive(Debug, Clone)]
 pub struct PeerSettings {
-    /// The peer's name: also its CardanoForgeCluster's name.
+    /// The peer's name: also its CardanoForgeCluster's name, and the name [`PeerApi::connect`]
+    /// is given.
     pub name: String,
-    /// Its kubeconfig.
-    pub kubeconfig: PathBuf,
-    /// The namespace of its objects.
-    pub namespace: String,
-    /// The name of its local Lease.
+    /// The name of its local Lease (for logs; the adapter addresses it).
     pub lease: String,
     /// The period of the watcher's tick: reads while eager or unreachable, watch retries.
     pub every: Duration,
-    /// Per-call deadline.
-    pub timeout: Duration,
     /// The resync period (`LEASE_DURATION`): a leader reads at least this often, anyone reads
     /// when the watches have shown nothing for this long.
     pub resync: Duration,
@@ -156,9 +144,10 @@ pub struct PeerWatcher {
     /// The peer Lease's holder and the CFC's `activeLeader` when they differ (logs only on a
     /// change).
     lease_mismatch: Option<(String, String)>,
-    /// This pod leads its region (set by the Decider); without one, it always counts as leader.
-    /// A standby reads on a CFC change only at its next resync.
-    gate: Option<Arc<AtomicBool>>,
+    /// Whether this pod leads its region, as the Decider last said (`Leading`); `None`: not
+    /// gated, it always counts as leader. A standby reads on a CFC change only at its next
+    /// resync.
+    leading: Option<bool>,
     /// When the last read was sent.
     last_poll: Option<Mono>,
     /// Reads every period until then (after a `PollNow`).
@@ -184,23 +173,18 @@ pub struct PeerWatcher {
 }
 
 impl PeerWatcher {
-    /// A watcher of one peer, reporting to `fact`, reaching the peer through its kubeconfig
-    /// ([`KubePeers`]; [`PeerWatcher::with_api`] replaces it).
+    /// A watcher of one peer, reaching it through `api` (the system's [`PeerApi`]) and
+    /// reporting to `fact`.
     pub fn new(
         settings: PeerSettings,
+        api: Arc<dyn PeerApi>,
         clock: Clock,
         fact: Recipient<Fact>,
         metrics: Option<PeerMetrics>,
     ) -> Self {
-        let api = KubePeers::new(
-            [(settings.name.clone(), settings.kubeconfig.clone())],
-            &settings.namespace,
-            &settings.lease,
-            settings.timeout,
-        );
         Self {
             settings,
-            api: Arc::new(api),
+            api,
             clock,
             fact,
             metrics,
@@ -210,7 +194,7 @@ impl PeerWatcher {
             last_seen: None,
             reachable: None,
             lease_mismatch: None,
-            gate: None,
+            leading: None,
             last_poll: None,
             eager_until: None,
             watch: None,
@@ -226,25 +210,20 @@ impl PeerWatcher {
         }
     }
 
-    /// Issue 14's API budget: the Decider keeps `leader` (this pod holds its region's Lease). A
-    /// standby reads the peer on a CFC change only at its next resync, and never on the
-    /// periodic resync while the watches show the peer's Lease being renewed; the Decider
-    /// sends `PollNow` when this pod becomes its region's leader, so a new leader decides on
-    /// fresh reads. `resync` replaces [`PeerSettings::resync`].
-    pub fn with_leader_gate(mut self, leader: Arc<AtomicBool>, resync: Duration) -> Self {
-        self.gate = Some(leader);
+    /// The API budget (docs/quorum.md, "API load"): the watcher starts as a standby and the
+    /// Decider tells it with [`Leading`] whether this pod holds its region's Lease. A standby
+    /// reads the peer on a CFC change only at its next resync, and never on the periodic resync
+    /// while the watches show the peer's Lease being renewed; the Decider sends `PollNow` when
+    /// this pod becomes its region's leader, so a new leader decides on fresh reads. `resync`
+    /// replaces [`PeerSettings::resync`].
+    pub fn with_leader_gate(mut self, resync: Duration) -> Self {
+        self.leading = Some(false);
         self.settings.resync = resync;
         self
     }
 
-    /// Reaches the peer through `api` (the system's [`PeerApi`]).
-    pub fn with_api(mut self, api: Arc<dyn PeerApi>) -> Self {
-        self.api = api;
-        self
-    }
-
     fn leads(&self) -> bool {
-        self.gate.as_ref().is_none_or(|g| g.load(Ordering::Relaxed))
+        self.leading.unwrap_or(true)
     }
 }
 
@@ -265,10 +244,22 @@ impl Supervised for PeerWatcher {
     }
 }
 
-impl actix::Handler<crate::messages::PollNow> for PeerWatcher {
+impl actix::Handler<Leading> for PeerWatcher {
     type Result = ();
 
-    fn handle(&mut self, _: crate::messages::PollNow, ctx: &mut Context<Self>) {
+    /// Handled before the watcher's next tick or watch event (actix drains an actor's mailbox
+    /// before it polls its timers and streams), so they see what the Decider last decided.
+    fn handle(&mut self, Leading(on): Leading, _: &mut Context<Self>) {
+        if let Some(leading) = &mut self.leading {
+            *leading = on;
+        }
+    }
+}
+
+impl actix::Handler<PollNow> for PeerWatcher {
+    type Result = ();
+
+    fn handle(&mut self, _: PollNow, ctx: &mut Context<Self>) {
         self.eager_until = Some(self.clock.now() + self.settings.resync);
         if self.in_flight {
             self.poll_again = true;

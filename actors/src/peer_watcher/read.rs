@@ -11,9 +11,9 @@ use k8s_openapi::api::coordination::v1::Lease;
 
 use super::PeerWatcher;
 use crate::{
-    adapters::kube::{KubeApiError, newer_resource_version},
+    adapters::kube::newer_resource_version,
     messages::Fact,
-    ports::PeerObjects,
+    ports::{ApiError, PeerObjects},
 };
 
 /// Why a consistent read is sent (`cardano_cluster_peer_reads_total{why}`).
@@ -111,7 +111,7 @@ impl PeerWatcher {
             let sent = clock.now();
             let (object, record) = futures::join!(objects.cfc.get(), objects.lease.get());
             let received = clock.now();
-            Ok::<_, KubeApiError>((objects, sent, received, object, record))
+            Ok::<_, ApiError>((objects, sent, received, object, record))
         };
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
             act.in_flight = false;
@@ -157,10 +157,10 @@ impl PeerWatcher {
                 PeerObjects,
                 Mono,
                 Mono,
-                Result<Option<CardanoForgeCluster>, KubeApiError>,
-                Result<Option<Lease>, KubeApiError>,
+                Result<Option<CardanoForgeCluster>, ApiError>,
+                Result<Option<Lease>, ApiError>,
             ),
-            KubeApiError,
+            ApiError,
         >,
         why: Why,
         ctx: &mut Context<Self>,
@@ -239,7 +239,7 @@ impl PeerWatcher {
     }
 
     /// A failed read (sent at `at`).
-    fn unreachable(&mut self, e: &KubeApiError, at: Mono) {
+    fn unreachable(&mut self, e: &ApiError, at: Mono) {
         let cluster = self.settings.name.clone();
         if self.reachable != Some(false) {
             tracing::warn!(peer = %cluster, error = %e, "peer region unreachable: no takeover from it on silence");
@@ -248,7 +248,7 @@ impl PeerWatcher {
         if let Some(m) = &self.metrics {
             m.reachable.with_label_values(&[&cluster]).set(0);
         }
-        if !e.is_retryable() || matches!(e, KubeApiError::Transport(_)) {
+        if !e.is_retryable() || matches!(e, ApiError::Transport(_)) {
             // Rebuild the client next time (a kubeconfig may have been rotated).
             self.objects = None;
         }

@@ -15,16 +15,16 @@ use k8s_openapi::api::coordination::v1::Lease;
 
 use super::{PeerWatcher, read::Why};
 use crate::{
-    adapters::kube::{KubeApiError, newer_resource_version},
+    adapters::kube::newer_resource_version,
     messages::Fact,
-    ports::PeerObjects,
+    ports::{ApiError, PeerObjects},
 };
 
 /// An item of the watches: which object, in which watch generation (`None`: that watch ended).
 #[derive(Debug)]
 enum Watched {
-    Cfc(Result<Option<Box<CardanoForgeCluster>>, KubeApiError>),
-    Lease(Result<Option<Box<Lease>>, KubeApiError>),
+    Cfc(Result<Option<Box<CardanoForgeCluster>>, ApiError>),
+    Lease(Result<Option<Box<Lease>>, ApiError>),
 }
 
 /// The watches' item, tagged with the generation of the watches it came from.
@@ -58,7 +58,7 @@ impl PeerWatcher {
     }
 
     /// Closes the watches (they failed): reopened after a period, and read now.
-    fn watch_failed(&mut self, error: Option<&KubeApiError>, ctx: &mut Context<Self>) {
+    fn watch_failed(&mut self, error: Option<&ApiError>, ctx: &mut Context<Self>) {
         if let Some(handle) = self.watch.take() {
             ctx.cancel_future(handle);
         }

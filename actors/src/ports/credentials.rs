@@ -3,7 +3,7 @@
 
 use std::{fmt, io, path::PathBuf};
 
-use forge_core::credentials::{CredentialKind, CredentialSet};
+use forge_core::credentials::{CredentialKind, CredentialSet, MAX_ENVELOPE_BYTES};
 use futures::stream::BoxStream;
 
 labels! {
@@ -19,10 +19,6 @@ labels! {
         Remove => "remove",
     }
 }
-
-/// Larger than any Cardano credential text envelope (a KES key envelope is about 1.3 KiB), small
-/// enough that a wrong mount (a directory of logs, a device) is refused instead of read.
-pub const MAX_CREDENTIAL_FILE_BYTES: u64 = 64 * 1024;
 
 /// Bytes of key material. `Debug` prints only the length.
 #[derive(Clone, PartialEq, Eq)]
@@ -62,9 +58,7 @@ pub enum CredentialFileError {
         source: io::Error,
     },
     /// A source file is larger than any credential envelope.
-    #[error(
-        "credential file {path} is {size} bytes, more than the {MAX_CREDENTIAL_FILE_BYTES} a credential can be"
-    )]
+    #[error("credential file {path} is {size} bytes, more than the {MAX_ENVELOPE_BYTES} a credential can be")]
     TooLarge {
         /// The file.
         path: PathBuf,
@@ -144,7 +138,7 @@ pub struct SourceWatchError {
 pub trait CredentialSource: Send + Sync + 'static {
     /// The three files (validation reasons and metrics name them).
     fn files(&self) -> &CredentialSet<PathBuf>;
-    /// Reads all three (each at most [`MAX_CREDENTIAL_FILE_BYTES`]).
+    /// Reads all three (each at most [`MAX_ENVELOPE_BYTES`]).
     fn read(&self) -> Result<CredentialContents, CredentialFileError>;
     /// Every change from now on, until the stream is dropped; it ends when the watch does. Set
     /// up before the caller reads, so that no change between the two is missed.

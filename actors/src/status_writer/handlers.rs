@@ -29,7 +29,7 @@ impl Handler<WriteStatus> for StatusWriter {
             let seen = seen.and_then(|o| o.status);
             let mut next = cluster_status(&self.pod, &report, self.health.as_ref(), seen.as_ref(), now);
             // An override's `reason` is shown with the decision it caused.
-            if let (Some(why), true) = (override_reason, report.reason.as_str().starts_with("override_")) {
+            if let (Some(why), true) = (override_reason, report.reason.is_override()) {
                 next.message = next.message.map(|m| format!("{m} (override reason: {why})"));
             }
             // A claim is always written: "confirmed" must mean the server took it, not that a

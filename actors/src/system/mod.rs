@@ -14,13 +14,15 @@
 //! # The actor graph
 //!
 //! Every message edge and channel `spawn_all` creates (`─M─►`: message `M` by actix mailbox;
-//! `═►`: a tokio `watch` channel or a shared cell, read at will):
+//! `═►`: a channel, the LeaseElector's unbounded one or a tokio `watch` read at will):
 //!
 //! ```text
 //! facts: every Fact to the Decider passes the Counted inbox (forge_manager_mailbox_depth{actor="decider"})
 //!
-//! LeaseElector ─Fact(LeaseAcquired|LeaseRenewed|LeaseLost)─► LeaseTap ─Fact─► NodeSignaller (permit bound)
-//!                                                                       └─Fact─► Counted ─► Decider
+//! LeaseElector ═► its forwarding task ─Fact(LeaseAcquired|LeaseRenewed|LeaseLost)─► LeaseTap
+//!              (an unbounded channel, drained in order with send().await)
+//! LeaseTap ─Fact(lease facts, TicketsChanged)─► NodeSignaller (the permit's bound), handled first
+//!          └─Fact(every fact, then)─► Counted ─► Decider
 //! NodeWatcher ─Fact(NodeUp|NodeDown)─► Counted ─► Decider
 //! NodeWatcher ─NodeProcess─► NodeSignaller
 //! NodeSignaller ─Fact(NodeFenced)─► Counted ─► Decider
@@ -41,21 +43,32 @@
 //! ChainWatcher ─StatusFigures::Chain─► Decider (/status "chain")    (NODE_METRICS_URL or LEADER_SCHEDULE)
 //! TicketKeeper ─StatusFigures::Quorum─► Decider (/status "quorum")                        (quorum mode)
 //!
-//! commands (from the Decider, in plan order; each answered with a CommandResult)
+//! commands (from the Decider's plans, in plan order, each awaited before the next; all but
+//! Contend answered with a CommandResult)
 //!
 //! Decider ─Contend, Release─► LeaseElector
 //! Decider ─Install, Remove─► CredentialKeeper
 //! Decider ─Reload─► NodeSignaller
 //! Decider ─WriteStatus─► StatusWriter
-//! Decider ─PollNow─► PeerWatcher ×peers
-//! Decider ─TicketIntent─► TicketKeeper                                                    (quorum mode)
 //!
-//! shared cells and channels
+//! requests outside the plans (sent as they arise, not awaited)
+//!
+//! Decider ─PollNow─► PeerWatcher ×peers   (a claim confirmed, or this pod became its region's leader)
+//! Decider ─Leading(bool)─► PeerWatcher ×peers (this pod started or stopped holding its region's
+//!          Lease; a standby's reads only when its watches go silent)          (cluster management)
+//! Decider ─TicketIntent─► TicketKeeper (when the lifecycle's ticket intent changes)  (quorum mode)
+//!
+//! channels, and the binary
 //!
 //! Decider ═Snapshot═► Handles::snapshot (the binary's /status /health /readyz), ClusterMetrics gauges
-//! Decider ═leader flag═► PeerWatcher ×peers (a standby reads only when its watches go silent) (cluster management)
 //! signal handler (the binary) ─Shutdown─► Decider
 //! ```
+//!
+//! Between actors everything is a message: no actor reads another's state (the Snapshot goes to
+//! the HTTP endpoints and the gauges, not to an actor). The tasks an actor spawns act for it
+//! and send only the edges drawn above: the LeaseElector's forwarder, the ClusterWatcher's
+//! follow loop, and the NodeSignaller's subscription to the node guard, whose reports come back
+//! to the signaller as `GuardPush` messages.
 //!
 //! Outside the process, each through its port in [`Adapters`]: the NodeSignaller talks to the
 //! node guard (permit, reload, revoke; its `GuardReport` stream back) and, without one, signals
@@ -63,8 +76,10 @@
 //! node's socket and process (asking the guard for the PID when the process is not visible); the
 //! CredentialKeeper reads and watches the sources, writes the targets and publishes an Event per
 //! refusal; the LeaseElector, the StatusWriter and the ClusterWatcher read and write the Lease,
-//! the CardanoLeader and the CardanoForgeCluster; the HealthProber probes over HTTP; the
-//! ChainWatcher reads the node's tip from its metrics endpoint and the leader schedule file.
+//! the CardanoLeader and the CardanoForgeCluster; the PeerWatchers read and watch each peer
+//! region's CardanoForgeCluster and Lease (`Adapters::peers`, which holds the peers' kubeconfigs);
+//! the HealthProber probes over HTTP; the ChainWatcher reads the node's tip from its metrics
+//! endpoint and the leader schedule file.
 
 mod adapters;
 mod parts;
@@ -219,6 +234,10 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     .start()
     .recipient();
 
+    // The room a non-stopping reload leaves before the forging deadline: the Decider's and the
+    // NodeSignaller's follow-up reload's (docs/safety-findings.md F21).
+    let ticket_timing = quorum.as_ref().map(|q| q.ticket.as_lease_timing());
+    let (reload_room, capped) = crate::decider::reload_room(*stop_grace, lease, ticket_timing.as_ref());
     // Reloads go through the node guard whenever its socket exists (SIGHUP by PID otherwise);
     // the signaller holds the guard's forging permit within the lease's renew deadline.
     let signaller = Supervisor::start({
@@ -234,6 +253,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
                 .with_guard(guard, clock)
                 .with_quorum_if(quorum_glass)
                 .with_stop_confirmation(stop)
+                .with_reload_room(reload_room, clock)
                 .with_decider(fact);
             if boot_credentials {
                 signaller
@@ -334,11 +354,11 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         });
     }
     // Standbys follow their peers by watch alone and read them only when the watches go
-    // silent (issue 14's API budget); the Decider keeps the flag.
-    let leader_flag = cluster
-        .management_enabled
-        .then(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
-    let poll_peers = spawn_peer_watchers(cfg, peer_api, clock, &facts, leader_flag.clone(), registry)?;
+    // silent (the API budget, docs/quorum.md "API load"); the Decider tells the PeerWatchers
+    // whether this pod leads its region (`Leading`). None without cluster management.
+    let peer_watchers = spawn_peer_watchers(cfg, peer_api, clock, &facts, registry)?;
+    let poll_peers = peer_watchers.iter().map(|w| w.clone().recipient()).collect();
+    let leading = peer_watchers.into_iter().map(|w| w.recipient()).collect();
 
     let ClusterSettings {
         management_enabled,
@@ -360,6 +380,16 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         quorum: quorum.is_some(),
         quorum_break_glass: quorum.as_ref().is_some_and(|q| q.break_glass),
     };
+    if capped {
+        tracing::warn!(
+            stop_grace_ms = stop_grace.as_millis() as u64,
+            room_ms = reload_room.as_millis() as u64,
+            "STOP_GRACE is longer than RENEW_DEADLINE (or TICKET_RENEW_DEADLINE) - RETRY_PERIOD: a start, rotation or re-assert \
+             is kept only this far from the renew deadline, so the stop there may wait for it past the \
+             deadline (docs/safety-findings.md F21); a longer RENEW_DEADLINE or a shorter RETRY_PERIOD \
+             gives the stop its room"
+        );
+    }
     let settings = DeciderSettings {
         pod: pod_name.clone(),
         heartbeat: lease.retry_period.min(Duration::from_secs(1)),
@@ -371,6 +401,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         // A SIGTERM handover may wait for an imminent leader slot within the shutdown deadline,
         // leaving the stop its confirmation time and a second more.
         shutdown_hold_max: shutdown_timeout.saturating_sub(*stop_confirm_timeout + Duration::from_secs(1)),
+        reload_room,
     };
     let _ = api_timeout; // in every Kubernetes adapter (`Adapters::real`)
     let out = DeciderOutputs {
@@ -396,10 +427,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         Some(keeper) => decider_actor.with_tickets(keeper),
         None => decider_actor,
     };
-    let decider_actor = match leader_flag {
-        Some(flag) => decider_actor.with_leader_flag(flag),
-        None => decider_actor,
-    };
+    let decider_actor = decider_actor.with_leading(leading);
     decider_ctx.run(decider_actor);
     Ok(Handles {
         decider,

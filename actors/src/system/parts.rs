@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use actix::{Recipient, Supervisor};
+use actix::{Addr, Recipient, Supervisor};
 use forge_core::config::{
     ChainSettings as ChainConfig, ClusterSettings, HealthCheckSettings, PoolIdentity, QuorumSettings,
     ValidConfig,
@@ -18,7 +18,7 @@ use crate::{
     cluster_metrics::ClusterMetrics,
     health_prober::Probing,
     http::Snapshot,
-    messages::{Fact, PollNow, StatusFigures},
+    messages::{Fact, StatusFigures},
     metrics::PodLabels,
     peer_watcher::{PeerMetrics, PeerSettings, PeerWatcher},
     ports::{ChainSource, LeaseApi, PeerApi},
@@ -152,17 +152,17 @@ pub(super) fn spawn_chain_watcher(
 
 /// Peer regions (cluster management only): each one's CFC and Lease followed by watches through
 /// its own kubeconfig (`api`), with consistent reads when a decision needs them (`PollNow`) and a resync
-/// (docs/quorum.md, "API load"). Returns where the Decider asks them to poll.
+/// (docs/quorum.md, "API load"). Returns them, for the Decider's `PollNow` and `Leading`.
 ///
-/// With `leader_gate` a PeerWatcher on a standby reads only when its watches go silent.
+/// Each starts as a standby's, reading only when its watches go silent, until the Decider says
+/// this pod leads its region (`Leading`).
 pub(super) fn spawn_peer_watchers(
     cfg: &ValidConfig,
     api: Arc<dyn PeerApi>,
     clock: crate::clock::Clock,
     facts: &Recipient<Fact>,
-    leader_gate: Option<Arc<std::sync::atomic::AtomicBool>>,
     registry: &Registry,
-) -> Result<Vec<Recipient<PollNow>>, SpawnError> {
+) -> Result<Vec<Addr<PeerWatcher>>, SpawnError> {
     if !cfg.cluster.management_enabled || cfg.peers.is_empty() {
         return Ok(Vec::new());
     }
@@ -171,25 +171,18 @@ pub(super) fn spawn_peer_watchers(
         .peers
         .iter()
         .map(|peer| {
+            // The peer's kubeconfig, namespace and call timeout are in `api` (`Adapters::peers`).
             let settings = PeerSettings {
                 name: peer.name.clone(),
-                kubeconfig: peer.kubeconfig.clone(),
-                namespace: cfg.namespace.clone(),
                 lease: cfg.names.lease.clone(),
                 every: cfg.lease.retry_period,
-                timeout: cfg.api_timeout,
                 resync: cfg.lease.duration,
             };
             let (fact, m) = (facts.clone(), peer_metrics.clone());
-            let (gate, resync, api) = (leader_gate.clone(), cfg.lease.duration, api.clone());
+            let (resync, api) = (cfg.lease.duration, api.clone());
             Supervisor::start(move |_| {
-                let w = PeerWatcher::new(settings, clock, fact, Some(m)).with_api(api);
-                match gate {
-                    Some(flag) => w.with_leader_gate(flag, resync),
-                    None => w,
-                }
+                PeerWatcher::new(settings, api, clock, fact, Some(m)).with_leader_gate(resync)
             })
-            .recipient()
         })
         .collect())
 }

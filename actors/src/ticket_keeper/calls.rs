@@ -7,10 +7,7 @@ use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use forge_core::lease::{LeaseRecord, Mono};
 
 use super::{ACTOR, Endpoint, Outcome, Ticket, TicketKeeper};
-use crate::{
-    adapters::kube::KubeApiError,
-    ports::{LeaseApi, LeaseSnapshot},
-};
+use crate::ports::{ApiError, LeaseApi, LeaseSnapshot};
 
 impl TicketKeeper {
     pub(super) fn read(&mut self, i: usize, ctx: &mut Context<Self>) {
@@ -20,14 +17,13 @@ impl TicketKeeper {
         let timeout = self.settings.call_timeout;
         let fut = async move {
             let port = port.await?;
-            let call =
-                tokio::time::timeout(timeout, port.get())
-                    .await
-                    .map_err(|_| KubeApiError::Timeout {
-                        op: "ticket get",
-                        after: timeout,
-                    })??;
-            Ok::<_, KubeApiError>((port, call))
+            let call = tokio::time::timeout(timeout, port.get())
+                .await
+                .map_err(|_| ApiError::Timeout {
+                    op: "ticket get",
+                    after: timeout,
+                })??;
+            Ok::<_, ApiError>((port, call))
         };
         self.spawn(i, fut, None, false, ctx);
     }
@@ -51,14 +47,13 @@ impl TicketKeeper {
                 Some(rv) => port.replace(rv, record),
                 None => port.create(record),
             };
-            let written =
-                tokio::time::timeout(timeout, call)
-                    .await
-                    .map_err(|_| KubeApiError::Timeout {
-                        op: "ticket write",
-                        after: timeout,
-                    })??;
-            Ok::<_, KubeApiError>((port, Some(written)))
+            let written = tokio::time::timeout(timeout, call)
+                .await
+                .map_err(|_| ApiError::Timeout {
+                    op: "ticket write",
+                    after: timeout,
+                })??;
+            Ok::<_, ApiError>((port, Some(written)))
         };
         self.spawn(i, fut, Some(sent), release, ctx);
     }
@@ -67,7 +62,7 @@ impl TicketKeeper {
     pub(super) fn spawn(
         &mut self,
         i: usize,
-        fut: impl std::future::Future<Output = Result<(Arc<dyn LeaseApi>, Option<LeaseSnapshot>), KubeApiError>>
+        fut: impl std::future::Future<Output = Result<(Arc<dyn LeaseApi>, Option<LeaseSnapshot>), ApiError>>
         + 'static,
         sent: Option<Mono>,
         release: bool,
@@ -85,7 +80,7 @@ impl TicketKeeper {
                 (Some(sent), Ok((port, snapshot))) => {
                     t.endpoint = Endpoint::Port(port);
                     Outcome::Wrote {
-                        result: snapshot.ok_or_else(|| KubeApiError::Invalid("no answer".into())),
+                        result: snapshot.ok_or_else(|| ApiError::Invalid("no answer".into())),
                         sent,
                         release,
                     }
@@ -151,8 +146,8 @@ impl TicketKeeper {
         }
     }
 
-    pub(super) fn failed(t: &mut Ticket, what: &str, e: &KubeApiError, now: Mono, retry: Duration) {
-        let conflict = matches!(e, KubeApiError::Conflict(_));
+    pub(super) fn failed(t: &mut Ticket, what: &str, e: &ApiError, now: Mono, retry: Duration) {
+        let conflict = matches!(e, ApiError::Conflict(_));
         if !conflict {
             t.retry_at = Some(now + retry);
             if t.reachable != Some(false) {

@@ -58,12 +58,12 @@ use futures::future::BoxFuture;
 
 use crate::{
     adapters::{
-        kube::{KubeApiError, client},
+        kube::client,
         kube_lease::{KubeLeasePort, KubeLeases},
     },
     clock::Clock,
     messages::{Fact, StatusFigures},
-    ports::{LeaseApi, LeaseSnapshot},
+    ports::{ApiError, LeaseApi, LeaseSnapshot},
 };
 
 /// The actor's name in logs.
@@ -170,13 +170,13 @@ struct Ticket {
 }
 
 /// A watch event of ticket `.0` from watch generation `.1` (`None`: the watch ended).
-struct TicketWatch(usize, u64, Option<Result<Option<LeaseSnapshot>, KubeApiError>>);
+struct TicketWatch(usize, u64, Option<Result<Option<LeaseSnapshot>, ApiError>>);
 
 /// What a call to one ticket came to.
 enum Outcome {
-    Read(Result<Option<LeaseSnapshot>, KubeApiError>),
+    Read(Result<Option<LeaseSnapshot>, ApiError>),
     Wrote {
-        result: Result<LeaseSnapshot, KubeApiError>,
+        result: Result<LeaseSnapshot, ApiError>,
         sent: Mono,
         release: bool,
     },
@@ -351,7 +351,7 @@ impl TicketKeeper {
     }
 
     /// The port of ticket `i`, building a client from its kubeconfig on first use.
-    fn port(&self, i: usize) -> BoxFuture<'static, Result<Arc<dyn LeaseApi>, KubeApiError>> {
+    fn port(&self, i: usize) -> BoxFuture<'static, Result<Arc<dyn LeaseApi>, ApiError>> {
         let endpoint = self.tickets[i].endpoint.clone();
         let (ns, lease, timeout) = (
             self.settings.namespace.clone(),

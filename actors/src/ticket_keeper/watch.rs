@@ -7,8 +7,8 @@ use futures::StreamExt;
 
 use super::{ACTOR, Endpoint, TicketKeeper, TicketWatch};
 use crate::{
-    adapters::kube::{KubeApiError, newer_resource_version},
-    ports::LeaseSnapshot,
+    adapters::kube::newer_resource_version,
+    ports::{ApiError, LeaseSnapshot},
 };
 
 impl TicketKeeper {
@@ -43,7 +43,7 @@ impl TicketKeeper {
 
     /// Ticket `i`'s watch failed or ended: reads take over until it is open again, a retry
     /// period later.
-    pub(super) fn watch_failed(&mut self, i: usize, error: Option<&KubeApiError>, ctx: &mut Context<Self>) {
+    pub(super) fn watch_failed(&mut self, i: usize, error: Option<&ApiError>, ctx: &mut Context<Self>) {
         self.close_watch(i, ctx);
         let retry = self.settings.timing.retry_period;
         let t = &mut self.tickets[i];

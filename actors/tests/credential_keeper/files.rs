@@ -15,7 +15,7 @@ use forge_actors::{
 };
 use forge_core::decision::Event;
 
-use crate::{Kept, SecretVolume, corrupt_set, is_invalid, source_bytes, targets_in, valid_set};
+use crate::{Kept, SecretVolume, corrupt_set, is_invalid, kept_valid, source_bytes, targets_in, valid_set};
 
 #[actix::test]
 async fn start_removes_leftover_targets_then_reports_valid_sources() {
@@ -44,10 +44,7 @@ async fn start_removes_leftover_targets_then_reports_valid_sources() {
 #[actix::test]
 async fn install_writes_0600_copies_of_the_sources_and_remove_removes_them() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut volume = SecretVolume::new(dir.path().join("secret"));
-    volume.publish(valid_set(1));
-    let k = Kept::start(volume.paths(), targets_in(&dir.path().join("node")));
-    eventually("valid reported", || k.events() == [Event::CredentialsValid]).await;
+    let (volume, k) = kept_valid(dir.path()).await;
 
     k.keeper.send(Install).await.expect("mailbox").expect("installed");
     assert_eq!(k.target_bytes(), source_bytes(&volume.paths()));
@@ -82,13 +79,7 @@ async fn install_refuses_a_corrupt_set_never_writes_it_and_never_shows_its_conte
     let k = Kept::start(volume.paths(), targets_in(&dir.path().join("node")));
     eventually("invalid reported", || k.events().iter().any(is_invalid)).await;
 
-    let err = k
-        .keeper
-        .send(Install)
-        .await
-        .expect("mailbox")
-        .expect_err("refused");
-    assert_eq!(err.kind.as_str(), "invalid_credentials");
+    let err = k.install_refused().await;
     assert!(err.detail.contains("kes.skey"), "names the file: {}", err.detail);
     assert_eq!(k.target_bytes(), vec![None, None, None], "nothing written");
     assert_eq!(k.operations("copy", CredentialKind::KesSigningKey), 0);
@@ -129,10 +120,7 @@ async fn install_refuses_a_corrupt_set_never_writes_it_and_never_shows_its_conte
 #[actix::test]
 async fn a_rotated_secret_volume_is_reported_valid_and_rotated_without_touching_the_targets() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut volume = SecretVolume::new(dir.path().join("secret"));
-    volume.publish(valid_set(1));
-    let k = Kept::start(volume.paths(), targets_in(&dir.path().join("node")));
-    eventually("valid reported", || k.events() == [Event::CredentialsValid]).await;
+    let (mut volume, k) = kept_valid(dir.path()).await;
     k.keeper.send(Install).await.expect("mailbox").expect("installed");
     let installed = k.target_bytes();
 
@@ -158,10 +146,7 @@ async fn a_rotated_secret_volume_is_reported_valid_and_rotated_without_touching_
 #[actix::test]
 async fn a_corrupt_rotation_is_reported_invalid_and_the_installed_set_stays() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut volume = SecretVolume::new(dir.path().join("secret"));
-    volume.publish(valid_set(1));
-    let k = Kept::start(volume.paths(), targets_in(&dir.path().join("node")));
-    eventually("valid reported", || k.events() == [Event::CredentialsValid]).await;
+    let (mut volume, k) = kept_valid(dir.path()).await;
     k.keeper.send(Install).await.expect("mailbox").expect("installed");
     let installed = k.target_bytes();
 
@@ -169,13 +154,7 @@ async fn a_corrupt_rotation_is_reported_invalid_and_the_installed_set_stays() {
     eventually("invalid reported", || k.events().iter().any(is_invalid)).await;
     assert_eq!(k.rotations(), 0);
     assert_eq!(k.target_bytes(), installed, "the installed set is not touched");
-    let err = k
-        .keeper
-        .send(Install)
-        .await
-        .expect("mailbox")
-        .expect_err("refused");
-    assert_eq!(err.kind.as_str(), "invalid_credentials");
+    k.install_refused().await;
     assert_eq!(
         k.target_bytes(),
         installed,

@@ -17,10 +17,10 @@ use actix::{Addr, Supervisor};
 use forge_actors::{
     adapters::fs_credentials::{CredentialKind, CredentialPaths, FsCredentials, FsSources},
     credential_keeper::CredentialKeeper,
-    messages::{Fact, SourcesRotated},
+    messages::{CommandFailed, Fact, Install, SourcesRotated},
     metrics::{Metrics, PodLabels},
     ports::{CredentialSource, CredentialStore},
-    testing::recorder,
+    testing::{eventually, recorder},
 };
 use forge_core::decision::Event;
 use prometheus::Registry;
@@ -45,11 +45,7 @@ impl SecretVolume {
     }
 
     fn paths(&self) -> CredentialPaths {
-        CredentialPaths {
-            kes: self.root.join(FILES[0]),
-            vrf: self.root.join(FILES[1]),
-            opcert: self.root.join(FILES[2]),
-        }
+        targets_in(&self.root)
     }
 
     /// Publishes a new version written by `write` into its own directory, then swaps `..data`
@@ -153,25 +149,46 @@ impl Kept {
     }
 
     fn target_bytes(&self) -> Vec<Option<Vec<u8>>> {
-        CredentialKind::ALL
-            .iter()
-            .map(|r| std::fs::read(self.targets.get(*r)).ok())
-            .collect()
+        source_bytes(&self.targets)
+    }
+
+    /// Sends `Install`, which must be refused as `invalid_credentials`; returns the refusal.
+    async fn install_refused(&self) -> CommandFailed {
+        let err = self
+            .keeper
+            .send(Install)
+            .await
+            .expect("mailbox")
+            .expect_err("refused");
+        assert_eq!(err.kind.as_str(), "invalid_credentials");
+        err
     }
 }
 
+/// A Secret volume in `dir/secret` holding a valid set, and a keeper reading it and installing
+/// into `dir/node`, started and reported valid.
+async fn kept_valid(dir: &Path) -> (SecretVolume, Kept) {
+    let mut volume = SecretVolume::new(dir.join("secret"));
+    volume.publish(valid_set(1));
+    let k = Kept::start(volume.paths(), targets_in(&dir.join("node")));
+    eventually("valid reported", || k.events() == [Event::CredentialsValid]).await;
+    (volume, k)
+}
+
+/// The credential files (named as in a Secret) in `dir`.
 fn targets_in(dir: &Path) -> CredentialPaths {
     CredentialPaths {
-        kes: dir.join("kes.skey"),
-        vrf: dir.join("vrf.skey"),
-        opcert: dir.join("node.cert"),
+        kes: dir.join(FILES[0]),
+        vrf: dir.join(FILES[1]),
+        opcert: dir.join(FILES[2]),
     }
 }
 
-fn source_bytes(sources: &CredentialPaths) -> Vec<Option<Vec<u8>>> {
+/// What each of `paths` holds (`None`: no file), in [`CredentialKind::ALL`]'s order.
+fn source_bytes(paths: &CredentialPaths) -> Vec<Option<Vec<u8>>> {
     CredentialKind::ALL
         .iter()
-        .map(|r| std::fs::read(sources.get(*r)).ok())
+        .map(|r| std::fs::read(paths.get(*r)).ok())
         .collect()
 }
 

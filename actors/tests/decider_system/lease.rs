@@ -195,3 +195,39 @@ fn the_stop_at_the_renew_deadline_does_not_wait_for_a_slow_plan_in_flight() {
         assert_eq!(fleet.forgers(), vec![third.pod]);
     });
 }
+
+#[test]
+fn a_rotation_just_before_the_renew_deadline_is_not_installed_and_does_not_hold_up_the_stop() {
+    // F21: the leader's API server fails (no renewal after the last one), and its credentials
+    // are rotated 1 s before the renew deadline: less than the room a reload must leave the stop
+    // there (STOP_GRACE, capped at RENEW_DEADLINE - RETRY_PERIOD = 1.5 s in the fleet). The
+    // rotation is not installed (no renewal comes to make room), and the stop at the deadline is
+    // sent at once. Installed, the rotation's reload would have held the stop's reload back for
+    // its STOP_GRACE (F20), past the deadline.
+    with_a_leader(async |fleet, _, l| {
+        let t = timing();
+        l.client.set_outage(Outage::ServerError);
+        let deadline = last_write_by(fleet, l.name) + t.renew_deadline;
+        tokio::time::sleep_until(deadline - Duration::from_secs(1)).await;
+        let mark = fleet.mark();
+        l.rotated().await;
+        fleet.run_checked(3_000, 10).await;
+
+        let calls = fleet.calls_since(l.name, mark);
+        assert!(
+            fleet
+                .first_since(mark, Some(l.name), |d| *d == Did::Install)
+                .is_none(),
+            "the rotation was installed 1 s before the renew deadline: {calls:?}"
+        );
+        let reload = fleet
+            .first_since(mark, Some(l.name), |d| *d == Did::Reload)
+            .expect("the stop reloads the node");
+        assert!(
+            reload.at <= deadline + Duration::from_millis(100),
+            "the stop's reload went {:?} after the renew deadline: {calls:?}",
+            reload.at - deadline
+        );
+        assert!(fleet.forgers().iter().all(|f| f != l.name), "the leader stopped");
+    });
+}

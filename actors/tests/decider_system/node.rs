@@ -109,7 +109,8 @@ fn a_node_restart_faster_than_its_report_is_stopped_and_forges_again_without_a_h
 fn a_leader_whose_node_the_guard_fenced_starts_it_again() {
     // L1-a: the guard's permit lapsed (renewals lost on the way) while the lease renews fine:
     // the guard removed the files and the node stopped forging; the Decider must not go on
-    // claiming to forge with nothing installed.
+    // claiming to forge with nothing installed. The start follows the fence's SIGHUP at once,
+    // so it is reloaded once more after the fence's STOP_GRACE (F24).
     with_a_leader(async |fleet, _, l| {
         let mark = fleet.mark();
         let before = l.reload_counts();
@@ -118,11 +119,14 @@ fn a_leader_whose_node_the_guard_fenced_starts_it_again() {
         assert_eq!(fleet.forgers(), vec![l.name.to_string()]);
         let cmds = node_calls(fleet, l.name, mark);
         assert_eq!(
-            cmds[cmds.len() - 2..],
-            [Did::Install, Did::Reload],
-            "after the fence, install and reload again: {cmds:?}"
+            cmds[cmds.len() - 3..],
+            [Did::Install, Did::Reload, Did::Reload],
+            "after the fence, install and reload again, then the follow-up reload: {cmds:?}"
         );
-        assert_eq!(l.reloads_since(&before), [(ReloadReason::StartForging, 1)]);
+        assert_eq!(
+            l.reloads_since(&before),
+            [(ReloadReason::StartForging, 1), (ReloadReason::Reassert, 1)]
+        );
         assert!(l.world.credentials.installed().is_some());
     });
 }

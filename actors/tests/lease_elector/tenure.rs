@@ -190,12 +190,12 @@ fn a_lease_held_under_our_own_name_after_a_restart_is_renewed_as_ours() {
     });
 }
 
-/// API requests (issue 14): a contending standby relies on its watch and reads its Lease only
-/// to resync, at most once per lease duration (15 s here): at most 5 reads a minute (the first
-/// read included), against client-go's standby GET every retry period (20 a minute at 2 s plus
-/// jitter). The leader's renewals are one per retry period; a holder that stops is still taken
-/// over a full duration after the standby observed it (the takeover timer, not a poll), and a
-/// release within milliseconds (the watch).
+/// API requests (docs/quorum.md, "API load"): a contending standby relies on its watch and reads
+/// its Lease only to resync, at most once per lease duration (15 s here): at most 5 reads a minute
+/// (the first read included), against client-go's standby GET every retry period (20 a minute at
+/// 2 s plus jitter). The leader's renewals are one per retry period; a holder that stops is still
+/// taken over a full duration after the standby observed it (the takeover timer, not a poll), and
+/// a release within milliseconds (the watch).
 #[test]
 fn a_watching_standby_reads_its_lease_at_most_once_per_lease_duration() {
     on_virtual_time(|| async {

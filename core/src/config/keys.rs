@@ -319,7 +319,7 @@ keys! {
     GUARD_SOCKET guard_socket [Node, Path, "/ipc/forge-guard.sock"]
         "Socket of the node guard (docs/guard.md).";
     STOP_GRACE stop_grace [Node, Seconds, "2"]
-        "The longest a reload may take in the node. Without the node guard: after a stopping SIGHUP, wait this long (or for the node's exit) before the stop counts as done. With or without it, a stopping reload is sent only once every earlier reload has had this long: the node handles each SIGHUP in a thread of its own, so an earlier start still under way could take effect after the stop and undo it.";
+        "The longest a reload may take in the node. Without the node guard: after a stopping SIGHUP, wait this long (or for the node's exit) before the stop counts as done. With or without it, a stopping reload is sent only once every earlier reload has had this long: the node handles each SIGHUP in a thread of its own, so an earlier start still under way could take effect after the stop and undo it. So a start, rotation or re-assert is sent only while at least this long is left before the renew deadline (and quorum mode's forge deadline), else after the next renewal; at most RENEW_DEADLINE - RETRY_PERIOD (TICKET_RENEW_DEADLINE - RETRY_PERIOD too in quorum mode), with a warning at start-up when that is less.";
     STOP_CONFIRM_TIMEOUT stop_confirm_timeout [Node, Seconds, "5"]
         "With the node guard: a stopping reload must be confirmed by the node within this, else the stop fails and nothing is handed over.";
 

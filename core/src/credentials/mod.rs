@@ -34,8 +34,9 @@ pub use envelope::validate_envelope;
 pub use error::{CredentialError, CredentialSetError};
 pub use set::{CredentialFile, KesClock, SetCheck, ValidCredentialSet, check_set, validate_set};
 
-/// Files larger than this are rejected before parsing: a real envelope is under 2 KiB, and the
-/// bound keeps a wrong mount (a tarball, a log) from being parsed at all.
+/// The largest credential file: a real envelope is under 2 KiB (a KES key's is about 1.3 KiB).
+/// Larger files are rejected before parsing here, and before reading by the credential adapters,
+/// so a wrong mount (a tarball, a directory of logs, a device) is refused instead of read.
 pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
 pub use crate::cardano::{KES_SKEY_BYTES, VRF_SKEY_BYTES};
 

@@ -212,6 +212,15 @@ impl Reason {
         )
     }
 
+    /// True for the reasons an active or invalid override caused (the `override_*` codes); a
+    /// handover held under an override's `Disabled` is `handover_held`, not one of them.
+    pub fn is_override(&self) -> bool {
+        matches!(
+            self,
+            Reason::OverrideEnabled | Reason::OverrideDisabled | Reason::OverrideInvalid { .. }
+        )
+    }
+
     /// A human explanation (status `message`, log text); may name peers and causes.
     pub fn message(&self) -> String {
         match self {
@@ -323,6 +332,27 @@ mod tests {
         dedup.sort_unstable();
         dedup.dedup();
         assert_eq!(dedup.len(), codes.len());
+    }
+
+    #[test]
+    fn exactly_the_three_override_reasons_are_overrides_and_only_they_have_override_codes() {
+        let overrides: Vec<_> = all().into_iter().filter(Reason::is_override).collect();
+        assert_eq!(
+            overrides,
+            vec![
+                Reason::OverrideEnabled,
+                Reason::OverrideDisabled,
+                Reason::OverrideInvalid { why: "x".into() }
+            ]
+        );
+        for r in all() {
+            assert_eq!(r.is_override(), r.as_str().starts_with("override_"), "{r}");
+        }
+        let held = Reason::HandoverHeld {
+            planned: Box::new(Reason::OverrideDisabled),
+            slot_at: jiff::Timestamp::UNIX_EPOCH,
+        };
+        assert!(!held.is_override());
     }
 
     #[test]

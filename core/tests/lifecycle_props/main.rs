@@ -11,6 +11,9 @@
 //! - the lease is never released while the node may forge (S2), also when a node process comes
 //!   up forging while the plan that releases it runs (F12: the executor's hand-over gate is
 //!   modelled as the actor's);
+//! - a reload that does not stop forging (a start, a rotation, a re-assert) is planned only
+//!   while at least `STOP_GRACE` is left before the renew deadline, so the stop there never
+//!   waits past it for that reload (F21);
 //! - an idle lifecycle (no plan in flight, no failed plan waiting) never leaves the node forging
 //!   past the renew deadline (S1 with its stop plan);
 //! - settled (no more failures, every timer fed), the node forges exactly when the decision in
@@ -110,7 +113,14 @@ struct World {
     startup_pending: bool,
     /// How often the hand-over gate stopped a plan (a node process came up during it).
     gated: u32,
+    /// How often a reload that does not stop forging was deferred for lack of room before the
+    /// renew deadline (F21).
+    deferred: u32,
 }
+
+/// The model's `STOP_GRACE`: a reload that does not stop forging leaves at least this much
+/// before the renew deadline when it is planned (F21).
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What must hold once a history settled (no failures left, every plan carried out).
 fn check_settled(w: &World) -> Result<(), TestCaseError> {

@@ -21,6 +21,7 @@ fn slow_failing_plans_never_let_a_standby_forge() {
     let forged = std::cell::Cell::new(0u32);
     let with_failures = std::cell::Cell::new(0u32);
     let gated = std::cell::Cell::new(0u32);
+    let deferred = std::cell::Cell::new(0u32);
     let strategy = (
         any::<bool>(),
         prop_oneof![Just(0u32), 1u32..30],
@@ -36,6 +37,9 @@ fn slow_failing_plans_never_let_a_standby_forge() {
         if w.gated > 0 {
             gated.set(gated.get() + 1);
         }
+        if w.deferred > 0 {
+            deferred.set(deferred.get() + 1);
+        }
         if w.ever_forged {
             forged.set(forged.get() + 1);
             if fail_percent > 0 {
@@ -48,11 +52,17 @@ fn slow_failing_plans_never_let_a_standby_forge() {
         panic!("{e}");
     }
     let (forged, with_failures, gated) = (forged.get(), with_failures.get(), gated.get());
+    let deferred = deferred.get();
     println!(
         "lifecycle model: {} cases (shrinking runs not counted), the node forged in {forged}, \
          {with_failures} of them with failing commands; in {gated} a node process came up during a \
-         plan that was to give something up",
+         plan that was to give something up; in {deferred} a reload was deferred for lack of room \
+         before the renew deadline",
         config.cases
+    );
+    assert!(
+        deferred > 0,
+        "no history had a reload deferred for lack of room before the renew deadline (F21)"
     );
     assert!(
         gated > 0,

@@ -292,3 +292,269 @@ fn a_node_process_that_comes_up_forging_as_a_stop_ends_keeps_the_node_from_count
     assert!(!w.node_forging, "the new process was told");
     assert!(stopped(&w), "stopped once the new process was told");
 }
+
+/// F25: a stop retried after a failed removal, planned once the renew deadline of a lease we
+/// have not lost had passed (its renewals' facts were late), still withdraws the claim before
+/// the lease is handed over: the stop goes ahead at once, and the withdrawal and the release
+/// follow the lease's next fact. It used to adopt "no claim" without writing it and release,
+/// leaving the status saying we forge.
+#[test]
+fn a_stop_retried_past_the_renew_deadline_still_withdraws_the_claim_before_the_release() {
+    use Action::*;
+    let mut w = World::new(false, 0, 1);
+    w.elect().expect("valid steps");
+    w.settle().expect("settles");
+    assert!(w.node_forging, "the leader forges");
+    w.act(&CredentialsInvalid).expect("the stop is planned");
+    let first = w.running.as_ref().expect("the stop runs").run.commands.clone();
+    assert_eq!(
+        first[..2],
+        [
+            Command::Remove,
+            Command::Reload {
+                reason: ReloadReason::StopForging
+            }
+        ]
+    );
+    assert!(
+        first
+            .iter()
+            .any(|c| matches!(c, Command::WriteStatus(r) if !r.forging_enabled)),
+        "the first stop withdraws the claim: {first:?}"
+    );
+    // The removal hangs past the renew deadline, then fails; no renewal has been heard of.
+    w.act(&Advance(RENEW_DEADLINE.as_millis() as u64))
+        .expect("time passes");
+    assert!(!w.life.state().lease.is_current(w.now), "past the renew deadline");
+    w.fail_percent = 100;
+    w.act(&Progress).expect("the removal fails");
+    w.fail_percent = 0;
+    let retry = w
+        .running
+        .as_ref()
+        .expect("the stop is retried at once")
+        .run
+        .commands
+        .clone();
+    assert_eq!(
+        retry,
+        [
+            Command::Remove,
+            Command::Reload {
+                reason: ReloadReason::StopForging
+            }
+        ],
+        "the stop goes ahead; nothing is given up while the claim cannot be withdrawn"
+    );
+    while w.running.is_some() {
+        w.act(&Progress).expect("the retried stop");
+    }
+    assert!(!w.node_forging, "stopped");
+    assert!(
+        w.life.current().claim,
+        "the claim is still in force: nobody withdrew it"
+    );
+    // The late renewal arrives: the claim is withdrawn, then the lease handed over.
+    w.act(&LeaseRenewed).expect("renewed");
+    w.act(&Advance(1_000)).expect("the failed plan's hold ends");
+    let handover = w
+        .running
+        .as_ref()
+        .expect("the hand-over runs")
+        .run
+        .commands
+        .clone();
+    assert!(
+        matches!(handover.first(), Some(Command::WriteStatus(r)) if !r.forging_enabled),
+        "the claim is withdrawn first: {handover:?}"
+    );
+    assert_eq!(handover[1..], [Command::Contend(false), Command::Release]);
+    w.settle().expect("settles");
+    assert!(!w.life.current().claim);
+    check_settled(&w).expect("settled");
+}
+
+/// F25, the other way: when the late fact is the lease's loss, nothing is left to write (the
+/// next holder writes its own status) and contention stops.
+#[test]
+fn a_claim_kept_past_the_renew_deadline_is_dropped_when_the_lease_is_lost() {
+    use Action::*;
+    let mut w = World::new(false, 0, 1);
+    w.elect().expect("valid steps");
+    w.settle().expect("settles");
+    w.act(&CredentialsInvalid).expect("the stop is planned");
+    w.act(&Advance(RENEW_DEADLINE.as_millis() as u64))
+        .expect("time passes");
+    w.fail_percent = 100;
+    w.act(&Progress).expect("the removal fails");
+    w.fail_percent = 0;
+    while w.running.is_some() {
+        w.act(&Progress).expect("the retried stop");
+    }
+    w.act(&LeaseLost).expect("lost");
+    w.act(&Advance(1_000)).expect("the failed plan's hold ends");
+    let rest = w.running.as_ref().expect("contention stops").run.commands.clone();
+    assert_eq!(rest, [Command::Contend(false), Command::Release]);
+    w.settle().expect("settles");
+    assert!(!w.life.current().claim && !w.life.current().contend);
+    check_settled(&w).expect("settled");
+}
+
+/// The plan in flight's commands, if any.
+fn running_commands(w: &World) -> Option<Vec<Command>> {
+    w.running.as_ref().map(|r| r.run.commands.clone())
+}
+
+/// F21: a start that would leave the stop at the renew deadline less than `STOP_GRACE` to wait
+/// for it is not planned; the next renewal plans it.
+#[test]
+fn a_start_too_close_to_the_renew_deadline_waits_for_the_next_renewal() {
+    use Action::*;
+    let mut w = World::new(false, 0, 1);
+    for a in [
+        Progress,
+        Progress,
+        Progress,
+        NodeUp,
+        Progress,
+        Progress,
+        LeaseAcquired,
+    ] {
+        w.act(&a).expect("valid steps");
+    }
+    w.settle().expect("settles");
+    assert!(!w.life.current().forge, "credentials unknown: no start yet");
+    // 1.5 s before the renew deadline the credentials turn valid: the start would leave the
+    // stop there less than STOP_GRACE (2 s).
+    w.act(&Advance(RENEW_DEADLINE.as_millis() as u64 - 1_500))
+        .expect("time passes");
+    w.act(&CredentialsValid).expect("valid");
+    assert!(
+        w.life.next_decision(w.now, wall_at(w.now)).forge,
+        "the decision forges"
+    );
+    assert_eq!(
+        running_commands(&w),
+        None,
+        "no start planned 1.5 s before the deadline"
+    );
+    assert_eq!(w.deferred, 1, "the deferral is reported");
+    w.act(&Heartbeat).expect("a heartbeat");
+    assert_eq!(running_commands(&w), None, "still no room");
+    assert_eq!(w.deferred, 1, "reported once");
+    // The renewal moves the deadline: the start goes.
+    w.act(&LeaseRenewed).expect("renewed");
+    let start = running_commands(&w).expect("the start is planned after the renewal");
+    assert!(start.contains(&Command::Install), "{start:?}");
+    w.settle().expect("settles");
+    assert!(w.node_forging, "forging after the renewal");
+    check_settled(&w).expect("settled");
+}
+
+/// F21: with no renewal, the deferred start is never planned, and the deadline's wake-up
+/// leaves the decision in force matching the decision (standby).
+#[test]
+fn a_start_deferred_at_the_renew_deadline_without_a_renewal_never_goes() {
+    use Action::*;
+    let mut w = World::new(false, 0, 1);
+    for a in [
+        Progress,
+        Progress,
+        Progress,
+        NodeUp,
+        Progress,
+        Progress,
+        LeaseAcquired,
+    ] {
+        w.act(&a).expect("valid steps");
+    }
+    w.settle().expect("settles");
+    w.act(&Advance(RENEW_DEADLINE.as_millis() as u64 - 1_000))
+        .expect("time passes");
+    w.act(&CredentialsValid).expect("valid");
+    assert_eq!(running_commands(&w), None);
+    w.act(&Advance(2_000)).expect("the deadline passes");
+    w.settle().expect("settles");
+    assert!(!w.ever_forged, "nothing started past the room");
+    check_settled(&w).expect("settled");
+}
+
+/// F21: a rotation 1.5 s before the renew deadline is not installed then, and not lost: the
+/// next renewal installs it.
+#[test]
+fn a_rotation_too_close_to_the_renew_deadline_is_installed_after_the_next_renewal() {
+    use Action::*;
+    let mut w = World::new(false, 0, 1);
+    w.elect().expect("valid steps");
+    w.settle().expect("settles");
+    assert!(w.node_forging, "the leader forges");
+    let left = w
+        .life
+        .state()
+        .lease
+        .deadline()
+        .expect("held")
+        .saturating_since(w.now);
+    w.act(&Advance(left.as_millis() as u64 - 1_500))
+        .expect("time passes");
+    w.act(&Rotated).expect("rotated");
+    assert_eq!(
+        running_commands(&w),
+        None,
+        "no rotation 1.5 s before the deadline"
+    );
+    assert_eq!(w.deferred, 1, "the deferral is reported");
+    w.act(&LeaseRenewed).expect("renewed");
+    assert_eq!(
+        running_commands(&w),
+        Some(vec![
+            Command::Install,
+            Command::Reload {
+                reason: ReloadReason::Rotation
+            }
+        ]),
+        "the rotation is installed after the renewal"
+    );
+    w.settle().expect("settles");
+    check_settled(&w).expect("settled");
+}
+
+/// F21: a re-assert due 1.5 s before the renew deadline is not sent then; the next renewal
+/// sends it.
+#[test]
+fn a_reassert_too_close_to_the_renew_deadline_is_sent_after_the_next_renewal() {
+    use Action::*;
+    let mut w = World::new(false, 0, 1);
+    w.elect().expect("valid steps");
+    while w.running.is_some() {
+        w.act(&Progress).expect("the start");
+    }
+    assert!(w.node_forging, "the leader forges");
+    let left = w
+        .life
+        .state()
+        .lease
+        .deadline()
+        .expect("held")
+        .saturating_since(w.now);
+    // Inside the node's start-up window (20 s), a re-assert is due every 4 s.
+    w.act(&Advance(left.as_millis() as u64 - 1_500))
+        .expect("time passes");
+    w.act(&Heartbeat).expect("a heartbeat");
+    assert_eq!(
+        running_commands(&w),
+        None,
+        "no re-assert 1.5 s before the deadline"
+    );
+    assert_eq!(w.deferred, 1, "the deferral is reported");
+    w.act(&LeaseRenewed).expect("renewed");
+    assert_eq!(
+        running_commands(&w),
+        Some(vec![Command::Reload {
+            reason: ReloadReason::Reassert
+        }]),
+        "the re-assert is sent after the renewal"
+    );
+    w.settle().expect("settles");
+    check_settled(&w).expect("settled");
+}

@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use forge_core::decision::{
-    Command, DeciderConfig, Effect, Event, Input, Lifecycle, LifecycleConfig, Mono, Phase, ReloadReason, Run,
-    State, Step, aborts,
+    Command, DeciderConfig, Effect, Event, Input, Lifecycle, LifecycleConfig, Mono, Note, Phase,
+    ReloadReason, Run, State, Step, aborts,
 };
 use jiff::SignedDuration;
 use proptest::prelude::*;
 
 use super::model_world::{self, Timers};
-use super::{Action, RENEW_DEADLINE, Running, World, wall_at};
+use super::{Action, RENEW_DEADLINE, Running, STOP_GRACE, World, wall_at};
 
 impl World {
     pub(super) fn new(boot_credentials: bool, fail_percent: u32, seed: u64) -> World {
@@ -31,6 +31,7 @@ impl World {
             retry_after: Duration::from_secs(1),
             status_write_required: false,
             shutdown_hold_max,
+            reload_room: STOP_GRACE,
         };
         let mut decider = DeciderConfig::single_cluster("c0");
         decider.lease = model_world::lease_timing();
@@ -52,6 +53,7 @@ impl World {
             polls: Vec::new(),
             startup_pending: false,
             gated: 0,
+            deferred: 0,
         };
         w.input(Input::Started).expect("start-up is valid");
         w
@@ -84,6 +86,7 @@ impl World {
                     self.forging_at_exit = self.node_forging && self.node_up;
                 }
                 Effect::PollPeers => self.polls.push(self.now),
+                Effect::Note(Note::ReloadDeferred { .. }) => self.deferred += 1,
                 Effect::Publish | Effect::Note(_) => {}
             }
         }
@@ -102,6 +105,23 @@ impl World {
             prop_assert!(
                 self.now < run.start_by.unwrap(),
                 "a forging plan emitted past its deadline"
+            );
+        }
+        // F21: a reload that does not stop forging leaves the stop at the deadline room to wait
+        // for it (the NodeSignaller sends a stop only once every earlier reload has had its
+        // STOP_GRACE).
+        let reloads_on = run
+            .commands
+            .iter()
+            .any(|c| matches!(c, Command::Reload { reason } if reason.turns_forging_on()));
+        if reloads_on {
+            let deadline = self.life.state().lease.deadline();
+            prop_assert!(
+                deadline.is_some_and(|d| d.saturating_since(self.now) >= STOP_GRACE),
+                "a {} plan with a reload that does not stop forging, planned at {:?} with the renew \
+                 deadline at {deadline:?} (less than STOP_GRACE {STOP_GRACE:?} left): {run:?}",
+                run.step,
+                self.now
             );
         }
         if run.step == "boot_install" {

@@ -60,6 +60,9 @@ pub(crate) fn action_strategy() -> impl Strategy<Value = Action> {
     ]
 }
 
+/// The room a reload that does not stop forging leaves before the forge deadline (F21).
+const RELOAD_ROOM: Duration = Duration::from_secs(2);
+
 pub(crate) struct World {
     pub(crate) life: Lifecycle,
     pub(crate) now: Mono,
@@ -87,6 +90,8 @@ impl World {
             retry_after: Duration::from_secs(1),
             status_write_required: true,
             shutdown_hold_max: Duration::ZERO,
+            // F21: checked against the forge deadline below.
+            reload_room: RELOAD_ROOM,
         };
         let mut decider = DeciderConfig::multi_cluster("c0", [PEER]);
         decider.quorum = true;
@@ -149,6 +154,27 @@ impl World {
 
     fn check_run(&self, run: &Run) -> Result<(), TestCaseError> {
         let glass = self.life.state().config.quorum_break_glass;
+        // F21: a reload that does not stop forging leaves the stop at the forge deadline (the
+        // earlier of the renew deadline and the tickets' majority) room to wait for it.
+        let reloads_on = run
+            .commands
+            .iter()
+            .any(|c| matches!(c, Command::Reload { reason } if reason.turns_forging_on()));
+        if reloads_on {
+            let state = self.life.state();
+            let deadline = match (
+                state.lease.deadline(),
+                state.tickets.as_ref().and_then(|t| t.until),
+            ) {
+                (Some(lease), Some(tickets)) => Some(lease.min(tickets)),
+                (lease, _) => lease,
+            };
+            prop_assert!(
+                deadline.is_some_and(|d| d.saturating_since(self.now) >= RELOAD_ROOM),
+                "a non-stopping reload planned at {:?} with the forge deadline at {deadline:?}: {run:?}",
+                self.now
+            );
+        }
         if run.commands.contains(&Command::Install) && !glass {
             let until = self.life.state().majority_until(self.now);
             prop_assert!(

@@ -104,19 +104,14 @@ pub async fn run(options: ChaosOptions) -> Result<ChaosReport, ChaosError> {
     world_options.guard = true;
     world_options.seed = options.seed;
     world_options.show_output = options.show_output;
-    if options.regions > 1 {
-        // Open (docs/safety-findings.md, F24): across two regions, with nodes that handle
-        // SIGHUPs concurrently, this soak leaves nobody forging for 27-36 s after some faults
-        // (3 runs of 3; 0 ms of overlap). Until that is explained, its nodes reload in order.
-        world_options.node.reload_order = crate::node::ReloadOrder::InOrder;
-    }
     let timings = Timings::of(&world_options, options.regions);
     say(&format!(
-        "seed {}, {} region(s) of {PODS} pods under the node guard, reloads {}..{} ms, faults for {:?}",
+        "seed {}, {} region(s) of {PODS} pods under the node guard, reloads {}..{} ms ({}), faults for {:?}",
         options.seed,
         options.regions,
         world_options.node.reload.min.as_millis(),
         world_options.node.reload.max.as_millis(),
+        world_options.node.reload_order.as_str(),
         options.duration
     ));
     let mut soak = Soak::start(&options, &world_options).await?;

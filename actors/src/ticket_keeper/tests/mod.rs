@@ -79,6 +79,67 @@ fn start(stores: Vec<MemoryLeases>) -> Setup {
     }
 }
 
+/// [`start`] with three free tickets.
+fn start_free() -> Setup {
+    start(vec![
+        MemoryLeases::new(),
+        MemoryLeases::new(),
+        MemoryLeases::new(),
+    ])
+}
+
+/// Tells the keeper to take the tickets and waits until it reports all three held.
+async fn take_all(s: &Setup) {
+    s.keeper.do_send(TicketIntent(TAKE));
+    eventually("three held", || {
+        last_standing(&s.probe).is_some_and(|st| st.held == 3)
+    })
+    .await;
+}
+
+/// East's ticket renewed for the `n`th time (second `n` of a fixed wall clock).
+fn east_renewal(n: i64) -> LeaseRecord {
+    LeaseRecord {
+        holder_identity: Some("east".into()),
+        lease_duration_seconds: Some(20),
+        renew_time: Some(jiff::Timestamp::from_second(1_700_000_000 + n).expect("time")),
+        ..LeaseRecord::default()
+    }
+}
+
+/// When the keeper last reported a standing that satisfies `which`.
+fn last_reported(s: &Setup, which: impl Fn(&Standing) -> bool) -> forge_core::lease::Mono {
+    s.probe
+        .recorded()
+        .into_iter()
+        .rev()
+        .find(|r| matches!(&r.fact.event, Event::TicketsChanged { standing } if which(standing)))
+        .map(|r| s.clock.mono_of(r.at))
+        .expect("a standing reported")
+}
+
+/// Waits while `store`'s ticket stays east's for 19 s (just short of a ticket duration
+/// unrenewed) and then until west holds it; returns when west last took it.
+async fn taken_from_east_after_a_duration(s: &Setup, store: usize) -> tokio::time::Instant {
+    tokio::time::sleep(Duration::from_secs(19)).await;
+    assert_eq!(
+        s.stores[store].holder().as_deref(),
+        Some("east"),
+        "taken before the ticket duration"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    eventually("east's ticket taken", || {
+        s.stores[store].holder().as_deref() == Some("west")
+    })
+    .await;
+    s.stores[store]
+        .holder_changes()
+        .into_iter()
+        .rfind(|(_, h)| h.as_deref() == Some("west"))
+        .map(|(at, _)| at)
+        .expect("taken")
+}
+
 /// The quorum reports sent for `/status`, in order.
 fn reports(s: &Setup) -> Vec<QuorumReport> {
     s.figures

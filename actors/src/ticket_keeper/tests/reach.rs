@@ -11,15 +11,9 @@ use super::*;
 #[test]
 fn a_foreign_ticket_is_followed_by_its_watch_not_read_every_retry_period() {
     on_virtual_time(|| async {
-        let renewal = |n: i64| LeaseRecord {
-            holder_identity: Some("east".into()),
-            lease_duration_seconds: Some(20),
-            renew_time: Some(jiff::Timestamp::from_second(1_700_000_000 + n).expect("time")),
-            ..LeaseRecord::default()
-        };
         let stores = vec![
             MemoryLeases::new(),
-            MemoryLeases::with_record(renewal(0)),
+            MemoryLeases::with_record(east_renewal(0)),
             MemoryLeases::new(),
         ];
         let s = start(stores);
@@ -33,7 +27,7 @@ fn a_foreign_ticket_is_followed_by_its_watch_not_read_every_retry_period() {
         let calls = s.clients[1].calls();
         for n in 1..=12 {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            s.stores[1].write_foreign(renewal(n));
+            s.stores[1].write_foreign(east_renewal(n));
             if n == 6 {
                 s.clients[1].break_watches();
             }
@@ -50,23 +44,7 @@ fn a_foreign_ticket_is_followed_by_its_watch_not_read_every_retry_period() {
         );
         // East stops renewing: taken a whole duration after the last renewal, not much later.
         let last = tokio::time::Instant::now();
-        tokio::time::sleep(Duration::from_secs(19)).await;
-        assert_eq!(
-            s.stores[1].holder().as_deref(),
-            Some("east"),
-            "taken before the ticket duration"
-        );
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        eventually("east's ticket taken", || {
-            s.stores[1].holder().as_deref() == Some("west")
-        })
-        .await;
-        let took = s.stores[1]
-            .holder_changes()
-            .into_iter()
-            .rfind(|(_, h)| h.as_deref() == Some("west"))
-            .map(|(at, _)| at.duration_since(last))
-            .expect("taken");
+        let took = taken_from_east_after_a_duration(&s, 1).await.duration_since(last);
         assert!(
             took >= Duration::from_secs(20) && took <= Duration::from_secs(23),
             "taken {took:?} after the last renewal"
@@ -83,16 +61,8 @@ fn a_foreign_ticket_is_followed_by_its_watch_not_read_every_retry_period() {
 #[test]
 fn a_participant_whose_calls_all_fail_is_reported_and_read_until_it_answers_again() {
     on_virtual_time(|| async {
-        let s = start(vec![
-            MemoryLeases::new(),
-            MemoryLeases::new(),
-            MemoryLeases::new(),
-        ]);
-        s.keeper.do_send(TicketIntent(TAKE));
-        eventually("three held", || {
-            last_standing(&s.probe).is_some_and(|st| st.held == 3)
-        })
-        .await;
+        let s = start_free();
+        take_all(&s).await;
         assert!(unreachable(&s.probe).is_empty());
         s.clients[2].set_outage(Outage::Hang);
         let cut = s.clock.now();
@@ -181,16 +151,7 @@ fn a_participant_whose_calls_all_fail_is_reported_and_read_until_it_answers_agai
         let healed = s.clock.now();
         tokio::time::sleep(timing().retry_period + Duration::from_secs(3)).await;
         eventually("the witness in reach again", || unreachable(&s.probe).is_empty()).await;
-        let back = s
-            .probe
-            .recorded()
-            .into_iter()
-            .rev()
-            .find(|r| {
-                matches!(&r.fact.event, Event::TicketsChanged { standing } if standing.unreachable_since.is_empty())
-            })
-            .map(|r| s.clock.mono_of(r.at))
-            .expect("reported");
+        let back = last_reported(&s, |st| st.unreachable_since.is_empty());
         assert!(
             back <= healed + timing().retry_period + Duration::from_secs(3) + Duration::from_millis(600),
             "in reach again {:?} after the heal",
@@ -206,23 +167,17 @@ fn a_participant_whose_calls_all_fail_is_reported_and_read_until_it_answers_agai
 #[test]
 fn a_watch_stalled_on_a_dead_path_is_found_out_by_a_read() {
     on_virtual_time(|| async {
-        let renewal = |n: i64| LeaseRecord {
-            holder_identity: Some("east".into()),
-            lease_duration_seconds: Some(20),
-            renew_time: Some(jiff::Timestamp::from_second(1_700_000_000 + n).expect("time")),
-            ..LeaseRecord::default()
-        };
         let s = start(vec![
-            MemoryLeases::with_record(renewal(0)),
-            MemoryLeases::with_record(renewal(0)),
-            MemoryLeases::with_record(renewal(0)),
+            MemoryLeases::with_record(east_renewal(0)),
+            MemoryLeases::with_record(east_renewal(0)),
+            MemoryLeases::with_record(east_renewal(0)),
         ]);
         s.keeper.do_send(TicketIntent(RELEASE));
         let mut n = 0;
         let mut renew = |stores: &[MemoryLeases], upto: usize| {
             n += 1;
             for st in &stores[..upto] {
-                st.write_foreign(renewal(n));
+                st.write_foreign(east_renewal(n));
             }
         };
         for _ in 0..10 {

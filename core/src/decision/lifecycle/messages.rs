@@ -7,7 +7,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 #[cfg(doc)]
-use super::{Lifecycle, aborts, gives_up};
+use super::{Lifecycle, LifecycleConfig, aborts, gives_up};
 use crate::decision::{Command, Decision, Event};
 use crate::lease::Mono;
 
@@ -188,6 +188,17 @@ pub enum Note {
     NodeRestartedBeforeStopAdopted,
     /// A rotation arrived while forging is about to stop: nothing is installed.
     RotationSkipped,
+    /// A reload that does not stop forging was not planned: too little is left before the
+    /// forging deadline for the stop there to wait for it (F21). It is planned after the next
+    /// renewal.
+    ReloadDeferred {
+        /// The plan's step (`decision` for a start, `rotation`, `reassert`).
+        step: &'static str,
+        /// How much was left before the deadline.
+        left: Duration,
+        /// How much is needed ([`LifecycleConfig::reload_room`]).
+        room: Duration,
+    },
     /// A rotation is being installed while forging.
     RotationInstalling,
     /// SIGTERM: the shutdown plan runs next.

@@ -33,9 +33,22 @@
 //!   in its replay) may not have had the plan's reload: the plan stops there, and the stop is
 //!   confirmed for the new process (the stop or shutdown plan again, or a standby's reload)
 //!   before anything is given up (F12). No hold: this is not a failure of ours.
+//! - Our claim is withdrawn only by a status write, which only the lease holder sends: past the
+//!   renew deadline of a lease not lost, a decision that drops the claim keeps it (and
+//!   contention) in force; the stop runs at once, the withdrawal and the hand-over follow the
+//!   lease's next fact (F25).
 //! - A stop is adopted (the node counted as stopped, so quorum mode's forge tickets may go) only
 //!   if no new node process came up while it ran; otherwise it runs again for that process,
 //!   as the hand-over gate does for the claim and the lease.
+//! - Room before the deadline (F21): a reload that does not stop forging (a start, a rotation,
+//!   a re-assert) is planned only while at least [`LifecycleConfig::reload_room`]
+//!   (`STOP_GRACE`) is left before the forging deadline (the renew deadline, and in quorum mode
+//!   the forge deadline): the stop at the deadline waits for every earlier reload's
+//!   `STOP_GRACE`, so a later one would hold it past the deadline, into the margin before
+//!   another pod may forge. The skipped command is kept, not lost: a deferred start is planned
+//!   again on the next fact (a renewal moves the deadline), a rotation stays pending and a
+//!   re-assert due, both sent after the next fact that leaves room; a wake-up at the deadline
+//!   re-decides if no renewal comes.
 //! - Rotation: a rotated set is installed and the node reloaded only while forging and only if
 //!   the next decision still forges; a rotation during a plan waits for it.
 //! - Shutdown: once nothing is in flight, [`shutdown_plan`]; then [`Effect::Exit`], confirmed or
@@ -70,6 +83,12 @@ pub struct LifecycleConfig {
     /// The longest a SIGTERM handover may wait for an imminent leader slot of ours to pass
     /// (within the pod's grace period, leaving room for the stop itself); zero: never held.
     pub shutdown_hold_max: Duration,
+    /// A reload that does not stop forging (a start, a rotation, a re-assert) is planned only
+    /// while at least this much is left before the forging deadline (the renew deadline; in
+    /// quorum mode the forge deadline too): the stop at the deadline is sent only once every
+    /// earlier reload has had its `STOP_GRACE` (F20), so a later one would hold it past the
+    /// deadline (F21). `STOP_GRACE`, or less when the lease timing leaves no room for it.
+    pub reload_room: Duration,
 }
 
 /// Where the lifecycle is.
@@ -134,6 +153,13 @@ pub struct Lifecycle {
     /// The tenure in which the plan in flight started: its status writes confirm a claim only
     /// in that tenure (a write from before a loss must not confirm the next tenure's claim).
     run_tenure: u64,
+    /// A re-assert was due but left too little time before the deadline
+    /// ([`LifecycleConfig::reload_room`]): it is sent after the next fact (a renewal moves the
+    /// deadline) or heartbeat that leaves room for it.
+    reassert_deferred: bool,
+    /// A start is deferred for the same reason: the deadline it was deferred before (logged,
+    /// and a wake-up set, once per deadline).
+    start_deferred: Option<Mono>,
     /// Counts the node processes seen (each `NodeUp` after the node was down): the hand-over
     /// gate compares it with the count when the plan started.
     node_process: u64,
@@ -164,6 +190,8 @@ impl Lifecycle {
             node_seen: false,
             node_process: 0,
             run_process: 0,
+            reassert_deferred: false,
+            start_deferred: None,
         }
     }
 
@@ -246,6 +274,9 @@ impl Lifecycle {
                 self.observe(&event, now, &mut fx);
                 self.fold(event);
                 self.redecide(now, wall, &mut fx);
+                // A reload deferred for lack of room before the deadline goes once a fact (a
+                // renewal) leaves room for it; the stop a fact calls for went first.
+                self.resume_deferred(now, wall, &mut fx);
                 self.shutdown_if_idle(now, wall, &mut fx);
             }
             Input::Heartbeat => {

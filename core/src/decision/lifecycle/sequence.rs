@@ -3,10 +3,14 @@
 //! standby reloads, rotations, failed plans undone and held, the hand-over gate's restarts, and
 //! the shutdown once nothing is in flight.
 
+use std::time::Duration;
+
 use jiff::Timestamp;
 
 use super::{Boot, Effect, Finished, HandOver, Lifecycle, Note, Phase, Run, Step, gives_up};
-use crate::decision::{Command, Decision, Event, ReloadReason, State, apply, decide, plan, shutdown_plan};
+use crate::decision::{
+    Command, Decision, Event, LocalLease, ReloadReason, State, apply, decide, plan, shutdown_plan,
+};
 use crate::lease::Mono;
 
 impl Lifecycle {
@@ -47,18 +51,49 @@ impl Lifecycle {
         }
     }
 
+    /// The deadline a forging plan carries: the renew deadline, and in quorum mode the forge
+    /// deadline too (docs/quorum.md).
+    fn forge_deadline(&self) -> Option<Mono> {
+        let tickets = self.state.tickets.as_ref().and_then(|t| t.until);
+        match (self.state.lease.deadline(), tickets) {
+            (Some(lease), Some(tickets)) if self.state.config.quorum => Some(lease.min(tickets)),
+            (lease, _) => lease,
+        }
+    }
+
+    /// F21: how little is left before the forging deadline when that is less than
+    /// [`LifecycleConfig::reload_room`](super::LifecycleConfig::reload_room) (no deadline:
+    /// nothing is left); `None` when a reload that does not stop forging may go now.
+    fn too_close_to_deadline(&self, now: Mono) -> Option<Duration> {
+        let left = self
+            .forge_deadline()
+            .map_or(Duration::ZERO, |d| d.saturating_since(now));
+        (left < self.config.reload_room).then_some(left)
+    }
+
+    /// Resumes what waited for room before the deadline (F21), once a fact (a renewal) may have
+    /// moved it: a pending rotation, a deferred re-assert. A deferred start needs nothing here:
+    /// every fact re-decides.
+    pub(super) fn resume_deferred(&mut self, now: Mono, wall: Timestamp, fx: &mut Vec<Effect>) {
+        if self.phase != Phase::Running || self.in_flight.is_some() {
+            return;
+        }
+        if self.rotation_pending && self.too_close_to_deadline(now).is_none() {
+            self.rotation_pending = false;
+            self.rotate(now, wall, fx);
+        }
+        if self.reassert_deferred {
+            self.reassert(now, fx);
+        }
+    }
+
     pub(super) fn run(&mut self, commands: Vec<Command>, step: Step, fx: &mut Vec<Effect>) {
         if matches!(&step, Step::Decision(next) if next.forge) && commands.contains(&Command::Install) {
             // This plan is the restart; a fence while it runs calls for another.
             self.restart = false;
         }
         let start_by = if step.forges() {
-            // Quorum mode: the forge deadline bounds it too (docs/quorum.md).
-            let tickets = self.state.tickets.as_ref().and_then(|t| t.until);
-            match (self.state.lease.deadline(), tickets) {
-                (Some(lease), Some(tickets)) if self.state.config.quorum => Some(lease.min(tickets)),
-                (lease, _) => lease,
-            }
+            self.forge_deadline()
         } else {
             None
         };
@@ -87,7 +122,8 @@ impl Lifecycle {
         if self.phase != Phase::Running || self.in_flight.is_some() {
             return;
         }
-        let next = decide(&self.state, now, wall);
+        let mut next = decide(&self.state, now, wall);
+        self.keep_unwithdrawn_claim(&mut next);
         // After a failure, wait for the retry timer, except to stop forging: that never waits.
         let stopping = self.current.forge && !next.forge;
         if !stopping && self.held(now) {
@@ -119,8 +155,47 @@ impl Lifecycle {
         };
         if cmds.is_empty() {
             self.adopt(next, fx);
-        } else {
-            self.run(cmds, Step::Decision(Box::new(next)), fx);
+            return;
+        }
+        let reloads_on = cmds
+            .iter()
+            .any(|c| matches!(c, Command::Reload { reason } if reason.turns_forging_on()));
+        if reloads_on && let Some(left) = self.too_close_to_deadline(now) {
+            // F21: the stop at the deadline would wait for this start's STOP_GRACE. Planned
+            // again on the next fact (a renewal moves the deadline); the wake-up at the deadline
+            // re-decides if none comes.
+            let deadline = self.forge_deadline();
+            if self.start_deferred != deadline || deadline.is_none() {
+                fx.push(Effect::Note(Note::ReloadDeferred {
+                    step: "start",
+                    left,
+                    room: self.config.reload_room,
+                }));
+                if let Some(at) = deadline {
+                    fx.push(Effect::WakeAt(at));
+                }
+                self.start_deferred = deadline;
+            }
+            return;
+        }
+        self.start_deferred = None;
+        self.run(cmds, Step::Decision(Box::new(next)), fx);
+    }
+
+    /// F25: our claim (`forgingEnabled: true`) is withdrawn only by a status write, and only the
+    /// lease holder writes. Past the renew deadline of a lease we have not lost (the renewal's
+    /// fact is late: a retried stop planned after the NodeSignaller held the previous one back,
+    /// a paused sidecar), `next` cannot write it; adopting `next` as it is would count the
+    /// claim as withdrawn and hand the lease over with the status still saying we forge, and
+    /// no later plan would write it (the decision in force would already say "no claim"). So
+    /// the claim, and contention with it, stay in force: the stop itself goes ahead at once
+    /// (S1 never waits), and the withdrawal, then the hand-over, follow when the lease's next
+    /// fact arrives (a renewal: written as the holder; a loss: nothing left to write).
+    fn keep_unwithdrawn_claim(&self, next: &mut Decision) {
+        let deadline_passed = matches!(self.state.lease, LocalLease::Held { .. }) && !next.holds_lease;
+        if self.current.claim && !next.claim && deadline_passed {
+            next.claim = true;
+            next.contend = self.current.contend;
         }
     }
 
@@ -180,12 +255,26 @@ impl Lifecycle {
         }
         if now.saturating_since(since) > self.config.reassert_window {
             self.node_up_since = None;
+            self.reassert_deferred = false;
             return;
         }
         let due = self
             .last_reassert
             .is_none_or(|at| now.saturating_since(at) >= self.config.reassert_every);
+        if due && let Some(left) = self.too_close_to_deadline(now) {
+            // F21: sent after the next fact or heartbeat that leaves room for it.
+            if !self.reassert_deferred {
+                fx.push(Effect::Note(Note::ReloadDeferred {
+                    step: Step::Reassert.name(),
+                    left,
+                    room: self.config.reload_room,
+                }));
+            }
+            self.reassert_deferred = true;
+            return;
+        }
         if due {
+            self.reassert_deferred = false;
             self.last_reassert = Some(now);
             let cmds = vec![Command::Reload {
                 reason: ReloadReason::Reassert,
@@ -206,6 +295,16 @@ impl Lifecycle {
             return;
         }
         if self.in_flight.is_some() {
+            self.rotation_pending = true;
+            return;
+        }
+        if let Some(left) = self.too_close_to_deadline(now) {
+            // F21: installed after the next fact that leaves room for it (a renewal).
+            fx.push(Effect::Note(Note::ReloadDeferred {
+                step: Step::Rotation.name(),
+                left,
+                room: self.config.reload_room,
+            }));
             self.rotation_pending = true;
             return;
         }

@@ -3,6 +3,33 @@
 
 use super::*;
 
+/// A Lease held by `holder` (`""`: vacant) for `duration_s`.
+fn lease_of(holder: &str, duration_s: i32) -> LeaseRecord {
+    LeaseRecord {
+        holder_identity: Some(holder.into()),
+        lease_duration_seconds: Some(duration_s),
+        ..Default::default()
+    }
+}
+
+/// Peer `a`'s Lease `record`, read (sent and answered) at `t` s.
+fn a_lease_read(record: &LeaseRecord, t: u64) -> Event {
+    Event::PeerLeaseObserved {
+        cluster: "a".into(),
+        record: record.clone(),
+        sent_at: secs(t),
+        received_at: secs(t),
+    }
+}
+
+/// `s` after reading peer `a`'s status `st` (generation 1) and its Lease `record` at `t` s.
+fn a_read(s: State, st: &CardanoForgeClusterStatus, record: &LeaseRecord, t: u64) -> State {
+    feed(
+        s,
+        [observed("a", st.clone(), 1, secs(t)), a_lease_read(record, t)],
+    )
+}
+
 #[test]
 fn a_peer_patched_disabled_is_not_evidence_until_its_status_confirms_the_generation() {
     // B (us, priority 2) and A (priority 1, forging). A is patched Disabled: generation 6.
@@ -61,22 +88,8 @@ fn a_peer_lease_unrenewed_for_its_duration_is_evidence() {
             at: secs(1),
         },
     );
-    let rec = LeaseRecord {
-        holder_identity: Some("a-0".into()),
-        lease_duration_seconds: Some(15),
-        ..Default::default()
-    };
-    let read = |s: State, t: u64| {
-        apply(
-            s,
-            Event::PeerLeaseObserved {
-                cluster: "a".into(),
-                record: rec.clone(),
-                sent_at: secs(t),
-                received_at: secs(t),
-            },
-        )
-    };
+    let rec = lease_of("a-0", 15);
+    let read = |s: State, t: u64| apply(s, a_lease_read(&rec, t));
     let s = read(s, 2);
     assert_eq!(decide(&s, secs(10), wall()).reason.as_str(), "peer_unreachable");
     let s = read(s, 16);
@@ -94,26 +107,9 @@ fn a_reachable_better_peer_whose_lease_lapsed_no_longer_wins() {
     // All of the better region's pods died: its API server answers, its last status still
     // says priority 1 and forging, but its Lease goes unrenewed.
     let s = claimed(multi(&["a"], spec(2, ForgeState::PriorityBased)), secs(1));
-    let rec = LeaseRecord {
-        holder_identity: Some("a-0".into()),
-        lease_duration_seconds: Some(15),
-        ..Default::default()
-    };
-    let read = |s: State, t: u64| {
-        let s = apply(
-            s,
-            observed("a", status(ForgeState::PriorityBased, 1, true, 1), 1, secs(t)),
-        );
-        apply(
-            s,
-            Event::PeerLeaseObserved {
-                cluster: "a".into(),
-                record: rec.clone(),
-                sent_at: secs(t),
-                received_at: secs(t),
-            },
-        )
-    };
+    let rec = lease_of("a-0", 15);
+    let forging = status(ForgeState::PriorityBased, 1, true, 1);
+    let read = |s: State, t: u64| a_read(s, &forging, &rec, t);
     let s = read(s, 2);
     assert_eq!(decide(&s, secs(2), wall()).reason.as_str(), "yielding_to_peer");
     let s = read(s, 16);
@@ -131,15 +127,7 @@ fn a_reachable_better_peer_whose_lease_lapsed_no_longer_wins() {
         lease_transitions: Some(1),
         ..rec.clone()
     };
-    let s = apply(
-        s,
-        Event::PeerLeaseObserved {
-            cluster: "a".into(),
-            record: renewed,
-            sent_at: secs(18),
-            received_at: secs(18),
-        },
-    );
+    let s = apply(s, a_lease_read(&renewed, 18));
     assert_eq!(decide(&s, secs(18), wall()).reason.as_str(), "yielding_to_peer");
 }
 
@@ -148,23 +136,8 @@ fn a_better_peer_whose_leader_is_shutting_down_still_contends_until_its_lease_la
     let s = claimed(multi(&["a"], spec(2, ForgeState::PriorityBased)), secs(1));
     let mut st = status(ForgeState::PriorityBased, 1, false, 1);
     st.reason = Some("shutting_down".into());
-    let vacant = LeaseRecord {
-        holder_identity: Some(String::new()),
-        lease_duration_seconds: Some(15),
-        ..Default::default()
-    };
-    let read = |s: State, t: u64| {
-        let s = apply(s, observed("a", st.clone(), 1, secs(t)));
-        apply(
-            s,
-            Event::PeerLeaseObserved {
-                cluster: "a".into(),
-                record: vacant.clone(),
-                sent_at: secs(t),
-                received_at: secs(t),
-            },
-        )
-    };
+    let vacant = lease_of("", 15);
+    let read = |s: State, t: u64| a_read(s, &st, &vacant, t);
     // Its leader left (released the lease): its replica takes over in a moment, so we yield.
     let s = read(s, 2);
     assert_eq!(decide(&s, secs(2), wall()).reason.as_str(), "yielding_to_peer");
@@ -180,23 +153,8 @@ fn a_released_peer_lease_counts_as_vacant_for_our_lease_duration_not_its_own_one
     let s = claimed(multi(&["a"], spec(2, ForgeState::PriorityBased)), secs(1));
     let mut st = status(ForgeState::PriorityBased, 1, false, 1);
     st.reason = Some("shutting_down".into());
-    let released = LeaseRecord {
-        holder_identity: Some(String::new()),
-        lease_duration_seconds: Some(1),
-        ..Default::default()
-    };
-    let read = |s: State, t: u64| {
-        let s = apply(s, observed("a", st.clone(), 1, secs(t)));
-        apply(
-            s,
-            Event::PeerLeaseObserved {
-                cluster: "a".into(),
-                record: released.clone(),
-                sent_at: secs(t),
-                received_at: secs(t),
-            },
-        )
-    };
+    let released = lease_of("", 1);
+    let read = |s: State, t: u64| a_read(s, &st, &released, t);
     let s = read(s, 2);
     let s = read(s, 4);
     assert_eq!(
@@ -248,18 +206,11 @@ fn a_peer_status_without_the_claim_protocol_marker_is_no_evidence_but_its_vacant
             "{own:?}: a marked status is evidence"
         );
         // Its Lease, vacant and read after our claim, proves it does not forge.
-        let vacant = apply(
-            s,
-            Event::PeerLeaseObserved {
-                cluster: "a".into(),
-                record: LeaseRecord {
-                    lease_duration_seconds: Some(15),
-                    ..Default::default()
-                },
-                sent_at: secs(4),
-                received_at: secs(4),
-            },
-        );
+        let never_held = LeaseRecord {
+            lease_duration_seconds: Some(15),
+            ..Default::default()
+        };
+        let vacant = apply(s, a_lease_read(&never_held, 4));
         assert!(
             decide(&vacant, secs(4), wall()).forge,
             "{own:?}: a vacant Lease is evidence"

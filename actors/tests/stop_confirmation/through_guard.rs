@@ -1,0 +1,341 @@
+//! Through the node guard: a stop is answered only once the node reports it stopped forging,
+//! and fails when it never does; a guard that does not answer is no node that is gone (F3); a
+//! lost reload is not re-sent for a standby (F4); a stop waits for an earlier reload (F20); a
+//! start right after the guard's fence is reloaded once more (F24), not too close to the renew
+//! deadline (F21).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use actix::{Actor, Addr, Supervisor};
+use forge_actors::{
+    adapters::{guard::GuardClient, process::ProcFs},
+    clock::Clock,
+    messages::{CommandError, Fact, Reload},
+    metrics::{Metrics, PodLabels},
+    node_signaller::{NodeSignaller, StopConfirmation},
+};
+use forge_core::decision::{Event, ReloadReason};
+use forge_guard::protocol::{Answer, GuardState, Observation};
+use prometheus::Registry;
+
+use super::{
+    fake_guard::{Reloads, Script, recording_guard, replaying_guard},
+    signaller, socket_in, stop, subscribed, subscribed_to_scripted_guard,
+};
+
+#[actix::test]
+async fn a_stop_through_the_guard_is_answered_only_after_the_node_reports_it_stopped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pushed = Arc::new(AtomicBool::new(false));
+    let addr = subscribed_to_scripted_guard(
+        &dir,
+        Script::ConfirmAfter(Duration::from_millis(700)),
+        pushed.clone(),
+        StopConfirmation {
+            grace: Duration::from_secs(2),
+            timeout: Duration::from_secs(10),
+        },
+    )
+    .await;
+    let result = stop(&addr).await;
+    assert_eq!(result, Ok(()));
+    assert!(
+        pushed.load(Ordering::SeqCst),
+        "the stop was answered before the node reported it stopped forging"
+    );
+}
+
+#[actix::test]
+async fn a_stop_the_node_never_confirms_fails_and_is_not_taken_for_a_missing_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = subscribed_to_scripted_guard(
+        &dir,
+        Script::NeverConfirms,
+        Arc::new(AtomicBool::new(false)),
+        StopConfirmation {
+            grace: Duration::from_millis(100),
+            timeout: Duration::from_millis(800),
+        },
+    )
+    .await;
+    let failed = stop(&addr).await.expect_err("an unconfirmed stop must fail");
+    assert_eq!(failed.kind, CommandError::StopUnconfirmed);
+    assert!(!failed.kind.is_node_absent());
+}
+
+#[actix::test]
+async fn a_guard_that_does_not_answer_is_not_a_node_that_is_gone() {
+    // A guard that is alive but stalled (SIGSTOP, CPU throttling): its socket is bound and
+    // listening, nothing is accepted or answered.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(&dir);
+    let _stalled = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let (addr, _metrics) = signaller(&socket, StopConfirmation::default());
+    let failed = stop(&addr)
+        .await
+        .expect_err("a stop through a stalled guard must fail");
+    assert!(
+        !failed.kind.is_node_absent(),
+        "{failed:?} would let the plan hand over while the node may forge"
+    );
+}
+
+#[actix::test]
+async fn a_reload_lost_in_the_replay_is_not_resent_for_a_standby() {
+    // F4: a standby's node (no permit) lost the start-up reload in its replay while boot
+    // credentials may be present: re-sending it once consensus runs would make it read them
+    // and forge. Only the Decider may ask for a reload there.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(&dir);
+    let reloads = Arc::new(AtomicUsize::new(0));
+    replaying_guard(&socket, reloads.clone());
+    let (_addr, metrics) = signaller(&socket, StopConfirmation::default());
+    subscribed(&metrics).await;
+    // The signaller's re-send period is 1 s: wait out two of them after the ChainExtended push.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        reloads.load(Ordering::SeqCst),
+        0,
+        "a reload was sent to a standby's node on the signaller's own initiative"
+    );
+}
+
+#[actix::test]
+async fn a_stop_through_the_guard_waits_for_an_earlier_reload_that_may_be_under_way() {
+    // F20 through the guard: the node handles each SIGHUP in a thread of its own, so a stop's
+    // SIGHUP sent while a rotation (credentials present) may still be under way could take effect
+    // before it, and its "Disabling" line would confirm a stop the rotation then undoes. The
+    // stop's reload reaches the guard only once the rotation has had its STOP_GRACE.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(&dir);
+    let reloads = Reloads::default();
+    let _ = recording_guard(
+        &socket,
+        Script::ConfirmAfter(Duration::from_millis(50)),
+        Arc::new(AtomicBool::new(false)),
+        reloads.clone(),
+    );
+    let grace = Duration::from_millis(600);
+    let (addr, metrics) = signaller(
+        &socket,
+        StopConfirmation {
+            grace,
+            timeout: Duration::from_secs(5),
+        },
+    );
+    subscribed(&metrics).await;
+    let rotated = addr
+        .send(Reload {
+            reason: ReloadReason::Rotation,
+        })
+        .await
+        .expect("mailbox");
+    assert_eq!(rotated, Ok(()));
+    assert_eq!(stop(&addr).await, Ok(()));
+    let at = reloads.lock().expect("reloads").clone();
+    assert_eq!(at.len(), 2, "one reload for the rotation, one for the stop");
+    let between = at[1] - at[0];
+    assert!(
+        between >= grace - Duration::from_millis(50),
+        "the stop's reload reached the guard {between:?} after the rotation's, while that one may still be \
+         under way in the node (STOP_GRACE {grace:?})"
+    );
+}
+
+/// Stands in for the Decider: passes on the facts the NodeSignaller sends it.
+struct DeciderFacts(tokio::sync::mpsc::UnboundedSender<Fact>);
+
+impl actix::Actor for DeciderFacts {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<Fact> for DeciderFacts {
+    type Result = ();
+
+    fn handle(&mut self, fact: Fact, _: &mut actix::Context<Self>) {
+        let _ = self.0.send(fact);
+    }
+}
+
+async fn start_forging(addr: &Addr<NodeSignaller>) {
+    let r = addr
+        .send(Reload {
+            reason: ReloadReason::StartForging,
+        })
+        .await
+        .expect("mailbox");
+    assert_eq!(r, Ok(()));
+}
+
+#[actix::test]
+async fn a_start_right_after_the_guards_fence_is_reloaded_once_more_through_the_guard() {
+    // F24 through the guard, as in the two-region chaos soak: a stalled guard came back, found
+    // its permit lapsed and fenced (credential files removed, a SIGHUP); the Decider, still
+    // leading, started the node again at once. The fence's reload took 1.2 s, the start's 0.2 s:
+    // the node stopped forging after it had started again, and nobody forged for half a minute.
+    // A reload must follow the start once the fence has had its STOP_GRACE.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(&dir);
+    let reloads = Reloads::default();
+    let pushes = recording_guard(
+        &socket,
+        Script::NeverConfirms,
+        Arc::new(AtomicBool::new(false)),
+        reloads.clone(),
+    );
+    let grace = Duration::from_millis(600);
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let clock = Clock::new();
+    let (tx, mut facts) = tokio::sync::mpsc::unbounded_channel();
+    let decider = DeciderFacts(tx).start();
+    let client = GuardClient::new(&socket, Duration::from_millis(500));
+    let m = metrics.clone();
+    let addr = Supervisor::start(move |_| {
+        NodeSignaller::new(ProcFs::default(), &m)
+            .with_guard(Arc::new(client), clock)
+            .with_stop_confirmation(StopConfirmation {
+                grace,
+                timeout: Duration::from_secs(5),
+            })
+            .with_decider(decider.recipient())
+    });
+    subscribed(&metrics).await;
+    let deadline = clock.mono_of(tokio::time::Instant::now() + Duration::from_secs(30));
+    addr.send(Fact::now(Event::LeaseAcquired { deadline }))
+        .await
+        .expect("mailbox");
+    start_forging(&addr).await;
+
+    let fenced = GuardState {
+        forging: Some(false),
+        last: Some(Observation::Disabled),
+        child_pid: 4242,
+        ..GuardState::default()
+    };
+    pushes
+        .send(Answer::event("lapsed", fenced).to_line())
+        .expect("subscribed");
+    let fact = tokio::time::timeout(Duration::from_secs(5), facts.recv())
+        .await
+        .expect("the fence reaches the Decider")
+        .expect("fact");
+    assert_eq!(fact.event, Event::NodeFenced);
+    let fence_seen = tokio::time::Instant::now();
+    start_forging(&addr).await;
+
+    let deadline = tokio::time::Instant::now() + grace + Duration::from_secs(3);
+    while reloads.lock().expect("reloads").len() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reload followed the start sent while the guard's fence may still have been under way: {:?}",
+            reloads.lock().expect("reloads")
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let follow_up = reloads.lock().expect("reloads")[2];
+    assert!(
+        follow_up + Duration::from_millis(100) >= fence_seen + grace,
+        "the follow-up reached the guard {:?} after the fence was reported, before the fence had had its \
+         STOP_GRACE ({grace:?})",
+        follow_up - fence_seen
+    );
+    // One follow-up only.
+    tokio::time::sleep(2 * grace).await;
+    assert_eq!(reloads.lock().expect("reloads").len(), 3);
+}
+
+#[actix::test]
+async fn a_follow_up_through_the_guard_too_close_to_the_renew_deadline_waits_for_the_renewal() {
+    // F21: the follow-up after a start behind the guard's fence falls due STOP_GRACE after the
+    // fence. With less than the reload room left before the renew deadline then, the stop at the
+    // deadline would wait for it: it goes after the next renewal instead.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(&dir);
+    let reloads = Reloads::default();
+    let pushes = recording_guard(
+        &socket,
+        Script::NeverConfirms,
+        Arc::new(AtomicBool::new(false)),
+        reloads.clone(),
+    );
+    let grace = Duration::from_millis(600);
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let clock = Clock::new();
+    let (tx, mut facts) = tokio::sync::mpsc::unbounded_channel();
+    let decider = DeciderFacts(tx).start();
+    let client = GuardClient::new(&socket, Duration::from_millis(500));
+    let m = metrics.clone();
+    let addr = Supervisor::start(move |_| {
+        NodeSignaller::new(ProcFs::default(), &m)
+            .with_guard(Arc::new(client), clock)
+            .with_stop_confirmation(StopConfirmation {
+                grace,
+                timeout: Duration::from_secs(5),
+            })
+            .with_reload_room(grace, clock)
+            .with_decider(decider.recipient())
+    });
+    subscribed(&metrics).await;
+    let renewed = |addr: &Addr<NodeSignaller>, deadline: tokio::time::Instant| {
+        addr.send(Fact::now(Event::LeaseRenewed {
+            deadline: clock.mono_of(deadline),
+        }))
+    };
+    addr.send(Fact::now(Event::LeaseAcquired {
+        deadline: clock.mono_of(tokio::time::Instant::now() + Duration::from_secs(30)),
+    }))
+    .await
+    .expect("mailbox");
+    start_forging(&addr).await;
+    let fenced = GuardState {
+        forging: Some(false),
+        last: Some(Observation::Disabled),
+        child_pid: 4242,
+        ..GuardState::default()
+    };
+    pushes
+        .send(Answer::event("lapsed", fenced).to_line())
+        .expect("subscribed");
+    let fact = tokio::time::timeout(Duration::from_secs(5), facts.recv())
+        .await
+        .expect("the fence reaches the Decider")
+        .expect("fact");
+    assert_eq!(fact.event, Event::NodeFenced);
+    // The deadline now falls 200 ms after the follow-up is due.
+    renewed(
+        &addr,
+        tokio::time::Instant::now() + grace + Duration::from_millis(200),
+    )
+    .await
+    .expect("mailbox");
+    start_forging(&addr).await;
+    tokio::time::sleep(grace + Duration::from_millis(600)).await;
+    assert_eq!(
+        reloads.lock().expect("reloads").len(),
+        2,
+        "the follow-up reload reached the guard with less than STOP_GRACE left before the renew deadline"
+    );
+    let renewal = tokio::time::Instant::now();
+    renewed(&addr, renewal + Duration::from_secs(30))
+        .await
+        .expect("mailbox");
+    let deadline = renewal + Duration::from_secs(3);
+    while reloads.lock().expect("reloads").len() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deferred follow-up did not follow the renewal: {:?}",
+            reloads.lock().expect("reloads")
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        reloads.lock().expect("reloads")[2] < renewal + Duration::from_millis(500),
+        "the deferred follow-up went long after the renewal that left room for it"
+    );
+}
