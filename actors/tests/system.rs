@@ -207,8 +207,9 @@ fn a_peer_change_is_read_at_once_only_while_this_pod_holds_its_regions_lease() {
             ("ENABLE_CLUSTER_MANAGEMENT", "true"),
             ("PEER_CLUSTERS", "pool-east=/nonexistent/east.kubeconfig"),
         ]);
-        let store = MemoryLeases::new();
-        let world = InMemory::new(&cfg, &store, Clock::new());
+        let shared = MemoryCluster::new(&cfg);
+        let store = shared.leases.clone();
+        let world = InMemory::new(&cfg, &shared, Clock::new());
         let (cfc, _lease) = world.peers.add("pool-east", &cfg.names.lease);
         cfc.write_foreign(forge_core::crd::CardanoForgeCluster::new(
             "pool-east",
