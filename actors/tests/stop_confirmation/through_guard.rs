@@ -5,6 +5,7 @@
 //! deadline (F21).
 
 use std::{
+    path::Path,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -23,6 +24,7 @@ use forge_actors::{
 use forge_core::decision::{Event, ReloadReason};
 use forge_guard::protocol::{Answer, GuardState, Observation};
 use prometheus::Registry;
+use tokio::sync::{broadcast, mpsc};
 
 use super::{
     fake_guard::{Reloads, Script, recording_guard, replaying_guard},
@@ -163,6 +165,77 @@ impl actix::Handler<Fact> for DeciderFacts {
     }
 }
 
+/// A NodeSignaller through a guard that never confirms a reload, with what a test of the
+/// guard's fence needs from it.
+struct Fenceable {
+    addr: Addr<NodeSignaller>,
+    clock: Clock,
+    /// When the guard received each `reload` request.
+    reloads: Reloads,
+    /// The guard's pushes to its subscribers.
+    pushes: broadcast::Sender<String>,
+    /// The facts the NodeSignaller sends the Decider.
+    facts: mpsc::UnboundedReceiver<Fact>,
+}
+
+/// A [`Fenceable`] NodeSignaller subscribed to a recording guard on `socket`, stopping with
+/// STOP_GRACE `grace`, keeping `reload_room` (if any) before the renew deadline.
+async fn fenceable(socket: &Path, grace: Duration, reload_room: Option<Duration>) -> Fenceable {
+    let reloads = Reloads::default();
+    let pushes = recording_guard(
+        socket,
+        Script::NeverConfirms,
+        Arc::new(AtomicBool::new(false)),
+        reloads.clone(),
+    );
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let clock = Clock::new();
+    let (tx, facts) = mpsc::unbounded_channel();
+    let decider = DeciderFacts(tx).start();
+    let client = GuardClient::new(socket, Duration::from_millis(500));
+    let m = metrics.clone();
+    let addr = Supervisor::start(move |_| {
+        let signaller = NodeSignaller::new(ProcFs::default(), &m)
+            .with_guard(Arc::new(client), clock)
+            .with_stop_confirmation(StopConfirmation {
+                grace,
+                timeout: Duration::from_secs(5),
+            });
+        let signaller = match reload_room {
+            Some(room) => signaller.with_reload_room(room, clock),
+            None => signaller,
+        };
+        signaller.with_decider(decider.recipient())
+    });
+    subscribed(&metrics).await;
+    Fenceable {
+        addr,
+        clock,
+        reloads,
+        pushes,
+        facts,
+    }
+}
+
+/// The guard found its permit lapsed and fenced its node: it pushes that, and the fence reaches
+/// the Decider.
+async fn fence(pushes: &broadcast::Sender<String>, facts: &mut mpsc::UnboundedReceiver<Fact>) {
+    let fenced = GuardState {
+        forging: Some(false),
+        last: Some(Observation::Disabled),
+        child_pid: 4242,
+        ..GuardState::default()
+    };
+    pushes
+        .send(Answer::event("lapsed", fenced).to_line())
+        .expect("subscribed");
+    let fact = tokio::time::timeout(Duration::from_secs(5), facts.recv())
+        .await
+        .expect("the fence reaches the Decider")
+        .expect("fact");
+    assert_eq!(fact.event, Event::NodeFenced);
+}
+
 async fn start_forging(addr: &Addr<NodeSignaller>) {
     let r = addr
         .send(Reload {
@@ -181,51 +254,21 @@ async fn a_start_right_after_the_guards_fence_is_reloaded_once_more_through_the_
     // the node stopped forging after it had started again, and nobody forged for half a minute.
     // A reload must follow the start once the fence has had its STOP_GRACE.
     let dir = tempfile::tempdir().expect("tempdir");
-    let socket = socket_in(&dir);
-    let reloads = Reloads::default();
-    let pushes = recording_guard(
-        &socket,
-        Script::NeverConfirms,
-        Arc::new(AtomicBool::new(false)),
-        reloads.clone(),
-    );
     let grace = Duration::from_millis(600);
-    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
-    let clock = Clock::new();
-    let (tx, mut facts) = tokio::sync::mpsc::unbounded_channel();
-    let decider = DeciderFacts(tx).start();
-    let client = GuardClient::new(&socket, Duration::from_millis(500));
-    let m = metrics.clone();
-    let addr = Supervisor::start(move |_| {
-        NodeSignaller::new(ProcFs::default(), &m)
-            .with_guard(Arc::new(client), clock)
-            .with_stop_confirmation(StopConfirmation {
-                grace,
-                timeout: Duration::from_secs(5),
-            })
-            .with_decider(decider.recipient())
-    });
-    subscribed(&metrics).await;
+    let Fenceable {
+        addr,
+        clock,
+        reloads,
+        pushes,
+        mut facts,
+    } = fenceable(&socket_in(&dir), grace, None).await;
     let deadline = clock.mono_of(tokio::time::Instant::now() + Duration::from_secs(30));
     addr.send(Fact::now(Event::LeaseAcquired { deadline }))
         .await
         .expect("mailbox");
     start_forging(&addr).await;
 
-    let fenced = GuardState {
-        forging: Some(false),
-        last: Some(Observation::Disabled),
-        child_pid: 4242,
-        ..GuardState::default()
-    };
-    pushes
-        .send(Answer::event("lapsed", fenced).to_line())
-        .expect("subscribed");
-    let fact = tokio::time::timeout(Duration::from_secs(5), facts.recv())
-        .await
-        .expect("the fence reaches the Decider")
-        .expect("fact");
-    assert_eq!(fact.event, Event::NodeFenced);
+    fence(&pushes, &mut facts).await;
     let fence_seen = tokio::time::Instant::now();
     start_forging(&addr).await;
 
@@ -256,32 +299,14 @@ async fn a_follow_up_through_the_guard_too_close_to_the_renew_deadline_waits_for
     // fence. With less than the reload room left before the renew deadline then, the stop at the
     // deadline would wait for it: it goes after the next renewal instead.
     let dir = tempfile::tempdir().expect("tempdir");
-    let socket = socket_in(&dir);
-    let reloads = Reloads::default();
-    let pushes = recording_guard(
-        &socket,
-        Script::NeverConfirms,
-        Arc::new(AtomicBool::new(false)),
-        reloads.clone(),
-    );
     let grace = Duration::from_millis(600);
-    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
-    let clock = Clock::new();
-    let (tx, mut facts) = tokio::sync::mpsc::unbounded_channel();
-    let decider = DeciderFacts(tx).start();
-    let client = GuardClient::new(&socket, Duration::from_millis(500));
-    let m = metrics.clone();
-    let addr = Supervisor::start(move |_| {
-        NodeSignaller::new(ProcFs::default(), &m)
-            .with_guard(Arc::new(client), clock)
-            .with_stop_confirmation(StopConfirmation {
-                grace,
-                timeout: Duration::from_secs(5),
-            })
-            .with_reload_room(grace, clock)
-            .with_decider(decider.recipient())
-    });
-    subscribed(&metrics).await;
+    let Fenceable {
+        addr,
+        clock,
+        reloads,
+        pushes,
+        mut facts,
+    } = fenceable(&socket_in(&dir), grace, Some(grace)).await;
     let renewed = |addr: &Addr<NodeSignaller>, deadline: tokio::time::Instant| {
         addr.send(Fact::now(Event::LeaseRenewed {
             deadline: clock.mono_of(deadline),
@@ -293,20 +318,7 @@ async fn a_follow_up_through_the_guard_too_close_to_the_renew_deadline_waits_for
     .await
     .expect("mailbox");
     start_forging(&addr).await;
-    let fenced = GuardState {
-        forging: Some(false),
-        last: Some(Observation::Disabled),
-        child_pid: 4242,
-        ..GuardState::default()
-    };
-    pushes
-        .send(Answer::event("lapsed", fenced).to_line())
-        .expect("subscribed");
-    let fact = tokio::time::timeout(Duration::from_secs(5), facts.recv())
-        .await
-        .expect("the fence reaches the Decider")
-        .expect("fact");
-    assert_eq!(fact.event, Event::NodeFenced);
+    fence(&pushes, &mut facts).await;
     // The deadline now falls 200 ms after the follow-up is due.
     renewed(
         &addr,
