@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::{NodeSignaller, StopConfirmation};
 use crate::{
     adapters::process::{ProcFs, ProcessIdentity},
+    clock::Clock,
     messages::{NodeProcess, Reload},
     metrics::{Metrics, PodLabels},
 };
@@ -61,16 +62,30 @@ impl Drop for DeafNode {
     }
 }
 
-fn signaller() -> (Addr<NodeSignaller>, Metrics) {
-    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
-    let stop = StopConfirmation {
+/// A NodeSignaller (not started) whose stops have STOP_GRACE [`GRACE`].
+fn with_grace(metrics: &Metrics) -> NodeSignaller {
+    NodeSignaller::new(ProcFs::default(), metrics).with_stop_confirmation(StopConfirmation {
         grace: GRACE,
         timeout: Duration::from_secs(5),
-    };
-    let addr = NodeSignaller::new(ProcFs::default(), &metrics)
-        .with_stop_confirmation(stop)
-        .start();
+    })
+}
+
+fn signaller() -> (Addr<NodeSignaller>, Metrics) {
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let addr = with_grace(&metrics).start();
     (addr, metrics)
+}
+
+/// [`signaller`] keeping STOP_GRACE of room before the renew deadline (read on the returned
+/// clock), told the process of `node`.
+async fn signaller_with_reload_room(node: &DeafNode) -> (Addr<NodeSignaller>, Metrics, Clock) {
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let clock = Clock::new();
+    let addr = with_grace(&metrics).with_reload_room(GRACE, clock).start();
+    addr.send(NodeProcess(Some(node.identity())))
+        .await
+        .expect("mailbox");
+    (addr, metrics, clock)
 }
 
 async fn reload(addr: &Addr<NodeSignaller>, reason: ReloadReason) {
@@ -241,21 +256,10 @@ async fn a_follow_up_due_too_close_to_the_renew_deadline_waits_for_the_next_rene
     // F21 through F24: the follow-up reload is a start the Decider does not see. Sent with less
     // than STOP_GRACE left before the renew deadline, the stop at the deadline would wait for
     // its STOP_GRACE (F20's hold) past the deadline. It goes after the renewal instead.
-    use crate::{clock::Clock, messages::Fact};
+    use crate::messages::Fact;
     use forge_core::decision::Event;
     let node = DeafNode::spawn().await;
-    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
-    let clock = Clock::new();
-    let addr = NodeSignaller::new(ProcFs::default(), &metrics)
-        .with_stop_confirmation(StopConfirmation {
-            grace: GRACE,
-            timeout: Duration::from_secs(5),
-        })
-        .with_reload_room(GRACE, clock)
-        .start();
-    addr.send(NodeProcess(Some(node.identity())))
-        .await
-        .expect("mailbox");
+    let (addr, metrics, clock) = signaller_with_reload_room(&node).await;
     // The renew deadline comes 200 ms after the follow-up would be due (STOP_GRACE after the
     // start-up reload): too little room for it.
     let renew_deadline = Instant::now() + GRACE + Duration::from_millis(200);
@@ -295,21 +299,10 @@ async fn a_follow_up_due_too_close_to_the_renew_deadline_waits_for_the_next_rene
 async fn a_deferred_follow_up_is_dropped_by_a_stop() {
     // The lease is lost at the deadline and the Decider stops the node: the renewal of a later
     // tenure must not restore forging the stop ended (S2).
-    use crate::{clock::Clock, messages::Fact};
+    use crate::messages::Fact;
     use forge_core::decision::Event;
     let node = DeafNode::spawn().await;
-    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
-    let clock = Clock::new();
-    let addr = NodeSignaller::new(ProcFs::default(), &metrics)
-        .with_stop_confirmation(StopConfirmation {
-            grace: GRACE,
-            timeout: Duration::from_secs(5),
-        })
-        .with_reload_room(GRACE, clock)
-        .start();
-    addr.send(NodeProcess(Some(node.identity())))
-        .await
-        .expect("mailbox");
+    let (addr, metrics, clock) = signaller_with_reload_room(&node).await;
     addr.send(Fact::now(Event::LeaseAcquired {
         deadline: clock.mono_of(Instant::now() + GRACE + Duration::from_millis(200)),
     }))
