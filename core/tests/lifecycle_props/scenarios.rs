@@ -405,10 +405,8 @@ fn running_commands(w: &World) -> Option<Vec<Command>> {
     w.running.as_ref().map(|r| r.run.commands.clone())
 }
 
-/// F21: a start that would leave the stop at the renew deadline less than `STOP_GRACE` to wait
-/// for it is not planned; the next renewal plans it.
-#[test]
-fn a_start_too_close_to_the_renew_deadline_waits_for_the_next_renewal() {
+/// A leader whose node is up, its credentials not yet known valid: settled, not forging.
+fn leader_with_credentials_unknown() -> World {
     use Action::*;
     let mut w = World::new(false, 0, 1);
     for a in [
@@ -423,6 +421,34 @@ fn a_start_too_close_to_the_renew_deadline_waits_for_the_next_renewal() {
         w.act(&a).expect("valid steps");
     }
     w.settle().expect("settles");
+    w
+}
+
+/// F21: `action` 1.5 s before the renew deadline of the lease `w` holds plans nothing and reports
+/// the deferral (`what` names what would be planned); returns what the next renewal plans.
+fn deferred_until_the_renewal(w: &mut World, action: Action, what: &str) -> Option<Vec<Command>> {
+    let left = w
+        .life
+        .state()
+        .lease
+        .deadline()
+        .expect("held")
+        .saturating_since(w.now);
+    w.act(&Action::Advance(left.as_millis() as u64 - 1_500))
+        .expect("time passes");
+    w.act(&action).expect("the action");
+    assert_eq!(running_commands(w), None, "no {what} 1.5 s before the deadline");
+    assert_eq!(w.deferred, 1, "the deferral is reported");
+    w.act(&Action::LeaseRenewed).expect("renewed");
+    running_commands(w)
+}
+
+/// F21: a start that would leave the stop at the renew deadline less than `STOP_GRACE` to wait
+/// for it is not planned; the next renewal plans it.
+#[test]
+fn a_start_too_close_to_the_renew_deadline_waits_for_the_next_renewal() {
+    use Action::*;
+    let mut w = leader_with_credentials_unknown();
     assert!(!w.life.current().forge, "credentials unknown: no start yet");
     // 1.5 s before the renew deadline the credentials turn valid: the start would leave the
     // stop there less than STOP_GRACE (2 s).
@@ -456,19 +482,7 @@ fn a_start_too_close_to_the_renew_deadline_waits_for_the_next_renewal() {
 #[test]
 fn a_start_deferred_at_the_renew_deadline_without_a_renewal_never_goes() {
     use Action::*;
-    let mut w = World::new(false, 0, 1);
-    for a in [
-        Progress,
-        Progress,
-        Progress,
-        NodeUp,
-        Progress,
-        Progress,
-        LeaseAcquired,
-    ] {
-        w.act(&a).expect("valid steps");
-    }
-    w.settle().expect("settles");
+    let mut w = leader_with_credentials_unknown();
     w.act(&Advance(RENEW_DEADLINE.as_millis() as u64 - 1_000))
         .expect("time passes");
     w.act(&CredentialsValid).expect("valid");
@@ -488,25 +502,8 @@ fn a_rotation_too_close_to_the_renew_deadline_is_installed_after_the_next_renewa
     w.elect().expect("valid steps");
     w.settle().expect("settles");
     assert!(w.node_forging, "the leader forges");
-    let left = w
-        .life
-        .state()
-        .lease
-        .deadline()
-        .expect("held")
-        .saturating_since(w.now);
-    w.act(&Advance(left.as_millis() as u64 - 1_500))
-        .expect("time passes");
-    w.act(&Rotated).expect("rotated");
     assert_eq!(
-        running_commands(&w),
-        None,
-        "no rotation 1.5 s before the deadline"
-    );
-    assert_eq!(w.deferred, 1, "the deferral is reported");
-    w.act(&LeaseRenewed).expect("renewed");
-    assert_eq!(
-        running_commands(&w),
+        deferred_until_the_renewal(&mut w, Rotated, "rotation"),
         Some(vec![
             Command::Install,
             Command::Reload {
@@ -530,26 +527,10 @@ fn a_reassert_too_close_to_the_renew_deadline_is_sent_after_the_next_renewal() {
         w.act(&Progress).expect("the start");
     }
     assert!(w.node_forging, "the leader forges");
-    let left = w
-        .life
-        .state()
-        .lease
-        .deadline()
-        .expect("held")
-        .saturating_since(w.now);
-    // Inside the node's start-up window (20 s), a re-assert is due every 4 s.
-    w.act(&Advance(left.as_millis() as u64 - 1_500))
-        .expect("time passes");
-    w.act(&Heartbeat).expect("a heartbeat");
+    // Inside the node's start-up window (20 s), a re-assert is due every 4 s: one falls due at
+    // the heartbeat.
     assert_eq!(
-        running_commands(&w),
-        None,
-        "no re-assert 1.5 s before the deadline"
-    );
-    assert_eq!(w.deferred, 1, "the deferral is reported");
-    w.act(&LeaseRenewed).expect("renewed");
-    assert_eq!(
-        running_commands(&w),
+        deferred_until_the_renewal(&mut w, Heartbeat, "re-assert"),
         Some(vec![Command::Reload {
             reason: ReloadReason::Reassert
         }]),
