@@ -82,10 +82,22 @@ async fn signaller_with_reload_room(node: &DeafNode) -> (Addr<NodeSignaller>, Me
     let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
     let clock = Clock::new();
     let addr = with_grace(&metrics).with_reload_room(GRACE, clock).start();
+    tell(&addr, node).await;
+    (addr, metrics, clock)
+}
+
+/// [`signaller`], told the process of `node`.
+async fn signaller_of(node: &DeafNode) -> (Addr<NodeSignaller>, Metrics) {
+    let (addr, metrics) = signaller();
+    tell(&addr, node).await;
+    (addr, metrics)
+}
+
+/// Tells the signaller at `addr` the process of `node`, as the NodeWatcher does.
+async fn tell(addr: &Addr<NodeSignaller>, node: &DeafNode) {
     addr.send(NodeProcess(Some(node.identity())))
         .await
         .expect("mailbox");
-    (addr, metrics, clock)
 }
 
 async fn reload(addr: &Addr<NodeSignaller>, reason: ReloadReason) {
@@ -156,10 +168,7 @@ async fn a_reassert_by_pid_is_not_queued_behind_a_reload_that_may_be_under_way()
     // window. Queued behind a start (or another re-assert) still under way it adds nothing (it
     // reads the same files) and holds back any stop that follows by one more reload.
     let node = DeafNode::spawn().await;
-    let (addr, metrics) = signaller();
-    addr.send(NodeProcess(Some(node.identity())))
-        .await
-        .expect("mailbox");
+    let (addr, metrics) = signaller_of(&node).await;
     reload(&addr, ReloadReason::StartForging).await;
     reload(&addr, ReloadReason::Reassert).await;
     assert_eq!(
@@ -197,10 +206,7 @@ async fn a_start_an_earlier_stopping_reload_may_undo_is_reloaded_once_more_after
     // reload then turns forging off while this pod holds the lease; nothing else would reload
     // the node. One more reload follows once the start-up reload has had its STOP_GRACE.
     let node = DeafNode::spawn().await;
-    let (addr, metrics) = signaller();
-    addr.send(NodeProcess(Some(node.identity())))
-        .await
-        .expect("mailbox");
+    let (addr, metrics) = signaller_of(&node).await;
     let startup = Instant::now();
     reload(&addr, ReloadReason::Startup).await;
     reload(&addr, ReloadReason::StartForging).await;
@@ -222,10 +228,7 @@ async fn a_start_an_earlier_stopping_reload_may_undo_is_reloaded_once_more_after
 #[actix::test]
 async fn a_start_no_stopping_reload_may_undo_is_not_followed_up() {
     let node = DeafNode::spawn().await;
-    let (addr, metrics) = signaller();
-    addr.send(NodeProcess(Some(node.identity())))
-        .await
-        .expect("mailbox");
+    let (addr, metrics) = signaller_of(&node).await;
     reload(&addr, ReloadReason::StartForging).await;
     reload(&addr, ReloadReason::Rotation).await;
     assert!(
@@ -238,10 +241,7 @@ async fn a_start_no_stopping_reload_may_undo_is_not_followed_up() {
 async fn a_stop_after_such_a_start_cancels_its_follow_up() {
     // The follow-up reload restores forging: it must never go after a stop (S2).
     let node = DeafNode::spawn().await;
-    let (addr, metrics) = signaller();
-    addr.send(NodeProcess(Some(node.identity())))
-        .await
-        .expect("mailbox");
+    let (addr, metrics) = signaller_of(&node).await;
     reload(&addr, ReloadReason::Startup).await;
     reload(&addr, ReloadReason::StartForging).await;
     reload(&addr, ReloadReason::StopForging).await;

@@ -179,7 +179,8 @@ struct Fenceable {
 }
 
 /// A [`Fenceable`] NodeSignaller subscribed to a recording guard on `socket`, stopping with
-/// STOP_GRACE `grace`, keeping `reload_room` (if any) before the renew deadline.
+/// STOP_GRACE `grace`, keeping `reload_room` (if any) before the renew deadline: a leader (its
+/// renew deadline 30 s away) that has started its node forging.
 async fn fenceable(socket: &Path, grace: Duration, reload_room: Option<Duration>) -> Fenceable {
     let reloads = Reloads::default();
     let pushes = recording_guard(
@@ -208,6 +209,12 @@ async fn fenceable(socket: &Path, grace: Duration, reload_room: Option<Duration>
         signaller.with_decider(decider.recipient())
     });
     subscribed(&metrics).await;
+    addr.send(Fact::now(Event::LeaseAcquired {
+        deadline: clock.mono_of(tokio::time::Instant::now() + Duration::from_secs(30)),
+    }))
+    .await
+    .expect("mailbox");
+    start_forging(&addr).await;
     Fenceable {
         addr,
         clock,
@@ -257,17 +264,11 @@ async fn a_start_right_after_the_guards_fence_is_reloaded_once_more_through_the_
     let grace = Duration::from_millis(600);
     let Fenceable {
         addr,
-        clock,
         reloads,
         pushes,
         mut facts,
+        ..
     } = fenceable(&socket_in(&dir), grace, None).await;
-    let deadline = clock.mono_of(tokio::time::Instant::now() + Duration::from_secs(30));
-    addr.send(Fact::now(Event::LeaseAcquired { deadline }))
-        .await
-        .expect("mailbox");
-    start_forging(&addr).await;
-
     fence(&pushes, &mut facts).await;
     let fence_seen = tokio::time::Instant::now();
     start_forging(&addr).await;
@@ -312,12 +313,6 @@ async fn a_follow_up_through_the_guard_too_close_to_the_renew_deadline_waits_for
             deadline: clock.mono_of(deadline),
         }))
     };
-    addr.send(Fact::now(Event::LeaseAcquired {
-        deadline: clock.mono_of(tokio::time::Instant::now() + Duration::from_secs(30)),
-    }))
-    .await
-    .expect("mailbox");
-    start_forging(&addr).await;
     fence(&pushes, &mut facts).await;
     // The deadline now falls 200 ms after the follow-up is due.
     renewed(
