@@ -54,19 +54,30 @@ pub(crate) fn recording_guard(
         child_pid: 4242,
         ..GuardState::default()
     };
-    actix::spawn(async move {
-        loop {
-            let Ok((conn, _)) = listener.accept().await else {
-                return;
-            };
-            let tx = tx.clone();
-            let pushed = pushed.clone();
-            let forging = forging.clone();
-            let reloads = reloads.clone();
-            actix::spawn(async move { serve(conn, script, tx, pushed, forging, reloads).await });
-        }
+    accept_each(listener, move |conn| {
+        serve(
+            conn,
+            script,
+            tx.clone(),
+            pushed.clone(),
+            forging.clone(),
+            reloads.clone(),
+        )
     });
     pushes
+}
+
+/// Accepts connections on `listener` until it fails, each served by `serve` in a task of its own.
+fn accept_each<F, Fut>(listener: UnixListener, mut serve: F)
+where
+    F: FnMut(UnixStream) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    actix::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            actix::spawn(serve(conn));
+        }
+    });
 }
 
 async fn serve(
@@ -126,37 +137,32 @@ pub(crate) fn replaying_guard(socket: &Path, reloads: Arc<AtomicUsize>) {
         child_pid: 4242,
         ..GuardState::default()
     };
-    actix::spawn(async move {
-        loop {
-            let Ok((conn, _)) = listener.accept().await else {
+    accept_each(listener, move |conn| {
+        let (lost, reloads) = (lost.clone(), reloads.clone());
+        async move {
+            let (read, mut write) = conn.into_split();
+            let mut line = String::new();
+            if BufReader::new(read).read_line(&mut line).await.is_err() {
                 return;
-            };
-            let (lost, reloads) = (lost.clone(), reloads.clone());
-            actix::spawn(async move {
-                let (read, mut write) = conn.into_split();
-                let mut line = String::new();
-                if BufReader::new(read).read_line(&mut line).await.is_err() {
-                    return;
-                }
-                if line.contains("\"reload\"") {
-                    reloads.fetch_add(1, Ordering::SeqCst);
-                }
+            }
+            if line.contains("\"reload\"") {
+                reloads.fetch_add(1, Ordering::SeqCst);
+            }
+            let _ = write
+                .write_all(Answer::ok(lost.clone()).to_line().as_bytes())
+                .await;
+            if line.contains("\"subscribe\"") {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let running = GuardState {
+                    last: Some(Observation::ChainExtended),
+                    ..lost
+                };
                 let _ = write
-                    .write_all(Answer::ok(lost.clone()).to_line().as_bytes())
+                    .write_all(Answer::event("observed", running).to_line().as_bytes())
                     .await;
-                if line.contains("\"subscribe\"") {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    let running = GuardState {
-                        last: Some(Observation::ChainExtended),
-                        ..lost
-                    };
-                    let _ = write
-                        .write_all(Answer::event("observed", running).to_line().as_bytes())
-                        .await;
-                    // Keep the subscription open.
-                    std::future::pending::<()>().await;
-                }
-            });
+                // Keep the subscription open.
+                std::future::pending::<()>().await;
+            }
         }
     });
 }
