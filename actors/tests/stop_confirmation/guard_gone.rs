@@ -4,16 +4,29 @@
 
 use std::time::Duration;
 
+use actix::Addr;
 use forge_actors::{
     adapters::process::{ProcFs, ProcessIdentity},
     messages::NodeProcess,
-    node_signaller::StopConfirmation,
+    node_signaller::{NodeSignaller, StopConfirmation},
 };
 
 use super::{
     fake_guard::{exiting_guard, refusing_socket},
     signaller, socket_in, stop, subscribed,
 };
+
+/// A node process (`sleep`, which a SIGHUP ends), its identity told to the signaller at `addr`
+/// as the NodeWatcher does.
+async fn node_told_to(addr: &Addr<NodeSignaller>) -> std::process::Child {
+    let node = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn");
+    let identity = ProcFs::default().identity(node.id() as i32).expect("identity");
+    addr.send(NodeProcess(Some(identity))).await.expect("mailbox");
+    node
+}
 
 #[actix::test]
 async fn a_refused_guard_whose_node_process_is_gone_confirms_the_stop() {
@@ -23,12 +36,7 @@ async fn a_refused_guard_whose_node_process_is_gone_confirms_the_stop() {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = refusing_socket(&dir);
     let (addr, _metrics) = signaller(&socket, StopConfirmation::default());
-    let mut node = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .expect("spawn");
-    let identity = ProcFs::default().identity(node.id() as i32).expect("identity");
-    addr.send(NodeProcess(Some(identity))).await.expect("mailbox");
+    let mut node = node_told_to(&addr).await;
     node.kill().expect("kill");
     node.wait().expect("reap");
     addr.send(NodeProcess(None)).await.expect("mailbox");
@@ -59,12 +67,7 @@ async fn an_exited_report_about_the_old_node_does_not_confirm_a_stop_to_the_new_
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // A new node process; `sleep` ends on the SIGHUP the stop sends it.
-    let mut node = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .expect("spawn");
-    let identity = ProcFs::default().identity(node.id() as i32).expect("identity");
-    addr.send(NodeProcess(Some(identity))).await.expect("mailbox");
+    let mut node = node_told_to(&addr).await;
     let _ = stop(&addr).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let status = loop {
