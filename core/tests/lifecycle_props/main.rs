@@ -37,6 +37,7 @@ mod fixed_histories;
 #[path = "../support/model_world.rs"]
 mod model_world;
 mod properties;
+mod reload_room;
 mod scenarios;
 mod world;
 
