@@ -11,9 +11,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 
 use super::PeerWatcher;
 use crate::{
-    adapters::kube::newer_resource_version,
     messages::Fact,
-    ports::{ApiError, PeerObjects},
+    ports::{ApiError, PeerObjects, newer_resource_version},
 };
 
 /// Why a consistent read is sent (`cardano_cluster_peer_reads_total{why}`).

@@ -15,9 +15,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 
 use super::{PeerWatcher, read::Why};
 use crate::{
-    adapters::kube::newer_resource_version,
     messages::Fact,
-    ports::{ApiError, PeerObjects},
+    ports::{ApiError, PeerObjects, newer_resource_version},
 };
 
 /// An item of the watches: which object, in which watch generation (`None`: that watch ended).

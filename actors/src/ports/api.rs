@@ -1,5 +1,6 @@
 //! The Kubernetes ports: our Lease, our CardanoForgeCluster and CardanoLeader, the peer
-//! regions' API servers, and Events about this pod, with the error every API call speaks.
+//! regions' API servers, and Events about this pod, with the error every API call speaks and
+//! the order of the `resourceVersion`s it carries.
 
 use std::{sync::Arc, time::Duration};
 
@@ -168,4 +169,34 @@ pub trait PeerApi: Send + Sync + 'static {
     /// Connects to peer `peer` afresh (a kubeconfig may have been rotated since the last
     /// time) and addresses its objects; a peer that cannot be reached is an [`ApiError`].
     fn connect(&self, peer: &str) -> BoxFuture<'static, Result<PeerObjects, ApiError>>;
+}
+
+/// Whether `candidate` is a later `resourceVersion` of the same object than `known`: false only
+/// when both are decimal numbers (as the API server's etcd revisions are) and `candidate` is
+/// not greater. Used to drop a watch event that repeats or predates what a read or a write
+/// already showed (a watch restarted from the server's cache may deliver old news); a version
+/// that is not a number is taken as new (the caller's other checks still hold).
+pub fn newer_resource_version(candidate: Option<&str>, known: Option<&str>) -> bool {
+    match (
+        candidate.and_then(|c| c.parse::<u64>().ok()),
+        known.and_then(|k| k.parse::<u64>().ok()),
+    ) {
+        (Some(c), Some(k)) => c > k,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::newer_resource_version;
+
+    #[test]
+    fn only_a_greater_numeric_version_is_older_news_proof() {
+        assert!(newer_resource_version(Some("12"), Some("11")));
+        assert!(!newer_resource_version(Some("11"), Some("11")));
+        assert!(!newer_resource_version(Some("9"), Some("11")));
+        assert!(newer_resource_version(Some("9"), None));
+        assert!(newer_resource_version(None, Some("11")));
+        assert!(newer_resource_version(Some("abc"), Some("11")));
+    }
 }

@@ -6,10 +6,7 @@ use forge_core::{lease::Mono, quorum::Seen};
 use futures::StreamExt;
 
 use super::{ACTOR, Endpoint, TicketKeeper, TicketWatch};
-use crate::{
-    adapters::kube::newer_resource_version,
-    ports::{ApiError, LeaseSnapshot},
-};
+use crate::ports::{ApiError, LeaseSnapshot, newer_resource_version};
 
 impl TicketKeeper {
     /// Opens ticket `i`'s watch unless one is open, a failure holds it back, or its client is
