@@ -8,5 +8,6 @@ pub mod kube_events;
 pub mod kube_lease;
 pub mod kube_object;
 pub mod kube_peer;
+pub mod kube_ticket;
 pub mod node_chain;
 pub mod process;

@@ -1,6 +1,6 @@
 //! The Kubernetes ports: our Lease, our CardanoForgeCluster and CardanoLeader, the peer
-//! regions' API servers, and Events about this pod, with the error every API call speaks and
-//! the order of the `resourceVersion`s it carries.
+//! regions' API servers, the quorum participants' forge tickets, and Events about this pod,
+//! with the error every API call speaks and the order of the `resourceVersion`s it carries.
 
 use std::{sync::Arc, time::Duration};
 
@@ -169,6 +169,17 @@ pub trait PeerApi: Send + Sync + 'static {
     /// Connects to peer `peer` afresh (a kubeconfig may have been rotated since the last
     /// time) and addresses its objects; a peer that cannot be reached is an [`ApiError`].
     fn connect(&self, peer: &str) -> BoxFuture<'static, Result<PeerObjects, ApiError>>;
+}
+
+/// The quorum participants' API servers (quorum mode): the TicketKeeper reaches each
+/// participant's forge ticket through it, our own in our API server, every other one through the
+/// participant's own kubeconfig.
+pub trait TicketApi: Send + Sync + 'static {
+    /// Participant `participant`'s ticket, ready for calls (building a client from its
+    /// kubeconfig if it has one); a participant that cannot be reached is an [`ApiError`]. The
+    /// keeper connects on a ticket's first call and again until a call through the ticket
+    /// answers, then keeps it.
+    fn connect(&self, participant: &str) -> BoxFuture<'static, Result<Arc<dyn LeaseApi>, ApiError>>;
 }
 
 /// Whether `candidate` is a later `resourceVersion` of the same object than `known`: false only

@@ -15,6 +15,7 @@ use crate::{
         kube_lease::{KubeLeasePort, KubeLeases},
         kube_object::NamedObject,
         kube_peer::KubePeers,
+        kube_ticket::KubeTickets,
         node_chain::NodeChain,
         process::ProcFs,
     },
@@ -24,7 +25,7 @@ use crate::{
     metrics::Metrics,
     ports::{
         ChainSource, CredentialSource, CredentialStore, ForgeClusterApi, LeaderApi, LeaseApi, NodeGuard,
-        NodeHost, PeerApi, PodEvents, Prober,
+        NodeHost, PeerApi, PodEvents, Prober, TicketApi,
     },
     ticket_keeper::{TICKET_SUFFIX, TicketSettings},
 };
@@ -64,9 +65,10 @@ pub struct Adapters {
     /// The node's metrics endpoint and the leader schedule file (ChainWatcher, with
     /// `NODE_METRICS_URL` or `LEADER_SCHEDULE`).
     pub chain: Arc<dyn ChainSource>,
-    /// The forge ticket in our own API server (TicketKeeper); `None` outside quorum mode. The
-    /// other participants' tickets are reached through their kubeconfigs.
-    pub own_ticket: Option<Arc<dyn LeaseApi>>,
+    /// The quorum participants' API servers, each holding its forge ticket (TicketKeeper): ours
+    /// through our own client, the others through their kubeconfigs; `None` outside quorum
+    /// mode.
+    pub tickets: Option<Arc<dyn TicketApi>>,
     /// The one monotonic clock every actor reads.
     pub clock: Clock,
 }
@@ -107,14 +109,20 @@ impl Adapters {
                 cfg.api_timeout,
             )),
             chain: Arc::new(NodeChain),
-            own_ticket: cfg.quorum.as_ref().map(|q| {
-                let lease = format!("{}{TICKET_SUFFIX}", cfg.names.lease);
-                let call_timeout = TicketSettings::call_timeout(cfg.api_timeout, &q.ticket);
-                let port: Arc<dyn LeaseApi> = Arc::new(KubeLeasePort::new(
-                    KubeLeases::new(kube.clone(), &cfg.namespace, &lease, call_timeout),
+            tickets: cfg.quorum.as_ref().map(|q| {
+                // A ticket's watch may stay open for up to four ticket durations before it is
+                // renewed.
+                let tickets: Arc<dyn TicketApi> = Arc::new(KubeTickets::new(
+                    kube,
+                    q.participants
+                        .iter()
+                        .map(|p| (p.name.clone(), p.kubeconfig.clone())),
+                    &cfg.namespace,
+                    &format!("{}{TICKET_SUFFIX}", cfg.names.lease),
+                    TicketSettings::call_timeout(cfg.api_timeout, &q.ticket),
                     q.ticket.duration * 4,
                 ));
-                port
+                tickets
             }),
             clock: Clock::new(),
         }

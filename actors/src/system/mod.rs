@@ -198,7 +198,7 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
         guard,
         peers: peer_api,
         chain: chain_source,
-        own_ticket,
+        tickets: ticket_api,
         clock,
     } = io;
 
@@ -264,11 +264,11 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     });
     // The lease facts reach the signaller before the Decider (the permit's bound).
     let tap = LeaseTap::new(signaller.clone().recipient(), facts.clone()).start();
-    let tickets = match (quorum, own_ticket) {
-        (Some(q), Some(own)) => Some(spawn_ticket_keeper(
+    let tickets = match (quorum, ticket_api) {
+        (Some(q), Some(api)) => Some(spawn_ticket_keeper(
             cfg,
             q,
-            own,
+            api,
             clock,
             tap.clone().recipient(),
             decider.clone().recipient(),

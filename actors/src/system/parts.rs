@@ -21,10 +21,8 @@ use crate::{
     messages::{Fact, StatusFigures},
     metrics::PodLabels,
     peer_watcher::{PeerMetrics, PeerSettings, PeerWatcher},
-    ports::{ChainSource, LeaseApi, PeerApi},
-    ticket_keeper::{
-        ParticipantEndpoint, TICKET_SUFFIX, TicketIntent, TicketKeeper, TicketMetrics, TicketSettings,
-    },
+    ports::{ChainSource, PeerApi, TicketApi},
+    ticket_keeper::{Participant, TICKET_SUFFIX, TicketIntent, TicketKeeper, TicketMetrics, TicketSettings},
 };
 
 /// The labels every pod metric carries.
@@ -188,14 +186,15 @@ pub(super) fn spawn_peer_watchers(
 }
 
 /// Quorum mode (docs/quorum.md): the TicketKeeper, keeping the forge ticket (`LEASE_NAME` +
-/// `-ticket`) in every participant's API server and reporting its standing through `fact` (the
+/// `-ticket`) in every participant's API server (each reached through `api`, which holds the
+/// participants' kubeconfigs) and reporting its standing through `fact` (the
 /// LeaseTap: the signaller bounds the guard's permit by the forge deadline too). Returns where
 /// the Decider sends its ticket intent; the keeper's `/status` report goes to `report` (the
 /// Decider).
 pub(super) fn spawn_ticket_keeper(
     cfg: &ValidConfig,
     q: &QuorumSettings,
-    own: Arc<dyn LeaseApi>,
+    api: Arc<dyn TicketApi>,
     clock: crate::clock::Clock,
     fact: Recipient<Fact>,
     report: Recipient<StatusFigures>,
@@ -206,9 +205,11 @@ pub(super) fn spawn_ticket_keeper(
         participants: q
             .participants
             .iter()
-            .map(|p| ParticipantEndpoint::of(p, own.clone()))
+            .map(|p| Participant {
+                name: p.name.clone(),
+                witness: p.witness,
+            })
             .collect(),
-        namespace: cfg.namespace.clone(),
         lease: format!("{}{TICKET_SUFFIX}", cfg.names.lease),
         timing: q.ticket,
         call_timeout: TicketSettings::call_timeout(cfg.api_timeout, &q.ticket),
@@ -225,6 +226,7 @@ pub(super) fn spawn_ticket_keeper(
     let keeper = Supervisor::start(move |_| {
         TicketKeeper::new(
             settings.clone(),
+            api.clone(),
             clock,
             fact.clone(),
             Some(metrics.clone()),

@@ -14,7 +14,7 @@ use forge_core::{
 
 use super::{
     MemoryChain, MemoryCredentials, MemoryGuard, MemoryLeaseClient, MemoryLeases, MemoryNode, MemoryObject,
-    MemoryPeers, MemorySources, RecordedEvents, ScriptedProber,
+    MemoryPeers, MemorySources, MemoryTickets, RecordedEvents, ScriptedProber,
 };
 use crate::{clock::Clock, ports::ObjectApi, system::Adapters};
 
@@ -66,6 +66,9 @@ pub struct InMemory {
     pub guard: MemoryGuard,
     /// The peer regions (none until added).
     pub peers: MemoryPeers,
+    /// The quorum participants' API servers and their forge tickets (none until added; used in
+    /// quorum mode only).
+    pub tickets: MemoryTickets,
     /// The node's tip and the leader schedule file (no tip, no file until set).
     pub chain: MemoryChain,
     /// The clock every actor reads (share one among pods for one virtual time).
@@ -103,13 +106,14 @@ impl InMemory {
             node: MemoryNode::new(),
             guard: MemoryGuard::new(&cfg.node.guard_socket),
             peers: MemoryPeers::default(),
+            tickets: MemoryTickets::default(),
             chain: MemoryChain::default(),
             clock,
         }
     }
 
     /// The adapters for `spawn_all`: each port served by its double (the CardanoForgeCluster
-    /// only with cluster management, as in production; no forge ticket outside quorum mode).
+    /// only with cluster management, as in production; the forge tickets only in quorum mode).
     pub fn adapters(&self, cfg: &ValidConfig) -> Adapters {
         Adapters {
             leases: Arc::new(self.lease.clone()),
@@ -126,7 +130,10 @@ impl InMemory {
             guard: Arc::new(self.guard.clone()),
             peers: Arc::new(self.peers.clone()),
             chain: Arc::new(self.chain.clone()),
-            own_ticket: None,
+            tickets: cfg
+                .quorum
+                .is_some()
+                .then(|| Arc::new(self.tickets.clone()) as Arc<dyn crate::ports::TicketApi>),
             clock: self.clock,
         }
     }

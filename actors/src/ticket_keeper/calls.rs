@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use forge_core::lease::{LeaseRecord, Mono};
 
-use super::{ACTOR, Endpoint, Outcome, Ticket, TicketKeeper};
+use super::{ACTOR, Outcome, Ticket, TicketKeeper};
 use crate::ports::{ApiError, LeaseApi, LeaseSnapshot};
 
 impl TicketKeeper {
@@ -73,12 +73,12 @@ impl TicketKeeper {
             t.in_flight = false;
             let outcome = match (sent, result) {
                 (None, Ok((port, snapshot))) => {
-                    t.endpoint = Endpoint::Port(port);
+                    t.port = Some(port);
                     Outcome::Read(Ok(snapshot))
                 }
                 (None, Err(e)) => Outcome::Read(Err(e)),
                 (Some(sent), Ok((port, snapshot))) => {
-                    t.endpoint = Endpoint::Port(port);
+                    t.port = Some(port);
                     Outcome::Wrote {
                         result: snapshot.ok_or_else(|| ApiError::Invalid("no answer".into())),
                         sent,

@@ -44,26 +44,22 @@ mod metrics;
 mod standing;
 mod watch;
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use actix::{
     Actor, AsyncContext, Context, Handler, Message, Recipient, SpawnHandle, StreamHandler, Supervised,
 };
 use forge_core::{
-    config::{QuorumParticipant, TicketTiming},
+    config::TicketTiming,
     lease::Mono,
     quorum::{Intent, Seen, TicketState, TicketStep, Want, want},
 };
-use futures::future::BoxFuture;
+use futures::{FutureExt, future::BoxFuture};
 
 use crate::{
-    adapters::{
-        kube::client,
-        kube_lease::{KubeLeasePort, KubeLeases},
-    },
     clock::Clock,
     messages::{Fact, StatusFigures},
-    ports::{ApiError, LeaseApi, LeaseSnapshot},
+    ports::{ApiError, LeaseApi, LeaseSnapshot, TicketApi},
 };
 
 /// The actor's name in logs.
@@ -77,39 +73,13 @@ pub const TICKET_SUFFIX: &str = "-ticket";
 #[rtype(result = "()")]
 pub struct TicketIntent(pub Intent);
 
-/// How a participant's API server is reached.
-#[derive(Clone)]
-pub enum Endpoint {
-    /// A ready port (our own API server, or a test double).
-    Port(Arc<dyn LeaseApi>),
-    /// A kubeconfig: the client is built on first use (and again after a failure to build it).
-    Kubeconfig(PathBuf),
-}
-
-/// One participant as configured.
-#[derive(Clone)]
-pub struct ParticipantEndpoint {
+/// One participant as configured (how its API server is reached is the [`TicketApi`]'s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
     /// Its name (a region's CardanoForgeCluster name, or a witness's).
     pub name: String,
     /// A witness runs no pods.
     pub witness: bool,
-    /// How to reach its ticket.
-    pub endpoint: Endpoint,
-}
-
-impl ParticipantEndpoint {
-    /// The endpoint of a configured participant: our own API server (`own`) for ours, its
-    /// kubeconfig for the others.
-    pub fn of(p: &QuorumParticipant, own: Arc<dyn LeaseApi>) -> Self {
-        Self {
-            name: p.name.clone(),
-            witness: p.witness,
-            endpoint: match &p.kubeconfig {
-                None => Endpoint::Port(own),
-                Some(path) => Endpoint::Kubeconfig(path.clone()),
-            },
-        }
-    }
 }
 
 /// The keeper's settings.
@@ -118,10 +88,8 @@ pub struct TicketSettings {
     /// Our region's name: the holder we write.
     pub me: String,
     /// Every participant, ours first.
-    pub participants: Vec<ParticipantEndpoint>,
-    /// The namespace of the ticket Leases (for clients built from a kubeconfig).
-    pub namespace: String,
-    /// The ticket Lease's name.
+    pub participants: Vec<Participant>,
+    /// The ticket Lease's name (for logs: the [`TicketApi`] addresses it).
     pub lease: String,
     /// The ticket timing.
     pub timing: TicketTiming,
@@ -149,7 +117,9 @@ pub use forge_core::status::{QuorumReport, TicketReport};
 struct Ticket {
     name: String,
     witness: bool,
-    endpoint: Endpoint,
+    /// Its ticket through the [`TicketApi`], once a call through it answered (until then each
+    /// call connects again).
+    port: Option<Arc<dyn LeaseApi>>,
     state: TicketState,
     in_flight: bool,
     reachable: Option<bool>,
@@ -185,6 +155,7 @@ enum Outcome {
 /// The actor.
 pub struct TicketKeeper {
     settings: TicketSettings,
+    api: Arc<dyn TicketApi>,
     clock: Clock,
     fact: Recipient<Fact>,
     metrics: Option<TicketMetrics>,
@@ -202,10 +173,11 @@ pub struct TicketKeeper {
 }
 
 impl TicketKeeper {
-    /// A keeper of `settings.participants`' tickets, reporting to `fact`, and its
-    /// [`QuorumReport`] to `report` whenever that changes.
+    /// A keeper of `settings.participants`' tickets, reached through `api`, reporting to `fact`,
+    /// and its [`QuorumReport`] to `report` whenever that changes.
     pub fn new(
         settings: TicketSettings,
+        api: Arc<dyn TicketApi>,
         clock: Clock,
         fact: Recipient<Fact>,
         metrics: Option<TicketMetrics>,
@@ -217,7 +189,7 @@ impl TicketKeeper {
             .map(|p| Ticket {
                 name: p.name.clone(),
                 witness: p.witness,
-                endpoint: p.endpoint.clone(),
+                port: None,
                 state: TicketState::default(),
                 in_flight: false,
                 reachable: None,
@@ -237,6 +209,7 @@ impl TicketKeeper {
         }
         Self {
             settings,
+            api,
             clock,
             fact,
             metrics,
@@ -350,26 +323,14 @@ impl TicketKeeper {
         }
     }
 
-    /// The port of ticket `i`, building a client from its kubeconfig on first use.
+    /// Ticket `i` through the [`TicketApi`]: the one kept, or connected afresh until a call
+    /// through it answers.
     fn port(&self, i: usize) -> BoxFuture<'static, Result<Arc<dyn LeaseApi>, ApiError>> {
-        let endpoint = self.tickets[i].endpoint.clone();
-        let (ns, lease, timeout) = (
-            self.settings.namespace.clone(),
-            self.settings.lease.clone(),
-            self.settings.call_timeout,
-        );
-        let idle = self.settings.timing.duration * 4;
-        Box::pin(async move {
-            match endpoint {
-                Endpoint::Port(p) => Ok(p),
-                Endpoint::Kubeconfig(path) => {
-                    let c = client(Some(&path), timeout).await?;
-                    let port: Arc<dyn LeaseApi> =
-                        Arc::new(KubeLeasePort::new(KubeLeases::new(c, &ns, &lease, timeout), idle));
-                    Ok(port)
-                }
-            }
-        })
+        let t = &self.tickets[i];
+        match &t.port {
+            Some(port) => futures::future::ready(Ok(port.clone())).boxed(),
+            None => self.api.connect(&t.name),
+        }
     }
 
     fn count(&self, i: usize, call: &str) {

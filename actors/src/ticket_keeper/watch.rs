@@ -5,18 +5,18 @@ use actix::{AsyncContext, Context};
 use forge_core::{lease::Mono, quorum::Seen};
 use futures::StreamExt;
 
-use super::{ACTOR, Endpoint, TicketKeeper, TicketWatch};
+use super::{ACTOR, TicketKeeper, TicketWatch};
 use crate::ports::{ApiError, LeaseSnapshot, newer_resource_version};
 
 impl TicketKeeper {
-    /// Opens ticket `i`'s watch unless one is open, a failure holds it back, or its client is
-    /// not built yet (the first read builds it).
+    /// Opens ticket `i`'s watch unless one is open, a failure holds it back, or its ticket is
+    /// not connected yet (the first call that answers connects it).
     pub(super) fn open_watch(&mut self, i: usize, now: Mono, ctx: &mut Context<Self>) {
         let t = &self.tickets[i];
         if t.watch.is_some() || t.watch_retry_at.is_some_and(|at| now < at) {
             return;
         }
-        let Endpoint::Port(port) = &t.endpoint else {
+        let Some(port) = &t.port else {
             return;
         };
         self.generation += 1;

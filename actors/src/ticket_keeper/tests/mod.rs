@@ -23,7 +23,7 @@ use forge_core::{
 use super::*;
 use crate::{
     clock::Clock,
-    testing::{MemoryLeases, Outage, Probe, eventually, on_virtual_time},
+    testing::{MemoryLeases, MemoryTickets, Outage, Probe, eventually, on_virtual_time},
 };
 
 fn timing() -> TicketTiming {
@@ -37,6 +37,8 @@ fn timing() -> TicketTiming {
 struct Setup {
     stores: Vec<MemoryLeases>,
     clients: Vec<crate::testing::MemoryLeaseClient>,
+    /// The participants' API servers, each serving its ticket through `clients[i]`.
+    api: MemoryTickets,
     probe: Probe,
     keeper: actix::Addr<TicketKeeper>,
     clock: Clock,
@@ -44,35 +46,49 @@ struct Setup {
     figures: Arc<std::sync::Mutex<Vec<StatusFigures>>>,
 }
 
+/// The participants, in the order of [`start`]'s stores: west (ours), east, and a witness.
+const NAMES: [&str; 3] = ["west", "east", "witness"];
+
 fn start(stores: Vec<MemoryLeases>) -> Setup {
     let clock = Clock::new();
     let probe = Probe::start();
     let clients: Vec<_> = stores.iter().map(|s| s.client("west")).collect();
-    let names = ["west", "east", "witness"];
+    let api = MemoryTickets::default();
     let participants = clients
         .iter()
+        .zip(NAMES)
         .enumerate()
-        .map(|(i, c)| ParticipantEndpoint {
-            name: names[i].to_string(),
-            witness: i == 2,
-            endpoint: Endpoint::Port(Arc::new(c.clone())),
+        .map(|(i, (c, name))| {
+            api.add(name, c.clone());
+            Participant {
+                name: name.to_string(),
+                witness: i == 2,
+            }
         })
         .collect();
     let settings = TicketSettings {
         me: "west".into(),
         participants,
-        namespace: "cardano".into(),
         lease: "pool-ticket".into(),
         timing: timing(),
         call_timeout: Duration::from_secs(3),
         break_glass: false,
     };
     let (report, figures) = crate::testing::recorder::<StatusFigures>();
-    let keeper = TicketKeeper::new(settings, clock, probe.recipient(), None, report).start();
+    let keeper = TicketKeeper::new(
+        settings,
+        Arc::new(api.clone()),
+        clock,
+        probe.recipient(),
+        None,
+        report,
+    )
+    .start();
     Setup {
         figures,
         stores,
         clients,
+        api,
         probe,
         keeper,
         clock,

@@ -1,6 +1,7 @@
 //! Issue 14's API budget and liveness: a foreign ticket followed by its watch, a participant
 //! whose calls all fail reported and read until it answers again, and a watch stalled on a
-//! dead path found out by a read.
+//! dead path found out by a read; and how a participant's API server is connected through the
+//! port.
 
 use super::*;
 
@@ -215,4 +216,62 @@ fn a_watch_stalled_on_a_dead_path_is_found_out_by_a_read() {
         })
         .await;
     })
+}
+
+/// Each participant's API server is connected through the [`TicketApi`] on its ticket's first
+/// call, and again at every call until one answers (a participant that cannot be connected is
+/// out of reach like one whose calls fail, tried again every retry period); then the ticket is
+/// kept: calls that fail later do not connect it again.
+#[test]
+fn a_participant_is_connected_until_a_call_answers_then_kept() {
+    on_virtual_time(|| async {
+        let s = start_free();
+        s.api.set_reachable("witness", false);
+        tokio::time::sleep(timing().retry_period).await;
+        assert_eq!(
+            NAMES.map(|n| s.api.connects(n)),
+            [0; 3],
+            "connected before any call"
+        );
+
+        s.keeper.do_send(TicketIntent(TAKE));
+        eventually("two held, the witness reported unreachable", || {
+            last_standing(&s.probe)
+                .is_some_and(|st| st.held == 2 && st.unreachable_since.contains_key("witness"))
+        })
+        .await;
+        let tried = s.api.connects("witness");
+        tokio::time::sleep(timing().retry_period * 5).await;
+        let again = s.api.connects("witness") - tried;
+        assert!(
+            (4..=6).contains(&again),
+            "{again} connects of the unreachable witness in five retry periods"
+        );
+
+        s.api.set_reachable("witness", true);
+        eventually("three held", || {
+            last_standing(&s.probe).is_some_and(|st| st.held == 3 && st.unreachable_since.is_empty())
+        })
+        .await;
+        let witness = s.api.connects("witness");
+        assert_eq!([s.api.connects("west"), s.api.connects("east")], [1, 1]);
+
+        // East's calls fail for a while: its ticket is not connected again.
+        s.clients[1].set_outage(Outage::ServerError);
+        eventually("east reported unreachable", || {
+            last_standing(&s.probe).is_some_and(|st| st.unreachable_since.contains_key("east"))
+        })
+        .await;
+        tokio::time::sleep(timing().retry_period * 2).await;
+        s.clients[1].set_outage(Outage::None);
+        eventually("three held, east in reach again", || {
+            last_standing(&s.probe).is_some_and(|st| st.held == 3 && st.unreachable_since.is_empty())
+        })
+        .await;
+        assert_eq!(
+            NAMES.map(|n| s.api.connects(n)),
+            [1, 1, witness],
+            "a ticket connected again after it answered"
+        );
+    });
 }
