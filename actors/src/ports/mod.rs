@@ -14,6 +14,7 @@
 //! | [`NodeGuard`] | the node guard's socket | NodeSignaller, NodeWatcher | `guard` | `MemoryGuard` |
 //! | [`NodeHost`] | the node's socket, `/proc` and pidfd signals | NodeWatcher, NodeSignaller | `process` | `MemoryNode` |
 //! | [`PeerApi`] | the peer regions' API servers (through their kubeconfigs) | PeerWatcher | `kube_peer` | `MemoryPeers` |
+//! | [`TicketApi`] | the quorum participants' API servers, each holding its forge ticket (ours through our client, the others through their kubeconfigs) | TicketKeeper | `kube_ticket` | `MemoryTickets` |
 //! | [`ChainSource`] | the node's metrics endpoint (HTTP) and the leader schedule file | ChainWatcher | `node_chain` | `MemoryChain` |
 //!
 //! The ports are grouped by what they reach: `api.rs` (Kubernetes), `credentials.rs` (the
@@ -23,10 +24,8 @@
 //! Each port owns its error type ([`ApiError`], [`ProbeFailed`], [`CredentialFileError`],
 //! [`SourceWatchError`], [`GuardError`], [`DiscoveryError`], [`SignalError`], [`TipError`],
 //! [`ScheduleFileError`]): an adapter maps its library's errors into it. Not behind a port: the
-//! quorum participants' API servers (the TicketKeeper builds their clients from kubeconfigs; our
-//! own ticket is a [`LeaseApi`]), and the files the configuration names that are read once while
-//! the system is built, before any actor runs (`SHELLEY_GENESIS`: an unusable one stops the
-//! start).
+//! files the configuration names that are read once while the system is built, before any actor
+//! runs (`SHELLEY_GENESIS`: an unusable one stops the start).
 
 /// A fieldless enum whose variants are bounded labels: `as_str` (and `Display`) give the label
 /// value logs and metrics carry.

@@ -78,8 +78,10 @@
 //! refusal; the LeaseElector, the StatusWriter and the ClusterWatcher read and write the Lease,
 //! the CardanoLeader and the CardanoForgeCluster; the PeerWatchers read and watch each peer
 //! region's CardanoForgeCluster and Lease (`Adapters::peers`, which holds the peers' kubeconfigs);
-//! the HealthProber probes over HTTP; the ChainWatcher reads the node's tip from its metrics
-//! endpoint and the leader schedule file.
+//! the TicketKeeper reads, writes and watches each quorum participant's forge ticket
+//! (`Adapters::tickets`, which holds the participants' kubeconfigs); the HealthProber probes
+//! over HTTP; the ChainWatcher reads the node's tip from its metrics endpoint and the leader
+//! schedule file.
 
 mod adapters;
 mod parts;

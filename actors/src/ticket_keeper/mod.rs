@@ -1,6 +1,9 @@
 //! TicketKeeper (docs/quorum.md): quorum mode's forge tickets. One `coordination.k8s.io/v1`
 //! Lease per participant (the pool's regions and its witnesses), each in that participant's API
 //! server, named like our local Lease with a `-ticket` suffix and held under our region's name.
+//! Each is reached through the [`TicketApi`] port (in production ours through our own client,
+//! the others through their kubeconfigs), connected on its first call and again until a call
+//! through it answers, then kept.
 //!
 //! It carries out forge-core's pure rules ([`forge_core::quorum`]) and decides nothing itself:
 //!
