@@ -187,10 +187,9 @@ pub(super) fn spawn_peer_watchers(
 
 /// Quorum mode (docs/quorum.md): the TicketKeeper, keeping the forge ticket (`LEASE_NAME` +
 /// `-ticket`) in every participant's API server (each reached through `api`, which holds the
-/// participants' kubeconfigs) and reporting its standing through `fact` (the
-/// LeaseTap: the signaller bounds the guard's permit by the forge deadline too). Returns where
-/// the Decider sends its ticket intent; the keeper's `/status` report goes to `report` (the
-/// Decider).
+/// participants' kubeconfigs) and reporting its standing through `fact` (the LeaseTap: the
+/// signaller bounds the guard's permit by the forge deadline too). Returns where the Decider
+/// sends its ticket intent; the keeper's `/status` report goes to `report` (the Decider).
 pub(super) fn spawn_ticket_keeper(
     cfg: &ValidConfig,
     q: &QuorumSettings,
