@@ -76,18 +76,12 @@ fn settings(socket: &Path) -> NodeWatcherSettings {
 
 async fn start_sim(dir: &Path, socket: &Path) -> NodeSim {
     let creds = forge_sim::creds::write_test_credentials(dir, 1, 0).expect("credentials");
-    NodeSim::start(NodeOptions {
-        name: "node-a".into(),
-        socket: socket.to_path_buf(),
-        kes: creds.kes,
-        vrf: creds.vrf,
-        opcert: creds.opcert,
-        timeline: dir.join("timeline.jsonl"),
-        start_as_non_producing: true,
-        replay: Duration::ZERO,
-        metrics_port: None,
-        echo_stdout: false,
-    })
+    NodeSim::start(NodeOptions::non_producing(
+        "node-a",
+        socket,
+        &creds,
+        dir.join("timeline.jsonl"),
+    ))
     .await
     .expect("node starts")
 }
