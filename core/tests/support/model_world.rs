@@ -1,7 +1,8 @@
 //! What the model worlds of the lifecycle's property tests (`lifecycle_props`,
-//! `quorum_gate_props`) share: how many cases to run, the wall clock a monotonic instant maps
-//! to, the Decider actor's timers, and the two ways such a world moves forward (time passing,
-//! and settling). Each test directory includes this file with `#[path]`.
+//! `quorum_gate_props`) share: how many cases to run, the model's lease and lifecycle settings,
+//! the wall clock a monotonic instant maps to, the Decider actor's timers, and the two ways such
+//! a world moves forward (time passing, and settling). Each test directory includes this file
+//! with `#[path]`.
 use std::time::Duration;
 
 use forge_core::config::LeaseTiming;
