@@ -52,7 +52,6 @@ use forge_core::{
     crd::CardanoLeader,
     lease::{LeaseRecord, release_record},
 };
-use forge_sim::creds::{TestCredentials, mainnet_kes_period_now, write_credentials};
 use futures::{FutureExt, future::BoxFuture};
 use tokio::time::Instant;
 
@@ -188,7 +187,7 @@ impl Pod {
         let world = InMemory::new(&cfg, &shared, Clock::new());
         let node = ModelNode::of(&world);
         node.start(4242, cfg.node.starts_non_producing);
-        publish_valid(&world);
+        world.sources.publish_valid(1);
         let stamps = Stamps::default();
         let tap = Arc::new(StampTap {
             me: cfg.lease_identity(),
@@ -277,17 +276,6 @@ impl Pod {
         assert!(!self.node.forging(), "the node stopped forging");
         Stamps::first(&self.stamps.take(), At::Remove) - taken
     }
-}
-
-/// Publishes a valid credential set (current on mainnet) into the pod's source files.
-fn publish_valid(world: &InMemory) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let paths = write_credentials(dir.path(), &TestCredentials::new(1, mainnet_kes_period_now()))
-        .expect("credentials");
-    let read = |p: &std::path::Path| std::fs::read(p).expect("read");
-    world
-        .sources
-        .publish(&read(&paths.kes), &read(&paths.vrf), &read(&paths.opcert));
 }
 
 fn main() {

@@ -44,6 +44,20 @@ trap cleanup EXIT
 
 kc() { kubectl --kubeconfig "$KUBECONFIG_FILE" --cache-dir "$work/kcache" "$@" 2>&1 | grep -v 'version difference' || true; }
 
+# version_pod NAME IMAGE WHAT: runs `forge-manager --version` from IMAGE in pod NAME to its end;
+# fails unless it succeeded, else logs what it printed.
+version_pod() {
+  local name="$1" image="$2" what="$3" phase=""
+  kc run "$name" --image="$image" --image-pull-policy=Never --restart=Never -- --version >/dev/null
+  for _ in $(seq 1 120); do
+    phase="$(kc get pod "$name" -o 'jsonpath={.status.phase}')"
+    [ "$phase" = Succeeded ] || [ "$phase" = Failed ] && break
+    sleep 0.5
+  done
+  [ "$phase" = Succeeded ] || fail "pod $name ($what, forge-manager --version) is $phase"
+  log "$what in a pod: $(kc logs "$name")"
+}
+
 readies=()
 for run in $(seq 1 "$RUNS"); do
   out="$work/out-$run"
@@ -70,25 +84,9 @@ for run in $(seq 1 "$RUNS"); do
     kc wait --for=condition=Ready pod/standin --timeout=60s
     phase="$(kc get pod standin -o 'jsonpath={.status.phase}')"
     [ "$phase" = Running ] || fail "pod standin is $phase, not Running"
-    kc run manager --image=localhost/forge-manager:dev --image-pull-policy=Never --restart=Never \
-      -- --version >/dev/null
-    for _ in $(seq 1 120); do
-      phase="$(kc get pod manager -o 'jsonpath={.status.phase}')"
-      [ "$phase" = Succeeded ] || [ "$phase" = Failed ] && break
-      sleep 0.5
-    done
-    [ "$phase" = Succeeded ] || fail "pod manager (forge-manager --version) is $phase"
-    log "forge-manager image in a pod: $(kc logs manager)"
+    version_pod manager localhost/forge-manager:dev "the forge-manager image"
     if [ "${DOCKERFILE:-0}" = 1 ]; then
-      kc run dockerfile --image=localhost/forge-manager:dockerfile --image-pull-policy=Never \
-        --restart=Never -- --version >/dev/null
-      for _ in $(seq 1 120); do
-        phase="$(kc get pod dockerfile -o 'jsonpath={.status.phase}')"
-        [ "$phase" = Succeeded ] || [ "$phase" = Failed ] && break
-        sleep 0.5
-      done
-      [ "$phase" = Succeeded ] || fail "pod dockerfile (the Dockerfile's image) is $phase"
-      log "the Dockerfile's image in a pod: $(kc logs dockerfile)"
+      version_pod dockerfile localhost/forge-manager:dockerfile "the Dockerfile's image"
     fi
   fi
 

@@ -133,33 +133,36 @@ with_binary() {
   echo "$r"
 }
 
-build_node() {
-  local bin="$1"
-  [ -x "$bin" ] || die "node: $bin is not an executable (the forge-sim binary)"
-  local out="$IMAGES/cardano-node-sim.tar" stamp
-  stamp="$(sha "$bin") $(sha scripts/cardano-node-standin.sh)"
-  if [ -f "$out" ] && [ "$(cat "$out.stamp" 2>/dev/null)" = "$stamp" ]; then echo "$out"; return; fi
-  local r
-  r="$(with_binary forge-sim "$bin")"
-  install -m 0555 scripts/cardano-node-standin.sh "$r/usr/local/bin/cardano-node"
-  oci_archive "localhost/cardano-node:sim" "$r" "$out" '["/usr/local/bin/cardano-node"]' '["run"]' '0:0'
+# cached OUT STAMP: whether OUT was built from what STAMP names (the digests its .stamp holds)
+cached() { [ -f "$1" ] && [ "$(cat "$1.stamp" 2>/dev/null)" = "$2" ]; }
+
+# stamped OUT STAMP: records what OUT was built from, and prints OUT
+stamped() { echo "$2" >"$1.stamp"; echo "$1"; }
+
+# binary_image REF OUT USER BIN NAME [SCRIPT ENTRY] -> OUT: the base with BIN at
+# /usr/local/bin/NAME (and SCRIPT at /usr/local/bin/ENTRY), run as USER with the entrypoint
+# /usr/local/bin/ENTRY (default NAME) and the command `run`; rebuilt only when BIN or SCRIPT changed
+binary_image() {
+  local ref="$1" out="$2" user="$3" bin="$4" name="$5" script="${6:-}" entry="${7:-$5}"
+  local stamp r
+  stamp="$(sha "$bin")${script:+ $(sha "$script")}"
+  if cached "$out" "$stamp"; then echo "$out"; return; fi
+  r="$(with_binary "$name" "$bin")"
+  [ -z "$script" ] || install -m 0555 "$script" "$r/usr/local/bin/$entry"
+  oci_archive "$ref" "$r" "$out" "[\"/usr/local/bin/$entry\"]" '["run"]' "$user"
   rm -rf "$r"
-  echo "$stamp" >"$out.stamp"
-  echo "$out"
+  stamped "$out" "$stamp"
+}
+
+build_node() {
+  [ -x "$1" ] || die "node: $1 is not an executable (the forge-sim binary)"
+  binary_image "localhost/cardano-node:sim" "$IMAGES/cardano-node-sim.tar" 0:0 "$1" forge-sim \
+    scripts/cardano-node-standin.sh cardano-node
 }
 
 build_manager() {
-  local bin="$1"
-  [ -x "$bin" ] || die "manager: $bin is not an executable (the forge-manager binary)"
-  local out="$IMAGES/forge-manager-dev.tar" stamp
-  stamp="$(sha "$bin")"
-  if [ -f "$out" ] && [ "$(cat "$out.stamp" 2>/dev/null)" = "$stamp" ]; then echo "$out"; return; fi
-  local r
-  r="$(with_binary forge-manager "$bin")"
-  oci_archive "localhost/forge-manager:dev" "$r" "$out" '["/usr/local/bin/forge-manager"]' '["run"]' '10001:10001'
-  rm -rf "$r"
-  echo "$stamp" >"$out.stamp"
-  echo "$out"
+  [ -x "$1" ] || die "manager: $1 is not an executable (the forge-manager binary)"
+  binary_image "localhost/forge-manager:dev" "$IMAGES/forge-manager-dev.tar" 10001:10001 "$1" forge-manager
 }
 
 # distroless/cc's content from Debian packages: glibc, libgcc, CA certificates, a nonroot user.
@@ -201,7 +204,7 @@ build_dockerfile_run() {
   command -v buildah >/dev/null || die "dockerfile-run: buildah is not installed (apt-get install buildah)"
   local out="$IMAGES/forge-manager-dockerfile-run.tar" stamp
   stamp="$(sha "$bin") $(sha Dockerfile)"
-  if [ -f "$out" ] && [ "$(cat "$out.stamp" 2>/dev/null)" = "$stamp" ]; then echo "$out"; return; fi
+  if cached "$out" "$stamp"; then echo "$out"; return; fi
   distroless_image
   local ctx
   ctx="$(mktemp -d)"
@@ -215,8 +218,7 @@ build_dockerfile_run() {
   rm -rf "$ctx"
   rm -f "$out"
   buildah push -q localhost/forge-manager:dockerfile-run "oci-archive:$out:localhost/forge-manager:dockerfile-run" >&2
-  echo "$stamp" >"$out.stamp"
-  echo "$out"
+  stamped "$out" "$stamp"
 }
 
 build_dockerfile() {

@@ -12,20 +12,20 @@ use std::{
 use actix::{Addr, Supervisor};
 use forge_actors::{
     adapters::{guard::GuardClient, process::ProcFs},
-    messages::{Fact, NodeProcess},
+    messages::NodeProcess,
     metrics::{Metrics, PodLabels},
     node_watcher::{NodeWatcher, NodeWatcherSettings},
-    testing::{Logs, eventually, recorder},
+    testing::{Logs, Probe, eventually, recorder},
 };
 use forge_core::decision::Event;
 use forge_sim::node::{NodeOptions, NodeSim};
 use prometheus::Registry;
 
-// === test helpers: `forge_actors::testing::{recorder, Logs, eventually}` ===
+// === test helpers: `forge_actors::testing::{Probe, recorder, Logs, eventually}` ===
 
 struct Watched {
     _watcher: Addr<NodeWatcher>,
-    facts: Arc<Mutex<Vec<Fact>>>,
+    decider: Probe,
     processes: Arc<Mutex<Vec<NodeProcess>>>,
 }
 
@@ -36,11 +36,12 @@ impl Watched {
 
     /// With `guard`: the node is identified through it when its process is not visible.
     fn start_guarded(settings: NodeWatcherSettings, procfs: ProcFs, guard: Option<GuardClient>) -> Self {
-        let (decider, facts) = recorder::<Fact>();
+        let decider = Probe::start();
+        let facts = decider.recipient();
         let (signaller, processes) = recorder::<NodeProcess>();
         let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
         let watcher = Supervisor::start(move |_| {
-            let w = NodeWatcher::new(settings, procfs, decider, signaller, &metrics);
+            let w = NodeWatcher::new(settings, procfs, facts, signaller, &metrics);
             match guard {
                 Some(g) => w.with_guard(Arc::new(g)),
                 None => w,
@@ -48,18 +49,13 @@ impl Watched {
         });
         Self {
             _watcher: watcher,
-            facts,
+            decider,
             processes,
         }
     }
 
     fn events(&self) -> Vec<Event> {
-        self.facts
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(|f| f.event.clone())
-            .collect()
+        self.decider.events()
     }
 
     fn processes(&self) -> Vec<NodeProcess> {
@@ -76,18 +72,12 @@ fn settings(socket: &Path) -> NodeWatcherSettings {
 
 async fn start_sim(dir: &Path, socket: &Path) -> NodeSim {
     let creds = forge_sim::creds::write_test_credentials(dir, 1, 0).expect("credentials");
-    NodeSim::start(NodeOptions {
-        name: "node-a".into(),
-        socket: socket.to_path_buf(),
-        kes: creds.kes,
-        vrf: creds.vrf,
-        opcert: creds.opcert,
-        timeline: dir.join("timeline.jsonl"),
-        start_as_non_producing: true,
-        replay: Duration::ZERO,
-        metrics_port: None,
-        echo_stdout: false,
-    })
+    NodeSim::start(NodeOptions::non_producing(
+        "node-a",
+        socket,
+        &creds,
+        dir.join("timeline.jsonl"),
+    ))
     .await
     .expect("node starts")
 }

@@ -11,7 +11,7 @@ use forge_actors::{
 };
 use forge_core::config::ValidConfig;
 use forge_guard::protocol::Request;
-use support::{TIMING_KEYS, on_virtual_time, publish_valid};
+use support::{TIMING_KEYS, on_virtual_time};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -45,7 +45,7 @@ fn decides_to_forge(handles: &Handles) -> bool {
 fn a_pod_forges_once_its_node_is_up_and_its_credentials_valid_and_stops_when_the_node_goes() {
     on_virtual_time(|| async {
         let (cfg, store, world) = one_pod_with_its_node_up();
-        publish_valid(&world, 1);
+        world.sources.publish_valid(1);
         let handles = start(&cfg, &world);
 
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -109,7 +109,7 @@ fn invalid_source_credentials_are_refused_with_an_event_and_the_pod_never_conten
         }
 
         // A valid set appears (a Secret update): the pod forges.
-        publish_valid(&world, 1);
+        world.sources.publish_valid(1);
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert!(decides_to_forge(&handles));
         assert_eq!(store.holder(), Some(cfg.lease_identity()));
@@ -140,7 +140,7 @@ fn of_two_pods_on_one_lease_one_forges_and_the_other_takes_over_when_its_node_go
                 let cfg = pod_config(name);
                 let world = InMemory::new(&cfg, &shared, clock);
                 world.node.start(4242, &["cardano-node", "run"]);
-                publish_valid(&world, 1);
+                world.sources.publish_valid(1);
                 (cfg, world)
             })
             .collect();
@@ -220,7 +220,7 @@ fn a_peer_change_is_read_at_once_only_while_this_pod_holds_its_regions_lease() {
                 forge_core::crd::NetworkSpec::new("mainnet", 764824073),
             ),
         ));
-        publish_valid(&world, 1);
+        world.sources.publish_valid(1);
         let registry = prometheus::Registry::new();
         let _handles = spawn_all(&cfg, world.adapters(&cfg), &registry).expect("the system starts");
 

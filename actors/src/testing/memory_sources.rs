@@ -63,6 +63,20 @@ impl MemorySources {
         self.change(Some(set));
     }
 
+    /// The files now hold a valid set (current on mainnet, operational certificate counter
+    /// `counter`, forge-sim's test keys); watchers are told.
+    pub fn publish_valid(&self, counter: u64) {
+        use forge_sim::creds::{TestCredentials, mainnet_kes_period_now, write_credentials};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let paths = write_credentials(
+            dir.path(),
+            &TestCredentials::new(counter, mainnet_kes_period_now()),
+        )
+        .expect("credentials");
+        let read = |p: &std::path::Path| std::fs::read(p).expect("read");
+        self.publish(&read(&paths.kes), &read(&paths.vrf), &read(&paths.opcert));
+    }
+
     /// What the files hold now (`None`: absent).
     pub fn read_now(&self) -> Option<CredentialContents> {
         self.lock().contents.clone()

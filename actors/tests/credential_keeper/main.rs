@@ -17,10 +17,10 @@ use actix::{Addr, Supervisor};
 use forge_actors::{
     adapters::fs_credentials::{CredentialKind, CredentialPaths, FsCredentials, FsSources},
     credential_keeper::CredentialKeeper,
-    messages::{CommandFailed, Fact, Install, SourcesRotated},
+    messages::{CommandFailed, Install, SourcesRotated},
     metrics::{Metrics, PodLabels},
     ports::{CredentialSource, CredentialStore},
-    testing::{eventually, recorder},
+    testing::{Probe, eventually, recorder},
 };
 use forge_core::decision::Event;
 use prometheus::Registry;
@@ -28,7 +28,7 @@ use prometheus::Registry;
 mod certificates;
 mod files;
 
-// === test helpers: `forge_actors::testing::{recorder, Logs, eventually}` ===
+// === test helpers: `forge_actors::testing::{Probe, recorder, Logs, eventually}` ===
 
 const FILES: [&str; 3] = ["kes.skey", "vrf.skey", "node.cert"];
 
@@ -90,7 +90,7 @@ fn corrupt_set(counter: u64, kept_hex: Arc<Mutex<String>>) -> impl FnOnce(&Path)
 
 struct Kept {
     keeper: Addr<CredentialKeeper>,
-    facts: Arc<Mutex<Vec<Fact>>>,
+    decider: Probe,
     rotations: Arc<Mutex<Vec<SourcesRotated>>>,
     metrics: Metrics,
     targets: CredentialPaths,
@@ -107,7 +107,8 @@ impl Kept {
         registry: &Registry,
         configure: impl Fn(CredentialKeeper) -> CredentialKeeper + 'static,
     ) -> Self {
-        let (decider, facts) = recorder::<Fact>();
+        let decider = Probe::start();
+        let facts = decider.recipient();
         let (rotated, rotations) = recorder::<SourcesRotated>();
         let metrics = Metrics::register(registry, &PodLabels::default(), "test").expect("metrics");
         let m = metrics.clone();
@@ -115,13 +116,13 @@ impl Kept {
         let sources: Arc<dyn CredentialSource> = Arc::new(FsSources::new(sources));
         let keeper = Supervisor::start(move |_| {
             configure(
-                CredentialKeeper::new(sources.clone(), t.clone(), decider.clone(), rotated.clone(), &m)
+                CredentialKeeper::new(sources.clone(), t.clone(), facts.clone(), rotated.clone(), &m)
                     .with_debounce(Duration::from_millis(50)),
             )
         });
         Self {
             keeper,
-            facts,
+            decider,
             rotations,
             metrics,
             targets,
@@ -129,12 +130,7 @@ impl Kept {
     }
 
     fn events(&self) -> Vec<Event> {
-        self.facts
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(|f| f.event.clone())
-            .collect()
+        self.decider.events()
     }
 
     fn rotations(&self) -> usize {

@@ -91,18 +91,7 @@ impl ConcurrentNode {
         let timeline = dir.join("timeline.jsonl");
         let reload = Latency::range_ms(20, RELOAD_MAX_MS);
         let sim = NodeSim::start_with(
-            NodeOptions {
-                name: "node".into(),
-                socket: dir.join("node.socket"),
-                kes: creds.kes.clone(),
-                vrf: creds.vrf.clone(),
-                opcert: creds.opcert.clone(),
-                timeline: timeline.clone(),
-                start_as_non_producing: true,
-                replay: Duration::ZERO,
-                metrics_port: None,
-                echo_stdout: false,
-            },
+            NodeOptions::non_producing("node", dir.join("node.socket"), &creds, &timeline),
             NodeBehaviour {
                 reload,
                 reload_order: ReloadOrder::Concurrent,

@@ -46,7 +46,7 @@ use forge_core::{config::LeaseTiming, lease::Mono};
 use tokio::time::Instant;
 
 #[allow(unused_imports)] // as the module: each test binary uses a different part
-pub use pod::{Pod, publish_valid};
+pub use pod::Pod;
 
 pub use forge_actors::testing::on_virtual_time;
 

@@ -1,7 +1,7 @@
 //! Starting a pod of the fleet (its whole actor system by `spawn_all`, on its in-memory world
 //! with the taps), and what a test does to its world and reads from it.
 
-use std::{path::Path, sync::Arc};
+use std::sync::Arc;
 
 use forge_actors::{
     messages::Shutdown,
@@ -9,7 +9,6 @@ use forge_actors::{
     testing::{InMemory, MemoryLeaseClient, ModelNode, Tapped, config},
 };
 use forge_core::{config::ValidConfig, decision::ReloadReason, status::SidecarStatus};
-use forge_sim::creds::{TestCredentials, mainnet_kes_period_now, write_credentials};
 
 use super::{
     CLUSTER, Fleet, PodOptions, TIMING_KEYS,
@@ -92,21 +91,6 @@ impl Fleet {
     }
 }
 
-/// Publishes a valid credential set (current on mainnet, operational certificate counter
-/// `counter`) into `world`'s source files.
-pub fn publish_valid(world: &InMemory, counter: u64) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let paths = write_credentials(
-        dir.path(),
-        &TestCredentials::new(counter, mainnet_kes_period_now()),
-    )
-    .expect("credentials");
-    let read = |p: &Path| std::fs::read(p).expect("read");
-    world
-        .sources
-        .publish(&read(&paths.kes), &read(&paths.vrf), &read(&paths.opcert));
-}
-
 /// One pod: its world and the handles of its system.
 pub struct Pod {
     /// Its name (the Lease identity).
@@ -160,7 +144,7 @@ impl Pod {
     /// A valid source set is published (the one published last, or the first).
     pub async fn credentials_valid(&self) {
         let counter = self.credentials.load(std::sync::atomic::Ordering::Relaxed);
-        publish_valid(&self.world, counter);
+        self.world.sources.publish_valid(counter);
     }
 
     /// A corrupt set is published (a bad rotation).
@@ -176,7 +160,7 @@ impl Pod {
             .credentials
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
-        publish_valid(&self.world, counter);
+        self.world.sources.publish_valid(counter);
     }
 
     /// The node guard fences the node on its own (its permit lapsed): files removed, forging

@@ -26,12 +26,8 @@ impl World {
     ) -> World {
         let config = LifecycleConfig {
             boot_credentials,
-            reassert_window: Duration::from_secs(20),
-            reassert_every: Duration::from_secs(4),
-            retry_after: Duration::from_secs(1),
-            status_write_required: false,
             shutdown_hold_max,
-            reload_room: STOP_GRACE,
+            ..model_world::lifecycle_config(STOP_GRACE)
         };
         let mut decider = DeciderConfig::single_cluster("c0");
         decider.lease = model_world::lease_timing();

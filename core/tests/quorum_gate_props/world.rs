@@ -84,14 +84,9 @@ impl World {
 
     pub(crate) fn with_glass(fail_percent: u32, seed: u64, glass: bool) -> Result<World, TestCaseError> {
         let config = LifecycleConfig {
-            boot_credentials: false,
-            reassert_window: Duration::from_secs(20),
-            reassert_every: Duration::from_secs(4),
-            retry_after: Duration::from_secs(1),
             status_write_required: true,
-            shutdown_hold_max: Duration::ZERO,
-            // F21: checked against the forge deadline below.
-            reload_room: RELOAD_ROOM,
+            // F21: the room is checked against the forge deadline below.
+            ..model_world::lifecycle_config(RELOAD_ROOM)
         };
         let mut decider = DeciderConfig::multi_cluster("c0", [PEER]);
         decider.quorum = true;

@@ -1,11 +1,12 @@
 //! What the model worlds of the lifecycle's property tests (`lifecycle_props`,
-//! `quorum_gate_props`) share: how many cases to run, the wall clock a monotonic instant maps
-//! to, the Decider actor's timers, and the two ways such a world moves forward (time passing,
-//! and settling). Each test directory includes this file with `#[path]`.
+//! `quorum_gate_props`) share: how many cases to run, the model's lease and lifecycle settings,
+//! the wall clock a monotonic instant maps to, the Decider actor's timers, and the two ways such
+//! a world moves forward (time passing, and settling). Each test directory includes this file
+//! with `#[path]`.
 use std::time::Duration;
 
 use forge_core::config::LeaseTiming;
-use forge_core::decision::{Command, Finished, Input, Mono, Run};
+use forge_core::decision::{Command, Finished, Input, LifecycleConfig, Mono, Run};
 use jiff::{SignedDuration, Timestamp};
 use proptest::test_runner::TestCaseError;
 
@@ -26,6 +27,22 @@ pub(crate) fn lease_timing() -> LeaseTiming {
         duration: Duration::from_secs(15),
         renew_deadline: RENEW_DEADLINE,
         retry_period: Duration::from_secs(2),
+    }
+}
+
+/// The model's lifecycle settings: a re-assert every 4 s in the node's first 20 s, a failed plan
+/// retried after 1 s, and `reload_room` left before the deadline when a reload that does not
+/// stop forging is planned (F21); no boot credentials, no status write required, no shutdown
+/// hold (a world that models one of these sets it).
+pub(crate) fn lifecycle_config(reload_room: Duration) -> LifecycleConfig {
+    LifecycleConfig {
+        boot_credentials: false,
+        reassert_window: Duration::from_secs(20),
+        reassert_every: Duration::from_secs(4),
+        retry_after: Duration::from_secs(1),
+        status_write_required: false,
+        shutdown_hold_max: Duration::ZERO,
+        reload_room,
     }
 }
 

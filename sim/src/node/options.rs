@@ -8,6 +8,7 @@ use std::time::Duration;
 
 #[cfg(doc)]
 use super::{NodeHandle, Tip};
+use crate::creds::CredentialPaths;
 
 /// How to run one simulated node.
 #[derive(Debug, Clone)]
@@ -32,6 +33,31 @@ pub struct NodeOptions {
     pub metrics_port: Option<u16>,
     /// Also print log lines on stdout (the CLI does; in-process tests read [`NodeHandle::log`]).
     pub echo_stdout: bool,
+}
+
+impl NodeOptions {
+    /// A node named `name` on `socket`, started with `--start-as-non-producing-node` on the
+    /// credential files `creds`, writing `timeline`: no ledger replay, no metrics endpoint, its
+    /// log kept in memory only (how an in-process test runs one).
+    pub fn non_producing(
+        name: impl Into<String>,
+        socket: impl Into<PathBuf>,
+        creds: &CredentialPaths,
+        timeline: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            socket: socket.into(),
+            kes: creds.kes.clone(),
+            vrf: creds.vrf.clone(),
+            opcert: creds.opcert.clone(),
+            timeline: timeline.into(),
+            start_as_non_producing: true,
+            replay: Duration::ZERO,
+            metrics_port: None,
+            echo_stdout: false,
+        }
+    }
 }
 
 /// How the node behaves where cardano-node is slow or rough (all off by default: the node then

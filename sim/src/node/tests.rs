@@ -25,18 +25,7 @@ async fn start_then_stop(order: ReloadOrder) -> (bool, Vec<EventKind>) {
     let timeline = dir.path().join("timeline.jsonl");
     let reload = Latency::range_ms(20, 300);
     let sim = NodeSim::start_with(
-        NodeOptions {
-            name: "node".into(),
-            socket: dir.path().join("node.socket"),
-            kes: creds.kes.clone(),
-            vrf: creds.vrf.clone(),
-            opcert: creds.opcert.clone(),
-            timeline: timeline.clone(),
-            start_as_non_producing: true,
-            replay: Duration::ZERO,
-            metrics_port: None,
-            echo_stdout: false,
-        },
+        NodeOptions::non_producing("node", dir.path().join("node.socket"), &creds, &timeline),
         NodeBehaviour {
             reload,
             reload_order: order,

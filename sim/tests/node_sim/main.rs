@@ -36,18 +36,12 @@ impl World {
     }
 
     fn opts(&self, name: &str) -> NodeOptions {
-        NodeOptions {
-            name: name.into(),
-            socket: self.dir.path().join(format!("{name}.socket")),
-            kes: self.creds.kes.clone(),
-            vrf: self.creds.vrf.clone(),
-            opcert: self.creds.opcert.clone(),
-            timeline: self.timeline(),
-            start_as_non_producing: true,
-            replay: Duration::ZERO,
-            metrics_port: None,
-            echo_stdout: false,
-        }
+        NodeOptions::non_producing(
+            name,
+            self.dir.path().join(format!("{name}.socket")),
+            &self.creds,
+            self.timeline(),
+        )
     }
 
     fn timeline(&self) -> PathBuf {
