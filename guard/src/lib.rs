@@ -18,7 +18,7 @@ pub mod protocol;
 pub mod scan;
 mod supervise;
 
-pub use supervise::{GuardError, GuardOptions, check_start_flags, run};
+pub use supervise::{GuardError, GuardOptions, MAX_RELOAD_ROOM, check_start_flags, run};
 
 /// How every line the guard writes to its stderr (the node container's log) begins; the time
 /// stamp follows (`forge-guard: t_unix_ns=<ns since the epoch> <message>`).
