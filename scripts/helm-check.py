@@ -154,6 +154,16 @@ async def main():
                 if vals.get("layout", "guard") == "guard":
                     check("--targets" in cmd and cmd[cmd.index("--targets") + 1].count(",") == 2,
                           f"{name}: the guard gets its three target files")
+                    # The guard's reload room: the sidecar's STOP_GRACE, capped as the sidecar caps it.
+                    fm = {"stopGrace": 2, "renewDeadline": 10, "retryPeriod": 2, **(vals.get("forgeManager") or {})}
+                    room = round(min(fm["stopGrace"], max(fm["renewDeadline"] - fm["retryPeriod"], 0)) * 1000)
+                    sidecar = next(c for c in spec["containers"] + (spec.get("initContainers") or [])
+                                   if c["name"] == "forge-manager")
+                    env = {e["name"]: e.get("value") for e in sidecar.get("env") or []}
+                    given = cmd[cmd.index("--reload-room-ms") + 1] if "--reload-room-ms" in cmd else None
+                    check(given == str(room) and env.get("STOP_GRACE") == str(fm["stopGrace"]),
+                          f"{name}: the guard's --reload-room-ms ({given}) is the sidecar's STOP_GRACE "
+                          f"({env.get('STOP_GRACE')}) capped at renewDeadline - retryPeriod ({room})")
                 check("readinessProbe" in node, f"{name}: the node container has a readiness probe")
                 arg = lambda flag: cmd[cmd.index(flag) + 1]
                 inits = {c["name"]: c for c in spec.get("initContainers") or []}

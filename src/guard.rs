@@ -16,7 +16,7 @@ use anyhow::Context as _;
 const DEFAULT_SOCKET: &str = forge_core::config::keys::GUARD_SOCKET.default;
 
 /// `forge-manager guard [--socket PATH] [--targets KES,VRF,OPCERT] [--allow-producing-start]
-/// [--kill-after-ms N] [--unpermitted-grace-ms N] -- CMD ARGS...`
+/// [--kill-after-ms N] [--unpermitted-grace-ms N] [--reload-room-ms N] -- CMD ARGS...`
 #[derive(Debug, clap::Args)]
 pub struct GuardArgs {
     /// The Unix socket the sidecar grants the permit over (shared `/ipc` volume).
@@ -43,6 +43,14 @@ pub struct GuardArgs {
     /// removed (and the node reloaded) after this many milliseconds.
     #[arg(long, env = "GUARD_UNPERMITTED_GRACE_MS", default_value_t = 10_000)]
     unpermitted_grace_ms: u64,
+    /// The longest a reload may take in the node: give it the sidecar's `STOP_GRACE` (its
+    /// default, 2 s, is this default), capped like the sidecar's reload room at
+    /// `RENEW_DEADLINE - RETRY_PERIOD`. A reload that would enable forging (start, rotation,
+    /// re-assert: a permit held, every credential file present) is refused with less than this
+    /// left of the permit, and a fence that follows one by less than this reloads the node once
+    /// more when it has had this long. 0 disables both.
+    #[arg(long, env = "GUARD_RELOAD_ROOM_MS", default_value_t = 2000)]
+    reload_room_ms: u64,
     /// The node's command line (cardano-node run ...).
     #[arg(last = true, required = true)]
     command: Vec<OsString>,
@@ -66,6 +74,7 @@ pub fn run(args: GuardArgs) -> anyhow::Result<ExitCode> {
         node_socket: args.node_socket,
         kill_after: Duration::from_millis(args.kill_after_ms),
         unpermitted_grace: Duration::from_millis(args.unpermitted_grace_ms),
+        reload_room: Duration::from_millis(args.reload_room_ms),
     };
     match forge_guard::run(opts) {
         Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),

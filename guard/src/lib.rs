@@ -6,7 +6,8 @@
 //! process namespace needed) and reports what the node actually does, from its log lines.
 //!
 //! It enforces "no permit, no forging" on its own: it never SIGHUPs the node before the node
-//! can take it, nor without a permit while credential files exist; it re-fences a node that
+//! can take it, nor without a permit while credential files exist, nor to enable forging with
+//! less than its reload room left of the permit; it re-fences a node that
 //! reports forging without a permit; it refuses to start a node that would forge from its start;
 //! and a fence that cannot remove the files terminates the node (`supervise` module docs).
 //!
@@ -18,7 +19,7 @@ pub mod protocol;
 pub mod scan;
 mod supervise;
 
-pub use supervise::{GuardError, GuardOptions, check_start_flags, run};
+pub use supervise::{GuardError, GuardOptions, MAX_RELOAD_ROOM, check_start_flags, run};
 
 /// How every line the guard writes to its stderr (the node container's log) begins; the time
 /// stamp follows (`forge-guard: t_unix_ns=<ns since the epoch> <message>`).

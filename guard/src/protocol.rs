@@ -33,6 +33,12 @@ pub const MAX_LINE: usize = 4096;
 /// is not ours, e.g. another time namespace) without limiting any sane configuration.
 pub const MAX_TTL_MS: u64 = 600_000;
 
+/// The refusal's `kind` when a `reload` would enable forging (a permit is held and every
+/// target credential file exists) with less than the guard's reload room left of the permit:
+/// the node may take that long to act on it, so it could take effect after the fence at the
+/// permit's end. A stopping reload (a file missing) is never refused this way.
+pub const PERMIT_ENDING: &str = "permit_ending";
+
 /// A request to the guard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
@@ -47,7 +53,8 @@ pub enum Request {
     /// the node, whether or not it held a permit.
     Revoke,
     /// SIGHUP the node: deferred until the node can take it, refused without a permit while a
-    /// target credential file exists.
+    /// target credential file exists, and refused ([`PERMIT_ENDING`]) when it would enable
+    /// forging with less than the guard's reload room left of the permit.
     Reload,
     /// Answer with the current state.
     State,

@@ -9,7 +9,8 @@
 //!
 //! This file holds the [`Rig`] the tests share (a guard and its node simulator in a temporary
 //! directory) and its helpers; the tests are in [`permits`] (lapse, revoke, refused requests,
-//! absolute deadlines, other UIDs, the lapse's latency and the guard's RSS), [`node`] (signals,
+//! absolute deadlines, other UIDs, the lapse's latency and the guard's RSS), [`reload_room`]
+//! (enabling reloads too close to the permit's end, a fence while one is under way), [`node`] (signals,
 //! subscribers, reloads and stops before the node is ready), [`no_permit`] (what the guard does
 //! when no permit is held) and [`sidecar`] (the NodeWatcher and the NodeSignaller talking to a
 //! real guard).
@@ -32,6 +33,7 @@ use forge_sim::{
 mod no_permit;
 mod node;
 mod permits;
+mod reload_room;
 mod sidecar;
 
 fn exe() -> PathBuf {
@@ -49,6 +51,11 @@ struct RigOptions {
     gate: Option<&'static str>,
     /// Extra arguments to `forge-manager guard`.
     guard_args: Vec<String>,
+    /// Extra arguments to the node simulator (`forge-manager sim node`).
+    node_args: Vec<String>,
+    /// The node's output goes to /dev/null: the guard sees none of its lines (a node that logs
+    /// to files only) and learns that it is ready from its socket (`--node-socket`).
+    silent: bool,
 }
 
 /// One guard + node simulator in a temporary directory.
@@ -81,8 +88,11 @@ impl Rig {
             .arg(d.join("guard.sock"))
             .arg("--targets")
             .arg(guard_targets(&t))
-            .args(&o.guard_args)
-            .arg("--");
+            .args(&o.guard_args);
+        if o.silent {
+            cmd.arg("--node-socket").arg(d.join("node.socket"));
+        }
+        cmd.arg("--");
         if let Some(gate) = o.gate {
             cmd.args([
                 "/bin/sh",
@@ -90,6 +100,9 @@ impl Rig {
                 r#"while [ ! -e "$0" ]; do sleep 0.01; done; exec "$@""#,
             ])
             .arg(d.join(gate));
+        }
+        if o.silent {
+            cmd.args(["/bin/sh", "-c", r#"exec "$@" >/dev/null 2>&1"#, "sh"]);
         }
         cmd.arg(exe())
             .args(["sim", "node", "--name", "n0"])
@@ -99,7 +112,8 @@ impl Rig {
             .arg("--timeline")
             .arg(d.join("timeline.jsonl"))
             .arg("--replay-ms")
-            .arg(o.replay_ms.to_string());
+            .arg(o.replay_ms.to_string())
+            .args(&o.node_args);
         if !o.producing {
             cmd.arg("--start-as-non-producing-node");
         }

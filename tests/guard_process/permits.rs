@@ -12,8 +12,9 @@ use crate::{Rig, exe, permit};
 fn a_lapsed_permit_removes_the_credentials_and_stops_the_node_forging() {
     let rig = Rig::start();
     assert_eq!(rig.state().permit_ms, None, "the guard starts without a permit");
-    rig.start_forging(1000);
-    std::thread::sleep(Duration::from_millis(600));
+    // A start needs the reload room (2 s by default) left of its permit.
+    rig.start_forging(2400);
+    std::thread::sleep(Duration::from_millis(2000));
     // Renewed in time: still forging.
     let a = rig.ask(permit(1000));
     assert!(a.ok, "{a:?}");

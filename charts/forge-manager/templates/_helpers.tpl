@@ -134,3 +134,12 @@ relays.namespaceSelector selects), and CIDRs. */}}
     cidr: {{ . }}
 {{- end }}
 {{- end -}}
+
+{{/* The node guard's reload room in ms (--reload-room-ms): STOP_GRACE, capped at
+RENEW_DEADLINE - RETRY_PERIOD as the sidecar caps its own, so the guard never refuses a start
+the sidecar sends right after a renewal. */}}
+{{- define "fm.guardReloadRoomMs" -}}
+{{- $fm := .Values.forgeManager -}}
+{{- $cap := subf $fm.renewDeadline $fm.retryPeriod | maxf 0 -}}
+{{- round (mulf (minf $fm.stopGrace $cap) 1000) 0 | int -}}
+{{- end -}}

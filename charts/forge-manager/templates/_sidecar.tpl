@@ -45,6 +45,8 @@ ignore the field, and the pod would hang in PodInitializing). */}}
       value: {{ $fm.renewDeadline | quote }}
     - name: RETRY_PERIOD
       value: {{ $fm.retryPeriod | quote }}
+    - name: STOP_GRACE
+      value: {{ $fm.stopGrace | quote }}
     - name: API_TIMEOUT
       value: {{ $fm.apiTimeout | quote }}
     - name: SHUTDOWN_TIMEOUT

@@ -16,7 +16,7 @@ use rustix::{fd::OwnedFd, process::Signal};
 use super::{Event, FILE_POLL, PUSH_TIMEOUT, log};
 use crate::{
     monotonic_now_ns,
-    protocol::{Answer, GuardState, MAX_TTL_MS, Observation, Request},
+    protocol::{Answer, GuardState, MAX_TTL_MS, Observation, PERMIT_ENDING, Request},
 };
 
 /// A forwarded signal's name as the log says it.
@@ -37,6 +37,9 @@ enum Hup {
     Deferred,
     /// Refused: no permit while this credential file exists.
     Refused(PathBuf),
+    /// Refused: it would enable forging with less than the reload room left of the permit
+    /// (this much, in ms).
+    TooLate(u64),
     /// The kernel refused (the node is gone).
     Failed,
 }
@@ -68,7 +71,38 @@ pub(super) struct Guard {
     pub(super) kill_at: Option<u64>,
     /// SIGTERM to SIGKILL, when a fence could remove nothing.
     pub(super) kill_after: Duration,
+    /// The longest a reload may take in the node: a reload that would enable forging is
+    /// refused with less than this left of the permit, and a fence that follows an enabling
+    /// reload by less than this reloads the node once more when that reload has had it.
+    /// Zero: neither.
+    pub(super) reload_room: Duration,
+    /// When the last SIGHUP that could enable forging (a permit held, every target file
+    /// present) was sent (CLOCK_MONOTONIC ns).
+    pub(super) enabling_sent: Option<u64>,
+    /// A fence followed an enabling reload that may still be under way: reload the node once
+    /// more at this instant (CLOCK_MONOTONIC ns), so that a reload without the files is the
+    /// last to take effect.
+    pub(super) recheck_at: Option<u64>,
+    /// Enabling reloads refused for too little permit left, since the guard started.
+    pub(super) refused_late: u64,
     pub(super) subscribers: Vec<UnixStream>,
+}
+
+/// Whether a reload that would enable forging must be refused: `Some(ms left of the permit)`
+/// when less than `room` is left of the permit ending at `deadline` (all CLOCK_MONOTONIC ns).
+/// A zero room refuses nothing; without a permit the no-permit rule applies instead.
+pub(super) fn too_late(deadline: Option<u64>, now: u64, room: Duration) -> Option<u64> {
+    let deadline = deadline?;
+    let left = deadline.saturating_sub(now);
+    (!room.is_zero() && left < ns(room)).then(|| ms_of_ns(left))
+}
+
+/// When a fence at `now` must reload the node once more: the instant the last enabling reload,
+/// sent at `enabling_sent`, has had `room`, if that is still ahead (that reload may take effect
+/// after the fence's own and enable forging again).
+pub(super) fn recheck_after_fence(enabling_sent: Option<u64>, now: u64, room: Duration) -> Option<u64> {
+    let at = enabling_sent?.saturating_add(ns(room));
+    (!room.is_zero() && at > now).then_some(at)
 }
 
 fn ns(d: Duration) -> u64 {
@@ -96,9 +130,17 @@ impl Guard {
                 self.signal(Signal::KILL);
                 continue;
             }
+            if self.recheck_at.is_some_and(|r| now >= r) {
+                self.recheck_at = None;
+                self.recheck();
+                continue;
+            }
             self.check_unpermitted(now);
             let poll = self.polling().then(|| now.saturating_add(ns(FILE_POLL)));
-            let wake = [self.permit, self.kill_at, poll].into_iter().flatten().min();
+            let wake = [self.permit, self.kill_at, self.recheck_at, poll]
+                .into_iter()
+                .flatten()
+                .min();
             let event = match wake {
                 Some(at) => match rx.recv_timeout(Duration::from_nanos(at.saturating_sub(now))) {
                     Ok(e) => e,
@@ -205,6 +247,8 @@ impl Guard {
                 let had = self.permit.is_some();
                 // Exactly what we were told, on the kernel's clock: never more.
                 self.permit = Some(deadline_mono_ns);
+                // Forging is permitted again: a late enabling reload no longer needs undoing.
+                self.recheck_at = None;
                 if !had {
                     log(format_args!("permit granted for {ahead} ms"));
                     self.push("permit");
@@ -230,6 +274,15 @@ impl Guard {
                         t.display()
                     ),
                 ),
+                Hup::TooLate(left) => Answer::error(
+                    PERMIT_ENDING,
+                    format!(
+                        "refusing to SIGHUP the node: the reload would enable forging with {left} ms left of the \
+                         permit, less than the reload room ({} ms; the node may take that long to act on it, so it \
+                         could take effect after the fence at the permit's end); renew the permit first",
+                        self.reload_room.as_millis()
+                    ),
+                ),
                 Hup::Failed => Answer::error("signal_failed", "SIGHUP could not be delivered to the node"),
             },
             Request::State | Request::Subscribe => Answer::ok(self.state()),
@@ -241,9 +294,17 @@ impl Guard {
         self.targets.iter().find(|t| t.exists()).cloned()
     }
 
+    /// Whether a SIGHUP now could enable forging: every target file exists (the node disables
+    /// forging when any of them is missing).
+    fn enabling(&self) -> bool {
+        self.targets.iter().all(|t| t.exists())
+    }
+
     /// A SIGHUP someone asked for (a reload request or a forwarded signal), under the rules:
     /// deferred until the node is ready; refused without a permit while a credential file
-    /// exists (every legitimate reload has a permit, or follows the files' removal).
+    /// exists (every legitimate reload has a permit, or follows the files' removal); refused
+    /// when it would enable forging (every file present) with less than the reload room left
+    /// of the permit. A stopping reload (a file missing) is never refused.
     fn reload(&mut self, what: &str) -> Hup {
         if !self.ready {
             if !self.pending_reload {
@@ -264,11 +325,52 @@ impl Guard {
             ));
             return Hup::Refused(t);
         }
+        let now = monotonic_now_ns();
+        let enabling = self.permit.is_some() && self.enabling();
+        if enabling && let Some(left) = too_late(self.permit, now, self.reload_room) {
+            self.refused_late += 1;
+            log(format_args!(
+                "{what} refused: it would enable forging with {left} ms left of the permit, less than the reload \
+                 room ({} ms): the node may act on it only after the fence at the permit's end (refused so far: {})",
+                self.reload_room.as_millis(),
+                self.refused_late
+            ));
+            return Hup::TooLate(left);
+        }
         if self.signal(Signal::HUP) {
+            if enabling {
+                self.enabling_sent = Some(now);
+            }
             Hup::Sent
         } else {
             Hup::Failed
         }
+    }
+
+    /// A fence followed an enabling reload by less than the reload room: that reload may take
+    /// effect after the fence's and enable forging again (the node handles each SIGHUP in a
+    /// thread of its own). Now that it has had its room, reload the node once more without
+    /// the files, unless a permit was granted since. A node whose "Enabling" line the guard
+    /// sees is re-fenced on that line already; this covers one whose lines it does not see.
+    fn recheck(&mut self) {
+        if self.permit.is_some() {
+            return;
+        }
+        if let Some(t) = self.present_target() {
+            // Written since the fence: the usual fence removes them first.
+            let why = format!(
+                "{} present after the fence, once the enabling reload sent before it had had the reload room",
+                t.display()
+            );
+            self.fence("refenced", &why);
+            return;
+        }
+        let sent = self.signal(Signal::HUP);
+        log(format_args!(
+            "an enabling reload was sent less than the reload room ({} ms) before the last fence and may have \
+             taken effect after it: the node is reloaded once more without credentials: {sent}",
+            self.reload_room.as_millis()
+        ));
     }
 
     /// The node showed a sign of life: deliver what was deferred.
@@ -289,6 +391,7 @@ impl Guard {
                 Hup::Sent => "sent",
                 Hup::Deferred => "deferred",
                 Hup::Refused(_) => "dropped (the node started without forging and stays so)",
+                Hup::TooLate(_) => "dropped (too little of the permit is left for it)",
                 Hup::Failed => "not delivered",
             };
             log(format_args!("{what} {outcome}"));
@@ -303,6 +406,16 @@ impl Guard {
     fn fence(&mut self, event: &str, why: &str) {
         self.permit = None;
         self.unpermitted_since = None;
+        let now = monotonic_now_ns();
+        if let Some(at) = recheck_after_fence(self.enabling_sent, now, self.reload_room) {
+            log(format_args!(
+                "an enabling reload was sent {} ms before this fence: the node is reloaded once more in {} ms, \
+                 when that reload has had the reload room",
+                ms_of_ns(now.saturating_sub(self.enabling_sent.unwrap_or(now))),
+                ms_of_ns(at - now)
+            ));
+            self.recheck_at = Some(at);
+        }
         let mut failures = Vec::new();
         let mut present = 0;
         for t in &self.targets {
@@ -427,5 +540,59 @@ impl Guard {
         let line = Answer::event(event, self.state()).to_line();
         self.subscribers
             .retain_mut(|s| s.write_all(line.as_bytes()).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+    const ROOM: Duration = Duration::from_secs(2);
+
+    #[test]
+    fn an_enabling_reload_is_refused_with_less_than_the_room_left_of_the_permit() {
+        let now = 1_000_000 * MS;
+        assert_eq!(too_late(Some(now + 1_999 * MS), now, ROOM), Some(1_999));
+        assert_eq!(too_late(Some(now + 10 * MS), now, ROOM), Some(10));
+        // A permit already past (the loop fences it next): nothing left.
+        assert_eq!(too_late(Some(now - MS), now, ROOM), Some(0));
+        assert_eq!(
+            too_late(Some(now + 2_000 * MS), now, ROOM),
+            None,
+            "exactly the room is enough"
+        );
+        assert_eq!(too_late(Some(now + 60_000 * MS), now, ROOM), None);
+        assert_eq!(
+            too_late(Some(now + MS), now, Duration::ZERO),
+            None,
+            "a zero room disables the rule"
+        );
+        assert_eq!(
+            too_late(None, now, ROOM),
+            None,
+            "no permit: the no-permit rule decides"
+        );
+    }
+
+    #[test]
+    fn a_fence_right_after_an_enabling_reload_is_followed_by_one_more_reload_when_it_had_the_room() {
+        let sent = 1_000_000 * MS;
+        assert_eq!(
+            recheck_after_fence(Some(sent), sent + 300 * MS, ROOM),
+            Some(sent + 2_000 * MS)
+        );
+        assert_eq!(
+            recheck_after_fence(Some(sent), sent + 2_000 * MS, ROOM),
+            None,
+            "it had its room"
+        );
+        assert_eq!(recheck_after_fence(Some(sent), sent + 5_000 * MS, ROOM), None);
+        assert_eq!(
+            recheck_after_fence(None, sent, ROOM),
+            None,
+            "no enabling reload was sent"
+        );
+        assert_eq!(recheck_after_fence(Some(sent), sent + MS, Duration::ZERO), None);
     }
 }

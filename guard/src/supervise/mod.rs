@@ -16,8 +16,14 @@
 //! - A permit is an absolute CLOCK_MONOTONIC deadline; one already past on arrival is refused.
 //! - A fence (lapse, `revoke`, or a re-fence) always removes the files and SIGHUPs the node, with
 //!   or without a permit. If no file could be removed it escalates: SIGTERM, then SIGKILL.
+//! - A SIGHUP that would enable forging (a permit held, every target file present) is refused
+//!   with less than the reload room (`--reload-room-ms`, the node's `STOP_GRACE`) left of the
+//!   permit: the node may act on it that late, after the fence at the permit's end. A stopping
+//!   SIGHUP (a file missing) and the fence's own are never refused.
 //! - The node reporting "Enabling block forging" without a permit is re-fenced at once; credential
-//!   files left present without a permit while consensus runs are removed after a grace.
+//!   files left present without a permit while consensus runs are removed after a grace. A fence
+//!   that follows an enabling SIGHUP by less than the reload room reloads the node once more
+//!   when that SIGHUP has had the room (for a node whose lines the guard does not see).
 
 mod guard;
 mod threads;
@@ -96,7 +102,15 @@ pub struct GuardOptions {
     /// reloaded) after this: longer than a starting plan takes from writing the files to asking
     /// for the permit (the CLI's default is 10 s).
     pub unpermitted_grace: Duration,
+    /// The longest a reload may take in the node (the sidecar's `STOP_GRACE`): a reload that
+    /// would enable forging is refused with less than this left of the permit, and a fence that
+    /// follows an enabling reload by less than this reloads the node once more when that reload
+    /// has had it. Zero disables both. At most [`MAX_RELOAD_ROOM`].
+    pub reload_room: Duration,
 }
+
+/// The longest reload room accepted: more than any permit could leave refuses every start.
+pub const MAX_RELOAD_ROOM: Duration = Duration::from_millis(crate::protocol::MAX_TTL_MS);
 
 /// Why the guard could not run.
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +183,14 @@ pub fn run(opts: GuardOptions) -> Result<i32, GuardError> {
                 .into(),
         ));
     }
+    if opts.reload_room > MAX_RELOAD_ROOM {
+        return Err(GuardError::Usage(format!(
+            "--reload-room-ms (GUARD_RELOAD_ROOM_MS) is {} ms: at most {} ms (the longest permit); it is \
+             the longest a reload may take in the node, the sidecar's STOP_GRACE (0 disables the rule)",
+            opts.reload_room.as_millis(),
+            MAX_RELOAD_ROOM.as_millis()
+        )));
+    }
     if !opts.allow_producing_start {
         check_start_flags(&opts.command).map_err(GuardError::ProducingStart)?;
     }
@@ -193,9 +215,11 @@ pub fn run(opts: GuardOptions) -> Result<i32, GuardError> {
         ));
     }
     log(format_args!(
-        "started {:?} as PID {pid}; socket {}; no permit (the node must not forge until the sidecar grants one)",
+        "started {:?} as PID {pid}; socket {}; reload room {} ms; no permit (the node must not forge until the \
+         sidecar grants one)",
         opts.command,
-        opts.socket.display()
+        opts.socket.display(),
+        opts.reload_room.as_millis()
     ));
 
     let (tx, rx) = mpsc::channel::<Event>();
@@ -259,6 +283,10 @@ pub fn run(opts: GuardOptions) -> Result<i32, GuardError> {
         unpermitted_grace: opts.unpermitted_grace,
         kill_at: None,
         kill_after: opts.kill_after,
+        reload_room: opts.reload_room,
+        enabling_sent: None,
+        recheck_at: None,
+        refused_late: 0,
         subscribers: Vec::new(),
     };
     let status = guard.serve(&rx);

@@ -13,6 +13,19 @@ use crate::{
 
 use super::*;
 
+/// The node guard's reload room in this world (`--reload-room-ms`): the sidecar's own (its
+/// default `STOP_GRACE`, 2 s, capped as the sidecar caps it at `RENEW_DEADLINE - RETRY_PERIOD`:
+/// 1.5 s in the fast worlds) less what a start may take from the sidecar's plan to the guard on
+/// a loaded test machine (0.5 s), so that the guard refuses only starts the sidecar would not
+/// have sent (a fresh permit here leaves less than the guard's default 2 s).
+fn guard_reload_room(o: &WorldOptions) -> Duration {
+    const STOP_GRACE: Duration = Duration::from_secs(2);
+    const DELIVERY: Duration = Duration::from_millis(500);
+    STOP_GRACE
+        .min(o.renew_deadline.saturating_sub(o.retry_period))
+        .saturating_sub(DELIVERY)
+}
+
 impl World {
     /// The behaviour pod `i`'s node is started with.
     pub fn node_behaviour(&self, i: usize) -> &NodeBehaviour {
@@ -51,6 +64,8 @@ impl World {
                 .arg(pod.guard_socket())
                 .arg("--targets")
                 .arg(crate::creds::guard_targets(&t))
+                .arg("--reload-room-ms")
+                .arg(guard_reload_room(&self.options).as_millis().to_string())
                 .arg("--")
                 .arg(&self.options.exe);
         }
