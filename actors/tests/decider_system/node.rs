@@ -110,7 +110,8 @@ fn a_leader_whose_node_the_guard_fenced_starts_it_again() {
     // L1-a: the guard's permit lapsed (renewals lost on the way) while the lease renews fine:
     // the guard removed the files and the node stopped forging; the Decider must not go on
     // claiming to forge with nothing installed. The start follows the fence's SIGHUP at once,
-    // so it is reloaded once more after the fence's STOP_GRACE (F24).
+    // so the NodeSignaller answers it as undoable until the fence's STOP_GRACE, and the
+    // Decider's lifecycle reloads it once more then (F24).
     with_a_leader(async |fleet, _, l| {
         let mark = fleet.mark();
         let before = l.reload_counts();
@@ -125,7 +126,7 @@ fn a_leader_whose_node_the_guard_fenced_starts_it_again() {
         );
         assert_eq!(
             l.reloads_since(&before),
-            [(ReloadReason::StartForging, 1), (ReloadReason::Reassert, 1)]
+            [(ReloadReason::StartForging, 1), (ReloadReason::FollowUp, 1)]
         );
         assert!(l.world.credentials.installed().is_some());
     });
