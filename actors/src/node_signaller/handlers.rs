@@ -56,8 +56,9 @@ impl NodeSignaller {
             // effect after this stop and undo it (and through the guard, the stop's own
             // "Disabling" line would confirm it first). So a stop is sent only once every
             // earlier reload has had its STOP_GRACE. Only stops wait: the actor answers nothing
-            // meanwhile (lease facts pass through it), and a start an earlier stop may undo is
-            // followed by one more reload once that stop has taken effect (F24).
+            // meanwhile (lease facts wait in its mailbox; the LeaseTap gave them to the Decider
+            // already), and a start an earlier stop may undo is answered as such, so the
+            // Decider reloads once more when that stop has taken effect (F24).
             tracing::info!(
                 actor = "node_signaller",
                 reason = reason.as_str(),

@@ -257,6 +257,42 @@ impl<M: actix::Message<Result = ()> + Send + Unpin + 'static> actix::Handler<M> 
 }
 
 #[actix::test]
+async fn a_lease_fact_reaches_the_decider_while_the_signaller_holds_a_stop() {
+    // F20's hold: a stop sent while an earlier reload may still be under way waits up to
+    // STOP_GRACE, and the signaller handles nothing else meanwhile. The lease facts pass it on
+    // their way to the Decider (the LeaseTap): a tap that waited for the signaller kept every
+    // renewal from the Decider that long. It enqueues them at the signaller and goes on.
+    use super::LeaseTap;
+    use crate::messages::Fact;
+    use forge_core::decision::Event;
+    let node = DeafNode::spawn().await;
+    let (addr, _metrics) = signaller_of(&node).await;
+    let facts = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Fact>::new()));
+    let decider = Inbox(facts.clone()).start();
+    let tap = LeaseTap::new(addr.clone().recipient(), decider.recipient()).start();
+    reload(&addr, ReloadReason::StartForging).await;
+    // Enqueued now: the signaller takes it before the fact below, and holds it back until the
+    // start has had its STOP_GRACE.
+    let stop = actix::spawn(addr.send(Reload {
+        reason: ReloadReason::StopForging,
+    }));
+    let renewal = Fact::now(Event::LeaseRenewed {
+        deadline: forge_core::lease::Mono::from_millis(60_000),
+    });
+    tap.send(renewal.clone()).await.expect("mailbox");
+    assert!(
+        !stop.is_finished(),
+        "the renewal reached the Decider only once the signaller's held stop was done"
+    );
+    assert_eq!(
+        facts.lock().expect("facts").last().map(|f| &f.event),
+        Some(&renewal.event)
+    );
+    let stopped = stop.await.expect("joined").expect("mailbox");
+    assert!(stopped.is_ok(), "{stopped:?}");
+}
+
+#[actix::test]
 async fn the_decider_hears_of_a_new_node_only_once_the_signaller_knows_its_process() {
     // The NodeWatcher reports a new node process to the NodeSignaller and NodeUp to the
     // Decider. Were NodeUp to go first (the signaller's mailbox full), the Decider's next stop

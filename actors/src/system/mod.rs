@@ -21,7 +21,7 @@
 //!
 //! LeaseElector ═► its forwarding task ─Fact(LeaseAcquired|LeaseRenewed|LeaseLost)─► LeaseTap
 //!              (an unbounded channel, drained in order with send().await)
-//! LeaseTap ─Fact(lease facts, TicketsChanged)─► NodeSignaller (the permit's bound), handled first
+//! LeaseTap ─Fact(lease facts, TicketsChanged)─► NodeSignaller (the permit's bound), enqueued first
 //!          └─Fact(every fact, then)─► Counted ─► Decider
 //! NodeWatcher ─Fact(NodeUp|NodeDown)─► Counted ─► Decider
 //! NodeWatcher ─NodeProcess─► NodeSignaller

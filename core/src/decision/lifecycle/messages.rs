@@ -210,8 +210,8 @@ pub enum Note {
     /// A rotation is being installed while forging.
     RotationInstalling,
     /// A start (or rotation) may be undone by an earlier stopping reload still under way in the
-    /// node until `at`: one more reload ([`Step::FollowUp`]) is planned then, if the node is
-    /// still meant to forge (F24).
+    /// node for `wait` more: one more reload ([`Step::FollowUp`]) is planned then, if the node
+    /// is still meant to forge (F24).
     FollowUpPlanned {
         /// How long until then.
         wait: Duration,
