@@ -371,9 +371,14 @@ impl NodeSignaller {
     /// The NodeWatcher's view of the node process.
     fn node_process(&mut self, node: Option<ProcessIdentity>) {
         if node.is_some() && node != self.last_node {
-            // Another process: nothing is queued in it yet.
-            self.reloads_done_by = None;
-            self.stops_done_by = None;
+            if self.last_node.is_some() {
+                // Another process: nothing is queued in it yet. The first one identified is
+                // not: a reload sent before (through the guard, as a fresh sidecar's start-up
+                // reload is) reached the process running then, most likely this one, and may
+                // still be under way in it (F20, F24).
+                self.reloads_done_by = None;
+                self.stops_done_by = None;
+            }
             // F22: an `exited` report from the old guard was about the old process; until the
             // signaller subscribes to the new guard it must not confirm a stop to this one.
             if let Some(g) = self.guard.as_ref() {

@@ -294,3 +294,51 @@ async fn a_start_right_after_the_guards_fence_is_reloaded_once_more_through_the_
         "the follow-up did not reach the subscribed guard"
     );
 }
+
+#[actix::test]
+async fn a_fresh_sidecars_start_up_reload_counts_for_the_node_process_it_identifies_next() {
+    // F24 after a sidecar restart, as the two-region chaos soak found it: the new sidecar's
+    // start-up reload went through the guard before its NodeWatcher had identified the node
+    // process, and that identification reset what the signaller knew was still under way in
+    // the node. The start a moment later took effect first, the start-up reload last, and the
+    // start was not answered as undoable: nothing reloaded the node again (36 s without a
+    // forger). The first process identified is the one the earlier reload reached.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(&dir);
+    let _ = recording_guard(
+        &socket,
+        Script::NeverConfirms,
+        Arc::new(AtomicBool::new(false)),
+        Reloads::default(),
+    );
+    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
+    let clock = Clock::new();
+    let client = GuardClient::new(&socket, Duration::from_millis(500));
+    let m = metrics.clone();
+    let addr = Supervisor::start(move |_| {
+        NodeSignaller::new(ProcFs::default(), &m)
+            .with_guard(Arc::new(client), clock)
+            .with_stop_confirmation(StopConfirmation {
+                grace: Duration::from_millis(600),
+                timeout: Duration::from_secs(5),
+            })
+    });
+    subscribed(&metrics).await;
+    let sent = tokio::time::Instant::now();
+    reload(&addr, ReloadReason::Startup).await;
+    let node = ProcFs::default()
+        .identity(std::process::id() as i32)
+        .expect("own identity");
+    addr.send(forge_actors::messages::NodeProcess(Some(node)))
+        .await
+        .expect("mailbox");
+    addr.send(Fact::now(Event::LeaseAcquired {
+        deadline: clock.mono_of(tokio::time::Instant::now() + Duration::from_secs(30)),
+    }))
+    .await
+    .expect("mailbox");
+    let until = start_forging(&addr).await.undoable_until.expect(
+        "the start after the start-up reload is answered as undoable, the node process identified in between",
+    );
+    assert!(until >= sent + Duration::from_millis(600), "{:?}", until - sent);
+}
