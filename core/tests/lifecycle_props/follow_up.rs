@@ -255,17 +255,14 @@ impl Follow {
     /// Moves time forward by `ms`, firing due timers on the way.
     fn advance(&mut self, ms: u64) -> Result<(), TestCaseError> {
         let until = self.now + Duration::from_millis(ms);
-        loop {
-            let Some(at) = self
-                .wakes
-                .iter()
-                .copied()
-                .chain(self.wake)
-                .filter(|t| *t <= until)
-                .min()
-            else {
-                break;
-            };
+        while let Some(at) = self
+            .wakes
+            .iter()
+            .copied()
+            .chain(self.wake)
+            .filter(|t| *t <= until)
+            .min()
+        {
             self.wakes.retain(|t| *t > at);
             if self.wake.is_some_and(|w| w <= at) {
                 self.wake = None;

@@ -33,7 +33,8 @@ impl Lifecycle {
             return; // only a reload that turns forging on is reported, and only that needs one
         }
         let at = match self.follow_up {
-            Some(f) if f.process == self.node_process => f.at.max(at),
+            // Already due then (a re-assert the signaller skipped reports it again): logged once.
+            Some(f) if f.process == self.node_process && f.at >= at => return,
             _ => at,
         };
         self.follow_up = Some(FollowUp {
