@@ -204,11 +204,25 @@ pub struct Remove;
 
 /// Decider → NodeSignaller: make the node re-read its credentials (SIGHUP).
 #[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "CommandResult")]
+#[rtype(result = "ReloadResult")]
 pub struct Reload {
     /// Why (metric label `reason` of `cardano_sighup_signals_total`).
     pub reason: ReloadReason,
 }
+
+/// The NodeSignaller's answer to a [`Reload`] that reached the node (or needed not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reloaded {
+    /// The reload may turn forging on, and a stopping reload sent earlier to the same node
+    /// process (ours, or the node guard's fence) may still take effect until this instant: it
+    /// could take effect last and leave the node not forging (cardano-node handles SIGHUPs
+    /// concurrently, docs/safety-findings.md F24). The Decider's lifecycle plans one more
+    /// reload then.
+    pub undoable_until: Option<Instant>,
+}
+
+/// The outcome of a [`Reload`].
+pub type ReloadResult = Result<Reloaded, CommandFailed>;
 
 /// NodeWatcher → NodeSignaller: the node process now running (or none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Message)]

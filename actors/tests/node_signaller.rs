@@ -96,7 +96,11 @@ async fn a_startup_reload_that_found_no_node_reaches_the_first_node_that_appears
 
 /// Asks the signaller for a reload for `reason` and returns its answer.
 async fn reload(signaller: &Addr<NodeSignaller>, reason: ReloadReason) -> CommandResult {
-    signaller.send(Reload { reason }).await.expect("mailbox")
+    signaller
+        .send(Reload { reason })
+        .await
+        .expect("mailbox")
+        .map(|_| ())
 }
 
 /// Tells the signaller that `child` is the node process now.

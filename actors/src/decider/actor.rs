@@ -139,6 +139,7 @@ impl Decider {
             let finished = Finished {
                 failed,
                 status_written: outcome.status_written,
+                undoable_until: outcome.undoable_until,
             };
             act.input(Input::Finished(finished), ctx);
         }));
@@ -189,6 +190,19 @@ fn log_note(note: &Note) {
             room_ms = room.as_millis() as u64,
             "not reloading the node yet: too little time is left before the lease's renew deadline for \
              the stop there to wait for this reload (STOP_GRACE); it goes after the next renewal"
+        ),
+        Note::FollowUpPlanned { wait } => tracing::info!(
+            in_ms = wait.as_millis() as u64,
+            "the node's start may be undone by an earlier stopping reload still under way in it (it handles \
+             SIGHUPs concurrently): reloading it once more when that one has had its STOP_GRACE, if still \
+             forging then"
+        ),
+        Note::FollowUpSending => tracing::info!(
+            "reloading the node once more: every earlier stopping reload has had its STOP_GRACE, so this one \
+             takes effect last"
+        ),
+        Note::FollowUpDropped => tracing::info!(
+            "follow-up reload not sent: the node is no longer meant to forge, or another node process runs"
         ),
         Note::RotationInstalling => {
             tracing::info!("credentials rotated while forging: installing the new set and reloading the node")

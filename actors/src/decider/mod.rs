@@ -303,6 +303,9 @@ struct Outcome {
     failed: Option<(Command, CommandFailed)>,
     /// Status writes confirmed: the `forgingEnabled` they carried and when.
     status_written: Vec<(bool, Mono)>,
+    /// The NodeSignaller answered a reload that an earlier stopping reload may undo until then
+    /// ([`crate::messages::Reloaded`]; the lifecycle plans the follow-up).
+    undoable_until: Option<Mono>,
 }
 
 /// Sends `cmds` in order, each answered before the next goes out.
@@ -361,7 +364,13 @@ async fn execute(
                 Command::Release => flatten(out.release.send(Release).await),
                 Command::Install => flatten(out.install.send(Install).await),
                 Command::Remove => flatten(out.remove.send(Remove).await),
-                Command::Reload { reason } => flatten(out.reload.send(Reload { reason: *reason }).await),
+                Command::Reload { reason } => {
+                    let answer = flatten(out.reload.send(Reload { reason: *reason }).await)?;
+                    if let Some(at) = answer.undoable_until.map(|at| clock.mono_of(at)) {
+                        outcome.undoable_until = Some(outcome.undoable_until.map_or(at, |t| t.max(at)));
+                    }
+                    Ok(())
+                }
                 Command::WriteStatus(report) => {
                     flatten(out.write_status.send(WriteStatus(report.clone())).await)
                 }
@@ -407,7 +416,7 @@ async fn execute(
     outcome
 }
 
-fn flatten(r: Result<Result<(), CommandFailed>, actix::MailboxError>) -> Result<(), CommandFailed> {
+fn flatten<T>(r: Result<Result<T, CommandFailed>, actix::MailboxError>) -> Result<T, CommandFailed> {
     r.map_err(|e| CommandFailed::new(CommandError::Mailbox, e))
         .and_then(|inner| inner)
 }

@@ -21,8 +21,6 @@ impl Actor for NodeSignaller {
 impl Supervised for NodeSignaller {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         let _ = self.restarts.record();
-        // Its timer belonged to the old context.
-        self.follow_up = None;
         if let Some(g) = self.guard.as_mut() {
             g.connected = false;
             g.connecting = false;

@@ -1,5 +1,5 @@
 //! The forging deadlines the NodeSignaller reads from the lease facts (the LeaseTap shows them
-//! here before the Decider): they bound the guard's permit and a follow-up reload's room.
+//! here before the Decider): they bound the guard's permit.
 
 use tokio::time::Instant;
 
@@ -9,7 +9,7 @@ use crate::clock::Clock;
 #[derive(Debug, Default)]
 pub(super) struct Deadlines {
     /// The LeaseElector's clock, so its deadlines mean the same instants here; `None`: lease
-    /// facts are not read (neither guard mode nor a reload room).
+    /// facts are not read (no guard mode).
     pub(super) clock: Option<Clock>,
     /// The lease's renew deadline, from the last `LeaseAcquired`/`LeaseRenewed`.
     pub(super) renew: Option<Instant>,

@@ -196,7 +196,7 @@ pub(super) async fn reload_via_guard(
                 confirm.wait().await?;
             }
         }
-        ReloadReason::Rotation | ReloadReason::Reassert => {
+        ReloadReason::Rotation | ReloadReason::Reassert | ReloadReason::FollowUp => {
             client.request(Request::Reload).await.map_err(failed)?;
         }
     }

@@ -11,7 +11,7 @@ use super::{
     delivery::{Confirm, guard_gone, reload_via_guard, stops, wait_earlier_reloads, wait_stopped_by_pid},
 };
 use crate::{
-    messages::{CommandError, CommandResult, Fact, NodeProcess, Reload},
+    messages::{CommandError, CommandResult, Fact, NodeProcess, Reload, ReloadResult},
     ports::GuardErrorKind,
 };
 
@@ -19,24 +19,14 @@ use crate::{
 type ReloadFuture = std::pin::Pin<Box<dyn actix::ActorFuture<NodeSignaller, Output = CommandResult>>>;
 
 impl Handler<Reload> for NodeSignaller {
-    type Result = AtomicResponse<Self, CommandResult>;
+    type Result = AtomicResponse<Self, ReloadResult>;
 
-    fn handle(&mut self, msg: Reload, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Reload, _ctx: &mut Context<Self>) -> Self::Result {
         let reason = msg.reason;
-        if !matches!(
-            reason,
-            ReloadReason::StartForging | ReloadReason::Rotation | ReloadReason::Reassert
-        ) {
-            // A stopping reload ends whatever a follow-up reload would have restored (F24).
-            self.cancel_follow_up(ctx);
-        }
         let reload = self.reload_future(reason);
-        AtomicResponse::new(Box::pin(reload.map(move |r, act, ctx| {
-            if r.is_ok() {
-                act.follow_up_if_undoable(reason, ctx);
-            }
-            r
-        })))
+        AtomicResponse::new(Box::pin(
+            reload.map(move |r, act, _| r.map(|()| act.answer(reason))),
+        ))
     }
 }
 
@@ -66,8 +56,9 @@ impl NodeSignaller {
             // effect after this stop and undo it (and through the guard, the stop's own
             // "Disabling" line would confirm it first). So a stop is sent only once every
             // earlier reload has had its STOP_GRACE. Only stops wait: the actor answers nothing
-            // meanwhile (lease facts pass through it), and a start an earlier stop may undo is
-            // followed by one more reload once that stop has taken effect (F24).
+            // meanwhile (lease facts wait in its mailbox; the LeaseTap gave them to the Decider
+            // already), and a start an earlier stop may undo is answered as such, so the
+            // Decider reloads once more when that stop has taken effect (F24).
             tracing::info!(
                 actor = "node_signaller",
                 reason = reason.as_str(),
@@ -201,7 +192,7 @@ impl NodeSignaller {
         match reason {
             ReloadReason::StartForging | ReloadReason::Rotation => self.told_to_forge = true,
             ReloadReason::StopForging | ReloadReason::Shutdown => self.told_to_forge = false,
-            ReloadReason::Startup | ReloadReason::Reassert => {}
+            ReloadReason::Startup | ReloadReason::Reassert | ReloadReason::FollowUp => {}
         }
     }
 
@@ -214,7 +205,7 @@ impl NodeSignaller {
                         ReloadReason::StopForging | ReloadReason::Shutdown | ReloadReason::Startup => {
                             g.permitted = false;
                         }
-                        ReloadReason::Rotation | ReloadReason::Reassert => {}
+                        ReloadReason::Rotation | ReloadReason::Reassert | ReloadReason::FollowUp => {}
                     }
                 }
                 self.told(reason);
@@ -332,12 +323,9 @@ impl Handler<Fact> for NodeSignaller {
                     // We must not forge: fence now rather than at the permit's end.
                     self.renew_permit(ctx);
                 }
-                return;
             }
-            _ => return,
+            _ => {}
         }
-        // A renewal may leave the room a deferred follow-up reload waited for (F21).
-        self.resume_follow_up(ctx);
     }
 }
 

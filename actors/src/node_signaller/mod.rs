@@ -7,7 +7,7 @@
 //! [`NodeHost::signal`] (with `/proc`: a pidfd opened before the start time is checked again),
 //! so a reused PID is never signalled (S1). It decides nothing: a reload that cannot be delivered is reported as
 //! a [`CommandFailed`]. Re-sending is the Decider's call (it re-asserts during a node's
-//! start-up), with one exception in guard mode: a reload the guard reports as lost in the
+//! start-up, and follows up a start an earlier stop may undo), with one exception in guard mode: a reload the guard reports as lost in the
 //! ledger replay is re-sent when the node reports that consensus runs, and only while a permit
 //! is held (a lost *start*): a standby's lost reload only stopped forging on a node that started
 //! non-producing, so there is nothing to re-send, and a re-sent reload must never make a
@@ -48,26 +48,24 @@
 //! **A start is not undone by an earlier stop (L1).** The other way round, an earlier stopping
 //! reload (ours, the start-up reload, or the guard's own fence when a permit lapsed or was
 //! revoked) still under way when a start's SIGHUP arrives can take effect after the start and
-//! leave the node not forging while this pod holds the lease and means to forge; nothing would
-//! tell it to forge again (the guard drops re-asserts, and the Decider re-asserts only during a
-//! node's start-up), so nobody forged until the next fault (docs/safety-findings.md F24). Starts
-//! are not held back like stops (the actor answers nothing while it holds a reload). Instead,
-//! a start or rotation sent before every earlier stopping reload has had its `STOP_GRACE` is
-//! followed by one more reload once they have, if the node is still meant to forge (no stop
-//! since, the guard's permit still held, the same node process); a stop cancels it. Like the
-//! Decider's own starts, that reload goes only while at least its `reload_room` is left before
-//! the forging deadline (the renew deadline; in quorum mode the earlier of it and the forge
-//! deadline), else the stop there would wait for it (docs/safety-findings.md F21): due with
-//! less left, it is deferred (logged) and goes after the next lease fact that leaves room (a
-//! renewal), on the same conditions.
+//! leave the node not forging while this pod holds the lease and means to forge
+//! (docs/safety-findings.md F24). Starts are not held back like stops (the actor answers nothing
+//! while it holds a reload). Instead the signaller keeps when every stopping reload sent to the
+//! current node process has had its `STOP_GRACE` (`stops_done_by`), and the answer to a reload
+//! that may turn forging on (a start, rotation, re-assert or follow-up) sent before then says
+//! until when it may be undone ([`Reloaded::undoable_until`]). The Decider's lifecycle
+//! (forge-core) plans one more reload then, a `FollowUp`, if the node is still meant to forge,
+//! under the same room before the forging deadline as its other non-stopping reloads (F21). A
+//! `FollowUp` is sent like a rotation, through the guard or by PID, and never skipped as a
+//! re-assert is (the guard sees nothing to re-send: the node did apply the stop).
 //!
 //! **Metrics.** `forge_manager_fencing_covered` is 1 while the guard's subscription is up.
 //! `cardano_forging_enabled` is what the guard reports the node does; without a guard, what
 //! the node was last told (a successful starting or stopping reload). A follow-up reload after a
-//! start counts in `cardano_sighup_signals_total{reason="reassert"}` when it is sent (a deferred
-//! one once it goes, a dropped one never).
+//! start counts in `cardano_sighup_signals_total{reason="follow_up"}` when it is sent.
 //!
 //! [`NodeProcess`]: crate::messages::NodeProcess
+//! [`Reloaded::undoable_until`]: crate::messages::Reloaded::undoable_until
 
 mod actor;
 mod deadlines;
@@ -201,16 +199,9 @@ pub struct NodeSignaller {
     reloads_done_by: Option<Instant>,
     /// The latest instant by which every stopping reload sent to the node process so far (ours,
     /// and the guard's fences) has taken effect: a start sent before then may be undone by one
-    /// of them, and is followed by one more reload then (module docs, F24).
+    /// of them, and its answer says so (module docs, F24).
     stops_done_by: Option<Instant>,
-    /// The reload that follows such a start, while it waits.
-    follow_up: Option<actix::SpawnHandle>,
-    /// That reload came due with less than `reload_room` left before the forging deadline: it
-    /// goes after the next lease fact that leaves room, if meant for this node process then.
-    follow_up_deferred: Option<Option<ProcessIdentity>>,
-    /// How much a follow-up reload must leave before the forging deadline (F21); zero: any.
-    reload_room: Duration,
-    /// The lease's forging deadlines, from the lease facts (the permit's bound, the room's).
+    /// The lease's forging deadlines, from the lease facts (the permit's bound).
     deadlines: Deadlines,
 }
 
@@ -243,9 +234,6 @@ impl NodeSignaller {
             boot_credentials: true,
             reloads_done_by: None,
             stops_done_by: None,
-            follow_up: None,
-            follow_up_deferred: None,
-            reload_room: Duration::ZERO,
             deadlines: Deadlines::default(),
         }
     }
@@ -305,16 +293,6 @@ impl NodeSignaller {
         self
     }
 
-    /// A follow-up reload (module docs, "A start is not undone by an earlier stop") goes only
-    /// while at least `room` is left before the forging deadline, as the Decider's own
-    /// non-stopping reloads (its `reload_room`, F21); else after the next lease fact that leaves
-    /// room. `clock` must be the LeaseElector's, as for [`NodeSignaller::with_guard`].
-    pub fn with_reload_room(mut self, room: Duration, clock: Clock) -> Self {
-        self.reload_room = room;
-        self.deadlines.clock = Some(clock);
-        self
-    }
-
     /// The guard client, when a guard socket exists now.
     fn live_guard(&self) -> Option<Arc<dyn NodeGuard>> {
         self.guard
@@ -360,7 +338,7 @@ impl NodeSignaller {
                 ReloadReason::StopForging | ReloadReason::Shutdown | ReloadReason::Startup => {
                     self.forging.set(0)
                 }
-                ReloadReason::Rotation | ReloadReason::Reassert => {}
+                ReloadReason::Rotation | ReloadReason::Reassert | ReloadReason::FollowUp => {}
             }
         }
         tracing::info!(
@@ -393,9 +371,14 @@ impl NodeSignaller {
     /// The NodeWatcher's view of the node process.
     fn node_process(&mut self, node: Option<ProcessIdentity>) {
         if node.is_some() && node != self.last_node {
-            // Another process: nothing is queued in it yet.
-            self.reloads_done_by = None;
-            self.stops_done_by = None;
+            if self.last_node.is_some() {
+                // Another process: nothing is queued in it yet. The first one identified is
+                // not: a reload sent before (through the guard, as a fresh sidecar's start-up
+                // reload is) reached the process running then, most likely this one, and may
+                // still be under way in it (F20, F24).
+                self.reloads_done_by = None;
+                self.stops_done_by = None;
+            }
             // F22: an `exited` report from the old guard was about the old process; until the
             // signaller subscribes to the new guard it must not confirm a stop to this one.
             if let Some(g) = self.guard.as_ref() {

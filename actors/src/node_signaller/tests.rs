@@ -16,8 +16,7 @@ use tokio::time::Instant;
 use super::{NodeSignaller, StopConfirmation};
 use crate::{
     adapters::process::{ProcFs, ProcessIdentity},
-    clock::Clock,
-    messages::{NodeProcess, Reload},
+    messages::{NodeProcess, Reload, Reloaded},
     metrics::{Metrics, PodLabels},
 };
 
@@ -76,16 +75,6 @@ fn signaller() -> (Addr<NodeSignaller>, Metrics) {
     (addr, metrics)
 }
 
-/// [`signaller`] keeping STOP_GRACE of room before the renew deadline (read on the returned
-/// clock), told the process of `node`.
-async fn signaller_with_reload_room(node: &DeafNode) -> (Addr<NodeSignaller>, Metrics, Clock) {
-    let metrics = Metrics::register(&Registry::new(), &PodLabels::default(), "test").expect("metrics");
-    let clock = Clock::new();
-    let addr = with_grace(&metrics).with_reload_room(GRACE, clock).start();
-    tell(&addr, node).await;
-    (addr, metrics, clock)
-}
-
 /// [`signaller`], told the process of `node`.
 async fn signaller_of(node: &DeafNode) -> (Addr<NodeSignaller>, Metrics) {
     let (addr, metrics) = signaller();
@@ -100,11 +89,11 @@ async fn tell(addr: &Addr<NodeSignaller>, node: &DeafNode) {
         .expect("mailbox");
 }
 
-async fn reload(addr: &Addr<NodeSignaller>, reason: ReloadReason) {
+async fn reload(addr: &Addr<NodeSignaller>, reason: ReloadReason) -> Reloaded {
     addr.send(Reload { reason })
         .await
         .expect("mailbox")
-        .unwrap_or_else(|e| panic!("{} reload: {e:?}", reason.as_str()));
+        .unwrap_or_else(|e| panic!("{} reload: {e:?}", reason.as_str()))
 }
 
 fn sighups(metrics: &Metrics, reason: ReloadReason) -> u64 {
@@ -187,144 +176,69 @@ async fn a_reassert_by_pid_is_not_queued_behind_a_reload_that_may_be_under_way()
     assert_eq!(sighups(&metrics, ReloadReason::Reassert), 1);
 }
 
-/// Waits (bounded) until `metrics` counts `n` re-assert SIGHUPs.
-async fn reasserts_reach(metrics: &Metrics, n: u64, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while sighups(metrics, ReloadReason::Reassert) < n {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    true
-}
-
 #[actix::test]
-async fn a_start_an_earlier_stopping_reload_may_undo_is_reloaded_once_more_after_it() {
+async fn a_start_an_earlier_stopping_reload_may_undo_is_answered_with_when_that_one_is_done() {
     // F24: the node handles each SIGHUP in a thread of its own. A start sent while the start-up
     // reload (credentials absent) may still be under way can take effect first, and that
-    // reload then turns forging off while this pod holds the lease; nothing else would reload
-    // the node. One more reload follows once the start-up reload has had its STOP_GRACE.
+    // reload then turns forging off while this pod holds the lease. The answer says until when
+    // (the Decider's lifecycle reloads once more then); the signaller sends nothing by itself.
     let node = DeafNode::spawn().await;
     let (addr, metrics) = signaller_of(&node).await;
-    let startup = Instant::now();
+    let before = Instant::now();
     reload(&addr, ReloadReason::Startup).await;
-    reload(&addr, ReloadReason::StartForging).await;
+    let after = Instant::now();
+    let answer = reload(&addr, ReloadReason::StartForging).await;
+    let until = answer
+        .undoable_until
+        .expect("a start sent while the start-up reload may be under way is answered as undoable");
+    assert!(
+        until >= before + GRACE && until <= after + GRACE,
+        "undoable until {:?} after the start-up reload, not its STOP_GRACE ({GRACE:?})",
+        until - before
+    );
+    // A rotation then too; a stop never (it turns nothing on).
+    let rotation = reload(&addr, ReloadReason::Rotation).await;
+    assert_eq!(rotation.undoable_until, Some(until));
+    // Nothing follows by itself: the follow-up is the Decider's.
+    tokio::time::sleep_until(until + GRACE).await;
     assert_eq!(sighups(&metrics, ReloadReason::Reassert), 0);
-    assert!(
-        reasserts_reach(&metrics, 1, GRACE + Duration::from_secs(3)).await,
-        "no reload followed a start sent while the start-up reload may still have been under way"
-    );
-    let after = startup.elapsed();
-    assert!(
-        after >= GRACE - Duration::from_millis(20),
-        "the follow-up went {after:?} after the start-up reload, before it had had its STOP_GRACE ({GRACE:?})"
-    );
-    // Once: the follow-up is no start of its own.
-    tokio::time::sleep(2 * GRACE).await;
-    assert_eq!(sighups(&metrics, ReloadReason::Reassert), 1);
+    assert_eq!(sighups(&metrics, ReloadReason::FollowUp), 0);
 }
 
 #[actix::test]
-async fn a_start_no_stopping_reload_may_undo_is_not_followed_up() {
-    let node = DeafNode::spawn().await;
-    let (addr, metrics) = signaller_of(&node).await;
-    reload(&addr, ReloadReason::StartForging).await;
-    reload(&addr, ReloadReason::Rotation).await;
-    assert!(
-        !reasserts_reach(&metrics, 1, 2 * GRACE).await,
-        "a reload followed starts that no stopping reload could undo"
-    );
-}
-
-#[actix::test]
-async fn a_stop_after_such_a_start_cancels_its_follow_up() {
-    // The follow-up reload restores forging: it must never go after a stop (S2).
+async fn a_follow_up_by_pid_goes_although_the_start_may_still_be_under_way() {
+    // The follow-up is due when the earlier stop has had its STOP_GRACE, which is before the
+    // start after it has had its own: unlike a re-assert, it is not skipped then.
     let node = DeafNode::spawn().await;
     let (addr, metrics) = signaller_of(&node).await;
     reload(&addr, ReloadReason::Startup).await;
-    reload(&addr, ReloadReason::StartForging).await;
-    reload(&addr, ReloadReason::StopForging).await;
-    assert!(
-        !reasserts_reach(&metrics, 1, 2 * GRACE).await,
-        "a reload followed the start after the stop that ended it"
-    );
-}
-
-#[actix::test]
-async fn a_follow_up_due_too_close_to_the_renew_deadline_waits_for_the_next_renewal() {
-    // F21 through F24: the follow-up reload is a start the Decider does not see. Sent with less
-    // than STOP_GRACE left before the renew deadline, the stop at the deadline would wait for
-    // its STOP_GRACE (F20's hold) past the deadline. It goes after the renewal instead.
-    use crate::messages::Fact;
-    use forge_core::decision::Event;
-    let node = DeafNode::spawn().await;
-    let (addr, metrics, clock) = signaller_with_reload_room(&node).await;
-    // The renew deadline comes 200 ms after the follow-up would be due (STOP_GRACE after the
-    // start-up reload): too little room for it.
-    let renew_deadline = Instant::now() + GRACE + Duration::from_millis(200);
-    addr.send(Fact::now(Event::LeaseAcquired {
-        deadline: clock.mono_of(renew_deadline),
-    }))
-    .await
-    .expect("mailbox");
-    reload(&addr, ReloadReason::Startup).await;
-    reload(&addr, ReloadReason::StartForging).await;
-    assert!(
-        !reasserts_reach(&metrics, 1, GRACE + Duration::from_millis(600)).await,
-        "the follow-up reload went with less than STOP_GRACE left before the renew deadline"
-    );
-    // The renewal moves the deadline: the follow-up goes now, not STOP_GRACE later.
-    let renewed = Instant::now();
-    addr.send(Fact::now(Event::LeaseRenewed {
-        deadline: clock.mono_of(renewed + Duration::from_secs(10)),
-    }))
-    .await
-    .expect("mailbox");
-    assert!(
-        reasserts_reach(&metrics, 1, Duration::from_millis(300)).await,
-        "the deferred follow-up reload did not go after the renewal that left room for it"
-    );
-    // Once.
-    addr.send(Fact::now(Event::LeaseRenewed {
-        deadline: clock.mono_of(Instant::now() + Duration::from_secs(10)),
-    }))
-    .await
-    .expect("mailbox");
-    tokio::time::sleep(2 * GRACE).await;
-    assert_eq!(sighups(&metrics, ReloadReason::Reassert), 1);
-}
-
-#[actix::test]
-async fn a_deferred_follow_up_is_dropped_by_a_stop() {
-    // The lease is lost at the deadline and the Decider stops the node: the renewal of a later
-    // tenure must not restore forging the stop ended (S2).
-    use crate::messages::Fact;
-    use forge_core::decision::Event;
-    let node = DeafNode::spawn().await;
-    let (addr, metrics, clock) = signaller_with_reload_room(&node).await;
-    addr.send(Fact::now(Event::LeaseAcquired {
-        deadline: clock.mono_of(Instant::now() + GRACE + Duration::from_millis(200)),
-    }))
-    .await
-    .expect("mailbox");
-    reload(&addr, ReloadReason::Startup).await;
-    reload(&addr, ReloadReason::StartForging).await;
-    tokio::time::sleep(GRACE + Duration::from_millis(300)).await;
-    addr.send(Fact::now(Event::LeaseLost { holder: None }))
+    tokio::time::sleep(GRACE / 2).await;
+    let until = reload(&addr, ReloadReason::StartForging)
         .await
-        .expect("mailbox");
-    reload(&addr, ReloadReason::StopForging).await;
-    let before = sighups(&metrics, ReloadReason::Reassert);
-    addr.send(Fact::now(Event::LeaseAcquired {
-        deadline: clock.mono_of(Instant::now() + Duration::from_secs(10)),
-    }))
-    .await
-    .expect("mailbox");
-    assert!(
-        !reasserts_reach(&metrics, before + 1, 2 * GRACE).await,
-        "a deferred follow-up reload went after the stop that ended its start"
+        .undoable_until
+        .expect("undoable");
+    tokio::time::sleep_until(until).await;
+    let answer = reload(&addr, ReloadReason::FollowUp).await;
+    assert_eq!(
+        sighups(&metrics, ReloadReason::FollowUp),
+        1,
+        "the follow-up reload was not sent while the start may still be under way"
     );
+    assert_eq!(
+        answer.undoable_until, None,
+        "no stopping reload is left to undo it"
+    );
+}
+
+#[actix::test]
+async fn a_start_no_stopping_reload_may_undo_is_answered_as_final() {
+    let node = DeafNode::spawn().await;
+    let (addr, _metrics) = signaller_of(&node).await;
+    assert_eq!(
+        reload(&addr, ReloadReason::StartForging).await,
+        Reloaded::default()
+    );
+    assert_eq!(reload(&addr, ReloadReason::Rotation).await, Reloaded::default());
 }
 
 /// Stands in for the NodeSignaller's mailbox: records what reaches it once it runs.
@@ -340,6 +254,42 @@ impl<M: actix::Message<Result = ()> + Send + Unpin + 'static> actix::Handler<M> 
     fn handle(&mut self, msg: M, _: &mut actix::Context<Self>) {
         self.0.lock().expect("inbox").push(msg);
     }
+}
+
+#[actix::test]
+async fn a_lease_fact_reaches_the_decider_while_the_signaller_holds_a_stop() {
+    // F20's hold: a stop sent while an earlier reload may still be under way waits up to
+    // STOP_GRACE, and the signaller handles nothing else meanwhile. The lease facts pass it on
+    // their way to the Decider (the LeaseTap): a tap that waited for the signaller kept every
+    // renewal from the Decider that long. It enqueues them at the signaller and goes on.
+    use super::LeaseTap;
+    use crate::messages::Fact;
+    use forge_core::decision::Event;
+    let node = DeafNode::spawn().await;
+    let (addr, _metrics) = signaller_of(&node).await;
+    let facts = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Fact>::new()));
+    let decider = Inbox(facts.clone()).start();
+    let tap = LeaseTap::new(addr.clone().recipient(), decider.recipient()).start();
+    reload(&addr, ReloadReason::StartForging).await;
+    // Enqueued now: the signaller takes it before the fact below, and holds it back until the
+    // start has had its STOP_GRACE.
+    let stop = actix::spawn(addr.send(Reload {
+        reason: ReloadReason::StopForging,
+    }));
+    let renewal = Fact::now(Event::LeaseRenewed {
+        deadline: forge_core::lease::Mono::from_millis(60_000),
+    });
+    tap.send(renewal.clone()).await.expect("mailbox");
+    assert!(
+        !stop.is_finished(),
+        "the renewal reached the Decider only once the signaller's held stop was done"
+    );
+    assert_eq!(
+        facts.lock().expect("facts").last().map(|f| &f.event),
+        Some(&renewal.event)
+    );
+    let stopped = stop.await.expect("joined").expect("mailbox");
+    assert!(stopped.is_ok(), "{stopped:?}");
 }
 
 #[actix::test]

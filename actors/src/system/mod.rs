@@ -21,7 +21,7 @@
 //!
 //! LeaseElector ═► its forwarding task ─Fact(LeaseAcquired|LeaseRenewed|LeaseLost)─► LeaseTap
 //!              (an unbounded channel, drained in order with send().await)
-//! LeaseTap ─Fact(lease facts, TicketsChanged)─► NodeSignaller (the permit's bound), handled first
+//! LeaseTap ─Fact(lease facts, TicketsChanged)─► NodeSignaller (the permit's bound), enqueued first
 //!          └─Fact(every fact, then)─► Counted ─► Decider
 //! NodeWatcher ─Fact(NodeUp|NodeDown)─► Counted ─► Decider
 //! NodeWatcher ─NodeProcess─► NodeSignaller
@@ -236,8 +236,8 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
     .start()
     .recipient();
 
-    // The room a non-stopping reload leaves before the forging deadline: the Decider's and the
-    // NodeSignaller's follow-up reload's (docs/safety-findings.md F21).
+    // The room a non-stopping reload leaves before the forging deadline, the follow-up after a
+    // start included (docs/safety-findings.md F21, F24).
     let ticket_timing = quorum.as_ref().map(|q| q.ticket.as_lease_timing());
     let (reload_room, capped) = crate::decider::reload_room(*stop_grace, lease, ticket_timing.as_ref());
     // Reloads go through the node guard whenever its socket exists (SIGHUP by PID otherwise);
@@ -255,7 +255,6 @@ pub fn spawn_all(cfg: &ValidConfig, io: Adapters, registry: &Registry) -> Result
                 .with_guard(guard, clock)
                 .with_quorum_if(quorum_glass)
                 .with_stop_confirmation(stop)
-                .with_reload_room(reload_room, clock)
                 .with_decider(fact);
             if boot_credentials {
                 signaller

@@ -59,8 +59,10 @@ fn a_node_restart_on_the_leader_stops_it_at_once_and_hands_over_without_overlap(
 /// was made, F12); decided again with the node up, the leader installs and reloads for its new
 /// node, which forges on. The stop reaches the new process: the old guard's `exited` report
 /// is about the old process and confirms nothing for the new one (F22), and a stop during
-/// which a new process came up is not adopted (F17), so it is stopped once more before the
-/// start.
+/// which a new process came up is not adopted (F17): the leader, its lease renewed meanwhile,
+/// starts that process again at once (when the lease facts waited behind the stop in the
+/// NodeSignaller, the Decider saw its renew deadline pass and stopped it once more first), and
+/// reloads it once more when the stop has had its STOP_GRACE (F24).
 #[test]
 fn a_node_restart_faster_than_its_report_is_stopped_and_forges_again_without_a_handover() {
     with_a_leader(async move |fleet, _, l| {
@@ -76,19 +78,16 @@ fn a_node_restart_faster_than_its_report_is_stopped_and_forges_again_without_a_h
         assert!(again.seq > stopped.seq);
         assert_eq!(
             node_calls(fleet, l.name, mark),
-            [
-                Did::Remove,
-                Did::Reload,
-                Did::Remove,
-                Did::Reload,
-                Did::Install,
-                Did::Reload
-            ],
-            "stopped (the new process too), then started again; nothing given up"
+            [Did::Remove, Did::Reload, Did::Install, Did::Reload, Did::Reload],
+            "stopped (the new process too), then started again and followed up; nothing given up"
         );
         assert_eq!(
             l.reloads_since(&before),
-            [(ReloadReason::StartForging, 1), (ReloadReason::StopForging, 2)]
+            [
+                (ReloadReason::StartForging, 1),
+                (ReloadReason::StopForging, 1),
+                (ReloadReason::FollowUp, 1)
+            ]
         );
         assert_eq!(
             l.world.credentials.installed(),
@@ -110,7 +109,8 @@ fn a_leader_whose_node_the_guard_fenced_starts_it_again() {
     // L1-a: the guard's permit lapsed (renewals lost on the way) while the lease renews fine:
     // the guard removed the files and the node stopped forging; the Decider must not go on
     // claiming to forge with nothing installed. The start follows the fence's SIGHUP at once,
-    // so it is reloaded once more after the fence's STOP_GRACE (F24).
+    // so the NodeSignaller answers it as undoable until the fence's STOP_GRACE, and the
+    // Decider's lifecycle reloads it once more then (F24).
     with_a_leader(async |fleet, _, l| {
         let mark = fleet.mark();
         let before = l.reload_counts();
@@ -125,7 +125,7 @@ fn a_leader_whose_node_the_guard_fenced_starts_it_again() {
         );
         assert_eq!(
             l.reloads_since(&before),
-            [(ReloadReason::StartForging, 1), (ReloadReason::Reassert, 1)]
+            [(ReloadReason::StartForging, 1), (ReloadReason::FollowUp, 1)]
         );
         assert!(l.world.credentials.installed().is_some());
     });

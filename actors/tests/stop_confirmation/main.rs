@@ -5,12 +5,12 @@
 //! the reload (`stop_unconfirmed`); a guard that does not answer is not a node that is gone
 //! (F3); a reload the node lost in its replay is never re-sent for a standby (F4); a stop waits
 //! for an earlier reload that may be under way (F20); a start right after the guard's fence is
-//! reloaded once more (F24). When the guard is gone or refuses (`guard_gone`): only the node
+//! answered as undoable until the fence is done, and the follow-up then reaches the guard (F24). When the guard is gone or refuses (`guard_gone`): only the node
 //! process identified by PID and start time being gone confirms a stop, and an old guard's
 //! `exited` report confirms nothing for a new node process (F22). By PID, against the node
 //! simulator handling SIGHUPs concurrently as cardano-node does (`concurrent_node`): a start
 //! still under way never undoes a confirmed stop (F20), and a start an earlier stopping reload
-//! undoes is reloaded until the node forges (F24).
+//! undoes is answered as undoable, and forges again after the follow-up reload (F24).
 
 mod concurrent_node;
 mod fake_guard;
@@ -68,6 +68,7 @@ pub(crate) async fn stop(addr: &Addr<NodeSignaller>) -> CommandResult {
     })
     .await
     .expect("mailbox")
+    .map(|_| ())
 }
 
 /// A NodeSignaller stopping with `stop`, subscribed to a guard in `dir` scripted with `script`

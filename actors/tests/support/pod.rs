@@ -20,13 +20,14 @@ use super::{
 const PID: i32 = 4242;
 
 /// Every reason a reload is sent for.
-const REASONS: [ReloadReason; 6] = [
+const REASONS: [ReloadReason; 7] = [
     ReloadReason::StartForging,
     ReloadReason::StopForging,
     ReloadReason::Startup,
     ReloadReason::Shutdown,
     ReloadReason::Rotation,
     ReloadReason::Reassert,
+    ReloadReason::FollowUp,
 ];
 
 impl Fleet {

@@ -26,6 +26,11 @@ pub enum ReloadReason {
     /// Re-sent during the node's start-up, when an earlier SIGHUP may have been lost in its
     /// ledger replay (the files already match the decision; the signal only re-applies them).
     Reassert,
+    /// Re-sent once every stopping reload sent to the node process before a start (or
+    /// rotation) has taken effect: cardano-node handles SIGHUPs concurrently, so one of those
+    /// could take effect after the start and leave the node not forging (F24). The lifecycle
+    /// plans it when the NodeSignaller reports the start may be undone until then.
+    FollowUp,
 }
 
 impl ReloadReason {
@@ -41,7 +46,10 @@ impl ReloadReason {
     pub fn turns_forging_on(self) -> bool {
         matches!(
             self,
-            ReloadReason::StartForging | ReloadReason::Rotation | ReloadReason::Reassert
+            ReloadReason::StartForging
+                | ReloadReason::Rotation
+                | ReloadReason::Reassert
+                | ReloadReason::FollowUp
         )
     }
 
@@ -54,6 +62,7 @@ impl ReloadReason {
             ReloadReason::Shutdown => "shutdown",
             ReloadReason::Rotation => "rotation",
             ReloadReason::Reassert => "reassert",
+            ReloadReason::FollowUp => "follow_up",
         }
     }
 }

@@ -34,6 +34,7 @@ use model_world::{RENEW_DEADLINE, Running, Timers, cases, wall_at};
 use proptest::prelude::*;
 
 mod fixed_histories;
+mod follow_up;
 #[path = "../support/model_world.rs"]
 mod model_world;
 mod properties;

@@ -96,6 +96,7 @@ impl Running {
         Input::Finished(Finished {
             failed,
             status_written: self.status_written,
+            undoable_until: None,
         })
     }
 }

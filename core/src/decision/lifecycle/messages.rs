@@ -30,6 +30,8 @@ pub enum Step {
     StandbyReload,
     /// A rotated credential set installed while forging.
     Rotation,
+    /// One more reload after a start that an earlier stopping reload may undo (F24).
+    FollowUp,
     /// The shutdown plan.
     Shutdown,
 }
@@ -46,6 +48,7 @@ impl Step {
             Step::Reassert => "reassert",
             Step::StandbyReload => "standby_reload",
             Step::Rotation => "rotation",
+            Step::FollowUp => "follow_up",
             Step::Shutdown => "shutdown",
         }
     }
@@ -56,7 +59,7 @@ impl Step {
     pub fn forges(&self) -> bool {
         match self {
             Step::Decision(next) => next.forge,
-            Step::Rotation | Step::Reassert => true,
+            Step::Rotation | Step::Reassert | Step::FollowUp => true,
             _ => false,
         }
     }
@@ -123,6 +126,11 @@ pub struct Finished {
     pub failed: Option<Command>,
     /// Status writes confirmed: the `forgingEnabled` each carried and when its answer arrived.
     pub status_written: Vec<(bool, Mono)>,
+    /// A reload of the plan that may turn forging on was sent while an earlier stopping reload
+    /// to the same node process may still take effect, up to this instant: that one could take
+    /// effect last and leave the node not forging (cardano-node handles SIGHUPs concurrently,
+    /// F24). The NodeSignaller says so in the reload's answer; the latest such instant.
+    pub undoable_until: Option<Mono>,
 }
 
 /// Something the actor must do, in the order given.
@@ -201,6 +209,19 @@ pub enum Note {
     },
     /// A rotation is being installed while forging.
     RotationInstalling,
+    /// A start (or rotation) may be undone by an earlier stopping reload still under way in the
+    /// node for `wait` more: one more reload ([`Step::FollowUp`]) is planned then, if the node
+    /// is still meant to forge (F24).
+    FollowUpPlanned {
+        /// How long until then.
+        wait: Duration,
+    },
+    /// The follow-up reload is being sent: every earlier stopping reload has had its
+    /// `STOP_GRACE`, so this one takes effect last.
+    FollowUpSending,
+    /// The follow-up reload is dropped: the node is no longer meant to forge, or another node
+    /// process runs.
+    FollowUpDropped,
     /// SIGTERM: the shutdown plan runs next.
     ShuttingDown {
         /// Whether the decision in force forges.

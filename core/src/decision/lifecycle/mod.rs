@@ -49,11 +49,22 @@
 //!   again on the next fact (a renewal moves the deadline), a rotation stays pending and a
 //!   re-assert due, both sent after the next fact that leaves room; a wake-up at the deadline
 //!   re-decides if no renewal comes.
+//! - Follow-up (F24): cardano-node handles every SIGHUP in a thread of its own, so a stopping
+//!   reload still under way when a start's (or rotation's) SIGHUP arrives can take effect after
+//!   it and leave the node not forging. The NodeSignaller knows when every stopping reload it
+//!   (or the node guard) sent to the node process has had its `STOP_GRACE`, and says so in the
+//!   answer to such a start ([`Finished::undoable_until`]). At that instant one more reload
+//!   ([`Step::FollowUp`]) is planned, if the node is still meant to forge: the decision in force
+//!   and the current one forge, the same node process runs, and no stopping reload was planned
+//!   since (a stop cancels it). It is a non-stopping reload like the others: planned only with
+//!   the reload room left (F21), deferred like a re-assert until a fact or heartbeat that leaves
+//!   room, and dropped when the stop at the deadline comes first (the node stops anyway then).
 //! - Rotation: a rotated set is installed and the node reloaded only while forging and only if
 //!   the next decision still forges; a rotation during a plan waits for it.
 //! - Shutdown: once nothing is in flight, [`shutdown_plan`]; then [`Effect::Exit`], confirmed or
 //!   not (a failed stop keeps the claim and the lease: they expire on their own).
 
+mod follow_up;
 mod messages;
 mod sequence;
 
@@ -165,6 +176,8 @@ pub struct Lifecycle {
     node_process: u64,
     /// [`Lifecycle::node_process`] when the plan in flight started.
     run_process: u64,
+    /// One more reload is due after a start an earlier stopping reload may undo (F24).
+    follow_up: Option<follow_up::FollowUp>,
 }
 
 impl Lifecycle {
@@ -192,6 +205,7 @@ impl Lifecycle {
             run_process: 0,
             reassert_deferred: false,
             start_deferred: None,
+            follow_up: None,
         }
     }
 
@@ -283,6 +297,7 @@ impl Lifecycle {
                 self.fold(Event::Tick);
                 self.reassert(now, &mut fx);
                 self.redecide(now, wall, &mut fx);
+                self.follow_up_due(now, wall, &mut fx);
                 self.shutdown_if_idle(now, wall, &mut fx);
                 fx.push(Effect::Publish);
             }
@@ -292,6 +307,7 @@ impl Lifecycle {
                     self.run(startup_plan(), Step::Startup, &mut fx);
                 } else {
                     self.redecide(now, wall, &mut fx);
+                    self.follow_up_due(now, wall, &mut fx);
                     self.shutdown_if_idle(now, wall, &mut fx);
                 }
             }

@@ -53,7 +53,7 @@ impl Lifecycle {
 
     /// The deadline a forging plan carries: the renew deadline, and in quorum mode the forge
     /// deadline too (docs/quorum.md).
-    fn forge_deadline(&self) -> Option<Mono> {
+    pub(super) fn forge_deadline(&self) -> Option<Mono> {
         let tickets = self.state.tickets.as_ref().and_then(|t| t.until);
         match (self.state.lease.deadline(), tickets) {
             (Some(lease), Some(tickets)) if self.state.config.quorum => Some(lease.min(tickets)),
@@ -64,7 +64,7 @@ impl Lifecycle {
     /// F21: how little is left before the forging deadline when that is less than
     /// [`LifecycleConfig::reload_room`](super::LifecycleConfig::reload_room) (no deadline:
     /// nothing is left); `None` when a reload that does not stop forging may go now.
-    fn too_close_to_deadline(&self, now: Mono) -> Option<Duration> {
+    pub(super) fn too_close_to_deadline(&self, now: Mono) -> Option<Duration> {
         let left = self
             .forge_deadline()
             .map_or(Duration::ZERO, |d| d.saturating_since(now));
@@ -85,6 +85,7 @@ impl Lifecycle {
         if self.reassert_deferred {
             self.reassert(now, fx);
         }
+        self.follow_up_due(now, wall, fx);
     }
 
     pub(super) fn run(&mut self, commands: Vec<Command>, step: Step, fx: &mut Vec<Effect>) {
@@ -100,6 +101,13 @@ impl Lifecycle {
         if commands.iter().any(|c| matches!(c, Command::Reload { .. })) {
             // Any reload tells the node the files as they are now.
             self.standby_reload_due = false;
+        }
+        if commands
+            .iter()
+            .any(|c| matches!(c, Command::Reload { reason } if !reason.turns_forging_on()))
+        {
+            // A stop ends whatever a follow-up reload would have restored (F24).
+            self.follow_up = None;
         }
         self.run_tenure = self.tenure;
         self.run_process = self.node_process;
@@ -322,6 +330,8 @@ impl Lifecycle {
         let Some(step) = self.in_flight.take() else {
             return; // nothing was in flight: a stray report changes nothing
         };
+        // First: a stop this finish plans next cancels it.
+        self.follow_up_reported(&step, finished.undoable_until, now, fx);
         let status_written = if self.run_tenure == self.tenure {
             finished.status_written
         } else {
@@ -394,7 +404,10 @@ impl Lifecycle {
                 }
             }
             (None, Step::Undo) => self.residue = false,
-            (None, Step::BootRemove | Step::Reassert | Step::Rotation | Step::StandbyReload) => {}
+            (
+                None,
+                Step::BootRemove | Step::Reassert | Step::Rotation | Step::StandbyReload | Step::FollowUp,
+            ) => {}
             (Some(_), step) => {
                 let starting = matches!(&step, Step::Decision(next) if next.forge && !self.current.forge);
                 if matches!(&step, Step::Decision(_)) && (self.current.forge || step.forges()) {
@@ -436,6 +449,7 @@ impl Lifecycle {
                     self.rotation_pending = false;
                     self.rotate(now, wall, fx);
                 }
+                self.follow_up_due(now, wall, fx);
             }
             Phase::StartingUp | Phase::Stopped => {}
         }
