@@ -66,6 +66,7 @@
 
 mod follow_up;
 mod messages;
+mod room;
 mod sequence;
 
 use std::time::Duration;
