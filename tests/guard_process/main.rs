@@ -180,6 +180,22 @@ impl Rig {
         self.events().iter().filter(|e| e.event == kind).count()
     }
 
+    /// When the node first logged `kind` (unix ns), if it did.
+    fn first_at(&self, kind: EventKind) -> Option<u64> {
+        self.events()
+            .iter()
+            .find(|e| e.event == kind)
+            .map(|e| e.t_unix_ns)
+    }
+
+    /// When the node last logged `kind` (unix ns), if it did.
+    fn last_at(&self, kind: EventKind) -> Option<u64> {
+        self.events()
+            .iter()
+            .rfind(|e| e.event == kind)
+            .map(|e| e.t_unix_ns)
+    }
+
     fn forging(&self) -> bool {
         self.events()
             .iter()

@@ -181,12 +181,7 @@ fn lapse_to_forging_off_latency_and_guard_rss() {
         assert!(rig.ask(permit(100)).ok);
         rig.wait(Duration::from_secs(3), "forging_off", || !rig.forging());
         let lapsed = forge_guard::logged_at(&rig.log(), "permit lapsed").expect("the lapse is logged");
-        let off = rig
-            .events()
-            .iter()
-            .find(|e| e.event == EventKind::ForgingOff)
-            .map(|e| e.t_unix_ns)
-            .expect("forging_off");
+        let off = rig.first_at(EventKind::ForgingOff).expect("forging_off");
         lapse_ms.push((off.saturating_sub(lapsed)) as f64 / 1e6);
     }
     lapse_ms.sort_by(f64::total_cmp);

@@ -165,12 +165,7 @@ fn late_start(silent: bool) -> (Rig, u64) {
     rig.wait(Duration::from_secs(3), "the start taking effect", || {
         rig.count(EventKind::ForgingOn) == 1
     });
-    let on = rig
-        .events()
-        .iter()
-        .find(|e| e.event == EventKind::ForgingOn)
-        .map(|e| e.t_unix_ns)
-        .expect("forging_on");
+    let on = rig.first_at(EventKind::ForgingOn).expect("forging_on");
     assert!(
         on > fenced,
         "the start took effect before the fence: the race was not set up"
@@ -191,12 +186,7 @@ fn a_fence_while_a_start_is_under_way_is_repeated_once_the_start_had_the_reload_
         "forging_off after the repeated fence reload",
         || !rig.forging(),
     );
-    let off = rig
-        .events()
-        .iter()
-        .rfind(|e| e.event == EventKind::ForgingOff)
-        .map(|e| e.t_unix_ns)
-        .expect("forging_off");
+    let off = rig.last_at(EventKind::ForgingOff).expect("forging_off");
     let log = rig.log();
     assert!(
         log.contains("an enabling reload was sent")
@@ -219,12 +209,7 @@ fn a_start_that_takes_effect_after_the_fence_is_refenced_on_its_enabling_line() 
     rig.wait(Duration::from_secs(4), "forging_off after the re-fence", || {
         !rig.forging()
     });
-    let off = rig
-        .events()
-        .iter()
-        .rfind(|e| e.event == EventKind::ForgingOff)
-        .map(|e| e.t_unix_ns)
-        .expect("forging_off");
+    let off = rig.last_at(EventKind::ForgingOff).expect("forging_off");
     assert!(
         rig.log()
             .contains("permit refenced: the node reports forging without a permit"),

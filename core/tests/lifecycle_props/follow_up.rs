@@ -19,8 +19,7 @@
 use std::time::Duration;
 
 use forge_core::decision::{
-    Command, DeciderConfig, Effect, Event, Finished, Input, Lifecycle, LifecycleConfig, Mono, Note,
-    ReloadReason, Run, State,
+    Command, DeciderConfig, Effect, Event, Finished, Input, Lifecycle, Mono, Note, ReloadReason, Run, State,
 };
 use proptest::{prelude::*, strategy::ValueTree};
 
@@ -93,15 +92,7 @@ impl Follow {
     /// A leader forging: start-up done, node up, credentials valid, the lease acquired, the start
     /// carried out.
     fn leader(seed: u64, fail_percent: u32) -> Result<Follow, TestCaseError> {
-        let config = LifecycleConfig {
-            boot_credentials: false,
-            reassert_window: Duration::from_secs(20),
-            reassert_every: Duration::from_secs(4),
-            retry_after: Duration::from_secs(1),
-            status_write_required: false,
-            shutdown_hold_max: Duration::ZERO,
-            reload_room: STOP_GRACE,
-        };
+        let config = model_world::lifecycle_config(STOP_GRACE);
         let mut decider = DeciderConfig::single_cluster("c0");
         decider.lease = model_world::lease_timing();
         let mut w = Follow {
